@@ -1,0 +1,66 @@
+"""Guishu (归属): customer-ownership management. `create_app` is the only way to build the app."""
+from __future__ import annotations
+
+import logging
+from typing import Optional, Type
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app.extensions import appbuilder, csrf, db, migrate
+
+
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    # Foreign keys are off by default in SQLite; the ownership invariant depends on them.
+    module = type(dbapi_connection).__module__
+    if "sqlite" not in module:
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_app(config: Optional[Type] = None, **overrides) -> Flask:
+    """config -> db -> appbuilder -> views, APIs and CLI, all registered in one place."""
+    from config import Config
+
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_object(config or Config)
+    app.config.update(overrides)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
+    csrf.init_app(app)
+    with app.app_context():
+        if not getattr(Engine, "_guishu_pragmas", False):
+            event.listen(Engine, "connect", _sqlite_pragmas)
+            Engine._guishu_pragmas = True
+        from app import models as _models  # noqa: F401  (register every table before FAB looks)
+
+        # One AppBuilder object serves every app this process builds (tests build several):
+        # forget the views of the previous app so this one registers its own blueprints.
+        appbuilder.baseviews = []
+        appbuilder.menu = None
+        appbuilder.init_app(app, db.session)
+        from app.views import register_views
+        from app.api import register_apis
+
+        register_views(appbuilder)
+        register_apis(appbuilder, csrf)
+
+    from app.cli import crm_cli
+    from app.redis_conn import register_status_banner
+
+    app.cli.add_command(crm_cli)
+    register_status_banner(app)
+    return app
+
+
+def _migrations_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"

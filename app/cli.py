@@ -1,0 +1,86 @@
+"""`flask crm …`: thin callers of the services."""
+from __future__ import annotations
+
+import csv
+import os
+import secrets
+import sys
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+crm_cli = AppGroup("crm", help="Guishu administration.")
+
+
+def _generated_password(name: str) -> tuple[str, bool]:
+    """A password from the environment, else a new random one (second value: generated)."""
+    value = os.environ.get(name, "")
+    if value:
+        return value, False
+    return secrets.token_urlsafe(12), True
+
+
+@crm_cli.command("init")
+@click.option("--demo", is_flag=True, help="Also build the demo organisation and customers.")
+def init(demo: bool) -> None:
+    """Apply migrations, sync roles, seed the default policy and pool, create the first admin."""
+    from flask_migrate import upgrade
+
+    from app.services import bootstrap
+
+    upgrade()
+    result = bootstrap.initialise()
+    click.echo(f"数据库已迁移；角色已同步：{', '.join(result['roles'])}")
+    if result.get("admin_created"):
+        password, generated = _generated_password("GUISHU_ADMIN_PASSWORD")
+        if demo and not os.environ.get("GUISHU_ADMIN_PASSWORD"):
+            password, generated = bootstrap.demo_password()
+        bootstrap.create_admin(result["admin_username"], password)
+        click.echo(f"管理员账号：{result['admin_username']}" +
+                   (f"  密码（仅显示一次）：{password}" if generated else ""))
+    if demo:
+        password, generated = bootstrap.demo_password()
+        from app.services.demo import build_demo
+
+        summary = build_demo(password)
+        if summary.get("created"):
+            click.echo(f"演示数据：{summary}")
+            if generated:
+                click.echo(f"演示账号密码（仅显示一次，亦保存在 instance/demo_password）：{password}")
+        else:
+            click.echo("演示数据已存在，跳过。")
+
+
+@crm_cli.command("export")
+@click.option("--user", "username", required=True, help="Export what this user may see.")
+@click.option("--output", "-o", type=click.File("w", encoding="utf-8-sig"), default="-")
+def export(username: str, output) -> None:
+    """CSV of the customers in USER's data scope."""
+    from app.extensions import db
+    from app.models import Customer, User
+    from app.security import customer_scope_clause
+
+    user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        raise click.ClickException(f"no such user: {username}")
+    writer = csv.writer(output)
+    writer.writerow(["id", "name", "customer_type", "province", "city", "mobile", "phone",
+                     "email", "owner", "pool"])
+    n = 0
+    for c in db.session.execute(select(Customer).where(customer_scope_clause(user))
+                                .order_by(Customer.id)).scalars():
+        o = c.ownership
+        writer.writerow([c.id, c.name, c.customer_type, c.province, c.city, c.mobile, c.phone,
+                         c.email, o.owner.username if o.owner else "",
+                         o.pool.name if o.pool else ""])
+        n += 1
+    click.echo(f"{n} customers", err=True)
+
+
+@crm_cli.command("refresh-keys")
+def refresh_keys() -> None:
+    """Recompute stale normalised phone/email keys now (the nightly job does the same)."""
+    from jobs.customers import refresh_normalised_keys
+
+    click.echo(f"{refresh_normalised_keys()} customers re-normalised")

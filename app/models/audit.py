@@ -1,0 +1,21 @@
+"""Audit trail of configuration and record changes (who, when, what, old -> new)."""
+from __future__ import annotations
+
+from flask_appbuilder import Model
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import relationship
+
+from app.models.customer import utcnow
+
+
+class AuditLog(Model):
+    __tablename__ = "audit_log"
+    id = Column(Integer, primary_key=True)
+    actor_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"), index=True)
+    action = Column(String(40), nullable=False)
+    object_type = Column(String(40), nullable=False)
+    object_id = Column(Integer, index=True)
+    changes = Column(JSON)
+    created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
+
+    actor = relationship("Employee")

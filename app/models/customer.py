@@ -1,0 +1,123 @@
+"""Customers (companies or persons), their contacts, and read shares."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask_appbuilder import Model
+from sqlalchemy import (Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Integer,
+                        SmallInteger, String, Text, UniqueConstraint)
+from sqlalchemy.orm import relationship
+
+CUSTOMER_TYPES = {"company": "企业客户", "person": "个人客户"}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Customer(Model):
+    __tablename__ = "customer"
+    __table_args__ = (
+        CheckConstraint("customer_type in ('company', 'person')", name="ck_customer_type"),
+        CheckConstraint("birth_month is null or (birth_month between 1 and 12)",
+                        name="ck_customer_birth_month"),
+        CheckConstraint("birth_day is null or (birth_day between 1 and 31)",
+                        name="ck_customer_birth_day"),
+    )
+    id = Column(Integer, primary_key=True)
+    name = Column(String(200), nullable=False, index=True)
+    customer_type = Column(String(16), nullable=False, default="company")
+    industry = Column(String(100), index=True)
+    province = Column(String(50), index=True)
+    city = Column(String(50), index=True)
+    address = Column(String(300))
+    phone = Column(String(60))
+    phone_e164 = Column(String(32), index=True)
+    mobile = Column(String(60))
+    mobile_e164 = Column(String(32), index=True)
+    email = Column(String(200))
+    email_norm = Column(String(200), index=True)
+    source = Column(String(100))
+    product_line = Column(String(100), index=True)
+    # Birthday as parts: a lunar 2/30 has no solar Date. Year is optional (many know only the day).
+    birth_year = Column(SmallInteger)
+    birth_month = Column(SmallInteger)
+    birth_day = Column(SmallInteger)
+    birthday_lunar = Column(Boolean, nullable=False, default=False, server_default="0")
+    notes = Column(Text)
+    # Version of the normaliser that wrote the *_e164/_norm keys; a job refreshes stale rows.
+    norm_version = Column(SmallInteger, nullable=False, default=0, server_default="0")
+    created_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+    created_by = relationship("Employee", foreign_keys=[created_by_id])
+    ownership = relationship("Ownership", uselist=False, back_populates="customer",
+                             cascade="all, delete-orphan", passive_deletes=True)
+    contacts = relationship("Contact", back_populates="customer",
+                            cascade="all, delete-orphan", passive_deletes=True)
+
+    @property
+    def birthday_display(self) -> str:
+        if not self.birth_month:
+            return ""
+        year = f"{self.birth_year}-" if self.birth_year else ""
+        text = f"{year}{self.birth_month:02d}-{self.birth_day:02d}"
+        return f"农历 {text}" if self.birthday_lunar else text
+
+    @property
+    def type_label(self) -> str:
+        return CUSTOMER_TYPES.get(self.customer_type, self.customer_type)
+
+    @property
+    def owner_label(self) -> str:
+        o = self.ownership
+        if o is None:
+            return ""
+        if o.owner is not None:
+            return o.owner.display_name
+        return f"公海：{o.pool.name}" if o.pool else ""
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Contact(Model):
+    __tablename__ = "contact"
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), nullable=False,
+                         index=True)
+    name = Column(String(100), nullable=False)
+    title = Column(String(100))
+    phone = Column(String(60))
+    phone_e164 = Column(String(32), index=True)
+    mobile = Column(String(60))
+    mobile_e164 = Column(String(32), index=True)
+    email = Column(String(200))
+    email_norm = Column(String(200), index=True)
+    is_primary = Column(Boolean, nullable=False, default=False, server_default="0")
+    notes = Column(Text)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+    customer = relationship("Customer", back_populates="contacts")
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class CustomerShare(Model):
+    """Read access to a customer for someone other than its owner (e.g. the old owner after a
+    transfer, for N days)."""
+
+    __tablename__ = "customer_share"
+    __table_args__ = (UniqueConstraint("customer_id", "user_id", name="uq_customer_share"),)
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), nullable=False,
+                         index=True)
+    user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="CASCADE"), nullable=False,
+                     index=True)
+    expires_at = Column(DateTime)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+    customer = relationship("Customer")
+    user = relationship("Employee")

@@ -1,0 +1,58 @@
+"""Organisation: a department tree and the users (FAB's ab_user, extended) who work in it."""
+from __future__ import annotations
+
+from flask_appbuilder import Model
+from flask_appbuilder.security.sqla.models import User as FabUser
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import relationship
+
+EMPLOYMENT_ACTIVE = "active"
+EMPLOYMENT_DEPARTED = "departed"
+
+
+class Department(Model):
+    __tablename__ = "department"
+    id = Column(Integer, primary_key=True)
+    name = Column(String(100), nullable=False, unique=True)
+    parent_id = Column(Integer, ForeignKey("department.id", ondelete="RESTRICT"), index=True)
+    # Materialised path "/1/4/9/" so "department and sub-departments" is one LIKE on an index.
+    path = Column(String(500), nullable=False, default="/", index=True)
+    manager_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL", use_alter=True,
+                                            name="fk_department_manager"), index=True)
+
+    parent = relationship("Department", remote_side=[id], backref="children")
+    manager = relationship("Employee", foreign_keys=[manager_id])
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Employee(FabUser):
+    """FAB's user with the organisation columns Guishu needs.
+
+    Not named User: FAB's own models refer to "User" by name in the same registry.
+    """
+
+    __tablename__ = "ab_user"
+    department_id = Column(Integer, ForeignKey("department.id", ondelete="SET NULL"), index=True)
+    # Reports-to: "own + subordinates" scope follows this chain.
+    superior_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"), index=True)
+    employment_status = Column(String(16), nullable=False, default=EMPLOYMENT_ACTIVE,
+                               server_default=EMPLOYMENT_ACTIVE)
+    departed_at = Column(DateTime)
+    phone = Column(String(40))
+
+    department = relationship("Department", foreign_keys=[department_id])
+    superior = relationship("Employee", remote_side="Employee.id", foreign_keys=[superior_id])
+
+    @property
+    def display_name(self) -> str:
+        full = f"{self.last_name or ''}{self.first_name or ''}".strip()
+        return full or self.username
+
+    def __repr__(self) -> str:
+        return self.display_name
+
+
+# Everywhere else in Guishu a user is a `User`.
+User = Employee

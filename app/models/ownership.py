@@ -1,0 +1,126 @@
+"""Who holds a customer: pools, the narrow ownership row and its append-only event log."""
+from __future__ import annotations
+
+from flask_appbuilder import Model
+from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, String,
+                        Text, UniqueConstraint)
+from sqlalchemy.orm import relationship
+
+from app.models.customer import utcnow
+
+ACQUIRED_HOW = ("created", "assigned", "claimed", "transferred", "merged", "rule-assigned",
+                "imported")
+EVENT_KINDS = ("created", "assigned", "claimed", "released", "reclaimed", "transferred",
+               "merged", "rule-assigned", "moved", "deleted")
+
+
+class Pool(Model):
+    """A public pool (公海)."""
+
+    __tablename__ = "pool"
+    id = Column(Integer, primary_key=True)
+    name = Column(String(100), nullable=False, unique=True)
+    description = Column(Text)
+    is_default = Column(Boolean, nullable=False, default=False, server_default="0")
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+    members = relationship("PoolMember", back_populates="pool", cascade="all, delete-orphan")
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class PoolMember(Model):
+    """A department or a user who may browse and claim from a pool; `is_admin` may distribute."""
+
+    __tablename__ = "pool_member"
+    __table_args__ = (
+        CheckConstraint("(department_id is null) <> (user_id is null)",
+                        name="ck_pool_member_one_target"),
+        UniqueConstraint("pool_id", "department_id", "user_id", name="uq_pool_member"),
+    )
+    id = Column(Integer, primary_key=True)
+    pool_id = Column(Integer, ForeignKey("pool.id", ondelete="CASCADE"), nullable=False, index=True)
+    department_id = Column(Integer, ForeignKey("department.id", ondelete="CASCADE"), index=True)
+    user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="CASCADE"), index=True)
+    is_admin = Column(Boolean, nullable=False, default=False, server_default="0")
+
+    pool = relationship("Pool", back_populates="members")
+    department = relationship("Department")
+    user = relationship("Employee")
+
+
+class Ownership(Model):
+    """Exactly one row per customer; exactly one of owner_id / pool_id is set (schema-enforced).
+
+    The customer table also holds a deferred foreign key back to this row (see the initial
+    migration), so a customer without an ownership row cannot be committed.
+    """
+
+    __tablename__ = "customer_ownership"
+    __table_args__ = (
+        CheckConstraint("(owner_id is null) <> (pool_id is null)", name="ck_ownership_owner_xor_pool"),
+        CheckConstraint("owner_id is not null or locked = false", name="ck_ownership_pool_unlocked"),
+    )
+    customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True)
+    owner_id = Column(Integer, ForeignKey("ab_user.id", ondelete="RESTRICT"), index=True)
+    pool_id = Column(Integer, ForeignKey("pool.id", ondelete="RESTRICT"), index=True)
+    acquired_at = Column(DateTime, nullable=False, default=utcnow)
+    acquired_how = Column(String(20), nullable=False, default="created")
+    first_owner_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
+    previous_owner_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"), index=True)
+    released_at = Column(DateTime)
+    last_followup_at = Column(DateTime)
+    locked = Column(Boolean, nullable=False, default=False, server_default="0")
+    won = Column(Boolean, nullable=False, default=False, server_default="0")
+    category = Column(String(16), nullable=False, default="potential", server_default="potential")
+    grade = Column(String(1))
+
+    customer = relationship("Customer", back_populates="ownership")
+    owner = relationship("Employee", foreign_keys=[owner_id])
+    pool = relationship("Pool")
+    previous_owner = relationship("Employee", foreign_keys=[previous_owner_id])
+
+
+class OwnershipEvent(Model):
+    """Append-only history of every change of owner or pool.
+
+    customer_id deliberately has no foreign key: history outlives a deleted or merged record.
+    """
+
+    __tablename__ = "ownership_event"
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, nullable=False, index=True)
+    kind = Column(String(20), nullable=False)
+    from_owner_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
+    from_pool_id = Column(Integer, ForeignKey("pool.id", ondelete="SET NULL"))
+    to_owner_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
+    to_pool_id = Column(Integer, ForeignKey("pool.id", ondelete="SET NULL"))
+    reason = Column(Text)
+    rule = Column(String(200))
+    actor_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
+    created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
+
+    from_owner = relationship("Employee", foreign_keys=[from_owner_id])
+    to_owner = relationship("Employee", foreign_keys=[to_owner_id])
+    from_pool = relationship("Pool", foreign_keys=[from_pool_id])
+    to_pool = relationship("Pool", foreign_keys=[to_pool_id])
+    actor = relationship("Employee", foreign_keys=[actor_id])
+    customer = relationship("Customer", primaryjoin="OwnershipEvent.customer_id == Customer.id",
+                            foreign_keys=[customer_id], viewonly=True)
+
+    @property
+    def from_label(self) -> str:
+        return _holder_label(self.from_owner, self.from_pool)
+
+    @property
+    def to_label(self) -> str:
+        return _holder_label(self.to_owner, self.to_pool)
+
+
+def _holder_label(owner, pool) -> str:
+    if owner is not None:
+        return owner.display_name
+    if pool is not None:
+        return f"公海：{pool.name}"
+    return "—"

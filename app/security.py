@@ -1,0 +1,269 @@
+"""Permissions and roles as data, and the data scopes (数据权限) every route applies.
+
+Roles are FAB "builtin roles": regex pairs checked in memory, defined here once and never
+edited in the database, so `flask crm init` on any deployment gives the same access matrix.
+"""
+from __future__ import annotations
+
+import enum
+from typing import Iterable, Optional
+
+from flask import g
+from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.security.sqla.manager import SecurityManager
+from sqlalchemy import inspect as sa_inspect, or_, select, true
+
+from app.extensions import db
+from app.models import Contact, Customer, CustomerShare, Department, Ownership, OwnershipEvent, User
+from app.models.customer import utcnow
+
+# --- permission names (views and APIs map their methods onto these) -------------------------
+CAN_READ, CAN_WRITE, CAN_DELETE, CAN_EXPORT = "read", "write", "delete", "export"
+
+METHOD_PERMISSIONS = {
+    # ModelView
+    "list": CAN_READ, "show": CAN_READ, "add": CAN_WRITE, "edit": CAN_WRITE,
+    "delete": CAN_DELETE, "download": CAN_READ, "action": CAN_READ, "action_post": CAN_READ,
+    "export": CAN_EXPORT,
+    # ModelRestApi
+    "get": CAN_READ, "get_list": CAN_READ, "info": CAN_READ, "post": CAN_WRITE,
+    "put": CAN_WRITE,
+}
+
+# View-menu (permission) names, one per resource; a view and its REST API share one.
+RES_CUSTOMER = "Customer"
+RES_CONTACT = "Contact"
+RES_OWNERSHIP_EVENT = "OwnershipEvent"
+RES_DEPARTMENT = "Department"
+RES_POOL = "Pool"
+RES_POLICY = "Policy"
+RES_AUDIT = "AuditLog"
+RES_JOBS = "Jobs"
+
+ROLE_ADMIN = "Admin"
+ROLE_MANAGER = "Sales Manager"
+ROLE_REP = "Sales Rep"
+ROLE_STAFF = "Back-office Staff"
+ROLE_AUDITOR = "Auditor"
+ALL_ROLES = (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR)
+
+
+def _perm(resource: str, *perms: str) -> tuple[str, str]:
+    return (f"^{resource}$", "^can_(" + "|".join(perms) + ")$")
+
+
+def _menus(*names: str) -> tuple[str, str]:
+    return ("^(" + "|".join(names) + ")$", "^menu_access$")
+
+
+# Every signed-in user may edit their own profile and password and switch language.
+_SELF_SERVICE = [
+    ("^UserDBModelView$", "^can_userinfo$"),
+    ("^UserInfoEditView$", "^can_this_form_(get|post)$"),
+    ("^ResetMyPasswordView$", "^can_this_form_(get|post)$"),
+    ("^MenuApi$", "^can_get$"),
+]
+
+ROLES: dict[str, list[tuple[str, str]]] = {
+    ROLE_ADMIN: [(".*", ".*")],
+    ROLE_MANAGER: _SELF_SERVICE + [
+        _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
+        _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
+        _perm(RES_OWNERSHIP_EVENT, CAN_READ),
+        _perm(RES_DEPARTMENT, CAN_READ),
+        _perm(RES_POOL, CAN_READ),
+        _perm(RES_POLICY, CAN_READ),
+        _menus("Customers", "CustomerList", "Contacts", "OwnershipHistory", "Organisation",
+               "Departments", "Rules", "Pools", "Policies"),
+    ],
+    ROLE_REP: _SELF_SERVICE + [
+        _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
+        _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
+        _perm(RES_OWNERSHIP_EVENT, CAN_READ),
+        _menus("Customers", "CustomerList", "Contacts", "OwnershipHistory"),
+    ],
+    ROLE_STAFF: _SELF_SERVICE + [
+        _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
+        _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
+        _perm(RES_OWNERSHIP_EVENT, CAN_READ),
+        _perm(RES_DEPARTMENT, CAN_READ),
+        _perm(RES_POOL, CAN_READ),
+        _menus("Customers", "CustomerList", "Contacts", "OwnershipHistory", "Organisation",
+               "Departments", "Rules", "Pools"),
+    ],
+    ROLE_AUDITOR: _SELF_SERVICE + [
+        _perm(RES_CUSTOMER, CAN_READ, CAN_EXPORT),
+        _perm(RES_CONTACT, CAN_READ),
+        _perm(RES_OWNERSHIP_EVENT, CAN_READ),
+        _perm(RES_DEPARTMENT, CAN_READ),
+        _perm(RES_POOL, CAN_READ),
+        _perm(RES_POLICY, CAN_READ),
+        _perm(RES_AUDIT, CAN_READ),
+        _menus("Customers", "CustomerList", "Contacts", "OwnershipHistory", "Organisation",
+               "Departments", "Rules", "Pools", "Policies", "AuditLog"),
+    ],
+}
+
+
+# --- data scopes --------------------------------------------------------------------------
+class Scope(enum.IntEnum):
+    """Ordered from narrowest to widest: a user with several roles gets the widest."""
+
+    OWN = 1            # 本人
+    OWN_AND_SUBORDINATES = 2  # 本人及下属
+    DEPARTMENT = 3     # 本部门
+    DEPARTMENT_TREE = 4  # 本部门及下属部门
+    ALL = 5            # 全部
+
+
+ROLE_SCOPES: dict[str, Scope] = {
+    ROLE_ADMIN: Scope.ALL,
+    ROLE_MANAGER: Scope.DEPARTMENT_TREE,
+    ROLE_REP: Scope.OWN,
+    ROLE_STAFF: Scope.ALL,
+    ROLE_AUDITOR: Scope.ALL,
+}
+
+SCOPE_LABELS = {
+    Scope.OWN: "本人", Scope.OWN_AND_SUBORDINATES: "本人及下属", Scope.DEPARTMENT: "本部门",
+    Scope.DEPARTMENT_TREE: "本部门及下属部门", Scope.ALL: "全部",
+}
+
+
+def role_names(user: User) -> set[str]:
+    return {r.name for r in (user.roles or [])}
+
+
+def has_role(user: Optional[User], *names: str) -> bool:
+    return user is not None and bool(role_names(user) & set(names))
+
+
+def scope_of(user: Optional[User]) -> Optional[Scope]:
+    """The widest scope among the user's roles; None for anonymous or role-less users."""
+    if user is None or not getattr(user, "is_authenticated", True):
+        return None
+    scopes = [ROLE_SCOPES[r] for r in role_names(user) if r in ROLE_SCOPES]
+    return max(scopes) if scopes else None
+
+
+def subordinate_ids(user_id: int) -> set[int]:
+    """Everyone who reports to user_id, directly or through others (reports-to chain)."""
+    found: set[int] = set()
+    frontier = {user_id}
+    while frontier:
+        rows = db.session.execute(
+            select(User.id).where(User.superior_id.in_(frontier))).scalars().all()
+        frontier = set(rows) - found - {user_id}
+        found |= frontier
+    return found
+
+
+def visible_owner_ids_select(user: User, scope: Scope):
+    """A SELECT of the owner ids whose customers `user` may see under `scope` (not ALL)."""
+    if scope == Scope.OWN:
+        return select(User.id).where(User.id == user.id)
+    if scope == Scope.OWN_AND_SUBORDINATES:
+        return select(User.id).where(User.id.in_({user.id} | subordinate_ids(user.id)))
+    dept = db.session.get(Department, user.department_id) if user.department_id else None
+    if dept is None:
+        return select(User.id).where(User.id == user.id)
+    if scope == Scope.DEPARTMENT:
+        return select(User.id).where(or_(User.department_id == dept.id, User.id == user.id))
+    subtree = select(Department.id).where(Department.path.startswith(dept.path))
+    return select(User.id).where(or_(User.department_id.in_(subtree), User.id == user.id))
+
+
+def visible_customer_ids_select(user: Optional[User]):
+    """SELECT of customer ids in the user's scope, or None when the scope is ALL.
+
+    Owned customers of the visible owners plus customers shared with the user. Pool
+    customers are outside every scope but ALL; reps browse pools through the pool pages.
+    """
+    scope = scope_of(user)
+    if scope is None:
+        return select(Customer.id).where(false_clause())
+    if scope == Scope.ALL:
+        return None
+    owned = select(Ownership.customer_id).where(
+        Ownership.owner_id.in_(visible_owner_ids_select(user, scope)))
+    shared = select(CustomerShare.customer_id).where(
+        CustomerShare.user_id == user.id,
+        or_(CustomerShare.expires_at.is_(None), CustomerShare.expires_at > utcnow()))
+    return owned.union(shared)
+
+
+def false_clause():
+    return Customer.id != Customer.id
+
+
+def customer_scope_clause(user: Optional[User], column=Customer.id):
+    """A WHERE clause limiting `column` (a customer id column) to the user's scope."""
+    ids = visible_customer_ids_select(user)
+    if ids is None:
+        return true()
+    return column.in_(ids)
+
+
+def can_see_customer(user: Optional[User], customer_id: int) -> bool:
+    return db.session.execute(
+        select(Customer.id).where(Customer.id == customer_id, customer_scope_clause(user))
+    ).first() is not None
+
+
+def current_user() -> Optional[User]:
+    """The signed-in user (session or JWT), or None."""
+    from app.extensions import appbuilder
+
+    user = appbuilder.sm.current_user
+    if user is None or not getattr(user, "is_authenticated", True):
+        return None
+    return user
+
+
+class CustomerScopeFilter(BaseFilter):
+    """FAB base filter: limits any query whose `column_name` is a customer id to the scope."""
+
+    name = "data scope"
+    arg_name = None
+
+    def apply(self, query, value):
+        model = self.datamodel.obj
+        column = getattr(model, self.column_name)
+        return query.filter(customer_scope_clause(current_user(), column))
+
+
+def scope_filters(column: str = "id") -> list:
+    """`base_filters` for a model whose `column` holds a customer id."""
+    return [[column, CustomerScopeFilter, lambda: None]]
+
+
+# --- security manager ---------------------------------------------------------------------
+class GuishuSecurityManager(SecurityManager):
+    user_model = User
+
+    def __init__(self, appbuilder):
+        # The user admin page calls services, which import this module: import it late.
+        from app.views.users import GuishuUserDBModelView
+
+        self.userdbmodelview = GuishuUserDBModelView
+        super().__init__(appbuilder)
+
+    def _create_db(self) -> None:
+        # The schema comes from Alembic migrations only; FAB's create_all would also create
+        # our tables behind Alembic's back. Sync the roles once the migrations have run.
+        if "ab_role" not in sa_inspect(self.session.get_bind()).get_table_names():
+            return
+        # Builtin roles need only their row: their permissions are the regexes in ROLES.
+        for name in ROLES:
+            self.add_role(name)
+        self.add_role(self.auth_role_public)
+
+    @staticmethod
+    def create_builtin_roles():
+        return ROLES
+
+
+__all__ = [
+    "ROLES", "ROLE_SCOPES", "Scope", "scope_of", "customer_scope_clause", "can_see_customer",
+    "current_user", "scope_filters", "CustomerScopeFilter", "METHOD_PERMISSIONS",
+]

@@ -1,0 +1,312 @@
+"""Create, edit and delete customers and contacts: validation, normalised keys, placement."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, Optional
+
+from flask import current_app, has_app_context
+from lunardate import LunarDate
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Contact, Customer, Ownership, User
+from app.models.customer import CUSTOMER_TYPES
+from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, Scope,
+                          can_see_customer, has_role, scope_of, visible_owner_ids_select)
+from app.services import audit, ownership
+from app.services.errors import NotFound, OutOfScope, PermissionDenied, ValidationFailed
+from app.services.normalize import (NORMALIZER_VERSION, InvalidValue, normalize_email,
+                                    normalize_mobile, normalize_phone)
+
+# Fields a user edits; ownership columns change only through the ownership services.
+CUSTOMER_FIELDS = ("name", "customer_type", "industry", "province", "city", "address", "phone",
+                   "mobile", "email", "source", "product_line", "birthday", "birthday_lunar",
+                   "notes")
+CONTACT_FIELDS = ("name", "title", "phone", "mobile", "email", "is_primary", "notes")
+_MAX_LEN = {"name": 200, "industry": 100, "province": 50, "city": 50, "address": 300,
+            "phone": 60, "mobile": 60, "email": 200, "source": 100, "product_line": 100,
+            "title": 100}
+_BIRTHDAY_RE = re.compile(r"^\s*(?:(\d{4})[-/.年])?\s*(\d{1,2})[-/.月]\s*(\d{1,2})日?\s*$")
+
+
+def _region() -> str:
+    return current_app.config.get("PHONE_DEFAULT_REGION", "CN") if has_app_context() else "CN"
+
+
+def parse_birthday(text: Optional[str], lunar: bool) -> tuple[Optional[int], Optional[int],
+                                                             Optional[int]]:
+    """'1985-03-12', '03-12', '1985年3月12日' -> (year|None, month, day); checks the calendar."""
+    if text is None or not str(text).strip():
+        return None, None, None
+    m = _BIRTHDAY_RE.match(str(text))
+    if not m:
+        raise InvalidValue("生日格式应为 YYYY-MM-DD 或 MM-DD")
+    year = int(m.group(1)) if m.group(1) else None
+    month, day = int(m.group(2)), int(m.group(3))
+    if lunar:
+        if not (1 <= month <= 12 and 1 <= day <= 30):
+            raise InvalidValue("农历生日：月份 1–12，日期 1–30")
+        if year is not None:
+            try:
+                LunarDate(year, month, day)
+            except ValueError:
+                # A lunar month has 29 or 30 days depending on the year; keep 30 for "month end".
+                if day != 30:
+                    raise InvalidValue(f"农历 {year} 年 {month} 月没有 {day} 日")
+    else:
+        try:
+            dt.date(year or 2000, month, day)  # 2000 is a leap year: 02-29 without a year is fine
+        except ValueError:
+            raise InvalidValue("生日不是有效日期")
+    if year is not None and not (1900 <= year <= dt.date.today().year):
+        raise InvalidValue("出生年份不合理")
+    return year, month, day
+
+
+def _text(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def clean_customer_data(data: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    """Validate and normalise user input; raise ValidationFailed naming every bad field."""
+    unknown = set(data) - set(CUSTOMER_FIELDS)
+    errors: dict[str, str] = {f: "不能修改或不存在的字段" for f in unknown}
+    out: dict[str, Any] = {}
+    region = _region()
+    for field in CUSTOMER_FIELDS:
+        if partial and field not in data:
+            continue
+        value = data.get(field)
+        if field == "birthday_lunar":
+            out[field] = bool(value) and str(value).lower() not in ("0", "false", "n", "no", "")
+            continue
+        text = _text(value)
+        if text is not None and field in _MAX_LEN and len(text) > _MAX_LEN[field]:
+            errors[field] = f"不能超过 {_MAX_LEN[field]} 个字符"
+            continue
+        out[field] = text
+    if not partial or "name" in data:
+        if not out.get("name"):
+            errors["name"] = "客户名称不能为空"
+    if not partial or "customer_type" in data:
+        out["customer_type"] = out.get("customer_type") or "company"
+        if out["customer_type"] not in CUSTOMER_TYPES:
+            errors["customer_type"] = "客户类型只能是 company（企业）或 person（个人）"
+    for field, fn in (("phone", lambda v: normalize_phone(v, region)),
+                      ("mobile", lambda v: normalize_mobile(v, region)),
+                      ("email", normalize_email)):
+        if field in out and field not in errors:
+            try:
+                key = fn(out[field])
+            except InvalidValue as exc:
+                errors[field] = str(exc)
+            else:
+                out["email_norm" if field == "email" else f"{field}_e164"] = key
+    if "birthday" in out or "birthday_lunar" in out:
+        lunar = out.get("birthday_lunar", False)
+        try:
+            y, m, d = parse_birthday(out.pop("birthday", None), lunar)
+        except InvalidValue as exc:
+            errors["birthday"] = str(exc)
+        else:
+            out.update(birth_year=y, birth_month=m, birth_day=d)
+    if errors:
+        raise ValidationFailed(errors)
+    if any(k in out for k in ("phone", "mobile", "email")):
+        out["norm_version"] = NORMALIZER_VERSION
+    return out
+
+
+def _load(actor: User, customer_id: int) -> Customer:
+    customer = db.session.get(Customer, customer_id)
+    if customer is None or not can_see_customer(actor, customer_id):
+        # Same answer for "missing" and "not yours": ids outside the scope are not confirmed.
+        raise OutOfScope("客户不存在或不在您的数据权限内")
+    return customer
+
+
+def get_customer(actor: User, customer_id: int) -> Customer:
+    return _load(actor, customer_id)
+
+
+def _require_writer(actor: User) -> None:
+    if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF):
+        raise PermissionDenied("您的角色不能新增或修改客户")
+
+
+def resolve_new_owner(actor: User, owner_id: Optional[int]) -> Optional[int]:
+    """Who owns a customer the actor creates (None = the default pool).
+
+    Reps and managers own what they create (first contact) unless a manager picks another rep
+    in their scope; back-office staff and admins put it in the pool unless they pick an owner.
+    """
+    if owner_id is not None:
+        if has_role(actor, ROLE_ADMIN, ROLE_STAFF):
+            return owner_id
+        if has_role(actor, ROLE_MANAGER):
+            allowed = db.session.execute(
+                visible_owner_ids_select(actor, scope_of(actor) or Scope.OWN)
+                .where(User.id == owner_id)).first()
+            if allowed is None:
+                raise ValidationFailed({"owner": "只能指定您数据权限内的负责人"})
+            return owner_id
+        if owner_id != actor.id:
+            raise ValidationFailed({"owner": "销售代表新建的客户归自己所有，不能指定他人"})
+        return owner_id
+    if has_role(actor, ROLE_ADMIN, ROLE_STAFF):
+        return None
+    return actor.id
+
+
+def create_customer(actor: User, data: dict[str, Any], *, owner_id: Optional[int] = None,
+                    pool_id: Optional[int] = None, commit: bool = True) -> Customer:
+    """Validate, normalise and insert a customer with its ownership row and 'created' event."""
+    _require_writer(actor)
+    values = clean_customer_data(data)
+    owner = resolve_new_owner(actor, owner_id)
+    if owner is None and pool_id is None:
+        pool_id = ownership.default_pool().id
+    if owner is not None:
+        pool_id = None
+    customer = Customer(created_by_id=actor.id, **values)
+    db.session.add(customer)
+    try:
+        ownership.place_new_customer(customer, actor_id=actor.id, owner_id=owner, pool_id=pool_id)
+        audit.record(actor.id, "create", "customer", customer.id)
+        if commit:
+            db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return customer
+
+
+def update_customer(actor: User, customer_id: int, data: dict[str, Any]) -> Customer:
+    _require_writer(actor)
+    customer = _load(actor, customer_id)
+    values = clean_customer_data(data, partial=True)
+    changes = audit.diff(customer, values)
+    for key, value in values.items():
+        setattr(customer, key, value)
+    if changes:
+        audit.record(actor.id, "update", "customer", customer.id, changes)
+    db.session.commit()
+    return customer
+
+
+def delete_customer(actor: User, customer_id: int, reason: str = "删除客户") -> None:
+    """Admins only: removes the record; its ownership events stay in the history."""
+    if not has_role(actor, ROLE_ADMIN):
+        raise PermissionDenied("只有管理员可以删除客户")
+    customer = _load(actor, customer_id)
+    own: Optional[Ownership] = customer.ownership
+    ownership.record_deletion(customer.id, own, actor.id, reason)
+    audit.record(actor.id, "delete", "customer", customer.id, {"name": (customer.name, None)})
+    db.session.delete(customer)
+    db.session.commit()
+
+
+# --- contacts -----------------------------------------------------------------------------
+def clean_contact_data(data: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    errors: dict[str, str] = {}
+    out: dict[str, Any] = {}
+    region = _region()
+    for field in CONTACT_FIELDS:
+        if partial and field not in data:
+            continue
+        value = data.get(field)
+        if field == "is_primary":
+            out[field] = bool(value)
+            continue
+        text = _text(value)
+        if text is not None and field in _MAX_LEN and len(text) > _MAX_LEN[field]:
+            errors[field] = f"不能超过 {_MAX_LEN[field]} 个字符"
+            continue
+        out[field] = text
+    if (not partial or "name" in data) and not out.get("name"):
+        errors["name"] = "联系人姓名不能为空"
+    for field, fn in (("phone", lambda v: normalize_phone(v, region)),
+                      ("mobile", lambda v: normalize_mobile(v, region)),
+                      ("email", normalize_email)):
+        if field in out and field not in errors:
+            try:
+                key = fn(out[field])
+            except InvalidValue as exc:
+                errors[field] = str(exc)
+            else:
+                out["email_norm" if field == "email" else f"{field}_e164"] = key
+    if errors:
+        raise ValidationFailed(errors)
+    return out
+
+
+def add_contact(actor: User, customer_id: int, data: dict[str, Any]) -> Contact:
+    _require_writer(actor)
+    _load(actor, customer_id)
+    contact = Contact(customer_id=customer_id, **clean_contact_data(data))
+    db.session.add(contact)
+    db.session.flush()
+    audit.record(actor.id, "create", "contact", contact.id)
+    db.session.commit()
+    return contact
+
+
+def _load_contact(actor: User, contact_id: int) -> Contact:
+    contact = db.session.get(Contact, contact_id)
+    if contact is None or not can_see_customer(actor, contact.customer_id):
+        raise OutOfScope("联系人不存在或不在您的数据权限内")
+    return contact
+
+
+def update_contact(actor: User, contact_id: int, data: dict[str, Any]) -> Contact:
+    _require_writer(actor)
+    contact = _load_contact(actor, contact_id)
+    values = clean_contact_data(data, partial=True)
+    if "customer_id" in data and int(data["customer_id"]) != contact.customer_id:
+        raise ValidationFailed({"customer": "联系人不能移到其他客户"})
+    changes = audit.diff(contact, values)
+    for key, value in values.items():
+        setattr(contact, key, value)
+    if changes:
+        audit.record(actor.id, "update", "contact", contact.id, changes)
+    db.session.commit()
+    return contact
+
+
+def delete_contact(actor: User, contact_id: int) -> None:
+    _require_writer(actor)
+    contact = _load_contact(actor, contact_id)
+    audit.record(actor.id, "delete", "contact", contact.id, {"name": (contact.name, None)})
+    db.session.delete(contact)
+    db.session.commit()
+
+
+def refresh_normalised_keys(customer_ids: Optional[list[int]] = None, batch: int = 500) -> int:
+    """Recompute stored keys of customers written by an older normaliser (or the given ids).
+
+    Rows whose raw value no longer normalises keep their old key and are left for review.
+    """
+    region = _region()
+    q = select(Customer).order_by(Customer.id)
+    if customer_ids is not None:
+        q = q.where(Customer.id.in_(customer_ids))
+    else:
+        q = q.where(Customer.norm_version < NORMALIZER_VERSION)
+    done = 0
+    for customer in db.session.execute(q.limit(batch)).scalars():
+        for field, fn in (("phone", lambda v: normalize_phone(v, region)),
+                          ("mobile", lambda v: normalize_mobile(v, region)),
+                          ("email", normalize_email)):
+            key_field = "email_norm" if field == "email" else f"{field}_e164"
+            try:
+                setattr(customer, key_field, fn(getattr(customer, field)))
+            except InvalidValue:
+                pass
+        customer.norm_version = NORMALIZER_VERSION
+        done += 1
+    db.session.commit()
+    return done

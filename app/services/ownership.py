@@ -1,0 +1,108 @@
+"""Ownership primitives: where a new customer goes, the cap check, and the event log.
+
+Every change of owner or pool goes through `_record_event`; nothing edits or deletes events.
+The claim / release / transfer engine builds on these.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from sqlalchemy import func, select, update
+
+from app.extensions import db
+from app.models import Ownership, OwnershipEvent, Pool, User
+from app.models.customer import utcnow
+from app.models.org import EMPLOYMENT_ACTIVE
+from app.services import policies
+from app.services.errors import CapExceeded, NotFound, ValidationFailed
+
+
+def default_pool() -> Pool:
+    pool = db.session.execute(select(Pool).where(Pool.is_default.is_(True))).scalars().first()
+    if pool is None:
+        raise NotFound("未配置默认公海，请先运行 flask crm init", code="no_default_pool")
+    return pool
+
+
+def lock_rep(user_id: int) -> None:
+    """Serialise every ownership change for one rep until the transaction ends.
+
+    An UPDATE of the rep's row takes a row lock on PostgreSQL and the write lock on SQLite,
+    so two requests cannot both count the rep's customers and both squeeze in under the cap.
+    """
+    db.session.execute(update(User).where(User.id == user_id).values(changed_on=User.changed_on))
+
+
+def owned_count(user_id: int, count_won: bool) -> int:
+    """Customers counted against the cap: potential (not won) ones, plus won ones if counted."""
+    q = select(func.count()).select_from(Ownership).where(
+        Ownership.owner_id == user_id, Ownership.locked.is_(False))
+    if not count_won:
+        q = q.where(Ownership.won.is_(False))
+    return db.session.execute(q).scalar_one()
+
+
+def check_cap(user_id: int, adding: int) -> None:
+    """Refuse if user_id would hold more than the cap; call after lock_rep in the same transaction."""
+    policy = policies.effective_policy(user_id)
+    cap = policy["max_customers"].value
+    have = owned_count(user_id, bool(policy["count_won"].value))
+    if have + adding > cap:
+        raise CapExceeded(
+            f"超出客户上限：上限 {cap}，已拥有 {have}，本次新增 {adding}",
+            cap=cap, owned=have, adding=adding)
+
+
+def ensure_active_owner(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise ValidationFailed({"owner": "负责人不存在"})
+    if not user.active or user.employment_status != EMPLOYMENT_ACTIVE:
+        raise ValidationFailed({"owner": f"{user.display_name} 已停用或离职，不能成为负责人"})
+    return user
+
+
+def _record_event(customer_id: int, kind: str, *, actor_id: Optional[int],
+                  from_owner_id: Optional[int] = None, from_pool_id: Optional[int] = None,
+                  to_owner_id: Optional[int] = None, to_pool_id: Optional[int] = None,
+                  reason: Optional[str] = None, rule: Optional[str] = None) -> OwnershipEvent:
+    event = OwnershipEvent(
+        customer_id=customer_id, kind=kind, actor_id=actor_id,
+        from_owner_id=from_owner_id, from_pool_id=from_pool_id,
+        to_owner_id=to_owner_id, to_pool_id=to_pool_id, reason=reason, rule=rule,
+        created_at=utcnow())
+    db.session.add(event)
+    return event
+
+
+def place_new_customer(customer, *, actor_id: Optional[int], owner_id: Optional[int],
+                       pool_id: Optional[int], how: str = "created",
+                       reason: Optional[str] = None) -> Ownership:
+    """Attach the ownership row and the 'created' event to a customer being inserted.
+
+    Exactly one of owner_id / pool_id. The owner is locked and cap-checked here; the caller
+    commits the customer, its ownership and the event in one transaction.
+    """
+    if (owner_id is None) == (pool_id is None):
+        raise ValueError("exactly one of owner_id, pool_id")
+    if owner_id is not None:
+        ensure_active_owner(owner_id)
+        lock_rep(owner_id)
+        check_cap(owner_id, 1)
+    elif db.session.get(Pool, pool_id) is None:
+        raise ValidationFailed({"pool": "公海不存在"})
+    now = utcnow()
+    ownership = Ownership(owner_id=owner_id, pool_id=pool_id, acquired_at=now, acquired_how=how,
+                          first_owner_id=owner_id, locked=False, won=False)
+    customer.ownership = ownership
+    db.session.flush()  # gives the customer its id for the event
+    _record_event(customer.id, "created", actor_id=actor_id, to_owner_id=owner_id,
+                  to_pool_id=pool_id, reason=reason or "新建客户")
+    return ownership
+
+
+def record_deletion(customer_id: int, ownership: Optional[Ownership], actor_id: Optional[int],
+                    reason: str) -> None:
+    _record_event(customer_id, "deleted", actor_id=actor_id,
+                  from_owner_id=ownership.owner_id if ownership else None,
+                  from_pool_id=ownership.pool_id if ownership else None, reason=reason)

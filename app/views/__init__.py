@@ -1,0 +1,26 @@
+"""Every page of the admin panel, registered in one place."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _
+
+
+def register_views(appbuilder) -> None:
+    from app.views.customers import ContactView, CustomerEventView, CustomerView
+    from app.views.org import AuditLogView, DepartmentView, PolicyView, PoolView
+
+    appbuilder.add_view(CustomerView, "CustomerList", label=_("Customers"), icon="fa-address-card",
+                        category="Customers", category_label=_("Customers"),
+                        category_icon="fa-users")
+    appbuilder.add_view(ContactView, "Contacts", label=_("Contacts"), icon="fa-user",
+                        category="Customers")
+    appbuilder.add_view(CustomerEventView, "OwnershipHistory", label=_("Ownership history"),
+                        icon="fa-history", category="Customers")
+    appbuilder.add_view(DepartmentView, "Departments", label=_("Departments"), icon="fa-sitemap",
+                        category="Organisation", category_label=_("Organisation"),
+                        category_icon="fa-building")
+    appbuilder.add_view(PoolView, "Pools", label=_("Public pools"), icon="fa-life-ring",
+                        category="Rules", category_label=_("Rules"), category_icon="fa-gavel")
+    appbuilder.add_view(PolicyView, "Policies", label=_("Ownership policies"), icon="fa-sliders",
+                        category="Rules")
+    appbuilder.add_view(AuditLogView, "AuditLog", label=_("Audit log"), icon="fa-list",
+                        category="Rules")

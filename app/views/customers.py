@@ -1,0 +1,264 @@
+"""Customer and contact pages. Saves go through app.services.customers; scope on every route."""
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Response, abort, flash, redirect, request
+from flask_appbuilder import action, expose, has_access
+from flask_appbuilder.fields import QuerySelectField
+from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_babel import lazy_gettext as _
+from sqlalchemy import select
+from wtforms import BooleanField, SelectField, StringField
+from wtforms.validators import Optional as OptionalValidator
+
+from app.extensions import db
+from app.models import Contact, Customer, OwnershipEvent, User
+from app.models.customer import CUSTOMER_TYPES
+from app.models.org import EMPLOYMENT_ACTIVE
+from app.security import (RES_CONTACT, RES_CUSTOMER, RES_OWNERSHIP_EVENT, ROLE_ADMIN, ROLE_STAFF,
+                          Scope, customer_scope_clause, has_role, scope_filters, scope_of,
+                          visible_owner_ids_select, current_user)
+from app.services import customers as customer_service
+from app.services.customers import CONTACT_FIELDS, CUSTOMER_FIELDS
+from app.services.errors import GuishuError
+from app.views.base import ScopedModelView
+
+CUSTOMER_LABELS = {
+    "name": _("Name"), "customer_type": _("Type"), "type_label": _("Type"),
+    "industry": _("Industry"), "province": _("Province"), "city": _("City"),
+    "address": _("Address"), "phone": _("Phone"), "mobile": _("Mobile"), "email": _("Email"),
+    "source": _("Source"), "product_line": _("Product line"), "birthday": _("Birthday"),
+    "birthday_display": _("Birthday"), "birthday_lunar": _("Lunar birthday"),
+    "notes": _("Notes"), "owner": _("Owner"), "owner_label": _("Owner / pool"),
+    "created_by": _("Created by"), "created_at": _("Created at"), "updated_at": _("Updated at"),
+    "phone_e164": _("Phone (E.164)"), "mobile_e164": _("Mobile (E.164)"),
+    "email_norm": _("Email (normalised)"),
+}
+
+
+def assignable_owners():
+    """Active users the current user may name as owner of a new customer."""
+    user = current_user()
+    q = db.session.query(User).filter(User.active.is_(True),
+                                      User.employment_status == EMPLOYMENT_ACTIVE)
+    if user is None:
+        return q.filter(User.id.is_(None))
+    if has_role(user, ROLE_ADMIN, ROLE_STAFF):
+        return q.order_by(User.username)
+    scope = scope_of(user) or Scope.OWN
+    return q.filter(User.id.in_(visible_owner_ids_select(user, scope))).order_by(User.username)
+
+
+class ContactView(ScopedModelView):
+    datamodel = SQLAInterface(Contact)
+    class_permission_name = RES_CONTACT
+    route_base = "/contacts"
+    base_filters = scope_filters("customer_id")
+    list_title = show_title = _("Contacts")
+    add_title = _("Add contact")
+    edit_title = _("Edit contact")
+    list_columns = ["name", "customer", "title", "mobile", "phone", "email", "is_primary"]
+    search_columns = ["name", "customer", "title", "mobile", "phone", "email"]
+    add_columns = ["customer", "name", "title", "mobile", "phone", "email", "is_primary", "notes"]
+    edit_columns = ["name", "title", "mobile", "phone", "email", "is_primary", "notes"]
+    show_columns = ["name", "customer", "title", "mobile", "mobile_e164", "phone", "phone_e164",
+                    "email", "email_norm", "is_primary", "notes", "created_at"]
+    label_columns = dict(CUSTOMER_LABELS, customer=_("Customer"), title=_("Title"),
+                         is_primary=_("Primary contact"))
+    # Only customers in the user's scope can be picked as the contact's company.
+    add_form_query_rel_fields = {"customer": [["id", scope_filters()[0][1], lambda: None]]}
+
+    def _add(self):
+        form = self.add_form.refresh()
+        if request.method == "POST" and form.validate():
+            data = {f: form[f].data for f in CONTACT_FIELDS if f in form}
+            customer = form.customer.data
+            try:
+                customer_service.add_contact(self.actor(), customer.id if customer else 0, data)
+            except GuishuError as exc:
+                self.show_error(form, exc)
+                return self._get_add_widget(form=form)
+            flash(self.add_row_message, "success")
+            return None
+        return self._get_add_widget(form=form)
+
+    def _edit(self, pk):
+        item = self._scoped_get(pk)
+        if request.method == "POST":
+            form = self.edit_form.refresh(request.form)
+            if form.validate():
+                data = {f: form[f].data for f in CONTACT_FIELDS if f in form}
+                try:
+                    customer_service.update_contact(self.actor(), item.id, data)
+                except GuishuError as exc:
+                    self.show_error(form, exc)
+                    return self._get_edit_widget(form=form)
+                flash(self.edit_row_message, "success")
+                return None
+        else:
+            form = self.edit_form.refresh(obj=item)
+        return self._get_edit_widget(form=form)
+
+    def _delete(self, pk):
+        item = self._scoped_get(pk)
+        try:
+            customer_service.delete_contact(self.actor(), item.id)
+        except GuishuError as exc:
+            flash(exc.message, "danger")
+        else:
+            flash(self.delete_row_message, "success")
+        self.update_redirect()
+
+
+class CustomerEventView(ScopedModelView):
+    """Ownership history (read-only): who held the customer, when, why, by which rule."""
+
+    datamodel = SQLAInterface(OwnershipEvent)
+    class_permission_name = RES_OWNERSHIP_EVENT
+    route_base = "/ownership-events"
+    base_filters = scope_filters("customer_id")
+    base_permissions = ["can_read"]
+    base_order = ("id", "desc")
+    list_title = show_title = _("Ownership history")
+    list_columns = ["created_at", "customer_id", "kind", "from_label", "to_label", "reason",
+                    "rule", "actor"]
+    show_columns = list_columns
+    search_columns = ["customer_id", "kind", "created_at", "actor"]
+    label_columns = {"created_at": _("Time"), "customer_id": _("Customer ID"), "kind": _("Kind"),
+                     "from_label": _("From"), "to_label": _("To"), "reason": _("Reason"),
+                     "rule": _("Rule"), "actor": _("By")}
+
+
+class CustomerView(ScopedModelView):
+    datamodel = SQLAInterface(Customer)
+    class_permission_name = RES_CUSTOMER
+    route_base = "/customers"
+    base_filters = scope_filters("id")
+    base_order = ("id", "desc")
+    base_permissions = ["can_read", "can_write", "can_delete", "can_export"]
+    list_title = _("Customers")
+    show_title = _("Customer")
+    add_title = _("Add customer")
+    edit_title = _("Edit customer")
+    list_columns = ["name", "type_label", "industry", "province", "city", "owner_label",
+                    "created_at"]
+    search_columns = ["name", "customer_type", "industry", "province", "city", "source",
+                      "product_line", "phone", "mobile", "email", "created_at"]
+    add_columns = ["name", "customer_type", "owner", "industry", "province", "city", "address",
+                   "mobile", "phone", "email", "source", "product_line", "birthday",
+                   "birthday_lunar", "notes"]
+    edit_columns = [c for c in add_columns if c != "owner"]
+    show_fieldsets = [
+        (_("Customer"), {"fields": ["name", "type_label", "owner_label", "industry", "source",
+                                   "product_line", "notes"]}),
+        (_("Contact details"), {"fields": ["province", "city", "address", "mobile", "mobile_e164",
+                                          "phone", "phone_e164", "email", "email_norm",
+                                          "birthday_display"]}),
+        (_("Record"), {"fields": ["created_by", "created_at", "updated_at"]}),
+    ]
+    label_columns = CUSTOMER_LABELS
+    related_views = [ContactView, CustomerEventView]
+    show_template = "appbuilder/general/model/show_cascade.html"
+    _form_fields = {
+        "customer_type": SelectField(_("Type"), choices=list(CUSTOMER_TYPES.items()),
+                                     default="company"),
+        "birthday": StringField(_("Birthday"), validators=[OptionalValidator()],
+                                widget=BS3TextFieldWidget(),
+                                description=_("YYYY-MM-DD or MM-DD; tick 'Lunar' for a lunar date")),
+        "birthday_lunar": BooleanField(_("Lunar birthday")),
+    }
+    add_form_extra_fields = dict(_form_fields, owner=QuerySelectField(
+        _("Owner"), query_func=assignable_owners, get_pk_func=lambda u: u.id,
+        allow_blank=True, blank_text="—", widget=Select2Widget(),
+        description=_("Empty: reps and managers own what they create; admins and staff put it "
+                      "in the default pool")))
+    edit_form_extra_fields = _form_fields
+
+    @staticmethod
+    def _form_data(form) -> dict:
+        return {f: form[f].data for f in CUSTOMER_FIELDS if f in form}
+
+    def _add(self):
+        form = self.add_form.refresh()
+        if request.method == "POST" and form.validate():
+            owner = form.owner.data
+            try:
+                customer = customer_service.create_customer(
+                    self.actor(), self._form_data(form), owner_id=owner.id if owner else None)
+            except GuishuError as exc:
+                self.show_error(form, exc)
+                return self._get_add_widget(form=form)
+            flash(f"{self.add_row_message}：{customer.name}（{customer.owner_label}）", "success")
+            return None
+        return self._get_add_widget(form=form)
+
+    def _edit(self, pk):
+        item = self._scoped_get(pk)
+        if request.method == "POST":
+            form = self.edit_form.refresh(request.form)
+            if form.validate():
+                try:
+                    customer_service.update_customer(self.actor(), item.id, self._form_data(form))
+                except GuishuError as exc:
+                    self.show_error(form, exc)
+                    return self._get_edit_widget(form=form)
+                flash(self.edit_row_message, "success")
+                return None
+        else:
+            form = self.edit_form.refresh(obj=item)
+            form.birthday.data = item.birthday_display.replace("农历 ", "")
+        return self._get_edit_widget(form=form)
+
+    def _delete(self, pk):
+        item = self._scoped_get(pk)
+        try:
+            customer_service.delete_customer(self.actor(), item.id)
+        except GuishuError as exc:
+            flash(exc.message, "danger")
+        else:
+            flash(self.delete_row_message, "success")
+        self.update_redirect()
+
+    @expose("/export.csv")
+    @has_access
+    def export(self):
+        """CSV of exactly the customers in the user's scope."""
+        user = self.actor()
+        rows = db.session.execute(
+            select(Customer).where(customer_scope_clause(user)).order_by(Customer.id)
+        ).scalars()
+        buf = io.StringIO()
+        buf.write("\ufeff")  # Excel in China opens UTF-8 CSV correctly only with a BOM
+        writer = csv.writer(buf)
+        header = ["id", "name", "customer_type", "industry", "province", "city", "address",
+                  "mobile", "phone", "email", "source", "product_line", "owner", "pool",
+                  "created_at"]
+        writer.writerow(header)
+        for c in rows:
+            o = c.ownership
+            writer.writerow([c.id, c.name, c.customer_type, c.industry, c.province, c.city,
+                             c.address, c.mobile, c.phone, c.email, c.source, c.product_line,
+                             o.owner.username if o and o.owner else "",
+                             o.pool.name if o and o.pool else "", c.created_at])
+        return Response(buf.getvalue(), mimetype="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": "attachment; filename=customers.csv"})
+
+    @action("refresh_keys", _("Re-normalise phone/email"),
+            _("Recompute normalised phone, mobile and email keys in the background?"),
+            "fa-refresh", single=False)
+    def refresh_keys(self, items):
+        from jobs import enqueue
+        from jobs.customers import refresh_normalised_keys
+
+        items = items if isinstance(items, list) else [items]
+        job = enqueue(refresh_normalised_keys, [c.id for c in items])
+        if job is None:
+            flash(_("Background jobs are paused (Redis unreachable): nothing was queued."),
+                  "warning")
+        else:
+            flash(_("Queued: %(n)s customers will be re-normalised.", n=len(items)), "info")
+        self.update_redirect()
+        return redirect(self.get_redirect())

@@ -1,0 +1,141 @@
+"""Departments, pools, policies and the audit log (admin-edited configuration)."""
+from __future__ import annotations
+
+from flask import flash
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_babel import lazy_gettext as _
+
+from app.models import AuditLog, Department, Policy, Pool
+from app.security import (RES_AUDIT, RES_DEPARTMENT, RES_POLICY, RES_POOL, current_user)
+from app.services import audit, org
+from app.services.errors import ValidationFailed
+from app.views.base import ScopedModelView
+
+
+class AuditedModelView(ScopedModelView):
+    """Every add, edit and delete of configuration writes an audit row (who, old -> new)."""
+
+    audit_type = ""
+
+    def _actor_id(self):
+        user = current_user()
+        return user.id if user else None
+
+    def pre_update(self, item):
+        self._changes = audit.pending_changes(item)
+
+    def post_update(self, item):
+        audit.record(self._actor_id(), "update", self.audit_type, item.id,
+                     getattr(self, "_changes", {}))
+        self.datamodel.session.commit()
+
+    def post_add(self, item):
+        audit.record(self._actor_id(), "create", self.audit_type, item.id,
+                     {k: (None, v) for k, v in audit.pending_changes(item).items()})
+        self.datamodel.session.commit()
+
+    def pre_delete(self, item):
+        audit.record(self._actor_id(), "delete", self.audit_type, item.id)
+
+
+class DepartmentView(AuditedModelView):
+    datamodel = SQLAInterface(Department)
+    class_permission_name = RES_DEPARTMENT
+    route_base = "/departments"
+    audit_type = "department"
+    list_title = show_title = _("Departments")
+    list_columns = ["name", "parent", "manager", "path"]
+    add_columns = edit_columns = ["name", "parent", "manager"]
+    show_columns = ["name", "parent", "manager", "path"]
+    label_columns = {"name": _("Name"), "parent": _("Parent department"),
+                     "manager": _("Manager"), "path": _("Path")}
+    base_order = ("path", "asc")
+
+    def pre_add(self, item):
+        org.check_parent(item, item.parent)
+
+    def post_add(self, item):
+        org.refresh_paths(item)
+        super().post_add(item)
+
+    def pre_update(self, item):
+        org.check_parent(item, item.parent)
+        super().pre_update(item)
+
+    def post_update(self, item):
+        org.refresh_paths(item)
+        super().post_update(item)
+
+
+class PoolView(AuditedModelView):
+    datamodel = SQLAInterface(Pool)
+    class_permission_name = RES_POOL
+    route_base = "/pools"
+    audit_type = "pool"
+    list_title = show_title = _("Public pools")
+    list_columns = ["name", "description", "is_default"]
+    add_columns = edit_columns = ["name", "description", "is_default"]
+    label_columns = {"name": _("Name"), "description": _("Description"),
+                     "is_default": _("Default pool")}
+
+
+class PolicyView(AuditedModelView):
+    datamodel = SQLAInterface(Policy)
+    class_permission_name = RES_POLICY
+    route_base = "/policies"
+    audit_type = "policy"
+    list_title = show_title = _("Ownership policies")
+    _fields = ["scope", "department", "user", "max_customers", "count_won", "max_locked",
+               "daily_claim_limit", "cooldown_days", "reclaim_no_followup_days",
+               "reclaim_no_deal_days", "warn_before_days"]
+    list_columns = _fields
+    add_columns = edit_columns = show_columns = _fields
+    label_columns = {
+        "scope": _("Applies to"), "department": _("Department"), "user": _("User"),
+        "max_customers": _("Cap on potential customers"), "count_won": _("Won customers count"),
+        "max_locked": _("Cap on locked customers"), "daily_claim_limit": _("Daily claim limit"),
+        "cooldown_days": _("Previous-owner cooldown (days)"),
+        "reclaim_no_followup_days": _("Reclaim after days without follow-up"),
+        "reclaim_no_deal_days": _("Reclaim after days without a deal"),
+        "warn_before_days": _("Warn days before reclaim"),
+    }
+    description_columns = {"scope": _("global, department or user; empty fields inherit")}
+
+    def _check(self, item):
+        errors = {}
+        if item.scope not in ("global", "department", "user"):
+            errors["scope"] = "适用范围只能是 global、department 或 user"
+        if item.scope == "department" and (item.department is None or item.user is not None):
+            errors["department"] = "部门策略须选择部门，且不选用户"
+        if item.scope == "user" and (item.user is None or item.department is not None):
+            errors["user"] = "用户策略须选择用户，且不选部门"
+        if item.scope == "global" and (item.user is not None or item.department is not None):
+            errors["scope"] = "全局策略不能指定部门或用户"
+        for field in ("max_customers", "max_locked", "daily_claim_limit", "cooldown_days",
+                      "reclaim_no_followup_days", "reclaim_no_deal_days", "warn_before_days"):
+            value = getattr(item, field)
+            if value is not None and value < 0:
+                errors[field] = "不能为负数"
+        if errors:
+            raise ValidationFailed(errors)
+
+    def pre_add(self, item):
+        self._check(item)
+
+    def pre_update(self, item):
+        self._check(item)
+        super().pre_update(item)
+
+
+class AuditLogView(ScopedModelView):
+    datamodel = SQLAInterface(AuditLog)
+    class_permission_name = RES_AUDIT
+    route_base = "/audit"
+    base_permissions = ["can_read"]
+    base_order = ("id", "desc")
+    list_title = show_title = _("Audit log")
+    list_columns = ["created_at", "actor", "action", "object_type", "object_id", "changes"]
+    show_columns = list_columns
+    search_columns = ["actor", "action", "object_type", "object_id", "created_at"]
+    label_columns = {"created_at": _("Time"), "actor": _("By"), "action": _("Action"),
+                     "object_type": _("Object"), "object_id": _("ID"), "changes": _("Changes")}

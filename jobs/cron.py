@@ -1,0 +1,13 @@
+"""Every periodic job, registered in one place for `rq cron jobs/cron.py` (one per deployment)."""
+from __future__ import annotations
+
+import os
+
+from rq import cron
+
+from jobs.customers import refresh_normalised_keys
+
+# Nightly: rewrite keys that an older normaliser wrote (after an upgrade changes the rules).
+cron.register(refresh_normalised_keys, "default",
+              cron=os.environ.get("GUISHU_CRON_REFRESH_KEYS", "30 2 * * *"),
+              name="refresh_normalised_keys")
