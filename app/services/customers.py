@@ -89,7 +89,7 @@ def clean_customer_data(data: dict[str, Any], *, partial: bool = False) -> dict[
             errors[field] = f"不能超过 {_MAX_LEN[field]} 个字符"
             continue
         out[field] = text
-    if not partial or "name" in data:
+    if (not partial or "name" in data) and "name" not in errors:
         if not out.get("name"):
             errors["name"] = "客户名称不能为空"
     if not partial or "customer_type" in data:
@@ -227,7 +227,7 @@ def clean_contact_data(data: dict[str, Any], *, partial: bool = False) -> dict[s
             errors[field] = f"不能超过 {_MAX_LEN[field]} 个字符"
             continue
         out[field] = text
-    if (not partial or "name" in data) and not out.get("name"):
+    if (not partial or "name" in data) and "name" not in errors and not out.get("name"):
         errors["name"] = "联系人姓名不能为空"
     for field, fn in (("phone", lambda v: normalize_phone(v, region)),
                       ("mobile", lambda v: normalize_mobile(v, region)),

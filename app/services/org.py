@@ -37,11 +37,11 @@ def refresh_paths(dept: Department) -> None:
 
 def save_department(dept: Department, actor_id: Optional[int] = None) -> Department:
     """Insert or update a department built by a form, keeping the paths right."""
-    check_parent(dept, dept.parent)
     if dept.id is None:
         dept.path = "/"
         db.session.add(dept)
-        db.session.flush()
+    check_parent(dept, dept.parent)
+    db.session.flush()
     refresh_paths(dept)
     audit.record(actor_id, "save", "department", dept.id,
                  {"name": (None, dept.name), "parent_id": (None, dept.parent_id)})

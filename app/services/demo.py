@@ -1,0 +1,542 @@
+"""Demo data for `flask crm init --demo`: a believable Chinese sales organisation.
+
+Seeded, so every run builds the same people and customers (screenshots, docs and bug reports
+talk about the same 张伟); idempotent, keyed on the user `rep1`, so running init twice is
+harmless. Customer values go through the same cleaners as user input, so the demo never holds
+a phone or e-mail the app itself would refuse. Customers are written in bulk, one transaction
+per chunk: each customer must commit together with its ownership row (a deferred foreign key
+requires it), and 5,000 one-by-one service calls would take minutes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from faker import Faker
+from flask import current_app
+from sqlalchemy import select
+from werkzeug.security import generate_password_hash
+
+from app.extensions import appbuilder, db
+from app.models import Contact, Customer, Department, Ownership, OwnershipEvent, Pool, PoolMember
+from app.models.customer import utcnow
+from app.security import ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF
+from app.services import audit, org, ownership, policies
+from app.services.customers import clean_contact_data, clean_customer_data
+from app.services.errors import ValidationFailed
+
+SEED = 2026
+EMAIL_DOMAIN = "demo.guishu.cn"
+REASON = "演示数据"
+CHUNK = 1000
+TOTAL_CUSTOMERS = 5000
+PERSON_SHARE = 0.2
+EAST_POOL_NAME = "华东公海"
+EAST_POOL_SIZE = 300
+HISTORY_DAYS = 120
+
+# Province -> [(city, area code, digits of a local landline number, districts)]; lengths
+# checked against libphonenumber (Xiamen, Taiyuan, Hohhot, Nanning have 7-digit numbers).
+REGIONS: dict[str, dict[str, list[tuple[str, str, int, tuple[str, ...]]]]] = {
+    "华东": {
+        "上海市": [("上海市", "021", 8, ("浦东新区", "徐汇区", "静安区", "闵行区", "长宁区"))],
+        "江苏省": [("南京市", "025", 8, ("鼓楼区", "建邺区", "江宁区", "玄武区")),
+                 ("苏州市", "0512", 8, ("姑苏区", "吴中区", "相城区", "虎丘区")),
+                 ("无锡市", "0510", 8, ("梁溪区", "滨湖区", "新吴区"))],
+        "浙江省": [("杭州市", "0571", 8, ("西湖区", "滨江区", "余杭区", "上城区")),
+                 ("宁波市", "0574", 8, ("鄞州区", "海曙区", "江北区")),
+                 ("温州市", "0577", 8, ("鹿城区", "瓯海区", "龙湾区"))],
+        "山东省": [("济南市", "0531", 8, ("历下区", "市中区", "槐荫区")),
+                 ("青岛市", "0532", 8, ("市南区", "崂山区", "黄岛区"))],
+        "安徽省": [("合肥市", "0551", 8, ("蜀山区", "包河区", "庐阳区"))],
+        "福建省": [("福州市", "0591", 8, ("鼓楼区", "台江区", "仓山区")),
+                 ("厦门市", "0592", 7, ("思明区", "湖里区", "集美区"))],
+    },
+    "华北": {
+        "北京市": [("北京市", "010", 8, ("海淀区", "朝阳区", "东城区", "西城区", "丰台区"))],
+        "天津市": [("天津市", "022", 8, ("和平区", "河西区", "南开区", "滨海新区"))],
+        "河北省": [("石家庄市", "0311", 8, ("长安区", "桥西区", "裕华区"))],
+        "山西省": [("太原市", "0351", 7, ("小店区", "迎泽区", "杏花岭区"))],
+        "内蒙古自治区": [("呼和浩特市", "0471", 7, ("新城区", "赛罕区", "回民区"))],
+    },
+    "华南": {
+        "广东省": [("广州市", "020", 8, ("天河区", "越秀区", "海珠区", "番禺区")),
+                 ("深圳市", "0755", 8, ("南山区", "福田区", "宝安区", "龙岗区")),
+                 ("东莞市", "0769", 8, ("南城街道", "东城街道", "长安镇")),
+                 ("佛山市", "0757", 8, ("禅城区", "南海区", "顺德区")),
+                 ("中山市", "0760", 8, ("石岐街道", "东区街道", "火炬开发区"))],
+        "广西壮族自治区": [("南宁市", "0771", 7, ("青秀区", "西乡塘区", "江南区"))],
+        "海南省": [("海口市", "0898", 8, ("龙华区", "美兰区", "秀英区"))],
+    },
+    "华中西": {
+        "湖北省": [("武汉市", "027", 8, ("江汉区", "武昌区", "洪山区"))],
+        "湖南省": [("长沙市", "0731", 8, ("岳麓区", "芙蓉区", "天心区"))],
+        "河南省": [("郑州市", "0371", 8, ("金水区", "二七区", "中原区"))],
+        "四川省": [("成都市", "028", 8, ("武侯区", "锦江区", "青羊区"))],
+        "重庆市": [("重庆市", "023", 8, ("渝中区", "江北区", "渝北区"))],
+        "陕西省": [("西安市", "029", 8, ("雁塔区", "碑林区", "未央区"))],
+    },
+}
+# Where the default pool's customers come from (the big cities weigh more).
+POOL_REGION_WEIGHTS = {"华东": 35, "华北": 25, "华南": 25, "华中西": 15}
+
+INDUSTRIES = {"制造业": 22, "软件和信息技术": 16, "批发零售": 14, "金融": 8, "教育": 8,
+              "医疗健康": 8, "建筑": 9, "物流": 8, "能源": 4, "餐饮酒店": 3}
+SOURCES = {"官网": 25, "展会": 15, "转介绍": 20, "电话营销": 20, "广告": 10, "线上活动": 6,
+           "合作伙伴": 4}
+PRODUCT_LINES = {"云服务": 30, "ERP": 22, "CRM": 22, "硬件": 14, "数据分析": 8, "运维服务": 4}
+CONTACT_TITLES = ["总经理", "副总经理", "采购经理", "采购专员", "IT 主管", "信息部经理",
+                  "财务总监", "行政主管", "技术负责人", "董事长助理", "运营总监", "项目经理"]
+MAIL_PREFIXES = ["info", "sales", "service", "contact", "market", "admin", "hr"]
+FREE_MAIL = ["qq.com", "163.com", "126.com", "sina.com", "foxmail.com", "139.com"]
+DOMAIN_TLDS = [".com", ".cn", ".com.cn", ".net"]
+NOTES = ["年底有采购预算", "关注数据安全与私有化部署", "决策链较长，需要拜访分管副总",
+         "老客户转介绍，优先跟进", "正在比较三家供应商", "希望先试用一个月",
+         "明年一季度招标", "对价格敏感", "需要上门演示", "已发送报价单"]
+GRADES = {"A": 20, "B": 45, "C": 35}
+
+# Departments: (name, parent name); managers are set once the users exist.
+DEPARTMENTS = [("总经办", None), ("销售中心", None), ("华东大区", "销售中心"),
+               ("上海团队", "华东大区"), ("华北大区", "销售中心"), ("华南大区", "销售中心"),
+               ("运营中心", None), ("审计部", None)]
+DEPARTMENT_MANAGERS = {"总经办": "admin", "销售中心": "manager1", "华东大区": "manager2",
+                       "上海团队": "manager2", "华北大区": "manager3", "华南大区": "manager4",
+                       "运营中心": "staff1", "审计部": "auditor1"}
+DEPARTMENT_REGIONS = {"华东大区": "华东", "上海团队": "华东", "华北大区": "华北", "华南大区": "华南",
+                      "销售中心": None}
+
+
+@dataclass
+class UserSpec:
+    username: str
+    role: str
+    department: str
+    superior: Optional[str]
+
+
+def _user_specs() -> list[UserSpec]:
+    """Everyone but admin, in creation order (a superior is always created first)."""
+    specs = [UserSpec("manager1", ROLE_MANAGER, "销售中心", "admin")]
+    specs += [UserSpec(f"manager{i}", ROLE_MANAGER, dept, "manager1")
+              for i, dept in ((2, "华东大区"), (3, "华北大区"), (4, "华南大区"))]
+    specs += [UserSpec("staff1", ROLE_STAFF, "运营中心", "admin"),
+              UserSpec("staff2", ROLE_STAFF, "运营中心", "staff1"),
+              UserSpec("staff3", ROLE_STAFF, "运营中心", "staff1"),
+              UserSpec("auditor1", ROLE_AUDITOR, "审计部", "admin")]
+    for i in range(1, 21):
+        if i <= 7:
+            dept = "上海团队" if i >= 5 else "华东大区"
+        elif i <= 14:
+            dept = "华北大区"
+        else:
+            dept = "华南大区"
+        specs.append(UserSpec(f"rep{i}", ROLE_REP, dept, DEPARTMENT_MANAGERS[dept]))
+    return specs
+
+
+def _pick(rng: random.Random, weights: dict[str, int]) -> str:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+def _uniform(rng: random.Random, lo: float, hi: float) -> float:
+    """Uniform in [lo, hi]; lo when the range is empty (odd policy values must not crash)."""
+    return lo if hi <= lo else rng.uniform(lo, hi)
+
+
+class _Generator:
+    """Customer and contact values: Faker text, real-looking places, cleaned by the app's rules."""
+
+    def __init__(self, fake: Faker, rng: random.Random):
+        self.fake, self.rng = fake, rng
+        self.names: set[str] = set()
+        self.phones: set[str] = set()   # normalised keys already used, customers and contacts
+        self.emails: set[str] = set()
+        self.domains: set[str] = set()
+
+    # --- pieces -------------------------------------------------------------------------
+    def place(self, region: str) -> tuple[str, str, str, int, tuple[str, ...]]:
+        province = self.rng.choice(list(REGIONS[region]))
+        city, code, digits, districts = self.rng.choice(REGIONS[region][province])
+        return province, city, code, digits, districts
+
+    def landline(self, code: str, digits: int) -> str:
+        first = self.rng.choice("2345678" if digits == 7 else "5568823467")
+        rest = "".join(self.rng.choice("0123456789") for _ in range(digits - 1))
+        return f"{code}-{first}{rest}"
+
+    def address(self, city: str, districts: tuple[str, ...]) -> str:
+        district = self.rng.choice(districts)
+        street = self.fake.street_name()
+        number = self.rng.randint(1, 999)
+        suffix = ""
+        if self.rng.random() < 0.6:
+            suffix = f"{self.rng.choice('ABCD')}座{self.rng.randint(2, 28)}{self.rng.randint(1, 20):02d}室"
+        return f"{city}{district}{street}{number}号{suffix}"
+
+    def domain(self) -> str:
+        for _ in range(20):
+            word = self.fake.domain_word()
+            name = word + self.rng.choice(DOMAIN_TLDS)
+            if word.isascii() and word.isalpha() and name not in self.domains:
+                self.domains.add(name)
+                return name
+        name = f"{self.fake.domain_word()}{self.rng.randint(10, 9999)}.com".lower()
+        self.domains.add(name)
+        return name
+
+    def _fresh(self, values: dict[str, Any]) -> bool:
+        """No other demo row shares a phone or e-mail key: dedupe hits should be meaningful."""
+        keys = [values.get("phone_e164"), values.get("mobile_e164")]
+        if any(k and k in self.phones for k in keys):
+            return False
+        email = values.get("email_norm")
+        return not (email and email in self.emails)
+
+    def _claim(self, values: dict[str, Any]) -> None:
+        for k in ("phone_e164", "mobile_e164"):
+            if values.get(k):
+                self.phones.add(values[k])
+        if values.get("email_norm"):
+            self.emails.add(values["email_norm"])
+
+    # --- rows ---------------------------------------------------------------------------
+    def company(self, region: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        rng, fake = self.rng, self.fake
+        while True:
+            province, city, code, digits, districts = self.place(region)
+            name = fake.company()
+            if rng.random() < 0.6:
+                name = city.removesuffix("市") + name
+            if name in self.names:
+                continue
+            domain = self.domain()
+            phone = self.landline(code, digits)
+            if rng.random() < 0.1:
+                phone += f" 转 {rng.randint(800, 899)}"
+            raw = {
+                "name": name, "customer_type": "company", "industry": _pick(rng, INDUSTRIES),
+                "province": province, "city": city, "address": self.address(city, districts),
+                "phone": phone,
+                "mobile": fake.phone_number() if rng.random() < 0.15 else None,
+                "email": f"{rng.choice(MAIL_PREFIXES)}@{domain}" if rng.random() < 0.7 else None,
+                "source": _pick(rng, SOURCES), "product_line": _pick(rng, PRODUCT_LINES),
+                "notes": rng.choice(NOTES) if rng.random() < 0.25 else None,
+            }
+            try:
+                values = clean_customer_data(raw)
+            except ValidationFailed:
+                continue
+            if not self._fresh(values):
+                continue
+            self.names.add(name)
+            self._claim(values)
+            contacts = [self.contact(domain, raw["phone"], primary=(i == 0))
+                        for i in range(rng.choices((1, 2, 3), weights=(45, 35, 20))[0])]
+            return values, contacts
+
+    def contact(self, domain: str, company_phone: str, primary: bool) -> dict[str, Any]:
+        rng, fake = self.rng, self.fake
+        while True:
+            user = fake.user_name()
+            raw = {
+                "name": fake.name(), "title": rng.choice(CONTACT_TITLES),
+                "mobile": fake.phone_number() if rng.random() < 0.95 else None,
+                "phone": (f"{company_phone.split(' 转 ')[0]} 转 {rng.randint(100, 899)}"
+                          if rng.random() < 0.3 else None),
+                "email": (f"{user}@{domain}" if rng.random() < 0.6 else
+                          f"{user}{rng.randint(1, 999)}@{rng.choice(FREE_MAIL)}"
+                          if rng.random() < 0.3 else None),
+                "is_primary": primary,
+            }
+            try:
+                values = clean_contact_data(raw)
+            except ValidationFailed:
+                continue
+            # Extensions of the company line are shared on purpose; mobiles and mails are not.
+            if values.get("mobile_e164") in self.phones or values.get("email_norm") in self.emails:
+                continue
+            self._claim({"mobile_e164": values.get("mobile_e164"),
+                         "email_norm": values.get("email_norm")})
+            return values
+
+    def person(self, region: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        rng, fake = self.rng, self.fake
+        while True:
+            province, city, code, digits, districts = self.place(region)
+            name = fake.name()
+            birthday, lunar = None, False
+            if rng.random() < 0.75:
+                lunar = rng.random() < 0.3
+                year = rng.randint(1960, 2002)
+                if lunar:
+                    # Day <= 29: every lunar month has it, whatever the year.
+                    month, day = rng.randint(1, 12), rng.randint(1, 29)
+                else:
+                    born = dt.date(year, 1, 1) + dt.timedelta(days=rng.randint(0, 364))
+                    month, day = born.month, born.day
+                birthday = f"{month:02d}-{day:02d}" if rng.random() < 0.15 else \
+                    f"{year}-{month:02d}-{day:02d}"
+            raw = {
+                "name": name, "customer_type": "person", "province": province, "city": city,
+                "address": self.address(city, districts) if rng.random() < 0.5 else None,
+                "mobile": fake.phone_number(),
+                "phone": self.landline(code, digits) if rng.random() < 0.15 else None,
+                "email": (f"{fake.user_name()}{rng.randint(1, 99)}@{rng.choice(FREE_MAIL)}"
+                          if rng.random() < 0.6 else None),
+                "source": _pick(rng, SOURCES), "product_line": _pick(rng, PRODUCT_LINES),
+                "birthday": birthday, "birthday_lunar": lunar,
+                "notes": rng.choice(NOTES) if rng.random() < 0.15 else None,
+            }
+            try:
+                values = clean_customer_data(raw)
+            except ValidationFailed:
+                continue
+            if not self._fresh(values):
+                continue
+            self._claim(values)
+            return values, []
+
+    def customer(self, region: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        if self.rng.random() < PERSON_SHARE:
+            return self.person(region)
+        return self.company(region)
+
+
+@dataclass
+class _Slot:
+    """Where one customer goes and the state of its ownership."""
+
+    region: str
+    owner_id: Optional[int] = None
+    pool_id: Optional[int] = None
+    won: bool = False
+    locked: bool = False
+    grade: Optional[str] = None
+    acquired_at: dt.datetime = None
+    last_followup_at: Optional[dt.datetime] = None
+
+
+def _owned_slots(rng: random.Random, now: dt.datetime, owner_id: int, region: Optional[str],
+                 n_potential: int, n_won: int, n_locked: int) -> list[_Slot]:
+    """One owner's book, shaped so the cap holds and only a few customers are near reclaim.
+
+    Potential customers mostly sit inside the reclaim windows; ~6% are in the warning window
+    and ~4% are already due, so the first sweep and the reminders have something to show.
+    """
+    pol = policies.effective_policy(owner_id)
+    no_fu = float(pol["reclaim_no_followup_days"].value)
+    no_deal = float(pol["reclaim_no_deal_days"].value)
+    warn = float(pol["warn_before_days"].value)
+    days = dt.timedelta(days=1)
+    regions = list(REGIONS)
+
+    def home() -> str:
+        if region and rng.random() < 0.85:
+            return region
+        return rng.choice(regions)
+
+    slots: list[_Slot] = []
+    for i in range(n_potential):
+        state = rng.choices(("ok", "warn", "due"), weights=(90, 6, 4))[0]
+        locked = i < n_locked
+        if locked or state == "ok":
+            limit = min(HISTORY_DAYS, no_deal - warn - 1)
+            acq = _uniform(rng, 0, limit)
+            fresh = min(acq, no_fu - warn - 1)
+            fu = None if (acq <= fresh and rng.random() < 0.25) else _uniform(rng, 0, fresh)
+        elif state == "warn":
+            fu = _uniform(rng, max(0.0, no_fu - warn + 0.2), max(0.0, no_fu - 0.2))
+            acq = _uniform(rng, fu, min(HISTORY_DAYS, no_deal - warn - 1))
+        else:
+            fu = _uniform(rng, no_fu + 1, no_fu + 15)
+            acq = _uniform(rng, fu, max(fu, min(HISTORY_DAYS, no_deal + 10)))
+        acquired = now - acq * days
+        slots.append(_Slot(region=home(), owner_id=owner_id, locked=locked,
+                           grade="A" if locked else None, acquired_at=acquired,
+                           last_followup_at=None if fu is None else max(acquired, now - fu * days)))
+    for _ in range(n_won):
+        acq = _uniform(rng, 0, HISTORY_DAYS)
+        acquired = now - acq * days
+        fu = None if rng.random() < 0.15 else now - _uniform(rng, 0, min(acq, 60)) * days
+        slots.append(_Slot(region=home(), owner_id=owner_id, won=True,
+                           grade=_pick(rng, GRADES), acquired_at=acquired,
+                           last_followup_at=None if fu is None else max(acquired, fu)))
+    return slots
+
+
+def _book_size(rng: random.Random, owner_id: int, potential: int, won: int,
+               locked: int) -> tuple[int, int, int]:
+    """Trim a planned book to the owner's effective caps (customer cap and lock cap)."""
+    pol = policies.effective_policy(owner_id)
+    cap = int(pol["max_customers"].value)
+    count_won = bool(pol["count_won"].value)
+    locked = max(0, min(locked, int(pol["max_locked"].value), potential))
+
+    def counted() -> int:  # what ownership.owned_count will see: unlocked, not won (+ won)
+        return (potential - locked) + (won if count_won else 0)
+
+    while counted() > cap and potential > locked:
+        potential -= 1
+    while counted() > cap and won > 0:
+        won -= 1
+    return potential, won, locked
+
+
+def _department(name: str, parent: Optional[Department], actor_id: Optional[int]) -> Department:
+    dept = db.session.execute(select(Department).where(Department.name == name)).scalar_one_or_none()
+    if dept is not None:
+        return dept
+    return org.create_department(name, parent=parent, actor_id=actor_id)
+
+
+def _pool_member(pool: Pool, department: Department) -> None:
+    exists = db.session.execute(select(PoolMember.id).where(
+        PoolMember.pool_id == pool.id, PoolMember.department_id == department.id,
+        PoolMember.user_id.is_(None))).first()
+    if exists is None:
+        db.session.add(PoolMember(pool_id=pool.id, department_id=department.id))
+
+
+def build_demo(password: str) -> dict:
+    """Build the demo organisation and ~5,000 customers; {"created": False} if already there."""
+    sm = appbuilder.sm
+    if sm.find_user(username="rep1") is not None:
+        return {"created": False}
+    if not password:
+        raise ValueError("demo password must not be empty")
+
+    fake = Faker("zh_CN")
+    fake.seed_instance(SEED)
+    rng = random.Random(SEED)
+    roles = {}
+    for name in (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR):
+        roles[name] = sm.find_role(name)
+        if roles[name] is None:
+            raise RuntimeError(f"role {name!r} is missing: run `flask crm init` first")
+    policies.ensure_global_policy()
+    default_pool = ownership.default_pool()
+    # One hash for every demo account (they share the password): scrypt costs ~0.1 s each.
+    hashed = generate_password_hash(
+        password, method=current_app.config.get("FAB_PASSWORD_HASH_METHOD", "scrypt"),
+        salt_length=current_app.config.get("FAB_PASSWORD_HASH_SALT_LENGTH", 16))
+    used_names: set[tuple[str, str]] = set()
+
+    def person_name() -> tuple[str, str]:
+        while True:
+            last, first = fake.last_name(), fake.first_name()
+            if (last, first) not in used_names:
+                used_names.add((last, first))
+                return last, first
+
+    def make_user(username: str, role: str) -> Any:
+        last, first = person_name()
+        user = sm.find_user(username=username)
+        if user is None:
+            user = sm.add_user(username, first, last, f"{username}@{EMAIL_DOMAIN}",
+                               roles[role], hashed_password=hashed, commit=False)
+            if not user:
+                raise RuntimeError(f"could not create demo user {username}")
+        else:
+            user.password = hashed
+        if not user.phone:
+            user.phone = fake.phone_number()
+        return user
+
+    # --- organisation -------------------------------------------------------------------
+    users = {"admin": make_user("admin", ROLE_ADMIN)}
+    db.session.commit()
+    admin_id = users["admin"].id
+    depts: dict[str, Department] = {}
+    for name, parent in DEPARTMENTS:
+        depts[name] = _department(name, depts.get(parent), admin_id)
+    users["admin"].department_id = depts["总经办"].id
+    for spec in _user_specs():
+        user = make_user(spec.username, spec.role)
+        user.department_id = depts[spec.department].id
+        user.superior_id = users[spec.superior].id if spec.superior else None
+        users[spec.username] = user
+        db.session.flush()
+    for dept_name, username in DEPARTMENT_MANAGERS.items():
+        depts[dept_name].manager_id = users[username].id
+
+    east_pool = db.session.execute(
+        select(Pool).where(Pool.name == EAST_POOL_NAME)).scalar_one_or_none()
+    if east_pool is None:
+        east_pool = Pool(name=EAST_POOL_NAME, description="华东大区专属公海：华东客户优先在大区内流转")
+        db.session.add(east_pool)
+        db.session.flush()
+    _pool_member(east_pool, depts["华东大区"])
+    _pool_member(default_pool, depts["销售中心"])
+    audit.record(admin_id, "create", "demo", None,
+                 {"users": (None, len(users)), "departments": (None, len(depts))})
+    db.session.commit()
+
+    # --- who holds what -----------------------------------------------------------------
+    now = utcnow()
+    slots: list[_Slot] = []
+    for spec in _user_specs():
+        if spec.role == ROLE_REP:
+            plan = (rng.randint(75, 85), rng.randint(35, 45), rng.randint(0, 5))
+        elif spec.role == ROLE_MANAGER:
+            plan = (14, 6, rng.randint(0, 2))
+        else:
+            continue
+        uid = users[spec.username].id
+        potential, won, locked = _book_size(rng, uid, *plan)
+        slots += _owned_slots(rng, now, uid, DEPARTMENT_REGIONS.get(spec.department),
+                              potential, won, locked)
+    owner_ids = {s.owner_id for s in slots}
+    n_pool = max(0, TOTAL_CUSTOMERS - len(slots))
+    n_east = min(EAST_POOL_SIZE, n_pool)
+    for i in range(n_pool):
+        east = i < n_east
+        acq = _uniform(rng, 0, HISTORY_DAYS)
+        acquired = now - acq * dt.timedelta(days=1)
+        fu = (acquired + _uniform(rng, 0, acq) * dt.timedelta(days=1)
+              if rng.random() < 0.1 else None)
+        slots.append(_Slot(region="华东" if east else _pick(rng, POOL_REGION_WEIGHTS),
+                           pool_id=east_pool.id if east else default_pool.id,
+                           acquired_at=acquired, last_followup_at=fu))
+    # Ids follow creation time, as they would in a real database.
+    slots.sort(key=lambda s: s.acquired_at)
+
+    # --- customers, a transaction per chunk ---------------------------------------------
+    gen = _Generator(fake, rng)
+    n_customers = n_contacts = n_pool_rows = 0
+    for start in range(0, len(slots), CHUNK):
+        batch: list[tuple[Customer, _Slot]] = []
+        for slot in slots[start:start + CHUNK]:
+            values, contacts = gen.customer(slot.region)
+            actor = slot.owner_id or admin_id
+            when = slot.acquired_at
+            customer = Customer(**values, created_by_id=actor, created_at=when, updated_at=when)
+            customer.contacts = [Contact(**c, created_at=when) for c in contacts]
+            customer.ownership = Ownership(
+                owner_id=slot.owner_id, pool_id=slot.pool_id, acquired_at=when,
+                acquired_how="created", first_owner_id=slot.owner_id,
+                last_followup_at=slot.last_followup_at, locked=slot.locked, won=slot.won,
+                category="active" if slot.won else "potential", grade=slot.grade)
+            batch.append((customer, slot))
+            n_contacts += len(contacts)
+            n_pool_rows += slot.pool_id is not None
+        db.session.add_all(c for c, _ in batch)
+        db.session.flush()  # customer ids for the events
+        db.session.add_all(OwnershipEvent(
+            customer_id=c.id, kind="created", actor_id=s.owner_id or admin_id,
+            to_owner_id=s.owner_id, to_pool_id=s.pool_id, reason=REASON, created_at=s.acquired_at)
+            for c, s in batch)
+        db.session.commit()
+        n_customers += len(batch)
+        db.session.expunge_all()  # keep the identity map small; only ids are used from here
+
+    # Belt and braces: the plan respected every cap; prove it against the database.
+    for uid in owner_ids:
+        cap = policies.policy_value(uid, "max_customers")
+        held = ownership.owned_count(uid, bool(policies.policy_value(uid, "count_won")))
+        if held > cap:
+            raise RuntimeError(f"demo data put user {uid} over the cap ({held} > {cap})")
+
+    return {"created": True, "users": len(users), "departments": len(depts),
+            "customers": n_customers, "in_pool": n_pool_rows, "contacts": n_contacts}
