@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from tests import services_boot
@@ -63,6 +64,18 @@ def redis_url():
     return url
 
 
+class FreshContextClient(FlaskClient):
+    """Each request in its own app context, as in production.
+
+    Tests hold an app context open (for db.session); Flask would reuse it for requests, so
+    `g.user` from one client's request would leak into the next client's request.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app(database_url, redis_url, tmp_path_factory):
     os.environ.setdefault("GUISHU_INSTANCE_DIR", str(tmp_path_factory.mktemp("instance")))
@@ -80,6 +93,7 @@ def app(database_url, redis_url, tmp_path_factory):
 
     application = create_app(TestConfig, SQLALCHEMY_DATABASE_URI=database_url,
                              REDIS_URL=redis_url or "redis://127.0.0.1:1/0")
+    application.test_client_class = FreshContextClient
     with application.app_context():
         from flask_migrate import upgrade
 
