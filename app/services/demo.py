@@ -209,7 +209,7 @@ class _Generator:
             name = fake.company()
             if rng.random() < 0.6:
                 name = city.removesuffix("市") + name
-            if name in self.names:
+            if name in self.names or name.count("公司") > 1:  # Faker has "…公司" prefixes
                 continue
             domain = self.domain()
             phone = self.landline(code, digits)
@@ -232,16 +232,18 @@ class _Generator:
                 continue
             self.names.add(name)
             self._claim(values)
-            contacts = [self.contact(domain, raw["phone"], primary=(i == 0))
-                        for i in range(rng.choices((1, 2, 3), weights=(45, 35, 20))[0])]
+            titles = rng.sample(CONTACT_TITLES, rng.choices((1, 2, 3), weights=(45, 35, 20))[0])
+            contacts = [self.contact(domain, raw["phone"], title, primary=(i == 0))
+                        for i, title in enumerate(titles)]
             return values, contacts
 
-    def contact(self, domain: str, company_phone: str, primary: bool) -> dict[str, Any]:
+    def contact(self, domain: str, company_phone: str, title: str,
+                primary: bool) -> dict[str, Any]:
         rng, fake = self.rng, self.fake
         while True:
             user = fake.user_name()
             raw = {
-                "name": fake.name(), "title": rng.choice(CONTACT_TITLES),
+                "name": fake.name(), "title": title,
                 "mobile": fake.phone_number() if rng.random() < 0.95 else None,
                 "phone": (f"{company_phone.split(' 转 ')[0]} 转 {rng.randint(100, 899)}"
                           if rng.random() < 0.3 else None),
