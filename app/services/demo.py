@@ -172,7 +172,8 @@ class _Generator:
         number = self.rng.randint(1, 999)
         suffix = ""
         if self.rng.random() < 0.6:
-            suffix = f"{self.rng.choice('ABCD')}座{self.rng.randint(2, 28)}{self.rng.randint(1, 20):02d}室"
+            floor, room = self.rng.randint(2, 28), self.rng.randint(1, 20)
+            suffix = f"{self.rng.choice('ABCD')}座{floor}{room:02d}室"
         return f"{city}{district}{street}{number}号{suffix}"
 
     def domain(self) -> str:
@@ -368,8 +369,7 @@ def _owned_slots(rng: random.Random, now: dt.datetime, owner_id: int, region: Op
     return slots
 
 
-def _book_size(rng: random.Random, owner_id: int, potential: int, won: int,
-               locked: int) -> tuple[int, int, int]:
+def _book_size(owner_id: int, potential: int, won: int, locked: int) -> tuple[int, int, int]:
     """Trim a planned book to the owner's effective caps (customer cap and lock cap)."""
     pol = policies.effective_policy(owner_id)
     cap = int(pol["max_customers"].value)
@@ -387,7 +387,8 @@ def _book_size(rng: random.Random, owner_id: int, potential: int, won: int,
 
 
 def _department(name: str, parent: Optional[Department], actor_id: Optional[int]) -> Department:
-    dept = db.session.execute(select(Department).where(Department.name == name)).scalar_one_or_none()
+    dept = db.session.execute(
+        select(Department).where(Department.name == name)).scalar_one_or_none()
     if dept is not None:
         return dept
     return org.create_department(name, parent=parent, actor_id=actor_id)
@@ -440,8 +441,7 @@ def build_demo(password: str) -> dict:
                                roles[role], hashed_password=hashed, commit=False)
             if not user:
                 raise RuntimeError(f"could not create demo user {username}")
-        else:
-            user.password = hashed
+        # An existing user (e.g. a real admin) keeps its password.
         if not user.phone:
             user.phone = fake.phone_number()
         return user
@@ -486,7 +486,7 @@ def build_demo(password: str) -> dict:
         else:
             continue
         uid = users[spec.username].id
-        potential, won, locked = _book_size(rng, uid, *plan)
+        potential, won, locked = _book_size(uid, *plan)
         slots += _owned_slots(rng, now, uid, DEPARTMENT_REGIONS.get(spec.department),
                               potential, won, locked)
     owner_ids = {s.owner_id for s in slots}
