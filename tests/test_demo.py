@@ -1,0 +1,27 @@
+"""`flask crm init --demo` data: the organisation DESIGN.md promises, within every cap."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.models import Customer, Ownership, User
+from app.services import policies
+from app.services.demo import build_demo
+from app.services.ownership import owned_count
+
+
+def test_demo_org_is_complete_capped_and_idempotent(db):
+    summary = build_demo("demo-pass-1")
+    assert summary["created"] is True
+    names = set(db.session.execute(select(User.username)).scalars())
+    expected = {"admin", "auditor1"} | {f"manager{i}" for i in range(1, 5)} | \
+        {f"rep{i}" for i in range(1, 21)} | {f"staff{i}" for i in range(1, 4)}
+    assert expected <= names
+    assert db.session.execute(select(func.count()).select_from(Customer)).scalar_one() == 5000
+    in_pool = db.session.execute(select(func.count()).select_from(Ownership)
+                                 .where(Ownership.pool_id.is_not(None))).scalar_one()
+    assert 0 < in_pool < 5000
+    for (user_id,) in db.session.execute(select(Ownership.owner_id).where(
+            Ownership.owner_id.is_not(None)).distinct()):
+        eff = policies.effective_policy(user_id)
+        assert owned_count(user_id, bool(eff["count_won"].value)) <= eff["max_customers"].value
+    assert build_demo("demo-pass-1") == {"created": False}
