@@ -52,9 +52,14 @@ def database_url():
             pytest.exit(f"GUISHU_TEST_DB=postgres but no PostgreSQL could be reached or started: {how}",
                         returncode=3)
         print(f"\nPostgreSQL for tests: {how}")
-        return url
+        # A database of this run's own, so parallel runs on one server cannot collide.
+        own = services_boot.create_scratch_database(url)
+        yield own or url
+        if own:
+            services_boot.drop_scratch_database(url, own)
+        return
     folder = tempfile.mkdtemp(prefix="guishu-test-")
-    return f"sqlite:///{folder}/test.db"
+    yield f"sqlite:///{folder}/test.db"
 
 
 @pytest.fixture(scope="session")

@@ -101,3 +101,35 @@ def find_redis() -> tuple[Optional[str], str]:
     except Exception as exc:  # noqa: BLE001
         return None, f"no Redis: {exc}"
     return None, "no Redis reachable"
+
+
+def create_scratch_database(url: str) -> Optional[str]:
+    """CREATE DATABASE guishu_test_<random> on url's server; its URL, or None if not allowed."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"guishu_test_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception:
+        return None
+    finally:
+        engine.dispose()
+    return sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_scratch_database(url: str, scratch_url: str) -> None:
+    import sqlalchemy as sa
+
+    name = sa.engine.make_url(scratch_url).database
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    except Exception:
+        pass
+    finally:
+        engine.dispose()
