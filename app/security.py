@@ -73,14 +73,15 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_DEPARTMENT, CAN_READ),
         _perm(RES_POOL, CAN_READ),
         _perm(RES_POLICY, CAN_READ),
-        _menus("Customers", "CustomerList", "Contacts", "OwnershipHistory", "Organisation",
+        _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
+               "Organisation",
                "Departments", "Rules", "Pools", "Policies"),
     ],
     ROLE_REP: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
-        _menus("Customers", "CustomerList", "Contacts", "OwnershipHistory"),
+        _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory"),
     ],
     ROLE_STAFF: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
@@ -88,7 +89,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
         _perm(RES_POOL, CAN_READ),
-        _menus("Customers", "CustomerList", "Contacts", "OwnershipHistory", "Organisation",
+        _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
+               "Organisation",
                "Departments", "Rules", "Pools"),
     ],
     ROLE_AUDITOR: _SELF_SERVICE + [
@@ -99,7 +101,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_POOL, CAN_READ),
         _perm(RES_POLICY, CAN_READ),
         _perm(RES_AUDIT, CAN_READ),
-        _menus("Customers", "CustomerList", "Contacts", "OwnershipHistory", "Organisation",
+        _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
+               "Organisation",
                "Departments", "Rules", "Pools", "Policies", "AuditLog"),
     ],
 }

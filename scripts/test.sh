@@ -5,6 +5,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_venv.sh requirements-dev.txt || exit 1
+# Browser tests use Debian's chromium; install it when missing and we may (root + apt).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing Debian's chromium for the browser tests…"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+     fonts-noto-cjk) >/dev/null 2>&1 || echo "chromium could not be installed: browser tests will skip"
+fi
 export GUISHU_INSTANCE_DIR="$(mktemp -d)"   # never touch a developer's instance/
 log_dir="$(mktemp -d)"
 status=0

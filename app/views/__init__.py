@@ -11,6 +11,8 @@ def register_views(appbuilder) -> None:
     appbuilder.add_view(CustomerView, "CustomerList", label=_("Customers"), icon="fa-address-card",
                         category="Customers", category_label=_("Customers"),
                         category_icon="fa-users")
+    appbuilder.add_link("CustomerExport", href="/customers/export.csv", label=_("Export CSV"),
+                        icon="fa-download", category="Customers")
     appbuilder.add_view(ContactView, "Contacts", label=_("Contacts"), icon="fa-user",
                         category="Customers")
     appbuilder.add_view(CustomerEventView, "OwnershipHistory", label=_("Ownership history"),

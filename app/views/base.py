@@ -15,6 +15,21 @@ from app.security import METHOD_PERMISSIONS, current_user
 from app.services.errors import GuishuError, ValidationFailed
 
 
+def blank(value):
+    """Empty cell instead of FAB's 'None' for a missing value."""
+    return "" if value is None else value
+
+
+def minutes(value):
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+
+
+def readable_formatters(*columns: str, times=("created_at", "updated_at", "departed_at")) -> dict:
+    out = {c: blank for c in columns}
+    out.update({c: minutes for c in times})
+    return out
+
+
 class ScopedModelView(ModelView):
     method_permission_name = METHOD_PERMISSIONS
     page_size = 25

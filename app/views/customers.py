@@ -24,7 +24,7 @@ from app.security import (RES_CONTACT, RES_CUSTOMER, RES_OWNERSHIP_EVENT, ROLE_A
 from app.services import customers as customer_service
 from app.services.customers import CONTACT_FIELDS, CUSTOMER_FIELDS
 from app.services.errors import GuishuError
-from app.views.base import ScopedModelView
+from app.views.base import ScopedModelView, readable_formatters
 
 CUSTOMER_LABELS = {
     "name": _("Name"), "customer_type": _("Type"), "type_label": _("Type"),
@@ -70,6 +70,8 @@ class ContactView(ScopedModelView):
                          is_primary=_("Primary contact"))
     # Only customers in the user's scope can be picked as the contact's company.
     add_form_query_rel_fields = {"customer": [["id", scope_filters()[0][1], lambda: None]]}
+    formatters_columns = readable_formatters("title", "mobile", "phone", "email", "notes",
+                                             "mobile_e164", "phone_e164", "email_norm")
 
     def _add(self):
         form = self.add_form.refresh()
@@ -127,6 +129,7 @@ class CustomerEventView(ScopedModelView):
                     "rule", "actor"]
     show_columns = list_columns
     search_columns = ["customer_id", "kind", "created_at", "actor"]
+    formatters_columns = readable_formatters("reason", "rule", "actor")
     label_columns = {"created_at": _("Time"), "customer_id": _("Customer ID"), "kind": _("Kind"),
                      "from_label": _("From"), "to_label": _("To"), "reason": _("Reason"),
                      "rule": _("Rule"), "actor": _("By")}
@@ -160,6 +163,9 @@ class CustomerView(ScopedModelView):
         (_("Record"), {"fields": ["created_by", "created_at", "updated_at"]}),
     ]
     label_columns = CUSTOMER_LABELS
+    formatters_columns = readable_formatters(
+        "industry", "province", "city", "address", "mobile", "mobile_e164", "phone",
+        "phone_e164", "email", "email_norm", "source", "product_line", "notes", "created_by")
     related_views = [ContactView, CustomerEventView]
     show_template = "appbuilder/general/model/show_cascade.html"
     _form_fields = {

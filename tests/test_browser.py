@@ -1,0 +1,107 @@
+"""In a real browser (Playwright driving Debian's Chromium): sign in per role, see its menus
+and only its own scope, switch to English, and save a screenshot per role for review."""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.conftest import PASSWORD
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+SHOTS = os.environ.get("GUISHU_SCREENSHOTS", "")
+
+
+@pytest.fixture
+def live_url(app, org):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+def sign_in(browser, live_url, username):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{live_url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_url(f"{live_url}/")
+    return page
+
+
+def _menu_hrefs(page) -> set[str]:
+    return set(page.eval_on_selector_all(".navbar a[href]", "els => els.map(e => e.getAttribute('href'))"))
+
+
+@pytest.mark.parametrize("role,username,sees,hidden,menus,no_menus", [
+    ("rep", "rep1", ["c_rep"], ["c_rep2", "c_north", "c_pool"],
+     {"/customers/list/"}, {"/departments/list/", "/audit/list/", "/policies/list/"}),
+    ("manager", "manager1", ["c_rep", "c_rep2"], ["c_north", "c_pool"],
+     {"/customers/list/", "/departments/list/", "/policies/list/"}, {"/audit/list/"}),
+    ("staff", "staff1", ["c_rep", "c_rep2", "c_north", "c_pool"], [],
+     {"/customers/list/", "/departments/list/"}, {"/audit/list/", "/policies/list/"}),
+    ("auditor", "auditor1", ["c_rep", "c_north", "c_pool"], [],
+     {"/customers/list/", "/audit/list/"}, set()),
+    ("admin", "admin", ["c_rep", "c_north", "c_pool"], [],
+     {"/customers/list/", "/departments/list/", "/audit/list/", "/users/list/"}, set()),
+])
+def test_each_role_sees_its_menus_and_scope(browser, live_url, org, role, username, sees, hidden,
+                                            menus, no_menus):
+    page = sign_in(browser, live_url, username)
+    hrefs = _menu_hrefs(page)
+    assert menus <= hrefs, hrefs
+    assert not (no_menus & hrefs), hrefs
+    page.goto(f"{live_url}/customers/list/")
+    body = page.inner_text("body")
+    for key in sees:
+        assert getattr(org, key).name in body
+    for key in hidden:
+        assert getattr(org, key).name not in body
+    assert "负责人 / 公海" in body  # Chinese by default
+    if SHOTS:
+        os.makedirs(SHOTS, exist_ok=True)
+        page.screenshot(path=os.path.join(SHOTS, f"customers-{role}.png"), full_page=True)
+
+
+def test_rep_adds_customer_in_the_form_and_sees_field_errors(browser, live_url, org, db):
+    page = sign_in(browser, live_url, "rep1")
+    page.goto(f"{live_url}/customers/add")
+    page.fill("input[name=name]", "温州瓯江电器有限公司")
+    page.fill("input[name=mobile]", "12345")
+    page.click("button[type=submit], input[type=submit]")
+    assert "无效的电话号码：12345" in page.inner_text("body")
+    page.fill("input[name=mobile]", "138 0013 8111")
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_load_state("load")
+    assert "/customers/add" not in page.url
+    assert "温州瓯江电器有限公司（测试rep1）" in page.inner_text("body")  # the success message
+    from app.models import Customer
+
+    db.session.expire_all()
+    row = db.session.query(Customer).filter_by(name="温州瓯江电器有限公司").one()
+    assert row.mobile_e164 == "+8613800138111"
+    assert row.ownership.owner_id == org.rep.id
+
+
+def test_english_is_one_click_away(browser, live_url, org):
+    page = sign_in(browser, live_url, "rep1")
+    page.goto(f"{live_url}/lang/en")
+    page.goto(f"{live_url}/customers/list/")
+    assert "Owner / pool" in page.inner_text("body")
