@@ -176,11 +176,12 @@ def visible_owner_ids_select(user: User, scope: Scope):
     return select(User.id).where(or_(User.department_id.in_(subtree), User.id == user.id))
 
 
-def visible_customer_ids_select(user: Optional[User]):
+def visible_customer_ids_select(user: Optional[User], include_shared: bool = True):
     """SELECT of customer ids in the user's scope, or None when the scope is ALL.
 
-    Owned customers of the visible owners plus customers shared with the user. Pool
-    customers are outside every scope but ALL; reps browse pools through the pool pages.
+    Owned customers of the visible owners, plus (for reading) customers shared with the
+    user. Pool customers are outside every scope but ALL; reps browse pools through the pool
+    pages.
     """
     scope = scope_of(user)
     if scope is None:
@@ -189,6 +190,8 @@ def visible_customer_ids_select(user: Optional[User]):
         return None
     owned = select(Ownership.customer_id).where(
         Ownership.owner_id.in_(visible_owner_ids_select(user, scope)))
+    if not include_shared:
+        return owned
     shared = select(CustomerShare.customer_id).where(
         CustomerShare.user_id == user.id,
         or_(CustomerShare.expires_at.is_(None), CustomerShare.expires_at > utcnow()))
@@ -199,9 +202,9 @@ def false_clause():
     return Customer.id != Customer.id
 
 
-def customer_scope_clause(user: Optional[User], column=Customer.id):
+def customer_scope_clause(user: Optional[User], column=Customer.id, include_shared: bool = True):
     """A WHERE clause limiting `column` (a customer id column) to the user's scope."""
-    ids = visible_customer_ids_select(user)
+    ids = visible_customer_ids_select(user, include_shared)
     if ids is None:
         return true()
     return column.in_(ids)
@@ -210,6 +213,14 @@ def customer_scope_clause(user: Optional[User], column=Customer.id):
 def can_see_customer(user: Optional[User], customer_id: int) -> bool:
     return db.session.execute(
         select(Customer.id).where(Customer.id == customer_id, customer_scope_clause(user))
+    ).first() is not None
+
+
+def can_write_customer(user: Optional[User], customer_id: int) -> bool:
+    """In scope through ownership; a share gives read access only."""
+    return db.session.execute(
+        select(Customer.id).where(Customer.id == customer_id,
+                                  customer_scope_clause(user, include_shared=False))
     ).first() is not None
 
 

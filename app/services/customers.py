@@ -13,7 +13,8 @@ from app.extensions import db
 from app.models import Contact, Customer, Ownership, User
 from app.models.customer import CUSTOMER_TYPES
 from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, Scope,
-                          can_see_customer, has_role, scope_of, visible_owner_ids_select)
+                          can_see_customer, can_write_customer, has_role, scope_of,
+                          visible_owner_ids_select)
 from app.services import audit, ownership
 from app.services.errors import NotFound, OutOfScope, PermissionDenied, ValidationFailed
 from app.services.normalize import (NORMALIZER_VERSION, InvalidValue, normalize_email,
@@ -64,9 +65,15 @@ def parse_birthday(text: Optional[str], lunar: bool) -> tuple[Optional[int], Opt
     return year, month, day
 
 
+class _NotText(ValueError):
+    pass
+
+
 def _text(value: Any) -> Optional[str]:
     if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _NotText()
     text = str(value).strip()
     return text or None
 
@@ -84,7 +91,11 @@ def clean_customer_data(data: dict[str, Any], *, partial: bool = False) -> dict[
         if field == "birthday_lunar":
             out[field] = bool(value) and str(value).lower() not in ("0", "false", "n", "no", "")
             continue
-        text = _text(value)
+        try:
+            text = _text(value)
+        except _NotText:
+            errors[field] = "必须是文本"
+            continue
         if text is not None and field in _MAX_LEN and len(text) > _MAX_LEN[field]:
             errors[field] = f"不能超过 {_MAX_LEN[field]} 个字符"
             continue
@@ -121,15 +132,22 @@ def clean_customer_data(data: dict[str, Any], *, partial: bool = False) -> dict[
     return out
 
 
-def _load(actor: User, customer_id: int) -> Customer:
+def _load(actor: User, customer_id: int, *, write: bool = True) -> Customer:
     customer = db.session.get(Customer, customer_id)
-    if customer is None or not can_see_customer(actor, customer_id):
+    allowed = can_write_customer if write else can_see_customer
+    if customer is None or not allowed(actor, customer_id):
         # Same answer for "missing" and "not yours": ids outside the scope are not confirmed.
         raise OutOfScope("客户不存在或不在您的数据权限内")
     return customer
 
 
 def get_customer(actor: User, customer_id: int) -> Customer:
+    return _load(actor, customer_id, write=False)
+
+
+def get_customer_for_write(actor: User, customer_id: int) -> Customer:
+    """The customer if the actor may change it (shares are read-only)."""
+    _require_writer(actor)
     return _load(actor, customer_id)
 
 
@@ -222,7 +240,11 @@ def clean_contact_data(data: dict[str, Any], *, partial: bool = False) -> dict[s
         if field == "is_primary":
             out[field] = bool(value)
             continue
-        text = _text(value)
+        try:
+            text = _text(value)
+        except _NotText:
+            errors[field] = "必须是文本"
+            continue
         if text is not None and field in _MAX_LEN and len(text) > _MAX_LEN[field]:
             errors[field] = f"不能超过 {_MAX_LEN[field]} 个字符"
             continue
@@ -257,7 +279,7 @@ def add_contact(actor: User, customer_id: int, data: dict[str, Any]) -> Contact:
 
 def _load_contact(actor: User, contact_id: int) -> Contact:
     contact = db.session.get(Contact, contact_id)
-    if contact is None or not can_see_customer(actor, contact.customer_id):
+    if contact is None or not can_write_customer(actor, contact.customer_id):
         raise OutOfScope("联系人不存在或不在您的数据权限内")
     return contact
 

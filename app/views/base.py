@@ -10,6 +10,7 @@ from flask import abort, flash, redirect, request
 from flask_appbuilder import ModelView, expose
 from flask_appbuilder._compat import as_unicode
 from flask_appbuilder.const import FLAMSG_ERR_SEC_ACCESS_DENIED
+from flask_appbuilder.urltools import get_order_args, get_page_args, get_page_size_args
 
 from app.security import METHOD_PERMISSIONS, current_user
 from app.services.errors import GuishuError, ValidationFailed
@@ -63,6 +64,13 @@ class ScopedModelView(ModelView):
         return self.actions[name].func(items)
 
     # -- helpers for subclasses that save through a service --------------------------------
+    def edit_widgets(self, form, item):
+        """The edit page's widgets, with the related lists FAB's edit template expects."""
+        widgets = self._get_edit_widget(form=form)
+        return self._get_related_views_widgets(
+            item, filters={}, orders=get_order_args(), pages=get_page_args(),
+            page_sizes=get_page_size_args(), widgets=widgets)
+
     @staticmethod
     def actor():
         user = current_user()

@@ -72,6 +72,9 @@ class ContactView(ScopedModelView):
     add_form_query_rel_fields = {"customer": [["id", scope_filters()[0][1], lambda: None]]}
     formatters_columns = readable_formatters("title", "mobile", "phone", "email", "notes",
                                              "mobile_e164", "phone_e164", "email_norm")
+    # FAB would make a non-nullable Boolean "required": an unticked box could never be saved.
+    add_form_extra_fields = edit_form_extra_fields = {
+        "is_primary": BooleanField(_("Primary contact"))}
 
     def _add(self):
         form = self.add_form.refresh()
@@ -89,6 +92,10 @@ class ContactView(ScopedModelView):
 
     def _edit(self, pk):
         item = self._scoped_get(pk)
+        try:
+            customer_service.get_customer_for_write(self.actor(), item.customer_id)
+        except GuishuError:
+            abort(404)  # visible through a read-only share, not editable
         if request.method == "POST":
             form = self.edit_form.refresh(request.form)
             if form.validate():
@@ -203,6 +210,10 @@ class CustomerView(ScopedModelView):
 
     def _edit(self, pk):
         item = self._scoped_get(pk)
+        try:
+            customer_service.get_customer_for_write(self.actor(), item.id)
+        except GuishuError:
+            abort(404)  # visible through a read-only share, not editable
         if request.method == "POST":
             form = self.edit_form.refresh(request.form)
             if form.validate():
@@ -210,13 +221,13 @@ class CustomerView(ScopedModelView):
                     customer_service.update_customer(self.actor(), item.id, self._form_data(form))
                 except GuishuError as exc:
                     self.show_error(form, exc)
-                    return self._get_edit_widget(form=form)
+                    return self.edit_widgets(form, item)
                 flash(self.edit_row_message, "success")
                 return None
         else:
             form = self.edit_form.refresh(obj=item)
             form.birthday.data = item.birthday_display.replace("农历 ", "")
-        return self._get_edit_widget(form=form)
+        return self.edit_widgets(form, item)
 
     def _delete(self, pk):
         item = self._scoped_get(pk)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import flash
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
+from wtforms import BooleanField
 
 from app.models import AuditLog, Department, Policy, Pool
 from app.security import (RES_AUDIT, RES_DEPARTMENT, RES_POLICY, RES_POOL, current_user)
@@ -75,6 +76,8 @@ class PoolView(AuditedModelView):
     list_title = show_title = _("Public pools")
     list_columns = ["name", "description", "is_default"]
     add_columns = edit_columns = ["name", "description", "is_default"]
+    add_form_extra_fields = edit_form_extra_fields = {
+        "is_default": BooleanField(_("Default pool"))}
     label_columns = {"name": _("Name"), "description": _("Description"),
                      "is_default": _("Default pool")}
 
