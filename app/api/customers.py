@@ -13,6 +13,7 @@ from app.security import METHOD_PERMISSIONS, RES_CUSTOMER, current_user, scope_f
 from app.services import customers as customer_service
 from app.services.customers import CUSTOMER_FIELDS
 from app.services.errors import GuishuError, OutOfScope, ValidationFailed
+from app.views.base import MAX_PK
 
 _COLUMNS = ["id", "name", "customer_type", "industry", "province", "city", "address", "phone",
             "phone_e164", "mobile", "mobile_e164", "email", "email_norm", "source",
@@ -96,9 +97,19 @@ class CustomerApi(ModelRestApi):
 
     def _pk(self, pk) -> int:
         try:
-            return int(pk)
+            value = int(pk)
         except (TypeError, ValueError):
+            value = 0
+        if not 0 < value <= MAX_PK:
             raise OutOfScope("客户不存在或不在您的数据权限内")
+        return value
+
+    def get_headless(self, pk, **kwargs):
+        try:
+            self._pk(pk)
+        except OutOfScope:
+            return self.response_404()
+        return super().get_headless(pk, **kwargs)
 
     def put_headless(self, pk):
         try:

@@ -6,8 +6,8 @@ request if any id is outside it.
 """
 from __future__ import annotations
 
-from flask import abort, flash, redirect, request
-from flask_appbuilder import ModelView, expose
+from flask import abort, flash, redirect, request, url_for
+from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder._compat import as_unicode
 from flask_appbuilder.const import FLAMSG_ERR_SEC_ACCESS_DENIED
 from flask_appbuilder.urltools import get_order_args, get_page_args, get_page_size_args
@@ -31,9 +31,49 @@ def readable_formatters(*columns: str, times=("created_at", "updated_at", "depar
     return out
 
 
+MAX_PK = 2**31 - 1
+
+
 class ScopedModelView(ModelView):
     method_permission_name = METHOD_PERMISSIONS
     page_size = 25
+
+    def _deserialize_pk_if_composite(self, pk):
+        # Integer keys only: "abc" or an out-of-range number is "not found", not a DB error.
+        try:
+            value = int(pk)
+        except (TypeError, ValueError):
+            abort(404)
+        if not 0 < value <= MAX_PK:
+            abort(404)
+        return value
+
+    def _bad_list_args(self) -> bool:
+        """FAB parses page, page size and order arguments with no validation (500 on junk)."""
+        for key, value in request.args.items():
+            if key.startswith(("page_", "psize_")):
+                if not value.isdigit() or (key.startswith("psize_") and int(value) == 0):
+                    return True
+                if int(value) > 100000:
+                    return True
+            if key.startswith("_oc_") and value not in self.order_columns:
+                return True
+            if key.startswith("_od_") and value not in ("asc", "desc"):
+                return True
+        return False
+
+    @expose("/list/")
+    @has_access
+    def list(self):
+        if self._bad_list_args():
+            flash("列表参数无效，已恢复默认显示", "warning")
+            return redirect(url_for(f"{self.endpoint}.list"))
+        return super().list()
+
+    @expose("/download/<string:filename>")
+    @has_access
+    def download(self, filename):
+        abort(404)  # no file columns in Guishu; FAB's default reads UPLOAD_FOLDER
 
     def _scoped_get(self, pk):
         item = self.datamodel.get(self._deserialize_pk_if_composite(pk), self._base_filters)
