@@ -14,10 +14,8 @@ import datetime as dt
 from types import SimpleNamespace
 
 import pytest
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from tests.conftest import api_token
 
 ROLES = ("admin", "manager", "rep", "staff", "auditor")
 CUSTOMERS = ("c_rep", "c_rep2", "c_north", "c_pool")
@@ -36,36 +34,6 @@ FORBIDDEN = {"message": "Forbidden"}
 NOT_FOUND = {"message": "Not found"}
 OUT_OF_SCOPE = {"code": "out_of_scope", "message": "客户不存在或不在您的数据权限内"}
 OWNERSHIP_KEYS = {"owner", "pool", "locked", "won", "category", "grade", "acquired_at"}
-
-
-class IsolatedClient(FlaskClient):
-    """Each request in its own app context (see tests/test_views_access.py for why: the
-    conftest `db` fixture keeps an app context pushed, and `g` would leak between users)."""
-
-    def open(self, *args, **kwargs):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
-
-
-def isolated_client(app) -> IsolatedClient:
-    return IsolatedClient(app, app.response_class, use_cookies=True)
-
-
-@pytest.fixture
-def api(app, org):
-    """api(username) -> call(method, path, **kwargs) with that user's JWT (isolated client)."""
-
-    def make(username):
-        client = isolated_client(app)
-        token = api_token(client, username)
-
-        def call(method, path, **kwargs):
-            return client.open(path, method=method,
-                               headers={"Authorization": f"Bearer {token}"}, **kwargs)
-
-        return call
-
-    return make
 
 
 @pytest.fixture
@@ -184,14 +152,14 @@ def test_get_fields_of_the_first_customer(as_role, k):
 
 
 def test_missing_token_is_401(app, org):
-    resp = isolated_client(app).get(URL)
+    resp = app.test_client().get(URL)
     assert resp.status_code == 401
     assert resp.get_json() == {"msg": "Missing Authorization Header"}
 
 
 def test_garbage_token_is_refused_with_422(app, org):
     # flask-jwt-extended answers a token it cannot decode with 422, not 401.
-    resp = isolated_client(app).get(URL, headers={"Authorization": "Bearer not.a.jwt"})
+    resp = app.test_client().get(URL, headers={"Authorization": "Bearer not.a.jwt"})
     assert resp.status_code == 422
     assert "ids" not in (resp.get_json() or {})
 
@@ -451,16 +419,24 @@ def test_post_without_a_json_object_is_400_not_500(kwargs, as_role, db):
     assert customers_now(db) == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: clean_customer_data (app/services/customers.py:86-92) passes every value through "
-    "_text(), which is str(value): a JSON array or object for a text field is stored as its "
-    "Python repr (name \"['x']\") instead of being refused with 400"))
 def test_post_with_a_non_string_name_is_400(as_role, db):
     before = customers_now(db)
-    resp = as_role("rep")("POST", URL, json={"name": ["x"]})
+    # Used to be stored as the Python repr "['x']"; every text field must now be text.
+    resp = as_role("rep")("POST", URL, json={"name": ["x"], "city": {"a": 1}, "notes": True,
+                                             "province": 12})
     assert customers_now(db) == before
     assert resp.status_code == 400
-    assert set(resp.get_json()["fields"]) == {"name"}
+    assert resp.get_json()["fields"] == {"name": "必须是文本", "city": "必须是文本",
+                                         "notes": "必须是文本"}
+
+
+def test_put_with_a_non_string_value_is_400_and_unchanged(as_role, k, db):
+    cid = k.ids["c_rep"]
+    before = customer_row(db, cid)
+    resp = as_role("rep")("PUT", f"{URL}{cid}", json={"name": {"zh": "x"}})
+    assert resp.status_code == 400
+    assert resp.get_json()["fields"] == {"name": "必须是文本"}
+    assert customer_row(db, cid) == before
 
 
 def test_auditor_post_is_403_and_creates_nothing(as_role, db):
@@ -493,13 +469,18 @@ def test_rep_lists_and_reads_an_active_share_only(as_role, k, share_rep2_with_re
     assert rep("GET", f"{URL}{k.ids['c_north']}").status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a CustomerShare is read access (app/models/customer.py:102-104) but update_customer "
-    "(app/services/customers.py:172-182) loads through _load -> can_see_customer, which "
-    "includes shares (app/security.py:189-192): the share holder's PUT succeeds"))
 def test_a_read_share_does_not_allow_put(as_role, k, db, share_rep2_with_rep):
     cid = k.ids["c_rep2"]
     before = customer_row(db, cid)
+    # A share is read access: writing through it answers like an id outside the scope.
     resp = as_role("rep")("PUT", f"{URL}{cid}", json={"name": "借共享改名"})
     assert customer_row(db, cid) == before
-    assert resp.status_code in (403, 404)
+    assert resp.status_code == 404
+    assert resp.get_json() == OUT_OF_SCOPE
+
+
+def test_a_read_share_does_not_allow_delete(as_role, k, db, share_rep2_with_rep):
+    before = customers_now(db)
+    resp = as_role("rep")("DELETE", f"{URL}{k.ids['c_rep2']}")
+    assert resp.status_code == 403
+    assert customers_now(db) == before

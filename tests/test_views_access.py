@@ -2,8 +2,8 @@
 
 For every role and every customer of the conftest organisation (one inside and several outside
 each role's data scope) these tests assert the exact HTTP outcome and whether the database
-changed. The conftest `clients` fixture cannot be used as is (see `IsolatedClient`), so this
-module logs its clients in itself, with conftest's own `login`.
+changed. Each test logs in only the role it needs (conftest's `login`; conftest's test client
+runs every request in a fresh app context, so users do not leak between clients).
 
 Observed FAB 5.3 behaviour asserted here:
   * a signed-in user without the permission gets 403 from `@has_access` (no redirect);
@@ -20,7 +20,6 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from tests.conftest import login
@@ -43,40 +42,15 @@ REFRESH_JOB = "jobs.customers.refresh_normalised_keys"
 
 
 # --- clients ---------------------------------------------------------------------------------
-class IsolatedClient(FlaskClient):
-    """A test client whose every request runs in its own app context, as in production.
-
-    The conftest `db` fixture keeps one app context pushed for the whole test; Flask reuses a
-    pushed app context for requests, so `g` (flask-login's `g._login_user`, FAB's `g.user`)
-    leaks from one request to the next: after rep1 logs in, a second, anonymous client is
-    already "rep1" (GET /login/ redirects), which is why conftest's `clients` fixture fails at
-    the second login. A fresh app context per request keeps each client its own user.
-    """
-
-    def open(self, *args, **kwargs):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
-
-
-def isolated_client(app) -> IsolatedClient:
-    return IsolatedClient(app, app.response_class, use_cookies=True)
-
-
 @pytest.fixture
 def login_as(app, org):
-    """login_as(role) -> a logged-in IsolatedClient with `.csrf`."""
+    """login_as(role) -> a logged-in test client with `.csrf`."""
 
     def make(role):
         user = getattr(org, USER_OF_ROLE[role])
-        return login(isolated_client(app), user.username)
+        return login(app.test_client(), user.username)
 
     return make
-
-
-@pytest.fixture
-def clients(login_as):
-    """Same interface as conftest's `clients`, one isolated client per role."""
-    return SimpleNamespace(**{role: login_as(role) for role in ROLES})
 
 
 @pytest.fixture
@@ -237,17 +211,14 @@ def _edit_get_cases():
     for role in ROLES:
         for target in CUSTOMERS:
             if role not in WRITERS:
-                yield pytest.param(role, target, 403, id=f"{role}-{target}")
+                expected = 403
             elif target not in VISIBLE[role]:
-                yield pytest.param(role, target, 404, id=f"{role}-{target}")
+                expected = 404
             else:
-                yield pytest.param(role, target, 200, id=f"{role}-{target}", marks=pytest.mark.xfail(
-                    strict=True,
-                    reason="BUG: CustomerView._edit (app/views/customers.py:198-213) returns "
-                           "self._get_edit_widget(form=form) without the related-views widgets, "
-                           "but CustomerView has related_views, so FAB's edit.html evaluates "
-                           "widgets.get('related_views')[0] on None -> jinja2 UndefinedError "
-                           "(HTTP 500) on every in-scope GET /customers/edit/<pk>"))
+                # Used to crash (500): CustomerView._edit rendered FAB's edit.html without the
+                # related-views widgets it indexes. Fixed by ScopedModelView.edit_widgets.
+                expected = 200
+            yield pytest.param(role, target, expected, id=f"{role}-{target}")
 
 
 @pytest.mark.parametrize("role,target,expected", list(_edit_get_cases()))
@@ -283,10 +254,6 @@ def test_edit_post(role, target, login_as, k, db):
         assert after == {**before, cid: "改名后的客户"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: same as test_edit_page: a POST /customers/edit/<pk> that fails validation re-renders "
-    "the form through CustomerView._edit -> _get_edit_widget without related views "
-    "(app/views/customers.py:207), so FAB's edit.html crashes (500) instead of showing the error"))
 def test_edit_post_with_bad_mobile_shows_the_error(login_as, k, db):
     client = login_as("rep")
     before = customers_now(db)
@@ -518,11 +485,6 @@ def test_rep_adds_a_primary_contact_to_own_customer(login_as, k, db):
                               .where(Contact.name == "主联系人")).one() == (k.ids["c_rep"], True)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: ContactView (app/views/customers.py:55-72) lets FAB generate the is_primary field; "
-    "contact.is_primary is a non-nullable Boolean (app/models/customer.py:98), so FAB adds "
-    "DataRequired to the BooleanField and an unticked box fails with '该字段是必填字段。': "
-    "a non-primary contact cannot be added (or un-flagged) through the web form"))
 def test_rep_adds_a_non_primary_contact_to_own_customer(login_as, k, db):
     from app.models import Contact
 
@@ -587,18 +549,39 @@ def test_rep_sees_an_actively_shared_customer_but_not_an_expired_share(login_as,
     assert client.get(f"/customers/show/{k.ids['c_north']}").status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a CustomerShare is documented as read access (app/models/customer.py:102-104) but "
-    "update_customer -> _load (app/services/customers.py:124-129) only checks can_see_customer, "
-    "which includes shared customers (app/security.py:189-192): the share holder can edit"))
-def test_a_read_share_does_not_allow_editing(login_as, k, db, shares):
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_read_share_does_not_allow_editing(method, login_as, k, db, shares):
+    # A share is read access (CustomerShare): the edit page and the save answer 404.
     client = login_as("rep")
     before = customers_now(db)
     cid = k.ids["c_rep2"]
-    resp = client.post(f"/customers/edit/{cid}",
-                       data=edit_form(db, cid, client.csrf, name="借共享改名"))
+    if method == "GET":
+        resp = client.get(f"/customers/edit/{cid}")
+    else:
+        resp = client.post(f"/customers/edit/{cid}",
+                           data=edit_form(db, cid, client.csrf, name="借共享改名"))
+    assert resp.status_code == 404
     assert customers_now(db) == before
-    assert resp.status_code in (403, 404)
+
+
+def test_a_read_share_does_not_allow_editing_its_contacts(login_as, contacts, db, shares):
+    from app.models import Contact
+
+    client = login_as("rep")
+    cid = contacts["c_rep2"]
+    assert client.get(f"/contacts/show/{cid}").status_code == 200
+    resp = client.post(f"/contacts/edit/{cid}", data={"csrf_token": client.csrf, "name": "借共享改名"})
+    assert resp.status_code == 404
+    db.session.commit()
+    assert db.session.get(Contact, cid).name == "联系人乙"
+
+
+def test_share_holder_still_edits_own_customer(login_as, k, db, shares):
+    client = login_as("rep")
+    cid = k.ids["c_rep"]
+    resp = client.post(f"/customers/edit/{cid}", data=edit_form(db, cid, client.csrf, name="自己的"))
+    assert resp.status_code == 302
+    assert customers_now(db)[cid] == "自己的"
 
 
 # ============================================================================================
@@ -608,7 +591,8 @@ CONFIG_PAGES = {"/departments/list/": {"admin", "manager", "staff", "auditor"},
                 "/pools/list/": {"admin", "manager", "staff", "auditor"},
                 "/policies/list/": {"admin", "manager", "auditor"},
                 "/audit/list/": {"admin", "auditor"}}
-CUSTOMER_MENUS = ("/customers/list/", "/contacts/list/", "/ownership-events/list/")
+CUSTOMER_MENUS = ("/customers/list/", "/customers/export.csv", "/contacts/list/",
+                  "/ownership-events/list/")
 
 
 def test_rep_home_menu_has_customers_but_no_configuration(login_as):
@@ -754,7 +738,7 @@ def test_auditor_cannot_add(method, login_as, db):
 
 
 def test_anonymous_is_sent_to_login(app, db, k):
-    client = isolated_client(app)
+    client = app.test_client()
     before = customers_now(db)
     resp = client.get("/customers/list/")
     assert resp.status_code == 302
