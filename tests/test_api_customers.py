@@ -484,3 +484,14 @@ def test_a_read_share_does_not_allow_delete(as_role, k, db, share_rep2_with_rep)
     resp = as_role("rep")("DELETE", f"{URL}{k.ids['c_rep2']}")
     assert resp.status_code == 403
     assert customers_now(db) == before
+
+
+def test_info_and_list_describe_columns_not_the_catalogue_header(api, org):
+    """FAB translates a missing column description as gettext(""): the .po header leaked."""
+    call = api("admin")
+    for path in ("/api/v1/customers/_info", "/api/v1/customers/"):
+        body = call("GET", path).get_data(as_text=True)
+        assert "Project-Id-Version" not in body
+    info = call("GET", "/api/v1/customers/_info").get_json()
+    described = {c["name"]: c["description"] for c in info["add_columns"]}
+    assert described["customer_type"] == "company | person"

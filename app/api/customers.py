@@ -54,6 +54,20 @@ class CustomerApi(ModelRestApi):
     # The schema documents the body; writes are parsed by the service (which also takes "birthday").
     add_columns = edit_columns = [f for f in CUSTOMER_FIELDS if f != "birthday"]
     openapi_spec_tag = "Customers"
+    # Every column gets a description: FAB translates a missing one as gettext(""), which
+    # returns the catalogue header.
+    description_columns = {
+        "name": "客户名称 (company or person name)",
+        "customer_type": "company | person",
+        "industry": "行业", "province": "省份", "city": "城市", "address": "地址",
+        "phone": "电话, any format; stored with its E.164 form in phone_e164",
+        "mobile": "手机, must be a mobile number; E.164 form in mobile_e164",
+        "email": "邮箱; lower-cased form in email_norm",
+        "source": "来源", "product_line": "产品线",
+        "birthday_lunar": "true if the birthday (write it as \"birthday\": \"YYYY-MM-DD\" or "
+                          "\"MM-DD\") is a lunar date",
+        "notes": "备注",
+    }
 
     # -- reads: add the ownership fields integrations rely on -------------------------------
     def pre_get(self, data):
