@@ -119,3 +119,23 @@ def test_crm_export_writes_only_the_users_scope(app, db, org):
     assert out.exit_code == 0, out.output
     assert org.c_rep.name in out.output
     assert org.c_rep2.name not in out.output and org.c_pool.name not in out.output
+
+
+def test_policy_validation_names_the_field(db, org):
+    from app.services.policies import validate_policy
+
+    with pytest.raises(ValidationFailed) as exc:
+        validate_policy(Policy(scope="department", max_customers=10))
+    assert exc.value.fields == {"department": "部门策略须选择部门，且不选用户"}
+    with pytest.raises(ValidationFailed) as exc:
+        validate_policy(Policy(scope="user", user_id=org.rep.id, daily_claim_limit=-1))
+    assert exc.value.fields == {"daily_claim_limit": "不能为负数"}
+    validate_policy(Policy(scope="user", user_id=org.rep.id, max_customers=5))
+
+
+def test_policy_form_refuses_department_policy_without_department(db, org, admin_client):
+    resp = admin_client.post("/policies/add", data={
+        "scope": "department", "max_customers": "5", "csrf_token": admin_client.csrf},
+        follow_redirects=True)
+    assert "部门策略须选择部门，且不选用户" in resp.get_data(as_text=True)
+    assert db.session.query(Policy).filter_by(scope="department").count() == 0

@@ -156,6 +156,16 @@ def _require_writer(actor: User) -> None:
         raise PermissionDenied("您的角色不能新增或修改客户")
 
 
+def assignable_owner_ids(actor: User):
+    """SELECT of the users the actor may name as owner of a new customer (before activity
+    checks): anyone for admins and staff, the manager's scope for managers, else oneself."""
+    if has_role(actor, ROLE_ADMIN, ROLE_STAFF):
+        return select(User.id)
+    if has_role(actor, ROLE_MANAGER):
+        return visible_owner_ids_select(actor, scope_of(actor) or Scope.OWN)
+    return select(User.id).where(User.id == actor.id)
+
+
 def resolve_new_owner(actor: User, owner_id: Optional[int]) -> Optional[int]:
     """Who owns a customer the actor creates (None = the default pool).
 
@@ -163,16 +173,11 @@ def resolve_new_owner(actor: User, owner_id: Optional[int]) -> Optional[int]:
     in their scope; back-office staff and admins put it in the pool unless they pick an owner.
     """
     if owner_id is not None:
-        if has_role(actor, ROLE_ADMIN, ROLE_STAFF):
-            return owner_id
-        if has_role(actor, ROLE_MANAGER):
-            allowed = db.session.execute(
-                visible_owner_ids_select(actor, scope_of(actor) or Scope.OWN)
-                .where(User.id == owner_id)).first()
-            if allowed is None:
+        allowed = db.session.execute(
+            assignable_owner_ids(actor).where(User.id == owner_id)).first()
+        if allowed is None:
+            if has_role(actor, ROLE_MANAGER):
                 raise ValidationFailed({"owner": "只能指定您数据权限内的负责人"})
-            return owner_id
-        if owner_id != actor.id:
             raise ValidationFailed({"owner": "销售代表新建的客户归自己所有，不能指定他人"})
         return owner_id
     if has_role(actor, ROLE_ADMIN, ROLE_STAFF):

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Department, Policy, User
 from app.models.policy import POLICY_FIELDS
+from app.services.errors import ValidationFailed
 
 # Seeded by `flask crm init` as the global row; admins edit it in the Policies form.
 GLOBAL_DEFAULTS: dict[str, Any] = {
@@ -82,3 +83,24 @@ def effective_policy(user_id: int) -> dict[str, EffectiveValue]:
 
 def policy_value(user_id: int, field: str) -> Any:
     return effective_policy(user_id)[field].value
+
+
+def validate_policy(policy: Policy) -> None:
+    """The target matches the scope, and no number is negative; raises ValidationFailed."""
+    errors: dict[str, str] = {}
+    if policy.scope not in ("global", "department", "user"):
+        errors["scope"] = "适用范围只能是 global、department 或 user"
+    has_dept = policy.department_id is not None or policy.department is not None
+    has_user = policy.user_id is not None or policy.user is not None
+    if policy.scope == "department" and (not has_dept or has_user):
+        errors["department"] = "部门策略须选择部门，且不选用户"
+    if policy.scope == "user" and (not has_user or has_dept):
+        errors["user"] = "用户策略须选择用户，且不选部门"
+    if policy.scope == "global" and (has_user or has_dept):
+        errors["scope"] = "全局策略不能指定部门或用户"
+    for field in POLICY_FIELDS:
+        value = getattr(policy, field)
+        if field != "count_won" and value is not None and value < 0:
+            errors[field] = "不能为负数"
+    if errors:
+        raise ValidationFailed(errors)

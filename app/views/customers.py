@@ -18,9 +18,8 @@ from app.extensions import db
 from app.models import Contact, Customer, OwnershipEvent, User
 from app.models.customer import CUSTOMER_TYPES
 from app.models.org import EMPLOYMENT_ACTIVE
-from app.security import (RES_CONTACT, RES_CUSTOMER, RES_OWNERSHIP_EVENT, ROLE_ADMIN, ROLE_STAFF,
-                          Scope, customer_scope_clause, has_role, scope_filters, scope_of,
-                          visible_owner_ids_select, current_user)
+from app.security import (RES_CONTACT, RES_CUSTOMER, RES_OWNERSHIP_EVENT, current_user,
+                          customer_scope_clause, scope_filters)
 from app.services import customers as customer_service
 from app.services.customers import CONTACT_FIELDS, CUSTOMER_FIELDS
 from app.services.errors import GuishuError
@@ -40,16 +39,14 @@ CUSTOMER_LABELS = {
 
 
 def assignable_owners():
-    """Active users the current user may name as owner of a new customer."""
+    """Active users the current user may name as owner of a new customer (the form's choices)."""
     user = current_user()
     q = db.session.query(User).filter(User.active.is_(True),
                                       User.employment_status == EMPLOYMENT_ACTIVE)
     if user is None:
         return q.filter(User.id.is_(None))
-    if has_role(user, ROLE_ADMIN, ROLE_STAFF):
-        return q.order_by(User.username)
-    scope = scope_of(user) or Scope.OWN
-    return q.filter(User.id.in_(visible_owner_ids_select(user, scope))).order_by(User.username)
+    return q.filter(User.id.in_(customer_service.assignable_owner_ids(user))).order_by(
+        User.username)
 
 
 class ContactView(ScopedModelView):

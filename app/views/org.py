@@ -4,12 +4,11 @@ from __future__ import annotations
 from flask import flash
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
-from wtforms import BooleanField
+from wtforms import BooleanField, SelectField
 
 from app.models import AuditLog, Department, Policy, Pool
 from app.security import (RES_AUDIT, RES_DEPARTMENT, RES_POLICY, RES_POOL, current_user)
-from app.services import audit, org
-from app.services.errors import ValidationFailed
+from app.services import audit, org, policies
 from app.views.base import ScopedModelView
 
 
@@ -103,30 +102,19 @@ class PolicyView(AuditedModelView):
         "warn_before_days": _("Warn days before reclaim"),
     }
     description_columns = {"scope": _("global, department or user; empty fields inherit")}
-
-    def _check(self, item):
-        errors = {}
-        if item.scope not in ("global", "department", "user"):
-            errors["scope"] = "适用范围只能是 global、department 或 user"
-        if item.scope == "department" and (item.department is None or item.user is not None):
-            errors["department"] = "部门策略须选择部门，且不选用户"
-        if item.scope == "user" and (item.user is None or item.department is not None):
-            errors["user"] = "用户策略须选择用户，且不选部门"
-        if item.scope == "global" and (item.user is not None or item.department is not None):
-            errors["scope"] = "全局策略不能指定部门或用户"
-        for field in ("max_customers", "max_locked", "daily_claim_limit", "cooldown_days",
-                      "reclaim_no_followup_days", "reclaim_no_deal_days", "warn_before_days"):
-            value = getattr(item, field)
-            if value is not None and value < 0:
-                errors[field] = "不能为负数"
-        if errors:
-            raise ValidationFailed(errors)
+    add_form_extra_fields = edit_form_extra_fields = {
+        "scope": SelectField(_("Applies to"), choices=[
+            ("global", "global 全局"), ("department", "department 部门"), ("user", "user 个人")]),
+        "count_won": SelectField(_("Won customers count"), choices=[
+            ("", "—"), ("1", "是"), ("0", "否")],
+            coerce=lambda v: None if v in ("", None, "None") else v in ("1", True, "True")),
+    }
 
     def pre_add(self, item):
-        self._check(item)
+        policies.validate_policy(item)
 
     def pre_update(self, item):
-        self._check(item)
+        policies.validate_policy(item)
         super().pre_update(item)
 
 
