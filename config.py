@@ -74,6 +74,8 @@ class Config:
     }
 
     # Default region for phone numbers without a country code.
+    # Business day boundaries (daily claim limit, reminders) are in this zone.
+    TIMEZONE = os.environ.get("GUISHU_TIMEZONE", "Asia/Shanghai")
     PHONE_DEFAULT_REGION = os.environ.get("GUISHU_PHONE_REGION", "CN")
     DEMO_PASSWORD = os.environ.get("GUISHU_DEMO_PASSWORD", "")
 

@@ -6,7 +6,11 @@
     ├── PermissionDenied            403: the actor's role may not do this
     ├── NotFound                    404
     ├── CapExceeded                 409: a rep would hold more than the cap
-    └── Conflict                    409: state changed underneath (e.g. not in the pool any more)
+    ├── LockCapExceeded             409: more locked customers than the lock cap
+    ├── DailyLimitReached           409: more claims today than the daily limit
+    ├── InCooldown                  409: claiming back within the previous-owner cooldown
+    ├── NotInPool                   409: the customer is no longer in that pool
+    └── Conflict                    409: state changed underneath
 """
 from __future__ import annotations
 
@@ -62,4 +66,24 @@ class CapExceeded(GuishuError):
 
 class Conflict(GuishuError):
     code = "conflict"
+    status = 409
+
+
+class DailyLimitReached(GuishuError):
+    code = "daily_limit"
+    status = 409
+
+
+class InCooldown(GuishuError):
+    code = "cooldown"
+    status = 409
+
+
+class NotInPool(GuishuError):
+    code = "not_in_pool"
+    status = 409
+
+
+class LockCapExceeded(GuishuError):
+    code = "lock_cap_exceeded"
     status = 409

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from app.extensions import db
 from app.models import Ownership, OwnershipEvent, Pool, User
@@ -42,14 +42,18 @@ def owned_count(user_id: int, count_won: bool) -> int:
     return db.session.execute(q).scalar_one()
 
 
-def check_cap(user_id: int, adding: int) -> None:
-    """Refuse if user_id would hold more than the cap; call after lock_rep in the same transaction."""
+def cap_room(user_id: int) -> tuple[int, int]:
+    """(cap, currently counted) for user_id under its effective policy."""
     policy = policies.effective_policy(user_id)
-    cap = policy["max_customers"].value
-    have = owned_count(user_id, bool(policy["count_won"].value))
+    return policy["max_customers"].value, owned_count(user_id, bool(policy["count_won"].value))
+
+
+def check_cap(user_id: int, adding: int, verb: str = "新增") -> None:
+    """Refuse if user_id would hold more than the cap; call after lock_rep in the same transaction."""
+    cap, have = cap_room(user_id)
     if have + adding > cap:
         raise CapExceeded(
-            f"超出客户上限：上限 {cap}，已拥有 {have}，本次新增 {adding}",
+            f"超出客户上限：上限 {cap}，已拥有 {have}，本次{verb} {adding}",
             cap=cap, owned=have, adding=adding)
 
 
@@ -106,3 +110,34 @@ def record_deletion(customer_id: int, ownership: Optional[Ownership], actor_id: 
     _record_event(customer_id, "deleted", actor_id=actor_id,
                   from_owner_id=ownership.owner_id if ownership else None,
                   from_pool_id=ownership.pool_id if ownership else None, reason=reason)
+
+
+def move_from_pool(customer_ids: list[int], owner_id: int, *, now, how: str = "claimed") -> int:
+    """Give pool customers to owner_id; returns how many were still in a pool (the WHERE
+    re-checks it, so a concurrent claim makes this count fall short)."""
+    return db.session.execute(
+        update(Ownership)
+        .where(Ownership.customer_id.in_(customer_ids), Ownership.pool_id.is_not(None))
+        .values(owner_id=owner_id, pool_id=None, acquired_at=now, acquired_how=how,
+                last_followup_at=None, locked=False)).rowcount
+
+
+def record_events(rows: list[dict], now) -> None:
+    """Append many ownership events in one statement."""
+    if rows:
+        for row in rows:
+            row.setdefault("created_at", now)
+            for key in ("from_owner_id", "from_pool_id", "to_owner_id", "to_pool_id", "reason",
+                        "rule"):
+                row.setdefault(key, None)
+        db.session.execute(insert(OwnershipEvent), rows)
+
+
+def snapshot(customer_ids: list[int]) -> dict:
+    """Plain rows (not ORM objects, which a bulk UPDATE would rewrite in place) of the
+    ownership of these customers, keyed by customer id."""
+    rows = db.session.execute(
+        select(Ownership.customer_id, Ownership.owner_id, Ownership.pool_id,
+               Ownership.previous_owner_id, Ownership.released_at, Ownership.locked)
+        .where(Ownership.customer_id.in_(customer_ids))).all()
+    return {r.customer_id: r for r in rows}
