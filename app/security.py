@@ -39,6 +39,10 @@ RES_POOL = "Pool"
 RES_POLICY = "Policy"
 RES_AUDIT = "AuditLog"
 RES_JOBS = "Jobs"
+RES_OWNERSHIP = "Ownership"
+RES_POOL_CUSTOMERS = "PoolCustomer"  # the pool browsing page (masked contacts)  # claim, release, assign (and distribute), lock, unlock
+CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK = (
+    "claim", "release", "assign", "lock", "unlock")
 
 ROLE_ADMIN = "Admin"
 ROLE_MANAGER = "Sales Manager"
@@ -68,20 +72,24 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     ROLE_ADMIN: [(".*", ".*")],
     ROLE_MANAGER: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
+        _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK),
+        _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
         _perm(RES_POOL, CAN_READ),
         _perm(RES_POLICY, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
-               "Organisation",
-               "Departments", "Rules", "Pools", "Policies"),
+               "PoolCustomers", "Organisation", "Departments", "Rules", "Pools", "Policies"),
     ],
     ROLE_REP: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
+        _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_LOCK),
+        _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
-        _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory"),
+        _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
+               "PoolCustomers"),
     ],
     ROLE_STAFF: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 def register_apis(appbuilder, csrf) -> None:
     from app.api.customers import CustomerApi
+    from app.api.ownership import OwnershipApi, PoolApi
 
-    for api in (CustomerApi,):
+    for api in (CustomerApi, PoolApi, OwnershipApi):
         appbuilder.add_api(api)
     # JWT bearer tokens are not sent by browsers on their own, and every write endpoint
     # requires a JSON body (no cross-site form can send one without CORS): no CSRF token here.
@@ -13,7 +14,7 @@ def register_apis(appbuilder, csrf) -> None:
 
     current_app.before_request(reject_malformed_rison)
     for name, blueprint in current_app.blueprints.items():
-        if name in ("CustomerApi", "SecurityApi"):
+        if name in ("CustomerApi", "PoolApi", "OwnershipApi", "SecurityApi"):
             csrf.exempt(blueprint)
 
 

@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext as _
 def register_views(appbuilder) -> None:
     from app.views.customers import ContactView, CustomerEventView, CustomerView
     from app.views.org import AuditLogView, DepartmentView, PolicyView, PoolView
+    from app.views.pool import PoolCustomerView
 
     appbuilder.add_view(CustomerView, "CustomerList", label=_("Customers"), icon="fa-address-card",
                         category="Customers", category_label=_("Customers"),
@@ -17,6 +18,8 @@ def register_views(appbuilder) -> None:
                         category="Customers")
     appbuilder.add_view(CustomerEventView, "OwnershipHistory", label=_("Ownership history"),
                         icon="fa-history", category="Customers")
+    appbuilder.add_view(PoolCustomerView, "PoolCustomers", label=_("Public pool"),
+                        icon="fa-life-ring", category="Customers")
     appbuilder.add_view(DepartmentView, "Departments", label=_("Departments"), icon="fa-sitemap",
                         category="Organisation", category_label=_("Organisation"),
                         category_icon="fa-building")

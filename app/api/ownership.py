@@ -1,0 +1,122 @@
+"""/api/v1/pool/… and /api/v1/ownership/…: claim, release, assign, distribute, lock, unlock.
+
+Each endpoint loads the JSON body, calls one service, and maps a domain error to its 4xx.
+"""
+from __future__ import annotations
+
+from flask import request
+from flask_appbuilder.api import BaseApi, expose
+from flask_appbuilder.security.decorators import permission_name, protect
+
+from app.api.errors import error_response
+from app.security import RES_OWNERSHIP, current_user
+from app.services import assignment, pool
+from app.services.errors import GuishuError, ValidationFailed
+
+
+def _body() -> dict:
+    data = request.get_json(silent=True) if request.is_json else None
+    if not isinstance(data, dict):
+        raise ValidationFailed({"body": "请求体必须是 JSON 对象"})
+    return data
+
+
+def _optional_int(data: dict, key: str):
+    value = data.get(key)
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+        raise ValidationFailed({key: f"{key} 必须是正整数"})
+    return int(value)
+
+
+def _run(fn):
+    try:
+        return fn()
+    except GuishuError as exc:
+        return error_response(exc)
+
+
+class PoolApi(BaseApi):
+    resource_name = "pool"
+    class_permission_name = RES_OWNERSHIP
+    allow_browser_login = True
+    openapi_spec_tag = "Ownership"
+
+    @expose("/claim", methods=["POST"])
+    @protect()
+    @permission_name("claim")
+    def claim(self):
+        """Claim customers from a pool: {customer_ids, pool_id?} -> {customer_ids}."""
+        def go():
+            data = _body()
+            ids = pool.claim_from_pool(current_user(), data.get("customer_ids"),
+                                       _optional_int(data, "pool_id"))
+            return self.response(200, customer_ids=ids)
+        return _run(go)
+
+    @expose("/release", methods=["POST"])
+    @protect()
+    @permission_name("release")
+    def release(self):
+        """Return customers to a pool: {customer_ids, reason, pool_id?} -> {customer_ids}."""
+        def go():
+            data = _body()
+            ids = pool.release_to_pool(current_user(), data.get("customer_ids"),
+                                       str(data.get("reason") or ""),
+                                       _optional_int(data, "pool_id"))
+            return self.response(200, customer_ids=ids)
+        return _run(go)
+
+
+class OwnershipApi(BaseApi):
+    resource_name = "ownership"
+    class_permission_name = RES_OWNERSHIP
+    allow_browser_login = True
+    openapi_spec_tag = "Ownership"
+
+    @expose("/assign", methods=["POST"])
+    @protect()
+    @permission_name("assign")
+    def assign(self):
+        """Assign pool customers to a rep: {customer_ids, owner_id, reason?}."""
+        def go():
+            data = _body()
+            owner_id = _optional_int(data, "owner_id")
+            if owner_id is None:
+                raise ValidationFailed({"owner_id": "请选择负责人"})
+            ids = assignment.assign(current_user(), data.get("customer_ids"), owner_id,
+                                    data.get("reason"))
+            return self.response(200, customer_ids=ids)
+        return _run(go)
+
+    @expose("/distribute", methods=["POST"])
+    @protect()
+    @permission_name("assign")
+    def distribute(self):
+        """Distribute evenly: {customer_ids, owner_ids, dry_run} -> the plan."""
+        def go():
+            data = _body()
+            dry_run = data.get("dry_run", True)
+            if not isinstance(dry_run, bool):
+                raise ValidationFailed({"dry_run": "dry_run 必须是 true 或 false"})
+            plan = assignment.distribute(current_user(), data.get("customer_ids"),
+                                         data.get("owner_ids"), dry_run=dry_run)
+            return self.response(200, **plan.to_dict())
+        return _run(go)
+
+    @expose("/lock", methods=["POST"])
+    @protect()
+    @permission_name("lock")
+    def lock(self):
+        """Lock own key accounts: {customer_ids} -> the newly locked ids."""
+        return _run(lambda: self.response(
+            200, customer_ids=assignment.lock(current_user(), _body().get("customer_ids"))))
+
+    @expose("/unlock", methods=["POST"])
+    @protect()
+    @permission_name("unlock")
+    def unlock(self):
+        """Unlock (managers within scope, admins): {customer_ids}."""
+        return _run(lambda: self.response(
+            200, customer_ids=assignment.unlock(current_user(), _body().get("customer_ids"))))

@@ -1,0 +1,72 @@
+"""The public pool page (公海): pool customers of the pools the user belongs to, contacts
+masked for everyone but admins, and a claim action that calls app.services.pool."""
+from __future__ import annotations
+
+from flask import flash, redirect
+from flask_appbuilder import action
+from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_babel import lazy_gettext as _
+from sqlalchemy import select
+
+from app.models import Customer, Ownership
+from app.security import RES_POOL_CUSTOMERS, ROLE_ADMIN, current_user, has_role
+from app.services import pool as pool_service
+from app.services.errors import GuishuError
+from app.services.normalize import mask_email, mask_phone
+from app.views.base import ScopedModelView, readable_formatters
+from app.views.customers import CUSTOMER_LABELS
+
+
+class PoolScopeFilter(BaseFilter):
+    """Only customers sitting in a pool the user is a member of."""
+
+    name = "pool scope"
+    arg_name = None
+
+    def apply(self, query, value):
+        user = current_user()
+        pools = pool_service.member_pool_ids(user) if user is not None else set()
+        return query.filter(Customer.id.in_(
+            select(Ownership.customer_id).where(Ownership.pool_id.in_(pools or {0}))))
+
+
+def _masked(fn):
+    def show(value):
+        if value is None:
+            return ""
+        return value if has_role(current_user(), ROLE_ADMIN) else fn(value)
+    return show
+
+
+class PoolCustomerView(ScopedModelView):
+    datamodel = SQLAInterface(Customer)
+    class_permission_name = RES_POOL_CUSTOMERS
+    route_base = "/pool"
+    base_filters = [["id", PoolScopeFilter, lambda: None]]
+    base_permissions = ["can_read", "can_claim"]
+    method_permission_name = dict(ScopedModelView.method_permission_name, claim="claim")
+    base_order = ("id", "desc")
+    list_title = show_title = _("Public pool")
+    list_columns = ["name", "type_label", "industry", "province", "city", "owner_label",
+                    "mobile", "phone", "email"]
+    show_columns = ["name", "type_label", "owner_label", "industry", "source", "product_line",
+                    "province", "city", "mobile", "phone", "email"]
+    search_columns = ["name", "customer_type", "industry", "province", "city", "source",
+                      "product_line"]
+    label_columns = dict(CUSTOMER_LABELS, owner_label=_("Pool"))
+    formatters_columns = dict(
+        readable_formatters("industry", "province", "city", "source", "product_line"),
+        mobile=_masked(mask_phone), phone=_masked(mask_phone), email=_masked(mask_email))
+
+    @action("claim", _("Claim"), _("Claim the selected customers?"), "fa-hand-paper-o",
+            single=False)
+    def claim(self, items):
+        items = items if isinstance(items, list) else [items]
+        try:
+            ids = pool_service.claim_from_pool(self.actor(), [c.id for c in items])
+        except GuishuError as exc:
+            flash(exc.message, "danger")
+        else:
+            flash(_("Claimed %(n)s customers.", n=len(ids)), "success")
+        return redirect(self.get_redirect())
