@@ -40,7 +40,9 @@ RES_POLICY = "Policy"
 RES_AUDIT = "AuditLog"
 RES_JOBS = "Jobs"
 RES_OWNERSHIP = "Ownership"
-RES_POOL_CUSTOMERS = "PoolCustomer"  # the pool browsing page (masked contacts)  # claim, release, assign (and distribute), lock, unlock
+RES_POOL_CUSTOMERS = "PoolCustomer"
+RES_TRANSFER = "Transfer"  # read, request (apply / cancel), approve (approve / reject)
+CAN_REQUEST, CAN_APPROVE = "request", "approve"  # the pool browsing page (masked contacts)  # claim, release, assign (and distribute), lock, unlock
 CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK = (
     "claim", "release", "assign", "lock", "unlock")
 
@@ -73,6 +75,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     ROLE_MANAGER: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
         _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK),
+        _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST, CAN_APPROVE),
         _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
@@ -85,6 +88,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     ROLE_REP: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
         _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_LOCK),
+        _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
         _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
@@ -93,6 +97,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     ],
     ROLE_STAFF: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
+        _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
@@ -103,6 +108,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     ],
     ROLE_AUDITOR: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ, CAN_EXPORT),
+        _perm(RES_TRANSFER, CAN_READ),
         _perm(RES_CONTACT, CAN_READ),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),

@@ -54,6 +54,15 @@ def get_metadata():
     return Model.metadata
 
 
+# Constraints that exist only in migrations (not expressible on the models): autogenerate
+# must not propose dropping them.
+MIGRATION_ONLY = {"fk_customer_has_ownership", "fk_department_manager"}
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    return not (type_ == "foreign_key_constraint" and name in MIGRATION_ONLY)
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -103,6 +112,7 @@ def run_migrations_online():
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
+            include_object=include_object,
             **conf_args
         )
 

@@ -4,3 +4,4 @@ from app.models.customer import Contact, Customer, CustomerShare  # noqa: F401
 from app.models.ownership import Ownership, OwnershipEvent, Pool, PoolMember  # noqa: F401
 from app.models.policy import Policy  # noqa: F401
 from app.models.audit import AuditLog  # noqa: F401
+from app.models.transfer import Notification, TransferItem, TransferRequest  # noqa: F401

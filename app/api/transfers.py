@@ -1,0 +1,99 @@
+"""/api/v1/transfers/: apply, list, show, approve, reject, cancel."""
+from __future__ import annotations
+
+from flask_appbuilder.api import BaseApi, expose
+from flask_appbuilder.security.decorators import permission_name, protect
+from sqlalchemy import select
+
+from app.api.errors import error_response
+from app.api.ownership import _body, _optional_int, _run
+from app.extensions import db
+from app.models import TransferRequest
+from app.security import RES_TRANSFER, current_user
+from app.services import transfers
+from app.services.errors import NotFound, ValidationFailed
+
+
+class TransferApi(BaseApi):
+    resource_name = "transfers"
+    class_permission_name = RES_TRANSFER
+    allow_browser_login = True
+    openapi_spec_tag = "Transfers"
+
+    @expose("/", methods=["POST"])
+    @protect()
+    @permission_name("request")
+    def create(self):
+        """Apply: {customer_ids, to_owner_id, reason, trigger, handover_note, keep_read_days?}."""
+        def go():
+            data = _body()
+            to_owner = _optional_int(data, "to_owner_id")
+            if to_owner is None:
+                raise ValidationFailed({"to_owner_id": "请选择接收人"})
+            keep = _optional_int(data, "keep_read_days") or 0
+            t = transfers.create_transfer(
+                current_user(), data.get("customer_ids"), to_owner, str(data.get("reason") or ""),
+                str(data.get("trigger") or "other"), str(data.get("handover_note") or ""), keep)
+            return self.response(200, id=t.id, result=transfers.to_dict(t))
+        return _run(go)
+
+    @expose("/", methods=["GET"])
+    @protect()
+    @permission_name("read")
+    def list_mine(self):
+        """Requests the user is party to or approves (all for admins and auditors)."""
+        user = current_user()
+        rows = db.session.execute(select(TransferRequest).order_by(TransferRequest.id.desc())
+                                  .limit(500)).scalars()
+        result = [transfers.to_dict(t) for t in rows if transfers.visible_to(user, t)]
+        return self.response(200, count=len(result), result=result)
+
+    def _visible(self, pk: int) -> TransferRequest:
+        t = db.session.get(TransferRequest, pk)
+        if t is None or not transfers.visible_to(current_user(), t):
+            raise NotFound("转移申请不存在")
+        return t
+
+    @expose("/<int:pk>", methods=["GET"])
+    @protect()
+    @permission_name("read")
+    def show(self, pk: int):
+        return _run(lambda: self.response(200, result=transfers.to_dict(self._visible(pk))))
+
+    @expose("/<int:pk>/approve", methods=["POST"])
+    @protect()
+    @permission_name("approve")
+    def approve(self, pk: int):
+        def go():
+            self._visible(pk)
+            note = (_body_or_empty().get("note") or "")
+            t = transfers.approve(current_user(), pk, str(note))
+            return self.response(200, result=transfers.to_dict(t))
+        return _run(go)
+
+    @expose("/<int:pk>/reject", methods=["POST"])
+    @protect()
+    @permission_name("approve")
+    def reject(self, pk: int):
+        def go():
+            self._visible(pk)
+            t = transfers.reject(current_user(), pk, str(_body().get("note") or ""))
+            return self.response(200, result=transfers.to_dict(t))
+        return _run(go)
+
+    @expose("/<int:pk>/cancel", methods=["POST"])
+    @protect()
+    @permission_name("request")
+    def cancel(self, pk: int):
+        def go():
+            self._visible(pk)
+            return self.response(200, result=transfers.to_dict(
+                transfers.cancel(current_user(), pk)))
+        return _run(go)
+
+
+def _body_or_empty() -> dict:
+    from flask import request
+
+    data = request.get_json(silent=True) if request.is_json else None
+    return data if isinstance(data, dict) else {}

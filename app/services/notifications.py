@@ -1,0 +1,35 @@
+"""In-app notifications. Callers add them inside their own transaction."""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from sqlalchemy import func, select, update
+
+from app.extensions import db
+from app.models import Notification
+from app.models.customer import utcnow
+
+
+def notify(user_ids: Iterable[Optional[int]], kind: str, title: str, body: str = "",
+           link: Optional[str] = None) -> int:
+    """One notification per distinct user (None ids are ignored); does not commit."""
+    ids = sorted({u for u in user_ids if u is not None})
+    for user_id in ids:
+        db.session.add(Notification(user_id=user_id, kind=kind, title=title, body=body,
+                                    link=link, created_at=utcnow()))
+    return len(ids)
+
+
+def unread_count(user_id: int) -> int:
+    return db.session.execute(select(func.count()).select_from(Notification).where(
+        Notification.user_id == user_id, Notification.read_at.is_(None))).scalar_one()
+
+
+def mark_read(user_id: int, notification_ids: Optional[list[int]] = None) -> int:
+    q = update(Notification).where(Notification.user_id == user_id,
+                                   Notification.read_at.is_(None))
+    if notification_ids is not None:
+        q = q.where(Notification.id.in_(notification_ids))
+    n = db.session.execute(q.values(read_at=utcnow())).rowcount
+    db.session.commit()
+    return n

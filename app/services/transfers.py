@@ -1,0 +1,242 @@
+"""Transfer requests (转移 / 交接): apply -> review -> approve -> notify -> hand over.
+
+The current owner's department manager (or a manager above, or an admin) approves first. A
+second approval - an admin, or the receiving department's manager, not the first approver -
+is needed when a customer is grade A or locked, or the receiver is in another department.
+The receiver's cap is checked when the last approval lands, and the owner changes there in
+one transaction with the events and notifications.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable, Optional
+
+from sqlalchemy import delete, select, update
+
+from app.extensions import db
+from app.models import (CustomerShare, Department, Ownership, TransferItem, TransferRequest,
+                        User)
+from app.models.customer import utcnow
+from app.models.transfer import TRANSFER_TRIGGERS
+from app.security import ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, can_see_customer, has_role
+from app.services import notifications, ownership
+from app.services.errors import (Conflict, NotFound, OutOfScope, PermissionDenied,
+                                 ValidationFailed)
+from app.services.pool import _names, parse_ids
+
+
+def _department_managers(department_id: Optional[int]) -> list[int]:
+    """Managers of the department and of every department above it, nearest first."""
+    out: list[int] = []
+    dept = db.session.get(Department, department_id) if department_id else None
+    seen: set[int] = set()
+    while dept is not None and dept.id not in seen:
+        seen.add(dept.id)
+        if dept.manager_id and dept.manager_id not in out:
+            out.append(dept.manager_id)
+        dept = dept.parent
+    return out
+
+
+def create_transfer(actor: User, customer_ids: Iterable, to_owner_id: int, reason: str,
+                    trigger: str = "other", handover_note: str = "",
+                    keep_read_days: int = 0) -> TransferRequest:
+    if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF):
+        raise PermissionDenied("您的角色不能申请客户转移")
+    ids = parse_ids(customer_ids)
+    errors = {}
+    if not (reason or "").strip():
+        errors["reason"] = "请填写转移原因"
+    if trigger not in TRANSFER_TRIGGERS:
+        errors["trigger"] = "触发原因只能是：" + "、".join(TRANSFER_TRIGGERS)
+    if not isinstance(keep_read_days, int) or not 0 <= keep_read_days <= 365:
+        errors["keep_read_days"] = "原负责人保留只读天数应在 0–365 之间"
+    if errors:
+        raise ValidationFailed(errors)
+    hidden = [i for i in ids if not can_see_customer(actor, i)]
+    if hidden:
+        raise OutOfScope("客户不存在或不在您的数据权限内", customer_ids=hidden)
+    rows = ownership.snapshot(ids)
+    owners = {rows[i].owner_id for i in ids}
+    if None in owners:
+        raise ValidationFailed({"customer_ids": "公海客户请直接分配，无需转移"})
+    if len(owners) != 1:
+        raise ValidationFailed({"customer_ids": "一次转移的客户必须属于同一负责人"})
+    from_owner_id = owners.pop()
+    if from_owner_id == to_owner_id:
+        raise ValidationFailed({"to_owner_id": "接收人就是当前负责人"})
+    receiver = ownership.ensure_active_owner(to_owner_id)
+    pending = db.session.execute(
+        select(TransferItem.customer_id).join(TransferRequest)
+        .where(TransferItem.customer_id.in_(ids),
+               TransferRequest.status.in_(("pending", "approved")))).scalars().all()
+    if pending:
+        raise Conflict(f"这些客户已有待处理的转移申请：{_names(pending)}", code="transfer_pending")
+    giver = db.session.get(User, from_owner_id)
+    grade_a_or_locked = db.session.execute(select(Ownership.customer_id).where(
+        Ownership.customer_id.in_(ids),
+        (Ownership.grade == "A") | (Ownership.locked.is_(True)))).first() is not None
+    transfer = TransferRequest(
+        applicant_id=actor.id, from_owner_id=from_owner_id, to_owner_id=to_owner_id,
+        reason=reason.strip(), trigger=trigger, handover_note=(handover_note or "").strip(),
+        keep_read_days=keep_read_days, status="pending",
+        needs_second_approval=grade_a_or_locked or giver.department_id != receiver.department_id,
+        items=[TransferItem(customer_id=i) for i in ids], created_at=utcnow())
+    db.session.add(transfer)
+    db.session.flush()
+    approvers = _department_managers(giver.department_id) or _admin_ids()
+    notifications.notify(approvers, "transfer_pending", f"待审批的客户转移 #{transfer.id}",
+                         f"{giver.display_name} → {receiver.display_name}，共 {len(ids)} 个客户："
+                         f"{reason.strip()}", link=f"/api/v1/transfers/{transfer.id}")
+    db.session.commit()
+    return transfer
+
+
+def _admin_ids() -> list[int]:
+    return [u.id for u in db.session.execute(select(User)).scalars()
+            if has_role(u, ROLE_ADMIN) and u.active]
+
+
+def _load(transfer_id: int) -> TransferRequest:
+    transfer = db.session.get(TransferRequest, transfer_id)
+    if transfer is None:
+        raise NotFound("转移申请不存在")
+    return transfer
+
+
+def can_first_approve(actor: User, transfer: TransferRequest) -> bool:
+    return has_role(actor, ROLE_ADMIN) or actor.id in _department_managers(
+        transfer.from_owner.department_id)
+
+
+def can_second_approve(actor: User, transfer: TransferRequest) -> bool:
+    if actor.id == transfer.first_approver_id:
+        return False
+    return has_role(actor, ROLE_ADMIN) or actor.id in _department_managers(
+        transfer.to_owner.department_id)
+
+
+def approve(actor: User, transfer_id: int, note: str = "") -> TransferRequest:
+    """Record an approval; the last one required hands the customers over."""
+    transfer = _load(transfer_id)
+    if transfer.status != "pending" and not (transfer.status == "approved"
+                                             and transfer.needs_second_approval):
+        raise Conflict(f"该申请状态为 {transfer.status}，不能审批", code="not_pending")
+    now = utcnow()
+    if transfer.first_approver_id is None:
+        if not can_first_approve(actor, transfer):
+            raise PermissionDenied("只有原负责人所在部门的经理或管理员可以审批")
+        transfer.first_approver_id, transfer.first_approved_at = actor.id, now
+        if transfer.needs_second_approval:
+            transfer.status = "approved"
+            notifications.notify(
+                _department_managers(transfer.to_owner.department_id) or _admin_ids(),
+                "transfer_second_approval", f"客户转移 #{transfer.id} 需要第二级审批",
+                "涉及 A 级或锁定客户，或跨部门转移", link=f"/api/v1/transfers/{transfer.id}")
+            db.session.commit()
+            return transfer
+    else:
+        if not can_second_approve(actor, transfer):
+            raise PermissionDenied("第二级审批须由管理员或接收部门经理完成，且不能与第一级审批人相同")
+        transfer.second_approver_id, transfer.second_approved_at = actor.id, now
+    transfer.decision_note = note or transfer.decision_note
+    try:
+        _hand_over(actor, transfer, now)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return transfer
+
+
+def _hand_over(actor: User, transfer: TransferRequest, now: dt.datetime) -> None:
+    ids = [item.customer_id for item in transfer.items]
+    ownership.lock_rep(transfer.to_owner_id)
+    ownership.ensure_active_owner(transfer.to_owner_id)
+    ownership.check_cap(transfer.to_owner_id, len(ids), verb="转入")
+    moved = db.session.execute(
+        update(Ownership)
+        .where(Ownership.customer_id.in_(ids), Ownership.owner_id == transfer.from_owner_id)
+        .values(owner_id=transfer.to_owner_id, acquired_at=now, acquired_how="transferred",
+                previous_owner_id=transfer.from_owner_id, last_followup_at=None)).rowcount
+    if moved != len(ids):
+        raise Conflict("部分客户已不在原负责人名下，申请无法完成", code="owner_changed")
+    ownership.record_events(
+        [dict(customer_id=i, kind="transferred", from_owner_id=transfer.from_owner_id,
+              to_owner_id=transfer.to_owner_id, actor_id=actor.id,
+              reason=f"转移申请 #{transfer.id}：{transfer.reason}",
+              rule=f"transfer:{transfer.trigger}") for i in ids], now)
+    if transfer.keep_read_days:
+        until = now + dt.timedelta(days=transfer.keep_read_days)
+        db.session.execute(delete(CustomerShare).where(
+            CustomerShare.customer_id.in_(ids), CustomerShare.user_id == transfer.from_owner_id))
+        for i in ids:
+            db.session.add(CustomerShare(customer_id=i, user_id=transfer.from_owner_id,
+                                         expires_at=until))
+    transfer.status, transfer.completed_at, transfer.decided_by_id = "completed", now, actor.id
+    notifications.notify(
+        [transfer.applicant_id, transfer.from_owner_id, transfer.to_owner_id,
+         transfer.first_approver_id, transfer.second_approver_id],
+        "transfer_completed", f"客户转移 #{transfer.id} 已完成",
+        f"{len(ids)} 个客户已交接给 {transfer.to_owner.display_name}。交接说明："
+        f"{transfer.handover_note or '无'}", link=f"/api/v1/transfers/{transfer.id}")
+
+
+def reject(actor: User, transfer_id: int, note: str) -> TransferRequest:
+    transfer = _load(transfer_id)
+    if transfer.status not in ("pending", "approved"):
+        raise Conflict(f"该申请状态为 {transfer.status}，不能驳回", code="not_pending")
+    allowed = can_first_approve(actor, transfer) if transfer.first_approver_id is None \
+        else can_second_approve(actor, transfer)
+    if not allowed:
+        raise PermissionDenied("您不是该申请的审批人")
+    if not (note or "").strip():
+        raise ValidationFailed({"note": "请填写驳回原因"})
+    transfer.status, transfer.decided_by_id = "rejected", actor.id
+    transfer.decision_note = note.strip()
+    notifications.notify([transfer.applicant_id, transfer.from_owner_id], "transfer_rejected",
+                         f"客户转移 #{transfer.id} 被驳回", note.strip(),
+                         link=f"/api/v1/transfers/{transfer.id}")
+    db.session.commit()
+    return transfer
+
+
+def cancel(actor: User, transfer_id: int) -> TransferRequest:
+    transfer = _load(transfer_id)
+    if transfer.applicant_id != actor.id and not has_role(actor, ROLE_ADMIN):
+        raise PermissionDenied("只有申请人可以撤回")
+    if transfer.status not in ("pending", "approved"):
+        raise Conflict(f"该申请状态为 {transfer.status}，不能撤回", code="not_pending")
+    transfer.status, transfer.decided_by_id = "cancelled", actor.id
+    db.session.commit()
+    return transfer
+
+
+def visible_to(actor: User, transfer: TransferRequest) -> bool:
+    """Parties, approvers and admins/auditors see a request."""
+    from app.security import ROLE_AUDITOR
+
+    if has_role(actor, ROLE_ADMIN, ROLE_AUDITOR):
+        return True
+    parties = {transfer.applicant_id, transfer.from_owner_id, transfer.to_owner_id,
+               transfer.first_approver_id, transfer.second_approver_id}
+    return actor.id in parties or can_first_approve(actor, transfer) or \
+        can_second_approve(actor, transfer)
+
+
+def to_dict(transfer: TransferRequest) -> dict:
+    def iso(value):
+        return value.isoformat() if value else None
+
+    return {
+        "id": transfer.id, "status": transfer.status, "trigger": transfer.trigger,
+        "reason": transfer.reason, "handover_note": transfer.handover_note,
+        "customer_ids": [i.customer_id for i in transfer.items],
+        "applicant_id": transfer.applicant_id, "from_owner_id": transfer.from_owner_id,
+        "to_owner_id": transfer.to_owner_id,
+        "needs_second_approval": transfer.needs_second_approval,
+        "first_approver_id": transfer.first_approver_id,
+        "second_approver_id": transfer.second_approver_id,
+        "keep_read_days": transfer.keep_read_days, "decision_note": transfer.decision_note,
+        "created_at": iso(transfer.created_at), "completed_at": iso(transfer.completed_at),
+    }
