@@ -122,3 +122,16 @@ def test_lock_then_unlock(api, db, org):
                            json={"customer_ids": [org.c_rep.id]}).status_code == 200
     db.session.expire_all()
     assert db.session.get(Ownership, org.c_rep.id).locked is False
+
+
+def test_departure_handover_is_admin_only_and_previews(api, db, org):
+    body = {"user_id": org.rep.id, "mode": "rep", "owner_id": org.rep2.id}
+    assert api("manager1")("POST", "/api/v1/ownership/departure", json=body).status_code == 403
+    preview = api("admin")("POST", "/api/v1/ownership/departure", json=dict(body, dry_run=True))
+    assert preview.status_code == 200
+    assert preview.get_json()["assignments"] == [
+        {"owner_id": org.rep2.id, "count": 1, "customer_ids": [org.c_rep.id]}]
+    assert holder(db, org.c_rep.id) == (org.rep.id, None)
+    done = api("admin")("POST", "/api/v1/ownership/departure", json=dict(body, dry_run=False))
+    assert done.status_code == 200
+    assert holder(db, org.c_rep.id) == (org.rep2.id, None)

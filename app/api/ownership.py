@@ -10,7 +10,7 @@ from flask_appbuilder.security.decorators import permission_name, protect
 
 from app.api.errors import error_response
 from app.security import RES_OWNERSHIP, current_user
-from app.services import assignment, pool
+from app.services import assignment, departure, pool
 from app.services.errors import GuishuError, ValidationFailed
 
 
@@ -120,3 +120,27 @@ class OwnershipApi(BaseApi):
         """Unlock (managers within scope, admins): {customer_ids}."""
         return _run(lambda: self.response(
             200, customer_ids=assignment.unlock(current_user(), _body().get("customer_ids"))))
+
+    @expose("/departure", methods=["POST"])
+    @protect()
+    @permission_name("handover")
+    def departure(self):
+        """Departure handover (admins): {user_id, mode: rep|team|pool, owner_id?, owner_ids?,
+        pool_id?, dry_run} -> the plan; without dry_run the user is then marked departed."""
+        def go():
+            data = _body()
+            user_id = _optional_int(data, "user_id")
+            if user_id is None:
+                raise ValidationFailed({"user_id": "请选择离职人员"})
+            dry_run = data.get("dry_run", True)
+            if not isinstance(dry_run, bool):
+                raise ValidationFailed({"dry_run": "dry_run 必须是 true 或 false"})
+            owner_ids = data.get("owner_ids")
+            if owner_ids is not None:
+                owner_ids = pool.parse_ids(owner_ids)
+            plan = departure.handover(current_user(), user_id, str(data.get("mode") or ""),
+                                      owner_id=_optional_int(data, "owner_id"),
+                                      owner_ids=owner_ids, pool_id=_optional_int(data, "pool_id"),
+                                      dry_run=dry_run)
+            return self.response(200, **plan)
+        return _run(go)

@@ -1,0 +1,108 @@
+"""Departure handover (离职交接): every customer of a departing user moves in one operation -
+to one rep, evenly over a team, or to a pool - and then the user is marked departed.
+
+No customer may stay with an inactive user: customers that no rep of the team can take
+(caps) go to the pool, and the preview says so.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from sqlalchemy import select, update
+
+from app.extensions import db
+from app.models import Ownership, Pool, User
+from app.models.customer import utcnow
+from app.security import ROLE_ADMIN, has_role
+from app.services import notifications, org, ownership
+from app.services.assignment import plan_distribution
+from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+
+MODES = ("rep", "team", "pool")
+
+
+def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = None,
+             owner_ids: Optional[list[int]] = None, pool_id: Optional[int] = None,
+             dry_run: bool = True) -> dict:
+    """Plan (dry_run) or carry out the handover; returns the plan either way."""
+    if not has_role(actor, ROLE_ADMIN):
+        raise PermissionDenied("只有管理员可以办理离职交接")
+    leaving = db.session.get(User, user_id)
+    if leaving is None:
+        raise NotFound("用户不存在")
+    if mode not in MODES:
+        raise ValidationFailed({"mode": "交接方式只能是 rep（指定销售）、team（团队平均）或 pool（退回公海）"})
+    ids = list(db.session.execute(select(Ownership.customer_id).where(
+        Ownership.owner_id == user_id).order_by(Ownership.customer_id)).scalars())
+    pool = db.session.get(Pool, pool_id) if pool_id else ownership.default_pool()
+    if pool is None:
+        raise ValidationFailed({"pool_id": "公海不存在"})
+    targets: dict[int, list[int]] = {}
+    skipped: list[dict] = []
+    to_pool: list[int] = []
+    if mode == "rep":
+        if owner_id is None or owner_id == user_id:
+            raise ValidationFailed({"owner_id": "请选择接收交接的销售"})
+        ownership.ensure_active_owner(owner_id)
+        cap, have = ownership.cap_room(owner_id)
+        if have + len(ids) > cap:
+            raise Conflict(f"接收人超出客户上限：上限 {cap}，已拥有 {have}，本次转入 {len(ids)}",
+                           code="cap_exceeded", cap=cap, owned=have, adding=len(ids))
+        targets[owner_id] = ids
+    elif mode == "team":
+        team = [i for i in (owner_ids or []) if i != user_id]
+        if not team:
+            raise ValidationFailed({"owner_ids": "请选择接收交接的团队成员"})
+        plan = plan_distribution(actor, ids, team)
+        targets = {line.owner_id: line.customer_ids for line in plan.lines if line.customer_ids}
+        skipped, to_pool = plan.skipped, plan.unassigned
+    else:
+        to_pool = ids
+    preview = {
+        "dry_run": dry_run, "user_id": user_id, "customers": len(ids),
+        "assignments": [{"owner_id": o, "count": len(c), "customer_ids": c}
+                        for o, c in targets.items()],
+        "to_pool": {"pool_id": pool.id, "pool": pool.name, "count": len(to_pool),
+                    "customer_ids": to_pool},
+        "skipped": skipped,
+    }
+    if dry_run:
+        db.session.rollback()
+        return preview
+    try:
+        now = utcnow()
+        events = []
+        for target in sorted(targets):
+            ownership.lock_rep(target)
+            ownership.check_cap(target, len(targets[target]), verb="转入")
+            moved = db.session.execute(
+                update(Ownership).where(Ownership.customer_id.in_(targets[target]),
+                                        Ownership.owner_id == user_id)
+                .values(owner_id=target, acquired_at=now, acquired_how="transferred",
+                        previous_owner_id=user_id, last_followup_at=None)).rowcount
+            if moved != len(targets[target]):
+                raise Conflict("交接期间客户有变动，请重新预览", code="owner_changed")
+            events += [dict(customer_id=i, kind="transferred", from_owner_id=user_id,
+                            to_owner_id=target, actor_id=actor.id, reason="离职交接",
+                            rule=f"departure:{mode}") for i in targets[target]]
+        if to_pool:
+            moved = db.session.execute(
+                update(Ownership).where(Ownership.customer_id.in_(to_pool),
+                                        Ownership.owner_id == user_id)
+                .values(owner_id=None, pool_id=pool.id, previous_owner_id=user_id,
+                        released_at=now, locked=False)).rowcount
+            if moved != len(to_pool):
+                raise Conflict("交接期间客户有变动，请重新预览", code="owner_changed")
+            events += [dict(customer_id=i, kind="released", from_owner_id=user_id,
+                            to_pool_id=pool.id, actor_id=actor.id, reason="离职交接",
+                            rule=f"departure:{mode}") for i in to_pool]
+        ownership.record_events(events, now)
+        for target, cids in targets.items():
+            notifications.notify([target], "departure_handover", "离职交接：您接收了新客户",
+                                 f"{leaving.display_name} 离职，{len(cids)} 个客户转给您")
+        db.session.flush()
+        org.mark_departed(user_id, actor.id)  # commits; refuses if anything is still owned
+    except Exception:
+        db.session.rollback()
+        raise
+    return preview
