@@ -41,6 +41,7 @@ RES_AUDIT = "AuditLog"
 RES_JOBS = "Jobs"
 RES_OWNERSHIP = "Ownership"
 RES_POOL_CUSTOMERS = "PoolCustomer"
+RES_RULE = "AssignmentRule"
 RES_TRANSFER = "Transfer"  # read, request (apply / cancel), approve (approve / reject)
 CAN_REQUEST, CAN_APPROVE = "request", "approve"  # the pool browsing page (masked contacts)  # claim, release, assign (and distribute), lock, unlock
 CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK = (
@@ -82,8 +83,10 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_DEPARTMENT, CAN_READ),
         _perm(RES_POOL, CAN_READ),
         _perm(RES_POLICY, CAN_READ),
+        _perm(RES_RULE, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
-               "PoolCustomers", "Organisation", "Departments", "Rules", "Pools", "Policies"),
+               "PoolCustomers", "Organisation", "Departments", "Rules", "Pools", "Policies",
+               "AssignmentRules"),
     ],
     ROLE_REP: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
@@ -115,9 +118,10 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_POOL, CAN_READ),
         _perm(RES_POLICY, CAN_READ),
         _perm(RES_AUDIT, CAN_READ),
+        _perm(RES_RULE, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
-               "Organisation",
-               "Departments", "Rules", "Pools", "Policies", "AuditLog"),
+               "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",
+               "AssignmentRules"),
     ],
 }
 

@@ -135,3 +135,19 @@ def test_departure_handover_is_admin_only_and_previews(api, db, org):
     done = api("admin")("POST", "/api/v1/ownership/departure", json=dict(body, dry_run=False))
     assert done.status_code == 200
     assert holder(db, org.c_rep.id) == (org.rep2.id, None)
+
+
+def test_apply_rules_endpoint(api, db, org, pool_ids):
+    from app.models import AssignmentRule
+
+    db.session.add(AssignmentRule(name="全部给 rep2", target_type="user", target_user_id=org.rep2.id))
+    db.session.commit()
+    body = {"customer_ids": pool_ids[:2], "dry_run": True}
+    assert api("rep1")("POST", "/api/v1/ownership/apply-rules", json=body).status_code == 403
+    resp = api("manager1")("POST", "/api/v1/ownership/apply-rules", json=body)
+    assert resp.status_code == 200
+    assert [p["owner_id"] for p in resp.get_json()["plan"]] == [org.rep2.id, org.rep2.id]
+    assert holder(db, pool_ids[0]) == (None, org.pool.id)
+    resp = api("manager1")("POST", "/api/v1/ownership/apply-rules", json=dict(body, dry_run=False))
+    assert resp.status_code == 200
+    assert holder(db, pool_ids[0]) == (org.rep2.id, None)

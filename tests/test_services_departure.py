@@ -55,7 +55,7 @@ def test_handover_to_pool_and_refusals(db, org, book):
     with pytest.raises(PermissionDenied):
         departure.handover(org.manager, org.rep.id, "pool")
     with pytest.raises(ValidationFailed):
-        departure.handover(org.admin, org.rep.id, "rules")
+        departure.handover(org.admin, org.rep.id, "magic")
     db.session.add(Policy(scope="user", user_id=org.rep2.id, max_customers=3))
     db.session.commit()
     with pytest.raises(Conflict) as exc:

@@ -10,7 +10,7 @@ from flask_appbuilder.security.decorators import permission_name, protect
 
 from app.api.errors import error_response
 from app.security import RES_OWNERSHIP, current_user
-from app.services import assignment, departure, pool
+from app.services import assignment, departure, pool, rules
 from app.services.errors import GuishuError, ValidationFailed
 
 
@@ -143,4 +143,18 @@ class OwnershipApi(BaseApi):
                                       owner_ids=owner_ids, pool_id=_optional_int(data, "pool_id"),
                                       dry_run=dry_run)
             return self.response(200, **plan)
+        return _run(go)
+
+    @expose("/apply-rules", methods=["POST"])
+    @protect()
+    @permission_name("assign")
+    def apply_rules(self):
+        """Run the assignment rules over pool customers: {customer_ids, dry_run} -> the plan."""
+        def go():
+            data = _body()
+            dry_run = data.get("dry_run", True)
+            if not isinstance(dry_run, bool):
+                raise ValidationFailed({"dry_run": "dry_run 必须是 true 或 false"})
+            return self.response(200, **rules.apply_to_pool_customers(
+                current_user(), data.get("customer_ids"), dry_run=dry_run))
         return _run(go)

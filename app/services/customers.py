@@ -191,6 +191,14 @@ def create_customer(actor: User, data: dict[str, Any], *, owner_id: Optional[int
     _require_writer(actor)
     values = clean_customer_data(data)
     owner = resolve_new_owner(actor, owner_id)
+    rule = None
+    if owner is None and pool_id is None:
+        # Nobody made first contact: the assignment rules decide, else the default pool.
+        from app.services import rules
+
+        placement = rules.place_new(dict(values, lifecycle="potential"))
+        if placement is not None:
+            owner, pool_id, rule = placement.owner_id, placement.pool_id, placement.rule
     if owner is None and pool_id is None:
         pool_id = ownership.default_pool().id
     if owner is not None:
@@ -198,7 +206,10 @@ def create_customer(actor: User, data: dict[str, Any], *, owner_id: Optional[int
     customer = Customer(created_by_id=actor.id, **values)
     db.session.add(customer)
     try:
-        ownership.place_new_customer(customer, actor_id=actor.id, owner_id=owner, pool_id=pool_id)
+        ownership.place_new_customer(
+            customer, actor_id=actor.id, owner_id=owner, pool_id=pool_id,
+            how="rule-assigned" if rule and owner else "created",
+            rule=f"rule:{rule}" if rule else None)
         audit.record(actor.id, "create", "customer", customer.id)
         if commit:
             db.session.commit()

@@ -11,14 +11,14 @@ from typing import Optional
 from sqlalchemy import select, update
 
 from app.extensions import db
-from app.models import Ownership, Pool, User
+from app.models import Customer, Ownership, Pool, User
 from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, has_role
 from app.services import notifications, org, ownership
 from app.services.assignment import plan_distribution
 from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
-MODES = ("rep", "team", "pool")
+MODES = ("rep", "team", "rules", "pool")
 
 
 def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = None,
@@ -31,7 +31,8 @@ def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = 
     if leaving is None:
         raise NotFound("用户不存在")
     if mode not in MODES:
-        raise ValidationFailed({"mode": "交接方式只能是 rep（指定销售）、team（团队平均）或 pool（退回公海）"})
+        raise ValidationFailed({"mode": "交接方式只能是 rep（指定销售）、team（团队平均）、"
+                                         "rules（按归属规则）或 pool（退回公海）"})
     ids = list(db.session.execute(select(Ownership.customer_id).where(
         Ownership.owner_id == user_id).order_by(Ownership.customer_id)).scalars())
     pool = db.session.get(Pool, pool_id) if pool_id else ownership.default_pool()
@@ -56,6 +57,26 @@ def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = 
         plan = plan_distribution(actor, ids, team)
         targets = {line.owner_id: line.customer_ids for line in plan.lines if line.customer_ids}
         skipped, to_pool = plan.skipped, plan.unassigned
+    elif mode == "rules":
+        from app.services import rules as rule_service
+
+        loads = rule_service._Loads()
+        rule_list = rule_service.active_rules()
+        by_pool: dict[int, list[int]] = {}
+        for customer in db.session.execute(select(Customer).where(Customer.id.in_(ids))
+                                           .order_by(Customer.id)).scalars():
+            rule = next((r for r in rule_list
+                         if rule_service.matches(r, rule_service.customer_values(customer))), None)
+            placed = rule_service.place(rule, loads, exclude=[user_id]) if rule else None
+            if placed is not None and placed.owner_id:
+                targets.setdefault(placed.owner_id, []).append(customer.id)
+            else:
+                target_pool = placed.pool_id if placed is not None else pool.id
+                by_pool.setdefault(target_pool, []).append(customer.id)
+        if len(by_pool) > 1 or (by_pool and pool.id not in by_pool):
+            raise ValidationFailed({"pool_id": "规则把客户分到了多个公海：请先按规则分到销售，"
+                                               "或选择退回公海方式"})
+        to_pool = by_pool.get(pool.id, [])
     else:
         to_pool = ids
     preview = {

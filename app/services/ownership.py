@@ -81,7 +81,7 @@ def _record_event(customer_id: int, kind: str, *, actor_id: Optional[int],
 
 def place_new_customer(customer, *, actor_id: Optional[int], owner_id: Optional[int],
                        pool_id: Optional[int], how: str = "created",
-                       reason: Optional[str] = None) -> Ownership:
+                       reason: Optional[str] = None, rule: Optional[str] = None) -> Ownership:
     """Attach the ownership row and the 'created' event to a customer being inserted.
 
     Exactly one of owner_id / pool_id. The owner is locked and cap-checked here; the caller
@@ -101,7 +101,7 @@ def place_new_customer(customer, *, actor_id: Optional[int], owner_id: Optional[
     customer.ownership = ownership
     db.session.flush()  # gives the customer its id for the event
     _record_event(customer.id, "created", actor_id=actor_id, to_owner_id=owner_id,
-                  to_pool_id=pool_id, reason=reason or "新建客户")
+                  to_pool_id=pool_id, reason=reason or "新建客户", rule=rule)
     return ownership
 
 
@@ -141,3 +141,10 @@ def snapshot(customer_ids: list[int]) -> dict:
                Ownership.previous_owner_id, Ownership.released_at, Ownership.locked)
         .where(Ownership.customer_id.in_(customer_ids))).all()
     return {r.customer_id: r for r in rows}
+
+
+def move_between_pools(customer_ids: list[int], pool_id: int) -> int:
+    return db.session.execute(
+        update(Ownership)
+        .where(Ownership.customer_id.in_(customer_ids), Ownership.pool_id.is_not(None))
+        .values(pool_id=pool_id)).rowcount

@@ -6,7 +6,8 @@ from flask_babel import lazy_gettext as _
 
 def register_views(appbuilder) -> None:
     from app.views.customers import ContactView, CustomerEventView, CustomerView
-    from app.views.org import AuditLogView, DepartmentView, PolicyView, PoolView
+    from app.views.org import (AssignmentRuleView, AuditLogView, DepartmentView, PolicyView,
+                                PoolView)
     from app.views.pool import PoolCustomerView
 
     appbuilder.add_view(CustomerView, "CustomerList", label=_("Customers"), icon="fa-address-card",
@@ -27,5 +28,7 @@ def register_views(appbuilder) -> None:
                         category="Rules", category_label=_("Rules"), category_icon="fa-gavel")
     appbuilder.add_view(PolicyView, "Policies", label=_("Ownership policies"), icon="fa-sliders",
                         category="Rules")
+    appbuilder.add_view(AssignmentRuleView, "AssignmentRules", label=_("Assignment rules"),
+                        icon="fa-random", category="Rules")
     appbuilder.add_view(AuditLogView, "AuditLog", label=_("Audit log"), icon="fa-list",
                         category="Rules")

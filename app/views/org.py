@@ -1,15 +1,16 @@
 """Departments, pools, policies and the audit log (admin-edited configuration)."""
 from __future__ import annotations
 
-from flask import flash
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
 from wtforms import BooleanField, SelectField
 
-from app.models import AuditLog, Department, Policy, Pool
-from app.security import (RES_AUDIT, RES_DEPARTMENT, RES_POLICY, RES_POOL, current_user)
-from app.services import audit, org, policies
-from app.views.base import ScopedModelView
+from app.models import AssignmentRule, AuditLog, Department, Policy, Pool
+from app.models.rule import RULE_STRATEGIES
+from app.security import (RES_AUDIT, RES_DEPARTMENT, RES_POLICY, RES_POOL, RES_RULE,
+                          current_user)
+from app.services import audit, org, policies, rules
+from app.views.base import ScopedModelView, readable_formatters
 
 
 class AuditedModelView(ScopedModelView):
@@ -130,3 +131,42 @@ class AuditLogView(ScopedModelView):
     search_columns = ["actor", "action", "object_type", "object_id", "created_at"]
     label_columns = {"created_at": _("Time"), "actor": _("By"), "action": _("Action"),
                      "object_type": _("Object"), "object_id": _("ID"), "changes": _("Changes")}
+
+
+class AssignmentRuleView(AuditedModelView):
+    """归属规则: ordered; the first active matching rule decides (admins edit)."""
+
+    datamodel = SQLAInterface(AssignmentRule)
+    class_permission_name = RES_RULE
+    route_base = "/assignment-rules"
+    audit_type = "assignment_rule"
+    base_order = ("position", "asc")
+    list_title = show_title = _("Assignment rules")
+    list_columns = ["position", "name", "active", "province", "city", "industry",
+                    "customer_type", "grade", "product_line", "source", "lifecycle",
+                    "target_type", "target_user", "target_department", "strategy", "target_pool"]
+    add_columns = edit_columns = show_columns = list_columns
+    label_columns = {
+        "position": _("Order"), "name": _("Name"), "active": _("Active"),
+        "province": _("Province"), "city": _("City"), "industry": _("Industry"),
+        "customer_type": _("Type"), "grade": _("Grade"), "product_line": _("Product line"),
+        "source": _("Source"), "lifecycle": _("Lifecycle stage"), "target_type": _("Target"),
+        "target_user": _("Target rep"), "target_department": _("Target department"),
+        "strategy": _("Strategy"), "target_pool": _("Target / fallback pool"),
+    }
+    formatters_columns = readable_formatters(
+        "province", "city", "industry", "customer_type", "grade", "product_line", "source",
+        "lifecycle", "target_user", "target_department", "target_pool")
+    add_form_extra_fields = edit_form_extra_fields = {
+        "active": BooleanField(_("Active"), default=True),
+        "target_type": SelectField(_("Target"), choices=[
+            ("user", "user 指定销售"), ("department", "department 部门"), ("pool", "pool 公海")]),
+        "strategy": SelectField(_("Strategy"), choices=list(RULE_STRATEGIES.items())),
+    }
+
+    def pre_add(self, item):
+        rules.validate_rule(item)
+
+    def pre_update(self, item):
+        rules.validate_rule(item)
+        super().pre_update(item)

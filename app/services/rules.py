@@ -1,0 +1,208 @@
+"""Assignment rules (归属规则): the first active rule, in position order, whose non-empty
+conditions all equal the customer's values decides the owner or pool.
+
+First-contact protection: rules never take a customer away from an owner; they place new
+customers that nobody claimed as first contact (created by staff/admins, imported, or handed
+over on departure) and pool customers on demand.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import (AssignmentRule, Customer, Department, OwnershipEvent, Pool, User)
+from app.models.customer import utcnow
+from app.models.org import EMPLOYMENT_ACTIVE
+from app.models.rule import RULE_CONDITIONS
+from app.security import ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, has_role
+from app.services import ownership
+from app.services.errors import NotInPool, PermissionDenied, ValidationFailed
+
+
+@dataclass
+class Placement:
+    owner_id: Optional[int]
+    pool_id: Optional[int]
+    rule: Optional[str]          # the rule's name, or None when no rule matched
+    note: str = ""
+
+
+def active_rules() -> list[AssignmentRule]:
+    return list(db.session.execute(select(AssignmentRule).where(AssignmentRule.active.is_(True))
+                                   .order_by(AssignmentRule.position, AssignmentRule.id)).scalars())
+
+
+def matches(rule: AssignmentRule, values: dict[str, Any]) -> bool:
+    for field in RULE_CONDITIONS:
+        wanted = getattr(rule, field)
+        if wanted not in (None, "") and (values.get(field) or "") != wanted:
+            return False
+    return True
+
+
+def customer_values(customer: Customer) -> dict[str, Any]:
+    own = customer.ownership
+    return {"province": customer.province, "city": customer.city, "industry": customer.industry,
+            "customer_type": customer.customer_type, "product_line": customer.product_line,
+            "source": customer.source, "grade": own.grade if own else None,
+            "lifecycle": own.category if own else "potential"}
+
+
+def _candidates(rule: AssignmentRule) -> list[User]:
+    """Active sales reps in the rule's department and its sub-departments, by id."""
+    dept = rule.target_department
+    if dept is None:
+        return []
+    subtree = select(Department.id).where(Department.path.startswith(dept.path))
+    users = db.session.execute(select(User).where(
+        User.department_id.in_(subtree), User.active.is_(True),
+        User.employment_status == EMPLOYMENT_ACTIVE).order_by(User.id)).scalars()
+    return [u for u in users if has_role(u, ROLE_REP)]
+
+
+class _Loads:
+    """Counts for choosing reps within one batch (what the batch adds is counted too)."""
+
+    def __init__(self):
+        self.added: dict[int, int] = {}
+        self.room: dict[int, tuple[int, int]] = {}
+
+    def has_room(self, user_id: int) -> bool:
+        if user_id not in self.room:
+            self.room[user_id] = ownership.cap_room(user_id)
+        cap, have = self.room[user_id]
+        return have + self.added.get(user_id, 0) < cap
+
+    def load(self, user_id: int) -> int:
+        self.has_room(user_id)
+        return self.room[user_id][1] + self.added.get(user_id, 0)
+
+    def take(self, user_id: int) -> None:
+        self.added[user_id] = self.added.get(user_id, 0) + 1
+
+
+def _rule_count(rule: AssignmentRule, user_id: int) -> int:
+    return db.session.execute(select(func.count()).select_from(OwnershipEvent).where(
+        OwnershipEvent.rule == f"rule:{rule.name}", OwnershipEvent.to_owner_id == user_id)
+    ).scalar_one()
+
+
+def _fallback(rule: AssignmentRule, why: str) -> Placement:
+    pool = rule.target_pool or ownership.default_pool()
+    return Placement(None, pool.id, rule.name, why)
+
+
+def place(rule: AssignmentRule, loads: _Loads, exclude: Iterable[int] = ()) -> Placement:
+    """Where the rule sends one customer now, honouring caps (full reps are skipped)."""
+    excluded = set(exclude)
+    if rule.target_type == "pool":
+        return Placement(None, (rule.target_pool or ownership.default_pool()).id, rule.name)
+    if rule.target_type == "user":
+        user = rule.target_user
+        if user is None or not user.active or user.employment_status != EMPLOYMENT_ACTIVE \
+                or user.id in excluded:
+            return _fallback(rule, "指定销售不可用")
+        if not loads.has_room(user.id):
+            return _fallback(rule, "指定销售已达上限")
+        loads.take(user.id)
+        return Placement(user.id, None, rule.name)
+    reps = [u for u in _candidates(rule) if u.id not in excluded and loads.has_room(u.id)]
+    if not reps:
+        return _fallback(rule, "部门内没有可接收的销售")
+    if rule.strategy == "round_robin":
+        after = [u for u in reps if rule.last_user_id is None or u.id > rule.last_user_id]
+        chosen = (after or reps)[0]
+        rule.last_user_id = chosen.id
+    elif rule.strategy == "least_loaded":
+        chosen = min(reps, key=lambda u: (loads.load(u.id), u.id))
+    else:  # even: fewest customers this rule has given so far
+        chosen = min(reps, key=lambda u: (_rule_count(rule, u.id) + loads.added.get(u.id, 0),
+                                          u.id))
+    loads.take(chosen.id)
+    return Placement(chosen.id, None, rule.name)
+
+
+def place_new(values: dict[str, Any], exclude: Iterable[int] = ()) -> Optional[Placement]:
+    """Placement for a new customer with these field values, or None if no rule matches."""
+    for rule in active_rules():
+        if matches(rule, values):
+            return place(rule, _Loads(), exclude)
+    return None
+
+
+def apply_to_pool_customers(actor: User, customer_ids: Iterable, dry_run: bool = True) -> dict:
+    """Run the rules over a selection of pool customers (admins; managers for their pools)."""
+    from app.services.pool import member_pool_ids, parse_ids
+
+    if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER):
+        raise PermissionDenied("只有销售经理和管理员可以按规则分配")
+    ids = parse_ids(customer_ids)
+    rows = ownership.snapshot(ids)
+    gone = [i for i in ids if i not in rows or rows[i].pool_id is None]
+    if gone:
+        raise NotInPool("只能对公海客户应用归属规则", customer_ids=gone)
+    pools = member_pool_ids(actor)
+    if any(rows[i].pool_id not in pools for i in ids):
+        raise ValidationFailed({"customer_ids": "部分客户所在的公海不在您的管理范围"})
+    rules = active_rules()
+    loads = _Loads()
+    plan: list[dict] = []
+    for customer in db.session.execute(select(Customer).where(Customer.id.in_(ids))
+                                       .order_by(Customer.id)).scalars():
+        rule = next((r for r in rules if matches(r, customer_values(customer))), None)
+        if rule is None:
+            plan.append({"customer_id": customer.id, "rule": None, "owner_id": None,
+                         "pool_id": rows[customer.id].pool_id, "note": "没有匹配的规则"})
+            continue
+        p = place(rule, loads)
+        plan.append({"customer_id": customer.id, "rule": p.rule, "owner_id": p.owner_id,
+                     "pool_id": p.pool_id, "note": p.note})
+    if dry_run:
+        db.session.rollback()
+        return {"dry_run": True, "plan": plan}
+    try:
+        now = utcnow()
+        events = []
+        for owner_id in sorted({p["owner_id"] for p in plan if p["owner_id"]}):
+            ownership.lock_rep(owner_id)
+            mine = [p["customer_id"] for p in plan if p["owner_id"] == owner_id]
+            ownership.check_cap(owner_id, len(mine), verb="分配")
+            if ownership.move_from_pool(mine, owner_id, now=now, how="rule-assigned") != len(mine):
+                raise NotInPool("部分客户刚被他人领取，请刷新后重试")
+        for p in plan:
+            cid = p["customer_id"]
+            if p["owner_id"]:
+                events.append(dict(customer_id=cid, kind="rule-assigned",
+                                   from_pool_id=rows[cid].pool_id, to_owner_id=p["owner_id"],
+                                   actor_id=actor.id, reason="按归属规则分配",
+                                   rule=f"rule:{p['rule']}"))
+            elif p["rule"] and p["pool_id"] != rows[cid].pool_id:
+                ownership.move_between_pools([cid], p["pool_id"])
+                events.append(dict(customer_id=cid, kind="moved", from_pool_id=rows[cid].pool_id,
+                                   to_pool_id=p["pool_id"], actor_id=actor.id,
+                                   reason=p["note"] or "按归属规则移入公海",
+                                   rule=f"rule:{p['rule']}"))
+        ownership.record_events(events, now)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return {"dry_run": False, "plan": plan}
+
+
+def validate_rule(rule: AssignmentRule) -> None:
+    errors = {}
+    if rule.target_type == "user" and rule.target_user is None and rule.target_user_id is None:
+        errors["target_user"] = "目标为销售时须选择销售"
+    if rule.target_type == "department" and rule.target_department is None \
+            and rule.target_department_id is None:
+        errors["target_department"] = "目标为部门时须选择部门"
+    if rule.lifecycle not in (None, "", "potential", "active", "silent"):
+        errors["lifecycle"] = "生命周期只能是 potential、active 或 silent"
+    if rule.grade not in (None, "", "A", "B", "C"):
+        errors["grade"] = "等级只能是 A、B 或 C"
+    if errors:
+        raise ValidationFailed(errors)
