@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from flask_appbuilder import Model
-from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, String,
-                        Text, UniqueConstraint)
+from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer,
+                        String, Text, UniqueConstraint)
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
@@ -89,6 +89,9 @@ class OwnershipEvent(Model):
     """
 
     __tablename__ = "ownership_event"
+    # "How many did this rep claim today?" is asked on every claim.
+    __table_args__ = (Index("ix_ownership_event_to_owner_kind_time", "to_owner_id", "kind",
+                            "created_at"),)
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, nullable=False, index=True)
     kind = Column(String(20), nullable=False)

@@ -42,15 +42,17 @@ def owned_count(user_id: int, count_won: bool) -> int:
     return db.session.execute(q).scalar_one()
 
 
-def cap_room(user_id: int) -> tuple[int, int]:
+def cap_room(user_id: int, policy: Optional[dict] = None) -> tuple[int, int]:
     """(cap, currently counted) for user_id under its effective policy."""
-    policy = policies.effective_policy(user_id)
+    policy = policy or policies.effective_policy(user_id)
     return policy["max_customers"].value, owned_count(user_id, bool(policy["count_won"].value))
 
 
-def check_cap(user_id: int, adding: int, verb: str = "新增") -> None:
-    """Refuse if user_id would hold more than the cap; call after lock_rep in the same transaction."""
-    cap, have = cap_room(user_id)
+def check_cap(user_id: int, adding: int, verb: str = "新增",
+              policy: Optional[dict] = None) -> None:
+    """Refuse if user_id would hold more than the cap; call after lock_rep in the same
+    transaction. Pass `policy` when the caller already resolved it."""
+    cap, have = cap_room(user_id, policy)
     if have + adding > cap:
         raise CapExceeded(
             f"超出客户上限：上限 {cap}，已拥有 {have}，本次{verb} {adding}",

@@ -124,7 +124,7 @@ def claim_from_pool(actor: User, customer_ids: Iterable, pool_id: Optional[int] 
             raise DailyLimitReached(
                 f"超出每日领取上限：上限 {limit}，今日已领取 {today}，本次领取 {len(ids)}",
                 limit=limit, claimed_today=today, adding=len(ids))
-        ownership.check_cap(actor.id, len(ids), verb="领取")
+        ownership.check_cap(actor.id, len(ids), verb="领取", policy=policy)
         moved = ownership.move_from_pool(ids, actor.id, now=now)
         if moved != len(ids):
             raise NotInPool("部分客户刚被他人领取，请刷新后重试")
