@@ -33,13 +33,37 @@ def lock_rep(user_id: int) -> None:
     db.session.execute(update(User).where(User.id == user_id).values(changed_on=User.changed_on))
 
 
-def owned_count(user_id: int, count_won: bool) -> int:
-    """Customers counted against the cap: potential (not won) ones, plus won ones if counted."""
+def lock_active_rep(user_id: int):
+    """lock_rep and fetch (active, employment_status, department_id) in one statement;
+    ValidationFailed if the user cannot own customers."""
+    row = db.session.execute(
+        update(User).where(User.id == user_id).values(changed_on=User.changed_on)
+        .returning(User.active, User.employment_status, User.department_id,
+                   User.username)).first()
+    if row is None:
+        raise ValidationFailed({"owner": "负责人不存在"})
+    if not row.active or row.employment_status != EMPLOYMENT_ACTIVE:
+        raise ValidationFailed({"owner": f"{row.username} 已停用或离职，不能成为负责人"})
+    return row
+
+
+def owned_count_select(user_id: int, count_won: bool):
+    """Customers counted against the cap: unlocked, not won (won ones too if the policy
+    counts them), as a scalar subquery."""
     q = select(func.count()).select_from(Ownership).where(
         Ownership.owner_id == user_id, Ownership.locked.is_(False))
     if not count_won:
         q = q.where(Ownership.won.is_(False))
-    return db.session.execute(q).scalar_one()
+    return q.scalar_subquery()
+
+
+def owned_count(user_id: int, count_won: bool) -> int:
+    return db.session.execute(select(owned_count_select(user_id, count_won))).scalar_one()
+
+
+def cap_error(cap: int, have: int, adding: int, verb: str) -> CapExceeded:
+    return CapExceeded(f"超出客户上限：上限 {cap}，已拥有 {have}，本次{verb} {adding}",
+                       cap=cap, owned=have, adding=adding)
 
 
 def cap_room(user_id: int, policy: Optional[dict] = None) -> tuple[int, int]:
@@ -54,9 +78,7 @@ def check_cap(user_id: int, adding: int, verb: str = "新增",
     transaction. Pass `policy` when the caller already resolved it."""
     cap, have = cap_room(user_id, policy)
     if have + adding > cap:
-        raise CapExceeded(
-            f"超出客户上限：上限 {cap}，已拥有 {have}，本次{verb} {adding}",
-            cap=cap, owned=have, adding=adding)
+        raise cap_error(cap, have, adding, verb)
 
 
 def ensure_active_owner(user_id: int) -> User:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from app.extensions import db
 from app.models import Department, Policy, User
@@ -44,35 +44,35 @@ def ensure_global_policy() -> Policy:
     return policy
 
 
-def _department_chain(department_id: Optional[int]) -> list[Department]:
-    """The user's department first, then its parents up to the root."""
-    chain: list[Department] = []
-    seen: set[int] = set()
-    dept = db.session.get(Department, department_id) if department_id else None
-    while dept is not None and dept.id not in seen:
-        chain.append(dept)
-        seen.add(dept.id)
-        dept = dept.parent
-    return chain
+def department_chain_ids(user_id: int) -> list[int]:
+    """The user's department and every department above it, nearest first (one query)."""
+    path = db.session.execute(
+        select(Department.path).join(User, User.department_id == Department.id)
+        .where(User.id == user_id)).scalar_one_or_none()
+    return [int(x) for x in (path or "").strip("/").split("/") if x][::-1]
 
 
-def effective_policy(user_id: int) -> dict[str, EffectiveValue]:
-    """Every policy field with its value and where it comes from (most specific wins)."""
-    user = db.session.get(User, user_id)
-    layers: list[tuple[str, Optional[Policy]]] = []
-    if user is not None:
-        layers.append(("user", db.session.execute(
-            select(Policy).where(Policy.scope == "user", Policy.user_id == user.id)
-        ).scalar_one_or_none()))
-        for dept in _department_chain(user.department_id):
-            layers.append((f"department:{dept.name}", db.session.execute(
-                select(Policy).where(Policy.scope == "department", Policy.department_id == dept.id)
-            ).scalar_one_or_none()))
-    layers.append(("global", global_policy()))
+def effective_policy(user_id: int, chain: Optional[list[int]] = None
+                     ) -> dict[str, EffectiveValue]:
+    """Every policy field with its value and where it comes from (most specific wins):
+    the user's row, then their department and its parents (nearest first), then global."""
+    chain = department_chain_ids(user_id) if chain is None else chain
+    table = Policy.__table__
+    rows = db.session.execute(
+        select(table, Department.name.label("department_name"))
+        .select_from(table.outerjoin(Department, Department.id == table.c.department_id))
+        .where(or_(and_(table.c.scope == "user", table.c.user_id == user_id),
+                   and_(table.c.scope == "department", table.c.department_id.in_(chain or [0])),
+                   table.c.scope == "global"))).all()
+    by_dept = {r.department_id: r for r in rows if r.scope == "department"}
+    layers = [("user", r) for r in rows if r.scope == "user"]
+    layers += [(f"department:{by_dept[d].department_name}", by_dept[d]) for d in chain
+               if d in by_dept]
+    layers += [("global", r) for r in rows if r.scope == "global"]
     result: dict[str, EffectiveValue] = {}
     for field in POLICY_FIELDS:
-        for source, policy in layers:
-            value = getattr(policy, field) if policy is not None else None
+        for source, row in layers:
+            value = getattr(row, field)
             if value is not None:
                 result[field] = EffectiveValue(value, source)
                 break
