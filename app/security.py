@@ -42,6 +42,7 @@ RES_JOBS = "Jobs"
 RES_OWNERSHIP = "Ownership"
 RES_POOL_CUSTOMERS = "PoolCustomer"
 RES_RULE = "AssignmentRule"
+RES_WORKBENCH = "Workbench"
 RES_TRANSFER = "Transfer"  # read, request (apply / cancel), approve (approve / reject)
 CAN_REQUEST, CAN_APPROVE = "request", "approve"  # the pool browsing page (masked contacts)  # claim, release, assign (and distribute), lock, unlock
 CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK = (
@@ -77,6 +78,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
         _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST, CAN_APPROVE),
+        _perm(RES_WORKBENCH, CAN_READ),
         _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
@@ -86,17 +88,18 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_RULE, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
                "PoolCustomers", "Organisation", "Departments", "Rules", "Pools", "Policies",
-               "AssignmentRules"),
+               "AssignmentRules", "Workbench", "MyWorkbench", "Team"),
     ],
     ROLE_REP: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
         _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_LOCK),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
+        _perm(RES_WORKBENCH, CAN_READ),
         _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
-               "PoolCustomers"),
+               "PoolCustomers", "Workbench", "MyWorkbench"),
     ],
     ROLE_STAFF: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),

@@ -9,7 +9,14 @@ def register_views(appbuilder) -> None:
     from app.views.org import (AssignmentRuleView, AuditLogView, DepartmentView, PolicyView,
                                 PoolView)
     from app.views.pool import PoolCustomerView
+    from app.views.workbench import WorkbenchView
 
+    appbuilder.add_view(WorkbenchView, "MyWorkbench", label=_("My workbench"), href="/workbench/",
+                        icon="fa-briefcase", category="Workbench",
+                        category_label=_("Workbench"), category_icon="fa-briefcase")
+    # Shown to roles with menu access to "Team" (managers, admins); the page checks again.
+    appbuilder.add_link("Team", href="/workbench/team", label=_("My team"), icon="fa-users",
+                        category="Workbench")
     appbuilder.add_view(CustomerView, "CustomerList", label=_("Customers"), icon="fa-address-card",
                         category="Customers", category_label=_("Customers"),
                         category_icon="fa-users")

@@ -1,0 +1,100 @@
+"""The rep's workbench and the manager's team view: read models over ownership and policy."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Optional
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import Customer, Ownership, TransferRequest, User
+from app.models.customer import utcnow
+from app.models.org import EMPLOYMENT_ACTIVE
+from app.security import Scope, scope_of, visible_owner_ids_select
+from app.services import policies
+from app.services.pool import claimed_today
+
+TABS = {"new": "未联系", "following": "跟进中", "won": "已成交"}
+
+
+def days_left(own, policy: dict, now: Optional[dt.datetime] = None) -> Optional[int]:
+    """Days until the reclaim rules (DESIGN invariant 5) would return this customer to the
+    pool; None when it is exempt (locked or won)."""
+    if own.locked or own.won:
+        return None
+    now = now or utcnow()
+    no_followup = int(policy["reclaim_no_followup_days"].value)
+    no_deal = int(policy["reclaim_no_deal_days"].value)
+    last_touch = max(own.acquired_at, own.last_followup_at or own.acquired_at)
+    left_followup = no_followup - (now - last_touch).days
+    left_deal = no_deal - (now - own.acquired_at).days
+    return min(left_followup, left_deal)
+
+
+def my_customers(user: User, tab: str = "new", limit: int = 200) -> list[dict]:
+    if tab not in TABS:
+        tab = "new"
+    q = select(Customer, Ownership).join(Ownership, Ownership.customer_id == Customer.id).where(
+        Ownership.owner_id == user.id)
+    if tab == "won":
+        q = q.where(Ownership.won.is_(True))
+    elif tab == "following":
+        q = q.where(Ownership.won.is_(False), Ownership.last_followup_at.is_not(None))
+    else:
+        q = q.where(Ownership.won.is_(False), Ownership.last_followup_at.is_(None))
+    policy = policies.effective_policy(user.id)
+    rows = []
+    for customer, own in db.session.execute(q.order_by(Ownership.acquired_at).limit(limit)):
+        rows.append({"id": customer.id, "name": customer.name, "city": customer.city or "",
+                     "acquired_at": own.acquired_at, "last_followup_at": own.last_followup_at,
+                     "locked": own.locked, "grade": own.grade or "",
+                     "days_left": days_left(own, policy)})
+    rows.sort(key=lambda r: (r["days_left"] is None, r["days_left"] or 0))
+    return rows
+
+
+def tab_counts(user: User) -> dict[str, int]:
+    base = select(func.count()).select_from(Ownership).where(Ownership.owner_id == user.id)
+    return {
+        "new": db.session.execute(base.where(Ownership.won.is_(False),
+                                             Ownership.last_followup_at.is_(None))).scalar_one(),
+        "following": db.session.execute(base.where(
+            Ownership.won.is_(False), Ownership.last_followup_at.is_not(None))).scalar_one(),
+        "won": db.session.execute(base.where(Ownership.won.is_(True))).scalar_one(),
+    }
+
+
+def limits(user_id: int) -> dict:
+    """The user's effective rules with where each comes from, and where they stand today."""
+    policy = policies.effective_policy(user_id)
+    owned = db.session.execute(select(func.count()).select_from(Ownership).where(
+        Ownership.owner_id == user_id, Ownership.locked.is_(False),
+        *([] if policy["count_won"].value else [Ownership.won.is_(False)]))).scalar_one()
+    locked = db.session.execute(select(func.count()).select_from(Ownership).where(
+        Ownership.owner_id == user_id, Ownership.locked.is_(True))).scalar_one()
+    return {"policy": {k: {"value": v.value, "source": v.source} for k, v in policy.items()},
+            "owned": owned, "locked": locked, "claimed_today": claimed_today(user_id)}
+
+
+def my_requests(user: User) -> list[TransferRequest]:
+    return list(db.session.execute(select(TransferRequest).where(
+        (TransferRequest.applicant_id == user.id) | (TransferRequest.from_owner_id == user.id)
+        | (TransferRequest.to_owner_id == user.id)).order_by(TransferRequest.id.desc())
+        .limit(100)).scalars())
+
+
+def team(manager: User) -> list[dict]:
+    """Each active user in the manager's scope with their counts against their caps."""
+    scope = scope_of(manager) or Scope.OWN
+    if scope == Scope.ALL:
+        users_q = select(User)
+    else:
+        users_q = select(User).where(User.id.in_(visible_owner_ids_select(manager, scope)))
+    out = []
+    for user in db.session.execute(users_q.where(User.employment_status == EMPLOYMENT_ACTIVE)
+                                   .order_by(User.username)).scalars():
+        info = limits(user.id)
+        out.append({"id": user.id, "username": user.username, "name": user.display_name,
+                    "department": user.department.name if user.department else "",
+                    **info})
+    return out

@@ -1,0 +1,35 @@
+"""工作台: my customers by stage with days left before reclaim, my rules and limits, my
+transfer requests; and the manager's team view."""
+from __future__ import annotations
+
+from flask import abort, request
+from flask_appbuilder import BaseView, expose, has_access
+
+from app.security import RES_WORKBENCH, ROLE_ADMIN, ROLE_MANAGER, current_user, has_role
+from app.services import workbench
+
+
+class WorkbenchView(BaseView):
+    route_base = "/workbench"
+    class_permission_name = RES_WORKBENCH
+    method_permission_name = {"index": "read", "team": "read"}
+    default_view = "index"
+
+    @expose("/")
+    @has_access
+    def index(self):
+        user = current_user()
+        tab = request.args.get("tab", "new")
+        return self.render_template(
+            "guishu/workbench.html", tab=tab if tab in workbench.TABS else "new",
+            tabs=workbench.TABS, counts=workbench.tab_counts(user),
+            rows=workbench.my_customers(user, tab), limits=workbench.limits(user.id),
+            requests=workbench.my_requests(user))
+
+    @expose("/team")
+    @has_access
+    def team(self):
+        user = current_user()
+        if not has_role(user, ROLE_MANAGER, ROLE_ADMIN):
+            abort(403)
+        return self.render_template("guishu/team.html", members=workbench.team(user))

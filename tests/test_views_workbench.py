@@ -1,0 +1,51 @@
+"""Workbench tabs with days before reclaim, my limits with their source, the team view."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import update
+
+from app.models import Ownership, Policy
+from app.models.customer import utcnow
+from app.services import customers, workbench
+
+
+def test_tabs_and_days_left(db, org, rep_client):
+    c2 = customers.create_customer(org.rep, {"name": "跟进中的客户"})
+    c3 = customers.create_customer(org.rep, {"name": "已成交客户"})
+    now = utcnow()
+    db.session.execute(update(Ownership).where(Ownership.customer_id == org.c_rep.id).values(
+        acquired_at=now - dt.timedelta(days=10)))
+    db.session.execute(update(Ownership).where(Ownership.customer_id == c2.id).values(
+        acquired_at=now - dt.timedelta(days=80), last_followup_at=now - dt.timedelta(days=5)))
+    db.session.execute(update(Ownership).where(Ownership.customer_id == c3.id).values(won=True))
+    db.session.commit()
+    # Global defaults: 30 days without follow-up, 90 days without a deal.
+    assert [(r["name"], r["days_left"]) for r in workbench.my_customers(org.rep, "new")] == [
+        (org.c_rep.name, 20)]
+    assert [(r["name"], r["days_left"]) for r in workbench.my_customers(org.rep, "following")] == [
+        ("跟进中的客户", 10)]
+    assert [(r["name"], r["days_left"]) for r in workbench.my_customers(org.rep, "won")] == [
+        ("已成交客户", None)]
+    html = rep_client.get("/workbench/?tab=following").get_data(as_text=True)
+    assert "跟进中的客户" in html and org.c_rep.name not in html
+    assert 'id="tab-new"' in html
+
+
+def test_limits_show_value_and_source(db, org, rep_client):
+    db.session.add(Policy(scope="department", department_id=org.east.id, max_customers=40))
+    db.session.commit()
+    info = workbench.limits(org.rep.id)
+    assert info["policy"]["max_customers"] == {"value": 40, "source": "department:华东大区"}
+    assert info["owned"] == 1
+    html = rep_client.get("/workbench/").get_data(as_text=True)
+    assert "1 / 40" in html and "department:华东大区" in html
+
+
+def test_team_view_is_for_managers(db, org, clients):
+    html = clients.manager.get("/workbench/team").get_data(as_text=True)
+    assert 'data-user="rep1"' in html and 'data-user="rep2"' in html
+    assert 'data-user="rep3"' not in html  # another department
+    assert clients.rep.get("/workbench/team").status_code == 403
+    assert clients.staff.get("/workbench/").status_code == 403
+    assert clients.auditor.get("/workbench/").status_code == 403
