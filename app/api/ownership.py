@@ -30,6 +30,14 @@ def _optional_int(data: dict, key: str):
     return int(value)
 
 
+def _dry_run(data: dict) -> bool:
+    """Previews are the default: only an explicit `false` commits."""
+    dry_run = data.get("dry_run", True)
+    if not isinstance(dry_run, bool):
+        raise ValidationFailed({"dry_run": "dry_run 必须是 true 或 false"})
+    return dry_run
+
+
 def _run(fn):
     try:
         return fn()
@@ -97,9 +105,7 @@ class OwnershipApi(BaseApi):
         """Distribute evenly: {customer_ids, owner_ids, dry_run} -> the plan."""
         def go():
             data = _body()
-            dry_run = data.get("dry_run", True)
-            if not isinstance(dry_run, bool):
-                raise ValidationFailed({"dry_run": "dry_run 必须是 true 或 false"})
+            dry_run = _dry_run(data)
             plan = assignment.distribute(current_user(), data.get("customer_ids"),
                                          data.get("owner_ids"), dry_run=dry_run)
             return self.response(200, **plan.to_dict())
@@ -132,9 +138,7 @@ class OwnershipApi(BaseApi):
             user_id = _optional_int(data, "user_id")
             if user_id is None:
                 raise ValidationFailed({"user_id": "请选择离职人员"})
-            dry_run = data.get("dry_run", True)
-            if not isinstance(dry_run, bool):
-                raise ValidationFailed({"dry_run": "dry_run 必须是 true 或 false"})
+            dry_run = _dry_run(data)
             owner_ids = data.get("owner_ids")
             if owner_ids is not None:
                 owner_ids = pool.parse_ids(owner_ids)
@@ -152,9 +156,7 @@ class OwnershipApi(BaseApi):
         """Run the assignment rules over pool customers: {customer_ids, dry_run} -> the plan."""
         def go():
             data = _body()
-            dry_run = data.get("dry_run", True)
-            if not isinstance(dry_run, bool):
-                raise ValidationFailed({"dry_run": "dry_run 必须是 true 或 false"})
+            dry_run = _dry_run(data)
             return self.response(200, **rules.apply_to_pool_customers(
                 current_user(), data.get("customer_ids"), dry_run=dry_run))
         return _run(go)

@@ -78,6 +78,25 @@ def _text(value: Any) -> Optional[str]:
     return text or None
 
 
+_KEY_FIELDS = {"phone": "phone_e164", "mobile": "mobile_e164", "email": "email_norm"}
+
+
+def _normaliser(field: str, region: str):
+    return {"phone": lambda v: normalize_phone(v, region),
+            "mobile": lambda v: normalize_mobile(v, region),
+            "email": normalize_email}[field]
+
+
+def _add_normalised_keys(out: dict[str, Any], errors: dict[str, str], region: str) -> None:
+    """Store each contact field's normalised key beside it, or record why it is invalid."""
+    for field, key_field in _KEY_FIELDS.items():
+        if field in out and field not in errors:
+            try:
+                out[key_field] = _normaliser(field, region)(out[field])
+            except InvalidValue as exc:
+                errors[field] = str(exc)
+
+
 def clean_customer_data(data: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
     """Validate and normalise user input; raise ValidationFailed naming every bad field."""
     unknown = set(data) - set(CUSTOMER_FIELDS)
@@ -107,16 +126,7 @@ def clean_customer_data(data: dict[str, Any], *, partial: bool = False) -> dict[
         out["customer_type"] = out.get("customer_type") or "company"
         if out["customer_type"] not in CUSTOMER_TYPES:
             errors["customer_type"] = "客户类型只能是 company（企业）或 person（个人）"
-    for field, fn in (("phone", lambda v: normalize_phone(v, region)),
-                      ("mobile", lambda v: normalize_mobile(v, region)),
-                      ("email", normalize_email)):
-        if field in out and field not in errors:
-            try:
-                key = fn(out[field])
-            except InvalidValue as exc:
-                errors[field] = str(exc)
-            else:
-                out["email_norm" if field == "email" else f"{field}_e164"] = key
+    _add_normalised_keys(out, errors, region)
     if "birthday" in out or "birthday_lunar" in out:
         lunar = out.get("birthday_lunar", False)
         try:
@@ -267,16 +277,7 @@ def clean_contact_data(data: dict[str, Any], *, partial: bool = False) -> dict[s
         out[field] = text
     if (not partial or "name" in data) and "name" not in errors and not out.get("name"):
         errors["name"] = "联系人姓名不能为空"
-    for field, fn in (("phone", lambda v: normalize_phone(v, region)),
-                      ("mobile", lambda v: normalize_mobile(v, region)),
-                      ("email", normalize_email)):
-        if field in out and field not in errors:
-            try:
-                key = fn(out[field])
-            except InvalidValue as exc:
-                errors[field] = str(exc)
-            else:
-                out["email_norm" if field == "email" else f"{field}_e164"] = key
+    _add_normalised_keys(out, errors, region)
     if errors:
         raise ValidationFailed(errors)
     return out
@@ -336,12 +337,9 @@ def refresh_normalised_keys(customer_ids: Optional[list[int]] = None, batch: int
         q = q.where(Customer.norm_version < NORMALIZER_VERSION)
     done = 0
     for customer in db.session.execute(q.limit(batch)).scalars():
-        for field, fn in (("phone", lambda v: normalize_phone(v, region)),
-                          ("mobile", lambda v: normalize_mobile(v, region)),
-                          ("email", normalize_email)):
-            key_field = "email_norm" if field == "email" else f"{field}_e164"
+        for field, key_field in _KEY_FIELDS.items():
             try:
-                setattr(customer, key_field, fn(getattr(customer, field)))
+                setattr(customer, key_field, _normaliser(field, region)(getattr(customer, field)))
             except InvalidValue:
                 pass
         customer.norm_version = NORMALIZER_VERSION
