@@ -1,10 +1,8 @@
 """`flask crm …`: thin callers of the services."""
 from __future__ import annotations
 
-import csv
 import os
 import secrets
-import sys
 
 import click
 from flask.cli import AppGroup
@@ -58,24 +56,13 @@ def init(demo: bool) -> None:
 def export(username: str, output) -> None:
     """CSV of the customers in USER's data scope."""
     from app.extensions import db
-    from app.models import Customer, User
-    from app.security import customer_scope_clause
+    from app.models import User
+    from app.services import exports
 
     user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if user is None:
         raise click.ClickException(f"no such user: {username}")
-    writer = csv.writer(output)
-    writer.writerow(["id", "name", "customer_type", "province", "city", "mobile", "phone",
-                     "email", "owner", "pool"])
-    n = 0
-    for c in db.session.execute(select(Customer).where(customer_scope_clause(user))
-                                .order_by(Customer.id)).scalars():
-        o = c.ownership
-        writer.writerow([c.id, c.name, c.customer_type, c.province, c.city, c.mobile, c.phone,
-                         c.email, o.owner.username if o.owner else "",
-                         o.pool.name if o.pool else ""])
-        n += 1
-    click.echo(f"{n} customers", err=True)
+    click.echo(f"{exports.write_csv(user, output)} customers", err=True)
 
 
 @crm_cli.command("refresh-keys")

@@ -6,15 +6,14 @@ edited in the database, so `flask crm init` on any deployment gives the same acc
 from __future__ import annotations
 
 import enum
-from typing import Iterable, Optional
+from typing import Optional
 
-from flask import g
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from sqlalchemy import inspect as sa_inspect, or_, select, true
 
 from app.extensions import db
-from app.models import Contact, Customer, CustomerShare, Department, Ownership, OwnershipEvent, User
+from app.models import Customer, CustomerShare, Department, Ownership, User
 from app.models.customer import utcnow
 
 # --- permission names (views and APIs map their methods onto these) -------------------------

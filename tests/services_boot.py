@@ -6,7 +6,6 @@ own server if it is installed but stopped -> an embedded server from a wheel
 """
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import socket

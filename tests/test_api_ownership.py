@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
 from app.models import Ownership, Policy, PoolMember
 from app.services import customers

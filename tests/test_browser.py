@@ -85,12 +85,12 @@ def test_rep_adds_customer_in_the_form_and_sees_field_errors(browser, live_url, 
     page.goto(f"{live_url}/customers/add")
     page.fill("input[name=name]", "温州瓯江电器有限公司")
     page.fill("input[name=mobile]", "12345")
-    page.click("button[type=submit], input[type=submit]")
+    with page.expect_navigation():  # the form posts and the page is rendered again
+        page.click("button[type=submit], input[type=submit]")
     assert "无效的电话号码：12345" in page.inner_text("body")
     page.fill("input[name=mobile]", "138 0013 8111")
-    page.click("button[type=submit], input[type=submit]")
-    page.wait_for_load_state("load")
-    assert "/customers/add" not in page.url
+    with page.expect_navigation(url=lambda url: "/customers/add" not in url):
+        page.click("button[type=submit], input[type=submit]")
     assert "温州瓯江电器有限公司（测试rep1）" in page.inner_text("body")  # the success message
     from app.models import Customer
 

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select, update
 
-from app.models import Customer, Ownership, OwnershipEvent, Policy, Pool, PoolMember
+from app.models import Ownership, OwnershipEvent, Policy, Pool, PoolMember
 from app.models.customer import utcnow
 from app.services import assignment, customers, pool
 from app.services.errors import (CapExceeded, DailyLimitReached, InCooldown, LockCapExceeded,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.models import AssignmentRule, Ownership, OwnershipEvent, Policy, Pool, PoolMember
+from app.models import AssignmentRule, Ownership, OwnershipEvent, Policy, PoolMember
 from app.services import customers, departure, rules
 from app.services.errors import ValidationFailed
 

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import CustomerShare, Notification, Ownership, OwnershipEvent, Policy
-from app.services import customers, transfers
+from app.services import transfers
 from app.services.errors import (CapExceeded, Conflict, OutOfScope, PermissionDenied,
                                  ValidationFailed)
 from app.security import can_see_customer, can_write_customer

@@ -5,7 +5,6 @@ from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import permission_name, protect
 from sqlalchemy import select
 
-from app.api.errors import error_response
 from app.api.ownership import _body, _optional_int, _run
 from app.extensions import db
 from app.models import TransferRequest

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_appbuilder import Model
-from sqlalchemy import (Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Integer,
+from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer,
                         SmallInteger, String, Text, UniqueConstraint)
 from sqlalchemy.orm import relationship
 

@@ -16,7 +16,7 @@ from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, Scope,
                           can_see_customer, can_write_customer, has_role, scope_of,
                           visible_owner_ids_select)
 from app.services import audit, ownership
-from app.services.errors import NotFound, OutOfScope, PermissionDenied, ValidationFailed
+from app.services.errors import OutOfScope, PermissionDenied, ValidationFailed
 from app.services.normalize import (NORMALIZER_VERSION, InvalidValue, normalize_email,
                                     normalize_mobile, normalize_phone)
 

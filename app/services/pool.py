@@ -11,10 +11,10 @@ from typing import Iterable, Optional
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from app.extensions import db
-from app.models import Customer, Department, Ownership, OwnershipEvent, Pool, PoolMember, User
+from app.models import Customer, Ownership, OwnershipEvent, Pool, PoolMember, User
 from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, Scope, has_role, scope_of, \
     visible_owner_ids_select

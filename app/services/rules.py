@@ -13,7 +13,7 @@ from typing import Any, Iterable, Optional
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import (AssignmentRule, Customer, Department, OwnershipEvent, Pool, User)
+from app.models import AssignmentRule, Customer, Department, OwnershipEvent, User
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.models.rule import RULE_CONDITIONS

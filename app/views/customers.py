@@ -1,7 +1,6 @@
 """Customer and contact pages. Saves go through app.services.customers; scope on every route."""
 from __future__ import annotations
 
-import csv
 import io
 
 from flask import Response, abort, flash, redirect, request
@@ -10,7 +9,6 @@ from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
-from sqlalchemy import select
 from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import Optional as OptionalValidator
 
@@ -19,8 +17,9 @@ from app.models import Contact, Customer, OwnershipEvent, User
 from app.models.customer import CUSTOMER_TYPES
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import (RES_CONTACT, RES_CUSTOMER, RES_OWNERSHIP_EVENT, current_user,
-                          customer_scope_clause, scope_filters)
+                          scope_filters)
 from app.services import customers as customer_service
+from app.services import exports
 from app.services.customers import CONTACT_FIELDS, CUSTOMER_FIELDS
 from app.services.errors import GuishuError
 from app.views.base import ScopedModelView, readable_formatters
@@ -240,23 +239,9 @@ class CustomerView(ScopedModelView):
     @has_access
     def export(self):
         """CSV of exactly the customers in the user's scope."""
-        user = self.actor()
-        rows = db.session.execute(
-            select(Customer).where(customer_scope_clause(user)).order_by(Customer.id)
-        ).scalars()
         buf = io.StringIO()
         buf.write("\ufeff")  # Excel in China opens UTF-8 CSV correctly only with a BOM
-        writer = csv.writer(buf)
-        header = ["id", "name", "customer_type", "industry", "province", "city", "address",
-                  "mobile", "phone", "email", "source", "product_line", "owner", "pool",
-                  "created_at"]
-        writer.writerow(header)
-        for c in rows:
-            o = c.ownership
-            writer.writerow([c.id, c.name, c.customer_type, c.industry, c.province, c.city,
-                             c.address, c.mobile, c.phone, c.email, c.source, c.product_line,
-                             o.owner.username if o and o.owner else "",
-                             o.pool.name if o and o.pool else "", c.created_at])
+        exports.write_csv(self.actor(), buf)
         return Response(buf.getvalue(), mimetype="text/csv; charset=utf-8",
                         headers={"Content-Disposition": "attachment; filename=customers.csv"})
 

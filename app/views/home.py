@@ -1,7 +1,6 @@
 """Landing page: what the signed-in user holds and may do."""
 from __future__ import annotations
 
-from flask import g
 from flask_appbuilder import IndexView, expose
 from sqlalchemy import func, select
 
