@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
+from tests.helpers import customers_now, holder_of
 
 
 ROLES = ("admin", "manager", "rep", "staff", "auditor")
@@ -64,28 +65,12 @@ def expected_holder(k, c):
 
 
 # --- database helpers ------------------------------------------------------------------------
-def customers_now(db) -> dict[int, str]:
-    from app.models import Customer
-
-    db.session.commit()
-    return dict(db.session.execute(select(Customer.id, Customer.name)).all())
-
-
 def customer_row(db, cid) -> dict:
     from app.models import Customer
 
     db.session.commit()
     c = db.session.get(Customer, cid)
     return {"name": c.name, "email": c.email, "created_by_id": c.created_by_id, "notes": c.notes}
-
-
-def holder_of(db, cid):
-    from app.models import Ownership
-
-    db.session.commit()
-    row = db.session.execute(select(Ownership.owner_id, Ownership.pool_id)
-                             .where(Ownership.customer_id == cid)).first()
-    return tuple(row) if row else None
 
 
 def events_of(db, cid) -> list[tuple]:

@@ -5,6 +5,7 @@ import pytest
 
 from app.models import Ownership, Policy, PoolMember
 from app.services import customers
+from tests.helpers import holder_of
 
 
 @pytest.fixture
@@ -15,18 +16,12 @@ def pool_ids(db, org):
                               for i in range(5)]
 
 
-def holder(db, cid):
-    db.session.expire_all()
-    o = db.session.get(Ownership, cid)
-    return o.owner_id, o.pool_id
-
-
 def test_rep_claims_and_releases(api, db, org, pool_ids):
     rep = api("rep1")
     resp = rep("POST", "/api/v1/pool/claim", json={"customer_ids": pool_ids[:2]})
     assert resp.status_code == 200
     assert resp.get_json()["customer_ids"] == pool_ids[:2]
-    assert holder(db, pool_ids[0]) == (org.rep.id, None)
+    assert holder_of(db, pool_ids[0]) == (org.rep.id, None)
     resp = rep("POST", "/api/v1/pool/claim", json={"customer_ids": [pool_ids[0]]})
     assert resp.status_code == 409
     assert resp.get_json()["code"] == "not_in_pool"
@@ -36,7 +31,7 @@ def test_rep_claims_and_releases(api, db, org, pool_ids):
     resp = rep("POST", "/api/v1/pool/release",
                json={"customer_ids": [pool_ids[0]], "reason": "无意向"})
     assert resp.status_code == 200
-    assert holder(db, pool_ids[0]) == (None, org.pool.id)
+    assert holder_of(db, pool_ids[0]) == (None, org.pool.id)
 
 
 def test_claim_refusals_carry_codes_and_numbers(api, db, org, pool_ids):
@@ -46,7 +41,7 @@ def test_claim_refusals_carry_codes_and_numbers(api, db, org, pool_ids):
     assert resp.status_code == 409
     assert resp.get_json() == {"code": "cap_exceeded", "message": "超出客户上限：上限 2，已拥有 1，本次领取 2",
                                "cap": 2, "owned": 1, "adding": 2}
-    assert holder(db, pool_ids[0]) == (None, org.pool.id)
+    assert holder_of(db, pool_ids[0]) == (None, org.pool.id)
 
 
 @pytest.mark.parametrize("body,field", [
@@ -75,11 +70,11 @@ def test_non_json_is_400(api, org, pool_ids):
     ("auditor1", "/api/v1/pool/release", 403),
 ])
 def test_roles_without_the_permission_get_403(api, db, org, pool_ids, username, path, status):
-    before = holder(db, pool_ids[0])
+    before = holder_of(db, pool_ids[0])
     resp = api(username)("POST", path, json={"customer_ids": [pool_ids[0]],
                                              "owner_id": org.rep.id, "reason": "x"})
     assert resp.status_code == status
-    assert holder(db, pool_ids[0]) == before
+    assert holder_of(db, pool_ids[0]) == before
 
 
 def test_manager_assigns_and_distributes(api, db, org, pool_ids):
@@ -87,7 +82,7 @@ def test_manager_assigns_and_distributes(api, db, org, pool_ids):
     resp = mgr("POST", "/api/v1/ownership/assign",
                json={"customer_ids": [pool_ids[0]], "owner_id": org.rep2.id})
     assert resp.status_code == 200
-    assert holder(db, pool_ids[0]) == (org.rep2.id, None)
+    assert holder_of(db, pool_ids[0]) == (org.rep2.id, None)
     resp = mgr("POST", "/api/v1/ownership/assign",
                json={"customer_ids": [pool_ids[1]], "owner_id": org.rep_north.id})
     assert resp.status_code == 404
@@ -101,12 +96,12 @@ def test_manager_assigns_and_distributes(api, db, org, pool_ids):
     # rep1 owns 1 and rep2 owns 2 (one just assigned): fewest first, then alternate.
     assert {a["username"]: (a["owned_before"], a["count"]) for a in body["assignments"]} == {
         "rep1": (1, 3), "rep2": (2, 1)}
-    assert holder(db, pool_ids[1]) == (None, org.pool.id)
+    assert holder_of(db, pool_ids[1]) == (None, org.pool.id)
     done = mgr("POST", "/api/v1/ownership/distribute",
                json={"customer_ids": pool_ids[1:5], "owner_ids": [org.rep.id, org.rep2.id],
                      "dry_run": False})
     assert done.status_code == 200
-    owners = [holder(db, i)[0] for i in pool_ids[1:5]]
+    owners = [holder_of(db, i)[0] for i in pool_ids[1:5]]
     assert sorted(owners) == sorted([org.rep.id] * 3 + [org.rep2.id])
 
 
@@ -130,10 +125,10 @@ def test_departure_handover_is_admin_only_and_previews(api, db, org):
     assert preview.status_code == 200
     assert preview.get_json()["assignments"] == [
         {"owner_id": org.rep2.id, "count": 1, "customer_ids": [org.c_rep.id]}]
-    assert holder(db, org.c_rep.id) == (org.rep.id, None)
+    assert holder_of(db, org.c_rep.id) == (org.rep.id, None)
     done = api("admin")("POST", "/api/v1/ownership/departure", json=dict(body, dry_run=False))
     assert done.status_code == 200
-    assert holder(db, org.c_rep.id) == (org.rep2.id, None)
+    assert holder_of(db, org.c_rep.id) == (org.rep2.id, None)
 
 
 def test_apply_rules_endpoint(api, db, org, pool_ids):
@@ -146,7 +141,7 @@ def test_apply_rules_endpoint(api, db, org, pool_ids):
     resp = api("manager1")("POST", "/api/v1/ownership/apply-rules", json=body)
     assert resp.status_code == 200
     assert [p["owner_id"] for p in resp.get_json()["plan"]] == [org.rep2.id, org.rep2.id]
-    assert holder(db, pool_ids[0]) == (None, org.pool.id)
+    assert holder_of(db, pool_ids[0]) == (None, org.pool.id)
     resp = api("manager1")("POST", "/api/v1/ownership/apply-rules", json=dict(body, dry_run=False))
     assert resp.status_code == 200
-    assert holder(db, pool_ids[0]) == (org.rep2.id, None)
+    assert holder_of(db, pool_ids[0]) == (org.rep2.id, None)

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import api_token
+from tests.helpers import customers_now
 
 MISSING = "The CSRF token is missing."
 INVALID = "The CSRF token is invalid."
@@ -35,13 +36,6 @@ def rep(rep_client):
 def k(org):
     return SimpleNamespace(c_rep=org.c_rep.id, c_rep2=org.c_rep2.id, c_pool=org.c_pool.id,
                            name_rep=org.c_rep.name, pool=org.pool.id, rep=org.rep.id)
-
-
-def customers_now(db) -> dict[int, str]:
-    from app.models import Customer
-
-    db.session.commit()
-    return dict(db.session.execute(select(Customer.id, Customer.name)).all())
 
 
 def edit_data(db, cid, **changes) -> dict:

@@ -11,6 +11,7 @@ from app.models.customer import utcnow
 from app.services import assignment, customers, pool
 from app.services.errors import (CapExceeded, DailyLimitReached, InCooldown, LockCapExceeded,
                                  NotInPool, OutOfScope, PermissionDenied, ValidationFailed)
+from tests.helpers import holder_of
 
 
 @pytest.fixture
@@ -22,12 +23,6 @@ def sales_pool(db, org):
     return [org.c_pool.id] + ids
 
 
-def owner_of(db, customer_id):
-    db.session.expire_all()
-    o = db.session.get(Ownership, customer_id)
-    return o.owner_id, o.pool_id
-
-
 def set_policy(db, user, **values):
     db.session.add(Policy(scope="user", user_id=user.id, **values))
     db.session.commit()
@@ -35,7 +30,7 @@ def set_policy(db, user, **values):
 
 def test_claim_moves_customer_and_writes_event(db, org, sales_pool):
     assert pool.claim_from_pool(org.rep, [sales_pool[0]]) == [sales_pool[0]]
-    assert owner_of(db, sales_pool[0]) == (org.rep.id, None)
+    assert holder_of(db, sales_pool[0]) == (org.rep.id, None)
     ev = db.session.execute(select(OwnershipEvent).where(
         OwnershipEvent.customer_id == sales_pool[0], OwnershipEvent.kind == "claimed")).scalar_one()
     assert (ev.from_pool_id, ev.to_owner_id, ev.actor_id) == (org.pool.id, org.rep.id, org.rep.id)
@@ -51,7 +46,7 @@ def test_claim_refused_for_non_member_of_pool(db, org):
     with pytest.raises(OutOfScope) as exc:
         pool.claim_from_pool(org.rep, [c.id])
     assert exc.value.code == "not_pool_member"
-    assert owner_of(db, c.id) == (None, other.id)
+    assert holder_of(db, c.id) == (None, other.id)
 
 
 def test_claim_of_owned_customer_says_not_in_pool(db, org, sales_pool):
@@ -64,7 +59,7 @@ def test_claim_of_owned_customer_says_not_in_pool(db, org, sales_pool):
 def test_bulk_claim_is_all_or_nothing(db, org, sales_pool):
     with pytest.raises(NotInPool):
         pool.claim_from_pool(org.rep, [sales_pool[1], org.c_rep2.id])
-    assert owner_of(db, sales_pool[1]) == (None, org.pool.id)
+    assert holder_of(db, sales_pool[1]) == (None, org.pool.id)
 
 
 def test_claim_refused_over_cap_with_numbers(db, org, sales_pool):
@@ -117,7 +112,7 @@ def test_release_needs_reason_and_scope(db, org, sales_pool):
     with pytest.raises(OutOfScope):
         pool.release_to_pool(org.manager, [org.c_north.id], reason="别的部门")
     pool.release_to_pool(org.manager, [org.c_rep2.id], reason="经理收回")
-    assert owner_of(db, org.c_rep2.id) == (None, org.pool.id)
+    assert holder_of(db, org.c_rep2.id) == (None, org.pool.id)
     own = db.session.get(Ownership, org.c_rep2.id)
     assert own.previous_owner_id == org.rep2.id and own.released_at is not None
     ev = db.session.execute(select(OwnershipEvent).where(
@@ -128,7 +123,7 @@ def test_release_needs_reason_and_scope(db, org, sales_pool):
 
 def test_assign_within_scope_and_cap(db, org, sales_pool):
     assert assignment.assign(org.manager, sales_pool[:2], org.rep2.id) == sales_pool[:2]
-    assert owner_of(db, sales_pool[0]) == (org.rep2.id, None)
+    assert holder_of(db, sales_pool[0]) == (org.rep2.id, None)
     with pytest.raises(OutOfScope):
         assignment.assign(org.manager, sales_pool[2:3], org.rep_north.id)
     with pytest.raises(PermissionDenied):
@@ -156,9 +151,9 @@ def test_distribute_dry_run_then_commit(db, org, sales_pool):
     assert {s["username"]: s["reason"] for s in out["skipped"]} == {
         "gone": "已停用或离职", "rep3": "不在您的数据权限内"}
     assert out["unassigned"] == []
-    assert all(owner_of(db, i) == (None, org.pool.id) for i in ids)  # dry run changed nothing
+    assert all(holder_of(db, i) == (None, org.pool.id) for i in ids)  # dry run changed nothing
     plan = assignment.distribute(org.manager, ids, [org.rep.id, org.rep2.id], dry_run=False)
-    owners = [owner_of(db, i)[0] for i in ids]
+    owners = [holder_of(db, i)[0] for i in ids]
     assert owners.count(org.rep.id) == 2 and owners.count(org.rep2.id) == 6
     n_events = db.session.execute(select(func.count()).select_from(OwnershipEvent).where(
         OwnershipEvent.kind == "assigned", OwnershipEvent.customer_id.in_(ids))).scalar_one()

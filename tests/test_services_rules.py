@@ -7,12 +7,7 @@ from sqlalchemy import select
 from app.models import AssignmentRule, Ownership, OwnershipEvent, Policy, PoolMember
 from app.services import customers, departure, rules
 from app.services.errors import ValidationFailed
-
-
-def holder(db, cid):
-    db.session.expire_all()
-    o = db.session.get(Ownership, cid)
-    return o.owner_id, o.pool_id
+from tests.helpers import holder_of
 
 
 def add_rule(db, **kw):
@@ -29,34 +24,34 @@ def test_first_matching_rule_places_a_staff_created_customer(db, org):
              target_type="user", target_user_id=org.rep_north.id)
     c = customers.create_customer(org.staff, {"name": "宁波制造", "province": "浙江",
                                               "industry": "制造业"})
-    assert holder(db, c.id) == (org.rep_north.id, None)
+    assert holder_of(db, c.id) == (org.rep_north.id, None)
     c2 = customers.create_customer(org.staff, {"name": "杭州软件", "province": "浙江",
                                                "industry": "软件"})
-    assert holder(db, c2.id) == (org.rep2.id, None)
+    assert holder_of(db, c2.id) == (org.rep2.id, None)
     ev = db.session.execute(select(OwnershipEvent).where(OwnershipEvent.customer_id == c2.id)
                             ).scalar_one()
     assert ev.rule == "rule:浙江给 rep2"
     assert db.session.get(Ownership, c2.id).acquired_how == "rule-assigned"
     c3 = customers.create_customer(org.staff, {"name": "江苏客户", "province": "江苏"})
-    assert holder(db, c3.id) == (None, org.pool.id)  # no rule: default pool
+    assert holder_of(db, c3.id) == (None, org.pool.id)  # no rule: default pool
 
 
 def test_first_contact_is_protected(db, org):
     add_rule(db, name="全部给 rep2", target_type="user", target_user_id=org.rep2.id)
     c = customers.create_customer(org.rep, {"name": "我自己找到的客户"})
-    assert holder(db, c.id) == (org.rep.id, None)
+    assert holder_of(db, c.id) == (org.rep.id, None)
 
 
 def test_department_round_robin_and_cap_fallback(db, org):
     add_rule(db, name="华东轮流", target_type="department", target_department_id=org.east.id,
              strategy="round_robin")
-    got = [holder(db, customers.create_customer(org.staff, {"name": f"轮流{i}"}).id)[0]
+    got = [holder_of(db, customers.create_customer(org.staff, {"name": f"轮流{i}"}).id)[0]
            for i in range(4)]
     assert got == [org.rep.id, org.rep2.id, org.rep.id, org.rep2.id]
     db.session.add(Policy(scope="department", department_id=org.east.id, max_customers=3))
     db.session.commit()
     c = customers.create_customer(org.staff, {"name": "都满了"})
-    assert holder(db, c.id) == (None, org.pool.id)
+    assert holder_of(db, c.id) == (None, org.pool.id)
 
 
 def test_least_loaded_strategy(db, org):
@@ -64,7 +59,7 @@ def test_least_loaded_strategy(db, org):
     add_rule(db, name="华东最少优先", target_type="department", target_department_id=org.east.id,
              strategy="least_loaded")
     c = customers.create_customer(org.staff, {"name": "给最少的"})
-    assert holder(db, c.id) == (org.rep2.id, None)
+    assert holder_of(db, c.id) == (org.rep2.id, None)
 
 
 def test_apply_rules_to_pool_customers_on_demand(db, org):
@@ -76,17 +71,17 @@ def test_apply_rules_to_pool_customers_on_demand(db, org):
     preview = rules.apply_to_pool_customers(org.manager, ids + [org.c_pool.id])
     assert [(p["customer_id"], p["owner_id"]) for p in preview["plan"]] == [
         (org.c_pool.id, None), (ids[0], org.rep.id), (ids[1], org.rep.id)]
-    assert holder(db, ids[0]) == (None, org.pool.id)
+    assert holder_of(db, ids[0]) == (None, org.pool.id)
     rules.apply_to_pool_customers(org.manager, ids + [org.c_pool.id], dry_run=False)
-    assert holder(db, ids[0]) == (org.rep.id, None)
-    assert holder(db, org.c_pool.id) == (None, org.pool.id)
+    assert holder_of(db, ids[0]) == (org.rep.id, None)
+    assert holder_of(db, org.c_pool.id) == (None, org.pool.id)
 
 
 def test_departure_through_rules(db, org):
     add_rule(db, name="华东给 rep2", target_type="department", target_department_id=org.east.id,
              strategy="least_loaded")
     departure.handover(org.admin, org.rep.id, "rules", dry_run=False)
-    assert holder(db, org.c_rep.id) == (org.rep2.id, None)
+    assert holder_of(db, org.c_rep.id) == (org.rep2.id, None)
 
 
 def test_rule_validation(db, org):

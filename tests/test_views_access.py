@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import login
+from tests.helpers import customers_now, holder_of
 
 ROLES = ("admin", "manager", "rep", "staff", "auditor")
 CUSTOMERS = ("c_rep", "c_rep2", "c_north", "c_pool")
@@ -65,24 +66,6 @@ def k(org):
 
 
 # --- database helpers ------------------------------------------------------------------------
-def customers_now(db) -> dict[int, str]:
-    """{id: name} of every customer, read fresh (ends the test session's transaction)."""
-    from app.models import Customer
-
-    db.session.commit()
-    return dict(db.session.execute(select(Customer.id, Customer.name)).all())
-
-
-def holder_of(db, customer_id):
-    """(owner_id, pool_id) of a customer, read fresh."""
-    from app.models import Ownership
-
-    db.session.commit()
-    row = db.session.execute(select(Ownership.owner_id, Ownership.pool_id)
-                             .where(Ownership.customer_id == customer_id)).first()
-    return tuple(row) if row else None
-
-
 def customer_ids_named(db, name) -> list[int]:
     from app.models import Customer
 
