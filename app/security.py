@@ -43,7 +43,10 @@ RES_POOL_CUSTOMERS = "PoolCustomer"
 RES_RULE = "AssignmentRule"
 RES_WORKBENCH = "Workbench"
 RES_TRANSFER = "Transfer"  # read, request (apply / cancel), approve (approve / reject)
-CAN_REQUEST, CAN_APPROVE = "request", "approve"  # the pool browsing page (masked contacts)  # claim, release, assign (and distribute), lock, unlock
+CAN_REQUEST, CAN_APPROVE = "request", "approve"
+# List actions on customer pages (the ownership verbs as buttons); admin-only verbs are
+# granted by Admin's ".*" alone: move_pool (between pools) and handover (departure).
+CAN_TRANSFER, CAN_MOVE_POOL, CAN_HANDOVER = "transfer", "move_pool", "handover"  # the pool browsing page (masked contacts)  # claim, release, assign (and distribute), lock, unlock
 CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK = (
     "claim", "release", "assign", "lock", "unlock")
 
@@ -65,7 +68,7 @@ def _menus(*names: str) -> tuple[str, str]:
 
 # Every signed-in user may edit their own profile and password and switch language.
 _SELF_SERVICE = [
-    ("^UserDBModelView$", "^can_userinfo$"),
+    ("^GuishuUserDBModelView$", "^can_(userinfo|userinfoedit)$"),  # "my profile"
     ("^UserInfoEditView$", "^can_this_form_(get|post)$"),
     ("^ResetMyPasswordView$", "^can_this_form_(get|post)$"),
     ("^MenuApi$", "^can_get$"),
@@ -74,11 +77,12 @@ _SELF_SERVICE = [
 ROLES: dict[str, list[tuple[str, str]]] = {
     ROLE_ADMIN: [(".*", ".*")],
     ROLE_MANAGER: _SELF_SERVICE + [
-        _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
+        _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_RELEASE, CAN_LOCK, CAN_UNLOCK,
+              CAN_TRANSFER),
         _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST, CAN_APPROVE),
         _perm(RES_WORKBENCH, CAN_READ),
-        _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM),
+        _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM, CAN_ASSIGN),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
@@ -87,10 +91,10 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_RULE, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
                "PoolCustomers", "Organisation", "Departments", "Rules", "Pools", "Policies",
-               "AssignmentRules", "Workbench", "MyWorkbench", "Team"),
+               "AssignmentRules", "Workbench", "MyWorkbench", "Team", "Transfers"),
     ],
     ROLE_REP: _SELF_SERVICE + [
-        _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
+        _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_RELEASE, CAN_LOCK, CAN_TRANSFER),
         _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_LOCK),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
         _perm(RES_WORKBENCH, CAN_READ),
@@ -98,18 +102,17 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
-               "PoolCustomers", "Workbench", "MyWorkbench"),
+               "PoolCustomers", "Workbench", "MyWorkbench", "Transfers"),
     ],
     ROLE_STAFF: _SELF_SERVICE + [
-        _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT),
+        _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_TRANSFER),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
         _perm(RES_POOL, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
-               "Organisation",
-               "Departments", "Rules", "Pools"),
+               "Organisation", "Departments", "Rules", "Pools", "Transfers"),
     ],
     ROLE_AUDITOR: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ, CAN_EXPORT),
@@ -123,7 +126,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_RULE, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",
-               "AssignmentRules"),
+               "AssignmentRules", "Transfers"),
     ],
 }
 

@@ -39,7 +39,7 @@ def test_limits_show_value_and_source(db, org, rep_client):
     assert info["policy"]["max_customers"] == {"value": 40, "source": "department:华东大区"}
     assert info["owned"] == 1
     html = rep_client.get("/workbench/").get_data(as_text=True)
-    assert "1 / 40" in html and "department:华东大区" in html
+    assert "1 / 40" in html and "部门：华东大区" in html
 
 
 def test_team_view_is_for_managers(db, org, clients):

@@ -25,6 +25,11 @@ from app.services.errors import (Conflict, NotFound, OutOfScope, PermissionDenie
 from app.services.pool import _names, parse_ids
 
 
+def page_link(transfer_id: int) -> str:
+    """Where a notification about a request leads: its page in the web UI."""
+    return f"/transfers/{transfer_id}"
+
+
 def _department_managers(department_id: Optional[int]) -> list[int]:
     """Managers of the department and of every department above it, nearest first."""
     out: list[int] = []
@@ -87,7 +92,7 @@ def create_transfer(actor: User, customer_ids: Iterable, to_owner_id: int, reaso
     approvers = _department_managers(giver.department_id) or _admin_ids()
     notifications.notify(approvers, "transfer_pending", f"待审批的客户转移 #{transfer.id}",
                          f"{giver.display_name} → {receiver.display_name}，共 {len(ids)} 个客户："
-                         f"{reason.strip()}", link=f"/api/v1/transfers/{transfer.id}")
+                         f"{reason.strip()}", link=page_link(transfer.id))
     db.session.commit()
     return transfer
 
@@ -132,7 +137,7 @@ def approve(actor: User, transfer_id: int, note: str = "") -> TransferRequest:
             notifications.notify(
                 _department_managers(transfer.to_owner.department_id) or _admin_ids(),
                 "transfer_second_approval", f"客户转移 #{transfer.id} 需要第二级审批",
-                "涉及 A 级或锁定客户，或跨部门转移", link=f"/api/v1/transfers/{transfer.id}")
+                "涉及 A 级或锁定客户，或跨部门转移", link=page_link(transfer.id))
             db.session.commit()
             return transfer
     else:
@@ -179,7 +184,7 @@ def _hand_over(actor: User, transfer: TransferRequest, now: dt.datetime) -> None
          transfer.first_approver_id, transfer.second_approver_id],
         "transfer_completed", f"客户转移 #{transfer.id} 已完成",
         f"{len(ids)} 个客户已交接给 {transfer.to_owner.display_name}。交接说明："
-        f"{transfer.handover_note or '无'}", link=f"/api/v1/transfers/{transfer.id}")
+        f"{transfer.handover_note or '无'}", link=page_link(transfer.id))
 
 
 def reject(actor: User, transfer_id: int, note: str) -> TransferRequest:
@@ -196,7 +201,7 @@ def reject(actor: User, transfer_id: int, note: str) -> TransferRequest:
     transfer.decision_note = note.strip()
     notifications.notify([transfer.applicant_id, transfer.from_owner_id], "transfer_rejected",
                          f"客户转移 #{transfer.id} 被驳回", note.strip(),
-                         link=f"/api/v1/transfers/{transfer.id}")
+                         link=page_link(transfer.id))
     db.session.commit()
     return transfer
 
@@ -222,6 +227,33 @@ def visible_to(actor: User, transfer: TransferRequest) -> bool:
                transfer.first_approver_id, transfer.second_approver_id}
     return actor.id in parties or can_first_approve(actor, transfer) or \
         can_second_approve(actor, transfer)
+
+
+def awaiting_decision(actor: User, transfer: TransferRequest) -> bool:
+    """Whether the actor is the one who should approve or reject the request now."""
+    if transfer.status == "pending":
+        return can_first_approve(actor, transfer)
+    if transfer.status == "approved" and transfer.needs_second_approval:
+        return can_second_approve(actor, transfer)
+    return False
+
+
+def inbox(actor: User, limit: int = 500) -> dict[str, list[TransferRequest]]:
+    """The transfer pages' three lists: awaiting my decision, mine (applied for, giving or
+    receiving), and every other request the actor may see (admins, auditors, approvers)."""
+    out: dict[str, list[TransferRequest]] = {"awaiting": [], "mine": [], "others": []}
+    rows = db.session.execute(select(TransferRequest).order_by(TransferRequest.id.desc())
+                              .limit(limit)).scalars()
+    for t in rows:
+        if not visible_to(actor, t):
+            continue
+        if awaiting_decision(actor, t):
+            out["awaiting"].append(t)
+        elif actor.id in (t.applicant_id, t.from_owner_id, t.to_owner_id):
+            out["mine"].append(t)
+        else:
+            out["others"].append(t)
+    return out
 
 
 def to_dict(transfer: TransferRequest) -> dict:

@@ -1,15 +1,22 @@
 """Every page of the admin panel, registered in one place."""
 from __future__ import annotations
 
+from flask import current_app
 from flask_babel import lazy_gettext as _
 
 
 def register_views(appbuilder) -> None:
     from app.views.customers import ContactView, CustomerEventView, CustomerView
     from app.views.org import (AssignmentRuleView, AuditLogView, DepartmentView, PolicyView,
-                                PoolView)
+                                PoolMemberView, PoolView)
+    from app.views.ownership import OwnershipView
     from app.views.pool import PoolCustomerView
+    from app.views.transfers import TransferView
+    from app.views.users import effective_policy_rows, policy_source
     from app.views.workbench import WorkbenchView
+
+    current_app.jinja_env.globals["effective_policy_rows"] = effective_policy_rows
+    current_app.jinja_env.filters["policy_source"] = policy_source
 
     appbuilder.add_view(WorkbenchView, "MyWorkbench", label=_("My workbench"), href="/workbench/",
                         icon="fa-briefcase", category="Workbench",
@@ -17,6 +24,8 @@ def register_views(appbuilder) -> None:
     # Shown to roles with menu access to "Team" (managers, admins); the page checks again.
     appbuilder.add_link("Team", href="/workbench/team", label=_("My team"), icon="fa-users",
                         category="Workbench")
+    appbuilder.add_view_no_menu(OwnershipView)
+    appbuilder.add_view_no_menu(PoolMemberView)
     appbuilder.add_view(CustomerView, "CustomerList", label=_("Customers"), icon="fa-address-card",
                         category="Customers", category_label=_("Customers"),
                         category_icon="fa-users")
@@ -28,6 +37,8 @@ def register_views(appbuilder) -> None:
                         icon="fa-history", category="Customers")
     appbuilder.add_view(PoolCustomerView, "PoolCustomers", label=_("Public pool"),
                         icon="fa-life-ring", category="Customers")
+    appbuilder.add_view(TransferView, "Transfers", label=_("Transfer requests"),
+                        href="/transfers/", icon="fa-exchange", category="Customers")
     appbuilder.add_view(DepartmentView, "Departments", label=_("Departments"), icon="fa-sitemap",
                         category="Organisation", category_label=_("Organisation"),
                         category_icon="fa-building")

@@ -19,10 +19,11 @@ from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import (RES_CONTACT, RES_CUSTOMER, RES_OWNERSHIP_EVENT, current_user,
                           scope_filters)
 from app.services import customers as customer_service
-from app.services import exports
+from app.services import assignment, exports
 from app.services.customers import CONTACT_FIELDS, CUSTOMER_FIELDS
 from app.services.errors import GuishuError
 from app.views.base import ScopedModelView, readable_formatters
+from app.views.ownership import redirect_to
 
 CUSTOMER_LABELS = {
     "name": _("Name"), "customer_type": _("Type"), "type_label": _("Type"),
@@ -144,7 +145,10 @@ class CustomerView(ScopedModelView):
     route_base = "/customers"
     base_filters = scope_filters("id")
     base_order = ("id", "desc")
-    base_permissions = ["can_read", "can_write", "can_delete", "can_export"]
+    base_permissions = ["can_read", "can_write", "can_delete", "can_export", "can_release",
+                        "can_transfer", "can_lock", "can_unlock", "can_refresh_keys"]
+    method_permission_name = dict(ScopedModelView.method_permission_name, release="release",
+                                  request_transfer="transfer", lock="lock", unlock="unlock")
     list_title = _("Customers")
     show_title = _("Customer")
     add_title = _("Add customer")
@@ -244,6 +248,35 @@ class CustomerView(ScopedModelView):
         exports.write_csv(self.actor(), buf)
         return Response(buf.getvalue(), mimetype="text/csv; charset=utf-8",
                         headers={"Content-Disposition": "attachment; filename=customers.csv"})
+
+    # -- ownership verbs on the selection (the service re-checks scope and rules) ---------------
+    @action("release", _("Release to pool"), None, "fa-undo", single=False)
+    def release(self, items):
+        return redirect_to("OwnershipView.release", items)
+
+    @action("request_transfer", _("Request transfer"), None, "fa-exchange", single=False)
+    def request_transfer(self, items):
+        return redirect_to("TransferView.new", items)
+
+    @action("lock", _("Lock"), _("Lock the selected customers (exempt from reclaim)?"),
+            "fa-lock", single=False)
+    def lock(self, items):
+        return self._ownership_verb(assignment.lock, items, _("Locked %(n)s customers."))
+
+    @action("unlock", _("Unlock"), _("Unlock the selected customers?"), "fa-unlock",
+            single=False)
+    def unlock(self, items):
+        return self._ownership_verb(assignment.unlock, items, _("Unlocked %(n)s customers."))
+
+    def _ownership_verb(self, fn, items, done):
+        items = items if isinstance(items, list) else [items]
+        try:
+            changed = fn(self.actor(), [c.id for c in items])
+        except GuishuError as exc:
+            flash(exc.message, "danger")
+        else:
+            flash(done % {"n": len(changed)}, "success")
+        return redirect(self.get_redirect())
 
     @action("refresh_keys", _("Re-normalise phone/email"),
             _("Recompute normalised phone, mobile and email keys in the background?"),

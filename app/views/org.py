@@ -5,11 +5,11 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
 from wtforms import BooleanField, SelectField
 
-from app.models import AssignmentRule, AuditLog, Department, Policy, Pool
+from app.models import AssignmentRule, AuditLog, Department, Policy, Pool, PoolMember
 from app.models.rule import RULE_STRATEGIES
 from app.security import (RES_AUDIT, RES_DEPARTMENT, RES_POLICY, RES_POOL, RES_RULE,
                           current_user)
-from app.services import audit, org, policies, rules
+from app.services import audit, org, policies, pool_admin as pools, rules
 from app.views.base import ScopedModelView, readable_formatters
 
 
@@ -68,6 +68,30 @@ class DepartmentView(AuditedModelView):
         super().post_update(item)
 
 
+class PoolMemberView(AuditedModelView):
+    """Who belongs to a pool (a department, with its sub-departments, or one user) and who
+    administers it (pool admins may distribute its customers)."""
+
+    datamodel = SQLAInterface(PoolMember)
+    class_permission_name = RES_POOL
+    route_base = "/pool-members"
+    audit_type = "pool_member"
+    list_title = show_title = _("Pool members")
+    list_columns = ["pool", "department", "user", "is_admin"]
+    add_columns = edit_columns = show_columns = list_columns
+    label_columns = {"pool": _("Pool"), "department": _("Department"), "user": _("User"),
+                     "is_admin": _("Pool admin")}
+    formatters_columns = readable_formatters("department", "user")
+    add_form_extra_fields = edit_form_extra_fields = {"is_admin": BooleanField(_("Pool admin"))}
+
+    def pre_add(self, item):
+        pools.validate_member(item)
+
+    def pre_update(self, item):
+        pools.validate_member(item)
+        super().pre_update(item)
+
+
 class PoolView(AuditedModelView):
     datamodel = SQLAInterface(Pool)
     class_permission_name = RES_POOL
@@ -80,6 +104,8 @@ class PoolView(AuditedModelView):
         "is_default": BooleanField(_("Default pool"))}
     label_columns = {"name": _("Name"), "description": _("Description"),
                      "is_default": _("Default pool")}
+    related_views = [PoolMemberView]
+    show_template = "appbuilder/general/model/show_cascade.html"
 
 
 class PolicyView(AuditedModelView):

@@ -16,6 +16,7 @@ from app.services.errors import GuishuError
 from app.services.normalize import mask_email, mask_phone
 from app.views.base import ScopedModelView, readable_formatters
 from app.views.customers import CUSTOMER_LABELS
+from app.views.ownership import redirect_to
 
 
 class PoolScopeFilter(BaseFilter):
@@ -44,8 +45,10 @@ class PoolCustomerView(ScopedModelView):
     class_permission_name = RES_POOL_CUSTOMERS
     route_base = "/pool"
     base_filters = [["id", PoolScopeFilter, lambda: None]]
-    base_permissions = ["can_read", "can_claim"]
-    method_permission_name = dict(ScopedModelView.method_permission_name, claim="claim")
+    base_permissions = ["can_read", "can_claim", "can_assign", "can_move_pool"]
+    method_permission_name = dict(ScopedModelView.method_permission_name, claim="claim",
+                                  distribute="assign", apply_rules="assign",
+                                  move_pool="move_pool")
     base_order = ("id", "desc")
     list_title = show_title = _("Public pool")
     list_columns = ["name", "type_label", "industry", "province", "city", "owner_label",
@@ -70,3 +73,15 @@ class PoolCustomerView(ScopedModelView):
         else:
             flash(_("Claimed %(n)s customers.", n=len(ids)), "success")
         return redirect(self.get_redirect())
+
+    @action("distribute", _("Assign / distribute"), None, "fa-share-alt", single=False)
+    def distribute(self, items):
+        return redirect_to("OwnershipView.distribute", items)
+
+    @action("apply_rules", _("Apply assignment rules"), None, "fa-random", single=False)
+    def apply_rules(self, items):
+        return redirect_to("OwnershipView.apply_rules", items)
+
+    @action("move_pool", _("Move to another pool"), None, "fa-arrows", single=False)
+    def move_pool(self, items):
+        return redirect_to("OwnershipView.move_pool", items)

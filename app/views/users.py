@@ -1,17 +1,46 @@
 """FAB's user admin with the organisation columns and the departure action."""
 from __future__ import annotations
 
-from flask import flash, redirect
+from flask import flash, redirect, url_for
 from flask_appbuilder import action
 from flask_appbuilder.security.views import UserDBModelView
-from flask_babel import lazy_gettext as _
+from flask_babel import gettext, lazy_gettext as _
 
+from app.models.policy import POLICY_FIELDS
 from app.security import current_user
-from app.services import org
+from app.services import org, policies
 from app.services.errors import GuishuError
+
+POLICY_LABELS = {
+    "max_customers": _("Cap on potential customers"), "count_won": _("Won customers count"),
+    "max_locked": _("Cap on locked customers"), "daily_claim_limit": _("Daily claim limit"),
+    "cooldown_days": _("Previous-owner cooldown (days)"),
+    "reclaim_no_followup_days": _("Reclaim after days without follow-up"),
+    "reclaim_no_deal_days": _("Reclaim after days without a deal"),
+    "warn_before_days": _("Warn days before reclaim"),
+}
+
+
+def policy_source(source: str) -> str:
+    """'department:华东销售部' -> 'Department: 华东销售部', in the user's language."""
+    if source.startswith("department:"):
+        return gettext("Department: %(name)s", name=source.split(":", 1)[1])
+    return {"user": gettext("This user's own setting"), "global": gettext("Global default"),
+            "built-in": gettext("Built-in default")}.get(source, source)
+
+
+def effective_policy_rows(user_id) -> list[dict]:
+    """The user page's table: every policy field, its effective value and where it comes from."""
+    if not user_id:
+        return []
+    effective = policies.effective_policy(int(user_id))
+    return [{"field": f, "label": POLICY_LABELS[f], "value": effective[f].value,
+             "source": policy_source(effective[f].source)} for f in POLICY_FIELDS]
 
 
 class GuishuUserDBModelView(UserDBModelView):
+    # FAB's show page plus the user's effective ownership policy (also on "my profile").
+    show_template = "guishu/user_show.html"
     list_columns = ["username", "first_name", "last_name", "department", "superior", "roles",
                     "employment_status", "active"]
     show_fieldsets = [
@@ -49,3 +78,9 @@ class GuishuUserDBModelView(UserDBModelView):
             else:
                 flash(_("%(name)s is marked departed.", name=user.display_name), "success")
         return redirect(self.get_redirect())
+
+    @action("handover", _("Departure handover"), None, "fa-share", multiple=False)
+    def handover(self, item):
+        """One user at a time: the handover form moves every customer, then marks departed."""
+        item = item[0] if isinstance(item, list) else item
+        return redirect(url_for("OwnershipView.departure", user_id=item.id))

@@ -1,0 +1,127 @@
+"""Transfer requests (转移 / 交接) in the web UI: apply from the customer list, the inbox
+(awaiting my decision / mine / others), and one request's page with approve, reject and
+cancel. Every decision is app.services.transfers; a request the user may not see is a 404."""
+from __future__ import annotations
+
+from flask import abort, flash, redirect, request, url_for
+from flask_appbuilder import BaseView, expose, has_access
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Customer, TransferRequest, User
+from app.models.org import EMPLOYMENT_ACTIVE
+from app.models.transfer import TRANSFER_TRIGGERS
+from app.security import (RES_TRANSFER, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, current_user,
+                          has_role)
+from app.services import transfers
+from app.services.errors import GuishuError
+from app.views.ownership import flash_error, ids_arg, owned_customers, selected_ids
+
+STATUS_LABELS = {"pending": "待审批", "approved": "已一级审批", "rejected": "已驳回",
+                 "cancelled": "已撤回", "completed": "已完成"}
+
+
+def receivers() -> list[User]:
+    """Anyone active who sells may receive customers; approval decides across departments."""
+    users = db.session.execute(select(User).where(
+        User.active.is_(True), User.employment_status == EMPLOYMENT_ACTIVE)
+        .order_by(User.department_id, User.username)).scalars()
+    return [u for u in users if has_role(u, ROLE_REP, ROLE_MANAGER)]
+
+
+class TransferView(BaseView):
+    route_base = "/transfers"
+    class_permission_name = RES_TRANSFER
+    method_permission_name = {"index": "read", "show": "read", "new": "request",
+                              "cancel": "request", "approve": "approve", "reject": "approve"}
+    default_view = "index"
+
+    def _actor(self) -> User:
+        user = current_user()
+        if user is None:
+            abort(401)
+        return user
+
+    def _visible(self, pk: int) -> TransferRequest:
+        transfer = db.session.get(TransferRequest, pk)
+        if transfer is None or not transfers.visible_to(self._actor(), transfer):
+            abort(404)
+        return transfer
+
+    @expose("/")
+    @has_access
+    def index(self):
+        return self.render_template("guishu/transfers.html", boxes=transfers.inbox(self._actor()),
+                                    statuses=STATUS_LABELS)
+
+    @expose("/new", methods=["GET", "POST"])
+    @has_access
+    def new(self):
+        actor = self._actor()
+        ids = selected_ids()
+        customers = owned_customers(actor, ids)
+        form = {k: request.form.get(k, "") for k in ("to_owner_id", "reason", "trigger",
+                                                     "handover_note", "keep_read_days")}
+        if request.method == "POST":
+            try:
+                keep = int(form["keep_read_days"] or 0)
+            except ValueError:
+                keep = -1  # the service names the allowed range
+            try:
+                transfer = transfers.create_transfer(
+                    actor, ids, request.form.get("to_owner_id", type=int), form["reason"],
+                    form["trigger"] or "other", form["handover_note"], keep)
+            except GuishuError as exc:
+                flash_error(exc)
+            else:
+                flash(_("Transfer request #%(id)s is waiting for approval.", id=transfer.id),
+                      "success")
+                return redirect(url_for("TransferView.show", pk=transfer.id))
+        return self.render_template(
+            "guishu/transfer_new.html", customers=customers, ids=ids_arg(ids), form=form,
+            receivers=[u for u in receivers()
+                       if u.id not in {c.ownership.owner_id for c in customers}],
+            triggers=TRANSFER_TRIGGERS)
+
+    @expose("/<int:pk>")
+    @has_access
+    def show(self, pk: int):
+        actor = self._actor()
+        transfer = self._visible(pk)
+        names = dict(db.session.execute(select(Customer.id, Customer.name).where(
+            Customer.id.in_([i.customer_id for i in transfer.items]))).all())
+        return self.render_template(
+            "guishu/transfer_show.html", t=transfer, names=names, statuses=STATUS_LABELS,
+            can_decide=transfers.awaiting_decision(actor, transfer),
+            can_cancel=transfer.status in ("pending", "approved") and (
+                transfer.applicant_id == actor.id or has_role(actor, ROLE_ADMIN)))
+
+    def _decide(self, pk: int, fn, done: str):
+        self._visible(pk)
+        try:
+            fn()
+        except GuishuError as exc:
+            flash_error(exc)
+        else:
+            flash(done, "success")
+        return redirect(url_for("TransferView.show", pk=pk))
+
+    @expose("/<int:pk>/approve", methods=["POST"])
+    @has_access
+    def approve(self, pk: int):
+        return self._decide(pk, lambda: transfers.approve(self._actor(), pk,
+                                                          request.form.get("note", "")),
+                            _("Approved."))
+
+    @expose("/<int:pk>/reject", methods=["POST"])
+    @has_access
+    def reject(self, pk: int):
+        return self._decide(pk, lambda: transfers.reject(self._actor(), pk,
+                                                         request.form.get("note", "")),
+                            _("Rejected."))
+
+    @expose("/<int:pk>/cancel", methods=["POST"])
+    @has_access
+    def cancel(self, pk: int):
+        return self._decide(pk, lambda: transfers.cancel(self._actor(), pk), _("Cancelled."))
