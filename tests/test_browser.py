@@ -105,3 +105,28 @@ def test_english_is_one_click_away(browser, live_url, org):
     page.goto(f"{live_url}/lang/en")
     page.goto(f"{live_url}/customers/list/")
     assert "Owner / pool" in page.inner_text("body")
+
+
+def test_manager_distributes_pool_customers_with_a_preview(browser, live_url, org, db):
+    """Pool page -> tick a customer -> action menu -> pick a rep -> preview -> confirm."""
+    from app.models import Ownership, PoolMember
+
+    db.session.add(PoolMember(pool_id=org.pool.id, department_id=org.east.id))
+    db.session.commit()
+    page = sign_in(browser, live_url, "manager1")
+    page.goto(f"{live_url}/pool/list/")
+    page.check(f"input.action_check[value='{org.c_pool.id}']")
+    page.click("text=操作")  # FAB's action drop-down
+    with page.expect_navigation(url=lambda url: "/ownership/distribute" in url):
+        page.click(".distribute_menu_item")
+    page.check(f"input[name=owner_ids][value='{org.rep2.id}']")
+    with page.expect_navigation():
+        page.click("#preview")
+    assert page.inner_text("#plan tr[data-user=rep2] td.gets") == "1"
+    db.session.expire_all()
+    assert db.session.get(Ownership, org.c_pool.id).owner_id is None  # a preview moves nothing
+    with page.expect_navigation(url=lambda url: "/pool/list" in url):
+        page.click("#commit")
+    assert "已将 1 个客户分配给 1 名销售。" in page.inner_text("body")
+    db.session.expire_all()
+    assert db.session.get(Ownership, org.c_pool.id).owner_id == org.rep2.id
