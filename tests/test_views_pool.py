@@ -61,3 +61,26 @@ def test_claim_refusal_is_flashed_with_numbers(clients, db, org, pooled):
     assert "超出客户上限：上限 1，已拥有 1，本次领取 1" in resp.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(Ownership, mine.id).owner_id is None
+
+
+def test_pool_admins_export_their_pools_with_full_contacts(clients, db, org, pooled):
+    mine, north_only = pooled
+    # rep1 is an ordinary member: no export, no button.
+    assert clients.rep.get("/pool/export.csv").status_code == 403
+    assert 'id="pool-export"' not in clients.rep.get("/pool/list/").get_data(as_text=True)
+    db.session.add(PoolMember(pool_id=org.pool.id, user_id=org.rep.id, is_admin=True))
+    db.session.commit()
+    assert 'id="pool-export"' in clients.rep.get("/pool/list/").get_data(as_text=True)
+    resp = clients.rep.get("/pool/export.csv")
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and body.startswith("\ufeffid,name")
+    assert mine.name in body and "13812348000" in body  # full details for the pool's admin
+    assert north_only.name not in body  # another pool
+    assert org.c_rep.name not in body  # owned customers are not the pool's
+    admin_body = clients.admin.get("/pool/export.csv").get_data(as_text=True)
+    assert mine.name in admin_body and north_only.name in admin_body
+
+
+@pytest.mark.parametrize("role", ["staff", "auditor"])
+def test_pool_export_needs_the_pool_page(clients, pooled, role):
+    assert getattr(clients, role).get("/pool/export.csv").status_code == 403

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import csv
-from typing import Iterator, TextIO
+from typing import Iterator, Optional, TextIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -17,7 +17,18 @@ EXPORT_COLUMNS = ["id", "name", "customer_type", "industry", "province", "city",
 
 
 def customer_rows(user: User, batch: int = 1000) -> Iterator[list]:
-    q = (select(Customer).where(customer_scope_clause(user)).order_by(Customer.id)
+    """Every customer in the user's data scope."""
+    return _rows(customer_scope_clause(user), batch)
+
+
+def pool_rows(pool_ids: set[int], batch: int = 1000) -> Iterator[list]:
+    """Every customer sitting in one of these pools (a pool admin's export)."""
+    return _rows(Customer.id.in_(select(Ownership.customer_id).where(
+        Ownership.pool_id.in_(pool_ids or {0}))), batch)
+
+
+def _rows(clause, batch: int) -> Iterator[list]:
+    q = (select(Customer).where(clause).order_by(Customer.id)
          .options(selectinload(Customer.ownership).selectinload(Ownership.owner),
                   selectinload(Customer.ownership).selectinload(Ownership.pool))
          .execution_options(yield_per=batch))
@@ -29,12 +40,13 @@ def customer_rows(user: User, batch: int = 1000) -> Iterator[list]:
                c.created_at]
 
 
-def write_csv(user: User, out: TextIO) -> int:
-    """Write the header and every row; returns the number of customers."""
+def write_csv(user: User, out: TextIO, rows: Optional[Iterator[list]] = None) -> int:
+    """Write the header and every row (the user's scope unless `rows` is given); returns the
+    number of customers."""
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
     n = 0
-    for row in customer_rows(user):
+    for row in customer_rows(user) if rows is None else rows:
         writer.writerow(row)
         n += 1
     return n

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
+from sqlalchemy import or_, select
+
 from app.extensions import db
 from app.models import Pool, PoolMember, User
 from app.models.customer import utcnow
@@ -15,6 +17,20 @@ from app.security import ROLE_ADMIN, has_role
 from app.services import ownership
 from app.services.errors import NotInPool, PermissionDenied, ValidationFailed
 from app.services.pool import _names, parse_ids
+
+
+def admin_pool_ids(user: User) -> set[int]:
+    """Pools the user administers: every pool for admins; otherwise pools where the user, or
+    their department or a department above it, is a member marked "pool admin"."""
+    from app.services.policies import department_chain_ids
+
+    if has_role(user, ROLE_ADMIN):
+        return set(db.session.execute(select(Pool.id)).scalars())
+    chain = department_chain_ids(user.id)
+    return set(db.session.execute(select(PoolMember.pool_id).where(
+        PoolMember.is_admin.is_(True),
+        or_(PoolMember.user_id == user.id, PoolMember.department_id.in_(chain or [0]))))
+        .scalars())
 
 
 def move_to_pool(actor: User, customer_ids: Iterable, pool_id: Optional[int],

@@ -10,13 +10,14 @@ def register_views(appbuilder) -> None:
     from app.views.org import (AssignmentRuleView, AuditLogView, DepartmentView, PolicyView,
                                 PoolMemberView, PoolView)
     from app.views.ownership import OwnershipView
-    from app.views.pool import PoolCustomerView
+    from app.views.pool import PoolCustomerView, administered_pool_ids
     from app.views.transfers import TransferView
     from app.views.users import effective_policy_rows, policy_source
     from app.views.workbench import WorkbenchView
 
     current_app.jinja_env.globals["effective_policy_rows"] = effective_policy_rows
     current_app.jinja_env.filters["policy_source"] = policy_source
+    current_app.jinja_env.globals["administered_pool_ids"] = administered_pool_ids
 
     appbuilder.add_view(WorkbenchView, "MyWorkbench", label=_("My workbench"), href="/workbench/",
                         icon="fa-briefcase", category="Workbench",

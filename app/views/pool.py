@@ -2,8 +2,10 @@
 masked for everyone but admins, and a claim action that calls app.services.pool."""
 from __future__ import annotations
 
-from flask import flash, redirect
-from flask_appbuilder import action
+import io
+
+from flask import Response, abort, flash, redirect
+from flask_appbuilder import action, expose, has_access
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
@@ -11,7 +13,7 @@ from sqlalchemy import select
 
 from app.models import Customer, Ownership
 from app.security import RES_POOL_CUSTOMERS, ROLE_ADMIN, current_user, has_role
-from app.services import pool as pool_service
+from app.services import exports, pool as pool_service, pool_admin
 from app.services.errors import GuishuError
 from app.services.normalize import mask_email, mask_phone
 from app.views.base import ScopedModelView, readable_formatters
@@ -32,6 +34,12 @@ class PoolScopeFilter(BaseFilter):
             select(Ownership.customer_id).where(Ownership.pool_id.in_(pools or {0}))))
 
 
+def administered_pool_ids() -> set[int]:
+    """For templates: the pools the signed-in user administers."""
+    user = current_user()
+    return pool_admin.admin_pool_ids(user) if user is not None else set()
+
+
 def _masked(fn):
     def show(value):
         if value is None:
@@ -44,11 +52,12 @@ class PoolCustomerView(ScopedModelView):
     datamodel = SQLAInterface(Customer)
     class_permission_name = RES_POOL_CUSTOMERS
     route_base = "/pool"
+    list_template = "guishu/pool_list.html"
     base_filters = [["id", PoolScopeFilter, lambda: None]]
     base_permissions = ["can_read", "can_claim", "can_assign", "can_move_pool"]
     method_permission_name = dict(ScopedModelView.method_permission_name, claim="claim",
                                   distribute="assign", apply_rules="assign",
-                                  move_pool="move_pool")
+                                  move_pool="move_pool", export="read")
     base_order = ("id", "desc")
     list_title = show_title = _("Public pool")
     list_columns = ["name", "type_label", "industry", "province", "city", "owner_label",
@@ -73,6 +82,20 @@ class PoolCustomerView(ScopedModelView):
         else:
             flash(_("Claimed %(n)s customers.", n=len(ids)), "success")
         return redirect(self.get_redirect())
+
+    @expose("/export.csv")
+    @has_access
+    def export(self):
+        """Pool admins (and admins) export the customers of the pools they administer, with
+        full contact details: they manage those pools."""
+        pools = pool_admin.admin_pool_ids(self.actor())
+        if not pools:
+            abort(403)
+        buf = io.StringIO()
+        buf.write("\ufeff")  # Excel in China opens UTF-8 CSV correctly only with a BOM
+        exports.write_csv(self.actor(), buf, exports.pool_rows(pools))
+        return Response(buf.getvalue(), mimetype="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": "attachment; filename=pool.csv"})
 
     @action("distribute", _("Assign / distribute"), None, "fa-share-alt", single=False)
     def distribute(self, items):
