@@ -1,0 +1,124 @@
+"""Editing ownership policies (admins) outside the forms: the REST API's create, update and
+delete. Same validation as the Policies form, and every change is audited (who, old -> new)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Department, Policy, User
+from app.models.policy import POLICY_FIELDS
+from app.security import ROLE_ADMIN, has_role
+from app.services import audit
+from app.services.errors import NotFound, PermissionDenied, ValidationFailed
+from app.services.policies import validate_policy
+
+EDITABLE = ("scope", "department_id", "user_id") + POLICY_FIELDS
+
+
+def _require_admin(actor: User) -> None:
+    if not has_role(actor, ROLE_ADMIN):
+        raise PermissionDenied("只有管理员可以修改归属策略")
+
+
+def _clean(data: dict[str, Any]) -> dict[str, Any]:
+    """Known fields only, with their types checked; a null policy field inherits."""
+    unknown = sorted(set(data) - set(EDITABLE))
+    if unknown:
+        raise ValidationFailed({k: "未知字段" for k in unknown})
+    out: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for key, value in data.items():
+        if key == "scope":
+            out[key] = value
+        elif key == "count_won":
+            if value is not None and not isinstance(value, bool):
+                errors[key] = "count_won 必须是 true、false 或 null"
+            out[key] = value
+        elif value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            out[key] = value
+        else:
+            errors[key] = f"{key} 必须是整数或 null"
+    if errors:
+        raise ValidationFailed(errors)
+    return out
+
+
+def _check_targets(values: dict[str, Any]) -> None:
+    if values.get("department_id") is not None and \
+            db.session.get(Department, values["department_id"]) is None:
+        raise ValidationFailed({"department_id": "部门不存在"})
+    if values.get("user_id") is not None and db.session.get(User, values["user_id"]) is None:
+        raise ValidationFailed({"user_id": "用户不存在"})
+
+
+def _duplicate_of(policy: Policy) -> Optional[Policy]:
+    """Another row for the same target (one policy per global / department / user)."""
+    q = select(Policy).where(Policy.scope == policy.scope,
+                             Policy.department_id.is_(None) if policy.department_id is None
+                             else Policy.department_id == policy.department_id,
+                             Policy.user_id.is_(None) if policy.user_id is None
+                             else Policy.user_id == policy.user_id)
+    if policy.id is not None:
+        q = q.where(Policy.id != policy.id)
+    return db.session.execute(q).scalars().first()
+
+
+def get_policy(policy_id: int) -> Policy:
+    policy = db.session.get(Policy, policy_id)
+    if policy is None:
+        raise NotFound("策略不存在")
+    return policy
+
+
+def create_policy(actor: User, data: dict[str, Any]) -> Policy:
+    _require_admin(actor)
+    values = _clean(data)
+    _check_targets(values)
+    policy = Policy(**values)
+    validate_policy(policy)
+    if _duplicate_of(policy) is not None:
+        raise ValidationFailed({"scope": "该对象已有策略，请修改原策略"})
+    db.session.add(policy)
+    db.session.flush()
+    audit.record(actor.id, "create", "policy", policy.id,
+                 {k: (None, v) for k, v in values.items() if v is not None})
+    db.session.commit()
+    return policy
+
+
+def update_policy(actor: User, policy_id: int, data: dict[str, Any]) -> Policy:
+    _require_admin(actor)
+    policy = get_policy(policy_id)
+    values = _clean(data)
+    _check_targets(values)
+    changes = audit.diff(policy, values)
+    try:
+        for key, value in values.items():
+            setattr(policy, key, value)
+        validate_policy(policy)
+        if _duplicate_of(policy) is not None:
+            raise ValidationFailed({"scope": "该对象已有策略，请修改原策略"})
+        audit.record(actor.id, "update", "policy", policy.id, changes)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return policy
+
+
+def delete_policy(actor: User, policy_id: int) -> None:
+    _require_admin(actor)
+    policy = get_policy(policy_id)
+    if policy.scope == "global":
+        raise ValidationFailed({"scope": "全局默认策略不能删除，只能修改"})
+    audit.record(actor.id, "delete", "policy", policy.id,
+                 {k: (getattr(policy, k), None) for k in EDITABLE
+                  if getattr(policy, k) is not None})
+    db.session.delete(policy)
+    db.session.commit()
+
+
+def to_dict(policy: Policy) -> dict[str, Any]:
+    return {"id": policy.id, **{k: getattr(policy, k) for k in EDITABLE}}
