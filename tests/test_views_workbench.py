@@ -49,3 +49,35 @@ def test_team_view_is_for_managers(db, org, clients):
     assert clients.rep.get("/workbench/team").status_code == 403
     assert clients.staff.get("/workbench/").status_code == 403
     assert clients.auditor.get("/workbench/").status_code == 403
+
+
+def test_pool_tab_lists_member_pools_masked_with_claim_buttons(db, org, clients):
+    from app.models import Ownership, PoolMember
+
+    db.session.add(PoolMember(pool_id=org.pool.id, department_id=org.east.id))
+    db.session.commit()
+    html = clients.rep.get("/workbench/?tab=pool").get_data(as_text=True)
+    assert f'data-id="{org.c_pool.id}"' in html and "021****5678" in html
+    assert "021-62345678" not in html
+    resp = clients.rep.post(f"/pool/action/claim/{org.c_pool.id}", data={
+        "csrf_token": clients.rep.csrf, "next": "/workbench/?tab=pool"})
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/workbench/?tab=pool")
+    db.session.expire_all()
+    assert db.session.get(Ownership, org.c_pool.id).owner_id == org.rep.id
+    html = clients.rep.get("/workbench/?tab=pool").get_data(as_text=True)
+    assert f'data-id="{org.c_pool.id}"' not in html
+
+
+def test_claim_next_must_stay_on_this_site(db, org, clients):
+    from app.models import PoolMember
+
+    db.session.add(PoolMember(pool_id=org.pool.id, department_id=org.east.id))
+    db.session.commit()
+    resp = clients.rep.post(f"/pool/action/claim/{org.c_pool.id}", data={
+        "csrf_token": clients.rep.csrf, "next": "//evil.example/"})
+    assert "evil.example" not in resp.headers["Location"]
+
+
+def test_pool_tab_of_a_user_in_no_pool_is_empty(db, org, clients):
+    html = clients.rep.get("/workbench/?tab=pool").get_data(as_text=True)
+    assert 'id="pool-customers"' in html and org.c_pool.name not in html

@@ -12,7 +12,8 @@ from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import Scope, scope_of, visible_owner_ids_select
 from app.services import policies
-from app.services.pool import claimed_today
+from app.services.normalize import mask_phone
+from app.services.pool import claimed_today, member_pool_ids
 
 TABS = {"new": "未联系", "following": "跟进中", "won": "已成交"}
 
@@ -51,6 +52,24 @@ def my_customers(user: User, tab: str = "new", limit: int = 200) -> list[dict]:
                      "days_left": days_left(own, policy)})
     rows.sort(key=lambda r: (r["days_left"] is None, r["days_left"] or 0))
     return rows
+
+
+def pool_customers(user: User, limit: int = 50) -> list[dict]:
+    """The newest customers of the pools the user belongs to, with the phone masked (full
+    details once claimed), for the workbench's claim buttons."""
+    from app.models import Pool
+
+    pools = member_pool_ids(user)
+    rows = db.session.execute(
+        select(Customer.id, Customer.name, Customer.city, Customer.industry, Customer.mobile,
+               Customer.phone, Pool.name.label("pool"))
+        .join(Ownership, Ownership.customer_id == Customer.id)
+        .join(Pool, Pool.id == Ownership.pool_id)
+        .where(Ownership.pool_id.in_(pools or {0}))
+        .order_by(Customer.id.desc()).limit(limit)).all()
+    return [{"id": r.id, "name": r.name, "city": r.city or "", "industry": r.industry or "",
+             "pool": r.pool, "contact": mask_phone(r.mobile or r.phone or "") if (
+                 r.mobile or r.phone) else ""} for r in rows]
 
 
 def tab_counts(user: User) -> dict[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from flask import Response, abort, flash, redirect
+from flask import Response, abort, flash, redirect, request
 from flask_appbuilder import action, expose, has_access
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
@@ -32,6 +32,13 @@ class PoolScopeFilter(BaseFilter):
         pools = pool_service.member_pool_ids(user) if user is not None else set()
         return query.filter(Customer.id.in_(
             select(Ownership.customer_id).where(Ownership.pool_id.in_(pools or {0}))))
+
+
+def local_next():
+    """The form's `next` if it is a path on this site (the workbench's claim buttons)."""
+    target = request.form.get("next", "")
+    return target if target.startswith("/") and not target.startswith("//") and \
+        "\\" not in target else None
 
 
 def administered_pool_ids() -> set[int]:
@@ -81,7 +88,7 @@ class PoolCustomerView(ScopedModelView):
             flash(exc.message, "danger")
         else:
             flash(_("Claimed %(n)s customers.", n=len(ids)), "success")
-        return redirect(self.get_redirect())
+        return redirect(local_next() or self.get_redirect())
 
     @expose("/export.csv")
     @has_access

@@ -20,11 +20,13 @@ class WorkbenchView(BaseView):
     def index(self):
         user = current_user()
         tab = request.args.get("tab", "new")
+        tab = tab if tab in workbench.TABS or tab == "pool" else "new"
         return self.render_template(
-            "guishu/workbench.html", tab=tab if tab in workbench.TABS else "new",
-            tabs=workbench.TABS, counts=workbench.tab_counts(user),
-            rows=workbench.my_customers(user, tab), limits=workbench.limits(user.id),
-            requests=workbench.my_requests(user))
+            "guishu/workbench.html", tab=tab, tabs=workbench.TABS,
+            counts=workbench.tab_counts(user),
+            rows=workbench.my_customers(user, tab) if tab != "pool" else [],
+            pool_rows=workbench.pool_customers(user) if tab == "pool" else [],
+            limits=workbench.limits(user.id), requests=workbench.my_requests(user))
 
     @expose("/team")
     @has_access
