@@ -10,7 +10,7 @@ from flask_appbuilder.security.decorators import permission_name, protect
 
 from app.api.errors import error_response
 from app.security import RES_OWNERSHIP, current_user
-from app.services import assignment, departure, pool, rules
+from app.services import assignment, departure, pool, pool_admin, rules
 from app.services.errors import GuishuError, ValidationFailed
 
 
@@ -159,4 +159,17 @@ class OwnershipApi(BaseApi):
             dry_run = _dry_run(data)
             return self.response(200, **rules.apply_to_pool_customers(
                 current_user(), data.get("customer_ids"), dry_run=dry_run))
+        return _run(go)
+
+    @expose("/move-pool", methods=["POST"])
+    @protect()
+    @permission_name("move_pool")
+    def move_pool(self):
+        """Move pool customers to another pool (admins): {customer_ids, pool_id, reason?}."""
+        def go():
+            data = _body()
+            ids = pool_admin.move_to_pool(current_user(), data.get("customer_ids"),
+                                          _optional_int(data, "pool_id"),
+                                          str(data.get("reason") or ""))
+            return self.response(200, customer_ids=ids)
         return _run(go)
