@@ -24,4 +24,14 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
             Ownership.owner_id.is_not(None)).distinct()):
         eff = policies.effective_policy(user_id)
         assert owned_count(user_id, bool(eff["count_won"].value)) <= eff["max_customers"].value
+    # The ownership pages have something to show: rules, a pool admin, pending transfers.
+    from app.models import AssignmentRule, PoolMember, TransferRequest
+
+    assert db.session.execute(select(func.count()).select_from(AssignmentRule)).scalar_one() == 3
+    rep1 = db.session.execute(select(User).where(User.username == "rep1")).scalar_one()
+    assert db.session.execute(select(PoolMember).where(
+        PoolMember.user_id == rep1.id, PoolMember.is_admin.is_(True))).scalar_one()
+    pending = db.session.execute(select(TransferRequest)).scalars().all()
+    assert [t.status for t in pending] == ["pending", "pending"]
+    assert sorted(t.needs_second_approval for t in pending) == [False, True]
     assert build_demo("demo-pass-1") == {"created": False}

@@ -540,5 +540,49 @@ def build_demo(password: str) -> dict:
         if held > cap:
             raise RuntimeError(f"demo data put user {uid} over the cap ({held} > {cap})")
 
+    workflows = _demo_workflows()
     return {"created": True, "users": len(users), "departments": len(depts),
-            "customers": n_customers, "in_pool": n_pool_rows, "contacts": n_contacts}
+            "customers": n_customers, "in_pool": n_pool_rows, "contacts": n_contacts,
+            **workflows}
+
+
+def _demo_workflows() -> dict:
+    """What a newcomer should find on the ownership pages: assignment rules, a pool admin,
+    and transfer requests waiting for approval (one needing a second approval)."""
+    from app.models import AssignmentRule, User
+    from app.services import transfers
+
+    # Looked up again: the objects of the build above were expunged chunk by chunk.
+    users = {u.username: u for u in db.session.execute(select(User)).scalars()}
+    depts = {d.name: d for d in db.session.execute(select(Department)).scalars()}
+    east_pool = db.session.execute(select(Pool).where(Pool.name == EAST_POOL_NAME)).scalar_one()
+
+    rules = [
+        AssignmentRule(position=10, name="上海客户归上海团队（轮流）", province="上海市",
+                       target_type="department", target_department_id=depts["上海团队"].id,
+                       strategy="round_robin", target_pool_id=east_pool.id),
+        AssignmentRule(position=20, name="北京客户归华北大区（最少客户优先）", province="北京市",
+                       target_type="department", target_department_id=depts["华北大区"].id,
+                       strategy="least_loaded"),
+        AssignmentRule(position=30, name="广东客户归华南大区（平均）", province="广东省",
+                       target_type="department", target_department_id=depts["华南大区"].id,
+                       strategy="even"),
+    ]
+    db.session.add_all(rules)
+    # rep1, the longest-serving rep of 华东大区, administers 华东公海 (may distribute, export).
+    db.session.add(PoolMember(pool_id=east_pool.id, user_id=users["rep1"].id, is_admin=True))
+    db.session.commit()
+
+    def first_customers(username: str, n: int) -> list[int]:
+        return list(db.session.execute(
+            select(Ownership.customer_id).where(Ownership.owner_id == users[username].id,
+                                                Ownership.locked.is_(False))
+            .order_by(Ownership.customer_id).limit(n)).scalars())
+
+    rep2, rep3 = users["rep2"], users["rep3"]
+    transfers.create_transfer(rep2, first_customers("rep2", 2), users["rep3"].id,
+                              "客户希望由熟悉制造业的同事对接", "customer_request",
+                              "已报价未回复；下周二约了技术交流")
+    transfers.create_transfer(rep3, first_customers("rep3", 1), users["rep8"].id,
+                              "客户总部迁往北京", "org_change", "合同续签在三月，联系人王总")
+    return {"rules": len(rules), "transfers": 2}
