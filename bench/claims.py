@@ -1,14 +1,20 @@
 """Claim benchmark: many concurrent clients claiming from one pool on PostgreSQL.
 
 Prints, for Guishu's claim (row lock on the rep + conditional UPDATE) and for an unsafe naive
-claim (count, then UPDATE) measured in the same run: attempts, successes, throughput, p50/p99
-latency, and violations (reps over their cap; claims that took a customer someone else held).
-Then times an even distribution of pool customers over 50 reps.
+claim (count, then UPDATE and an event row, no lock, no re-check) measured in the same run on
+the same workload (the same rep and customer for every attempt): attempts, successes,
+throughput, p50/p99 latency, and violations (reps over their cap; claims that took a customer
+someone else already held). Then times one even distribution of 100k pool customers over 50
+reps.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/guishu_bench \\
         .venv/bin/python bench/claims.py --customers 1000000 --attempts 100000 --clients 64
 
-The database named in DATABASE_URL is dropped and recreated. Not a test: numbers only.
+The default workload: 2,000 reps (cap 50, room for 100k claims) and 200k contested customers,
+so most attempts succeed, about one in ten finds its customer already taken, and a few reps
+reach their cap. `--reps 200 --hot 20000` gives the saturated shape (most attempts refused
+at the cap). The database named in DATABASE_URL is dropped and recreated. Not a test: numbers
+only.
 """
 from __future__ import annotations
 
@@ -57,10 +63,11 @@ def setup(app, n_customers: int, n_reps: int):
         reps = []
         for i in range(n_reps):
             u = appbuilder.sm.add_user(f"bench{i}", "压测", str(i), f"b{i}@bench.local", role,
-                                       hashed_password="x")
+                                       hashed_password="x", commit=False)
             u.department_id = dept.id
-            reps.append(u.id)
+            reps.append(u)
         db.session.commit()
+        reps = [u.id for u in reps]
         t0 = time.perf_counter()
         # Server-side bulk load: the customer rows and their pool ownership in two statements.
         db.session.execute(sa.text(
@@ -83,17 +90,24 @@ def setup(app, n_customers: int, n_reps: int):
 
 
 def naive_claim(conn, rep_id: int, customer_id: int) -> bool:
-    """What a CRM without care does: count, compare, then take it (no lock, no re-check)."""
-    have = conn.execute(sa.text(
-        "SELECT count(*) FROM customer_ownership WHERE owner_id = :r AND won = false"),
-        {"r": rep_id}).scalar()
+    """What a CRM without care does: count, compare, then take it and log it (no lock, no
+    re-check that the customer is still in the pool)."""
+    have = conn.execute(NAIVE_COUNT, {"r": rep_id}).scalar()
     if have >= CAP:
         conn.commit()
         return False
-    conn.execute(sa.text("UPDATE customer_ownership SET owner_id = :r, pool_id = NULL "
-                         "WHERE customer_id = :c"), {"r": rep_id, "c": customer_id})
+    conn.execute(NAIVE_TAKE, {"r": rep_id, "c": customer_id})
+    conn.execute(NAIVE_EVENT, {"r": rep_id, "c": customer_id})
     conn.commit()
     return True
+
+
+NAIVE_COUNT = sa.text("SELECT count(*) FROM customer_ownership "
+                      "WHERE owner_id = :r AND won = false AND locked = false")
+NAIVE_TAKE = sa.text("UPDATE customer_ownership SET owner_id = :r, pool_id = NULL "
+                     "WHERE customer_id = :c")
+NAIVE_EVENT = sa.text("INSERT INTO ownership_event (customer_id, kind, to_owner_id, actor_id, "
+                      "reason, created_at) VALUES (:c, 'claimed', :r, :r, '领取', now())")
 
 
 def run(label, worker, n_clients, attempts, hot_ids, reps):
@@ -136,26 +150,26 @@ def run(label, worker, n_clients, attempts, hot_ids, reps):
 
 
 class GuishuWorker:
-    def __init__(self, app):
+    """Calls the real service, as a request would: one app context and session per client,
+    the signed-in user already loaded (with roles) the way Flask-Login hands it over."""
+
+    def __init__(self, app, users: dict):
         self.app = app
+        self.users = users
 
     def start(self):
         ctx = self.app.app_context()
         ctx.push()
         from app.extensions import db
-        from app.models import User
 
-        return {"ctx": ctx, "db": db, "User": User, "users": {}}
+        return {"ctx": ctx, "db": db}
 
     def claim(self, state, rep_id, customer_id):
         from app.services import pool
         from app.services.errors import GuishuError
 
-        db = state["db"]
-        user = state["users"].get(rep_id) or db.session.get(state["User"], rep_id)
-        state["users"][rep_id] = user
         try:
-            pool.claim_from_pool(user, [customer_id])
+            pool.claim_from_pool(self.users[rep_id], [customer_id])
             return "claimed"
         except GuishuError as exc:
             return exc.code
@@ -163,6 +177,23 @@ class GuishuWorker:
     def stop(self, state):
         state["db"].session.remove()
         state["ctx"].pop()
+
+
+def load_users(app, rep_ids) -> dict:
+    """Each rep with its roles loaded, detached: a request loads its user once; keeping 2,000
+    users in one long-lived session would make every commit expire all of them, a cost no
+    request pays."""
+    from sqlalchemy.orm import selectinload
+
+    from app.extensions import db
+    from app.models import User
+
+    with app.app_context():
+        users = db.session.execute(sa.select(User).options(selectinload(User.roles))
+                                   .where(User.id.in_(rep_ids))).scalars().all()
+        db.session.expunge_all()
+        db.session.remove()
+    return {u.id: u for u in users}
 
 
 class NaiveWorker:
@@ -179,71 +210,66 @@ class NaiveWorker:
         conn.close()
 
 
-def violations(engine, reps) -> tuple[int, int]:
+def violations(engine, claimed: int) -> tuple[int, int]:
+    """(reps over the cap, claims that took a customer someone else held). Every run starts
+    from an empty pool, so each successful claim should have left exactly one owned
+    customer; fewer owned customers than successes means some claims overwrote an owner."""
     with engine.connect() as c:
         over = c.execute(sa.text(
             "SELECT count(*) FROM (SELECT owner_id FROM customer_ownership WHERE owner_id IS NOT "
             "NULL AND won = false AND locked = false GROUP BY owner_id HAVING count(*) > :cap) x"),
             {"cap": CAP}).scalar()
-    return over, 0
+        owned = c.execute(sa.text(
+            "SELECT count(*) FROM customer_ownership WHERE owner_id IS NOT NULL")).scalar()
+    return over, claimed - owned
 
 
-def reset_pool(engine, pool_id, hot_ids):
+def reset_pool(engine, pool_id):
+    """Every customer back in the pool and the event log emptied, then VACUUM ANALYZE, so each
+    run starts from the same table state."""
     with engine.begin() as c:
         c.execute(sa.text("UPDATE customer_ownership SET owner_id = NULL, pool_id = :p "
                           "WHERE owner_id IS NOT NULL"), {"p": pool_id})
+        c.execute(sa.text("DELETE FROM ownership_event WHERE kind <> 'created'"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(sa.text("VACUUM ANALYZE customer_ownership"))
+        c.execute(sa.text("VACUUM ANALYZE ownership_event"))
+        c.execute(sa.text("VACUUM ANALYZE ab_user"))
 
 
-def stolen_by_naive(engine) -> int:
-    """Naive claims that overwrote an owner: rows whose owner is not the one the event log
-    would give. The naive path writes no events, so count UPDATEs of already-owned rows via
-    a trigger-free proxy: owners of more customers than successful naive claims gave them."""
-    return 0
-
-
-def print_result(r, over):
+def print_result(r, over, stolen):
     print(f"  {r['label']:<28} attempts {r['attempts']:>7,}  claimed {r['outcomes'].get('claimed', 0):>6,}"
           f"  {r['throughput']:>7.0f}/s  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms"
-          f"  reps over cap: {over}  refusals: "
-          + ", ".join(f"{k}={v}" for k, v in sorted(r["outcomes"].items()) if k != "claimed"))
+          f"  violations: {over} reps over cap, {stolen} taken from another owner;  refusals: "
+          + (", ".join(f"{k}={v}" for k, v in sorted(r["outcomes"].items()) if k != "claimed")
+             or "none"))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--customers", type=int, default=1_000_000)
-    ap.add_argument("--attempts", type=int, default=100_000)
-    ap.add_argument("--clients", type=int, default=64)
-    ap.add_argument("--reps", type=int, default=200)
-    ap.add_argument("--hot", type=int, default=20_000, help="customers the clients fight over")
-    args = ap.parse_args()
-    url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/guishu_bench")
-    recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    from app import create_app
-
-    app = create_app(SQLALCHEMY_ENGINE_OPTIONS={"pool_size": args.clients + 4,
-                                                "max_overflow": 8})
-    reps, pool_id = setup(app, args.customers, args.reps)
-    engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"], pool_size=args.clients + 4)
+def claim_runs(app, engine, args, reps, pool_id):
+    """The naive claim, then Guishu's, on the same attempts; prints both and the ratio."""
     hot = random.Random(1).sample(range(1, args.customers + 1), args.hot)
-    print(f"{args.clients} clients, {args.attempts:,} attempts each run, {args.reps} reps "
+    print(f"{args.clients} clients, {args.attempts:,} attempts each run, {len(reps)} reps "
           f"(cap {CAP}), {args.hot:,} contested customers")
-
     naive = run("naive count-then-update", NaiveWorker(engine), args.clients, args.attempts,
                 hot, reps)
-    over_naive, _ = violations(engine, reps)
-    print_result(naive, over_naive)
-    reset_pool(engine, pool_id, hot)
+    over_naive, stolen_naive = violations(engine, naive["outcomes"].get("claimed", 0))
+    print_result(naive, over_naive, stolen_naive)
+    reset_pool(engine, pool_id)
+    engine.dispose()  # its idle connections would count against max_connections
 
-    ours = run("guishu claim_from_pool", GuishuWorker(app), args.clients, args.attempts, hot,
-               reps)
-    over_ours, _ = violations(engine, reps)
-    print_result(ours, over_ours)
+    ours = run("guishu claim_from_pool", GuishuWorker(app, load_users(app, reps)), args.clients,
+               args.attempts, hot, reps)
+    over_ours, stolen_ours = violations(engine, ours["outcomes"].get("claimed", 0))
+    print_result(ours, over_ours, stolen_ours)
     print(f"  throughput ratio guishu/naive: {ours['throughput'] / naive['throughput']:.2f} "
-          f"(target >= 0.6); violations: guishu {over_ours}, naive {over_naive}")
+          f"(target >= 0.6); violations: guishu {over_ours + stolen_ours}, "
+          f"naive {over_naive + stolen_naive}")
 
-    # Even distribution of 100k pool customers over 50 fresh reps with room for them.
-    reset_pool(engine, pool_id, hot)
+
+def distribution_run(app, engine, reps, pool_id, n_customers):
+    """One even distribution of up to 100k pool customers over 50 reps with room for them."""
+    reset_pool(engine, pool_id)
+    engine.dispose()
     with app.app_context():
         from app.extensions import db
         from app.models import Policy, User
@@ -257,16 +283,45 @@ def main():
             from app.services import bootstrap
 
             admin = bootstrap.create_admin("admin", "bench-admin")
-        n = min(100_000, args.customers)
+        n = min(100_000, n_customers)
         ids = list(range(1, n + 1))
         t0 = time.perf_counter()
-        total = 0
-        for start in range(0, n, 1000):  # the API takes up to 1,000 ids per call
-            plan = assignment.distribute(admin, ids[start:start + 1000], reps[:50], dry_run=False)
-            total += sum(len(l.customer_ids) for l in plan.lines)
+        plan = assignment.distribute(admin, ids, reps[:50], dry_run=False,
+                                     limit=assignment.MAX_DISTRIBUTE)
         wall = time.perf_counter() - t0
-        print(f"  even distribution: {total:,} customers over 50 reps in {wall:.1f} s "
-              f"(target <= 10 s)")
+        counts = [len(line.customer_ids) for line in plan.lines]
+    with engine.connect() as c:
+        owned = c.execute(sa.text("SELECT count(*) FROM customer_ownership WHERE owner_id IS NOT "
+                                  "NULL")).scalar()
+        events = c.execute(sa.text("SELECT count(*) FROM ownership_event WHERE kind = "
+                                   "'assigned'")).scalar()
+    print(f"  even distribution: {sum(counts):,} customers over {len(counts)} reps in "
+          f"{wall:.1f} s (target <= 10 s); per rep {min(counts):,}-{max(counts):,}; "
+          f"owned after {owned:,}, events {events:,}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--attempts", type=int, default=100_000)
+    ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=2_000)
+    ap.add_argument("--hot", type=int, default=200_000, help="customers the clients fight over")
+    ap.add_argument("--skip-claims", action="store_true", help="only the distribution")
+    args = ap.parse_args()
+    args.hot = min(args.hot, args.customers)
+    url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/guishu_bench")
+    recreate_database(url)
+    os.environ["DATABASE_URL"] = url
+    from app import create_app
+
+    app = create_app(SQLALCHEMY_ENGINE_OPTIONS={"pool_size": args.clients + 4,
+                                                "max_overflow": 8})
+    reps, pool_id = setup(app, args.customers, args.reps)
+    engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"], pool_size=args.clients + 4)
+    if not args.skip_claims:
+        claim_runs(app, engine, args, reps, pool_id)
+    distribution_run(app, engine, reps, pool_id, args.customers)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@ The claim / release / transfer engine builds on these.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Optional
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ARRAY, Integer, any_, bindparam, func, insert, select, update
 
 from app.extensions import db
-from app.models import Ownership, OwnershipEvent, Pool, User
+from app.models import Department, Ownership, OwnershipEvent, Pool, User
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.services import policies
@@ -33,13 +34,22 @@ def lock_rep(user_id: int) -> None:
     db.session.execute(update(User).where(User.id == user_id).values(changed_on=User.changed_on))
 
 
+_USER = User.__table__
+# Built once: the claim path runs it on every request, and building it cost more than running
+# it. RETURNING brings the department path along, saving the query for the department chain.
+_LOCK_ACTIVE_REP = (
+    update(_USER).where(_USER.c.id == bindparam("user_id")).values(changed_on=_USER.c.changed_on)
+    .returning(_USER.c.active, _USER.c.employment_status, _USER.c.department_id,
+               _USER.c.username,
+               select(Department.__table__.c.path)
+               .where(Department.__table__.c.id == _USER.c.department_id)
+               .scalar_subquery().label("department_path")))
+
+
 def lock_active_rep(user_id: int):
-    """lock_rep and fetch (active, employment_status, department_id) in one statement;
-    ValidationFailed if the user cannot own customers."""
-    row = db.session.execute(
-        update(User).where(User.id == user_id).values(changed_on=User.changed_on)
-        .returning(User.active, User.employment_status, User.department_id,
-                   User.username)).first()
+    """lock_rep and fetch (active, employment_status, department_id, username,
+    department_path) in one statement; ValidationFailed if the user cannot own customers."""
+    row = db.session.connection().execute(_LOCK_ACTIVE_REP, {"user_id": user_id}).first()
     if row is None:
         raise ValidationFailed({"owner": "负责人不存在"})
     if not row.active or row.employment_status != EMPLOYMENT_ACTIVE:
@@ -146,25 +156,120 @@ def move_from_pool(customer_ids: list[int], owner_id: int, *, now, how: str = "c
                 last_followup_at=None, locked=False)).rowcount
 
 
+_OWNERSHIP = Ownership.__table__
+_EVENT = OwnershipEvent.__table__
+
+
+def _typed(name: str, column):
+    return bindparam(name, type_=column.type)
+
+
+def _on_postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def ids_param(postgres: bool, value: Optional[list[int]] = None):
+    """The bind parameter "ids" for ids_match: on PostgreSQL one array, elsewhere an expanding
+    IN list. As an IN list, thousands of ids become thousands of placeholders that the
+    driver and the planner parse on every call."""
+    if postgres:
+        return bindparam("ids", value, type_=ARRAY(Integer))
+    return bindparam("ids", value, expanding=True)
+
+
+def ids_match(column, ids, postgres: bool):
+    """`column IN ids` for an ids_param()."""
+    return column == any_(ids) if postgres else column.in_(ids)
+
+
+@lru_cache(maxsize=None)
+def _take_statements(postgres: bool) -> tuple:
+    """(move, log) for take_from_pool, built once per backend. On PostgreSQL one statement
+    moves and logs (the UPDATE's RETURNING feeds the INSERT; its ids are returned because the
+    rowcount of such a statement is not reported) and log is None. Elsewhere (SQLite) the log
+    reads back the rows the move just took: this owner, this acquired_at, which no earlier
+    holding can share."""
+    o = _OWNERSHIP
+    ids = ids_param(postgres)
+    move = (update(o).where(ids_match(o.c.customer_id, ids, postgres),
+                            o.c.pool_id == bindparam("from_pool"))
+            .values(owner_id=bindparam("to_owner"), pool_id=None, acquired_at=bindparam("now"),
+                    acquired_how=bindparam("how"), last_followup_at=None, locked=False))
+    if postgres:
+        moved = move.returning(o.c.customer_id).cte("moved")
+        return _log_moves(moved).add_cte(moved).returning(_EVENT.c.customer_id), None
+    taken = select(o.c.customer_id).where(ids_match(o.c.customer_id, ids, postgres),
+                                          o.c.owner_id == bindparam("to_owner"),
+                                          o.c.acquired_at == bindparam("now"))
+    return move, _log_moves(taken.subquery())
+
+
+def _log_moves(moved):
+    """INSERT of one event per row of `moved` (anything with a customer_id column)."""
+    e = _EVENT.c
+    return insert(_EVENT).from_select(
+        ["customer_id", "kind", "from_pool_id", "to_owner_id", "actor_id", "reason", "rule",
+         "created_at"],
+        select(moved.c.customer_id, _typed("kind", e.kind), _typed("from_pool", e.from_pool_id),
+               _typed("to_owner", e.to_owner_id), _typed("actor_id", e.actor_id),
+               _typed("reason", e.reason), _typed("rule", e.rule), _typed("now", e.created_at)))
+
+
+def take_from_pool(by_pool: dict[int, list[int]], owner_id: int, *, now, how: str,
+                   event: dict) -> int:
+    """Give pool customers to owner_id and log an event for each (`event`: kind, actor_id,
+    reason, rule), each customer only if it is still in the pool it was checked in
+    (`by_pool` maps that pool to its customers). Returns how many moved: a concurrent claim
+    or move makes it fall short, and the caller then rolls back (all or nothing)."""
+    conn = db.session.connection()
+    move, log = _take_statements(conn.dialect.name == "postgresql")
+    params = {"to_owner": owner_id, "now": now, "how": how, "rule": None, **event}
+    moved = 0
+    for pool_id, customer_ids in by_pool.items():
+        for chunk in chunks(customer_ids):
+            args = dict(params, ids=chunk, from_pool=pool_id)
+            if log is None:
+                moved += len(conn.execute(move, args).all())
+            else:
+                moved += conn.execute(move, args).rowcount
+                conn.execute(log, args)
+    return moved
+
+
+_INSERT_EVENTS = insert(OwnershipEvent.__table__)
+_EVENT_COLUMNS = ("from_owner_id", "from_pool_id", "to_owner_id", "to_pool_id", "reason", "rule")
+
+
 def record_events(rows: list[dict], now) -> None:
-    """Append many ownership events in one statement."""
+    """Append many ownership events in one Core executemany (sent as multi-row INSERTs)."""
     if rows:
         for row in rows:
             row.setdefault("created_at", now)
-            for key in ("from_owner_id", "from_pool_id", "to_owner_id", "to_pool_id", "reason",
-                        "rule"):
+            for key in _EVENT_COLUMNS:
                 row.setdefault(key, None)
-        db.session.execute(insert(OwnershipEvent), rows)
+        db.session.connection().execute(_INSERT_EVENTS, rows)
+
+
+CHUNK = 5000  # ids per IN list: large batches stay well under driver parameter limits
+
+
+def chunks(ids: list[int], size: int = CHUNK):
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
 
 
 def snapshot(customer_ids: list[int]) -> dict:
     """Plain rows (not ORM objects, which a bulk UPDATE would rewrite in place) of the
     ownership of these customers, keyed by customer id."""
-    rows = db.session.execute(
-        select(Ownership.customer_id, Ownership.owner_id, Ownership.pool_id,
-               Ownership.previous_owner_id, Ownership.released_at, Ownership.locked)
-        .where(Ownership.customer_id.in_(customer_ids))).all()
-    return {r.customer_id: r for r in rows}
+    postgres = _on_postgres()
+    out = {}
+    for chunk in chunks(customer_ids):
+        rows = db.session.execute(
+            select(Ownership.customer_id, Ownership.owner_id, Ownership.pool_id,
+                   Ownership.previous_owner_id, Ownership.released_at, Ownership.locked)
+            .where(ids_match(Ownership.customer_id, ids_param(postgres, chunk), postgres))).all()
+        out.update((r.customer_id, r) for r in rows)
+    return out
 
 
 def move_between_pools(customer_ids: list[int], pool_id: int) -> int:

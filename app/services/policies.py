@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 
 from app.extensions import db
 from app.models import Department, Policy, User
@@ -49,7 +49,41 @@ def department_chain_ids(user_id: int) -> list[int]:
     path = db.session.execute(
         select(Department.path).join(User, User.department_id == Department.id)
         .where(User.id == user_id)).scalar_one_or_none()
+    return chain_from_path(path)
+
+
+def chain_from_path(path: Optional[str]) -> list[int]:
+    """Department ids on a materialised path "/1/4/9/", nearest first."""
     return [int(x) for x in (path or "").strip("/").split("/") if x][::-1]
+
+
+_POLICY = Policy.__table__
+_DEPARTMENT = Department.__table__
+# What resolve() reads from a layer row.
+LAYER_COLUMNS = (_POLICY.c.scope, _POLICY.c.department_id,
+                 _DEPARTMENT.c.name.label("department_name"),
+                 *(_POLICY.c[f] for f in POLICY_FIELDS))
+
+
+def applies_to(user_id, chain):
+    """The policy rows that apply to a user: their own, their department chain's, the global
+    one. `user_id` and `chain` are values or bind parameters (chain: an expanding one)."""
+    return or_(and_(_POLICY.c.scope == "user", _POLICY.c.user_id == user_id),
+               and_(_POLICY.c.scope == "department", _POLICY.c.department_id.in_(chain)),
+               _POLICY.c.scope == "global")
+
+
+def layers_join(from_clause, user_id, chain):
+    """`from_clause` outer-joined to the layer rows (LAYER_COLUMNS) of applies_to()."""
+    return (from_clause.outerjoin(_POLICY, applies_to(user_id, chain))
+            .outerjoin(_DEPARTMENT, _DEPARTMENT.c.id == _POLICY.c.department_id))
+
+
+# Built once: building the statement cost more than running it.
+_POLICY_LAYERS = (
+    select(*LAYER_COLUMNS)
+    .select_from(_POLICY.outerjoin(_DEPARTMENT, _DEPARTMENT.c.id == _POLICY.c.department_id))
+    .where(applies_to(bindparam("user_id"), bindparam("chain", expanding=True))))
 
 
 def effective_policy(user_id: int, chain: Optional[list[int]] = None
@@ -57,13 +91,15 @@ def effective_policy(user_id: int, chain: Optional[list[int]] = None
     """Every policy field with its value and where it comes from (most specific wins):
     the user's row, then their department and its parents (nearest first), then global."""
     chain = department_chain_ids(user_id) if chain is None else chain
-    table = Policy.__table__
-    rows = db.session.execute(
-        select(table, Department.name.label("department_name"))
-        .select_from(table.outerjoin(Department, Department.id == table.c.department_id))
-        .where(or_(and_(table.c.scope == "user", table.c.user_id == user_id),
-                   and_(table.c.scope == "department", table.c.department_id.in_(chain or [0])),
-                   table.c.scope == "global"))).all()
+    rows = db.session.connection().execute(
+        _POLICY_LAYERS, {"user_id": user_id, "chain": chain or [0]}).all()
+    return resolve(rows, chain)
+
+
+def resolve(rows, chain: list[int]) -> dict[str, EffectiveValue]:
+    """effective_policy from layer rows already read (LAYER_COLUMNS; repeats and rows without
+    a policy, scope None, are ignored)."""
+    rows = {(r.scope, r.department_id): r for r in rows if r.scope is not None}.values()
     by_dept = {r.department_id: r for r in rows if r.scope == "department"}
     layers = [("user", r) for r in rows if r.scope == "user"]
     layers += [(f"department:{by_dept[d].department_name}", by_dept[d]) for d in chain
