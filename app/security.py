@@ -95,10 +95,11 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     ],
     ROLE_REP: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_RELEASE, CAN_LOCK, CAN_TRANSFER),
-        _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_LOCK),
+        # assign: only pool admins get past the service (they distribute their pools).
+        _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_LOCK, CAN_ASSIGN),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
         _perm(RES_WORKBENCH, CAN_READ),
-        _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM),
+        _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM, CAN_ASSIGN),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",

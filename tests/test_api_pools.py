@@ -44,3 +44,32 @@ def test_only_admins_move(api, db, org, south, user):
                      json={"customer_ids": [org.c_pool.id], "pool_id": south.id})
     assert resp.status_code == 403
     assert holder_of(db, org.c_pool.id) == (None, org.pool.id)
+
+
+def test_pool_admin_rep_assigns_via_the_api_and_others_are_refused(api, db, org, south):
+    from app.models import PoolMember
+
+    db.session.add(PoolMember(pool_id=org.pool.id, user_id=org.rep.id, is_admin=True))
+    db.session.commit()
+    rep1, rep2 = api("rep1"), api("rep2")
+    body = {"customer_ids": [org.c_pool.id], "owner_id": org.rep2.id}
+    resp = rep2("POST", "/api/v1/ownership/assign", json=body)
+    assert resp.status_code == 403
+    assert resp.get_json()["message"] == "只有销售经理、管理员和公海管理员可以分配客户"
+    # Not a member of the pool, not in rep1's scope: refused by name.
+    resp = rep1("POST", "/api/v1/ownership/assign",
+                json={"customer_ids": [org.c_pool.id], "owner_id": org.rep_north.id})
+    assert resp.status_code == 404 and resp.get_json()["code"] == "out_of_scope"
+    # Pool admins still may not unlock.
+    assert rep1("POST", "/api/v1/ownership/unlock",
+                json={"customer_ids": [org.c_rep.id]}).status_code == 403
+    db.session.add(PoolMember(pool_id=org.pool.id, department_id=org.east.id))
+    db.session.commit()
+    resp = rep1("POST", "/api/v1/ownership/assign", json=body)
+    assert resp.status_code == 200
+    assert holder_of(db, org.c_pool.id) == (org.rep2.id, None)
+    # Customers of a pool rep1 does not administer stay out of reach.
+    other = customers.create_customer(org.staff, {"name": "华南公海客户"}, pool_id=south.id)
+    resp = rep1("POST", "/api/v1/ownership/distribute", json={
+        "customer_ids": [other.id], "owner_ids": [org.rep2.id], "dry_run": True})
+    assert resp.status_code == 404 and resp.get_json()["code"] == "not_pool_member"

@@ -1,5 +1,6 @@
-"""Many reps claiming overlapping pool customers at once, while releases and assignments run:
-no cap is exceeded, no customer has two holders or none, and the events replay to the table."""
+"""Many reps claiming overlapping pool customers at once, while releases, assignments and
+transfers (applied and approved) run: no cap is exceeded, no customer has two holders or none,
+and the events replay to the table."""
 from __future__ import annotations
 
 import random
@@ -8,9 +9,11 @@ import threading
 from sqlalchemy import select
 
 from app.models import Ownership, OwnershipEvent, Policy, PoolMember, User
-from app.services import assignment, customers, pool
+from app.services import assignment, customers, pool, transfers
 from app.services.errors import GuishuError
 from app.services.ownership import owned_count
+from app.security import ROLE_REP
+from tests.conftest import make_user
 
 CAP = 6
 
@@ -20,12 +23,16 @@ def test_concurrent_claims_keep_every_invariant(app, db, org):
     for rep in (org.rep, org.rep2, org.rep_north):
         db.session.add(Policy(scope="user", user_id=rep.id, max_customers=CAP,
                               daily_claim_limit=10_000, cooldown_days=0))
+    # Receives transfers from rep1 (same department: one approval); no tight cap of its own.
+    receiver = make_user("rep_recv", ROLE_REP, org.east, org.manager)
     db.session.commit()
+    receiver_id = receiver.id
     pool_ids = [customers.create_customer(org.staff, {"name": f"抢单客户{i:03d}"}).id
                 for i in range(40)]
     rep_ids = [org.rep.id, org.rep2.id, org.rep_north.id]
     errors: list[BaseException] = []
     refusals: dict[str, int] = {}
+    done = {"transfers": 0}
     lock = threading.Lock()
 
     def work(seed: int, action: str) -> None:
@@ -45,6 +52,17 @@ def test_concurrent_claims_keep_every_invariant(app, db, org):
                                 Ownership.owner_id.in_([org.rep.id, org.rep2.id]))).all()]
                         if mine:
                             pool.release_to_pool(me, [rnd.choice(mine)], reason="压力测试退回")
+                    elif action == "transfer":
+                        me = tdb.session.get(User, org.rep.id)
+                        mine = [c for (c,) in tdb.session.execute(
+                            select(Ownership.customer_id).where(
+                                Ownership.owner_id == org.rep.id)).all()]
+                        if mine:
+                            t = transfers.create_transfer(me, [rnd.choice(mine)], receiver_id,
+                                                          "压力测试转移", "other")
+                            transfers.approve(tdb.session.get(User, org.manager.id), t.id)
+                            with lock:
+                                done["transfers"] += t.status == "completed"
                     else:
                         me = tdb.session.get(User, org.admin.id)
                         assignment.assign(me, rnd.sample(pool_ids, 2), rnd.choice(rep_ids))
@@ -59,13 +77,15 @@ def test_concurrent_claims_keep_every_invariant(app, db, org):
 
     threads = [threading.Thread(target=work, args=(i, "claim")) for i in range(9)]
     threads += [threading.Thread(target=work, args=(100, "release")),
-                threading.Thread(target=work, args=(200, "assign"))]
+                threading.Thread(target=work, args=(200, "assign")),
+                threading.Thread(target=work, args=(300, "transfer"))]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=300)
     assert not errors, errors[:3]
     assert refusals.get("cap_exceeded", 0) > 0  # the race really pushed against the caps
+    assert done["transfers"] > 0  # and transfers really completed while it ran
 
     db.session.expire_all()
     for rep_id in rep_ids:

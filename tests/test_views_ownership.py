@@ -169,11 +169,52 @@ def test_distribute_to_a_rep_outside_scope_is_refused(clients, db, org, east_poo
     assert 'id="commit"' not in html
 
 
-def test_rep_cannot_distribute(clients, org, east_pool):
-    assert clients.rep.get(f"/ownership/distribute?ids={east_pool[0]}").status_code == 403
-    resp = action(clients.rep, "/pool", "distribute", [east_pool[0]])
-    assert "/ownership/" not in resp.headers["Location"]
-    assert DENIED in flashes(clients.rep.get(resp.headers["Location"]).get_data(as_text=True))
+def test_rep_who_is_no_pool_admin_is_sent_back_with_the_rule(clients, db, org, east_pool):
+    resp = clients.rep.get(f"/ownership/distribute?ids={east_pool[0]}")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/pool/list/")
+    html = clients.rep.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "只有销售经理、管理员和公海管理员可以分配客户" in flashes(html)
+    resp = post(clients.rep, f"/ownership/distribute?ids={east_pool[0]}",
+                {"step": "commit", "owner_ids": [str(org.rep.id)]})
+    assert resp.status_code == 302
+    assert holder_of(db, east_pool[0]) == (None, org.pool.id)
+
+
+@pytest.mark.parametrize("role", ["staff", "auditor"])
+def test_staff_and_auditors_cannot_distribute(clients, org, east_pool, role):
+    assert getattr(clients, role).get(f"/ownership/distribute?ids={east_pool[0]}"
+                                      ).status_code == 403
+
+
+def test_pool_admin_rep_distributes_to_the_pools_members(clients, db, org, east_pool):
+    """rep1 administers the pool: may hand its customers to members (rep2, and rep3 of
+    another department once 华北 joins the pool), never to non-members."""
+    db.session.add(PoolMember(pool_id=org.pool.id, user_id=org.rep.id, is_admin=True))
+    db.session.commit()
+    url = f"/ownership/distribute?ids={east_pool[0]},{east_pool[1]}"
+    html = clients.rep.get(url).get_data(as_text=True)
+    assert "rep2" in html and "rep3" not in html  # 华北 is not a member (yet)
+    html = post(clients.rep, url, {"step": "preview", "owner_ids": [str(org.rep_north.id)]}
+                ).get_data(as_text=True)
+    assert "不在您的数据权限内" in html
+    db.session.add(PoolMember(pool_id=org.pool.id, department_id=org.north.id))
+    db.session.commit()
+    reps = [str(org.rep2.id), str(org.rep_north.id)]
+    html = post(clients.rep, url, {"step": "preview", "owner_ids": reps}).get_data(as_text=True)
+    token = re.search(r'name="previewed" value="([^"]+)"', html).group(1)
+    assert post(clients.rep, url, {"step": "commit", "previewed": token, "owner_ids": reps}
+                ).status_code == 302
+    owners = {holder_of(db, i)[0] for i in east_pool[:2]}
+    assert owners == {org.rep2.id, org.rep_north.id}
+
+
+def test_pool_admin_of_another_pool_gets_404_here(clients, db, org, east_pool):
+    other = Pool(name="华南公海")
+    db.session.add(other)
+    db.session.flush()
+    db.session.add(PoolMember(pool_id=other.id, user_id=org.rep.id, is_admin=True))
+    db.session.commit()
+    assert clients.rep.get(f"/ownership/distribute?ids={east_pool[0]}").status_code == 404
 
 
 def test_manager_of_a_pool_he_is_not_in_gets_404(clients, db, org):

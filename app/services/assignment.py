@@ -1,10 +1,12 @@
 """Assign (分配) pool customers to a rep, distribute them evenly, and lock key accounts (锁定).
 
 Every target rep is locked (in id order, so two distributions cannot deadlock) before its
-cap is counted; the ownership UPDATE re-checks that each customer is still in a pool.
+cap is counted; the ownership UPDATE re-checks that each customer is still in the pool it was
+read in.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
@@ -15,24 +17,36 @@ from app.models import Ownership, User
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import ROLE_ADMIN, ROLE_MANAGER, has_role
-from app.services import ownership, policies
+from app.services import ownership, policies, pool_admin
 from app.services.customers import assignable_owner_ids
 from app.services.errors import (LockCapExceeded, NotInPool, OutOfScope, PermissionDenied,
                                  ValidationFailed)
-from app.services.pool import _managed_owner_ids, _names, member_pool_ids, parse_ids
+from app.services.pool import (MAX_BATCH, _managed_owner_ids, _names, member_pool_ids,
+                               parse_ids)
+
+# Customers per distribute() call for bulk callers; the API and pages stay at MAX_BATCH.
+MAX_DISTRIBUTE = 200_000
 
 
-def _require_distributor(actor: User) -> None:
-    if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER):
-        raise PermissionDenied("只有销售经理和管理员可以分配客户")
+def require_distributor(actor: User) -> None:
+    if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER) and not pool_admin.admin_pool_ids(actor):
+        raise PermissionDenied("只有销售经理、管理员和公海管理员可以分配客户")
 
 
-def _pool_rows(actor: User, ids: list[int]) -> dict[int, Ownership]:
+def distributable_pool_ids(actor: User) -> set[int]:
+    """Pools whose customers the actor may hand out: admins every pool, managers the pools
+    they belong to, pool admins the pools they administer."""
+    if has_role(actor, ROLE_ADMIN, ROLE_MANAGER):
+        return member_pool_ids(actor)
+    return pool_admin.admin_pool_ids(actor)
+
+
+def _pool_rows(actor: User, ids: list[int]) -> dict:
     rows = ownership.snapshot(ids)
     gone = [i for i in ids if i not in rows or rows[i].pool_id is None]
     if gone:
         raise NotInPool(f"客户已不在公海中：{_names(gone)}", customer_ids=gone)
-    pools = member_pool_ids(actor)
+    pools = distributable_pool_ids(actor)
     foreign = [i for i in ids if rows[i].pool_id not in pools]
     if foreign:
         raise OutOfScope(f"这些客户所在的公海不在您的管理范围：{_names(foreign)}",
@@ -40,10 +54,20 @@ def _pool_rows(actor: User, ids: list[int]) -> dict[int, Ownership]:
     return rows
 
 
-def _check_target(actor: User, owner_id: int) -> User:
+def target_ids(actor: User, pool_ids: Iterable[int]):
+    """SELECT of the users the actor may give these pools' customers to: the users in the
+    actor's data scope, plus - for pools the actor administers - the pools' members."""
+    allowed = assignable_owner_ids(actor)
+    administered = set(pool_ids) & pool_admin.admin_pool_ids(actor)
+    if administered and not has_role(actor, ROLE_ADMIN):
+        allowed = allowed.union(pool_admin.member_user_ids(administered))
+    return allowed
+
+
+def _check_target(actor: User, owner_id: int, allowed) -> User:
     owner = ownership.ensure_active_owner(owner_id)
-    allowed = db.session.execute(assignable_owner_ids(actor).where(User.id == owner_id)).first()
-    if allowed is None:
+    if db.session.execute(select(User.id).where(User.id == owner_id,
+                                                User.id.in_(allowed))).first() is None:
         raise OutOfScope(f"{owner.display_name} 不在您的数据权限内", code="out_of_scope")
     return owner
 
@@ -51,12 +75,12 @@ def _check_target(actor: User, owner_id: int) -> User:
 def assign(actor: User, customer_ids: Iterable, owner_id: int,
            reason: Optional[str] = None) -> list[int]:
     """Give pool customers to one rep, within that rep's cap; all or nothing."""
-    _require_distributor(actor)
+    require_distributor(actor)
     ids = parse_ids(customer_ids)
     try:
-        _check_target(actor, owner_id)
-        ownership.lock_rep(owner_id)
         rows = _pool_rows(actor, ids)
+        _check_target(actor, owner_id, target_ids(actor, {r.pool_id for r in rows.values()}))
+        ownership.lock_rep(owner_id)
         ownership.check_cap(owner_id, len(ids), verb="分配")
         now = utcnow()
         if ownership.move_from_pool(ids, owner_id, now=now, how="assigned") != len(ids):
@@ -98,46 +122,68 @@ class DistributionPlan:
                 "skipped": self.skipped, "unassigned": self.unassigned}
 
 
-def plan_distribution(actor: User, ids: list[int], owner_ids: list[int]) -> DistributionPlan:
-    """Fewest-owned first, round-robin; reps at cap or inactive are skipped with a reason."""
+def plan_distribution(actor: User, ids: list[int], owner_ids: list[int],
+                      allowed=None) -> DistributionPlan:
+    """Fewest-owned first, round-robin; reps at cap or inactive are skipped with a reason.
+    `allowed` is the SELECT of permitted receivers (default: the actor's data scope)."""
+    allowed = assignable_owner_ids(actor) if allowed is None else allowed
     lines: list[PlanLine] = []
     skipped: list[dict] = []
     for owner_id in owner_ids:
-        user = db.session.get(User, owner_id)
-        if user is None:
-            skipped.append({"owner_id": owner_id, "reason": "用户不存在"})
-            continue
-        if not user.active or user.employment_status != EMPLOYMENT_ACTIVE:
-            skipped.append({"owner_id": owner_id, "username": user.username,
-                            "reason": "已停用或离职"})
-            continue
-        if db.session.execute(assignable_owner_ids(actor).where(User.id == owner_id)).first() is None:
-            skipped.append({"owner_id": owner_id, "username": user.username,
-                            "reason": "不在您的数据权限内"})
-            continue
-        cap, have = ownership.cap_room(owner_id)
-        if have >= cap:
-            skipped.append({"owner_id": owner_id, "username": user.username,
-                            "reason": f"已达上限：上限 {cap}，已拥有 {have}"})
-            continue
-        lines.append(PlanLine(owner_id, user.username, have, cap))
-    unassigned: list[int] = []
-    for customer_id in ids:
-        open_lines = [l for l in lines if l.owned_before + len(l.customer_ids) < l.cap]
-        if not open_lines:
-            unassigned.append(customer_id)
-            continue
-        # Fewest after this round first; ties keep the order the reps were given (round-robin).
-        target = min(open_lines, key=lambda l: l.owned_before + len(l.customer_ids))
-        target.customer_ids.append(customer_id)
+        line, refusal = _plan_line(owner_id, allowed)
+        if line is None:
+            skipped.append(refusal)
+        else:
+            lines.append(line)
+    unassigned = _fill_evenly(lines, ids)
     return DistributionPlan(lines, skipped, unassigned, dry_run=True)
 
 
+def _plan_line(owner_id: int, allowed) -> tuple[Optional[PlanLine], Optional[dict]]:
+    """An empty plan line for a rep who can take customers, else why they are skipped."""
+    user = db.session.get(User, owner_id)
+    if user is None:
+        return None, {"owner_id": owner_id, "reason": "用户不存在"}
+    if not user.active or user.employment_status != EMPLOYMENT_ACTIVE:
+        return None, {"owner_id": owner_id, "username": user.username, "reason": "已停用或离职"}
+    if db.session.execute(select(User.id).where(User.id == owner_id,
+                                                User.id.in_(allowed))).first() is None:
+        return None, {"owner_id": owner_id, "username": user.username,
+                      "reason": "不在您的数据权限内"}
+    cap, have = ownership.cap_room(owner_id)
+    if have >= cap:
+        return None, {"owner_id": owner_id, "username": user.username,
+                      "reason": f"已达上限：上限 {cap}，已拥有 {have}"}
+    return PlanLine(owner_id, user.username, have, cap), None
+
+
+def _fill_evenly(lines: list[PlanLine], ids: list[int]) -> list[int]:
+    """Each customer, in order, to the open line with the fewest (ties: the order the reps
+    were given); returns the customers no line had room for. A heap keyed (load, position)
+    makes 100k customers over 50 reps a few hundred thousand steps instead of millions."""
+    heap = [(l.owned_before, pos) for pos, l in enumerate(lines) if l.owned_before < l.cap]
+    heapq.heapify(heap)
+    for n, customer_id in enumerate(ids):
+        if not heap:
+            return ids[n:]
+        load, pos = heap[0]
+        line = lines[pos]
+        line.customer_ids.append(customer_id)
+        if load + 1 < line.cap:
+            heapq.heapreplace(heap, (load + 1, pos))
+        else:
+            heapq.heappop(heap)
+    return []
+
+
 def distribute(actor: User, customer_ids: Iterable, owner_ids: Iterable,
-               dry_run: bool = True) -> DistributionPlan:
-    """Spread pool customers evenly over reps; with dry_run, only the preview."""
-    _require_distributor(actor)
-    ids = parse_ids(customer_ids)
+               dry_run: bool = True, limit: int = MAX_BATCH) -> DistributionPlan:
+    """Spread pool customers evenly over reps; with dry_run, only the preview.
+
+    `limit` caps the customers per call: the API and pages keep the usual batch size, bulk
+    callers (CLI, bench) pass MAX_DISTRIBUTE."""
+    require_distributor(actor)
+    ids = parse_ids(customer_ids, limit=limit)
     try:
         reps = parse_ids(owner_ids)
     except ValidationFailed:
@@ -147,29 +193,33 @@ def distribute(actor: User, customer_ids: Iterable, owner_ids: Iterable,
         if not dry_run:
             for owner_id in sorted(reps):
                 ownership.lock_rep(owner_id)
-        plan = plan_distribution(actor, ids, reps)
+        plan = plan_distribution(actor, ids, reps,
+                                 target_ids(actor, {r.pool_id for r in rows.values()}))
         plan.dry_run = dry_run
         if dry_run:
             db.session.rollback()
             return plan
-        now = utcnow()
-        events = []
-        for line in plan.lines:
-            if not line.customer_ids:
-                continue
-            moved = ownership.move_from_pool(line.customer_ids, line.owner_id, now=now,
-                                             how="assigned")
-            if moved != len(line.customer_ids):
-                raise NotInPool("部分客户刚被他人领取，请刷新后重试")
-            events += [dict(customer_id=i, kind="assigned", from_pool_id=rows[i].pool_id,
-                            to_owner_id=line.owner_id, actor_id=actor.id, reason="平均分配",
-                            rule="even distribution") for i in line.customer_ids]
-        ownership.record_events(events, now)
+        _carry_out(actor, plan, rows)
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
     return plan
+
+
+def _carry_out(actor: User, plan: DistributionPlan, rows: dict) -> None:
+    """Move every planned customer (each only if still in the pool it was read in) and log
+    it, in a few statements per rep rather than one per customer."""
+    now = utcnow()
+    event = dict(kind="assigned", actor_id=actor.id, reason="平均分配", rule="even distribution")
+    for line in plan.lines:
+        by_pool: dict[int, list[int]] = {}
+        for i in line.customer_ids:
+            by_pool.setdefault(rows[i].pool_id, []).append(i)
+        moved = ownership.take_from_pool(by_pool, line.owner_id, now=now, how="assigned",
+                                         event=event)
+        if moved != len(line.customer_ids):
+            raise NotInPool("部分客户刚被他人领取，请刷新后重试")
 
 
 def locked_count(user_id: int) -> int:
@@ -204,7 +254,8 @@ def lock(actor: User, customer_ids: Iterable) -> list[int]:
 
 def unlock(actor: User, customer_ids: Iterable) -> list[int]:
     """Managers (within scope) and admins unlock."""
-    _require_distributor(actor)
+    if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER):
+        raise PermissionDenied("只有销售经理和管理员可以解锁客户")
     ids = parse_ids(customer_ids)
     rows = ownership.snapshot(ids)
     owners = {o.owner_id for o in rows.values() if o.owner_id is not None}

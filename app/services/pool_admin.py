@@ -33,6 +33,25 @@ def admin_pool_ids(user: User) -> set[int]:
         .scalars())
 
 
+def member_user_ids(pool_ids: Iterable[int]):
+    """SELECT of the users who belong to any of these pools: named members, and everyone in
+    a member department or below it."""
+    from app.models import Department
+
+    pool_ids = list(pool_ids) or [0]
+    paths = list(db.session.execute(
+        select(Department.path).join(PoolMember, PoolMember.department_id == Department.id)
+        .where(PoolMember.pool_id.in_(pool_ids))).scalars())
+    in_department = select(Department.id).where(
+        or_(*[Department.path.like(f"{p}%") for p in paths])) if paths else None
+    named = select(PoolMember.user_id).where(PoolMember.pool_id.in_(pool_ids),
+                                             PoolMember.user_id.is_not(None))
+    clauses = [User.id.in_(named)]
+    if in_department is not None:
+        clauses.append(User.department_id.in_(in_department))
+    return select(User.id).where(or_(*clauses))
+
+
 def move_to_pool(actor: User, customer_ids: Iterable, pool_id: Optional[int],
                  reason: str = "") -> list[int]:
     """Move pool customers to another pool; all or nothing. Customers already in the target

@@ -134,17 +134,18 @@ def place_new(values: dict[str, Any], exclude: Iterable[int] = ()) -> Optional[P
 
 
 def apply_to_pool_customers(actor: User, customer_ids: Iterable, dry_run: bool = True) -> dict:
-    """Run the rules over a selection of pool customers (admins; managers for their pools)."""
-    from app.services.pool import member_pool_ids, parse_ids
+    """Run the rules over a selection of pool customers (admins; managers for their pools;
+    pool admins for the pools they administer)."""
+    from app.services.assignment import require_distributor, distributable_pool_ids
+    from app.services.pool import parse_ids
 
-    if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER):
-        raise PermissionDenied("只有销售经理和管理员可以按规则分配")
+    require_distributor(actor)
     ids = parse_ids(customer_ids)
     rows = ownership.snapshot(ids)
     gone = [i for i in ids if i not in rows or rows[i].pool_id is None]
     if gone:
         raise NotInPool("只能对公海客户应用归属规则", customer_ids=gone)
-    pools = member_pool_ids(actor)
+    pools = distributable_pool_ids(actor)
     if any(rows[i].pool_id not in pools for i in ids):
         raise ValidationFailed({"customer_ids": "部分客户所在的公海不在您的管理范围"})
     rules = active_rules()

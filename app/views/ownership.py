@@ -55,9 +55,11 @@ def owned_customers(actor: User, ids: list[int]) -> list[Customer]:
     return found
 
 
-def pool_customers(actor: User, ids: list[int]) -> list[Customer]:
-    """The selected customers if every one sits in a pool the actor belongs to, else 404."""
-    pools = pool_service.member_pool_ids(actor) or {0}
+def pool_customers(actor: User, ids: list[int], pools: Optional[set[int]] = None
+                   ) -> list[Customer]:
+    """The selected customers if every one sits in one of `pools` (default: the pools the
+    actor belongs to), else 404."""
+    pools = (pool_service.member_pool_ids(actor) if pools is None else pools) or {0}
     found = list(db.session.execute(
         select(Customer).join(Ownership).where(Customer.id.in_(ids), Ownership.pool_id.in_(pools))
         .order_by(Customer.id)).scalars())
@@ -66,10 +68,12 @@ def pool_customers(actor: User, ids: list[int]) -> list[Customer]:
     return found
 
 
-def sales_choices(actor: User) -> list[User]:
-    """Active reps and managers the actor may give customers to."""
+def sales_choices(actor: User, allowed=None) -> list[User]:
+    """Active reps and managers the actor may give customers to (`allowed`: a SELECT of ids,
+    by default the actor's data scope)."""
+    allowed = assignable_owner_ids(actor) if allowed is None else allowed
     users = db.session.execute(
-        select(User).where(User.id.in_(assignable_owner_ids(actor)), User.active.is_(True),
+        select(User).where(User.id.in_(allowed), User.active.is_(True),
                            User.employment_status == EMPLOYMENT_ACTIVE)
         .order_by(User.department_id, User.username)).scalars()
     return [u for u in users if has_role(u, ROLE_REP, ROLE_MANAGER)]
@@ -134,13 +138,26 @@ class OwnershipView(BaseView):
     def _default_pool_id() -> int:
         return db.session.execute(select(Pool.id).where(Pool.is_default.is_(True))).scalar() or 0
 
+    def _distributor_or_back(self, actor: User):
+        """Reps have the permission so that pool admins among them can distribute; the
+        others are sent back to the pool page with the rule that refuses them."""
+        try:
+            assignment.require_distributor(actor)
+        except GuishuError as exc:
+            flash(exc.message, "danger")
+            return redirect(url_for("PoolCustomerView.list"))
+        return None
+
     # -- 分配 / 平均分配 ----------------------------------------------------------------------
     @expose("/distribute", methods=["GET", "POST"])
     @has_access
     def distribute(self):
         actor = self._actor()
+        refused = self._distributor_or_back(actor)
+        if refused is not None:
+            return refused
         ids = selected_ids()
-        customers = pool_customers(actor, ids)
+        customers = pool_customers(actor, ids, assignment.distributable_pool_ids(actor))
         chosen = chosen_ids("owner_ids")
         plan, token = None, previewed("distribute", ids, chosen)
         if request.method == "POST":
@@ -163,17 +180,22 @@ class OwnershipView(BaseView):
                                 "the cap.", n=len(plan.unassigned)), "warning")
                     return redirect(url_for("PoolCustomerView.list"))
         names = {c.id: c.name for c in customers}
+        allowed = assignment.target_ids(actor, {c.ownership.pool_id for c in customers})
         return self.render_template(
             "guishu/distribute.html", customers=customers, ids=ids_arg(ids),
-            reps=sales_choices(actor), chosen=set(chosen), plan=plan, names=names, token=token)
+            reps=sales_choices(actor, allowed), chosen=set(chosen), plan=plan, names=names,
+            token=token)
 
     # -- 按归属规则分配 -----------------------------------------------------------------------
     @expose("/apply-rules", methods=["GET", "POST"])
     @has_access
     def apply_rules(self):
         actor = self._actor()
+        refused = self._distributor_or_back(actor)
+        if refused is not None:
+            return refused
         ids = selected_ids()
-        customers = pool_customers(actor, ids)
+        customers = pool_customers(actor, ids, assignment.distributable_pool_ids(actor))
         result = None
         if request.method == "POST":
             commit = request.form.get("step") == "commit"
