@@ -42,6 +42,7 @@ RES_OWNERSHIP = "Ownership"
 RES_POOL_CUSTOMERS = "PoolCustomer"
 RES_RULE = "AssignmentRule"
 RES_WORKBENCH = "Workbench"
+RES_NOTIFICATION = "Notification"  # everyone's own in-app notifications
 RES_TRANSFER = "Transfer"  # read, request (apply / cancel), approve (approve / reject)
 CAN_REQUEST, CAN_APPROVE = "request", "approve"
 # List actions on customer pages (the ownership verbs as buttons); admin-only verbs are
@@ -72,6 +73,7 @@ _SELF_SERVICE = [
     ("^UserInfoEditView$", "^can_this_form_(get|post)$"),
     ("^ResetMyPasswordView$", "^can_this_form_(get|post)$"),
     ("^MenuApi$", "^can_get$"),
+    ("^Notification$", "^can_read$"),  # one's own only: the pages filter by the user
 ]
 
 ROLES: dict[str, list[tuple[str, str]]] = {

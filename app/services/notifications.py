@@ -33,3 +33,25 @@ def mark_read(user_id: int, notification_ids: Optional[list[int]] = None) -> int
     n = db.session.execute(q.values(read_at=utcnow())).rowcount
     db.session.commit()
     return n
+
+
+def recent(user_id: int, limit: int = 100) -> list[Notification]:
+    """The user's newest notifications, unread and read alike."""
+    return list(db.session.execute(
+        select(Notification).where(Notification.user_id == user_id)
+        .order_by(Notification.id.desc()).limit(limit)).scalars())
+
+
+def open_one(user_id: int, notification_id: int) -> Optional[str]:
+    """Mark one of the user's notifications read and return where it leads (a local path,
+    or None). Someone else's notification is NotFound, like a missing one."""
+    from app.services.errors import NotFound
+
+    note = db.session.get(Notification, notification_id)
+    if note is None or note.user_id != user_id:
+        raise NotFound("通知不存在")
+    if note.read_at is None:
+        note.read_at = utcnow()
+    link = note.link
+    db.session.commit()
+    return link if link and link.startswith("/") and not link.startswith("//") else None

@@ -9,6 +9,7 @@ def register_views(appbuilder) -> None:
     from app.views.customers import ContactView, CustomerEventView, CustomerView
     from app.views.org import (AssignmentRuleView, AuditLogView, DepartmentView, PolicyView,
                                 PoolMemberView, PoolView)
+    from app.views.notifications import NotificationView, unread_notifications
     from app.views.ownership import OwnershipView
     from app.views.pool import PoolCustomerView, administered_pool_ids
     from app.views.transfers import TransferView
@@ -18,6 +19,7 @@ def register_views(appbuilder) -> None:
     current_app.jinja_env.globals["effective_policy_rows"] = effective_policy_rows
     current_app.jinja_env.filters["policy_source"] = policy_source
     current_app.jinja_env.globals["administered_pool_ids"] = administered_pool_ids
+    current_app.jinja_env.globals["unread_notifications"] = unread_notifications
 
     appbuilder.add_view(WorkbenchView, "MyWorkbench", label=_("My workbench"), href="/workbench/",
                         icon="fa-briefcase", category="Workbench",
@@ -26,6 +28,7 @@ def register_views(appbuilder) -> None:
     appbuilder.add_link("Team", href="/workbench/team", label=_("My team"), icon="fa-users",
                         category="Workbench")
     appbuilder.add_view_no_menu(OwnershipView)
+    appbuilder.add_view_no_menu(NotificationView)
     appbuilder.add_view_no_menu(PoolMemberView)
     appbuilder.add_view(CustomerView, "CustomerList", label=_("Customers"), icon="fa-address-card",
                         category="Customers", category_label=_("Customers"),

@@ -1,0 +1,52 @@
+"""The notification centre (通知): the user's own in-app notifications, newest first, with
+"open" (marks read, follows the link) and "mark all read". Nobody sees another's."""
+from __future__ import annotations
+
+from flask import abort, flash, redirect, url_for
+from flask_appbuilder import BaseView, expose, has_access
+from flask_babel import gettext as _
+
+from app.security import RES_NOTIFICATION, current_user
+from app.services import notifications
+from app.services.errors import NotFound
+
+
+def unread_notifications() -> int:
+    """For the navbar's bell: the signed-in user's unread count (0 when signed out)."""
+    user = current_user()
+    return notifications.unread_count(user.id) if user is not None else 0
+
+
+class NotificationView(BaseView):
+    route_base = "/notifications"
+    class_permission_name = RES_NOTIFICATION
+    method_permission_name = {"index": "read", "open": "read", "read_all": "read"}
+    default_view = "index"
+
+    def _user(self):
+        user = current_user()
+        if user is None:
+            abort(401)
+        return user
+
+    @expose("/")
+    @has_access
+    def index(self):
+        return self.render_template("guishu/notifications.html",
+                                    rows=notifications.recent(self._user().id))
+
+    @expose("/<int:pk>/open", methods=["POST"])
+    @has_access
+    def open(self, pk: int):
+        try:
+            link = notifications.open_one(self._user().id, pk)
+        except NotFound:
+            abort(404)
+        return redirect(link or url_for("NotificationView.index"))
+
+    @expose("/read-all", methods=["POST"])
+    @has_access
+    def read_all(self):
+        n = notifications.mark_read(self._user().id)
+        flash(_("%(n)s notifications marked read.", n=n), "success")
+        return redirect(url_for("NotificationView.index"))
