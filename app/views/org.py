@@ -13,6 +13,17 @@ from app.services import audit, org, policies, pool_admin as pools, rules
 from app.views.base import ScopedModelView, readable_formatters
 
 
+# One label per policy field, for the Policies form and the user page's effective policy.
+POLICY_LABELS = {
+    "max_customers": _("Cap on potential customers"), "count_won": _("Won customers count"),
+    "max_locked": _("Cap on locked customers"), "daily_claim_limit": _("Daily claim limit"),
+    "cooldown_days": _("Previous-owner cooldown (days)"),
+    "reclaim_no_followup_days": _("Reclaim after days without follow-up"),
+    "reclaim_no_deal_days": _("Reclaim after days without a deal"),
+    "warn_before_days": _("Warn days before reclaim"),
+}
+
+
 class AuditedModelView(ScopedModelView):
     """Every add, edit and delete of configuration writes an audit row (who, old -> new)."""
 
@@ -119,15 +130,8 @@ class PolicyView(AuditedModelView):
                "reclaim_no_deal_days", "warn_before_days"]
     list_columns = _fields
     add_columns = edit_columns = show_columns = _fields
-    label_columns = {
-        "scope": _("Applies to"), "department": _("Department"), "user": _("User"),
-        "max_customers": _("Cap on potential customers"), "count_won": _("Won customers count"),
-        "max_locked": _("Cap on locked customers"), "daily_claim_limit": _("Daily claim limit"),
-        "cooldown_days": _("Previous-owner cooldown (days)"),
-        "reclaim_no_followup_days": _("Reclaim after days without follow-up"),
-        "reclaim_no_deal_days": _("Reclaim after days without a deal"),
-        "warn_before_days": _("Warn days before reclaim"),
-    }
+    label_columns = {"scope": _("Applies to"), "department": _("Department"), "user": _("User"),
+                     **POLICY_LABELS}
     description_columns = {"scope": _("global, department or user; empty fields inherit")}
     add_form_extra_fields = edit_form_extra_fields = {
         "scope": SelectField(_("Applies to"), choices=[

@@ -97,6 +97,16 @@ def previewed(kind: str, *parts) -> str:
                                  for p in parts)
 
 
+def wants_commit(token: str) -> bool:
+    """Whether the form asks to commit exactly what its preview showed; a commit after the
+    selection changed is turned into a new preview."""
+    commit = request.form.get("step") == "commit"
+    if commit and request.form.get("previewed") != token:
+        flash(_("The selection changed since the preview: check the new preview."), "warning")
+        return False
+    return commit
+
+
 class OwnershipView(BaseView):
     route_base = "/ownership"
     class_permission_name = RES_OWNERSHIP
@@ -138,34 +148,30 @@ class OwnershipView(BaseView):
     def _default_pool_id() -> int:
         return db.session.execute(select(Pool.id).where(Pool.is_default.is_(True))).scalar() or 0
 
-    def _distributor_or_back(self, actor: User):
-        """Reps have the permission so that pool admins among them can distribute; the
-        others are sent back to the pool page with the rule that refuses them."""
+    def _distribution_selection(self, actor: User):
+        """(refusal, ids, customers) of a distribution page. Reps have the permission so that
+        pool admins among them can distribute; the others get a refusal: back to the pool
+        page with the rule that refuses them."""
         try:
             assignment.require_distributor(actor)
         except GuishuError as exc:
             flash(exc.message, "danger")
-            return redirect(url_for("PoolCustomerView.list"))
-        return None
+            return redirect(url_for("PoolCustomerView.list")), [], []
+        ids = selected_ids()
+        return None, ids, pool_customers(actor, ids, assignment.distributable_pool_ids(actor))
 
     # -- 分配 / 平均分配 ----------------------------------------------------------------------
     @expose("/distribute", methods=["GET", "POST"])
     @has_access
     def distribute(self):
         actor = self._actor()
-        refused = self._distributor_or_back(actor)
+        refused, ids, customers = self._distribution_selection(actor)
         if refused is not None:
             return refused
-        ids = selected_ids()
-        customers = pool_customers(actor, ids, assignment.distributable_pool_ids(actor))
         chosen = chosen_ids("owner_ids")
         plan, token = None, previewed("distribute", ids, chosen)
         if request.method == "POST":
-            commit = request.form.get("step") == "commit"
-            if commit and request.form.get("previewed") != token:
-                flash(_("The selection changed since the preview: check the new preview."),
-                      "warning")
-                commit = False
+            commit = wants_commit(token)
             try:
                 plan = assignment.distribute(actor, ids, chosen, dry_run=not commit)
             except GuishuError as exc:
@@ -191,11 +197,9 @@ class OwnershipView(BaseView):
     @has_access
     def apply_rules(self):
         actor = self._actor()
-        refused = self._distributor_or_back(actor)
+        refused, ids, customers = self._distribution_selection(actor)
         if refused is not None:
             return refused
-        ids = selected_ids()
-        customers = pool_customers(actor, ids, assignment.distributable_pool_ids(actor))
         result = None
         if request.method == "POST":
             commit = request.form.get("step") == "commit"
@@ -261,11 +265,7 @@ class OwnershipView(BaseView):
         token = previewed("departure", user_id, mode, owner_id, team, pool_id)
         plan = None
         if request.method == "POST":
-            commit = request.form.get("step") == "commit"
-            if commit and request.form.get("previewed") != token:
-                flash(_("The selection changed since the preview: check the new preview."),
-                      "warning")
-                commit = False
+            commit = wants_commit(token)
             try:
                 plan = departure.handover(actor, user_id, mode, owner_id=owner_id,
                                           owner_ids=team, pool_id=pool_id, dry_run=not commit)

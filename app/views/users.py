@@ -10,15 +10,8 @@ from app.models.policy import POLICY_FIELDS
 from app.security import current_user
 from app.services import org, policies
 from app.services.errors import GuishuError
+from app.views.org import POLICY_LABELS
 
-POLICY_LABELS = {
-    "max_customers": _("Cap on potential customers"), "count_won": _("Won customers count"),
-    "max_locked": _("Cap on locked customers"), "daily_claim_limit": _("Daily claim limit"),
-    "cooldown_days": _("Previous-owner cooldown (days)"),
-    "reclaim_no_followup_days": _("Reclaim after days without follow-up"),
-    "reclaim_no_deal_days": _("Reclaim after days without a deal"),
-    "warn_before_days": _("Warn days before reclaim"),
-}
 
 
 def policy_source(source: str) -> str:
