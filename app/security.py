@@ -42,6 +42,8 @@ RES_OWNERSHIP = "Ownership"
 RES_POOL_CUSTOMERS = "PoolCustomer"
 RES_RULE = "AssignmentRule"
 RES_WORKBENCH = "Workbench"
+RES_FOLLOWUP = "FollowUp"  # 跟进记录: read, write (log); never edited or deleted
+RES_DEAL = "Deal"  # 成交: read, write (record)
 RES_NOTIFICATION = "Notification"  # everyone's own in-app notifications
 RES_TRANSFER = "Transfer"  # read, request (apply / cancel), approve (approve / reject)
 CAN_REQUEST, CAN_APPROVE = "request", "approve"
@@ -79,6 +81,7 @@ _SELF_SERVICE = [
 ROLES: dict[str, list[tuple[str, str]]] = {
     ROLE_ADMIN: [(".*", ".*")],
     ROLE_MANAGER: _SELF_SERVICE + [
+        _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_RELEASE, CAN_LOCK, CAN_UNLOCK,
               CAN_TRANSFER),
         _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK),
@@ -92,10 +95,12 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_POLICY, CAN_READ),
         _perm(RES_RULE, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
+               "FollowUps", "Deals",
                "PoolCustomers", "Organisation", "Departments", "Rules", "Pools", "Policies",
                "AssignmentRules", "Workbench", "MyWorkbench", "Team", "Transfers"),
     ],
     ROLE_REP: _SELF_SERVICE + [
+        _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_RELEASE, CAN_LOCK, CAN_TRANSFER),
         # assign: only pool admins get past the service (they distribute their pools).
         _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_LOCK, CAN_ASSIGN),
@@ -105,9 +110,11 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
+               "FollowUps", "Deals",
                "PoolCustomers", "Workbench", "MyWorkbench", "Transfers"),
     ],
     ROLE_STAFF: _SELF_SERVICE + [
+        _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_TRANSFER),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
@@ -115,9 +122,11 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_DEPARTMENT, CAN_READ),
         _perm(RES_POOL, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
+               "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Transfers"),
     ],
     ROLE_AUDITOR: _SELF_SERVICE + [
+        _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ),
         _perm(RES_CUSTOMER, CAN_READ, CAN_EXPORT),
         _perm(RES_TRANSFER, CAN_READ),
         _perm(RES_CONTACT, CAN_READ),
@@ -128,6 +137,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_AUDIT, CAN_READ),
         _perm(RES_RULE, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
+               "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",
                "AssignmentRules", "Transfers"),
     ],

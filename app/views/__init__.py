@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _
 
 
 def register_views(appbuilder) -> None:
+    from app.views.activity import DealView, FollowUpView
     from app.views.customers import ContactView, CustomerEventView, CustomerView
     from app.views.org import (AssignmentRuleView, AuditLogView, DepartmentView, PolicyView,
                                 PoolMemberView, PoolView)
@@ -36,6 +37,10 @@ def register_views(appbuilder) -> None:
     appbuilder.add_link("CustomerExport", href="/customers/export.csv", label=_("Export CSV"),
                         icon="fa-download", category="Customers")
     appbuilder.add_view(ContactView, "Contacts", label=_("Contacts"), icon="fa-user",
+                        category="Customers")
+    appbuilder.add_view(FollowUpView, "FollowUps", label=_("Follow-ups"), icon="fa-phone",
+                        category="Customers")
+    appbuilder.add_view(DealView, "Deals", label=_("Won deals"), icon="fa-trophy",
                         category="Customers")
     appbuilder.add_view(CustomerEventView, "OwnershipHistory", label=_("Ownership history"),
                         icon="fa-history", category="Customers")

@@ -22,6 +22,7 @@ from app.services import customers as customer_service
 from app.services import assignment, exports
 from app.services.customers import CONTACT_FIELDS, CUSTOMER_FIELDS
 from app.services.errors import GuishuError
+from app.views.activity import DealView, FollowUpView
 from app.views.base import ScopedModelView, readable_formatters
 from app.views.ownership import redirect_to
 
@@ -173,7 +174,7 @@ class CustomerView(ScopedModelView):
     formatters_columns = readable_formatters(
         "industry", "province", "city", "address", "mobile", "mobile_e164", "phone",
         "phone_e164", "email", "email_norm", "source", "product_line", "notes", "created_by")
-    related_views = [ContactView, CustomerEventView]
+    related_views = [ContactView, FollowUpView, DealView, CustomerEventView]
     show_template = "appbuilder/general/model/show_cascade.html"
     _form_fields = {
         "customer_type": SelectField(_("Type"), choices=list(CUSTOMER_TYPES.items()),

@@ -1,0 +1,56 @@
+"""What happens with a customer: follow-ups (跟进记录) and won deals (成交)."""
+from __future__ import annotations
+
+from flask_appbuilder import Model
+from sqlalchemy import (CheckConstraint, Column, Date, DateTime, ForeignKey, Integer, Numeric,
+                        String, Text)
+from sqlalchemy.orm import relationship
+
+from app.models.customer import utcnow
+
+FOLLOWUP_CHANNELS = {"call": "电话", "visit": "拜访", "message": "微信/短信", "email": "邮件",
+                     "meeting": "会议"}
+
+
+class FollowUp(Model):
+    __tablename__ = "follow_up"
+    __table_args__ = (
+        CheckConstraint("channel in ('call', 'visit', 'message', 'email', 'meeting')",
+                        name="ck_follow_up_channel"),
+    )
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), nullable=False,
+                         index=True)
+    # A follow-up logged on a contact counts for the contact's customer.
+    contact_id = Column(Integer, ForeignKey("contact.id", ondelete="SET NULL"), index=True)
+    user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"), index=True)
+    channel = Column(String(16), nullable=False)
+    content = Column(Text, nullable=False)
+    happened_at = Column(DateTime, nullable=False, index=True)
+    next_contact_on = Column(Date, index=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+    customer = relationship("Customer")
+    contact = relationship("Contact")
+    user = relationship("Employee")
+
+    @property
+    def channel_label(self) -> str:
+        return FOLLOWUP_CHANNELS.get(self.channel, self.channel)
+
+
+class Deal(Model):
+    __tablename__ = "deal"
+    __table_args__ = (CheckConstraint("amount > 0", name="ck_deal_amount_positive"),)
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), nullable=False,
+                         index=True)
+    user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"), index=True)
+    amount = Column(Numeric(14, 2), nullable=False)
+    won_on = Column(Date, nullable=False, index=True)
+    product_line = Column(String(100))
+    notes = Column(Text)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+
+    customer = relationship("Customer")
+    user = relationship("Employee")

@@ -1,0 +1,58 @@
+"""Won deals (成交). A deal marks the customer won: it leaves the cap count (unless the
+policy counts won customers), is exempt from reclaim, and is classified active."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import update
+
+from app.extensions import db
+from app.models import Deal, Ownership, User
+from app.models.customer import utcnow
+from app.services.customers import get_customer_for_write
+from app.services.errors import ValidationFailed
+from app.services.followups import _parse_date
+
+MAX_AMOUNT = Decimal("999999999999.99")  # Numeric(14, 2)
+
+
+def clean_deal(data: dict[str, Any], today: dt.date) -> dict[str, Any]:
+    errors: dict[str, str] = {}
+    raw = data.get("amount")
+    amount = None
+    try:
+        if isinstance(raw, bool) or raw in (None, ""):
+            raise InvalidOperation
+        amount = Decimal(str(raw).strip().replace(",", "")).quantize(Decimal("0.01"))
+        if not Decimal(0) < amount <= MAX_AMOUNT:
+            errors["amount"] = "成交金额必须大于 0"
+    except (InvalidOperation, ValueError):
+        errors["amount"] = "成交金额必须是数字，例如 12800.00"
+    won_on = _parse_date(data.get("won_on"), "won_on", errors) or today
+    if won_on > today:
+        errors["won_on"] = "成交日期不能晚于今天"
+    product_line = data.get("product_line")
+    product_line = product_line.strip() if isinstance(product_line, str) else None
+    notes = data.get("notes")
+    notes = notes.strip() if isinstance(notes, str) else None
+    if errors:
+        raise ValidationFailed(errors)
+    return {"amount": amount, "won_on": won_on, "product_line": product_line or None,
+            "notes": notes or None}
+
+
+def record_deal(actor: User, customer_id: int, data: dict[str, Any]) -> Deal:
+    """Record a won deal on a customer the actor may write; the customer becomes won."""
+    customer = get_customer_for_write(actor, customer_id)
+    now = utcnow()
+    values = clean_deal(data, now.date())
+    if customer.ownership.owner_id is None:
+        raise ValidationFailed({"customer": "公海客户不能登记成交，请先领取或分配"})
+    deal = Deal(customer_id=customer.id, user_id=actor.id, created_at=now, **values)
+    db.session.add(deal)
+    db.session.execute(update(Ownership).where(Ownership.customer_id == customer.id)
+                       .values(won=True, category="active"))
+    db.session.commit()
+    return deal

@@ -1,0 +1,111 @@
+"""Follow-ups and won deals: who may log them, what they change (the reclaim clock, the
+workbench stage, won), and the exact refusals."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from app.models import FollowUp, Ownership
+from app.models.customer import utcnow
+from app.services import customers, deals, followups, policies, workbench
+from app.services.errors import GuishuError, ValidationFailed
+
+
+def own(db, cid) -> Ownership:
+    db.session.expire_all()
+    return db.session.get(Ownership, cid)
+
+
+def test_followup_restarts_the_clock_and_moves_to_following(db, org):
+    assert workbench.tab_counts(org.rep) == {"new": 1, "following": 0, "won": 0}
+    when = utcnow() - dt.timedelta(hours=2)
+    followups.log_followup(org.rep, org.c_rep.id, {
+        "channel": "call", "content": "电话沟通需求，约下周拜访",
+        "happened_at": when.isoformat(timespec="minutes"),
+        "next_contact_on": (utcnow() + dt.timedelta(days=7)).date().isoformat()})
+    assert own(db, org.c_rep.id).last_followup_at == when.replace(second=0, microsecond=0)
+    assert workbench.tab_counts(org.rep) == {"new": 0, "following": 1, "won": 0}
+    # An older follow-up logged later does not move the clock back.
+    followups.log_followup(org.rep, org.c_rep.id, {
+        "channel": "email", "content": "补记上周邮件",
+        "happened_at": (when - dt.timedelta(days=5)).isoformat()})
+    assert own(db, org.c_rep.id).last_followup_at == when.replace(second=0, microsecond=0)
+
+
+def test_followup_on_a_contact_counts_for_its_customer(db, org):
+    contact = customers.add_contact(org.rep, org.c_rep.id, {"name": "王经理",
+                                                            "mobile": "13800138001"})
+    f = followups.log_followup(org.rep, org.c_rep.id, {"channel": "visit", "content": "上门拜访"},
+                               contact_id=contact.id)
+    assert f.contact_id == contact.id and own(db, org.c_rep.id).last_followup_at is not None
+    other = customers.add_contact(org.rep2, org.c_rep2.id, {"name": "李总"})
+    with pytest.raises(ValidationFailed) as exc:
+        followups.log_followup(org.rep, org.c_rep.id, {"channel": "call", "content": "x"},
+                               contact_id=other.id)
+    assert exc.value.fields == {"contact_id": "联系人不属于该客户"}
+
+
+@pytest.mark.parametrize("data,field,message", [
+    ({"channel": "fax", "content": "x"}, "channel", "跟进方式只能是：call（电话）、visit（拜访）、"
+     "message（微信/短信）、email（邮件）、meeting（会议）"),
+    ({"channel": "call", "content": "  "}, "content", "请填写跟进内容"),
+    ({"channel": "call", "content": "x", "happened_at": "昨天"}, "happened_at",
+     "时间格式应为 YYYY-MM-DD HH:MM"),
+    ({"channel": "call", "content": "x", "happened_at": "2099-01-01 10:00"}, "happened_at",
+     "跟进时间不能晚于现在"),
+    ({"channel": "call", "content": "x", "next_contact_on": "2020-01-01"}, "next_contact_on",
+     "下次联系日期不能早于本次跟进"),
+])
+def test_bad_followups_are_refused_and_change_nothing(db, org, data, field, message):
+    with pytest.raises(ValidationFailed) as exc:
+        followups.log_followup(org.rep, org.c_rep.id, data)
+    assert exc.value.fields[field] == message
+    db.session.rollback()
+    assert db.session.execute(select(FollowUp)).first() is None
+    assert own(db, org.c_rep.id).last_followup_at is None
+
+
+@pytest.mark.parametrize("who,customer", [("rep", "c_rep2"), ("rep", "c_north"),
+                                          ("manager", "c_north"), ("auditor", "c_rep")])
+def test_followups_outside_scope_or_role_are_refused(db, org, who, customer):
+    with pytest.raises(GuishuError) as exc:
+        followups.log_followup(getattr(org, who), getattr(org, customer).id,
+                               {"channel": "call", "content": "x"})
+    assert exc.value.code == ("forbidden" if who == "auditor" else "out_of_scope")
+    assert db.session.execute(select(FollowUp)).first() is None
+
+
+def test_deal_marks_won_and_frees_the_cap(db, org):
+    from app.services.ownership import owned_count
+
+    assert owned_count(org.rep.id, False) == 1
+    d = deals.record_deal(org.rep, org.c_rep.id, {"amount": "12,800.5", "product_line": "CRM"})
+    assert d.amount == Decimal("12800.50") and d.won_on == utcnow().date()
+    o = own(db, org.c_rep.id)
+    assert (o.won, o.category) == (True, "active")
+    assert owned_count(org.rep.id, False) == 0 and owned_count(org.rep.id, True) == 1
+    assert workbench.tab_counts(org.rep)["won"] == 1
+    assert workbench.days_left(o, policies.effective_policy(org.rep.id)) is None  # no reclaim
+
+
+@pytest.mark.parametrize("data,field,message", [
+    ({"amount": "abc"}, "amount", "成交金额必须是数字，例如 12800.00"),
+    ({"amount": "0"}, "amount", "成交金额必须大于 0"),
+    ({"amount": "-5"}, "amount", "成交金额必须大于 0"),
+    ({}, "amount", "成交金额必须是数字，例如 12800.00"),
+    ({"amount": "100", "won_on": "2099-01-01"}, "won_on", "成交日期不能晚于今天"),
+])
+def test_bad_deals_are_refused(db, org, data, field, message):
+    with pytest.raises(ValidationFailed) as exc:
+        deals.record_deal(org.rep, org.c_rep.id, data)
+    assert exc.value.fields[field] == message
+    assert own(db, org.c_rep.id).won is False
+
+
+def test_no_deal_on_a_pool_customer(db, org):
+    with pytest.raises(ValidationFailed) as exc:
+        deals.record_deal(org.admin, org.c_pool.id, {"amount": "100"})
+    assert exc.value.fields == {"customer": "公海客户不能登记成交，请先领取或分配"}
