@@ -71,3 +71,20 @@ def refresh_keys() -> None:
     from jobs.customers import refresh_normalised_keys
 
     click.echo(f"{refresh_normalised_keys()} customers re-normalised")
+
+
+@crm_cli.command("sweep")
+@click.option("--dry-run", is_flag=True, help="Only print what would be reclaimed and why.")
+def sweep(dry_run: bool) -> None:
+    """Reclaim due customers to their pools now (the nightly job does the same)."""
+    from app.services.reclaim import sweep as run_sweep
+
+    result = run_sweep(dry_run=dry_run)
+    if dry_run:
+        for row in result.due:
+            click.echo(f"customer {row['customer_id']}  owner {row['owner_id']}  "
+                       f"{row['rule']} ({row['days']} days): {row['reason']}")
+        click.echo(f"{len(result.due)} customers would be reclaimed", err=True)
+    else:
+        by_rule = ", ".join(f"{k} {v}" for k, v in sorted(result.by_rule.items())) or "none"
+        click.echo(f"{result.reclaimed} customers reclaimed ({by_rule})")

@@ -6,8 +6,14 @@ import os
 from rq import cron
 
 from jobs.customers import refresh_normalised_keys
+from jobs.ownership import reclaim_sweep
 
 # Nightly: rewrite keys that an older normaliser wrote (after an upgrade changes the rules).
 cron.register(refresh_normalised_keys, "default",
               cron=os.environ.get("GUISHU_CRON_REFRESH_KEYS", "30 2 * * *"),
               name="refresh_normalised_keys")
+
+# Nightly: reclaim due customers (times are the scheduler's clock; override per deployment).
+cron.register(reclaim_sweep, "default",
+              cron=os.environ.get("GUISHU_CRON_RECLAIM", "0 3 * * *"),
+              name="reclaim_sweep")

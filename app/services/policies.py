@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from sqlalchemy import and_, bindparam, or_, select
 
@@ -115,6 +115,32 @@ def resolve(rows, chain: list[int]) -> dict[str, EffectiveValue]:
         else:
             result[field] = EffectiveValue(GLOBAL_DEFAULTS[field], "built-in")
     return result
+
+
+def effective_policies(user_ids: Iterable[int]) -> dict[int, dict[str, EffectiveValue]]:
+    """effective_policy for many users in two queries (every policy row, every user's
+    department path): what a sweep over all owners needs."""
+    user_ids = list(user_ids)
+    if not user_ids:
+        return {}
+    rows = db.session.execute(
+        select(*LAYER_COLUMNS, _POLICY.c.user_id)
+        .select_from(_POLICY.outerjoin(_DEPARTMENT,
+                                       _DEPARTMENT.c.id == _POLICY.c.department_id))).all()
+    paths: dict[int, Optional[str]] = {}
+    for start in range(0, len(user_ids), 5000):
+        paths.update(db.session.execute(
+            select(User.id, Department.path).outerjoin(Department,
+                                                       Department.id == User.department_id)
+            .where(User.id.in_(user_ids[start:start + 5000]))).all())
+    out = {}
+    for uid in user_ids:
+        chain = chain_from_path(paths.get(uid))
+        mine = [r for r in rows if r.scope == "global"
+                or (r.scope == "user" and r.user_id == uid)
+                or (r.scope == "department" and r.department_id in chain)]
+        out[uid] = resolve(mine, chain)
+    return out
 
 
 def policy_value(user_id: int, field: str) -> Any:

@@ -1,0 +1,189 @@
+"""Reclaim sweep (回收), DESIGN invariant 5: an owned, unlocked customer without a won deal goes
+back to its pool when the days since max(acquired, last follow-up) exceed the owner's
+no-follow-up days, or the days since acquired exceed the no-deal days.
+
+Set-based: owners are grouped by their effective thresholds, and each group is swept in
+chunks of a few statements (select the due ids, UPDATE them with the predicate checked again,
+insert one event per row the UPDATE returned). A claim, follow-up or transfer that lands
+meanwhile makes the re-checked predicate false, so it is never overwritten; two sweeps at once
+serialise on a lock per chunk (PostgreSQL advisory lock; SQLite's single writer) and each
+customer is reclaimed, and logged, once.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Optional
+
+from sqlalchemy import and_, case, func, or_, select, text, update
+
+from app.extensions import db
+from app.models import Department, Ownership, OwnershipEvent, Pool, User
+from app.models.customer import utcnow
+from app.services import notifications, ownership, policies
+
+CHUNK = 5000
+SWEEP_LOCK_KEY = 4_242_001  # pg_advisory_xact_lock key shared by every sweep
+
+RULE_NO_FOLLOWUP = "no_followup"
+RULE_NO_DEAL = "no_deal"
+
+
+@dataclass
+class SweepResult:
+    dry_run: bool
+    reclaimed: int = 0
+    by_rule: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    by_owner: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    due: list[dict] = field(default_factory=list)  # dry run: what would go, and why
+
+    def summary(self) -> dict:
+        return {"dry_run": self.dry_run, "reclaimed": self.reclaimed,
+                "by_rule": dict(self.by_rule), "owners": len(self.by_owner)}
+
+
+def _last_touch():
+    """max(acquired, last follow-up), portable (SQLite has no GREATEST)."""
+    return case((Ownership.last_followup_at > Ownership.acquired_at, Ownership.last_followup_at),
+                else_=Ownership.acquired_at)
+
+
+def _due(owner_ids: list[int], no_followup_cut: dt.datetime, no_deal_cut: dt.datetime):
+    return and_(Ownership.owner_id.in_(owner_ids), Ownership.locked.is_(False),
+                Ownership.won.is_(False),
+                or_(_last_touch() < no_followup_cut, Ownership.acquired_at < no_deal_cut))
+
+
+def rule_for(acquired_at, last_followup_at, no_followup_cut, no_followup_days, no_deal_days):
+    """(rule, days) that makes a due customer due; no-follow-up first (the earlier warning)."""
+    touch = max(acquired_at, last_followup_at or acquired_at)
+    if touch < no_followup_cut:
+        return RULE_NO_FOLLOWUP, no_followup_days
+    return RULE_NO_DEAL, no_deal_days
+
+
+def reason_text(rule: str, days: int) -> str:
+    return (f"超过 {days} 天未跟进，自动回收" if rule == RULE_NO_FOLLOWUP
+            else f"领取后超过 {days} 天未成交，自动回收")
+
+
+def threshold_groups() -> dict[tuple[int, int], list[int]]:
+    """Owners with reclaimable customers, grouped by (no-follow-up days, no-deal days) of
+    their effective policy (user > department chain > global)."""
+    owners = list(db.session.execute(
+        select(Ownership.owner_id).where(Ownership.owner_id.is_not(None),
+                                         Ownership.locked.is_(False), Ownership.won.is_(False))
+        .distinct()).scalars())
+    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for owner_id, policy in policies.effective_policies(owners).items():
+        groups[(int(policy["reclaim_no_followup_days"].value),
+                int(policy["reclaim_no_deal_days"].value))].append(owner_id)
+    return groups
+
+
+def _origin_pool(default_pool_id: int):
+    """The pool a customer was last taken from (if it still exists), else the default."""
+    last = (select(OwnershipEvent.from_pool_id)
+            .where(OwnershipEvent.customer_id == Ownership.customer_id,
+                   OwnershipEvent.from_pool_id.in_(select(Pool.id)))
+            .order_by(OwnershipEvent.id.desc()).limit(1).scalar_subquery())
+    return func.coalesce(last, default_pool_id)
+
+
+def _lock_sweep() -> None:
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SWEEP_LOCK_KEY})
+
+
+def sweep(dry_run: bool = False, now: Optional[dt.datetime] = None,
+          chunk: int = CHUNK) -> SweepResult:
+    """Reclaim every due customer (or, with dry_run, list them with the rule and days)."""
+    now = now or utcnow()
+    result = SweepResult(dry_run=dry_run)
+    default_pool_id = ownership.default_pool().id
+    for (nf_days, nd_days), owner_ids in sorted(threshold_groups().items()):
+        nf_cut, nd_cut = now - dt.timedelta(days=nf_days), now - dt.timedelta(days=nd_days)
+        for start in range(0, len(owner_ids), 1000):
+            group = owner_ids[start:start + 1000]
+            if dry_run:
+                _list_due(result, group, nf_cut, nd_cut, nf_days, nd_days)
+            else:
+                _sweep_group(result, group, nf_cut, nd_cut, nf_days, nd_days, now,
+                             default_pool_id, chunk)
+    db.session.rollback()
+    if not dry_run and result.by_owner:
+        _notify(result, now)
+    return result
+
+
+def _list_due(result, group, nf_cut, nd_cut, nf_days, nd_days) -> None:
+    rows = db.session.execute(
+        select(Ownership.customer_id, Ownership.owner_id, Ownership.acquired_at,
+               Ownership.last_followup_at)
+        .where(_due(group, nf_cut, nd_cut)).order_by(Ownership.customer_id)).all()
+    for r in rows:
+        rule, days = rule_for(r.acquired_at, r.last_followup_at, nf_cut, nf_days, nd_days)
+        result.due.append({"customer_id": r.customer_id, "owner_id": r.owner_id,
+                           "rule": rule, "days": days, "reason": reason_text(rule, days)})
+        result.by_rule[rule] += 1
+        result.by_owner[r.owner_id] += 1
+
+
+def _sweep_group(result, group, nf_cut, nd_cut, nf_days, nd_days, now, default_pool_id,
+                 chunk) -> None:
+    while True:
+        try:
+            _lock_sweep()
+            ids = list(db.session.execute(
+                select(Ownership.customer_id).where(_due(group, nf_cut, nd_cut))
+                .order_by(Ownership.customer_id).limit(chunk)).scalars())
+            if not ids:
+                db.session.rollback()
+                return
+            # The predicate again, inside the UPDATE: whatever changed since the SELECT wins.
+            moved = db.session.execute(
+                update(Ownership)
+                .where(Ownership.customer_id.in_(ids), _due(group, nf_cut, nd_cut))
+                .values(owner_id=None, pool_id=_origin_pool(default_pool_id),
+                        previous_owner_id=Ownership.owner_id, released_at=now, locked=False)
+                .returning(Ownership.customer_id, Ownership.previous_owner_id,
+                           Ownership.pool_id, Ownership.acquired_at,
+                           Ownership.last_followup_at)).all()
+            events = []
+            for r in moved:
+                rule, days = rule_for(r.acquired_at, r.last_followup_at, nf_cut, nf_days,
+                                      nd_days)
+                events.append(dict(customer_id=r.customer_id, kind="reclaimed",
+                                   from_owner_id=r.previous_owner_id, to_pool_id=r.pool_id,
+                                   actor_id=None, reason=reason_text(rule, days),
+                                   rule=f"reclaim:{rule}:{days}d"))
+                result.by_rule[rule] += 1
+                result.by_owner[r.previous_owner_id] += 1
+            ownership.record_events(events, now)
+            db.session.commit()
+            result.reclaimed += len(moved)
+        except Exception:
+            db.session.rollback()
+            raise
+        if len(ids) < chunk:
+            return
+
+
+def _notify(result: SweepResult, now: dt.datetime) -> None:
+    """One notification per owner (and one to their manager) per sweep, with the count."""
+    owners = db.session.execute(
+        select(User.id, User.username, User.superior_id, Department.manager_id)
+        .outerjoin(Department, Department.id == User.department_id)
+        .where(User.id.in_(list(result.by_owner)))).all()
+    for o in owners:
+        n = result.by_owner[o.id]
+        notifications.notify([o.id], "reclaimed", f"{n} 个客户已被自动回收到公海",
+                             "长期未跟进或未成交的客户已退回公海；冷却期内您不能再次领取。",
+                             link="/ownership-events/list/")
+        manager = o.superior_id or o.manager_id
+        if manager and manager != o.id:
+            notifications.notify([manager], "reclaimed_team",
+                                 f"{o.username} 的 {n} 个客户已被自动回收到公海",
+                                 "长期未跟进或未成交。", link="/workbench/team")
+    db.session.commit()

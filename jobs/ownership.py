@@ -1,0 +1,18 @@
+"""Jobs on ownership: the reclaim sweep."""
+from __future__ import annotations
+
+import logging
+
+from jobs import job_app
+
+log = logging.getLogger("guishu.jobs")
+
+
+def reclaim_sweep(dry_run: bool = False) -> dict:
+    """Return due customers to their pools (DESIGN invariant 5); the summary is the result."""
+    from app.services.reclaim import sweep
+
+    with job_app().app_context():
+        summary = sweep(dry_run=dry_run).summary()
+    log.info("reclaim_sweep: %s", summary)
+    return summary
