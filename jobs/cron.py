@@ -6,7 +6,7 @@ import os
 from rq import cron
 
 from jobs.customers import refresh_normalised_keys
-from jobs.ownership import reclaim_sweep
+from jobs.ownership import reclaim_sweep, reclaim_warnings
 
 # Nightly: rewrite keys that an older normaliser wrote (after an upgrade changes the rules).
 cron.register(refresh_normalised_keys, "default",
@@ -17,3 +17,8 @@ cron.register(refresh_normalised_keys, "default",
 cron.register(reclaim_sweep, "default",
               cron=os.environ.get("GUISHU_CRON_RECLAIM", "0 3 * * *"),
               name="reclaim_sweep")
+
+# Daily, before the working day: warn owners of customers about to be reclaimed.
+cron.register(reclaim_warnings, "default",
+              cron=os.environ.get("GUISHU_CRON_RECLAIM_WARNINGS", "0 1 * * *"),
+              name="reclaim_warnings")

@@ -16,3 +16,13 @@ def reclaim_sweep(dry_run: bool = False) -> dict:
         summary = sweep(dry_run=dry_run).summary()
     log.info("reclaim_sweep: %s", summary)
     return summary
+
+
+def reclaim_warnings() -> int:
+    """Warn owners of customers due within their warn-before days (once per cycle)."""
+    from app.services.reclaim import warn
+
+    with job_app().app_context():
+        sent = warn()
+    log.info("reclaim_warnings: %d warnings", sent)
+    return sent

@@ -206,3 +206,32 @@ def test_worker_runs_the_sweep(app, db, org, redis_url, database_url):
     assert job.get_status() == "finished", result.stderr[-2000:]
     assert job.return_value()["reclaimed"] == 1
     assert holder_of(db, cid) == (None, org.pool.id)
+
+
+def test_warnings_go_once_per_customer_and_cycle(db, org, book):
+    from app.models import ReclaimWarning
+
+    # warn_before is 3 days (global): 27-29 days without follow-up are about to go.
+    soon = make_owned(db, org, org.rep, "28天未跟进", 28)
+    later = make_owned(db, org, org.rep, "20天未跟进", 20)
+    # Due within 3 days, not yet due: 28 days idle, and the two sitting exactly on a deadline.
+    assert reclaim.warn(now=NOW) == 3
+    warned = {w.customer_id: w for w in db.session.execute(select(ReclaimWarning)).scalars()}
+    assert set(warned) == {soon, book["exactly_30"], book["deal_boundary"]}
+    assert warned[book["deal_boundary"]].rule == "no_deal"
+    assert warned[soon].due_at == NOW + 2 * DAY and warned[soon].rule == "no_followup"
+    assert later not in warned and book["over_30"] not in warned  # not yet / already due
+    note = db.session.execute(select(Notification).where(
+        Notification.kind == "reclaim_warning", Notification.link == f"/customers/show/{soon}")
+    ).scalar_one()
+    assert note.user_id == org.rep.id
+    assert note.title == f"客户「28天未跟进」将于 {(NOW + 2 * DAY):%Y-%m-%d} 被自动回收"
+    # The next day's run sends nothing new for the same cycle.
+    assert reclaim.warn(now=NOW + DAY) == 0
+    # A follow-up starts a new cycle: warned again when that one nears its end.
+    db.session.execute(update(Ownership).where(Ownership.customer_id == soon)
+                       .values(last_followup_at=NOW))
+    db.session.commit()
+    assert reclaim.warn(now=NOW + 28 * DAY) >= 1
+    assert len(db.session.execute(select(ReclaimWarning).where(
+        ReclaimWarning.customer_id == soon)).all()) == 2

@@ -81,3 +81,26 @@ def test_claim_next_must_stay_on_this_site(db, org, clients):
 def test_pool_tab_of_a_user_in_no_pool_is_empty(db, org, clients):
     html = clients.rep.get("/workbench/?tab=pool").get_data(as_text=True)
     assert 'id="pool-customers"' in html and org.c_pool.name not in html
+
+
+def test_about_to_be_reclaimed_lists_customers_inside_the_warning_window(db, org, clients):
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from app.models import Ownership
+    from app.models.customer import utcnow
+
+    # Global policy: 30 days without follow-up, warn 3 days ahead.
+    db.session.execute(update(Ownership).where(Ownership.customer_id == org.c_rep.id)
+                       .values(acquired_at=utcnow() - dt.timedelta(days=28, hours=1)))
+    db.session.commit()
+    html = clients.rep.get("/workbench/").get_data(as_text=True)
+    box = html.split('id="about-to-be-reclaimed"')[1].split("</table>")[0]
+    assert f'data-id="{org.c_rep.id}"' in box and "剩余 2 天" in box  # 1 day 23 h
+    db.session.execute(update(Ownership).where(Ownership.customer_id == org.c_rep.id)
+                       .values(locked=True))
+    db.session.commit()
+    html = clients.rep.get("/workbench/").get_data(as_text=True)
+    box = html.split('id="about-to-be-reclaimed"')[1].split("</table>")[0]
+    assert f'data-id="{org.c_rep.id}"' not in box  # locked: exempt from reclaim

@@ -1,7 +1,8 @@
 """Data only: columns, constraints and relationships. Business rules live in app/services/."""
 from app.models.org import Department, Employee, User  # noqa: F401
 from app.models.customer import Contact, Customer, CustomerShare  # noqa: F401
-from app.models.ownership import Ownership, OwnershipEvent, Pool, PoolMember  # noqa: F401
+from app.models.ownership import (Ownership, OwnershipEvent, Pool, PoolMember,  # noqa: F401
+                                  ReclaimWarning)
 from app.models.policy import Policy  # noqa: F401
 from app.models.audit import AuditLog  # noqa: F401
 from app.models.transfer import Notification, TransferItem, TransferRequest  # noqa: F401

@@ -127,3 +127,20 @@ def _holder_label(owner, pool) -> str:
     if pool is not None:
         return f"公海：{pool.name}"
     return "—"
+
+
+class ReclaimWarning(Model):
+    """One pre-reclaim warning per customer, owner and cycle: `due_at` is when the customer
+    would be reclaimed; a follow-up or a new owner moves it, which starts a new cycle."""
+
+    __tablename__ = "reclaim_warning"
+    __table_args__ = (UniqueConstraint("customer_id", "owner_id", "due_at",
+                                       name="uq_reclaim_warning_cycle"),)
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), nullable=False,
+                         index=True)
+    owner_id = Column(Integer, ForeignKey("ab_user.id", ondelete="CASCADE"), nullable=False,
+                      index=True)
+    due_at = Column(DateTime, nullable=False)
+    rule = Column(String(20), nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)

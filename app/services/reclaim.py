@@ -19,7 +19,7 @@ from typing import Optional
 from sqlalchemy import and_, case, func, or_, select, text, update
 
 from app.extensions import db
-from app.models import Department, Ownership, OwnershipEvent, Pool, User
+from app.models import Customer, Department, Ownership, OwnershipEvent, Pool, ReclaimWarning, User
 from app.models.customer import utcnow
 from app.services import notifications, ownership, policies
 
@@ -68,17 +68,21 @@ def reason_text(rule: str, days: int) -> str:
             else f"领取后超过 {days} 天未成交，自动回收")
 
 
-def threshold_groups() -> dict[tuple[int, int], list[int]]:
+def threshold_groups(with_warning: bool = False) -> dict[tuple, list[int]]:
     """Owners with reclaimable customers, grouped by (no-follow-up days, no-deal days) of
-    their effective policy (user > department chain > global)."""
+    their effective policy (user > department chain > global), plus warn-before days when
+    `with_warning`."""
     owners = list(db.session.execute(
         select(Ownership.owner_id).where(Ownership.owner_id.is_not(None),
                                          Ownership.locked.is_(False), Ownership.won.is_(False))
         .distinct()).scalars())
     groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for owner_id, policy in policies.effective_policies(owners).items():
-        groups[(int(policy["reclaim_no_followup_days"].value),
-                int(policy["reclaim_no_deal_days"].value))].append(owner_id)
+        key = (int(policy["reclaim_no_followup_days"].value),
+               int(policy["reclaim_no_deal_days"].value))
+        if with_warning:
+            key += (int(policy["warn_before_days"].value or 0),)
+        groups[key].append(owner_id)
     return groups
 
 
@@ -187,3 +191,67 @@ def _notify(result: SweepResult, now: dt.datetime) -> None:
                                  f"{o.username} 的 {n} 个客户已被自动回收到公海",
                                  "长期未跟进或未成交。", link="/workbench/team")
     db.session.commit()
+
+
+def deadline(acquired_at, last_followup_at, no_followup_days: int, no_deal_days: int):
+    """(when, rule): the earlier of a customer's two deadlines, and which rule it is."""
+    touch = max(acquired_at, last_followup_at or acquired_at)
+    followup_due = touch + dt.timedelta(days=no_followup_days)
+    deal_due = acquired_at + dt.timedelta(days=no_deal_days)
+    if followup_due <= deal_due:
+        return followup_due, RULE_NO_FOLLOWUP
+    return deal_due, RULE_NO_DEAL
+
+
+def warn(now: Optional[dt.datetime] = None) -> int:
+    """Warn owners of customers that will be due within their warn-before days: one
+    notification per customer and cycle (a later run, or a second worker, adds none; a
+    follow-up or a new owner moves the due date and so starts a new cycle). Returns how many
+    warnings were sent."""
+    now = now or utcnow()
+    sent = 0
+    for (nf_days, nd_days, wb_days), owner_ids in sorted(threshold_groups(True).items()):
+        if wb_days <= 0:
+            continue
+        ahead = dt.timedelta(days=wb_days)
+        nf_cut, nd_cut = now - dt.timedelta(days=nf_days), now - dt.timedelta(days=nd_days)
+        for start in range(0, len(owner_ids), 1000):
+            group = owner_ids[start:start + 1000]
+            rows = db.session.execute(
+                select(Ownership.customer_id, Ownership.owner_id, Ownership.acquired_at,
+                       Ownership.last_followup_at, Customer.name)
+                .join(Customer, Customer.id == Ownership.customer_id)
+                .where(_due(group, nf_cut + ahead, nd_cut + ahead),
+                       ~_due(group, nf_cut, nd_cut))).all()
+            sent += _record_warnings(rows, nf_days, nd_days, now)
+    return sent
+
+
+def _record_warnings(rows, nf_days: int, nd_days: int, now: dt.datetime) -> int:
+    if not rows:
+        return 0
+    values = []
+    for r in rows:
+        when, rule = deadline(r.acquired_at, r.last_followup_at, nf_days, nd_days)
+        values.append(dict(customer_id=r.customer_id, owner_id=r.owner_id, due_at=when,
+                           rule=rule, created_at=now))
+    names = {r.customer_id: r.name for r in rows}
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    # The unique (customer, owner, due date) row is the "already warned this cycle" memory.
+    new = db.session.execute(
+        dialect_insert(ReclaimWarning).values(values).on_conflict_do_nothing()
+        .returning(ReclaimWarning.customer_id, ReclaimWarning.owner_id, ReclaimWarning.due_at,
+                   ReclaimWarning.rule)).all()
+    for w in new:
+        days = nf_days if w.rule == RULE_NO_FOLLOWUP else nd_days
+        notifications.notify(
+            [w.owner_id], "reclaim_warning",
+            f"客户「{names[w.customer_id]}」将于 {w.due_at:%Y-%m-%d} 被自动回收",
+            f"{reason_text(w.rule, days).replace('，自动回收', '')}：请跟进或成交，"
+            "或申请锁定。", link=f"/customers/show/{w.customer_id}")
+    db.session.commit()
+    return len(new)

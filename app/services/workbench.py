@@ -54,6 +54,23 @@ def my_customers(user: User, tab: str = "new", limit: int = 200) -> list[dict]:
     return rows
 
 
+def about_to_be_reclaimed(user: User) -> list[dict]:
+    """My customers that the sweep takes within my warn-before days, soonest first."""
+    policy = policies.effective_policy(user.id)
+    window = int(policy["warn_before_days"].value or 0)
+    rows = db.session.execute(
+        select(Customer.id, Customer.name, Ownership).join(
+            Ownership, Ownership.customer_id == Customer.id)
+        .where(Ownership.owner_id == user.id, Ownership.locked.is_(False),
+               Ownership.won.is_(False))).all()
+    out = []
+    for cid, name, own in rows:
+        left = days_left(own, policy)
+        if left is not None and left <= window:
+            out.append({"id": cid, "name": name, "days_left": left})
+    return sorted(out, key=lambda r: r["days_left"])
+
+
 def pool_customers(user: User, limit: int = 50) -> list[dict]:
     """The newest customers of the pools the user belongs to, with the phone masked (full
     details once claimed), for the workbench's claim buttons."""

@@ -26,7 +26,8 @@ class WorkbenchView(BaseView):
             counts=workbench.tab_counts(user),
             rows=workbench.my_customers(user, tab) if tab != "pool" else [],
             pool_rows=workbench.pool_customers(user) if tab == "pool" else [],
-            limits=workbench.limits(user.id), requests=workbench.my_requests(user))
+            limits=workbench.limits(user.id), requests=workbench.my_requests(user),
+            soon=workbench.about_to_be_reclaimed(user))
 
     @expose("/team")
     @has_access
