@@ -88,3 +88,11 @@ def sweep(dry_run: bool) -> None:
     else:
         by_rule = ", ".join(f"{k} {v}" for k, v in sorted(result.by_rule.items())) or "none"
         click.echo(f"{result.reclaimed} customers reclaimed ({by_rule})")
+
+
+@crm_cli.command("classify")
+def classify() -> None:
+    """Recompute every customer's category (potential / active / silent) and grade now."""
+    from app.services.classification import classify as run_classify
+
+    click.echo(f"{run_classify()} customers classified")

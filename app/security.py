@@ -44,12 +44,14 @@ RES_RULE = "AssignmentRule"
 RES_WORKBENCH = "Workbench"
 RES_FOLLOWUP = "FollowUp"  # 跟进记录: read, write (log); never edited or deleted
 RES_DEAL = "Deal"  # 成交: read, write (record)
+RES_GRADING = "GradingSettings"  # classification and grading thresholds (admins edit)
 RES_NOTIFICATION = "Notification"  # everyone's own in-app notifications
 RES_TRANSFER = "Transfer"  # read, request (apply / cancel), approve (approve / reject)
 CAN_REQUEST, CAN_APPROVE = "request", "approve"
 # List actions on customer pages (the ownership verbs as buttons); admin-only verbs are
 # granted by Admin's ".*" alone: move_pool (between pools) and handover (departure).
-CAN_TRANSFER, CAN_MOVE_POOL, CAN_HANDOVER = "transfer", "move_pool", "handover"  # the pool browsing page (masked contacts)  # claim, release, assign (and distribute), lock, unlock
+CAN_TRANSFER, CAN_MOVE_POOL, CAN_HANDOVER = "transfer", "move_pool", "handover"
+CAN_GRADE = "grade"  # set a customer's grade by hand (managers, admins)  # the pool browsing page (masked contacts)  # claim, release, assign (and distribute), lock, unlock
 CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK = (
     "claim", "release", "assign", "lock", "unlock")
 
@@ -83,8 +85,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     ROLE_MANAGER: _SELF_SERVICE + [
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_RELEASE, CAN_LOCK, CAN_UNLOCK,
-              CAN_TRANSFER),
-        _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK),
+              CAN_TRANSFER, CAN_GRADE),
+        _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK, CAN_GRADE),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST, CAN_APPROVE),
         _perm(RES_WORKBENCH, CAN_READ),
         _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM, CAN_ASSIGN),
@@ -92,12 +94,12 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
         _perm(RES_POOL, CAN_READ),
-        _perm(RES_POLICY, CAN_READ),
-        _perm(RES_RULE, CAN_READ),
+        _perm(f"({RES_POLICY}|{RES_RULE}|{RES_GRADING})", CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "PoolCustomers", "Organisation", "Departments", "Rules", "Pools", "Policies",
-               "AssignmentRules", "Workbench", "MyWorkbench", "Team", "Transfers"),
+               "AssignmentRules", "Grading", "Workbench", "MyWorkbench", "Team",
+               "Transfers"),
     ],
     ROLE_REP: _SELF_SERVICE + [
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
@@ -133,13 +135,12 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
         _perm(RES_POOL, CAN_READ),
-        _perm(RES_POLICY, CAN_READ),
+        _perm(f"({RES_POLICY}|{RES_RULE}|{RES_GRADING})", CAN_READ),
         _perm(RES_AUDIT, CAN_READ),
-        _perm(RES_RULE, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",
-               "AssignmentRules", "Transfers"),
+               "AssignmentRules", "Grading", "Transfers"),
     ],
 }
 

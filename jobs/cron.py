@@ -6,7 +6,7 @@ import os
 from rq import cron
 
 from jobs.customers import refresh_normalised_keys
-from jobs.ownership import reclaim_sweep, reclaim_warnings
+from jobs.ownership import classify_customers, reclaim_sweep, reclaim_warnings
 
 # Nightly: rewrite keys that an older normaliser wrote (after an upgrade changes the rules).
 cron.register(refresh_normalised_keys, "default",
@@ -22,3 +22,8 @@ cron.register(reclaim_sweep, "default",
 cron.register(reclaim_warnings, "default",
               cron=os.environ.get("GUISHU_CRON_RECLAIM_WARNINGS", "0 1 * * *"),
               name="reclaim_warnings")
+
+# Nightly, before the sweep: potential / active / silent and grade A/B/C from the deals.
+cron.register(classify_customers, "default",
+              cron=os.environ.get("GUISHU_CRON_CLASSIFY", "45 2 * * *"),
+              name="classify_customers")

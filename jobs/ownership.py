@@ -26,3 +26,13 @@ def reclaim_warnings() -> int:
         sent = warn()
     log.info("reclaim_warnings: %d warnings", sent)
     return sent
+
+
+def classify_customers() -> int:
+    """Nightly: category and grade of every customer from its deals."""
+    from app.services.classification import classify
+
+    with job_app().app_context():
+        done = classify()
+    log.info("classify_customers: %d customers", done)
+    return done

@@ -7,4 +7,4 @@ from app.models.policy import Policy  # noqa: F401
 from app.models.audit import AuditLog  # noqa: F401
 from app.models.transfer import Notification, TransferItem, TransferRequest  # noqa: F401
 from app.models.rule import AssignmentRule  # noqa: F401
-from app.models.activity import Deal, FollowUp  # noqa: F401
+from app.models.activity import Deal, FollowUp, GradingSettings  # noqa: F401

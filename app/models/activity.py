@@ -54,3 +54,18 @@ class Deal(Model):
 
     customer = relationship("Customer")
     user = relationship("Employee")
+
+
+class GradingSettings(Model):
+    """Classification and grading thresholds (one row, edited by admins): a customer is active
+    when won within `silent_after_days`, silent when won before but not since; grade A/B/C
+    by the won amount of the trailing 12 months."""
+
+    __tablename__ = "grading_settings"
+    __table_args__ = (CheckConstraint("grade_a_min >= grade_b_min", name="ck_grading_a_over_b"),
+                      CheckConstraint("silent_after_days > 0", name="ck_grading_silent_days"))
+    id = Column(Integer, primary_key=True)
+    silent_after_days = Column(Integer, nullable=False, default=180)
+    grade_a_min = Column(Numeric(14, 2), nullable=False, default=500000)
+    grade_b_min = Column(Numeric(14, 2), nullable=False, default=100000)
+    updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)

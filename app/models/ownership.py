@@ -75,6 +75,8 @@ class Ownership(Model):
     won = Column(Boolean, nullable=False, default=False, server_default="0")
     category = Column(String(16), nullable=False, default="potential", server_default="potential")
     grade = Column(String(1))
+    # A grade set by hand (A/B/C): the nightly grading keeps it instead of computing one.
+    grade_override = Column(String(1))
 
     customer = relationship("Customer", back_populates="ownership")
     owner = relationship("Employee", foreign_keys=[owner_id])

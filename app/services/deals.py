@@ -11,6 +11,7 @@ from sqlalchemy import update
 from app.extensions import db
 from app.models import Deal, Ownership, User
 from app.models.customer import utcnow
+from app.services import classification
 from app.services.customers import get_customer_for_write
 from app.services.errors import ValidationFailed
 from app.services.followups import _parse_date
@@ -53,6 +54,7 @@ def record_deal(actor: User, customer_id: int, data: dict[str, Any]) -> Deal:
     deal = Deal(customer_id=customer.id, user_id=actor.id, created_at=now, **values)
     db.session.add(deal)
     db.session.execute(update(Ownership).where(Ownership.customer_id == customer.id)
-                       .values(won=True, category="active"))
+                       .values(won=True))
     db.session.commit()
+    classification.classify([customer.id])  # category and grade now, not tonight
     return deal

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Optional
 
 from faker import Faker
@@ -20,10 +21,11 @@ from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
 from app.extensions import appbuilder, db
-from app.models import Contact, Customer, Department, Ownership, OwnershipEvent, Pool, PoolMember
+from app.models import (Contact, Customer, Deal, Department, Ownership, OwnershipEvent, Pool,
+                        PoolMember)
 from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF
-from app.services import audit, org, ownership, policies
+from app.services import audit, classification, org, ownership, policies
 from app.services.customers import clean_contact_data, clean_customer_data
 from app.services.errors import ValidationFailed
 
@@ -386,6 +388,13 @@ def _book_size(owner_id: int, potential: int, won: int, locked: int) -> tuple[in
     return potential, won, locked
 
 
+def _deal_amount(rng: random.Random, grade: Optional[str]) -> Decimal:
+    """A deal amount inside the default grade band (A >= 500k, B >= 100k, C below)."""
+    low, high = {"A": (500_000, 1_200_000), "B": (100_000, 480_000)}.get(grade or "C",
+                                                                       (5_000, 95_000))
+    return Decimal(rng.randrange(low // 100, high // 100) * 100)
+
+
 def _department(name: str, parent: Optional[Department], actor_id: Optional[int]) -> Department:
     dept = db.session.execute(
         select(Department).where(Department.name == name)).scalar_one_or_none()
@@ -519,7 +528,9 @@ def build_demo(password: str) -> dict:
                 owner_id=slot.owner_id, pool_id=slot.pool_id, acquired_at=when,
                 acquired_how="created", first_owner_id=slot.owner_id,
                 last_followup_at=slot.last_followup_at, locked=slot.locked, won=slot.won,
-                category="active" if slot.won else "potential", grade=slot.grade)
+                category="active" if slot.won else "potential", grade=slot.grade,
+                # Locked key accounts are graded A by hand; the rest is computed from deals.
+                grade_override="A" if slot.locked else None)
             batch.append((customer, slot))
             n_contacts += len(contacts)
             n_pool_rows += slot.pool_id is not None
@@ -529,6 +540,12 @@ def build_demo(password: str) -> dict:
             customer_id=c.id, kind="created", actor_id=s.owner_id or admin_id,
             to_owner_id=s.owner_id, to_pool_id=s.pool_id, reason=REASON, created_at=s.acquired_at)
             for c, s in batch)
+        # A won customer has the deal that won it, sized to the grade it shows.
+        db.session.add_all(Deal(
+            customer_id=c.id, user_id=s.owner_id, amount=_deal_amount(rng, s.grade),
+            won_on=(s.acquired_at + (utcnow() - s.acquired_at) * rng.random()).date(),
+            product_line=c.product_line, created_at=s.acquired_at)
+            for c, s in batch if s.won)
         db.session.commit()
         n_customers += len(batch)
         db.session.expunge_all()  # keep the identity map small; only ids are used from here
@@ -540,6 +557,7 @@ def build_demo(password: str) -> dict:
         if held > cap:
             raise RuntimeError(f"demo data put user {uid} over the cap ({held} > {cap})")
 
+    classification.classify()  # categories and grades as the nightly job would set them
     workflows = _demo_workflows()
     return {"created": True, "users": len(users), "departments": len(depts),
             "customers": n_customers, "in_pool": n_pool_rows, "contacts": n_contacts,

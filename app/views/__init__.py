@@ -8,8 +8,8 @@ from flask_babel import lazy_gettext as _
 def register_views(appbuilder) -> None:
     from app.views.activity import DealView, FollowUpView
     from app.views.customers import ContactView, CustomerEventView, CustomerView
-    from app.views.org import (AssignmentRuleView, AuditLogView, DepartmentView, PolicyView,
-                                PoolMemberView, PoolView)
+    from app.views.org import (AssignmentRuleView, AuditLogView, DepartmentView,
+                                GradingSettingsView, PolicyView, PoolMemberView, PoolView)
     from app.views.notifications import NotificationView, unread_notifications
     from app.views.ownership import OwnershipView
     from app.views.pool import PoolCustomerView, administered_pool_ids
@@ -57,5 +57,7 @@ def register_views(appbuilder) -> None:
                         category="Rules")
     appbuilder.add_view(AssignmentRuleView, "AssignmentRules", label=_("Assignment rules"),
                         icon="fa-random", category="Rules")
+    appbuilder.add_view(GradingSettingsView, "Grading", label=_("Classification and grading"),
+                        icon="fa-star-half-o", category="Rules")
     appbuilder.add_view(AuditLogView, "AuditLog", label=_("Audit log"), icon="fa-list",
                         category="Rules")

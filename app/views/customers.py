@@ -147,9 +147,11 @@ class CustomerView(ScopedModelView):
     base_filters = scope_filters("id")
     base_order = ("id", "desc")
     base_permissions = ["can_read", "can_write", "can_delete", "can_export", "can_release",
-                        "can_transfer", "can_lock", "can_unlock", "can_refresh_keys"]
+                        "can_transfer", "can_lock", "can_unlock", "can_refresh_keys",
+                        "can_grade"]
     method_permission_name = dict(ScopedModelView.method_permission_name, release="release",
-                                  request_transfer="transfer", lock="lock", unlock="unlock")
+                                  request_transfer="transfer", lock="lock", unlock="unlock",
+                                  set_grade="grade")
     list_title = _("Customers")
     show_title = _("Customer")
     add_title = _("Add customer")
@@ -258,6 +260,10 @@ class CustomerView(ScopedModelView):
     @action("request_transfer", _("Request transfer"), None, "fa-exchange", single=False)
     def request_transfer(self, items):
         return redirect_to("TransferView.new", items)
+
+    @action("set_grade", _("Set grade"), None, "fa-star", single=False)
+    def set_grade(self, items):
+        return redirect_to("OwnershipView.grade", items)
 
     @action("lock", _("Lock"), _("Lock the selected customers (exempt from reclaim)?"),
             "fa-lock", single=False)

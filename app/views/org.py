@@ -5,11 +5,12 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
 from wtforms import BooleanField, SelectField
 
-from app.models import AssignmentRule, AuditLog, Department, Policy, Pool, PoolMember
+from app.models import (AssignmentRule, AuditLog, Department, GradingSettings, Policy, Pool,
+                        PoolMember)
 from app.models.rule import RULE_STRATEGIES
-from app.security import (RES_AUDIT, RES_DEPARTMENT, RES_POLICY, RES_POOL, RES_RULE,
-                          current_user)
-from app.services import audit, org, policies, pool_admin as pools, rules
+from app.security import (RES_AUDIT, RES_DEPARTMENT, RES_GRADING, RES_POLICY, RES_POOL,
+                          RES_RULE, current_user)
+from app.services import audit, classification, org, policies, pool_admin as pools, rules
 from app.views.base import ScopedModelView, readable_formatters
 
 
@@ -146,6 +147,31 @@ class PolicyView(AuditedModelView):
 
     def pre_update(self, item):
         policies.validate_policy(item)
+        super().pre_update(item)
+
+
+class GradingSettingsView(AuditedModelView):
+    """潜在 / 活跃 / 沉默 and A/B/C thresholds: one row, edited (never added or deleted)."""
+
+    datamodel = SQLAInterface(GradingSettings)
+    class_permission_name = RES_GRADING
+    route_base = "/grading"
+    audit_type = "grading_settings"
+    base_permissions = ["can_read", "can_write"]
+    list_title = show_title = edit_title = _("Classification and grading")
+    list_columns = show_columns = ["silent_after_days", "grade_a_min",
+                                                  "grade_b_min", "updated_at"]
+    edit_columns = ["silent_after_days", "grade_a_min", "grade_b_min"]
+    label_columns = {"silent_after_days": _("Silent after days without a deal"),
+                     "grade_a_min": _("Grade A from (12-month won amount, yuan)"),
+                     "grade_b_min": _("Grade B from (12-month won amount, yuan)"),
+                     "updated_at": _("Updated at")}
+    # Adding a second row would make the thresholds ambiguous; the first is seeded by init.
+    method_permission_name = dict(AuditedModelView.method_permission_name, add="amend",
+                                  delete="amend")
+
+    def pre_update(self, item):
+        classification.validate_settings(item)
         super().pre_update(item)
 
 

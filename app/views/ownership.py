@@ -19,7 +19,8 @@ from app.models import Customer, Ownership, Pool, User
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import (RES_OWNERSHIP, ROLE_MANAGER, ROLE_REP, current_user, has_role,
                           visible_customer_ids_select)
-from app.services import assignment, departure, pool as pool_service, pool_admin, rules
+from app.services import (assignment, classification, departure, pool as pool_service,
+                          pool_admin, rules)
 from app.services.customers import assignable_owner_ids
 from app.services.errors import GuishuError, ValidationFailed
 
@@ -112,7 +113,7 @@ class OwnershipView(BaseView):
     class_permission_name = RES_OWNERSHIP
     method_permission_name = {"release": "release", "distribute": "assign",
                               "apply_rules": "assign", "move_pool": "move_pool",
-                              "departure": "handover"}
+                              "departure": "handover", "grade": "grade"}
     default_view = "distribute"
 
     def _actor(self) -> User:
@@ -225,6 +226,24 @@ class OwnershipView(BaseView):
             return {}
         return {u.id: u.display_name for u in db.session.execute(
             select(User).where(User.id.in_(wanted))).scalars()}
+
+    # -- 客户等级 (by hand) -------------------------------------------------------------------
+    @expose("/grade", methods=["GET", "POST"])
+    @has_access
+    def grade(self):
+        actor = self._actor()
+        ids = selected_ids()
+        customers = owned_customers(actor, ids)
+        if request.method == "POST":
+            grade = request.form.get("grade") or None
+            try:
+                classification.set_grade(actor, ids, grade)
+            except GuishuError as exc:
+                flash_error(exc)
+            else:
+                flash(_("Grade set for %(n)s customers.", n=len(ids)), "success")
+                return redirect(url_for("CustomerView.list"))
+        return self.render_template("guishu/grade.html", customers=customers, ids=ids_arg(ids))
 
     # -- 公海之间移动 -------------------------------------------------------------------------
     @expose("/move-pool", methods=["GET", "POST"])

@@ -1,0 +1,122 @@
+"""Classification (潜在 / 活跃 / 沉默) and grading (A/B/C) from the deal history.
+
+potential: never won; active: a deal won within `silent_after_days`; silent: won before, not
+since. Grade by the won amount of the trailing 12 months against the admins' thresholds;
+a grade set by hand (grade_override) is kept. One set-based UPDATE per chunk of customers,
+nightly for everyone and immediately for a customer whose deal was just recorded.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Iterable, Optional
+
+from sqlalchemy import case, exists, func, select, update
+
+from app.extensions import db
+from app.models import Deal, GradingSettings, Ownership, User
+from app.models.customer import utcnow
+from app.security import ROLE_ADMIN, ROLE_MANAGER, has_role
+from app.services import audit
+from app.services.errors import OutOfScope, PermissionDenied, ValidationFailed
+
+CHUNK = 20000
+GRADES = ("A", "B", "C")
+
+
+def settings() -> GradingSettings:
+    """The one settings row (created with the defaults when missing)."""
+    row = db.session.execute(select(GradingSettings).order_by(GradingSettings.id)).scalars().first()
+    if row is None:
+        row = GradingSettings(silent_after_days=180, grade_a_min=Decimal(500000),
+                              grade_b_min=Decimal(100000))
+        db.session.add(row)
+        db.session.flush()
+    return row
+
+
+def validate_settings(row: GradingSettings) -> None:
+    errors = {}
+    if row.silent_after_days is None or row.silent_after_days <= 0:
+        errors["silent_after_days"] = "沉默天数必须大于 0"
+    if row.grade_b_min is None or row.grade_b_min < 0:
+        errors["grade_b_min"] = "B 级门槛不能为负数"
+    if row.grade_a_min is None or (row.grade_b_min is not None
+                                   and row.grade_a_min < row.grade_b_min):
+        errors["grade_a_min"] = "A 级门槛不能低于 B 级门槛"
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _values(today: dt.date, conf: GradingSettings) -> dict:
+    """The SET clause: category and grade from correlated subqueries on the deals."""
+    cid = Ownership.customer_id
+    last_won = select(func.max(Deal.won_on)).where(Deal.customer_id == cid).scalar_subquery()
+    year_amount = select(func.coalesce(func.sum(Deal.amount), 0)).where(
+        Deal.customer_id == cid, Deal.won_on > today - dt.timedelta(days=365)).scalar_subquery()
+    any_deal = exists().where(Deal.customer_id == cid)
+    category = case((~any_deal, "potential"),
+                    (last_won >= today - dt.timedelta(days=conf.silent_after_days), "active"),
+                    else_="silent")
+    computed = case((year_amount >= conf.grade_a_min, "A"),
+                    (year_amount >= conf.grade_b_min, "B"), else_="C")
+    # `won` is not recomputed here: recording a deal sets it (the cap and the reclaim rules
+    # read it), and nothing un-wins a customer.
+    return {"category": category, "grade": func.coalesce(Ownership.grade_override, computed)}
+
+
+def classify(customer_ids: Optional[Iterable[int]] = None,
+             now: Optional[dt.datetime] = None) -> int:
+    """Recompute category and grade for the given customers (all when None), in chunks;
+    returns how many rows were written. Commits."""
+    today = (now or utcnow()).date()
+    conf = settings()
+    values = _values(today, conf)
+    done = 0
+    if customer_ids is not None:
+        ids = list(customer_ids)
+        for start in range(0, len(ids), CHUNK):
+            done += db.session.execute(update(Ownership).where(
+                Ownership.customer_id.in_(ids[start:start + CHUNK])).values(**values)).rowcount
+        db.session.commit()
+        return done
+    last = 0
+    while True:  # key ranges of CHUNK customers, a transaction each
+        ids = list(db.session.execute(
+            select(Ownership.customer_id).where(Ownership.customer_id > last)
+            .order_by(Ownership.customer_id).limit(CHUNK)).scalars())
+        if not ids:
+            return done
+        done += db.session.execute(update(Ownership).where(
+            Ownership.customer_id.between(ids[0], ids[-1])).values(**values)).rowcount
+        db.session.commit()
+        last = ids[-1]
+
+
+def set_grade(actor: User, customer_ids: Iterable[int], grade: Optional[str]) -> list[int]:
+    """Managers (in scope) and admins set a grade by hand, or give it back to the nightly
+    grading (grade None); audited."""
+    from app.services.pool import _managed_owner_ids, parse_ids
+
+    if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER):
+        raise PermissionDenied("只有销售经理和管理员可以设定客户等级")
+    if grade is not None and grade not in GRADES:
+        raise ValidationFailed({"grade": "等级只能是 A、B、C 或自动"})
+    ids = parse_ids(customer_ids)
+    rows = db.session.execute(select(Ownership.customer_id, Ownership.owner_id)
+                              .where(Ownership.customer_id.in_(ids))).all()
+    owners = {r.owner_id for r in rows if r.owner_id is not None}
+    allowed = _managed_owner_ids(actor, owners)
+    known = {r.customer_id: r.owner_id for r in rows}
+    foreign = [i for i in ids if i not in known or (
+        known[i] not in allowed if known[i] is not None else not has_role(actor, ROLE_ADMIN))]
+    if foreign:
+        raise OutOfScope("客户不存在或不在您的数据权限内", customer_ids=foreign)
+    db.session.execute(update(Ownership).where(Ownership.customer_id.in_(ids))
+                       .values(grade_override=grade))
+    for cid in ids:
+        audit.record(actor.id, "update", "customer_grade", cid,
+                     {"grade_override": (None, grade or "auto")})
+    db.session.commit()
+    classify(ids)
+    return ids
