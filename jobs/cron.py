@@ -6,7 +6,8 @@ import os
 from rq import cron
 
 from jobs.customers import refresh_normalised_keys
-from jobs.ownership import classify_customers, reclaim_sweep, reclaim_warnings
+from jobs.ownership import (classify_customers, followup_digest, reclaim_sweep,
+                            reclaim_warnings)
 
 # Nightly: rewrite keys that an older normaliser wrote (after an upgrade changes the rules).
 cron.register(refresh_normalised_keys, "default",
@@ -27,3 +28,8 @@ cron.register(reclaim_warnings, "default",
 cron.register(classify_customers, "default",
               cron=os.environ.get("GUISHU_CRON_CLASSIFY", "45 2 * * *"),
               name="classify_customers")
+
+# Each morning (00:00 UTC = 08:00 in Beijing): the digest of follow-ups due and overdue.
+cron.register(followup_digest, "default",
+              cron=os.environ.get("GUISHU_CRON_FOLLOWUP_DIGEST", "0 0 * * *"),
+              name="followup_digest")

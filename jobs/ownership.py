@@ -36,3 +36,13 @@ def classify_customers() -> int:
         done = classify()
     log.info("classify_customers: %d customers", done)
     return done
+
+
+def followup_digest() -> int:
+    """Daily: each owner's follow-ups due today and overdue, as one in-app notification."""
+    from app.services.followups import send_digests
+
+    with job_app().app_context():
+        sent = send_digests()
+    log.info("followup_digest: %d digests", sent)
+    return sent

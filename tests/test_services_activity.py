@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from app.models import FollowUp, Ownership
+from app.models import FollowUp, Notification, Ownership
 from app.models.customer import utcnow
 from app.services import customers, deals, followups, policies, workbench
 from app.services.errors import GuishuError, ValidationFailed
@@ -109,3 +109,28 @@ def test_no_deal_on_a_pool_customer(db, org):
     with pytest.raises(ValidationFailed) as exc:
         deals.record_deal(org.admin, org.c_pool.id, {"amount": "100"})
     assert exc.value.fields == {"customer": "公海客户不能登记成交，请先领取或分配"}
+
+
+def test_reminders_due_today_and_overdue_and_cleared_by_a_newer_followup(db, org):
+    today = followups.local_today()
+    db.session.add_all([
+        FollowUp(customer_id=org.c_rep.id, user_id=org.rep.id, channel="call", content="报价",
+                 happened_at=utcnow() - dt.timedelta(days=5),
+                 next_contact_on=today - dt.timedelta(days=2)),
+        FollowUp(customer_id=org.c_rep2.id, user_id=org.rep2.id, channel="call", content="演示",
+                 happened_at=utcnow() - dt.timedelta(days=1), next_contact_on=today)])
+    db.session.commit()
+    due = followups.due_reminders(org.rep.id, today)
+    assert [r["customer_id"] for r in due["overdue"]] == [org.c_rep.id]
+    assert due["overdue"][0]["days_late"] == 2 and due["today"] == []
+    assert [r["customer_id"] for r in followups.due_reminders(org.rep2.id, today)["today"]] == \
+        [org.c_rep2.id]
+    # The digest: one per owner per day.
+    assert followups.send_digests(today) == 2
+    note = db.session.execute(select(Notification).where(
+        Notification.user_id == org.rep.id, Notification.kind == "followup_digest")).scalar_one()
+    assert note.title == "今日待跟进 0 个，已逾期 1 个" and org.c_rep.name in note.body
+    assert followups.send_digests(today) == 0
+    # A newer follow-up without a next date clears rep1's reminder.
+    followups.log_followup(org.rep, org.c_rep.id, {"channel": "call", "content": "已回电"})
+    assert followups.due_reminders(org.rep.id, today) == {"today": [], "overdue": []}

@@ -104,3 +104,17 @@ def test_about_to_be_reclaimed_lists_customers_inside_the_warning_window(db, org
     html = clients.rep.get("/workbench/").get_data(as_text=True)
     box = html.split('id="about-to-be-reclaimed"')[1].split("</table>")[0]
     assert f'data-id="{org.c_rep.id}"' not in box  # locked: exempt from reclaim
+
+
+def test_workbench_lists_follow_ups_due(db, org, clients):
+    from app.models import FollowUp
+    from app.models.customer import utcnow
+    from app.services.followups import local_today
+
+    db.session.add(FollowUp(customer_id=org.c_rep.id, user_id=org.rep.id, channel="visit",
+                            content="约了下周", happened_at=utcnow(),
+                            next_contact_on=local_today()))
+    db.session.commit()
+    html = clients.rep.get("/workbench/").get_data(as_text=True)
+    box = html.split('id="reminders"')[1].split("</table>")[0]
+    assert f'class="warning due-today" data-id="{org.c_rep.id}"' in box and "今天" in box

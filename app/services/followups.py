@@ -5,14 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy import update
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import func, select, update
 
 from app.extensions import db
-from app.models import Contact, FollowUp, Ownership, User
+from app.models import Contact, Customer, FollowUp, Notification, Ownership, User
 from app.models.activity import FOLLOWUP_CHANNELS
 from app.models.customer import utcnow
+from app.services import notifications
 from app.services.customers import get_customer_for_write
 from app.services.errors import ValidationFailed
+from app.services.pool import local_day_start
 
 # A follow-up may be logged a little ahead of the server clock (a phone's clock), not later.
 CLOCK_SLACK = dt.timedelta(minutes=5)
@@ -85,3 +90,56 @@ def log_followup(actor: User, customer_id: int, data: dict[str, Any],
         .values(last_followup_at=values["happened_at"]))
     db.session.commit()
     return followup
+
+
+def due_reminders(user_id: int, today: dt.date) -> dict[str, list[dict]]:
+    """The user's customers whose latest follow-up asked for a next contact today ("today")
+    or earlier ("overdue"): a newer follow-up clears the reminder."""
+    latest = (select(FollowUp.customer_id, func.max(FollowUp.id).label("last_id"))
+              .join(Ownership, Ownership.customer_id == FollowUp.customer_id)
+              .where(Ownership.owner_id == user_id).group_by(FollowUp.customer_id).subquery())
+    rows = db.session.execute(
+        select(FollowUp.customer_id, Customer.name, FollowUp.next_contact_on, FollowUp.content)
+        .join(latest, latest.c.last_id == FollowUp.id)
+        .join(Customer, Customer.id == FollowUp.customer_id)
+        .where(FollowUp.next_contact_on.is_not(None), FollowUp.next_contact_on <= today)
+        .order_by(FollowUp.next_contact_on, FollowUp.customer_id)).all()
+    out: dict[str, list[dict]] = {"today": [], "overdue": []}
+    for r in rows:
+        out["today" if r.next_contact_on == today else "overdue"].append(
+            {"customer_id": r.customer_id, "name": r.name, "due": r.next_contact_on,
+             "days_late": (today - r.next_contact_on).days, "last": r.content})
+    return out
+
+
+def send_digests(today: Optional[dt.date] = None) -> int:
+    """The daily digest: one in-app notification per owner with follow-ups due today or
+    overdue; a second run on the same day sends nothing. Returns how many were sent."""
+    today = today or local_today()
+    owners = db.session.execute(
+        select(Ownership.owner_id).join(FollowUp, FollowUp.customer_id == Ownership.customer_id)
+        .where(Ownership.owner_id.is_not(None), FollowUp.next_contact_on <= today)
+        .distinct()).scalars().all()
+    since = local_day_start()
+    already = set(db.session.execute(select(Notification.user_id).where(
+        Notification.kind == "followup_digest", Notification.created_at >= since)).scalars())
+    sent = 0
+    for owner_id in owners:
+        if owner_id in already:
+            continue
+        due = due_reminders(owner_id, today)
+        if not due["today"] and not due["overdue"]:
+            continue
+        names = "、".join(r["name"] for r in (due["overdue"] + due["today"])[:5])
+        notifications.notify([owner_id], "followup_digest",
+                             f"今日待跟进 {len(due['today'])} 个，已逾期 {len(due['overdue'])} 个",
+                             names, link="/workbench/")
+        sent += 1
+    db.session.commit()
+    return sent
+
+
+def local_today() -> dt.date:
+    """Today in the business time zone (GUISHU_TIMEZONE)."""
+    zone = ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai"))
+    return dt.datetime.now(zone).date()

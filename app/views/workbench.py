@@ -6,7 +6,7 @@ from flask import abort, request
 from flask_appbuilder import BaseView, expose, has_access
 
 from app.security import RES_WORKBENCH, ROLE_ADMIN, ROLE_MANAGER, current_user, has_role
-from app.services import workbench
+from app.services import followups, workbench
 
 
 class WorkbenchView(BaseView):
@@ -27,7 +27,8 @@ class WorkbenchView(BaseView):
             rows=workbench.my_customers(user, tab) if tab != "pool" else [],
             pool_rows=workbench.pool_customers(user) if tab == "pool" else [],
             limits=workbench.limits(user.id), requests=workbench.my_requests(user),
-            soon=workbench.about_to_be_reclaimed(user))
+            soon=workbench.about_to_be_reclaimed(user),
+            reminders=followups.due_reminders(user.id, followups.local_today()))
 
     @expose("/team")
     @has_access
