@@ -48,3 +48,39 @@ def enqueue(func: Callable, *args: Any, queue: str = "default", **kwargs: Any) -
 
         forget_status()
         return None
+
+
+def periodic(name: str):
+    """Decorator for the jobs of jobs/cron.py: record each run's start, end, status and
+    summary (or error) for the admins' job page, without changing what the job returns."""
+    import datetime as dt
+    import functools
+
+    def wrap(func):
+        @functools.wraps(func)
+        def run(*args, **kwargs):
+            from app.services.jobs_monitor import record_run
+
+            started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                with job_app().app_context():
+                    record_run(name, started, None, status="failed",
+                               error=f"{type(exc).__name__}: {exc}")
+                raise
+            with job_app().app_context():
+                record_run(name, started, result)
+            return result
+        return run
+    return wrap
+
+
+def report_progress(done: int, total: Optional[int] = None) -> None:
+    """Long jobs call this as they go; the job page shows it (no-op outside a worker)."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    if job is not None:
+        job.meta["progress"] = {"done": done, "total": total}
+        job.save_meta()

@@ -1,4 +1,6 @@
-"""Every periodic job, registered in one place for `rq cron jobs/cron.py` (one per deployment)."""
+"""Every periodic job, registered in one place for `rq cron jobs/cron.py` (one scheduler per
+deployment). Each schedule is a cron expression (the scheduler's clock, UTC on our servers)
+that an environment variable overrides; the admins' job page lists the same table."""
 from __future__ import annotations
 
 import os
@@ -6,30 +8,28 @@ import os
 from rq import cron
 
 from jobs.customers import refresh_normalised_keys
-from jobs.ownership import (classify_customers, followup_digest, reclaim_sweep,
-                            reclaim_warnings)
+from jobs.ownership import classify_customers, followup_digest, reclaim_sweep, reclaim_warnings
 
-# Nightly: rewrite keys that an older normaliser wrote (after an upgrade changes the rules).
-cron.register(refresh_normalised_keys, "default",
-              cron=os.environ.get("GUISHU_CRON_REFRESH_KEYS", "30 2 * * *"),
-              name="refresh_normalised_keys")
+# (name, job, environment variable, default schedule, what it is for)
+PERIODIC = [
+    ("followup_digest", followup_digest, "GUISHU_CRON_FOLLOWUP_DIGEST", "0 0 * * *",
+     "each morning (08:00 Beijing): the digest of follow-ups due and overdue"),
+    ("reclaim_warnings", reclaim_warnings, "GUISHU_CRON_RECLAIM_WARNINGS", "0 1 * * *",
+     "warn owners of customers about to be reclaimed"),
+    ("refresh_normalised_keys", refresh_normalised_keys, "GUISHU_CRON_REFRESH_KEYS",
+     "30 2 * * *", "rewrite keys an older normaliser wrote"),
+    ("classify_customers", classify_customers, "GUISHU_CRON_CLASSIFY", "45 2 * * *",
+     "potential / active / silent and grade A/B/C from the deals"),
+    ("reclaim_sweep", reclaim_sweep, "GUISHU_CRON_RECLAIM", "0 3 * * *",
+     "return due customers to their pools"),
+]
 
-# Nightly: reclaim due customers (times are the scheduler's clock; override per deployment).
-cron.register(reclaim_sweep, "default",
-              cron=os.environ.get("GUISHU_CRON_RECLAIM", "0 3 * * *"),
-              name="reclaim_sweep")
 
-# Daily, before the working day: warn owners of customers about to be reclaimed.
-cron.register(reclaim_warnings, "default",
-              cron=os.environ.get("GUISHU_CRON_RECLAIM_WARNINGS", "0 1 * * *"),
-              name="reclaim_warnings")
+def schedule() -> list[dict]:
+    """The periodic jobs with their effective schedules (for the job page)."""
+    return [{"name": name, "cron": os.environ.get(env, default), "env": env, "about": about}
+            for name, _, env, default, about in PERIODIC]
 
-# Nightly, before the sweep: potential / active / silent and grade A/B/C from the deals.
-cron.register(classify_customers, "default",
-              cron=os.environ.get("GUISHU_CRON_CLASSIFY", "45 2 * * *"),
-              name="classify_customers")
 
-# Each morning (00:00 UTC = 08:00 in Beijing): the digest of follow-ups due and overdue.
-cron.register(followup_digest, "default",
-              cron=os.environ.get("GUISHU_CRON_FOLLOWUP_DIGEST", "0 0 * * *"),
-              name="followup_digest")
+for _name, _func, _env, _default, _ in PERIODIC:
+    cron.register(_func, "default", cron=os.environ.get(_env, _default), name=_name)

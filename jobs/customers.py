@@ -4,11 +4,12 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from jobs import job_app
+from jobs import job_app, periodic
 
 log = logging.getLogger("guishu.jobs")
 
 
+@periodic("refresh_normalised_keys")
 def refresh_normalised_keys(customer_ids: Optional[list[int]] = None) -> int:
     """Recompute stored phone/mobile/email keys written by an older normaliser (or given ids)."""
     from app.services.customers import refresh_normalised_keys as refresh

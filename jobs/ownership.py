@@ -3,21 +3,23 @@ from __future__ import annotations
 
 import logging
 
-from jobs import job_app
+from jobs import job_app, periodic, report_progress
 
 log = logging.getLogger("guishu.jobs")
 
 
+@periodic("reclaim_sweep")
 def reclaim_sweep(dry_run: bool = False) -> dict:
     """Return due customers to their pools (DESIGN invariant 5); the summary is the result."""
     from app.services.reclaim import sweep
 
     with job_app().app_context():
-        summary = sweep(dry_run=dry_run).summary()
+        summary = sweep(dry_run=dry_run, progress=report_progress).summary()
     log.info("reclaim_sweep: %s", summary)
     return summary
 
 
+@periodic("reclaim_warnings")
 def reclaim_warnings() -> int:
     """Warn owners of customers due within their warn-before days (once per cycle)."""
     from app.services.reclaim import warn
@@ -28,6 +30,7 @@ def reclaim_warnings() -> int:
     return sent
 
 
+@periodic("classify_customers")
 def classify_customers() -> int:
     """Nightly: category and grade of every customer from its deals."""
     from app.services.classification import classify
@@ -38,6 +41,7 @@ def classify_customers() -> int:
     return done
 
 
+@periodic("followup_digest")
 def followup_digest() -> int:
     """Daily: each owner's follow-ups due today and overdue, as one in-app notification."""
     from app.services.followups import send_digests

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 from sqlalchemy import and_, case, func, or_, select, text, update
 
@@ -101,8 +101,10 @@ def _lock_sweep() -> None:
 
 
 def sweep(dry_run: bool = False, now: Optional[dt.datetime] = None,
-          chunk: int = CHUNK) -> SweepResult:
-    """Reclaim every due customer (or, with dry_run, list them with the rule and days)."""
+          chunk: int = CHUNK, progress: Optional[Callable[[int, Optional[int]], None]] = None
+          ) -> SweepResult:
+    """Reclaim every due customer (or, with dry_run, list them with the rule and days).
+    `progress(done, total)` is told after each chunk (the job page shows it)."""
     now = now or utcnow()
     result = SweepResult(dry_run=dry_run)
     default_pool_id = ownership.default_pool().id
@@ -114,7 +116,7 @@ def sweep(dry_run: bool = False, now: Optional[dt.datetime] = None,
                 _list_due(result, group, nf_cut, nd_cut, nf_days, nd_days)
             else:
                 _sweep_group(result, group, nf_cut, nd_cut, nf_days, nd_days, now,
-                             default_pool_id, chunk)
+                             default_pool_id, chunk, progress)
     db.session.rollback()
     if not dry_run and result.by_owner:
         _notify(result, now)
@@ -135,7 +137,7 @@ def _list_due(result, group, nf_cut, nd_cut, nf_days, nd_days) -> None:
 
 
 def _sweep_group(result, group, nf_cut, nd_cut, nf_days, nd_days, now, default_pool_id,
-                 chunk) -> None:
+                 chunk, progress) -> None:
     while True:
         try:
             _lock_sweep()
@@ -167,6 +169,8 @@ def _sweep_group(result, group, nf_cut, nd_cut, nf_days, nd_days, now, default_p
             ownership.record_events(events, now)
             db.session.commit()
             result.reclaimed += len(moved)
+            if progress is not None:
+                progress(result.reclaimed, None)
         except Exception:
             db.session.rollback()
             raise

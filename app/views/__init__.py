@@ -10,6 +10,7 @@ def register_views(appbuilder) -> None:
     from app.views.customers import ContactView, CustomerEventView, CustomerView
     from app.views.org import (AssignmentRuleView, AuditLogView, DepartmentView,
                                 GradingSettingsView, PolicyView, PoolMemberView, PoolView)
+    from app.views.jobs import JobsView
     from app.views.notifications import NotificationView, unread_notifications
     from app.views.ownership import OwnershipView
     from app.views.pool import PoolCustomerView, administered_pool_ids
@@ -59,5 +60,7 @@ def register_views(appbuilder) -> None:
                         icon="fa-random", category="Rules")
     appbuilder.add_view(GradingSettingsView, "Grading", label=_("Classification and grading"),
                         icon="fa-star-half-o", category="Rules")
+    appbuilder.add_view(JobsView, "Jobs", label=_("Background jobs"), href="/jobs/",
+                        icon="fa-tasks", category="Rules")
     appbuilder.add_view(AuditLogView, "AuditLog", label=_("Audit log"), icon="fa-list",
                         category="Rules")
