@@ -16,14 +16,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from sqlalchemy import and_, case, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, select, text, update
+from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from app.models import Customer, Department, Ownership, OwnershipEvent, Pool, ReclaimWarning, User
 from app.models.customer import utcnow
 from app.services import notifications, ownership, policies
 
-CHUNK = 5000
+CHUNK = 20000
 SWEEP_LOCK_KEY = 4_242_001  # pg_advisory_xact_lock key shared by every sweep
 
 RULE_NO_FOLLOWUP = "no_followup"
@@ -87,12 +88,18 @@ def threshold_groups(with_warning: bool = False) -> dict[tuple, list[int]]:
 
 
 def _origin_pool(default_pool_id: int):
-    """The pool a customer was last taken from (if it still exists), else the default."""
-    last = (select(OwnershipEvent.from_pool_id)
-            .where(OwnershipEvent.customer_id == Ownership.customer_id,
-                   OwnershipEvent.from_pool_id.in_(select(Pool.id)))
-            .order_by(OwnershipEvent.id.desc()).limit(1).scalar_subquery())
-    return func.coalesce(last, default_pool_id)
+    """The pool a customer was last taken from (if it still exists), else the default.
+
+    max(id) per customer uses the customer_id index; an ORDER BY id DESC LIMIT 1 instead
+    lets the planner walk the whole event table backwards for every row."""
+    last, taken = aliased(OwnershipEvent), aliased(OwnershipEvent)
+    last_id = (select(func.max(last.id))
+               .where(last.customer_id == Ownership.customer_id, last.from_pool_id.is_not(None))
+               .scalar_subquery())
+    origin = (select(taken.from_pool_id)
+              .where(taken.id == last_id, taken.from_pool_id.in_(select(Pool.id)))
+              .scalar_subquery())
+    return func.coalesce(origin, default_pool_id)
 
 
 def _lock_sweep() -> None:
@@ -138,6 +145,12 @@ def _list_due(result, group, nf_cut, nd_cut, nf_days, nd_days) -> None:
 
 def _sweep_group(result, group, nf_cut, nd_cut, nf_days, nd_days, now, default_pool_id,
                  chunk, progress) -> None:
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    params = {"now": now, "nf_cut": nf_cut,
+              "reason_nf": reason_text(RULE_NO_FOLLOWUP, nf_days),
+              "reason_nd": reason_text(RULE_NO_DEAL, nd_days),
+              "rule_nf": f"reclaim:{RULE_NO_FOLLOWUP}:{nf_days}d",
+              "rule_nd": f"reclaim:{RULE_NO_DEAL}:{nd_days}d"}
     while True:
         try:
             _lock_sweep()
@@ -148,27 +161,24 @@ def _sweep_group(result, group, nf_cut, nd_cut, nf_days, nd_days, now, default_p
                 db.session.rollback()
                 return
             # The predicate again, inside the UPDATE: whatever changed since the SELECT wins.
-            moved = db.session.execute(
-                update(Ownership)
-                .where(Ownership.customer_id.in_(ids), _due(group, nf_cut, nd_cut))
-                .values(owner_id=None, pool_id=_origin_pool(default_pool_id),
-                        previous_owner_id=Ownership.owner_id, released_at=now, locked=False)
-                .returning(Ownership.customer_id, Ownership.previous_owner_id,
-                           Ownership.pool_id, Ownership.acquired_at,
-                           Ownership.last_followup_at)).all()
-            events = []
-            for r in moved:
-                rule, days = rule_for(r.acquired_at, r.last_followup_at, nf_cut, nf_days,
-                                      nd_days)
-                events.append(dict(customer_id=r.customer_id, kind="reclaimed",
-                                   from_owner_id=r.previous_owner_id, to_pool_id=r.pool_id,
-                                   actor_id=None, reason=reason_text(rule, days),
-                                   rule=f"reclaim:{rule}:{days}d"))
-                result.by_rule[rule] += 1
-                result.by_owner[r.previous_owner_id] += 1
-            ownership.record_events(events, now)
+            move = (update(Ownership)
+                    .where(ownership.ids_match(Ownership.customer_id,
+                                               ownership.ids_param(postgres, ids), postgres),
+                           _due(group, nf_cut, nd_cut))
+                    .values(owner_id=None, pool_id=_origin_pool(default_pool_id),
+                            previous_owner_id=Ownership.owner_id, released_at=now,
+                            locked=False))
+            if postgres:
+                # One statement: the UPDATE's RETURNING feeds the event INSERT.
+                logged = db.session.execute(_move_and_log(move), params).all()
+            else:
+                logged = _move_then_log(move, params)
+            for owner_id, rule in logged:
+                kind = RULE_NO_FOLLOWUP if rule == params["rule_nf"] else RULE_NO_DEAL
+                result.by_rule[kind] += 1
+                result.by_owner[owner_id] += 1
             db.session.commit()
-            result.reclaimed += len(moved)
+            result.reclaimed += len(logged)
             if progress is not None:
                 progress(result.reclaimed, None)
         except Exception:
@@ -176,6 +186,45 @@ def _sweep_group(result, group, nf_cut, nd_cut, nf_days, nd_days, now, default_p
             raise
         if len(ids) < chunk:
             return
+
+
+def _event_values(rows):
+    """The event columns for reclaimed rows (a CTE or subquery of the UPDATE's RETURNING)."""
+    touch = case((rows.c.last_followup_at > rows.c.acquired_at, rows.c.last_followup_at),
+                 else_=rows.c.acquired_at)
+    by_followup = touch < bindparam("nf_cut")
+    e = OwnershipEvent.__table__.c
+    return select(rows.c.customer_id, literal("reclaimed", e.kind.type),
+                  rows.c.previous_owner_id, rows.c.pool_id,
+                  case((by_followup, bindparam("reason_nf")), else_=bindparam("reason_nd")),
+                  case((by_followup, bindparam("rule_nf")), else_=bindparam("rule_nd")),
+                  bindparam("now", type_=e.created_at.type))
+
+
+_EVENT_TARGET = ["customer_id", "kind", "from_owner_id", "to_pool_id", "reason", "rule",
+                 "created_at"]
+
+
+def _move_and_log(move):
+    moved = move.returning(Ownership.customer_id, Ownership.previous_owner_id,
+                           Ownership.pool_id, Ownership.acquired_at,
+                           Ownership.last_followup_at).cte("moved")
+    e = OwnershipEvent.__table__
+    return (insert(e).from_select(_EVENT_TARGET, _event_values(moved)).add_cte(moved)
+            .returning(e.c.from_owner_id, e.c.rule))
+
+
+def _move_then_log(move, params) -> list[tuple]:
+    """SQLite: UPDATE ... RETURNING, then one INSERT ... SELECT of exactly those rows."""
+    moved = db.session.execute(move.returning(Ownership.customer_id), params).scalars().all()
+    if not moved:
+        return []
+    rows = select(Ownership.customer_id, Ownership.previous_owner_id, Ownership.pool_id,
+                  Ownership.acquired_at, Ownership.last_followup_at).where(
+        Ownership.customer_id.in_(moved)).subquery()
+    e = OwnershipEvent.__table__
+    return db.session.execute(insert(e).from_select(_EVENT_TARGET, _event_values(rows))
+                              .returning(e.c.from_owner_id, e.c.rule), params).all()
 
 
 def _notify(result: SweepResult, now: dt.datetime) -> None:
