@@ -151,16 +151,18 @@ def _sweep_group(result, group, nf_cut, nd_cut, nf_days, nd_days, now, default_p
               "reason_nd": reason_text(RULE_NO_DEAL, nd_days),
               "rule_nf": f"reclaim:{RULE_NO_FOLLOWUP}:{nf_days}d",
               "rule_nd": f"reclaim:{RULE_NO_DEAL}:{nd_days}d"}
-    while True:
+    # One scan finds the group's due customers; each chunk is then its own transaction.
+    # (Selecting "the next chunk" instead re-scans the table once per chunk.)
+    due_ids = list(db.session.execute(
+        select(Ownership.customer_id).where(_due(group, nf_cut, nd_cut))
+        .order_by(Ownership.customer_id)).scalars())
+    db.session.rollback()
+    for start in range(0, len(due_ids), chunk):
+        ids = due_ids[start:start + chunk]
         try:
             _lock_sweep()
-            ids = list(db.session.execute(
-                select(Ownership.customer_id).where(_due(group, nf_cut, nd_cut))
-                .order_by(Ownership.customer_id).limit(chunk)).scalars())
-            if not ids:
-                db.session.rollback()
-                return
-            # The predicate again, inside the UPDATE: whatever changed since the SELECT wins.
+            # The predicate again, inside the UPDATE: whatever changed since the scan wins
+            # (a claim, a follow-up, a transfer, or another sweep that got there first).
             move = (update(Ownership)
                     .where(ownership.ids_match(Ownership.customer_id,
                                                ownership.ids_param(postgres, ids), postgres),
@@ -180,12 +182,10 @@ def _sweep_group(result, group, nf_cut, nd_cut, nf_days, nd_days, now, default_p
             db.session.commit()
             result.reclaimed += len(logged)
             if progress is not None:
-                progress(result.reclaimed, None)
+                progress(result.reclaimed, len(due_ids))
         except Exception:
             db.session.rollback()
             raise
-        if len(ids) < chunk:
-            return
 
 
 def _event_values(rows):
