@@ -112,21 +112,29 @@ def test_owner_policy_overrides_apply(db, org, book):
     assert result.reclaimed == 2
 
 
-def test_customer_returns_to_the_pool_it_was_claimed_from(db, org):
+def test_each_customer_returns_to_the_pool_it_was_claimed_from(db, org):
     from app.models import PoolMember
 
-    south = Pool(name="华南公海")
-    db.session.add(south)
+    south, west = Pool(name="华南公海"), Pool(name="西部公海")
+    db.session.add_all([south, west])
     db.session.flush()
-    db.session.add(PoolMember(pool_id=south.id, department_id=org.east.id))
+    for p in (south, west, org.pool):
+        db.session.add(PoolMember(pool_id=p.id, department_id=org.east.id))
     db.session.commit()
-    c = customers.create_customer(org.staff, {"name": "华南公海客户"}, pool_id=south.id)
-    pool.claim_from_pool(org.rep, [c.id])
-    db.session.execute(update(Ownership).where(Ownership.customer_id == c.id)
+    taken = {}
+    for p in (south, west, org.pool, south):
+        c = customers.create_customer(org.staff, {"name": f"{p.name}客户{len(taken)}"},
+                                      pool_id=p.id)
+        pool.claim_from_pool(org.rep, [c.id])
+        taken[c.id] = p.id
+    created_by_rep = customers.create_customer(org.rep, {"name": "自建客户"}).id  # no pool yet
+    db.session.execute(update(Ownership).where(Ownership.owner_id == org.rep.id)
                        .values(acquired_at=NOW - 100 * DAY))
     db.session.commit()
     reclaim.sweep(now=NOW)
-    assert holder_of(db, c.id) == (None, south.id)
+    for cid, pool_id in taken.items():
+        assert holder_of(db, cid) == (None, pool_id)
+    assert holder_of(db, created_by_rep) == (None, org.pool.id)  # the default pool
 
 
 def test_followup_landing_before_the_update_is_kept(db, org, book, monkeypatch):

@@ -93,9 +93,13 @@ class OwnershipEvent(Model):
     __tablename__ = "ownership_event"
     # "How many did this rep claim today?" is asked on every claim.
     __table_args__ = (Index("ix_ownership_event_to_owner_kind_time", "to_owner_id", "kind",
-                            "created_at"),)
+                            "created_at"),
+                      # A customer's history, newest first (the sweep's "which pool did it
+                      # come from" reads the last event with a pool): without it PostgreSQL
+                      # walks the primary key backwards over everyone's events.
+                      Index("ix_ownership_event_customer_id_id", "customer_id", "id"))
     id = Column(Integer, primary_key=True)
-    customer_id = Column(Integer, nullable=False, index=True)
+    customer_id = Column(Integer, nullable=False)
     kind = Column(String(20), nullable=False)
     from_owner_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
     from_pool_id = Column(Integer, ForeignKey("pool.id", ondelete="SET NULL"))
