@@ -243,3 +243,29 @@ def test_warnings_go_once_per_customer_and_cycle(db, org, book):
     assert reclaim.warn(now=NOW + 28 * DAY) >= 1
     assert len(db.session.execute(select(ReclaimWarning).where(
         ReclaimWarning.customer_id == soon)).all()) == 2
+
+
+def test_a_claim_landing_during_the_sweep_is_kept(db, org, book, monkeypatch):
+    """Chunks of one customer: after the first is reclaimed, rep2 claims it back from the
+    pool while the sweep goes on; the later chunks neither overwrite nor log it again."""
+    from app.models import PoolMember
+
+    db.session.add(PoolMember(pool_id=org.pool.id, department_id=org.east.id))
+    db.session.commit()
+    first = sorted(book[k] for k in DUE)[0]
+    original, calls = reclaim._lock_sweep, {"n": 0}
+
+    def claim_meanwhile():
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first chunk has been committed
+            from app.models import User
+
+            pool.claim_from_pool(db.session.get(User, org.rep2.id), [first])
+        original()
+    monkeypatch.setattr(reclaim, "_lock_sweep", claim_meanwhile)
+    result = reclaim.sweep(now=NOW, chunk=1)
+    assert result.reclaimed == 3 and calls["n"] >= 3
+    assert holder_of(db, first) == (org.rep2.id, None)
+    kinds = db.session.execute(select(OwnershipEvent.kind).where(
+        OwnershipEvent.customer_id == first).order_by(OwnershipEvent.id)).scalars().all()
+    assert kinds == ["created", "reclaimed", "claimed"]
