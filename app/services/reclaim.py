@@ -101,9 +101,6 @@ def _origins(ids: list[int]) -> dict[int, int]:
 def _lock_sweep() -> None:
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SWEEP_LOCK_KEY})
-        # The per-row "origin pool" subplan makes the chunk look expensive to the planner,
-        # which then JIT-compiles it: seconds of compiling for milliseconds of work.
-        db.session.execute(text("SET LOCAL jit = off"))
 
 
 def sweep(dry_run: bool = False, now: Optional[dt.datetime] = None,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Optional
 
 from sqlalchemy import func, select
@@ -11,7 +12,7 @@ from app.models import Customer, Ownership, TransferRequest, User
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import Scope, scope_of, visible_owner_ids_select
-from app.services import policies
+from app.services import policies, reclaim
 from app.services.normalize import mask_phone
 from app.services.pool import claimed_today, member_pool_ids
 
@@ -19,17 +20,14 @@ TABS = {"new": "未联系", "following": "跟进中", "won": "已成交"}
 
 
 def days_left(own, policy: dict, now: Optional[dt.datetime] = None) -> Optional[int]:
-    """Days until the reclaim rules (DESIGN invariant 5) would return this customer to the
-    pool; None when it is exempt (locked or won)."""
+    """Whole days (rounded up) until the reclaim sweep's rule (reclaim.deadline) would return
+    this customer to the pool; None when it is exempt (locked or won)."""
     if own.locked or own.won:
         return None
-    now = now or utcnow()
-    no_followup = int(policy["reclaim_no_followup_days"].value)
-    no_deal = int(policy["reclaim_no_deal_days"].value)
-    last_touch = max(own.acquired_at, own.last_followup_at or own.acquired_at)
-    left_followup = no_followup - (now - last_touch).days
-    left_deal = no_deal - (now - own.acquired_at).days
-    return min(left_followup, left_deal)
+    when, _ = reclaim.deadline(own.acquired_at, own.last_followup_at,
+                               int(policy["reclaim_no_followup_days"].value),
+                               int(policy["reclaim_no_deal_days"].value))
+    return math.ceil((when - (now or utcnow())) / dt.timedelta(days=1))
 
 
 def my_customers(user: User, tab: str = "new", limit: int = 200) -> list[dict]:
