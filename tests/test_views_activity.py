@@ -7,7 +7,6 @@ from sqlalchemy import select
 
 from app.models import Deal, FollowUp, Ownership
 from app.services import deals, followups
-from tests.test_views_access import flashes
 from tests.test_views_ownership import post
 
 

@@ -8,11 +8,9 @@ from sqlalchemy import select
 
 from app.api.ownership import _body, _run
 from app.extensions import db
-from app.models import Policy, User
-from app.security import (RES_POLICY, ROLE_ADMIN, ROLE_AUDITOR, Scope, current_user, has_role,
-                          scope_of, visible_owner_ids_select)
-from app.services import policies, policy_config
-from app.services.errors import NotFound
+from app.models import Policy
+from app.security import RES_POLICY, current_user
+from app.services import policy_config
 
 
 class PolicyApi(BaseApi):
@@ -70,13 +68,6 @@ class PolicyApi(BaseApi):
     def effective(self, user_id: int):
         """Each field's value and where it comes from (user / department:<name> / global)."""
         def go():
-            actor = current_user()
-            visible = has_role(actor, ROLE_ADMIN, ROLE_AUDITOR) or db.session.execute(
-                visible_owner_ids_select(actor, scope_of(actor) or Scope.OWN)
-                .where(User.id == user_id)).first() is not None
-            if not visible or db.session.get(User, user_id) is None:
-                raise NotFound("用户不存在或不在您的数据权限内")
-            eff = policies.effective_policy(user_id)
-            return self.response(200, user_id=user_id, result={
-                k: {"value": v.value, "source": v.source} for k, v in eff.items()})
+            return self.response(200, user_id=user_id,
+                                 result=policy_config.effective_for(current_user(), user_id))
         return _run(go)

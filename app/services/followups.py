@@ -5,9 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from zoneinfo import ZoneInfo
-
-from flask import current_app
 from sqlalchemy import func, select, update
 
 from app.extensions import db
@@ -17,7 +14,7 @@ from app.models.customer import utcnow
 from app.services import notifications
 from app.services.customers import get_customer_for_write
 from app.services.errors import ValidationFailed
-from app.services.pool import local_day_start
+from app.services.pool import local_day_start, local_today
 
 # A follow-up may be logged a little ahead of the server clock (a phone's clock), not later.
 CLOCK_SLACK = dt.timedelta(minutes=5)
@@ -137,9 +134,3 @@ def send_digests(today: Optional[dt.date] = None) -> int:
         sent += 1
     db.session.commit()
     return sent
-
-
-def local_today() -> dt.date:
-    """Today in the business time zone (GUISHU_TIMEZONE)."""
-    zone = ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai"))
-    return dt.datetime.now(zone).date()

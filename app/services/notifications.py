@@ -43,8 +43,8 @@ def recent(user_id: int, limit: int = 100) -> list[Notification]:
 
 
 def open_one(user_id: int, notification_id: int) -> Optional[str]:
-    """Mark one of the user's notifications read and return where it leads (a local path,
-    or None). Someone else's notification is NotFound, like a missing one."""
+    """Mark one of the user's notifications read and return its link (or None). Someone
+    else's notification is NotFound, like a missing one."""
     from app.services.errors import NotFound
 
     note = db.session.get(Notification, notification_id)
@@ -54,4 +54,4 @@ def open_one(user_id: int, notification_id: int) -> Optional[str]:
         note.read_at = utcnow()
     link = note.link
     db.session.commit()
-    return link if link and link.startswith("/") and not link.startswith("//") else None
+    return link

@@ -81,3 +81,15 @@ def reinstate(user_id: int, actor_id: Optional[int] = None) -> User:
     user.active = True
     db.session.commit()
     return user
+
+
+def active_sellers(within=None) -> list[User]:
+    """Active reps and managers - the people customers can be given to - ordered by
+    department and username; `within` (a SELECT of user ids) narrows them to a scope."""
+    from app.security import ROLE_MANAGER, ROLE_REP, has_role
+
+    q = select(User).where(User.active.is_(True), User.employment_status == EMPLOYMENT_ACTIVE)
+    if within is not None:
+        q = q.where(User.id.in_(within))
+    users = db.session.execute(q.order_by(User.department_id, User.username)).scalars()
+    return [u for u in users if has_role(u, ROLE_REP, ROLE_MANAGER)]

@@ -10,7 +10,7 @@ from app.extensions import db
 from app.models import Department, Policy, User
 from app.models.policy import POLICY_FIELDS
 from app.security import ROLE_ADMIN, has_role
-from app.services import audit
+from app.services import audit, policies
 from app.services.errors import NotFound, PermissionDenied, ValidationFailed
 from app.services.policies import validate_policy
 
@@ -118,6 +118,20 @@ def delete_policy(actor: User, policy_id: int) -> None:
                   if getattr(policy, k) is not None})
     db.session.delete(policy)
     db.session.commit()
+
+
+def effective_for(actor: User, user_id: int) -> dict:
+    """A user's effective policy with sources, for users in the actor's scope (everyone for
+    admins and auditors); NotFound otherwise, the same as for a missing user."""
+    from app.security import ROLE_AUDITOR, Scope, scope_of, visible_owner_ids_select
+
+    visible = has_role(actor, ROLE_ADMIN, ROLE_AUDITOR) or db.session.execute(
+        visible_owner_ids_select(actor, scope_of(actor) or Scope.OWN)
+        .where(User.id == user_id)).first() is not None
+    if not visible or db.session.get(User, user_id) is None:
+        raise NotFound("用户不存在或不在您的数据权限内")
+    return {k: {"value": v.value, "source": v.source}
+            for k, v in policies.effective_policy(user_id).items()}
 
 
 def to_dict(policy: Policy) -> dict[str, Any]:

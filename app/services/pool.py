@@ -56,12 +56,20 @@ def member_pool_ids(user: User, chain: Optional[list[int]] = None) -> set[int]:
         PoolMember.user_id == user.id, PoolMember.department_id.in_(chain or [0])))).scalars())
 
 
+def business_zone() -> ZoneInfo:
+    """GUISHU_TIMEZONE: where days (claim limits, reminders) start and end."""
+    return ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai")
+                    if has_app_context() else "Asia/Shanghai")
+
+
+def local_today() -> dt.date:
+    return dt.datetime.now(business_zone()).date()
+
+
 def local_day_start(now: Optional[dt.datetime] = None) -> dt.datetime:
     """Start of today in the business time zone, as naive UTC (how times are stored)."""
-    zone = ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai")
-                    if has_app_context() else "Asia/Shanghai")
     now = now or utcnow()
-    local = now.replace(tzinfo=dt.timezone.utc).astimezone(zone)
+    local = now.replace(tzinfo=dt.timezone.utc).astimezone(business_zone())
     start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     return start.astimezone(dt.timezone.utc).replace(tzinfo=None)
 

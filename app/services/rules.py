@@ -17,9 +17,9 @@ from app.models import AssignmentRule, Customer, Department, OwnershipEvent, Use
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.models.rule import RULE_CONDITIONS
-from app.security import ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, has_role
+from app.security import ROLE_REP, has_role
 from app.services import ownership
-from app.services.errors import NotInPool, PermissionDenied, ValidationFailed
+from app.services.errors import NotInPool, ValidationFailed
 
 
 @dataclass

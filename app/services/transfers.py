@@ -206,11 +206,17 @@ def reject(actor: User, transfer_id: int, note: str) -> TransferRequest:
     return transfer
 
 
+def can_cancel(actor: User, transfer: TransferRequest) -> bool:
+    """The applicant (or an admin) may withdraw a request that is still open."""
+    return transfer.status in ("pending", "approved") and (
+        transfer.applicant_id == actor.id or has_role(actor, ROLE_ADMIN))
+
+
 def cancel(actor: User, transfer_id: int) -> TransferRequest:
     transfer = _load(transfer_id)
     if transfer.applicant_id != actor.id and not has_role(actor, ROLE_ADMIN):
         raise PermissionDenied("只有申请人可以撤回")
-    if transfer.status not in ("pending", "approved"):
+    if not can_cancel(actor, transfer):
         raise Conflict(f"该申请状态为 {transfer.status}，不能撤回", code="not_pending")
     transfer.status, transfer.decided_by_id = "cancelled", actor.id
     db.session.commit()

@@ -34,6 +34,21 @@ def readable_formatters(*columns: str, times=("created_at", "updated_at", "depar
 MAX_PK = 2**31 - 1
 
 
+def signed_in_user():
+    """The signed-in user for a page that acts as them (401 if there is none)."""
+    user = current_user()
+    if user is None:
+        abort(401)
+    return user
+
+
+def local_path(target: str | None) -> str | None:
+    """`target` if it is a path on this site (safe to redirect to), else None."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
 class ScopedModelView(ModelView):
     method_permission_name = METHOD_PERMISSIONS
     page_size = 25
@@ -113,10 +128,7 @@ class ScopedModelView(ModelView):
 
     @staticmethod
     def actor():
-        user = current_user()
-        if user is None:
-            abort(401)
-        return user
+        return signed_in_user()
 
     @staticmethod
     def show_error(form, exc: GuishuError) -> None:

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from app.security import RES_NOTIFICATION, current_user
 from app.services import notifications
 from app.services.errors import NotFound
+from app.views.base import local_path, signed_in_user
 
 
 def unread_notifications() -> int:
@@ -24,10 +25,7 @@ class NotificationView(BaseView):
     default_view = "index"
 
     def _user(self):
-        user = current_user()
-        if user is None:
-            abort(401)
-        return user
+        return signed_in_user()
 
     @expose("/")
     @has_access
@@ -42,7 +40,7 @@ class NotificationView(BaseView):
             link = notifications.open_one(self._user().id, pk)
         except NotFound:
             abort(404)
-        return redirect(link or url_for("NotificationView.index"))
+        return redirect(local_path(link) or url_for("NotificationView.index"))
 
     @expose("/read-all", methods=["POST"])
     @has_access

@@ -16,13 +16,12 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Customer, Ownership, Pool, User
-from app.models.org import EMPLOYMENT_ACTIVE
-from app.security import (RES_OWNERSHIP, ROLE_MANAGER, ROLE_REP, current_user, has_role,
-                          visible_customer_ids_select)
-from app.services import (assignment, classification, departure, pool as pool_service,
+from app.security import RES_OWNERSHIP, visible_customer_ids_select
+from app.services import (assignment, classification, departure, org, pool as pool_service,
                           pool_admin, rules)
 from app.services.customers import assignable_owner_ids
 from app.services.errors import GuishuError, ValidationFailed
+from app.views.base import signed_in_user
 
 MAX_SELECTED = pool_service.MAX_BATCH
 
@@ -70,14 +69,9 @@ def pool_customers(actor: User, ids: list[int], pools: Optional[set[int]] = None
 
 
 def sales_choices(actor: User, allowed=None) -> list[User]:
-    """Active reps and managers the actor may give customers to (`allowed`: a SELECT of ids,
+    """The reps and managers the actor may give customers to (`allowed`: a SELECT of ids,
     by default the actor's data scope)."""
-    allowed = assignable_owner_ids(actor) if allowed is None else allowed
-    users = db.session.execute(
-        select(User).where(User.id.in_(allowed), User.active.is_(True),
-                           User.employment_status == EMPLOYMENT_ACTIVE)
-        .order_by(User.department_id, User.username)).scalars()
-    return [u for u in users if has_role(u, ROLE_REP, ROLE_MANAGER)]
+    return org.active_sellers(assignable_owner_ids(actor) if allowed is None else allowed)
 
 
 def chosen_ids(name: str) -> list[int]:
@@ -116,11 +110,8 @@ class OwnershipView(BaseView):
                               "departure": "handover", "grade": "grade"}
     default_view = "distribute"
 
-    def _actor(self) -> User:
-        user = current_user()
-        if user is None:
-            abort(401)
-        return user
+    def _actor(self):
+        return signed_in_user()
 
     # -- 放弃 ------------------------------------------------------------------------------
     @expose("/release", methods=["GET", "POST"])

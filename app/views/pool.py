@@ -16,7 +16,7 @@ from app.security import RES_POOL_CUSTOMERS, ROLE_ADMIN, current_user, has_role
 from app.services import exports, pool as pool_service, pool_admin
 from app.services.errors import GuishuError
 from app.services.normalize import mask_email, mask_phone
-from app.views.base import ScopedModelView, readable_formatters
+from app.views.base import ScopedModelView, local_path, readable_formatters
 from app.views.customers import CUSTOMER_LABELS
 from app.views.ownership import redirect_to
 
@@ -32,13 +32,6 @@ class PoolScopeFilter(BaseFilter):
         pools = pool_service.member_pool_ids(user) if user is not None else set()
         return query.filter(Customer.id.in_(
             select(Ownership.customer_id).where(Ownership.pool_id.in_(pools or {0}))))
-
-
-def local_next():
-    """The form's `next` if it is a path on this site (the workbench's claim buttons)."""
-    target = request.form.get("next", "")
-    return target if target.startswith("/") and not target.startswith("//") and \
-        "\\" not in target else None
 
 
 def administered_pool_ids() -> set[int]:
@@ -88,7 +81,7 @@ class PoolCustomerView(ScopedModelView):
             flash(exc.message, "danger")
         else:
             flash(_("Claimed %(n)s customers.", n=len(ids)), "success")
-        return redirect(local_next() or self.get_redirect())
+        return redirect(local_path(request.form.get("next")) or self.get_redirect())
 
     @expose("/export.csv")
     @has_access

@@ -9,25 +9,16 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Customer, TransferRequest, User
-from app.models.org import EMPLOYMENT_ACTIVE
+from app.models import Customer, TransferRequest
 from app.models.transfer import TRANSFER_TRIGGERS
-from app.security import (RES_TRANSFER, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, current_user,
-                          has_role)
-from app.services import transfers
+from app.security import RES_TRANSFER
+from app.services import org, transfers
 from app.services.errors import GuishuError
+from app.views.base import signed_in_user
 from app.views.ownership import flash_error, ids_arg, owned_customers, selected_ids
 
 STATUS_LABELS = {"pending": "待审批", "approved": "已一级审批", "rejected": "已驳回",
                  "cancelled": "已撤回", "completed": "已完成"}
-
-
-def receivers() -> list[User]:
-    """Anyone active who sells may receive customers; approval decides across departments."""
-    users = db.session.execute(select(User).where(
-        User.active.is_(True), User.employment_status == EMPLOYMENT_ACTIVE)
-        .order_by(User.department_id, User.username)).scalars()
-    return [u for u in users if has_role(u, ROLE_REP, ROLE_MANAGER)]
 
 
 class TransferView(BaseView):
@@ -37,11 +28,8 @@ class TransferView(BaseView):
                               "cancel": "request", "approve": "approve", "reject": "approve"}
     default_view = "index"
 
-    def _actor(self) -> User:
-        user = current_user()
-        if user is None:
-            abort(401)
-        return user
+    def _actor(self):
+        return signed_in_user()
 
     def _visible(self, pk: int) -> TransferRequest:
         transfer = db.session.get(TransferRequest, pk)
@@ -80,7 +68,8 @@ class TransferView(BaseView):
                 return redirect(url_for("TransferView.show", pk=transfer.id))
         return self.render_template(
             "guishu/transfer_new.html", customers=customers, ids=ids_arg(ids), form=form,
-            receivers=[u for u in receivers()
+            # Anyone who sells may receive; approval decides across departments.
+            receivers=[u for u in org.active_sellers()
                        if u.id not in {c.ownership.owner_id for c in customers}],
             triggers=TRANSFER_TRIGGERS)
 
@@ -94,8 +83,7 @@ class TransferView(BaseView):
         return self.render_template(
             "guishu/transfer_show.html", t=transfer, names=names, statuses=STATUS_LABELS,
             can_decide=transfers.awaiting_decision(actor, transfer),
-            can_cancel=transfer.status in ("pending", "approved") and (
-                transfer.applicant_id == actor.id or has_role(actor, ROLE_ADMIN)))
+            can_cancel=transfers.can_cancel(actor, transfer))
 
     def _decide(self, pk: int, fn, done: str):
         self._visible(pk)
