@@ -79,6 +79,20 @@ class Config:
     PHONE_DEFAULT_REGION = os.environ.get("GUISHU_PHONE_REGION", "CN")
     DEMO_PASSWORD = os.environ.get("GUISHU_DEMO_PASSWORD", "")
 
+    # Care e-mail (纪念日关怀) goes out through this SMTP server; empty means not configured
+    # (messages then fail with that reason, visible in the outbox). SMTP_SECURITY: "",
+    # "starttls" or "ssl". `make start` points these at a local mail catcher.
+    SMTP_HOST = os.environ.get("GUISHU_SMTP_HOST", "")
+    SMTP_PORT = int(os.environ.get("GUISHU_SMTP_PORT", "25") or 25)
+    SMTP_SECURITY = os.environ.get("GUISHU_SMTP_SECURITY", "")
+    SMTP_USER = os.environ.get("GUISHU_SMTP_USER", "")
+    SMTP_PASSWORD = os.environ.get("GUISHU_SMTP_PASSWORD", "")
+    MAIL_FROM = os.environ.get("GUISHU_MAIL_FROM", "归属 Guishu <noreply@localhost>")
+    # Care SMS: "http" (POST JSON to SMS_URL) or "package.module:Class" with send(phone, text).
+    SMS_GATEWAY = os.environ.get("GUISHU_SMS_GATEWAY", "")
+    SMS_URL = os.environ.get("GUISHU_SMS_URL", "")
+    SMS_TOKEN = os.environ.get("GUISHU_SMS_TOKEN", "")
+
 
 class TestConfig(Config):
     TESTING = True

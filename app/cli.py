@@ -96,3 +96,28 @@ def classify() -> None:
     from app.services.classification import classify as run_classify
 
     click.echo(f"{run_classify()} customers classified")
+
+
+@crm_cli.command("care")
+@click.option("--send/--no-send", default=True, show_default=True,
+              help="Also deliver what is due now (e-mail / SMS / owners' tasks).")
+@click.option("--date", "on", default=None, metavar="YYYY-MM-DD",
+              help="Plan as if today were this day (default: today in GUISHU_TIMEZONE).")
+def care_command(send: bool, on) -> None:
+    """Plan birthday and holiday greetings into the outbox, then send what is due (the
+    scheduler does both on its own: care_plan daily, care_deliver every 10 minutes)."""
+    import datetime as dt
+
+    from app.services import care
+
+    try:
+        today = dt.date.fromisoformat(on) if on else None
+    except ValueError:
+        raise click.BadParameter("date must be YYYY-MM-DD", param_hint="--date")
+    planned = care.plan(today)
+    click.echo(f"planned: {planned.birthdays} birthday and {planned.holidays} holiday messages"
+               + (f" ({', '.join(planned.occasions)})" if planned.occasions else ""))
+    if send:
+        s = care.deliver().summary()
+        click.echo(f"delivered: {s['sent']} sent, {s['retrying']} to retry, {s['failed']} failed"
+                   + (f", {s['interrupted']} interrupted earlier" if s["interrupted"] else ""))

@@ -138,14 +138,14 @@ def _demo_password() -> Optional[str]:
         return None
 
 
-def _banner(url: str, redis_note: str) -> str:
+def _banner(url: str, notes: list[str]) -> str:
     password = _demo_password()
     lines = [
         "",
         "=" * 64,
         " 归属 Guishu is running",
         f"   Web:        {url}",
-        f"   Redis:      {redis_note}",
+        *[f"   {note}" for note in notes],
         "   Workers:    1 RQ worker (queue 'default') + rq cron (periodic jobs)",
         "",
         " Demo logins (if the database was set up with `flask --app run.py crm init --demo`):",
@@ -158,6 +158,28 @@ def _banner(url: str, redis_note: str) -> str:
         lines.append("               (or set GUISHU_DEMO_PASSWORD before running init)")
     lines += ["", " Press Ctrl+C to stop.", "=" * 64, ""]
     return "\n".join(lines)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _mail_catcher(env: dict[str, str]) -> tuple[Optional[Child], str]:
+    """Without GUISHU_SMTP_HOST, care e-mail goes to a local SMTP server (aiosmtpd) that
+    stores every message in instance/mail/ (a Maildir), so the demo sends real mail safely."""
+    if os.environ.get("GUISHU_SMTP_HOST"):
+        return None, f"{os.environ['GUISHU_SMTP_HOST']}:{os.environ.get('GUISHU_SMTP_PORT', 25)}"
+    port = int(os.environ.get("GUISHU_MAIL_CATCHER_PORT", "8025"))
+    if _port_taken("127.0.0.1", port):
+        port = _free_port()
+    maildir = Path(INSTANCE_DIR) / "mail"
+    maildir.parent.mkdir(parents=True, exist_ok=True)
+    env.update(GUISHU_SMTP_HOST="127.0.0.1", GUISHU_SMTP_PORT=str(port))
+    child = Child("mail", [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                           "-c", "aiosmtpd.handlers.Mailbox", str(maildir)])
+    return child, f"care e-mail caught by a local SMTP server on 127.0.0.1:{port} into {maildir}"
 
 
 def main() -> int:
@@ -195,7 +217,8 @@ def main() -> int:
 
     env = dict(os.environ, REDIS_URL=redis_url, PYTHONUNBUFFERED="1")
     rq = _rq_command()
-    children = [
+    mail_child, mail_note = _mail_catcher(env)
+    children = ([mail_child] if mail_child else []) + [
         Child("web", [sys.executable, "-m", "gunicorn", "--no-control-socket", "-w", "2", "-b", f"{host}:{port}",
                       "--access-logfile", "-", "run:app"]),
         Child("worker", rq + ["worker", "--url", redis_url, "-P", str(ROOT), "default"]),
@@ -204,7 +227,8 @@ def main() -> int:
     try:
         for child in children:
             child.start(env)
-        code = _supervise(children, host, port, redis_note, stop)
+        code = _supervise(children, host, port, [f"Redis:      {redis_note}",
+                                                  f"Mail:       {mail_note}"], stop)
     finally:
         _stop_all(children, stop)
         if embedded is not None:
@@ -212,7 +236,7 @@ def main() -> int:
     return code
 
 
-def _supervise(children: list[Child], host: str, port: int, redis_note: str,
+def _supervise(children: list[Child], host: str, port: int, notes: list[str],
                stop: dict[str, Optional[int]]) -> int:
     """Announce readiness, then wait for a signal (0) or a service dying on its own (1)."""
     ready = False
@@ -230,7 +254,7 @@ def _supervise(children: list[Child], host: str, port: int, redis_note: str,
                 if status >= 500:
                     print(f"warning: GET / answered {status}; is the database initialised?",
                           file=sys.stderr)
-                print(_banner(_url(host, port), redis_note), flush=True)
+                print(_banner(_url(host, port), notes), flush=True)
                 continue
             if time.monotonic() > deadline:
                 print(f"\nerror: the web server did not answer on {_url(host, port)} within "

@@ -46,6 +46,9 @@ RES_FOLLOWUP = "FollowUp"  # 跟进记录: read, write (log); never edited or de
 RES_DEAL = "Deal"  # 成交: read, write (record)
 RES_GRADING = "GradingSettings"  # classification and grading thresholds (admins edit)
 RES_NOTIFICATION = "Notification"  # everyone's own in-app notifications
+RES_CARE_TEMPLATE = "CareTemplate"  # 纪念日关怀 templates (admins edit)
+RES_CARE_SETTINGS = "CareSettings"  # days ahead, greeted holidays, attempts (admins edit)
+RES_CARE_MESSAGE = "CareMessage"  # the outbox: read in scope; write = retry / cancel
 RES_TRANSFER = "Transfer"  # read, request (apply / cancel), approve (approve / reject)
 CAN_REQUEST, CAN_APPROVE = "request", "approve"
 # List actions on customer pages (the ownership verbs as buttons); admin-only verbs are
@@ -94,12 +97,14 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
         _perm(RES_POOL, CAN_READ),
-        _perm(f"({RES_POLICY}|{RES_RULE}|{RES_GRADING})", CAN_READ),
+        _perm(f"({RES_POLICY}|{RES_RULE}|{RES_GRADING}|{RES_CARE_TEMPLATE}|{RES_CARE_SETTINGS})",
+              CAN_READ),
+        _perm(RES_CARE_MESSAGE, CAN_READ, CAN_WRITE),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "PoolCustomers", "Organisation", "Departments", "Rules", "Pools", "Policies",
                "AssignmentRules", "Grading", "Workbench", "MyWorkbench", "Team",
-               "Transfers"),
+               "Transfers", "Care", "CareOutbox", "CareTemplates", "CareSettings"),
     ],
     ROLE_REP: _SELF_SERVICE + [
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
@@ -111,9 +116,10 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM, CAN_ASSIGN),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
+        _perm(RES_CARE_MESSAGE, CAN_READ, CAN_WRITE),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
-               "PoolCustomers", "Workbench", "MyWorkbench", "Transfers"),
+               "PoolCustomers", "Workbench", "MyWorkbench", "Transfers", "Care", "CareOutbox"),
     ],
     ROLE_STAFF: _SELF_SERVICE + [
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
@@ -123,9 +129,11 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
         _perm(RES_POOL, CAN_READ),
+        _perm(RES_CARE_MESSAGE, CAN_READ, CAN_WRITE),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
-               "Organisation", "Departments", "Rules", "Pools", "Transfers"),
+               "Organisation", "Departments", "Rules", "Pools", "Transfers", "Care",
+               "CareOutbox"),
     ],
     ROLE_AUDITOR: _SELF_SERVICE + [
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ),
@@ -135,12 +143,14 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
         _perm(RES_POOL, CAN_READ),
-        _perm(f"({RES_POLICY}|{RES_RULE}|{RES_GRADING})", CAN_READ),
+        _perm(f"({RES_POLICY}|{RES_RULE}|{RES_GRADING}|{RES_CARE_TEMPLATE}|{RES_CARE_SETTINGS}"
+              f"|{RES_CARE_MESSAGE})", CAN_READ),
         _perm(RES_AUDIT, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",
-               "AssignmentRules", "Grading", "Transfers"),
+               "AssignmentRules", "Grading", "Transfers", "Care", "CareOutbox",
+               "CareTemplates", "CareSettings"),
     ],
 }
 

@@ -7,6 +7,7 @@ import os
 
 from rq import cron
 
+from jobs.care import care_deliver, care_plan
 from jobs.customers import refresh_normalised_keys
 from jobs.ownership import classify_customers, followup_digest, reclaim_sweep, reclaim_warnings
 
@@ -22,6 +23,10 @@ PERIODIC = [
      "potential / active / silent and grade A/B/C from the deals"),
     ("reclaim_sweep", reclaim_sweep, "GUISHU_CRON_RECLAIM", "0 3 * * *",
      "return due customers to their pools"),
+    ("care_plan", care_plan, "GUISHU_CRON_CARE_PLAN", "30 22 * * *",
+     "06:30 Beijing: birthday and holiday greetings of the coming days into the outbox"),
+    ("care_deliver", care_deliver, "GUISHU_CRON_CARE_DELIVER", "*/10 * * * *",
+     "send due care e-mail / SMS (retries with backoff) and the owners' care tasks"),
 ]
 
 

@@ -16,9 +16,10 @@ from app.services.normalize import NORMALIZER_VERSION
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_burst_worker(redis_url: str, database_url: str, queue: str) -> subprocess.CompletedProcess:
+def run_burst_worker(redis_url: str, database_url: str, queue: str,
+                     extra_env: dict | None = None) -> subprocess.CompletedProcess:
     rq_bin = Path(sys.executable).parent / "rq"
-    env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url)
+    env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, **(extra_env or {}))
     return subprocess.run([str(rq_bin), "worker", "--burst", "--url", redis_url, queue],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 

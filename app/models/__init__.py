@@ -8,3 +8,4 @@ from app.models.audit import AuditLog  # noqa: F401
 from app.models.transfer import Notification, TransferItem, TransferRequest  # noqa: F401
 from app.models.rule import AssignmentRule  # noqa: F401
 from app.models.activity import Deal, FollowUp, GradingSettings  # noqa: F401
+from app.models.care import CareMessage, CareSettings, CareTemplate  # noqa: F401

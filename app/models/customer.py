@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_appbuilder import Model
-from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer,
+from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer,
                         SmallInteger, String, Text, UniqueConstraint)
 from sqlalchemy.orm import relationship
 
@@ -19,6 +19,7 @@ class Customer(Model):
     __tablename__ = "customer"
     __table_args__ = (
         CheckConstraint("customer_type in ('company', 'person')", name="ck_customer_type"),
+        Index("ix_customer_birthday", "birth_month", "birth_day"),
         CheckConstraint("birth_month is null or (birth_month between 1 and 12)",
                         name="ck_customer_birth_month"),
         CheckConstraint("birth_day is null or (birth_day between 1 and 31)",
@@ -84,6 +85,13 @@ class Customer(Model):
 
 class Contact(Model):
     __tablename__ = "contact"
+    __table_args__ = (
+        CheckConstraint("birth_month is null or (birth_month between 1 and 12)",
+                        name="ck_contact_birth_month"),
+        CheckConstraint("birth_day is null or (birth_day between 1 and 31)",
+                        name="ck_contact_birth_day"),
+        Index("ix_contact_birthday", "birth_month", "birth_day"),
+    )
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), nullable=False,
                          index=True)
@@ -96,10 +104,17 @@ class Contact(Model):
     email = Column(String(200))
     email_norm = Column(String(200), index=True)
     is_primary = Column(Boolean, nullable=False, default=False, server_default="0")
+    # A company's people have birthdays too (纪念日关怀); same parts as the customer's.
+    birth_year = Column(SmallInteger)
+    birth_month = Column(SmallInteger)
+    birth_day = Column(SmallInteger)
+    birthday_lunar = Column(Boolean, nullable=False, default=False, server_default="0")
     notes = Column(Text)
     created_at = Column(DateTime, nullable=False, default=utcnow)
 
     customer = relationship("Customer", back_populates="contacts")
+
+    birthday_display = Customer.birthday_display
 
     def __repr__(self) -> str:
         return self.name

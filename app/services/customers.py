@@ -24,7 +24,8 @@ from app.services.normalize import (NORMALIZER_VERSION, InvalidValue, normalize_
 CUSTOMER_FIELDS = ("name", "customer_type", "industry", "province", "city", "address", "phone",
                    "mobile", "email", "source", "product_line", "birthday", "birthday_lunar",
                    "notes")
-CONTACT_FIELDS = ("name", "title", "phone", "mobile", "email", "is_primary", "notes")
+CONTACT_FIELDS = ("name", "title", "phone", "mobile", "email", "is_primary", "birthday",
+                  "birthday_lunar", "notes")
 _MAX_LEN = {"name": 200, "industry": 100, "province": 50, "city": 50, "address": 300,
             "phone": 60, "mobile": 60, "email": 200, "source": 100, "product_line": 100,
             "title": 100}
@@ -50,7 +51,7 @@ def parse_birthday(text: Optional[str], lunar: bool) -> tuple[Optional[int], Opt
             raise InvalidValue("农历生日：月份 1–12，日期 1–30")
         if year is not None:
             try:
-                LunarDate(year, month, day)
+                LunarDate(year, month, day).to_solar_date()  # the constructor checks nothing
             except ValueError:
                 # A lunar month has 29 or 30 days depending on the year; keep 30 for "month end".
                 if day != 30:
@@ -97,6 +98,22 @@ def _add_normalised_keys(out: dict[str, Any], errors: dict[str, str], region: st
                 errors[field] = str(exc)
 
 
+def _add_birthday_parts(out: dict[str, Any], errors: dict[str, str]) -> None:
+    """"birthday" text and the lunar flag -> birth_year / birth_month / birth_day."""
+    if "birthday" in out or "birthday_lunar" in out:
+        lunar = out.get("birthday_lunar", False)
+        try:
+            y, m, d = parse_birthday(out.pop("birthday", None), lunar)
+        except InvalidValue as exc:
+            errors["birthday"] = str(exc)
+        else:
+            out.update(birth_year=y, birth_month=m, birth_day=d)
+
+
+def _flag(value: Any) -> bool:
+    return bool(value) and str(value).lower() not in ("0", "false", "n", "no", "")
+
+
 def clean_customer_data(data: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
     """Validate and normalise user input; raise ValidationFailed naming every bad field."""
     unknown = set(data) - set(CUSTOMER_FIELDS)
@@ -108,7 +125,7 @@ def clean_customer_data(data: dict[str, Any], *, partial: bool = False) -> dict[
             continue
         value = data.get(field)
         if field == "birthday_lunar":
-            out[field] = bool(value) and str(value).lower() not in ("0", "false", "n", "no", "")
+            out[field] = _flag(value)
             continue
         try:
             text = _text(value)
@@ -127,14 +144,7 @@ def clean_customer_data(data: dict[str, Any], *, partial: bool = False) -> dict[
         if out["customer_type"] not in CUSTOMER_TYPES:
             errors["customer_type"] = "客户类型只能是 company（企业）或 person（个人）"
     _add_normalised_keys(out, errors, region)
-    if "birthday" in out or "birthday_lunar" in out:
-        lunar = out.get("birthday_lunar", False)
-        try:
-            y, m, d = parse_birthday(out.pop("birthday", None), lunar)
-        except InvalidValue as exc:
-            errors["birthday"] = str(exc)
-        else:
-            out.update(birth_year=y, birth_month=m, birth_day=d)
+    _add_birthday_parts(out, errors)
     if errors:
         raise ValidationFailed(errors)
     if any(k in out for k in ("phone", "mobile", "email")):
@@ -266,6 +276,9 @@ def clean_contact_data(data: dict[str, Any], *, partial: bool = False) -> dict[s
         if field == "is_primary":
             out[field] = bool(value)
             continue
+        if field == "birthday_lunar":
+            out[field] = _flag(value)
+            continue
         try:
             text = _text(value)
         except _NotText:
@@ -278,6 +291,7 @@ def clean_contact_data(data: dict[str, Any], *, partial: bool = False) -> dict[s
     if (not partial or "name" in data) and "name" not in errors and not out.get("name"):
         errors["name"] = "联系人姓名不能为空"
     _add_normalised_keys(out, errors, region)
+    _add_birthday_parts(out, errors)
     if errors:
         raise ValidationFailed(errors)
     return out

@@ -17,15 +17,16 @@ from typing import Any, Optional
 
 from faker import Faker
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from werkzeug.security import generate_password_hash
 
 from app.extensions import appbuilder, db
-from app.models import (Contact, Customer, Deal, Department, Ownership, OwnershipEvent, Pool,
+from app.models import (CareTemplate, Contact, Customer, Deal, Department, Ownership,
+                        OwnershipEvent, Pool,
                         PoolMember)
 from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF
-from app.services import audit, classification, org, ownership, policies
+from app.services import audit, care, classification, org, ownership, policies
 from app.services.customers import clean_contact_data, clean_customer_data
 from app.services.errors import ValidationFailed
 
@@ -254,7 +255,13 @@ class _Generator:
                           f"{user}{rng.randint(1, 999)}@{rng.choice(FREE_MAIL)}"
                           if rng.random() < 0.3 else None),
                 "is_primary": primary,
+                "birthday": None, "birthday_lunar": False,
             }
+            if rng.random() < 0.4:  # some people's birthdays are known, a third of them lunar
+                raw["birthday_lunar"] = rng.random() < 0.3
+                month = rng.randint(1, 12)
+                day = rng.randint(1, 29 if raw["birthday_lunar"] or month == 2 else 30)
+                raw["birthday"] = f"{month:02d}-{day:02d}"
             try:
                 values = clean_contact_data(raw)
             except ValidationFailed:
@@ -559,9 +566,19 @@ def build_demo(password: str) -> dict:
 
     classification.classify()  # categories and grades as the nightly job would set them
     workflows = _demo_workflows()
+    workflows["care_messages"] = _demo_care()
     return {"created": True, "users": len(users), "departments": len(depts),
             "customers": n_customers, "in_pool": n_pool_rows, "contacts": n_contacts,
             **workflows}
+
+
+def _demo_care() -> int:
+    """The demo sends care e-mail too (`make start` catches it locally): switch the e-mail
+    templates on and plan the coming days, as the morning job would."""
+    db.session.execute(update(CareTemplate).where(CareTemplate.channel == "email")
+                       .values(active=True))
+    planned = care.plan()
+    return planned.birthdays + planned.holidays
 
 
 def _demo_workflows() -> dict:

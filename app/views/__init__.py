@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext as _
 
 def register_views(appbuilder) -> None:
     from app.views.activity import DealView, FollowUpView
+    from app.views.care import CareMessageView, CareSettingsView, CareTemplateView
     from app.views.customers import ContactView, CustomerEventView, CustomerView
     from app.views.org import (AssignmentRuleView, AuditLogView, DepartmentView,
                                 GradingSettingsView, PolicyView, PoolMemberView, PoolView)
@@ -49,6 +50,13 @@ def register_views(appbuilder) -> None:
                         icon="fa-life-ring", category="Customers")
     appbuilder.add_view(TransferView, "Transfers", label=_("Transfer requests"),
                         href="/transfers/", icon="fa-exchange", category="Customers")
+    appbuilder.add_view(CareMessageView, "CareOutbox", label=_("Care outbox"),
+                        icon="fa-envelope", category="Care", category_label=_("Customer care"),
+                        category_icon="fa-gift")
+    appbuilder.add_view(CareTemplateView, "CareTemplates", label=_("Care templates"),
+                        icon="fa-file-text-o", category="Care")
+    appbuilder.add_view(CareSettingsView, "CareSettings", label=_("Care settings"),
+                        icon="fa-calendar", category="Care")
     appbuilder.add_view(DepartmentView, "Departments", label=_("Departments"), icon="fa-sitemap",
                         category="Organisation", category_label=_("Organisation"),
                         category_icon="fa-building")

@@ -60,10 +60,13 @@ class ContactView(ScopedModelView):
     edit_title = _("Edit contact")
     list_columns = ["name", "customer", "title", "mobile", "phone", "email", "is_primary"]
     search_columns = ["name", "customer", "title", "mobile", "phone", "email"]
-    add_columns = ["customer", "name", "title", "mobile", "phone", "email", "is_primary", "notes"]
-    edit_columns = ["name", "title", "mobile", "phone", "email", "is_primary", "notes"]
+    add_columns = ["customer", "name", "title", "mobile", "phone", "email", "is_primary",
+                   "birthday", "birthday_lunar", "notes"]
+    edit_columns = ["name", "title", "mobile", "phone", "email", "is_primary", "birthday",
+                    "birthday_lunar", "notes"]
     show_columns = ["name", "customer", "title", "mobile", "mobile_e164", "phone", "phone_e164",
-                    "email", "email_norm", "is_primary", "notes", "created_at"]
+                    "email", "email_norm", "is_primary", "birthday_display", "notes",
+                    "created_at"]
     label_columns = dict(CUSTOMER_LABELS, customer=_("Customer"), title=_("Title"),
                          is_primary=_("Primary contact"))
     # Only customers in the user's scope can be picked as the contact's company.
@@ -72,7 +75,11 @@ class ContactView(ScopedModelView):
                                              "mobile_e164", "phone_e164", "email_norm")
     # FAB would make a non-nullable Boolean "required": an unticked box could never be saved.
     add_form_extra_fields = edit_form_extra_fields = {
-        "is_primary": BooleanField(_("Primary contact"))}
+        "is_primary": BooleanField(_("Primary contact")),
+        "birthday": StringField(_("Birthday"), validators=[OptionalValidator()],
+                                widget=BS3TextFieldWidget(),
+                                description=_("YYYY-MM-DD or MM-DD; tick 'Lunar' for a lunar date")),
+        "birthday_lunar": BooleanField(_("Lunar birthday"))}
 
     def _add(self):
         form = self.add_form.refresh()
@@ -107,6 +114,7 @@ class ContactView(ScopedModelView):
                 return None
         else:
             form = self.edit_form.refresh(obj=item)
+            form.birthday.data = item.birthday_display.replace("农历 ", "")
         return self._get_edit_widget(form=form)
 
     def _delete(self, pk):

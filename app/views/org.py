@@ -150,14 +150,22 @@ class PolicyView(AuditedModelView):
         super().pre_update(item)
 
 
-class GradingSettingsView(AuditedModelView):
-    """潜在 / 活跃 / 沉默 and A/B/C thresholds: one row, edited (never added or deleted)."""
+class SettingsRowView(AuditedModelView):
+    """A settings table of one row, seeded by `flask crm init`: edited, never added or
+    deleted (a second row would make the settings ambiguous)."""
+
+    base_permissions = ["can_read", "can_write"]
+    method_permission_name = dict(AuditedModelView.method_permission_name, add="amend",
+                                  delete="amend")
+
+
+class GradingSettingsView(SettingsRowView):
+    """潜在 / 活跃 / 沉默 and A/B/C thresholds."""
 
     datamodel = SQLAInterface(GradingSettings)
     class_permission_name = RES_GRADING
     route_base = "/grading"
     audit_type = "grading_settings"
-    base_permissions = ["can_read", "can_write"]
     list_title = show_title = edit_title = _("Classification and grading")
     list_columns = show_columns = ["silent_after_days", "grade_a_min",
                                                   "grade_b_min", "updated_at"]
@@ -166,9 +174,6 @@ class GradingSettingsView(AuditedModelView):
                      "grade_a_min": _("Grade A from (12-month won amount, yuan)"),
                      "grade_b_min": _("Grade B from (12-month won amount, yuan)"),
                      "updated_at": _("Updated at")}
-    # Adding a second row would make the thresholds ambiguous; the first is seeded by init.
-    method_permission_name = dict(AuditedModelView.method_permission_name, add="amend",
-                                  delete="amend")
 
     def pre_update(self, item):
         classification.validate_settings(item)
