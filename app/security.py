@@ -45,6 +45,7 @@ RES_WORKBENCH = "Workbench"
 RES_FOLLOWUP = "FollowUp"  # 跟进记录: read, write (log); never edited or deleted
 RES_DEAL = "Deal"  # 成交: read, write (record)
 RES_GRADING = "GradingSettings"  # classification and grading thresholds (admins edit)
+RES_DEDUPE = "DedupeRule"  # 查重规则 (admins edit; managers, staff and auditors read)
 RES_NOTIFICATION = "Notification"  # everyone's own in-app notifications
 RES_CARE_TEMPLATE = "CareTemplate"  # 纪念日关怀 templates (admins edit)
 RES_CARE_SETTINGS = "CareSettings"  # days ahead, greeted holidays, attempts (admins edit)
@@ -97,14 +98,15 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
         _perm(RES_POOL, CAN_READ),
-        _perm(f"({RES_POLICY}|{RES_RULE}|{RES_GRADING}|{RES_CARE_TEMPLATE}|{RES_CARE_SETTINGS})",
-              CAN_READ),
+        _perm(f"({RES_POLICY}|{RES_RULE}|{RES_GRADING}|{RES_CARE_TEMPLATE}|{RES_CARE_SETTINGS}"
+              f"|{RES_DEDUPE})", CAN_READ),
         _perm(RES_CARE_MESSAGE, CAN_READ, CAN_WRITE),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "PoolCustomers", "Organisation", "Departments", "Rules", "Pools", "Policies",
                "AssignmentRules", "Grading", "Workbench", "MyWorkbench", "Team",
-               "Transfers", "Care", "CareOutbox", "CareTemplates", "CareSettings"),
+               "Transfers", "Care", "CareOutbox", "CareTemplates", "CareSettings",
+               "DedupeRules"),
     ],
     ROLE_REP: _SELF_SERVICE + [
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
@@ -144,13 +146,13 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_DEPARTMENT, CAN_READ),
         _perm(RES_POOL, CAN_READ),
         _perm(f"({RES_POLICY}|{RES_RULE}|{RES_GRADING}|{RES_CARE_TEMPLATE}|{RES_CARE_SETTINGS}"
-              f"|{RES_CARE_MESSAGE})", CAN_READ),
+              f"|{RES_CARE_MESSAGE}|{RES_DEDUPE})", CAN_READ),
         _perm(RES_AUDIT, CAN_READ),
         _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",
                "AssignmentRules", "Grading", "Transfers", "Care", "CareOutbox",
-               "CareTemplates", "CareSettings"),
+               "CareTemplates", "CareSettings", "DedupeRules"),
     ],
 }
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 def register_apis(appbuilder, csrf) -> None:
     from app.api.customers import CustomerApi
+    from app.api.dedupe import DedupeApi
     from app.api.ownership import OwnershipApi, PoolApi
     from app.api.policies import PolicyApi
     from app.api.transfers import TransferApi
 
-    for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, PolicyApi):
+    for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, PolicyApi, DedupeApi):
         appbuilder.add_api(api)
     # JWT bearer tokens are not sent by browsers on their own, and every write endpoint
     # requires a JSON body (no cross-site form can send one without CORS): no CSRF token here.
@@ -17,7 +18,7 @@ def register_apis(appbuilder, csrf) -> None:
     current_app.before_request(reject_malformed_rison)
     for name, blueprint in current_app.blueprints.items():
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "PolicyApi",
-                    "SecurityApi"):
+                    "DedupeApi", "SecurityApi"):
             csrf.exempt(blueprint)
 
 

@@ -99,10 +99,12 @@ class CustomerApi(ModelRestApi):
             data = dict(self._payload())
             owner_id = data.pop("owner_id", None)
             pool_id = data.pop("pool_id", None)
+            confirm = data.pop("confirm_duplicates", False) is True
             customer = customer_service.create_customer(
                 current_user(), data,
                 owner_id=int(owner_id) if owner_id not in (None, "") else None,
-                pool_id=int(pool_id) if pool_id not in (None, "") else None)
+                pool_id=int(pool_id) if pool_id not in (None, "") else None,
+                confirm_duplicates=confirm)
         except (TypeError, ValueError):
             return error_response(ValidationFailed({"owner_id": "owner_id / pool_id 必须是整数"}))
         except GuishuError as exc:
@@ -127,8 +129,10 @@ class CustomerApi(ModelRestApi):
 
     def put_headless(self, pk):
         try:
-            customer = customer_service.update_customer(current_user(), self._pk(pk),
-                                                        self._payload())
+            data = dict(self._payload())
+            confirm = data.pop("confirm_duplicates", False) is True
+            customer = customer_service.update_customer(current_user(), self._pk(pk), data,
+                                                        confirm_duplicates=confirm)
         except GuishuError as exc:
             return error_response(exc)
         return self.response(200, id=customer.id, result=self._dump(customer))

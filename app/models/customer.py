@@ -39,6 +39,14 @@ class Customer(Model):
     email = Column(String(200))
     email_norm = Column(String(200), index=True)
     source = Column(String(100))
+    # Dedupe keys (app/services/normalize.py, version in norm_version): a company's core name
+    # and region (北京 / 百度网讯科技 / 有限公司) or a person's folded name, its pinyin, and
+    # the folded address.
+    name_core = Column(String(200), index=True)
+    name_region = Column(String(50))
+    legal_form = Column(String(50))
+    name_pinyin = Column(String(300), index=True)
+    address_norm = Column(String(300), index=True)
     product_line = Column(String(100), index=True)
     # Birthday as parts: a lunar 2/30 has no solar Date. Year is optional (many know only the day).
     birth_year = Column(SmallInteger)

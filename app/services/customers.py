@@ -15,10 +15,11 @@ from app.models.customer import CUSTOMER_TYPES
 from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, Scope,
                           can_see_customer, can_write_customer, has_role, scope_of,
                           visible_owner_ids_select)
-from app.services import audit, ownership
-from app.services.errors import OutOfScope, PermissionDenied, ValidationFailed
-from app.services.normalize import (NORMALIZER_VERSION, InvalidValue, normalize_email,
-                                    normalize_mobile, normalize_phone)
+from app.services import audit, dedupe, ownership
+from app.services.errors import GuishuError, OutOfScope, PermissionDenied, ValidationFailed
+from app.services.normalize import (NORMALIZER_VERSION, InvalidValue, name_pinyin,
+                                    normalize_address, normalize_email, normalize_mobile,
+                                    normalize_person_name, normalize_phone, split_company_name)
 
 # Fields a user edits; ownership columns change only through the ownership services.
 CUSTOMER_FIELDS = ("name", "customer_type", "industry", "province", "city", "address", "phone",
@@ -98,6 +99,46 @@ def _add_normalised_keys(out: dict[str, Any], errors: dict[str, str], region: st
                 errors[field] = str(exc)
 
 
+def text_keys(customer_type: str, name: Optional[str], address: Optional[str]) -> dict:
+    """The dedupe keys of a name and an address: a company's core name, region and legal
+    form (北京百度网讯科技有限公司 -> 百度网讯科技 / 北京 / 有限公司) or a person's folded
+    name; the pinyin of either; the folded address."""
+    if customer_type == "person":
+        core, region, form = normalize_person_name(name), None, None
+        pinyin = name_pinyin(name)
+    else:
+        split = split_company_name(name)
+        core, region, form = (split.core, split.region, split.legal_form or None) if split \
+            else (None, None, None)
+        pinyin = name_pinyin(core) if core else None
+    return {"name_core": core or None, "name_region": region, "legal_form": form,
+            "name_pinyin": pinyin or None, "address_norm": normalize_address(address)}
+
+
+_DEDUPE_FIELDS = ("customer_type", "name_core", "name_region", "name_pinyin", "city",
+                  "address_norm", "mobile_e164", "phone_e164", "email_norm", "birth_year",
+                  "birth_month", "birth_day", "birthday_lunar")
+
+
+def _dedupe_values(row) -> dict[str, Any]:
+    return {f: getattr(row, f, None) for f in _DEDUPE_FIELDS}
+
+
+def refresh_row_keys(customer: Customer, region: Optional[str] = None) -> None:
+    """Every stored key of one customer from its raw values, by the current normaliser. A raw
+    value that no longer normalises keeps its old key (left for review)."""
+    region = region or _region()
+    for field, key_field in _KEY_FIELDS.items():
+        try:
+            setattr(customer, key_field, _normaliser(field, region)(getattr(customer, field)))
+        except InvalidValue:
+            pass
+    for key, value in text_keys(customer.customer_type, customer.name,
+                                customer.address).items():
+        setattr(customer, key, value)
+    customer.norm_version = NORMALIZER_VERSION
+
+
 def _add_birthday_parts(out: dict[str, Any], errors: dict[str, str]) -> None:
     """"birthday" text and the lunar flag -> birth_year / birth_month / birth_day."""
     if "birthday" in out or "birthday_lunar" in out:
@@ -147,7 +188,8 @@ def clean_customer_data(data: dict[str, Any], *, partial: bool = False) -> dict[
     _add_birthday_parts(out, errors)
     if errors:
         raise ValidationFailed(errors)
-    if any(k in out for k in ("phone", "mobile", "email")):
+    if not partial:  # a whole record: every key is computed here, by this normaliser
+        out.update(text_keys(out["customer_type"], out.get("name"), out.get("address")))
         out["norm_version"] = NORMALIZER_VERSION
     return out
 
@@ -206,10 +248,13 @@ def resolve_new_owner(actor: User, owner_id: Optional[int]) -> Optional[int]:
 
 
 def create_customer(actor: User, data: dict[str, Any], *, owner_id: Optional[int] = None,
-                    pool_id: Optional[int] = None, commit: bool = True) -> Customer:
-    """Validate, normalise and insert a customer with its ownership row and 'created' event."""
+                    pool_id: Optional[int] = None, commit: bool = True,
+                    confirm_duplicates: bool = False) -> Customer:
+    """Validate, normalise, dedupe-check and insert a customer with its ownership row and
+    'created' event. A blocking duplicate refuses; a warning one needs confirm_duplicates."""
     _require_writer(actor)
     values = clean_customer_data(data)
+    confirmed = dedupe.enforce(values, confirmed=confirm_duplicates)
     owner = resolve_new_owner(actor, owner_id)
     rule = None
     if owner is None and pool_id is None:
@@ -231,6 +276,7 @@ def create_customer(actor: User, data: dict[str, Any], *, owner_id: Optional[int
             how="rule-assigned" if rule and owner else "created",
             rule=f"rule:{rule}" if rule else None)
         audit.record(actor.id, "create", "customer", customer.id)
+        dedupe.record_confirmed(actor.id, customer.id, confirmed)
         if commit:
             db.session.commit()
     except Exception:
@@ -239,13 +285,25 @@ def create_customer(actor: User, data: dict[str, Any], *, owner_id: Optional[int
     return customer
 
 
-def update_customer(actor: User, customer_id: int, data: dict[str, Any]) -> Customer:
+def update_customer(actor: User, customer_id: int, data: dict[str, Any],
+                    confirm_duplicates: bool = False) -> Customer:
     _require_writer(actor)
     customer = _load(actor, customer_id)
     values = clean_customer_data(data, partial=True)
     changes = audit.diff(customer, values)
+    before = _dedupe_values(customer)
     for key, value in values.items():
         setattr(customer, key, value)
+    refresh_row_keys(customer)  # the keys follow the merged row, whatever was changed
+    after = _dedupe_values(customer)
+    if after != before:  # editing the notes of a known near-duplicate asks nothing
+        try:
+            confirmed = dedupe.enforce(after, exclude_ids=[customer.id],
+                                       confirmed=confirm_duplicates)
+        except GuishuError:
+            db.session.rollback()
+            raise
+        dedupe.record_confirmed(actor.id, customer.id, confirmed)
     if changes:
         audit.record(actor.id, "update", "customer", customer.id, changes)
     db.session.commit()
@@ -300,7 +358,10 @@ def clean_contact_data(data: dict[str, Any], *, partial: bool = False) -> dict[s
 def add_contact(actor: User, customer_id: int, data: dict[str, Any]) -> Contact:
     _require_writer(actor)
     _load(actor, customer_id)
-    contact = Contact(customer_id=customer_id, **clean_contact_data(data))
+    values = clean_contact_data(data)
+    # A contact's numbers and address are checked against everyone but its own company.
+    dedupe.enforce({}, exclude_ids=[customer_id], contacts=[values], confirmed=True)
+    contact = Contact(customer_id=customer_id, **values)
     db.session.add(contact)
     db.session.flush()
     audit.record(actor.id, "create", "contact", contact.id)
@@ -321,6 +382,12 @@ def update_contact(actor: User, contact_id: int, data: dict[str, Any]) -> Contac
     values = clean_contact_data(data, partial=True)
     if "customer_id" in data and int(data["customer_id"]) != contact.customer_id:
         raise ValidationFailed({"customer": "联系人不能移到其他客户"})
+    changed = {k: v for k, v in values.items()
+               if k in ("mobile_e164", "phone_e164", "email_norm")
+               and v != getattr(contact, k)}
+    if changed:
+        dedupe.enforce({}, exclude_ids=[contact.customer_id], contacts=[changed],
+                       confirmed=True)
     changes = audit.diff(contact, values)
     for key, value in values.items():
         setattr(contact, key, value)
@@ -351,12 +418,7 @@ def refresh_normalised_keys(customer_ids: Optional[list[int]] = None, batch: int
         q = q.where(Customer.norm_version < NORMALIZER_VERSION)
     done = 0
     for customer in db.session.execute(q.limit(batch)).scalars():
-        for field, key_field in _KEY_FIELDS.items():
-            try:
-                setattr(customer, key_field, _normaliser(field, region)(getattr(customer, field)))
-            except InvalidValue:
-                pass
-        customer.norm_version = NORMALIZER_VERSION
+        refresh_row_keys(customer, region)
         done += 1
     db.session.commit()
     return done

@@ -10,6 +10,8 @@
     ├── DailyLimitReached           409: more claims today than the daily limit
     ├── InCooldown                  409: claiming back within the previous-owner cooldown
     ├── NotInPool                   409: the customer is no longer in that pool
+    ├── Duplicate                   409: a dedupe rule that blocks matched (names the holder)
+    ├── DuplicateWarning            409: a warning rule matched; save again with confirmation
     └── Conflict                    409: state changed underneath
 """
 from __future__ import annotations
@@ -86,4 +88,14 @@ class NotInPool(GuishuError):
 
 class LockCapExceeded(GuishuError):
     code = "lock_cap_exceeded"
+    status = 409
+
+
+class Duplicate(GuishuError):
+    code = "duplicate"
+    status = 409
+
+
+class DuplicateWarning(GuishuError):
+    code = "duplicate_warning"
     status = 409

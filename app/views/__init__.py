@@ -9,7 +9,7 @@ def register_views(appbuilder) -> None:
     from app.views.activity import DealView, FollowUpView
     from app.views.care import CareMessageView, CareSettingsView, CareTemplateView
     from app.views.customers import ContactView, CustomerEventView, CustomerView
-    from app.views.org import (AssignmentRuleView, AuditLogView, DepartmentView,
+    from app.views.org import (AssignmentRuleView, AuditLogView, DedupeRuleView, DepartmentView,
                                 GradingSettingsView, PolicyView, PoolMemberView, PoolView)
     from app.views.jobs import JobsView
     from app.views.notifications import NotificationView, unread_notifications
@@ -68,6 +68,8 @@ def register_views(appbuilder) -> None:
                         icon="fa-random", category="Rules")
     appbuilder.add_view(GradingSettingsView, "Grading", label=_("Classification and grading"),
                         icon="fa-star-half-o", category="Rules")
+    appbuilder.add_view(DedupeRuleView, "DedupeRules", label=_("Dedupe rules"),
+                        icon="fa-clone", category="Rules")
     appbuilder.add_view(JobsView, "Jobs", label=_("Background jobs"), href="/jobs/",
                         icon="fa-tasks", category="Rules")
     appbuilder.add_view(AuditLogView, "AuditLog", label=_("Audit log"), icon="fa-list",

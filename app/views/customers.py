@@ -170,7 +170,7 @@ class CustomerView(ScopedModelView):
                       "product_line", "phone", "mobile", "email", "created_at"]
     add_columns = ["name", "customer_type", "owner", "industry", "province", "city", "address",
                    "mobile", "phone", "email", "source", "product_line", "birthday",
-                   "birthday_lunar", "notes"]
+                   "birthday_lunar", "notes", "confirm_duplicates"]
     edit_columns = [c for c in add_columns if c != "owner"]
     show_fieldsets = [
         (_("Customer"), {"fields": ["name", "type_label", "owner_label", "industry", "source",
@@ -193,6 +193,9 @@ class CustomerView(ScopedModelView):
                                 widget=BS3TextFieldWidget(),
                                 description=_("YYYY-MM-DD or MM-DD; tick 'Lunar' for a lunar date")),
         "birthday_lunar": BooleanField(_("Lunar birthday")),
+        "confirm_duplicates": BooleanField(
+            _("Save anyway"), description=_("Tick after a duplicate warning once you have "
+                                            "checked it is not the same customer")),
     }
     add_form_extra_fields = dict(_form_fields, owner=QuerySelectField(
         _("Owner"), query_func=assignable_owners, get_pk_func=lambda u: u.id,
@@ -211,7 +214,8 @@ class CustomerView(ScopedModelView):
             owner = form.owner.data
             try:
                 customer = customer_service.create_customer(
-                    self.actor(), self._form_data(form), owner_id=owner.id if owner else None)
+                    self.actor(), self._form_data(form), owner_id=owner.id if owner else None,
+                    confirm_duplicates=bool(form.confirm_duplicates.data))
             except GuishuError as exc:
                 self.show_error(form, exc)
                 return self._get_add_widget(form=form)
@@ -229,7 +233,9 @@ class CustomerView(ScopedModelView):
             form = self.edit_form.refresh(request.form)
             if form.validate():
                 try:
-                    customer_service.update_customer(self.actor(), item.id, self._form_data(form))
+                    customer_service.update_customer(
+                        self.actor(), item.id, self._form_data(form),
+                        confirm_duplicates=bool(form.confirm_duplicates.data))
                 except GuishuError as exc:
                     self.show_error(form, exc)
                     return self.edit_widgets(form, item)

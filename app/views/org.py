@@ -5,12 +5,13 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
 from wtforms import BooleanField, SelectField
 
-from app.models import (AssignmentRule, AuditLog, Department, GradingSettings, Policy, Pool,
-                        PoolMember)
+from app.models import (AssignmentRule, AuditLog, DedupeRule, Department, GradingSettings,
+                        Policy, Pool, PoolMember)
 from app.models.rule import RULE_STRATEGIES
-from app.security import (RES_AUDIT, RES_DEPARTMENT, RES_GRADING, RES_POLICY, RES_POOL,
-                          RES_RULE, current_user)
-from app.services import audit, classification, org, policies, pool_admin as pools, rules
+from app.security import (RES_AUDIT, RES_DEDUPE, RES_DEPARTMENT, RES_GRADING, RES_POLICY,
+                          RES_POOL, RES_RULE, current_user)
+from app.services import (audit, classification, dedupe, org, policies, pool_admin as pools,
+                          rules)
 from app.views.base import ScopedModelView, readable_formatters
 
 
@@ -230,4 +231,39 @@ class AssignmentRuleView(AuditedModelView):
 
     def pre_update(self, item):
         rules.validate_rule(item)
+        super().pre_update(item)
+
+
+class DedupeRuleView(SettingsRowView):
+    """查重规则: one row per kind; admins switch a rule on or off, pick exact or fuzzy, the
+    threshold, "same city only" and block or warn."""
+
+    datamodel = SQLAInterface(DedupeRule)
+    class_permission_name = RES_DEDUPE
+    route_base = "/dedupe-rules"
+    audit_type = "dedupe_rule"
+    list_title = show_title = edit_title = _("Dedupe rules")
+    list_columns = ["kind_label", "active", "fuzzy", "threshold", "same_city", "action_label",
+                    "updated_at"]
+    show_columns = list_columns
+    edit_columns = ["active", "fuzzy", "threshold", "same_city", "action"]
+    label_columns = {"kind_label": _("Rule"), "active": _("Active"), "fuzzy": _("Fuzzy"),
+                     "threshold": _("Similarity threshold (%)"), "same_city": _("Same city only"),
+                     "action": _("On match"), "action_label": _("On match"),
+                     "updated_at": _("Updated at")}
+    description_columns = {
+        "fuzzy": _("Company names and addresses only: similar (not only equal) values match"),
+        "threshold": _("50–100: how similar a fuzzy match must be"),
+        "same_city": _("Company names: only match within the same city (region)"),
+    }
+    edit_form_extra_fields = {
+        "active": BooleanField(_("Active")), "fuzzy": BooleanField(_("Fuzzy")),
+        "same_city": BooleanField(_("Same city only")),
+        "action": SelectField(_("On match"), choices=[("block", "禁止保存"),
+                                                    ("warn", "提示，确认后可保存")]),
+    }
+    formatters_columns = {"updated_at": lambda v: v.strftime("%Y-%m-%d %H:%M") if v else ""}
+
+    def pre_update(self, item):
+        dedupe.validate_rule(item)
         super().pre_update(item)

@@ -1,0 +1,245 @@
+"""Dedupe on entry (查重): is this customer already held by someone?
+
+Every entry path (the forms, the REST API, `POST /api/v1/dedupe/check`) calls `check` with
+the cleaned values; the admins' rules decide which keys take part, exact or fuzzy, and whether
+a match blocks the save or asks for confirmation. Owned and pool customers are matched alike.
+The answer names the matching customer and who holds it — "已存在：客户 X，负责人 张三（销售二部）",
+"在公海『华东公海』中", "已锁定" — and never its contact details.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+from rapidfuzz import fuzz
+from sqlalchemy import and_, or_, select
+
+from app.extensions import db
+from app.models import Contact, Customer, DedupeRule, Department, Ownership, Pool, User
+from app.models.dedupe import DEDUPE_KINDS
+from app.services import audit
+from app.services.errors import Duplicate, DuplicateWarning, ValidationFailed
+
+DEFAULT_RULES = [
+    # kind, fuzzy, threshold, same_city, action
+    ("mobile", False, 100, False, "block"),
+    ("phone", False, 100, False, "block"),
+    ("email", False, 100, False, "block"),
+    ("company_name", True, 90, True, "warn"),
+    ("person_birthday", False, 100, False, "warn"),
+    ("person_address", True, 90, False, "warn"),
+]
+FUZZY_KINDS = {"company_name", "person_address"}
+MAX_CANDIDATES = 200  # fuzzy candidates scored per check (same prefix, same region)
+
+
+@dataclass(frozen=True)
+class Match:
+    kind: str
+    action: str
+    customer_id: int
+    customer_name: str
+    holder: str          # "负责人 张三（销售二部）" / "在公海『华东公海』中"
+    locked: bool
+    score: int           # 100 for exact matches
+
+    @property
+    def text(self) -> str:
+        lock = "，已锁定" if self.locked else ""
+        how = "" if self.score == 100 else f"，相似度 {self.score}%"
+        return (f"已存在：客户 {self.customer_name}，{self.holder}{lock}"
+                f"（{DEDUPE_KINDS[self.kind]}{how}）")
+
+    def to_dict(self) -> dict:
+        return {"rule": self.kind, "action": self.action, "customer_id": self.customer_id,
+                "customer_name": self.customer_name, "holder": self.holder,
+                "locked": self.locked, "score": self.score, "message": self.text}
+
+
+def ensure_rules() -> None:
+    """Seed one row per kind with the defaults (idempotent)."""
+    have = set(db.session.execute(select(DedupeRule.kind)).scalars())
+    for kind, fuzzy, threshold, same_city, action in DEFAULT_RULES:
+        if kind not in have:
+            db.session.add(DedupeRule(kind=kind, fuzzy=fuzzy, threshold=threshold,
+                                      same_city=same_city, action=action, active=True))
+    db.session.flush()
+
+
+def validate_rule(rule: DedupeRule) -> None:
+    errors = {}
+    if rule.action not in ("block", "warn"):
+        errors["action"] = "处理方式只能是禁止保存或提示"
+    if rule.threshold is None or not 50 <= rule.threshold <= 100:
+        errors["threshold"] = "相似度阈值必须在 50 到 100 之间"
+    if rule.fuzzy and rule.kind not in FUZZY_KINDS:
+        errors["fuzzy"] = f"{DEDUPE_KINDS.get(rule.kind, rule.kind)}只能精确匹配"
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def active_rules() -> dict[str, DedupeRule]:
+    return {r.kind: r for r in db.session.execute(
+        select(DedupeRule).where(DedupeRule.active.is_(True))).scalars()}
+
+
+# --- finding matches ----------------------------------------------------------------------
+def _by_contact_key(keys: list[str], columns: str, exclude: set[int]) -> set[int]:
+    """Customers whose own or contacts' fields (e.g. mobile_e164 and phone_e164) hold a key."""
+    found: set[int] = set()
+    for model, id_col in ((Customer, Customer.id), (Contact, Contact.customer_id)):
+        conds = [getattr(model, c).in_(keys) for c in columns.split()]
+        found |= set(db.session.execute(select(id_col).where(or_(*conds))).scalars())
+    return found - exclude
+
+
+def _same_city(rule: DedupeRule, values: dict, other: Customer) -> bool:
+    if not rule.same_city:
+        return True
+    mine = values.get("name_region") or values.get("city")
+    theirs = other.name_region or other.city
+    # Unknown on either side is no evidence of different cities.
+    return not mine or not theirs or mine.rstrip("市") == theirs.rstrip("市")
+
+
+def _name_candidates(core: str, customer_type: str, exclude: set[int]):
+    """Customers of the same type whose core name starts with the same two characters (the
+    block the fuzzy score is computed in; an index range scan on name_core)."""
+    prefix = core[:2]
+    q = select(Customer).where(Customer.customer_type == customer_type,
+                               Customer.name_core >= prefix,
+                               Customer.name_core < prefix + "\U0010ffff")
+    if exclude:
+        q = q.where(Customer.id.not_in(exclude))
+    return db.session.execute(q.limit(MAX_CANDIDATES)).scalars().all()
+
+
+def find(values: dict[str, Any], exclude_ids: Iterable[int] = (),
+         contacts: Iterable[dict] = ()) -> list[Match]:
+    """Matches of cleaned customer values (with their keys) under the active rules."""
+    rules = active_rules()
+    exclude = set(exclude_ids)
+    hits: dict[tuple[str, int], int] = {}
+
+    def hit(kind: str, ids: Iterable[int], score: int = 100) -> None:
+        for cid in ids:
+            hits[(kind, cid)] = max(score, hits.get((kind, cid), 0))
+
+    people = [values, *contacts]
+    mobiles = [v for p in people for v in [p.get("mobile_e164")] if v]
+    phones = [v for p in people for v in [p.get("phone_e164")] if v]
+    emails = [v for p in people for v in [p.get("email_norm")] if v]
+    if "mobile" in rules and mobiles:
+        hit("mobile", _by_contact_key(mobiles, "mobile_e164 phone_e164", exclude))
+    if "phone" in rules and phones:
+        hit("phone", _by_contact_key(phones, "phone_e164 mobile_e164", exclude))
+    if "email" in rules and emails:
+        hit("email", _by_contact_key(emails, "email_norm", exclude))
+    core = values.get("name_core")
+    kind_of = values.get("customer_type") or "company"
+    if core and kind_of == "company" and "company_name" in rules:
+        rule = rules["company_name"]
+        for other in _name_candidates(core, "company", exclude):
+            score = 100 if other.name_core == core else int(fuzz.ratio(core, other.name_core))
+            if (score == 100 or (rule.fuzzy and score >= rule.threshold)) \
+                    and _same_city(rule, values, other):
+                hit("company_name", [other.id], score)
+    if core and kind_of == "person":
+        _person_matches(values, core, rules, exclude, hit)
+    return _answer(hits, rules)
+
+
+def _person_matches(values, core, rules, exclude, hit) -> None:
+    q = select(Customer).where(Customer.customer_type == "person",
+                               or_(Customer.name_core == core,
+                                   and_(Customer.name_pinyin.is_not(None),
+                                        Customer.name_pinyin == values.get("name_pinyin"))))
+    if exclude:
+        q = q.where(Customer.id.not_in(exclude))
+    for other in db.session.execute(q.limit(MAX_CANDIDATES)).scalars():
+        if "person_birthday" in rules and values.get("birth_month") and \
+                (other.birth_month, other.birth_day, bool(other.birthday_lunar)) == (
+                    values.get("birth_month"), values.get("birth_day"),
+                    bool(values.get("birthday_lunar"))) and \
+                (not values.get("birth_year") or not other.birth_year
+                 or values.get("birth_year") == other.birth_year):
+            hit("person_birthday", [other.id])
+        rule = rules.get("person_address")
+        mine = values.get("address_norm")
+        if rule and mine and other.address_norm:
+            score = 100 if mine == other.address_norm else int(fuzz.ratio(mine,
+                                                                          other.address_norm))
+            if score == 100 or (rule.fuzzy and score >= rule.threshold):
+                hit("person_address", [other.id], score)
+
+
+def _answer(hits: dict[tuple[str, int], int], rules: dict[str, DedupeRule]) -> list[Match]:
+    if not hits:
+        return []
+    ids = {cid for _, cid in hits}
+    rows = {r.id: r for r in db.session.execute(
+        select(Customer.id, Customer.name, Ownership.locked, Ownership.owner_id,
+               Pool.name.label("pool"))
+        .join(Ownership, Ownership.customer_id == Customer.id)
+        .outerjoin(Pool, Pool.id == Ownership.pool_id)
+        .where(Customer.id.in_(ids))).all()}
+    matches = []
+    for (kind, cid), score in hits.items():
+        r = rows.get(cid)
+        if r is None:
+            continue
+        if r.owner_id is None:
+            holder = f"在公海『{r.pool}』中"
+        else:
+            owner = db.session.get(User, r.owner_id)
+            dept = db.session.get(Department, owner.department_id) \
+                if owner.department_id else None
+            holder = f"负责人 {owner.display_name}" + (f"（{dept.name}）" if dept else "")
+        matches.append(Match(kind=kind, action=rules[kind].action, customer_id=cid,
+                             customer_name=r.name, holder=holder, locked=bool(r.locked),
+                             score=score))
+    # Blocking rules first, then exact before fuzzy, then the oldest record.
+    return sorted(matches, key=lambda m: (m.action != "block", -m.score, m.customer_id))
+
+
+def enforce(values: dict[str, Any], exclude_ids: Iterable[int] = (), confirmed: bool = False,
+            contacts: Iterable[dict] = ()) -> list[Match]:
+    """Raise Duplicate for a blocking match, DuplicateWarning for a warning one unless the
+    user confirmed; return the (confirmed) warnings, which the caller audits."""
+    matches = find(values, exclude_ids, contacts)
+    blocking = [m for m in matches if m.action == "block"]
+    if blocking:
+        raise Duplicate("；".join(m.text for m in blocking[:3]),
+                        matches=[m.to_dict() for m in blocking])
+    if matches and not confirmed:
+        raise DuplicateWarning(
+            "；".join(m.text for m in matches[:3]) + "。确认不是同一客户后可勾选“仍然保存”",
+            matches=[m.to_dict() for m in matches])
+    return matches
+
+
+def record_confirmed(actor_id: Optional[int], customer_id: int, matches: list[Match]) -> None:
+    if matches:
+        audit.record(actor_id, "dedupe_confirmed", "customer", customer_id,
+                     {"matches": (None, [m.customer_id for m in matches])})
+
+
+def check(actor, data: dict[str, Any], exclude_id: Optional[int] = None) -> dict:
+    """`POST /api/v1/dedupe/check`: would these values be refused or warned about? The input
+    is validated like a customer's (any subset of the fields); nothing is saved."""
+    from app.security import can_see_customer
+    from app.services.customers import clean_customer_data, text_keys
+    from app.services.errors import OutOfScope
+
+    values = clean_customer_data({k: v for k, v in data.items() if k != "exclude_id"},
+                                 partial=True)
+    if exclude_id is not None and not can_see_customer(actor, exclude_id):
+        raise OutOfScope("客户不存在或不在您的数据权限内")
+    kind = values.get("customer_type") or "company"
+    values.update(customer_type=kind, **{k: v for k, v in text_keys(
+        kind, values.get("name"), values.get("address")).items()
+        if v is not None or k in ("name_core",)})
+    matches = find(values, exclude_ids=[exclude_id] if exclude_id else [])
+    return {"blocked": any(m.action == "block" for m in matches),
+            "warned": any(m.action == "warn" for m in matches),
+            "matches": [m.to_dict() for m in matches]}
