@@ -130,3 +130,23 @@ def test_manager_distributes_pool_customers_with_a_preview(browser, live_url, or
     assert "已将 1 个客户分配给 1 名销售。" in page.inner_text("body")
     db.session.expire_all()
     assert db.session.get(Ownership, org.c_pool.id).owner_id == org.rep2.id
+
+
+def test_the_add_form_names_a_duplicate_while_typing(browser, live_url, org, db):
+    page = sign_in(browser, live_url, "rep2")
+    page.goto(f"{live_url}/customers/add")
+    page.fill("input[name=name]", "云帆科技（杭州）有限公司")
+    page.press("input[name=name]", "Tab")  # change event: the check runs before any save
+    hint = page.wait_for_selector("#dedupe-hint.alert-warning")
+    assert "已存在：客户 杭州云帆科技有限公司，负责人 测试rep1（华东大区）" in hint.inner_text()
+    page.fill("input[name=mobile]", "139 0013 9000")
+    page.press("input[name=mobile]", "Tab")
+    hint = page.wait_for_selector("#dedupe-hint.alert-danger")
+    assert "苏州恒信电子有限公司" in hint.inner_text() and "不能保存" in hint.inner_text()
+    page.fill("input[name=mobile]", "137 0013 7111")
+    page.press("input[name=mobile]", "Tab")
+    page.wait_for_selector("#dedupe-hint.alert-warning")
+    from app.models import Customer
+
+    db.session.expire_all()
+    assert db.session.query(Customer).filter_by(name="云帆科技（杭州）有限公司").first() is None

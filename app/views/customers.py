@@ -186,6 +186,9 @@ class CustomerView(ScopedModelView):
         "phone_e164", "email", "email_norm", "source", "product_line", "notes", "created_by")
     related_views = [ContactView, FollowUpView, DealView, CustomerEventView]
     show_template = "appbuilder/general/model/show_cascade.html"
+    # The forms check for duplicates while the user types (static/guishu/dedupe_check.js).
+    add_template = "guishu/customer_add.html"
+    edit_template = "guishu/customer_edit.html"
     _form_fields = {
         "customer_type": SelectField(_("Type"), choices=list(CUSTOMER_TYPES.items()),
                                      default="company"),
