@@ -43,6 +43,9 @@ class Customer(Model):
     # and region (北京 / 百度网讯科技 / 有限公司) or a person's folded name, its pinyin, and
     # the folded address.
     name_core = Column(String(200), index=True)
+    # The fuzzy name check's block: the core's first two characters (an equality lookup works
+    # under every collation, unlike a range over CJK text).
+    name_block = Column(String(8), index=True)
     name_region = Column(String(50))
     legal_form = Column(String(50))
     name_pinyin = Column(String(300), index=True)

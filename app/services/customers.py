@@ -111,7 +111,8 @@ def text_keys(customer_type: str, name: Optional[str], address: Optional[str]) -
         core, region, form = (split.core, split.region, split.legal_form or None) if split \
             else (None, None, None)
         pinyin = name_pinyin(core) if core else None
-    return {"name_core": core or None, "name_region": region, "legal_form": form,
+    return {"name_core": core or None, "name_block": core[:2] if core else None,
+            "name_region": region, "legal_form": form,
             "name_pinyin": pinyin or None, "address_norm": normalize_address(address)}
 
 

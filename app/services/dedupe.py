@@ -104,11 +104,9 @@ def _same_city(rule: DedupeRule, values: dict, other: Customer) -> bool:
 
 def _name_candidates(core: str, customer_type: str, exclude: set[int]):
     """Customers of the same type whose core name starts with the same two characters (the
-    block the fuzzy score is computed in; an index range scan on name_core)."""
-    prefix = core[:2]
+    block the fuzzy score is computed in; an index lookup on name_block)."""
     q = select(Customer).where(Customer.customer_type == customer_type,
-                               Customer.name_core >= prefix,
-                               Customer.name_core < prefix + "\U0010ffff")
+                               Customer.name_block == core[:2])
     if exclude:
         q = q.where(Customer.id.not_in(exclude))
     return db.session.execute(q.limit(MAX_CANDIDATES)).scalars().all()
