@@ -203,3 +203,51 @@ def test_the_check_endpoint_excludes_the_record_being_edited_within_scope(api, d
     assert resp.status_code == 400
     resp = call("POST", "/api/v1/dedupe/check", json={"exclude_id": org.c_north.id})
     assert resp.status_code == 404
+
+
+# --- after the save: the asynchronous re-check ------------------------------------------------
+def test_two_saves_in_the_same_second_the_later_one_is_flagged(db, org, monkeypatch):
+    from app.models import Notification
+
+    # Both reps' checks ran before either committed: simulate by skipping the second check.
+    first = customers.create_customer(org.rep, {"name": "温州瓯江电器有限公司",
+                                                "mobile": "13700137000"})
+    monkeypatch.setattr(dedupe, "enforce", lambda *a, **k: [])
+    second = customers.create_customer(org.rep2, {"name": "温州瓯江电器有限公司",
+                                                  "mobile": "137 0013 7000"})
+    monkeypatch.undo()
+    assert dedupe.recheck(first.id) == []  # the earlier save stays unflagged
+    flagged = dedupe.recheck(second.id)
+    assert {(m.kind, m.customer_id) for m in flagged} == {("mobile", first.id),
+                                                          ("company_name", first.id)}
+    notes = db.session.execute(select(Notification).where(
+        Notification.kind == "duplicate")).scalars().all()
+    assert {n.user_id for n in notes} == {org.rep2.id, org.manager.id}
+    assert notes[0].title == "疑似重复：客户 温州瓯江电器有限公司"
+    assert notes[0].link == f"/customers/show/{second.id}"
+    assert "已存在：客户 温州瓯江电器有限公司，负责人 测试rep1（华东大区）" in notes[0].body
+    assert dedupe.recheck(second.id) == []  # flagged once
+
+
+def test_a_confirmed_near_duplicate_is_not_flagged_again(db, org):
+    twin = customers.create_customer(org.rep2, {"name": "云帆科技（杭州）有限公司"},
+                                     confirm_duplicates=True)
+    assert dedupe.recheck(twin.id) == []
+
+
+def test_every_save_queues_the_recheck_on_a_real_worker(db, org, redis_url, database_url):
+    if redis_url is None:
+        pytest.skip("no Redis reachable or startable")
+    from jobs import get_queue
+    from tests.test_jobs import run_burst_worker
+
+    queue = get_queue("default")
+    queue.empty()
+    c = customers.create_customer(org.rep, {"name": "宁波海联贸易有限公司"})
+    jobs = queue.get_jobs()
+    assert [(j.func_name, j.args) for j in jobs] == [
+        ("jobs.customers.recheck_duplicates", (c.id,))]
+    result = run_burst_worker(redis_url, database_url, "default")
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs[0].refresh()
+    assert jobs[0].get_status() == "finished" and jobs[0].return_value() == 0

@@ -208,6 +208,15 @@ def get_customer(actor: User, customer_id: int) -> Customer:
     return _load(actor, customer_id, write=False)
 
 
+def _queue_recheck(customer_id: int) -> None:
+    """Queue the after-save duplicate re-check (nothing happens if Redis is down: the save
+    itself was checked, only a same-second race would go unflagged)."""
+    from jobs import enqueue
+    from jobs.customers import recheck_duplicates
+
+    enqueue(recheck_duplicates, customer_id)
+
+
 def get_customer_for_write(actor: User, customer_id: int) -> Customer:
     """The customer if the actor may change it (shares are read-only)."""
     _require_writer(actor)
@@ -280,6 +289,7 @@ def create_customer(actor: User, data: dict[str, Any], *, owner_id: Optional[int
         dedupe.record_confirmed(actor.id, customer.id, confirmed)
         if commit:
             db.session.commit()
+            _queue_recheck(customer.id)
     except Exception:
         db.session.rollback()
         raise
@@ -297,7 +307,8 @@ def update_customer(actor: User, customer_id: int, data: dict[str, Any],
         setattr(customer, key, value)
     refresh_row_keys(customer)  # the keys follow the merged row, whatever was changed
     after = _dedupe_values(customer)
-    if after != before:  # editing the notes of a known near-duplicate asks nothing
+    recheck = after != before  # editing the notes of a known near-duplicate asks nothing
+    if recheck:
         try:
             confirmed = dedupe.enforce(after, exclude_ids=[customer.id],
                                        confirmed=confirm_duplicates)
@@ -308,6 +319,8 @@ def update_customer(actor: User, customer_id: int, data: dict[str, Any],
     if changes:
         audit.record(actor.id, "update", "customer", customer.id, changes)
     db.session.commit()
+    if recheck:
+        _queue_recheck(customer.id)
     return customer
 
 

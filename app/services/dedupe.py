@@ -219,7 +219,12 @@ def enforce(values: dict[str, Any], exclude_ids: Iterable[int] = (), confirmed: 
 def record_confirmed(actor_id: Optional[int], customer_id: int, matches: list[Match]) -> None:
     if matches:
         audit.record(actor_id, "dedupe_confirmed", "customer", customer_id,
-                     {"matches": (None, [m.customer_id for m in matches])})
+                     {"matches": (None, _ids_text(m.customer_id for m in matches))})
+
+
+def _ids_text(ids: Iterable[int]) -> str:
+    """Customer ids as the audit log keeps them: "12,40"."""
+    return ",".join(str(i) for i in sorted(set(ids)))
 
 
 def check(actor, data: dict[str, Any], exclude_id: Optional[int] = None) -> dict:
@@ -241,3 +246,56 @@ def check(actor, data: dict[str, Any], exclude_id: Optional[int] = None) -> dict
     return {"blocked": any(m.action == "block" for m in matches),
             "warned": any(m.action == "warn" for m in matches),
             "matches": [m.to_dict() for m in matches]}
+
+
+# --- after the save -----------------------------------------------------------------------
+def _acknowledged(customer_id: int, action: str) -> set[int]:
+    """Customer ids already confirmed (or already flagged) as matches of this one."""
+    from app.models import AuditLog
+
+    rows = db.session.execute(select(AuditLog.changes).where(
+        AuditLog.object_type == "customer", AuditLog.object_id == customer_id,
+        AuditLog.action == action)).scalars()
+    found: set[int] = set()
+    for changes in rows:
+        text = ((changes or {}).get("matches") or [None, ""])[1] or ""
+        found |= {int(i) for i in str(text).split(",") if i.strip().isdigit()}
+    return found
+
+
+def recheck(customer_id: int) -> list[Match]:
+    """The RQ job after every save. Two reps saving the same customer in the same second both
+    pass the check before either commits; here each record is compared again with everything
+    committed since. Of a pair, the later save (later updated_at, then higher id) is flagged:
+    its owner, its creator and their managers are notified and an audit row names the
+    matches. Matches the user confirmed, and pairs already flagged, are not flagged again.
+    Commits."""
+    from app.services import notifications
+    from app.services.customers import _dedupe_values
+
+    customer = db.session.get(Customer, customer_id)
+    if customer is None:
+        return []
+    seen = _acknowledged(customer_id, "dedupe_confirmed") | _acknowledged(customer_id,
+                                                                         "dedupe_flagged")
+    stamp = (customer.updated_at, customer.id)
+    matches = []
+    for m in find(_dedupe_values(customer), exclude_ids=[customer_id]):
+        other = db.session.get(Customer, m.customer_id)
+        if m.customer_id not in seen and (other.updated_at, other.id) <= stamp:
+            matches.append(m)
+    if not matches:
+        db.session.rollback()
+        return []
+    audit.record(None, "dedupe_flagged", "customer", customer_id,
+                 {"matches": (None, _ids_text(m.customer_id for m in matches))})
+    owner_id = customer.ownership.owner_id if customer.ownership else None
+    people = {owner_id, customer.created_by_id}
+    for user_id in [p for p in people if p]:
+        user = db.session.get(User, user_id)
+        people.add(user.superior_id if user else None)
+    notifications.notify(people, "duplicate", f"疑似重复：客户 {customer.name}",
+                         "；".join(m.text for m in matches[:3]),
+                         link=f"/customers/show/{customer_id}")
+    db.session.commit()
+    return matches
