@@ -251,3 +251,13 @@ def test_every_save_queues_the_recheck_on_a_real_worker(db, org, redis_url, data
     assert result.returncode == 0, result.stderr[-2000:]
     jobs[0].refresh()
     assert jobs[0].get_status() == "finished" and jobs[0].return_value() == 0
+
+
+def test_a_refused_rule_edit_shows_the_reason_beside_the_field(clients, db, org):
+    rule = db.session.execute(select(DedupeRule).where(DedupeRule.kind == "mobile")).scalar_one()
+    resp = post(clients.admin, f"/dedupe-rules/edit/{rule.id}", {
+        "active": "y", "fuzzy": "", "threshold": "40", "same_city": "", "action": "block"})
+    assert resp.status_code == 200
+    assert "相似度阈值必须在 50 到 100 之间" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(DedupeRule, rule.id).threshold == 100

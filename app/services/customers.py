@@ -116,15 +116,6 @@ def text_keys(customer_type: str, name: Optional[str], address: Optional[str]) -
             "name_pinyin": pinyin or None, "address_norm": normalize_address(address)}
 
 
-_DEDUPE_FIELDS = ("customer_type", "name_core", "name_region", "name_pinyin", "city",
-                  "address_norm", "mobile_e164", "phone_e164", "email_norm", "birth_year",
-                  "birth_month", "birth_day", "birthday_lunar")
-
-
-def _dedupe_values(row) -> dict[str, Any]:
-    return {f: getattr(row, f, None) for f in _DEDUPE_FIELDS}
-
-
 def refresh_row_keys(customer: Customer, region: Optional[str] = None) -> None:
     """Every stored key of one customer from its raw values, by the current normaliser. A raw
     value that no longer normalises keeps its old key (left for review)."""
@@ -302,11 +293,11 @@ def update_customer(actor: User, customer_id: int, data: dict[str, Any],
     customer = _load(actor, customer_id)
     values = clean_customer_data(data, partial=True)
     changes = audit.diff(customer, values)
-    before = _dedupe_values(customer)
+    before = dedupe.values_of(customer)
     for key, value in values.items():
         setattr(customer, key, value)
     refresh_row_keys(customer)  # the keys follow the merged row, whatever was changed
-    after = _dedupe_values(customer)
+    after = dedupe.values_of(customer)
     recheck = after != before  # editing the notes of a known near-duplicate asks nothing
     if recheck:
         try:

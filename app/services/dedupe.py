@@ -56,6 +56,16 @@ class Match:
                 "locked": self.locked, "score": self.score, "message": self.text}
 
 
+# The stored values the rules read: a save whose values are unchanged is not checked again.
+CHECKED_FIELDS = ("customer_type", "name_core", "name_region", "name_pinyin", "city",
+                  "address_norm", "mobile_e164", "phone_e164", "email_norm", "birth_year",
+                  "birth_month", "birth_day", "birthday_lunar")
+
+
+def values_of(row) -> dict[str, Any]:
+    return {f: getattr(row, f, None) for f in CHECKED_FIELDS}
+
+
 def ensure_rules() -> None:
     """Seed one row per kind with the defaults (idempotent)."""
     have = set(db.session.execute(select(DedupeRule.kind)).scalars())
@@ -271,7 +281,6 @@ def recheck(customer_id: int) -> list[Match]:
     matches. Matches the user confirmed, and pairs already flagged, are not flagged again.
     Commits."""
     from app.services import notifications
-    from app.services.customers import _dedupe_values
 
     customer = db.session.get(Customer, customer_id)
     if customer is None:
@@ -280,7 +289,7 @@ def recheck(customer_id: int) -> list[Match]:
                                                                          "dedupe_flagged")
     stamp = (customer.updated_at, customer.id)
     matches = []
-    for m in find(_dedupe_values(customer), exclude_ids=[customer_id]):
+    for m in find(values_of(customer), exclude_ids=[customer_id]):
         other = db.session.get(Customer, m.customer_id)
         if m.customer_id not in seen and (other.updated_at, other.id) <= stamp:
             matches.append(m)

@@ -182,6 +182,14 @@ def ids_match(column, ids, postgres: bool):
     return column == any_(ids) if postgres else column.in_(ids)
 
 
+def in_ids(column, values: list[int], postgres: bool):
+    """`column IN values` with the values bound now (ids_param binds them at execution): on
+    PostgreSQL one array parameter of its own, so several can stand in one statement."""
+    if postgres:
+        return column == any_(bindparam("ids", values, type_=ARRAY(Integer), unique=True))
+    return column.in_(values)
+
+
 @lru_cache(maxsize=None)
 def _take_statements(postgres: bool) -> tuple:
     """(move, log) for take_from_pool, built once per backend. On PostgreSQL one statement

@@ -16,9 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from sqlalchemy import (Integer, and_, any_, bindparam, case, func, insert, literal, or_, select,
-                        text, update)
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, select, text, update
 
 from app.extensions import db
 from app.models import Customer, Department, Ownership, OwnershipEvent, Pool, ReclaimWarning, User
@@ -56,11 +54,9 @@ def _postgres() -> bool:
 
 
 def _in(column, values: list[int]):
-    """`column IN values`; on PostgreSQL one array parameter, since an IN list of thousands
-    of placeholders costs more to compile, bind and plan than the statement takes to run."""
-    if _postgres():
-        return column == any_(bindparam("ids", values, type_=ARRAY(Integer), unique=True))
-    return column.in_(values)
+    """An IN list of thousands of placeholders costs more to compile, bind and plan than the
+    statement takes to run: one array parameter on PostgreSQL."""
+    return ownership.in_ids(column, values, _postgres())
 
 
 def _due(owner_ids: list[int], no_followup_cut: dt.datetime, no_deal_cut: dt.datetime):

@@ -1,7 +1,7 @@
 """纪念日关怀 pages: templates and settings (admins), the outbox (everyone within scope)."""
 from __future__ import annotations
 
-from flask import flash, redirect, request
+from flask import flash, redirect
 from flask_appbuilder.actions import action
 from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
@@ -15,61 +15,16 @@ from app.security import (METHOD_PERMISSIONS, RES_CARE_MESSAGE, RES_CARE_SETTING
 from app.services import care
 from app.services.errors import GuishuError
 from app.views.base import ScopedModelView, minutes, readable_formatters
-from app.views.org import AuditedModelView, SettingsRowView
+from app.views.org import SettingsRowView, ValidatedModelView
 
 _PLACEHOLDER_HELP = "，".join("{" + k + "} " + v for k, v in care.PLACEHOLDERS.items())
-
-
-class _ValidatedView(AuditedModelView):
-    """Add and edit that run the service's validation before saving and, when it refuses,
-    show the form again with the message beside the field and the input kept."""
-
-    def validate_item(self, item) -> None:
-        raise NotImplementedError
-
-    def _add(self):
-        form = self.add_form.refresh()
-        if request.method == "POST" and form.validate():
-            item = self.datamodel.obj()
-            form.populate_obj(item)
-            try:
-                self.validate_item(item)
-            except GuishuError as exc:
-                self.show_error(form, exc)
-                return self._get_add_widget(form=form)
-            self.datamodel.add(item)
-            self.post_add(item)
-            flash(self.add_row_message, "success")
-            return None
-        return self._get_add_widget(form=form)
-
-    def _edit(self, pk):
-        item = self._scoped_get(pk)
-        if request.method == "POST":
-            form = self.edit_form.refresh(request.form)
-            if form.validate():
-                form.populate_obj(item)
-                try:
-                    self.validate_item(item)
-                except GuishuError as exc:
-                    self.datamodel.session.rollback()
-                    self.show_error(form, exc)
-                    return self._get_edit_widget(form=form)
-                self.pre_update(item)
-                self.datamodel.edit(item)
-                self.post_update(item)
-                flash(self.edit_row_message, "success")
-                return None
-        else:
-            form = self.edit_form.refresh(obj=item)
-        return self._get_edit_widget(form=form)
 
 
 def _holiday_choices():
     return [("", "—（所有关怀节日）")] + [(n, n) for n in care.known_holidays()]
 
 
-class CareTemplateView(_ValidatedView):
+class CareTemplateView(ValidatedModelView):
     datamodel = SQLAInterface(CareTemplate)
     class_permission_name = RES_CARE_TEMPLATE
     route_base = "/care/templates"
@@ -103,7 +58,7 @@ class CareTemplateView(_ValidatedView):
         care.validate_template(item)
 
 
-class CareSettingsView(_ValidatedView, SettingsRowView):
+class CareSettingsView(ValidatedModelView, SettingsRowView):
     """Days ahead, the hour of sending, the greeted holidays, delivery attempts."""
 
     datamodel = SQLAInterface(CareSettings)

@@ -1,6 +1,7 @@
 """Departments, pools, policies and the audit log (admin-edited configuration)."""
 from __future__ import annotations
 
+from flask import flash, request
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
 from wtforms import BooleanField, SelectField
@@ -12,6 +13,7 @@ from app.security import (RES_AUDIT, RES_DEDUPE, RES_DEPARTMENT, RES_GRADING, RE
                           RES_POOL, RES_RULE, current_user)
 from app.services import (audit, classification, dedupe, org, policies, pool_admin as pools,
                           rules)
+from app.services.errors import GuishuError
 from app.views.base import ScopedModelView, readable_formatters
 
 
@@ -151,6 +153,51 @@ class PolicyView(AuditedModelView):
         super().pre_update(item)
 
 
+class ValidatedModelView(AuditedModelView):
+    """Add and edit that run the service's validation before saving and, when it refuses,
+    show the form again with the message beside the field and the input kept."""
+
+    def validate_item(self, item) -> None:
+        raise NotImplementedError
+
+    def _add(self):
+        form = self.add_form.refresh()
+        if request.method == "POST" and form.validate():
+            item = self.datamodel.obj()
+            form.populate_obj(item)
+            try:
+                self.validate_item(item)
+            except GuishuError as exc:
+                self.show_error(form, exc)
+                return self._get_add_widget(form=form)
+            self.datamodel.add(item)
+            self.post_add(item)
+            flash(self.add_row_message, "success")
+            return None
+        return self._get_add_widget(form=form)
+
+    def _edit(self, pk):
+        item = self._scoped_get(pk)
+        if request.method == "POST":
+            form = self.edit_form.refresh(request.form)
+            if form.validate():
+                form.populate_obj(item)
+                try:
+                    self.validate_item(item)
+                except GuishuError as exc:
+                    self.datamodel.session.rollback()
+                    self.show_error(form, exc)
+                    return self._get_edit_widget(form=form)
+                self.pre_update(item)
+                self.datamodel.edit(item)
+                self.post_update(item)
+                flash(self.edit_row_message, "success")
+                return None
+        else:
+            form = self.edit_form.refresh(obj=item)
+        return self._get_edit_widget(form=form)
+
+
 class SettingsRowView(AuditedModelView):
     """A settings table of one row, seeded by `flask crm init`: edited, never added or
     deleted (a second row would make the settings ambiguous)."""
@@ -234,7 +281,7 @@ class AssignmentRuleView(AuditedModelView):
         super().pre_update(item)
 
 
-class DedupeRuleView(SettingsRowView):
+class DedupeRuleView(ValidatedModelView, SettingsRowView):
     """查重规则: one row per kind; admins switch a rule on or off, pick exact or fuzzy, the
     threshold, "same city only" and block or warn."""
 
@@ -264,6 +311,5 @@ class DedupeRuleView(SettingsRowView):
     }
     formatters_columns = {"updated_at": lambda v: v.strftime("%Y-%m-%d %H:%M") if v else ""}
 
-    def pre_update(self, item):
+    def validate_item(self, item):
         dedupe.validate_rule(item)
-        super().pre_update(item)
