@@ -10,3 +10,4 @@ from app.models.rule import AssignmentRule  # noqa: F401
 from app.models.activity import Deal, FollowUp, GradingSettings  # noqa: F401
 from app.models.care import CareMessage, CareSettings, CareTemplate  # noqa: F401
 from app.models.dedupe import DedupeRule  # noqa: F401
+from app.models.imports import ImportBatch, ImportProblem  # noqa: F401

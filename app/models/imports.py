@@ -1,0 +1,81 @@
+"""Bulk imports (批量导入): one row per uploaded file, and the rows it could not take."""
+from __future__ import annotations
+
+from flask_appbuilder import Model
+from sqlalchemy import (JSON, CheckConstraint, Column, DateTime, ForeignKey, Integer, String,
+                        Text)
+from sqlalchemy.orm import relationship
+
+from app.models.customer import utcnow
+
+IMPORT_STATUSES = {"mapping": "待映射列", "queued": "排队中", "running": "导入中",
+                   "done": "已完成", "failed": "失败"}
+
+
+class ImportBatch(Model):
+    """An uploaded CSV/XLSX file and how far its import got.
+
+    `next_line` is the resume point: every chunk commits its customers, its problem rows and
+    the new `next_line` in one transaction, so a worker killed mid-import resumes where the
+    last committed chunk ended, with nothing lost and nothing inserted twice.
+    """
+
+    __tablename__ = "import_batch"
+    __table_args__ = (
+        CheckConstraint("status in ('mapping', 'queued', 'running', 'done', 'failed')",
+                        name="ck_import_batch_status"),
+        CheckConstraint("target in ('pool', 'rules')", name="ck_import_batch_target"),
+    )
+    id = Column(Integer, primary_key=True)
+    created_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"), index=True)
+    filename = Column(String(255), nullable=False)
+    stored_path = Column(String(500), nullable=False)
+    sha256 = Column(String(64), nullable=False, index=True)
+    file_format = Column(String(8), nullable=False)  # csv / xlsx
+    encoding = Column(String(20))  # utf-8-sig / utf-8 / gb18030 (CSV only)
+    headers = Column(JSON)  # the file's header row, as read
+    mapping = Column(JSON)  # {customer field: file column header}
+    target = Column(String(10), nullable=False, default="pool")
+    pool_id = Column(Integer, ForeignKey("pool.id", ondelete="SET NULL"))
+    status = Column(String(10), nullable=False, default="mapping", index=True)
+    total_rows = Column(Integer)
+    next_line = Column(Integer, nullable=False, default=2)  # file line of the next data row
+    inserted = Column(Integer, nullable=False, default=0)
+    duplicates = Column(Integer, nullable=False, default=0)
+    invalid = Column(Integer, nullable=False, default=0)
+    job_id = Column(String(64))
+    error = Column(Text)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    started_at = Column(DateTime)
+    finished_at = Column(DateTime)
+
+    created_by = relationship("Employee")
+    pool = relationship("Pool")
+
+    @property
+    def status_label(self) -> str:
+        return IMPORT_STATUSES.get(self.status, self.status)
+
+    @property
+    def processed(self) -> int:
+        return self.inserted + self.duplicates + self.invalid
+
+    def __repr__(self) -> str:
+        return self.filename
+
+
+class ImportProblem(Model):
+    """A row the import did not insert: its file line, why, and the values as read (the
+    downloadable error report)."""
+
+    __tablename__ = "import_problem"
+    __table_args__ = (
+        CheckConstraint("kind in ('invalid', 'duplicate')", name="ck_import_problem_kind"),
+    )
+    id = Column(Integer, primary_key=True)
+    batch_id = Column(Integer, ForeignKey("import_batch.id", ondelete="CASCADE"),
+                      nullable=False, index=True)
+    line = Column(Integer, nullable=False)
+    kind = Column(String(10), nullable=False)
+    reason = Column(Text, nullable=False)
+    values = Column(JSON)
