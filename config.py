@@ -77,6 +77,9 @@ class Config:
     # Business day boundaries (daily claim limit, reminders) are in this zone.
     TIMEZONE = os.environ.get("GUISHU_TIMEZONE", "Asia/Shanghai")
     PHONE_DEFAULT_REGION = os.environ.get("GUISHU_PHONE_REGION", "CN")
+    # Bulk import: rows per committed chunk (the resume granularity), and where uploads live.
+    IMPORT_CHUNK_ROWS = int(os.environ.get("GUISHU_IMPORT_CHUNK_ROWS", "1000"))
+    IMPORT_DIR = os.environ.get("GUISHU_IMPORT_DIR", "")
     DEMO_PASSWORD = os.environ.get("GUISHU_DEMO_PASSWORD", "")
 
     # Care e-mail (纪念日关怀) goes out through this SMTP server; empty means not configured

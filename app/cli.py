@@ -52,17 +52,100 @@ def init(demo: bool) -> None:
 
 @crm_cli.command("export")
 @click.option("--user", "username", required=True, help="Export what this user may see.")
-@click.option("--output", "-o", type=click.File("w", encoding="utf-8-sig"), default="-")
-def export(username: str, output) -> None:
-    """CSV of the customers in USER's data scope."""
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True), default="-",
+              help="File to write (default: standard output, CSV only).")
+def export(username: str, fmt: str, output: str) -> None:
+    """The customers in USER's data scope, contacts masked where USER may not see them."""
+    from app.services import exports
+
+    user = _user_named(username)
+    if fmt == "xlsx":
+        if output == "-":
+            raise click.UsageError("--format xlsx needs --output FILE")
+        data, n = exports.xlsx_bytes(user)
+        with open(output, "wb") as f:
+            f.write(data)
+    else:
+        with click.open_file(output, "w", encoding="utf-8-sig") as f:
+            n = exports.write_csv(user, f)
+    click.echo(f"{n} customers", err=True)
+
+
+def _user_named(username: str):
     from app.extensions import db
     from app.models import User
-    from app.services import exports
 
     user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if user is None:
         raise click.ClickException(f"no such user: {username}")
-    click.echo(f"{exports.write_csv(user, output)} customers", err=True)
+    return user
+
+
+@crm_cli.command("import")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--user", "username", required=True, help="Import as this user (their rights).")
+@click.option("--pool", "pool_name", default=None, help="Into this pool (default: the default "
+              "pool; with --rules, what no rule places).")
+@click.option("--rules", is_flag=True, help="Place customers through the assignment rules.")
+@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN",
+              help="Column mapping, e.g. --map name=公司名称 (repeatable; default: guessed "
+                   "from the header row).")
+@click.option("--resume", "resume_id", type=int, default=None, metavar="BATCH",
+              help="Continue an interrupted import after its last saved row.")
+def import_command(file, username, pool_name, rules, maps, resume_id) -> None:
+    """Import customers from a CSV (UTF-8 / BOM / GBK) or XLSX file, with a progress bar;
+    bad and duplicate rows go to the batch's error report."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from app.extensions import db
+    from app.models import Pool
+    from app.services import imports
+    from app.services.errors import GuishuError, ValidationFailed
+    from app.services.ownership import default_pool
+
+    user = _user_named(username)
+    try:
+        if resume_id is not None:
+            batch = imports.get_batch(user, resume_id)
+        elif file is None:
+            raise click.UsageError("FILE is required (or --resume BATCH)")
+        else:
+            batch = imports.upload(user, Path(file).name, Path(file).read_bytes())
+            mapping = dict(batch.mapping or {})
+            for item in maps:
+                field, sep, column = item.partition("=")
+                if not sep:
+                    raise click.BadParameter(f"{item!r}: use FIELD=COLUMN", param_hint="--map")
+                mapping[field.strip()] = column.strip()
+            pool = default_pool() if pool_name is None and not rules else (
+                db.session.execute(select(Pool).where(Pool.name == pool_name)).scalar_one_or_none()
+                if pool_name else None)
+            if pool_name and pool is None:
+                raise click.ClickException(f"no such pool: {pool_name}")
+            click.echo("mapping: " + ", ".join(f"{f}={c}" for f, c in mapping.items()), err=True)
+            imports.configure(user, batch.id, mapping, "rules" if rules else "pool",
+                              pool.id if pool else None)
+            batch = imports.get_batch(user, batch.id)
+    except ValidationFailed as exc:
+        raise click.ClickException("; ".join(f"{k}: {v}" for k, v in exc.fields.items()))
+    except GuishuError as exc:
+        raise click.ClickException(exc.message)
+    bar = tqdm(total=batch.total_rows, initial=batch.processed, unit="行",
+               file=click.get_text_stream("stderr"))
+
+    def progress(done, total):
+        bar.update(done - bar.n)
+
+    batch = imports.run(batch.id, progress=progress)
+    bar.close()
+    click.echo(f"batch {batch.id}: {batch.inserted} inserted, {batch.duplicates} duplicates, "
+               f"{batch.invalid} invalid ({batch.status})")
+    if batch.duplicates or batch.invalid:
+        click.echo(f"error report: /imports/{batch.id}/errors.csv", err=True)
 
 
 @crm_cli.command("refresh-keys")
@@ -121,3 +204,22 @@ def care_command(send: bool, on) -> None:
         s = care.deliver().summary()
         click.echo(f"delivered: {s['sent']} sent, {s['retrying']} to retry, {s['failed']} failed"
                    + (f", {s['interrupted']} interrupted earlier" if s["interrupted"] else ""))
+
+
+@crm_cli.command("dedupe-scan")
+@click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default=None,
+              help="Also write customer_id, cluster_id, score, reasons as CSV.")
+def dedupe_scan(output) -> None:
+    """Find duplicate clusters across all customers for review (replaces the open clusters;
+    dismissed pairs are not proposed again)."""
+    from app.services.dedupe_scan import scan, write_csv
+
+    def progress(done, total):
+        click.echo(f"  {done:,} / {total:,} customers", err=True)
+
+    result = scan(progress=progress)
+    if output is not None:
+        write_csv(result.rows, output)
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(result.by_kind.items())) or "none"
+    click.echo(f"{result.clusters} clusters, {result.members} customers "
+               f"({kinds}) from {result.customers:,} customers in {result.seconds:.1f} s")

@@ -23,7 +23,7 @@ METHOD_PERMISSIONS = {
     # ModelView
     "list": CAN_READ, "show": CAN_READ, "add": CAN_WRITE, "edit": CAN_WRITE,
     "delete": CAN_DELETE, "download": CAN_READ, "action": CAN_READ, "action_post": CAN_READ,
-    "export": CAN_EXPORT,
+    "export": CAN_EXPORT, "export_xlsx": CAN_EXPORT,
     # ModelRestApi
     "get": CAN_READ, "get_list": CAN_READ, "info": CAN_READ, "post": CAN_WRITE,
     "put": CAN_WRITE,
@@ -46,6 +46,11 @@ RES_FOLLOWUP = "FollowUp"  # 跟进记录: read, write (log); never edited or de
 RES_DEAL = "Deal"  # 成交: read, write (record)
 RES_GRADING = "GradingSettings"  # classification and grading thresholds (admins edit)
 RES_DEDUPE = "DedupeRule"  # 查重规则 (admins edit; managers, staff and auditors read)
+# Batch scan results: review, merge, dismiss, undo (admins, staff); auditors read.
+RES_DEDUPE_REVIEW = "DedupeReview"
+# 批量导入: staff and admins; reps and managers reach it only as pool admins (the service
+# checks), so only staff get the menu entry.
+RES_IMPORT = "CustomerImport"
 RES_NOTIFICATION = "Notification"  # everyone's own in-app notifications
 RES_CARE_TEMPLATE = "CareTemplate"  # 纪念日关怀 templates (admins edit)
 RES_CARE_SETTINGS = "CareSettings"  # days ahead, greeted holidays, attempts (admins edit)
@@ -101,7 +106,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(f"({RES_POLICY}|{RES_RULE}|{RES_GRADING}|{RES_CARE_TEMPLATE}|{RES_CARE_SETTINGS}"
               f"|{RES_DEDUPE})", CAN_READ),
         _perm(RES_CARE_MESSAGE, CAN_READ, CAN_WRITE),
-        _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
+        _perm(RES_IMPORT, CAN_READ, CAN_WRITE),
+        _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "PoolCustomers", "Organisation", "Departments", "Rules", "Pools", "Policies",
                "AssignmentRules", "Grading", "Workbench", "MyWorkbench", "Team",
@@ -119,11 +125,13 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_CARE_MESSAGE, CAN_READ, CAN_WRITE),
-        _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
+        _perm(RES_IMPORT, CAN_READ, CAN_WRITE),
+        _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "PoolCustomers", "Workbench", "MyWorkbench", "Transfers", "Care", "CareOutbox"),
     ],
     ROLE_STAFF: _SELF_SERVICE + [
+        _perm(RES_DEDUPE_REVIEW, CAN_READ, CAN_WRITE), _menus("DedupeReview"),
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_TRANSFER),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
@@ -132,12 +140,14 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_DEPARTMENT, CAN_READ),
         _perm(RES_POOL, CAN_READ),
         _perm(RES_CARE_MESSAGE, CAN_READ, CAN_WRITE),
-        _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
-               "FollowUps", "Deals",
+        _perm(RES_IMPORT, CAN_READ, CAN_WRITE),
+        _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "CustomerImport", "Contacts",
+               "OwnershipHistory", "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Transfers", "Care",
                "CareOutbox"),
     ],
     ROLE_AUDITOR: _SELF_SERVICE + [
+        _perm(RES_DEDUPE_REVIEW, CAN_READ), _menus("DedupeReview"),
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ),
         _perm(RES_CUSTOMER, CAN_READ, CAN_EXPORT),
         _perm(RES_TRANSFER, CAN_READ),
@@ -148,7 +158,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(f"({RES_POLICY}|{RES_RULE}|{RES_GRADING}|{RES_CARE_TEMPLATE}|{RES_CARE_SETTINGS}"
               f"|{RES_CARE_MESSAGE}|{RES_DEDUPE})", CAN_READ),
         _perm(RES_AUDIT, CAN_READ),
-        _menus("Customers", "CustomerList", "CustomerExport", "Contacts", "OwnershipHistory",
+        _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",
                "AssignmentRules", "Grading", "Transfers", "Care", "CareOutbox",

@@ -150,3 +150,27 @@ def test_the_add_form_names_a_duplicate_while_typing(browser, live_url, org, db)
 
     db.session.expire_all()
     assert db.session.query(Customer).filter_by(name="云帆科技（杭州）有限公司").first() is None
+
+
+def test_staff_imports_a_file_and_watches_the_progress_bar(browser, live_url, org, db, tmp_path):
+    from app.models import ImportBatch
+    from app.services import imports
+
+    path = tmp_path / "客户名单.csv"
+    path.write_bytes(("客户名称,手机\n拉萨雪域商贸有限公司,13700180001\n坏号码有限公司,1\n")
+                     .encode("gbk"))
+    page = sign_in(browser, live_url, "staff1")
+    page.goto(f"{live_url}/imports/")
+    page.set_input_files("#import-file", str(path))
+    page.click("#import-upload button[type=submit]")
+    page.wait_for_selector("#mapping-form")
+    assert page.input_value("#map_name") == "客户名称" and page.input_value("#map_mobile") == "手机"
+    page.click("#start-import")
+    page.wait_for_selector("#import-show[data-status=queued]")
+    db.session.expire_all()
+    batch = db.session.query(ImportBatch).one()
+    imports.run(batch.id)  # the worker's part; the page polls and reloads when it is done
+    page.wait_for_selector("#import-problems tr[data-line='3']", timeout=15000)
+    assert page.inner_text("#import-status") == "已完成"
+    assert page.inner_text("#import-progress") == "100%"
+    assert "手机：无法识别的电话号码：1" in page.inner_text("#import-problems")

@@ -122,9 +122,21 @@ class CustomerApi(ModelRestApi):
 
     def get_headless(self, pk, **kwargs):
         try:
-            self._pk(pk)
+            value = self._pk(pk)
         except OutOfScope:
             return self.response_404()
+        from app.services.merge import visible_survivor
+
+        survivor = visible_survivor(current_user(), value)
+        if survivor is not None:
+            # 308: a merged customer's id answers with the survivor's URL.
+            from flask import jsonify
+
+            response = jsonify(code="merged", survivor_id=survivor,
+                               message=f"客户 #{value} 已合并到 #{survivor}")
+            response.status_code = 308
+            response.headers["Location"] = f"/api/v1/customers/{survivor}"
+            return response
         return super().get_headless(pk, **kwargs)
 
     def put_headless(self, pk):

@@ -11,3 +11,5 @@ from app.models.activity import Deal, FollowUp, GradingSettings  # noqa: F401
 from app.models.care import CareMessage, CareSettings, CareTemplate  # noqa: F401
 from app.models.dedupe import DedupeRule  # noqa: F401
 from app.models.imports import ImportBatch, ImportProblem  # noqa: F401
+from app.models.dedupe import DedupeCluster, DedupeClusterMember, DedupeDismissal  # noqa: F401
+from app.models.merge import CustomerMerge, CustomerRedirect  # noqa: F401

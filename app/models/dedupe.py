@@ -1,8 +1,11 @@
-"""Dedupe rules (查重规则): which keys take part, exact or fuzzy, and block or warn."""
+"""Dedupe rules (查重规则): which keys take part, exact or fuzzy, and block or warn; the batch
+scan's clusters for review and the pairs reviewers dismissed."""
 from __future__ import annotations
 
 from flask_appbuilder import Model
-from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, Integer, String
+from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, String,
+                        UniqueConstraint)
+from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
 
@@ -44,3 +47,73 @@ class DedupeRule(Model):
 
     def __repr__(self) -> str:
         return self.kind_label
+
+
+CLUSTER_STATUSES = {"open": "待审核", "dismissed": "非重复", "merged": "已合并"}
+
+
+class DedupeCluster(Model):
+    """A group of customers the batch scan found to be probably one (a review item).
+
+    A re-scan replaces the open clusters; dismissed and merged ones are history and stay.
+    """
+
+    __tablename__ = "dedupe_cluster"
+    __table_args__ = (
+        CheckConstraint("status in ('open', 'dismissed', 'merged')",
+                        name="ck_dedupe_cluster_status"),
+    )
+    id = Column(Integer, primary_key=True)
+    status = Column(String(10), nullable=False, default="open", index=True)
+    member_count = Column(Integer, nullable=False)
+    best_score = Column(Integer, nullable=False)
+    reasons = Column(String(200), nullable=False)  # rule kinds, comma-separated
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    reviewed_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
+    reviewed_at = Column(DateTime)
+
+    members = relationship("DedupeClusterMember", back_populates="cluster",
+                           cascade="all, delete-orphan", passive_deletes=True,
+                           order_by="DedupeClusterMember.customer_id")
+    reviewed_by = relationship("Employee")
+
+    @property
+    def status_label(self) -> str:
+        return CLUSTER_STATUSES.get(self.status, self.status)
+
+    @property
+    def reason_labels(self) -> str:
+        return "、".join(DEDUPE_KINDS.get(k, k) for k in self.reasons.split(",") if k)
+
+
+class DedupeClusterMember(Model):
+    """One customer of a cluster, with its best pair score and the rules that linked it.
+
+    No foreign key on customer_id: a reviewed cluster keeps naming a customer after it was
+    merged away or deleted (the review page calls such a cluster stale).
+    """
+
+    __tablename__ = "dedupe_cluster_member"
+    __table_args__ = (UniqueConstraint("cluster_id", "customer_id",
+                                       name="uq_dedupe_cluster_member"),)
+    id = Column(Integer, primary_key=True)
+    cluster_id = Column(Integer, ForeignKey("dedupe_cluster.id", ondelete="CASCADE"),
+                        nullable=False, index=True)
+    customer_id = Column(Integer, nullable=False, index=True)
+    score = Column(Integer, nullable=False)
+    reasons = Column(String(200), nullable=False)
+
+    cluster = relationship("DedupeCluster", back_populates="members")
+
+
+class DedupeDismissal(Model):
+    """A pair of customers a reviewer said are not duplicates: the scan never proposes the
+    pair again (customer_a < customer_b)."""
+
+    __tablename__ = "dedupe_dismissal"
+    __table_args__ = (CheckConstraint("customer_a < customer_b", name="ck_dedupe_dismissal_order"),)
+    customer_a = Column(Integer, primary_key=True)
+    customer_b = Column(Integer, primary_key=True)
+    cluster_id = Column(Integer, ForeignKey("dedupe_cluster.id", ondelete="SET NULL"))
+    actor_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
+    created_at = Column(DateTime, nullable=False, default=utcnow)

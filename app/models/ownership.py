@@ -11,7 +11,7 @@ from app.models.customer import utcnow
 ACQUIRED_HOW = ("created", "assigned", "claimed", "transferred", "merged", "rule-assigned",
                 "imported")
 EVENT_KINDS = ("created", "assigned", "claimed", "released", "reclaimed", "transferred",
-               "merged", "rule-assigned", "moved", "deleted")
+               "merged", "unmerged", "rule-assigned", "moved", "deleted")
 
 
 class Pool(Model):

@@ -102,7 +102,7 @@ def _add_normalised_keys(out: dict[str, Any], errors: dict[str, str], region: st
 def text_keys(customer_type: str, name: Optional[str], address: Optional[str]) -> dict:
     """The dedupe keys of a name and an address: a company's core name, region and legal
     form (北京百度网讯科技有限公司 -> 百度网讯科技 / 北京 / 有限公司) or a person's folded
-    name; the pinyin of either; the folded address."""
+    name and its pinyin; the folded address."""
     if customer_type == "person":
         core, region, form = normalize_person_name(name), None, None
         pinyin = name_pinyin(name)
@@ -110,7 +110,7 @@ def text_keys(customer_type: str, name: Optional[str], address: Optional[str]) -
         split = split_company_name(name)
         core, region, form = (split.core, split.region, split.legal_form or None) if split \
             else (None, None, None)
-        pinyin = name_pinyin(core) if core else None
+        pinyin = None  # persons are matched by pinyin, companies by their core name
     return {"name_core": core or None, "name_block": core[:2] if core else None,
             "name_region": region, "legal_form": form,
             "name_pinyin": pinyin or None, "address_norm": normalize_address(address)}

@@ -9,10 +9,12 @@ The answer names the matching customer and who holds it — "已存在：客户 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterable, Optional
 
 from rapidfuzz import fuzz
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, literal_column, or_, select, union, union_all
+from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from app.models import Contact, Customer, DedupeRule, Department, Ownership, Pool, User
@@ -94,16 +96,47 @@ def active_rules() -> dict[str, DedupeRule]:
 
 
 # --- finding matches ----------------------------------------------------------------------
-def _by_contact_key(keys: list[str], columns: str, exclude: set[int]) -> set[int]:
-    """Customers whose own or contacts' fields (e.g. mobile_e164 and phone_e164) hold a key."""
-    found: set[int] = set()
-    for model, id_col in ((Customer, Customer.id), (Contact, Contact.customer_id)):
-        conds = [getattr(model, c).in_(keys) for c in columns.split()]
-        found |= set(db.session.execute(select(id_col).where(or_(*conds))).scalars())
-    return found - exclude
+# Statements are built once (lru_cache) with bound parameters, and candidates come back as
+# rows of the few fields the rules read: building statements and loading 200 ORM customers
+# per check cost more than the queries themselves.
+_CANDIDATE_COLUMNS = (Customer.id, Customer.name_core, Customer.name_region, Customer.city,
+                      Customer.address_norm, Customer.birth_year, Customer.birth_month,
+                      Customer.birth_day, Customer.birthday_lunar)
+# The columns each contact-key rule looks in, on customers and on contacts alike.
+_KEY_COLUMNS = {"mobile": ("mobile_e164", "phone_e164"), "phone": ("phone_e164", "mobile_e164"),
+                "email": ("email_norm",)}
 
 
-def _same_city(rule: DedupeRule, values: dict, other: Customer) -> bool:
+def _not_excluded(q, exclude: bool):
+    return q.where(Customer.id.not_in(bindparam("exclude", expanding=True))) if exclude else q
+
+
+@lru_cache(maxsize=None)
+def _contact_keys_statement(kinds: tuple[str, ...]):
+    """One round trip; each branch an equality lookup on one indexed column (an OR across
+    columns is not one index lookup everywhere)."""
+    branches = []
+    for kind in kinds:
+        keys = bindparam(f"{kind}_keys", expanding=True)
+        for model, id_col in ((Customer, Customer.id), (Contact, Contact.customer_id)):
+            for c in _KEY_COLUMNS[kind]:
+                branches.append(select(literal_column(f"'{kind}'").label("kind"),
+                                       id_col.label("id")).where(getattr(model, c).in_(keys)))
+    return union(*branches)
+
+
+def _by_contact_keys(keys: dict[str, list[str]], exclude: set[int]) -> dict[str, set[int]]:
+    """{kind: customers whose own or contacts' fields hold one of its keys}."""
+    found: dict[str, set[int]] = {}
+    if keys:
+        stmt = _contact_keys_statement(tuple(sorted(keys)))
+        for kind, cid in db.session.execute(stmt, {f"{k}_keys": v for k, v in keys.items()}):
+            if cid not in exclude:
+                found.setdefault(kind, set()).add(cid)
+    return found
+
+
+def _same_city(rule: DedupeRule, values: dict, other) -> bool:
     if not rule.same_city:
         return True
     mine = values.get("name_region") or values.get("city")
@@ -112,14 +145,26 @@ def _same_city(rule: DedupeRule, values: dict, other: Customer) -> bool:
     return not mine or not theirs or mine.rstrip("市") == theirs.rstrip("市")
 
 
-def _name_candidates(core: str, customer_type: str, exclude: set[int]):
-    """Customers of the same type whose core name starts with the same two characters (the
-    block the fuzzy score is computed in; an index lookup on name_block)."""
-    q = select(Customer).where(Customer.customer_type == customer_type,
-                               Customer.name_block == core[:2])
+@lru_cache(maxsize=None)
+def _name_statement(exclude: bool):
+    def limited(cond):
+        q = select(*_CANDIDATE_COLUMNS).where(Customer.customer_type == bindparam("type"), cond)
+        return select(_not_excluded(q, exclude).limit(MAX_CANDIDATES).subquery())
+
+    return union_all(limited(Customer.name_core == bindparam("core")),
+                     limited(and_(Customer.name_block == bindparam("block"),
+                                  Customer.name_core != bindparam("core"))))
+
+
+def _name_candidates(core: str, customer_type: str, exclude: set[int]) -> list:
+    """Customers of the same type with the same core name, and others whose core starts
+    with the same two characters (the block the fuzzy score is computed in): index lookups on
+    name_core and name_block. The equal ones are looked up apart, so a block larger than
+    MAX_CANDIDATES still yields every exact match."""
+    params = {"type": customer_type, "core": core, "block": core[:2]}
     if exclude:
-        q = q.where(Customer.id.not_in(exclude))
-    return db.session.execute(q.limit(MAX_CANDIDATES)).scalars().all()
+        params["exclude"] = list(exclude)
+    return db.session.execute(_name_statement(bool(exclude)), params).all()
 
 
 def find(values: dict[str, Any], exclude_ids: Iterable[int] = (),
@@ -137,12 +182,10 @@ def find(values: dict[str, Any], exclude_ids: Iterable[int] = (),
     mobiles = [v for p in people for v in [p.get("mobile_e164")] if v]
     phones = [v for p in people for v in [p.get("phone_e164")] if v]
     emails = [v for p in people for v in [p.get("email_norm")] if v]
-    if "mobile" in rules and mobiles:
-        hit("mobile", _by_contact_key(mobiles, "mobile_e164 phone_e164", exclude))
-    if "phone" in rules and phones:
-        hit("phone", _by_contact_key(phones, "phone_e164 mobile_e164", exclude))
-    if "email" in rules and emails:
-        hit("email", _by_contact_key(emails, "email_norm", exclude))
+    keys = {kind: k for kind, k in (("mobile", mobiles), ("phone", phones),
+                                    ("email", emails)) if kind in rules and k}
+    for kind, ids in _by_contact_keys(keys, exclude).items():
+        hit(kind, ids)
     core = values.get("name_core")
     kind_of = values.get("customer_type") or "company"
     if core and kind_of == "company" and "company_name" in rules:
@@ -157,14 +200,21 @@ def find(values: dict[str, Any], exclude_ids: Iterable[int] = (),
     return _answer(hits, rules)
 
 
+@lru_cache(maxsize=None)
+def _person_statement(exclude: bool):
+    q = select(*_CANDIDATE_COLUMNS).where(
+        Customer.customer_type == "person",
+        or_(Customer.name_core == bindparam("core"),
+            and_(Customer.name_pinyin.is_not(None),
+                 Customer.name_pinyin == bindparam("pinyin"))))
+    return _not_excluded(q, exclude).limit(MAX_CANDIDATES)
+
+
 def _person_matches(values, core, rules, exclude, hit) -> None:
-    q = select(Customer).where(Customer.customer_type == "person",
-                               or_(Customer.name_core == core,
-                                   and_(Customer.name_pinyin.is_not(None),
-                                        Customer.name_pinyin == values.get("name_pinyin"))))
+    params = {"core": core, "pinyin": values.get("name_pinyin")}
     if exclude:
-        q = q.where(Customer.id.not_in(exclude))
-    for other in db.session.execute(q.limit(MAX_CANDIDATES)).scalars():
+        params["exclude"] = list(exclude)
+    for other in db.session.execute(_person_statement(bool(exclude)), params).all():
         if "person_birthday" in rules and values.get("birth_month") and \
                 (other.birth_month, other.birth_day, bool(other.birthday_lunar)) == (
                     values.get("birth_month"), values.get("birth_day"),
@@ -181,16 +231,24 @@ def _person_matches(values, core, rules, exclude, hit) -> None:
                 hit("person_address", [other.id], score)
 
 
+@lru_cache(maxsize=None)
+def _answer_statement():
+    """Holder, department and pool in the same query: no look-up per match."""
+    owner = aliased(User, name="owner")
+    return (select(Customer.id, Customer.name, Ownership.locked, Ownership.owner_id,
+                   Pool.name.label("pool"), owner, Department.name.label("dept"))
+            .join(Ownership, Ownership.customer_id == Customer.id)
+            .outerjoin(Pool, Pool.id == Ownership.pool_id)
+            .outerjoin(owner, owner.id == Ownership.owner_id)
+            .outerjoin(Department, Department.id == owner.department_id)
+            .where(Customer.id.in_(bindparam("ids", expanding=True))))
+
+
 def _answer(hits: dict[tuple[str, int], int], rules: dict[str, DedupeRule]) -> list[Match]:
     if not hits:
         return []
-    ids = {cid for _, cid in hits}
-    rows = {r.id: r for r in db.session.execute(
-        select(Customer.id, Customer.name, Ownership.locked, Ownership.owner_id,
-               Pool.name.label("pool"))
-        .join(Ownership, Ownership.customer_id == Customer.id)
-        .outerjoin(Pool, Pool.id == Ownership.pool_id)
-        .where(Customer.id.in_(ids))).all()}
+    ids = list({cid for _, cid in hits})
+    rows = {r.id: r for r in db.session.execute(_answer_statement(), {"ids": ids}).all()}
     matches = []
     for (kind, cid), score in hits.items():
         r = rows.get(cid)
@@ -199,10 +257,7 @@ def _answer(hits: dict[tuple[str, int], int], rules: dict[str, DedupeRule]) -> l
         if r.owner_id is None:
             holder = f"在公海『{r.pool}』中"
         else:
-            owner = db.session.get(User, r.owner_id)
-            dept = db.session.get(Department, owner.department_id) \
-                if owner.department_id else None
-            holder = f"负责人 {owner.display_name}" + (f"（{dept.name}）" if dept else "")
+            holder = f"负责人 {r.owner.display_name}" + (f"（{r.dept}）" if r.dept else "")
         matches.append(Match(kind=kind, action=rules[kind].action, customer_id=cid,
                              customer_name=r.name, holder=holder, locked=bool(r.locked),
                              score=score))

@@ -1,41 +1,75 @@
-"""Customer export: exactly the rows in the user's data scope, one definition for web and CLI."""
+"""Customer export (CSV / XLSX): exactly the rows in the user's data scope, one definition for
+web and CLI, with contact details masked where the user may not see them in full.
+
+Who sees a row's mobile, phone and e-mail in full (the same as on screen):
+  admins                       every row;
+  auditors                     no row (they read, they do not call customers);
+  everyone else                the rows they may edit: customers owned inside their scope.
+                               Pool customers (the pool pages mask them too) and customers
+                               only shared with them (read-only) are masked: 138****8000.
+A pool admin's export of the pools they administer shows full details: they manage those.
+"""
 from __future__ import annotations
 
 import csv
-from typing import Iterator, Optional, TextIO
+import io
+from typing import Callable, Iterator, Optional, TextIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
 from app.models import Customer, Ownership, User
-from app.security import customer_scope_clause
+from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF,
+                          Scope, customer_scope_clause, has_role, scope_of,
+                          visible_owner_ids_select)
+from app.services.normalize import mask_email, mask_phone
 
 EXPORT_COLUMNS = ["id", "name", "customer_type", "industry", "province", "city", "address",
                   "mobile", "phone", "email", "source", "product_line", "owner", "pool",
                   "created_at"]
 
+# Decides per row: (owner_id or None) -> show contacts in full?
+Unmask = Callable[[Optional[int]], bool]
+
+
+def unmask_rule(user: User) -> Unmask:
+    if has_role(user, ROLE_ADMIN):
+        return lambda owner_id: True
+    if has_role(user, ROLE_AUDITOR) and not has_role(user, ROLE_STAFF, ROLE_MANAGER, ROLE_REP):
+        return lambda owner_id: False
+    scope = scope_of(user)
+    if scope is None:
+        return lambda owner_id: False
+    if scope == Scope.ALL:
+        return lambda owner_id: owner_id is not None
+    owners = set(db.session.execute(visible_owner_ids_select(user, scope)).scalars())
+    return lambda owner_id: owner_id is not None and owner_id in owners
+
 
 def customer_rows(user: User, batch: int = 1000) -> Iterator[list]:
-    """Every customer in the user's data scope."""
-    return _rows(customer_scope_clause(user), batch)
+    """Every customer in the user's data scope, masked by unmask_rule."""
+    return _rows(customer_scope_clause(user), batch, unmask_rule(user))
 
 
 def pool_rows(pool_ids: set[int], batch: int = 1000) -> Iterator[list]:
-    """Every customer sitting in one of these pools (a pool admin's export)."""
+    """Every customer sitting in one of these pools (a pool admin's export, in full)."""
     return _rows(Customer.id.in_(select(Ownership.customer_id).where(
-        Ownership.pool_id.in_(pool_ids or {0}))), batch)
+        Ownership.pool_id.in_(pool_ids or {0}))), batch, lambda owner_id: True)
 
 
-def _rows(clause, batch: int) -> Iterator[list]:
+def _rows(clause, batch: int, unmask: Unmask) -> Iterator[list]:
     q = (select(Customer).where(clause).order_by(Customer.id)
          .options(selectinload(Customer.ownership).selectinload(Ownership.owner),
                   selectinload(Customer.ownership).selectinload(Ownership.pool))
          .execution_options(yield_per=batch))
     for c in db.session.execute(q).scalars():
         o = c.ownership
+        full = unmask(o.owner_id if o else None)
+        mobile, phone, email = (c.mobile, c.phone, c.email) if full else (
+            mask_phone(c.mobile), mask_phone(c.phone), mask_email(c.email))
         yield [c.id, c.name, c.customer_type, c.industry, c.province, c.city, c.address,
-               c.mobile, c.phone, c.email, c.source, c.product_line,
+               mobile, phone, email, c.source, c.product_line,
                o.owner.username if o and o.owner else "", o.pool.name if o and o.pool else "",
                c.created_at]
 
@@ -50,3 +84,20 @@ def write_csv(user: User, out: TextIO, rows: Optional[Iterator[list]] = None) ->
         writer.writerow(row)
         n += 1
     return n
+
+
+def xlsx_bytes(user: User, rows: Optional[Iterator[list]] = None) -> tuple[bytes, int]:
+    """The same rows as an Excel workbook (write-only mode: rows are streamed, not held)."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("customers")
+    sheet.append(EXPORT_COLUMNS)
+    n = 0
+    for row in customer_rows(user) if rows is None else rows:
+        # Numbers stay text: Excel would show a mobile as 1.38E+10.
+        sheet.append(["" if v is None else v for v in row])
+        n += 1
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue(), n

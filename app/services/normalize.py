@@ -18,7 +18,9 @@ from email_validator import EmailNotValidError, validate_email
 from app.services.region_names import CITIES, PROVINCES
 
 # 2: company names (region / core / legal form), addresses and person names' pinyin.
-NORMALIZER_VERSION = 2
+# 3: pinyin for person names only (no rule matches companies by pinyin, and it was a third
+#    of a bulk import's time).
+NORMALIZER_VERSION = 3
 
 _EXT_RE = re.compile(r"(?:转|分机|ext\.?|x|#)\s*(\d{1,6})\s*$", re.IGNORECASE)
 
@@ -32,38 +34,56 @@ def fold_width(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip()
 
 
-def normalize_phone(raw: Optional[str], region: str = "CN") -> Optional[str]:
-    """E.164 (+8613800138000), with ';ext=NNN' kept for extensions; None for empty input."""
-    if raw is None or not raw.strip():
-        return None
+# A Chinese mobile written plainly (13800138000, +86 138-0013-8000): what most rows of an
+# import hold. Built directly instead of by phonenumbers.parse, which costs 60 µs; the
+# number object is the same, and validity is still phonenumbers' to decide.
+_PLAIN_CN_MOBILE = re.compile(r"(?:\+86)?(1\d{10})")
+_SEPARATORS = re.compile(r"[\s\-()]")
+
+
+def _parse_valid(raw: str, region: str) -> tuple[phonenumbers.PhoneNumber, Optional[str]]:
+    """The parsed, valid number and its extension; InvalidValue otherwise."""
     text = fold_width(raw)
     ext = None
     m = _EXT_RE.search(text)
     if m:
         ext, text = m.group(1), text[: m.start()]
     text = text.strip().rstrip("-").strip()
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        raise InvalidValue(f"无法识别的电话号码：{raw}")
+    plain = _PLAIN_CN_MOBILE.fullmatch(_SEPARATORS.sub("", text)) if region == "CN" else None
+    if plain:
+        number = phonenumbers.PhoneNumber(country_code=86, national_number=int(plain.group(1)))
+    else:
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            raise InvalidValue(f"无法识别的电话号码：{raw}")
     if not phonenumbers.is_valid_number(number):
         raise InvalidValue(f"无效的电话号码：{raw}")
+    return number, ext or number.extension
+
+
+def _e164(number: phonenumbers.PhoneNumber, ext: Optional[str]) -> str:
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    ext = ext or number.extension
     return f"{e164};ext={ext}" if ext else e164
+
+
+def normalize_phone(raw: Optional[str], region: str = "CN") -> Optional[str]:
+    """E.164 (+8613800138000), with ';ext=NNN' kept for extensions; None for empty input."""
+    if raw is None or not raw.strip():
+        return None
+    return _e164(*_parse_valid(raw, region))
 
 
 def normalize_mobile(raw: Optional[str], region: str = "CN") -> Optional[str]:
     """Like normalize_phone, but the number must be a mobile number."""
-    e164 = normalize_phone(raw, region)
-    if e164 is None:
+    if raw is None or not raw.strip():
         return None
-    number = phonenumbers.parse(e164.split(";")[0], None)
+    number, ext = _parse_valid(raw, region)
     kind = phonenumbers.number_type(number)
     if kind not in (phonenumbers.PhoneNumberType.MOBILE,
                     phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
         raise InvalidValue(f"不是手机号码：{raw}")
-    return e164
+    return _e164(number, ext)
 
 
 def normalize_email(raw: Optional[str]) -> Optional[str]:
@@ -165,6 +185,21 @@ def _regions() -> tuple[dict[str, str], list[str], frozenset[str]]:
     return names, sorted(names, key=len, reverse=True), provinces_only
 
 
+@lru_cache(maxsize=1)
+def _spellings_by_first_char() -> dict[str, list[str]]:
+    """The region spellings grouped by their first character, longest first: a name is
+    compared with the few spellings that can start it, not all of them (a bulk import
+    normalises 100,000 names)."""
+    out: dict[str, list[str]] = {}
+    for spelling in _regions()[1]:
+        out.setdefault(spelling[0], []).append(spelling)
+    return out
+
+
+def _leading_spellings(text: str) -> list[str]:
+    return _spellings_by_first_char().get(text[:1], []) if text else []
+
+
 def region_of(text: str) -> Optional[str]:
     """The short region name if `text` is exactly a region (北京市 -> 北京), else None."""
     return _regions()[0].get(text)
@@ -176,8 +211,8 @@ _GENERIC = {"大学", "学院", "中学", "小学", "医院", "银行", "公司"
 
 
 def _strip_leading_region(text: str, min_left: int) -> tuple[Optional[str], str]:
-    names, ordered, _ = _regions()
-    for spelling in ordered:
+    names = _regions()[0]
+    for spelling in _leading_spellings(text):
         rest = text[len(spelling):]
         if text.startswith(spelling) and len(rest) >= min_left and rest not in _GENERIC:
             return names[spelling], rest
@@ -253,10 +288,10 @@ def normalize_address(raw: Optional[str]) -> Optional[str]:
     if raw is None or not raw.strip():
         return None
     text = fold_text(raw).replace("(", "").replace(")", "")
-    names, ordered, provinces_only = _regions()
+    names, _, provinces_only = _regions()
     out = []
     for _ in range(2):  # province, then city
-        for spelling in ordered:
+        for spelling in _leading_spellings(text):
             if text.startswith(spelling) and len(text) > len(spelling):
                 text = text[len(spelling):]
                 if names[spelling] not in provinces_only:  # a province is implied by its city

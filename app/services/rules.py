@@ -133,6 +133,17 @@ def place_new(values: dict[str, Any], exclude: Iterable[int] = ()) -> Optional[P
     return None
 
 
+def place_many(values: list[dict[str, Any]]) -> list[Optional[Placement]]:
+    """place_new for a batch of new customers (an import chunk), counting what the batch
+    itself gives each rep against the caps."""
+    rules, loads = active_rules(), _Loads()
+    out: list[Optional[Placement]] = []
+    for v in values:
+        rule = next((r for r in rules if matches(r, v)), None)
+        out.append(place(rule, loads) if rule is not None else None)
+    return out
+
+
 def apply_to_pool_customers(actor: User, customer_ids: Iterable, dry_run: bool = True) -> dict:
     """Run the rules over a selection of pool customers (admins; managers for their pools;
     pool admins for the pools they administer)."""

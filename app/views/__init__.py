@@ -11,6 +11,7 @@ def register_views(appbuilder) -> None:
     from app.views.customers import ContactView, CustomerEventView, CustomerView
     from app.views.org import (AssignmentRuleView, AuditLogView, DedupeRuleView, DepartmentView,
                                 GradingSettingsView, PolicyView, PoolMemberView, PoolView)
+    from app.views.imports import ImportView
     from app.views.jobs import JobsView
     from app.views.notifications import NotificationView, unread_notifications
     from app.views.ownership import OwnershipView
@@ -38,6 +39,10 @@ def register_views(appbuilder) -> None:
                         category_icon="fa-users")
     appbuilder.add_link("CustomerExport", href="/customers/export.csv", label=_("Export CSV"),
                         icon="fa-download", category="Customers")
+    appbuilder.add_link("CustomerExportXlsx", href="/customers/export.xlsx",
+                        label=_("Export Excel"), icon="fa-file-excel-o", category="Customers")
+    appbuilder.add_view(ImportView, "CustomerImport", label=_("Import customers"),
+                        href="/imports/", icon="fa-upload", category="Customers")
     appbuilder.add_view(ContactView, "Contacts", label=_("Contacts"), icon="fa-user",
                         category="Customers")
     appbuilder.add_view(FollowUpView, "FollowUps", label=_("Follow-ups"), icon="fa-phone",
@@ -74,3 +79,7 @@ def register_views(appbuilder) -> None:
                         icon="fa-tasks", category="Rules")
     appbuilder.add_view(AuditLogView, "AuditLog", label=_("Audit log"), icon="fa-list",
                         category="Rules")
+    from app.views.dedupe_review import DedupeReviewView
+
+    appbuilder.add_view(DedupeReviewView, "DedupeReview", label=_("Duplicate review"),
+                        href="/dedupe-review/", icon="fa-clone", category="Customers")

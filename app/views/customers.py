@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 
-from flask import Response, abort, flash, redirect, request
+from flask import Response, abort, flash, redirect, request, url_for
 from flask_appbuilder import action, expose, has_access
 from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
@@ -207,6 +207,25 @@ class CustomerView(ScopedModelView):
                       "in the default pool")))
     edit_form_extra_fields = _form_fields
 
+    def _deserialize_pk_if_composite(self, pk):
+        value = super()._deserialize_pk_if_composite(pk)
+        self._follow_merge(value)
+        return value
+
+    def _follow_merge(self, pk: int) -> None:
+        """Opening a merged customer's old page (show or edit) leads to the survivor, for
+        users who may see it; anything else about a missing id stays a 404."""
+        from app.services.merge import visible_survivor
+
+        page = (request.endpoint or "").rsplit(".", 1)[-1]
+        if request.method != "GET" or page not in ("show", "edit"):
+            return
+        survivor = visible_survivor(current_user(), pk)
+        if survivor is not None:
+            flash(str(_("Customer #%(old)s was merged into #%(new)s.", old=pk, new=survivor)),
+                  "info")
+            abort(redirect(url_for(f"{self.endpoint}.{page}", pk=survivor)))
+
     @staticmethod
     def _form_data(form) -> dict:
         return {f: form[f].data for f in CUSTOMER_FIELDS if f in form}
@@ -268,6 +287,15 @@ class CustomerView(ScopedModelView):
         exports.write_csv(self.actor(), buf)
         return Response(buf.getvalue(), mimetype="text/csv; charset=utf-8",
                         headers={"Content-Disposition": "attachment; filename=customers.csv"})
+
+    @expose("/export.xlsx")
+    @has_access
+    def export_xlsx(self):
+        """The same rows as an Excel workbook."""
+        data, _n = exports.xlsx_bytes(self.actor())
+        return Response(data, mimetype="application/vnd.openxmlformats-officedocument."
+                                       "spreadsheetml.sheet",
+                        headers={"Content-Disposition": "attachment; filename=customers.xlsx"})
 
     # -- ownership verbs on the selection (the service re-checks scope and rules) ---------------
     @action("release", _("Release to pool"), None, "fa-undo", single=False)

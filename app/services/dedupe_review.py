@@ -1,0 +1,151 @@
+"""Reviewing the batch scan's clusters: list, look at one, merge it or dismiss it.
+
+Admins and back-office staff review (auditors read). Every action loads the cluster again
+and checks that its members still exist: a member merged or deleted since the scan makes
+the cluster stale, and the reviewer is told which and why instead of merging half of it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import (Customer, CustomerMerge, CustomerRedirect, DedupeCluster,
+                        DedupeClusterMember, DedupeDismissal, User)
+from app.models.customer import utcnow
+from app.security import can_see_customer
+from app.services import audit, merge as merge_service
+from app.services.errors import Conflict, NotFound, ValidationFailed
+
+PAGE_SIZE = 50
+
+
+@dataclass
+class Member:
+    customer_id: int
+    score: int
+    reasons: str
+    customer: Optional[Customer]  # None: merged or deleted since the scan
+    gone: str = ""                # why it is missing, for the stale message
+
+
+def open_clusters(actor: User, page: int = 0) -> tuple[list[DedupeCluster], int]:
+    """Open clusters, best score first: (one page, total)."""
+    merge_service.require_reader(actor)
+    q = select(DedupeCluster).where(DedupeCluster.status == "open")
+    total = db.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+    rows = db.session.execute(q.order_by(DedupeCluster.best_score.desc(), DedupeCluster.id)
+                              .offset(page * PAGE_SIZE).limit(PAGE_SIZE)).scalars().all()
+    return rows, total
+
+
+def last_scan() -> Optional[dict]:
+    from app.models import AuditLog
+
+    row = db.session.execute(select(AuditLog).where(AuditLog.action == "dedupe_scan")
+                             .order_by(AuditLog.id.desc()).limit(1)).scalar_one_or_none()
+    if row is None:
+        return None
+    return {"at": row.created_at, **{k: v[1] for k, v in (row.changes or {}).items()}}
+
+
+def _why_gone(customer_id: int) -> str:
+    survivor = db.session.execute(select(CustomerRedirect.survivor_id).where(
+        CustomerRedirect.old_id == customer_id)).scalar_one_or_none()
+    if survivor is not None:
+        return f"客户 #{customer_id} 已合并到 #{survivor}"
+    return f"客户 #{customer_id} 已删除"
+
+
+def cluster(actor: User, cluster_id: int) -> tuple[DedupeCluster, list[Member]]:
+    """The cluster and its members (with their current rows), for the review page."""
+    merge_service.require_reader(actor)
+    found = db.session.get(DedupeCluster, cluster_id)
+    if found is None:
+        raise NotFound(f"查重组 #{cluster_id} 不存在（可能已被重新扫描替换）")
+    members = []
+    for m in found.members:
+        customer = db.session.get(Customer, m.customer_id)
+        if customer is not None and not can_see_customer(actor, m.customer_id):
+            customer = None
+        members.append(Member(m.customer_id, m.score, m.reasons, customer,
+                              "" if customer else _why_gone(m.customer_id)))
+    return found, members
+
+
+def stale_reason(members: list[Member]) -> Optional[str]:
+    gone = [m.gone for m in members if m.customer is None]
+    if not gone:
+        return None
+    return "该查重组已过期：" + "；".join(gone) + "。请重新扫描或标记为非重复"
+
+
+def _open_cluster(actor: User, cluster_id: int) -> tuple[DedupeCluster, list[Member]]:
+    merge_service.require_reviewer(actor)
+    found, members = cluster(actor, cluster_id)
+    if found.status != "open":
+        raise Conflict(f"查重组 #{cluster_id} 已处理（{found.status_label}）")
+    return found, members
+
+
+def merge_cluster(actor: User, cluster_id: int, survivor_id: int, merged_ids: Iterable[int],
+                  choices: dict[str, int]) -> list[CustomerMerge]:
+    """Merge the chosen members into the survivor; members left out are recorded as not
+    duplicates of the survivor. Commits."""
+    found, members = _open_cluster(actor, cluster_id)
+    stale = stale_reason(members)
+    if stale:
+        raise Conflict(stale, code="stale_cluster")
+    ids = {m.customer_id for m in members}
+    merged_ids = [i for i in dict.fromkeys(merged_ids) if i != survivor_id]
+    if survivor_id not in ids:
+        raise ValidationFailed({"survivor": f"保留的客户 #{survivor_id} 不在查重组 #{cluster_id} 中"})
+    outside = [i for i in merged_ids if i not in ids]
+    if outside:
+        raise ValidationFailed({"merged": "要并入的客户不在该查重组中："
+                                          + "、".join(f"#{i}" for i in outside)})
+    kept_apart = ids - set(merged_ids) - {survivor_id}
+    try:
+        _remember_apart(actor, cluster_id, [(survivor_id, i) for i in kept_apart])
+        found.status, found.reviewed_by_id, found.reviewed_at = "merged", actor.id, utcnow()
+        # merge.merge commits the cluster's status with the merge.
+        return merge_service.merge(actor, survivor_id, merged_ids, choices,
+                                   cluster_id=cluster_id)
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def _remember_apart(actor: User, cluster_id: int, pairs: Iterable[tuple[int, int]]) -> int:
+    have = set()
+    added = 0
+    for a, b in pairs:
+        key = (min(a, b), max(a, b))
+        if key in have or a == b or db.session.get(DedupeDismissal, key) is not None:
+            continue
+        have.add(key)
+        db.session.add(DedupeDismissal(customer_a=key[0], customer_b=key[1],
+                                       cluster_id=cluster_id, actor_id=actor.id,
+                                       created_at=utcnow()))
+        added += 1
+    return added
+
+
+def dismiss(actor: User, cluster_id: int) -> int:
+    """"Not duplicates": every pair of the cluster is remembered, so no scan proposes it
+    again. Works on a stale cluster too (its remaining members). Commits."""
+    found, members = _open_cluster(actor, cluster_id)
+    ids = sorted(m.customer_id for m in members)
+    try:
+        added = _remember_apart(actor, cluster_id,
+                                [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]])
+        found.status, found.reviewed_by_id, found.reviewed_at = "dismissed", actor.id, utcnow()
+        audit.record(actor.id, "dedupe_dismiss", "dedupe_cluster", cluster_id,
+                     {"customers": (None, ",".join(map(str, ids)))})
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return added

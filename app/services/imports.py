@@ -1,0 +1,510 @@
+"""Bulk import of customers (批量导入): upload, map columns, run in chunks, report bad rows.
+
+Who: back-office staff and admins (into any pool, or through the assignment rules) and pool
+administrators (into the pools they administer).
+
+Every row goes through the same validation as the customer form (`clean_customer_data`) and
+the same dedupe rules as every other entry path — against the table and against the rows of
+the file before it. Any match, blocking or warning, keeps the row out: an import has nobody
+to confirm a warning, so the row goes to the error report naming the match, and staff add
+it by hand (with "仍然保存") if it really is another customer. That is also why importing the
+same file twice inserts nothing the second time.
+
+A run works in chunks of CHUNK_ROWS rows. Each chunk commits its customers, their ownership
+rows and 'created' events, its problem rows and the batch's resume point (`next_line`) in
+one transaction, after taking the batch row's lock with "UPDATE … WHERE next_line = the
+point I started from": a worker killed mid-chunk loses only an uncommitted chunk, and two
+runners of one batch cannot both insert the same rows.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+from flask import current_app, has_app_context
+from sqlalchemy import insert, select, update
+
+from app.extensions import db
+from app.models import (Customer, ImportBatch, ImportProblem, Ownership, OwnershipEvent, Pool,
+                        User)
+from app.models.customer import utcnow
+from app.security import ROLE_ADMIN, ROLE_STAFF, has_role
+from app.services import audit, dedupe_bulk, ownership, pool_admin
+from app.services.customers import clean_customer_data
+from app.services.errors import NotFound, OutOfScope, PermissionDenied, ValidationFailed
+from app.services.import_files import (BadLine, UnreadableFile, detect_format, open_source)
+
+CHUNK_ROWS = 1000
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+# The customer fields a column can fill, in the order of the mapping form.
+FIELD_LABELS = {
+    "name": "客户名称", "customer_type": "客户类型", "industry": "行业", "province": "省份",
+    "city": "城市", "address": "地址", "mobile": "手机", "phone": "固定电话", "email": "邮箱",
+    "source": "来源", "product_line": "产品线", "birthday": "生日", "birthday_lunar": "农历生日",
+    "notes": "备注",
+}
+REQUIRED_FIELDS = ("name",)
+# Header texts seen in real exports (Excel templates, other CRMs), compared after lower-casing
+# and removing spaces: the mapping form starts from these guesses.
+HEADER_SYNONYMS = {
+    "name": ("客户名称", "名称", "公司名称", "企业名称", "单位名称", "客户", "公司", "姓名",
+             "name", "company", "customer", "customername", "companyname"),
+    "customer_type": ("客户类型", "类型", "type", "customertype"),
+    "industry": ("行业", "所属行业", "industry"),
+    "province": ("省份", "省", "所在省份", "province"),
+    "city": ("城市", "市", "所在城市", "city"),
+    "address": ("地址", "详细地址", "公司地址", "联系地址", "address"),
+    "mobile": ("手机", "手机号", "手机号码", "移动电话", "mobile", "cell", "cellphone"),
+    "phone": ("电话", "固定电话", "座机", "办公电话", "联系电话", "phone", "tel", "telephone"),
+    "email": ("邮箱", "电子邮箱", "电子邮件", "邮件", "email", "e-mail", "mail"),
+    "source": ("来源", "客户来源", "source"),
+    "product_line": ("产品线", "意向产品", "productline", "product"),
+    "birthday": ("生日", "出生日期", "birthday", "birthdate"),
+    "birthday_lunar": ("农历生日", "农历", "lunar"),
+    "notes": ("备注", "说明", "notes", "note", "remark", "remarks"),
+}
+CUSTOMER_TYPE_WORDS = {"企业": "company", "企业客户": "company", "公司": "company",
+                       "单位": "company", "个人": "person", "个人客户": "person"}
+
+
+# --- who may import where -----------------------------------------------------------------
+def importable_pool_ids(actor: User) -> Optional[set[int]]:
+    """Pools the actor may import into: None means every pool (staff, admins)."""
+    if has_role(actor, ROLE_ADMIN, ROLE_STAFF):
+        return None
+    return pool_admin.admin_pool_ids(actor)
+
+
+def may_import(actor: User) -> bool:
+    pools = importable_pool_ids(actor)
+    return pools is None or bool(pools)
+
+
+def may_use_rules(actor: User) -> bool:
+    return has_role(actor, ROLE_ADMIN, ROLE_STAFF)
+
+
+def _require_importer(actor: User) -> None:
+    if not may_import(actor):
+        raise PermissionDenied("只有后台人员、管理员和公海管理员可以导入客户")
+
+
+def visible_batches(actor: User):
+    """SELECT of the batches the actor may see: their own; every batch for admins."""
+    q = select(ImportBatch).order_by(ImportBatch.id.desc())
+    if not has_role(actor, ROLE_ADMIN):
+        q = q.where(ImportBatch.created_by_id == actor.id)
+    return q
+
+
+def get_batch(actor: User, batch_id: int) -> ImportBatch:
+    batch = db.session.get(ImportBatch, batch_id)
+    if batch is None or not (has_role(actor, ROLE_ADMIN) or batch.created_by_id == actor.id):
+        raise OutOfScope("导入批次不存在或不是您创建的")
+    return batch
+
+
+# --- upload and mapping -------------------------------------------------------------------
+def import_dir() -> Path:
+    from config import INSTANCE_DIR
+
+    base = current_app.config.get("IMPORT_DIR") if has_app_context() else None
+    path = Path(base) if base else INSTANCE_DIR / "imports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _norm_header(text: str) -> str:
+    return "".join(str(text).split()).lower().replace("（", "(").replace("）", ")")
+
+
+def guess_mapping(headers: list[str]) -> dict[str, str]:
+    """{field: header} for the headers that name a customer field, each header used once."""
+    by_norm = {_norm_header(h): h for h in headers}
+    mapping, used = {}, set()
+    for field, words in HEADER_SYNONYMS.items():
+        for word in words:
+            header = by_norm.get(_norm_header(word))
+            if header is not None and header not in used:
+                mapping[field] = header
+                used.add(header)
+                break
+    return mapping
+
+
+def upload(actor: User, filename: str, data: bytes) -> ImportBatch:
+    """Store the file and read its header row; the batch then waits for its column mapping."""
+    _require_importer(actor)
+    filename = Path(filename or "").name or "import.csv"
+    if not data:
+        raise ValidationFailed({"file": "请选择要导入的文件（文件为空）"})
+    if len(data) > MAX_FILE_BYTES:
+        raise ValidationFailed({"file": f"文件过大：最大 {MAX_FILE_BYTES // 1024 // 1024} MB"})
+    try:
+        file_format = detect_format(filename, data[:8192])
+    except UnreadableFile as exc:
+        raise ValidationFailed({"file": str(exc)})
+    path = import_dir() / f"{uuid.uuid4().hex}.{file_format}"
+    path.write_bytes(data)
+    try:
+        source = open_source(path, file_format)
+    except UnreadableFile as exc:
+        path.unlink(missing_ok=True)
+        raise ValidationFailed({"file": str(exc)})
+    batch = ImportBatch(created_by_id=actor.id, filename=filename[:255], stored_path=str(path),
+                        sha256=hashlib.sha256(data).hexdigest(), file_format=file_format,
+                        encoding=source.encoding, headers=source.headers,
+                        mapping=guess_mapping(source.headers), target="pool",
+                        status="mapping", next_line=source.header_line + 1)
+    db.session.add(batch)
+    db.session.flush()
+    audit.record(actor.id, "upload", "import_batch", batch.id,
+                 {"filename": (None, batch.filename), "sha256": (None, batch.sha256)})
+    db.session.commit()
+    return batch
+
+
+def preview(batch: ImportBatch, rows: int = 5) -> list[tuple[int, list]]:
+    """The first data rows as read, for the mapping page."""
+    source = open_source(Path(batch.stored_path), batch.file_format, batch.encoding)
+    out = []
+    for line, row in source.records:
+        out.append((line, [row.reason] if isinstance(row, BadLine) else row))
+        if len(out) >= rows:
+            break
+    return out
+
+
+def configure(actor: User, batch_id: int, mapping: dict[str, str], target: str,
+              pool_id: Optional[int]) -> ImportBatch:
+    """Check and store the column mapping and where the customers go; the batch is queued."""
+    _require_importer(actor)
+    batch = get_batch(actor, batch_id)
+    if batch.status != "mapping":
+        raise ValidationFailed({"batch": "此批次已开始导入，不能再修改列映射"})
+    errors: dict[str, str] = {}
+    mapping = {f: h for f, h in (mapping or {}).items() if h}
+    unknown = [f for f in mapping if f not in FIELD_LABELS]
+    if unknown:
+        errors["mapping"] = f"未知字段：{', '.join(unknown)}"
+    missing_headers = [h for h in mapping.values() if h not in (batch.headers or [])]
+    if missing_headers:
+        errors["mapping"] = f"文件中没有这些列：{', '.join(missing_headers)}"
+    repeated = {h for h in mapping.values() if list(mapping.values()).count(h) > 1}
+    if repeated:
+        errors["mapping"] = f"同一列不能映射到多个字段：{', '.join(sorted(repeated))}"
+    for field in REQUIRED_FIELDS:
+        if field not in mapping:
+            errors[field] = f"必须指定哪一列是『{FIELD_LABELS[field]}』（文件的列：" \
+                            f"{'、'.join(batch.headers or [])}）"
+    pools = importable_pool_ids(actor)
+    if target == "rules":
+        if not may_use_rules(actor):
+            errors["target"] = "只有后台人员和管理员可以按归属规则导入"
+    elif target == "pool":
+        if pool_id is None:
+            errors["pool"] = "请选择导入到哪个公海"
+        elif db.session.get(Pool, pool_id) is None:
+            errors["pool"] = "公海不存在"
+        elif pools is not None and pool_id not in pools:
+            errors["pool"] = "只能导入到您管理的公海"
+    else:
+        errors["target"] = "导入方式只能是『导入公海』或『按归属规则分配』"
+    if target == "rules" and pool_id is not None and db.session.get(Pool, pool_id) is None:
+        errors["pool"] = "公海不存在"
+    if errors:
+        db.session.rollback()
+        raise ValidationFailed(errors)
+    batch.mapping, batch.target, batch.pool_id = mapping, target, pool_id
+    batch.total_rows = sum(1 for _ in open_source(Path(batch.stored_path), batch.file_format,
+                                                  batch.encoding).records)
+    batch.status = "queued"
+    audit.record(actor.id, "configure", "import_batch", batch.id,
+                 {"mapping": (None, ", ".join(f"{f}={h}" for f, h in mapping.items())),
+                  "target": (None, target), "pool_id": (None, pool_id)})
+    db.session.commit()
+    return batch
+
+
+def start(actor: User, batch_id: int, queue: str = "default") -> ImportBatch:
+    """Queue the import job (also resumes a batch whose worker died). Without Redis the
+    batch stays queued and `flask crm import --resume ID` runs it."""
+    from jobs import enqueue
+    from jobs.imports import run_import
+
+    batch = get_batch(actor, batch_id)
+    if batch.status not in ("queued", "running", "failed"):
+        raise ValidationFailed({"batch": f"此批次{batch.status_label}，不能开始导入"})
+    job = enqueue(run_import, batch.id, queue=queue, job_timeout=6 * 3600)
+    if job is None:
+        raise ValidationFailed({"batch": "后台任务暂停（Redis 无法连接）：请稍后重试，或在服务器上"
+                                         f"运行 flask crm import --resume {batch.id}"})
+    batch.job_id = job.id
+    if batch.status == "failed":
+        batch.status, batch.error = "queued", None
+    audit.record(actor.id, "start", "import_batch", batch.id, {"job": (None, job.id)})
+    db.session.commit()
+    return batch
+
+
+# --- running ------------------------------------------------------------------------------
+class _Run:
+    """One pass over a batch's remaining rows."""
+
+    def __init__(self, batch: ImportBatch):
+        self.batch = batch
+        self.actor_id = batch.created_by_id
+        self.matcher = dedupe_bulk.BatchMatcher()
+        self.index = {h: i for i, h in enumerate(batch.headers or [])}
+        self.mapping = dict(batch.mapping or {})
+        self.inserted_lines: dict[int, int] = {}   # customer id -> file line, this run
+        self.reason = f"批量导入 #{batch.id}：{batch.filename}"[:200]
+        # Where this runner believes the batch stands; a chunk commits only from there.
+        self.next_line = batch.next_line
+
+    # row -> values or a problem
+    def row_data(self, cells: list) -> tuple[Optional[dict], Optional[str]]:
+        data: dict[str, Any] = {}
+        short = []
+        for field, header in self.mapping.items():
+            i = self.index[header]
+            if i >= len(cells):
+                short.append((i, header))
+                continue
+            data[field] = cells[i]
+        short = [header for _, header in sorted(short)]
+        if short:
+            return None, (f"缺少列：{'、'.join(short)}（此行只有 {len(cells)} 列，"
+                          f"表头有 {len(self.index)} 列）")
+        kind = (data.get("customer_type") or "").strip()
+        if kind:
+            data["customer_type"] = CUSTOMER_TYPE_WORDS.get(kind, kind.lower())
+        if not data.get("source"):
+            data["source"] = f"导入：{self.batch.filename}"[:100]
+        try:
+            return clean_customer_data(data), None
+        except ValidationFailed as exc:
+            return None, "；".join(f"{FIELD_LABELS.get(f, f)}：{m}"
+                                  for f, m in exc.fields.items())
+
+    def duplicate_reason(self, matches, file_hits) -> Optional[str]:
+        from app.models.dedupe import DEDUPE_KINDS
+
+        texts = []
+        for group in dedupe_bulk.by_customer(matches):
+            line = self.inserted_lines.get(group[0].customer_id)
+            texts.append(f"与文件第 {line} 行重复（{dedupe_bulk.kinds_text(group)}）" if line
+                         else dedupe_bulk.grouped_text(group))
+        texts += [f"与文件第 {line} 行重复（{DEDUPE_KINDS[kind]}"
+                  + (f"，相似度 {score}%" if score < 100 else "") + "）"
+                  for kind, line, score in file_hits]
+        return "；".join(dict.fromkeys(texts)) or None  # keeps order, drops repeats
+
+
+def _records_from(job: _Run) -> Iterator[tuple[int, Any]]:
+    batch = job.batch
+    source = open_source(Path(batch.stored_path), batch.file_format, batch.encoding)
+    for line, row in source.records:
+        if line >= job.next_line:
+            yield line, row
+
+
+def _chunks(records, size: int):
+    chunk = []
+    for item in records:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def run(batch_id: int, progress: Optional[Callable[[int, Optional[int]], None]] = None,
+        chunk_rows: Optional[int] = None) -> ImportBatch:
+    """Import the batch's remaining rows, chunk by chunk (see the module docstring). Safe to
+    call again after a crash, or by a second runner: what is committed is never redone."""
+    batch = db.session.get(ImportBatch, batch_id)
+    if batch is None:
+        raise NotFound("导入批次不存在")
+    if batch.status in ("mapping", "done"):
+        return batch
+    size = chunk_rows or current_app.config.get("IMPORT_CHUNK_ROWS", CHUNK_ROWS)
+    batch.status, batch.started_at = "running", batch.started_at or utcnow()
+    db.session.commit()
+    job = _Run(batch)
+    try:
+        for chunk in _chunks(_records_from(job), size):
+            if not _import_chunk(job, chunk):
+                db.session.rollback()
+                return db.session.get(ImportBatch, batch_id)  # another runner is ahead
+            if progress:
+                progress(batch.processed, batch.total_rows)
+    except Exception as exc:
+        db.session.rollback()
+        batch = db.session.get(ImportBatch, batch_id)
+        batch.status, batch.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+        db.session.commit()
+        raise
+    batch.status, batch.finished_at = "done", utcnow()
+    audit.record(batch.created_by_id, "import", "import_batch", batch.id,
+                 {"inserted": (None, batch.inserted), "duplicates": (None, batch.duplicates),
+                  "invalid": (None, batch.invalid)})
+    db.session.commit()
+    return batch
+
+
+def _import_chunk(job: _Run, chunk: list[tuple[int, Any]]) -> bool:
+    batch = job.batch
+    start_line, end_line = job.next_line, chunk[-1][0] + 1
+    # The batch row's lock for this chunk: a second runner waits here, then finds next_line
+    # moved and stops.
+    claimed = db.session.execute(
+        update(ImportBatch).where(ImportBatch.id == batch.id,
+                                  ImportBatch.next_line == start_line)
+        .values(status="running")).rowcount
+    if claimed != 1:
+        return False
+    problems: list[dict] = []
+    valid: list[tuple[int, dict, list]] = []
+    for line, row in chunk:
+        if isinstance(row, BadLine):
+            problems.append(_problem(batch, line, "invalid", row.reason, None))
+            continue
+        values, why = job.row_data(row)
+        if why:
+            problems.append(_problem(batch, line, "invalid", why, row))
+        else:
+            valid.append((line, values, row))
+    answers = dedupe_bulk.answers(job.matcher.table_hits([v for _, v, _ in valid]),
+                                  job.matcher.rules)
+    accepted: list[tuple[int, dict]] = []
+    for (line, values, row), matches in zip(valid, answers):
+        file_hits = [] if matches else job.matcher.file_hits(values)
+        why = job.duplicate_reason(matches, file_hits)
+        if why:
+            problems.append(_problem(batch, line, "duplicate", why, row))
+        else:
+            job.matcher.accept(values, line)
+            accepted.append((line, values))
+    ids = _insert(job, accepted)
+    job.inserted_lines.update(zip(ids, (line for line, _ in accepted)))
+    if problems:
+        db.session.execute(insert(ImportProblem), problems)
+    invalid = sum(1 for p in problems if p["kind"] == "invalid")
+    db.session.execute(update(ImportBatch).where(ImportBatch.id == batch.id).values(
+        next_line=end_line, inserted=ImportBatch.inserted + len(ids),
+        invalid=ImportBatch.invalid + invalid,
+        duplicates=ImportBatch.duplicates + len(problems) - invalid))
+    db.session.commit()
+    db.session.refresh(batch)
+    job.next_line = end_line
+    return True
+
+
+def _problem(batch, line, kind, reason, row) -> dict:
+    values = dict(zip(batch.headers or [], row)) if row is not None else None
+    return {"batch_id": batch.id, "line": line, "kind": kind, "reason": reason,
+            "values": values}
+
+
+_ALL_COLUMNS = [c.name for c in Customer.__table__.columns if c.name != "id"]
+
+
+def _insert(job: _Run, accepted: list[tuple[int, dict]]) -> list[int]:
+    """Insert the chunk's new customers with their ownership rows and 'created' events."""
+    if not accepted:
+        return []
+    now = utcnow()
+    placements = _placements(job, [v for _, v in accepted])
+    rows = []
+    for _, values in accepted:
+        row = {c: None for c in _ALL_COLUMNS}
+        row.update(birthday_lunar=False, norm_version=0)
+        row.update(values)
+        row.update(created_by_id=job.actor_id, created_at=now, updated_at=now)
+        rows.append(row)
+    ids = list(db.session.execute(
+        insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+        rows).scalars())
+    owned = [{"customer_id": cid, "owner_id": p[0], "pool_id": p[1], "acquired_at": now,
+              "acquired_how": "imported" if p[0] is None else "rule-assigned",
+              "first_owner_id": p[0], "locked": False, "won": False, "category": "potential"}
+             for cid, p in zip(ids, placements)]
+    db.session.execute(insert(Ownership), owned)
+    ownership.record_events([
+        {"customer_id": cid, "kind": "created", "actor_id": job.actor_id, "to_owner_id": p[0],
+         "to_pool_id": p[1], "reason": job.reason, "rule": p[2]}
+        for cid, p in zip(ids, placements)], now)
+    return ids
+
+
+def _placements(job: _Run, values: list[dict]) -> list[tuple[Optional[int], Optional[int],
+                                                             Optional[str]]]:
+    """(owner, pool, rule) per new customer: the chosen pool, or the assignment rules with
+    caps honoured (a rep at the cap is skipped; no room anywhere -> the rule's pool)."""
+    batch = job.batch
+    if batch.target == "pool":
+        return [(None, batch.pool_id, None)] * len(values)
+    from app.services import rules
+
+    fallback = batch.pool_id or ownership.default_pool().id
+    placed = rules.place_many([dict(v, lifecycle="potential") for v in values])
+    out = []
+    per_owner: dict[int, int] = {}
+    for p in placed:
+        if p is None:
+            out.append((None, fallback, None))
+            continue
+        if p.owner_id is not None:
+            per_owner[p.owner_id] = per_owner.get(p.owner_id, 0) + 1
+        out.append((p.owner_id, p.pool_id, f"rule:{p.rule}"))
+    # Lock each receiving rep and re-count under the lock: a claim that landed since the
+    # rules counted cannot push the rep over the cap.
+    for owner_id in sorted(per_owner):
+        ownership.lock_rep(owner_id)
+        cap, have = ownership.cap_room(owner_id)
+        room = max(cap - have, 0)
+        if room < per_owner[owner_id]:
+            over = per_owner[owner_id] - room
+            for i in range(len(out) - 1, -1, -1):
+                if over and out[i][0] == owner_id:
+                    out[i] = (None, fallback, out[i][2])
+                    over -= 1
+    return out
+
+
+# --- the error report ---------------------------------------------------------------------
+REPORT_KINDS = {"invalid": "数据错误", "duplicate": "重复"}
+
+
+def problem_rows(actor: User, batch_id: int, limit: Optional[int] = None) -> list[ImportProblem]:
+    batch = get_batch(actor, batch_id)
+    q = select(ImportProblem).where(ImportProblem.batch_id == batch.id).order_by(
+        ImportProblem.line)
+    if limit:
+        q = q.limit(limit)
+    return list(db.session.execute(q).scalars())
+
+
+def problem_report(actor: User, batch_id: int) -> tuple[str, str]:
+    """(file name, CSV text with a BOM): line, kind, reason, then the row's own columns —
+    fix the rows in Excel and import the report again."""
+    batch = get_batch(actor, batch_id)
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out)
+    headers = list(batch.headers or [])
+    writer.writerow(["行号", "问题类型", "原因", *headers])
+    for p in db.session.execute(select(ImportProblem).where(
+            ImportProblem.batch_id == batch.id).order_by(ImportProblem.line)).scalars():
+        values = p.values or {}
+        writer.writerow([p.line, REPORT_KINDS.get(p.kind, p.kind), p.reason,
+                         *[values.get(h, "") for h in headers]])
+    stem = Path(batch.filename).stem
+    return f"{stem}-errors.csv", out.getvalue()

@@ -1,0 +1,572 @@
+"""Merge duplicate customers (合并) and undo a merge within 30 days.
+
+A merge folds one customer (the merged record) into another (the survivor), one pair at a
+time, all pairs of one review in one transaction:
+
+- fields: the reviewer picks, per field, whose value wins; the survivor's overwritten
+  values are kept for undo, and its dedupe keys are recomputed.
+- related rows: every row that references customer.id — found by introspecting the
+  metadata's foreign keys, so a table added later is not forgotten — plus the history
+  tables that keep a customer id without a foreign key (SOFT_REFERENCES), is re-pointed to
+  the survivor. Where a unique key would then hold twice (a share for the same user, a
+  reclaim warning of the same cycle, a care greeting for the same occasion), the merged
+  record's row is dropped and kept in the snapshot. audit_log rows stay under their
+  object id: the audit trail records what happened to which id, and the merge's own audit
+  rows link the two ids.
+- ownership, by this rule: the owners of the two records are candidates; the owner of a
+  locked record comes first, then the owner of a won record (their key account and their
+  deal decide), then the owner with the earliest first contact (the earliest 'created',
+  'claimed', 'assigned' or 'rule-assigned' event that gave them the record, else the
+  record's created_at). The first candidate that may be given the survivor keeps it: the
+  survivor's own owner always may (their count does not rise); anyone else only within
+  their caps, checked as for a claim with the merged record still counted. If none fits,
+  the survivor goes to the pool. A 'merged' event is written on both records.
+- the merged id stays findable: customer_redirect maps it to the survivor, and the pages
+  and the REST API redirect there.
+
+Undo (admins and staff, within UNDO_DAYS, newest merge of a survivor first) puts back the
+merged customer under its original id, exactly the rows that were moved or dropped, the
+survivor's fields and ownership, and writes 'unmerged' events.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+from flask_appbuilder import Model
+from sqlalchemy import (Date, DateTime, Numeric, Table, and_, delete, func, insert, select,
+                        update)
+
+from app.extensions import db
+from app.models import (Customer, CustomerMerge, CustomerRedirect, DedupeCluster, Ownership,
+                        OwnershipEvent, User)
+from app.models.customer import utcnow
+from app.security import ROLE_ADMIN, ROLE_AUDITOR, ROLE_STAFF, can_see_customer, has_role
+from app.services import audit, ownership as ownership_service, policies
+from app.services.errors import (CapExceeded, Conflict, NotFound, OutOfScope, PermissionDenied,
+                                 ValidationFailed)
+
+UNDO_DAYS = 30
+# The fields a reviewer picks a winner for; "birthday" is its parts, taken together.
+MERGE_FIELDS = ("name", "industry", "province", "city", "address", "phone", "mobile", "email",
+                "source", "product_line", "birthday", "notes")
+FIELD_COLUMNS = {"birthday": ("birth_year", "birth_month", "birth_day", "birthday_lunar")}
+# Customer ids kept without a foreign key (history that outlives a customer): moved too.
+SOFT_REFERENCES = (("ownership_event", "customer_id"), ("transfer_item", "customer_id"))
+FIRST_CONTACT_KINDS = ("created", "claimed", "assigned", "rule-assigned")
+
+
+def columns_of(field: str) -> tuple[str, ...]:
+    return FIELD_COLUMNS.get(field, (field,))
+
+
+# --- who may ------------------------------------------------------------------------------
+def require_reviewer(actor: Optional[User]) -> None:
+    if not has_role(actor, ROLE_ADMIN, ROLE_STAFF):
+        raise PermissionDenied("只有管理员和后台专员可以审核、合并重复客户")
+
+
+def require_reader(actor: Optional[User]) -> None:
+    if not has_role(actor, ROLE_ADMIN, ROLE_STAFF, ROLE_AUDITOR):
+        raise PermissionDenied("您的角色不能查看查重结果")
+
+
+# --- row snapshots as JSON ----------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return value
+
+
+def _typed(table: Table, values: dict) -> dict:
+    out = {}
+    for key, value in values.items():
+        column = table.c[key]
+        if isinstance(value, str) and isinstance(column.type, DateTime):
+            value = dt.datetime.fromisoformat(value)
+        elif isinstance(value, str) and isinstance(column.type, Date):
+            value = dt.date.fromisoformat(value)
+        elif isinstance(value, str) and isinstance(column.type, Numeric):
+            value = decimal.Decimal(value)
+        out[key] = value
+    return out
+
+
+def _row(table: Table, where) -> Optional[dict]:
+    row = db.session.execute(select(table).where(where)).mappings().first()
+    return {k: _plain(v) for k, v in row.items()} if row else None
+
+
+# --- references to customer.id ------------------------------------------------------------
+@dataclass(frozen=True)
+class Reference:
+    table: Table
+    column: str
+    uniques: tuple[tuple[str, ...], ...]  # unique keys that would hold twice after a move
+
+    @property
+    def key(self) -> str:
+        return f"{self.table.name}.{self.column}"
+
+
+def _unique_keys(table: Table, column: str) -> tuple[tuple[str, ...], ...]:
+    from sqlalchemy import Index, UniqueConstraint
+
+    keys = [tuple(c.name for c in con.columns) for con in table.constraints
+            if isinstance(con, UniqueConstraint)]
+    keys += [tuple(c.name for c in ix.columns) for ix in table.indexes
+             if isinstance(ix, Index) and ix.unique]
+    rewritten = set(REWRITES.get(table.name, {}).keys())
+    return tuple(k for k in keys if column in k or rewritten & set(k))
+
+
+def references() -> list[Reference]:
+    """Every (table, column) that holds a customer id, except the ownership row."""
+    import app.models  # noqa: F401  (every table registered)
+
+    customer_id = Customer.__table__.c.id
+    found = []
+    for table in Model.metadata.sorted_tables:
+        if table is Ownership.__table__:
+            continue
+        for fk in table.foreign_keys:
+            if fk.column is customer_id:
+                found.append((table, fk.parent.name))
+    for name, column in SOFT_REFERENCES:
+        found.append((Model.metadata.tables[name], column))
+    return [Reference(t, c, _unique_keys(t, c)) for t, c in found]
+
+
+def _care_recipient(row: dict, old_id: int, new_id: int) -> dict:
+    """A greeting addressed to the customer itself is keyed "customer:<id>"."""
+    if row.get("recipient_key") == f"customer:{old_id}":
+        return {"recipient_key": f"customer:{new_id}"}
+    return {}
+
+
+# Columns besides the customer id whose value names the customer (table -> column -> how).
+REWRITES = {"care_message": {"recipient_key": _care_recipient}}
+
+
+def _keep_stamps(table: Table) -> dict:
+    """SET col = col for columns with an onupdate default (updated_at): re-pointing a row
+    is not an edit of it, and undo must find it as it was."""
+    return {c.name: c for c in table.c if c.onupdate is not None}
+
+
+def _pk_columns(table: Table) -> list[str]:
+    return [c.name for c in table.primary_key.columns]
+
+
+def _where_pk(table: Table, values: list) -> Any:
+    return and_(*(table.c[c] == v for c, v in zip(_pk_columns(table), values)))
+
+
+def _move_rows(ref: Reference, old_id: int, new_id: int) -> tuple[list, list, list]:
+    """Re-point ref's rows from old_id to new_id: (moved primary keys as they were,
+    dropped rows, [primary key as it was, {column: old value}] of rewritten columns)."""
+    table, col = ref.table, ref.table.c[ref.column]
+    pk = _pk_columns(table)
+    rewrites = REWRITES.get(table.name, {})
+    if not ref.uniques and not rewrites and ref.column not in pk:
+        moved = [list(r) for r in db.session.execute(
+            select(*(table.c[c] for c in pk)).where(col == old_id)).all()]
+        if moved:
+            db.session.execute(update(table).where(col == old_id).values(
+                {ref.column: new_id, **_keep_stamps(table)}))
+        return moved, [], []
+    moved, dropped, rewritten = [], [], []
+    rows = db.session.execute(select(table).where(col == old_id)).mappings().all()
+    for row in rows:
+        row = dict(row)
+        changes = {ref.column: new_id}
+        for column, how in rewrites.items():
+            changes.update(how(row, old_id, new_id))
+        after = dict(row, **changes)
+        key = [row[c] for c in pk]
+        if any(_taken(table, unique, after, key) for unique in ref.uniques):
+            dropped.append({k: _plain(v) for k, v in row.items()})
+            db.session.execute(delete(table).where(_where_pk(table, key)))
+            continue
+        db.session.execute(update(table).where(_where_pk(table, key))
+                           .values(dict(_keep_stamps(table), **changes)))
+        moved.append(key)
+        old = {c: row[c] for c in changes if c != ref.column}
+        if old:
+            rewritten.append([key, old])
+    return moved, dropped, rewritten
+
+
+def _taken(table: Table, unique: tuple[str, ...], values: dict, own_key: list) -> bool:
+    """Another row already holds these values of a unique key."""
+    if any(values.get(c) is None for c in unique):
+        return False  # NULLs never collide
+    conds = [table.c[c] == values[c] for c in unique]
+    pk = _pk_columns(table)
+    conds.append(~and_(*(table.c[c] == v for c, v in zip(pk, own_key))))
+    return db.session.execute(select(table.c[pk[0]]).where(*conds).limit(1)).first() is not None
+
+
+# --- ownership of the survivor ------------------------------------------------------------
+@dataclass
+class Holding:
+    customer_id: int
+    owner_id: Optional[int]
+    pool_id: Optional[int]
+    locked: bool
+    won: bool
+    first_contact: dt.datetime
+
+
+def _holding(customer: Customer) -> Holding:
+    own = customer.ownership
+    first = None
+    if own.owner_id is not None:
+        first = db.session.execute(select(func.min(OwnershipEvent.created_at)).where(
+            OwnershipEvent.customer_id == customer.id,
+            OwnershipEvent.to_owner_id == own.owner_id,
+            OwnershipEvent.kind.in_(FIRST_CONTACT_KINDS))).scalar()
+    return Holding(customer.id, own.owner_id, own.pool_id, bool(own.locked), bool(own.won),
+                   first or customer.created_at)
+
+
+def candidates(holdings: list[Holding]) -> list[Holding]:
+    """Owned records in the order their owners are offered the survivor: locked first, then
+    won, then earliest first contact (then the survivor, then the lower id)."""
+    owned = [h for h in holdings if h.owner_id is not None]
+    survivor = holdings[0].customer_id
+    return sorted(owned, key=lambda h: (not h.locked, not h.won, h.first_contact,
+                                        h.customer_id != survivor, h.customer_id))
+
+
+def _counted(locked: bool, won: bool, count_won: bool) -> bool:
+    return not locked and (count_won or not won)
+
+
+def _fits(owner_id: int, survivor: Holding, locked: bool, won: bool) -> bool:
+    """May the owner be given the survivor (locked/won as it will be)? The survivor already
+    theirs always fits (their count does not rise). Otherwise the caps are checked as for a
+    claim, with the merged record still counted: a merge never lets an owner at the cap
+    take a record away from its holder."""
+    from app.services.assignment import locked_count
+
+    if survivor.owner_id == owner_id:
+        return True
+    ownership_service.lock_rep(owner_id)
+    policy = policies.effective_policy(owner_id)
+    count_won = bool(policy["count_won"].value)
+    if _counted(locked, won, count_won):
+        have = ownership_service.owned_count(owner_id, count_won)
+        if have + 1 > policy["max_customers"].value:
+            return False
+    return not locked or locked_count(owner_id) + 1 <= policy["max_locked"].value
+
+
+def resolve_owner(holdings: list[Holding]) -> tuple[Optional[int], bool]:
+    """(owner id or None for the pool, locked) of the survivor; holdings[0] is the survivor."""
+    won = any(h.won for h in holdings)
+    for h in candidates(holdings):
+        locked = any(x.locked for x in holdings if x.owner_id == h.owner_id)
+        if _fits(h.owner_id, holdings[0], locked, won):
+            return h.owner_id, locked
+    return None, False
+
+
+def _pool_for(holdings: list[Holding]) -> int:
+    for h in holdings:
+        if h.pool_id is not None:
+            return h.pool_id
+    return ownership_service.default_pool().id
+
+
+# --- merge --------------------------------------------------------------------------------
+def _load(actor: User, customer_id: int) -> Customer:
+    customer = db.session.get(Customer, customer_id)
+    if customer is None or not can_see_customer(actor, customer_id):
+        raise OutOfScope(f"客户 #{customer_id} 不存在或不在您的数据权限内")
+    return customer
+
+
+def _merge_pair(actor: User, survivor: Customer, merged: Customer, fields: Iterable[str],
+                cluster_id: Optional[int]) -> CustomerMerge:
+    s_id, m_id = survivor.id, merged.id
+    c_table, o_table = Customer.__table__, Ownership.__table__
+    snapshot: dict[str, Any] = {
+        "customer": _row(c_table, c_table.c.id == m_id),
+        "ownership": _row(o_table, o_table.c.customer_id == m_id),
+        "survivor_ownership": _row(o_table, o_table.c.customer_id == s_id),
+        "survivor_fields": {}, "dropped": {}, "rewritten": {}, "redirects": []}
+    holdings = [_holding(survivor), _holding(merged)]
+    changes = {}
+    for field in fields:
+        for column in columns_of(field):
+            old, new = getattr(survivor, column), getattr(merged, column)
+            snapshot["survivor_fields"][column] = _plain(old)
+            if old != new:
+                changes[column] = (old, new)
+                setattr(survivor, column, new)
+    record = CustomerMerge(survivor_id=s_id, merged_id=m_id, cluster_id=cluster_id,
+                           actor_id=actor.id, created_at=utcnow(), snapshot={}, moved={})
+    db.session.add(record)
+    db.session.flush()
+    moved: dict[str, list] = {}
+    for ref in references():
+        rows, dropped, rewritten = _move_rows(ref, m_id, s_id)
+        if rows:
+            moved[ref.key] = rows
+        if dropped:
+            snapshot["dropped"][ref.key] = dropped
+        if rewritten:
+            snapshot["rewritten"][ref.key] = rewritten
+    redirects = db.session.execute(select(CustomerRedirect.old_id).where(
+        CustomerRedirect.survivor_id == m_id)).scalars().all()
+    if redirects:  # one hop: ids merged into the merged record now lead to the survivor
+        db.session.execute(update(CustomerRedirect).where(
+            CustomerRedirect.old_id.in_(redirects)).values(survivor_id=s_id))
+        snapshot["redirects"] = list(redirects)
+    _settle_ownership(actor, survivor, merged, holdings, record)
+    db.session.execute(delete(Ownership).where(Ownership.customer_id == m_id))
+    db.session.execute(delete(Customer).where(Customer.id == m_id))
+    db.session.expunge(merged)
+    # SQLite hands the highest id out again after its row is deleted: a redirect left by an
+    # earlier merge of a record that had this id yields to the newer one.
+    db.session.execute(delete(CustomerRedirect).where(CustomerRedirect.old_id == m_id))
+    db.session.add(CustomerRedirect(old_id=m_id, survivor_id=s_id, merge_id=record.id,
+                                    created_at=record.created_at))
+    record.snapshot, record.moved = snapshot, moved
+    audit.record(actor.id, "merge", "customer", s_id,
+                 dict({"merged_id": (None, m_id), "merge_id": (None, record.id)}, **changes))
+    audit.record(actor.id, "merged_into", "customer", m_id,
+                 {"survivor_id": (None, s_id), "merge_id": (None, record.id)})
+    return record
+
+
+def _settle_ownership(actor: User, survivor: Customer, merged: Customer,
+                      holdings: list[Holding], record: CustomerMerge) -> None:
+    s_own, m_own = survivor.ownership, merged.ownership
+    before = (s_own.owner_id, s_own.pool_id)
+    owner_id, locked = resolve_owner(holdings)
+    now = utcnow()
+    if owner_id is None:
+        pool_id = _pool_for(holdings)
+        if s_own.owner_id is not None:
+            s_own.previous_owner_id, s_own.released_at = s_own.owner_id, now
+        s_own.owner_id, s_own.pool_id = None, pool_id
+        if before != (None, pool_id):
+            s_own.acquired_at, s_own.acquired_how = now, "merged"
+    elif owner_id != s_own.owner_id:
+        # The merged record's owner keeps their holding's start (their reclaim clock).
+        s_own.acquired_at = m_own.acquired_at if m_own.owner_id == owner_id else now
+        s_own.previous_owner_id = s_own.owner_id or s_own.previous_owner_id
+        s_own.owner_id, s_own.pool_id, s_own.acquired_how = owner_id, None, "merged"
+    s_own.locked = locked
+    s_own.won = any(h.won for h in holdings)
+    rank = {"active": 0, "silent": 1, "potential": 2}
+    s_own.category = min((s_own.category, m_own.category), key=lambda c: rank.get(c, 3))
+    grades = [g for g in (s_own.grade, m_own.grade) if g]
+    s_own.grade = min(grades) if grades else None
+    s_own.grade_override = s_own.grade_override or m_own.grade_override
+    follow = [t for t in (s_own.last_followup_at, m_own.last_followup_at) if t]
+    s_own.last_followup_at = max(follow) if follow else None
+    rule = f"merge:{record.id}"
+    after = dict(to_owner_id=s_own.owner_id, to_pool_id=s_own.pool_id)
+    ownership_service._record_event(
+        survivor.id, "merged", actor_id=actor.id, from_owner_id=before[0],
+        from_pool_id=before[1], reason=f"合并客户 #{merged.id}（{merged.name}）", rule=rule,
+        **after)
+    ownership_service._record_event(
+        merged.id, "merged", actor_id=actor.id, from_owner_id=m_own.owner_id,
+        from_pool_id=m_own.pool_id, reason=f"并入客户 #{survivor.id}（{survivor.name}）",
+        rule=rule, **after)
+
+
+def merge(actor: User, survivor_id: int, merged_ids: Iterable[int],
+          choices: Optional[dict[str, int]] = None, cluster_id: Optional[int] = None
+          ) -> list[CustomerMerge]:
+    """Merge `merged_ids` into `survivor_id`; `choices` maps a field (MERGE_FIELDS) to the id
+    whose value wins (the survivor's when absent). Commits; one record per merged customer."""
+    require_reviewer(actor)
+    merged_ids = [int(i) for i in dict.fromkeys(merged_ids) if int(i) != survivor_id]
+    if not merged_ids:
+        raise ValidationFailed({"merged": "请至少选择一个要并入的客户"})
+    choices = dict(choices or {})
+    unknown = set(choices) - set(MERGE_FIELDS)
+    bad = {f: i for f, i in choices.items() if i not in [survivor_id, *merged_ids]}
+    if unknown or bad:
+        raise ValidationFailed({f: "所选的值不属于要合并的客户" for f in [*unknown, *bad]})
+    try:
+        survivor = _load(actor, survivor_id)
+        merged = [_load(actor, i) for i in merged_ids]
+        records = []
+        for customer in merged:
+            fields = [f for f, source in choices.items() if source == customer.id]
+            records.append(_merge_pair(actor, survivor, customer, fields, cluster_id))
+        from app.services.customers import refresh_row_keys
+
+        refresh_row_keys(survivor)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return records
+
+
+# --- redirects ----------------------------------------------------------------------------
+def survivor_of(old_id: int) -> Optional[int]:
+    """The survivor a merged id now lives on (None if the id is not a merged one)."""
+    if db.session.get(Customer, old_id) is not None:
+        return None
+    return db.session.execute(select(CustomerRedirect.survivor_id).where(
+        CustomerRedirect.old_id == old_id)).scalar_one_or_none()
+
+
+def visible_survivor(actor: Optional[User], old_id: int) -> Optional[int]:
+    survivor = survivor_of(old_id)
+    if survivor is not None and can_see_customer(actor, survivor):
+        return survivor
+    return None
+
+
+# --- undo ---------------------------------------------------------------------------------
+def undo_refusal(record: CustomerMerge, now: Optional[dt.datetime] = None) -> Optional[str]:
+    """Why this merge cannot be undone, or None."""
+    now = now or utcnow()
+    if record.undone_at is not None:
+        return f"合并 #{record.id} 已于 {record.undone_at:%Y-%m-%d %H:%M} 撤销"
+    if now - record.created_at > dt.timedelta(days=UNDO_DAYS):
+        return f"合并 #{record.id} 已超过 {UNDO_DAYS} 天，不能撤销"
+    later = db.session.execute(select(CustomerMerge.id).where(
+        CustomerMerge.id > record.id, CustomerMerge.undone_at.is_(None),
+        (CustomerMerge.survivor_id == record.survivor_id)
+        | (CustomerMerge.merged_id == record.survivor_id)).order_by(
+        CustomerMerge.id.desc()).limit(1)).scalar()
+    if later is not None:
+        return (f"客户 #{record.survivor_id} 之后又参与了合并 #{later}，"
+                f"请先撤销那次合并")
+    if db.session.get(Customer, record.survivor_id) is None:
+        return f"保留的客户 #{record.survivor_id} 已不存在，不能撤销"
+    reused = db.session.execute(select(CustomerRedirect.merge_id).where(
+        CustomerRedirect.old_id == record.merged_id)).scalar_one_or_none()
+    if db.session.get(Customer, record.merged_id) is not None or reused != record.id:
+        return f"客户编号 #{record.merged_id} 已被另一个客户占用，不能恢复"
+    return None
+
+
+def undo(actor: User, merge_id: int) -> CustomerMerge:
+    """Put the merged customer back under its id with exactly what it had. Commits."""
+    require_reviewer(actor)
+    record = db.session.get(CustomerMerge, merge_id)
+    if record is None:
+        raise NotFound("合并记录不存在")
+    why = undo_refusal(record)
+    if why:
+        raise Conflict(why)
+    _load(actor, record.survivor_id)
+    try:
+        _undo(actor, record)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return record
+
+
+def _owner_counts(owner_ids: set[int]) -> dict[int, tuple[int, int]]:
+    from app.services.assignment import locked_count
+
+    out = {}
+    for owner_id in sorted(owner_ids):
+        ownership_service.lock_rep(owner_id)
+        count_won = bool(policies.policy_value(owner_id, "count_won"))
+        out[owner_id] = (ownership_service.owned_count(owner_id, count_won),
+                         locked_count(owner_id))
+    return out
+
+
+def _undo(actor: User, record: CustomerMerge) -> None:
+    snap, s_id, m_id = record.snapshot, record.survivor_id, record.merged_id
+    c_table, o_table = Customer.__table__, Ownership.__table__
+    s_own = db.session.get(Ownership, s_id)
+    now_holder = (s_own.owner_id, s_own.pool_id)
+    owners = {o for o in (s_own.owner_id, snap["ownership"]["owner_id"],
+                          snap["survivor_ownership"]["owner_id"]) if o}
+    before = _owner_counts(owners)
+    db.session.execute(insert(c_table).values(_typed(c_table, snap["customer"])))
+    db.session.execute(insert(o_table).values(_typed(o_table, snap["ownership"])))
+    restored = {k: v for k, v in snap["survivor_ownership"].items() if k != "customer_id"}
+    db.session.execute(update(o_table).where(o_table.c.customer_id == s_id)
+                       .values(_typed(o_table, restored)))
+    refs = {ref.key: ref for ref in references()}
+    for key, keys in record.moved.items():
+        ref = refs.get(key)
+        if ref is None:
+            continue  # a table dropped since: nothing to move back
+        for pk_values in keys:
+            where = [ref.table.c[c] == (s_id if c == ref.column else v)
+                     for c, v in zip(_pk_columns(ref.table), pk_values)]
+            db.session.execute(update(ref.table).where(*where, ref.table.c[ref.column] == s_id)
+                               .values({ref.column: m_id, **_keep_stamps(ref.table)}))
+    for key, rows in snap.get("rewritten", {}).items():
+        ref = refs.get(key)
+        for pk_values, old in rows if ref else []:
+            db.session.execute(update(ref.table).where(_where_pk(ref.table, pk_values))
+                               .values(dict(_keep_stamps(ref.table), **old)))
+    for key, rows in snap.get("dropped", {}).items():
+        ref = refs.get(key)
+        for row in rows if ref else []:
+            db.session.execute(insert(ref.table).values(_typed(ref.table, row)))
+    if snap.get("redirects"):
+        db.session.execute(update(CustomerRedirect).where(
+            CustomerRedirect.old_id.in_(snap["redirects"])).values(survivor_id=m_id))
+    db.session.execute(delete(CustomerRedirect).where(CustomerRedirect.old_id == m_id))
+    survivor = db.session.get(Customer, s_id)
+    db.session.refresh(survivor)
+    for column, value in _typed(c_table, snap["survivor_fields"]).items():
+        setattr(survivor, column, value)
+    from app.services.customers import refresh_row_keys
+
+    refresh_row_keys(survivor)
+    db.session.flush()
+    after = _owner_counts(owners)
+    for owner_id, (count, locked) in after.items():
+        policy = policies.effective_policy(owner_id)
+        if count > before[owner_id][0] and count > policy["max_customers"].value:
+            raise CapExceeded(f"撤销会使用户 #{owner_id} 超出客户上限（上限 "
+                              f"{policy['max_customers'].value}，撤销后 {count}）",
+                              cap=policy["max_customers"].value, owned=count)
+        if locked > before[owner_id][1] and locked > policy["max_locked"].value:
+            raise CapExceeded(f"撤销会使用户 #{owner_id} 超出锁定上限")
+    m_own = snap["ownership"]
+    s_back = snap["survivor_ownership"]
+    rule = f"unmerge:{record.id}"
+    ownership_service._record_event(
+        s_id, "unmerged", actor_id=actor.id, from_owner_id=now_holder[0],
+        from_pool_id=now_holder[1], to_owner_id=s_back["owner_id"],
+        to_pool_id=s_back["pool_id"], reason=f"撤销合并 #{record.id}：拆出客户 #{m_id}",
+        rule=rule)
+    ownership_service._record_event(
+        m_id, "unmerged", actor_id=actor.id, from_owner_id=now_holder[0],
+        from_pool_id=now_holder[1], to_owner_id=m_own["owner_id"], to_pool_id=m_own["pool_id"],
+        reason=f"撤销合并 #{record.id}：从客户 #{s_id} 恢复", rule=rule)
+    record.undone_at, record.undone_by_id = utcnow(), actor.id
+    if record.cluster_id is not None:
+        still = db.session.execute(select(func.count()).select_from(CustomerMerge).where(
+            CustomerMerge.cluster_id == record.cluster_id,
+            CustomerMerge.undone_at.is_(None))).scalar_one()
+        if not still:
+            db.session.execute(update(DedupeCluster).where(
+                DedupeCluster.id == record.cluster_id).values(status="open"))
+    audit.record(actor.id, "unmerge", "customer", s_id,
+                 {"merged_id": (m_id, None), "merge_id": (None, record.id)})
+    audit.record(actor.id, "unmerged", "customer", m_id,
+                 {"survivor_id": (s_id, None), "merge_id": (None, record.id)})
+
+
+def recent_merges(limit: int = 100) -> list[CustomerMerge]:
+    return db.session.execute(select(CustomerMerge).order_by(CustomerMerge.id.desc())
+                              .limit(limit)).scalars().all()
+

@@ -1,0 +1,196 @@
+"""Batch dedupe scan: seeded clusters found (a contact's mobile, one core name under another
+legal form / region / traditional characters, a fuzzy name in the same city), near-misses
+kept apart, dismissed clusters not proposed again, re-scans replace open clusters only, the
+CSV output, big blocks split, and the scan job run by a real RQ worker."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from sqlalchemy import select, update
+
+from app.models import AuditLog, DedupeCluster, DedupeClusterMember, DedupeRule
+from app.services import customers, dedupe_review, dedupe_scan
+
+
+def set_rule(db, kind, **values):
+    db.session.execute(update(DedupeRule).where(DedupeRule.kind == kind).values(**values))
+    db.session.commit()
+
+
+def company(actor, name, city=None, **more):
+    return customers.create_customer(actor, dict(name=name, city=city, **more),
+                                     confirm_duplicates=True)
+
+
+def clusters_now(db) -> list[set[int]]:
+    db.session.commit()
+    out = {}
+    for cluster_id, customer_id in db.session.execute(
+            select(DedupeClusterMember.cluster_id, DedupeClusterMember.customer_id)
+            .join(DedupeCluster).where(DedupeCluster.status == "open")):
+        out.setdefault(cluster_id, set()).add(customer_id)
+    return list(out.values())
+
+
+def together(db, *ids) -> bool:
+    return any(set(ids) <= c for c in clusters_now(db))
+
+
+@pytest.fixture
+def seeded(db, org):
+    """Customers the scan must cluster, and near-misses it must not."""
+    s = org.staff
+    c = {}
+    # A contact of one customer holds another customer's mobile.
+    c["mobile_owner"] = company(s, "宁波海曙远航贸易有限公司", mobile="13700137001")
+    c["mobile_twin"] = company(s, "远航国际物流有限公司")
+    db.session.commit()
+    from app.models import Contact
+
+    db.session.add(Contact(customer_id=c["mobile_twin"].id, name="王经理",
+                           mobile="13700137001", mobile_e164="+8613700137001"))
+    db.session.commit()
+    # One core name: another legal form, a region prefix, traditional characters.
+    c["yunfan"] = org.c_rep  # 杭州云帆科技有限公司, city 杭州
+    c["yunfan_form"] = company(s, "云帆科技股份有限公司", "杭州")
+    c["yunfan_region"] = company(s, "云帆科技（杭州）有限公司")
+    c["yunfan_trad"] = company(s, "雲帆科技有限公司", "杭州")
+    # A fuzzy name (one character mistyped, 90 %) in the same city.
+    c["fuzzy_a"] = company(s, "深圳市腾达数码网络信息技术有限公司", "深圳")
+    c["fuzzy_b"] = company(s, "深圳腾达数码网路信息技术有限公司", "深圳")
+    # Near-misses: one group's two companies (50 %), and a fuzzy name in another city.
+    c["huawei_tech"] = company(s, "华为技术有限公司", "深圳")
+    c["huawei_device"] = company(s, "华为终端有限公司", "深圳")
+    c["fuzzy_other_city"] = company(s, "广州腾达数码网路信息技术有限公司", "广州")
+    # Persons: the same name and birthday, and the same name at another birthday.
+    c["wang"] = customers.create_customer(s, {"name": "王芳", "customer_type": "person",
+                                              "birthday": "1985-03-12"})
+    c["wang_twin"] = customers.create_customer(s, {"name": "王 芳", "customer_type": "person",
+                                                   "birthday": "03-12"},
+                                               confirm_duplicates=True)
+    c["wang_other"] = customers.create_customer(s, {"name": "王芳", "customer_type": "person",
+                                                    "birthday": "1990-07-01"})
+    return c
+
+
+def test_scan_finds_the_seeded_clusters_and_keeps_near_misses_apart(db, org, seeded):
+    result = dedupe_scan.scan(org.staff.id)
+    c = {k: v.id for k, v in seeded.items()}
+    assert together(db, c["mobile_owner"], c["mobile_twin"])
+    assert together(db, c["yunfan"], c["yunfan_form"], c["yunfan_region"], c["yunfan_trad"])
+    assert together(db, c["fuzzy_a"], c["fuzzy_b"])
+    assert together(db, c["wang"], c["wang_twin"])
+    assert not together(db, c["huawei_tech"], c["huawei_device"])
+    assert not together(db, c["fuzzy_b"], c["fuzzy_other_city"])
+    assert not together(db, c["wang"], c["wang_other"])
+    assert result.clusters == len(clusters_now(db)) == 4
+    by_customer = {m.customer_id: m for m in db.session.execute(
+        select(DedupeClusterMember)).scalars()}
+    assert by_customer[c["mobile_twin"]].reasons == "mobile"
+    assert by_customer[c["fuzzy_b"]].score == 90
+    assert by_customer[c["yunfan_trad"]].score == 100
+    cluster = db.session.get(DedupeCluster, by_customer[c["fuzzy_a"]].cluster_id)
+    assert (cluster.member_count, cluster.best_score, cluster.reasons) == (2, 90, "company_name")
+    audit = db.session.execute(select(AuditLog).where(AuditLog.action == "dedupe_scan")).scalar_one()
+    assert audit.actor_id == org.staff.id and audit.changes["clusters"] == [None, 4]
+
+
+def test_same_city_off_joins_other_cities(db, org, seeded):
+    set_rule(db, "company_name", same_city=False)
+    dedupe_scan.scan()
+    assert together(db, seeded["fuzzy_b"].id, seeded["fuzzy_other_city"].id)
+
+
+def test_switched_off_rules_take_no_part(db, org, seeded):
+    set_rule(db, "mobile", active=False)
+    set_rule(db, "phone", active=False)
+    dedupe_scan.scan()
+    assert not together(db, seeded["mobile_owner"].id, seeded["mobile_twin"].id)
+
+
+def test_dismissed_clusters_are_not_proposed_again_and_rescans_replace_open_ones(db, org,
+                                                                                 seeded):
+    dedupe_scan.scan()
+    first = {frozenset(c) for c in clusters_now(db)}
+    target = next(cid for cid, in db.session.execute(
+        select(DedupeClusterMember.cluster_id).where(
+            DedupeClusterMember.customer_id == seeded["fuzzy_a"].id)))
+    dedupe_review.dismiss(org.staff, target)
+    dedupe_scan.scan()
+    second = {frozenset(c) for c in clusters_now(db)}
+    assert frozenset({seeded["fuzzy_a"].id, seeded["fuzzy_b"].id}) in first
+    assert second == first - {frozenset({seeded["fuzzy_a"].id, seeded["fuzzy_b"].id})}
+    # Open clusters were replaced, the dismissed one is kept as history.
+    statuses = db.session.execute(select(DedupeCluster.status)).scalars().all()
+    assert sorted(statuses) == ["dismissed"] + ["open"] * 3
+
+
+def test_output_csv(db, org, seeded):
+    result = dedupe_scan.scan()
+    buf = io.StringIO()
+    assert dedupe_scan.write_csv(result.rows, buf) == result.members == 10
+    rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
+    assert list(rows[0]) == ["customer_id", "cluster_id", "score", "reasons"]
+    mine = {int(r["customer_id"]): r for r in rows}
+    assert mine[seeded["fuzzy_b"].id]["score"] == "90"
+    assert mine[seeded["wang_twin"].id]["reasons"] == "person_birthday"
+    assert mine[seeded["fuzzy_a"].id]["cluster_id"] == mine[seeded["fuzzy_b"].id]["cluster_id"]
+
+
+def test_cli_writes_the_csv(app, db, org, seeded, tmp_path):
+    out = tmp_path / "clusters.csv"
+    result = app.test_cli_runner().invoke(args=["crm", "dedupe-scan", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "4 clusters, 10 customers" in result.output
+    assert out.read_text(encoding="utf-8").splitlines()[0] == "customer_id,cluster_id,score,reasons"
+
+
+def test_a_big_block_is_split_and_still_finds_its_pairs(monkeypatch):
+    """Above CELLS the block is split by the 3rd and by the last character and windowed;
+    pairs that differ in one of those places are still found."""
+    monkeypatch.setattr(dedupe_scan, "CAP", 40)
+    monkeypatch.setattr(dedupe_scan, "CELLS", 40 * 40)
+    filler = [f"华{chr(0x4e00 + i)}{chr(0x5000 + i)}{chr(0x5200 + i)}{chr(0x5400 + i)}"
+              f"{chr(0x5600 + i)}{chr(0x5800 + i)}{chr(0x5a00 + i)}{chr(0x5c00 + i)}"
+              f"{chr(0x5e00 + i)}" for i in range(300)]
+    a = "华夏星辰网络信息技术发展"
+    values = filler + [a, a[:2] + "晨" + a[3:], a[:-1] + "展中"]  # 3rd char, one more at the end
+    found = {(min(i, j), max(i, j)) for i, j, _ in dedupe_scan.similar_pairs(values, 90)}
+    n = len(filler)
+    assert {(n, n + 1), (n, n + 2)} <= found
+    brute = {(i, j) for i in range(len(values)) for j in range(i + 1, len(values))
+             if dedupe_scan.fuzz.ratio(values[i], values[j]) >= 90}
+    assert found == brute
+
+
+def test_match_graph_honours_dismissed_pairs():
+    graph = dedupe_scan.MatchGraph({(1, 2)})
+    graph.link([1, 2, 3], [1, 2, 3], 100, ("company_name",))
+    assert graph.clusters() == [[1, 2, 3]]  # 1-3 and 2-3 still match
+    graph = dedupe_scan.MatchGraph({(1, 2)})
+    graph.link([1, 2], [1, 2], 100, ("company_name",))
+    assert graph.clusters() == []
+
+
+# --- the job, run by a real worker ---------------------------------------------------------
+def test_scan_job_runs_in_a_real_worker_with_progress(app, db, org, seeded, redis_url,
+                                                      database_url):
+    if redis_url is None:
+        pytest.skip("no Redis reachable or startable")
+    import uuid
+
+    from jobs import get_queue
+    from jobs.dedupe import scan_duplicates
+    from tests.test_jobs import run_burst_worker
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    job = get_queue(queue).enqueue(scan_duplicates, org.staff.id)
+    result = run_burst_worker(redis_url, database_url, queue)
+    assert result.returncode == 0, result.stderr[-2000:]
+    job.refresh()
+    assert job.get_status() == "finished", result.stderr[-2000:]
+    assert job.return_value()["clusters"] == 4
+    assert job.meta["progress"]["done"] == job.meta["progress"]["total"] == 17
+    assert len(clusters_now(db)) == 4
