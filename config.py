@@ -80,6 +80,9 @@ class Config:
     # Bulk import: rows per committed chunk (the resume granularity), and where uploads live.
     IMPORT_CHUNK_ROWS = int(os.environ.get("GUISHU_IMPORT_CHUNK_ROWS", "1000"))
     IMPORT_DIR = os.environ.get("GUISHU_IMPORT_DIR", "")
+    # Files of at least IMPORT_PARALLEL_MIN_ROWS rows are validated by this many processes.
+    IMPORT_WORKERS = int(os.environ.get("GUISHU_IMPORT_WORKERS", str(os.cpu_count() or 1)))
+    IMPORT_PARALLEL_MIN_ROWS = 5000
     DEMO_PASSWORD = os.environ.get("GUISHU_DEMO_PASSWORD", "")
 
     # Care e-mail (纪念日关怀) goes out through this SMTP server; empty means not configured

@@ -102,7 +102,9 @@ def run_ours(url: str, out) -> None:
                           imports.ownership.default_pool().id)
         batch = imports.run(batch.id)
         seconds = time.perf_counter() - t0
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         out.put({"seconds": seconds, "peak_mib": _peak_mib(), "before_mib": before,
+                 "workers_mib": children,
                  "inserted": batch.inserted, "duplicates": batch.duplicates,
                  "invalid": batch.invalid, "batch": batch.id})
 
@@ -186,7 +188,7 @@ def ensure_staff(app) -> None:
 
 
 def main():
-    from dedupe_check import customer_count, load
+    from dedupe_check import load, reusable
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--db", choices=("sqlite", "postgres"), default="postgres")
@@ -200,7 +202,7 @@ def main():
     args = ap.parse_args()
     url = f"sqlite:///{args.sqlite_path}" if args.db == "sqlite" else args.url
     engine_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-    reuse = args.reuse and customer_count(engine_url) == args.n
+    reuse = args.reuse and reusable(engine_url, args.n)
     if not reuse:
         if args.db == "sqlite":
             for suffix in ("", "-wal", "-shm"):
@@ -229,7 +231,8 @@ def main():
 
     print(f"\n{args.db}, {args.rows:,} rows into {args.n:,} customers:")
     print(f"  guishu import:  {ours['seconds']:.1f} s  peak {ours['peak_mib']:.0f} MiB "
-          f"(app loaded: {ours['before_mib']:.0f} MiB)  inserted {ours['inserted']:,}, "
+          f"(app loaded: {ours['before_mib']:.0f} MiB; each validation worker "
+          f"<= {ours['workers_mib']:.0f} MiB)  inserted {ours['inserted']:,}, "
           f"duplicates {ours['duplicates']:,}, invalid {ours['invalid']:,}  "
           f"(targets <= 20 s, <= 1 GiB)")
     print(f"  bare insert:    {bare['seconds']:.1f} s  peak {bare['peak_mib']:.0f} MiB  "

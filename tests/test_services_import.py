@@ -165,9 +165,11 @@ def test_a_second_runner_stops_where_the_first_committed(db, org):
     imports.configure(org.staff, batch.id, batch.mapping, "pool", org.pool.id)
     job = imports._Run(batch)
     stale = imports._Run(db.session.get(ImportBatch, batch.id))
-    assert imports._import_chunk(job, [(2, ["西安一号有限公司", "", "", "", "", "", ""])])
+    cells = [(2, ["西安一号有限公司", "", "", "", "", "", ""])]
+    assert imports._import_chunk(job, *next(imports._cleaned_chunks(job, cells, 10, None)))
     assert stale.next_line == 2  # read before the first runner committed
-    assert not imports._import_chunk(stale, [(2, ["西安一号有限公司", "", "", "", "", "", ""])])
+    assert not imports._import_chunk(stale, *next(imports._cleaned_chunks(stale, cells, 10,
+                                                                          None)))
     db.session.rollback()
     assert count(db) == 5
 
@@ -277,3 +279,33 @@ def test_fuzzy_company_names_match_within_a_city_only(db, org):
     assert (batch.inserted, batch.duplicates) == (2, 1)
     assert problems(db, batch) == [(2, "duplicate", f"已存在：客户 {held.name}，负责人 测试rep1"
                                     "（华东大区）（企业名称（核心名），相似度 95%）")]
+
+
+def test_large_files_are_validated_by_worker_processes_with_the_same_result(app, db, org):
+    saved = {k: app.config[k] for k in ("IMPORT_PARALLEL_MIN_ROWS", "IMPORT_WORKERS")}
+    app.config.update(IMPORT_PARALLEL_MIN_ROWS=1, IMPORT_WORKERS=2)
+    try:
+        pool = imports._worker_pool(10)
+        assert pool is not None
+        pool.terminate()
+        batch = run_import(db, org.staff, csv_bytes(MESSY), chunk_rows=3)
+    finally:
+        app.config.update(saved)
+    assert (batch.inserted, batch.invalid, batch.duplicates) == (2, 4, 3)
+    assert [p[:2] for p in problems(db, batch)] == [
+        (3, "invalid"), (4, "invalid"), (5, "invalid"), (6, "duplicate"), (7, "duplicate"),
+        (8, "invalid"), (10, "duplicate")]
+
+
+def test_persons_match_by_name_or_pinyin_and_birthday(db, org):
+    from app.services import customers
+
+    held = customers.create_customer(org.rep, {"name": "王芳", "customer_type": "person",
+                                               "birthday": "1990-03-05"})
+    rows = ("王 芳,,,,,1990-03-05,个人\n"         # same person, spaced name
+            "Wang Fang,,,,,03-05,个人\n"           # pinyin, birthday without year
+            "王芳,,,,,1991-07-01,个人\n")          # another 王芳
+    batch = run_import(db, org.staff, csv_bytes(HEADER + rows))
+    assert (batch.inserted, batch.duplicates) == (1, 2)
+    why = f"已存在：客户 {held.name}，负责人 测试rep1（华东大区）（个人姓名 + 生日）"
+    assert problems(db, batch) == [(2, "duplicate", why), (3, "duplicate", why)]

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any, Iterable, Optional
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import ARRAY, String, any_, bindparam, select, text
 
 from app.extensions import db
 from app.models import Contact, Customer, DedupeRule
@@ -35,8 +35,20 @@ def _in_chunks(column, values: list):
         yield column.in_(values[start:start + KEYS_PER_QUERY])
 
 
+def _matching(column, values: list[str]):
+    """Conditions `column IN values`: one array parameter on PostgreSQL, IN lists of
+    KEYS_PER_QUERY elsewhere."""
+    if not values:
+        return []
+    if db.session.get_bind().dialect.name == "postgresql":
+        return [column == any_(bindparam(f"{column.key}_values", values, type_=ARRAY(String)))]
+    return list(_in_chunks(column, values))
+
+
 def _key_owners(keys: set[str], columns: tuple[str, ...]) -> dict[str, set[int]]:
-    """key -> ids of customers whose own or contacts' `columns` hold it."""
+    """key -> ids of customers whose own or contacts' `columns` hold it. On PostgreSQL the
+    keys travel as one array parameter (an IN list of 1,000 strings costs more to build and
+    parse than to run)."""
     found: dict[str, set[int]] = {}
     if not keys:
         return found
@@ -44,10 +56,19 @@ def _key_owners(keys: set[str], columns: tuple[str, ...]) -> dict[str, set[int]]
     for model, id_col in ((Customer, Customer.id), (Contact, Contact.customer_id)):
         for col_name in columns:
             col = getattr(model, col_name)
-            for cond in _in_chunks(col, ordered):
+            for cond in _matching(col, ordered):
                 for cid, key in db.session.execute(select(id_col, col).where(cond)):
                     found.setdefault(key, set()).add(cid)
     return found
+
+
+_BLOCK_COLUMNS = (Customer.id, Customer.name_core, Customer.name_region, Customer.city,
+                  Customer.name_block)
+
+
+def _place(row) -> Optional[str]:
+    """What dedupe._same_city compares: the region in the name, else the city."""
+    return row.name_region or row.city
 
 
 def _block_members(blocks: list[str], cols) -> list:
@@ -85,6 +106,8 @@ class BatchMatcher:
         self._emails: dict[str, int] = {}
         self._blocks: dict[str, list[tuple[str, Optional[str], int]]] = {}
         self._people: dict[str, list[tuple[dict, int]]] = {}
+        # block -> (ids, cores, places) of up to MAX_CANDIDATES companies, for this run
+        self._block_cache: dict[str, tuple[list, list, list]] = {}
 
     # --- against the table ---------------------------------------------------------------
     def table_hits(self, rows: list[dict[str, Any]]) -> list[dict[tuple[str, int], int]]:
@@ -117,26 +140,50 @@ class BatchMatcher:
                   if v.get("name_core") and (v.get("customer_type") or "company") == "company"]
         if not wanted:
             return
-        cols = (Customer.id, Customer.name_core, Customer.name_region, Customer.city,
-                Customer.name_block)
         company = Customer.customer_type == "company"
+        exact: dict[str, list[tuple]] = {}
         cores = sorted({v["name_core"] for _, v in wanted})
-        candidates: dict[str, dict[int, Any]] = {}
-        for cond in _in_chunks(Customer.name_core, cores):
-            for r in db.session.execute(select(*cols).where(company, cond)):
-                candidates.setdefault(r.name_block, {})[r.id] = r
-        if rule.fuzzy:
-            for r in _block_members(sorted({v["name_core"][:2] for _, v in wanted}), cols):
-                candidates.setdefault(r.name_block, {})[r.id] = r
+        for cond in _matching(Customer.name_core, cores):
+            for r in db.session.execute(select(*_BLOCK_COLUMNS).where(company, cond)):
+                exact.setdefault(r.name_core, []).append((r.id, r.name_core, _place(r)))
+        by_block: dict[str, list[tuple[int, dict]]] = {}
         for i, v in wanted:
-            core = v["name_core"]
-            for other in candidates.get(core[:2], {}).values():
-                score = 100 if other.name_core == core else int(fuzz.ratio(core,
-                                                                           other.name_core))
-                if (score == 100 or (rule.fuzzy and score >= rule.threshold)) \
-                        and dedupe._same_city(rule, v, other):
-                    hits[i][("company_name", other.id)] = max(
-                        score, hits[i].get(("company_name", other.id), 0))
+            by_block.setdefault(v["name_core"][:2], []).append((i, v))
+        if rule.fuzzy:
+            self._load_blocks(sorted(set(by_block) - set(self._block_cache)))
+
+        def hit(i, v, cid, score, place):
+            if dedupe._same_city(rule, v, _Place(place)):
+                hits[i][("company_name", cid)] = max(score, hits[i].get(("company_name", cid),
+                                                                         0))
+
+        for block, items in by_block.items():
+            for i, v in items:
+                for cid, _, place in exact.get(v["name_core"], ()):
+                    hit(i, v, cid, 100, place)
+            members = self._block_cache.get(block) if rule.fuzzy else None
+            if not members:
+                continue
+            ids, member_cores, places = members
+            # One C call scores every row of the chunk in this block against its members.
+            scores = process.cdist([v["name_core"] for _, v in items], member_cores,
+                                   scorer=fuzz.ratio, score_cutoff=rule.threshold)
+            for (i, v), row in zip(items, scores):
+                for j in row.nonzero()[0]:
+                    score = 100 if member_cores[j] == v["name_core"] else int(row[j])
+                    hit(i, v, ids[j], score, places[j])
+
+    def _load_blocks(self, blocks: list[str]) -> None:
+        """Fetch the fuzzy candidates of blocks not seen yet in this run, kept as compact
+        columns (ids, cores, places): a file's rows share blocks across chunks, and the
+        rows this run inserts are matched by the file index instead."""
+        for r in _block_members(blocks, _BLOCK_COLUMNS):
+            ids, cores, places = self._block_cache.setdefault(r.name_block, ([], [], []))
+            ids.append(r.id)
+            cores.append(r.name_core)
+            places.append(_place(r))
+        for block in blocks:
+            self._block_cache.setdefault(block, ([], [], []))
 
     def _person_hits(self, rows, hits) -> None:
         wanted = [(i, v) for i, v in enumerate(rows)
@@ -151,8 +198,8 @@ class BatchMatcher:
                 Customer.birthday_lunar)
         person = Customer.customer_type == "person"
         seen = set()
-        for cond in [*_in_chunks(Customer.name_core, cores),
-                     *_in_chunks(Customer.name_pinyin, pinyins)]:
+        for cond in [*_matching(Customer.name_core, cores),
+                     *_matching(Customer.name_pinyin, pinyins)]:
             for r in db.session.execute(select(*cols).where(person, cond)):
                 if r.id not in seen:
                     seen.add(r.id)

@@ -244,18 +244,19 @@ def take_from_pool(by_pool: dict[int, list[int]], owner_id: int, *, now, how: st
     return moved
 
 
-_INSERT_EVENTS = insert(OwnershipEvent.__table__)
 _EVENT_COLUMNS = ("from_owner_id", "from_pool_id", "to_owner_id", "to_pool_id", "reason", "rule")
 
 
 def record_events(rows: list[dict], now) -> None:
-    """Append many ownership events in one Core executemany (sent as multi-row INSERTs)."""
-    if rows:
-        for row in rows:
-            row.setdefault("created_at", now)
-            for key in _EVENT_COLUMNS:
-                row.setdefault(key, None)
-        db.session.connection().execute(_INSERT_EVENTS, rows)
+    """Append many ownership events at once (COPY on PostgreSQL, see app.services.bulk)."""
+    from app.services import bulk
+
+    for row in rows:
+        row.setdefault("created_at", now)
+        row.setdefault("actor_id", None)
+        for key in _EVENT_COLUMNS:
+            row.setdefault(key, None)
+    bulk.insert_rows(OwnershipEvent.__table__, rows)
 
 
 CHUNK = 5000  # ids per IN list: large batches stay well under driver parameter limits
