@@ -223,3 +223,92 @@ def dedupe_scan(output) -> None:
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(result.by_kind.items())) or "none"
     click.echo(f"{result.clusters} clusters, {result.members} customers "
                f"({kinds}) from {result.customers:,} customers in {result.seconds:.1f} s")
+
+
+@crm_cli.command("dedupe-clusters")
+@click.option("--user", "username", required=True, help="Review as this user.")
+def dedupe_clusters(username: str) -> None:
+    """List the open duplicate clusters of the last scan, best score first."""
+    from app.services import dedupe_review
+    from app.services.errors import GuishuError
+
+    user = _user_named(username)
+    try:
+        page, shown = 0, 0
+        while True:
+            clusters, total = dedupe_review.open_clusters(user, page)
+            for c in clusters:
+                _, members = dedupe_review.cluster(user, c.id)
+                names = "; ".join(f"#{m.customer_id} {m.customer.name if m.customer else '—'}"
+                                  f" ({m.score})" for m in members)
+                click.echo(f"cluster {c.id}  best {c.best_score}  [{c.reasons}]  {names}")
+            shown += len(clusters)
+            page += 1
+            if not clusters or shown >= total:
+                break
+    except GuishuError as exc:
+        raise click.ClickException(exc.message)
+    click.echo(f"{shown} open clusters", err=True)
+
+
+@crm_cli.command("dedupe-merge")
+@click.argument("cluster_id", type=int)
+@click.option("--user", "username", required=True, help="Merge as this user.")
+@click.option("--keep", "survivor", type=int, required=True, help="The customer id to keep.")
+@click.option("--merge", "merged", type=int, multiple=True,
+              help="A member to merge into it (repeatable; default: every other member).")
+@click.option("--take", "takes", multiple=True, metavar="FIELD=ID",
+              help="Whose value wins for a field, e.g. --take mobile=42 (default: the kept "
+                   "record's).")
+def dedupe_merge(cluster_id: int, username: str, survivor: int, merged, takes) -> None:
+    """Merge a cluster's members into the kept customer (members left out are remembered as
+    not duplicates of it)."""
+    from app.services import dedupe_review
+    from app.services.errors import GuishuError
+
+    user = _user_named(username)
+    choices = {}
+    for item in takes:
+        field, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise click.BadParameter(f"{item!r}: use FIELD=ID", param_hint="--take")
+        choices[field.strip()] = int(value)
+    try:
+        if not merged:
+            _, members = dedupe_review.cluster(user, cluster_id)
+            merged = [m.customer_id for m in members if m.customer_id != survivor]
+        records = dedupe_review.merge_cluster(user, cluster_id, survivor, list(merged),
+                                              choices)
+    except GuishuError as exc:
+        raise click.ClickException(exc.message)
+    click.echo(f"merged {', '.join(f'#{r.merged_id}' for r in records)} into #{survivor}")
+
+
+@crm_cli.command("dedupe-dismiss")
+@click.argument("cluster_id", type=int)
+@click.option("--user", "username", required=True)
+def dedupe_dismiss(cluster_id: int, username: str) -> None:
+    """Mark a cluster "not duplicates": its pairs are not proposed again."""
+    from app.services import dedupe_review
+    from app.services.errors import GuishuError
+
+    try:
+        dedupe_review.dismiss(_user_named(username), cluster_id)
+    except GuishuError as exc:
+        raise click.ClickException(exc.message)
+    click.echo(f"cluster {cluster_id} dismissed")
+
+
+@crm_cli.command("merge-undo")
+@click.argument("merge_id", type=int)
+@click.option("--user", "username", required=True)
+def merge_undo(merge_id: int, username: str) -> None:
+    """Undo a merge (within 30 days, newest first for each kept customer)."""
+    from app.services import merge
+    from app.services.errors import GuishuError
+
+    try:
+        record = merge.undo(_user_named(username), merge_id)
+    except GuishuError as exc:
+        raise click.ClickException(exc.message)
+    click.echo(f"merge {merge_id} undone: customer #{record.merged_id} is back")

@@ -89,6 +89,16 @@ def test_fuzzy_names_match_above_the_threshold_within_the_city(db, org):
                                          org.rep2, {"name": "南京云帆科技有限公司"})
 
 
+def test_an_equal_core_name_is_found_in_a_block_larger_than_the_candidates(db, org,
+                                                                            monkeypatch):
+    customers.create_customer(org.rep2, {"name": "杭州云帆物流有限公司"})
+    twin = customers.create_customer(org.rep2, {"name": "杭州云帆贸易有限公司"})
+    monkeypatch.setattr(dedupe, "MAX_CANDIDATES", 1)  # the block 云帆 now holds 3
+    body = dedupe.check(org.rep, {"name": "云帆贸易（杭州）有限公司"})
+    assert [(m["rule"], m["customer_id"], m["score"]) for m in body["matches"]] == [
+        ("company_name", twin.id, 100)]
+
+
 def test_different_companies_of_one_group_are_not_duplicates(db, org):
     customers.create_customer(org.rep, {"name": "华为技术有限公司"})
     c = customers.create_customer(org.rep2, {"name": "华为终端有限公司"})

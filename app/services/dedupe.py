@@ -13,7 +13,8 @@ from functools import lru_cache
 from typing import Any, Iterable, Optional
 
 from rapidfuzz import fuzz
-from sqlalchemy import and_, bindparam, literal_column, or_, select, union, union_all
+from sqlalchemy import (Integer, and_, bindparam, literal_column, or_, select, union,
+                        union_all)
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
@@ -107,6 +108,17 @@ _KEY_COLUMNS = {"mobile": ("mobile_e164", "phone_e164"), "phone": ("phone_e164",
                 "email": ("email_norm",)}
 
 
+def _rows(stmt, params: dict) -> list:
+    """Plain rows on the session's connection: the ORM's result handling costs more than
+    the lookup for 200 candidate rows."""
+    return db.session.connection().execute(stmt, params).all()
+
+
+# Rendered as a number when run (a parameter would leave the plan guessing at the limit);
+# read from MAX_CANDIDATES per call.
+_LIMIT = bindparam("limit", type_=Integer, literal_execute=True)
+
+
 def _not_excluded(q, exclude: bool):
     return q.where(Customer.id.not_in(bindparam("exclude", expanding=True))) if exclude else q
 
@@ -130,7 +142,7 @@ def _by_contact_keys(keys: dict[str, list[str]], exclude: set[int]) -> dict[str,
     found: dict[str, set[int]] = {}
     if keys:
         stmt = _contact_keys_statement(tuple(sorted(keys)))
-        for kind, cid in db.session.execute(stmt, {f"{k}_keys": v for k, v in keys.items()}):
+        for kind, cid in _rows(stmt, {f"{k}_keys": v for k, v in keys.items()}):
             if cid not in exclude:
                 found.setdefault(kind, set()).add(cid)
     return found
@@ -149,7 +161,7 @@ def _same_city(rule: DedupeRule, values: dict, other) -> bool:
 def _name_statement(exclude: bool):
     def limited(cond):
         q = select(*_CANDIDATE_COLUMNS).where(Customer.customer_type == bindparam("type"), cond)
-        return select(_not_excluded(q, exclude).limit(MAX_CANDIDATES).subquery())
+        return select(_not_excluded(q, exclude).limit(_LIMIT).subquery())
 
     return union_all(limited(Customer.name_core == bindparam("core")),
                      limited(and_(Customer.name_block == bindparam("block"),
@@ -160,11 +172,11 @@ def _name_candidates(core: str, customer_type: str, exclude: set[int]) -> list:
     """Customers of the same type with the same core name, and others whose core starts
     with the same two characters (the block the fuzzy score is computed in): index lookups on
     name_core and name_block. The equal ones are looked up apart, so a block larger than
-    MAX_CANDIDATES still yields every exact match."""
-    params = {"type": customer_type, "core": core, "block": core[:2]}
+    MAX_CANDIDATES still yields its exact matches."""
+    params = {"type": customer_type, "core": core, "block": core[:2], "limit": MAX_CANDIDATES}
     if exclude:
         params["exclude"] = list(exclude)
-    return db.session.execute(_name_statement(bool(exclude)), params).all()
+    return _rows(_name_statement(bool(exclude)), params)
 
 
 def find(values: dict[str, Any], exclude_ids: Iterable[int] = (),
@@ -207,14 +219,14 @@ def _person_statement(exclude: bool):
         or_(Customer.name_core == bindparam("core"),
             and_(Customer.name_pinyin.is_not(None),
                  Customer.name_pinyin == bindparam("pinyin"))))
-    return _not_excluded(q, exclude).limit(MAX_CANDIDATES)
+    return _not_excluded(q, exclude).limit(_LIMIT)
 
 
 def _person_matches(values, core, rules, exclude, hit) -> None:
-    params = {"core": core, "pinyin": values.get("name_pinyin")}
+    params = {"core": core, "pinyin": values.get("name_pinyin"), "limit": MAX_CANDIDATES}
     if exclude:
         params["exclude"] = list(exclude)
-    for other in db.session.execute(_person_statement(bool(exclude)), params).all():
+    for other in _rows(_person_statement(bool(exclude)), params):
         if "person_birthday" in rules and values.get("birth_month") and \
                 (other.birth_month, other.birth_day, bool(other.birthday_lunar)) == (
                     values.get("birth_month"), values.get("birth_day"),
