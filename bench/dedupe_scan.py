@@ -376,7 +376,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    ap.add_argument("--sqlite", default="/tmp/guishu_bench_dedupe.db")
+    ap.add_argument("--sqlite", default="/tmp/guishu_bench_scan.db")
     ap.add_argument("--reuse", action="store_true", help="keep the database built before")
     ap.add_argument("--tracemalloc", action="store_true",
                     help="also trace Python allocations (slows the scan down)")
