@@ -176,3 +176,16 @@ def test_import_cli_with_progress_bar_and_resume(app, db, org, tmp_path):
     result = runner.invoke(args=["crm", "import", str(path), "--user", "staff1", "--map",
                                  "name=不存在"])
     assert result.exit_code != 0 and "文件中没有这些列：不存在" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_exported_cells_are_never_formulas(clients, db, org, fmt):
+    customers.create_customer(org.rep, {"name": "=HYPERLINK(\"http://x\")公司",
+                                        "mobile": "+86 137 0019 0001", "notes": "x"})
+    rep = exported(clients.rep, fmt)
+    assert "'=HYPERLINK(\"http://x\")公司" in rep
+    assert rep["'=HYPERLINK(\"http://x\")公司"][0] == "+86 137 0019 0001"
+    if fmt == "xlsx":
+        resp = clients.rep.get("/customers/export.xlsx")
+        sheet = load_workbook(io.BytesIO(resp.data)).worksheets[0]
+        assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)

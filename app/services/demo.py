@@ -567,9 +567,37 @@ def build_demo(password: str) -> dict:
     classification.classify()  # categories and grades as the nightly job would set them
     workflows = _demo_workflows()
     workflows["care_messages"] = _demo_care()
+    workflows["duplicate_clusters"] = _demo_duplicates()
     return {"created": True, "users": len(users), "departments": len(depts),
             "customers": n_customers, "in_pool": n_pool_rows, "contacts": n_contacts,
             **workflows}
+
+
+DEMO_TWINS = 4
+
+
+def _demo_twins() -> list[tuple[Customer, str]]:
+    """A few companies and the name another office would write for them (legal form and
+    region moved: 杭州云帆科技有限公司 -> 云帆科技（杭州）股份有限公司)."""
+    rows = db.session.execute(select(Customer).where(
+        Customer.customer_type == "company", Customer.name_region.is_not(None),
+        Customer.city.is_not(None)).order_by(Customer.id).limit(DEMO_TWINS)).scalars()
+    return [(c, f"{c.name_core}（{c.name_region}）股份有限公司") for c in rows]
+
+
+def _demo_duplicates() -> int:
+    """What 查重审核 should show a newcomer: back office entered a few companies again under
+    another spelling (confirming the warning, as people do), and the batch scan ran."""
+    from app.models import User
+    from app.services import customers, dedupe_scan
+
+    staff = db.session.execute(select(User).where(User.username == "staff1")).scalar_one()
+    for original, name in _demo_twins():
+        customers.create_customer(staff, {"name": name, "city": original.city,
+                                          "province": original.province,
+                                          "industry": original.industry},
+                                  confirm_duplicates=True)
+    return dedupe_scan.scan(actor_id=staff.id).clusters
 
 
 def _demo_care() -> int:

@@ -29,6 +29,17 @@ EXPORT_COLUMNS = ["id", "name", "customer_type", "industry", "province", "city",
                   "mobile", "phone", "email", "source", "product_line", "owner", "pool",
                   "created_at"]
 
+def safe_cell(value):
+    """A text cell Excel will not run as a formula (CSV / formula injection): a leading =,
+    @, tab or carriage return, or + / - not followed by a digit (+86 138… stays a number),
+    gets a leading apostrophe, which Excel shows as text."""
+    if isinstance(value, str) and value and (
+            value[0] in "=@\t\r" or (value[0] in "+-" and not value[1:2].isdigit()
+                                     and value[1:2] != " ")):
+        return "'" + value
+    return value
+
+
 # Decides per row: (owner_id or None) -> show contacts in full?
 Unmask = Callable[[Optional[int]], bool]
 
@@ -81,7 +92,7 @@ def write_csv(user: User, out: TextIO, rows: Optional[Iterator[list]] = None) ->
     writer.writerow(EXPORT_COLUMNS)
     n = 0
     for row in customer_rows(user) if rows is None else rows:
-        writer.writerow(row)
+        writer.writerow([safe_cell(v) for v in row])
         n += 1
     return n
 
@@ -96,7 +107,7 @@ def xlsx_bytes(user: User, rows: Optional[Iterator[list]] = None) -> tuple[bytes
     n = 0
     for row in customer_rows(user) if rows is None else rows:
         # Numbers stay text: Excel would show a mobile as 1.38E+10.
-        sheet.append(["" if v is None else v for v in row])
+        sheet.append(["" if v is None else safe_cell(v) for v in row])
         n += 1
     buf = io.BytesIO()
     book.save(buf)

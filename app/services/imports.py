@@ -35,6 +35,7 @@ from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, ROLE_STAFF, has_role
 from app.services import audit, bulk, dedupe_bulk, ownership, pool_admin
 from app.services.customers import clean_customer_data
+from app.services.exports import safe_cell
 from app.services.errors import NotFound, OutOfScope, PermissionDenied, ValidationFailed
 from app.services.import_files import (BadLine, UnreadableFile, detect_format, open_source)
 
@@ -575,7 +576,7 @@ def problem_report(actor: User, batch_id: int) -> tuple[str, str]:
     for p in db.session.execute(select(ImportProblem).where(
             ImportProblem.batch_id == batch.id).order_by(ImportProblem.line)).scalars():
         values = p.values or {}
-        writer.writerow([p.line, REPORT_KINDS.get(p.kind, p.kind), p.reason,
-                         *[values.get(h, "") for h in headers]])
+        writer.writerow([p.line, REPORT_KINDS.get(p.kind, p.kind), safe_cell(p.reason),
+                         *[safe_cell(values.get(h, "")) for h in headers]])
     stem = Path(batch.filename).stem
     return f"{stem}-errors.csv", out.getvalue()
