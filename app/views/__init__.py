@@ -9,6 +9,7 @@ def register_views(appbuilder) -> None:
     from app.views.activity import DealView, FollowUpView
     from app.views.care import CareMessageView, CareSettingsView, CareTemplateView
     from app.views.customers import ContactView, CustomerEventView, CustomerView
+    from app.views.dedupe_review import DedupeReviewView
     from app.views.org import (AssignmentRuleView, AuditLogView, DedupeRuleView, DepartmentView,
                                 GradingSettingsView, PolicyView, PoolMemberView, PoolView)
     from app.views.imports import ImportView
@@ -79,7 +80,5 @@ def register_views(appbuilder) -> None:
                         icon="fa-tasks", category="Rules")
     appbuilder.add_view(AuditLogView, "AuditLog", label=_("Audit log"), icon="fa-list",
                         category="Rules")
-    from app.views.dedupe_review import DedupeReviewView
-
     appbuilder.add_view(DedupeReviewView, "DedupeReview", label=_("Duplicate review"),
                         href="/dedupe-review/", icon="fa-clone", category="Customers")
