@@ -189,3 +189,16 @@ def test_exported_cells_are_never_formulas(clients, db, org, fmt):
         resp = clients.rep.get("/customers/export.xlsx")
         sheet = load_workbook(io.BytesIO(resp.data)).worksheets[0]
         assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
+
+
+def test_a_file_over_the_request_limit_is_refused_with_a_message(app, clients, db):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    try:
+        resp = upload(clients.staff, b"a" * (2 * 1024 * 1024), "big.csv")
+    finally:
+        app.config["MAX_CONTENT_LENGTH"] = limit
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/imports/")
+    html = clients.staff.get("/imports/").get_data(as_text=True)
+    assert "文件过大：最大 1 MB" in " ".join(flashes(html))
+    assert batch_of(db) is None

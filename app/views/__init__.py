@@ -12,7 +12,7 @@ def register_views(appbuilder) -> None:
     from app.views.dedupe_review import DedupeReviewView
     from app.views.org import (AssignmentRuleView, AuditLogView, DedupeRuleView, DepartmentView,
                                 GradingSettingsView, PolicyView, PoolMemberView, PoolView)
-    from app.views.imports import ImportView
+    from app.views.imports import ImportView, too_large
     from app.views.jobs import JobsView
     from app.views.notifications import NotificationView, unread_notifications
     from app.views.ownership import OwnershipView
@@ -25,6 +25,7 @@ def register_views(appbuilder) -> None:
     current_app.jinja_env.filters["policy_source"] = policy_source
     current_app.jinja_env.globals["administered_pool_ids"] = administered_pool_ids
     current_app.jinja_env.globals["unread_notifications"] = unread_notifications
+    current_app.register_error_handler(413, too_large)
 
     appbuilder.add_view(WorkbenchView, "MyWorkbench", label=_("My workbench"), href="/workbench/",
                         icon="fa-briefcase", category="Workbench",

@@ -2,7 +2,7 @@
 Thin callers of app.services.imports (which decides who may import where)."""
 from __future__ import annotations
 
-from flask import Response, flash, jsonify, redirect, request, url_for
+from flask import Response, current_app, flash, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -21,6 +21,17 @@ def _pools(actor):
     if allowed is not None:
         q = q.where(Pool.id.in_(allowed or {0}))
     return list(db.session.execute(q).scalars())
+
+
+def too_large(error):
+    """A request over MAX_CONTENT_LENGTH: on the import page a message beside the form
+    instead of the bare 413 page."""
+    if request.path.startswith("/imports/"):
+        mb = current_app.config["MAX_CONTENT_LENGTH"] // 1024 // 1024
+        flash(_("The file is too large: at most %(mb)s MB.", mb=min(
+            mb, imports.MAX_FILE_BYTES // 1024 // 1024)), "danger")
+        return redirect(url_for("ImportView.index"))
+    return error
 
 
 class ImportView(BaseView):
