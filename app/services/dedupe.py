@@ -227,20 +227,28 @@ def _person_matches(values, core, rules, exclude, hit) -> None:
     if exclude:
         params["exclude"] = list(exclude)
     for other in _rows(_person_statement(bool(exclude)), params):
-        if "person_birthday" in rules and values.get("birth_month") and \
-                (other.birth_month, other.birth_day, bool(other.birthday_lunar)) == (
-                    values.get("birth_month"), values.get("birth_day"),
-                    bool(values.get("birthday_lunar"))) and \
-                (not values.get("birth_year") or not other.birth_year
-                 or values.get("birth_year") == other.birth_year):
-            hit("person_birthday", [other.id])
-        rule = rules.get("person_address")
-        mine = values.get("address_norm")
-        if rule and mine and other.address_norm:
-            score = 100 if mine == other.address_norm else int(fuzz.ratio(mine,
-                                                                          other.address_norm))
-            if score == 100 or (rule.fuzzy and score >= rule.threshold):
-                hit("person_address", [other.id], score)
+        for kind, score in person_pair(rules, values, other._asdict()):
+            hit(kind, [other.id], score)
+
+
+def person_pair(rules: dict[str, DedupeRule], mine: dict, other: dict
+                ) -> Iterable[tuple[str, int]]:
+    """(rule kind, score) for two persons already equal by folded name or pinyin: the same
+    birthday (an unknown year matches any year), or addresses equal / similar enough."""
+    if "person_birthday" in rules and mine.get("birth_month") and \
+            (other.get("birth_month"), other.get("birth_day"),
+             bool(other.get("birthday_lunar"))) == (
+                mine.get("birth_month"), mine.get("birth_day"),
+                bool(mine.get("birthday_lunar"))) and \
+            (not mine.get("birth_year") or not other.get("birth_year")
+             or mine.get("birth_year") == other.get("birth_year")):
+        yield "person_birthday", 100
+    rule = rules.get("person_address")
+    a, b = mine.get("address_norm"), other.get("address_norm")
+    if rule and a and b:
+        score = 100 if a == b else int(fuzz.ratio(a, b))
+        if score == 100 or (rule.fuzzy and score >= rule.threshold):
+            yield "person_address", score
 
 
 @lru_cache(maxsize=None)

@@ -213,7 +213,7 @@ class BatchMatcher:
             others = {r.id: r for r in by_name.get(v["name_core"], []) +
                       by_name.get("py:" + (v.get("name_pinyin") or ""), [])}
             for other in others.values():
-                for kind, score in _person_pair(self.rules, v, other._asdict()):
+                for kind, score in dedupe.person_pair(self.rules, v, other._asdict()):
                     hits[i][(kind, other.id)] = max(score, hits[i].get((kind, other.id), 0))
 
     # --- against the file ----------------------------------------------------------------
@@ -243,7 +243,8 @@ class BatchMatcher:
         if core and v.get("customer_type") == "person":
             for other, line in self._people.get(core, []) + self._people.get(
                     "py:" + (v.get("name_pinyin") or ""), []):
-                out += [(kind, line, score) for kind, score in _person_pair(rules, v, other)]
+                out += [(kind, line, score)
+                        for kind, score in dedupe.person_pair(rules, v, other)]
         return out
 
     def accept(self, v: dict[str, Any], line: int) -> None:
@@ -270,24 +271,6 @@ class _Place:
 
     def __init__(self, city: Optional[str]):
         self.name_region, self.city = city, None
-
-
-def _person_pair(rules, mine: dict, other: dict) -> Iterable[tuple[str, int]]:
-    """The person rules of dedupe.find for one pair (name already equal by core or pinyin)."""
-    if "person_birthday" in rules and mine.get("birth_month") and \
-            (other.get("birth_month"), other.get("birth_day"),
-             bool(other.get("birthday_lunar"))) == (
-                mine.get("birth_month"), mine.get("birth_day"),
-                bool(mine.get("birthday_lunar"))) and \
-            (not mine.get("birth_year") or not other.get("birth_year")
-             or mine.get("birth_year") == other.get("birth_year")):
-        yield "person_birthday", 100
-    rule = rules.get("person_address")
-    a, b = mine.get("address_norm"), other.get("address_norm")
-    if rule and a and b:
-        score = 100 if a == b else int(fuzz.ratio(a, b))
-        if score == 100 or (rule.fuzzy and score >= rule.threshold):
-            yield "person_address", score
 
 
 def answers(hits: list[dict[tuple[str, int], int]],
