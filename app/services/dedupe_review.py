@@ -149,3 +149,13 @@ def dismiss(actor: User, cluster_id: int) -> int:
         db.session.rollback()
         raise
     return added
+
+
+def queue_scan(actor: User):
+    """Queue the batch scan as a job (its progress shows on the jobs page); None when
+    Redis is unreachable."""
+    from jobs import enqueue
+    from jobs.dedupe import scan_duplicates
+
+    merge_service.require_reviewer(actor)
+    return enqueue(scan_duplicates, actor.id, job_timeout=3600)

@@ -81,6 +81,15 @@ def importable_pool_ids(actor: User) -> Optional[set[int]]:
     return pool_admin.admin_pool_ids(actor)
 
 
+def importable_pools(actor: User) -> list[Pool]:
+    """The pools the mapping form offers, the default pool first."""
+    allowed = importable_pool_ids(actor)
+    q = select(Pool).order_by(Pool.is_default.desc(), Pool.name)
+    if allowed is not None:
+        q = q.where(Pool.id.in_(allowed or {0}))
+    return list(db.session.execute(q).scalars())
+
+
 def may_import(actor: User) -> bool:
     pools = importable_pool_ids(actor)
     return pools is None or bool(pools)
@@ -101,6 +110,10 @@ def visible_batches(actor: User):
     if not has_role(actor, ROLE_ADMIN):
         q = q.where(ImportBatch.created_by_id == actor.id)
     return q
+
+
+def recent_batches(actor: User, limit: int = 50) -> list[ImportBatch]:
+    return list(db.session.execute(visible_batches(actor).limit(limit)).scalars())
 
 
 def get_batch(actor: User, batch_id: int) -> ImportBatch:

@@ -63,8 +63,13 @@ def columns_of(field: str) -> tuple[str, ...]:
 
 
 # --- who may ------------------------------------------------------------------------------
+def may_review(actor: Optional[User]) -> bool:
+    """Scan, merge, dismiss and undo: admins and back-office staff."""
+    return has_role(actor, ROLE_ADMIN, ROLE_STAFF)
+
+
 def require_reviewer(actor: Optional[User]) -> None:
-    if not has_role(actor, ROLE_ADMIN, ROLE_STAFF):
+    if not may_review(actor):
         raise PermissionDenied("只有管理员和后台专员可以审核、合并重复客户")
 
 

@@ -9,7 +9,7 @@ from flask import flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import lazy_gettext as _
 
-from app.security import RES_DEDUPE_REVIEW, ROLE_ADMIN, ROLE_STAFF, has_role
+from app.security import RES_DEDUPE_REVIEW
 from app.services import dedupe_review as review, merge as merge_service
 from app.services.errors import GuishuError
 from app.views.base import MAX_PK, signed_in_user
@@ -41,10 +41,6 @@ class DedupeReviewView(BaseView):
                               "undo": "write"}
     default_view = "index"
 
-    @staticmethod
-    def _can_write(actor) -> bool:
-        return has_role(actor, ROLE_ADMIN, ROLE_STAFF)
-
     @expose("/")
     @has_access
     def index(self):
@@ -57,16 +53,16 @@ class DedupeReviewView(BaseView):
             return redirect("/")
         return self.render_template("guishu/dedupe_clusters.html", clusters=clusters,
                                     total=total, page=page, page_size=review.PAGE_SIZE,
-                                    last=review.last_scan(), can_write=self._can_write(actor))
+                                    last=review.last_scan(), can_write=merge_service.may_review(actor))
 
     @expose("/scan", methods=["POST"])
     @has_access
     def scan(self):
-        from jobs import enqueue
-        from jobs.dedupe import scan_duplicates
-
-        actor = signed_in_user()
-        job = enqueue(scan_duplicates, actor.id, job_timeout=3600)
+        try:
+            job = review.queue_scan(signed_in_user())
+        except GuishuError as exc:
+            flash(exc.message, "danger")
+            return redirect(url_for("DedupeReviewView.index"))
         if job is None:
             flash(_("Background jobs are paused (Redis unreachable): nothing was queued."),
                   "warning")
@@ -90,7 +86,7 @@ class DedupeReviewView(BaseView):
         return self.render_template(
             "guishu/dedupe_cluster.html", cluster=cluster, members=members, present=present,
             fields=merge_service.MERGE_FIELDS, labels=FIELD_LABELS, value=field_value,
-            stale=stale, can_write=self._can_write(actor) and cluster.status == "open")
+            stale=stale, can_write=merge_service.may_review(actor) and cluster.status == "open")
 
     @expose("/<int:pk>/merge", methods=["POST"])
     @has_access
@@ -137,7 +133,7 @@ class DedupeReviewView(BaseView):
         return self.render_template(
             "guishu/dedupe_merges.html", records=records,
             refusals={r.id: merge_service.undo_refusal(r) for r in records},
-            can_write=self._can_write(actor))
+            can_write=merge_service.may_review(actor))
 
     @expose("/merges/<int:pk>/undo", methods=["POST"])
     @has_access

@@ -5,22 +5,10 @@ from __future__ import annotations
 from flask import Response, current_app, flash, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
-from sqlalchemy import select
-
-from app.extensions import db
-from app.models import Pool
 from app.security import RES_IMPORT
 from app.services import imports
 from app.services.errors import GuishuError, ValidationFailed
 from app.views.base import signed_in_user
-
-
-def _pools(actor):
-    allowed = imports.importable_pool_ids(actor)
-    q = select(Pool).order_by(Pool.is_default.desc(), Pool.name)
-    if allowed is not None:
-        q = q.where(Pool.id.in_(allowed or {0}))
-    return list(db.session.execute(q).scalars())
 
 
 def too_large(error):
@@ -53,7 +41,7 @@ class ImportView(BaseView):
     @has_access
     def index(self):
         actor = signed_in_user()
-        batches = db.session.execute(imports.visible_batches(actor).limit(50)).scalars().all()
+        batches = imports.recent_batches(actor)
         return self.render_template("guishu/imports.html", batches=batches,
                                     may_import=imports.may_import(actor),
                                     max_mb=imports.MAX_FILE_BYTES // 1024 // 1024)
@@ -102,7 +90,7 @@ class ImportView(BaseView):
         return self.render_template(
             "guishu/import_mapping.html", batch=batch, fields=imports.FIELD_LABELS,
             required=imports.REQUIRED_FIELDS, chosen=chosen, errors=errors,
-            preview=imports.preview(batch), pools=_pools(actor), target=target,
+            preview=imports.preview(batch), pools=imports.importable_pools(actor), target=target,
             pool_id=pool_id, may_use_rules=imports.may_use_rules(actor))
 
     @expose("/<int:batch_id>/")
