@@ -526,23 +526,10 @@ def run_naive(app, checks, every: int, threshold: int) -> tuple[list[float], dic
     return times, hits
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    ap.add_argument("--n", type=int, default=1_000_000, help="existing customers")
-    ap.add_argument("--checks", type=int, default=400, help="new customers checked")
-    ap.add_argument("--naive-every", type=int, default=5,
-                    help="the naive scan runs on every k-th check")
-    ap.add_argument("--reuse", action="store_true",
-                    help="keep a database that already holds --n customers")
-    ap.add_argument("--sqlite-path", default=SQLITE_PATH)
-    ap.add_argument("--url", default=PG_URL, help="PostgreSQL database (dropped unless --reuse)")
-    ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--rows-from", metavar="SQLITE_FILE",
-                    help="copy the customers and contacts of a SQLite database this script "
-                         "built with the same --n (skips generating them again)")
-    args = ap.parse_args()
+def prepare_database(args):
+    """(app, SQLAlchemy URL) on a database holding args.n customers: the one built before if
+    --reuse finds it current, else a new one (SQLite file replaced, PostgreSQL database
+    recreated). Shared with bench/import.py."""
     url = f"sqlite:///{args.sqlite_path}" if args.db == "sqlite" else args.url
     engine_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
     reuse = args.reuse and reusable(engine_url, args.n)
@@ -561,7 +548,28 @@ def main():
     if reuse:
         print(f"reusing {args.db} database with {args.n:,} customers")
     else:
-        load(app, args.n, args.seed, args.workers, args.rows_from)
+        load(app, args.n, args.seed, args.workers, getattr(args, "rows_from", None))
+    return app, engine_url
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    ap.add_argument("--n", type=int, default=1_000_000, help="existing customers")
+    ap.add_argument("--checks", type=int, default=400, help="new customers checked")
+    ap.add_argument("--naive-every", type=int, default=5,
+                    help="the naive scan runs on every k-th check")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep a database that already holds --n customers")
+    ap.add_argument("--sqlite-path", default=SQLITE_PATH)
+    ap.add_argument("--url", default=PG_URL, help="PostgreSQL database (dropped unless --reuse)")
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--rows-from", metavar="SQLITE_FILE",
+                    help="copy the customers and contacts of a SQLite database this script "
+                         "built with the same --n (skips generating them again)")
+    args = ap.parse_args()
+    app, _url = prepare_database(args)
 
     with app.app_context():
         from app.services import dedupe

@@ -188,7 +188,7 @@ def ensure_staff(app) -> None:
 
 
 def main():
-    from dedupe_check import load, reusable
+    from dedupe_check import prepare_database
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--db", choices=("sqlite", "postgres"), default="postgres")
@@ -200,29 +200,15 @@ def main():
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
-    url = f"sqlite:///{args.sqlite_path}" if args.db == "sqlite" else args.url
-    engine_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-    reuse = args.reuse and reusable(engine_url, args.n)
-    if not reuse:
-        if args.db == "sqlite":
-            for suffix in ("", "-wal", "-shm"):
-                Path(args.sqlite_path + suffix).unlink(missing_ok=True)
-        else:
-            from claims import recreate_database
-
-            recreate_database(engine_url)
-    os.environ["DATABASE_URL"] = url
-    from app import create_app
-
-    app = create_app()
-    if not reuse:
-        load(app, args.n, args.seed, args.workers)
+    app, engine_url = prepare_database(args)
+    url = os.environ["DATABASE_URL"]
     ensure_staff(app)
     first_id = args.n + 1
     delete_after(engine_url, first_id)
     kinds = make_file(engine_url, args.rows, args.seed)
     size = Path(CSV_PATH).stat().st_size / 1024 / 1024
-    print(f"file: {args.rows:,} rows, {size:.1f} MiB GBK ({', '.join(f'{k} {v:,}' for k, v in kinds.items())})")
+    mix = ", ".join(f"{k} {v:,}" for k, v in kinds.items())
+    print(f"file: {args.rows:,} rows, {size:.1f} MiB GBK ({mix})")
 
     bare = in_process(run_bare, engine_url, first_id)
     delete_after(engine_url, first_id)
