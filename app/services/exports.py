@@ -44,8 +44,13 @@ def safe_cell(value):
 Unmask = Callable[[Optional[int]], bool]
 
 
+def pool_contacts_visible(user: Optional[User]) -> bool:
+    """Pool customers' contact details in full: admins only (the pool pages and exports)."""
+    return has_role(user, ROLE_ADMIN)
+
+
 def unmask_rule(user: User) -> Unmask:
-    if has_role(user, ROLE_ADMIN):
+    if pool_contacts_visible(user):  # admins see every row in full
         return lambda owner_id: True
     if has_role(user, ROLE_AUDITOR) and not has_role(user, ROLE_STAFF, ROLE_MANAGER, ROLE_REP):
         return lambda owner_id: False

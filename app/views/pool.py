@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _
 from sqlalchemy import select
 
 from app.models import Customer, Ownership
-from app.security import RES_POOL_CUSTOMERS, ROLE_ADMIN, current_user, has_role
+from app.security import RES_POOL_CUSTOMERS, current_user
 from app.services import exports, pool as pool_service, pool_admin
 from app.services.errors import GuishuError
 from app.services.normalize import mask_email, mask_phone
@@ -44,7 +44,7 @@ def _masked(fn):
     def show(value):
         if value is None:
             return ""
-        return value if has_role(current_user(), ROLE_ADMIN) else fn(value)
+        return value if exports.pool_contacts_visible(current_user()) else fn(value)
     return show
 
 
