@@ -3,6 +3,8 @@ auditors read; managers and reps are refused. CSRF on every POST, and clear mess
 a 500) for an unknown cluster, a survivor outside the cluster and a stale cluster."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -49,8 +51,7 @@ def test_auditor_reads_but_cannot_act(clients, cluster, db):
     for path in (f"/dedupe-review/{cid}/merge", f"/dedupe-review/{cid}/dismiss",
                  "/dedupe-review/scan", "/dedupe-review/merges/1/undo"):
         resp = post(clients.auditor, path, {"survivor": s, "merge": twin})
-        assert resp.status_code in (302, 403)
-        assert "/dedupe-review" not in resp.headers.get("Location", "/login")
+        assert resp.status_code == 403, path
     db.session.expire_all()
     assert db.session.get(DedupeCluster, cid).status == "open"
 
@@ -60,11 +61,9 @@ def test_managers_and_reps_are_refused(clients, cluster, db, role):
     cid, s, twin = cluster
     client = getattr(clients, role)
     for path in ("/dedupe-review/", f"/dedupe-review/{cid}", "/dedupe-review/merges/"):
-        resp = client.get(path)
-        assert resp.status_code in (302, 403) and "/dedupe-review" not in resp.headers.get(
-            "Location", "")
+        assert client.get(path).status_code == 403, path
     resp = post(client, f"/dedupe-review/{cid}/merge", {"survivor": s, "merge": twin})
-    assert resp.status_code in (302, 403)
+    assert resp.status_code == 403
     db.session.expire_all()
     assert db.session.get(Customer, twin) is not None
 
@@ -87,13 +86,13 @@ def test_merge_in_the_ui_with_field_winners_then_undo(clients, cluster, db):
     assert f'data-merge="{record.id}"' in text(merges)
     resp = post(clients.staff, f"/dedupe-review/merges/{record.id}/undo", {},
                 follow_redirects=True)
-    assert f"#{twin}" in text(resp)
+    assert f"已撤销合并：客户 #{twin} 已恢复。" in text(resp)
     db.session.expire_all()
     assert db.session.get(Customer, twin) is not None
     assert db.session.get(DedupeCluster, cid).status == "open"
     again = post(clients.staff, f"/dedupe-review/merges/{record.id}/undo", {},
                  follow_redirects=True)
-    assert "已于" in text(again) and "撤销" in text(again)
+    assert re.search(rf"合并 #{record.id} 已于 \d{{4}}-\d\d-\d\d \d\d:\d\d 撤销", text(again))
 
 
 def test_dismiss_in_the_ui(clients, cluster, db):
@@ -176,4 +175,4 @@ def test_scan_button_queues_the_job(clients, cluster, org, monkeypatch):
     assert resp.status_code == 200 and queued == [("scan_duplicates", (org.staff.id,))]
     monkeypatch.setattr(jobs, "enqueue", lambda *a, **kw: None)
     resp = post(clients.staff, "/dedupe-review/scan", {}, follow_redirects=True)
-    assert "nothing was queued" in text(resp) or "未排队" in text(resp)
+    assert "后台任务已暂停（Redis 不可用）：未排队任何任务。" in text(resp)
