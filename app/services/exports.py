@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Callable, Iterator, Optional, TextIO
 
 from sqlalchemy import select
@@ -29,13 +30,17 @@ EXPORT_COLUMNS = ["id", "name", "customer_type", "industry", "province", "city",
                   "mobile", "phone", "email", "source", "product_line", "owner", "pool",
                   "created_at"]
 
+# A leading sign Excel reads as a number, not a formula: digits and the spaces, brackets,
+# dashes and dots of a phone number (+86 (21) 6234-5678, -1.5). "-2+3+cmd|…" is a formula.
+_SIGNED_NUMBER = re.compile(r"[+-][\d\s().-]*")
+
+
 def safe_cell(value):
     """A text cell Excel will not run as a formula (CSV / formula injection): a leading =,
-    @, tab or carriage return, or + / - not followed by a digit (+86 138… stays a number),
-    gets a leading apostrophe, which Excel shows as text."""
+    @, tab or carriage return, or + / - unless a plain number follows (+86 138… stays a
+    number), gets a leading apostrophe, which Excel shows as text."""
     if isinstance(value, str) and value and (
-            value[0] in "=@\t\r" or (value[0] in "+-" and not value[1:2].isdigit()
-                                     and value[1:2] != " ")):
+            value[0] in "=@\t\r" or (value[0] in "+-" and not _SIGNED_NUMBER.fullmatch(value))):
         return "'" + value
     return value
 
