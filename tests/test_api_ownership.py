@@ -58,6 +58,7 @@ def test_bad_claim_bodies_are_400(api, org, pool_ids, body, field):
 def test_non_json_is_400(api, org, pool_ids):
     resp = api("rep1")("POST", "/api/v1/pool/claim", data="customer_ids=1")
     assert resp.status_code == 400
+    assert resp.get_json()["fields"] == {"body": "请求体必须是 JSON 对象"}
 
 
 @pytest.mark.parametrize("username,path,status", [
@@ -111,7 +112,9 @@ def test_lock_then_unlock(api, db, org):
     db.session.expire_all()
     assert db.session.get(Ownership, org.c_rep.id).locked is True
     resp = api("manager2")("POST", "/api/v1/ownership/unlock", json={"customer_ids": [org.c_rep.id]})
-    assert resp.status_code == 404
+    assert (resp.status_code, resp.get_json()) == (404, {
+        "code": "out_of_scope", "message": "客户不存在或不在您的数据权限内",
+        "customer_ids": [org.c_rep.id]})
     assert api("manager1")("POST", "/api/v1/ownership/unlock",
                            json={"customer_ids": [org.c_rep.id]}).status_code == 200
     db.session.expire_all()
@@ -120,7 +123,8 @@ def test_lock_then_unlock(api, db, org):
 
 def test_departure_handover_is_admin_only_and_previews(api, db, org):
     body = {"user_id": org.rep.id, "mode": "rep", "owner_id": org.rep2.id}
-    assert api("manager1")("POST", "/api/v1/ownership/departure", json=body).status_code == 403
+    resp = api("manager1")("POST", "/api/v1/ownership/departure", json=body)
+    assert (resp.status_code, resp.get_json()) == (403, {"message": "Forbidden"})
     preview = api("admin")("POST", "/api/v1/ownership/departure", json=dict(body, dry_run=True))
     assert preview.status_code == 200
     assert preview.get_json()["assignments"] == [
@@ -137,7 +141,9 @@ def test_apply_rules_endpoint(api, db, org, pool_ids):
     db.session.add(AssignmentRule(name="全部给 rep2", target_type="user", target_user_id=org.rep2.id))
     db.session.commit()
     body = {"customer_ids": pool_ids[:2], "dry_run": True}
-    assert api("rep1")("POST", "/api/v1/ownership/apply-rules", json=body).status_code == 403
+    resp = api("rep1")("POST", "/api/v1/ownership/apply-rules", json=body)
+    assert (resp.status_code, resp.get_json()) == (403, {
+        "code": "forbidden", "message": "只有销售经理、管理员和公海管理员可以分配客户"})
     resp = api("manager1")("POST", "/api/v1/ownership/apply-rules", json=body)
     assert resp.status_code == 200
     assert [p["owner_id"] for p in resp.get_json()["plan"]] == [org.rep2.id, org.rep2.id]

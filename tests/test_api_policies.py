@@ -85,8 +85,11 @@ def test_effective_policy_within_scope(api, db, org):
     assert resp.get_json()["result"]["max_customers"] == {"value": 40,
                                                           "source": "department:华东大区"}
     # Another department's rep is outside manager1's scope; auditors see everyone.
-    assert api("manager1")("GET", f"/api/v1/policies/effective/{org.rep_north.id}"
-                           ).status_code == 404
+    resp = api("manager1")("GET", f"/api/v1/policies/effective/{org.rep_north.id}")
+    assert (resp.status_code, resp.get_json()) == (404, {
+        "code": "not_found", "message": "用户不存在或不在您的数据权限内"})
     assert api("auditor1")("GET", f"/api/v1/policies/effective/{org.rep_north.id}"
                            ).status_code == 200
-    assert api("admin")("GET", "/api/v1/policies/effective/999999").status_code == 404
+    resp = api("admin")("GET", "/api/v1/policies/effective/999999")
+    assert (resp.status_code, resp.get_json()) == (404, {
+        "code": "not_found", "message": "用户不存在或不在您的数据权限内"})

@@ -34,7 +34,9 @@ def test_all_or_nothing(api, db, org, south):
     other = customers.create_customer(org.staff, {"name": "另一个公海客户"})
     resp = api("admin")("POST", "/api/v1/ownership/move-pool",
                         json={"customer_ids": [other.id, org.c_rep.id], "pool_id": south.id})
-    assert resp.status_code == 409
+    assert (resp.status_code, resp.get_json()) == (409, {
+        "code": "not_in_pool", "message": "客户已不在公海中：杭州云帆科技有限公司",
+        "customer_ids": [org.c_rep.id]})
     assert holder_of(db, other.id) == (None, org.pool.id)
 
 
@@ -42,7 +44,7 @@ def test_all_or_nothing(api, db, org, south):
 def test_only_admins_move(api, db, org, south, user):
     resp = api(user)("POST", "/api/v1/ownership/move-pool",
                      json={"customer_ids": [org.c_pool.id], "pool_id": south.id})
-    assert resp.status_code == 403
+    assert (resp.status_code, resp.get_json()) == (403, {"message": "Forbidden"})
     assert holder_of(db, org.c_pool.id) == (None, org.pool.id)
 
 
@@ -61,8 +63,8 @@ def test_pool_admin_rep_assigns_via_the_api_and_others_are_refused(api, db, org,
                 json={"customer_ids": [org.c_pool.id], "owner_id": org.rep_north.id})
     assert resp.status_code == 404 and resp.get_json()["code"] == "out_of_scope"
     # Pool admins still may not unlock.
-    assert rep1("POST", "/api/v1/ownership/unlock",
-                json={"customer_ids": [org.c_rep.id]}).status_code == 403
+    resp = rep1("POST", "/api/v1/ownership/unlock", json={"customer_ids": [org.c_rep.id]})
+    assert (resp.status_code, resp.get_json()) == (403, {"message": "Forbidden"})
     db.session.add(PoolMember(pool_id=org.pool.id, department_id=org.east.id))
     db.session.commit()
     resp = rep1("POST", "/api/v1/ownership/assign", json=body)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from app.models import Ownership
 
+NO_TRANSFER = {"code": "not_found", "message": "转移申请不存在"}
+
 
 def test_apply_approve_over_the_api(api, db, org):
     rep, mgr = api("rep1"), api("manager1")
@@ -12,13 +14,16 @@ def test_apply_approve_over_the_api(api, db, org):
     assert resp.status_code == 200, resp.get_json()
     tid = resp.get_json()["id"]
     assert resp.get_json()["result"]["status"] == "pending"
-    assert rep("POST", f"/api/v1/transfers/{tid}/approve", json={}).status_code == 403
+    resp = rep("POST", f"/api/v1/transfers/{tid}/approve", json={})
+    assert (resp.status_code, resp.get_json()) == (403, {"message": "Forbidden"})
     other = api("rep3")
-    assert other("GET", f"/api/v1/transfers/{tid}").status_code == 404
+    resp = other("GET", f"/api/v1/transfers/{tid}")
+    assert (resp.status_code, resp.get_json()) == (404, NO_TRANSFER)
     assert tid not in [t["id"] for t in other("GET", "/api/v1/transfers/").get_json()["result"]]
     assert tid in [t["id"] for t in api("auditor1")("GET", "/api/v1/transfers/").get_json()["result"]]
     wrong = api("manager2")("POST", f"/api/v1/transfers/{tid}/approve", json={})
-    assert wrong.status_code == 404  # not an approver of this request: not visible either
+    # Not an approver of this request: not visible either.
+    assert (wrong.status_code, wrong.get_json()) == (404, NO_TRANSFER)
     done = mgr("POST", f"/api/v1/transfers/{tid}/approve", json={"note": "同意"})
     assert done.status_code == 200
     assert done.get_json()["result"]["status"] == "completed"
@@ -34,5 +39,8 @@ def test_refusals_are_json_4xx(api, org):
     assert resp.get_json()["fields"]["reason"] == "请填写转移原因"
     resp = rep("POST", "/api/v1/transfers/", json={"customer_ids": [org.c_rep.id]})
     assert resp.status_code == 400
-    assert api("auditor1")("POST", "/api/v1/transfers/", json={}).status_code == 403
-    assert rep("POST", "/api/v1/transfers/999/cancel", json={}).status_code == 404
+    assert resp.get_json()["fields"] == {"to_owner_id": "请选择接收人"}
+    resp = api("auditor1")("POST", "/api/v1/transfers/", json={})
+    assert (resp.status_code, resp.get_json()) == (403, {"message": "Forbidden"})
+    resp = rep("POST", "/api/v1/transfers/999/cancel", json={})
+    assert (resp.status_code, resp.get_json()) == (404, NO_TRANSFER)

@@ -206,3 +206,5 @@ def test_answers_name_the_holder_and_texts_group_the_rules(db, org):
         ("company_name", org.c_rep.id, "warn", "负责人 测试rep1（华东大区）")]
     [group] = dedupe_bulk.by_customer(matches)
     assert dedupe_bulk.kinds_text(group) == "手机号、企业名称（核心名）"
+    assert dedupe_bulk.grouped_text(group) == (
+        "已存在：客户 杭州云帆科技有限公司，负责人 测试rep1（华东大区）（手机号、企业名称（核心名））")

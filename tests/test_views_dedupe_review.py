@@ -125,7 +125,7 @@ def test_bad_input_is_a_message_not_a_500(clients, cluster, db, org):
     assert resp.status_code == 200 and "查重组 #999999 不存在" in text(resp)
     resp = post(staff, f"/dedupe-review/{cid}/merge",
                 {"survivor": org.c_north.id, "merge": twin}, follow_redirects=True)
-    assert "不在查重组" in text(resp)
+    assert f"保留的客户 #{org.c_north.id} 不在查重组 #{cid} 中" in text(resp)
     resp = post(staff, f"/dedupe-review/{cid}/merge", {"survivor": "abc"},
                 follow_redirects=True)
     assert resp.status_code == 200
