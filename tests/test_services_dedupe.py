@@ -81,7 +81,8 @@ def test_fuzzy_names_match_above_the_threshold_within_the_city(db, org):
     set_rule(db, "company_name", threshold=75)
     message = refused(DuplicateWarning, customers.create_customer, org.rep2,
                       {"name": "杭州云帆信息技术有限公司"})
-    assert "相似度" in message
+    assert message == ("已存在：客户 杭州云帆信息科技有限公司，负责人 测试rep2（华东大区）"
+                       "（企业名称（核心名），相似度 83%）。确认不是同一客户后可勾选“仍然保存”")
     # Same core name in another city: not a match while "same city only" is on.
     customers.create_customer(org.rep2, {"name": "北京云帆科技有限公司", "city": "北京"})
     set_rule(db, "company_name", same_city=False)
