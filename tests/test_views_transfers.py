@@ -75,7 +75,8 @@ def test_manager_approves_from_the_inbox_and_customer_moves(clients, db, org):
     assert resp.status_code == 302
     assert holder_of(db, org.c_rep.id) == (org.rep2.id, None)
     page = clients.manager.get(f"/transfers/{t.id}").get_data(as_text=True)
-    assert "已完成" in page and 'id="approve"' not in page
+    assert '<span class="label label-default" id="status">已完成</span>' in page
+    assert 'id="approve"' not in page
     # The applicant sees it among "my requests", finished.
     mine = clients.rep.get("/transfers/").get_data(as_text=True)
     assert f'data-id="{t.id}"' in re.search(r'id="box-mine".*?</table>', mine, re.S).group(0)
