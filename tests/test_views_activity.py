@@ -92,7 +92,7 @@ def test_customer_page_shows_followups_and_deals(clients, db, org):
 def test_add_without_csrf_is_refused(clients, db, org):
     resp = clients.rep.post("/followups/add", data={"customer": str(org.c_rep.id),
                                                     "channel": "call", "content": "x"})
-    assert resp.status_code == 400
+    assert resp.status_code == 400 and "The CSRF token is missing." in resp.get_data(as_text=True)
     assert db.session.execute(select(FollowUp)).first() is None
 
 

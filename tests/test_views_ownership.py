@@ -108,7 +108,7 @@ def test_junk_selection_is_404(clients, ids):
 
 def test_release_post_without_csrf_is_refused(clients, db, org):
     resp = clients.rep.post(f"/ownership/release?ids={org.c_rep.id}", data={"reason": "x"})
-    assert resp.status_code == 400
+    assert resp.status_code == 400 and "The CSRF token is missing." in resp.get_data(as_text=True)
     assert holder_of(db, org.c_rep.id) == (org.rep.id, None)
 
 

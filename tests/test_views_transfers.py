@@ -136,7 +136,8 @@ def test_outsiders_get_404_and_reps_cannot_approve(clients, db, org, app):
 
 def test_approve_without_csrf_is_refused(clients, db, org):
     t = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求", "other")
-    assert clients.manager.post(f"/transfers/{t.id}/approve", data={}).status_code == 400
+    resp = clients.manager.post(f"/transfers/{t.id}/approve", data={})
+    assert resp.status_code == 400 and "The CSRF token is missing." in resp.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(TransferRequest, t.id).status == "pending"
 
