@@ -8,22 +8,27 @@ import random
 import pytest
 from faker import Faker
 
-from app.models import Customer
+from app.models import Contact, Customer
 from app.services import dedupe, dedupe_bulk, ownership
-from app.services.customers import clean_customer_data
+from app.services.customers import clean_contact_data, clean_customer_data
 
 SEED = 20261129
 STORED = 300
 
 
 def _stored(db, org, records: list[dict]) -> list[int]:
-    """Insert records as the import does (no dedupe check: the set holds its own twins)."""
+    """Insert records as the import does (no dedupe check: the set holds its own twins),
+    with their contacts."""
     ids = []
     for data in records:
+        data = dict(data)
+        contact = data.pop("contact", None)
         customer = Customer(created_by_id=org.staff.id, **clean_customer_data(data))
         db.session.add(customer)
         ownership.place_new_customer(customer, actor_id=org.staff.id, owner_id=None,
                                      pool_id=org.pool.id)
+        if contact:
+            db.session.add(Contact(customer_id=customer.id, **clean_contact_data(contact)))
         ids.append(customer.id)
     db.session.commit()
     return ids
@@ -67,6 +72,9 @@ def _generated(rng: random.Random, fake: Faker) -> tuple[list[dict], list[dict]]
                 record["email"] = fake.unique.email()
             if rng.random() < 0.3:
                 record["phone"] = f"0571-8{rng.randrange(1000000, 9999999)}"
+            if rng.random() < 0.15:
+                record["contact"] = {"name": fake.name(), "mobile": mobile(),
+                                     "email": fake.unique.email()}
         else:
             record = {"name": rng.choice(people), "customer_type": "person",
                       "birthday": fake.date_of_birth(minimum_age=20, maximum_age=70).isoformat(),
@@ -77,14 +85,19 @@ def _generated(rng: random.Random, fake: Faker) -> tuple[list[dict], list[dict]]
     # Twins inside the stored set, so a probe can name several customers.
     for record in rng.sample(stored, 20):
         twin = dict(record, mobile=mobile())
-        twin.pop("email", None)
-        twin.pop("phone", None)
+        for key in ("email", "phone", "contact"):
+            twin.pop(key, None)
         stored.append(twin)
 
     for record in rng.sample(stored, 120):
         probe = dict(record)
+        probe.pop("contact", None)
         change = rng.randrange(6)
-        if record.get("customer_type") == "person":
+        contact = record.get("contact")
+        if contact and change < 3:  # a contact's mobile or e-mail on another company
+            probe = {"name": fake.company(), "mobile": _spaced(contact["mobile"])} \
+                if change < 2 else {"name": fake.company(), "email": contact["email"].upper()}
+        elif record.get("customer_type") == "person":
             if change < 2:      # same person, name spaced, traditional script or pinyin case
                 probe["name"] = rng.choice([" ".join(record["name"]), record["name"]])
                 probe.pop("mobile", None)
@@ -115,10 +128,11 @@ def _generated(rng: random.Random, fake: Faker) -> tuple[list[dict], list[dict]]
                      "city": record["city"], "mobile": mobile()}
         elif change == 4 and record.get("email"):  # the e-mail in upper case
             probe = {"name": fake.company(), "email": record["email"].upper()}
-        else:                   # the landline or the mobile dashed, nothing else
-            probe = {"name": fake.company(),
-                     "phone": record.get("phone") or f"0571-8{rng.randrange(1000000, 9999999)}",
-                     "mobile": _dashed(record["mobile"])}
+        elif record.get("phone"):  # the landline, and someone else's mobile dashed
+            probe = {"name": fake.company(), "phone": record["phone"],
+                     "mobile": _dashed(rng.choice(stored).get("mobile") or mobile())}
+        else:                   # the mobile entered as the landline
+            probe = {"name": fake.company(), "phone": record["mobile"]}
         probes.append(probe)
     for _ in range(30):         # strangers: neither side may find anything
         probes.append({"name": fake.company(), "mobile": mobile(), "city": rng.choice(cities)})
