@@ -166,7 +166,7 @@ def test_snapshot_reads_plain_rows_of_the_given_customers(db, org):
     assert ownership.snapshot([]) == {}
 
 
-def test_chunks_split_long_id_lists(db):
+def test_chunks_split_long_id_lists():
     assert list(ownership.chunks([1, 2, 3, 4, 5], size=2)) == [[1, 2], [3, 4], [5]]
     assert list(ownership.chunks([])) == []
     assert [len(c) for c in ownership.chunks(list(range(12001)))] == [5000, 5000, 2001]

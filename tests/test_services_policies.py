@@ -90,7 +90,7 @@ def test_department_chain_is_nearest_first(db, org):
     ({"scope": "global", "max_customers": -1, "cooldown_days": -5},
      {"max_customers": "不能为负数", "cooldown_days": "不能为负数"}),
 ])
-def test_a_malformed_policy_is_refused_naming_each_field(db, kw, fields):
+def test_a_malformed_policy_is_refused_naming_each_field(org, kw, fields):
     with pytest.raises(ValidationFailed) as err:
         policies.validate_policy(Policy(**kw))
     assert (err.value.code, err.value.fields) == ("invalid", fields)
