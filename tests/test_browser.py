@@ -24,6 +24,8 @@ def live_url(app, org):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+    thread.join()
+    server.server_close()
 
 
 @pytest.fixture

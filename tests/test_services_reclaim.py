@@ -155,6 +155,7 @@ def test_followup_landing_before_the_update_is_kept(db, org, book, monkeypatch):
     assert result.reclaimed == 2
 
 
+@pytest.mark.real_db  # two sweeps in two threads, each with its own connection
 def test_two_sweeps_at_once_reclaim_each_customer_once(app, db, org, book):
     errors, results = [], []
 
