@@ -39,7 +39,7 @@ def init(demo: bool) -> None:
                    (f"  密码（仅显示一次）：{password}" if generated else ""))
     if demo:
         password, generated = bootstrap.demo_password()
-        from app.services.demo import build_demo
+        from app.demo import build_demo
 
         summary = build_demo(password)
         if summary.get("created"):
