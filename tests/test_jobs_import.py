@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Customer, ImportBatch, OwnershipEvent
-from app.services import imports
+from app.services import import_mapping, import_run
 from tests.test_jobs import ROOT, queue_name, run_burst_worker  # noqa: F401
 
 ROWS = 1200
@@ -31,8 +31,8 @@ def queued_batch(db, org, queue):
     from jobs import get_queue
     from jobs.imports import run_import
 
-    batch = imports.upload(org.staff, "昆明.csv", big_file())
-    imports.configure(org.staff, batch.id, batch.mapping, "pool", org.pool.id)
+    batch = import_mapping.upload(org.staff, "昆明.csv", big_file())
+    import_mapping.configure(org.staff, batch.id, batch.mapping, "pool", org.pool.id)
     get_queue(queue).enqueue(run_import, batch.id, job_timeout=600)
     return batch.id
 
@@ -106,7 +106,7 @@ def test_a_killed_worker_resumes_without_duplicates_or_losses(app, db, org, redi
         .scalar_subquery()).where(ImportBatch.id == batch_id)).one()
     assert status == "running" and 100 <= inserted < ROWS
     assert landed == inserted  # committed chunks only
-    imports.start(org.staff, batch_id, queue=queue_name)  # the page's "继续导入" button
+    import_run.start(org.staff, batch_id, queue=queue_name)  # the page's "继续导入" button
     finish_on_a_worker(db, batch_id, redis_url, database_url, queue_name)
     names = imported(db)
     assert len(names) == len(set(names)) == ROWS

@@ -1,9 +1,8 @@
 """/api/v1/transfers/: apply, list, show, approve, reject, cancel."""
 from __future__ import annotations
 
-from flask_appbuilder.api import BaseApi, expose
+from flask_appbuilder.api import BaseApi, expose, rison
 from flask_appbuilder.security.decorators import permission_name, protect
-from sqlalchemy import select
 
 from app.api.ownership import _body, _optional_int, _run
 from app.extensions import db
@@ -39,13 +38,19 @@ class TransferApi(BaseApi):
     @expose("/", methods=["GET"])
     @protect()
     @permission_name("read")
-    def list_mine(self):
-        """Requests the user is party to or approves (all for admins and auditors)."""
-        user = current_user()
-        rows = db.session.execute(select(TransferRequest).order_by(TransferRequest.id.desc())
-                                  .limit(500)).scalars()
-        result = [transfers.to_dict(t) for t in rows if transfers.visible_to(user, t)]
-        return self.response(200, count=len(result), result=result)
+    @rison({"type": "object"})
+    def list_mine(self, **kwargs):
+        """Requests the user is party to or approves (all for admins and auditors), newest
+        first: ?q=(page:0,page_size:50); count is the total over every page."""
+        args = kwargs["rison"]
+
+        def go():
+            page = transfers.requests_for(current_user(), None, args.get("page", 0),
+                                          args.get("page_size", transfers.PAGE_SIZE))
+            return self.response(200, count=page.total, page=page.page,
+                                 page_size=page.page_size,
+                                 result=[transfers.to_dict(t) for t in page.items])
+        return _run(go)
 
     def _visible(self, pk: int) -> TransferRequest:
         t = db.session.get(TransferRequest, pk)
