@@ -32,6 +32,7 @@ from app.extensions import db
 from app.models import (Customer, ImportBatch, ImportProblem, Ownership, OwnershipEvent, Pool,
                         User)
 from app.models.customer import utcnow
+from app.queue import enqueue
 from app.security import ROLE_ADMIN, ROLE_STAFF, has_role
 from app.services import audit, bulk, dedupe_bulk, ownership, pool_admin
 from app.services.customers import clean_customer_data
@@ -248,13 +249,10 @@ def configure(actor: User, batch_id: int, mapping: dict[str, str], target: str,
 def start(actor: User, batch_id: int, queue: str = "default") -> ImportBatch:
     """Queue the import job (also resumes a batch whose worker died). Without Redis the
     batch stays queued and `flask crm import --resume ID` runs it."""
-    from jobs import enqueue
-    from jobs.imports import run_import
-
     batch = get_batch(actor, batch_id)
     if batch.status not in ("queued", "running", "failed"):
         raise ValidationFailed({"batch": f"此批次{batch.status_label}，不能开始导入"})
-    job = enqueue(run_import, batch.id, queue=queue, job_timeout=6 * 3600)
+    job = enqueue("jobs.imports.run_import", batch.id, queue=queue, job_timeout=6 * 3600)
     if job is None:
         raise ValidationFailed({"batch": "后台任务暂停（Redis 无法连接）：请稍后重试，或在服务器上"
                                          f"运行 flask crm import --resume {batch.id}"})
