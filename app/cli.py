@@ -151,9 +151,9 @@ def import_command(file, username, pool_name, rules, maps, resume_id) -> None:
 @crm_cli.command("refresh-keys")
 def refresh_keys() -> None:
     """Recompute stale normalised phone/email keys now (the nightly job does the same)."""
-    from jobs.customers import refresh_normalised_keys
+    from app.services.customers import refresh_all_normalised_keys
 
-    click.echo(f"{refresh_normalised_keys()} customers re-normalised")
+    click.echo(f"{refresh_all_normalised_keys()} customers re-normalised")
 
 
 @crm_cli.command("sweep")

@@ -60,7 +60,7 @@ def refused(resp, reason=MISSING) -> bool:
 
 @pytest.fixture
 def jobs_probe(app, redis_url):
-    from jobs import get_queue
+    from app.queue import get_queue
 
     if redis_url is None:
         pytest.skip("no Redis reachable: the refresh_keys action cannot queue its job")

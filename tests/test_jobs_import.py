@@ -28,7 +28,7 @@ def big_file() -> bytes:
 
 
 def queued_batch(db, org, queue):
-    from jobs import get_queue
+    from app.queue import get_queue
     from jobs.imports import run_import
 
     batch = import_mapping.upload(org.staff, "昆明.csv", big_file())

@@ -197,7 +197,7 @@ def test_cli_dry_run_prints_what_and_why(app, db, org, book):
 
 
 def test_worker_runs_the_sweep(app, db, org, redis_url, database_url):
-    from jobs import get_queue
+    from app.queue import get_queue
     from jobs.ownership import reclaim_sweep
     from tests.test_jobs import run_burst_worker
 

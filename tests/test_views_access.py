@@ -119,7 +119,7 @@ def flashes(html: str) -> list[str]:
 @pytest.fixture
 def jobs_probe(app, redis_url):
     """snapshot() -> ids of queued refresh jobs; new(before) -> [args] of jobs queued since."""
-    from jobs import get_queue
+    from app.queue import get_queue
 
     if redis_url is None:
         pytest.skip("no Redis reachable: the refresh_keys action cannot queue its job")

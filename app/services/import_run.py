@@ -24,6 +24,7 @@ from sqlalchemy import func, insert, select, text, update
 from app.extensions import db
 from app.models import Customer, ImportBatch, ImportProblem, Ownership, User
 from app.models.customer import utcnow
+from app.queue import enqueue
 from app.services import audit, bulk, dedupe_bulk, ownership
 from app.services.customers import clean_customer_data
 from app.services.errors import NotFound, ValidationFailed
@@ -37,13 +38,10 @@ CHUNK_ROWS = 1000
 def start(actor: User, batch_id: int, queue: str = "default") -> ImportBatch:
     """Queue the import job (also resumes a batch whose worker died). Without Redis the
     batch stays queued and `flask crm import --resume ID` runs it."""
-    from jobs import enqueue
-    from jobs.imports import run_import
-
     batch = get_batch(actor, batch_id)
     if batch.status not in ("queued", "running", "failed"):
         raise ValidationFailed({"batch": f"此批次{batch.status_label}，不能开始导入"})
-    job = enqueue(run_import, batch.id, queue=queue, job_timeout=6 * 3600)
+    job = enqueue("jobs.imports.run_import", batch.id, queue=queue, job_timeout=6 * 3600)
     if job is None:
         raise ValidationFailed({"batch": "后台任务暂停（Redis 无法连接）：请稍后重试，或在服务器上"
                                          f"运行 flask crm import --resume {batch.id}"})

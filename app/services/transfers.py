@@ -25,7 +25,7 @@ from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE
 from app.services import notifications, ownership
 from app.services.errors import (Conflict, NotFound, OutOfScope, PermissionDenied,
                                  ValidationFailed)
-from app.services.pool import _names, parse_ids
+from app.services.pool import customer_names, parse_ids
 
 
 # The inbox's boxes, and how many requests one page of a list shows (at most).
@@ -85,7 +85,7 @@ def create_transfer(actor: User, customer_ids: Iterable, to_owner_id: int, reaso
         .where(TransferItem.customer_id.in_(ids),
                TransferRequest.status.in_(("pending", "approved")))).scalars().all()
     if pending:
-        raise Conflict(f"这些客户已有待处理的转移申请：{_names(pending)}", code="transfer_pending")
+        raise Conflict(f"这些客户已有待处理的转移申请：{customer_names(pending)}", code="transfer_pending")
     giver = db.session.get(User, from_owner_id)
     grade_a_or_locked = db.session.execute(select(Ownership.customer_id).where(
         Ownership.customer_id.in_(ids),
