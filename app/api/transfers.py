@@ -38,18 +38,15 @@ class TransferApi(BaseApi):
     @protect()
     @permission_name("read")
     @rison({"type": "object"})
+    @maps_domain_errors
     def list_mine(self, **kwargs):
         """Requests the user is party to or approves (all for admins and auditors), newest
         first: ?q=(page:0,page_size:50); count is the total over every page."""
         args = kwargs["rison"]
-
-        def go():
-            page = transfers.requests_for(current_user(), None, args.get("page", 0),
-                                          args.get("page_size", transfers.PAGE_SIZE))
-            return self.response(200, count=page.total, page=page.page,
-                                 page_size=page.page_size,
-                                 result=[transfers.to_dict(t) for t in page.items])
-        return _run(go)
+        page = transfers.requests_for(current_user(), None, args.get("page", 0),
+                                      args.get("page_size", transfers.PAGE_SIZE))
+        return self.response(200, count=page.total, page=page.page, page_size=page.page_size,
+                             result=[transfers.to_dict(t) for t in page.items])
 
     def _visible(self, pk: int) -> TransferRequest:
         t = db.session.get(TransferRequest, pk)
