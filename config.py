@@ -84,7 +84,7 @@ class Config:
     IMPORT_WORKERS = int(os.environ.get("GUISHU_IMPORT_WORKERS", str(os.cpu_count() or 1)))
     IMPORT_PARALLEL_MIN_ROWS = 5000
     # Requests larger than this are refused (413) before they are read into memory; the
-    # largest legitimate one is an import file (50 MB, app.services.imports).
+    # largest legitimate one is an import file (50 MB, app.services.import_mapping).
     MAX_CONTENT_LENGTH = 64 * 1024 * 1024
     DEMO_PASSWORD = os.environ.get("GUISHU_DEMO_PASSWORD", "")
 

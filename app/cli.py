@@ -39,7 +39,7 @@ def init(demo: bool) -> None:
                    (f"  密码（仅显示一次）：{password}" if generated else ""))
     if demo:
         password, generated = bootstrap.demo_password()
-        from app.services.demo import build_demo
+        from app.demo import build_demo
 
         summary = build_demo(password)
         if summary.get("created"):
@@ -103,7 +103,7 @@ def import_command(file, username, pool_name, rules, maps, resume_id) -> None:
 
     from app.extensions import db
     from app.models import Pool
-    from app.services import imports
+    from app.services import import_mapping, import_run, imports
     from app.services.errors import GuishuError, ValidationFailed
     from app.services.ownership import default_pool
 
@@ -114,7 +114,7 @@ def import_command(file, username, pool_name, rules, maps, resume_id) -> None:
         elif file is None:
             raise click.UsageError("FILE is required (or --resume BATCH)")
         else:
-            batch = imports.upload(user, Path(file).name, Path(file).read_bytes())
+            batch = import_mapping.upload(user, Path(file).name, Path(file).read_bytes())
             mapping = dict(batch.mapping or {})
             for item in maps:
                 field, sep, column = item.partition("=")
@@ -127,8 +127,8 @@ def import_command(file, username, pool_name, rules, maps, resume_id) -> None:
             if pool_name and pool is None:
                 raise click.ClickException(f"no such pool: {pool_name}")
             click.echo("mapping: " + ", ".join(f"{f}={c}" for f, c in mapping.items()), err=True)
-            imports.configure(user, batch.id, mapping, "rules" if rules else "pool",
-                              pool.id if pool else None)
+            import_mapping.configure(user, batch.id, mapping, "rules" if rules else "pool",
+                                     pool.id if pool else None)
             batch = imports.get_batch(user, batch.id)
     except ValidationFailed as exc:
         raise click.ClickException("; ".join(f"{k}: {v}" for k, v in exc.fields.items()))
@@ -140,7 +140,7 @@ def import_command(file, username, pool_name, rules, maps, resume_id) -> None:
     def progress(done, total):
         bar.update(done - bar.n)
 
-    batch = imports.run(batch.id, progress=progress)
+    batch = import_run.run(batch.id, progress=progress)
     bar.close()
     click.echo(f"batch {batch.id}: {batch.inserted} inserted, {batch.duplicates} duplicates, "
                f"{batch.invalid} invalid ({batch.status})")
@@ -151,9 +151,9 @@ def import_command(file, username, pool_name, rules, maps, resume_id) -> None:
 @crm_cli.command("refresh-keys")
 def refresh_keys() -> None:
     """Recompute stale normalised phone/email keys now (the nightly job does the same)."""
-    from jobs.customers import refresh_normalised_keys
+    from app.services.customers import refresh_all_normalised_keys
 
-    click.echo(f"{refresh_normalised_keys()} customers re-normalised")
+    click.echo(f"{refresh_all_normalised_keys()} customers re-normalised")
 
 
 @crm_cli.command("sweep")

@@ -67,7 +67,7 @@ OWNERSHIP_COLS = ("customer_id", "owner_id", "pool_id", "acquired_at", "acquired
 # --- generated values -------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def places():
-    from app.services.demo import REGIONS
+    from app.demo import REGIONS
 
     return [(prov, city, code, digits, districts) for provinces in REGIONS.values()
             for prov, cities in provinces.items()

@@ -5,7 +5,7 @@
     .venv/bin/python bench/import.py --db postgres --reuse      # keep the 1M rows between runs
     .venv/bin/python bench/import.py --db sqlite --n 200000
 
-Ours is the whole import as the job runs it (app.services.imports: read the GBK file, map,
+Ours is the whole import as the job runs it (app.services.import_run: read the GBK file, map,
 validate every row like the customer form, dedupe against the table and the file, insert
 customers + ownership + 'created' events chunk by chunk, write the problem rows). The
 baseline inserts the same rows, as read from the CSV, into customer and customer_ownership
@@ -91,16 +91,16 @@ def run_ours(url: str, out) -> None:
 
         from app.extensions import db
         from app.models import User
-        from app.services import imports
+        from app.services import import_mapping, import_run, ownership
 
         staff = db.session.execute(select(User).where(User.username == "bench_staff")
                                    ).scalar_one()
         before = _peak_mib()
         t0 = time.perf_counter()
-        batch = imports.upload(staff, "bench.csv", Path(CSV_PATH).read_bytes())
-        imports.configure(staff, batch.id, batch.mapping, "pool",
-                          imports.ownership.default_pool().id)
-        batch = imports.run(batch.id)
+        batch = import_mapping.upload(staff, "bench.csv", Path(CSV_PATH).read_bytes())
+        import_mapping.configure(staff, batch.id, batch.mapping, "pool",
+                                 ownership.default_pool().id)
+        batch = import_run.run(batch.id)
         seconds = time.perf_counter() - t0
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         out.put({"seconds": seconds, "peak_mib": _peak_mib(), "before_mib": before,

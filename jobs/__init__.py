@@ -1,17 +1,12 @@
 """RQ entry points. Each job opens an app context, calls one service and logs a summary.
 
-`enqueue` is the only way the web app queues work: it returns None (and logs) when Redis is
-unreachable, so callers can tell the user that background jobs are paused.
+The app queues them by dotted path through app.queue; the periodic ones are listed in
+app.queue.PERIODIC.
 """
 from __future__ import annotations
 
-import logging
-from typing import Any, Callable, Optional
+from typing import Optional
 
-from rq import Queue, Retry
-from rq.job import Job
-
-log = logging.getLogger("guishu.jobs")
 _app = None
 
 
@@ -29,29 +24,8 @@ def job_app():
     return _app
 
 
-def get_queue(name: str = "default") -> Queue:
-    from app.redis_conn import get_redis
-
-    return Queue(name, connection=get_redis())
-
-
-def enqueue(func: Callable, *args: Any, queue: str = "default", **kwargs: Any) -> Optional[Job]:
-    """Queue func(*args, **kwargs) with retries; None if Redis is unreachable."""
-    from redis.exceptions import RedisError
-
-    try:
-        return get_queue(queue).enqueue(func, *args, retry=Retry(max=3, interval=[10, 60, 300]),
-                                        **kwargs)
-    except (RedisError, OSError) as exc:
-        log.warning("background jobs paused, could not queue %s: %s", func.__name__, exc)
-        from app.redis_conn import forget_status
-
-        forget_status()
-        return None
-
-
 def periodic(name: str):
-    """Decorator for the jobs of jobs/cron.py: record each run's start, end, status and
+    """Decorator for the jobs of app.queue.PERIODIC: record each run's start, end, status and
     summary (or error) for the admins' job page, without changing what the job returns."""
     import datetime as dt
     import functools

@@ -12,16 +12,10 @@ log = logging.getLogger("guishu.jobs")
 @periodic("refresh_normalised_keys")
 def refresh_normalised_keys(customer_ids: Optional[list[int]] = None) -> int:
     """Recompute stored phone/mobile/email keys written by an older normaliser (or given ids)."""
-    from app.services.customers import refresh_normalised_keys as refresh
+    from app.services.customers import refresh_all_normalised_keys
 
     with job_app().app_context():
-        total = 0
-        while True:
-            done = refresh(customer_ids)
-            total += done
-            # A given id list is one pass; the stale-row query shrinks until nothing is left.
-            if customer_ids is not None or done == 0:
-                break
+        total = refresh_all_normalised_keys(customer_ids)
     log.info("refresh_normalised_keys: %d customers", total)
     return total
 

@@ -9,11 +9,11 @@ log = logging.getLogger("guishu.jobs")
 
 
 def run_import(batch_id: int) -> dict:
-    """Import (or resume) one batch; see app.services.imports.run."""
-    from app.services import imports
+    """Import (or resume) one batch; see app.services.import_run.run."""
+    from app.services import import_run
 
     with job_app().app_context():
-        batch = imports.run(batch_id, progress=report_progress)
+        batch = import_run.run(batch_id, progress=report_progress)
         summary = {"batch": batch.id, "status": batch.status, "inserted": batch.inserted,
                    "duplicates": batch.duplicates, "invalid": batch.invalid}
     log.info("run_import: %s", summary)

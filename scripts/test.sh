@@ -14,10 +14,13 @@ fi
 export GUISHU_INSTANCE_DIR="$(mktemp -d)"   # never touch a developer's instance/
 log_dir="$(mktemp -d)"
 status=0
+# pytest-xdist: each worker has its own database, Redis db and instance folder
+# (tests/isolation.py). GUISHU_TEST_WORKERS=0 runs in one process.
+workers="${GUISHU_TEST_WORKERS:-3}"
 for backend in sqlite postgres; do
-  echo "=== tests on ${backend} ==="
-  GUISHU_TEST_DB=$backend .venv/bin/python -m pytest -q -rs -p no:cacheprovider "$@" tests \
-    2>&1 | tee "$log_dir/$backend.log"
+  echo "=== tests on ${backend} (${workers} workers) ==="
+  GUISHU_TEST_DB=$backend .venv/bin/python -m pytest -q -rs -p no:cacheprovider -n "$workers" \
+    "$@" tests 2>&1 | tee "$log_dir/$backend.log"
   rc=${PIPESTATUS[0]}
   # pytest exits 5 when it collected nothing: that is a broken suite, not a pass.
   [ "$rc" -eq 0 ] || { echo "pytest on ${backend} exited ${rc}"; status=1; }

@@ -3,29 +3,66 @@
 Every test starts from the same small organisation (see `org`): two sales departments under
 one sales centre, a manager, two reps and one more rep in the other department, staff, an
 auditor, an admin, and one customer held by each rep plus one in the default pool.
+
+Isolation. The organisation is built once per test process and committed. A test then runs
+inside one outer transaction that is rolled back when it ends: every session the test and
+its requests open joins that transaction, and their commits become SAVEPOINT releases.
+Tests whose work must really commit (other threads or processes read it: race tests, RQ
+workers, a live server) carry the `real_db` mark, and so run, as does every test that asks
+for `db` without `org` (it starts from an empty organisation), against the committed
+database, which is rebuilt after them. Under pytest-xdist every worker has its own
+database, Redis db and instance folder (tests/isolation.py).
 """
 from __future__ import annotations
 
 import os
 import re
 import tempfile
-from dataclasses import dataclass
-from types import SimpleNamespace
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from tests import services_boot
+from tests import isolation, services_boot
 
 BACKEND = os.environ.get("GUISHU_TEST_DB", "sqlite")
 PASSWORD = "Test-pass-123"
 CI = os.environ.get("CI", "").lower() == "true"
-_state = {"redis_url": None, "redis_how": "", "skipped_infra": []}
+_state = {"redis_url": None, "redis_how": "", "skipped_infra": [], "org_ids": None}
+
+# config.py reads the instance folder when it is imported: give this worker its own first.
+isolation.own_instance_dir()
 
 
 def pytest_report_header(config):
     return f"guishu: database backend = {BACKEND}"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_db: the test commits for real (threads, worker "
+                                       "processes or a live server read its data)")
+    config.addinivalue_line("markers", "slow: demo, race, browser and worker tests (still run "
+                                       "by make test; -m 'not slow' leaves them out)")
+
+
+# Whole modules whose tests hand their data to other threads or processes.
+_REAL_DB_MODULES = {"test_race_claims", "test_browser", "test_jobs", "test_jobs_import"}
+# A test that takes these hands the database or Redis to another process (a worker) or
+# thread (a live server): what it wrote must really be committed.
+_HANDS_OVER = {"database_url", "redis_url", "live_url"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        hands_over = _HANDS_OVER & set(getattr(item, "_fixtureinfo").argnames)
+        if module in _REAL_DB_MODULES or hands_over or item.get_closest_marker("real_db"):
+            item.add_marker(pytest.mark.real_db)
+            item.add_marker(pytest.mark.slow)
+        elif module == "test_demo":
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_runtest_logreport(report):
@@ -44,6 +81,16 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+@pytest.fixture(autouse=True)
+def nothing_left_behind(request):
+    """No thread, child process or checked-out database connection may outlive its test."""
+    before = isolation.Residents.now()
+    yield
+    left = isolation.Residents.now().left_behind_since(before)
+    if left:
+        pytest.fail(f"{request.node.nodeid} left running: {left}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def database_url():
     if BACKEND == "postgres":
@@ -52,7 +99,7 @@ def database_url():
             pytest.exit(f"GUISHU_TEST_DB=postgres but no PostgreSQL could be reached or started: {how}",
                         returncode=3)
         print(f"\nPostgreSQL for tests: {how}")
-        # A database of this run's own, so parallel runs on one server cannot collide.
+        # A database of this worker's own, so parallel workers and runs cannot collide.
         own = services_boot.create_scratch_database(url)
         yield own or url
         if own:
@@ -65,6 +112,8 @@ def database_url():
 @pytest.fixture(scope="session")
 def redis_url():
     url, how = services_boot.find_redis()
+    if url is not None:
+        url = isolation.own_redis_db(url)
     _state["redis_url"], _state["redis_how"] = url, how
     return url
 
@@ -83,7 +132,6 @@ class FreshContextClient(FlaskClient):
 
 @pytest.fixture(scope="session")
 def app(database_url, redis_url, tmp_path_factory):
-    os.environ.setdefault("GUISHU_INSTANCE_DIR", str(tmp_path_factory.mktemp("instance")))
     if BACKEND == "postgres":
         import sqlalchemy as sa
 
@@ -102,11 +150,18 @@ def app(database_url, redis_url, tmp_path_factory):
     with application.app_context():
         from flask_migrate import upgrade
 
-        upgrade()
-        from app.services import bootstrap
+        from app.extensions import db as _db
 
-        bootstrap.initialise()
+        upgrade()
+        isolation.watch_engine(_db.engine)
+        _rebuild(_db, with_org=True)
+        _db.session.remove()
     yield application
+    with application.app_context():
+        from app.extensions import db as _db
+
+        _db.session.remove()
+        _db.engine.dispose()
 
 
 _KEEP = {"ab_role", "ab_permission", "ab_view_menu", "ab_permission_view",
@@ -116,11 +171,12 @@ _KEEP = {"ab_role", "ab_permission", "ab_view_menu", "ab_permission_view",
 def _wipe(db):
     from flask_appbuilder import Model
 
+    db.session.remove()
     tables = [t for t in Model.metadata.sorted_tables if t.name not in _KEEP]
     if db.engine.dialect.name == "postgresql":
         names = ", ".join(f'"{t.name}"' for t in tables)
-        db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        db.session.commit()
+        with db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         return
     with db.engine.begin() as conn:
         conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
@@ -128,6 +184,16 @@ def _wipe(db):
             conn.execute(t.delete())
         conn.exec_driver_sql("DELETE FROM sqlite_sequence") if conn.exec_driver_sql(
             "SELECT name FROM sqlite_master WHERE name='sqlite_sequence'").first() else None
+
+
+def _rebuild(db, *, with_org: bool) -> None:
+    """The committed starting point: bootstrap data, and the organisation when with_org."""
+    from app.services import bootstrap
+
+    _wipe(db)
+    bootstrap.initialise()
+    _state["org_ids"] = _build_org(db) if with_org else None
+    db.session.remove()
 
 
 @dataclass
@@ -163,21 +229,8 @@ def make_user(username, role_name, department=None, superior=None):
     return user
 
 
-@pytest.fixture
-def db(app):
-    from app.extensions import db as _db
-
-    with app.app_context():
-        _wipe(_db)
-        from app.services import bootstrap
-
-        bootstrap.initialise()
-        yield _db
-        _db.session.remove()
-
-
-@pytest.fixture
-def org(db):
+def _build_org(db) -> dict:
+    """Create the organisation; {Org field: (model class, id)}."""
     from app.security import ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF
     from app.services import customers, org as org_service
     from app.services.ownership import default_pool
@@ -203,10 +256,79 @@ def org(db):
                                                     "email": "Contact@HuaLian.cn"})
     c_pool = customers.create_customer(staff, {"name": "上海申达物流有限公司",
                                                "phone": "021-62345678"})
-    return Org(admin=admin, manager=manager, manager_north=manager_north, rep=rep, rep2=rep2,
-               rep_north=rep_north, staff=staff, auditor=auditor, east=east, north=north,
-               centre=centre, pool=default_pool(), c_rep=c_rep, c_rep2=c_rep2,
-               c_north=c_north, c_pool=c_pool)
+    made = dict(admin=admin, manager=manager, manager_north=manager_north, rep=rep, rep2=rep2,
+                rep_north=rep_north, staff=staff, auditor=auditor, east=east, north=north,
+                centre=centre, pool=default_pool(), c_rep=c_rep, c_rep2=c_rep2,
+                c_north=c_north, c_pool=c_pool)
+    return {name: (type(obj), obj.id) for name, obj in made.items()}
+
+
+@contextmanager
+def _rolled_back(database):
+    """Every session opened inside joins one outer transaction, rolled back at the end."""
+    engine = database.engine
+    conn = engine.connect()
+    raw = conn.connection.driver_connection
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        # pysqlite opens transactions itself (only before DML), so a SAVEPOINT would start
+        # one and its RELEASE commit it. Take that over: BEGIN here, savepoints inside.
+        raw.isolation_level = None
+    outer = conn.begin()
+    if sqlite:
+        conn.exec_driver_sql("BEGIN")
+    factory = database.session.session_factory
+    saved_kw, saved_class = dict(factory.kw), factory.class_
+
+    class JoinedSession(saved_class):
+        # Flask-SQLAlchemy's get_bind always answers the engine; here it is the connection.
+        def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
+            return bind if bind is not None else self.bind
+
+    database.session.remove()
+    factory.class_ = JoinedSession
+    factory.configure(bind=conn, join_transaction_mode="create_savepoint")
+    try:
+        yield
+    finally:
+        database.session.remove()
+        factory.class_ = saved_class
+        factory.kw.clear()
+        factory.kw.update(saved_kw)
+        if outer.is_active:
+            outer.rollback()
+        if sqlite:
+            raw.isolation_level = ""
+        conn.close()
+
+
+@pytest.fixture
+def db(app, redis_url, request):
+    from app.extensions import db as _db
+
+    if redis_url is not None:
+        isolation.empty_redis_db(redis_url)  # jobs queued by earlier tests name rolled-back rows
+
+    wants_org = "org" in request.fixturenames
+    committing = request.node.get_closest_marker("real_db") is not None or not wants_org
+    with app.app_context():
+        if not committing:
+            with _rolled_back(_db):
+                yield _db
+            return
+        if not wants_org:
+            _rebuild(_db, with_org=False)
+        try:
+            yield _db
+        finally:
+            _db.session.remove()
+            _rebuild(_db, with_org=True)
+
+
+@pytest.fixture
+def org(db):
+    """The organisation, loaded into this test's session."""
+    return Org(**{f.name: db.session.get(*_state["org_ids"][f.name]) for f in fields(Org)})
 
 
 # --- web clients ---------------------------------------------------------------------------
@@ -225,7 +347,8 @@ def login(client, username):
     resp = client.post("/login/", data={"username": username, "password": PASSWORD,
                                         "csrf_token": token})
     assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
-    client.csrf = csrf_token(client, "/customers/list/")
+    # Signing in keeps the session's CSRF secret, so the login page's token stays valid.
+    client.csrf = token
     return client
 
 
@@ -259,12 +382,26 @@ def auditor_client(app, org):
     return _client(app, org.auditor)
 
 
+class RoleClients:
+    """One logged-in client per role, by role key, each signed in when first used."""
+
+    _USERS = {"admin": "admin", "manager": "manager", "rep": "rep", "staff": "staff",
+              "auditor": "auditor"}
+
+    def __init__(self, app, org):
+        self._app, self._org = app, org
+
+    def __getattr__(self, role):
+        if role not in self._USERS:
+            raise AttributeError(role)
+        client = _client(self._app, getattr(self._org, self._USERS[role]))
+        setattr(self, role, client)
+        return client
+
+
 @pytest.fixture
 def clients(app, org):
-    """One logged-in client per role, by role key."""
-    return SimpleNamespace(admin=_client(app, org.admin), manager=_client(app, org.manager),
-                           rep=_client(app, org.rep), staff=_client(app, org.staff),
-                           auditor=_client(app, org.auditor))
+    return RoleClients(app, org)
 
 
 def api_token(client, username) -> str:

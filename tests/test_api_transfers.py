@@ -1,7 +1,11 @@
 """/api/v1/transfers/ per role."""
 from __future__ import annotations
 
+import pytest
+
 from app.models import Ownership
+from app.services import transfers
+from tests.test_services_transfers import add_requests
 
 NO_TRANSFER = {"code": "not_found", "message": "转移申请不存在"}
 
@@ -44,3 +48,31 @@ def test_refusals_are_json_4xx(api, org):
     assert (resp.status_code, resp.get_json()) == (403, {"message": "Forbidden"})
     resp = rep("POST", "/api/v1/transfers/999/cancel", json={})
     assert (resp.status_code, resp.get_json()) == (404, NO_TRANSFER)
+
+
+def test_the_list_finds_an_old_request_behind_500_newer_ones_and_pages(api, db, org):
+    mine = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求", "other")
+    north = add_requests(db, 501, org.rep_north, org.rep_north, org.manager_north)
+    body = api("rep1")("GET", "/api/v1/transfers/").get_json()
+    assert (body["count"], [t["id"] for t in body["result"]]) == (1, [mine.id])
+    assert body["result"][0]["status"] == "pending"
+    rep3 = api("rep3")
+    first = rep3("GET", "/api/v1/transfers/?q=(page:0,page_size:500)").get_json()
+    second = rep3("GET", "/api/v1/transfers/?q=(page:1,page_size:500)").get_json()
+    assert (first["count"], first["page"], first["page_size"]) == (501, 0, 500)
+    assert [t["id"] for t in first["result"]] == north[:500]
+    assert (second["count"], [t["id"] for t in second["result"]]) == (501, north[500:])
+    default = rep3("GET", "/api/v1/transfers/").get_json()
+    assert (default["page_size"], len(default["result"])) == (50, 50)
+    assert mine.id not in [t["id"] for t in first["result"] + second["result"]]
+
+
+@pytest.mark.parametrize("q,field,message", [
+    ("(page_size:501)", "page_size", "page_size 应在 1–500 之间"),
+    ("(page_size:0)", "page_size", "page_size 应在 1–500 之间"),
+    ("(page:'x')", "page", "page 必须是不小于 0 的整数"),
+])
+def test_a_page_out_of_bounds_is_a_400(api, org, q, field, message):
+    resp = api("rep1")("GET", f"/api/v1/transfers/?q={q}")
+    assert resp.status_code == 400
+    assert resp.get_json()["fields"] == {field: message}

@@ -24,6 +24,8 @@ def live_url(app, org):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+    thread.join()
+    server.server_close()
 
 
 @pytest.fixture
@@ -154,7 +156,7 @@ def test_the_add_form_names_a_duplicate_while_typing(browser, live_url, org, db)
 
 def test_staff_imports_a_file_and_watches_the_progress_bar(browser, live_url, org, db, tmp_path):
     from app.models import ImportBatch
-    from app.services import imports
+    from app.services import import_run
 
     path = tmp_path / "客户名单.csv"
     path.write_bytes(("客户名称,手机\n拉萨雪域商贸有限公司,13700180001\n坏号码有限公司,1\n")
@@ -169,7 +171,7 @@ def test_staff_imports_a_file_and_watches_the_progress_bar(browser, live_url, or
     page.wait_for_selector("#import-show[data-status=queued]")
     db.session.expire_all()
     batch = db.session.query(ImportBatch).one()
-    imports.run(batch.id)  # the worker's part; the page polls and reloads when it is done
+    import_run.run(batch.id)  # the worker's part; the page polls and reloads when it is done
     page.wait_for_selector("#import-problems tr[data-line='3']", timeout=15000)
     assert page.inner_text("#import-status") == "已完成"
     assert page.inner_text("#import-progress") == "100%"

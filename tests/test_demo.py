@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from app.models import Customer, Ownership, User
 from app.services import policies
-from app.services.demo import build_demo
+from app.demo import build_demo
 from app.services.ownership import owned_count
 
 

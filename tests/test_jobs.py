@@ -32,7 +32,7 @@ def queue_name():
 def test_worker_refreshes_stale_normalised_keys(app, db, org, redis_url, database_url, queue_name):
     if redis_url is None:
         pytest.skip("no Redis reachable or startable")
-    from jobs import get_queue
+    from app.queue import get_queue
     from jobs.customers import refresh_normalised_keys
 
     # Simulate rows written by an older normaliser: keys missing, version 0.

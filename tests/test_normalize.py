@@ -186,3 +186,13 @@ def test_rows_of_an_older_normaliser_are_refreshed(db, org):
     assert db.session.get(Customer, org.c_north.id).name_core == "华联商贸"
     assert db.session.get(Customer, org.c_north.id).name_region == "北京"
     assert customers.refresh_normalised_keys() == 0
+
+
+def test_the_cli_refreshes_every_stale_row_without_redis(app, db, org):
+    """`flask crm refresh-keys` runs the nightly job's loop in-process (no worker, no queue)."""
+    db.session.execute(update(Customer).values(name_core=None, norm_version=1))
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["crm", "refresh-keys"])
+    assert result.exit_code == 0 and result.output == "4 customers re-normalised\n"
+    db.session.expire_all()
+    assert db.session.get(Customer, org.c_north.id).name_core == "华联商贸"

@@ -30,12 +30,14 @@ def test_second_ownership_row_is_refused(db, org):
                                         acquired_how="created", acquired_at=org.c_rep.created_at))
 
 
+@pytest.mark.real_db  # deferred constraints are checked at the real COMMIT
 def test_customer_without_ownership_row_cannot_be_committed(db, org):
     _fails(db, insert(Customer).values(name="孤儿客户", customer_type="company",
                                        created_at=org.c_rep.created_at,
                                        updated_at=org.c_rep.created_at))
 
 
+@pytest.mark.real_db  # deferred constraints are checked at the real COMMIT
 def test_ownership_row_cannot_be_removed_while_customer_exists(db, org):
     _fails(db, text("DELETE FROM customer_ownership WHERE customer_id = :id").bindparams(
         id=org.c_rep.id))

@@ -365,7 +365,7 @@ def test_the_care_jobs_plan_and_send_on_a_real_worker(db, org, redis_url, databa
         pytest.skip("no Redis reachable or startable")
     import uuid
 
-    from jobs import get_queue
+    from app.queue import get_queue
     from jobs.care import care_deliver, care_plan
     from app.services.pool import local_today
     from tests.test_jobs import run_burst_worker

@@ -249,7 +249,7 @@ def test_a_confirmed_near_duplicate_is_not_flagged_again(db, org):
 def test_every_save_queues_the_recheck_on_a_real_worker(db, org, redis_url, database_url):
     if redis_url is None:
         pytest.skip("no Redis reachable or startable")
-    from jobs import get_queue
+    from app.queue import get_queue
     from tests.test_jobs import run_burst_worker
 
     queue = get_queue("default")

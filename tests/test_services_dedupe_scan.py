@@ -181,7 +181,7 @@ def test_scan_job_runs_in_a_real_worker_with_progress(app, db, org, seeded, redi
         pytest.skip("no Redis reachable or startable")
     import uuid
 
-    from jobs import get_queue
+    from app.queue import get_queue
     from jobs.dedupe import scan_duplicates
     from tests.test_jobs import run_burst_worker
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.models import (AssignmentRule, Customer, ImportBatch, ImportProblem, Ownership,
                         OwnershipEvent, Policy, Pool, PoolMember)
-from app.services import imports
+from app.services import import_mapping, import_report, import_run, imports
 from app.services.errors import OutOfScope, PermissionDenied, ValidationFailed
 
 HEADER = "客户名称,手机,电话,邮箱,城市,生日,客户类型\n"
@@ -23,12 +23,12 @@ def csv_bytes(text: str, encoding: str = "utf-8") -> bytes:
 
 def run_import(db, actor, data: bytes, filename="客户.csv", pool=None, mapping=None,
                target="pool", chunk_rows=None):
-    batch = imports.upload(actor, filename, data)
+    batch = import_mapping.upload(actor, filename, data)
     pool_id = pool.id if pool is not None else (
         None if target == "rules" else db.session.execute(
             select(Pool.id).where(Pool.is_default.is_(True))).scalar_one())
-    imports.configure(actor, batch.id, mapping or batch.mapping, target, pool_id)
-    return imports.run(batch.id, chunk_rows=chunk_rows)
+    import_mapping.configure(actor, batch.id, mapping or batch.mapping, target, pool_id)
+    return import_run.run(batch.id, chunk_rows=chunk_rows)
 
 
 def problems(db, batch) -> list[tuple[int, str, str]]:
@@ -136,9 +136,9 @@ def test_reimporting_the_same_file_inserts_nothing(db, org):
 def test_a_crashed_run_resumes_without_duplicates_or_losses(db, org, monkeypatch):
     rows = "".join(f"成都{i}号科技有限公司,1370040{i:04d},,,,,\n" for i in range(10))
     rows += "坏数据,123,,,,,\n"
-    batch = imports.upload(org.staff, "a.csv", csv_bytes(HEADER + rows))
-    imports.configure(org.staff, batch.id, batch.mapping, "pool", org.pool.id)
-    real_insert, calls = imports._insert, []
+    batch = import_mapping.upload(org.staff, "a.csv", csv_bytes(HEADER + rows))
+    import_mapping.configure(org.staff, batch.id, batch.mapping, "pool", org.pool.id)
+    real_insert, calls = import_run._insert, []
 
     def crash_on_third_chunk(job, accepted):
         calls.append(len(accepted))
@@ -146,14 +146,14 @@ def test_a_crashed_run_resumes_without_duplicates_or_losses(db, org, monkeypatch
             raise RuntimeError("worker killed")
         return real_insert(job, accepted)
 
-    monkeypatch.setattr(imports, "_insert", crash_on_third_chunk)
+    monkeypatch.setattr(import_run, "_insert", crash_on_third_chunk)
     with pytest.raises(RuntimeError):
-        imports.run(batch.id, chunk_rows=3)
+        import_run.run(batch.id, chunk_rows=3)
     batch = db.session.get(ImportBatch, batch.id)
     assert (batch.status, batch.inserted, batch.next_line) == ("failed", 6, 8)
     assert "worker killed" in batch.error
-    monkeypatch.setattr(imports, "_insert", real_insert)
-    batch = imports.run(batch.id, chunk_rows=3)
+    monkeypatch.setattr(import_run, "_insert", real_insert)
+    batch = import_run.run(batch.id, chunk_rows=3)
     assert (batch.status, batch.inserted, batch.invalid, batch.duplicates) == ("done", 10, 1, 0)
     names = db.session.execute(select(Customer.name).where(
         Customer.name.like("成都%"))).scalars().all()
@@ -161,36 +161,37 @@ def test_a_crashed_run_resumes_without_duplicates_or_losses(db, org, monkeypatch
 
 
 def test_a_second_runner_stops_where_the_first_committed(db, org):
-    batch = imports.upload(org.staff, "a.csv", csv_bytes(HEADER + "西安一号有限公司,,,,,,\n"))
-    imports.configure(org.staff, batch.id, batch.mapping, "pool", org.pool.id)
-    job = imports._Run(batch)
-    stale = imports._Run(db.session.get(ImportBatch, batch.id))
+    batch = import_mapping.upload(org.staff, "a.csv", csv_bytes(HEADER + "西安一号有限公司,,,,,,\n"))
+    import_mapping.configure(org.staff, batch.id, batch.mapping, "pool", org.pool.id)
+    job = import_run._Run(batch)
+    stale = import_run._Run(db.session.get(ImportBatch, batch.id))
     cells = [(2, ["西安一号有限公司", "", "", "", "", "", ""])]
-    assert imports._import_chunk(job, *next(imports._cleaned_chunks(job, cells, 10, None)))
+    assert import_run._import_chunk(job, *next(import_run._cleaned_chunks(job, cells, 10, None)))
     assert stale.next_line == 2  # read before the first runner committed
-    assert not imports._import_chunk(stale, *next(imports._cleaned_chunks(stale, cells, 10,
-                                                                          None)))
+    assert not import_run._import_chunk(
+        stale, *next(import_run._cleaned_chunks(stale, cells, 10, None)))
     db.session.rollback()
     assert count(db) == 5
 
 
 def test_the_mapping_step(db, org):
-    batch = imports.upload(org.staff, "x.csv", csv_bytes("Company, Mobile ,地址,其他\n甲,1,2,3\n"))
+    batch = import_mapping.upload(org.staff, "x.csv",
+                                  csv_bytes("Company, Mobile ,地址,其他\n甲,1,2,3\n"))
     assert batch.headers == ["Company", "Mobile", "地址", "其他"]
     assert batch.mapping == {"name": "Company", "mobile": "Mobile", "address": "地址"}
     with pytest.raises(ValidationFailed) as err:
-        imports.configure(org.staff, batch.id, {"mobile": "Mobile"}, "pool", org.pool.id)
+        import_mapping.configure(org.staff, batch.id, {"mobile": "Mobile"}, "pool", org.pool.id)
     assert err.value.fields == {"name": "必须指定哪一列是『客户名称』（文件的列：Company、Mobile、地址、其他）"}
     with pytest.raises(ValidationFailed) as err:
-        imports.configure(org.staff, batch.id, {"name": "公司"}, "pool", org.pool.id)
+        import_mapping.configure(org.staff, batch.id, {"name": "公司"}, "pool", org.pool.id)
     assert err.value.fields == {"mapping": "文件中没有这些列：公司"}
     with pytest.raises(ValidationFailed) as err:
-        imports.configure(org.staff, batch.id, {"name": "Company", "notes": "Company"}, "pool",
-                          org.pool.id)
+        import_mapping.configure(org.staff, batch.id, {"name": "Company", "notes": "Company"},
+                                 "pool", org.pool.id)
     assert err.value.fields == {"mapping": "同一列不能映射到多个字段：Company"}
-    imports.configure(org.staff, batch.id, {"name": "Company"}, "pool", org.pool.id)
+    import_mapping.configure(org.staff, batch.id, {"name": "Company"}, "pool", org.pool.id)
     with pytest.raises(ValidationFailed) as err:
-        imports.configure(org.staff, batch.id, {"name": "Company"}, "pool", org.pool.id)
+        import_mapping.configure(org.staff, batch.id, {"name": "Company"}, "pool", org.pool.id)
     assert err.value.fields == {"batch": "此批次已开始导入，不能再修改列映射"}
 
 
@@ -203,7 +204,7 @@ def test_the_mapping_step(db, org):
 ])
 def test_unreadable_files_are_refused_with_a_reason(db, org, data, filename, message):
     with pytest.raises(ValidationFailed) as err:
-        imports.upload(org.staff, filename, data)
+        import_mapping.upload(org.staff, filename, data)
     if message:
         assert err.value.fields == {"file": message}
     else:
@@ -215,22 +216,22 @@ def test_who_may_import_where(db, org):
     data = csv_bytes(HEADER + "广州白云山医药有限公司,,,,,,\n")
     for who in (org.rep, org.manager, org.auditor):
         with pytest.raises(PermissionDenied) as err:
-            imports.upload(who, "a.csv", data)
+            import_mapping.upload(who, "a.csv", data)
         assert err.value.message == "只有后台人员、管理员和公海管理员可以导入客户"
     east_pool = Pool(name="华东公海", is_default=False)
     db.session.add(east_pool)
     db.session.flush()
     db.session.add(PoolMember(pool_id=east_pool.id, user_id=org.rep.id, is_admin=True))
     db.session.commit()
-    batch = imports.upload(org.rep, "a.csv", data)          # a pool admin
+    batch = import_mapping.upload(org.rep, "a.csv", data)          # a pool admin
     with pytest.raises(ValidationFailed) as err:
-        imports.configure(org.rep, batch.id, batch.mapping, "pool", org.pool.id)
+        import_mapping.configure(org.rep, batch.id, batch.mapping, "pool", org.pool.id)
     assert err.value.fields == {"pool": "只能导入到您管理的公海"}
     with pytest.raises(ValidationFailed) as err:
-        imports.configure(org.rep, batch.id, batch.mapping, "rules", None)
+        import_mapping.configure(org.rep, batch.id, batch.mapping, "rules", None)
     assert err.value.fields == {"target": "只有后台人员和管理员可以按归属规则导入"}
-    imports.configure(org.rep, batch.id, batch.mapping, "pool", east_pool.id)
-    assert imports.run(batch.id).inserted == 1
+    import_mapping.configure(org.rep, batch.id, batch.mapping, "pool", east_pool.id)
+    assert import_run.run(batch.id).inserted == 1
     with pytest.raises(OutOfScope):
         imports.get_batch(org.staff, batch.id)               # not theirs
     assert imports.get_batch(org.admin, batch.id).id == batch.id
@@ -257,14 +258,14 @@ def test_import_through_the_assignment_rules_honours_the_cap(db, org):
 
 def test_the_error_report_is_a_csv_of_the_bad_rows(db, org):
     batch = run_import(db, org.staff, csv_bytes(MESSY))
-    name, text = imports.problem_report(org.staff, batch.id)
+    name, text = import_report.problem_report(org.staff, batch.id)
     assert name == "客户-errors.csv" and text.startswith("\ufeff")
     lines = text[1:].splitlines()
     assert lines[0] == "行号,问题类型,原因,客户名称,手机,电话,邮箱,城市,生日,客户类型"
     assert lines[1] == "3,数据错误,手机：无效的电话号码：1370013700,无锡小天鹅电器有限公司,1370013700,,,无锡,,企业"
     assert len(lines) == 1 + 7
     with pytest.raises(OutOfScope):
-        imports.problem_report(org.rep, batch.id)
+        import_report.problem_report(org.rep, batch.id)
 
 
 def test_fuzzy_company_names_match_within_a_city_only(db, org):
@@ -285,7 +286,7 @@ def test_large_files_are_validated_by_worker_processes_with_the_same_result(app,
     saved = {k: app.config[k] for k in ("IMPORT_PARALLEL_MIN_ROWS", "IMPORT_WORKERS")}
     app.config.update(IMPORT_PARALLEL_MIN_ROWS=1, IMPORT_WORKERS=2)
     try:
-        pool = imports._worker_pool(10)
+        pool = import_run._worker_pool(10)
         assert pool is not None
         pool.terminate()
         batch = run_import(db, org.staff, csv_bytes(MESSY), chunk_rows=3)

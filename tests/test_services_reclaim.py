@@ -155,6 +155,7 @@ def test_followup_landing_before_the_update_is_kept(db, org, book, monkeypatch):
     assert result.reclaimed == 2
 
 
+@pytest.mark.real_db  # two sweeps in two threads, each with its own connection
 def test_two_sweeps_at_once_reclaim_each_customer_once(app, db, org, book):
     errors, results = [], []
 
@@ -196,7 +197,7 @@ def test_cli_dry_run_prints_what_and_why(app, db, org, book):
 
 
 def test_worker_runs_the_sweep(app, db, org, redis_url, database_url):
-    from jobs import get_queue
+    from app.queue import get_queue
     from jobs.ownership import reclaim_sweep
     from tests.test_jobs import run_burst_worker
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
-from app.models import CustomerShare, Notification, Ownership, OwnershipEvent, Policy
+from app.models import (CustomerShare, Notification, Ownership, OwnershipEvent, Policy,
+                        TransferRequest)
+from app.models.customer import utcnow
 from app.services import transfers
 from app.services.errors import (CapExceeded, Conflict, OutOfScope, PermissionDenied,
                                  ValidationFailed)
@@ -126,3 +128,87 @@ def test_owner_changed_before_approval_fails_cleanly(db, org):
     assert exc.value.code == "owner_changed"
     db.session.expire_all()
     assert db.session.get(Ownership, org.c_rep.id).owner_id is None
+
+
+# --- who sees which request, and the lists' pages ------------------------------------------
+def add_requests(db, n, applicant, giver, receiver, status="rejected"):
+    """n requests newer than every request so far, written in one statement (no service
+    calls: the lists only read the rows). Their ids, newest first."""
+    now = utcnow()
+    db.session.execute(insert(TransferRequest), [dict(
+        applicant_id=applicant.id, from_owner_id=giver.id, to_owner_id=receiver.id,
+        reason=f"批量 {i}", trigger="other", status=status, keep_read_days=0,
+        needs_second_approval=False, created_at=now) for i in range(n)])
+    db.session.commit()
+    return list(db.session.execute(select(TransferRequest.id).where(
+        TransferRequest.from_owner_id == giver.id).order_by(TransferRequest.id.desc())).scalars())
+
+
+def test_an_old_request_is_listed_behind_many_newer_ones_and_pages_add_up(db, org):
+    mine = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求", "other")
+    north = add_requests(db, 520, org.rep_north, org.rep_north, org.manager_north)
+    page = transfers.requests_for(org.rep)
+    assert ([t.id for t in page.items], page.total) == ([mine.id], 1)
+    assert [t.id for t in transfers.inbox(org.rep)["mine"].items] == [mine.id]
+    awaiting = transfers.inbox(org.manager)["awaiting"]
+    assert ([t.id for t in awaiting.items], awaiting.total) == ([mine.id], 1)
+    # Visible to the north's rep and manager: their 520, never the east rep's request.
+    for user in (org.rep_north, org.manager_north):
+        first = transfers.requests_for(user, page=0, page_size=500)
+        second = transfers.requests_for(user, page=1, page_size=500)
+        assert (first.total, second.total) == (520, 520)
+        assert [t.id for t in first.items] == north[:500]
+        assert [t.id for t in second.items] == north[500:]
+        assert (first.has_next, second.has_next) == (True, False)
+    # Admins and auditors see every request: the oldest is the last of 521.
+    last = transfers.requests_for(org.auditor, page=52, page_size=10)
+    assert ([t.id for t in last.items], last.total) == ([mine.id], 521)
+
+
+@pytest.mark.parametrize("page,page_size,field,message", [
+    (-1, 50, "page", "page 必须是不小于 0 的整数"),
+    ("1", 50, "page", "page 必须是不小于 0 的整数"),
+    (0, 0, "page_size", "page_size 应在 1–500 之间"),
+    (0, 501, "page_size", "page_size 应在 1–500 之间"),
+])
+def test_a_page_out_of_bounds_is_refused(db, org, page, page_size, field, message):
+    with pytest.raises(ValidationFailed) as err:
+        transfers.requests_for(org.rep, page=page, page_size=page_size)
+    assert err.value.fields == {field: message}
+
+
+def test_who_sees_which_request_in_which_box(db, org):
+    """Parties, the managers of the giving and the receiving department and of every
+    department above them, admins and auditors; nobody else."""
+    from tests.conftest import make_user
+
+    top = make_user("director", "Sales Manager", org.centre)
+    org.centre.manager_id = top.id
+    db.session.commit()
+    cross = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep_north.id, "组织调整",
+                                      "org_change")
+    inside = transfers.create_transfer(org.rep2, [org.c_rep2.id], org.rep.id, "客户要求",
+                                       "other")
+
+    def boxes(user):
+        return {box: [t.id for t in page.items]
+                for box, page in transfers.inbox(user).items()}
+
+    assert boxes(org.rep) == {"awaiting": [], "mine": [inside.id, cross.id], "others": []}
+    assert boxes(org.rep_north) == {"awaiting": [], "mine": [cross.id], "others": []}
+    assert boxes(org.manager) == {"awaiting": [inside.id, cross.id], "mine": [], "others": []}
+    assert boxes(top) == {"awaiting": [inside.id, cross.id], "mine": [], "others": []}
+    # The receiving side's manager sees the cross-department request, and decides it only
+    # once the first approval is in; then its first approver waits no more.
+    assert boxes(org.manager_north) == {"awaiting": [], "mine": [], "others": [cross.id]}
+    transfers.approve(org.manager, cross.id)
+    assert boxes(org.manager_north) == {"awaiting": [cross.id], "mine": [], "others": []}
+    assert boxes(org.manager) == {"awaiting": [inside.id], "mine": [], "others": [cross.id]}
+    assert boxes(top) == {"awaiting": [inside.id, cross.id], "mine": [], "others": []}
+    assert boxes(org.admin) == {"awaiting": [inside.id, cross.id], "mine": [], "others": []}
+    assert boxes(org.auditor) == {"awaiting": [], "mine": [], "others": [inside.id, cross.id]}
+    assert boxes(org.staff) == {"awaiting": [], "mine": [], "others": []}
+    assert transfers.visible_to(org.manager_north, db.session.get(TransferRequest, cross.id))
+    assert not transfers.visible_to(org.manager_north,
+                                    db.session.get(TransferRequest, inside.id))
+    assert not transfers.visible_to(org.staff, db.session.get(TransferRequest, inside.id))

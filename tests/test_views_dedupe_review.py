@@ -166,13 +166,13 @@ def test_a_cluster_whose_member_was_merged_elsewhere_is_stale(clients, cluster, 
 def test_scan_button_queues_the_job(clients, cluster, org, monkeypatch):
     """The job itself runs in a real worker in test_services_dedupe_scan; here the button
     queues it (or says jobs are paused), without leaving a job in the shared queue."""
-    import jobs
+    from app.services import dedupe_review
 
     queued = []
-    monkeypatch.setattr(jobs, "enqueue", lambda func, *args, **kw: queued.append(
-        (func.__name__, args)) or object())
+    monkeypatch.setattr(dedupe_review, "enqueue", lambda func, *args, **kw: queued.append(
+        (func, args)) or object())
     resp = post(clients.staff, "/dedupe-review/scan", {}, follow_redirects=True)
-    assert resp.status_code == 200 and queued == [("scan_duplicates", (org.staff.id,))]
-    monkeypatch.setattr(jobs, "enqueue", lambda *a, **kw: None)
+    assert resp.status_code == 200 and queued == [("jobs.dedupe.scan_duplicates", (org.staff.id,))]
+    monkeypatch.setattr(dedupe_review, "enqueue", lambda *a, **kw: None)
     resp = post(clients.staff, "/dedupe-review/scan", {}, follow_redirects=True)
     assert "后台任务已暂停（Redis 不可用）：未排队任何任务。" in text(resp)

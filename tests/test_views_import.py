@@ -10,7 +10,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from app.models import CustomerShare, ImportBatch, PoolMember
-from app.services import customers, imports
+from app.services import customers, import_run
 from tests.test_views_access import flashes
 from tests.test_views_ownership import post
 
@@ -49,7 +49,7 @@ def test_staff_upload_map_run_and_read_the_report(clients, db, org):
     assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/imports/{batch.id}/")
     db.session.expire_all()
     assert db.session.get(ImportBatch, batch.id).status == "queued"
-    imports.run(batch.id)  # what the worker does (tests/test_jobs_import.py runs a real one)
+    import_run.run(batch.id)  # what the worker does (tests/test_jobs_import.py runs a real one)
     status = clients.staff.get(f"/imports/{batch.id}/status").get_json()
     assert {k: status[k] for k in ("status", "total", "processed", "inserted", "duplicates",
                                    "invalid")} == {"status": "done", "total": 3, "processed": 3,

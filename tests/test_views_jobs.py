@@ -18,7 +18,7 @@ def clean_default_queue(redis_url):
         pytest.skip("no Redis reachable or startable")
     from rq.registry import FailedJobRegistry
 
-    from jobs import get_queue
+    from app.queue import get_queue
 
     q = get_queue("default")
     q.empty()

@@ -11,6 +11,7 @@ from app.models import Notification, TransferRequest
 from app.services import transfers
 from tests.conftest import _client
 from tests.helpers import holder_of
+from tests.test_services_transfers import add_requests
 from tests.test_views_access import DENIED, flashes
 from tests.test_views_ownership import action, post
 
@@ -149,3 +150,29 @@ def test_every_role_reaches_the_transfer_pages_from_the_menu(clients, role):
     assert 'href="/transfers/"' in client.get("/").get_data(as_text=True)
     assert client.get("/transfers/").status_code == 200
     assert DENIED not in flashes(client.get("/transfers/").get_data(as_text=True))
+
+
+def box_ids(html, box):
+    table = re.search(rf'id="box-{box}".*?</table>', html, re.S).group(0)
+    return [int(i) for i in re.findall(r'data-id="(\d+)"', table)]
+
+
+def test_the_page_finds_an_old_request_behind_500_newer_ones_and_pages(clients, db, org, app):
+    mine = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求", "other")
+    north = add_requests(db, 501, org.rep_north, org.rep_north, org.manager_north)
+    assert box_ids(clients.rep.get("/transfers/").get_data(as_text=True), "mine") == [mine.id]
+    html = clients.manager.get("/transfers/").get_data(as_text=True)
+    assert box_ids(html, "awaiting") == [mine.id]
+    # The north's rep pages through their own 501, 50 a page; the east's request is not there.
+    rep3 = _client(app, org.rep_north)
+    html = rep3.get("/transfers/").get_data(as_text=True)
+    assert box_ids(html, "mine") == north[:50]
+    assert 'id="count-mine">501<' in html
+    assert 'href="/transfers/?awaiting_page=0&amp;mine_page=1&amp;others_page=0"' in html
+    last = rep3.get("/transfers/?mine_page=10").get_data(as_text=True)
+    assert box_ids(last, "mine") == north[500:]
+    assert 'href="/transfers/?awaiting_page=0&amp;mine_page=9&amp;others_page=0"' in last
+    assert "mine_page=11" not in last
+    assert all(mine.id not in box_ids(page, box) for page in (html, last)
+               for box in ("awaiting", "mine"))
+    assert 'id="box-others"' not in html

@@ -1,19 +1,18 @@
 """/api/v1/customers/: FAB ModelRestApi with the data scope, writes through the services."""
 from __future__ import annotations
 
-from flask import request
 from flask_appbuilder.api import ModelRestApi
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import select
 
-from app.api.errors import error_response
+from app.api.common import error_response, json_body, maps_domain_errors
 from app.extensions import db
 from app.models import Customer, Ownership, Pool, User
 from app.security import METHOD_PERMISSIONS, RES_CUSTOMER, current_user, scope_filters
 from app.services import customers as customer_service
 from app.services.customers import CUSTOMER_FIELDS
 from app.services.errors import GuishuError, OutOfScope, ValidationFailed
-from app.views.base import MAX_PK
+from app.services.ids import parse_pk
 
 _COLUMNS = ["id", "name", "customer_type", "industry", "province", "city", "address", "phone",
             "phone_e164", "mobile", "mobile_e164", "email", "email_norm", "source",
@@ -81,12 +80,6 @@ class CustomerApi(ModelRestApi):
             item.update(extra.get(int(pk), {}))
 
     # -- writes go through app.services.customers ------------------------------------------
-    @staticmethod
-    def _payload():
-        if not request.is_json or not isinstance(request.get_json(silent=True), dict):
-            raise ValidationFailed({"body": "请求体必须是 JSON 对象"})
-        return request.get_json()
-
     def _dump(self, customer: Customer) -> dict:
         item = {c: getattr(customer, c) for c in _COLUMNS}
         for key in ("created_at", "updated_at"):
@@ -96,7 +89,7 @@ class CustomerApi(ModelRestApi):
 
     def post_headless(self):
         try:
-            data = dict(self._payload())
+            data = dict(json_body())
             owner_id = data.pop("owner_id", None)
             pool_id = data.pop("pool_id", None)
             confirm = data.pop("confirm_duplicates", False) is True
@@ -112,11 +105,8 @@ class CustomerApi(ModelRestApi):
         return self.response(201, id=customer.id, result=self._dump(customer))
 
     def _pk(self, pk) -> int:
-        try:
-            value = int(pk)
-        except (TypeError, ValueError):
-            value = 0
-        if not 0 < value <= MAX_PK:
+        value = parse_pk(pk)
+        if value is None:
             raise OutOfScope("客户不存在或不在您的数据权限内")
         return value
 
@@ -139,19 +129,15 @@ class CustomerApi(ModelRestApi):
             return response
         return super().get_headless(pk, **kwargs)
 
+    @maps_domain_errors
     def put_headless(self, pk):
-        try:
-            data = dict(self._payload())
-            confirm = data.pop("confirm_duplicates", False) is True
-            customer = customer_service.update_customer(current_user(), self._pk(pk), data,
-                                                        confirm_duplicates=confirm)
-        except GuishuError as exc:
-            return error_response(exc)
+        data = dict(json_body())
+        confirm = data.pop("confirm_duplicates", False) is True
+        customer = customer_service.update_customer(current_user(), self._pk(pk), data,
+                                                    confirm_duplicates=confirm)
         return self.response(200, id=customer.id, result=self._dump(customer))
 
+    @maps_domain_errors
     def delete_headless(self, pk):
-        try:
-            customer_service.delete_customer(current_user(), self._pk(pk))
-        except GuishuError as exc:
-            return error_response(exc)
+        customer_service.delete_customer(current_user(), self._pk(pk))
         return self.response(200, message="OK", id=int(pk))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import permission_name, protect
 
-from app.api.ownership import _body, _optional_int, _run
+from app.api.common import json_body, maps_domain_errors, optional_int
 from app.security import RES_CUSTOMER, current_user
 from app.services import dedupe
 
@@ -20,13 +20,12 @@ class DedupeApi(BaseApi):
     @expose("/check", methods=["POST"])
     @protect()
     @permission_name("read")
+    @maps_domain_errors
     def check(self):
         """Body: customer fields ({name, customer_type, mobile, phone, email, city, address,
         birthday, birthday_lunar}, any subset) and optional exclude_id (the customer being
         edited). Answer: {blocked, warned, matches: [{rule, action, customer_id,
         customer_name, holder, locked, score, message}]}."""
-        def go():
-            body = _body()
-            result = dedupe.check(current_user(), body, _optional_int(body, "exclude_id"))
-            return self.response(200, **result)
-        return _run(go)
+        body = json_body()
+        result = dedupe.check(current_user(), body, optional_int(body, "exclude_id"))
+        return self.response(200, **result)

@@ -4,30 +4,13 @@ Each endpoint loads the JSON body, calls one service, and maps a domain error to
 """
 from __future__ import annotations
 
-from flask import request
 from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import permission_name, protect
 
-from app.api.errors import error_response
+from app.api.common import json_body, maps_domain_errors, optional_int
 from app.security import RES_OWNERSHIP, current_user
 from app.services import assignment, departure, pool, pool_admin, rules
-from app.services.errors import GuishuError, ValidationFailed
-
-
-def _body() -> dict:
-    data = request.get_json(silent=True) if request.is_json else None
-    if not isinstance(data, dict):
-        raise ValidationFailed({"body": "请求体必须是 JSON 对象"})
-    return data
-
-
-def _optional_int(data: dict, key: str):
-    value = data.get(key)
-    if value in (None, ""):
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
-        raise ValidationFailed({key: f"{key} 必须是正整数"})
-    return int(value)
+from app.services.errors import ValidationFailed
 
 
 def _dry_run(data: dict) -> bool:
@@ -36,13 +19,6 @@ def _dry_run(data: dict) -> bool:
     if not isinstance(dry_run, bool):
         raise ValidationFailed({"dry_run": "dry_run 必须是 true 或 false"})
     return dry_run
-
-
-def _run(fn):
-    try:
-        return fn()
-    except GuishuError as exc:
-        return error_response(exc)
 
 
 class PoolApi(BaseApi):
@@ -54,27 +30,25 @@ class PoolApi(BaseApi):
     @expose("/claim", methods=["POST"])
     @protect()
     @permission_name("claim")
+    @maps_domain_errors
     def claim(self):
         """Claim customers from a pool: {customer_ids, pool_id?} -> {customer_ids}."""
-        def go():
-            data = _body()
-            ids = pool.claim_from_pool(current_user(), data.get("customer_ids"),
-                                       _optional_int(data, "pool_id"))
-            return self.response(200, customer_ids=ids)
-        return _run(go)
+        data = json_body()
+        ids = pool.claim_from_pool(current_user(), data.get("customer_ids"),
+                                   optional_int(data, "pool_id"))
+        return self.response(200, customer_ids=ids)
 
     @expose("/release", methods=["POST"])
     @protect()
     @permission_name("release")
+    @maps_domain_errors
     def release(self):
         """Return customers to a pool: {customer_ids, reason, pool_id?} -> {customer_ids}."""
-        def go():
-            data = _body()
-            ids = pool.release_to_pool(current_user(), data.get("customer_ids"),
-                                       str(data.get("reason") or ""),
-                                       _optional_int(data, "pool_id"))
-            return self.response(200, customer_ids=ids)
-        return _run(go)
+        data = json_body()
+        ids = pool.release_to_pool(current_user(), data.get("customer_ids"),
+                                   str(data.get("reason") or ""),
+                                   optional_int(data, "pool_id"))
+        return self.response(200, customer_ids=ids)
 
 
 class OwnershipApi(BaseApi):
@@ -86,90 +60,87 @@ class OwnershipApi(BaseApi):
     @expose("/assign", methods=["POST"])
     @protect()
     @permission_name("assign")
+    @maps_domain_errors
     def assign(self):
         """Assign pool customers to a rep: {customer_ids, owner_id, reason?}."""
-        def go():
-            data = _body()
-            owner_id = _optional_int(data, "owner_id")
-            if owner_id is None:
-                raise ValidationFailed({"owner_id": "请选择负责人"})
-            ids = assignment.assign(current_user(), data.get("customer_ids"), owner_id,
-                                    data.get("reason"))
-            return self.response(200, customer_ids=ids)
-        return _run(go)
+        data = json_body()
+        owner_id = optional_int(data, "owner_id")
+        if owner_id is None:
+            raise ValidationFailed({"owner_id": "请选择负责人"})
+        ids = assignment.assign(current_user(), data.get("customer_ids"), owner_id,
+                                data.get("reason"))
+        return self.response(200, customer_ids=ids)
 
     @expose("/distribute", methods=["POST"])
     @protect()
     @permission_name("assign")
+    @maps_domain_errors
     def distribute(self):
         """Distribute evenly: {customer_ids, owner_ids, dry_run} -> the plan."""
-        def go():
-            data = _body()
-            dry_run = _dry_run(data)
-            plan = assignment.distribute(current_user(), data.get("customer_ids"),
-                                         data.get("owner_ids"), dry_run=dry_run)
-            return self.response(200, **plan.to_dict())
-        return _run(go)
+        data = json_body()
+        dry_run = _dry_run(data)
+        plan = assignment.distribute(current_user(), data.get("customer_ids"),
+                                     data.get("owner_ids"), dry_run=dry_run)
+        return self.response(200, **plan.to_dict())
 
     @expose("/lock", methods=["POST"])
     @protect()
     @permission_name("lock")
+    @maps_domain_errors
     def lock(self):
         """Lock own key accounts: {customer_ids} -> the newly locked ids."""
-        return _run(lambda: self.response(
-            200, customer_ids=assignment.lock(current_user(), _body().get("customer_ids"))))
+        return self.response(
+            200, customer_ids=assignment.lock(current_user(), json_body().get("customer_ids")))
 
     @expose("/unlock", methods=["POST"])
     @protect()
     @permission_name("unlock")
+    @maps_domain_errors
     def unlock(self):
         """Unlock (managers within scope, admins): {customer_ids}."""
-        return _run(lambda: self.response(
-            200, customer_ids=assignment.unlock(current_user(), _body().get("customer_ids"))))
+        return self.response(
+            200, customer_ids=assignment.unlock(current_user(), json_body().get("customer_ids")))
 
     @expose("/departure", methods=["POST"])
     @protect()
     @permission_name("handover")
+    @maps_domain_errors
     def departure(self):
         """Departure handover (admins): {user_id, mode: rep|team|pool, owner_id?, owner_ids?,
         pool_id?, dry_run} -> the plan; without dry_run the user is then marked departed."""
-        def go():
-            data = _body()
-            user_id = _optional_int(data, "user_id")
-            if user_id is None:
-                raise ValidationFailed({"user_id": "请选择离职人员"})
-            dry_run = _dry_run(data)
-            owner_ids = data.get("owner_ids")
-            if owner_ids is not None:
-                owner_ids = pool.parse_ids(owner_ids)
-            plan = departure.handover(current_user(), user_id, str(data.get("mode") or ""),
-                                      owner_id=_optional_int(data, "owner_id"),
-                                      owner_ids=owner_ids, pool_id=_optional_int(data, "pool_id"),
-                                      dry_run=dry_run)
-            return self.response(200, **plan)
-        return _run(go)
+        data = json_body()
+        user_id = optional_int(data, "user_id")
+        if user_id is None:
+            raise ValidationFailed({"user_id": "请选择离职人员"})
+        dry_run = _dry_run(data)
+        owner_ids = data.get("owner_ids")
+        if owner_ids is not None:
+            owner_ids = pool.parse_ids(owner_ids)
+        plan = departure.handover(current_user(), user_id, str(data.get("mode") or ""),
+                                  owner_id=optional_int(data, "owner_id"),
+                                  owner_ids=owner_ids, pool_id=optional_int(data, "pool_id"),
+                                  dry_run=dry_run)
+        return self.response(200, **plan)
 
     @expose("/apply-rules", methods=["POST"])
     @protect()
     @permission_name("assign")
+    @maps_domain_errors
     def apply_rules(self):
         """Run the assignment rules over pool customers: {customer_ids, dry_run} -> the plan."""
-        def go():
-            data = _body()
-            dry_run = _dry_run(data)
-            return self.response(200, **rules.apply_to_pool_customers(
-                current_user(), data.get("customer_ids"), dry_run=dry_run))
-        return _run(go)
+        data = json_body()
+        dry_run = _dry_run(data)
+        return self.response(200, **rules.apply_to_pool_customers(
+            current_user(), data.get("customer_ids"), dry_run=dry_run))
 
     @expose("/move-pool", methods=["POST"])
     @protect()
     @permission_name("move_pool")
+    @maps_domain_errors
     def move_pool(self):
         """Move pool customers to another pool (admins): {customer_ids, pool_id, reason?}."""
-        def go():
-            data = _body()
-            ids = pool_admin.move_to_pool(current_user(), data.get("customer_ids"),
-                                          _optional_int(data, "pool_id"),
-                                          str(data.get("reason") or ""))
-            return self.response(200, customer_ids=ids)
-        return _run(go)
+        data = json_body()
+        ids = pool_admin.move_to_pool(current_user(), data.get("customer_ids"),
+                                      optional_int(data, "pool_id"),
+                                      str(data.get("reason") or ""))
+        return self.response(200, customer_ids=ids)

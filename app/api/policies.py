@@ -6,7 +6,7 @@ from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import permission_name, protect
 from sqlalchemy import select
 
-from app.api.ownership import _body, _run
+from app.api.common import json_body, maps_domain_errors
 from app.extensions import db
 from app.models import Policy
 from app.security import RES_POLICY, current_user
@@ -30,44 +30,40 @@ class PolicyApi(BaseApi):
     @expose("/<int:pk>", methods=["GET"])
     @protect()
     @permission_name("read")
+    @maps_domain_errors
     def show(self, pk: int):
-        return _run(lambda: self.response(200, result=policy_config.to_dict(
-            policy_config.get_policy(pk))))
+        return self.response(200, result=policy_config.to_dict(policy_config.get_policy(pk)))
 
     @expose("/", methods=["POST"])
     @protect()
     @permission_name("write")
+    @maps_domain_errors
     def create(self):
         """{scope, department_id?, user_id?, max_customers?, count_won?, …}; null inherits."""
-        def go():
-            p = policy_config.create_policy(current_user(), _body())
-            return self.response(200, id=p.id, result=policy_config.to_dict(p))
-        return _run(go)
+        p = policy_config.create_policy(current_user(), json_body())
+        return self.response(200, id=p.id, result=policy_config.to_dict(p))
 
     @expose("/<int:pk>", methods=["PUT"])
     @protect()
     @permission_name("write")
+    @maps_domain_errors
     def update(self, pk: int):
-        def go():
-            p = policy_config.update_policy(current_user(), pk, _body())
-            return self.response(200, id=p.id, result=policy_config.to_dict(p))
-        return _run(go)
+        p = policy_config.update_policy(current_user(), pk, json_body())
+        return self.response(200, id=p.id, result=policy_config.to_dict(p))
 
     @expose("/<int:pk>", methods=["DELETE"])
     @protect()
     @permission_name("delete")
+    @maps_domain_errors
     def remove(self, pk: int):
-        def go():
-            policy_config.delete_policy(current_user(), pk)
-            return self.response(200, id=pk)
-        return _run(go)
+        policy_config.delete_policy(current_user(), pk)
+        return self.response(200, id=pk)
 
     @expose("/effective/<int:user_id>", methods=["GET"])
     @protect()
     @permission_name("read")
+    @maps_domain_errors
     def effective(self, user_id: int):
         """Each field's value and where it comes from (user / department:<name> / global)."""
-        def go():
-            return self.response(200, user_id=user_id,
-                                 result=policy_config.effective_for(current_user(), user_id))
-        return _run(go)
+        return self.response(200, user_id=user_id,
+                             result=policy_config.effective_for(current_user(), user_id))

@@ -1,11 +1,10 @@
 """/api/v1/transfers/: apply, list, show, approve, reject, cancel."""
 from __future__ import annotations
 
-from flask_appbuilder.api import BaseApi, expose
+from flask_appbuilder.api import BaseApi, expose, rison
 from flask_appbuilder.security.decorators import permission_name, protect
-from sqlalchemy import select
 
-from app.api.ownership import _body, _optional_int, _run
+from app.api.common import json_body, json_body_or_empty, maps_domain_errors, optional_int
 from app.extensions import db
 from app.models import TransferRequest
 from app.security import RES_TRANSFER, current_user
@@ -22,30 +21,32 @@ class TransferApi(BaseApi):
     @expose("/", methods=["POST"])
     @protect()
     @permission_name("request")
+    @maps_domain_errors
     def create(self):
         """Apply: {customer_ids, to_owner_id, reason, trigger, handover_note, keep_read_days?}."""
-        def go():
-            data = _body()
-            to_owner = _optional_int(data, "to_owner_id")
-            if to_owner is None:
-                raise ValidationFailed({"to_owner_id": "请选择接收人"})
-            keep = _optional_int(data, "keep_read_days") or 0
-            t = transfers.create_transfer(
-                current_user(), data.get("customer_ids"), to_owner, str(data.get("reason") or ""),
-                str(data.get("trigger") or "other"), str(data.get("handover_note") or ""), keep)
-            return self.response(200, id=t.id, result=transfers.to_dict(t))
-        return _run(go)
+        data = json_body()
+        to_owner = optional_int(data, "to_owner_id")
+        if to_owner is None:
+            raise ValidationFailed({"to_owner_id": "请选择接收人"})
+        keep = optional_int(data, "keep_read_days") or 0
+        t = transfers.create_transfer(
+            current_user(), data.get("customer_ids"), to_owner, str(data.get("reason") or ""),
+            str(data.get("trigger") or "other"), str(data.get("handover_note") or ""), keep)
+        return self.response(200, id=t.id, result=transfers.to_dict(t))
 
     @expose("/", methods=["GET"])
     @protect()
     @permission_name("read")
-    def list_mine(self):
-        """Requests the user is party to or approves (all for admins and auditors)."""
-        user = current_user()
-        rows = db.session.execute(select(TransferRequest).order_by(TransferRequest.id.desc())
-                                  .limit(500)).scalars()
-        result = [transfers.to_dict(t) for t in rows if transfers.visible_to(user, t)]
-        return self.response(200, count=len(result), result=result)
+    @rison({"type": "object"})
+    @maps_domain_errors
+    def list_mine(self, **kwargs):
+        """Requests the user is party to or approves (all for admins and auditors), newest
+        first: ?q=(page:0,page_size:50); count is the total over every page."""
+        args = kwargs["rison"]
+        page = transfers.requests_for(current_user(), None, args.get("page", 0),
+                                      args.get("page_size", transfers.PAGE_SIZE))
+        return self.response(200, count=page.total, page=page.page, page_size=page.page_size,
+                             result=[transfers.to_dict(t) for t in page.items])
 
     def _visible(self, pk: int) -> TransferRequest:
         t = db.session.get(TransferRequest, pk)
@@ -56,43 +57,33 @@ class TransferApi(BaseApi):
     @expose("/<int:pk>", methods=["GET"])
     @protect()
     @permission_name("read")
+    @maps_domain_errors
     def show(self, pk: int):
-        return _run(lambda: self.response(200, result=transfers.to_dict(self._visible(pk))))
+        return self.response(200, result=transfers.to_dict(self._visible(pk)))
 
     @expose("/<int:pk>/approve", methods=["POST"])
     @protect()
     @permission_name("approve")
+    @maps_domain_errors
     def approve(self, pk: int):
-        def go():
-            self._visible(pk)
-            note = (_body_or_empty().get("note") or "")
-            t = transfers.approve(current_user(), pk, str(note))
-            return self.response(200, result=transfers.to_dict(t))
-        return _run(go)
+        self._visible(pk)
+        note = (json_body_or_empty().get("note") or "")
+        t = transfers.approve(current_user(), pk, str(note))
+        return self.response(200, result=transfers.to_dict(t))
 
     @expose("/<int:pk>/reject", methods=["POST"])
     @protect()
     @permission_name("approve")
+    @maps_domain_errors
     def reject(self, pk: int):
-        def go():
-            self._visible(pk)
-            t = transfers.reject(current_user(), pk, str(_body().get("note") or ""))
-            return self.response(200, result=transfers.to_dict(t))
-        return _run(go)
+        self._visible(pk)
+        t = transfers.reject(current_user(), pk, str(json_body().get("note") or ""))
+        return self.response(200, result=transfers.to_dict(t))
 
     @expose("/<int:pk>/cancel", methods=["POST"])
     @protect()
     @permission_name("request")
+    @maps_domain_errors
     def cancel(self, pk: int):
-        def go():
-            self._visible(pk)
-            return self.response(200, result=transfers.to_dict(
-                transfers.cancel(current_user(), pk)))
-        return _run(go)
-
-
-def _body_or_empty() -> dict:
-    from flask import request
-
-    data = request.get_json(silent=True) if request.is_json else None
-    return data if isinstance(data, dict) else {}
+        self._visible(pk)
+        return self.response(200, result=transfers.to_dict(transfers.cancel(current_user(), pk)))

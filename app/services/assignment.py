@@ -21,7 +21,7 @@ from app.services import ownership, policies, pool_admin
 from app.services.customers import assignable_owner_ids
 from app.services.errors import (LockCapExceeded, NotInPool, OutOfScope, PermissionDenied,
                                  ValidationFailed)
-from app.services.pool import (MAX_BATCH, _managed_owner_ids, _names, member_pool_ids,
+from app.services.pool import (MAX_BATCH, customer_names, managed_owner_ids, member_pool_ids,
                                parse_ids)
 
 # Customers per distribute() call for bulk callers; the API and pages stay at MAX_BATCH.
@@ -45,11 +45,11 @@ def _pool_rows(actor: User, ids: list[int]) -> dict:
     rows = ownership.snapshot(ids)
     gone = [i for i in ids if i not in rows or rows[i].pool_id is None]
     if gone:
-        raise NotInPool(f"客户已不在公海中：{_names(gone)}", customer_ids=gone)
+        raise NotInPool(f"客户已不在公海中：{customer_names(gone)}", customer_ids=gone)
     pools = distributable_pool_ids(actor)
     foreign = [i for i in ids if rows[i].pool_id not in pools]
     if foreign:
-        raise OutOfScope(f"这些客户所在的公海不在您的管理范围：{_names(foreign)}",
+        raise OutOfScope(f"这些客户所在的公海不在您的管理范围：{customer_names(foreign)}",
                          code="not_pool_member", customer_ids=foreign)
     return rows
 
@@ -259,7 +259,7 @@ def unlock(actor: User, customer_ids: Iterable) -> list[int]:
     ids = parse_ids(customer_ids)
     rows = ownership.snapshot(ids)
     owners = {o.owner_id for o in rows.values() if o.owner_id is not None}
-    allowed = _managed_owner_ids(actor, owners)
+    allowed = managed_owner_ids(actor, owners)
     foreign = [i for i in ids if i not in rows or rows[i].owner_id not in allowed]
     if foreign:
         raise OutOfScope("客户不存在或不在您的数据权限内", customer_ids=foreign)

@@ -96,7 +96,7 @@ def classify(customer_ids: Optional[Iterable[int]] = None,
 def set_grade(actor: User, customer_ids: Iterable[int], grade: Optional[str]) -> list[int]:
     """Managers (in scope) and admins set a grade by hand, or give it back to the nightly
     grading (grade None); audited."""
-    from app.services.pool import _managed_owner_ids, parse_ids
+    from app.services.pool import managed_owner_ids, parse_ids
 
     if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER):
         raise PermissionDenied("只有销售经理和管理员可以设定客户等级")
@@ -106,7 +106,7 @@ def set_grade(actor: User, customer_ids: Iterable[int], grade: Optional[str]) ->
     rows = db.session.execute(select(Ownership.customer_id, Ownership.owner_id)
                               .where(Ownership.customer_id.in_(ids))).all()
     owners = {r.owner_id for r in rows if r.owner_id is not None}
-    allowed = _managed_owner_ids(actor, owners)
+    allowed = managed_owner_ids(actor, owners)
     known = {r.customer_id: r.owner_id for r in rows}
     foreign = [i for i in ids if i not in known or (
         known[i] not in allowed if known[i] is not None else not has_role(actor, ROLE_ADMIN))]

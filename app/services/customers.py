@@ -12,6 +12,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Contact, Customer, Ownership, User
 from app.models.customer import CUSTOMER_TYPES
+from app.queue import enqueue
 from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, Scope,
                           can_see_customer, can_write_customer, has_role, scope_of,
                           visible_owner_ids_select)
@@ -202,10 +203,7 @@ def get_customer(actor: User, customer_id: int) -> Customer:
 def _queue_recheck(customer_id: int) -> None:
     """Queue the after-save duplicate re-check (nothing happens if Redis is down: the save
     itself was checked, only a same-second race would go unflagged)."""
-    from jobs import enqueue
-    from jobs.customers import recheck_duplicates
-
-    enqueue(recheck_duplicates, customer_id)
+    enqueue("jobs.customers.recheck_duplicates", customer_id)
 
 
 def get_customer_for_write(actor: User, customer_id: int) -> Customer:
@@ -427,3 +425,15 @@ def refresh_normalised_keys(customer_ids: Optional[list[int]] = None, batch: int
         done += 1
     db.session.commit()
     return done
+
+
+def refresh_all_normalised_keys(customer_ids: Optional[list[int]] = None) -> int:
+    """refresh_normalised_keys batch after batch until nothing is stale (or the given ids are
+    done); returns how many customers were rewritten."""
+    total = 0
+    while True:
+        done = refresh_normalised_keys(customer_ids)
+        total += done
+        # A given id list is one pass; the stale-row query shrinks until nothing is left.
+        if customer_ids is not None or done == 0:
+            return total

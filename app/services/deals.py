@@ -14,7 +14,7 @@ from app.models.customer import utcnow
 from app.services import classification
 from app.services.customers import get_customer_for_write
 from app.services.errors import ValidationFailed
-from app.services.followups import _parse_date
+from app.services.followups import parse_date
 
 MAX_AMOUNT = Decimal("999999999999.99")  # Numeric(14, 2)
 
@@ -31,7 +31,7 @@ def clean_deal(data: dict[str, Any], today: dt.date) -> dict[str, Any]:
             errors["amount"] = "成交金额必须大于 0"
     except (InvalidOperation, ValueError):
         errors["amount"] = "成交金额必须是数字，例如 12800.00"
-    won_on = _parse_date(data.get("won_on"), "won_on", errors) or today
+    won_on = parse_date(data.get("won_on"), "won_on", errors) or today
     if won_on > today:
         errors["won_on"] = "成交日期不能晚于今天"
     product_line = data.get("product_line")

@@ -148,7 +148,9 @@ def _by_contact_keys(keys: dict[str, list[str]], exclude: set[int]) -> dict[str,
     return found
 
 
-def _same_city(rule: DedupeRule, values: dict, other) -> bool:
+def cities_agree(rule: DedupeRule, values: dict, other) -> bool:
+    """Whether the rule's same-city condition lets `values` match `other` (the bulk matcher
+    asks the same question)."""
     if not rule.same_city:
         return True
     mine = values.get("name_region") or values.get("city")
@@ -205,11 +207,11 @@ def find(values: dict[str, Any], exclude_ids: Iterable[int] = (),
         for other in _name_candidates(core, "company", exclude):
             score = 100 if other.name_core == core else int(fuzz.ratio(core, other.name_core))
             if (score == 100 or (rule.fuzzy and score >= rule.threshold)) \
-                    and _same_city(rule, values, other):
+                    and cities_agree(rule, values, other):
                 hit("company_name", [other.id], score)
     if core and kind_of == "person":
         _person_matches(values, core, rules, exclude, hit)
-    return _answer(hits, rules)
+    return matches_for_hits(hits, rules)
 
 
 @lru_cache(maxsize=None)
@@ -264,7 +266,9 @@ def _answer_statement():
             .where(Customer.id.in_(bindparam("ids", expanding=True))))
 
 
-def _answer(hits: dict[tuple[str, int], int], rules: dict[str, DedupeRule]) -> list[Match]:
+def matches_for_hits(hits: dict[tuple[str, int], int], rules: dict[str, DedupeRule]) -> list[Match]:
+    """{(rule kind, customer id): score} as Matches with each customer's holder, in the order
+    the user reads them (find and the bulk matcher answer alike)."""
     if not hits:
         return []
     ids = list({cid for _, cid in hits})

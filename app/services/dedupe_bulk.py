@@ -67,7 +67,7 @@ _BLOCK_COLUMNS = (Customer.id, Customer.name_core, Customer.name_region, Custome
 
 
 def _place(row) -> Optional[str]:
-    """What dedupe._same_city compares: the region in the name, else the city."""
+    """What dedupe.cities_agree compares: the region in the name, else the city."""
     return row.name_region or row.city
 
 
@@ -153,7 +153,7 @@ class BatchMatcher:
             self._load_blocks(sorted(set(by_block) - set(self._block_cache)))
 
         def hit(i, v, cid, score, place):
-            if dedupe._same_city(rule, v, _Place(place)):
+            if dedupe.cities_agree(rule, v, _Place(place)):
                 hits[i][("company_name", cid)] = max(score, hits[i].get(("company_name", cid),
                                                                          0))
 
@@ -237,7 +237,7 @@ class BatchMatcher:
                                                score_cutoff=cutoff, limit=None):
                 other_core, city, line = block[j]
                 score = 100 if other_core == core else int(score)
-                if (score == 100 or rule.fuzzy) and dedupe._same_city(
+                if (score == 100 or rule.fuzzy) and dedupe.cities_agree(
                         rule, v, _Place(city)):
                     out.append(("company_name", line, score))
         if core and v.get("customer_type") == "person":
@@ -267,7 +267,7 @@ class BatchMatcher:
 
 
 class _Place:
-    """Enough of a customer for dedupe._same_city."""
+    """Enough of a customer for dedupe.cities_agree."""
 
     def __init__(self, city: Optional[str]):
         self.name_region, self.city = city, None
@@ -279,7 +279,7 @@ def answers(hits: list[dict[tuple[str, int], int]],
     union: dict[tuple[str, int], int] = {}
     for row in hits:
         union.update(row)
-    by_key = {(m.kind, m.customer_id): m for m in dedupe._answer(union, rules)}
+    by_key = {(m.kind, m.customer_id): m for m in dedupe.matches_for_hits(union, rules)}
     out = []
     for row in hits:
         matches = [replace(by_key[k], score=s) for k, s in row.items() if k in by_key]

@@ -15,6 +15,7 @@ from app.extensions import db
 from app.models import (Customer, CustomerMerge, CustomerRedirect, DedupeCluster,
                         DedupeClusterMember, DedupeDismissal, User)
 from app.models.customer import utcnow
+from app.queue import enqueue
 from app.security import can_see_customer
 from app.services import audit, merge as merge_service
 from app.services.errors import Conflict, NotFound, ValidationFailed
@@ -154,8 +155,5 @@ def dismiss(actor: User, cluster_id: int) -> int:
 def queue_scan(actor: User):
     """Queue the batch scan as a job (its progress shows on the jobs page); None when
     Redis is unreachable."""
-    from jobs import enqueue
-    from jobs.dedupe import scan_duplicates
-
     merge_service.require_reviewer(actor)
-    return enqueue(scan_duplicates, actor.id, job_timeout=3600)
+    return enqueue("jobs.dedupe.scan_duplicates", actor.id, job_timeout=3600)

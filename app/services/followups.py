@@ -32,7 +32,8 @@ def _parse_time(value: Any, field: str, errors: dict) -> Optional[dt.datetime]:
         return None
 
 
-def _parse_date(value: Any, field: str, errors: dict) -> Optional[dt.date]:
+def parse_date(value: Any, field: str, errors: dict) -> Optional[dt.date]:
+    """A YYYY-MM-DD form or API value as a date (None if empty); a bad one goes to errors."""
     if value in (None, ""):
         return None
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
@@ -57,7 +58,7 @@ def clean_followup(data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     happened = _parse_time(data.get("happened_at"), "happened_at", errors) or now
     if happened > now + CLOCK_SLACK:
         errors["happened_at"] = "跟进时间不能晚于现在"
-    next_on = _parse_date(data.get("next_contact_on"), "next_contact_on", errors)
+    next_on = parse_date(data.get("next_contact_on"), "next_contact_on", errors)
     if next_on is not None and next_on < happened.date():
         errors["next_contact_on"] = "下次联系日期不能早于本次跟进"
     if errors:

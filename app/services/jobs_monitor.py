@@ -9,6 +9,8 @@ from typing import Optional
 
 from redis.exceptions import RedisError
 
+from app.queue import schedule
+
 LAST_RUN_KEY = "guishu:periodic:last_run"
 QUEUES = ("default",)
 
@@ -38,9 +40,7 @@ def last_runs() -> dict[str, dict]:
 
 
 def periodic_jobs() -> list[dict]:
-    """Every job of jobs/cron.py with its schedule and last run (None if never ran)."""
-    from jobs.cron import schedule
-
+    """Every job of app.queue.PERIODIC with its schedule and last run (None if never ran)."""
     runs = last_runs()
     return [dict(job, last=runs.get(job["name"])) for job in schedule()]
 

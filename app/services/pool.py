@@ -84,14 +84,15 @@ def claimed_today(user_id: int) -> int:
     return db.session.execute(select(_claimed_today_select(user_id))).scalar_one()
 
 
-def _names(ids: Iterable[int]) -> str:
+def customer_names(ids: Iterable[int]) -> str:
+    """The customers' names for a refusal message, in the given order (#id if gone)."""
     rows = db.session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(list(ids))))
     names = {i: n for i, n in rows}
     return "、".join(names.get(i, f"#{i}") for i in ids)
 
 
 def _names_in(rows: dict, ids: Iterable[int]) -> str:
-    """_names from rows already read (saves the query on the refusal path)."""
+    """customer_names from rows already read (saves the query on the refusal path)."""
     return "、".join(rows[i].name if i in rows else f"#{i}" for i in ids)
 
 
@@ -223,9 +224,9 @@ def release_to_pool(actor: User, customer_ids: Iterable, reason: str,
         rows = ownership.snapshot(ids)
         not_owned = [i for i in ids if i not in rows or rows[i].owner_id is None]
         if not_owned:
-            raise NotInPool(f"这些客户没有负责人，无需放弃：{_names(not_owned)}",
+            raise NotInPool(f"这些客户没有负责人，无需放弃：{customer_names(not_owned)}",
                             code="not_owned", customer_ids=not_owned)
-        allowed = _managed_owner_ids(actor, {o.owner_id for o in rows.values()})
+        allowed = managed_owner_ids(actor, {o.owner_id for o in rows.values()})
         foreign = [i for i in ids if rows[i].owner_id not in allowed]
         if foreign:
             raise OutOfScope("客户不存在或不在您的数据权限内", customer_ids=foreign)
@@ -251,7 +252,7 @@ def release_to_pool(actor: User, customer_ids: Iterable, reason: str,
     return ids
 
 
-def _managed_owner_ids(actor: User, owner_ids: set[int]) -> set[int]:
+def managed_owner_ids(actor: User, owner_ids: set[int]) -> set[int]:
     """Which of owner_ids the actor may act for: themself, anyone for admins, their scope for
     managers."""
     if has_role(actor, ROLE_ADMIN):

@@ -16,7 +16,7 @@ from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, has_role
 from app.services import ownership
 from app.services.errors import NotInPool, PermissionDenied, ValidationFailed
-from app.services.pool import _names, parse_ids
+from app.services.pool import customer_names, parse_ids
 
 
 def admin_pool_ids(user: User) -> set[int]:
@@ -66,10 +66,10 @@ def move_to_pool(actor: User, customer_ids: Iterable, pool_id: Optional[int],
         rows = ownership.snapshot(ids)
         gone = [i for i in ids if i not in rows or rows[i].pool_id is None]
         if gone:
-            raise NotInPool(f"客户已不在公海中：{_names(gone)}", customer_ids=gone)
+            raise NotInPool(f"客户已不在公海中：{customer_names(gone)}", customer_ids=gone)
         already = [i for i in ids if rows[i].pool_id == target.id]
         if already:
-            raise ValidationFailed({"pool_id": f"这些客户已在『{target.name}』中：{_names(already)}"})
+            raise ValidationFailed({"pool_id": f"这些客户已在『{target.name}』中：{customer_names(already)}"})
         now = utcnow()
         if ownership.move_between_pools(ids, target.id) != len(ids):
             raise NotInPool("部分客户刚被他人领取，请刷新后重试")

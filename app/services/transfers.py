@@ -9,20 +9,29 @@ one transaction with the events and notifications.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable, Optional
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, func, not_, or_, select, true, update
+from sqlalchemy.orm import aliased, selectinload
 
 from app.extensions import db
 from app.models import (CustomerShare, Department, Ownership, TransferItem, TransferRequest,
                         User)
 from app.models.customer import utcnow
 from app.models.transfer import TRANSFER_TRIGGERS
-from app.security import ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, can_see_customer, has_role
+from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF,
+                          can_see_customer, has_role)
 from app.services import notifications, ownership
 from app.services.errors import (Conflict, NotFound, OutOfScope, PermissionDenied,
                                  ValidationFailed)
-from app.services.pool import _names, parse_ids
+from app.services.pool import customer_names, parse_ids
+
+
+# The inbox's boxes, and how many requests one page of a list shows (at most).
+BOXES = ("awaiting", "mine", "others")
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
 
 
 def page_link(transfer_id: int) -> str:
@@ -76,7 +85,7 @@ def create_transfer(actor: User, customer_ids: Iterable, to_owner_id: int, reaso
         .where(TransferItem.customer_id.in_(ids),
                TransferRequest.status.in_(("pending", "approved")))).scalars().all()
     if pending:
-        raise Conflict(f"这些客户已有待处理的转移申请：{_names(pending)}", code="transfer_pending")
+        raise Conflict(f"这些客户已有待处理的转移申请：{customer_names(pending)}", code="transfer_pending")
     giver = db.session.get(User, from_owner_id)
     grade_a_or_locked = db.session.execute(select(Ownership.customer_id).where(
         Ownership.customer_id.in_(ids),
@@ -109,16 +118,88 @@ def _load(transfer_id: int) -> TransferRequest:
     return transfer
 
 
+# Who may see and decide a request, as WHERE clauses on transfer_request: the lists filter
+# with them in SQL, and the checks on one request below ask the same clause about its row.
+def _is(column, user_id: int):
+    """column = user_id, false (never NULL) where the column is NULL, so that NOT works."""
+    return and_(column.is_not(None), column == user_id)
+
+
+def _staff_under(actor: User):
+    """SELECT of the users in the departments the actor manages and in every department
+    below them: the people whose requests the actor approves as their manager (the
+    managers of a department and of the departments above it)."""
+    managed = select(Department.id).where(Department.manager_id == actor.id) \
+        .cte(recursive=True)  # unnamed: one query may hold several of these
+    child = aliased(Department)
+    # UNION, not UNION ALL: a department met twice is not walked again.
+    managed = managed.union(select(child.id).where(child.parent_id == managed.c.id))
+    return select(User.id).where(User.department_id.in_(select(managed.c.id)))
+
+
+def first_approver_clause(actor: User):
+    """The requests whose first approval is the actor's: admins, and the managers of the
+    giving rep's department or of a department above it."""
+    if has_role(actor, ROLE_ADMIN):
+        return true()
+    return TransferRequest.from_owner_id.in_(_staff_under(actor))
+
+
+def second_approver_clause(actor: User):
+    """The requests whose second approval is the actor's: admins, and the managers of the
+    receiving rep's department or above it, but never the first approver."""
+    not_first = not_(_is(TransferRequest.first_approver_id, actor.id))
+    if has_role(actor, ROLE_ADMIN):
+        return not_first
+    return and_(not_first, TransferRequest.to_owner_id.in_(_staff_under(actor)))
+
+
+def _party_clause(actor: User, *columns):
+    return or_(*[_is(column, actor.id) for column in columns])
+
+
+def visible_clause(actor: User):
+    """Parties, approvers and admins/auditors see a request."""
+    if has_role(actor, ROLE_ADMIN, ROLE_AUDITOR):
+        return true()
+    t = TransferRequest
+    return or_(_party_clause(actor, t.applicant_id, t.from_owner_id, t.to_owner_id,
+                             t.first_approver_id, t.second_approver_id),
+               first_approver_clause(actor), second_approver_clause(actor))
+
+
+def awaiting_clause(actor: User):
+    """The requests the actor should approve or reject now."""
+    t = TransferRequest
+    return or_(and_(t.status == "pending", first_approver_clause(actor)),
+               and_(t.status == "approved", t.needs_second_approval.is_(True),
+                    second_approver_clause(actor)))
+
+
+def _box_clause(actor: User, box: Optional[str]):
+    """All visible requests (box None), or one inbox box: awaiting my decision, mine
+    (applied for, giving or receiving), every other request the actor may see."""
+    if box is None:
+        return visible_clause(actor)
+    mine = _party_clause(actor, TransferRequest.applicant_id, TransferRequest.from_owner_id,
+                         TransferRequest.to_owner_id)
+    return {"awaiting": awaiting_clause(actor),
+            "mine": and_(mine, not_(awaiting_clause(actor))),
+            "others": and_(visible_clause(actor), not_(awaiting_clause(actor)), not_(mine)),
+            }[box]
+
+
+def _row_matches(transfer: TransferRequest, clause) -> bool:
+    return db.session.execute(select(TransferRequest.id).where(
+        TransferRequest.id == transfer.id, clause)).first() is not None
+
+
 def can_first_approve(actor: User, transfer: TransferRequest) -> bool:
-    return has_role(actor, ROLE_ADMIN) or actor.id in _department_managers(
-        transfer.from_owner.department_id)
+    return _row_matches(transfer, first_approver_clause(actor))
 
 
 def can_second_approve(actor: User, transfer: TransferRequest) -> bool:
-    if actor.id == transfer.first_approver_id:
-        return False
-    return has_role(actor, ROLE_ADMIN) or actor.id in _department_managers(
-        transfer.to_owner.department_id)
+    return _row_matches(transfer, second_approver_clause(actor))
 
 
 def approve(actor: User, transfer_id: int, note: str = "") -> TransferRequest:
@@ -224,42 +305,55 @@ def cancel(actor: User, transfer_id: int) -> TransferRequest:
 
 
 def visible_to(actor: User, transfer: TransferRequest) -> bool:
-    """Parties, approvers and admins/auditors see a request."""
-    from app.security import ROLE_AUDITOR
-
-    if has_role(actor, ROLE_ADMIN, ROLE_AUDITOR):
-        return True
-    parties = {transfer.applicant_id, transfer.from_owner_id, transfer.to_owner_id,
-               transfer.first_approver_id, transfer.second_approver_id}
-    return actor.id in parties or can_first_approve(actor, transfer) or \
-        can_second_approve(actor, transfer)
+    return _row_matches(transfer, visible_clause(actor))
 
 
 def awaiting_decision(actor: User, transfer: TransferRequest) -> bool:
     """Whether the actor is the one who should approve or reject the request now."""
-    if transfer.status == "pending":
-        return can_first_approve(actor, transfer)
-    if transfer.status == "approved" and transfer.needs_second_approval:
-        return can_second_approve(actor, transfer)
-    return False
+    return _row_matches(transfer, awaiting_clause(actor))
 
 
-def inbox(actor: User, limit: int = 500) -> dict[str, list[TransferRequest]]:
-    """The transfer pages' three lists: awaiting my decision, mine (applied for, giving or
-    receiving), and every other request the actor may see (admins, auditors, approvers)."""
-    out: dict[str, list[TransferRequest]] = {"awaiting": [], "mine": [], "others": []}
-    rows = db.session.execute(select(TransferRequest).order_by(TransferRequest.id.desc())
-                              .limit(limit)).scalars()
-    for t in rows:
-        if not visible_to(actor, t):
-            continue
-        if awaiting_decision(actor, t):
-            out["awaiting"].append(t)
-        elif actor.id in (t.applicant_id, t.from_owner_id, t.to_owner_id):
-            out["mine"].append(t)
-        else:
-            out["others"].append(t)
-    return out
+@dataclass
+class Page:
+    """One page of a list of requests, newest first, and how many the whole list holds."""
+    items: list[TransferRequest]
+    total: int
+    page: int          # from 0
+    page_size: int
+
+    @property
+    def has_next(self) -> bool:
+        return (self.page + 1) * self.page_size < self.total
+
+
+def requests_for(actor: User, box: Optional[str] = None, page: int = 0,
+                 page_size: int = PAGE_SIZE) -> Page:
+    """One page of the requests the actor may see (or of one inbox box), filtered and
+    counted in the database: an old request is never hidden behind newer ones."""
+    errors = {}
+    if isinstance(page, bool) or not isinstance(page, int) or page < 0:
+        errors["page"] = "page 必须是不小于 0 的整数"
+    if isinstance(page_size, bool) or not isinstance(page_size, int) \
+            or not 1 <= page_size <= MAX_PAGE_SIZE:
+        errors["page_size"] = f"page_size 应在 1–{MAX_PAGE_SIZE} 之间"
+    if errors:
+        raise ValidationFailed(errors)
+    where = _box_clause(actor, box)
+    total = db.session.execute(select(func.count()).select_from(TransferRequest)
+                               .where(where)).scalar_one()
+    items = db.session.execute(
+        select(TransferRequest).where(where).order_by(TransferRequest.id.desc())
+        .offset(page * page_size).limit(page_size)
+        .options(selectinload(TransferRequest.items), selectinload(TransferRequest.from_owner),
+                 selectinload(TransferRequest.to_owner))).scalars().all()
+    return Page(list(items), total, page, page_size)
+
+
+def inbox(actor: User, pages: Optional[Mapping[str, int]] = None,
+          page_size: int = PAGE_SIZE) -> dict[str, Page]:
+    """The transfer page's three boxes (see _box_clause), each at its own page."""
+    pages = pages or {}
+    return {box: requests_for(actor, box, pages.get(box, 0), page_size) for box in BOXES}
 
 
 def to_dict(transfer: TransferRequest) -> dict:

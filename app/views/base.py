@@ -14,6 +14,7 @@ from flask_appbuilder.urltools import get_order_args, get_page_args, get_page_si
 
 from app.security import METHOD_PERMISSIONS, current_user
 from app.services.errors import GuishuError, ValidationFailed
+from app.services.ids import parse_pk
 
 
 def blank(value):
@@ -29,9 +30,6 @@ def readable_formatters(*columns: str, times=("created_at", "updated_at", "depar
     out = {c: blank for c in columns}
     out.update({c: minutes for c in times})
     return out
-
-
-MAX_PK = 2**31 - 1
 
 
 def signed_in_user():
@@ -54,12 +52,8 @@ class ScopedModelView(ModelView):
     page_size = 25
 
     def _deserialize_pk_if_composite(self, pk):
-        # Integer keys only: "abc" or an out-of-range number is "not found", not a DB error.
-        try:
-            value = int(pk)
-        except (TypeError, ValueError):
-            abort(404)
-        if not 0 < value <= MAX_PK:
+        value = parse_pk(pk)
+        if value is None:
             abort(404)
         return value
 

@@ -16,6 +16,7 @@ from app.extensions import db
 from app.models import Contact, Customer, OwnershipEvent, User
 from app.models.customer import CUSTOMER_TYPES
 from app.models.org import EMPLOYMENT_ACTIVE
+from app.queue import enqueue
 from app.security import (RES_CONTACT, RES_CUSTOMER, RES_OWNERSHIP_EVENT, current_user,
                           scope_filters)
 from app.services import customers as customer_service
@@ -334,11 +335,8 @@ class CustomerView(ScopedModelView):
             _("Recompute normalised phone, mobile and email keys in the background?"),
             "fa-refresh", single=False)
     def refresh_keys(self, items):
-        from jobs import enqueue
-        from jobs.customers import refresh_normalised_keys
-
         items = items if isinstance(items, list) else [items]
-        job = enqueue(refresh_normalised_keys, [c.id for c in items])
+        job = enqueue("jobs.customers.refresh_normalised_keys", [c.id for c in items])
         if job is None:
             flash(_("Background jobs are paused (Redis unreachable): nothing was queued."),
                   "warning")

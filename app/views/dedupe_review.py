@@ -12,18 +12,16 @@ from flask_babel import lazy_gettext as _
 from app.security import RES_DEDUPE_REVIEW
 from app.services import dedupe_review as review, merge as merge_service
 from app.services.errors import GuishuError
-from app.views.base import MAX_PK, signed_in_user
+from app.services.ids import parse_pk
+from app.views.base import signed_in_user
 from app.views.customers import CUSTOMER_LABELS
 
 FIELD_LABELS = dict(CUSTOMER_LABELS, birthday=_("Birthday"))
 
 
 def _int(value, default=None):
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return default
-    return number if 0 < number <= MAX_PK else default
+    number = parse_pk(value)
+    return default if number is None else number
 
 
 def field_value(customer, field: str) -> str:

@@ -1,12 +1,13 @@
 """批量导入 pages: upload, map the columns, follow the progress, download the error report.
-Thin callers of app.services.imports (which decides who may import where)."""
+Thin callers of app.services.imports (which decides who may import where), import_mapping,
+import_run and import_report."""
 from __future__ import annotations
 
 from flask import Response, current_app, flash, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
 from app.security import RES_IMPORT
-from app.services import imports
+from app.services import import_mapping, import_report, import_run, imports
 from app.services.errors import GuishuError, ValidationFailed
 from app.views.base import signed_in_user
 
@@ -17,7 +18,7 @@ def too_large(error):
     if request.path.startswith("/imports/"):
         mb = current_app.config["MAX_CONTENT_LENGTH"] // 1024 // 1024
         flash(_("The file is too large: at most %(mb)s MB.", mb=min(
-            mb, imports.MAX_FILE_BYTES // 1024 // 1024)), "danger")
+            mb, import_mapping.MAX_FILE_BYTES // 1024 // 1024)), "danger")
         return redirect(url_for("ImportView.index"))
     return error
 
@@ -44,7 +45,7 @@ class ImportView(BaseView):
         batches = imports.recent_batches(actor)
         return self.render_template("guishu/imports.html", batches=batches,
                                     may_import=imports.may_import(actor),
-                                    max_mb=imports.MAX_FILE_BYTES // 1024 // 1024)
+                                    max_mb=import_mapping.MAX_FILE_BYTES // 1024 // 1024)
 
     @expose("/upload", methods=["POST"])
     @has_access
@@ -52,8 +53,8 @@ class ImportView(BaseView):
         actor = signed_in_user()
         file = request.files.get("file")
         try:
-            batch = imports.upload(actor, file.filename if file else "",
-                                   file.read() if file else b"")
+            batch = import_mapping.upload(actor, file.filename if file else "",
+                                          file.read() if file else b"")
         except GuishuError as exc:
             flash(exc.message, "danger")
             return redirect(url_for("ImportView.index"))
@@ -72,11 +73,11 @@ class ImportView(BaseView):
         target = request.form.get("target", "pool")
         pool_id = request.form.get("pool_id", "")
         if request.method == "POST":
-            chosen = {f: request.form.get(f"map_{f}", "") for f in imports.FIELD_LABELS}
+            chosen = {f: request.form.get(f"map_{f}", "") for f in import_mapping.FIELD_LABELS}
             try:
-                imports.configure(actor, batch.id, chosen,
-                                  target, int(pool_id) if pool_id.isdigit() else None)
-                imports.start(actor, batch.id)
+                import_mapping.configure(actor, batch.id, chosen, target,
+                                         int(pool_id) if pool_id.isdigit() else None)
+                import_run.start(actor, batch.id)
             except ValidationFailed as exc:
                 errors = exc.fields
                 if "batch" in errors and batch.status != "mapping":
@@ -88,10 +89,10 @@ class ImportView(BaseView):
             else:
                 return redirect(url_for("ImportView.show", batch_id=batch.id))
         return self.render_template(
-            "guishu/import_mapping.html", batch=batch, fields=imports.FIELD_LABELS,
-            required=imports.REQUIRED_FIELDS, chosen=chosen, errors=errors,
-            preview=imports.preview(batch), pools=imports.importable_pools(actor), target=target,
-            pool_id=pool_id, may_use_rules=imports.may_use_rules(actor))
+            "guishu/import_mapping.html", batch=batch, fields=import_mapping.FIELD_LABELS,
+            required=import_mapping.REQUIRED_FIELDS, chosen=chosen, errors=errors,
+            preview=import_mapping.preview(batch), pools=imports.importable_pools(actor),
+            target=target, pool_id=pool_id, may_use_rules=imports.may_use_rules(actor))
 
     @expose("/<int:batch_id>/")
     @has_access
@@ -100,9 +101,10 @@ class ImportView(BaseView):
         batch, away = self._batch_or_redirect(actor, batch_id)
         if away:
             return away
-        return self.render_template("guishu/import_show.html", batch=batch,
-                                    problems=imports.problem_rows(actor, batch.id, limit=200),
-                                    kinds=imports.REPORT_KINDS)
+        return self.render_template(
+            "guishu/import_show.html", batch=batch,
+            problems=import_report.problem_rows(actor, batch.id, limit=200),
+            kinds=import_report.REPORT_KINDS)
 
     @expose("/<int:batch_id>/status")
     @has_access
@@ -122,7 +124,7 @@ class ImportView(BaseView):
     def errors(self, batch_id: int):
         actor = signed_in_user()
         try:
-            name, text = imports.problem_report(actor, batch_id)
+            name, text = import_report.problem_report(actor, batch_id)
         except GuishuError as exc:
             flash(exc.message, "danger")
             return redirect(url_for("ImportView.index"))
@@ -136,7 +138,7 @@ class ImportView(BaseView):
     def resume(self, batch_id: int):
         actor = signed_in_user()
         try:
-            imports.start(actor, batch_id)
+            import_run.start(actor, batch_id)
         except GuishuError as exc:
             flash(exc.message, "danger")
         else:

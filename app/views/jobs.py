@@ -7,6 +7,7 @@ from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
 from redis.exceptions import RedisError
 
+from app.queue import schedule
 from app.security import RES_JOBS
 from app.services import jobs_monitor
 
@@ -23,8 +24,6 @@ class JobsView(BaseView):
         try:
             data, periodic, down = jobs_monitor.overview(), jobs_monitor.periodic_jobs(), False
         except (RedisError, OSError):
-            from jobs.cron import schedule
-
             data, periodic, down = {"queues": [], "started": [], "failed": []}, [
                 dict(job, last=None) for job in schedule()], True
         return self.render_template("guishu/jobs.html", data=data, periodic=periodic,

@@ -40,7 +40,12 @@ class TransferView(BaseView):
     @expose("/")
     @has_access
     def index(self):
-        return self.render_template("guishu/transfers.html", boxes=transfers.inbox(self._actor()),
+        # Each box pages on its own: ?awaiting_page=1&mine_page=2 (from 0).
+        pages = {box: max(request.args.get(f"{box}_page", 0, type=int) or 0, 0)
+                 for box in transfers.BOXES}
+        return self.render_template("guishu/transfers.html",
+                                    boxes=transfers.inbox(self._actor(), pages),
+                                    page_args={f"{box}_page": n for box, n in pages.items()},
                                     statuses=STATUS_LABELS)
 
     @expose("/new", methods=["GET", "POST"])

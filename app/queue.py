@@ -1,0 +1,100 @@
+"""The one way the app queues background work, and the table of periodic jobs.
+
+Callers name a job by its dotted path ("jobs.imports.run_import"): RQ imports it in the
+worker, so nothing in app/ imports `jobs` (which builds the app: an import cycle).
+`enqueue` answers None (and logs) when Redis is unreachable, so every caller can tell the
+user that background jobs are paused instead of failing.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from redis.exceptions import RedisError
+from rq import Queue, Retry
+from rq.job import Job
+
+from app.redis_conn import forget_status, get_redis
+
+log = logging.getLogger("guishu.jobs")
+
+
+def get_queue(name: str = "default") -> Queue:
+    return Queue(name, connection=get_redis())
+
+
+def enqueue(func: str, *args: Any, queue: str = "default", **kwargs: Any) -> Optional[Job]:
+    """Queue the job at dotted path `func` with (*args, **kwargs) and retries; None if Redis
+    is unreachable."""
+    try:
+        return get_queue(queue).enqueue(func, *args, retry=Retry(max=3, interval=[10, 60, 300]),
+                                        **kwargs)
+    except (RedisError, OSError) as exc:
+        log.warning("background jobs paused, could not queue %s: %s", func, exc)
+        forget_status()
+        return None
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """One line of the schedule: `func` runs on `queue` at the cron time `env` names (UTC on
+    our servers), else at `default_cron`."""
+
+    name: str
+    func: str
+    env: str
+    default_cron: str
+    about: str
+    args: tuple = ()
+    queue: str = "default"
+
+    @property
+    def cron(self) -> str:
+        return os.environ.get(self.env, self.default_cron)
+
+
+# Read by `register_periodic_jobs` (for `rq cron jobs/cron.py`) and by the admins' job page.
+PERIODIC: list[PeriodicJob] = [
+    PeriodicJob("followup_digest", "jobs.ownership.followup_digest",
+                "GUISHU_CRON_FOLLOWUP_DIGEST", "0 0 * * *",
+                "each morning (08:00 Beijing): the digest of follow-ups due and overdue"),
+    PeriodicJob("reclaim_warnings", "jobs.ownership.reclaim_warnings",
+                "GUISHU_CRON_RECLAIM_WARNINGS", "0 1 * * *",
+                "warn owners of customers about to be reclaimed"),
+    PeriodicJob("refresh_normalised_keys", "jobs.customers.refresh_normalised_keys",
+                "GUISHU_CRON_REFRESH_KEYS", "30 2 * * *",
+                "rewrite keys an older normaliser wrote"),
+    PeriodicJob("classify_customers", "jobs.ownership.classify_customers",
+                "GUISHU_CRON_CLASSIFY", "45 2 * * *",
+                "potential / active / silent and grade A/B/C from the deals"),
+    PeriodicJob("reclaim_sweep", "jobs.ownership.reclaim_sweep",
+                "GUISHU_CRON_RECLAIM", "0 3 * * *",
+                "return due customers to their pools"),
+    PeriodicJob("care_plan", "jobs.care.care_plan",
+                "GUISHU_CRON_CARE_PLAN", "30 22 * * *",
+                "06:30 Beijing: birthday and holiday greetings of the coming days into the outbox"),
+    PeriodicJob("care_deliver", "jobs.care.care_deliver",
+                "GUISHU_CRON_CARE_DELIVER", "*/10 * * * *",
+                "send due care e-mail / SMS (retries with backoff) and the owners' care tasks"),
+]
+
+
+def schedule() -> list[dict]:
+    """The periodic jobs with their effective schedules (for the job page)."""
+    return [{"name": job.name, "cron": job.cron, "env": job.env, "about": job.about}
+            for job in PERIODIC]
+
+
+def register_periodic_jobs() -> None:
+    """Hand every periodic job to `rq cron` (called by its config module, jobs/cron.py).
+
+    rq's register wants the function itself, so each one is imported here, in the scheduler
+    process only."""
+    from rq import cron
+    from rq.utils import import_attribute
+
+    for job in PERIODIC:
+        cron.register(import_attribute(job.func), job.queue, args=job.args, cron=job.cron,
+                      name=job.name)

@@ -1,0 +1,172 @@
+"""Importing customers, first steps: upload a file (its header row read, its columns'
+meaning guessed), then check and store the column mapping and where the customers go.
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+from typing import Optional
+
+from flask import current_app, has_app_context
+
+from app.extensions import db
+from app.models import ImportBatch, Pool, User
+from app.services import audit
+from app.services.errors import ValidationFailed
+from app.services.import_files import BadLine, UnreadableFile, detect_format, open_source
+from app.services.imports import get_batch, importable_pool_ids, may_use_rules, require_importer
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+# The customer fields a column can fill, in the order of the mapping form.
+FIELD_LABELS = {
+    "name": "客户名称", "customer_type": "客户类型", "industry": "行业", "province": "省份",
+    "city": "城市", "address": "地址", "mobile": "手机", "phone": "固定电话", "email": "邮箱",
+    "source": "来源", "product_line": "产品线", "birthday": "生日", "birthday_lunar": "农历生日",
+    "notes": "备注",
+}
+REQUIRED_FIELDS = ("name",)
+# Header texts seen in real exports (Excel templates, other CRMs), compared after lower-casing
+# and removing spaces: the mapping form starts from these guesses.
+HEADER_SYNONYMS = {
+    "name": ("客户名称", "名称", "公司名称", "企业名称", "单位名称", "客户", "公司", "姓名",
+             "name", "company", "customer", "customername", "companyname"),
+    "customer_type": ("客户类型", "类型", "type", "customertype"),
+    "industry": ("行业", "所属行业", "industry"),
+    "province": ("省份", "省", "所在省份", "province"),
+    "city": ("城市", "市", "所在城市", "city"),
+    "address": ("地址", "详细地址", "公司地址", "联系地址", "address"),
+    "mobile": ("手机", "手机号", "手机号码", "移动电话", "mobile", "cell", "cellphone"),
+    "phone": ("电话", "固定电话", "座机", "办公电话", "联系电话", "phone", "tel", "telephone"),
+    "email": ("邮箱", "电子邮箱", "电子邮件", "邮件", "email", "e-mail", "mail"),
+    "source": ("来源", "客户来源", "source"),
+    "product_line": ("产品线", "意向产品", "productline", "product"),
+    "birthday": ("生日", "出生日期", "birthday", "birthdate"),
+    "birthday_lunar": ("农历生日", "农历", "lunar"),
+    "notes": ("备注", "说明", "notes", "note", "remark", "remarks"),
+}
+CUSTOMER_TYPE_WORDS = {"企业": "company", "企业客户": "company", "公司": "company",
+                       "单位": "company", "个人": "person", "个人客户": "person"}
+
+
+
+def import_dir() -> Path:
+    from config import INSTANCE_DIR
+
+    base = current_app.config.get("IMPORT_DIR") if has_app_context() else None
+    path = Path(base) if base else INSTANCE_DIR / "imports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _norm_header(text: str) -> str:
+    return "".join(str(text).split()).lower().replace("（", "(").replace("）", ")")
+
+
+def guess_mapping(headers: list[str]) -> dict[str, str]:
+    """{field: header} for the headers that name a customer field, each header used once."""
+    by_norm = {_norm_header(h): h for h in headers}
+    mapping, used = {}, set()
+    for field, words in HEADER_SYNONYMS.items():
+        for word in words:
+            header = by_norm.get(_norm_header(word))
+            if header is not None and header not in used:
+                mapping[field] = header
+                used.add(header)
+                break
+    return mapping
+
+
+def upload(actor: User, filename: str, data: bytes) -> ImportBatch:
+    """Store the file and read its header row; the batch then waits for its column mapping."""
+    require_importer(actor)
+    filename = Path(filename or "").name or "import.csv"
+    if not data:
+        raise ValidationFailed({"file": "请选择要导入的文件（文件为空）"})
+    if len(data) > MAX_FILE_BYTES:
+        raise ValidationFailed({"file": f"文件过大：最大 {MAX_FILE_BYTES // 1024 // 1024} MB"})
+    try:
+        file_format = detect_format(filename, data[:8192])
+    except UnreadableFile as exc:
+        raise ValidationFailed({"file": str(exc)})
+    path = import_dir() / f"{uuid.uuid4().hex}.{file_format}"
+    path.write_bytes(data)
+    try:
+        source = open_source(path, file_format)
+    except UnreadableFile as exc:
+        path.unlink(missing_ok=True)
+        raise ValidationFailed({"file": str(exc)})
+    batch = ImportBatch(created_by_id=actor.id, filename=filename[:255], stored_path=str(path),
+                        sha256=hashlib.sha256(data).hexdigest(), file_format=file_format,
+                        encoding=source.encoding, headers=source.headers,
+                        mapping=guess_mapping(source.headers), target="pool",
+                        status="mapping", next_line=source.header_line + 1)
+    db.session.add(batch)
+    db.session.flush()
+    audit.record(actor.id, "upload", "import_batch", batch.id,
+                 {"filename": (None, batch.filename), "sha256": (None, batch.sha256)})
+    db.session.commit()
+    return batch
+
+
+def preview(batch: ImportBatch, rows: int = 5) -> list[tuple[int, list]]:
+    """The first data rows as read, for the mapping page."""
+    source = open_source(Path(batch.stored_path), batch.file_format, batch.encoding)
+    out = []
+    for line, row in source.records:
+        out.append((line, [row.reason] if isinstance(row, BadLine) else row))
+        if len(out) >= rows:
+            break
+    return out
+
+
+def configure(actor: User, batch_id: int, mapping: dict[str, str], target: str,
+              pool_id: Optional[int]) -> ImportBatch:
+    """Check and store the column mapping and where the customers go; the batch is queued."""
+    require_importer(actor)
+    batch = get_batch(actor, batch_id)
+    if batch.status != "mapping":
+        raise ValidationFailed({"batch": "此批次已开始导入，不能再修改列映射"})
+    errors: dict[str, str] = {}
+    mapping = {f: h for f, h in (mapping or {}).items() if h}
+    unknown = [f for f in mapping if f not in FIELD_LABELS]
+    if unknown:
+        errors["mapping"] = f"未知字段：{', '.join(unknown)}"
+    missing_headers = [h for h in mapping.values() if h not in (batch.headers or [])]
+    if missing_headers:
+        errors["mapping"] = f"文件中没有这些列：{', '.join(missing_headers)}"
+    repeated = {h for h in mapping.values() if list(mapping.values()).count(h) > 1}
+    if repeated:
+        errors["mapping"] = f"同一列不能映射到多个字段：{', '.join(sorted(repeated))}"
+    for field in REQUIRED_FIELDS:
+        if field not in mapping:
+            errors[field] = f"必须指定哪一列是『{FIELD_LABELS[field]}』（文件的列：" \
+                            f"{'、'.join(batch.headers or [])}）"
+    pools = importable_pool_ids(actor)
+    if target == "rules":
+        if not may_use_rules(actor):
+            errors["target"] = "只有后台人员和管理员可以按归属规则导入"
+    elif target == "pool":
+        if pool_id is None:
+            errors["pool"] = "请选择导入到哪个公海"
+        elif db.session.get(Pool, pool_id) is None:
+            errors["pool"] = "公海不存在"
+        elif pools is not None and pool_id not in pools:
+            errors["pool"] = "只能导入到您管理的公海"
+    else:
+        errors["target"] = "导入方式只能是『导入公海』或『按归属规则分配』"
+    if target == "rules" and pool_id is not None and db.session.get(Pool, pool_id) is None:
+        errors["pool"] = "公海不存在"
+    if errors:
+        db.session.rollback()
+        raise ValidationFailed(errors)
+    batch.mapping, batch.target, batch.pool_id = mapping, target, pool_id
+    batch.total_rows = sum(1 for _ in open_source(Path(batch.stored_path), batch.file_format,
+                                                  batch.encoding).records)
+    batch.status = "queued"
+    audit.record(actor.id, "configure", "import_batch", batch.id,
+                 {"mapping": (None, ", ".join(f"{f}={h}" for f, h in mapping.items())),
+                  "target": (None, target), "pool_id": (None, pool_id)})
+    db.session.commit()
+    return batch
