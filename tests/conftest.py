@@ -115,7 +115,9 @@ def redis_url():
     if url is not None:
         url = isolation.own_redis_db(url)
     _state["redis_url"], _state["redis_how"] = url, how
-    return url
+    yield url
+    if url is not None:
+        isolation.release_redis_db(url)
 
 
 class FreshContextClient(FlaskClient):

@@ -36,25 +36,61 @@ def own_instance_dir() -> str:
     return folder
 
 
-def own_redis_db(url: str) -> str:
-    """The worker's own Redis database (15, 14, …), emptied: queues and job state of one
-    worker, or of an earlier run, never reach another."""
-    db = 15 - worker_index() % 15
+CLAIM_KEY = "guishu:test-run"
+CLAIM_SECONDS = 1800  # renewed by every test; a crashed run's claim lapses on its own
+_claims: dict[str, str] = {}
+
+
+def _with_db(url: str, db: int) -> str:
     if url.startswith("unix://"):
-        own = f"{url.split('?', 1)[0]}?db={db}"
-    else:
-        base, _, last = url.rstrip("/").rpartition("/")
-        own = f"{base}/{db}" if last.isdigit() else f"{url.rstrip('/')}/{db}"
-    empty_redis_db(own)
-    return own
+        return f"{url.split('?', 1)[0]}?db={db}"
+    base, _, last = url.rstrip("/").rpartition("/")
+    return f"{base}/{db}" if last.isdigit() else f"{url.rstrip('/')}/{db}"
+
+
+def own_redis_db(url: str) -> str:
+    """A Redis database of this worker's own, emptied: queues and job state of one worker,
+    or of another run on the same machine, never reach another. Each worker claims a free
+    database (1, 2, …, 15) with a key that expires, and gives it back at the end."""
+    import uuid
+
+    import redis
+
+    me = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    preferred = 1 + worker_index() % 15
+    for db in [preferred] + [d for d in range(1, 16) if d != preferred]:
+        own = _with_db(url, db)
+        client = redis.Redis.from_url(own)
+        try:
+            if client.set(CLAIM_KEY, me, nx=True, ex=CLAIM_SECONDS):
+                _claims[own] = me
+                empty_redis_db(own)
+                return own
+        finally:
+            client.close()
+    raise RuntimeError(f"every Redis database of {url} is claimed by another test run")
+
+
+def release_redis_db(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        if client.get(CLAIM_KEY) == _claims.pop(url, "").encode():
+            client.flushdb()
+    finally:
+        client.close()
 
 
 def empty_redis_db(url: str) -> None:
+    """Empty the database but keep this run's claim on it."""
     import redis
 
     client = redis.Redis.from_url(url)
     try:
         client.flushdb()
+        if url in _claims:
+            client.set(CLAIM_KEY, _claims[url], ex=CLAIM_SECONDS)
     finally:
         client.close()
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from sqlalchemy import create_engine, func, select
 
 from app.models import Customer, Ownership
@@ -91,3 +93,16 @@ def test_a_checked_out_connection_is_counted(app, db, org):
     finally:
         isolation.GRACE_SECONDS = old_grace
         conn.close()
+
+
+def test_two_runs_on_one_machine_never_share_a_redis_db(redis_url):
+    if redis_url is None:
+        pytest.skip("no Redis reachable or startable")
+    other = isolation.own_redis_db(redis_url)  # what a second run's worker would be given
+    try:
+        assert other != redis_url
+    finally:
+        isolation.release_redis_db(other)
+    again = isolation.own_redis_db(redis_url)  # released: free for the next run
+    isolation.release_redis_db(again)
+    assert again == other
