@@ -44,9 +44,8 @@ from app.models import (Customer, CustomerMerge, CustomerRedirect, DedupeCluster
                         OwnershipEvent, User)
 from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, ROLE_AUDITOR, ROLE_STAFF, can_see_customer, has_role
-from app.services import audit, ownership as ownership_service, policies
-from app.services.errors import (CapExceeded, Conflict, NotFound, OutOfScope, PermissionDenied,
-                                 ValidationFailed)
+from app.services import audit, caps, ownership as ownership_service
+from app.services.errors import Conflict, NotFound, OutOfScope, PermissionDenied, ValidationFailed
 
 UNDO_DAYS = 30
 # The fields a reviewer picks a winner for; "birthday" is its parts, taken together.
@@ -248,27 +247,15 @@ def candidates(holdings: list[Holding]) -> list[Holding]:
                                         h.customer_id != survivor, h.customer_id))
 
 
-def _counted(locked: bool, won: bool, count_won: bool) -> bool:
-    return not locked and (count_won or not won)
-
-
 def _fits(owner_id: int, survivor: Holding, locked: bool, won: bool) -> bool:
     """May the owner be given the survivor (locked/won as it will be)? The survivor already
     theirs always fits (their count does not rise). Otherwise the caps are checked as for a
     claim, with the merged record still counted: a merge never lets an owner at the cap
     take a record away from its holder."""
-    from app.services.assignment import locked_count
-
     if survivor.owner_id == owner_id:
         return True
     ownership_service.lock_rep(owner_id)
-    policy = policies.effective_policy(owner_id)
-    count_won = bool(policy["count_won"].value)
-    if _counted(locked, won, count_won):
-        have = ownership_service.owned_count(owner_id, count_won)
-        if have + 1 > policy["max_customers"].value:
-            return False
-    return not locked or locked_count(owner_id) + 1 <= policy["max_locked"].value
+    return caps.fits(owner_id, locked=locked, won=won)
 
 
 def resolve_owner(holdings: list[Holding]) -> tuple[Optional[int], bool]:
@@ -480,15 +467,12 @@ def undo(actor: User, merge_id: int) -> CustomerMerge:
     return record
 
 
-def _owner_counts(owner_ids: set[int]) -> dict[int, tuple[int, int]]:
-    from app.services.assignment import locked_count
-
+def _standings(owner_ids: set[int]) -> dict[int, tuple[caps.Room, caps.Room]]:
+    """caps.standing of each owner, locked in id order (two undos cannot deadlock)."""
     out = {}
     for owner_id in sorted(owner_ids):
         ownership_service.lock_rep(owner_id)
-        count_won = bool(policies.policy_value(owner_id, "count_won"))
-        out[owner_id] = (ownership_service.owned_count(owner_id, count_won),
-                         locked_count(owner_id))
+        out[owner_id] = caps.standing(owner_id)
     return out
 
 
@@ -499,7 +483,7 @@ def _undo(actor: User, record: CustomerMerge) -> None:
     now_holder = (s_own.owner_id, s_own.pool_id)
     owners = {o for o in (s_own.owner_id, snap["ownership"]["owner_id"],
                           snap["survivor_ownership"]["owner_id"]) if o}
-    before = _owner_counts(owners)
+    before = _standings(owners)
     db.session.execute(insert(c_table).values(_typed(c_table, snap["customer"])))
     db.session.execute(insert(o_table).values(_typed(o_table, snap["ownership"])))
     restored = {k: v for k, v in snap["survivor_ownership"].items() if k != "customer_id"}
@@ -536,15 +520,8 @@ def _undo(actor: User, record: CustomerMerge) -> None:
 
     refresh_row_keys(survivor)
     db.session.flush()
-    after = _owner_counts(owners)
-    for owner_id, (count, locked) in after.items():
-        policy = policies.effective_policy(owner_id)
-        if count > before[owner_id][0] and count > policy["max_customers"].value:
-            raise CapExceeded(f"撤销会使用户 #{owner_id} 超出客户上限（上限 "
-                              f"{policy['max_customers'].value}，撤销后 {count}）",
-                              cap=policy["max_customers"].value, owned=count)
-        if locked > before[owner_id][1] and locked > policy["max_locked"].value:
-            raise CapExceeded(f"撤销会使用户 #{owner_id} 超出锁定上限")
+    for owner_id, after in _standings(owners).items():
+        caps.check_undo(owner_id, before[owner_id], after)
     m_own = snap["ownership"]
     s_back = snap["survivor_ownership"]
     rule = f"unmerge:{record.id}"
