@@ -6,13 +6,14 @@ time, all pairs of one review in one transaction:
 - fields: the reviewer picks, per field, whose value wins; the survivor's overwritten
   values are kept for undo, and its dedupe keys are recomputed.
 - related rows: every row that references customer.id — found by introspecting the
-  metadata's foreign keys, so a table added later is not forgotten — plus the history
-  tables that keep a customer id without a foreign key (SOFT_REFERENCES), is re-pointed to
-  the survivor. Where a unique key would then hold twice (a share for the same user, a
+  metadata's foreign keys, so a table added later is not forgotten — plus the tables that
+  keep a customer id without a foreign key (SOFT_REFERENCES), is re-pointed to the
+  survivor. Where a unique key would then hold twice (a share for the same user, a
   reclaim warning of the same cycle, a care greeting for the same occasion), the merged
-  record's row is dropped and kept in the snapshot. audit_log rows stay under their
-  object id: the audit trail records what happened to which id, and the merge's own audit
-  rows link the two ids.
+  record's row is dropped and kept in the snapshot. History is never edited (DESIGN.md
+  invariant 2): ownership events stay under the merged id, and a survivor's history is read
+  through the redirects (history_clause); audit_log rows stay under their object id too,
+  and the merge's own audit rows link the two ids.
 - ownership, by this rule: the owners of the two records are candidates; the owner of a
   locked record comes first, then the owner of a won record (their key account and their
   deal decide), then the owner with the earliest first contact (the earliest 'created',
@@ -36,14 +37,15 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 from flask_appbuilder import Model
-from sqlalchemy import (Date, DateTime, Numeric, Table, and_, delete, func, insert, select,
-                        update)
+from sqlalchemy import (Date, DateTime, Numeric, Table, and_, delete, exists, func, insert, or_,
+                        select, true, update)
 
 from app.extensions import db
 from app.models import (Customer, CustomerMerge, CustomerRedirect, DedupeCluster, Ownership,
                         OwnershipEvent, User)
 from app.models.customer import utcnow
-from app.security import ROLE_ADMIN, ROLE_AUDITOR, ROLE_STAFF, can_see_customer, has_role
+from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_STAFF, can_see_customer, has_role,
+                          visible_customer_ids_select)
 from app.services import audit, caps, ownership as ownership_service
 from app.services.errors import Conflict, NotFound, OutOfScope, PermissionDenied, ValidationFailed
 
@@ -52,8 +54,9 @@ UNDO_DAYS = 30
 MERGE_FIELDS = ("name", "industry", "province", "city", "address", "phone", "mobile", "email",
                 "source", "product_line", "birthday", "notes")
 FIELD_COLUMNS = {"birthday": ("birth_year", "birth_month", "birth_day", "birthday_lunar")}
-# Customer ids kept without a foreign key (history that outlives a customer): moved too.
-SOFT_REFERENCES = (("ownership_event", "customer_id"), ("transfer_item", "customer_id"))
+# Customer ids kept without a foreign key (rows that outlive a customer): moved too. Not
+# ownership_event: history stays where it was written (see history_clause).
+SOFT_REFERENCES = (("transfer_item", "customer_id"),)
 FIRST_CONTACT_KINDS = ("created", "claimed", "assigned", "rule-assigned")
 
 
@@ -231,7 +234,7 @@ def _holding(customer: Customer) -> Holding:
     first = None
     if own.owner_id is not None:
         first = db.session.execute(select(func.min(OwnershipEvent.created_at)).where(
-            OwnershipEvent.customer_id == customer.id,
+            history_clause(OwnershipEvent.customer_id, customer.id),
             OwnershipEvent.to_owner_id == own.owner_id,
             OwnershipEvent.kind.in_(FIRST_CONTACT_KINDS))).scalar()
     return Holding(customer.id, own.owner_id, own.pool_id, bool(own.locked), bool(own.won),
@@ -423,6 +426,40 @@ def visible_survivor(actor: Optional[User], old_id: int) -> Optional[int]:
     return None
 
 
+# A survivor's history is its own events and those of every customer merged into it, at any
+# depth (a redirect is always one hop): events stay under the id they were written for.
+def _in_effect():
+    """The redirect's old id is free, as in survivor_of: on SQLite a new customer may be given
+    it, and the events under it are then that customer's."""
+    return ~exists().where(Customer.id == CustomerRedirect.old_id)
+
+
+def merged_into(survivor_ids: list[int]) -> dict[int, int]:
+    """{old id: survivor id} of the customers merged into these."""
+    r = CustomerRedirect
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    return dict(db.session.execute(select(r.old_id, r.survivor_id).where(
+        ownership_service.in_ids(r.survivor_id, survivor_ids, postgres), _in_effect())).all())
+
+
+def history_clause(column, customer_id: int):
+    """`column` (the customer id of an ownership event) is in the customer's history."""
+    r = CustomerRedirect
+    return or_(column == customer_id, column.in_(
+        select(r.old_id).where(r.survivor_id == customer_id, _in_effect())))
+
+
+def history_scope_clause(actor: Optional[User], column):
+    """`column` (the customer id of an ownership event) is in the actor's data scope: its
+    customer is, or the survivor it was merged into is."""
+    visible = visible_customer_ids_select(actor)
+    if visible is None:
+        return true()
+    r = CustomerRedirect
+    return or_(column.in_(visible), column.in_(
+        select(r.old_id).where(r.survivor_id.in_(visible), _in_effect())))
+
+
 # --- undo ---------------------------------------------------------------------------------
 def undo_refusal(record: CustomerMerge, now: Optional[dt.datetime] = None) -> Optional[str]:
     """Why this merge cannot be undone, or None."""
@@ -490,6 +527,9 @@ def _undo(actor: User, record: CustomerMerge) -> None:
     db.session.execute(update(o_table).where(o_table.c.customer_id == s_id)
                        .values(_typed(o_table, restored)))
     refs = {ref.key: ref for ref in references()}
+    # Merges made before history stayed in place moved the merged record's events too.
+    refs.setdefault("ownership_event.customer_id",
+                    Reference(OwnershipEvent.__table__, "customer_id", ()))
     for key, keys in record.moved.items():
         ref = refs.get(key)
         if ref is None:
