@@ -1,7 +1,8 @@
 """Merging duplicate customers: every related row moves (counted per table) while ownership
-events stay under their customer's id, unique keys keep one row, per-field winners, the ownership rule (earliest first contact, locked
-first, caps, the pool), redirects of the old id (service, page and API), exact undo, and
-undo refused after 30 days or after a later merge of the survivor."""
+events stay under their customer's id and show in the survivor's history, unique keys keep
+one row, per-field winners, the ownership rule (earliest first contact, locked first, caps,
+the pool), redirects of the old id (service, page and API), exact undo, and undo refused
+after 30 days or after a later merge of the survivor."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,7 +16,7 @@ from app.models import (CareMessage, Contact, Customer, CustomerMerge, CustomerS
                         FollowUp, Ownership, OwnershipEvent, Policy, ReclaimWarning,
                         TransferItem, TransferRequest)
 from app.models.customer import utcnow
-from app.services import assignment, customers, merge
+from app.services import assignment, customers, merge, repoint
 from app.services.errors import Conflict, OutOfScope, PermissionDenied, ValidationFailed
 from tests.conftest import api_token, login
 
@@ -27,7 +28,7 @@ def rows_of(db, ids) -> dict[str, int]:
     """Rows per table that reference any of these customers."""
     db.session.commit()
     out = {}
-    for ref in merge.references():
+    for ref in repoint.references():
         n = db.session.execute(select(func.count()).select_from(ref.table).where(
             ref.table.c[ref.column].in_(ids))).scalar_one()
         out[ref.table.name] = out.get(ref.table.name, 0) + n
@@ -40,7 +41,7 @@ def dump(db, ids) -> dict:
     out = {}
     tables = [(Customer.__table__, "id"), (Ownership.__table__, "customer_id"),
               (OwnershipEvent.__table__, "customer_id")] + [
-        (r.table, r.column) for r in merge.references()]
+        (r.table, r.column) for r in repoint.references()]
     for table, column in tables:
         rows = db.session.execute(select(table).where(table.c[column].in_(ids))).mappings()
         out[table.name] = sorted((dict(r) for r in rows), key=lambda r: str(sorted(r.items())))
