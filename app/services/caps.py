@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Ownership
 from app.services import policies
-from app.services.errors import CapExceeded, LockCapExceeded
+from app.services.errors import CapExceeded, Conflict, LockCapExceeded
 
 
 class Room(NamedTuple):
@@ -85,6 +85,16 @@ def check_cap(user_id: int, adding: int, verb: str = "新增",
               policy: Optional[dict] = None) -> None:
     """check() against the user's count now; call after lock_rep in the same transaction."""
     check(room(user_id, policy), adding, verb)
+
+
+def check_handover(user_id: int, adding: int) -> None:
+    """A departing rep's customers all to one rep: refused before anything is planned, as a
+    conflict naming the receiver's numbers; the handover itself checks again under the lock
+    (check_cap)."""
+    cap, have = room(user_id)
+    if have + adding > cap:
+        raise Conflict(f"接收人超出客户上限：上限 {cap}，已拥有 {have}，本次转入 {adding}",
+                       code="cap_exceeded", cap=cap, owned=have, adding=adding)
 
 
 def check_lock_cap(user_id: int, adding: int, policy: Optional[dict] = None) -> None:

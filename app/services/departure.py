@@ -45,10 +45,7 @@ def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = 
         if owner_id is None or owner_id == user_id:
             raise ValidationFailed({"owner_id": "请选择接收交接的销售"})
         ownership.ensure_active_owner(owner_id)
-        cap, have = caps.room(owner_id)
-        if have + len(ids) > cap:
-            raise Conflict(f"接收人超出客户上限：上限 {cap}，已拥有 {have}，本次转入 {len(ids)}",
-                           code="cap_exceeded", cap=cap, owned=have, adding=len(ids))
+        caps.check_handover(owner_id, len(ids))
         targets[owner_id] = ids
     elif mode == "team":
         team = [i for i in (owner_ids or []) if i != user_id]
