@@ -4,8 +4,9 @@ left, and the refusal.
 A rep's cap counts the customers they own that are neither locked nor won (won ones too when
 the policy's count_won says so); locked customers count against the separate lock cap.
 Every path that gives a rep customers (claim, create, assign, distribute, transfer, import,
-merge, undo) counts here, after taking the rep's row lock (ownership.lock_rep or
-lock_active_rep) in the same transaction, so two requests cannot both squeeze in under a cap.
+merge, undo, departure handover) counts here, after taking the rep's row lock
+(ownership.lock_rep or lock_active_rep) in the same transaction, so two requests cannot both
+squeeze in under a cap; previews and the workbench only read.
 """
 from __future__ import annotations
 
@@ -81,10 +82,9 @@ def check(current: Room, adding: int, verb: str = "新增") -> None:
                           cap=cap, owned=have, adding=adding)
 
 
-def check_cap(user_id: int, adding: int, verb: str = "新增",
-              policy: Optional[dict] = None) -> None:
+def check_cap(user_id: int, adding: int, verb: str = "新增") -> None:
     """check() against the user's count now; call after lock_rep in the same transaction."""
-    check(room(user_id, policy), adding, verb)
+    check(room(user_id), adding, verb)
 
 
 def check_handover(user_id: int, adding: int) -> None:
@@ -97,9 +97,10 @@ def check_handover(user_id: int, adding: int) -> None:
                        code="cap_exceeded", cap=cap, owned=have, adding=adding)
 
 
-def check_lock_cap(user_id: int, adding: int, policy: Optional[dict] = None) -> None:
-    """Refuse locking `adding` more of the user's customers beyond the lock cap."""
-    cap, have = lock_room(user_id, policy)
+def check_lock_cap(user_id: int, adding: int) -> None:
+    """Refuse locking `adding` more of the user's customers beyond the lock cap; call after
+    lock_rep in the same transaction."""
+    cap, have = lock_room(user_id)
     if have + adding > cap:
         raise LockCapExceeded(f"超出锁定上限：上限 {cap}，已锁定 {have}，本次锁定 {adding}",
                               cap=cap, locked=have, adding=adding)
