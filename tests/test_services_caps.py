@@ -1,10 +1,16 @@
 """The cap rule in app.services.caps: what counts (won only if the policy says so, locked
 against the lock cap only), which policy layer sets the caps, the exact refusals, and the
-paths no other test file shows refusing at a cap (merge at the lock cap, undo).
+paths no other test shows refusing at a cap: merge at the lock cap, and undo.
 
-Claim, create, assign, distribute, transfer approval, import and merge at the cap are shown
-in test_services_pool, test_services_customers, test_services_transfers,
-test_services_import and test_services_merge."""
+Each other path's refusal is tested with the path: claim and assign (test_services_pool,
+test_claim_refused_over_cap_with_numbers, test_assign_within_scope_and_cap), distribute
+(test_distribute_evens_out_and_reports_leftovers; the skip reason in test_views_ownership),
+lock (test_lock_cap_and_unlock), create (test_services_customers,
+test_create_refused_over_the_cap_names_the_numbers), transfer approval
+(test_services_transfers, test_receiver_cap_is_checked_at_approval), departure
+(test_services_departure, test_handover_to_pool_and_refusals), import
+(test_services_import, test_import_through_the_assignment_rules_honours_the_cap) and merge
+(test_services_merge, test_a_full_owner_is_skipped_for_the_next_then_the_pool)."""
 from __future__ import annotations
 
 import pytest
