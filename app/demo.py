@@ -26,7 +26,7 @@ from app.models import (CareTemplate, Contact, Customer, Deal, Department, Owner
                         PoolMember)
 from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF
-from app.services import audit, care, classification, org, ownership, policies
+from app.services import audit, care, caps, classification, org, ownership, policies
 from app.services.customers import clean_contact_data, clean_customer_data
 from app.services.errors import ValidationFailed
 
@@ -385,7 +385,7 @@ def _book_size(owner_id: int, potential: int, won: int, locked: int) -> tuple[in
     count_won = bool(pol["count_won"].value)
     locked = max(0, min(locked, int(pol["max_locked"].value), potential))
 
-    def counted() -> int:  # what ownership.owned_count will see: unlocked, not won (+ won)
+    def counted() -> int:  # what caps.counted will see: unlocked, not won (+ won)
         return (potential - locked) + (won if count_won else 0)
 
     while counted() > cap and potential > locked:
@@ -560,7 +560,7 @@ def build_demo(password: str) -> dict:
     # Belt and braces: the plan respected every cap; prove it against the database.
     for uid in owner_ids:
         cap = policies.policy_value(uid, "max_customers")
-        held = ownership.owned_count(uid, bool(policies.policy_value(uid, "count_won")))
+        held = caps.counted(uid, bool(policies.policy_value(uid, "count_won")))
         if held > cap:
             raise RuntimeError(f"demo data put user {uid} over the cap ({held} > {cap})")
 

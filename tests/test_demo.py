@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from app.models import Customer, Ownership, User
 from app.services import policies
 from app.demo import build_demo
-from app.services.ownership import owned_count
+from app.services.caps import counted
 
 
 def test_demo_org_is_complete_capped_and_idempotent(db):
@@ -25,7 +25,7 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     for (user_id,) in db.session.execute(select(Ownership.owner_id).where(
             Ownership.owner_id.is_not(None)).distinct()):
         eff = policies.effective_policy(user_id)
-        assert owned_count(user_id, bool(eff["count_won"].value)) <= eff["max_customers"].value
+        assert counted(user_id, bool(eff["count_won"].value)) <= eff["max_customers"].value
     # The ownership pages have something to show: rules, a pool admin, pending transfers.
     from app.models import AssignmentRule, PoolMember, TransferRequest
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.models import Ownership, OwnershipEvent, Policy, PoolMember, User
 from app.services import assignment, customers, pool, transfers
 from app.services.errors import GuishuError
-from app.services.ownership import owned_count
+from app.services.caps import counted
 from app.security import ROLE_REP
 from tests.conftest import make_user
 
@@ -89,7 +89,7 @@ def test_concurrent_claims_keep_every_invariant(app, db, org):
 
     db.session.expire_all()
     for rep_id in rep_ids:
-        assert owned_count(rep_id, False) <= CAP
+        assert counted(rep_id, False) <= CAP
     rows = db.session.execute(select(Ownership)).scalars().all()
     assert all((r.owner_id is None) != (r.pool_id is None) for r in rows)
     # Replaying the append-only events gives exactly the current holders.

@@ -79,14 +79,14 @@ def test_followups_outside_scope_or_role_are_refused(db, org, who, customer):
 
 
 def test_deal_marks_won_and_frees_the_cap(db, org):
-    from app.services.ownership import owned_count
+    from app.services.caps import counted
 
-    assert owned_count(org.rep.id, False) == 1
+    assert counted(org.rep.id, False) == 1
     d = deals.record_deal(org.rep, org.c_rep.id, {"amount": "12,800.5", "product_line": "CRM"})
     assert d.amount == Decimal("12800.50") and d.won_on == utcnow().date()
     o = own(db, org.c_rep.id)
     assert (o.won, o.category) == (True, "active")
-    assert owned_count(org.rep.id, False) == 0 and owned_count(org.rep.id, True) == 1
+    assert counted(org.rep.id, False) == 0 and counted(org.rep.id, True) == 1
     assert workbench.tab_counts(org.rep)["won"] == 1
     assert workbench.days_left(o, policies.effective_policy(org.rep.id)) is None  # no reclaim
 

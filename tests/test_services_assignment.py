@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import Ownership, OwnershipEvent, Pool, PoolMember
-from app.services import assignment, customers
+from app.services import assignment, caps, customers
 from app.services.errors import NotInPool, OutOfScope, PermissionDenied, ValidationFailed
 from app.security import ROLE_REP
 from app.services.org import mark_departed
@@ -122,7 +122,7 @@ def test_distribute_skips_unknown_reps_and_a_dry_run_changes_nothing(db, org, po
 def test_only_the_owner_locks_and_locking_twice_counts_once(db, org, pools):
     assert assignment.lock(org.rep, [org.c_rep.id]) == [org.c_rep.id]
     assert assignment.lock(org.rep, [org.c_rep.id]) == []   # already locked: nothing new
-    assert assignment.locked_count(org.rep.id) == 1
+    assert caps.locked_count(org.rep.id) == 1
     for actor, ids in ((org.rep, [org.c_rep2.id]), (org.manager, [org.c_rep.id]),
                        (org.rep, [pools["east"][0]])):
         err = _refusal(OutOfScope, lambda: assignment.lock(actor, ids))
@@ -142,4 +142,4 @@ def test_unlock_is_for_managers_in_scope_and_admins(db, org, pools):
     assert db.session.get(Ownership, org.c_rep.id).locked is True
     assert assignment.unlock(org.admin, [org.c_rep.id, org.c_north.id]) == [org.c_rep.id,
                                                                           org.c_north.id]
-    assert assignment.locked_count(org.rep.id) == assignment.locked_count(org.rep_north.id) == 0
+    assert caps.locked_count(org.rep.id) == caps.locked_count(org.rep_north.id) == 0

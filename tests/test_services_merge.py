@@ -1,11 +1,13 @@
-"""Merging duplicate customers: every related row and event moves (counted per table), unique
-keys keep one row, per-field winners, the ownership rule (earliest first contact, locked
-first, caps, the pool), redirects of the old id (service, page and API), exact undo, and
-undo refused after 30 days or after a later merge of the survivor."""
+"""Merging duplicate customers: every related row moves (counted per table) while ownership
+events stay under their customer's id and show in the survivor's history, unique keys keep
+one row, per-field winners, the ownership rule (earliest first contact, locked first, caps,
+the pool), redirects of the old id (service, page and API), exact undo, and undo refused
+after 30 days or after a later merge of the survivor."""
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 
 import pytest
 from sqlalchemy import func, select, update
@@ -14,19 +16,19 @@ from app.models import (CareMessage, Contact, Customer, CustomerMerge, CustomerS
                         FollowUp, Ownership, OwnershipEvent, Policy, ReclaimWarning,
                         TransferItem, TransferRequest)
 from app.models.customer import utcnow
-from app.services import assignment, customers, merge
+from app.services import assignment, customers, merge, repoint
 from app.services.errors import Conflict, OutOfScope, PermissionDenied, ValidationFailed
-from tests.conftest import api_token
+from tests.conftest import api_token, login
 
 TABLES = ("contact", "follow_up", "deal", "care_message", "customer_share", "reclaim_warning",
-          "transfer_item", "ownership_event")
+          "transfer_item")
 
 
 def rows_of(db, ids) -> dict[str, int]:
     """Rows per table that reference any of these customers."""
     db.session.commit()
     out = {}
-    for ref in merge.references():
+    for ref in repoint.references():
         n = db.session.execute(select(func.count()).select_from(ref.table).where(
             ref.table.c[ref.column].in_(ids))).scalar_one()
         out[ref.table.name] = out.get(ref.table.name, 0) + n
@@ -37,8 +39,9 @@ def dump(db, ids) -> dict:
     """Every row of the customers, their ownership and everything that references them."""
     db.session.commit()
     out = {}
-    tables = [(Customer.__table__, "id"), (Ownership.__table__, "customer_id")] + [
-        (r.table, r.column) for r in merge.references()]
+    tables = [(Customer.__table__, "id"), (Ownership.__table__, "customer_id"),
+              (OwnershipEvent.__table__, "customer_id")] + [
+        (r.table, r.column) for r in repoint.references()]
     for table, column in tables:
         rows = db.session.execute(select(table).where(table.c[column].in_(ids))).mappings()
         out[table.name] = sorted((dict(r) for r in rows), key=lambda r: str(sorted(r.items())))
@@ -84,7 +87,7 @@ def pair(db, org):
     return s, twin
 
 
-def test_merge_moves_every_related_row_and_event(db, org, pair):
+def test_merge_moves_every_related_row(db, org, pair):
     s, twin = pair
     ids = [s.id, twin.id]
     before = rows_of(db, ids)
@@ -92,21 +95,21 @@ def test_merge_moves_every_related_row_and_event(db, org, pair):
     assert all(before[t] for t in TABLES)
     [record] = merge.merge(org.staff, s.id, [twin.id])
     after = rows_of(db, [s.id])
-    assert rows_of(db, [twin.id]) == {t: (1 if t == "ownership_event" else 0) for t in before}
+    assert rows_of(db, [twin.id]) == {t: 0 for t in before}
     dropped = {k.split(".")[0]: len(v) for k, v in record.snapshot["dropped"].items()}
     assert dropped == {"customer_share": 1, "reclaim_warning": 1, "care_message": 1}
     for table, n in before.items():
-        added = 1 if table == "ownership_event" else 0  # the survivor's 'merged' event
-        assert after[table] == n - dropped.get(table, 0) + added, table
+        assert after[table] == n - dropped.get(table, 0), table
     assert db.session.get(Customer, twin.id) is None
     moved_care = db.session.execute(select(CareMessage.recipient_key).where(
         CareMessage.occasion_key == "holiday:春节:2030")).scalar_one()
     assert moved_care == f"customer:{s.id}"
     kinds = db.session.execute(select(OwnershipEvent.kind).where(
         OwnershipEvent.customer_id == s.id).order_by(OwnershipEvent.id)).scalars().all()
-    assert kinds == ["created", "created", "merged"]  # its own, the twin's, the merge
+    assert kinds == ["created", "merged"]  # history is never edited: the twin's stay its own
     assert db.session.execute(select(OwnershipEvent.kind).where(
-        OwnershipEvent.customer_id == twin.id)).scalars().all() == ["merged"]
+        OwnershipEvent.customer_id == twin.id).order_by(OwnershipEvent.id)
+    ).scalars().all() == ["created", "merged"]
 
 
 def test_per_field_winners_and_refreshed_keys(db, org, pair):
@@ -259,3 +262,94 @@ def test_redirects_follow_a_second_merge_and_come_back_on_undo(db, org, pair):
     assert merge.survivor_of(s.id) == twin.id
     merge.undo(org.staff, first.id)
     assert merge.survivor_of(s.id) is None
+
+
+# --- history (never edited) -----------------------------------------------------------------
+def event_ids(db, customer_id) -> set[int]:
+    db.session.commit()
+    return set(db.session.execute(select(OwnershipEvent.id).where(
+        OwnershipEvent.customer_id == customer_id)).scalars())
+
+
+def linked_events(html: str) -> set[int]:
+    return {int(x) for x in re.findall(r'href="/ownership-events/show/(\d+)[?"]', html)}
+
+
+def test_the_merged_records_events_stay_put_and_show_in_the_survivors_history(
+        app, db, org, pair):
+    s, twin = pair
+    twins_events = event_ids(db, twin.id)
+    [record] = merge.merge(org.staff, s.id, [twin.id])
+    merged_event = db.session.execute(select(OwnershipEvent.id).where(
+        OwnershipEvent.customer_id == twin.id, OwnershipEvent.kind == "merged")).scalar_one()
+    assert event_ids(db, twin.id) == twins_events | {merged_event}  # under the merged id
+    history = event_ids(db, s.id) | event_ids(db, twin.id)
+    assert set(db.session.execute(select(OwnershipEvent.id).where(merge.history_clause(
+        OwnershipEvent.customer_id, s.id))).scalars()) == history
+    # The survivor's page lists them, for its owner as for an admin; so does rep1's list of
+    # events; manager2 (another department) sees neither list nor event.
+    rep, admin, other = (login(app.test_client(), u) for u in ("rep1", "admin", "manager2"))
+    for client in (rep, admin):
+        page = client.get(f"/customers/show/{s.id}")
+        assert page.status_code == 200
+        assert linked_events(page.get_data(as_text=True)) == history
+    assert history <= linked_events(rep.get("/ownership-events/list/").get_data(as_text=True))
+    some = min(twins_events)
+    assert rep.get(f"/ownership-events/show/{some}").status_code == 200
+    assert rep.get(f"/ownership-events/show/{some}?_flt_0_customer_id={s.id}"
+                   ).status_code == 200  # the link on the survivor's page
+    assert not history & linked_events(other.get("/ownership-events/list/").get_data(
+        as_text=True))
+    assert other.get(f"/ownership-events/show/{some}").status_code == 404
+    # Undone, the twin's history is its own again (plus the undo), the survivor's too.
+    merge.undo(org.staff, record.id)
+    assert event_ids(db, twin.id) - twins_events == {merged_event} | set(
+        db.session.execute(select(OwnershipEvent.id).where(
+            OwnershipEvent.customer_id == twin.id, OwnershipEvent.kind == "unmerged")).scalars())
+    page = admin.get(f"/customers/show/{s.id}").get_data(as_text=True)
+    assert not linked_events(page) & twins_events
+
+
+def test_first_contact_is_read_through_earlier_merges(db, org, pair):
+    s, twin = pair  # s: rep1's, created first; then org.c_rep2 (rep2's); then twin (rep2's)
+    merge.merge(org.staff, twin.id, [s.id])
+    assert holder(db, twin.id) == (org.rep.id, None)  # rep1's first contact came with s
+    # twin's own events say rep1 got it by a merge just now; s's 'created' event, still under
+    # s's id, says rep1 held it before rep2 created c_rep2: rep1 keeps it.
+    merge.merge(org.staff, twin.id, [org.c_rep2.id])
+    assert holder(db, twin.id) == (org.rep.id, None)
+
+
+def test_the_sweep_returns_a_survivor_to_the_pool_its_merged_record_came_from(db, org):
+    from app.models import Pool, PoolMember
+    from app.services import pool, reclaim
+
+    other = Pool(name="华东公海")
+    db.session.add(other)
+    db.session.flush()
+    db.session.add(PoolMember(pool_id=other.id, user_id=org.rep.id))
+    db.session.commit()
+    came = customers.create_customer(org.staff, {"name": "宁波港通物流有限公司"},
+                                     pool_id=other.id)
+    pool.claim_from_pool(org.rep, [came.id])
+    merge.merge(org.staff, org.c_rep.id, [came.id])
+    db.session.execute(update(Ownership).where(Ownership.customer_id == org.c_rep.id)
+                       .values(acquired_at=utcnow() - dt.timedelta(days=200)))
+    db.session.commit()
+    reclaim.sweep()
+    assert holder(db, org.c_rep.id) == (None, other.id)
+
+
+def test_undo_of_a_merge_that_moved_the_events_moves_them_back(db, org, pair):
+    """Merges made before events stayed in place recorded the events they moved."""
+    s, twin = pair
+    twins_events = event_ids(db, twin.id)
+    [record] = merge.merge(org.staff, s.id, [twin.id])
+    db.session.execute(update(OwnershipEvent).where(OwnershipEvent.id.in_(twins_events))
+                       .values(customer_id=s.id))
+    record.moved = dict(record.moved, **{"ownership_event.customer_id": [
+        [i] for i in sorted(twins_events)]})
+    db.session.commit()
+    merge.undo(org.staff, record.id)
+    assert twins_events <= event_ids(db, twin.id)
+    assert not twins_events & event_ids(db, s.id)

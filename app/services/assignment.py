@@ -10,17 +10,16 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import Ownership, User
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import ROLE_ADMIN, ROLE_MANAGER, has_role
-from app.services import ownership, policies, pool_admin
+from app.services import caps, ownership, pool_admin
 from app.services.customers import assignable_owner_ids
-from app.services.errors import (LockCapExceeded, NotInPool, OutOfScope, PermissionDenied,
-                                 ValidationFailed)
+from app.services.errors import NotInPool, OutOfScope, PermissionDenied, ValidationFailed
 from app.services.pool import (MAX_BATCH, customer_names, managed_owner_ids, member_pool_ids,
                                parse_ids)
 
@@ -81,7 +80,7 @@ def assign(actor: User, customer_ids: Iterable, owner_id: int,
         rows = _pool_rows(actor, ids)
         _check_target(actor, owner_id, target_ids(actor, {r.pool_id for r in rows.values()}))
         ownership.lock_rep(owner_id)
-        ownership.check_cap(owner_id, len(ids), verb="分配")
+        caps.check_cap(owner_id, len(ids), verb="分配")
         now = utcnow()
         if ownership.move_from_pool(ids, owner_id, now=now, how="assigned") != len(ids):
             raise NotInPool("部分客户刚被他人领取，请刷新后重试")
@@ -150,7 +149,7 @@ def _plan_line(owner_id: int, allowed) -> tuple[Optional[PlanLine], Optional[dic
                                                 User.id.in_(allowed))).first() is None:
         return None, {"owner_id": owner_id, "username": user.username,
                       "reason": "不在您的数据权限内"}
-    cap, have = ownership.cap_room(owner_id)
+    cap, have = caps.room(owner_id)
     if have >= cap:
         return None, {"owner_id": owner_id, "username": user.username,
                       "reason": f"已达上限：上限 {cap}，已拥有 {have}"}
@@ -222,11 +221,6 @@ def _carry_out(actor: User, plan: DistributionPlan, rows: dict) -> None:
             raise NotInPool("部分客户刚被他人领取，请刷新后重试")
 
 
-def locked_count(user_id: int) -> int:
-    return db.session.execute(select(func.count()).select_from(Ownership).where(
-        Ownership.owner_id == user_id, Ownership.locked.is_(True))).scalar_one()
-
-
 def lock(actor: User, customer_ids: Iterable) -> list[int]:
     """The owner locks key accounts (exempt from reclaim) up to the lock cap."""
     ids = parse_ids(customer_ids)
@@ -237,12 +231,7 @@ def lock(actor: User, customer_ids: Iterable) -> list[int]:
         if foreign:
             raise OutOfScope("只能锁定自己负责的客户", customer_ids=foreign)
         new = [i for i in ids if not rows[i].locked]
-        cap = int(policies.policy_value(actor.id, "max_locked"))
-        have = locked_count(actor.id)
-        if have + len(new) > cap:
-            raise LockCapExceeded(
-                f"超出锁定上限：上限 {cap}，已锁定 {have}，本次锁定 {len(new)}",
-                cap=cap, locked=have, adding=len(new))
+        caps.check_lock_cap(actor.id, len(new))
         db.session.execute(update(Ownership).where(
             Ownership.customer_id.in_(new), Ownership.owner_id == actor.id).values(locked=True))
         db.session.commit()

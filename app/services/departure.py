@@ -14,7 +14,7 @@ from app.extensions import db
 from app.models import Customer, Ownership, Pool, User
 from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, has_role
-from app.services import notifications, org, ownership
+from app.services import caps, notifications, org, ownership
 from app.services.assignment import plan_distribution
 from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
@@ -45,10 +45,7 @@ def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = 
         if owner_id is None or owner_id == user_id:
             raise ValidationFailed({"owner_id": "请选择接收交接的销售"})
         ownership.ensure_active_owner(owner_id)
-        cap, have = ownership.cap_room(owner_id)
-        if have + len(ids) > cap:
-            raise Conflict(f"接收人超出客户上限：上限 {cap}，已拥有 {have}，本次转入 {len(ids)}",
-                           code="cap_exceeded", cap=cap, owned=have, adding=len(ids))
+        caps.check_handover(owner_id, len(ids))
         targets[owner_id] = ids
     elif mode == "team":
         team = [i for i in (owner_ids or []) if i != user_id]
@@ -95,7 +92,7 @@ def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = 
         events = []
         for target in sorted(targets):
             ownership.lock_rep(target)
-            ownership.check_cap(target, len(targets[target]), verb="转入")
+            caps.check_cap(target, len(targets[target]), verb="转入")
             moved = db.session.execute(
                 update(Ownership).where(Ownership.customer_id.in_(targets[target]),
                                         Ownership.owner_id == user_id)

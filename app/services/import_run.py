@@ -25,7 +25,7 @@ from app.extensions import db
 from app.models import Customer, ImportBatch, ImportProblem, Ownership, User
 from app.models.customer import utcnow
 from app.queue import enqueue
-from app.services import audit, bulk, dedupe_bulk, ownership
+from app.services import audit, bulk, caps, dedupe_bulk, ownership
 from app.services.customers import clean_customer_data
 from app.services.errors import NotFound, ValidationFailed
 from app.services.import_files import BadLine, open_source
@@ -340,8 +340,7 @@ def _placements(job: _Run, values: list[dict]) -> list[tuple[Optional[int], Opti
     # rules counted cannot push the rep over the cap.
     for owner_id in sorted(per_owner):
         ownership.lock_rep(owner_id)
-        cap, have = ownership.cap_room(owner_id)
-        room = max(cap - have, 0)
+        room = caps.room(owner_id).left
         if room < per_owner[owner_id]:
             over = per_owner[owner_id] - room
             for i in range(len(out) - 1, -1, -1):

@@ -5,14 +5,12 @@ time, all pairs of one review in one transaction:
 
 - fields: the reviewer picks, per field, whose value wins; the survivor's overwritten
   values are kept for undo, and its dedupe keys are recomputed.
-- related rows: every row that references customer.id — found by introspecting the
-  metadata's foreign keys, so a table added later is not forgotten — plus the history
-  tables that keep a customer id without a foreign key (SOFT_REFERENCES), is re-pointed to
-  the survivor. Where a unique key would then hold twice (a share for the same user, a
-  reclaim warning of the same cycle, a care greeting for the same occasion), the merged
-  record's row is dropped and kept in the snapshot. audit_log rows stay under their
-  object id: the audit trail records what happened to which id, and the merge's own audit
-  rows link the two ids.
+- related rows: every row that references customer.id is re-pointed to the survivor
+  (app.services.repoint); where a unique key would then hold twice, the merged record's
+  row is dropped and kept in the snapshot. History is never edited (DESIGN.md
+  invariant 2): ownership events stay under the merged id, and a survivor's history is read
+  through the redirects (history_clause); audit_log rows stay under their object id too,
+  and the merge's own audit rows link the two ids.
 - ownership, by this rule: the owners of the two records are candidates; the owner of a
   locked record comes first, then the owner of a won record (their key account and their
   deal decide), then the owner with the earliest first contact (the earliest 'created',
@@ -31,30 +29,25 @@ survivor's fields and ownership, and writes 'unmerged' events.
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
-from flask_appbuilder import Model
-from sqlalchemy import (Date, DateTime, Numeric, Table, and_, delete, func, insert, select,
-                        update)
+from sqlalchemy import delete, exists, func, insert, or_, select, true, update
 
 from app.extensions import db
 from app.models import (Customer, CustomerMerge, CustomerRedirect, DedupeCluster, Ownership,
                         OwnershipEvent, User)
 from app.models.customer import utcnow
-from app.security import ROLE_ADMIN, ROLE_AUDITOR, ROLE_STAFF, can_see_customer, has_role
-from app.services import audit, ownership as ownership_service, policies
-from app.services.errors import (CapExceeded, Conflict, NotFound, OutOfScope, PermissionDenied,
-                                 ValidationFailed)
+from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_STAFF, can_see_customer, has_role,
+                          visible_customer_ids_select)
+from app.services import audit, caps, ownership as ownership_service, repoint
+from app.services.errors import Conflict, NotFound, OutOfScope, PermissionDenied, ValidationFailed
 
 UNDO_DAYS = 30
 # The fields a reviewer picks a winner for; "birthday" is its parts, taken together.
 MERGE_FIELDS = ("name", "industry", "province", "city", "address", "phone", "mobile", "email",
                 "source", "product_line", "birthday", "notes")
 FIELD_COLUMNS = {"birthday": ("birth_year", "birth_month", "birth_day", "birthday_lunar")}
-# Customer ids kept without a foreign key (history that outlives a customer): moved too.
-SOFT_REFERENCES = (("ownership_event", "customer_id"), ("transfer_item", "customer_id"))
 FIRST_CONTACT_KINDS = ("created", "claimed", "assigned", "rule-assigned")
 
 
@@ -78,144 +71,6 @@ def require_reader(actor: Optional[User]) -> None:
         raise PermissionDenied("您的角色不能查看查重结果")
 
 
-# --- row snapshots as JSON ----------------------------------------------------------------
-def _plain(value: Any) -> Any:
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    return value
-
-
-def _typed(table: Table, values: dict) -> dict:
-    out = {}
-    for key, value in values.items():
-        column = table.c[key]
-        if isinstance(value, str) and isinstance(column.type, DateTime):
-            value = dt.datetime.fromisoformat(value)
-        elif isinstance(value, str) and isinstance(column.type, Date):
-            value = dt.date.fromisoformat(value)
-        elif isinstance(value, str) and isinstance(column.type, Numeric):
-            value = decimal.Decimal(value)
-        out[key] = value
-    return out
-
-
-def _row(table: Table, where) -> Optional[dict]:
-    row = db.session.execute(select(table).where(where)).mappings().first()
-    return {k: _plain(v) for k, v in row.items()} if row else None
-
-
-# --- references to customer.id ------------------------------------------------------------
-@dataclass(frozen=True)
-class Reference:
-    table: Table
-    column: str
-    uniques: tuple[tuple[str, ...], ...]  # unique keys that would hold twice after a move
-
-    @property
-    def key(self) -> str:
-        return f"{self.table.name}.{self.column}"
-
-
-def _unique_keys(table: Table, column: str) -> tuple[tuple[str, ...], ...]:
-    from sqlalchemy import Index, UniqueConstraint
-
-    keys = [tuple(c.name for c in con.columns) for con in table.constraints
-            if isinstance(con, UniqueConstraint)]
-    keys += [tuple(c.name for c in ix.columns) for ix in table.indexes
-             if isinstance(ix, Index) and ix.unique]
-    rewritten = set(REWRITES.get(table.name, {}).keys())
-    return tuple(k for k in keys if column in k or rewritten & set(k))
-
-
-def references() -> list[Reference]:
-    """Every (table, column) that holds a customer id, except the ownership row."""
-    import app.models  # noqa: F401  (every table registered)
-
-    customer_id = Customer.__table__.c.id
-    found = []
-    for table in Model.metadata.sorted_tables:
-        if table is Ownership.__table__:
-            continue
-        for fk in table.foreign_keys:
-            if fk.column is customer_id:
-                found.append((table, fk.parent.name))
-    for name, column in SOFT_REFERENCES:
-        found.append((Model.metadata.tables[name], column))
-    return [Reference(t, c, _unique_keys(t, c)) for t, c in found]
-
-
-def _care_recipient(row: dict, old_id: int, new_id: int) -> dict:
-    """A greeting addressed to the customer itself is keyed "customer:<id>"."""
-    if row.get("recipient_key") == f"customer:{old_id}":
-        return {"recipient_key": f"customer:{new_id}"}
-    return {}
-
-
-# Columns besides the customer id whose value names the customer (table -> column -> how).
-REWRITES = {"care_message": {"recipient_key": _care_recipient}}
-
-
-def _keep_stamps(table: Table) -> dict:
-    """SET col = col for columns with an onupdate default (updated_at): re-pointing a row
-    is not an edit of it, and undo must find it as it was."""
-    return {c.name: c for c in table.c if c.onupdate is not None}
-
-
-def _pk_columns(table: Table) -> list[str]:
-    return [c.name for c in table.primary_key.columns]
-
-
-def _where_pk(table: Table, values: list) -> Any:
-    return and_(*(table.c[c] == v for c, v in zip(_pk_columns(table), values)))
-
-
-def _move_rows(ref: Reference, old_id: int, new_id: int) -> tuple[list, list, list]:
-    """Re-point ref's rows from old_id to new_id: (moved primary keys as they were,
-    dropped rows, [primary key as it was, {column: old value}] of rewritten columns)."""
-    table, col = ref.table, ref.table.c[ref.column]
-    pk = _pk_columns(table)
-    rewrites = REWRITES.get(table.name, {})
-    if not ref.uniques and not rewrites and ref.column not in pk:
-        moved = [list(r) for r in db.session.execute(
-            select(*(table.c[c] for c in pk)).where(col == old_id)).all()]
-        if moved:
-            db.session.execute(update(table).where(col == old_id).values(
-                {ref.column: new_id, **_keep_stamps(table)}))
-        return moved, [], []
-    moved, dropped, rewritten = [], [], []
-    rows = db.session.execute(select(table).where(col == old_id)).mappings().all()
-    for row in rows:
-        row = dict(row)
-        changes = {ref.column: new_id}
-        for column, how in rewrites.items():
-            changes.update(how(row, old_id, new_id))
-        after = dict(row, **changes)
-        key = [row[c] for c in pk]
-        if any(_taken(table, unique, after, key) for unique in ref.uniques):
-            dropped.append({k: _plain(v) for k, v in row.items()})
-            db.session.execute(delete(table).where(_where_pk(table, key)))
-            continue
-        db.session.execute(update(table).where(_where_pk(table, key))
-                           .values(dict(_keep_stamps(table), **changes)))
-        moved.append(key)
-        old = {c: row[c] for c in changes if c != ref.column}
-        if old:
-            rewritten.append([key, old])
-    return moved, dropped, rewritten
-
-
-def _taken(table: Table, unique: tuple[str, ...], values: dict, own_key: list) -> bool:
-    """Another row already holds these values of a unique key."""
-    if any(values.get(c) is None for c in unique):
-        return False  # NULLs never collide
-    conds = [table.c[c] == values[c] for c in unique]
-    pk = _pk_columns(table)
-    conds.append(~and_(*(table.c[c] == v for c, v in zip(pk, own_key))))
-    return db.session.execute(select(table.c[pk[0]]).where(*conds).limit(1)).first() is not None
-
-
 # --- ownership of the survivor ------------------------------------------------------------
 @dataclass
 class Holding:
@@ -232,7 +87,7 @@ def _holding(customer: Customer) -> Holding:
     first = None
     if own.owner_id is not None:
         first = db.session.execute(select(func.min(OwnershipEvent.created_at)).where(
-            OwnershipEvent.customer_id == customer.id,
+            history_clause(OwnershipEvent.customer_id, customer.id),
             OwnershipEvent.to_owner_id == own.owner_id,
             OwnershipEvent.kind.in_(FIRST_CONTACT_KINDS))).scalar()
     return Holding(customer.id, own.owner_id, own.pool_id, bool(own.locked), bool(own.won),
@@ -248,27 +103,15 @@ def candidates(holdings: list[Holding]) -> list[Holding]:
                                         h.customer_id != survivor, h.customer_id))
 
 
-def _counted(locked: bool, won: bool, count_won: bool) -> bool:
-    return not locked and (count_won or not won)
-
-
 def _fits(owner_id: int, survivor: Holding, locked: bool, won: bool) -> bool:
     """May the owner be given the survivor (locked/won as it will be)? The survivor already
     theirs always fits (their count does not rise). Otherwise the caps are checked as for a
     claim, with the merged record still counted: a merge never lets an owner at the cap
     take a record away from its holder."""
-    from app.services.assignment import locked_count
-
     if survivor.owner_id == owner_id:
         return True
     ownership_service.lock_rep(owner_id)
-    policy = policies.effective_policy(owner_id)
-    count_won = bool(policy["count_won"].value)
-    if _counted(locked, won, count_won):
-        have = ownership_service.owned_count(owner_id, count_won)
-        if have + 1 > policy["max_customers"].value:
-            return False
-    return not locked or locked_count(owner_id) + 1 <= policy["max_locked"].value
+    return caps.fits(owner_id, locked=locked, won=won)
 
 
 def resolve_owner(holdings: list[Holding]) -> tuple[Optional[int], bool]:
@@ -301,16 +144,16 @@ def _merge_pair(actor: User, survivor: Customer, merged: Customer, fields: Itera
     s_id, m_id = survivor.id, merged.id
     c_table, o_table = Customer.__table__, Ownership.__table__
     snapshot: dict[str, Any] = {
-        "customer": _row(c_table, c_table.c.id == m_id),
-        "ownership": _row(o_table, o_table.c.customer_id == m_id),
-        "survivor_ownership": _row(o_table, o_table.c.customer_id == s_id),
+        "customer": repoint.row_json(c_table, c_table.c.id == m_id),
+        "ownership": repoint.row_json(o_table, o_table.c.customer_id == m_id),
+        "survivor_ownership": repoint.row_json(o_table, o_table.c.customer_id == s_id),
         "survivor_fields": {}, "dropped": {}, "rewritten": {}, "redirects": []}
     holdings = [_holding(survivor), _holding(merged)]
     changes = {}
     for field in fields:
         for column in columns_of(field):
             old, new = getattr(survivor, column), getattr(merged, column)
-            snapshot["survivor_fields"][column] = _plain(old)
+            snapshot["survivor_fields"][column] = repoint.plain(old)
             if old != new:
                 changes[column] = (old, new)
                 setattr(survivor, column, new)
@@ -318,15 +161,8 @@ def _merge_pair(actor: User, survivor: Customer, merged: Customer, fields: Itera
                            actor_id=actor.id, created_at=utcnow(), snapshot={}, moved={})
     db.session.add(record)
     db.session.flush()
-    moved: dict[str, list] = {}
-    for ref in references():
-        rows, dropped, rewritten = _move_rows(ref, m_id, s_id)
-        if rows:
-            moved[ref.key] = rows
-        if dropped:
-            snapshot["dropped"][ref.key] = dropped
-        if rewritten:
-            snapshot["rewritten"][ref.key] = rewritten
+    moves = repoint.move_references(m_id, s_id)
+    snapshot["dropped"], snapshot["rewritten"] = moves.dropped, moves.rewritten
     redirects = db.session.execute(select(CustomerRedirect.old_id).where(
         CustomerRedirect.survivor_id == m_id)).scalars().all()
     if redirects:  # one hop: ids merged into the merged record now lead to the survivor
@@ -342,7 +178,7 @@ def _merge_pair(actor: User, survivor: Customer, merged: Customer, fields: Itera
     db.session.execute(delete(CustomerRedirect).where(CustomerRedirect.old_id == m_id))
     db.session.add(CustomerRedirect(old_id=m_id, survivor_id=s_id, merge_id=record.id,
                                     created_at=record.created_at))
-    record.snapshot, record.moved = snapshot, moved
+    record.snapshot, record.moved = snapshot, moves.moved
     audit.record(actor.id, "merge", "customer", s_id,
                  dict({"merged_id": (None, m_id), "merge_id": (None, record.id)}, **changes))
     audit.record(actor.id, "merged_into", "customer", m_id,
@@ -436,6 +272,40 @@ def visible_survivor(actor: Optional[User], old_id: int) -> Optional[int]:
     return None
 
 
+# A survivor's history is its own events and those of every customer merged into it, at any
+# depth (a redirect is always one hop): events stay under the id they were written for.
+def _in_effect():
+    """The redirect's old id is free, as in survivor_of: on SQLite a new customer may be given
+    it, and the events under it are then that customer's."""
+    return ~exists().where(Customer.id == CustomerRedirect.old_id)
+
+
+def merged_into(survivor_ids: list[int]) -> dict[int, int]:
+    """{old id: survivor id} of the customers merged into these."""
+    r = CustomerRedirect
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    return dict(db.session.execute(select(r.old_id, r.survivor_id).where(
+        ownership_service.in_ids(r.survivor_id, survivor_ids, postgres), _in_effect())).all())
+
+
+def history_clause(column, customer_id: int):
+    """`column` (the customer id of an ownership event) is in the customer's history."""
+    r = CustomerRedirect
+    return or_(column == customer_id, column.in_(
+        select(r.old_id).where(r.survivor_id == customer_id, _in_effect())))
+
+
+def history_scope_clause(actor: Optional[User], column):
+    """`column` (the customer id of an ownership event) is in the actor's data scope: its
+    customer is, or the survivor it was merged into is."""
+    visible = visible_customer_ids_select(actor)
+    if visible is None:
+        return true()
+    r = CustomerRedirect
+    return or_(column.in_(visible), column.in_(
+        select(r.old_id).where(r.survivor_id.in_(visible), _in_effect())))
+
+
 # --- undo ---------------------------------------------------------------------------------
 def undo_refusal(record: CustomerMerge, now: Optional[dt.datetime] = None) -> Optional[str]:
     """Why this merge cannot be undone, or None."""
@@ -480,15 +350,12 @@ def undo(actor: User, merge_id: int) -> CustomerMerge:
     return record
 
 
-def _owner_counts(owner_ids: set[int]) -> dict[int, tuple[int, int]]:
-    from app.services.assignment import locked_count
-
+def _standings(owner_ids: set[int]) -> dict[int, tuple[caps.Room, caps.Room]]:
+    """caps.standing of each owner, locked in id order (two undos cannot deadlock)."""
     out = {}
     for owner_id in sorted(owner_ids):
         ownership_service.lock_rep(owner_id)
-        count_won = bool(policies.policy_value(owner_id, "count_won"))
-        out[owner_id] = (ownership_service.owned_count(owner_id, count_won),
-                         locked_count(owner_id))
+        out[owner_id] = caps.standing(owner_id)
     return out
 
 
@@ -499,52 +366,30 @@ def _undo(actor: User, record: CustomerMerge) -> None:
     now_holder = (s_own.owner_id, s_own.pool_id)
     owners = {o for o in (s_own.owner_id, snap["ownership"]["owner_id"],
                           snap["survivor_ownership"]["owner_id"]) if o}
-    before = _owner_counts(owners)
-    db.session.execute(insert(c_table).values(_typed(c_table, snap["customer"])))
-    db.session.execute(insert(o_table).values(_typed(o_table, snap["ownership"])))
+    before = _standings(owners)
+    db.session.execute(insert(c_table).values(repoint.typed(c_table, snap["customer"])))
+    db.session.execute(insert(o_table).values(repoint.typed(o_table, snap["ownership"])))
     restored = {k: v for k, v in snap["survivor_ownership"].items() if k != "customer_id"}
     db.session.execute(update(o_table).where(o_table.c.customer_id == s_id)
-                       .values(_typed(o_table, restored)))
-    refs = {ref.key: ref for ref in references()}
-    for key, keys in record.moved.items():
-        ref = refs.get(key)
-        if ref is None:
-            continue  # a table dropped since: nothing to move back
-        for pk_values in keys:
-            where = [ref.table.c[c] == (s_id if c == ref.column else v)
-                     for c, v in zip(_pk_columns(ref.table), pk_values)]
-            db.session.execute(update(ref.table).where(*where, ref.table.c[ref.column] == s_id)
-                               .values({ref.column: m_id, **_keep_stamps(ref.table)}))
-    for key, rows in snap.get("rewritten", {}).items():
-        ref = refs.get(key)
-        for pk_values, old in rows if ref else []:
-            db.session.execute(update(ref.table).where(_where_pk(ref.table, pk_values))
-                               .values(dict(_keep_stamps(ref.table), **old)))
-    for key, rows in snap.get("dropped", {}).items():
-        ref = refs.get(key)
-        for row in rows if ref else []:
-            db.session.execute(insert(ref.table).values(_typed(ref.table, row)))
+                       .values(repoint.typed(o_table, restored)))
+    moves = repoint.Moves(record.moved, snap.get("dropped", {}), snap.get("rewritten", {}))
+    # Merges made before history stayed in place moved the merged record's events too.
+    repoint.move_back(moves, m_id, s_id,
+                      also=[repoint.Reference(OwnershipEvent.__table__, "customer_id", ())])
     if snap.get("redirects"):
         db.session.execute(update(CustomerRedirect).where(
             CustomerRedirect.old_id.in_(snap["redirects"])).values(survivor_id=m_id))
     db.session.execute(delete(CustomerRedirect).where(CustomerRedirect.old_id == m_id))
     survivor = db.session.get(Customer, s_id)
     db.session.refresh(survivor)
-    for column, value in _typed(c_table, snap["survivor_fields"]).items():
+    for column, value in repoint.typed(c_table, snap["survivor_fields"]).items():
         setattr(survivor, column, value)
     from app.services.customers import refresh_row_keys
 
     refresh_row_keys(survivor)
     db.session.flush()
-    after = _owner_counts(owners)
-    for owner_id, (count, locked) in after.items():
-        policy = policies.effective_policy(owner_id)
-        if count > before[owner_id][0] and count > policy["max_customers"].value:
-            raise CapExceeded(f"撤销会使用户 #{owner_id} 超出客户上限（上限 "
-                              f"{policy['max_customers'].value}，撤销后 {count}）",
-                              cap=policy["max_customers"].value, owned=count)
-        if locked > before[owner_id][1] and locked > policy["max_locked"].value:
-            raise CapExceeded(f"撤销会使用户 #{owner_id} 超出锁定上限")
+    for owner_id, after in _standings(owners).items():
+        caps.check_undo(owner_id, before[owner_id], after)
     m_own = snap["ownership"]
     s_back = snap["survivor_ownership"]
     rule = f"unmerge:{record.id}"

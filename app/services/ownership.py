@@ -1,4 +1,4 @@
-"""Ownership primitives: where a new customer goes, the cap check, and the event log.
+"""Ownership primitives: where a new customer goes, the rep lock, and the event log.
 
 Every change of owner or pool goes through `_record_event`; nothing edits or deletes events.
 The claim / release / transfer engine builds on these.
@@ -8,14 +8,14 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Optional
 
-from sqlalchemy import ARRAY, Integer, any_, bindparam, func, insert, select, update
+from sqlalchemy import ARRAY, Integer, any_, bindparam, insert, select, update
 
 from app.extensions import db
 from app.models import Department, Ownership, OwnershipEvent, Pool, User
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
-from app.services import policies
-from app.services.errors import CapExceeded, NotFound, ValidationFailed
+from app.services import caps
+from app.services.errors import NotFound, ValidationFailed
 
 
 def default_pool() -> Pool:
@@ -29,7 +29,8 @@ def lock_rep(user_id: int) -> None:
     """Serialise every ownership change for one rep until the transaction ends.
 
     An UPDATE of the rep's row takes a row lock on PostgreSQL and the write lock on SQLite,
-    so two requests cannot both count the rep's customers and both squeeze in under the cap.
+    so two requests cannot both count the rep's customers and both squeeze in under the cap
+    (app.services.caps counts them).
     """
     db.session.execute(update(User).where(User.id == user_id).values(changed_on=User.changed_on))
 
@@ -55,40 +56,6 @@ def lock_active_rep(user_id: int):
     if not row.active or row.employment_status != EMPLOYMENT_ACTIVE:
         raise ValidationFailed({"owner": f"{row.username} 已停用或离职，不能成为负责人"})
     return row
-
-
-def owned_count_select(user_id: int, count_won: bool):
-    """Customers counted against the cap: unlocked, not won (won ones too if the policy
-    counts them), as a scalar subquery."""
-    q = select(func.count()).select_from(Ownership).where(
-        Ownership.owner_id == user_id, Ownership.locked.is_(False))
-    if not count_won:
-        q = q.where(Ownership.won.is_(False))
-    return q.scalar_subquery()
-
-
-def owned_count(user_id: int, count_won: bool) -> int:
-    return db.session.execute(select(owned_count_select(user_id, count_won))).scalar_one()
-
-
-def cap_error(cap: int, have: int, adding: int, verb: str) -> CapExceeded:
-    return CapExceeded(f"超出客户上限：上限 {cap}，已拥有 {have}，本次{verb} {adding}",
-                       cap=cap, owned=have, adding=adding)
-
-
-def cap_room(user_id: int, policy: Optional[dict] = None) -> tuple[int, int]:
-    """(cap, currently counted) for user_id under its effective policy."""
-    policy = policy or policies.effective_policy(user_id)
-    return policy["max_customers"].value, owned_count(user_id, bool(policy["count_won"].value))
-
-
-def check_cap(user_id: int, adding: int, verb: str = "新增",
-              policy: Optional[dict] = None) -> None:
-    """Refuse if user_id would hold more than the cap; call after lock_rep in the same
-    transaction. Pass `policy` when the caller already resolved it."""
-    cap, have = cap_room(user_id, policy)
-    if have + adding > cap:
-        raise cap_error(cap, have, adding, verb)
 
 
 def ensure_active_owner(user_id: int) -> User:
@@ -126,7 +93,7 @@ def place_new_customer(customer, *, actor_id: Optional[int], owner_id: Optional[
     if owner_id is not None:
         ensure_active_owner(owner_id)
         lock_rep(owner_id)
-        check_cap(owner_id, 1)
+        caps.check_cap(owner_id, 1)
     elif db.session.get(Pool, pool_id) is None:
         raise ValidationFailed({"pool": "公海不存在"})
     now = utcnow()

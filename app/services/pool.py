@@ -19,7 +19,7 @@ from app.models import Customer, Ownership, OwnershipEvent, Pool, PoolMember, Us
 from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, Scope, has_role, scope_of, \
     visible_owner_ids_select
-from app.services import ownership, policies
+from app.services import caps, ownership, policies
 from app.services.errors import (DailyLimitReached, InCooldown, NotInPool, OutOfScope,
                                  PermissionDenied, ValidationFailed)
 
@@ -173,8 +173,8 @@ def _claim_facts_statement(admin: bool):
     return (select(o.c.customer_id, o.c.pool_id, o.c.previous_owner_id, o.c.released_at,
                    customer.c.name, in_member_pool.label("member"),
                    claimed_today.label("claimed_today"),
-                   ownership.owned_count_select(actor_id, True).label("owned_all"),
-                   ownership.owned_count_select(actor_id, False).label("owned_unwon"),
+                   caps.counted_select(actor_id, True).label("counted_all"),
+                   caps.counted_select(actor_id, False).label("counted_unwon"),
                    *policies.LAYER_COLUMNS)
             .select_from(policies.layers_join(
                 o.join(customer, customer.c.id == o.c.customer_id), actor_id, chain))
@@ -199,15 +199,12 @@ def _check_cooldown(actor_id: int, rows: dict, days: int, now: dt.datetime) -> N
 def _check_claim_limits(policy: dict, counts, adding: int) -> None:
     """Daily claim limit, then the cap; `counts` is a _claim_facts row."""
     limit = int(policy["daily_claim_limit"].value)
-    cap = int(policy["max_customers"].value)
     today = counts.claimed_today
-    have = counts.owned_all if policy["count_won"].value else counts.owned_unwon
     if today + adding > limit:
         raise DailyLimitReached(
             f"超出每日领取上限：上限 {limit}，今日已领取 {today}，本次领取 {adding}",
             limit=limit, claimed_today=today, adding=adding)
-    if have + adding > cap:
-        raise ownership.cap_error(cap, have, adding, "领取")
+    caps.check(caps.room_of(policy, counts.counted_all, counts.counted_unwon), adding, "领取")
 
 
 def release_to_pool(actor: User, customer_ids: Iterable, reason: str,

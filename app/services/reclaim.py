@@ -21,7 +21,7 @@ from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, select
 from app.extensions import db
 from app.models import Customer, Department, Ownership, OwnershipEvent, Pool, ReclaimWarning, User
 from app.models.customer import utcnow
-from app.services import notifications, ownership, policies
+from app.services import merge, notifications, ownership, policies
 
 CHUNK = 20000
 SWEEP_LOCK_KEY = 4_242_001  # pg_advisory_xact_lock key shared by every sweep
@@ -98,14 +98,20 @@ def threshold_groups(with_warning: bool = False) -> dict[tuple, list[int]]:
 
 def _origins(ids: list[int]) -> dict[int, int]:
     """{customer id: the pool it was last taken from} for those whose pool still exists; one
-    grouped query on the (customer_id, id) index, instead of a subquery per updated row."""
+    grouped query on the (customer_id, id) index, instead of a subquery per updated row. A
+    survivor's history includes the events of the customers merged into it."""
     e = OwnershipEvent
+    whose = {**merge.merged_into(ids), **{i: i for i in ids}}  # event's customer -> history
     last = (select(e.customer_id, func.max(e.id).label("last_id"))
-            .where(_in(e.customer_id, ids), e.from_pool_id.is_not(None))
+            .where(_in(e.customer_id, list(whose)), e.from_pool_id.is_not(None))
             .group_by(e.customer_id).subquery())
-    return dict(db.session.execute(
-        select(e.customer_id, e.from_pool_id).join(last, last.c.last_id == e.id)
-        .where(e.from_pool_id.in_(select(Pool.id)))).all())
+    latest: dict[int, tuple] = {}
+    for customer_id, event_id, pool_id, pool_exists in db.session.execute(
+            select(e.customer_id, e.id, e.from_pool_id, Pool.id.is_not(None))
+            .join(last, last.c.last_id == e.id).outerjoin(Pool, Pool.id == e.from_pool_id)):
+        if event_id > latest.get(whose[customer_id], (0,))[0]:
+            latest[whose[customer_id]] = (event_id, pool_id if pool_exists else None)
+    return {i: pool_id for i, (_, pool_id) in latest.items() if pool_id is not None}
 
 
 def _lock_sweep() -> None:

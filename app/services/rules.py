@@ -18,7 +18,7 @@ from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.models.rule import RULE_CONDITIONS
 from app.security import ROLE_REP, has_role
-from app.services import ownership
+from app.services import caps, ownership
 from app.services.errors import NotInPool, ValidationFailed
 
 
@@ -72,7 +72,7 @@ class _Loads:
 
     def has_room(self, user_id: int) -> bool:
         if user_id not in self.room:
-            self.room[user_id] = ownership.cap_room(user_id)
+            self.room[user_id] = caps.room(user_id)
         cap, have = self.room[user_id]
         return have + self.added.get(user_id, 0) < cap
 
@@ -181,7 +181,7 @@ def apply_to_pool_customers(actor: User, customer_ids: Iterable, dry_run: bool =
         for owner_id in sorted({p["owner_id"] for p in plan if p["owner_id"]}):
             ownership.lock_rep(owner_id)
             mine = [p["customer_id"] for p in plan if p["owner_id"] == owner_id]
-            ownership.check_cap(owner_id, len(mine), verb="分配")
+            caps.check_cap(owner_id, len(mine), verb="分配")
             if ownership.move_from_pool(mine, owner_id, now=now, how="rule-assigned") != len(mine):
                 raise NotInPool("部分客户刚被他人领取，请刷新后重试")
         for p in plan:

@@ -22,7 +22,7 @@ from app.models.customer import utcnow
 from app.models.transfer import TRANSFER_TRIGGERS
 from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF,
                           can_see_customer, has_role)
-from app.services import notifications, ownership
+from app.services import caps, notifications, ownership
 from app.services.errors import (Conflict, NotFound, OutOfScope, PermissionDenied,
                                  ValidationFailed)
 from app.services.pool import customer_names, parse_ids
@@ -239,7 +239,7 @@ def _hand_over(actor: User, transfer: TransferRequest, now: dt.datetime) -> None
     ids = [item.customer_id for item in transfer.items]
     ownership.lock_rep(transfer.to_owner_id)
     ownership.ensure_active_owner(transfer.to_owner_id)
-    ownership.check_cap(transfer.to_owner_id, len(ids), verb="转入")
+    caps.check_cap(transfer.to_owner_id, len(ids), verb="转入")
     moved = db.session.execute(
         update(Ownership)
         .where(Ownership.customer_id.in_(ids), Ownership.owner_id == transfer.from_owner_id)

@@ -12,7 +12,7 @@ from app.models import Customer, Ownership, TransferRequest, User
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import Scope, scope_of, visible_owner_ids_select
-from app.services import policies, reclaim
+from app.services import caps, policies, reclaim
 from app.services.normalize import mask_phone
 from app.services.pool import claimed_today, member_pool_ids
 
@@ -101,13 +101,10 @@ def tab_counts(user: User) -> dict[str, int]:
 def limits(user_id: int) -> dict:
     """The user's effective rules with where each comes from, and where they stand today."""
     policy = policies.effective_policy(user_id)
-    owned = db.session.execute(select(func.count()).select_from(Ownership).where(
-        Ownership.owner_id == user_id, Ownership.locked.is_(False),
-        *([] if policy["count_won"].value else [Ownership.won.is_(False)]))).scalar_one()
-    locked = db.session.execute(select(func.count()).select_from(Ownership).where(
-        Ownership.owner_id == user_id, Ownership.locked.is_(True))).scalar_one()
     return {"policy": {k: {"value": v.value, "source": v.source} for k, v in policy.items()},
-            "owned": owned, "locked": locked, "claimed_today": claimed_today(user_id)}
+            "owned": caps.room(user_id, policy).have,
+            "locked": caps.lock_room(user_id, policy).have,
+            "claimed_today": claimed_today(user_id)}
 
 
 def my_requests(user: User) -> list[TransferRequest]:

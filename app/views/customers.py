@@ -7,6 +7,7 @@ from flask import Response, abort, flash, redirect, request, url_for
 from flask_appbuilder import action, expose, has_access
 from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
+from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
 from wtforms import BooleanField, SelectField, StringField
@@ -129,13 +130,40 @@ class ContactView(ScopedModelView):
         self.update_redirect()
 
 
+class HistoryScopeFilter(BaseFilter):
+    """The data scope of ownership events: merged customers' events stay under their own
+    ids, and are in scope with the survivor (app.services.merge.history_scope_clause)."""
+
+    name = "data scope"
+    arg_name = None
+
+    def apply(self, query, value):
+        from app.services.merge import history_scope_clause
+
+        column = getattr(self.datamodel.obj, self.column_name)
+        return query.filter(history_scope_clause(current_user(), column))
+
+
+class HistoryOfFilter(BaseFilter):
+    """A customer page's ownership history: its events and those of the customers merged
+    into it (app.services.merge.history_clause)."""
+
+    name = "history of"
+    arg_name = None
+
+    def apply(self, query, value):
+        from app.services.merge import history_clause
+
+        return query.filter(history_clause(getattr(self.datamodel.obj, self.column_name), value))
+
+
 class CustomerEventView(ScopedModelView):
     """Ownership history (read-only): who held the customer, when, why, by which rule."""
 
     datamodel = SQLAInterface(OwnershipEvent)
     class_permission_name = RES_OWNERSHIP_EVENT
     route_base = "/ownership-events"
-    base_filters = scope_filters("customer_id")
+    base_filters = [["customer_id", HistoryScopeFilter, lambda: None]]
     base_permissions = ["can_read"]
     base_order = ("id", "desc")
     list_title = show_title = _("Ownership history")
@@ -212,6 +240,19 @@ class CustomerView(ScopedModelView):
         value = super()._deserialize_pk_if_composite(pk)
         self._follow_merge(value)
         return value
+
+    def _get_related_view_widget(self, item, related_view, order_column="", order_direction="",
+                                 page=None, page_size=None):
+        if not isinstance(related_view, CustomerEventView):
+            return super()._get_related_view_widget(item, related_view, order_column,
+                                                    order_direction, page, page_size)
+        # FAB would match the events' customer relationship (this id only): the history
+        # includes the customers merged into this one.
+        filters = related_view.datamodel.get_filters().add_filter_related_view(
+            "customer_id", HistoryOfFilter, item.id)
+        return related_view._get_view_widget(filters=filters, order_column=order_column,
+                                             order_direction=order_direction, page=page,
+                                             page_size=page_size)
 
     def _follow_merge(self, pk: int) -> None:
         """Opening a merged customer's old page (show or edit) leads to the survivor, for

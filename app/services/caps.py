@@ -1,0 +1,135 @@
+"""The cap rule (DESIGN.md invariant 3), once: what counts against a rep's caps, the room
+left, and the refusal.
+
+A rep's cap counts the customers they own that are neither locked nor won (won ones too when
+the policy's count_won says so); locked customers count against the separate lock cap.
+Every path that gives a rep customers (claim, create, assign, distribute, transfer, import,
+merge, undo, departure handover) counts here, after taking the rep's row lock
+(ownership.lock_rep or lock_active_rep) in the same transaction, so two requests cannot both
+squeeze in under a cap; previews and the workbench only read.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import Ownership
+from app.services import policies
+from app.services.errors import CapExceeded, Conflict, LockCapExceeded
+
+
+class Room(NamedTuple):
+    """A cap and how many count against it now."""
+    cap: int
+    have: int
+
+    @property
+    def left(self) -> int:
+        return max(self.cap - self.have, 0)
+
+
+def counts_against_cap(locked: bool, won: bool, count_won: bool) -> bool:
+    """Does one customer, locked / won as given, count against its owner's cap?"""
+    return not locked and (count_won or not won)
+
+
+def counted_select(user_id, count_won: bool):
+    """The user's customers counted against the cap, as a scalar subquery (`user_id` may be
+    a bind parameter, for statements built once)."""
+    q = select(func.count()).select_from(Ownership).where(
+        Ownership.owner_id == user_id, Ownership.locked.is_(False))
+    if not count_won:
+        q = q.where(Ownership.won.is_(False))
+    return q.scalar_subquery()
+
+
+def counted(user_id: int, count_won: bool) -> int:
+    return db.session.execute(select(counted_select(user_id, count_won))).scalar_one()
+
+
+def locked_count(user_id: int) -> int:
+    """The user's customers counted against the lock cap."""
+    return db.session.execute(select(func.count()).select_from(Ownership).where(
+        Ownership.owner_id == user_id, Ownership.locked.is_(True))).scalar_one()
+
+
+def room(user_id: int, policy: Optional[dict] = None) -> Room:
+    """The cap under the user's effective policy (pass `policy` if already resolved)."""
+    policy = policy or policies.effective_policy(user_id)
+    return Room(int(policy["max_customers"].value),
+                counted(user_id, bool(policy["count_won"].value)))
+
+
+def room_of(policy: dict, counted_all: int, counted_unwon: int) -> Room:
+    """room() from counts read before the policy was known (counted_select with and without
+    won customers, in the statement that also read the policy)."""
+    return Room(int(policy["max_customers"].value),
+                counted_all if policy["count_won"].value else counted_unwon)
+
+
+def lock_room(user_id: int, policy: Optional[dict] = None) -> Room:
+    policy = policy or policies.effective_policy(user_id)
+    return Room(int(policy["max_locked"].value), locked_count(user_id))
+
+
+def check(current: Room, adding: int, verb: str = "新增") -> None:
+    """Refuse `adding` more customers beyond the cap; `verb` names the path (领取, 分配…)."""
+    cap, have = current
+    if have + adding > cap:
+        raise CapExceeded(f"超出客户上限：上限 {cap}，已拥有 {have}，本次{verb} {adding}",
+                          cap=cap, owned=have, adding=adding)
+
+
+def check_cap(user_id: int, adding: int, verb: str = "新增") -> None:
+    """check() against the user's count now; call after lock_rep in the same transaction."""
+    check(room(user_id), adding, verb)
+
+
+def check_handover(user_id: int, adding: int) -> None:
+    """A departing rep's customers all to one rep: refused before anything is planned, as a
+    conflict naming the receiver's numbers; the handover itself checks again under the lock
+    (check_cap)."""
+    cap, have = room(user_id)
+    if have + adding > cap:
+        raise Conflict(f"接收人超出客户上限：上限 {cap}，已拥有 {have}，本次转入 {adding}",
+                       code="cap_exceeded", cap=cap, owned=have, adding=adding)
+
+
+def check_lock_cap(user_id: int, adding: int) -> None:
+    """Refuse locking `adding` more of the user's customers beyond the lock cap; call after
+    lock_rep in the same transaction."""
+    cap, have = lock_room(user_id)
+    if have + adding > cap:
+        raise LockCapExceeded(f"超出锁定上限：上限 {cap}，已锁定 {have}，本次锁定 {adding}",
+                              cap=cap, locked=have, adding=adding)
+
+
+def fits(user_id: int, *, locked: bool, won: bool) -> bool:
+    """Would one more customer, locked / won as given, stay within both of the user's caps?
+    Call after lock_rep in the same transaction."""
+    policy = policies.effective_policy(user_id)
+    count_won = bool(policy["count_won"].value)
+    if counts_against_cap(locked, won, count_won) and room(user_id, policy).left < 1:
+        return False
+    return not locked or lock_room(user_id, policy).left >= 1
+
+
+def standing(user_id: int) -> tuple[Room, Room]:
+    """(cap, lock cap) of the user now; call after lock_rep."""
+    policy = policies.effective_policy(user_id)
+    return room(user_id, policy), lock_room(user_id, policy)
+
+
+def check_undo(user_id: int, before: tuple[Room, Room], after: tuple[Room, Room]) -> None:
+    """Undoing a merge puts customers back: refused where it raises a count over its cap.
+    A count that did not rise never refuses (a cap lowered since the merge keeps what the
+    rep already had)."""
+    (cap_before, lock_before), (cap_after, lock_after) = before, after
+    if cap_after.have > cap_before.have and cap_after.have > cap_after.cap:
+        raise CapExceeded(f"撤销会使用户 #{user_id} 超出客户上限（上限 "
+                          f"{cap_after.cap}，撤销后 {cap_after.have}）",
+                          cap=cap_after.cap, owned=cap_after.have)
+    if lock_after.have > lock_before.have and lock_after.have > lock_after.cap:
+        raise CapExceeded(f"撤销会使用户 #{user_id} 超出锁定上限")
