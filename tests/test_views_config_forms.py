@@ -156,6 +156,26 @@ def test_pool_form_refuses_to_delete_the_default(db, org, admin_client):
     assert pool_rows() == before
 
 
+def test_pool_form_refuses_to_delete_a_pool_that_holds_customers(db, org, admin_client):
+    from app.services import customers
+
+    other = Pool(name="华北公海")
+    db.session.add(other)
+    db.session.commit()
+    customers.create_customer(org.staff, {"name": "华北公海客户"}, pool_id=other.id)
+    empty = Pool(name="空公海")
+    db.session.add(empty)
+    db.session.commit()
+    other_id, empty_id = other.id, empty.id
+    resp = admin_client.post(f"/pools/delete/{other_id}", data={"csrf_token": admin_client.csrf},
+                             follow_redirects=True)
+    assert "公海『华北公海』中还有 1 个客户，请先把它们移到其他公海" in resp.get_data(as_text=True)
+    admin_client.post(f"/pools/delete/{empty_id}", data={"csrf_token": admin_client.csrf})
+    db.session.expire_all()
+    assert db.session.get(Pool, other_id) is not None and db.session.get(Pool, empty_id) is None
+    assert [(a.action, a.object_id) for a in audits("pool")] == [("delete", empty_id)]
+
+
 # --- the user form's Active box ------------------------------------------------------------
 
 def user_form(client, user: User, **changes) -> dict:

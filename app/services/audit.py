@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.extensions import db
 from app.models import AuditLog
 
@@ -27,8 +29,6 @@ def record(actor_id: Optional[int], action: str, object_type: str, object_id: Op
 
 def record_new(actor_id: Optional[int], object_type: str, obj: Any) -> AuditLog:
     """Add a new row built by a form and its "create" audit row (flushes for the row's id)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     changes = {k: (None, v) for k, (_old, v) in pending_changes(obj).items()}
     db.session.add(obj)
     try:

@@ -122,6 +122,7 @@ def _pool_values(data: dict[str, Any]) -> dict[str, Any]:
 def _save(pool: Pool, actor: User, action: str, changes: dict) -> Pool:
     """Make `pool` the only default if it is marked so, then save it with its audit row in one
     commit. A default marked at the same moment by another admin hits uq_pool_default."""
+    marking_default = pool.is_default
     try:
         with db.session.no_autoflush:
             if db.session.execute(select(Pool.id).where(
@@ -138,7 +139,10 @@ def _save(pool: Pool, actor: User, action: str, changes: dict) -> Pool:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise Conflict("默认公海刚被他人修改，请刷新后重试", code="default_pool_changed") from None
+        if marking_default:
+            raise Conflict("默认公海刚被他人修改，请刷新后重试",
+                           code="default_pool_changed") from None
+        raise
     except Exception:
         db.session.rollback()
         raise
@@ -148,9 +152,7 @@ def _save(pool: Pool, actor: User, action: str, changes: dict) -> Pool:
 def create_pool(actor: User, data: dict[str, Any]) -> Pool:
     """A new pool; marked default, it takes the default over from the previous one."""
     _require_admin(actor)
-    values = _pool_values(data)
-    if not values.get("name"):
-        raise ValidationFailed({"name": "请填写公海名称"})
+    values = _pool_values({"name": None, **data})
     pool = Pool(**values)
     return _save(pool, actor, "create", {k: (None, v) for k, v in values.items()
                                          if v is not None})
@@ -175,7 +177,8 @@ def delete_pool(actor: User, pool_id: int) -> None:
     _require_admin(actor)
     pool = get_pool(pool_id)
     if pool.is_default:
-        raise ValidationFailed({"is_default": f"默认公海『{pool.name}』不能删除：请先把另一个公海设为默认"})
+        raise ValidationFailed(
+            {"is_default": f"默认公海『{pool.name}』不能删除：请先把另一个公海设为默认"})
     held = db.session.execute(select(func.count()).select_from(Ownership)
                               .where(Ownership.pool_id == pool.id)).scalar_one()
     if held:
