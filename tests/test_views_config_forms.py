@@ -92,6 +92,19 @@ def test_policy_form_cannot_move_a_policy_onto_a_taken_target(db, org, admin_cli
     assert policy_rows() == before
 
 
+def test_policy_form_refuses_to_turn_the_global_default_into_a_department_policy(
+        db, org, admin_client):
+    gid = policies.global_policy().id
+    before = policy_rows()
+    resp = admin_client.post(f"/policies/edit/{gid}", data={
+        **POLICY_FIELDS, "scope": "department", "department": str(org.east.id),
+        "csrf_token": admin_client.csrf}, follow_redirects=True)
+    assert "全局默认策略不能改为部门或个人策略" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert policy_rows() == before
+    assert audits("policy") == []
+
+
 def test_policy_form_refuses_to_delete_the_global_default(db, org, admin_client):
     gid = policies.global_policy().id
     before = policy_rows()
