@@ -277,6 +277,7 @@ def test_partial_unique_indexes_refuse_a_second_row(db, org, second):
 
 # --- two admins at once --------------------------------------------------------------------
 
+@pytest.mark.real_db  # the threads' sessions must see the organisation and each other
 def test_two_simultaneous_policies_for_one_department_only_one_lands(app, db, org, monkeypatch):
     """Both requests pass the duplicate check before either writes; the index decides, and the
     loser gets the same refusal as a sequential duplicate."""
