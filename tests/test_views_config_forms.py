@@ -189,6 +189,26 @@ def test_pool_form_refuses_to_delete_a_pool_that_holds_customers(db, org, admin_
     assert [(a.action, a.object_id) for a in audits("pool")] == [("delete", empty_id)]
 
 
+def test_pool_service_moves_the_default_and_only_admins_edit_pools(db, org):
+    from app.services import pool_admin
+    from app.services.errors import PermissionDenied
+
+    east = pool_admin.create_pool(org.admin, {"name": "华东公海", "description": None})
+    assert east.is_default is False
+    pool_admin.update_pool(org.admin, east.id, {"is_default": True})
+    db.session.expire_all()
+    assert db.session.execute(select(Pool.id).where(Pool.is_default.is_(True))).all() == \
+        [(east.id,)]
+    assert [(a.action, a.changes) for a in audits("pool")][-1] == (
+        "update", {"is_default": [False, True]})
+    with pytest.raises(PermissionDenied) as exc:
+        pool_admin.update_pool(org.manager, org.pool.id, {"is_default": True})
+    assert exc.value.message == "只有管理员可以修改公海"
+    with pytest.raises(ValidationFailed) as exc:
+        pool_admin.create_pool(org.admin, {"name": " "})
+    assert exc.value.fields == {"name": "请填写公海名称"}
+
+
 # --- the user form's Active box ------------------------------------------------------------
 
 def user_form(client, user: User, **changes) -> dict:
