@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask_appbuilder import Model
 from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer,
-                        String, Text, UniqueConstraint)
+                        String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
@@ -15,9 +15,13 @@ EVENT_KINDS = ("created", "assigned", "claimed", "released", "reclaimed", "trans
 
 
 class Pool(Model):
-    """A public pool (公海)."""
+    """A public pool (公海). Exactly one is the default (kept by app.services.pool_admin)."""
 
     __tablename__ = "pool"
+    __table_args__ = (
+        Index("uq_pool_default", "is_default", unique=True,
+              sqlite_where=text("is_default"), postgresql_where=text("is_default")),
+    )
     id = Column(Integer, primary_key=True)
     name = Column(String(100), nullable=False, unique=True)
     description = Column(Text)

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from flask_appbuilder import Model
-from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, String,
-                        UniqueConstraint)
+from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer,
+                        String, text)
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
@@ -24,7 +24,15 @@ class Policy(Model):
             "(scope = 'department' and department_id is not null and user_id is null) or "
             "(scope = 'user' and user_id is not null and department_id is null)",
             name="ck_policy_target"),
-        UniqueConstraint("scope", "department_id", "user_id", name="uq_policy_target"),
+        # One policy per target. Partial indexes: a unique constraint over the nullable target
+        # columns never fires, since NULLs are distinct.
+        Index("uq_policy_global", "scope", unique=True,
+              sqlite_where=text("scope = 'global'"), postgresql_where=text("scope = 'global'")),
+        Index("uq_policy_department", "department_id", unique=True,
+              sqlite_where=text("department_id IS NOT NULL"),
+              postgresql_where=text("department_id IS NOT NULL")),
+        Index("uq_policy_user", "user_id", unique=True, sqlite_where=text("user_id IS NOT NULL"),
+              postgresql_where=text("user_id IS NOT NULL")),
     )
     id = Column(Integer, primary_key=True)
     scope = Column(String(16), nullable=False, default="global")

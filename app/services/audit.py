@@ -1,7 +1,10 @@
-"""Writes the audit trail. Callers pass plain values; nothing here commits."""
+"""Writes the audit trail. Callers pass plain values; nothing here commits: the audit row goes
+into the caller's transaction, committed with the change it describes or not at all."""
 from __future__ import annotations
 
 from typing import Any, Optional
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
 from app.models import AuditLog
@@ -22,6 +25,18 @@ def record(actor_id: Optional[int], action: str, object_type: str, object_id: Op
     )
     db.session.add(entry)
     return entry
+
+
+def record_new(actor_id: Optional[int], object_type: str, obj: Any) -> AuditLog:
+    """Add a new row built by a form and its "create" audit row (flushes for the row's id)."""
+    changes = {k: (None, v) for k, (_old, v) in pending_changes(obj).items()}
+    db.session.add(obj)
+    try:
+        db.session.flush()
+    except SQLAlchemyError:
+        db.session.rollback()
+        raise
+    return record(actor_id, "create", object_type, obj.id, changes)
 
 
 def diff(obj: Any, new_values: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

@@ -9,7 +9,7 @@ from app.extensions import db
 from app.models import Department, Ownership, User
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE, EMPLOYMENT_DEPARTED
-from app.services import audit
+from app.services import audit, ownership
 from app.services.errors import Conflict, ValidationFailed
 
 
@@ -54,15 +54,29 @@ def create_department(name: str, parent: Optional[Department] = None,
     return save_department(Department(name=name, parent=parent, manager=manager), actor_id)
 
 
+def ensure_can_deactivate(user: User) -> None:
+    """The one rule for every path that deactivates a user (the user form's Active box, marking
+    departed): no customer may stay with an inactive user, so one who still owns customers
+    is refused until the departure handover has moved them.
+
+    Takes the user's row lock first (the one claims and assignments take), so a customer
+    cannot land on the user between the count and the commit; a refusal rolls the
+    transaction back, releasing it."""
+    ownership.lock_rep(user.id)
+    held = db.session.execute(
+        select(func.count()).select_from(Ownership).where(Ownership.owner_id == user.id)
+    ).scalar_one()
+    if held:
+        refusal = Conflict(f"{user.display_name} 仍负责 {held} 个客户，请先办理离职交接",
+                           code="has_customers", owned=held)
+        db.session.rollback()
+        raise refusal
+
+
 def mark_departed(user_id: int, actor_id: Optional[int] = None) -> User:
     """Deactivate a departed user. Their customers must be handed over first."""
     user = db.session.get(User, user_id)
-    held = db.session.execute(
-        select(func.count()).select_from(Ownership).where(Ownership.owner_id == user_id)
-    ).scalar_one()
-    if held:
-        raise Conflict(f"{user.display_name} 仍负责 {held} 个客户，请先办理离职交接",
-                       code="has_customers", owned=held)
+    ensure_can_deactivate(user)
     audit.record(actor_id, "depart", "user", user.id,
                  {"employment_status": (user.employment_status, EMPLOYMENT_DEPARTED)})
     user.employment_status = EMPLOYMENT_DEPARTED

@@ -1,10 +1,12 @@
-"""Editing ownership policies (admins) outside the forms: the REST API's create, update and
-delete. Same validation as the Policies form, and every change is audited (who, old -> new)."""
+"""Editing ownership policies (admins): the Policies form and the REST API both create, update
+and delete through here. One policy per target (global, a department, a user), the global
+default is never deleted, and every change is audited (who, old -> new) in its own commit."""
 from __future__ import annotations
 
 from typing import Any, Optional
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import Department, Policy, User
@@ -15,6 +17,7 @@ from app.services.errors import NotFound, PermissionDenied, ValidationFailed
 from app.services.policies import validate_policy
 
 EDITABLE = ("scope", "department_id", "user_id") + POLICY_FIELDS
+DUPLICATE = "该对象已有策略，请修改原策略"
 
 
 def _require_admin(actor: User) -> None:
@@ -53,16 +56,33 @@ def _check_targets(values: dict[str, Any]) -> None:
         raise ValidationFailed({"user_id": "用户不存在"})
 
 
-def _duplicate_of(policy: Policy) -> Optional[Policy]:
-    """Another row for the same target (one policy per global / department / user)."""
-    q = select(Policy).where(Policy.scope == policy.scope,
-                             Policy.department_id.is_(None) if policy.department_id is None
-                             else Policy.department_id == policy.department_id,
-                             Policy.user_id.is_(None) if policy.user_id is None
-                             else Policy.user_id == policy.user_id)
-    if policy.id is not None:
-        q = q.where(Policy.id != policy.id)
+def _duplicate_of(scope: str, department_id: Optional[int], user_id: Optional[int],
+                  policy_id: Optional[int]) -> Optional[int]:
+    """Another row's id for the same target (one policy per global / department / user)."""
+    q = select(Policy.id).where(Policy.scope == scope,
+                                Policy.department_id.is_(None) if department_id is None
+                                else Policy.department_id == department_id,
+                                Policy.user_id.is_(None) if user_id is None
+                                else Policy.user_id == user_id)
+    if policy_id is not None:
+        q = q.where(Policy.id != policy_id)
     return db.session.execute(q).scalars().first()
+
+
+def _save_unique(policy: Policy) -> None:
+    """Refuse a second policy for the policy's target; flush, turning a lost race (the partial
+    unique indexes) into the same refusal."""
+    target = (policy.scope, policy.department_id, policy.user_id, policy.id)
+    with db.session.no_autoflush:
+        if _duplicate_of(*target) is not None:
+            raise ValidationFailed({"scope": DUPLICATE})
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        if _duplicate_of(*target) is not None:
+            raise ValidationFailed({"scope": DUPLICATE}) from None
+        raise
 
 
 def get_policy(policy_id: int) -> Policy:
@@ -78,13 +98,15 @@ def create_policy(actor: User, data: dict[str, Any]) -> Policy:
     _check_targets(values)
     policy = Policy(**values)
     validate_policy(policy)
-    if _duplicate_of(policy) is not None:
-        raise ValidationFailed({"scope": "该对象已有策略，请修改原策略"})
-    db.session.add(policy)
-    db.session.flush()
-    audit.record(actor.id, "create", "policy", policy.id,
-                 {k: (None, v) for k, v in values.items() if v is not None})
-    db.session.commit()
+    try:
+        db.session.add(policy)
+        _save_unique(policy)
+        audit.record(actor.id, "create", "policy", policy.id,
+                     {k: (None, v) for k, v in values.items() if v is not None})
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
     return policy
 
 
@@ -95,11 +117,12 @@ def update_policy(actor: User, policy_id: int, data: dict[str, Any]) -> Policy:
     _check_targets(values)
     changes = audit.diff(policy, values)
     try:
+        if policy.scope == "global" and values.get("scope", "global") != "global":
+            raise ValidationFailed({"scope": "全局默认策略不能改为部门或个人策略"})
         for key, value in values.items():
             setattr(policy, key, value)
         validate_policy(policy)
-        if _duplicate_of(policy) is not None:
-            raise ValidationFailed({"scope": "该对象已有策略，请修改原策略"})
+        _save_unique(policy)
         audit.record(actor.id, "update", "policy", policy.id, changes)
         db.session.commit()
     except Exception:

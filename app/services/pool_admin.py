@@ -1,21 +1,23 @@
-"""Pool administration: moving customers from one public pool to another (admins only).
+"""Pool administration (admins only): the pools themselves, with exactly one default pool, and
+moving customers from one public pool to another.
 
-Membership itself is configuration (the Pools page, audited); this module holds the one
+Membership itself is configuration (the Pool members page, audited). Moving is the one
 ownership change that stays inside the pools: a customer changes pool, writes a `moved` event,
 and never gains an owner on the way.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import Pool, PoolMember, User
+from app.models import Ownership, Pool, PoolMember, User
 from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, has_role
-from app.services import ownership
-from app.services.errors import NotInPool, PermissionDenied, ValidationFailed
+from app.services import audit, ownership
+from app.services.errors import Conflict, NotFound, NotInPool, PermissionDenied, ValidationFailed
 from app.services.pool import customer_names, parse_ids
 
 
@@ -95,3 +97,102 @@ def validate_member(member: PoolMember) -> None:
         errors["department"] = "请选择一个部门或一个用户（二选一）"
     if errors:
         raise ValidationFailed(errors)
+
+
+POOL_FIELDS = ("name", "description", "is_default")
+KEEP_DEFAULT = "必须有一个默认公海：请把另一个公海设为默认，本公海随之取消默认"
+
+
+def _require_admin(actor: User) -> None:
+    if not has_role(actor, ROLE_ADMIN):
+        raise PermissionDenied("只有管理员可以修改公海")
+
+
+def _pool_values(data: dict[str, Any]) -> dict[str, Any]:
+    values = {k: data[k] for k in POOL_FIELDS if k in data}
+    if "name" in values:
+        values["name"] = (values["name"] or "").strip()
+        if not values["name"]:
+            raise ValidationFailed({"name": "请填写公海名称"})
+    if "is_default" in values:
+        values["is_default"] = bool(values["is_default"])
+    return values
+
+
+def _save(pool: Pool, actor: User, action: str, changes: dict) -> Pool:
+    """Make `pool` the only default if it is marked so, then save it with its audit row in one
+    commit. A default marked at the same moment by another admin hits uq_pool_default."""
+    marking_default = pool.is_default
+    try:
+        with db.session.no_autoflush:
+            if db.session.execute(select(Pool.id).where(
+                    Pool.name == pool.name, Pool.id != pool.id)).first() is not None:
+                raise ValidationFailed({"name": f"已有名为『{pool.name}』的公海"})
+            if pool.is_default:
+                # Before this pool is flushed as default: the index allows one at any moment.
+                db.session.execute(update(Pool).where(Pool.is_default.is_(True),
+                                                      Pool.id != pool.id)
+                                   .values(is_default=False))
+        db.session.add(pool)
+        db.session.flush()
+        audit.record(actor.id, action, "pool", pool.id, changes)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        if marking_default:
+            raise Conflict("默认公海刚被他人修改，请刷新后重试",
+                           code="default_pool_changed") from None
+        raise
+    except Exception:
+        db.session.rollback()
+        raise
+    return pool
+
+
+def create_pool(actor: User, data: dict[str, Any]) -> Pool:
+    """A new pool; marked default, it takes the default over from the previous one."""
+    _require_admin(actor)
+    values = _pool_values({"name": None, **data})
+    pool = Pool(**values)
+    return _save(pool, actor, "create", {k: (None, v) for k, v in values.items()
+                                         if v is not None})
+
+
+def update_pool(actor: User, pool_id: int, data: dict[str, Any]) -> Pool:
+    """Marking a pool default un-defaults the previous one in the same commit; un-marking the
+    default is refused (there must always be one: new and released customers go there)."""
+    _require_admin(actor)
+    pool = get_pool(pool_id)
+    values = _pool_values(data)
+    if pool.is_default and values.get("is_default") is False:
+        raise ValidationFailed({"is_default": KEEP_DEFAULT})
+    changes = audit.diff(pool, values)
+    for key, value in values.items():
+        setattr(pool, key, value)
+    return _save(pool, actor, "update", changes)
+
+
+def delete_pool(actor: User, pool_id: int) -> None:
+    """The default pool and pools that still hold customers are refused."""
+    _require_admin(actor)
+    pool = get_pool(pool_id)
+    if pool.is_default:
+        raise ValidationFailed(
+            {"is_default": f"默认公海『{pool.name}』不能删除：请先把另一个公海设为默认"})
+    held = db.session.execute(select(func.count()).select_from(Ownership)
+                              .where(Ownership.pool_id == pool.id)).scalar_one()
+    if held:
+        raise Conflict(f"公海『{pool.name}』中还有 {held} 个客户，请先把它们移到其他公海",
+                       code="pool_not_empty", customers=held)
+    audit.record(actor.id, "delete", "pool", pool.id,
+                 {k: (getattr(pool, k), None) for k in POOL_FIELDS
+                  if getattr(pool, k) is not None})
+    db.session.delete(pool)
+    db.session.commit()
+
+
+def get_pool(pool_id: int) -> Pool:
+    pool = db.session.get(Pool, pool_id)
+    if pool is None:
+        raise NotFound("公海不存在")
+    return pool

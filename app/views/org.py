@@ -11,8 +11,8 @@ from app.models import (AssignmentRule, AuditLog, DedupeRule, Department, Gradin
 from app.models.rule import RULE_STRATEGIES
 from app.security import (RES_AUDIT, RES_DEDUPE, RES_DEPARTMENT, RES_GRADING, RES_POLICY,
                           RES_POOL, RES_RULE, current_user)
-from app.services import (audit, classification, dedupe, org, policies, pool_admin as pools,
-                          rules)
+from app.services import (audit, classification, dedupe, org, policy_config,
+                          pool_admin as pools, rules)
 from app.services.errors import GuishuError
 from app.views.base import ScopedModelView, readable_formatters
 
@@ -29,7 +29,9 @@ POLICY_LABELS = {
 
 
 class AuditedModelView(ScopedModelView):
-    """Every add, edit and delete of configuration writes an audit row (who, old -> new)."""
+    """Every add, edit and delete of configuration writes an audit row (who, old -> new), in
+    the same commit as the change (FAB's single commit after the pre_* hooks). Subclasses
+    validate in pre_add / pre_update, then call super()."""
 
     audit_type = ""
 
@@ -37,21 +39,72 @@ class AuditedModelView(ScopedModelView):
         user = current_user()
         return user.id if user else None
 
+    def pre_add(self, item):
+        audit.record_new(self._actor_id(), self.audit_type, item)
+
     def pre_update(self, item):
-        self._changes = audit.pending_changes(item)
-
-    def post_update(self, item):
         audit.record(self._actor_id(), "update", self.audit_type, item.id,
-                     getattr(self, "_changes", {}))
-        self.datamodel.session.commit()
-
-    def post_add(self, item):
-        audit.record(self._actor_id(), "create", self.audit_type, item.id,
-                     {k: (None, v) for k, v in audit.pending_changes(item).items()})
-        self.datamodel.session.commit()
+                     audit.pending_changes(item))
 
     def pre_delete(self, item):
         audit.record(self._actor_id(), "delete", self.audit_type, item.id)
+
+
+class ServiceModelView(ScopedModelView):
+    """Add, edit and delete through the row's service, which validates, writes the audit row
+    and commits once. A refusal shows the form again with the service's message beside its
+    field (on delete: a flash message) and changes nothing."""
+
+    def form_values(self, form, columns) -> dict:
+        return {c: form[c].data for c in columns}
+
+    def create_item(self, values: dict) -> None:
+        raise NotImplementedError
+
+    def update_item(self, pk: int, values: dict) -> None:
+        raise NotImplementedError
+
+    def delete_item(self, pk: int) -> None:
+        raise NotImplementedError
+
+    def _add(self):
+        form = self.add_form.refresh()
+        if request.method == "POST" and form.validate():
+            try:
+                self.create_item(self.form_values(form, self.add_columns))
+            except GuishuError as exc:
+                self.show_error(form, exc)
+                return self._get_add_widget(form=form)
+            flash(self.add_row_message, "success")
+            return None
+        return self._get_add_widget(form=form)
+
+    def _edit(self, pk):
+        item = self._scoped_get(pk)
+        if request.method == "POST":
+            form = self.edit_form.refresh(request.form)
+            form._id = item.id  # FAB's unique-column validators skip the row itself
+            if form.validate():
+                try:
+                    self.update_item(item.id, self.form_values(form, self.edit_columns))
+                except GuishuError as exc:
+                    self.show_error(form, exc)
+                    return self.edit_widgets(form, item)
+                flash(self.edit_row_message, "success")
+                return None
+        else:
+            form = self.edit_form.refresh(obj=item)
+        return self.edit_widgets(form, item)
+
+    def _delete(self, pk):
+        item = self._scoped_get(pk)
+        try:
+            self.delete_item(item.id)
+        except GuishuError as exc:
+            flash(exc.message, "danger")
+        else:
+            flash(self.delete_row_message, "success")
+        self.update_redirect()
 
 
 class DepartmentView(AuditedModelView):
@@ -69,18 +122,13 @@ class DepartmentView(AuditedModelView):
 
     def pre_add(self, item):
         org.check_parent(item, item.parent)
-
-    def post_add(self, item):
-        org.refresh_paths(item)
-        super().post_add(item)
+        super().pre_add(item)
+        org.refresh_paths(item)  # the path holds the new id: after the flush
 
     def pre_update(self, item):
         org.check_parent(item, item.parent)
         super().pre_update(item)
-
-    def post_update(self, item):
         org.refresh_paths(item)
-        super().post_update(item)
 
 
 class PoolMemberView(AuditedModelView):
@@ -101,17 +149,20 @@ class PoolMemberView(AuditedModelView):
 
     def pre_add(self, item):
         pools.validate_member(item)
+        super().pre_add(item)
 
     def pre_update(self, item):
         pools.validate_member(item)
         super().pre_update(item)
 
 
-class PoolView(AuditedModelView):
+class PoolView(ServiceModelView):
+    """Exactly one default pool: ticking "Default pool" moves the default here (the previous
+    default loses it in the same save); unticking or deleting the default is refused."""
+
     datamodel = SQLAInterface(Pool)
     class_permission_name = RES_POOL
     route_base = "/pools"
-    audit_type = "pool"
     list_title = show_title = _("Public pools")
     list_columns = ["name", "description", "is_default"]
     add_columns = edit_columns = ["name", "description", "is_default"]
@@ -122,12 +173,22 @@ class PoolView(AuditedModelView):
     related_views = [PoolMemberView]
     show_template = "appbuilder/general/model/show_cascade.html"
 
+    def create_item(self, values):
+        pools.create_pool(self.actor(), values)
 
-class PolicyView(AuditedModelView):
+    def update_item(self, pk, values):
+        pools.update_pool(self.actor(), pk, values)
+
+    def delete_item(self, pk):
+        pools.delete_pool(self.actor(), pk)
+
+
+class PolicyView(ServiceModelView):
+    """One policy per target; the global default is edited, never deleted (policy_config)."""
+
     datamodel = SQLAInterface(Policy)
     class_permission_name = RES_POLICY
     route_base = "/policies"
-    audit_type = "policy"
     list_title = show_title = _("Ownership policies")
     _fields = ["scope", "department", "user", "max_customers", "count_won", "max_locked",
                "daily_claim_limit", "cooldown_days", "reclaim_no_followup_days",
@@ -145,12 +206,20 @@ class PolicyView(AuditedModelView):
             coerce=lambda v: None if v in ("", None, "None") else v in ("1", True, "True")),
     }
 
-    def pre_add(self, item):
-        policies.validate_policy(item)
+    def form_values(self, form, columns):
+        values = super().form_values(form, columns)
+        department, user = values.pop("department", None), values.pop("user", None)
+        return dict(values, department_id=department.id if department else None,
+                    user_id=user.id if user else None)
 
-    def pre_update(self, item):
-        policies.validate_policy(item)
-        super().pre_update(item)
+    def create_item(self, values):
+        policy_config.create_policy(self.actor(), values)
+
+    def update_item(self, pk, values):
+        policy_config.update_policy(self.actor(), pk, values)
+
+    def delete_item(self, pk):
+        policy_config.delete_policy(self.actor(), pk)
 
 
 class ValidatedModelView(AuditedModelView):
@@ -170,6 +239,7 @@ class ValidatedModelView(AuditedModelView):
             except GuishuError as exc:
                 self.show_error(form, exc)
                 return self._get_add_widget(form=form)
+            self.pre_add(item)
             self.datamodel.add(item)
             self.post_add(item)
             flash(self.add_row_message, "success")
@@ -275,6 +345,7 @@ class AssignmentRuleView(AuditedModelView):
 
     def pre_add(self, item):
         rules.validate_rule(item)
+        super().pre_add(item)
 
     def pre_update(self, item):
         rules.validate_rule(item)

@@ -57,6 +57,14 @@ class GuishuUserDBModelView(UserDBModelView):
                      "employment_status": _("Employment"), "departed_at": _("Departed at"),
                      "phone": _("Phone")}
 
+    def pre_update(self, item):
+        # Saving with "Active" unticked deactivates: the same rule as marking departed (a user
+        # already inactive owns nothing and passes; a refusal rolls the edit back and FAB
+        # flashes the message).
+        if not item.active:
+            org.ensure_can_deactivate(item)
+        super().pre_update(item)
+
     @action("mark_departed", _("Mark departed"),
             _("Mark the selected users as departed? Their customers must be handed over first."),
             "fa-user-times", single=False)
