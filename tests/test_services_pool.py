@@ -96,11 +96,35 @@ def test_previous_owner_cooldown(db, org, sales_pool):
     pool.claim_from_pool(org.rep2, [org.c_rep.id])  # someone else may take it
     # After the cooldown the previous owner may claim it back.
     pool.release_to_pool(org.rep2, [org.c_rep.id], reason="转回公海")
-    db.session.execute(update(Ownership).where(Ownership.customer_id == org.c_rep.id)
-                       .values(previous_owner_id=org.rep.id,
-                               released_at=utcnow() - dt.timedelta(days=31)))
+    db.session.execute(update(OwnershipEvent).where(OwnershipEvent.customer_id == org.c_rep.id,
+                                                    OwnershipEvent.from_owner_id == org.rep.id)
+                       .values(created_at=utcnow() - dt.timedelta(days=31)))
     db.session.commit()
     assert pool.claim_from_pool(org.rep, [org.c_rep.id]) == [org.c_rep.id]
+
+
+def test_cooldown_outlives_a_later_owner(db, org, sales_pool):
+    """rep1 releases c; rep2 claims and releases it too: rep1 is still cooling off, because
+    c left rep1 within the cooldown, whoever held it since."""
+    set_policy(db, org.rep, cooldown_days=30)
+    c = org.c_pool.id  # sales_pool[0]
+    pool.claim_from_pool(org.rep, [c])
+    pool.release_to_pool(org.rep, [c], reason="客户暂无需求")
+    with pytest.raises(InCooldown):
+        pool.claim_from_pool(org.rep, [c])
+    pool.claim_from_pool(org.rep2, [c])
+    pool.release_to_pool(org.rep2, [c], reason="转回公海")
+    with pytest.raises(InCooldown) as exc:
+        pool.claim_from_pool(org.rep, [c, sales_pool[1]])
+    assert exc.value.to_dict()["customer_ids"] == [c]
+    assert exc.value.message.startswith(f"原负责人冷却期 30 天：{org.c_pool.name} 于 ")
+    assert exc.value.message.endswith("还需 30 天才能再领取")
+    assert holder_of(db, c) == (None, org.pool.id)
+    # rep2's own cooldown, and nobody else's: rep3 may claim it.
+    set_policy(db, org.rep2, cooldown_days=30)
+    with pytest.raises(InCooldown):
+        pool.claim_from_pool(org.rep2, [c])
+    pool.claim_from_pool(org.rep_north, [c])
 
 
 def test_release_needs_reason_and_scope(db, org, sales_pool):

@@ -128,7 +128,7 @@ def _claim(actor: User, ids: list[int], pool_id: Optional[int]) -> None:
         raise OutOfScope(f"这些客户所在的公海您无权领取：{_names_in(rows, foreign)}",
                          code="not_pool_member", customer_ids=foreign)
     now = utcnow()
-    _check_cooldown(actor_id, rows, int(policy["cooldown_days"].value or 0), now)
+    _check_cooldown(rows, int(policy["cooldown_days"].value or 0), now)
     _check_claim_limits(policy, rows[ids[0]], len(ids))
     by_pool: dict[int, list[int]] = {}
     for i in ids:
@@ -142,10 +142,11 @@ def _claim(actor: User, ids: list[int], pool_id: Optional[int]) -> None:
 
 def _claim_facts(actor: User, ids: list[int], chain: list[int]) -> tuple[dict, dict]:
     """One read for every claim check: ({customer id: row}, effective policy). Each row has
-    the customer's pool, previous owner, release time, name, whether the actor belongs to
-    its pool, and the actor's claims today and customers counted against the cap (read once
-    by the database, repeated on every row). The policy rows that apply ride along, joined
-    onto each customer (one result row per customer and policy layer)."""
+    the customer's pool, name, when it last went from the actor to a pool (the cooldown's
+    start), whether the actor belongs to its pool, and the actor's claims today and
+    customers counted against the cap (read once by the database, repeated on every row).
+    The policy rows that apply ride along, joined onto each customer (one result row per
+    customer and policy layer)."""
     statement = _claim_facts_statement(has_role(actor, ROLE_ADMIN))
     result = db.session.connection().execute(statement, {
         "ids": ids, "actor_id": actor.id, "chain": chain or [0],
@@ -170,7 +171,12 @@ def _claim_facts_statement(admin: bool):
     claimed_today = select(func.count()).select_from(event).where(
         event.c.to_owner_id == actor_id, event.c.kind == "claimed",
         event.c.created_at >= bindparam("day_start")).scalar_subquery()
-    return (select(o.c.customer_id, o.c.pool_id, o.c.previous_owner_id, o.c.released_at,
+    # From the event log, not the row's previous owner: that names only the last one, so a
+    # second owner's release would wipe out the first one's cooldown.
+    released_from_actor = select(func.max(event.c.created_at)).where(
+        event.c.customer_id == o.c.customer_id, event.c.from_owner_id == actor_id,
+        event.c.to_pool_id.is_not(None)).scalar_subquery()
+    return (select(o.c.customer_id, o.c.pool_id, released_from_actor.label("released_at"),
                    customer.c.name, in_member_pool.label("member"),
                    claimed_today.label("claimed_today"),
                    caps.counted_select(actor_id, True).label("counted_all"),
@@ -181,11 +187,14 @@ def _claim_facts_statement(admin: bool):
             .where(o.c.customer_id.in_(bindparam("ids", expanding=True))))
 
 
-def _check_cooldown(actor_id: int, rows: dict, days: int, now: dt.datetime) -> None:
+def _check_cooldown(rows: dict, days: int, now: dt.datetime) -> None:
+    """DESIGN invariant 4: no claiming back within `days` of a customer leaving the actor for
+    a pool (released, reclaimed, or a merge that left it in a pool), whoever held it since;
+    `rows` are _claim_facts rows, whose released_at is the last time it left the actor."""
     if not days:
         return
-    cooling = [o for o in rows.values() if o.previous_owner_id == actor_id
-               and o.released_at is not None and o.released_at > now - dt.timedelta(days=days)]
+    cooling = [o for o in rows.values()
+               if o.released_at is not None and o.released_at > now - dt.timedelta(days=days)]
     if cooling:
         first = min(cooling, key=lambda o: o.released_at)
         left = days - (now - first.released_at).days
