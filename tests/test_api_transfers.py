@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 
-from app.models import Ownership
+from app.models import Ownership, Policy
 from app.services import transfers
 from tests.test_services_transfers import add_requests
 
@@ -76,3 +77,18 @@ def test_a_page_out_of_bounds_is_a_400(api, org, q, field, message):
     resp = api("rep1")("GET", f"/api/v1/transfers/?q={q}")
     assert resp.status_code == 400
     assert resp.get_json()["fields"] == {field: message}
+
+
+def test_lock_cap_refusal_at_the_last_approval_is_a_409(api, db, org):
+    db.session.execute(update(Ownership).where(Ownership.customer_id.in_(
+        [org.c_rep.id, org.c_rep2.id])).values(locked=True))
+    db.session.add(Policy(scope="user", user_id=org.rep2.id, max_locked=1))
+    db.session.commit()
+    t = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求", "other")
+    assert api("manager1")("POST", f"/api/v1/transfers/{t.id}/approve").status_code == 200
+    resp = api("admin")("POST", f"/api/v1/transfers/{t.id}/approve", json={})
+    assert (resp.status_code, resp.get_json()) == (409, {
+        "code": "lock_cap_exceeded", "message": "超出锁定上限：上限 1，已锁定 1，本次转入 1",
+        "cap": 1, "locked": 1, "adding": 1})
+    db.session.expire_all()
+    assert db.session.get(Ownership, org.c_rep.id).owner_id == org.rep.id

@@ -7,7 +7,8 @@ test_claim_refused_over_cap_with_numbers, test_assign_within_scope_and_cap), dis
 (test_distribute_evens_out_and_reports_leftovers; the skip reason in test_views_ownership),
 lock (test_lock_cap_and_unlock), create (test_services_customers,
 test_create_refused_over_the_cap_names_the_numbers), transfer approval
-(test_services_transfers, test_receiver_cap_is_checked_at_approval), departure
+(test_services_transfers, test_receiver_cap_is_checked_at_approval and, for the lock cap,
+test_receiver_lock_cap_is_checked_at_the_last_approval), departure
 (test_services_departure, test_handover_to_pool_and_refusals), import
 (test_services_import, test_import_through_the_assignment_rules_honours_the_cap) and merge
 (test_services_merge, test_a_full_owner_is_skipped_for_the_next_then_the_pool)."""

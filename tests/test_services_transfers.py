@@ -1,15 +1,15 @@
-"""Transfer requests: states, who approves, second approval, cap at approval, handover."""
+"""Transfer requests: states, who approves, second approval, caps at approval, handover."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from app.models import (CustomerShare, Notification, Ownership, OwnershipEvent, Policy,
                         TransferRequest)
 from app.models.customer import utcnow
 from app.services import transfers
-from app.services.errors import (CapExceeded, Conflict, OutOfScope, PermissionDenied,
-                                 ValidationFailed)
+from app.services.errors import (CapExceeded, Conflict, LockCapExceeded, OutOfScope,
+                                 PermissionDenied, ValidationFailed)
 from app.security import can_see_customer, can_write_customer
 
 
@@ -84,6 +84,39 @@ def test_receiver_cap_is_checked_at_approval(db, org):
     db.session.expire_all()
     assert holder(db, org.c_rep.id) == org.rep.id
     assert db.session.get(type(t), t.id).status == "pending"
+
+
+def test_receiver_lock_cap_is_checked_at_the_last_approval(db, org):
+    """A locked customer stays locked with its new owner: it needs room under the receiver's
+    lock cap, checked when the last approval lands (the first one moves nothing)."""
+    db.session.execute(update(Ownership).where(Ownership.customer_id.in_(
+        [org.c_rep.id, org.c_rep2.id])).values(locked=True))
+    db.session.add(Policy(scope="user", user_id=org.rep2.id, max_locked=1))
+    db.session.commit()
+    t = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求", "other")
+    transfers.approve(org.manager, t.id)
+    with pytest.raises(LockCapExceeded) as exc:
+        transfers.approve(org.admin, t.id)
+    assert exc.value.to_dict() == {"code": "lock_cap_exceeded",
+                                   "message": "超出锁定上限：上限 1，已锁定 1，本次转入 1",
+                                   "cap": 1, "locked": 1, "adding": 1}
+    assert holder(db, org.c_rep.id) == org.rep.id
+    assert db.session.get(TransferRequest, t.id).status == "approved"
+    # With room under the lock cap the same approval hands the customer over, still locked.
+    db.session.execute(update(Policy).where(Policy.user_id == org.rep2.id).values(max_locked=2))
+    db.session.commit()
+    assert transfers.approve(org.admin, t.id).status == "completed"
+    assert db.session.get(Ownership, org.c_rep.id).locked is True
+    assert holder(db, org.c_rep.id) == org.rep2.id
+
+
+def test_unlocked_customers_pass_a_receiver_over_the_lock_cap(db, org):
+    db.session.execute(update(Ownership).where(Ownership.customer_id == org.c_rep2.id)
+                       .values(locked=True))
+    db.session.add(Policy(scope="user", user_id=org.rep2.id, max_locked=0))
+    db.session.commit()
+    t = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求", "other")
+    assert transfers.approve(org.manager, t.id).status == "completed"
 
 
 def test_validation_and_scope(db, org):

@@ -97,13 +97,26 @@ def check_handover(user_id: int, adding: int) -> None:
                        code="cap_exceeded", cap=cap, owned=have, adding=adding)
 
 
-def check_lock_cap(user_id: int, adding: int) -> None:
-    """Refuse locking `adding` more of the user's customers beyond the lock cap; call after
-    lock_rep in the same transaction."""
+def check_lock_cap(user_id: int, adding: int, verb: str = "锁定") -> None:
+    """Refuse `adding` more locked customers for the user beyond the lock cap (locking them,
+    or `verb` naming the path they arrive by); call after lock_rep in the same transaction."""
     cap, have = lock_room(user_id)
     if have + adding > cap:
-        raise LockCapExceeded(f"超出锁定上限：上限 {cap}，已锁定 {have}，本次锁定 {adding}",
+        raise LockCapExceeded(f"超出锁定上限：上限 {cap}，已锁定 {have}，本次{verb} {adding}",
                               cap=cap, locked=have, adding=adding)
+
+
+def check_lock_cap_receiving(user_id: int, customer_ids: list[int], verb: str = "转入") -> None:
+    """A customer keeps its lock when it changes owner: refuse handing `customer_ids` to the
+    user if the locked ones among them would take the user past the lock cap. Call after
+    lock_rep(user_id) in the same transaction. The customers' rows are locked while they are
+    counted (FOR UPDATE, on PostgreSQL), so their owner cannot lock one more of them before
+    they move."""
+    rows = db.session.execute(select(Ownership.customer_id, Ownership.locked).where(
+        Ownership.customer_id.in_(customer_ids)).with_for_update()).all()
+    adding = sum(1 for row in rows if row.locked)
+    if adding:  # unlocked customers never refuse, even to a rep already over the lock cap
+        check_lock_cap(user_id, adding, verb)
 
 
 def fits(user_id: int, *, locked: bool, won: bool) -> bool:

@@ -3,8 +3,8 @@
 The current owner's department manager (or a manager above, or an admin) approves first. A
 second approval - an admin, or the receiving department's manager, not the first approver -
 is needed when a customer is grade A or locked, or the receiver is in another department.
-The receiver's cap is checked when the last approval lands, and the owner changes there in
-one transaction with the events and notifications.
+The receiver's cap and lock cap are checked when the last approval lands, and the owner
+changes there in one transaction with the events and notifications.
 """
 from __future__ import annotations
 
@@ -240,6 +240,7 @@ def _hand_over(actor: User, transfer: TransferRequest, now: dt.datetime) -> None
     ownership.lock_rep(transfer.to_owner_id)
     ownership.ensure_active_owner(transfer.to_owner_id)
     caps.check_cap(transfer.to_owner_id, len(ids), verb="转入")
+    caps.check_lock_cap_receiving(transfer.to_owner_id, ids)
     moved = db.session.execute(
         update(Ownership)
         .where(Ownership.customer_id.in_(ids), Ownership.owner_id == transfer.from_owner_id)
