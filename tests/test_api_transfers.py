@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
-from app.models import Ownership, Policy
+from app.models import Ownership, Policy, TransferItem
 from app.services import transfers
 from tests.test_services_transfers import add_requests
 
@@ -92,3 +92,22 @@ def test_lock_cap_refusal_at_the_last_approval_is_a_409(api, db, org):
         "cap": 1, "locked": 1, "adding": 1})
     db.session.expire_all()
     assert db.session.get(Ownership, org.c_rep.id).owner_id == org.rep.id
+
+
+def test_a_read_only_share_cannot_apply_over_the_api_either(api, clients, db, org):
+    """After handing c over with 7 days of read access, rep1 still sees c but may not apply
+    to move it: the web form answers 404, and the API the same scope refusal."""
+    t = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求", "other",
+                                  keep_read_days=7)
+    transfers.approve(org.manager, t.id)
+    rep = api("rep1")
+    assert rep("GET", f"/api/v1/customers/{org.c_rep.id}").status_code == 200
+    assert clients.rep.get(f"/transfers/new?ids={org.c_rep.id}").status_code == 404
+    resp = rep("POST", "/api/v1/transfers/", json={
+        "customer_ids": [org.c_rep.id], "to_owner_id": org.rep.id, "reason": "想要回来"})
+    assert (resp.status_code, resp.get_json()) == (404, {
+        "code": "out_of_scope", "message": "客户不存在或不在您的数据权限内",
+        "customer_ids": [org.c_rep.id]})
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(TransferItem).where(
+        TransferItem.customer_id == org.c_rep.id)).scalar_one() == 1

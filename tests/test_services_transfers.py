@@ -1,8 +1,9 @@
-"""Transfer requests: states, who approves, second approval, caps at approval, handover."""
+"""Transfer requests: states, who approves, second approval, caps at approval, handover,
+write access to apply."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from app.models import (CustomerShare, Notification, Ownership, OwnershipEvent, Policy,
                         TransferRequest)
@@ -117,6 +118,22 @@ def test_unlocked_customers_pass_a_receiver_over_the_lock_cap(db, org):
     db.session.commit()
     t = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求", "other")
     assert transfers.approve(org.manager, t.id).status == "completed"
+
+
+def test_a_read_only_share_cannot_request_a_transfer(db, org):
+    """The previous owner keeps reading the customer after a transfer, and may not apply to
+    move it (the same refusal as for any customer outside their write scope)."""
+    t = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求", "other",
+                                  keep_read_days=7)
+    transfers.approve(org.manager, t.id)
+    assert can_see_customer(org.rep, org.c_rep.id)
+    with pytest.raises(OutOfScope) as exc:
+        transfers.create_transfer(org.rep, [org.c_rep.id], org.rep.id, "想要回来", "other")
+    assert exc.value.to_dict() == {"code": "out_of_scope",
+                                   "message": "客户不存在或不在您的数据权限内",
+                                   "customer_ids": [org.c_rep.id]}
+    assert exc.value.status == 404
+    assert db.session.execute(select(func.count()).select_from(TransferRequest)).scalar() == 1
 
 
 def test_validation_and_scope(db, org):

@@ -5,6 +5,9 @@ second approval - an admin, or the receiving department's manager, not the first
 is needed when a customer is grade A or locked, or the receiver is in another department.
 The receiver's cap and lock cap are checked when the last approval lands, and the owner
 changes there in one transaction with the events and notifications.
+
+Requesting a transfer needs write access to every customer in it (a read-only share, such as
+the one a previous owner keeps after a transfer, is not enough).
 """
 from __future__ import annotations
 
@@ -16,12 +19,12 @@ from sqlalchemy import and_, delete, func, not_, or_, select, true, update
 from sqlalchemy.orm import aliased, selectinload
 
 from app.extensions import db
-from app.models import (CustomerShare, Department, Ownership, TransferItem, TransferRequest,
-                        User)
+from app.models import (Customer, CustomerShare, Department, Ownership, TransferItem,
+                        TransferRequest, User)
 from app.models.customer import utcnow
 from app.models.transfer import TRANSFER_TRIGGERS
 from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF,
-                          can_see_customer, has_role)
+                          customer_scope_clause, has_role)
 from app.services import caps, notifications, ownership
 from app.services.errors import (Conflict, NotFound, OutOfScope, PermissionDenied,
                                  ValidationFailed)
@@ -67,7 +70,9 @@ def create_transfer(actor: User, customer_ids: Iterable, to_owner_id: int, reaso
         errors["keep_read_days"] = "原负责人保留只读天数应在 0–365 之间"
     if errors:
         raise ValidationFailed(errors)
-    hidden = [i for i in ids if not can_see_customer(actor, i)]
+    writable = set(db.session.execute(select(Customer.id).where(
+        Customer.id.in_(ids), customer_scope_clause(actor, include_shared=False))).scalars())
+    hidden = [i for i in ids if i not in writable]
     if hidden:
         raise OutOfScope("客户不存在或不在您的数据权限内", customer_ids=hidden)
     rows = ownership.snapshot(ids)
