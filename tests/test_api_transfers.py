@@ -1,10 +1,13 @@
 """/api/v1/transfers/ per role."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import func, select, update
 
 from app.models import Ownership, Policy, TransferItem
+from app.models.customer import utcnow
 from app.services import transfers
 from tests.test_services_transfers import add_requests
 
@@ -108,6 +111,55 @@ def test_a_read_only_share_cannot_apply_over_the_api_either(api, clients, db, or
     assert (resp.status_code, resp.get_json()) == (404, {
         "code": "out_of_scope", "message": "客户不存在或不在您的数据权限内",
         "customer_ids": [org.c_rep.id]})
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(TransferItem).where(
+        TransferItem.customer_id == org.c_rep.id)).scalar_one() == 1
+
+
+@pytest.mark.real_db
+def test_simultaneous_applications_for_one_customer_open_one_request(app, api, db, org,
+                                                                     monkeypatch):
+    """Four applications for one customer at once: one request opens, the other three are
+    refused as a serial caller is (the schema lets one open request hold a customer).
+
+    To be sure they overlap, each application waits, once it has found no open request and
+    before it writes, until all four have got that far (the request's timestamp is taken
+    there)."""
+    callers = [api("rep1") for _ in range(4)]
+    checked = threading.Barrier(len(callers))
+
+    def all_checked():
+        checked.wait(timeout=60)
+        return utcnow()
+
+    monkeypatch.setattr(transfers, "utcnow", all_checked)
+    answers, errors = [], []
+    customer_id, receiver_id = org.c_rep.id, org.rep2.id
+
+    def apply(call):
+        with app.app_context():
+            from app.extensions import db as thread_db
+
+            try:
+                resp = call("POST", "/api/v1/transfers/", json={
+                    "customer_ids": [customer_id], "to_owner_id": receiver_id,
+                    "reason": "同时申请", "trigger": "other"})
+                answers.append((resp.status_code, resp.get_json()))
+            except BaseException as exc:  # noqa: BLE001 - reported by the test below
+                errors.append(exc)
+            finally:
+                thread_db.session.remove()
+
+    threads = [threading.Thread(target=apply, args=(call,)) for call in callers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert sorted(status for status, _ in answers) == [200, 409, 409, 409], answers
+    refusal = {"code": "transfer_pending",
+               "message": f"这些客户已有待处理的转移申请：{org.c_rep.name}"}
+    assert [body for status, body in answers if status == 409] == [refusal] * 3
     db.session.expire_all()
     assert db.session.execute(select(func.count()).select_from(TransferItem).where(
         TransferItem.customer_id == org.c_rep.id)).scalar_one() == 1

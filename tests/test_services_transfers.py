@@ -1,5 +1,5 @@
-"""Transfer requests: states, who approves, second approval, caps at approval, handover,
-write access to apply."""
+"""Transfer requests: states, who approves, second approval, caps at approval, handover, one
+open request per customer, write access to apply."""
 from __future__ import annotations
 
 import pytest
@@ -134,6 +134,27 @@ def test_a_read_only_share_cannot_request_a_transfer(db, org):
                                    "customer_ids": [org.c_rep.id]}
     assert exc.value.status == 404
     assert db.session.execute(select(func.count()).select_from(TransferRequest)).scalar() == 1
+
+
+def test_an_ended_request_frees_its_customers(db, org):
+    """One open request per customer: pending and approved ones hold it; rejecting,
+    cancelling or completing lets the next one in."""
+    first = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep_north.id, "组织调整",
+                                      "org_change")
+    transfers.approve(org.manager, first.id)  # approved, waiting for the second approval
+    with pytest.raises(Conflict) as exc:
+        transfers.create_transfer(org.staff, [org.c_rep.id], org.rep2.id, "后台代申请", "other")
+    assert exc.value.to_dict() == {"code": "transfer_pending",
+                                   "message": f"这些客户已有待处理的转移申请：{org.c_rep.name}"}
+    transfers.reject(org.manager_north, first.id, "不接收")
+    second = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求", "other")
+    transfers.cancel(org.rep, second.id)
+    third = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求", "other")
+    transfers.approve(org.manager, third.id)
+    transfers.create_transfer(org.rep2, [org.c_rep.id], org.rep.id, "换回", "other")
+    with pytest.raises(Conflict) as exc:
+        transfers.create_transfer(org.staff, [org.c_rep.id], org.rep_north.id, "后台", "other")
+    assert exc.value.code == "transfer_pending"
 
 
 def test_validation_and_scope(db, org):

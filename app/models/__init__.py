@@ -5,7 +5,8 @@ from app.models.ownership import (Ownership, OwnershipEvent, Pool, PoolMember,  
                                   ReclaimWarning)
 from app.models.policy import Policy  # noqa: F401
 from app.models.audit import AuditLog  # noqa: F401
-from app.models.transfer import Notification, TransferItem, TransferRequest  # noqa: F401
+from app.models.transfer import (Notification, OpenTransfer, TransferItem,  # noqa: F401
+                                 TransferRequest)
 from app.models.rule import AssignmentRule  # noqa: F401
 from app.models.activity import Deal, FollowUp, GradingSettings  # noqa: F401
 from app.models.care import CareMessage, CareSettings, CareTemplate  # noqa: F401

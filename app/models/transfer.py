@@ -70,6 +70,18 @@ class TransferItem(Model):
                             foreign_keys=[customer_id], viewonly=True)
 
 
+class OpenTransfer(Model):
+    """A customer held by an open (pending or approved) transfer request. The primary key
+    lets one request at a time hold a customer: of two simultaneous applications the second
+    cannot commit. app.services.transfers writes the rows with the request and deletes them
+    in the transaction that ends it. Like transfer_item, no foreign key to customer (a merge
+    or deletion leaves the row to its request, which clears it when it ends)."""
+    __tablename__ = "open_transfer"
+    customer_id = Column(Integer, primary_key=True, autoincrement=False)
+    transfer_id = Column(Integer, ForeignKey("transfer_request.id", ondelete="CASCADE"),
+                         nullable=False, index=True)
+
+
 class Notification(Model):
     __tablename__ = "notification"
     id = Column(Integer, primary_key=True)

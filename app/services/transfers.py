@@ -7,7 +7,9 @@ The receiver's cap and lock cap are checked when the last approval lands, and th
 changes there in one transaction with the events and notifications.
 
 Requesting a transfer needs write access to every customer in it (a read-only share, such as
-the one a previous owner keeps after a transfer, is not enough).
+the one a previous owner keeps after a transfer, is not enough). A customer is in at most one
+open (pending or approved) request: the open_transfer table's primary key holds that under
+concurrency, and a request's rows there go in the transaction that ends it.
 """
 from __future__ import annotations
 
@@ -16,11 +18,12 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
 from sqlalchemy import and_, delete, func, not_, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, selectinload
 
 from app.extensions import db
-from app.models import (Customer, CustomerShare, Department, Ownership, TransferItem,
-                        TransferRequest, User)
+from app.models import (Customer, CustomerShare, Department, OpenTransfer, Ownership,
+                        TransferItem, TransferRequest, User)
 from app.models.customer import utcnow
 from app.models.transfer import TRANSFER_TRIGGERS
 from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF,
@@ -85,12 +88,7 @@ def create_transfer(actor: User, customer_ids: Iterable, to_owner_id: int, reaso
     if from_owner_id == to_owner_id:
         raise ValidationFailed({"to_owner_id": "接收人就是当前负责人"})
     receiver = ownership.ensure_active_owner(to_owner_id)
-    pending = db.session.execute(
-        select(TransferItem.customer_id).join(TransferRequest)
-        .where(TransferItem.customer_id.in_(ids),
-               TransferRequest.status.in_(("pending", "approved")))).scalars().all()
-    if pending:
-        raise Conflict(f"这些客户已有待处理的转移申请：{customer_names(pending)}", code="transfer_pending")
+    _refuse_pending(ids)
     giver = db.session.get(User, from_owner_id)
     grade_a_or_locked = db.session.execute(select(Ownership.customer_id).where(
         Ownership.customer_id.in_(ids),
@@ -102,13 +100,37 @@ def create_transfer(actor: User, customer_ids: Iterable, to_owner_id: int, reaso
         needs_second_approval=grade_a_or_locked or giver.department_id != receiver.department_id,
         items=[TransferItem(customer_id=i) for i in ids], created_at=utcnow())
     db.session.add(transfer)
-    db.session.flush()
+    try:
+        db.session.flush()
+        db.session.add_all(OpenTransfer(customer_id=i, transfer_id=transfer.id) for i in ids)
+        db.session.flush()
+    except IntegrityError:
+        # A simultaneous application for one of these customers committed first.
+        db.session.rollback()
+        _refuse_pending(ids)
+        raise
     approvers = _department_managers(giver.department_id) or _admin_ids()
     notifications.notify(approvers, "transfer_pending", f"待审批的客户转移 #{transfer.id}",
                          f"{giver.display_name} → {receiver.display_name}，共 {len(ids)} 个客户："
                          f"{reason.strip()}", link=page_link(transfer.id))
     db.session.commit()
     return transfer
+
+
+def _refuse_pending(ids: list[int]) -> None:
+    """Conflict `transfer_pending` if any of the customers is in an open request."""
+    held = set(db.session.execute(select(OpenTransfer.customer_id).where(
+        OpenTransfer.customer_id.in_(ids))).scalars())
+    if held:
+        pending = [i for i in ids if i in held]
+        raise Conflict(f"这些客户已有待处理的转移申请：{customer_names(pending)}",
+                       code="transfer_pending")
+
+
+def _close(transfer: TransferRequest, status: str, actor: User) -> None:
+    """End the request: its customers are free for another one."""
+    transfer.status, transfer.decided_by_id = status, actor.id
+    db.session.execute(delete(OpenTransfer).where(OpenTransfer.transfer_id == transfer.id))
 
 
 def _admin_ids() -> list[int]:
@@ -265,7 +287,8 @@ def _hand_over(actor: User, transfer: TransferRequest, now: dt.datetime) -> None
         for i in ids:
             db.session.add(CustomerShare(customer_id=i, user_id=transfer.from_owner_id,
                                          expires_at=until))
-    transfer.status, transfer.completed_at, transfer.decided_by_id = "completed", now, actor.id
+    _close(transfer, "completed", actor)
+    transfer.completed_at = now
     notifications.notify(
         [transfer.applicant_id, transfer.from_owner_id, transfer.to_owner_id,
          transfer.first_approver_id, transfer.second_approver_id],
@@ -284,7 +307,7 @@ def reject(actor: User, transfer_id: int, note: str) -> TransferRequest:
         raise PermissionDenied("您不是该申请的审批人")
     if not (note or "").strip():
         raise ValidationFailed({"note": "请填写驳回原因"})
-    transfer.status, transfer.decided_by_id = "rejected", actor.id
+    _close(transfer, "rejected", actor)
     transfer.decision_note = note.strip()
     notifications.notify([transfer.applicant_id, transfer.from_owner_id], "transfer_rejected",
                          f"客户转移 #{transfer.id} 被驳回", note.strip(),
@@ -305,7 +328,7 @@ def cancel(actor: User, transfer_id: int) -> TransferRequest:
         raise PermissionDenied("只有申请人可以撤回")
     if not can_cancel(actor, transfer):
         raise Conflict(f"该申请状态为 {transfer.status}，不能撤回", code="not_pending")
-    transfer.status, transfer.decided_by_id = "cancelled", actor.id
+    _close(transfer, "cancelled", actor)
     db.session.commit()
     return transfer
 
