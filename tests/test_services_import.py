@@ -268,6 +268,19 @@ def test_the_error_report_is_a_csv_of_the_bad_rows(db, org):
         import_report.problem_report(org.rep, batch.id)
 
 
+def test_the_error_report_defuses_formulas_in_the_files_headers_and_cells(db, org):
+    data = csv_bytes("客户名称,手机,-1+1+cmd|' /C calc'!A0\n"
+                     "+1+1,1370013700,=HYPERLINK(\"x\")\n")
+    batch = run_import(db, org.staff, data)
+    _, text = import_report.problem_report(org.staff, batch.id)
+    import csv
+
+    assert list(csv.reader(io.StringIO(text[1:]))) == [
+        ["行号", "问题类型", "原因", "客户名称", "手机", "'-1+1+cmd|' /C calc'!A0"],
+        ["2", "数据错误", "手机：无效的电话号码：1370013700", "'+1+1", "1370013700",
+         "'=HYPERLINK(\"x\")"]]
+
+
 def test_fuzzy_company_names_match_within_a_city_only(db, org):
     from app.services import customers
 
