@@ -14,6 +14,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
 from app.api.common import error_response
+from app.extensions import csrf
 from app.services.errors import GuishuError
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -32,8 +33,6 @@ def require_csrf_token_with_the_session():
             or request.headers.get("Authorization", "").startswith("Bearer ")
             or not current_user.is_authenticated):  # no session: @protect answers 401
         return None
-    from app.extensions import csrf
-
     try:
         csrf.protect()
     except CSRFError:
