@@ -38,6 +38,11 @@ def _database_url() -> str:
     return url
 
 
+def _served_over_https() -> bool:
+    """GUISHU_HTTPS=1 (or true/yes/on): users reach the app over HTTPS."""
+    return os.environ.get("GUISHU_HTTPS", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 class Config:
     APP_NAME = "归属 Guishu"
     SECRET_KEY = _secret_key()
@@ -62,7 +67,14 @@ class Config:
     FAB_PASSWORD_HASH_METHOD = os.environ.get("GUISHU_PASSWORD_HASH", "scrypt")
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None
-    # The JWT API is exempt from CSRF (bearer tokens are not sent by browsers on their own).
+    # Forms carry csrf_token; /api/ calls signed by the session carry it in X-CSRFToken
+    # (app/api/csrf.py). JWT calls need none: browsers never attach a bearer token.
+    # The session and remember-me cookies: not sent with cross-site POSTs, out of scripts'
+    # reach, and over TLS only when users reach the app over HTTPS (GUISHU_HTTPS=1, also
+    # when TLS ends at a proxy).
+    SESSION_COOKIE_SAMESITE = REMEMBER_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_HTTPONLY = REMEMBER_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SECURE = REMEMBER_COOKIE_SECURE = _served_over_https()
     FAB_API_MAX_PAGE_SIZE = 200
 
     BABEL_DEFAULT_LOCALE = os.environ.get("GUISHU_LOCALE", "zh")

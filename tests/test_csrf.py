@@ -3,17 +3,25 @@
 Flask-WTF's CSRFProtect answers a refused token with its CSRFError, a 400 whose page names the
 reason ("The CSRF token is missing." / "... is invalid." / "The CSRF tokens do not match.").
 GET never changes anything: FAB refuses a GET delete when CSRF is on (flash + redirect), and
-the single-row action route accepts POST only. The JWT API is exempt by design (bearer
-tokens are not sent by browsers) but accepts only a JSON object body.
+the single-row action route accepts POST only.
+
+The JSON API allows browser login, so a state-changing /api/ call signed by the session
+cookie must carry the token in the X-CSRFToken header (400 {"code": "csrf"} otherwise); calls
+with a JWT need none (bearer tokens are not sent by browsers). The session cookie is
+SameSite=Lax and HttpOnly, and Secure when GUISHU_HTTPS says the app is served over HTTPS.
 """
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from tests.conftest import api_token
+from tests.conftest import PASSWORD, api_token, csrf_token, login
 from tests.helpers import customers_now
 
 MISSING = "The CSRF token is missing."
@@ -230,12 +238,128 @@ def test_jwt_api_needs_no_csrf_token(app, org, db):
 ])
 def test_session_cookie_api_write_refuses_what_a_cross_site_form_can_send(
         content_type, body, rep, db, k):
-    # The API is CSRF-exempt and also accepts the browser session (allow_browser_login), so
-    # what protects it is that a write needs a JSON body, which no cross-site form can send.
+    # Even with the token, a write needs a JSON body, which no cross-site form can send.
+    token = {"X-CSRFToken": rep.csrf}
     before = customers_now(db)
-    resp = rep.post("/api/v1/customers/", data=body, content_type=content_type)
+    resp = rep.post("/api/v1/customers/", data=body, content_type=content_type, headers=token)
     assert resp.status_code == 400
     assert resp.get_json()["fields"] == {"body": "请求体必须是 JSON 对象"}
-    resp = rep.put(f"/api/v1/customers/{k.c_rep}", data=body, content_type=content_type)
+    resp = rep.put(f"/api/v1/customers/{k.c_rep}", data=body, content_type=content_type,
+                   headers=token)
     assert resp.status_code == 400
     assert customers_now(db) == before
+
+
+# --- the JSON API signed by the session cookie --------------------------------------------------
+CSRF_REFUSED = {"code": "csrf", "message": (
+    "缺少或无效的 CSRF 令牌：以浏览器登录会话调用接口修改数据时，须在 X-CSRFToken 请求头中带上"
+    "页面的 csrf_token；程序调用请使用 JWT（Authorization: Bearer）")}
+CROSS_SITE = {"Origin": "https://evil.example", "Referer": "https://evil.example/page"}
+# FAB's JWT login and refresh: no session signs them in.
+NO_SESSION = {"SecurityApi.login", "SecurityApi.refresh"}
+
+
+def mutating_api_routes(app, pk: int) -> list[tuple[str, str]]:
+    """(method, path) of every state-changing /api/ route, path parameters filled with pk."""
+    out = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/") and rule.endpoint not in NO_SESSION:
+            path = re.sub(r"<[^>]+>", str(pk), rule.rule)
+            out += [(method, path) for method in sorted(rule.methods & {"POST", "PUT", "PATCH",
+                                                                        "DELETE"})]
+    return sorted(out)
+
+
+def audit_rows(db) -> int:
+    from app.models import AuditLog
+
+    db.session.commit()
+    return db.session.execute(select(func.count(AuditLog.id))).scalar_one()
+
+
+def test_the_route_list_holds_every_write_of_the_api(app, k):
+    routes = mutating_api_routes(app, k.c_rep)
+    assert {("POST", f"/api/v1/transfers/{k.c_rep}/approve"),
+            ("POST", f"/api/v1/transfers/{k.c_rep}/cancel"), ("POST", "/api/v1/pool/claim"),
+            ("DELETE", f"/api/v1/customers/{k.c_rep}"), ("PUT", f"/api/v1/policies/{k.c_rep}"),
+            ("POST", "/api/v1/dedupe/check")} <= set(routes)
+    assert not any("/security/" in path for _, path in routes)
+
+
+def test_a_cross_site_post_with_the_session_cookie_only_is_refused_everywhere(admin, app, db, k):
+    routes = mutating_api_routes(app, k.c_rep)
+    customers, audits = customers_now(db), audit_rows(db)
+    answers = {}
+    for method, path in routes:
+        resp = admin.open(path, method=method, data={"customer_ids": str(k.c_rep)},
+                          headers=CROSS_SITE)
+        answers[(method, path)] = (resp.status_code, resp.get_json(silent=True))
+    assert answers == {route: (400, CSRF_REFUSED) for route in routes}
+    assert (customers_now(db), audit_rows(db)) == (customers, audits)
+
+
+def test_a_forged_or_another_sessions_token_is_refused(admin, rep, k):
+    for token in ("forged", rep.csrf):
+        resp = admin.post("/api/v1/pool/claim", json={"customer_ids": [k.c_pool]},
+                          headers={"X-CSRFToken": token})
+        assert (resp.status_code, resp.get_json()) == (400, CSRF_REFUSED)
+
+
+def test_with_the_token_no_session_call_is_refused_for_csrf(admin, app, k):
+    for method, path in mutating_api_routes(app, k.c_rep):
+        resp = admin.open(path, method=method, json={}, headers={"X-CSRFToken": admin.csrf})
+        assert (resp.get_json(silent=True) or {}).get("code") != "csrf", (method, path)
+
+
+def test_jwt_calls_need_no_token_on_any_route(app, api, k):
+    call = api("admin")
+    for method, path in mutating_api_routes(app, k.c_rep):
+        resp = call(method, path, json={})
+        assert (resp.get_json(silent=True) or {}).get("code") != "csrf", (method, path)
+
+
+@pytest.mark.parametrize("action, status", [("approve", "completed"), ("cancel", "cancelled")])
+def test_a_cross_site_page_cannot_decide_a_transfer(action, status, app, org, db, k):
+    from app.models import TransferRequest
+    from app.services import transfers
+
+    tid = transfers.create_transfer(org.rep, [k.c_rep], org.rep2.id, "客户要求", "other").id
+    db.session.commit()
+    client = login(app.test_client(), "manager1" if action == "approve" else "rep1")
+
+    def status_now():
+        db.session.commit()
+        return db.session.get(TransferRequest, tid, populate_existing=True).status
+
+    for data in ({}, {"note": "同意"}):
+        resp = client.post(f"/api/v1/transfers/{tid}/{action}", data=data, headers=CROSS_SITE)
+        assert (resp.status_code, resp.get_json()) == (400, CSRF_REFUSED)
+    assert status_now() == "pending"
+    resp = client.post(f"/api/v1/transfers/{tid}/{action}", json={},
+                       headers={"X-CSRFToken": client.csrf})
+    assert resp.status_code == 200, resp.get_json()
+    assert status_now() == status
+
+
+# --- the session cookie -------------------------------------------------------------------------
+def test_the_session_cookie_is_lax_and_http_only(app, org):
+    client = app.test_client()
+    resp = client.post("/login/", data={"username": "rep1", "password": PASSWORD,
+                                        "csrf_token": csrf_token(client)})
+    assert resp.status_code == 302
+    (cookie,) = [c for c in resp.headers.getlist("Set-Cookie") if c.startswith("session=")]
+    attributes = {a.strip().split("=")[0].lower(): a for a in cookie.split(";")[1:]}
+    assert attributes["samesite"].strip() == "SameSite=Lax" and "httponly" in attributes
+    assert "secure" not in attributes  # the tests run over plain HTTP
+
+
+@pytest.mark.parametrize("setting, secure", [("1", True), ("", False)])
+def test_cookies_are_secure_when_the_app_is_served_over_https(setting, secure, tmp_path):
+    code = ("import config; c = config.Config; print(c.SESSION_COOKIE_SECURE, "
+            "c.REMEMBER_COOKIE_SECURE, c.SESSION_COOKIE_SAMESITE, c.REMEMBER_COOKIE_SAMESITE, "
+            "c.SESSION_COOKIE_HTTPONLY, c.REMEMBER_COOKIE_HTTPONLY)")
+    env = {**os.environ, "GUISHU_HTTPS": setting, "GUISHU_INSTANCE_DIR": str(tmp_path),
+           "SECRET_KEY": "x"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, cwd=os.path.dirname(os.path.dirname(__file__))).stdout
+    assert out.split() == [str(secure), str(secure), "Lax", "Lax", "True", "True"]

@@ -85,9 +85,23 @@ COMPANIES = [
     ("北京 百度 网讯科技 有限公司", ("北京", "百度网讯科技", "有限公司")),
     ("深圳市腾讯计算机系统有限公司", ("深圳", "腾讯计算机系统", "有限公司")),
     ("广东省深圳市腾讯计算机系统有限公司", ("深圳", "腾讯计算机系统", "有限公司")),
-    ("阿里巴巴（中国）有限公司", ("中国", "阿里巴巴", "有限公司")),
+    # A country word is not a region (it would stand in for the city): dropped.
+    ("阿里巴巴（中国）有限公司", (None, "阿里巴巴", "有限公司")),
+    ("翔维（中国）技术有限公司", (None, "翔维技术", "有限公司")),
+    ("翔维技术（中国）有限公司", (None, "翔维技术", "有限公司")),
+    ("翔維（中國）技術有限公司", (None, "翔维技术", "有限公司")),
+    ("翔维（中华）技术有限公司", (None, "翔维技术", "有限公司")),
+    ("翔维(中华人民共和国)技术有限公司", (None, "翔维技术", "有限公司")),
+    ("Xiangwei (China) Technology Co., Ltd.", (None, "xiangweitechnology", "coltd")),
+    ("中国广东省深圳市腾讯计算机系统有限公司", ("深圳", "腾讯计算机系统", "有限公司")),
+    ("佛山翔维（中国）技术有限公司", ("佛山", "翔维技术", "有限公司")),
+    # ... but only country names: 国际 and a leading 中华 are part of the name.
+    ("翔维国际技术有限公司", (None, "翔维国际技术", "有限公司")),
+    ("翔维（国际）技术有限公司", (None, "翔维国际技术", "有限公司")),
+    ("中华书局有限公司", (None, "中华书局", "有限公司")),
+    ("中国银行股份有限公司", (None, "中国银行", "股份有限公司")),
     ("上海浦东发展银行股份有限公司", ("上海", "浦东发展银行", "股份有限公司")),
-    ("中国平安保险（集团）股份有限公司", ("中国", "平安保险", "集团股份有限公司")),
+    ("中国平安保险（集团）股份有限公司", (None, "平安保险", "集团股份有限公司")),
     ("小米科技有限责任公司", (None, "小米科技", "有限责任公司")),
     ("海尔集团公司", (None, "海尔", "集团公司")),
     ("青岛海尔股份有限公司", ("青岛", "海尔", "股份有限公司")),
@@ -128,6 +142,8 @@ ADDRESSES = [
     ("江苏省苏州市工业园区星湖街328号", "苏州工业园区星湖街328号"),
     ("蘇州市工業園區星湖街３２８號", "苏州工业园区星湖街328号"),
     ("浙江省杭州市西湖区文三路（近学院路）", "杭州西湖区文三路近学院路"),
+    ("中国广东省深圳市南山区科技园路１号３号楼", "深圳南山区科技园路1号3栋"),
+    ("中国 北京市海淀区上地十街10号", "北京海淀区上地十街10号"),
 ]
 
 
@@ -186,6 +202,18 @@ def test_rows_of_an_older_normaliser_are_refreshed(db, org):
     assert db.session.get(Customer, org.c_north.id).name_core == "华联商贸"
     assert db.session.get(Customer, org.c_north.id).name_region == "北京"
     assert customers.refresh_normalised_keys() == 0
+
+
+def test_keys_stored_with_a_country_as_the_region_are_refreshed(db, org):
+    c = customers.create_customer(org.rep, {"name": "翔维（中国）技术有限公司", "city": "佛山"})
+    # What version 3 stored: 中国 as the region, which the same-city check compares.
+    db.session.execute(update(Customer).where(Customer.id == c.id).values(
+        name_region="中国", norm_version=3))
+    db.session.commit()
+    assert customers.refresh_normalised_keys() == 1
+    db.session.expire_all()
+    c = db.session.get(Customer, c.id)
+    assert (c.name_core, c.name_region, c.city) == ("翔维技术", None, "佛山")
 
 
 def test_the_cli_refreshes_every_stale_row_without_redis(app, db, org):

@@ -90,6 +90,17 @@ def test_fuzzy_names_match_above_the_threshold_within_the_city(db, org):
                                          org.rep2, {"name": "南京云帆科技有限公司"})
 
 
+def test_a_country_in_the_name_is_no_other_city(db, org):
+    held = customers.create_customer(org.rep, {"name": "翔维技术有限公司", "city": "佛山"})
+    for values in ({"name": "翔维（中国）技术有限公司", "city": "佛山"},
+                   {"name": "翔维（中国）技术有限公司"}, {"name": "中国翔维技术有限公司"}):
+        body = dedupe.check(org.rep2, values)
+        assert [(m["rule"], m["customer_id"], m["score"]) for m in body["matches"]] == [
+            ("company_name", held.id, 100)], values
+    body = dedupe.check(org.rep2, {"name": "翔维（中国）技术有限公司", "city": "广州"})
+    assert body["matches"] == []  # another city is still another company
+
+
 def test_an_equal_core_name_is_found_in_a_block_larger_than_the_candidates(db, org,
                                                                             monkeypatch):
     customers.create_customer(org.rep2, {"name": "杭州云帆物流有限公司"})

@@ -174,7 +174,7 @@ def rules(db):
 
 
 def test_file_rows_match_earlier_rows_of_the_same_file(db, org, rules):
-    """A row is checked against the rows of its file accepted before it: the same mobile in
+    """A row is checked against the rows of its file read before it: the same mobile in
     another format, the same e-mail in another case, the same company core in the same city
     (another city does not count), the same person and birthday."""
     matcher = dedupe_bulk.BatchMatcher(rules)
@@ -183,8 +183,8 @@ def test_file_rows_match_earlier_rows_of_the_same_file(db, org, rules):
     person = clean_customer_data({"name": "王芳", "customer_type": "person",
                                   "birthday": "1980-05-06"})
     assert matcher.file_hits(first) == []
-    matcher.accept(first, 2)
-    matcher.accept(person, 3)
+    matcher.remember(first, 2)
+    matcher.remember(person, 3)
     assert matcher.file_hits(clean_customer_data(
         {"name": "x", "mobile": "+86 137 0013 7001"})) == [("mobile", 2, 100)]
     assert matcher.file_hits(clean_customer_data(

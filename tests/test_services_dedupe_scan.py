@@ -132,8 +132,9 @@ def test_output_csv(db, org, seeded):
     buf = io.StringIO()
     assert dedupe_scan.write_csv(result.rows, buf) == result.members == 10
     rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
-    assert list(rows[0]) == ["customer_id", "cluster_id", "score", "reasons"]
+    assert list(rows[0]) == ["customer_id", "cluster_id", "score", "reasons", "name"]
     mine = {int(r["customer_id"]): r for r in rows}
+    assert mine[seeded["fuzzy_b"].id]["name"] == seeded["fuzzy_b"].name
     assert mine[seeded["fuzzy_b"].id]["score"] == "90"
     assert mine[seeded["wang_twin"].id]["reasons"] == "person_birthday"
     assert mine[seeded["fuzzy_a"].id]["cluster_id"] == mine[seeded["fuzzy_b"].id]["cluster_id"]
@@ -144,7 +145,24 @@ def test_cli_writes_the_csv(app, db, org, seeded, tmp_path):
     result = app.test_cli_runner().invoke(args=["crm", "dedupe-scan", "--output", str(out)])
     assert result.exit_code == 0, result.output
     assert "4 clusters, 10 customers" in result.output
-    assert out.read_text(encoding="utf-8").splitlines()[0] == "customer_id,cluster_id,score,reasons"
+    assert out.read_text(encoding="utf-8").splitlines()[0] == \
+        "customer_id,cluster_id,score,reasons,name"
+
+
+def test_names_in_the_cli_output_are_never_formulas(app, db, org, tmp_path):
+    from app.models import Contact
+
+    formula = company(org.staff, "-1+1+cmd|' /C calc'!A0", mobile="13700137051")
+    twin = company(org.staff, "+1+1")
+    db.session.add(Contact(customer_id=twin.id, name="王经理", mobile="13700137051",
+                           mobile_e164="+8613700137051"))
+    db.session.commit()
+    out = tmp_path / "clusters.csv"
+    result = app.test_cli_runner().invoke(args=["crm", "dedupe-scan", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert {int(r["customer_id"]): r["name"] for r in rows} == {
+        formula.id: "'-1+1+cmd|' /C calc'!A0", twin.id: "'+1+1"}
 
 
 def test_a_big_block_is_split_and_still_finds_its_pairs(monkeypatch):

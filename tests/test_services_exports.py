@@ -99,3 +99,14 @@ def test_csv_and_xlsx_hold_the_same_rows_with_formulas_defused(db, org):
     assert n == 2 and cells[0] == exports.EXPORT_COLUMNS
     assert [(r[1], r[7]) for r in cells[1:]] == [("杭州云帆科技有限公司", "13800138000"),
                                                  ("'=1+2 杭州测试有限公司", "13700137000")]
+
+
+def test_signed_formulas_are_defused_in_every_text_column_of_the_csv(db, org):
+    formula = "-1+1+cmd|' /C calc'!A0"
+    c = customers.create_customer(org.rep, {"name": formula, "industry": "+1+1",
+                                            "address": formula})
+    out = io.StringIO()
+    exports.write_csv(org.rep, out)
+    (row,) = [r for r in csv.DictReader(io.StringIO(out.getvalue())) if r["id"] == str(c.id)]
+    assert (row["name"], row["industry"], row["address"]) == ("'" + formula, "'+1+1",
+                                                              "'" + formula)

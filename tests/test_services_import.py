@@ -91,6 +91,30 @@ def test_in_file_duplicates_within_one_chunk_and_across_chunks(db, org):
                                    (9, "duplicate", "与文件第 2 行重复（企业名称（核心名））")]
 
 
+@pytest.mark.parametrize("chunk_rows", [None, 1])
+def test_a_refused_rows_keys_count_for_the_rows_after_it(db, org, chunk_rows):
+    # Rows 1 and 2 share a mobile, rows 2 and 3 a name: all three are one company.
+    rows = ("佛山翔维技术有限公司,13700137301,,,佛山,,\n"
+            "佛山远航贸易有限公司,13700137301,,,佛山,,\n"
+            "远航贸易（佛山）有限公司,13700137302,,,佛山,,\n")
+    batch = run_import(db, org.staff, csv_bytes(HEADER + rows), chunk_rows=chunk_rows)
+    assert (batch.inserted, batch.duplicates) == (1, 2)
+    assert problems(db, batch) == [(3, "duplicate", "与文件第 2 行重复（手机号）"),
+                                   (4, "duplicate", "与文件第 3 行重复（企业名称（核心名））")]
+    assert db.session.execute(select(Customer.name).where(
+        Customer.mobile_e164.like("+861370013730%"))).scalars().all() == ["佛山翔维技术有限公司"]
+
+
+def test_a_row_refused_as_a_customer_of_the_table_still_counts(db, org):
+    rows = ("佛山远航贸易有限公司,13800138000,,,佛山,,\n"    # mobile of 杭州云帆科技
+            "远航贸易（佛山）有限公司,13700137302,,,佛山,,\n")
+    batch = run_import(db, org.staff, csv_bytes(HEADER + rows))
+    assert (batch.inserted, batch.duplicates) == (0, 2)
+    assert problems(db, batch) == [
+        (2, "duplicate", "已存在：客户 杭州云帆科技有限公司，负责人 测试rep1（华东大区）（手机号）"),
+        (3, "duplicate", "与文件第 2 行重复（企业名称（核心名））")]
+
+
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "gbk", "utf-8"])
 def test_excel_encodings_read_the_same(db, org, encoding):
     text = HEADER + "南京苏宁易购有限公司,13700137100,,,南京,03-12,\n"
@@ -266,6 +290,19 @@ def test_the_error_report_is_a_csv_of_the_bad_rows(db, org):
     assert len(lines) == 1 + 7
     with pytest.raises(OutOfScope):
         import_report.problem_report(org.rep, batch.id)
+
+
+def test_the_error_report_defuses_formulas_in_the_files_headers_and_cells(db, org):
+    data = csv_bytes("客户名称,手机,-1+1+cmd|' /C calc'!A0\n"
+                     "+1+1,1370013700,=HYPERLINK(\"x\")\n")
+    batch = run_import(db, org.staff, data)
+    _, text = import_report.problem_report(org.staff, batch.id)
+    import csv
+
+    assert list(csv.reader(io.StringIO(text[1:]))) == [
+        ["行号", "问题类型", "原因", "客户名称", "手机", "'-1+1+cmd|' /C calc'!A0"],
+        ["2", "数据错误", "手机：无效的电话号码：1370013700", "'+1+1", "1370013700",
+         "'=HYPERLINK(\"x\")"]]
 
 
 def test_fuzzy_company_names_match_within_a_city_only(db, org):

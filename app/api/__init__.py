@@ -11,10 +11,13 @@ def register_apis(appbuilder, csrf) -> None:
 
     for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, PolicyApi, DedupeApi):
         appbuilder.add_api(api)
-    # JWT bearer tokens are not sent by browsers on their own, and every write endpoint
-    # requires a JSON body (no cross-site form can send one without CORS): no CSRF token here.
+    # CSRFProtect's own check would answer HTML and refuse JWT clients: the API blueprints
+    # are exempt from it, and app.api.csrf checks the token of the calls the session signs.
     from flask import current_app
 
+    from app.api.csrf import require_csrf_token_with_the_session
+
+    current_app.before_request(require_csrf_token_with_the_session)
     current_app.before_request(reject_malformed_rison)
     for name, blueprint in current_app.blueprints.items():
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "PolicyApi",

@@ -1,6 +1,7 @@
 """Dedupe for many rows at once (bulk import): the rules of app.services.dedupe, with one query
 per key kind per chunk instead of several per row, and a check of each row against the rows
-of the same file accepted before it.
+of the same file before it, inserted or refused: a refused row is still a company the later
+rows may repeat (rows 1 and 2 share a mobile, rows 2 and 3 a name: row 3 is row 1 again).
 
 The answers are the entry check's: the same rules, the same scores, the same holder text,
 and the same candidates for the fuzzy company name: every customer with the same core name,
@@ -98,7 +99,7 @@ def _block_members(blocks: list[str], cols) -> list:
 
 class BatchMatcher:
     """Matches of a run of rows: against the table (`table_hits`, per chunk) and against the
-    rows of the same file accepted earlier in this run (`file_hits` / `accept`)."""
+    rows of the same file read earlier in this run (`file_hits` / `remember`)."""
 
     def __init__(self, rules: Optional[dict[str, DedupeRule]] = None):
         self.rules = dedupe.active_rules() if rules is None else rules
@@ -218,7 +219,7 @@ class BatchMatcher:
 
     # --- against the file ----------------------------------------------------------------
     def file_hits(self, v: dict[str, Any]) -> list[tuple[str, int, int]]:
-        """(rule kind, earlier file line, score) for matches among the rows accepted so far."""
+        """(rule kind, earlier file line, score) for matches among the rows remembered so far."""
         rules, out = self.rules, []
         mobiles, phones, emails = _people_keys(v)
         for kind, keys, index in (("mobile", mobiles, self._numbers),
@@ -247,8 +248,9 @@ class BatchMatcher:
                         for kind, score in dedupe.person_pair(rules, v, other)]
         return out
 
-    def accept(self, v: dict[str, Any], line: int) -> None:
-        """Remember an accepted row, so later rows of the file are checked against it."""
+    def remember(self, v: dict[str, Any], line: int) -> None:
+        """Remember a row, inserted or refused, so later rows of the file are checked
+        against it (a line's keys are the first line that held them)."""
         mobiles, phones, emails = _people_keys(v)
         for key in mobiles + phones:
             self._numbers.setdefault(key, line)

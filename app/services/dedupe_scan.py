@@ -30,11 +30,11 @@ merged ones (the history) alone.
 """
 from __future__ import annotations
 
-import csv
 import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Callable, Iterable, Iterator, Optional, TextIO
 
 import numpy as np
@@ -43,10 +43,12 @@ from rapidfuzz.process import cdist, cpdist
 from sqlalchemy import delete, insert, select, text
 
 from app.extensions import db
-from app.models import DedupeCluster, DedupeClusterMember, DedupeDismissal, DedupeRule
+from app.models import (Customer, DedupeCluster, DedupeClusterMember, DedupeDismissal,
+                        DedupeRule)
 from app.models.customer import utcnow
 from app.services import audit
 from app.services.dedupe import active_rules
+from app.services.exports import SafeCsvWriter
 
 log = logging.getLogger("guishu.dedupe_scan")
 
@@ -55,6 +57,7 @@ CELLS = CAP * CAP          # comparisons one block may cost before it is split
 PARALLEL_CELLS = 250_000   # from this size cdist's threads pay for themselves
 NEIGHBOURS = 20            # suffix neighbours each company name is scored with
 STREAM_ROWS = 20_000       # rows fetched per round trip
+NAMES_PER_QUERY = 1000     # ids per IN list when the CSV output looks up names
 PROGRESS_EVERY = 50_000    # rows between two progress reports
 
 Progress = Callable[[int, Optional[int]], None]
@@ -499,11 +502,16 @@ def scan(actor_id: Optional[int] = None, progress: Optional[Progress] = None) ->
 
 
 def write_csv(rows: Iterable[tuple], out: TextIO) -> int:
-    """customer_id, cluster_id, score, reasons (rule kinds separated by ';')."""
-    writer = csv.writer(out)
-    writer.writerow(["customer_id", "cluster_id", "score", "reasons"])
+    """customer_id, cluster_id, score, reasons (rule kinds separated by ';'), name: the
+    scan's rows with each customer's name, to review in Excel."""
+    writer = SafeCsvWriter(out)
+    writer.writerow(["customer_id", "cluster_id", "score", "reasons", "name"])
     n = 0
-    for row in rows:
-        writer.writerow(row)
-        n += 1
+    rows = iter(rows)
+    while chunk := list(islice(rows, NAMES_PER_QUERY)):
+        names = dict(db.session.execute(select(Customer.id, Customer.name).where(
+            Customer.id.in_([row[0] for row in chunk]))).all())
+        for row in chunk:
+            writer.writerow([*row, names.get(row[0], "")])
+            n += 1
     return n

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Callable, Iterator, Optional, TextIO
+from typing import Callable, Iterable, Iterator, Optional, TextIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -43,6 +43,17 @@ def safe_cell(value):
             value[0] in "=@\t\r" or (value[0] in "+-" and not _SIGNED_NUMBER.fullmatch(value))):
         return "'" + value
     return value
+
+
+class SafeCsvWriter:
+    """csv.writer for every CSV the app writes (exports, the import error report, the scan
+    output): each cell, header included, goes through safe_cell."""
+
+    def __init__(self, out: TextIO):
+        self._writer = csv.writer(out)
+
+    def writerow(self, row: Iterable) -> None:
+        self._writer.writerow([safe_cell(v) for v in row])
 
 
 # Decides per row: (owner_id or None) -> show contacts in full?
@@ -98,11 +109,11 @@ def _rows(clause, batch: int, unmask: Unmask) -> Iterator[list]:
 def write_csv(user: User, out: TextIO, rows: Optional[Iterator[list]] = None) -> int:
     """Write the header and every row (the user's scope unless `rows` is given); returns the
     number of customers."""
-    writer = csv.writer(out)
+    writer = SafeCsvWriter(out)
     writer.writerow(EXPORT_COLUMNS)
     n = 0
     for row in customer_rows(user) if rows is None else rows:
-        writer.writerow([safe_cell(v) for v in row])
+        writer.writerow(row)
         n += 1
     return n
 

@@ -2,7 +2,6 @@
 to fix in Excel and import again."""
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 from typing import Optional
@@ -11,7 +10,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import ImportProblem, User
-from app.services.exports import safe_cell
+from app.services.exports import SafeCsvWriter
 from app.services.imports import get_batch
 
 REPORT_KINDS = {"invalid": "数据错误", "duplicate": "重复"}
@@ -32,13 +31,13 @@ def problem_report(actor: User, batch_id: int) -> tuple[str, str]:
     batch = get_batch(actor, batch_id)
     out = io.StringIO()
     out.write("\ufeff")
-    writer = csv.writer(out)
+    writer = SafeCsvWriter(out)  # the file's own headers and cells are anyone's text
     headers = list(batch.headers or [])
     writer.writerow(["行号", "问题类型", "原因", *headers])
     for p in db.session.execute(select(ImportProblem).where(
             ImportProblem.batch_id == batch.id).order_by(ImportProblem.line)).scalars():
         values = p.values or {}
-        writer.writerow([p.line, REPORT_KINDS.get(p.kind, p.kind), safe_cell(p.reason),
-                         *[safe_cell(values.get(h, "")) for h in headers]])
+        writer.writerow([p.line, REPORT_KINDS.get(p.kind, p.kind), p.reason,
+                         *[values.get(h, "") for h in headers]])
     stem = Path(batch.filename).stem
     return f"{stem}-errors.csv", out.getvalue()

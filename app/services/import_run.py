@@ -244,10 +244,12 @@ def _import_chunk(job: _Run, chunk: list[tuple], cleaned: list[tuple]) -> bool:
     for (line, values, row), matches in zip(valid, answers):
         file_hits = [] if matches else job.matcher.file_hits(values)
         why = job.duplicate_reason(matches, file_hits)
+        # Refused or not, the row's keys count for the rows after it: a row linked to an
+        # inserted one only through a refused one is the same company.
+        job.matcher.remember(values, line)
         if why:
             problems.append(_problem(batch, line, "duplicate", why, row))
         else:
-            job.matcher.accept(values, line)
             accepted.append((line, values))
     ids = _insert(job, accepted)
     job.inserted_lines.update(zip(ids, (line for line, _ in accepted)))

@@ -20,7 +20,9 @@ from app.services.region_names import CITIES, PROVINCES
 # 2: company names (region / core / legal form), addresses and person names' pinyin.
 # 3: pinyin for person names only (no rule matches companies by pinyin, and it was a third
 #    of a bulk import's time).
-NORMALIZER_VERSION = 3
+# 4: country words (中国, 中华, China) are not regions: dropped from company names and
+#    addresses instead of standing in for the city.
+NORMALIZER_VERSION = 4
 
 _EXT_RE = re.compile(r"(?:转|分机|ext\.?|x|#)\s*(\d{1,6})\s*$", re.IGNORECASE)
 
@@ -168,8 +170,8 @@ def _short(name: str) -> str:
 @lru_cache(maxsize=1)
 def _regions() -> tuple[dict[str, str], list[str], frozenset[str]]:
     """({spelling: short name}, spellings longest first, short names that are provinces
-    only): full and short names of provinces and cities, plus 中国 and the special
-    administrative regions."""
+    only): full and short names of provinces and cities, plus the special administrative
+    regions."""
     names: dict[str, str] = {}
     extra = ("香港特别行政区", "澳门特别行政区", "台湾省")  # not in the +86 area codes
     for full in PROVINCES + CITIES + extra:
@@ -179,7 +181,6 @@ def _regions() -> tuple[dict[str, str], list[str], frozenset[str]]:
         # 自治州, 盟) are words too often (阿里巴巴 is not 阿里地区).
         if len(short) >= 2 and full.endswith(("省", "市", "自治区", "特别行政区")):
             names.setdefault(short, short)
-    names["中国"] = "中国"
     provinces_only = frozenset(_short(p) for p in PROVINCES + extra) - {
         _short(c) for c in CITIES}
     return names, sorted(names, key=len, reverse=True), provinces_only
@@ -208,6 +209,23 @@ def region_of(text: str) -> Optional[str]:
 # What is left after a region must still name someone: 中山大学 is not 中山 + 大学.
 _GENERIC = {"大学", "学院", "中学", "小学", "医院", "银行", "公司", "集团", "酒店", "宾馆", "商场",
             "超市", "饭店", "大厦", "广场", "电视台", "日报", "晚报", "机场", "车站", "港务"}
+
+
+# Country words name no place a customer is in: 翔维（中国）技术有限公司 in 佛山 is 翔维技术 in
+# 佛山, so the word is dropped, never taken as the region (which stands in for the city).
+# Only names of the country: 国际 or 亚太 in a name are part of the name.
+_COUNTRIES = frozenset({"中国", "中华", "中华人民共和国", "china", "prc"})
+# Written before a name they are dropped too (中国平安保险 = 平安保险), but only these: 中华
+# leads real names (中华书局).
+_LEADING_COUNTRIES = ("中华人民共和国", "中国")
+
+
+def _strip_leading_country(text: str, min_left: int) -> str:
+    for word in _LEADING_COUNTRIES:
+        rest = text[len(word):]
+        if text.startswith(word) and len(rest) >= min_left and rest not in _GENERIC:
+            return rest
+    return text
 
 
 def _strip_leading_region(text: str, min_left: int) -> tuple[Optional[str], str]:
@@ -249,6 +267,8 @@ def split_company_name(raw: Optional[str]) -> Optional[CompanyName]:
     def bracket(m: re.Match) -> str:
         nonlocal region
         inner = _NOT_WORD.sub("", m.group(1))
+        if inner in _COUNTRIES:
+            return ""
         if region_of(inner):
             region = region or region_of(inner)
             return ""
@@ -267,13 +287,12 @@ def split_company_name(raw: Optional[str]) -> Optional[CompanyName]:
                 forms.insert(0, form)
                 text, stripped = bare[: -len(form)].rstrip(" ,"), True
                 break
-    core = _NOT_WORD.sub("", text).replace("(", "").replace(")", "")
+    core = _strip_leading_country(_NOT_WORD.sub("", text).replace("(", "").replace(")", ""), 2)
     while True:
         found, rest = _strip_leading_region(core, 2)
         if found is None:
             break
-        # 广东省深圳市…: the most specific (the city) is kept.
-        region, core = (found if region is None or found != "中国" else region), rest
+        region, core = found, rest  # 广东省深圳市…: the most specific (the city) is kept
     legal = _NOT_WORD.sub("", "".join(bracketed + forms)).replace("(", "").replace(")", "")
     return CompanyName(region=region, core=core, legal_form=legal)
 
@@ -287,7 +306,7 @@ def normalize_address(raw: Optional[str]) -> Optional[str]:
     (the city names it), city markers dropped, digits half-width, building words unified."""
     if raw is None or not raw.strip():
         return None
-    text = fold_text(raw).replace("(", "").replace(")", "")
+    text = _strip_leading_country(fold_text(raw).replace("(", "").replace(")", ""), 1)
     names, _, provinces_only = _regions()
     out = []
     for _ in range(2):  # province, then city

@@ -28,6 +28,12 @@
     return out;
   }
 
+  // The session signs this call: the API wants the form's CSRF token with it.
+  function csrfToken() {
+    var field = form.elements["csrf_token"];
+    return field ? field.value : "";
+  }
+
   function show(kind, lines) {
     box.className = "alert alert-" + kind;
     box.textContent = "";
@@ -48,7 +54,8 @@
     var mine = ++sequence;
     fetch("/api/v1/dedupe/check", {
       method: "POST", credentials: "same-origin",
-      headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)
+      headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken()},
+      body: JSON.stringify(body)
     }).then(function (resp) {
       return resp.json().then(function (data) { return {status: resp.status, data: data}; });
     }).then(function (r) {
