@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy import func, select
 
@@ -54,6 +55,22 @@ def group_gone(pgid: int, timeout: float = 10) -> None:
     raise AssertionError(f"process group {pgid} still running after {timeout} s")
 
 
+def kill_worker(worker: subprocess.Popen) -> None:
+    """SIGKILL an RQ worker started in a session of its own, and its work horse, as when
+    their machine is lost; wait until all of them are gone. rq starts each horse in a process
+    group of its own, so the worker's group alone would leave the horse running the job."""
+    horses = [child.pid for child in psutil.Process(worker.pid).children()]
+    os.killpg(worker.pid, signal.SIGKILL)
+    for horse in horses:
+        try:
+            os.killpg(horse, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    worker.wait(timeout=10)
+    for group in [worker.pid, *horses]:
+        group_gone(group)
+
+
 def finish_on_a_worker(db, batch_id, redis_url, database_url, queue_name) -> None:
     """Run the queued import on a real burst worker; the whole file is then in."""
     result = run_burst_worker(redis_url, database_url, queue_name,
@@ -91,13 +108,10 @@ def test_a_killed_worker_resumes_without_duplicates_or_losses(app, db, org, redi
             if db.session.get(ImportBatch, batch_id).inserted >= 100:
                 break
             time.sleep(0.05)
-        os.killpg(worker.pid, signal.SIGKILL)  # the work horse too: nothing finishes the chunk
-        worker.wait(timeout=10)
-        group_gone(worker.pid)  # the horse may outlive the worker by a moment
+        kill_worker(worker)  # the work horse too: nothing finishes the chunk
     finally:
         if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)
+            kill_worker(worker)
     db.session.rollback()
     # The batch's counter and the customers, read in one statement (one snapshot).
     status, inserted, landed = db.session.execute(select(
