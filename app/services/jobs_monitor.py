@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from redis.exceptions import RedisError
+from rq.job import Job
 
 from app.extensions import db
 from app.models import User
@@ -56,7 +57,7 @@ def _job_row(job, **extra) -> dict:
     return {"id": job.id, "func": job.func_name, "status": job.get_status(refresh=False),
             "enqueued_at": job.enqueued_at, "started_at": job.started_at,
             "ended_at": job.ended_at, "progress": job.meta.get("progress"),
-            "retries_left": job.retries_left, "worker": job.worker_name,
+            "retries_left": job.retries_left,
             "error": (exc or "").strip().splitlines()[-1] if exc else None, "trace": exc,
             **extra}
 
@@ -74,20 +75,27 @@ def _worker_gone(conn, name: Optional[str]) -> bool:
     return not conn.pubsub_numsub(PUBSUB_CHANNEL_TEMPLATE % name)[0][1]
 
 
-def _started(conn, registry, limit: int = -1) -> dict[str, tuple[list, bool]]:
-    """{job id: (its executions, abandoned?)} of the started registry. A job is abandoned when
-    the worker of every execution is gone (the execution names its worker from the moment it
-    is registered; its record expires with the worker's heartbeat)."""
+class _Started(NamedTuple):
+    executions: list
+    workers: list[str]
+    abandoned: bool
+
+
+def _started(conn, registry, limit: int = -1) -> dict[str, _Started]:
+    """The jobs of the started registry by id. A job is abandoned when the worker of every
+    execution is gone (the execution names its worker from the moment it is registered; its
+    record expires with the worker's heartbeat)."""
     from rq.executions import Execution
     from rq.utils import as_text
 
-    jobs: dict[str, tuple[list, bool]] = {}
+    jobs: dict[str, _Started] = {}
     for job_id, execution_id in registry.get_job_and_execution_ids(0, limit):
         execution = Execution(execution_id, job_id, conn)
         worker = conn.hget(execution.key, "worker_name")
-        gone = _worker_gone(conn, as_text(worker) if worker else None)
-        executions, abandoned = jobs.get(job_id, ([], True))
-        jobs[job_id] = (executions + [execution], abandoned and gone)
+        worker = as_text(worker) if worker else None
+        seen = jobs.get(job_id, _Started([], [], True))
+        jobs[job_id] = _Started(seen.executions + [execution], seen.workers + [worker or "?"],
+                                seen.abandoned and _worker_gone(conn, worker))
     return jobs
 
 
@@ -112,7 +120,8 @@ def overview(limit: int = 50) -> dict:
                        **{k: r.count for k, r in regs.items()}})
         running = _started(conn, regs["started"], limit - 1)
         for job in _fetch(q, list(running)):
-            (abandoned if running[job.id][1] else started).append(_job_row(job))
+            (abandoned if running[job.id].abandoned else started).append(
+                _job_row(job, worker=", ".join(running[job.id].workers)))
         for job in _fetch(q, regs["scheduled"].get_job_ids(0, limit - 1)):
             due = regs["scheduled"].get_scheduled_time(job).replace(tzinfo=None)
             scheduled.append(_job_row(job, due=due))
@@ -130,7 +139,7 @@ REQUEUE_KINDS = {"failed": "没有这个失败的任务。",
                  "abandoned": "没有这个被遗弃的任务（它的 worker 仍在运行，或任务已结束）。"}
 
 
-def requeue(actor: User, kind: str, job_id: str):
+def requeue(actor: User, kind: str, job_id: str) -> Job:
     """Put a failed, scheduled or abandoned job back on its queue now (admins only; audited).
     A scheduled job keeps its remaining retries. An abandoned job must still be abandoned
     when asked: its worker may have answered again since the page was drawn."""
@@ -146,13 +155,12 @@ def requeue(actor: User, kind: str, job_id: str):
     for name in QUEUES:
         q = Queue(name, connection=conn)
         if kind == "abandoned":
-            executions, abandoned = _started(conn, StartedJobRegistry(queue=q)).get(
-                job_id, ([], False))
-            job = q.fetch_job(job_id) if abandoned else None
+            seen = _started(conn, StartedJobRegistry(queue=q)).get(job_id)
+            job = q.fetch_job(job_id) if seen and seen.abandoned else None
             if job is None:
                 continue
             with conn.pipeline() as pipe:
-                for execution in executions:
+                for execution in seen.executions:
                     execution.delete(job, pipe)
                 pipe.execute()
             job.started_at = job.ended_at = None
