@@ -148,6 +148,21 @@ def import_command(file, username, pool_name, rules, maps, resume_id) -> None:
         click.echo(f"error report: /imports/{batch.id}/errors.csv", err=True)
 
 
+@crm_cli.command("requeue-imports")
+def requeue_imports() -> None:
+    """Queue again the imports started while Redis was down (the periodic job requeue_imports
+    does the same every 5 minutes)."""
+    from app.redis_conn import forget_status, redis_available
+    from app.services.import_run import requeue_stranded
+
+    batches = requeue_stranded()
+    click.echo(f"{len(batches)} import batches queued again"
+               + (f": {', '.join(f'#{b}' for b in batches)}" if batches else ""))
+    forget_status()
+    if not redis_available():
+        raise click.ClickException("Redis is unreachable: the queued imports wait for it")
+
+
 @crm_cli.command("refresh-keys")
 def refresh_keys() -> None:
     """Recompute stale normalised phone/email keys now (the nightly job does the same)."""

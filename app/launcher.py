@@ -91,6 +91,14 @@ def _rq_command() -> list[str]:
     return [sys.executable, "-m", "rq.cli"]
 
 
+def worker_command(redis_url: str, *queues: str) -> list[str]:
+    """How an RQ worker is started, here and by the tests: with the scheduler, which puts the
+    retries of failed jobs (and the jobs of killed workers, once rq has found them abandoned)
+    back on their queue when due; without it they wait in the scheduled registry forever."""
+    return _rq_command() + ["worker", "--with-scheduler", "--url", redis_url, "-P", str(ROOT),
+                            *queues]
+
+
 def _local_host(host: str) -> str:
     """Where to reach a server bound to `host` from this machine."""
     if host in ("", "0.0.0.0"):
@@ -146,7 +154,8 @@ def _banner(url: str, notes: list[str]) -> str:
         " 归属 Guishu is running",
         f"   Web:        {url}",
         *[f"   {note}" for note in notes],
-        "   Workers:    1 RQ worker (queue 'default') + rq cron (periodic jobs)",
+        "   Workers:    1 RQ worker (queue 'default', with the retry scheduler)",
+        "               + rq cron (periodic jobs)",
         "",
         " Demo logins (if the database was set up with `flask --app run.py crm init --demo`):",
     ]
@@ -221,7 +230,7 @@ def main() -> int:
     children = ([mail_child] if mail_child else []) + [
         Child("web", [sys.executable, "-m", "gunicorn", "--no-control-socket", "-w", "2", "-b", f"{host}:{port}",
                       "--access-logfile", "-", "run:app"]),
-        Child("worker", rq + ["worker", "--url", redis_url, "-P", str(ROOT), "default"]),
+        Child("worker", worker_command(redis_url, "default")),
         Child("scheduler", rq + ["cron", "--url", redis_url, "-P", str(ROOT), "jobs/cron.py"]),
     ]
     try:

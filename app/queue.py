@@ -78,6 +78,9 @@ PERIODIC: list[PeriodicJob] = [
     PeriodicJob("care_deliver", "jobs.care.care_deliver",
                 "GUISHU_CRON_CARE_DELIVER", "*/10 * * * *",
                 "send due care e-mail / SMS (retries with backoff) and the owners' care tasks"),
+    PeriodicJob("requeue_imports", "jobs.imports.requeue_imports",
+                "GUISHU_CRON_REQUEUE_IMPORTS", "*/5 * * * *",
+                "queue again the imports started while Redis was down, once it is back"),
 ]
 
 

@@ -5,8 +5,10 @@ app.queue.PERIODIC.
 """
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
+log = logging.getLogger("guishu.jobs")
 _app = None
 
 
@@ -51,10 +53,15 @@ def periodic(name: str):
 
 
 def report_progress(done: int, total: Optional[int] = None) -> None:
-    """Long jobs call this as they go; the job page shows it (no-op outside a worker)."""
+    """Long jobs call this as they go; the job page shows it (no-op outside a worker). Redis
+    going away must not fail the job: its work is in the database, the progress is only shown."""
+    from redis.exceptions import RedisError
     from rq import get_current_job
 
     job = get_current_job()
     if job is not None:
         job.meta["progress"] = {"done": done, "total": total}
-        job.save_meta()
+        try:
+            job.save_meta()
+        except (RedisError, OSError) as exc:
+            log.warning("progress of job %s not recorded (%d done): %s", job.id, done, exc)

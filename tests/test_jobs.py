@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
+from app.launcher import worker_command
 from app.models import Customer
 from app.services.normalize import NORMALIZER_VERSION
 
@@ -18,10 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_burst_worker(redis_url: str, database_url: str, queue: str,
                      extra_env: dict | None = None) -> subprocess.CompletedProcess:
-    rq_bin = Path(sys.executable).parent / "rq"
+    """The worker `make start` runs (app.launcher.worker_command), in burst mode: it moves
+    the scheduled jobs already due to the queue, runs the queue empty and exits."""
     env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, **(extra_env or {}))
-    return subprocess.run([str(rq_bin), "worker", "--burst", "--url", redis_url, queue],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(worker_command(redis_url, queue) + ["--burst"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -51,6 +53,31 @@ def test_worker_refreshes_stale_normalised_keys(app, db, org, redis_url, databas
     row = db.session.get(Customer, org.c_rep.id)
     assert row.mobile_e164 == "+8613800138000"
     assert row.norm_version == NORMALIZER_VERSION
+
+
+def test_a_failed_job_is_retried_once_its_backoff_is_over(app, db, org, redis_url, database_url,
+                                                        queue_name, tmp_path):
+    """A retry waits in the scheduled registry for its interval; the worker's scheduler puts
+    it back on the queue when due (each burst worker moves what is due, then runs it)."""
+    if redis_url is None:
+        pytest.skip("no Redis reachable or startable")
+    from rq import Retry
+
+    from app.queue import get_queue
+    from tests.job_fixtures import fails_once
+
+    job = get_queue(queue_name).enqueue(fails_once, str(tmp_path / "memory"),
+                                        retry=Retry(max=2, interval=1))
+    deadline = time.monotonic() + 30
+    while True:
+        result = run_burst_worker(redis_url, database_url, queue_name)
+        assert result.returncode == 0, result.stderr[-2000:]
+        job.refresh()
+        if job.get_status() != "scheduled" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert (job.get_status(), job.return_value(), job.retries_left) == (
+        "finished", "second run", 1), result.stderr[-2000:]
 
 
 def test_admin_action_queues_job_that_worker_runs(app, db, org, admin_client, redis_url,

@@ -66,6 +66,24 @@ def test_staff_upload_map_run_and_read_the_report(clients, db, org):
     assert f'data-batch="{batch.id}"' in listing and "客户.csv" in listing and "已完成" in listing
 
 
+def test_an_import_mapped_while_redis_is_down_is_told_it_starts_when_redis_is_back(
+        app, clients, db, org):
+    from tests.test_jobs_import import redis_down
+
+    upload(clients.staff)
+    batch = batch_of(db)
+    with redis_down(app):
+        resp = post(clients.staff, f"/imports/{batch.id}/mapping",
+                    {"map_name": "客户名称", "map_mobile": "手机", "target": "pool",
+                     "pool_id": str(org.pool.id)}, follow_redirects=True)
+    assert flashes(resp.get_data(as_text=True)) == [
+        "后台任务暂停（Redis 无法连接）：此批次已排队，Redis 恢复后自动开始导入；也可在服务器上运行 "
+        f"flask crm import --resume {batch.id} 立即导入"]
+    db.session.expire_all()
+    batch = db.session.get(ImportBatch, batch.id)
+    assert (batch.status, batch.job_id) == ("queued", None)  # what requeue_stranded picks up
+
+
 def test_upload_needs_the_csrf_token(clients, db):
     resp = clients.staff.post("/imports/upload", data={"file": (io.BytesIO(FILE), "a.csv")},
                               content_type="multipart/form-data")

@@ -33,18 +33,25 @@ from app.services.import_mapping import CUSTOMER_TYPE_WORDS, FIELD_LABELS
 from app.services.imports import get_batch
 
 CHUNK_ROWS = 1000
+JOB_TIMEOUT = 6 * 3600  # seconds one run of the import job may take before RQ stops it
 
 
 def start(actor: User, batch_id: int, queue: str = "default") -> ImportBatch:
-    """Queue the import job (also resumes a batch whose worker died). Without Redis the
-    batch stays queued and `flask crm import --resume ID` runs it."""
+    """Queue the import job (also resumes a batch whose worker died). Without Redis the batch
+    is left queued without a job, which `requeue_stranded` queues once Redis is back (or
+    `flask crm import --resume ID` runs now); the refusal says so."""
     batch = get_batch(actor, batch_id)
     if batch.status not in ("queued", "running", "failed"):
         raise ValidationFailed({"batch": f"此批次{batch.status_label}，不能开始导入"})
-    job = enqueue("jobs.imports.run_import", batch.id, queue=queue, job_timeout=6 * 3600)
+    job = enqueue("jobs.imports.run_import", batch.id, queue=queue, job_timeout=JOB_TIMEOUT)
     if job is None:
-        raise ValidationFailed({"batch": "后台任务暂停（Redis 无法连接）：请稍后重试，或在服务器上"
-                                         f"运行 flask crm import --resume {batch.id}"})
+        audit.record(actor.id, "start", "import_batch", batch.id,
+                     {"status": (batch.status, "queued"), "job": (batch.job_id, None)})
+        batch.status, batch.error, batch.job_id = "queued", None, None
+        db.session.commit()
+        raise ValidationFailed({"batch": "后台任务暂停（Redis 无法连接）：此批次已排队，Redis 恢复后"
+                                         "自动开始导入；也可在服务器上运行 flask crm import "
+                                         f"--resume {batch.id} 立即导入"})
     batch.job_id = job.id
     if batch.status == "failed":
         batch.status, batch.error = "queued", None
@@ -52,6 +59,39 @@ def start(actor: User, batch_id: int, queue: str = "default") -> ImportBatch:
     db.session.commit()
     return batch
 
+
+def requeue_stranded(queue: str = "default") -> list[int]:
+    """Queue the job again for every batch left queued without a job Redis knows: started
+    while Redis was down (the page promised it would run once Redis is back), or whose job
+    Redis lost (restarted without persistence). Run by the periodic job `requeue_imports`
+    and by `flask crm requeue-imports`. Returns the ids queued; stops, keeping the rest for
+    the next call, when Redis is (still) unreachable. Queuing a batch whose start is just
+    being queued too is harmless: two runners of one batch never insert a row twice."""
+    from redis.exceptions import RedisError
+    from rq.job import Job
+
+    from app.redis_conn import get_redis
+
+    stranded = db.session.execute(select(ImportBatch.id, ImportBatch.job_id).where(
+        ImportBatch.status == "queued").order_by(ImportBatch.id)).all()
+    queued = []
+    for batch_id, job_id in stranded:
+        try:
+            if job_id is not None and Job.exists(job_id, connection=get_redis()):
+                continue
+        except (RedisError, OSError):
+            break
+        job = enqueue("jobs.imports.run_import", batch_id, queue=queue, job_timeout=JOB_TIMEOUT)
+        if job is None:
+            break
+        moved = db.session.execute(update(ImportBatch).where(
+            ImportBatch.id == batch_id, ImportBatch.status == "queued",
+            ImportBatch.job_id.is_not_distinct_from(job_id)).values(job_id=job.id)).rowcount
+        if moved:  # else it was started (or resumed) meanwhile: that job runs it
+            audit.record(None, "requeue", "import_batch", batch_id, {"job": (job_id, job.id)})
+            queued.append(batch_id)
+        db.session.commit()
+    return queued
 
 
 class _Run:

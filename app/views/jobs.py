@@ -1,5 +1,6 @@
-"""后台任务 (admins): queues, running jobs with progress, failed jobs with their error and a
-retry button, and the last run of every periodic job with its summary."""
+"""后台任务 (admins): queues, running jobs with progress, abandoned jobs (their worker is gone),
+jobs scheduled for later, failed jobs with their error, each of the last three with a button
+that queues it again, and the last run of every periodic job with its summary."""
 from __future__ import annotations
 
 from flask import flash, redirect, url_for
@@ -10,6 +11,8 @@ from redis.exceptions import RedisError
 from app.queue import schedule
 from app.security import RES_JOBS
 from app.services import jobs_monitor
+from app.services.errors import GuishuError
+from app.views.base import signed_in_user
 
 
 class JobsView(BaseView):
@@ -24,18 +27,21 @@ class JobsView(BaseView):
         try:
             data, periodic, down = jobs_monitor.overview(), jobs_monitor.periodic_jobs(), False
         except (RedisError, OSError):
-            data, periodic, down = {"queues": [], "started": [], "failed": []}, [
-                dict(job, last=None) for job in schedule()], True
+            data = {"queues": [], "started": [], "abandoned": [], "scheduled": [], "failed": []}
+            periodic, down = [dict(job, last=None) for job in schedule()], True
         return self.render_template("guishu/jobs.html", data=data, periodic=periodic,
                                     redis_down=down)
 
-    @expose("/failed/<job_id>/requeue", methods=["POST"])
+    @expose("/<kind>/<job_id>/requeue", methods=["POST"])
     @has_access
-    def requeue(self, job_id: str):
+    def requeue(self, kind: str, job_id: str):
         try:
-            done = jobs_monitor.requeue_failed(job_id)
+            jobs_monitor.requeue(signed_in_user(), kind, job_id)
+        except GuishuError as exc:
+            flash(exc.message, "danger")
         except (RedisError, OSError):
-            done = False
-        flash(_("Job queued again.") if done else _("No such failed job."),
-              "success" if done else "danger")
+            flash(_("Background jobs are paused (Redis unreachable): nothing was queued."),
+                  "danger")
+        else:
+            flash(_("Job queued again."), "success")
         return redirect(url_for("JobsView.index"))
