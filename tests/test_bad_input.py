@@ -267,3 +267,10 @@ def test_policy_target_past_the_keys_is_400(api, org):
                                                            "user_id": 2147483648})
     assert resp.status_code == 400
     assert resp.get_json()["fields"] == {"user_id": "user_id 必须是 1 到 2147483647 之间的整数"}
+
+
+@pytest.mark.parametrize("path", ["/transfers/?awaiting_page={}", "/transfers/?mine_page={}",
+                                  "/dedupe-review/?page={}"])
+@pytest.mark.parametrize("page", ["9" * 40, "-3", "1.5", "abc"])
+def test_web_page_numbers_past_the_keys_show_the_first_page(clients, path, page):
+    assert clients.admin.get(path.format(page)).status_code == 200

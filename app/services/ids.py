@@ -31,6 +31,13 @@ def parse_pk(value: Any) -> Optional[int]:
     return number if number is not None and 0 < number <= MAX_PK else None
 
 
+def parse_page(value: Any) -> Optional[int]:
+    """A page number (from 0) of a web list, or None when it is not one: past MAX_PK the
+    OFFSET it makes would overflow the database's 64-bit integers."""
+    number = _as_int(value)
+    return number if number is not None and number <= MAX_PK else None
+
+
 def parse_id(value: Any, field: str) -> int:
     """The id `value` names; ValidationFailed({field: …}) unless an integer in 1..MAX_PK."""
     number = parse_pk(value)
