@@ -274,3 +274,13 @@ def test_policy_target_past_the_keys_is_400(api, org):
 @pytest.mark.parametrize("page", ["9" * 40, "-3", "1.5", "abc"])
 def test_web_page_numbers_past_the_keys_show_the_first_page(clients, path, page):
     assert clients.admin.get(path.format(page)).status_code == 200
+
+
+def test_contact_name_is_bounded_by_its_column(org):
+    from app.services.customers import clean_contact_data
+    from app.services.errors import ValidationFailed
+
+    assert clean_contact_data({"name": "张" * 100})["name"] == "张" * 100
+    with pytest.raises(ValidationFailed) as err:
+        clean_contact_data({"name": "张" * 101})
+    assert err.value.fields == {"name": "不能超过 100 个字符"}

@@ -33,6 +33,7 @@ CONTACT_FIELDS = ("name", "title", "phone", "mobile", "email", "is_primary", "bi
 _MAX_LEN = {"name": limits.NAME, "industry": 100, "province": 50, "city": 50, "address": 300,
             "phone": 60, "mobile": 60, "email": 200, "source": 100, "product_line": 100,
             "title": 100, "notes": limits.NOTE}
+_CONTACT_MAX_LEN = dict(_MAX_LEN, name=100)  # contact.name is VARCHAR(100)
 _BIRTHDAY_RE = re.compile(r"^\s*(?:(\d{4})[-/.年])?\s*(\d{1,2})[-/.月]\s*(\d{1,2})日?\s*$")
 
 
@@ -349,8 +350,9 @@ def clean_contact_data(data: dict[str, Any], *, partial: bool = False) -> dict[s
         except _NotText as exc:
             errors[field] = str(exc)
             continue
-        if text is not None and field in _MAX_LEN and len(text) > _MAX_LEN[field]:
-            errors[field] = f"不能超过 {_MAX_LEN[field]} 个字符"
+        if text is not None and field in _CONTACT_MAX_LEN \
+                and len(text) > _CONTACT_MAX_LEN[field]:
+            errors[field] = f"不能超过 {_CONTACT_MAX_LEN[field]} 个字符"
             continue
         out[field] = text
     if (not partial or "name" in data) and "name" not in errors and not out.get("name"):
