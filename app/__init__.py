@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from app.extensions import appbuilder, csrf, db, migrate
+from app.services.ids import BoundedIntConverter
 
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
@@ -43,6 +44,8 @@ def create_app(config: Optional[Type] = None, **overrides) -> Flask:
 
         # One AppBuilder object serves every app this process builds (tests build several):
         # forget the views of the previous app so this one registers its own blueprints.
+        # Every `<int:…>` route (FAB's and ours) stops at the INTEGER keys: 404 beyond.
+        app.url_map.converters["int"] = BoundedIntConverter
         appbuilder.baseviews = []
         appbuilder.menu = None
         appbuilder.init_app(app, db.session)
@@ -52,11 +55,13 @@ def create_app(config: Optional[Type] = None, **overrides) -> Flask:
         register_views(appbuilder)
         register_apis(appbuilder, csrf)
 
+    from app.boundary import register_boundary
     from app.cli import crm_cli
     from app.redis_conn import register_status_banner
 
     app.cli.add_command(crm_cli)
     register_status_banner(app)
+    register_boundary(app)
     return app
 
 

@@ -375,7 +375,8 @@ def test_non_integer_owner_id_is_400(as_role, db):
     before = customers_now(db)
     resp = as_role("staff")("POST", URL, json={"name": "x", "owner_id": "rep2"})
     assert resp.status_code == 400
-    assert resp.get_json()["fields"] == {"owner_id": "owner_id / pool_id 必须是整数"}
+    assert resp.get_json()["fields"] == {
+        "owner_id": "owner_id 必须是 1 到 2147483647 之间的整数"}
     assert customers_now(db) == before
 
 

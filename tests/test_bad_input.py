@@ -49,3 +49,238 @@ def test_api_junk_ids(api, pk, get_status):
     assert call("GET", f"/api/v1/customers/{pk}").status_code == get_status
     assert call("PUT", f"/api/v1/customers/{pk}", json={"city": "x"}).status_code == 404
     assert call("DELETE", f"/api/v1/customers/{pk}").status_code == 404
+
+
+# -- one bounded id parser: ids past INTEGER, floats and digit strings never reach a query ----
+
+BAD_IDS = [2147483648, 1e308, int("9" * 40), 1.5]
+BAD_SEGMENTS = ["2147483648", "1e308", "9" * 40, "1.5"]
+
+
+def _id_bodies(org):
+    """(path, body builder, the field the 400 must name) for every JSON body carrying ids."""
+    rep = org.rep.id
+    return [
+        ("/api/v1/pool/claim", lambda bad: {"customer_ids": [bad]}, "customer_ids"),
+        ("/api/v1/pool/claim", lambda bad: {"customer_ids": [1], "pool_id": bad}, "pool_id"),
+        ("/api/v1/pool/release", lambda bad: {"customer_ids": [bad], "reason": "r"},
+         "customer_ids"),
+        ("/api/v1/ownership/lock", lambda bad: {"customer_ids": [bad]}, "customer_ids"),
+        ("/api/v1/ownership/unlock", lambda bad: {"customer_ids": [bad]}, "customer_ids"),
+        ("/api/v1/ownership/assign", lambda bad: {"customer_ids": [bad], "owner_id": rep},
+         "customer_ids"),
+        ("/api/v1/ownership/assign", lambda bad: {"customer_ids": [1], "owner_id": bad},
+         "owner_id"),
+        ("/api/v1/ownership/distribute", lambda bad: {"customer_ids": [bad], "owner_ids": [rep]},
+         "customer_ids"),
+        ("/api/v1/ownership/move-pool", lambda bad: {"customer_ids": [bad], "pool_id": bad},
+         "pool_id"),
+        ("/api/v1/ownership/departure", lambda bad: {"user_id": bad, "mode": "pool"}, "user_id"),
+        ("/api/v1/ownership/departure",
+         lambda bad: {"user_id": rep, "mode": "team", "owner_ids": [bad]}, "owner_ids"),
+        ("/api/v1/transfers/", lambda bad: {"customer_ids": [1], "to_owner_id": bad,
+                                            "reason": "r"}, "to_owner_id"),
+        ("/api/v1/customers/", lambda bad: {"name": "甲公司", "owner_id": bad}, "owner_id"),
+    ]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS, ids=["int4+1", "1e308", "40 nines", "1.5"])
+def test_api_bodies_refuse_ids_that_are_no_ids(api, org, bad):
+    call = api("admin")
+    for path, body, field in _id_bodies(org):
+        resp = call("POST", path, json=body(bad))
+        assert resp.status_code == 400, (path, resp.get_data(as_text=True))
+        out = resp.get_json()
+        assert out["code"] == "invalid", path
+        assert list(out["fields"]) == [field], path
+
+
+def test_lock_refuses_a_float_like_claim(api, org):
+    call = api("rep1")
+    for path, customer in (("/api/v1/pool/claim", org.c_pool), ("/api/v1/ownership/lock",
+                                                                 org.c_rep)):
+        resp = call("POST", path, json={"customer_ids": [customer.id + 0.5]})
+        assert resp.status_code == 400
+        assert resp.get_json()["fields"] == {"customer_ids": "客户编号必须是正整数列表"}
+
+
+@pytest.mark.parametrize("segment", BAD_SEGMENTS, ids=["int4+1", "1e308", "40 nines", "1.5"])
+@pytest.mark.parametrize("method,template", [
+    ("GET", "/api/v1/transfers/{}"),
+    ("POST", "/api/v1/transfers/{}/approve"),
+    ("POST", "/api/v1/transfers/{}/reject"),
+    ("POST", "/api/v1/transfers/{}/cancel"),
+    ("GET", "/api/v1/policies/{}"),
+    ("PUT", "/api/v1/policies/{}"),
+    ("DELETE", "/api/v1/policies/{}"),
+    ("GET", "/api/v1/policies/effective/{}"),
+])
+def test_api_paths_past_the_keys_are_json_404(api, method, template, segment):
+    resp = api("admin")(method, template.format(segment), json={})
+    assert resp.status_code == 404
+    assert resp.get_json() == {"code": "not_found", "message": "资源不存在"}
+
+
+@pytest.mark.parametrize("segment", BAD_SEGMENTS, ids=["int4+1", "1e308", "40 nines", "1.5"])
+@pytest.mark.parametrize("template,status", [
+    ("/transfers/{}", 404),
+    ("/transfers/new?ids={}", 404),
+    ("/transfers/new?ids=1,{}", 404),
+    ("/ownership/distribute?ids={}", 404),
+    ("/ownership/release?ids={}", 404),
+    ("/ownership/departure/{}", 404),
+    ("/imports/{}/", 404),
+    ("/imports/{}/status", 404),
+    ("/dedupe-review/{}", 404),
+    ("/followups/add?_flt_0_customer={}", 200),  # the form, with no customer chosen
+])
+def test_pages_refuse_ids_past_the_keys(clients, template, status, segment):
+    assert clients.admin.get(template.format(segment)).status_code == status
+
+
+def test_api_page_past_the_keys_is_400_naming_page(api):
+    resp = api("admin")("GET", "/api/v1/customers/?q=(page:9223372036854775807,page_size:10)")
+    assert resp.status_code == 400
+    assert resp.get_json()["code"] == "invalid"
+    assert list(resp.get_json()["fields"]) == ["page"]
+
+
+# -- FAB's own endpoints ------------------------------------------------------------------------
+
+def test_api_login_without_provider_is_400(app, org):
+    resp = app.test_client().post("/api/v1/security/login",
+                                  json={"username": "admin", "password": "x"})
+    assert resp.status_code == 400
+    assert resp.get_json()["code"] == "invalid"
+    assert list(resp.get_json()["fields"]) == ["provider"]
+
+
+@pytest.mark.parametrize("path", ["/users/download/x", "/roles/download/x",
+                                  "/groups/download/x"])
+def test_security_views_have_no_file_download(clients, path):
+    assert clients.admin.get(path).status_code == 404
+
+
+# -- text that cannot be stored is refused at the boundary, naming the field -------------------
+
+UNCLEAN = ["a\x00b", "a\udcffb"]
+
+
+@pytest.mark.parametrize("text", UNCLEAN, ids=["NUL", "lone surrogate"])
+def test_api_refuses_unclean_text_naming_the_field(api, org, text):
+    call = api("admin")
+    for method, path, body, field in [
+        ("POST", "/api/v1/customers/", {"name": text, "city": "杭州"}, "name"),
+        ("POST", "/api/v1/customers/", {"name": "甲公司", "city": text}, "city"),
+        ("PUT", f"/api/v1/customers/{org.c_rep.id}", {"address": text}, "address"),
+        ("POST", "/api/v1/pool/release", {"customer_ids": [org.c_rep.id], "reason": text},
+         "reason"),
+    ]:
+        resp = call(method, path, json=body)
+        assert resp.status_code == 400, (path, field)
+        assert resp.get_json()["code"] == "invalid"
+        assert list(resp.get_json()["fields"]) == [field], (path, field)
+
+
+def test_api_list_filter_with_nul_is_400(api):
+    resp = api("admin")("GET", "/api/v1/customers/?q=(filters:!((col:name,opr:ct,value:'a%00b')))")
+    assert resp.status_code == 400
+    assert resp.get_json()["fields"] == {"q": "q 含有不允许的字符（NUL 或不成对的代理字符）"}
+
+
+def test_web_list_filter_and_login_with_nul_are_400(app, clients, org):
+    assert clients.admin.get("/customers/list/?_flt_0_name=a%00b").status_code == 400
+    client = app.test_client()
+    from tests.conftest import csrf_token
+
+    token = csrf_token(client)
+    resp = client.post("/login/", data={"username": "admin\x00", "password": "x",
+                                        "csrf_token": token})
+    assert resp.status_code == 400
+    assert "username" in resp.get_data(as_text=True)
+
+
+def test_service_refuses_unclean_text_from_other_paths(org):
+    from app.services.customers import clean_customer_data
+    from app.services.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as err:
+        clean_customer_data({"name": "甲\udcff公司"})
+    assert err.value.fields == {"name": "含有不允许的字符（NUL 或不成对的代理字符）"}
+
+
+# -- the limits of app/services/limits.py, alike for every path --------------------------------
+
+def test_api_refuses_texts_past_their_limit(api, org):
+    rep = api("rep1")
+    cases = [
+        ("POST", "/api/v1/customers/", {"name": "甲" * 201}, "name", 200),
+        ("POST", "/api/v1/customers/", {"name": "甲公司", "notes": "x" * 10_001}, "notes",
+         10_000),
+        ("PUT", f"/api/v1/customers/{org.c_rep.id}", {"notes": "x" * 2_000_000}, "notes",
+         10_000),
+        ("POST", "/api/v1/pool/release", {"customer_ids": [org.c_rep.id],
+                                          "reason": "x" * 2_001}, "reason", 2_000),
+        ("POST", "/api/v1/transfers/", {"customer_ids": [org.c_rep.id],
+                                        "to_owner_id": org.rep2.id, "reason": "x" * 500_000},
+         "reason", 2_000),
+        ("POST", "/api/v1/transfers/", {"customer_ids": [org.c_rep.id],
+                                        "to_owner_id": org.rep2.id, "reason": "r",
+                                        "handover_note": "x" * 2_001}, "handover_note", 2_000),
+    ]
+    for method, path, body, field, limit in cases:
+        resp = rep(method, path, json=body)
+        assert resp.status_code == 400, (path, field)
+        assert resp.get_json()["code"] == "invalid"
+        assert resp.get_json()["fields"] == {field: f"不能超过 {limit} 个字符"}, (path, field)
+
+
+def test_followup_content_past_the_limit_is_refused(org):
+    import datetime as dt
+
+    from app.services.errors import ValidationFailed
+    from app.services.followups import clean_followup
+
+    with pytest.raises(ValidationFailed) as err:
+        clean_followup({"channel": "call", "content": "x" * 10_001},
+                       dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    assert err.value.fields == {"content": "不能超过 10000 个字符"}
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("max_customers", 100_001, "不能大于 100000"),
+    ("max_locked", 2147483648, "不能大于 100000"),
+    ("daily_claim_limit", 100_001, "不能大于 100000"),
+    ("cooldown_days", 3_651, "不能大于 3650"),
+    ("warn_before_days", 10**12, "不能大于 3650"),
+])
+def test_policy_numbers_have_domain_maxima(api, org, field, value, message):
+    resp = api("admin")("POST", "/api/v1/policies/", json={"scope": "user",
+                                                           "user_id": org.rep.id, field: value})
+    assert resp.status_code == 400
+    assert resp.get_json()["code"] == "invalid"
+    assert resp.get_json()["fields"] == {field: message}
+
+
+def test_policy_target_past_the_keys_is_400(api, org):
+    resp = api("admin")("POST", "/api/v1/policies/", json={"scope": "user",
+                                                           "user_id": 2147483648})
+    assert resp.status_code == 400
+    assert resp.get_json()["fields"] == {"user_id": "user_id 必须是 1 到 2147483647 之间的整数"}
+
+
+@pytest.mark.parametrize("path", ["/transfers/?awaiting_page={}", "/transfers/?mine_page={}",
+                                  "/dedupe-review/?page={}"])
+@pytest.mark.parametrize("page", ["9" * 40, "-3", "1.5", "abc"])
+def test_web_page_numbers_past_the_keys_show_the_first_page(clients, path, page):
+    assert clients.admin.get(path.format(page)).status_code == 200
+
+
+def test_contact_name_is_bounded_by_its_column(org):
+    from app.services.customers import clean_contact_data
+    from app.services.errors import ValidationFailed
+
+    assert clean_contact_data({"name": "张" * 100})["name"] == "张" * 100
+    with pytest.raises(ValidationFailed) as err:
+        clean_contact_data({"name": "张" * 101})
+    assert err.value.fields == {"name": "不能超过 100 个字符"}

@@ -15,10 +15,13 @@ def register_apis(appbuilder, csrf) -> None:
     # are exempt from it, and app.api.csrf checks the token of the calls the session signs.
     from flask import current_app
 
+    from app.api.common import register_json_errors
     from app.api.csrf import require_csrf_token_with_the_session
 
     current_app.before_request(require_csrf_token_with_the_session)
     current_app.before_request(reject_malformed_rison)
+    current_app.before_request(require_login_provider)
+    register_json_errors(current_app)
     for name, blueprint in current_app.blueprints.items():
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "PolicyApi",
                     "DedupeApi", "SecurityApi"):
@@ -31,6 +34,10 @@ def reject_malformed_rison():
     from flask import jsonify, request
     import prison
 
+    from app.api.common import error_response
+    from app.services.errors import ValidationFailed
+    from app.services.ids import MAX_PK
+
     if not request.path.startswith("/api/") or "q" not in request.args:
         return None
     try:
@@ -41,4 +48,21 @@ def reject_malformed_rison():
         for key in ("page", "page_size"):
             if key in value and isinstance(value[key], int) and value[key] < 0:
                 return jsonify(code="invalid", message=f"{key} 不能为负数"), 400
+            if key in value and isinstance(value[key], int) and value[key] > MAX_PK:
+                # page × page_size would overflow OFFSET's 64 bits.
+                return error_response(ValidationFailed({key: f"{key} 不能大于 {MAX_PK}"}))
+    return None
+
+
+def require_login_provider():
+    """400 for an API login without `provider`: FAB's schema lets it be absent and its
+    endpoint then fails on the missing key (an unauthenticated 500)."""
+    from flask import jsonify, request
+
+    if request.endpoint != "SecurityApi.login" or request.method != "POST":
+        return None
+    data = request.get_json(silent=True) if request.is_json else None
+    if isinstance(data, dict) and not isinstance(data.get("provider"), str):
+        return jsonify(code="invalid", message="provider 必填（db）",
+                       fields={"provider": "provider 必填（db）"}), 400
     return None

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import functools
 
-from flask import jsonify, request
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, default_exceptions
 
 from app.services.errors import GuishuError, ValidationFailed
+from app.services.ids import parse_int, parse_optional_id
 
 
 def error_response(exc: GuishuError):
@@ -41,11 +43,45 @@ def json_body_or_empty() -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def optional_id(data: dict, key: str):
+    """data[key] as a record id (1..MAX_PK), None when absent or empty; 400 naming key else."""
+    return parse_optional_id(data.get(key), key)
+
+
 def optional_int(data: dict, key: str):
-    """data[key] as a non-negative integer, None when absent or empty."""
+    """data[key] as a non-negative integer (≤ MAX_PK), None when absent or empty."""
     value = data.get(key)
     if value in (None, ""):
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
-        raise ValidationFailed({key: f"{key} 必须是正整数"})
-    return int(value)
+    return parse_int(value, key)
+
+
+# Errors raised outside the endpoints (routing, the request parser, an unexpected exception):
+# under /api/ they answer the same {"code", "message"} JSON as a domain error, never HTML.
+HTTP_ERRORS = {
+    400: ("invalid", "请求无效"),
+    401: ("unauthorized", "请先登录"),
+    403: ("forbidden", "没有权限"),
+    404: ("not_found", "资源不存在"),
+    405: ("method_not_allowed", "不支持该请求方法"),
+    413: ("too_large", "请求体过大"),
+    500: ("server_error", "服务器内部错误"),
+}
+
+
+def register_json_errors(app: Flask) -> None:
+    """JSON for HTTP errors under /api/; the pages keep their handler (or Flask's page)."""
+    for status in HTTP_ERRORS:
+        page = app.error_handler_spec[None].get(status, {}).get(default_exceptions[status])
+        app.register_error_handler(status, functools.partial(_http_error, status, page))
+
+
+def _http_error(status: int, page, exc: HTTPException):
+    if not request.path.startswith("/api/"):
+        return page(exc) if page else exc
+    code, message = HTTP_ERRORS[status]
+    response = jsonify(code=code, message=message)
+    response.status_code = status
+    if status == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response

@@ -11,8 +11,8 @@ from app.models import Customer, Ownership, Pool, User
 from app.security import METHOD_PERMISSIONS, RES_CUSTOMER, current_user, scope_filters
 from app.services import customers as customer_service
 from app.services.customers import CUSTOMER_FIELDS
-from app.services.errors import GuishuError, OutOfScope, ValidationFailed
-from app.services.ids import parse_pk
+from app.services.errors import GuishuError, OutOfScope
+from app.services.ids import parse_optional_id, parse_pk
 
 _COLUMNS = ["id", "name", "customer_type", "industry", "province", "city", "address", "phone",
             "phone_e164", "mobile", "mobile_e164", "email", "email_norm", "source",
@@ -95,11 +95,9 @@ class CustomerApi(ModelRestApi):
             confirm = data.pop("confirm_duplicates", False) is True
             customer = customer_service.create_customer(
                 current_user(), data,
-                owner_id=int(owner_id) if owner_id not in (None, "") else None,
-                pool_id=int(pool_id) if pool_id not in (None, "") else None,
+                owner_id=parse_optional_id(owner_id, "owner_id"),
+                pool_id=parse_optional_id(pool_id, "pool_id"),
                 confirm_duplicates=confirm)
-        except (TypeError, ValueError):
-            return error_response(ValidationFailed({"owner_id": "owner_id / pool_id 必须是整数"}))
         except GuishuError as exc:
             return error_response(exc)
         return self.response(201, id=customer.id, result=self._dump(customer))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import permission_name, protect
 
-from app.api.common import json_body, maps_domain_errors, optional_int
+from app.api.common import json_body, maps_domain_errors, optional_id
 from app.security import RES_CUSTOMER, current_user
 from app.services import dedupe
 
@@ -27,5 +27,5 @@ class DedupeApi(BaseApi):
         edited). Answer: {blocked, warned, matches: [{rule, action, customer_id,
         customer_name, holder, locked, score, message}]}."""
         body = json_body()
-        result = dedupe.check(current_user(), body, optional_int(body, "exclude_id"))
+        result = dedupe.check(current_user(), body, optional_id(body, "exclude_id"))
         return self.response(200, **result)

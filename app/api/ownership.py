@@ -7,10 +7,11 @@ from __future__ import annotations
 from flask_appbuilder.api import BaseApi, expose
 from flask_appbuilder.security.decorators import permission_name, protect
 
-from app.api.common import json_body, maps_domain_errors, optional_int
+from app.api.common import json_body, maps_domain_errors, optional_id
 from app.security import RES_OWNERSHIP, current_user
 from app.services import assignment, departure, pool, pool_admin, rules
 from app.services.errors import ValidationFailed
+from app.services.ids import parse_ids
 
 
 def _dry_run(data: dict) -> bool:
@@ -35,7 +36,7 @@ class PoolApi(BaseApi):
         """Claim customers from a pool: {customer_ids, pool_id?} -> {customer_ids}."""
         data = json_body()
         ids = pool.claim_from_pool(current_user(), data.get("customer_ids"),
-                                   optional_int(data, "pool_id"))
+                                   optional_id(data, "pool_id"))
         return self.response(200, customer_ids=ids)
 
     @expose("/release", methods=["POST"])
@@ -47,7 +48,7 @@ class PoolApi(BaseApi):
         data = json_body()
         ids = pool.release_to_pool(current_user(), data.get("customer_ids"),
                                    str(data.get("reason") or ""),
-                                   optional_int(data, "pool_id"))
+                                   optional_id(data, "pool_id"))
         return self.response(200, customer_ids=ids)
 
 
@@ -64,7 +65,7 @@ class OwnershipApi(BaseApi):
     def assign(self):
         """Assign pool customers to a rep: {customer_ids, owner_id, reason?}."""
         data = json_body()
-        owner_id = optional_int(data, "owner_id")
+        owner_id = optional_id(data, "owner_id")
         if owner_id is None:
             raise ValidationFailed({"owner_id": "请选择负责人"})
         ids = assignment.assign(current_user(), data.get("customer_ids"), owner_id,
@@ -109,16 +110,16 @@ class OwnershipApi(BaseApi):
         """Departure handover (admins): {user_id, mode: rep|team|pool, owner_id?, owner_ids?,
         pool_id?, dry_run} -> the plan; without dry_run the user is then marked departed."""
         data = json_body()
-        user_id = optional_int(data, "user_id")
+        user_id = optional_id(data, "user_id")
         if user_id is None:
             raise ValidationFailed({"user_id": "请选择离职人员"})
         dry_run = _dry_run(data)
         owner_ids = data.get("owner_ids")
         if owner_ids is not None:
-            owner_ids = pool.parse_ids(owner_ids)
+            owner_ids = parse_ids(owner_ids, "owner_ids", pool.MAX_BATCH, noun="销售")
         plan = departure.handover(current_user(), user_id, str(data.get("mode") or ""),
-                                  owner_id=optional_int(data, "owner_id"),
-                                  owner_ids=owner_ids, pool_id=optional_int(data, "pool_id"),
+                                  owner_id=optional_id(data, "owner_id"),
+                                  owner_ids=owner_ids, pool_id=optional_id(data, "pool_id"),
                                   dry_run=dry_run)
         return self.response(200, **plan)
 
@@ -141,6 +142,6 @@ class OwnershipApi(BaseApi):
         """Move pool customers to another pool (admins): {customer_ids, pool_id, reason?}."""
         data = json_body()
         ids = pool_admin.move_to_pool(current_user(), data.get("customer_ids"),
-                                      optional_int(data, "pool_id"),
+                                      optional_id(data, "pool_id"),
                                       str(data.get("reason") or ""))
         return self.response(200, customer_ids=ids)

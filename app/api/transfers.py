@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask_appbuilder.api import BaseApi, expose, rison
 from flask_appbuilder.security.decorators import permission_name, protect
 
-from app.api.common import json_body, json_body_or_empty, maps_domain_errors, optional_int
+from app.api.common import (json_body, json_body_or_empty, maps_domain_errors, optional_id,
+                             optional_int)
 from app.extensions import db
 from app.models import TransferRequest
 from app.security import RES_TRANSFER, current_user
@@ -25,7 +26,7 @@ class TransferApi(BaseApi):
     def create(self):
         """Apply: {customer_ids, to_owner_id, reason, trigger, handover_note, keep_read_days?}."""
         data = json_body()
-        to_owner = optional_int(data, "to_owner_id")
+        to_owner = optional_id(data, "to_owner_id")
         if to_owner is None:
             raise ValidationFailed({"to_owner_id": "请选择接收人"})
         keep = optional_int(data, "keep_read_days") or 0

@@ -16,11 +16,12 @@ from app.queue import enqueue
 from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, Scope,
                           can_see_customer, can_write_customer, has_role, scope_of,
                           visible_owner_ids_select)
-from app.services import audit, dedupe, ownership
+from app.services import audit, dedupe, limits, ownership
 from app.services.errors import GuishuError, OutOfScope, PermissionDenied, ValidationFailed
 from app.services.normalize import (NORMALIZER_VERSION, InvalidValue, name_pinyin,
                                     normalize_address, normalize_email, normalize_mobile,
                                     normalize_person_name, normalize_phone, split_company_name)
+from app.services.text import UNCLEAN_MESSAGE, is_unclean
 
 # Fields a user edits; ownership columns change only through the ownership services.
 CUSTOMER_FIELDS = ("name", "customer_type", "industry", "province", "city", "address", "phone",
@@ -28,9 +29,11 @@ CUSTOMER_FIELDS = ("name", "customer_type", "industry", "province", "city", "add
                    "notes")
 CONTACT_FIELDS = ("name", "title", "phone", "mobile", "email", "is_primary", "birthday",
                   "birthday_lunar", "notes")
-_MAX_LEN = {"name": 200, "industry": 100, "province": 50, "city": 50, "address": 300,
+# Single-line fields: their column's length; notes: limits.NOTE.
+_MAX_LEN = {"name": limits.NAME, "industry": 100, "province": 50, "city": 50, "address": 300,
             "phone": 60, "mobile": 60, "email": 200, "source": 100, "product_line": 100,
-            "title": 100}
+            "title": 100, "notes": limits.NOTE}
+_CONTACT_MAX_LEN = dict(_MAX_LEN, name=100)  # contact.name is VARCHAR(100)
 _BIRTHDAY_RE = re.compile(r"^\s*(?:(\d{4})[-/.年])?\s*(\d{1,2})[-/.月]\s*(\d{1,2})日?\s*$")
 
 
@@ -76,7 +79,9 @@ def _text(value: Any) -> Optional[str]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _NotText()
+        raise _NotText("必须是文本")
+    if is_unclean(value):
+        raise _NotText(UNCLEAN_MESSAGE)
     text = str(value).strip()
     return text or None
 
@@ -163,8 +168,8 @@ def clean_customer_data(data: dict[str, Any], *, partial: bool = False) -> dict[
             continue
         try:
             text = _text(value)
-        except _NotText:
-            errors[field] = "必须是文本"
+        except _NotText as exc:
+            errors[field] = str(exc)
             continue
         if text is not None and field in _MAX_LEN and len(text) > _MAX_LEN[field]:
             errors[field] = f"不能超过 {_MAX_LEN[field]} 个字符"
@@ -342,11 +347,12 @@ def clean_contact_data(data: dict[str, Any], *, partial: bool = False) -> dict[s
             continue
         try:
             text = _text(value)
-        except _NotText:
-            errors[field] = "必须是文本"
+        except _NotText as exc:
+            errors[field] = str(exc)
             continue
-        if text is not None and field in _MAX_LEN and len(text) > _MAX_LEN[field]:
-            errors[field] = f"不能超过 {_MAX_LEN[field]} 个字符"
+        if text is not None and field in _CONTACT_MAX_LEN \
+                and len(text) > _CONTACT_MAX_LEN[field]:
+            errors[field] = f"不能超过 {_CONTACT_MAX_LEN[field]} 个字符"
             continue
         out[field] = text
     if (not partial or "name" in data) and "name" not in errors and not out.get("name"):

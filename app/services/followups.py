@@ -11,7 +11,7 @@ from app.extensions import db
 from app.models import Contact, Customer, FollowUp, Notification, Ownership, User
 from app.models.activity import FOLLOWUP_CHANNELS
 from app.models.customer import utcnow
-from app.services import notifications
+from app.services import limits, notifications
 from app.services.customers import get_customer_for_write
 from app.services.errors import ValidationFailed
 from app.services.pool import local_day_start, local_today
@@ -55,6 +55,7 @@ def clean_followup(data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     content = content.strip() if isinstance(content, str) else ""
     if not content:
         errors["content"] = "请填写跟进内容"
+    limits.check_length(errors, "content", content, limits.NOTE)
     happened = _parse_time(data.get("happened_at"), "happened_at", errors) or now
     if happened > now + CLOCK_SLACK:
         errors["happened_at"] = "跟进时间不能晚于现在"

@@ -9,6 +9,7 @@ from sqlalchemy import and_, bindparam, or_, select
 from app.extensions import db
 from app.models import Department, Policy, User
 from app.models.policy import POLICY_FIELDS
+from app.services import limits
 from app.services.errors import ValidationFailed
 
 # Seeded by `flask crm init` as the global row; admins edit it in the Policies form.
@@ -162,7 +163,12 @@ def validate_policy(policy: Policy) -> None:
         errors["scope"] = "全局策略不能指定部门或用户"
     for field in POLICY_FIELDS:
         value = getattr(policy, field)
-        if field != "count_won" and value is not None and value < 0:
+        if field == "count_won" or value is None:
+            continue
+        maximum = limits.MAX_DAYS if field.endswith("_days") else limits.MAX_COUNT
+        if value < 0:
             errors[field] = "不能为负数"
+        elif value > maximum:
+            errors[field] = f"不能大于 {maximum}"
     if errors:
         raise ValidationFailed(errors)

@@ -14,6 +14,7 @@ from app.models.policy import POLICY_FIELDS
 from app.security import ROLE_ADMIN, has_role
 from app.services import audit, policies
 from app.services.errors import NotFound, PermissionDenied, ValidationFailed
+from app.services.ids import MAX_PK, parse_pk
 from app.services.policies import validate_policy
 
 EDITABLE = ("scope", "department_id", "user_id") + POLICY_FIELDS
@@ -39,6 +40,9 @@ def _clean(data: dict[str, Any]) -> dict[str, Any]:
             if value is not None and not isinstance(value, bool):
                 errors[key] = "count_won 必须是 true、false 或 null"
             out[key] = value
+        elif key in ("department_id", "user_id") and isinstance(value, int) \
+                and not isinstance(value, bool) and parse_pk(value) is None:
+            errors[key] = f"{key} 必须是 1 到 {MAX_PK} 之间的整数"
         elif value is None or (isinstance(value, int) and not isinstance(value, bool)):
             out[key] = value
         else:

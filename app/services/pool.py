@@ -19,31 +19,17 @@ from app.models import Customer, Ownership, OwnershipEvent, Pool, PoolMember, Us
 from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, Scope, has_role, scope_of, \
     visible_owner_ids_select
-from app.services import caps, ownership, policies
+from app.services import caps, limits, ownership, policies
 from app.services.errors import (DailyLimitReached, InCooldown, NotInPool, OutOfScope,
                                  PermissionDenied, ValidationFailed)
+from app.services.ids import parse_ids as parse_id_list
 
 MAX_BATCH = 1000
 
 
 def parse_ids(customer_ids: Iterable, limit: int = MAX_BATCH) -> list[int]:
-    """Distinct positive integer ids, in the given order; ValidationFailed otherwise."""
-    out: dict[int, None] = {}  # an insertion-ordered set: 100k ids dedupe in linear time
-    try:
-        for raw in customer_ids or []:
-            if isinstance(raw, bool):
-                raise ValueError
-            value = int(raw)
-            if value <= 0:
-                raise ValueError
-            out[value] = None
-    except (TypeError, ValueError):
-        raise ValidationFailed({"customer_ids": "客户编号必须是正整数列表"})
-    if not out:
-        raise ValidationFailed({"customer_ids": "请至少选择一个客户"})
-    if len(out) > limit:
-        raise ValidationFailed({"customer_ids": f"一次最多处理 {limit} 个客户"})
-    return list(out)
+    """Distinct customer ids (1..MAX_PK), in the given order; ValidationFailed otherwise."""
+    return parse_id_list(customer_ids, "customer_ids", limit)
 
 
 def member_pool_ids(user: User, chain: Optional[list[int]] = None) -> set[int]:
@@ -223,6 +209,8 @@ def release_to_pool(actor: User, customer_ids: Iterable, reason: str,
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed({"reason": "请填写放弃原因"})
+    if limits.too_long(reason, limits.REASON):
+        raise ValidationFailed({"reason": limits.too_long(reason, limits.REASON)})
     target = db.session.get(Pool, pool_id) if pool_id is not None else ownership.default_pool()
     if target is None:
         raise ValidationFailed({"pool_id": "公海不存在"})

@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models import Ownership, Pool, PoolMember, User
 from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, has_role
-from app.services import audit, ownership
+from app.services import audit, limits, ownership
 from app.services.errors import Conflict, NotFound, NotInPool, PermissionDenied, ValidationFailed
 from app.services.pool import customer_names, parse_ids
 
@@ -61,6 +61,8 @@ def move_to_pool(actor: User, customer_ids: Iterable, pool_id: Optional[int],
     if not has_role(actor, ROLE_ADMIN):
         raise PermissionDenied("只有管理员可以在公海之间移动客户")
     ids = parse_ids(customer_ids)
+    if limits.too_long(reason, limits.REASON):
+        raise ValidationFailed({"reason": limits.too_long(reason, limits.REASON)})
     target = db.session.get(Pool, pool_id) if pool_id is not None else None
     if target is None:
         raise ValidationFailed({"pool_id": "请选择目标公海"})

@@ -28,7 +28,7 @@ from app.models.customer import utcnow
 from app.models.transfer import TRANSFER_TRIGGERS
 from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF,
                           customer_scope_clause, has_role)
-from app.services import caps, notifications, ownership
+from app.services import caps, limits, notifications, ownership
 from app.services.errors import (Conflict, NotFound, OutOfScope, PermissionDenied,
                                  ValidationFailed)
 from app.services.pool import customer_names, parse_ids
@@ -67,6 +67,8 @@ def create_transfer(actor: User, customer_ids: Iterable, to_owner_id: int, reaso
     errors = {}
     if not (reason or "").strip():
         errors["reason"] = "请填写转移原因"
+    limits.check_length(errors, "reason", reason, limits.REASON)
+    limits.check_length(errors, "handover_note", handover_note, limits.REASON)
     if trigger not in TRANSFER_TRIGGERS:
         errors["trigger"] = "触发原因只能是：" + "、".join(TRANSFER_TRIGGERS)
     if not isinstance(keep_read_days, int) or not 0 <= keep_read_days <= 365:
@@ -231,6 +233,8 @@ def can_second_approve(actor: User, transfer: TransferRequest) -> bool:
 
 def approve(actor: User, transfer_id: int, note: str = "") -> TransferRequest:
     """Record an approval; the last one required hands the customers over."""
+    if limits.too_long(note, limits.REASON):
+        raise ValidationFailed({"note": limits.too_long(note, limits.REASON)})
     transfer = _load(transfer_id)
     if transfer.status != "pending" and not (transfer.status == "approved"
                                              and transfer.needs_second_approval):
@@ -307,6 +311,8 @@ def reject(actor: User, transfer_id: int, note: str) -> TransferRequest:
         raise PermissionDenied("您不是该申请的审批人")
     if not (note or "").strip():
         raise ValidationFailed({"note": "请填写驳回原因"})
+    if limits.too_long(note, limits.REASON):
+        raise ValidationFailed({"note": limits.too_long(note, limits.REASON)})
     _close(transfer, "rejected", actor)
     transfer.decision_note = note.strip()
     notifications.notify([transfer.applicant_id, transfer.from_owner_id], "transfer_rejected",

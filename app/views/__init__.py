@@ -83,3 +83,22 @@ def register_views(appbuilder) -> None:
                         category="Rules")
     appbuilder.add_view(DedupeReviewView, "DedupeReview", label=_("Duplicate review"),
                         href="/dedupe-review/", icon="fa-clone", category="Customers")
+    refuse_fab_file_downloads(appbuilder)
+
+
+def refuse_fab_file_downloads(appbuilder) -> None:
+    """No view has a file column: the `/download/<filename>` route FAB gives every ModelView
+    (the user, role and group pages too) would read the unset UPLOAD_FOLDER; it is a 404."""
+    from flask import abort
+    from flask_appbuilder.baseviews import BaseCRUDView
+
+    from app.views.base import ScopedModelView
+
+    def no_download(filename):
+        abort(404)
+
+    for view in appbuilder.baseviews:
+        if isinstance(view, BaseCRUDView) and not isinstance(view, ScopedModelView):
+            endpoint = f"{view.endpoint}.download"
+            if endpoint in current_app.view_functions:
+                current_app.view_functions[endpoint] = no_download

@@ -17,6 +17,7 @@ from app.security import RES_DEAL, RES_FOLLOWUP, customer_scope_clause, current_
     scope_filters
 from app.services import deals, followups
 from app.services.errors import GuishuError
+from app.services.ids import parse_pk
 from app.views.base import ScopedModelView, minutes, readable_formatters
 
 
@@ -61,7 +62,7 @@ class _HistoryView(ScopedModelView):
         form = self.add_form.refresh()
         # A related-list "add" link pre-selects the customer (?_flt_0_customer=<id>).
         if request.method == "GET" and form.customer.data is None:
-            wanted = request.args.get("_flt_0_customer", type=int)
+            wanted = request.args.get("_flt_0_customer", type=parse_pk)
             form.customer.data = writable_customers().filter(Customer.id == wanted).first() \
                 if wanted else None
         if request.method == "POST" and form.validate():

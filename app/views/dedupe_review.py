@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _
 from app.security import RES_DEDUPE_REVIEW
 from app.services import dedupe_review as review, merge as merge_service
 from app.services.errors import GuishuError
-from app.services.ids import parse_pk
+from app.services.ids import parse_page, parse_pk
 from app.views.base import signed_in_user
 from app.views.customers import CUSTOMER_LABELS
 
@@ -43,7 +43,7 @@ class DedupeReviewView(BaseView):
     @has_access
     def index(self):
         actor = signed_in_user()
-        page = max(request.args.get("page", 0, type=int) or 0, 0)
+        page = request.args.get("page", 0, type=parse_page) or 0
         try:
             clusters, total = review.open_clusters(actor, page)
         except GuishuError as exc:

@@ -21,19 +21,17 @@ from app.services import (assignment, classification, departure, org, pool as po
                           pool_admin, rules)
 from app.services.customers import assignable_owner_ids
 from app.services.errors import GuishuError, ValidationFailed
+from app.services.ids import parse_pk
 from app.views.base import signed_in_user
 
 MAX_SELECTED = pool_service.MAX_BATCH
 
 
 def selected_ids() -> list[int]:
-    """The `ids` argument (comma separated, from a list action) as integers; 404 on junk."""
-    raw = request.values.get("ids", "")
-    try:
-        ids = list(dict.fromkeys(int(x) for x in raw.split(",") if x.strip()))
-    except ValueError:
-        abort(404)
-    if not ids or len(ids) > MAX_SELECTED or min(ids) <= 0:
+    """The `ids` argument (comma separated, from a list action) as ids; 404 on junk."""
+    raw = [parse_pk(x.strip()) for x in request.values.get("ids", "").split(",") if x.strip()]
+    ids = list(dict.fromkeys(raw))
+    if not ids or None in ids or len(ids) > MAX_SELECTED:
         abort(404)
     return ids
 
@@ -75,7 +73,7 @@ def sales_choices(actor: User, allowed=None) -> list[User]:
 
 
 def chosen_ids(name: str) -> list[int]:
-    return [int(x) for x in request.form.getlist(name) if x.strip().isdigit()]
+    return [i for i in (parse_pk(x.strip()) for x in request.form.getlist(name)) if i]
 
 
 def flash_error(exc: GuishuError) -> None:
@@ -125,7 +123,7 @@ class OwnershipView(BaseView):
             .order_by(Pool.is_default.desc(), Pool.name)).scalars().all()
         reason = request.form.get("reason", "")
         if request.method == "POST":
-            pool_id = request.form.get("pool_id", type=int)
+            pool_id = request.form.get("pool_id", type=parse_pk)
             try:
                 pool_service.release_to_pool(actor, ids, reason, pool_id)
             except GuishuError as exc:
@@ -246,7 +244,7 @@ class OwnershipView(BaseView):
         pools = db.session.execute(select(Pool).order_by(Pool.name)).scalars().all()
         if request.method == "POST":
             try:
-                pool_admin.move_to_pool(actor, ids, request.form.get("pool_id", type=int),
+                pool_admin.move_to_pool(actor, ids, request.form.get("pool_id", type=parse_pk),
                                         request.form.get("reason", ""))
             except GuishuError as exc:
                 flash_error(exc)
@@ -269,9 +267,9 @@ class OwnershipView(BaseView):
         total = db.session.execute(select(func.count()).select_from(Ownership).where(
             Ownership.owner_id == user_id)).scalar_one()
         mode = request.form.get("mode", "team")
-        owner_id = request.form.get("owner_id", type=int)
+        owner_id = request.form.get("owner_id", type=parse_pk)
         team = chosen_ids("owner_ids")
-        pool_id = request.form.get("pool_id", type=int)
+        pool_id = request.form.get("pool_id", type=parse_pk)
         token = previewed("departure", user_id, mode, owner_id, team, pool_id)
         plan = None
         if request.method == "POST":

@@ -14,6 +14,7 @@ from app.models.transfer import TRANSFER_TRIGGERS
 from app.security import RES_TRANSFER
 from app.services import org, transfers
 from app.services.errors import GuishuError
+from app.services.ids import parse_page, parse_pk
 from app.views.base import signed_in_user
 from app.views.ownership import flash_error, ids_arg, owned_customers, selected_ids
 
@@ -41,7 +42,7 @@ class TransferView(BaseView):
     @has_access
     def index(self):
         # Each box pages on its own: ?awaiting_page=1&mine_page=2 (from 0).
-        pages = {box: max(request.args.get(f"{box}_page", 0, type=int) or 0, 0)
+        pages = {box: request.args.get(f"{box}_page", 0, type=parse_page) or 0
                  for box in transfers.BOXES}
         return self.render_template("guishu/transfers.html",
                                     boxes=transfers.inbox(self._actor(), pages),
@@ -63,7 +64,7 @@ class TransferView(BaseView):
                 keep = -1  # the service names the allowed range
             try:
                 transfer = transfers.create_transfer(
-                    actor, ids, request.form.get("to_owner_id", type=int), form["reason"],
+                    actor, ids, request.form.get("to_owner_id", type=parse_pk), form["reason"],
                     form["trigger"] or "other", form["handover_note"], keep)
             except GuishuError as exc:
                 flash_error(exc)
