@@ -20,3 +20,8 @@ def holder_of(db, customer_id):
     row = db.session.execute(select(Ownership.owner_id, Ownership.pool_id)
                              .where(Ownership.customer_id == customer_id)).first()
     return tuple(row) if row else None
+
+
+# FAB's own refusals under /api/, with the code of our error shape (app.api.common).
+FAB_FORBIDDEN = {"code": "forbidden", "message": "Forbidden"}
+FAB_NOT_FOUND = {"code": "not_found", "message": "Not found"}

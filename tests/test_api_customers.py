@@ -1,9 +1,10 @@
 """Role x endpoint matrix for the REST API /api/v1/customers/ with JWT bearer tokens.
 
 Observed FAB 5.3 behaviour asserted here:
-  * a method the role lacks (auditor writes, anyone but admin deleting): 403 {"message": "Forbidden"}
+  * a method the role lacks (auditor writes, anyone but admin deleting): 403
+    {"code": "forbidden", "message": "Forbidden"}
     from FAB's @protect, before the data scope is looked at;
-  * GET of a row outside the scope: FAB's own 404 {"message": "Not found"};
+  * GET of a row outside the scope: FAB's own 404 {"code": "not_found", "message": "Not found"};
   * PUT / DELETE outside the scope (or of a missing id): the service's 404
     {"code": "out_of_scope", "message": ...};
   * no token: 401 {"msg": "Missing Authorization Header"} from flask-jwt-extended.
@@ -15,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
-from tests.helpers import customers_now, holder_of
+from tests.helpers import FAB_FORBIDDEN, FAB_NOT_FOUND, customers_now, holder_of
 
 
 ROLES = ("admin", "manager", "rep", "staff", "auditor")
@@ -31,8 +32,8 @@ VISIBLE = {
 }
 WRITERS = {"admin", "manager", "rep", "staff"}
 URL = "/api/v1/customers/"
-FORBIDDEN = {"message": "Forbidden"}
-NOT_FOUND = {"message": "Not found"}
+FORBIDDEN = FAB_FORBIDDEN
+NOT_FOUND = FAB_NOT_FOUND
 OUT_OF_SCOPE = {"code": "out_of_scope", "message": "客户不存在或不在您的数据权限内"}
 OWNERSHIP_KEYS = {"owner", "pool", "locked", "won", "category", "grade", "acquired_at"}
 
@@ -139,7 +140,8 @@ def test_get_fields_of_the_first_customer(as_role, k):
 def test_missing_token_is_401(app, org):
     resp = app.test_client().get(URL)
     assert resp.status_code == 401
-    assert resp.get_json() == {"msg": "Missing Authorization Header"}
+    assert resp.get_json() == {"code": "unauthorized", "message": "Missing Authorization Header",
+                               "msg": "Missing Authorization Header"}
 
 
 def test_garbage_token_is_refused_with_422(app, org):
@@ -453,7 +455,7 @@ def test_rep_lists_and_reads_an_active_share_only(as_role, k, share_rep2_with_re
     assert set(rep("GET", URL).get_json()["ids"]) == {k.ids["c_rep"], k.ids["c_rep2"]}
     assert rep("GET", f"{URL}{k.ids['c_rep2']}").status_code == 200
     resp = rep("GET", f"{URL}{k.ids['c_north']}")
-    assert (resp.status_code, resp.get_json()) == (404, {"message": "Not found"})
+    assert (resp.status_code, resp.get_json()) == (404, FAB_NOT_FOUND)
 
 
 def test_a_read_share_does_not_allow_put(as_role, k, db, share_rep2_with_rep):
@@ -469,7 +471,7 @@ def test_a_read_share_does_not_allow_put(as_role, k, db, share_rep2_with_rep):
 def test_a_read_share_does_not_allow_delete(as_role, k, db, share_rep2_with_rep):
     before = customers_now(db)
     resp = as_role("rep")("DELETE", f"{URL}{k.ids['c_rep2']}")
-    assert (resp.status_code, resp.get_json()) == (403, {"message": "Forbidden"})
+    assert (resp.status_code, resp.get_json()) == (403, FAB_FORBIDDEN)
     assert customers_now(db) == before
 
 

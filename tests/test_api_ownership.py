@@ -5,7 +5,7 @@ import pytest
 
 from app.models import Ownership, Policy, PoolMember
 from app.services import customers
-from tests.helpers import holder_of
+from tests.helpers import FAB_FORBIDDEN, holder_of
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def test_lock_then_unlock(api, db, org):
 def test_departure_handover_is_admin_only_and_previews(api, db, org):
     body = {"user_id": org.rep.id, "mode": "rep", "owner_id": org.rep2.id}
     resp = api("manager1")("POST", "/api/v1/ownership/departure", json=body)
-    assert (resp.status_code, resp.get_json()) == (403, {"message": "Forbidden"})
+    assert (resp.status_code, resp.get_json()) == (403, FAB_FORBIDDEN)
     preview = api("admin")("POST", "/api/v1/ownership/departure", json=dict(body, dry_run=True))
     assert preview.status_code == 200
     assert preview.get_json()["assignments"] == [

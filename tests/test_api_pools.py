@@ -5,7 +5,7 @@ import pytest
 
 from app.models import Pool
 from app.services import customers
-from tests.helpers import holder_of
+from tests.helpers import FAB_FORBIDDEN, holder_of
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_all_or_nothing(api, db, org, south):
 def test_only_admins_move(api, db, org, south, user):
     resp = api(user)("POST", "/api/v1/ownership/move-pool",
                      json={"customer_ids": [org.c_pool.id], "pool_id": south.id})
-    assert (resp.status_code, resp.get_json()) == (403, {"message": "Forbidden"})
+    assert (resp.status_code, resp.get_json()) == (403, FAB_FORBIDDEN)
     assert holder_of(db, org.c_pool.id) == (None, org.pool.id)
 
 
@@ -64,7 +64,7 @@ def test_pool_admin_rep_assigns_via_the_api_and_others_are_refused(api, db, org,
     assert resp.status_code == 404 and resp.get_json()["code"] == "out_of_scope"
     # Pool admins still may not unlock.
     resp = rep1("POST", "/api/v1/ownership/unlock", json={"customer_ids": [org.c_rep.id]})
-    assert (resp.status_code, resp.get_json()) == (403, {"message": "Forbidden"})
+    assert (resp.status_code, resp.get_json()) == (403, FAB_FORBIDDEN)
     db.session.add(PoolMember(pool_id=org.pool.id, department_id=org.east.id))
     db.session.commit()
     resp = rep1("POST", "/api/v1/ownership/assign", json=body)

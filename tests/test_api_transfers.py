@@ -10,6 +10,7 @@ from app.models import Ownership, Policy, TransferItem
 from app.models.customer import utcnow
 from app.services import transfers
 from tests.test_services_transfers import add_requests
+from tests.helpers import FAB_FORBIDDEN
 
 NO_TRANSFER = {"code": "not_found", "message": "转移申请不存在"}
 
@@ -23,7 +24,7 @@ def test_apply_approve_over_the_api(api, db, org):
     tid = resp.get_json()["id"]
     assert resp.get_json()["result"]["status"] == "pending"
     resp = rep("POST", f"/api/v1/transfers/{tid}/approve", json={})
-    assert (resp.status_code, resp.get_json()) == (403, {"message": "Forbidden"})
+    assert (resp.status_code, resp.get_json()) == (403, FAB_FORBIDDEN)
     other = api("rep3")
     resp = other("GET", f"/api/v1/transfers/{tid}")
     assert (resp.status_code, resp.get_json()) == (404, NO_TRANSFER)
@@ -49,7 +50,7 @@ def test_refusals_are_json_4xx(api, org):
     assert resp.status_code == 400
     assert resp.get_json()["fields"] == {"to_owner_id": "请选择接收人"}
     resp = api("auditor1")("POST", "/api/v1/transfers/", json={})
-    assert (resp.status_code, resp.get_json()) == (403, {"message": "Forbidden"})
+    assert (resp.status_code, resp.get_json()) == (403, FAB_FORBIDDEN)
     resp = rep("POST", "/api/v1/transfers/999/cancel", json={})
     assert (resp.status_code, resp.get_json()) == (404, NO_TRANSFER)
 

@@ -155,6 +155,23 @@ def test_api_login_without_provider_is_400(app, org):
     assert list(resp.get_json()["fields"]) == ["provider"]
 
 
+def test_fab_login_refusal_keeps_its_message_and_gains_a_code(app, org):
+    resp = app.test_client().post("/api/v1/security/login", json={
+        "username": "admin", "password": "wrong", "provider": "db"})
+    assert (resp.status_code, resp.get_json()) == (
+        401, {"code": "unauthorized", "message": "Not authorized"})
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/api/v1/menu/"),
+                                          ("POST", "/api/v1/security/refresh"),
+                                          ("GET", "/api/v1/customers/")])
+def test_a_missing_token_answers_our_error_shape(app, org, method, path):
+    resp = app.test_client().open(path, method=method)
+    assert (resp.status_code, resp.get_json()) == (401, {
+        "code": "unauthorized", "message": "Missing Authorization Header",
+        "msg": "Missing Authorization Header"})
+
+
 @pytest.mark.parametrize("path", ["/users/download/x", "/roles/download/x",
                                   "/groups/download/x"])
 def test_security_views_have_no_file_download(clients, path):

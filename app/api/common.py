@@ -4,6 +4,7 @@ error's 4xx status)."""
 from __future__ import annotations
 
 import functools
+import json
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, default_exceptions
@@ -69,11 +70,35 @@ HTTP_ERRORS = {
 }
 
 
+# Statuses FAB and flask-jwt-extended answer themselves, beside those above.
+_OTHER_CODES = {409: "conflict", 422: "invalid"}
+
+
 def register_json_errors(app: Flask) -> None:
     """JSON for HTTP errors under /api/; the pages keep their handler (or Flask's page)."""
     for status in HTTP_ERRORS:
         page = app.error_handler_spec[None].get(status, {}).get(default_exceptions[status])
         app.register_error_handler(status, functools.partial(_http_error, status, page))
+    app.after_request(_give_error_a_code)
+
+
+def _give_error_a_code(response):
+    """FAB's own endpoints and its JWT checks answer {"message"} or {"msg"} (security/login,
+    refresh, menu, a missing token): they gain the `code` of our error shape, and `message`
+    where they only had `msg`, keeping what they said."""
+    if response.status_code < 400 or not request.path.startswith("/api/") or \
+            not response.is_json:
+        return response
+    body = response.get_json(silent=True)
+    if not isinstance(body, dict) or "code" in body:
+        return response
+    status = response.status_code
+    code = HTTP_ERRORS.get(status, (_OTHER_CODES.get(status, "error"),))[0]
+    extra = {"code": code}
+    if "message" not in body:
+        extra["message"] = body.get("msg") or (HTTP_ERRORS.get(status) or ("", "请求失败"))[1]
+    response.set_data(json.dumps({**extra, **body}, ensure_ascii=False))
+    return response
 
 
 def _http_error(status: int, page, exc: HTTPException):
