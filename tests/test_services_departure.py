@@ -65,3 +65,21 @@ def test_handover_to_pool_and_refusals(db, org, book):
     db.session.expire_all()
     assert owned(db, org.rep) == 0
     assert db.session.get(Ownership, book[0]).pool_id == org.pool.id
+
+
+def test_locked_customers_count_against_the_receivers_lock_cap(db, org, book):
+    from sqlalchemy import update
+
+    from app.services.errors import LockCapExceeded
+
+    db.session.add(Policy(scope="user", user_id=org.rep2.id, max_locked=1))
+    db.session.execute(update(Ownership).where(Ownership.customer_id.in_(
+        [book[0], org.c_rep2.id])).values(locked=True))
+    db.session.commit()
+    with pytest.raises(LockCapExceeded) as refused:
+        departure.handover(org.admin, org.rep.id, "rep", owner_id=org.rep2.id, dry_run=False)
+    assert refused.value.code == "lock_cap_exceeded"
+    assert str(refused.value) == "超出锁定上限：上限 1，已锁定 1，本次转入 1"
+    db.session.expire_all()
+    assert (owned(db, org.rep), owned(db, org.rep2)) == (5, 1)
+    assert db.session.get(User, org.rep.id).employment_status == "active"

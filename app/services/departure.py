@@ -93,6 +93,7 @@ def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = 
         for target in sorted(targets):
             ownership.lock_rep(target)
             caps.check_cap(target, len(targets[target]), verb="转入")
+            caps.check_lock_cap_receiving(target, targets[target])  # they keep their locks
             moved = db.session.execute(
                 update(Ownership).where(Ownership.customer_id.in_(targets[target]),
                                         Ownership.owner_id == user_id)
