@@ -1,9 +1,12 @@
 # The two commands of the README.
-.PHONY: start test
+.PHONY: start test fuzz
 start:
 	bash scripts/start.sh
 test:
 	bash scripts/test.sh
+# A long random schemathesis run over the OpenAPI spec (tests/test_api_fuzz.py); see the script.
+fuzz:
+	bash scripts/fuzz.sh
 
 # Maintenance: re-extract and compile the Chinese catalogue after changing UI strings.
 .PHONY: translations

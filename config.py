@@ -61,6 +61,8 @@ class Config:
     FAB_UPDATE_PERMS = False  # permissions are synced by `flask crm init`, not at every start
     FAB_ADD_SECURITY_API = False
     FAB_API_SWAGGER_UI = True
+    # app.api.openapi registers the spec view (FAB's, with the API's error schema) itself.
+    FAB_ADD_OPENAPI_VIEWS = False
     FAB_SECURITY_MANAGER_CLASS = "app.security.GuishuSecurityManager"
     FAB_INDEX_VIEW = "app.views.home.HomeView"
     FAB_BASE_TEMPLATE = "guishu/layout.html"

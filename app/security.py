@@ -86,6 +86,7 @@ _SELF_SERVICE = [
     ("^UserInfoEditView$", "^can_this_form_(get|post)$"),
     ("^ResetMyPasswordView$", "^can_this_form_(get|post)$"),
     ("^MenuApi$", "^can_get$"),
+    ("^OpenApi$", "^can_get$"),  # the API's spec, /api/v1/_openapi, for every API user
     ("^Notification$", "^can_read$"),  # one's own only: the pages filter by the user
 ]
 

@@ -36,7 +36,7 @@ def test_admin_creates_updates_and_deletes_a_department_policy_with_audit(api, d
     ({"scope": "user", "user_id": 999999}, "user_id", "用户不存在"),
     ({"scope": "global", "max_customers": -1}, "max_customers", "不能为负数"),
     ({"scope": "user", "user_id": "x"}, "user_id", "user_id 必须是整数或 null"),
-    ({"scope": "global", "colour": "red"}, "colour", "未知字段"),
+    ({"scope": "global", "colour": "red"}, "colour", "不能修改或不存在的字段"),
     ({"scope": "global", "count_won": "yes"}, "count_won", "count_won 必须是 true、false 或 null"),
 ])
 def test_invalid_policies_are_refused_with_the_field(api, db, org, body, field, message):

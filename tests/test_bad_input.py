@@ -41,8 +41,8 @@ def test_api_junk_query_is_400(api, q, status, message):
 
 
 @pytest.mark.parametrize("pk,get_status", [
-    ("abc", 405), ("-1", 405),  # FAB's GET route takes <int:pk> only; the other route is POST
-    ("99999999999999999999", 404),
+    # Every method of /customers/<pk> takes any segment; one that is no id is not found.
+    ("abc", 404), ("-1", 404), ("1.5", 404), ("99999999999999999999", 404),
 ])
 def test_api_junk_ids(api, pk, get_status):
     call = api("admin")
@@ -73,7 +73,9 @@ def _id_bodies(org):
          "owner_id"),
         ("/api/v1/ownership/distribute", lambda bad: {"customer_ids": [bad], "owner_ids": [rep]},
          "customer_ids"),
-        ("/api/v1/ownership/move-pool", lambda bad: {"customer_ids": [bad], "pool_id": bad},
+        ("/api/v1/ownership/move-pool", lambda bad: {"customer_ids": [bad], "pool_id": 1},
+         "customer_ids"),
+        ("/api/v1/ownership/move-pool", lambda bad: {"customer_ids": [1], "pool_id": bad},
          "pool_id"),
         ("/api/v1/ownership/departure", lambda bad: {"user_id": bad, "mode": "pool"}, "user_id"),
         ("/api/v1/ownership/departure",

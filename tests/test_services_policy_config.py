@@ -68,7 +68,7 @@ def test_a_second_policy_for_the_same_target_is_refused(db, org):
 
 
 @pytest.mark.parametrize("data, fields", [
-    ({"scope": "user", "user_id": 1, "colour": "red"}, {"colour": "未知字段"}),
+    ({"scope": "user", "user_id": 1, "colour": "red"}, {"colour": "不能修改或不存在的字段"}),
     ({"scope": "user", "user_id": 1, "max_customers": "40"},
      {"max_customers": "max_customers 必须是整数或 null"}),
     ({"scope": "user", "user_id": 1, "max_locked": True},

@@ -9,8 +9,16 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.policies import PolicyApi
     from app.api.transfers import TransferApi
 
-    for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, PolicyApi, DedupeApi):
+    from app.api.openapi import GuishuOpenApi
+
+    for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, PolicyApi, DedupeApi,
+                GuishuOpenApi):
         appbuilder.add_api(api)
+    from flask import current_app as _app
+    from flask_appbuilder.api.manager import SwaggerView
+
+    if _app.config.get("FAB_API_SWAGGER_UI"):
+        appbuilder.add_view_no_menu(SwaggerView)
     # CSRFProtect's own check would answer HTML and refuse JWT clients: the API blueprints
     # are exempt from it, and app.api.csrf checks the token of the calls the session signs.
     from flask import current_app

@@ -7,10 +7,21 @@ import functools
 import json
 
 from flask import Flask, jsonify, request
+from flask_appbuilder.api import BaseApi
 from werkzeug.exceptions import HTTPException, default_exceptions
+
+from app.api import schemas
 
 from app.services.errors import GuishuError, ValidationFailed
 from app.services.ids import parse_int, parse_optional_id
+
+
+class DocumentedApi(BaseApi):
+    """Our APIs: the error responses are the Error schema, and the schemas of app.api.schemas
+    are the spec's components (named by the endpoints' YAML docstrings)."""
+    allow_browser_login = True
+    responses = schemas.ERROR_RESPONSES
+    openapi_spec_component_schemas = schemas.COMPONENTS
 
 
 def error_response(exc: GuishuError):
@@ -28,6 +39,12 @@ def maps_domain_errors(endpoint):
         except GuishuError as exc:
             return error_response(exc)
     return run
+
+
+def load_body(schema) -> dict:
+    """The request's JSON object read by `schema` (app.api.schemas): the fields it declares,
+    checked; ValidationFailed naming each bad or unknown field."""
+    return schemas.load(schema, json_body())
 
 
 def json_body() -> dict:
@@ -97,6 +114,12 @@ def _give_error_a_code(response):
     extra = {"code": code}
     if "message" not in body:
         extra["message"] = body.get("msg") or (HTTP_ERRORS.get(status) or ("", "请求失败"))[1]
+    elif not isinstance(body["message"], str):
+        # FAB's schema errors ({"message": {"field": ["…"]}}): fields and one message text.
+        body = dict(body)
+        problems = schemas.flatten_messages(body["message"])
+        body["message"] = "；".join(f"{k}: {v}" for k, v in problems.items()) or "请求无效"
+        body.setdefault("fields", problems)
     response.set_data(json.dumps({**extra, **body}, ensure_ascii=False))
     return response
 

@@ -1,23 +1,41 @@
 """/api/v1/customers/: FAB ModelRestApi with the data scope, writes through the services."""
 from __future__ import annotations
 
-from flask_appbuilder.api import ModelRestApi
+from flask_appbuilder.api import (ModelRestApi, expose, get_item_schema, get_list_schema, rison,
+                                  safe)
+from flask_appbuilder.const import (API_DESCRIPTION_COLUMNS_RIS_KEY, API_LABEL_COLUMNS_RIS_KEY,
+                                    API_LIST_COLUMNS_RIS_KEY, API_LIST_TITLE_RIS_KEY,
+                                    API_ORDER_COLUMNS_RIS_KEY, API_SHOW_COLUMNS_RIS_KEY,
+                                    API_SHOW_TITLE_RIS_KEY)
+from flask_appbuilder.api import merge_response_func
+from flask_appbuilder.security.decorators import permission_name, protect
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import select
 
-from app.api.common import error_response, json_body, maps_domain_errors
+from app.api import schemas
+from app.api.common import error_response, json_body, load_body, maps_domain_errors
+from app.api.customers_spec import OPENAPI_SPEC_METHODS
 from app.extensions import db
 from app.models import Customer, Ownership, Pool, User
 from app.security import METHOD_PERMISSIONS, RES_CUSTOMER, current_user, scope_filters
 from app.services import customers as customer_service
 from app.services.customers import CUSTOMER_FIELDS
-from app.services.errors import GuishuError, OutOfScope
-from app.services.ids import parse_optional_id, parse_pk
+from app.services.errors import GuishuError, OutOfScope, ValidationFailed
+from app.services.ids import MAX_PK, parse_pk
+from app.services.times import rfc3339
 
 _COLUMNS = ["id", "name", "customer_type", "industry", "province", "city", "address", "phone",
             "phone_e164", "mobile", "mobile_e164", "email", "email_norm", "source",
             "product_line", "birth_year", "birth_month", "birth_day", "birthday_lunar", "notes",
             "created_at", "updated_at"]
+
+
+# FAB's `q` of a list, strict like the transfers' and policies' lists: an unknown key, a page
+# size below 1 or a page past the keys is a 400, not ignored.
+LIST_QUERY = {**get_list_schema, "additionalProperties": False, "properties": {
+    **get_list_schema["properties"],
+    "page": {"type": "integer", "minimum": 0, "maximum": MAX_PK},
+    "page_size": {"type": "integer", "minimum": 1}}}
 
 
 def ownership_fields(customer_ids: list[int]) -> dict[int, dict]:
@@ -33,7 +51,7 @@ def ownership_fields(customer_ids: list[int]) -> dict[int, dict]:
             "owner": {"id": own.owner_id, "username": username} if own.owner_id else None,
             "pool": {"id": own.pool_id, "name": pool_name} if own.pool_id else None,
             "locked": own.locked, "won": own.won, "category": own.category, "grade": own.grade,
-            "acquired_at": own.acquired_at.isoformat() if own.acquired_at else None,
+            "acquired_at": rfc3339(own.acquired_at),
         }
     return out
 
@@ -44,13 +62,24 @@ class CustomerApi(ModelRestApi):
     class_permission_name = RES_CUSTOMER
     method_permission_name = METHOD_PERMISSIONS
     allow_browser_login = True
+    # The bodies and answers of app.api.schemas; FAB's generated docs are corrected where
+    # they differ from what the endpoints answer (ids are integers, the ownership fields).
+    responses = schemas.ERROR_RESPONSES
+    openapi_spec_component_schemas = schemas.COMPONENTS
+    openapi_spec_methods = OPENAPI_SPEC_METHODS
+    apispec_parameter_schemas = {"customer_list_query": LIST_QUERY}
+    list_model_schema = schemas.CustomerListItem()
+    show_model_schema = schemas.CustomerShown()
+    add_model_schema = schemas.CustomerPost()
+    edit_model_schema = schemas.CustomerPut()
     base_filters = scope_filters("id")
     base_order = ("id", "desc")
     list_columns = show_columns = _COLUMNS
     search_columns = ["name", "customer_type", "industry", "province", "city", "source",
                       "product_line", "mobile_e164", "phone_e164", "email_norm", "created_at"]
     order_columns = ["id", "name", "created_at", "updated_at", "province", "city"]
-    # The schema documents the body; writes are parsed by the service (which also takes "birthday").
+    # _info describes the model columns; the body (app.api.schemas.CustomerPost) also takes
+    # "birthday" (parsed into its parts) and the ownership of a new customer.
     add_columns = edit_columns = [f for f in CUSTOMER_FIELDS if f != "birthday"]
     openapi_spec_tag = "Customers"
     # Every column gets a description: FAB translates a missing one as gettext(""), which
@@ -73,40 +102,77 @@ class CustomerApi(ModelRestApi):
         item = data.get("result") or {}
         extra = ownership_fields([int(data["id"])]) if "id" in data else {}
         item.update(extra.get(int(data["id"]), {}))
+        _with_offsets(item)
 
     def pre_get_list(self, data):
         extra = ownership_fields([int(i) for i in data.get("ids", [])])
         for pk, item in zip(data.get("ids", []), data.get("result", [])):
             item.update(extra.get(int(pk), {}))
+            _with_offsets(item)
 
     # -- writes go through app.services.customers ------------------------------------------
     def _dump(self, customer: Customer) -> dict:
-        item = {c: getattr(customer, c) for c in _COLUMNS}
-        for key in ("created_at", "updated_at"):
-            item[key] = item[key].isoformat() if item[key] else None
+        item = schemas.dump(schemas.Customer, customer)
         item.update(ownership_fields([customer.id]).get(customer.id, {}))
-        return item
+        return schemas.dump(schemas.CustomerResult, {"id": customer.id, "result": item})
 
     def post_headless(self):
         try:
-            data = dict(json_body())
+            data = _load_customer(schemas.CustomerPost, partial=False)
             owner_id = data.pop("owner_id", None)
             pool_id = data.pop("pool_id", None)
-            confirm = data.pop("confirm_duplicates", False) is True
+            confirm = data.pop("confirm_duplicates", False)
             customer = customer_service.create_customer(
-                current_user(), data,
-                owner_id=parse_optional_id(owner_id, "owner_id"),
-                pool_id=parse_optional_id(pool_id, "pool_id"),
+                current_user(), data, owner_id=owner_id, pool_id=pool_id,
                 confirm_duplicates=confirm)
         except GuishuError as exc:
             return error_response(exc)
-        return self.response(201, id=customer.id, result=self._dump(customer))
+        return self.response(201, **self._dump(customer))
 
     def _pk(self, pk) -> int:
         value = parse_pk(pk)
         if value is None:
             raise OutOfScope("客户不存在或不在您的数据权限内")
         return value
+
+    @expose("/", methods=["GET"])
+    @protect()
+    @safe
+    @permission_name("get")
+    @rison(LIST_QUERY)
+    @merge_response_func(ModelRestApi.merge_order_columns, API_ORDER_COLUMNS_RIS_KEY)
+    @merge_response_func(ModelRestApi.merge_list_label_columns, API_LABEL_COLUMNS_RIS_KEY)
+    @merge_response_func(ModelRestApi.merge_description_columns,
+                         API_DESCRIPTION_COLUMNS_RIS_KEY)
+    @merge_response_func(ModelRestApi.merge_list_columns, API_LIST_COLUMNS_RIS_KEY)
+    @merge_response_func(ModelRestApi.merge_list_title, API_LIST_TITLE_RIS_KEY)
+    def get_list(self, **kwargs):
+        """The customers in scope; the rest of its doc is OPENAPI_SPEC_METHODS["get_list"].
+        ---
+        get:
+          summary: 客户列表
+        """
+        return self.get_list_headless(**kwargs)
+
+    # FAB routes GET as /<int:pk> but PUT and DELETE as /<pk>: GET /customers/abc answered
+    # 405. Every method takes any segment here, and an id that is not one answers 404.
+    @expose("/<pk>", methods=["GET"])
+    @protect()
+    @safe
+    @permission_name("get")
+    @rison(get_item_schema)
+    @merge_response_func(ModelRestApi.merge_show_label_columns, API_LABEL_COLUMNS_RIS_KEY)
+    @merge_response_func(ModelRestApi.merge_show_columns, API_SHOW_COLUMNS_RIS_KEY)
+    @merge_response_func(ModelRestApi.merge_description_columns,
+                         API_DESCRIPTION_COLUMNS_RIS_KEY)
+    @merge_response_func(ModelRestApi.merge_show_title, API_SHOW_TITLE_RIS_KEY)
+    def get(self, pk, **kwargs):
+        """One customer; the rest of its doc is OPENAPI_SPEC_METHODS["get"].
+        ---
+        get:
+          summary: 客户
+        """
+        return self.get_headless(pk, **kwargs)
 
     def get_headless(self, pk, **kwargs):
         try:
@@ -125,17 +191,47 @@ class CustomerApi(ModelRestApi):
             response.status_code = 308
             response.headers["Location"] = f"/api/v1/customers/{survivor}"
             return response
-        return super().get_headless(pk, **kwargs)
+        return super().get_headless(value, **kwargs)
 
     @maps_domain_errors
     def put_headless(self, pk):
-        data = dict(json_body())
-        confirm = data.pop("confirm_duplicates", False) is True
-        customer = customer_service.update_customer(current_user(), self._pk(pk), data,
+        customer_id = self._pk(pk)
+        data = _load_customer(schemas.CustomerPut, partial=True)
+        confirm = data.pop("confirm_duplicates", False)
+        customer = customer_service.update_customer(current_user(), customer_id, data,
                                                     confirm_duplicates=confirm)
-        return self.response(200, id=customer.id, result=self._dump(customer))
+        return self.response(200, **self._dump(customer))
 
     @maps_domain_errors
     def delete_headless(self, pk):
-        customer_service.delete_customer(current_user(), self._pk(pk))
-        return self.response(200, message="OK", id=int(pk))
+        customer_id = self._pk(pk)
+        customer_service.delete_customer(current_user(), customer_id)
+        return self.response(200, **schemas.dump(schemas.CustomerDeleted,
+                                                 {"id": customer_id, "message": "OK"}))
+
+
+def _load_customer(schema, *, partial: bool) -> dict:
+    """The body read by its schema. When the schema refuses, the answer still names every
+    bad field, as the form does: the service's checks run over the fields that were read."""
+    body = json_body()
+    try:
+        return load_body(schema)
+    except ValidationFailed as refused:
+        rest = {k: v for k, v in body.items()
+                if k in CUSTOMER_FIELDS and k not in refused.fields}
+        try:
+            customer_service.clean_customer_data(rest, partial=partial)
+        except ValidationFailed as also:
+            raise ValidationFailed({**also.fields, **refused.fields}) from None
+        raise
+
+
+_TIMESTAMPS = ("created_at", "updated_at", "acquired_at")
+
+
+def _with_offsets(item: dict) -> None:
+    """FAB dumps a list's or a chosen column set's timestamps itself, without the offset:
+    they are given theirs (RFC 3339, business time) here."""
+    for key in _TIMESTAMPS:
+        if item.get(key):
+            item[key] = rfc3339(item[key])

@@ -3,18 +3,18 @@ duplicate, before saving it (for other systems; the forms and the customers API 
 their own)."""
 from __future__ import annotations
 
-from flask_appbuilder.api import BaseApi, expose
+from flask_appbuilder.api import expose
 from flask_appbuilder.security.decorators import permission_name, protect
 
-from app.api.common import json_body, maps_domain_errors, optional_id
+from app.api import schemas
+from app.api.common import DocumentedApi, load_body, maps_domain_errors
 from app.security import RES_CUSTOMER, current_user
 from app.services import dedupe
 
 
-class DedupeApi(BaseApi):
+class DedupeApi(DocumentedApi):
     resource_name = "dedupe"
     class_permission_name = RES_CUSTOMER
-    allow_browser_login = True
     openapi_spec_tag = "Dedupe"
 
     @expose("/check", methods=["POST"])
@@ -22,10 +22,34 @@ class DedupeApi(BaseApi):
     @permission_name("read")
     @maps_domain_errors
     def check(self):
-        """Body: customer fields ({name, customer_type, mobile, phone, email, city, address,
-        birthday, birthday_lunar}, any subset) and optional exclude_id (the customer being
-        edited). Answer: {blocked, warned, matches: [{rule, action, customer_id,
-        customer_name, holder, locked, score, message}]}."""
-        body = json_body()
-        result = dedupe.check(current_user(), body, optional_id(body, "exclude_id"))
-        return self.response(200, **result)
+        """Would these values be refused or warned about as a duplicate?
+        ---
+        post:
+          summary: 查重 — the dedupe rules' answer for a customer's values (any subset);
+            nothing is saved
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/DedupeCheckRequest'
+          responses:
+            200:
+              description: blocked (a blocking rule matched), warned, and each match
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/DedupeCheckResult'
+            400:
+              $ref: '#/components/responses/400'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+        """
+        body = load_body(schemas.DedupeCheckRequest)
+        exclude_id = body.pop("exclude_id", None)
+        result = dedupe.check(current_user(), body, exclude_id)
+        return self.response(200, **schemas.dump(schemas.DedupeCheckResult, result))

@@ -2,68 +2,248 @@
 and /api/v1/policies/effective/<user_id>: a user's effective values with their sources."""
 from __future__ import annotations
 
-from flask_appbuilder.api import BaseApi, expose
+from flask_appbuilder.api import expose, rison
 from flask_appbuilder.security.decorators import permission_name, protect
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from app.api.common import json_body, maps_domain_errors
+from app.api import schemas
+from app.api.common import DocumentedApi, load_body, maps_domain_errors
 from app.extensions import db
 from app.models import Policy
 from app.security import RES_POLICY, current_user
 from app.services import policy_config
+from app.services.ids import check_paging
+
+MAX_PAGE_SIZE = 500
 
 
-class PolicyApi(BaseApi):
+def _answer(policy: Policy) -> dict:
+    return schemas.dump(schemas.PolicyResult,
+                        {"id": policy.id, "result": policy_config.to_dict(policy)})
+
+
+class PolicyApi(DocumentedApi):
     resource_name = "policies"
     class_permission_name = RES_POLICY
-    allow_browser_login = True
     openapi_spec_tag = "Policies"
+    apispec_parameter_schemas = {"PolicyPageQuery": schemas.page_query(MAX_PAGE_SIZE)}
 
     @expose("/", methods=["GET"])
     @protect()
     @permission_name("read")
-    def list_all(self):
-        rows = db.session.execute(select(Policy).order_by(Policy.scope, Policy.id)).scalars()
-        result = [policy_config.to_dict(p) for p in rows]
-        return self.response(200, count=len(result), result=result)
+    @rison(schemas.PAGE_KEYS)
+    @maps_domain_errors
+    def list_all(self, **kwargs):
+        """Every policy.
+        ---
+        get:
+          summary: 归属策略 — every policy (global, per department, per user), by scope
+          parameters:
+          - in: query
+            name: q
+            description: "rison: (page:0,page_size:500)"
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/PolicyPageQuery'
+          responses:
+            200:
+              description: The policies; count is the total over every page
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/PolicyList'
+            400:
+              $ref: '#/components/responses/400'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+        """
+        args = kwargs.get("rison") or {}
+        page, size = args.get("page", 0), args.get("page_size", MAX_PAGE_SIZE)
+        check_paging(page, size, MAX_PAGE_SIZE)
+        total = db.session.execute(select(func.count()).select_from(Policy)).scalar_one()
+        rows = db.session.execute(select(Policy).order_by(Policy.scope, Policy.id)
+                                  .offset(page * size).limit(size)).scalars()
+        return self.response(200, **schemas.dump(schemas.PolicyList, {
+            "count": total, "result": [policy_config.to_dict(p) for p in rows]}))
 
     @expose("/<int:pk>", methods=["GET"])
     @protect()
     @permission_name("read")
     @maps_domain_errors
     def show(self, pk: int):
-        return self.response(200, result=policy_config.to_dict(policy_config.get_policy(pk)))
+        """One policy.
+        ---
+        get:
+          summary: 归属策略 — one policy
+          parameters:
+          - in: path
+            name: pk
+            required: true
+            schema:
+              type: integer
+              minimum: 1
+              maximum: 2147483647
+          responses:
+            200:
+              description: The policy
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/PolicyResult'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+        """
+        return self.response(200, **_answer(policy_config.get_policy(pk)))
 
     @expose("/", methods=["POST"])
     @protect()
     @permission_name("write")
     @maps_domain_errors
     def create(self):
-        """{scope, department_id?, user_id?, max_customers?, count_won?, …}; null inherits."""
-        p = policy_config.create_policy(current_user(), json_body())
-        return self.response(200, id=p.id, result=policy_config.to_dict(p))
+        """Create a policy.
+        ---
+        post:
+          summary: 新建策略 — one per target (global, a department, a user); null inherits
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/PolicyCreate'
+          responses:
+            200:
+              description: The new policy
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/PolicyResult'
+            400:
+              $ref: '#/components/responses/400'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+        """
+        p = policy_config.create_policy(current_user(), load_body(schemas.PolicyCreate))
+        return self.response(200, **_answer(p))
 
     @expose("/<int:pk>", methods=["PUT"])
     @protect()
     @permission_name("write")
     @maps_domain_errors
     def update(self, pk: int):
-        p = policy_config.update_policy(current_user(), pk, json_body())
-        return self.response(200, id=p.id, result=policy_config.to_dict(p))
+        """Change a policy.
+        ---
+        put:
+          summary: 修改策略 — the fields given; null inherits
+          parameters:
+          - in: path
+            name: pk
+            required: true
+            schema:
+              type: integer
+              minimum: 1
+              maximum: 2147483647
+          requestBody:
+            required: true
+            content:
+              application/json:
+                schema:
+                  $ref: '#/components/schemas/PolicyUpdate'
+          responses:
+            200:
+              description: The policy after the change
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/PolicyResult'
+            400:
+              $ref: '#/components/responses/400'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+        """
+        p = policy_config.update_policy(current_user(), pk, load_body(schemas.PolicyUpdate))
+        return self.response(200, **_answer(p))
 
     @expose("/<int:pk>", methods=["DELETE"])
     @protect()
     @permission_name("delete")
     @maps_domain_errors
     def remove(self, pk: int):
+        """Delete a policy.
+        ---
+        delete:
+          summary: 删除策略 — not the global default
+          parameters:
+          - in: path
+            name: pk
+            required: true
+            schema:
+              type: integer
+              minimum: 1
+              maximum: 2147483647
+          responses:
+            200:
+              description: Deleted
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/PolicyDeleted'
+            400:
+              $ref: '#/components/responses/400'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+        """
         policy_config.delete_policy(current_user(), pk)
-        return self.response(200, id=pk)
+        return self.response(200, **schemas.dump(schemas.PolicyDeleted, {"id": pk}))
 
     @expose("/effective/<int:user_id>", methods=["GET"])
     @protect()
     @permission_name("read")
     @maps_domain_errors
     def effective(self, user_id: int):
-        """Each field's value and where it comes from (user / department:<name> / global)."""
-        return self.response(200, user_id=user_id,
-                             result=policy_config.effective_for(current_user(), user_id))
+        """A user's effective policy.
+        ---
+        get:
+          summary: 生效策略 — each field's value and where it comes from (user,
+            department:<name>, global), for users in the caller's scope
+          parameters:
+          - in: path
+            name: user_id
+            required: true
+            schema:
+              type: integer
+              minimum: 1
+              maximum: 2147483647
+          responses:
+            200:
+              description: The effective values
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/EffectivePolicy'
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              $ref: '#/components/responses/403'
+            404:
+              $ref: '#/components/responses/404'
+        """
+        return self.response(200, **schemas.dump(schemas.EffectivePolicy, {
+            "user_id": user_id,
+            "result": policy_config.effective_for(current_user(), user_id)}))

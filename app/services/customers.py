@@ -17,7 +17,8 @@ from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, Scope,
                           can_see_customer, can_write_customer, has_role, scope_of,
                           visible_owner_ids_select)
 from app.services import audit, dedupe, limits, ownership
-from app.services.errors import GuishuError, OutOfScope, PermissionDenied, ValidationFailed
+from app.services.errors import (UNKNOWN_FIELD, GuishuError, OutOfScope, PermissionDenied,
+                                 ValidationFailed)
 from app.services.normalize import (NORMALIZER_VERSION, InvalidValue, name_pinyin,
                                     normalize_address, normalize_email, normalize_mobile,
                                     normalize_person_name, normalize_phone, split_company_name)
@@ -156,7 +157,7 @@ def _flag(value: Any) -> bool:
 def clean_customer_data(data: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
     """Validate and normalise user input; raise ValidationFailed naming every bad field."""
     unknown = set(data) - set(CUSTOMER_FIELDS)
-    errors: dict[str, str] = {f: "不能修改或不存在的字段" for f in unknown}
+    errors: dict[str, str] = {f: UNKNOWN_FIELD for f in unknown}
     out: dict[str, Any] = {}
     region = _region()
     for field in CUSTOMER_FIELDS:

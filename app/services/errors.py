@@ -19,6 +19,9 @@ from __future__ import annotations
 from typing import Optional
 
 
+UNKNOWN_FIELD = "不能修改或不存在的字段"  # the one refusal of a field nobody may write
+
+
 class GuishuError(Exception):
     code = "error"
     status = 400

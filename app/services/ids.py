@@ -79,6 +79,18 @@ def parse_ids(values: Any, field: str, limit: int, noun: str = "客户") -> list
     return list(out)
 
 
+def check_paging(page: Any, page_size: Any, max_page_size: int) -> None:
+    """A list's page (from 0) and page size (1..max_page_size); ValidationFailed naming each."""
+    errors = {}
+    if isinstance(page, bool) or not isinstance(page, int) or not 0 <= page <= MAX_PK:
+        errors["page"] = "page 必须是不小于 0 的整数"
+    if isinstance(page_size, bool) or not isinstance(page_size, int) \
+            or not 1 <= page_size <= max_page_size:
+        errors["page_size"] = f"page_size 应在 1–{max_page_size} 之间"
+    if errors:
+        raise ValidationFailed(errors)
+
+
 class BoundedIntConverter(IntegerConverter):
     """The `<int:…>` route converter, bounded by the keys: a segment past MAX_PK answers 404
     (routing stops there) instead of reaching a query that overflows INTEGER."""

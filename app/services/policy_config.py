@@ -13,7 +13,7 @@ from app.models import Department, Policy, User
 from app.models.policy import POLICY_FIELDS
 from app.security import ROLE_ADMIN, has_role
 from app.services import audit, policies
-from app.services.errors import NotFound, PermissionDenied, ValidationFailed
+from app.services.errors import UNKNOWN_FIELD, NotFound, PermissionDenied, ValidationFailed
 from app.services.ids import MAX_PK, parse_pk
 from app.services.policies import validate_policy
 
@@ -30,7 +30,7 @@ def _clean(data: dict[str, Any]) -> dict[str, Any]:
     """Known fields only, with their types checked; a null policy field inherits."""
     unknown = sorted(set(data) - set(EDITABLE))
     if unknown:
-        raise ValidationFailed({k: "未知字段" for k in unknown})
+        raise ValidationFailed({k: UNKNOWN_FIELD for k in unknown})
     out: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for key, value in data.items():

@@ -31,7 +31,9 @@ from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE
 from app.services import caps, limits, notifications, ownership
 from app.services.errors import (Conflict, NotFound, OutOfScope, PermissionDenied,
                                  ValidationFailed)
+from app.services.ids import check_paging
 from app.services.pool import customer_names, parse_ids
+from app.services.times import rfc3339
 
 
 # The inbox's boxes, and how many requests one page of a list shows (at most).
@@ -365,14 +367,7 @@ def requests_for(actor: User, box: Optional[str] = None, page: int = 0,
                  page_size: int = PAGE_SIZE) -> Page:
     """One page of the requests the actor may see (or of one inbox box), filtered and
     counted in the database: an old request is never hidden behind newer ones."""
-    errors = {}
-    if isinstance(page, bool) or not isinstance(page, int) or page < 0:
-        errors["page"] = "page 必须是不小于 0 的整数"
-    if isinstance(page_size, bool) or not isinstance(page_size, int) \
-            or not 1 <= page_size <= MAX_PAGE_SIZE:
-        errors["page_size"] = f"page_size 应在 1–{MAX_PAGE_SIZE} 之间"
-    if errors:
-        raise ValidationFailed(errors)
+    check_paging(page, page_size, MAX_PAGE_SIZE)
     where = _box_clause(actor, box)
     total = db.session.execute(select(func.count()).select_from(TransferRequest)
                                .where(where)).scalar_one()
@@ -392,9 +387,7 @@ def inbox(actor: User, pages: Optional[Mapping[str, int]] = None,
 
 
 def to_dict(transfer: TransferRequest) -> dict:
-    def iso(value):
-        return value.isoformat() if value else None
-
+    iso = rfc3339
     return {
         "id": transfer.id, "status": transfer.status, "trigger": transfer.trigger,
         "reason": transfer.reason, "handover_note": transfer.handover_note,

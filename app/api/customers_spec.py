@@ -1,0 +1,94 @@
+"""The OpenAPI of /api/v1/customers/ where FAB's generated docs differ from what the
+endpoints answer: ids are integers, a customer carries its ownership, writes answer the whole
+customer, errors are the Error schema, a merged id answers 308. FAB merges these over its
+docstrings (ModelRestApi.openapi_spec_methods)."""
+from __future__ import annotations
+
+from app.services.ids import MAX_PK
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _errors(*statuses: int) -> dict:
+    return {str(s): {"$ref": f"#/components/responses/{s}"} for s in (400, 401, 403) + statuses}
+
+
+def _json(description: str, schema: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _obj(**properties) -> dict:
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
+_PK = {"in": "path", "name": "pk", "required": True,
+       "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PK}}
+_FIELD_INFO = {"type": "array", "items": _obj(
+    name={"type": "string"}, label={"type": "string"}, description={"type": "string"},
+    type={"type": "string"}, required={"type": "boolean"}, unique={"type": "boolean"},
+    validate=_STRINGS)}
+
+
+def _q(schema: str) -> dict:
+    return {"in": "query", "name": "q", "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+OPENAPI_SPEC_METHODS = {
+    "get_list": {"get": {
+        "summary": "客户列表 — the customers in the caller's data scope, newest first",
+        "parameters": [_q("customer_list_query")],
+        "responses": {
+            "200": _json("One page of customers", _obj(
+                label_columns=_LABELS, description_columns=_LABELS, list_columns=_STRINGS,
+                list_title={"type": "string"}, order_columns=_STRINGS,
+                ids={"description": "The customers' ids, in the order of result",
+                     "type": "array", "items": {"type": "integer"}},
+                count={"description": "The total over every page", "type": "integer"},
+                result={"type": "array", "items": _ref("CustomerApi.get_list")})),
+            **_errors()}}},
+    "get": {"get": {
+        "summary": "客户 — one customer in the caller's data scope; a merged customer's id "
+                   "answers 308 with the survivor's URL",
+        "parameters": [_PK, _q("get_item_schema")],
+        "responses": {
+            "200": _json("The customer", _obj(
+                label_columns=_LABELS, description_columns=_LABELS, show_columns=_STRINGS,
+                show_title={"type": "string"}, id={"type": "integer"},
+                result=_ref("CustomerApi.get"))),
+            "308": _json("Merged into another customer (Location names it)", _ref("Merged")),
+            **_errors(404)}}},
+    "post": {"post": {
+        "summary": "新建客户 — through the dedupe check; owner_id or pool_id places it "
+                   "(default: the creator)",
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": _ref("CustomerApi.post")}}},
+        "responses": {"201": _json("The new customer", _ref("CustomerResult")),
+                      **_errors(404, 409)}}},
+    "put": {"put": {
+        "summary": "修改客户 — the fields given, through the dedupe check",
+        "parameters": [_PK],
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": _ref("CustomerApi.put")}}},
+        "responses": {"200": _json("The customer after the change", _ref("CustomerResult")),
+                      **_errors(404, 409)}}},
+    "delete": {"delete": {
+        "summary": "删除客户 — for those who may delete it; audited",
+        "parameters": [_PK],
+        "responses": {"200": _json("Deleted", _ref("CustomerDeleted")), **_errors(404, 409)}}},
+    "info": {"get": {
+        "summary": "The fields a client may write and the list's filters (FAB metadata)",
+        "parameters": [_q("get_info_schema")],
+        "responses": {
+            "200": _json("Metadata", _obj(
+                add_columns=_FIELD_INFO, edit_columns=_FIELD_INFO,
+                add_title={"type": "string"}, edit_title={"type": "string"},
+                filters={"type": "object", "additionalProperties": {
+                    "type": "array", "items": _obj(name={"type": "string"},
+                                                   operator={"type": "string"})}},
+                permissions=_STRINGS)),
+            **_errors()}}},
+}

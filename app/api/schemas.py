@@ -1,0 +1,629 @@
+"""The API's request and response bodies, declared once as marshmallow schemas.
+
+Each schema is registered on the OpenAPI spec through FAB (`openapi_spec_component_schemas`)
+and named in the endpoints' YAML docstrings; an endpoint reads its body with `load(Schema)`
+(the same class), so the spec and the code cannot drift apart: a field the code reads is a
+field the spec declares, and an undeclared field is refused (400 naming it). Responses are
+dumped through their schema, so an answer holds exactly the declared fields.
+
+The fields reuse the one reading of ids (app.services.ids) and the one set of limits
+(app.services.limits); the services still check everything again, for the forms and jobs.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from app.models.policy import POLICY_FIELDS
+from app.models.transfer import TRANSFER_TRIGGERS
+from app.services import limits
+from app.services.errors import UNKNOWN_FIELD, ValidationFailed
+from app.services.ids import MAX_PK, parse_ids, parse_pk
+from app.services.times import rfc3339
+
+from app.services.pool import MAX_BATCH  # noqa: E402 - ids in one request
+
+
+# --- fields ---------------------------------------------------------------------------------
+_MESSAGES = {"required": "必填", "null": "不能为 null"}
+
+
+class RecordId(fields.Integer):
+    default_error_messages = _MESSAGES
+    """A record id: an integer 1..MAX_PK (read by ids.parse_pk: 1.5, true, "1e3" refused)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("validate", validate.Range(min=1, max=MAX_PK))
+        kwargs.setdefault("strict", True)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        number = parse_pk(value)
+        if number is None:
+            raise ValidationError(f"{self.data_key or attr} 必须是 1 到 {MAX_PK} 之间的整数")
+        return number
+
+
+class RecordIds(fields.List):
+    default_error_messages = _MESSAGES
+    """A non-empty list of distinct record ids, at most `limit` (ids.parse_ids)."""
+
+    def __init__(self, limit: int = MAX_BATCH, noun: str = "客户", **kwargs):
+        self.limit, self.noun = limit, noun
+        kwargs.setdefault("validate", validate.Length(min=1, max=limit))
+        kwargs.setdefault("error_messages", {"required": f"请至少选择一个{noun}",
+                                             "null": f"请至少选择一个{noun}"})
+        super().__init__(RecordId(), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        key = self.data_key or attr
+        try:
+            return parse_ids(value, key, self.limit, self.noun)
+        except ValidationFailed as exc:
+            raise ValidationError(exc.fields[key]) from None
+
+
+class Flag(fields.Boolean):
+    default_error_messages = _MESSAGES
+    """true or false, nothing else (marshmallow's Boolean would take "yes", 1, "on")."""
+
+    def __init__(self, message: str = "", **kwargs):
+        self.message = message
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError(self.message or f"{self.data_key or attr} 必须是 true 或 false")
+        return value
+
+
+class Count(fields.Integer):
+    default_error_messages = _MESSAGES
+    """A whole number in minimum..maximum; bools and floats refused."""
+
+    def __init__(self, minimum: int = 0, maximum: int = MAX_PK, **kwargs):
+        self.minimum, self.maximum = minimum, maximum
+        kwargs.setdefault("validate", validate.Range(min=minimum, max=maximum))
+        kwargs.setdefault("strict", True)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int) \
+                or not self.minimum <= value <= self.maximum:
+            raise ValidationError(
+                f"{self.data_key or attr} 必须是 {self.minimum} 到 {self.maximum} 之间的整数")
+        return value
+
+
+class Text(fields.String):
+    default_error_messages = _MESSAGES
+    """A string of at most `limit` characters (app.services.limits)."""
+
+    def __init__(self, limit: int, **kwargs):
+        self.limit = limit
+        kwargs.setdefault("validate", validate.Length(max=limit))
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        # A number is taken as its text (a phone sent as 13800138000), as the services do.
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValidationError("必须是文本")
+        value = value if isinstance(value, str) else str(value)
+        if len(value) > self.limit:
+            raise ValidationError(f"不能超过 {self.limit} 个字符")
+        return value
+
+
+class Choice(fields.String):
+    default_error_messages = _MESSAGES
+    """One of `choices` (an OpenAPI enum)."""
+
+    def __init__(self, choices, message: str, **kwargs):
+        self.choices, self.message = tuple(choices), message
+        kwargs.setdefault("validate", validate.OneOf(self.choices))
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value not in self.choices:
+            raise ValidationError(self.message)
+        return value
+
+
+class Timestamp(fields.DateTime):
+    """RFC 3339 with the offset, in business time (app.services.times)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return rfc3339(value)
+
+
+# --- loading --------------------------------------------------------------------------------
+class Body(Schema):
+    """A request body: unknown fields are refused, naming them."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class Answer(Schema):
+    """A response body: exactly the declared fields (additionalProperties: false)."""
+
+    class Meta:
+        unknown = RAISE
+
+
+def load(schema: type[Schema], data: Any) -> dict:
+    """`data` read by `schema`; ValidationFailed naming each bad field (one message each)."""
+    if not isinstance(data, dict):
+        raise ValidationFailed({"body": "请求体必须是 JSON 对象"})
+    try:
+        return schema().load(data)
+    except ValidationError as exc:
+        raise ValidationFailed(flatten_messages(exc.messages)) from None
+
+
+def flatten_messages(messages: Any) -> dict[str, str]:
+    """marshmallow's error messages (nested dicts and lists) as field -> one message."""
+    out: dict[str, str] = {}
+    for key, value in (messages.items() if isinstance(messages, dict) else [("body", messages)]):
+        while isinstance(value, (list, dict)) and value:
+            value = value[0] if isinstance(value, list) else next(iter(value.values()))
+        text = str(value)
+        out[str(key)] = UNKNOWN_FIELD if text == "Unknown field." else text
+    return out
+
+
+def dump(schema: type[Schema], data: Any) -> dict:
+    return schema().dump(data)
+
+
+# --- errors ---------------------------------------------------------------------------------
+class DedupeMatch(Answer):
+    rule = fields.String(metadata={"description": "mobile | phone | email | name | address | "
+                                                  "person"})
+    action = fields.String(metadata={"description": "block | warn"})
+    customer_id = fields.Integer()
+    customer_name = fields.String()
+    holder = fields.String(metadata={"description": "负责人 or the pool's name"})
+    locked = fields.Boolean()
+    score = fields.Float(allow_none=True)
+    message = fields.String()
+
+
+class Error(Schema):
+    """Every 4xx and 5xx of the API: {code, message, fields?} plus the numbers of the rule
+    that refused (cap, owned, adding, …) where there are some."""
+    __component_name__ = "Error"
+
+    class Meta:
+        unknown = RAISE
+
+    code = fields.String(required=True, metadata={
+        "description": "machine-readable: invalid, csrf, unauthorized, forbidden, not_found, "
+                       "out_of_scope, cap_exceeded, lock_cap_exceeded, daily_limit, cooldown, "
+                       "not_in_pool, duplicate, duplicate_warning, conflict, not_pending, "
+                       "owner_changed, merged, method_not_allowed, too_large, server_error"})
+    message = fields.String(required=True, metadata={"description": "为用户写的中文说明"})
+    fields_ = fields.Dict(keys=fields.String(), values=fields.String(), data_key="fields",
+                          metadata={"description": "field -> why it was refused (code "
+                                                   "invalid)"})
+    customer_ids = fields.List(fields.Integer(), metadata={
+        "description": "the customers the refusal is about"})
+    cap = fields.Integer()
+    owned = fields.Integer()
+    locked = fields.Integer()
+    adding = fields.Integer()
+    limit = fields.Integer()
+    claimed_today = fields.Integer()
+    cooldown_days = fields.Integer()
+    held = fields.Integer()
+    survivor_id = fields.Integer(metadata={"description": "merged: the surviving customer"})
+    matches = fields.List(fields.Nested(DedupeMatch))
+    msg = fields.String(metadata={"description": "kept from the JWT library's own answers"})
+
+
+def error_response_spec(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+ERROR_RESPONSES = {
+    "400": error_response_spec("Bad request: code invalid (fields names each bad field) or "
+                               "csrf"),
+    "401": error_response_spec("Not signed in, or the token expired"),
+    "403": error_response_spec("The role may not do this"),
+    "404": error_response_spec("No such record, or outside the data scope (the same answer)"),
+    "409": error_response_spec("A rule refused: cap, lock cap, daily limit, cooldown, no "
+                               "longer in the pool, duplicate, changed meanwhile"),
+    "422": error_response_spec("Could not process the entity"),
+    "500": error_response_spec("Server error"),
+}
+
+
+# --- ownership ------------------------------------------------------------------------------
+class ClaimRequest(Body):
+    customer_ids = RecordIds(required=True)
+    pool_id = RecordId(allow_none=True, metadata={"description": "only these pool customers"})
+
+
+class ReleaseRequest(Body):
+    customer_ids = RecordIds(required=True)
+    reason = Text(limits.REASON, metadata={"description": "退回原因 (required by the rule)"})
+    pool_id = RecordId(allow_none=True, metadata={"description": "default: the default pool"})
+
+
+class AssignRequest(Body):
+    customer_ids = RecordIds(required=True)
+    owner_id = RecordId(required=True, error_messages={"required": "请选择负责人",
+                                                       "null": "请选择负责人"})
+    reason = Text(limits.REASON, allow_none=True)
+
+
+class DistributeRequest(Body):
+    customer_ids = RecordIds(required=True)
+    owner_ids = RecordIds(required=True, noun="销售")
+    dry_run = Flag(load_default=True, metadata={"description": "preview unless false"})
+
+
+class CustomerIdsRequest(Body):
+    customer_ids = RecordIds(required=True)
+
+
+class DepartureRequest(Body):
+    user_id = RecordId(required=True, error_messages={"required": "请选择离职人员",
+                                                      "null": "请选择离职人员"})
+    mode = Choice(("rep", "team", "rules", "pool"), required=True,
+                  message="交接方式只能是 rep（指定销售）、team（团队平均）、rules（按归属规则）"
+                          "或 pool（退回公海）",
+                  error_messages={"required": "请选择交接方式"})
+    owner_id = RecordId(allow_none=True, metadata={"description": "mode rep: the receiver"})
+    owner_ids = RecordIds(allow_none=True, noun="销售",
+                          metadata={"description": "mode team: the receivers"})
+    pool_id = RecordId(allow_none=True, metadata={"description": "mode pool / rules: the pool"})
+    dry_run = Flag(load_default=True)
+
+
+class ApplyRulesRequest(Body):
+    customer_ids = RecordIds(required=True)
+    dry_run = Flag(load_default=True)
+
+
+class MovePoolRequest(Body):
+    customer_ids = RecordIds(required=True)
+    pool_id = RecordId(required=True, error_messages={"required": "请选择目标公海",
+                                                      "null": "请选择目标公海"})
+    reason = Text(limits.REASON, allow_none=True)
+
+
+class CustomerIds(Answer):
+    customer_ids = fields.List(fields.Integer(), required=True)
+
+
+class PlanLine(Answer):
+    owner_id = fields.Integer(required=True)
+    username = fields.String()
+    owned_before = fields.Integer()
+    cap = fields.Integer()
+    count = fields.Integer(required=True)
+    customer_ids = fields.List(fields.Integer(), required=True)
+
+
+class Skipped(Answer):
+    owner_id = fields.Integer(allow_none=True)
+    username = fields.String()
+    reason = fields.String(required=True)
+
+
+class DistributionPlan(Answer):
+    dry_run = fields.Boolean(required=True)
+    assignments = fields.List(fields.Nested(PlanLine), required=True)
+    skipped = fields.List(fields.Nested(Skipped), required=True)
+    unassigned = fields.List(fields.Integer(), required=True)
+
+
+class ToPool(Answer):
+    pool_id = fields.Integer(required=True)
+    pool = fields.String(required=True)
+    count = fields.Integer(required=True)
+    customer_ids = fields.List(fields.Integer(), required=True)
+
+
+class DeparturePlan(Answer):
+    dry_run = fields.Boolean(required=True)
+    user_id = fields.Integer(required=True)
+    customers = fields.Integer(required=True, metadata={"description": "customers held"})
+    assignments = fields.List(fields.Nested(PlanLine), required=True)
+    to_pool = fields.Nested(ToPool, required=True)
+    skipped = fields.List(fields.Nested(Skipped), required=True)
+
+
+class RulePlacement(Answer):
+    customer_id = fields.Integer(required=True)
+    rule = fields.String(allow_none=True, required=True)
+    owner_id = fields.Integer(allow_none=True, required=True)
+    pool_id = fields.Integer(allow_none=True, required=True)
+    note = fields.String(allow_none=True)
+
+
+class RulesPlan(Answer):
+    dry_run = fields.Boolean(required=True)
+    plan = fields.List(fields.Nested(RulePlacement), required=True)
+
+
+# --- transfers ------------------------------------------------------------------------------
+class TransferRequestBody(Body):
+    customer_ids = RecordIds(required=True)
+    to_owner_id = RecordId(required=True, error_messages={"required": "请选择接收人",
+                                                          "null": "请选择接收人"})
+    reason = Text(limits.REASON, metadata={"description": "转移原因 (required)"})
+    trigger = Choice(tuple(TRANSFER_TRIGGERS), load_default="other",
+                     message="触发原因只能是：" + "、".join(TRANSFER_TRIGGERS))
+    handover_note = Text(limits.REASON, allow_none=True)
+    keep_read_days = Count(0, 365, allow_none=True, metadata={
+        "description": "days the previous owner keeps read access"})
+
+
+class DecisionRequest(Body):
+    note = Text(limits.REASON, allow_none=True, metadata={"description": "审批意见"})
+
+
+class Transfer(Answer):
+    id = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={
+        "description": "pending | first_approved | approved | rejected | cancelled | failed"})
+    trigger = fields.String(required=True)
+    reason = fields.String(allow_none=True)
+    handover_note = fields.String(allow_none=True)
+    customer_ids = fields.List(fields.Integer(), required=True)
+    applicant_id = fields.Integer(allow_none=True)
+    from_owner_id = fields.Integer(allow_none=True)
+    to_owner_id = fields.Integer(allow_none=True)
+    needs_second_approval = fields.Boolean(allow_none=True)
+    first_approver_id = fields.Integer(allow_none=True)
+    second_approver_id = fields.Integer(allow_none=True)
+    keep_read_days = fields.Integer(allow_none=True)
+    decision_note = fields.String(allow_none=True)
+    created_at = Timestamp(allow_none=True)
+    completed_at = Timestamp(allow_none=True)
+
+
+class TransferResult(Answer):
+    id = fields.Integer()
+    result = fields.Nested(Transfer, required=True)
+
+
+class TransferPage(Answer):
+    count = fields.Integer(required=True, metadata={"description": "total over every page"})
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+    result = fields.List(fields.Nested(Transfer), required=True)
+
+
+def page_query(max_page_size: int) -> dict:
+    """The JSON schema of a list's `q` (rison): (page:0,page_size:50), documented."""
+    return {"type": "object", "additionalProperties": False, "properties": {
+        "page": {"type": "integer", "minimum": 0, "maximum": MAX_PK},
+        "page_size": {"type": "integer", "minimum": 1, "maximum": max_page_size}}}
+
+
+# What the list endpoints check of `q` before app.services.ids.check_paging reads the values
+# (and names each bad one): an object of these two keys, no other.
+PAGE_KEYS = {"type": "object", "additionalProperties": False,
+             "properties": {"page": {}, "page_size": {}}}
+
+
+# --- policies -------------------------------------------------------------------------------
+class PolicyNumber(fields.Integer):
+    """A policy number: null (inherit) or 0..maximum, refused with the service's words
+    (app.services.policy_config / policies.validate_policy)."""
+    default_error_messages = _MESSAGES
+
+    def __init__(self, maximum: int, **kwargs):
+        self.maximum = maximum
+        kwargs.setdefault("validate", validate.Range(min=0, max=maximum))
+        super().__init__(allow_none=True, strict=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        key = self.data_key or attr
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(f"{key} 必须是整数或 null")
+        if value < 0:
+            raise ValidationError("不能为负数")
+        if value > self.maximum:
+            raise ValidationError(f"不能大于 {self.maximum}")
+        return value
+
+
+class PolicyTarget(RecordId):
+    """department_id / user_id of a policy: null or an id."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(f"{self.data_key or attr} 必须是整数或 null")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _policy_fields(**scope_kwargs) -> dict[str, fields.Field]:
+    out: dict[str, fields.Field] = {
+        "scope": Choice(("global", "department", "user"),
+                        message="适用范围只能是 global、department 或 user", **scope_kwargs),
+        "department_id": PolicyTarget(allow_none=True),
+        "user_id": PolicyTarget(allow_none=True),
+    }
+    for name in POLICY_FIELDS:
+        if name == "count_won":
+            out[name] = Flag(allow_none=True, message="count_won 必须是 true、false 或 null",
+                             metadata={"description": "null inherits"})
+        else:
+            maximum = limits.MAX_DAYS if name.endswith("_days") else limits.MAX_COUNT
+            out[name] = PolicyNumber(maximum, metadata={"description": "null inherits"})
+    return out
+
+
+PolicyCreate = Body.from_dict(_policy_fields(
+    required=True, error_messages={"required": "适用范围只能是 global、department 或 user"}),
+    name="PolicyCreate")
+PolicyUpdate = Body.from_dict(_policy_fields(), name="PolicyUpdate")
+
+
+Policy = Answer.from_dict({
+    "id": fields.Integer(required=True), "scope": fields.String(required=True),
+    "department_id": fields.Integer(allow_none=True), "user_id": fields.Integer(allow_none=True),
+    **{name: fields.Boolean(allow_none=True) if name == "count_won"
+       else fields.Integer(allow_none=True) for name in POLICY_FIELDS},
+}, name="Policy")
+
+
+class PolicyResult(Answer):
+    id = fields.Integer(required=True)
+    result = fields.Nested(Policy, required=True)
+
+
+class PolicyList(Answer):
+    count = fields.Integer(required=True)
+    result = fields.List(fields.Nested(Policy), required=True)
+
+
+class PolicyDeleted(Answer):
+    id = fields.Integer(required=True)
+
+
+class EffectiveValue(Answer):
+    value = fields.Raw(allow_none=True, metadata={"description": "integer, or boolean for "
+                                                                 "count_won"})
+    source = fields.String(required=True, metadata={
+        "description": "user | department:<name> | global | default"})
+
+
+class EffectivePolicy(Answer):
+    user_id = fields.Integer(required=True)
+    result = fields.Dict(keys=fields.String(), values=fields.Nested(EffectiveValue),
+                         required=True)
+
+
+# --- dedupe ---------------------------------------------------------------------------------
+_CUSTOMER_TEXT = {"name": limits.NAME, "industry": 100, "province": 50, "city": 50,
+                  "address": 300, "phone": 60, "mobile": 60, "email": 200, "source": 100,
+                  "product_line": 100, "notes": limits.NOTE}
+_CUSTOMER_HELP = {
+    "name": "客户名称 (company or person name)", "customer_type": "company | person",
+    "phone": "电话, any format", "mobile": "手机, a mobile number", "email": "邮箱",
+    "birthday": "\"YYYY-MM-DD\" or \"MM-DD\"", "birthday_lunar": "true: a lunar birthday",
+}
+
+
+def _customer_fields() -> dict[str, fields.Field]:
+    out: dict[str, fields.Field] = {
+        name: Text(limit, allow_none=True,
+                   metadata={"description": _CUSTOMER_HELP.get(name, "")})
+        for name, limit in _CUSTOMER_TEXT.items()}
+    out["customer_type"] = Choice(("company", "person"), allow_none=True,
+                                  message="客户类型只能是 company（企业）或 person（个人）",
+                                  metadata={"description": _CUSTOMER_HELP["customer_type"]})
+    out["birthday"] = Text(20, allow_none=True,
+                           metadata={"description": _CUSTOMER_HELP["birthday"]})
+    out["birthday_lunar"] = Flag(allow_none=True,
+                                 metadata={"description": _CUSTOMER_HELP["birthday_lunar"]})
+    return out
+
+
+DedupeCheckRequest = Body.from_dict(
+    {**_customer_fields(), "exclude_id": RecordId(allow_none=True, metadata={
+        "description": "the customer being edited"})}, name="DedupeCheckRequest")
+
+
+class DedupeCheckResult(Answer):
+    blocked = fields.Boolean(required=True)
+    warned = fields.Boolean(required=True)
+    matches = fields.List(fields.Nested(DedupeMatch), required=True)
+
+
+# --- customers ------------------------------------------------------------------------------
+CustomerPost = Body.from_dict({
+    **_customer_fields(),
+    "owner_id": RecordId(allow_none=True, metadata={"description": "default: the creator"}),
+    "pool_id": RecordId(allow_none=True, metadata={"description": "create into this pool"}),
+    "confirm_duplicates": Flag(metadata={"description": "save despite warning matches"}),
+}, name="CustomerPost")
+CustomerPut = Body.from_dict({
+    **_customer_fields(),
+    "confirm_duplicates": Flag(metadata={"description": "save despite warning matches"}),
+}, name="CustomerPut")
+
+
+class UserRef(Answer):
+    id = fields.Integer(required=True)
+    username = fields.String(allow_none=True)
+
+
+class PoolRef(Answer):
+    id = fields.Integer(required=True)
+    name = fields.String(allow_none=True)
+
+
+class Customer(Answer):
+    """A customer as the API answers it: its columns and its ownership."""
+    id = fields.Integer(required=True)
+    name = fields.String(allow_none=True)
+    customer_type = fields.String(allow_none=True)
+    industry = fields.String(allow_none=True)
+    province = fields.String(allow_none=True)
+    city = fields.String(allow_none=True)
+    address = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    phone_e164 = fields.String(allow_none=True)
+    mobile = fields.String(allow_none=True)
+    mobile_e164 = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    email_norm = fields.String(allow_none=True)
+    source = fields.String(allow_none=True)
+    product_line = fields.String(allow_none=True)
+    birth_year = fields.Integer(allow_none=True)
+    birth_month = fields.Integer(allow_none=True)
+    birth_day = fields.Integer(allow_none=True)
+    birthday_lunar = fields.Boolean(allow_none=True)
+    notes = fields.String(allow_none=True)
+    created_at = Timestamp(allow_none=True)
+    updated_at = Timestamp(allow_none=True)
+    # Ownership (app.api.customers.ownership_fields): one owner or one pool.
+    owner = fields.Nested(UserRef, allow_none=True, dump_only=True)
+    pool = fields.Nested(PoolRef, allow_none=True, dump_only=True)
+    locked = fields.Boolean(allow_none=True, dump_only=True)
+    won = fields.Boolean(allow_none=True, dump_only=True)
+    category = fields.String(allow_none=True, dump_only=True,
+                             metadata={"description": "potential | active | silent"})
+    grade = fields.String(allow_none=True, dump_only=True, metadata={"description": "A | B | C"})
+    acquired_at = Timestamp(allow_none=True, dump_only=True)
+
+
+class CustomerListItem(Customer):
+    """A customer in a list (the same fields; FAB names the list's schema apart)."""
+
+
+class CustomerShown(Customer):
+    """A customer shown (the same fields; FAB names the show schema apart)."""
+
+
+class CustomerResult(Answer):
+    id = fields.Integer(required=True)
+    result = fields.Nested(Customer, required=True)
+
+
+class CustomerDeleted(Answer):
+    id = fields.Integer(required=True)
+    message = fields.String(required=True)
+
+
+class Merged(Answer):
+    code = fields.String(required=True, metadata={"description": "merged"})
+    message = fields.String(required=True)
+    survivor_id = fields.Integer(required=True)
+
+
+COMPONENTS = (Error, DedupeMatch, ClaimRequest, ReleaseRequest, AssignRequest,
+              DistributeRequest, CustomerIdsRequest, DepartureRequest, ApplyRulesRequest,
+              MovePoolRequest, CustomerIds, DistributionPlan, DeparturePlan, RulesPlan,
+              TransferRequestBody, DecisionRequest, Transfer, TransferResult, TransferPage,
+              PolicyCreate, PolicyUpdate, Policy, PolicyResult, PolicyList, PolicyDeleted,
+              EffectivePolicy, DedupeCheckRequest, DedupeCheckResult,
+              CustomerResult, CustomerDeleted, Merged)

@@ -1,0 +1,200 @@
+"""The OpenAPI spec describes the API as it answers: every operation declares its path
+parameters, its body and its responses; every body is read with the schema the spec names
+(a declared field is accepted, an undeclared one refused, naming it); errors are the Error
+schema; timestamps carry their offset; list ids are integers; every signed-in user reads the
+spec."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from tests.conftest import api_token
+
+ROLES = ["admin", "manager", "rep", "staff", "auditor"]
+WRITES = ("post", "put", "patch")
+# The only writes without a body: withdrawing one's own request names nothing else.
+NO_BODY = {("post", "/api/v1/transfers/{pk}/cancel"), ("post", "/api/v1/security/refresh")}
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+@pytest.fixture
+def spec(api):
+    resp = api("admin")("GET", "/api/v1/_openapi")
+    assert resp.status_code == 200
+    return resp.get_json()
+
+
+def _operations(spec):
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+def _resolve(spec, node):
+    while isinstance(node, dict) and "$ref" in node:
+        kind, name = node["$ref"].split("/")[-2:]
+        node = spec["components"][kind][name]
+    return node
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_signed_in_user_reads_the_spec(app, org, role):
+    client = app.test_client()
+    token = api_token(client, getattr(org, role).username)
+    resp = client.get("/api/v1/_openapi", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 200
+    assert "/api/v1/pool/claim" in resp.get_json()["paths"]
+
+
+def test_the_spec_needs_a_sign_in(app, org):
+    resp = app.test_client().get("/api/v1/_openapi")
+    assert resp.status_code == 401
+    assert resp.get_json()["code"] == "unauthorized"
+
+
+def test_every_operation_declares_parameters_body_and_responses(spec):
+    operations = list(_operations(spec))
+    assert len(operations) >= 32
+    for path, method, operation in operations:
+        label = f"{method.upper()} {path}"
+        declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+        assert declared == set(re.findall(r"{(\w+)}", path)), label
+        assert all(p["required"] for p in operation.get("parameters", [])
+                   if p["in"] == "path"), label
+        if method in WRITES and (method, path) not in NO_BODY:
+            assert "requestBody" in operation, label
+        responses = operation["responses"]
+        assert any(code.startswith("2") for code in responses), label
+        assert any(code.startswith("4") for code in responses), label
+        for code, response in responses.items():
+            if code[0] in "45":
+                schema = _resolve(spec, response)["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}, (label, code)
+
+
+def test_error_schema_is_code_message_fields(spec):
+    error = spec["components"]["schemas"]["Error"]
+    assert error["required"] == ["code", "message"]
+    assert error["properties"]["fields"]["additionalProperties"] == {"type": "string"}
+
+
+def _body_schemas(spec):
+    """(method, path, the resolved body schema) of every operation with a JSON body."""
+    for path, method, operation in _operations(spec):
+        body = operation.get("requestBody")
+        if body and path.startswith("/api/v1/") and "/security/" not in path:
+            yield method, path, _resolve(spec, body["content"]["application/json"]["schema"])
+
+
+@pytest.fixture
+def pk_of(api, org):
+    """A path with {pk} filled by a record the admin may act on."""
+    resp = api("rep1")("POST", "/api/v1/transfers/", json={
+        "customer_ids": [org.c_rep.id], "to_owner_id": org.rep2.id, "reason": "客户要求"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    transfer_id = resp.get_json()["id"]
+
+    def fill(path):
+        pk = transfer_id if path.startswith("/api/v1/transfers/") else (
+            org.c_rep.id if path.startswith("/api/v1/customers/") else 1)
+        return path.replace("{pk}", str(pk))
+    return fill
+
+
+def test_every_body_refuses_an_undeclared_field_naming_it(api, spec, pk_of):
+    call = api("admin")
+    checked = 0
+    for method, path, schema in _body_schemas(spec):
+        assert "zz_undeclared" not in schema.get("properties", {})
+        url = pk_of(path)
+        resp = call(method.upper(), url, json={"zz_undeclared": 1})
+        assert resp.status_code == 400, (method, path, resp.get_data(as_text=True))
+        assert resp.get_json()["fields"].get("zz_undeclared") == "不能修改或不存在的字段", path
+        checked += 1
+    assert checked >= 16
+
+
+def test_every_declared_body_field_is_read_not_refused_as_unknown(api, spec, pk_of):
+    """The code reads each field the spec declares (a field the spec names but the loader
+    does not know would be refused as unknown)."""
+    call = api("admin")
+    for method, path, schema in _body_schemas(spec):
+        url = pk_of(path)
+        for name in schema.get("properties", {}):
+            if schema["properties"][name].get("readOnly"):
+                continue
+            resp = call(method.upper(), url, json={name: None})
+            if resp.status_code == 400:
+                assert resp.get_json().get("fields", {}).get(name) != "不能修改或不存在的字段", \
+                    (method, path, name)
+
+
+def _assert_rfc3339(value):
+    assert RFC3339.match(value), value
+    assert dt.datetime.fromisoformat(value).utcoffset() is not None
+
+
+def test_timestamps_carry_their_offset_in_business_time(api, org, app):
+    call = api("rep1")
+    listing = call("GET", "/api/v1/customers/").get_json()
+    item = listing["result"][0]
+    _assert_rfc3339(item["created_at"])
+    assert item["created_at"].endswith("+08:00")  # GUISHU_TIMEZONE=Asia/Shanghai
+    shown = call("GET", f"/api/v1/customers/{org.c_rep.id}").get_json()["result"]
+    _assert_rfc3339(shown["updated_at"])
+    _assert_rfc3339(shown["acquired_at"])
+    chosen = call("GET", "/api/v1/customers/?q=(columns:!(id,created_at))").get_json()
+    _assert_rfc3339(chosen["result"][0]["created_at"])
+    made = call("POST", "/api/v1/customers/", json={"name": "偏移时间测试有限公司"})
+    assert made.status_code == 201
+    _assert_rfc3339(made.get_json()["result"]["created_at"])
+
+
+def test_transfer_timestamps_carry_their_offset(api, org):
+    resp = api("rep1")("POST", "/api/v1/transfers/", json={
+        "customer_ids": [org.c_rep.id], "to_owner_id": org.rep2.id, "reason": "客户要求"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    _assert_rfc3339(resp.get_json()["result"]["created_at"])
+
+
+def test_list_ids_are_integers_as_declared(api, spec):
+    body = api("rep1")("GET", "/api/v1/customers/").get_json()
+    assert body["ids"] and all(isinstance(i, int) for i in body["ids"])
+    schema = _resolve(spec, spec["paths"]["/api/v1/customers/"]["get"]["responses"]["200"])
+    declared = schema["content"]["application/json"]["schema"]["properties"]["ids"]
+    assert declared["items"] == {"type": "integer"}
+
+
+def test_customer_answers_declare_their_ownership_fields(spec):
+    shown = spec["components"]["schemas"]["CustomerApi.get"]["properties"]
+    for name in ("owner", "pool", "locked", "won", "category", "grade", "acquired_at"):
+        assert name in shown
+
+
+@pytest.mark.parametrize("path", ["/api/v1/customers/", "/api/v1/transfers/",
+                                  "/api/v1/policies/"])
+@pytest.mark.parametrize("q", ["(page:x)", "(page_size:0)", "(colour:red)", "(page:-1)",
+                               "not-rison("])
+def test_every_list_answers_an_invalid_q_with_400(api, path, q):
+    resp = api("manager1")("GET", f"{path}?q={q}")
+    assert resp.status_code == 400, (path, q, resp.get_data(as_text=True))
+    assert resp.get_json()["code"] == "invalid"
+
+
+def test_policies_list_pages(api):
+    call = api("admin")
+    everything = call("GET", "/api/v1/policies/").get_json()
+    first = call("GET", "/api/v1/policies/?q=(page:0,page_size:1)").get_json()
+    assert first["count"] == everything["count"] >= 1
+    assert first["result"] == everything["result"][:1]
+
+
+def test_fab_schema_errors_answer_the_error_shape(app, org):
+    resp = app.test_client().post("/api/v1/security/login", json={
+        "username": "x", "password": "y", "provider": "ldap"})
+    assert resp.status_code == 400
+    body = resp.get_json()
+    assert body["code"] == "invalid"
+    assert isinstance(body["message"], str) and "provider" in body["fields"]
