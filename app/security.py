@@ -87,6 +87,7 @@ _SELF_SERVICE = [
     ("^ResetMyPasswordView$", "^can_this_form_(get|post)$"),
     ("^MenuApi$", "^can_get$"),
     ("^OpenApi$", "^can_get$"),  # the API's spec, /api/v1/_openapi, for every API user
+    ("^SwaggerView$", "^can_show$"),  # and its Swagger UI, /swagger/v1
     ("^Notification$", "^can_read$"),  # one's own only: the pages filter by the user
 ]
 

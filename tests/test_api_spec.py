@@ -48,6 +48,13 @@ def test_every_signed_in_user_reads_the_spec(app, org, role):
     assert "/api/v1/pool/claim" in resp.get_json()["paths"]
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_every_signed_in_user_opens_the_swagger_ui(clients, role):
+    resp = getattr(clients, role).get("/swagger/v1")
+    assert resp.status_code == 200
+    assert "/api/v1/_openapi" in resp.get_data(as_text=True)
+
+
 def test_the_spec_needs_a_sign_in(app, org):
     resp = app.test_client().get("/api/v1/_openapi")
     assert resp.status_code == 401
