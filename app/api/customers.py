@@ -18,7 +18,7 @@ from app.api.customers_spec import OPENAPI_SPEC_METHODS
 from app.extensions import db
 from app.models import Customer, Ownership, Pool, User
 from app.security import METHOD_PERMISSIONS, RES_CUSTOMER, current_user, scope_filters
-from app.services import customers as customer_service
+from app.services import customers as customer_service, masking
 from app.services.customers import CUSTOMER_FIELDS
 from app.services.errors import GuishuError, OutOfScope, ValidationFailed
 from app.services.ids import MAX_PK, parse_pk
@@ -103,17 +103,20 @@ class CustomerApi(ModelRestApi):
         extra = ownership_fields([int(data["id"])]) if "id" in data else {}
         item.update(extra.get(int(data["id"]), {}))
         _with_offsets(item)
+        _as_the_reader_may_see(item)
 
     def pre_get_list(self, data):
         extra = ownership_fields([int(i) for i in data.get("ids", [])])
         for pk, item in zip(data.get("ids", []), data.get("result", [])):
             item.update(extra.get(int(pk), {}))
             _with_offsets(item)
+            _as_the_reader_may_see(item)
 
     # -- writes go through app.services.customers ------------------------------------------
     def _dump(self, customer: Customer) -> dict:
         item = schemas.dump(schemas.Customer, customer)
         item.update(ownership_fields([customer.id]).get(customer.id, {}))
+        _as_the_reader_may_see(item)
         return schemas.dump(schemas.CustomerResult, {"id": customer.id, "result": item})
 
     def post_headless(self):
@@ -224,6 +227,14 @@ def _load_customer(schema, *, partial: bool) -> dict:
         except ValidationFailed as also:
             raise ValidationFailed({**also.fields, **refused.fields}) from None
         raise
+
+
+def _as_the_reader_may_see(item: dict) -> None:
+    """Contact details (and their normalised keys) masked unless the reader may see them in
+    full: the one rule of app.services.masking."""
+    owner, pool = item.get("owner"), item.get("pool")
+    full = masking.current_rule()(owner["id"] if owner else None, pool["id"] if pool else None)
+    masking.mask_item(item, full)
 
 
 _TIMESTAMPS = ("created_at", "updated_at", "acquired_at")

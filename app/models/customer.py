@@ -87,6 +87,22 @@ class Customer(Model):
     def type_label(self) -> str:
         return CUSTOMER_TYPES.get(self.customer_type, self.customer_type)
 
+    # The contact details as the signed-in user may see them (app.services.masking).
+    @property
+    def mobile_shown(self):
+        from app.services.masking import customer_field
+        return customer_field(self, "mobile")
+
+    @property
+    def phone_shown(self):
+        from app.services.masking import customer_field
+        return customer_field(self, "phone")
+
+    @property
+    def email_shown(self):
+        from app.services.masking import customer_field
+        return customer_field(self, "email")
+
     @property
     def owner_label(self) -> str:
         o = self.ownership
@@ -132,6 +148,22 @@ class Contact(Model):
     customer = relationship("Customer", back_populates="contacts")
 
     birthday_display = Customer.birthday_display
+
+    # The contact details as the signed-in user may see them: the customer's rule.
+    @property
+    def mobile_shown(self):
+        from app.services.masking import customer_field
+        return customer_field(self, "mobile")
+
+    @property
+    def phone_shown(self):
+        from app.services.masking import customer_field
+        return customer_field(self, "phone")
+
+    @property
+    def email_shown(self):
+        from app.services.masking import customer_field
+        return customer_field(self, "email")
 
     def __repr__(self) -> str:
         return self.name

@@ -98,8 +98,12 @@ def _normaliser(field: str, region: str):
 
 def _add_normalised_keys(out: dict[str, Any], errors: dict[str, str], region: str) -> None:
     """Store each contact field's normalised key beside it, or record why it is invalid."""
+    from app.services.masking import MASKED_REFUSAL, is_masked
+
     for field, key_field in _KEY_FIELDS.items():
-        if field in out and field not in errors:
+        if field in out and field not in errors and is_masked(out[field]):
+            errors[field] = MASKED_REFUSAL  # a masked value shown somewhere, sent back
+        elif field in out and field not in errors:
             try:
                 out[key_field] = _normaliser(field, region)(out[field])
             except InvalidValue as exc:

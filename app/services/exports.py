@@ -14,17 +14,15 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Callable, Iterable, Iterator, Optional, TextIO
+from typing import Iterable, Iterator, Optional, TextIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
 from app.models import Customer, Ownership, User
-from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF,
-                          Scope, customer_scope_clause, has_role, scope_of,
-                          visible_owner_ids_select)
-from app.services.normalize import mask_email, mask_phone
+from app.security import customer_scope_clause
+from app.services import masking
 
 EXPORT_COLUMNS = ["id", "name", "customer_type", "industry", "province", "city", "address",
                   "mobile", "phone", "email", "source", "product_line", "owner", "pool",
@@ -56,50 +54,27 @@ class SafeCsvWriter:
         self._writer.writerow([safe_cell(v) for v in row])
 
 
-# Decides per row: (owner_id or None) -> show contacts in full?
-Unmask = Callable[[Optional[int]], bool]
-
-
-def pool_contacts_visible(user: Optional[User]) -> bool:
-    """Pool customers' contact details in full: admins only (the pool pages and exports)."""
-    return has_role(user, ROLE_ADMIN)
-
-
-def unmask_rule(user: User) -> Unmask:
-    if pool_contacts_visible(user):  # admins see every row in full
-        return lambda owner_id: True
-    if has_role(user, ROLE_AUDITOR) and not has_role(user, ROLE_STAFF, ROLE_MANAGER, ROLE_REP):
-        return lambda owner_id: False
-    scope = scope_of(user)
-    if scope is None:
-        return lambda owner_id: False
-    if scope == Scope.ALL:
-        return lambda owner_id: owner_id is not None
-    owners = set(db.session.execute(visible_owner_ids_select(user, scope)).scalars())
-    return lambda owner_id: owner_id is not None and owner_id in owners
-
-
 def customer_rows(user: User, batch: int = 1000) -> Iterator[list]:
-    """Every customer in the user's data scope, masked by unmask_rule."""
-    return _rows(customer_scope_clause(user), batch, unmask_rule(user))
+    """Every customer in the user's data scope, masked by the contact details rule."""
+    return _rows(customer_scope_clause(user), batch, masking.rule_for(user))
 
 
 def pool_rows(pool_ids: set[int], batch: int = 1000) -> Iterator[list]:
     """Every customer sitting in one of these pools (a pool admin's export, in full)."""
     return _rows(Customer.id.in_(select(Ownership.customer_id).where(
-        Ownership.pool_id.in_(pool_ids or {0}))), batch, lambda owner_id: True)
+        Ownership.pool_id.in_(pool_ids or {0}))), batch, lambda owner_id, pool_id: True)
 
 
-def _rows(clause, batch: int, unmask: Unmask) -> Iterator[list]:
+def _rows(clause, batch: int, rule: masking.Rule) -> Iterator[list]:
     q = (select(Customer).where(clause).order_by(Customer.id)
          .options(selectinload(Customer.ownership).selectinload(Ownership.owner),
                   selectinload(Customer.ownership).selectinload(Ownership.pool))
          .execution_options(yield_per=batch))
     for c in db.session.execute(q).scalars():
         o = c.ownership
-        full = unmask(o.owner_id if o else None)
-        mobile, phone, email = (c.mobile, c.phone, c.email) if full else (
-            mask_phone(c.mobile), mask_phone(c.phone), mask_email(c.email))
+        full = rule(o.owner_id if o else None, o.pool_id if o else None)
+        mobile, phone, email = (getattr(c, f) if full else masking.shown(f, getattr(c, f), False)
+                                or "" for f in ("mobile", "phone", "email"))
         yield [c.id, c.name, c.customer_type, c.industry, c.province, c.city, c.address,
                mobile, phone, email, c.source, c.product_line,
                o.owner.username if o and o.owner else "", o.pool.name if o and o.pool else "",

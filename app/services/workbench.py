@@ -12,8 +12,7 @@ from app.models import Customer, Ownership, TransferRequest, User
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import Scope, scope_of, visible_owner_ids_select
-from app.services import caps, policies, reclaim
-from app.services.normalize import mask_phone
+from app.services import caps, masking, policies, reclaim
 from app.services.pool import claimed_today, member_pool_ids
 
 TABS = {"new": "未联系", "following": "跟进中", "won": "已成交"}
@@ -77,14 +76,16 @@ def pool_customers(user: User, limit: int = 50) -> list[dict]:
     pools = member_pool_ids(user)
     rows = db.session.execute(
         select(Customer.id, Customer.name, Customer.city, Customer.industry, Customer.mobile,
-               Customer.phone, Pool.name.label("pool"))
+               Customer.phone, Pool.name.label("pool"), Ownership.pool_id)
         .join(Ownership, Ownership.customer_id == Customer.id)
         .join(Pool, Pool.id == Ownership.pool_id)
         .where(Ownership.pool_id.in_(pools or {0}))
         .order_by(Customer.id.desc()).limit(limit)).all()
+    rule = masking.rule_for(user)
     return [{"id": r.id, "name": r.name, "city": r.city or "", "industry": r.industry or "",
-             "pool": r.pool, "contact": mask_phone(r.mobile or r.phone or "") if (
-                 r.mobile or r.phone) else ""} for r in rows]
+             "pool": r.pool, "contact": masking.shown(
+                 "mobile", r.mobile or r.phone or "", rule(None, r.pool_id)) or ""}
+            for r in rows]
 
 
 def tab_counts(user: User) -> dict[str, int]:

@@ -38,6 +38,8 @@ CUSTOMER_LABELS = {
     "created_by": _("Created by"), "created_at": _("Created at"), "updated_at": _("Updated at"),
     "phone_e164": _("Phone (E.164)"), "mobile_e164": _("Mobile (E.164)"),
     "email_norm": _("Email (normalised)"),
+    # The contact details as the reader may see them (app.services.masking).
+    "mobile_shown": _("Mobile"), "phone_shown": _("Phone"), "email_shown": _("Email"),
 }
 
 
@@ -60,21 +62,21 @@ class ContactView(ScopedModelView):
     list_title = show_title = _("Contacts")
     add_title = _("Add contact")
     edit_title = _("Edit contact")
-    list_columns = ["name", "customer", "title", "mobile", "phone", "email", "is_primary"]
+    list_columns = ["name", "customer", "title", "mobile_shown", "phone_shown", "email_shown",
+                    "is_primary"]
     search_columns = ["name", "customer", "title", "mobile", "phone", "email"]
     add_columns = ["customer", "name", "title", "mobile", "phone", "email", "is_primary",
                    "birthday", "birthday_lunar", "notes"]
     edit_columns = ["name", "title", "mobile", "phone", "email", "is_primary", "birthday",
                     "birthday_lunar", "notes"]
-    show_columns = ["name", "customer", "title", "mobile", "mobile_e164", "phone", "phone_e164",
-                    "email", "email_norm", "is_primary", "birthday_display", "notes",
-                    "created_at"]
+    show_columns = ["name", "customer", "title", "mobile_shown", "phone_shown", "email_shown",
+                    "is_primary", "birthday_display", "notes", "created_at"]
     label_columns = dict(CUSTOMER_LABELS, customer=_("Customer"), title=_("Title"),
                          is_primary=_("Primary contact"))
     # Only customers in the user's scope can be picked as the contact's company.
     add_form_query_rel_fields = {"customer": [["id", scope_filters()[0][1], lambda: None]]}
-    formatters_columns = readable_formatters("title", "mobile", "phone", "email", "notes",
-                                             "mobile_e164", "phone_e164", "email_norm")
+    formatters_columns = readable_formatters("title", "mobile_shown", "phone_shown",
+                                             "email_shown", "notes")
     # FAB would make a non-nullable Boolean "required": an unticked box could never be saved.
     add_form_extra_fields = edit_form_extra_fields = {
         "is_primary": BooleanField(_("Primary contact")),
@@ -204,15 +206,14 @@ class CustomerView(ScopedModelView):
     show_fieldsets = [
         (_("Customer"), {"fields": ["name", "type_label", "owner_label", "industry", "source",
                                    "product_line", "notes"]}),
-        (_("Contact details"), {"fields": ["province", "city", "address", "mobile", "mobile_e164",
-                                          "phone", "phone_e164", "email", "email_norm",
-                                          "birthday_display"]}),
+        (_("Contact details"), {"fields": ["province", "city", "address", "mobile_shown",
+                                          "phone_shown", "email_shown", "birthday_display"]}),
         (_("Record"), {"fields": ["created_by", "created_at", "updated_at"]}),
     ]
     label_columns = CUSTOMER_LABELS
     formatters_columns = readable_formatters(
-        "industry", "province", "city", "address", "mobile", "mobile_e164", "phone",
-        "phone_e164", "email", "email_norm", "source", "product_line", "notes", "created_by")
+        "industry", "province", "city", "address", "mobile_shown", "phone_shown", "email_shown",
+        "source", "product_line", "notes", "created_by")
     related_views = [ContactView, FollowUpView, DealView, CustomerEventView]
     show_template = "appbuilder/general/model/show_cascade.html"
     # The forms check for duplicates while the user types (static/guishu/dedupe_check.js).

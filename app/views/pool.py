@@ -15,7 +15,6 @@ from app.models import Customer, Ownership
 from app.security import RES_POOL_CUSTOMERS, current_user
 from app.services import exports, pool as pool_service, pool_admin
 from app.services.errors import GuishuError
-from app.services.normalize import mask_email, mask_phone
 from app.views.base import ScopedModelView, local_path, readable_formatters
 from app.views.customers import CUSTOMER_LABELS
 from app.views.ownership import redirect_to
@@ -40,14 +39,6 @@ def administered_pool_ids() -> set[int]:
     return pool_admin.admin_pool_ids(user) if user is not None else set()
 
 
-def _masked(fn):
-    def show(value):
-        if value is None:
-            return ""
-        return value if exports.pool_contacts_visible(current_user()) else fn(value)
-    return show
-
-
 class PoolCustomerView(ScopedModelView):
     datamodel = SQLAInterface(Customer)
     class_permission_name = RES_POOL_CUSTOMERS
@@ -61,15 +52,15 @@ class PoolCustomerView(ScopedModelView):
     base_order = ("id", "desc")
     list_title = show_title = _("Public pool")
     list_columns = ["name", "type_label", "industry", "province", "city", "owner_label",
-                    "mobile", "phone", "email"]
+                    "mobile_shown", "phone_shown", "email_shown"]
     show_columns = ["name", "type_label", "owner_label", "industry", "source", "product_line",
-                    "province", "city", "mobile", "phone", "email"]
+                    "province", "city", "mobile_shown", "phone_shown", "email_shown"]
     search_columns = ["name", "customer_type", "industry", "province", "city", "source",
                       "product_line"]
     label_columns = dict(CUSTOMER_LABELS, owner_label=_("Pool"))
     formatters_columns = dict(
-        readable_formatters("industry", "province", "city", "source", "product_line"),
-        mobile=_masked(mask_phone), phone=_masked(mask_phone), email=_masked(mask_email))
+        readable_formatters("industry", "province", "city", "source", "product_line",
+                            "mobile_shown", "phone_shown", "email_shown"))
 
     @action("claim", _("Claim"), _("Claim the selected customers?"), "fa-hand-paper-o",
             single=False)

@@ -1,0 +1,102 @@
+"""The contact details rule (DESIGN.md), one rule for every path.
+
+Mobile, phone and e-mail of a customer and of its contacts are shown in full to admins and
+back-office staff (they maintain every record), to owners and managers for customers in the
+scope they may edit (a share is read-only: masked), and to a pool's admins for that pool's
+customers. Everyone else sees them masked (138****8000, z***@qq.com): auditors, read-only
+shares, reps and managers browsing a pool. The pages, the API, the exports and the pool
+pages all ask `rule_for(user)`; the normalised keys (mobile_e164, …) follow their field.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Optional
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Ownership, User
+from app.security import (ROLE_ADMIN, ROLE_STAFF, Scope, has_role, scope_of,
+                          visible_owner_ids_select)
+from app.services.normalize import mask_email, mask_phone
+
+# (owner_id, pool_id) of a customer -> may the user read its contact details in full?
+Rule = Callable[[Optional[int], Optional[int]], bool]
+
+PHONE_FIELDS = ("mobile", "phone", "mobile_e164", "phone_e164")
+EMAIL_FIELDS = ("email", "email_norm")
+CONTACT_FIELDS = PHONE_FIELDS + EMAIL_FIELDS
+MASKED_REFUSAL = "这是掩码后的值（如 138****8000），请填写完整的号码或邮箱"
+_MASKED = re.compile(r"\*{3}")
+
+
+def rule_for(user: Optional[User]) -> Rule:
+    """The user's rule, with what it needs read once (owners in the edit scope, pools
+    administered)."""
+    if user is None:
+        return lambda owner_id, pool_id: False
+    if has_role(user, ROLE_ADMIN, ROLE_STAFF):
+        return lambda owner_id, pool_id: True
+    from app.services.pool_admin import admin_pool_ids
+
+    pools = admin_pool_ids(user)
+    scope = scope_of(user)
+    if scope is None or scope == Scope.ALL:
+        # Scope ALL without admin or staff: the auditor, who reads everything, masked.
+        return lambda owner_id, pool_id: pool_id is not None and pool_id in pools
+    owners = set(db.session.execute(visible_owner_ids_select(user, scope)).scalars())
+    return lambda owner_id, pool_id: (owner_id is not None and owner_id in owners) or (
+        pool_id is not None and pool_id in pools)
+
+
+def current_rule() -> Rule:
+    """rule_for(the signed-in user), read once per request."""
+    from flask import g, has_request_context
+
+    from app.security import current_user
+
+    if not has_request_context():
+        return rule_for(current_user())
+    if "guishu_contact_rule" not in g:
+        g.guishu_contact_rule = rule_for(current_user())
+    return g.guishu_contact_rule
+
+
+def holder_of(customer_id: int) -> tuple[Optional[int], Optional[int]]:
+    row = db.session.execute(select(Ownership.owner_id, Ownership.pool_id).where(
+        Ownership.customer_id == customer_id)).first()
+    return (row.owner_id, row.pool_id) if row else (None, None)
+
+
+def shown(field: str, value: Any, full: bool) -> Any:
+    """`value` of a contact field as the reader may see it."""
+    if full or not value:
+        return value
+    if field in EMAIL_FIELDS:
+        return mask_email(value)
+    if field in PHONE_FIELDS:
+        return mask_phone(value)
+    return value
+
+
+def mask_item(item: dict, full: bool) -> dict:
+    """A serialised customer or contact with its contact fields as the reader may see them."""
+    if not full:
+        for field in CONTACT_FIELDS:
+            if field in item:
+                item[field] = shown(field, item[field], False)
+    return item
+
+
+def customer_field(customer, field: str) -> Any:
+    """A customer's (or a contact's, through its customer) field for the signed-in user."""
+    target = getattr(customer, "customer", None) or customer
+    ownership = getattr(target, "ownership", None)
+    owner_id = ownership.owner_id if ownership else None
+    pool_id = ownership.pool_id if ownership else None
+    return shown(field, getattr(customer, field), current_rule()(owner_id, pool_id))
+
+
+def is_masked(value: Any) -> bool:
+    """A value that is a mask (138****8000, z***@qq.com): never to be saved back."""
+    return isinstance(value, str) and _MASKED.search(value) is not None
