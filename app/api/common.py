@@ -10,18 +10,24 @@ from flask import Flask, jsonify, request
 from flask_appbuilder.api import BaseApi
 from werkzeug.exceptions import HTTPException, default_exceptions
 
-from app.api import schemas
-
+from app.api import schemas, spec
 from app.services.errors import GuishuError, ValidationFailed
-from app.services.ids import parse_int, parse_optional_id
 
 
 class DocumentedApi(BaseApi):
-    """Our APIs: the error responses are the Error schema, and the schemas of app.api.schemas
-    are the spec's components (named by the endpoints' YAML docstrings)."""
+    """Our APIs: the error responses are the Error schema, the schemas of app.api.schemas are
+    the spec's components, and the endpoints' YAML docstrings name them in the shorthand of
+    app.api.spec (body / answer / errors), expanded here."""
     allow_browser_login = True
     responses = schemas.ERROR_RESPONSES
     openapi_spec_component_schemas = schemas.COMPONENTS
+
+    def operation_helper(self, path=None, operations=None, methods=None, func=None, **kwargs):
+        super().operation_helper(path=path, operations=operations, methods=methods, func=func,
+                                 **kwargs)
+        for method in methods or ():
+            if operations.get(method.lower()):
+                spec.expand(operations[method.lower()], path)
 
 
 def error_response(exc: GuishuError):
@@ -53,25 +59,6 @@ def json_body() -> dict:
     if not isinstance(data, dict):
         raise ValidationFailed({"body": "请求体必须是 JSON 对象"})
     return data
-
-
-def json_body_or_empty() -> dict:
-    """The request's JSON object, or {} for an endpoint whose body is optional."""
-    data = request.get_json(silent=True) if request.is_json else None
-    return data if isinstance(data, dict) else {}
-
-
-def optional_id(data: dict, key: str):
-    """data[key] as a record id (1..MAX_PK), None when absent or empty; 400 naming key else."""
-    return parse_optional_id(data.get(key), key)
-
-
-def optional_int(data: dict, key: str):
-    """data[key] as a non-negative integer (≤ MAX_PK), None when absent or empty."""
-    value = data.get(key)
-    if value in (None, ""):
-        return None
-    return parse_int(value, key)
 
 
 # Errors raised outside the endpoints (routing, the request parser, an unexpected exception):

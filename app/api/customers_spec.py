@@ -4,19 +4,11 @@ customer, errors are the Error schema, a merged id answers 308. FAB merges these
 docstrings (ModelRestApi.openapi_spec_methods)."""
 from __future__ import annotations
 
-from app.services.ids import MAX_PK
-
-
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
+from app.api.spec import error_refs, id_parameter, json_answer, json_content, schema_ref
 
 
 def _errors(*statuses: int) -> dict:
-    return {str(s): {"$ref": f"#/components/responses/{s}"} for s in (400, 401, 403) + statuses}
-
-
-def _json(description: str, schema: dict) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+    return error_refs(400, 401, 403, *statuses)
 
 
 def _obj(**properties) -> dict:
@@ -25,8 +17,7 @@ def _obj(**properties) -> dict:
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
-_PK = {"in": "path", "name": "pk", "required": True,
-       "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PK}}
+_PK = id_parameter("pk")
 _FIELD_INFO = {"type": "array", "items": _obj(
     name={"type": "string"}, label={"type": "string"}, description={"type": "string"},
     type={"type": "string"}, required={"type": "boolean"}, unique={"type": "boolean"},
@@ -34,7 +25,7 @@ _FIELD_INFO = {"type": "array", "items": _obj(
 
 
 def _q(schema: str) -> dict:
-    return {"in": "query", "name": "q", "content": {"application/json": {"schema": _ref(schema)}}}
+    return {"in": "query", "name": "q", "content": json_content(schema_ref(schema))}
 
 
 OPENAPI_SPEC_METHODS = {
@@ -42,48 +33,46 @@ OPENAPI_SPEC_METHODS = {
         "summary": "客户列表 — the customers in the caller's data scope, newest first",
         "parameters": [_q("customer_list_query")],
         "responses": {
-            "200": _json("One page of customers", _obj(
+            "200": json_answer("One page of customers", _obj(
                 label_columns=_LABELS, description_columns=_LABELS, list_columns=_STRINGS,
                 list_title={"type": "string"}, order_columns=_STRINGS,
                 ids={"description": "The customers' ids, in the order of result",
                      "type": "array", "items": {"type": "integer"}},
                 count={"description": "The total over every page", "type": "integer"},
-                result={"type": "array", "items": _ref("CustomerApi.get_list")})),
+                result={"type": "array", "items": schema_ref("CustomerApi.get_list")})),
             **_errors()}}},
     "get": {"get": {
         "summary": "客户 — one customer in the caller's data scope; a merged customer's id "
                    "answers 308 with the survivor's URL",
         "parameters": [_PK, _q("get_item_schema")],
         "responses": {
-            "200": _json("The customer", _obj(
+            "200": json_answer("The customer", _obj(
                 label_columns=_LABELS, description_columns=_LABELS, show_columns=_STRINGS,
                 show_title={"type": "string"}, id={"type": "integer"},
-                result=_ref("CustomerApi.get"))),
-            "308": _json("Merged into another customer (Location names it)", _ref("Merged")),
+                result=schema_ref("CustomerApi.get"))),
+            "308": json_answer("Merged into another customer (Location names it)", schema_ref("Merged")),
             **_errors(404)}}},
     "post": {"post": {
         "summary": "新建客户 — through the dedupe check; owner_id or pool_id places it "
                    "(default: the creator)",
-        "requestBody": {"required": True,
-                        "content": {"application/json": {"schema": _ref("CustomerApi.post")}}},
-        "responses": {"201": _json("The new customer", _ref("CustomerResult")),
+        "requestBody": {"required": True, "content": json_content(schema_ref("CustomerApi.post"))},
+        "responses": {"201": json_answer("The new customer", schema_ref("CustomerResult")),
                       **_errors(404, 409)}}},
     "put": {"put": {
         "summary": "修改客户 — the fields given, through the dedupe check",
         "parameters": [_PK],
-        "requestBody": {"required": True,
-                        "content": {"application/json": {"schema": _ref("CustomerApi.put")}}},
-        "responses": {"200": _json("The customer after the change", _ref("CustomerResult")),
+        "requestBody": {"required": True, "content": json_content(schema_ref("CustomerApi.put"))},
+        "responses": {"200": json_answer("The customer after the change", schema_ref("CustomerResult")),
                       **_errors(404, 409)}}},
     "delete": {"delete": {
         "summary": "删除客户 — for those who may delete it; audited",
         "parameters": [_PK],
-        "responses": {"200": _json("Deleted", _ref("CustomerDeleted")), **_errors(404, 409)}}},
+        "responses": {"200": json_answer("Deleted", schema_ref("CustomerDeleted")), **_errors(404, 409)}}},
     "info": {"get": {
         "summary": "The fields a client may write and the list's filters (FAB metadata)",
         "parameters": [_q("get_info_schema")],
         "responses": {
-            "200": _json("Metadata", _obj(
+            "200": json_answer("Metadata", _obj(
                 add_columns=_FIELD_INFO, edit_columns=_FIELD_INFO,
                 add_title={"type": "string"}, edit_title={"type": "string"},
                 filters={"type": "object", "additionalProperties": {

@@ -25,29 +25,11 @@ class DedupeApi(DocumentedApi):
         """Would these values be refused or warned about as a duplicate?
         ---
         post:
-          summary: 查重 — the dedupe rules' answer for a customer's values (any subset);
-            nothing is saved
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/DedupeCheckRequest'
-          responses:
-            200:
-              description: blocked (a blocking rule matched), warned, and each match
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/DedupeCheckResult'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
+          summary: 查重 — the dedupe rules' answer for a customer's values (any subset); nothing is
+            saved
+          body: DedupeCheckRequest
+          answer: DedupeCheckResult
+          errors: [400, 401, 403, 404]
         """
         body = load_body(schemas.DedupeCheckRequest)
         exclude_id = body.pop("exclude_id", None)

@@ -28,29 +28,9 @@ class PoolApi(DocumentedApi):
         ---
         post:
           summary: 领取 — claim pool customers (cap, daily limit and cooldown apply)
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/ClaimRequest'
-          responses:
-            200:
-              description: The claimed customers
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/CustomerIds'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            409:
-              $ref: '#/components/responses/409'
+          body: ClaimRequest
+          answer: CustomerIds
+          errors: [400, 401, 403, 404, 409]
         """
         data = load_body(schemas.ClaimRequest)
         ids = pool.claim_from_pool(current_user(), data["customer_ids"], data.get("pool_id"))
@@ -65,29 +45,9 @@ class PoolApi(DocumentedApi):
         ---
         post:
           summary: 退回公海 — release own customers to a pool, with a reason
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/ReleaseRequest'
-          responses:
-            200:
-              description: The released customers
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/CustomerIds'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            409:
-              $ref: '#/components/responses/409'
+          body: ReleaseRequest
+          answer: CustomerIds
+          errors: [400, 401, 403, 404, 409]
         """
         data = load_body(schemas.ReleaseRequest)
         ids = pool.release_to_pool(current_user(), data["customer_ids"],
@@ -109,29 +69,9 @@ class OwnershipApi(DocumentedApi):
         ---
         post:
           summary: 分配 — assign pool customers to one rep (managers, admins, pool admins)
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/AssignRequest'
-          responses:
-            200:
-              description: The assigned customers
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/CustomerIds'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            409:
-              $ref: '#/components/responses/409'
+          body: AssignRequest
+          answer: CustomerIds
+          errors: [400, 401, 403, 404, 409]
         """
         data = load_body(schemas.AssignRequest)
         ids = assignment.assign(current_user(), data["customer_ids"], data["owner_id"],
@@ -147,29 +87,9 @@ class OwnershipApi(DocumentedApi):
         ---
         post:
           summary: 平均分配 — fewest-owned first; a preview unless dry_run is false
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/DistributeRequest'
-          responses:
-            200:
-              description: The plan (carried out when dry_run is false)
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/DistributionPlan'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            409:
-              $ref: '#/components/responses/409'
+          body: DistributeRequest
+          answer: DistributionPlan
+          errors: [400, 401, 403, 404, 409]
         """
         data = load_body(schemas.DistributeRequest)
         plan = assignment.distribute(current_user(), data["customer_ids"], data["owner_ids"],
@@ -185,29 +105,9 @@ class OwnershipApi(DocumentedApi):
         ---
         post:
           summary: 锁定 — lock own customers against reclaim (the lock cap applies)
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/CustomerIdsRequest'
-          responses:
-            200:
-              description: The newly locked customers
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/CustomerIds'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            409:
-              $ref: '#/components/responses/409'
+          body: CustomerIdsRequest
+          answer: CustomerIds
+          errors: [400, 401, 403, 404, 409]
         """
         data = load_body(schemas.CustomerIdsRequest)
         ids = assignment.lock(current_user(), data["customer_ids"])
@@ -222,29 +122,9 @@ class OwnershipApi(DocumentedApi):
         ---
         post:
           summary: 解锁 — managers within their scope, admins
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/CustomerIdsRequest'
-          responses:
-            200:
-              description: The unlocked customers
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/CustomerIds'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            409:
-              $ref: '#/components/responses/409'
+          body: CustomerIdsRequest
+          answer: CustomerIds
+          errors: [400, 401, 403, 404, 409]
         """
         data = load_body(schemas.CustomerIdsRequest)
         ids = assignment.unlock(current_user(), data["customer_ids"])
@@ -258,31 +138,11 @@ class OwnershipApi(DocumentedApi):
         """Departure handover.
         ---
         post:
-          summary: 离职交接 — hand a leaving user's customers over (admins); without dry_run
-            the user is then marked departed
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/DepartureRequest'
-          responses:
-            200:
-              description: The plan (carried out when dry_run is false)
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/DeparturePlan'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            409:
-              $ref: '#/components/responses/409'
+          summary: 离职交接 — hand a leaving user's customers over (admins); without dry_run the user
+            is then marked departed
+          body: DepartureRequest
+          answer: DeparturePlan
+          errors: [400, 401, 403, 404, 409]
         """
         data = load_body(schemas.DepartureRequest)
         plan = departure.handover(current_user(), data["user_id"], data["mode"],
@@ -299,29 +159,9 @@ class OwnershipApi(DocumentedApi):
         ---
         post:
           summary: 按规则分配 — place pool customers by the assignment rules
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/ApplyRulesRequest'
-          responses:
-            200:
-              description: The plan (carried out when dry_run is false)
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/RulesPlan'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            409:
-              $ref: '#/components/responses/409'
+          body: ApplyRulesRequest
+          answer: RulesPlan
+          errors: [400, 401, 403, 404, 409]
         """
         data = load_body(schemas.ApplyRulesRequest)
         plan = rules.apply_to_pool_customers(current_user(), data["customer_ids"],
@@ -337,29 +177,9 @@ class OwnershipApi(DocumentedApi):
         ---
         post:
           summary: 转移公海 — move pool customers to another pool (admins)
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/MovePoolRequest'
-          responses:
-            200:
-              description: The moved customers
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/CustomerIds'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            409:
-              $ref: '#/components/responses/409'
+          body: MovePoolRequest
+          answer: CustomerIds
+          errors: [400, 401, 403, 404, 409]
         """
         data = load_body(schemas.MovePoolRequest)
         ids = pool_admin.move_to_pool(current_user(), data["customer_ids"], data["pool_id"],

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from flask_appbuilder.api import expose, rison
 from flask_appbuilder.security.decorators import permission_name, protect
-from sqlalchemy import func, select
 
 from app.api import schemas
 from app.api.common import DocumentedApi, load_body, maps_domain_errors
-from app.extensions import db
 from app.models import Policy
 from app.security import RES_POLICY, current_user
 from app.services import policy_config
-from app.services.ids import check_paging
-
-MAX_PAGE_SIZE = 500
 
 
 def _answer(policy: Policy) -> dict:
@@ -26,7 +21,8 @@ class PolicyApi(DocumentedApi):
     resource_name = "policies"
     class_permission_name = RES_POLICY
     openapi_spec_tag = "Policies"
-    apispec_parameter_schemas = {"PolicyPageQuery": schemas.page_query(MAX_PAGE_SIZE)}
+    apispec_parameter_schemas = {
+        "PolicyPageQuery": schemas.page_query(policy_config.MAX_PAGE_SIZE)}
 
     @expose("/", methods=["GET"])
     @protect()
@@ -41,31 +37,16 @@ class PolicyApi(DocumentedApi):
           parameters:
           - in: query
             name: q
-            description: "rison: (page:0,page_size:500)"
+            description: 'rison: (page:0,page_size:500)'
             content:
               application/json:
-                schema:
-                  $ref: '#/components/schemas/PolicyPageQuery'
-          responses:
-            200:
-              description: The policies; count is the total over every page
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/PolicyList'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
+                schema: {$ref: '#/components/schemas/PolicyPageQuery'}
+          answer: PolicyList
+          errors: [400, 401, 403]
         """
         args = kwargs.get("rison") or {}
-        page, size = args.get("page", 0), args.get("page_size", MAX_PAGE_SIZE)
-        check_paging(page, size, MAX_PAGE_SIZE)
-        total = db.session.execute(select(func.count()).select_from(Policy)).scalar_one()
-        rows = db.session.execute(select(Policy).order_by(Policy.scope, Policy.id)
-                                  .offset(page * size).limit(size)).scalars()
+        total, rows = policy_config.page_of_policies(
+            args.get("page", 0), args.get("page_size", policy_config.MAX_PAGE_SIZE))
         return self.response(200, **schemas.dump(schemas.PolicyList, {
             "count": total, "result": [policy_config.to_dict(p) for p in rows]}))
 
@@ -78,27 +59,8 @@ class PolicyApi(DocumentedApi):
         ---
         get:
           summary: 归属策略 — one policy
-          parameters:
-          - in: path
-            name: pk
-            required: true
-            schema:
-              type: integer
-              minimum: 1
-              maximum: 2147483647
-          responses:
-            200:
-              description: The policy
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/PolicyResult'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
+          answer: PolicyResult
+          errors: [401, 403, 404]
         """
         return self.response(200, **_answer(policy_config.get_policy(pk)))
 
@@ -111,25 +73,9 @@ class PolicyApi(DocumentedApi):
         ---
         post:
           summary: 新建策略 — one per target (global, a department, a user); null inherits
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/PolicyCreate'
-          responses:
-            200:
-              description: The new policy
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/PolicyResult'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
+          body: PolicyCreate
+          answer: PolicyResult
+          errors: [400, 401, 403]
         """
         p = policy_config.create_policy(current_user(), load_body(schemas.PolicyCreate))
         return self.response(200, **_answer(p))
@@ -143,35 +89,9 @@ class PolicyApi(DocumentedApi):
         ---
         put:
           summary: 修改策略 — the fields given; null inherits
-          parameters:
-          - in: path
-            name: pk
-            required: true
-            schema:
-              type: integer
-              minimum: 1
-              maximum: 2147483647
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/PolicyUpdate'
-          responses:
-            200:
-              description: The policy after the change
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/PolicyResult'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
+          body: PolicyUpdate
+          answer: PolicyResult
+          errors: [400, 401, 403, 404]
         """
         p = policy_config.update_policy(current_user(), pk, load_body(schemas.PolicyUpdate))
         return self.response(200, **_answer(p))
@@ -185,29 +105,8 @@ class PolicyApi(DocumentedApi):
         ---
         delete:
           summary: 删除策略 — not the global default
-          parameters:
-          - in: path
-            name: pk
-            required: true
-            schema:
-              type: integer
-              minimum: 1
-              maximum: 2147483647
-          responses:
-            200:
-              description: Deleted
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/PolicyDeleted'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
+          answer: PolicyDeleted
+          errors: [400, 401, 403, 404]
         """
         policy_config.delete_policy(current_user(), pk)
         return self.response(200, **schemas.dump(schemas.PolicyDeleted, {"id": pk}))
@@ -220,29 +119,10 @@ class PolicyApi(DocumentedApi):
         """A user's effective policy.
         ---
         get:
-          summary: 生效策略 — each field's value and where it comes from (user,
-            department:<name>, global), for users in the caller's scope
-          parameters:
-          - in: path
-            name: user_id
-            required: true
-            schema:
-              type: integer
-              minimum: 1
-              maximum: 2147483647
-          responses:
-            200:
-              description: The effective values
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/EffectivePolicy'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
+          summary: 生效策略 — each field's value and where it comes from (user, department:<name>, global),
+            for users in the caller's scope
+          answer: EffectivePolicy
+          errors: [401, 403, 404]
         """
         return self.response(200, **schemas.dump(schemas.EffectivePolicy, {
             "user_id": user_id,

@@ -20,9 +20,8 @@ from app.models.transfer import TRANSFER_TRIGGERS
 from app.services import limits
 from app.services.errors import UNKNOWN_FIELD, ValidationFailed
 from app.services.ids import MAX_PK, parse_ids, parse_pk
+from app.services.pool import MAX_BATCH  # ids in one request
 from app.services.times import rfc3339
-
-from app.services.pool import MAX_BATCH  # noqa: E402 - ids in one request
 
 
 # --- fields ---------------------------------------------------------------------------------
@@ -138,18 +137,15 @@ class Timestamp(fields.DateTime):
 
 
 # --- loading --------------------------------------------------------------------------------
-class Body(Schema):
-    """A request body: unknown fields are refused, naming them."""
+class Strict(Schema):
+    """Exactly the declared fields (additionalProperties: false): a request body refuses any
+    other, naming it; a response body holds no other."""
 
     class Meta:
         unknown = RAISE
 
 
-class Answer(Schema):
-    """A response body: exactly the declared fields (additionalProperties: false)."""
-
-    class Meta:
-        unknown = RAISE
+Body = Answer = Strict  # the names say which way a schema goes
 
 
 def load(schema: type[Schema], data: Any) -> dict:
@@ -190,13 +186,10 @@ class DedupeMatch(Answer):
     message = fields.String()
 
 
-class Error(Schema):
+class Error(Strict):
     """Every 4xx and 5xx of the API: {code, message, fields?} plus the numbers of the rule
     that refused (cap, owned, adding, …) where there are some."""
     __component_name__ = "Error"
-
-    class Meta:
-        unknown = RAISE
 
     code = fields.String(required=True, metadata={
         "description": "machine-readable: invalid, csrf, unauthorized, forbidden, not_found, "
@@ -223,8 +216,9 @@ class Error(Schema):
 
 
 def error_response_spec(description: str) -> dict:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    from app.api.spec import json_answer, schema_ref
+
+    return json_answer(description, schema_ref("Error"))
 
 
 ERROR_RESPONSES = {

@@ -32,31 +32,10 @@ class TransferApi(DocumentedApi):
         """Apply for a transfer.
         ---
         post:
-          summary: 转移申请 — ask to move customers to another owner (reviewed, then handed
-            over)
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/TransferRequestBody'
-          responses:
-            200:
-              description: The new request
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/TransferResult'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            409:
-              $ref: '#/components/responses/409'
+          summary: 转移申请 — ask to move customers to another owner (reviewed, then handed over)
+          body: TransferRequestBody
+          answer: TransferResult
+          errors: [400, 401, 403, 404, 409]
         """
         data = load_body(schemas.TransferRequestBody)
         t = transfers.create_transfer(
@@ -73,29 +52,17 @@ class TransferApi(DocumentedApi):
         """The requests the user is party to or approves.
         ---
         get:
-          summary: 转移申请列表 — the requests the user is party to or approves (all for
-            admins and auditors), newest first; count is the total over every page
+          summary: 转移申请列表 — the requests the user is party to or approves (all for admins and auditors),
+            newest first; count is the total over every page
           parameters:
           - in: query
             name: q
-            description: "rison: (page:0,page_size:50)"
+            description: 'rison: (page:0,page_size:50)'
             content:
               application/json:
-                schema:
-                  $ref: '#/components/schemas/TransferPageQuery'
-          responses:
-            200:
-              description: One page of requests
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/TransferPage'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
+                schema: {$ref: '#/components/schemas/TransferPageQuery'}
+          answer: TransferPage
+          errors: [400, 401, 403]
         """
         args = kwargs.get("rison") or {}
         page = transfers.requests_for(current_user(), None, args.get("page", 0),
@@ -119,27 +86,8 @@ class TransferApi(DocumentedApi):
         ---
         get:
           summary: 转移申请 — one request the user may see
-          parameters:
-          - in: path
-            name: pk
-            required: true
-            schema:
-              type: integer
-              minimum: 1
-              maximum: 2147483647
-          responses:
-            200:
-              description: The request
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/TransferResult'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
+          answer: TransferResult
+          errors: [401, 403, 404]
         """
         return self.response(200, **_answer(self._visible(pk)))
 
@@ -152,37 +100,9 @@ class TransferApi(DocumentedApi):
         ---
         post:
           summary: 审批通过 — the first or second approval; the last one hands over
-          parameters:
-          - in: path
-            name: pk
-            required: true
-            schema:
-              type: integer
-              minimum: 1
-              maximum: 2147483647
-          requestBody:
-            required: false
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/DecisionRequest'
-          responses:
-            200:
-              description: The request after the decision
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/TransferResult'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            409:
-              $ref: '#/components/responses/409'
+          optional_body: DecisionRequest
+          answer: TransferResult
+          errors: [400, 401, 403, 404, 409]
         """
         self._visible(pk)
         data = load_body(schemas.DecisionRequest) if _has_body() else {}
@@ -198,37 +118,9 @@ class TransferApi(DocumentedApi):
         ---
         post:
           summary: 驳回 — reject with a note
-          parameters:
-          - in: path
-            name: pk
-            required: true
-            schema:
-              type: integer
-              minimum: 1
-              maximum: 2147483647
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema:
-                  $ref: '#/components/schemas/DecisionRequest'
-          responses:
-            200:
-              description: The request after the decision
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/TransferResult'
-            400:
-              $ref: '#/components/responses/400'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            409:
-              $ref: '#/components/responses/409'
+          body: DecisionRequest
+          answer: TransferResult
+          errors: [400, 401, 403, 404, 409]
         """
         self._visible(pk)
         data = load_body(schemas.DecisionRequest)
@@ -244,29 +136,8 @@ class TransferApi(DocumentedApi):
         ---
         post:
           summary: 撤回 — the applicant withdraws a pending request
-          parameters:
-          - in: path
-            name: pk
-            required: true
-            schema:
-              type: integer
-              minimum: 1
-              maximum: 2147483647
-          responses:
-            200:
-              description: The cancelled request
-              content:
-                application/json:
-                  schema:
-                    $ref: '#/components/schemas/TransferResult'
-            401:
-              $ref: '#/components/responses/401'
-            403:
-              $ref: '#/components/responses/403'
-            404:
-              $ref: '#/components/responses/404'
-            409:
-              $ref: '#/components/responses/409'
+          answer: TransferResult
+          errors: [401, 403, 404, 409]
         """
         self._visible(pk)
         return self.response(200, **_answer(transfers.cancel(current_user(), pk)))

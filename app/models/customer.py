@@ -15,7 +15,27 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-class Customer(Model):
+class ShownContactDetails:
+    """mobile_shown / phone_shown / email_shown: the contact details as the signed-in user may
+    see them, by the one rule of app.services.masking (a contact follows its customer)."""
+
+    @property
+    def mobile_shown(self):
+        from app.services.masking import customer_field
+        return customer_field(self, "mobile")
+
+    @property
+    def phone_shown(self):
+        from app.services.masking import customer_field
+        return customer_field(self, "phone")
+
+    @property
+    def email_shown(self):
+        from app.services.masking import customer_field
+        return customer_field(self, "email")
+
+
+class Customer(ShownContactDetails, Model):
     __tablename__ = "customer"
     __table_args__ = (
         CheckConstraint("customer_type in ('company', 'person')", name="ck_customer_type"),
@@ -87,21 +107,6 @@ class Customer(Model):
     def type_label(self) -> str:
         return CUSTOMER_TYPES.get(self.customer_type, self.customer_type)
 
-    # The contact details as the signed-in user may see them (app.services.masking).
-    @property
-    def mobile_shown(self):
-        from app.services.masking import customer_field
-        return customer_field(self, "mobile")
-
-    @property
-    def phone_shown(self):
-        from app.services.masking import customer_field
-        return customer_field(self, "phone")
-
-    @property
-    def email_shown(self):
-        from app.services.masking import customer_field
-        return customer_field(self, "email")
 
     @property
     def owner_label(self) -> str:
@@ -116,7 +121,7 @@ class Customer(Model):
         return self.name
 
 
-class Contact(Model):
+class Contact(ShownContactDetails, Model):
     __tablename__ = "contact"
     __table_args__ = (
         CheckConstraint("birth_month is null or (birth_month between 1 and 12)",
@@ -148,22 +153,6 @@ class Contact(Model):
     customer = relationship("Customer", back_populates="contacts")
 
     birthday_display = Customer.birthday_display
-
-    # The contact details as the signed-in user may see them: the customer's rule.
-    @property
-    def mobile_shown(self):
-        from app.services.masking import customer_field
-        return customer_field(self, "mobile")
-
-    @property
-    def phone_shown(self):
-        from app.services.masking import customer_field
-        return customer_field(self, "phone")
-
-    @property
-    def email_shown(self):
-        from app.services.masking import customer_field
-        return customer_field(self, "email")
 
     def __repr__(self) -> str:
         return self.name

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -14,7 +14,7 @@ from app.models.policy import POLICY_FIELDS
 from app.security import ROLE_ADMIN, has_role
 from app.services import audit, policies
 from app.services.errors import UNKNOWN_FIELD, NotFound, PermissionDenied, ValidationFailed
-from app.services.ids import MAX_PK, parse_pk
+from app.services.ids import MAX_PK, check_paging, parse_pk
 from app.services.policies import validate_policy
 
 EDITABLE = ("scope", "department_id", "user_id") + POLICY_FIELDS
@@ -159,6 +159,19 @@ def effective_for(actor: User, user_id: int) -> dict:
         raise NotFound("用户不存在或不在您的数据权限内")
     return {k: {"value": v.value, "source": v.source}
             for k, v in policies.effective_policy(user_id).items()}
+
+
+MAX_PAGE_SIZE = 500
+
+
+def page_of_policies(page: Any = 0, page_size: Any = MAX_PAGE_SIZE) -> tuple[int, list[Policy]]:
+    """(the number of policies, one page of them by scope then id); ValidationFailed naming
+    a bad page or page size."""
+    check_paging(page, page_size, MAX_PAGE_SIZE)
+    total = db.session.execute(select(func.count()).select_from(Policy)).scalar_one()
+    rows = db.session.execute(select(Policy).order_by(Policy.scope, Policy.id)
+                              .offset(page * page_size).limit(page_size)).scalars().all()
+    return total, list(rows)
 
 
 def to_dict(policy: Policy) -> dict[str, Any]:
