@@ -111,3 +111,31 @@ def test_a_mask_is_never_saved_back(api, org, db, field, masked):
     assert resp.get_json()["fields"] == {field: MASKED_REFUSAL}
     db.session.refresh(org.c_rep)
     assert getattr(org.c_rep, field) == before
+
+
+def test_the_duplicate_review_page_masks_for_auditors_not_for_staff(clients, db, org):
+    """The cluster page shows members' fields side by side: by the same rule."""
+    from sqlalchemy import select
+
+    from app.models import DedupeCluster
+    from app.services import customers, dedupe_scan
+
+    customers.create_customer(org.rep2, {"name": "云帆科技（杭州）有限公司", "industry": "软件",
+                                         "mobile": "13600136009"}, confirm_duplicates=True)
+    dedupe_scan.scan()
+    cluster_id = db.session.execute(select(DedupeCluster.id)).scalar_one()
+    db.session.commit()
+    _check(clients.auditor.get(f"/dedupe-review/{cluster_id}").get_data(as_text=True),
+           "c_rep", M, "dedupe review")
+    _check(clients.staff.get(f"/dedupe-review/{cluster_id}").get_data(as_text=True),
+           "c_rep", F, "dedupe review")
+
+
+def test_the_audit_log_masks_contact_details_for_auditors(clients, org):
+    from app.services import customers
+
+    customers.update_customer(org.rep, org.c_rep.id, {"mobile": "13700137000"})
+    auditor = clients.auditor.get("/audit/list/").get_data(as_text=True)
+    assert "137****7000" in auditor and "13700137000" not in auditor
+    assert "138****8000" in auditor and "13800138000" not in auditor
+    assert "13700137000" in clients.admin.get("/audit/list/").get_data(as_text=True)

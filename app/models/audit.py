@@ -19,3 +19,9 @@ class AuditLog(Model):
     created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
 
     actor = relationship("Employee")
+
+    @property
+    def changes_shown(self):
+        """The changes, contact details masked by the rule (app.services.masking)."""
+        from app.services.masking import audit_changes
+        return audit_changes(self)

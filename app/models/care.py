@@ -114,5 +114,12 @@ class CareMessage(Model):
         return CARE_CHANNELS.get(self.channel, self.channel)
 
     @property
+    def address_shown(self):
+        """The recipient's e-mail or mobile, by the contact details rule for the customer."""
+        from app.services.masking import customer_field
+        return customer_field(self, "address",
+                              as_field="email" if self.channel == "email" else "mobile")
+
+    @property
     def status_label(self) -> str:
         return CARE_STATUSES.get(self.status, self.status)

@@ -88,13 +88,37 @@ def mask_item(item: dict, full: bool) -> dict:
     return item
 
 
-def customer_field(customer, field: str) -> Any:
-    """A customer's (or a contact's, through its customer) field for the signed-in user."""
-    target = getattr(customer, "customer", None) or customer
+def customer_field(record, field: str, as_field: Optional[str] = None) -> Any:
+    """A field of a customer, or of a record about one (a contact, a care message: through
+    its `customer`), for the signed-in user; `as_field` names the contact field a value
+    holding one under another name is (a care message's address: "email" or "mobile")."""
+    target = getattr(record, "customer", None) or record
     ownership = getattr(target, "ownership", None)
     owner_id = ownership.owner_id if ownership else None
     pool_id = ownership.pool_id if ownership else None
-    return shown(field, getattr(customer, field), current_rule()(owner_id, pool_id))
+    return shown(as_field or field, getattr(record, field),
+                 current_rule()(owner_id, pool_id))
+
+
+def audit_changes(entry) -> Any:
+    """An audit entry's changes as the reader may see them: the contact details in the
+    changes of a customer or a contact, by the rule for that customer (a deleted one has no
+    holder: masked but for admins and staff)."""
+    changes = entry.changes
+    if entry.object_type not in ("customer", "contact") or not isinstance(changes, dict) \
+            or not any(k in CONTACT_FIELDS for k in changes):
+        return changes
+    customer_id = entry.object_id
+    if entry.object_type == "contact":
+        from app.models import Contact
+
+        customer_id = db.session.execute(select(Contact.customer_id).where(
+            Contact.id == entry.object_id)).scalar()
+    if current_rule()(*holder_of(customer_id)):
+        return changes
+    return {k: ([shown(k, v, False) for v in value] if isinstance(value, (list, tuple))
+                else shown(k, value, False)) if k in CONTACT_FIELDS else value
+            for k, value in changes.items()}
 
 
 def is_masked(value: Any) -> bool:

@@ -100,7 +100,7 @@ class CareMessageView(ScopedModelView):
     base_order = ("id", "desc")
     list_title = show_title = _("Care outbox")
     list_columns = ["occasion_date", "occasion_name", "customer", "contact", "channel_label",
-                    "address", "owner", "status_label", "attempts", "send_on", "sent_at",
+                    "address_shown", "owner", "status_label", "attempts", "send_on", "sent_at",
                     "last_error"]
     show_columns = list_columns + ["subject", "body", "template", "next_attempt_at",
                                    "occasion_key", "created_at"]
@@ -110,13 +110,14 @@ class CareMessageView(ScopedModelView):
                      "occasion_key": _("Cycle"), "customer": _("Customer"),
                      "contact": _("Contact"), "channel": _("Delivery channel"),
                      "channel_label": _("Delivery channel"), "address": _("Recipient"),
-                     "owner": _("Owner"), "status": _("Status"), "status_label": _("Status"),
+                     "address_shown": _("Recipient"), "owner": _("Owner"),
+                     "status": _("Status"), "status_label": _("Status"),
                      "attempts": _("Attempts"), "send_on": _("Send on"),
                      "sent_at": _("Sent at"), "last_error": _("Last error"),
                      "subject": _("Subject"), "body": _("Text"), "template": _("Template"),
                      "next_attempt_at": _("Next attempt"), "created_at": _("Planned at")}
-    formatters_columns = dict(readable_formatters("contact", "address", "owner", "last_error",
-                                                  "subject", "body", "template"),
+    formatters_columns = dict(readable_formatters("contact", "address_shown", "owner",
+                                                  "last_error", "subject", "body", "template"),
                               sent_at=minutes, next_attempt_at=minutes)
 
     @action("retry", _("Retry"), _("Send the selected failed messages again?"), "fa-repeat",

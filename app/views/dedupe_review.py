@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _
 from app.security import RES_DEDUPE_REVIEW
 from app.services import dedupe_review as review, merge as merge_service
 from app.services.errors import GuishuError
+from app.services.masking import customer_field
 from app.services.ids import parse_page, parse_pk
 from app.views.base import signed_in_user
 from app.views.customers import CUSTOMER_LABELS
@@ -27,7 +28,7 @@ def _int(value, default=None):
 def field_value(customer, field: str) -> str:
     if field == "birthday":
         return customer.birthday_display
-    value = getattr(customer, field)
+    value = customer_field(customer, field)  # contact details by the masking rule
     return "" if value is None else str(value)
 
 

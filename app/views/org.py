@@ -305,11 +305,13 @@ class AuditLogView(ScopedModelView):
     base_permissions = ["can_read"]
     base_order = ("id", "desc")
     list_title = show_title = _("Audit log")
-    list_columns = ["created_at", "actor", "action", "object_type", "object_id", "changes"]
+    list_columns = ["created_at", "actor", "action", "object_type", "object_id",
+                    "changes_shown"]
     show_columns = list_columns
     search_columns = ["actor", "action", "object_type", "object_id", "created_at"]
     label_columns = {"created_at": _("Time"), "actor": _("By"), "action": _("Action"),
-                     "object_type": _("Object"), "object_id": _("ID"), "changes": _("Changes")}
+                     "object_type": _("Object"), "object_id": _("ID"), "changes": _("Changes"),
+                     "changes_shown": _("Changes")}
 
 
 class AssignmentRuleView(AuditedModelView):
