@@ -109,6 +109,21 @@ def test_english_is_one_click_away(browser, live_url, org):
     assert "Owner / pool" in page.inner_text("body")
 
 
+def pick_user(page, name, typed, expect=None):
+    """In the user picker `name` (Select2): type, wait for the first match, press Enter
+    (a multiple picker stays open for the next pick: Escape closes it)."""
+    page.click(f"select[name={name}] + .select2")
+    field = page.locator(".select2-container--open .select2-search__field")
+    field.fill(typed)
+    first = page.locator(".select2-results__option--highlighted")
+    first.wait_for()
+    if expect is not None:
+        assert first.inner_text() == expect
+    field.press("Enter")
+    if page.locator(".select2-container--open").count():
+        page.keyboard.press("Escape")
+
+
 def test_manager_distributes_pool_customers_with_a_preview(browser, live_url, org, db):
     """Pool page -> tick a customer -> action menu -> pick a rep -> preview -> confirm."""
     from app.models import Ownership, PoolMember
@@ -121,7 +136,7 @@ def test_manager_distributes_pool_customers_with_a_preview(browser, live_url, or
     page.click("text=操作")  # FAB's action drop-down
     with page.expect_navigation(url=lambda url: "/ownership/distribute" in url):
         page.click(".distribute_menu_item")
-    page.check(f"input[name=owner_ids][value='{org.rep2.id}']")
+    pick_user(page, "owner_ids", "rep2")
     with page.expect_navigation():
         page.click("#preview")
     assert page.inner_text("#plan tr[data-user=rep2] td.gets") == "1"
@@ -176,3 +191,36 @@ def test_staff_imports_a_file_and_watches_the_progress_bar(browser, live_url, or
     assert page.inner_text("#import-status") == "已完成"
     assert page.inner_text("#import-progress") == "100%"
     assert "手机：无法识别的电话号码：1" in page.inner_text("#import-problems")
+
+
+def test_a_picker_finds_a_rep_by_part_of_the_username(browser, live_url, org, db):
+    """Typing part of a username narrows 2,000 reps to the one meant; Enter picks it."""
+    page = sign_in(browser, live_url, "admin")
+    page.goto(f"{live_url}/transfers/new?ids={org.c_rep.id}")
+    pick_user(page, "to_owner_id", "p3", expect="测试rep3 (rep3 · 华北大区)")
+    assert page.input_value("select[name=to_owner_id]") == str(org.rep_north.id)
+    page.fill("#reason", "客户搬到北京")
+    with page.expect_navigation(url=lambda url: "/transfers/new" not in url):
+        page.click("#transfer-submit")
+    from app.models import TransferRequest
+
+    db.session.expire_all()
+    assert db.session.query(TransferRequest).one().to_owner_id == org.rep_north.id
+
+
+def test_whole_team_selects_every_member_of_the_department(browser, live_url, org, db):
+    from app.models import PoolMember
+
+    db.session.add(PoolMember(pool_id=org.pool.id, department_id=org.east.id))
+    db.session.commit()
+    page = sign_in(browser, live_url, "manager1")
+    page.goto(f"{live_url}/ownership/distribute?ids={org.c_pool.id}")
+    # The department's name finds its whole-team choice first.
+    pick_user(page, "owner_ids", "华东", expect="整个团队：销售中心 / 华东大区（3 人）")
+    chosen = page.eval_on_selector(
+        "select[name=owner_ids]", "s => Array.from(s.selectedOptions).map(o => o.value)")
+    assert sorted(chosen) == sorted(str(u.id) for u in (org.manager, org.rep, org.rep2))
+    with page.expect_navigation():
+        page.click("#preview")
+    rows = page.eval_on_selector_all("#plan tr[data-user]", "rs => rs.map(r => r.dataset.user)")
+    assert sorted(rows) == ["manager1", "rep1", "rep2"]

@@ -1,9 +1,11 @@
 """Departments (a tree with materialised paths) and users' employment status."""
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models import Department, Ownership, User
@@ -102,8 +104,62 @@ def active_sellers(within=None) -> list[User]:
     department and username; `within` (a SELECT of user ids) narrows them to a scope."""
     from app.security import ROLE_MANAGER, ROLE_REP, has_role
 
-    q = select(User).where(User.active.is_(True), User.employment_status == EMPLOYMENT_ACTIVE)
+    # Roles in the same statement: has_role() on each row would otherwise load them one by
+    # one (and selectinload would add a statement per 500 users).
+    q = select(User).options(joinedload(User.roles)).where(
+        User.active.is_(True), User.employment_status == EMPLOYMENT_ACTIVE)
     if within is not None:
         q = q.where(User.id.in_(within))
-    users = db.session.execute(q.order_by(User.department_id, User.username)).scalars()
+    users = db.session.execute(q.order_by(User.department_id, User.username)).unique().scalars()
     return [u for u in users if has_role(u, ROLE_REP, ROLE_MANAGER)]
+
+
+@dataclass
+class PickerGroup:
+    """One department's block in a user picker. `label` is the department's path of names
+    ("销售中心 / 华东大区"; None: users without a department); `path` is the materialised
+    path, so "whole team" is this group and every group whose path starts with it."""
+
+    department_id: Optional[int]
+    label: Optional[str]
+    path: str
+    options: list[tuple[int, str]] = field(default_factory=list)
+
+
+def picker_label(user: User, department: Optional[str]) -> str:
+    """"王桂芳 (rep12 · 华东一部)": two people with one name differ by username and team."""
+    if department:
+        return f"{user.display_name} ({user.username} · {department})"
+    return f"{user.display_name} ({user.username})"
+
+
+def picker_groups(users: Iterable[User]) -> list[PickerGroup]:
+    """The users a picker offers, grouped by department in tree order (a department before
+    its sub-departments, siblings by id), users by username within a group, then those with
+    no department. Departments above a user's own get a group too (empty when nobody there
+    may be picked), so their whole team can be chosen.
+
+    Reads each user's department_id only and loads the departments in one statement: the
+    number of statements does not grow with the number of users."""
+    users = sorted(users, key=lambda u: u.username)
+    departments = {d.id: d for d in db.session.execute(select(Department)).scalars()}
+
+    def ancestry(dept_id: int) -> list[int]:
+        path = [int(part) for part in departments[dept_id].path.strip("/").split("/") if part]
+        return path if path and path[-1] == dept_id else [dept_id]
+
+    groups: dict[int, PickerGroup] = {}
+    loose = PickerGroup(None, None, "")
+    for user in users:
+        dept_id = user.department_id if user.department_id in departments else None
+        if dept_id is None:
+            loose.options.append((user.id, picker_label(user, None)))
+            continue
+        for above in ancestry(dept_id):
+            if above not in groups and above in departments:
+                names = " / ".join(departments[i].name for i in ancestry(above)
+                                   if i in departments)
+                groups[above] = PickerGroup(above, names, departments[above].path)
+        groups[dept_id].options.append((user.id, picker_label(user, departments[dept_id].name)))
+    ordered = sorted(groups.values(), key=lambda g: ancestry(g.department_id))
+    return ordered + ([loose] if loose.options else [])

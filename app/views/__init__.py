@@ -16,6 +16,7 @@ def register_views(appbuilder) -> None:
     from app.views.jobs import JobsView
     from app.views.notifications import NotificationView, unread_notifications
     from app.views.ownership import OwnershipView
+    from app.views.pickers import user_picker
     from app.views.pool import PoolCustomerView, administered_pool_ids
     from app.views.transfers import TransferView
     from app.views.users import effective_policy_rows, policy_source
@@ -25,6 +26,7 @@ def register_views(appbuilder) -> None:
     current_app.jinja_env.filters["policy_source"] = policy_source
     current_app.jinja_env.globals["administered_pool_ids"] = administered_pool_ids
     current_app.jinja_env.globals["unread_notifications"] = unread_notifications
+    current_app.jinja_env.globals["user_picker"] = user_picker
     current_app.register_error_handler(413, too_large)
 
     appbuilder.add_view(WorkbenchView, "MyWorkbench", label=_("My workbench"), href="/workbench/",

@@ -5,8 +5,7 @@ import io
 
 from flask import Response, abort, flash, redirect, request, url_for
 from flask_appbuilder import action, expose, has_access
-from flask_appbuilder.fields import QuerySelectField
-from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
+from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
@@ -27,6 +26,7 @@ from app.services.errors import GuishuError
 from app.views.activity import DealView, FollowUpView
 from app.views.base import ScopedModelView, readable_formatters
 from app.views.ownership import redirect_to
+from app.views.pickers import UserPickerField
 
 CUSTOMER_LABELS = {
     "name": _("Name"), "customer_type": _("Type"), "type_label": _("Type"),
@@ -230,9 +230,8 @@ class CustomerView(ScopedModelView):
             _("Save anyway"), description=_("Tick after a duplicate warning once you have "
                                             "checked it is not the same customer")),
     }
-    add_form_extra_fields = dict(_form_fields, owner=QuerySelectField(
-        _("Owner"), query_func=assignable_owners, get_pk_func=lambda u: u.id,
-        allow_blank=True, blank_text="—", widget=Select2Widget(),
+    add_form_extra_fields = dict(_form_fields, owner=UserPickerField(
+        _("Owner"), query_func=assignable_owners,
         description=_("Empty: reps and managers own what they create; admins and staff put it "
                       "in the default pool")))
     edit_form_extra_fields = _form_fields

@@ -15,6 +15,7 @@ from app.services import (audit, classification, dedupe, org, policy_config,
                           pool_admin as pools, rules)
 from app.services.errors import GuishuError
 from app.views.base import ScopedModelView, readable_formatters
+from app.views.pickers import UserPickerField, all_users
 
 
 # One label per policy field, for the Policies form and the user page's effective policy.
@@ -145,7 +146,9 @@ class PoolMemberView(AuditedModelView):
     label_columns = {"pool": _("Pool"), "department": _("Department"), "user": _("User"),
                      "is_admin": _("Pool admin")}
     formatters_columns = readable_formatters("department", "user")
-    add_form_extra_fields = edit_form_extra_fields = {"is_admin": BooleanField(_("Pool admin"))}
+    add_form_extra_fields = edit_form_extra_fields = {
+        "is_admin": BooleanField(_("Pool admin")),
+        "user": UserPickerField(_("User"), query_func=all_users)}
 
     def pre_add(self, item):
         pools.validate_member(item)
@@ -204,6 +207,7 @@ class PolicyView(ServiceModelView):
         "count_won": SelectField(_("Won customers count"), choices=[
             ("", "—"), ("1", "是"), ("0", "否")],
             coerce=lambda v: None if v in ("", None, "None") else v in ("1", True, "True")),
+        "user": UserPickerField(_("User"), query_func=all_users),
     }
 
     def form_values(self, form, columns):
@@ -343,6 +347,7 @@ class AssignmentRuleView(AuditedModelView):
         "target_type": SelectField(_("Target"), choices=[
             ("user", "user 指定销售"), ("department", "department 部门"), ("pool", "pool 公海")]),
         "strategy": SelectField(_("Strategy"), choices=list(RULE_STRATEGIES.items())),
+        "target_user": UserPickerField(_("Target rep"), query_func=all_users),
     }
 
     def pre_add(self, item):

@@ -74,6 +74,7 @@ class TransferView(BaseView):
                 return redirect(url_for("TransferView.show", pk=transfer.id))
         return self.render_template(
             "guishu/transfer_new.html", customers=customers, ids=ids_arg(ids), form=form,
+            receiver_id=parse_pk(form["to_owner_id"]),
             # Anyone who sells may receive; approval decides across departments.
             receivers=[u for u in org.active_sellers()
                        if u.id not in {c.ownership.owner_id for c in customers}],
