@@ -126,6 +126,7 @@ class DepartmentView(AuditedModelView):
     route_base = "/departments"
     audit_type = "department"
     list_title = show_title = _("Departments")
+    add_title, edit_title = _("Add department"), _("Edit department")
     list_columns = ["name", "parent", "manager", "path"]
     add_columns = edit_columns = ["name", "parent", "manager"]
     show_columns = ["name", "parent", "manager", "path"]
@@ -153,6 +154,7 @@ class PoolMemberView(AuditedModelView):
     route_base = "/pool-members"
     audit_type = "pool_member"
     list_title = show_title = _("Pool members")
+    add_title, edit_title = _("Add pool member"), _("Edit pool member")
     list_columns = ["pool", "department", "user", "is_admin"]
     add_columns = edit_columns = show_columns = list_columns
     label_columns = {"pool": _("Pool"), "department": _("Department"), "user": _("User"),
@@ -177,6 +179,7 @@ class PoolView(ServiceModelView):
     class_permission_name = RES_POOL
     route_base = "/pools"
     list_title = show_title = _("Public pools")
+    add_title, edit_title = _("Add public pool"), _("Edit public pool")
     list_columns = ["name", "description", "is_default"]
     add_columns = edit_columns = ["name", "description", "is_default"]
     add_form_extra_fields = edit_form_extra_fields = {
@@ -203,6 +206,7 @@ class PolicyView(ServiceModelView):
     class_permission_name = RES_POLICY
     route_base = "/policies"
     list_title = show_title = _("Ownership policies")
+    add_title, edit_title = _("Add ownership policy"), _("Edit ownership policy")
     _fields = ["scope", "department", "user", "max_customers", "count_won", "max_locked",
                "daily_claim_limit", "cooldown_days", "reclaim_no_followup_days",
                "reclaim_no_deal_days", "warn_before_days"]
@@ -342,6 +346,7 @@ class AssignmentRuleView(AuditedModelView):
     audit_type = "assignment_rule"
     base_order = ("position", "asc")
     list_title = show_title = _("Assignment rules")
+    add_title, edit_title = _("Add assignment rule"), _("Edit assignment rule")
     list_columns = ["position", "name", "active", "province", "city", "industry",
                     "customer_type", "grade", "product_line", "source", "lifecycle",
                     "target_type", "target_user", "target_department", "strategy", "target_pool"]

@@ -119,3 +119,7 @@ class UserStatsChartView(fab_views.UserStatsChartView):
     # Its search form names the user's columns: FAB's user labels (translated).
     label_columns = {**fab_views.UserStatsChartView.label_columns,
                      **fab_views.UserModelView.label_columns}
+    definitions = [
+        {"label": _("Login count"), "group": "username", "series": ["login_count"]},
+        {"label": _("Failed login count"), "group": "username", "series": ["fail_login_count"]},
+    ]
