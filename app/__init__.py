@@ -60,9 +60,18 @@ def create_app(config: Optional[Type] = None, **overrides) -> Flask:
     from app.redis_conn import register_status_banner
 
     app.cli.add_command(crm_cli)
+    app.add_url_rule("/favicon.ico", "favicon", favicon)
     register_status_banner(app)
     register_boundary(app)
     return app
+
+
+def favicon():
+    """Browsers ask every site for /favicon.ico, on every page: answer it, not a 404."""
+    from flask import current_app, send_from_directory
+
+    return send_from_directory(current_app.static_folder, "guishu/favicon.ico",
+                               mimetype="image/vnd.microsoft.icon", max_age=7 * 24 * 3600)
 
 
 def _migrations_dir():

@@ -19,6 +19,14 @@ def _generated_password(name: str) -> tuple[str, bool]:
     return secrets.token_urlsafe(12), True
 
 
+def _kept_where() -> str:
+    from app.services import bootstrap
+
+    if os.environ.get("GUISHU_DEMO_PASSWORD"):
+        return "（来自 GUISHU_DEMO_PASSWORD）"
+    return f"（保存在 {bootstrap.demo_password_path()}，`make start` 启动时也会显示）"
+
+
 @crm_cli.command("init")
 @click.option("--demo", is_flag=True, help="Also build the demo organisation and customers.")
 def init(demo: bool) -> None:
@@ -32,20 +40,24 @@ def init(demo: bool) -> None:
     click.echo(f"数据库已迁移；角色已同步：{', '.join(result['roles'])}")
     if result.get("admin_created"):
         password, generated = _generated_password("GUISHU_ADMIN_PASSWORD")
-        if demo and not os.environ.get("GUISHU_ADMIN_PASSWORD"):
+        shared = demo and not os.environ.get("GUISHU_ADMIN_PASSWORD")
+        if shared:
             password, generated = bootstrap.demo_password()
         bootstrap.create_admin(result["admin_username"], password)
-        click.echo(f"管理员账号：{result['admin_username']}" +
-                   (f"  密码（仅显示一次）：{password}" if generated else ""))
+        # A generated admin password is kept nowhere, unless it is the demo accounts' one.
+        if shared:
+            note = "  密码与演示账号相同（见下）"
+        else:
+            note = f"  密码（仅显示这一次，请记下）：{password}" if generated else ""
+        click.echo(f"管理员账号：{result['admin_username']}" + note)
     if demo:
-        password, generated = bootstrap.demo_password()
+        password, _ = bootstrap.demo_password()
         from app.demo import build_demo
 
         summary = build_demo(password)
         if summary.get("created"):
             click.echo(f"演示数据：{summary}")
-            if generated:
-                click.echo(f"演示账号密码（仅显示一次，亦保存在 instance/demo_password）：{password}")
+            click.echo(f"演示账号密码：{password}" + _kept_where())
         else:
             click.echo("演示数据已存在，跳过。")
 

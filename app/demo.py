@@ -568,6 +568,8 @@ def build_demo(password: str) -> dict:
     workflows = _demo_workflows()
     workflows["care_messages"] = _demo_care()
     workflows["duplicate_clusters"] = _demo_duplicates()
+    # Every customer made: the planned ones and the twins entered for the review page.
+    n_customers += DEMO_TWINS
     return {"created": True, "users": len(users), "departments": len(depts),
             "customers": n_customers, "in_pool": n_pool_rows, "contacts": n_contacts,
             **workflows}

@@ -161,9 +161,12 @@ def _banner(url: str, notes: list[str]) -> str:
     ]
     lines += [f"   {user:<22}{role}" for user, role in DEMO_LOGINS]
     if password:
-        lines.append(f"   password:   {password}")
+        kept = ("GUISHU_DEMO_PASSWORD" if os.environ.get("GUISHU_DEMO_PASSWORD")
+                else str(Path(INSTANCE_DIR) / "demo_password"))
+        lines.append(f"   password:   {password}   (kept in {kept})")
     else:
-        lines.append("   password:   printed once by `flask --app run.py crm init --demo`")
+        lines.append("   password:   written to instance/demo_password by "
+                     "`flask --app run.py crm init --demo`")
         lines.append("               (or set GUISHU_DEMO_PASSWORD before running init)")
     lines += ["", " Press Ctrl+C to stop.", "=" * 64, ""]
     return "\n".join(lines)

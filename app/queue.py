@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from flask_babel import lazy_gettext as _l
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.job import Job
@@ -46,7 +47,7 @@ class PeriodicJob:
     func: str
     env: str
     default_cron: str
-    about: str
+    about: str  # a lazy msgid: shown in the reader's language
     args: tuple = ()
     queue: str = "default"
 
@@ -59,28 +60,28 @@ class PeriodicJob:
 PERIODIC: list[PeriodicJob] = [
     PeriodicJob("followup_digest", "jobs.ownership.followup_digest",
                 "GUISHU_CRON_FOLLOWUP_DIGEST", "0 0 * * *",
-                "each morning (08:00 Beijing): the digest of follow-ups due and overdue"),
+                _l("each morning (08:00 Beijing): the digest of follow-ups due and overdue")),
     PeriodicJob("reclaim_warnings", "jobs.ownership.reclaim_warnings",
                 "GUISHU_CRON_RECLAIM_WARNINGS", "0 1 * * *",
-                "warn owners of customers about to be reclaimed"),
+                _l("warn owners of customers about to be reclaimed")),
     PeriodicJob("refresh_normalised_keys", "jobs.customers.refresh_normalised_keys",
                 "GUISHU_CRON_REFRESH_KEYS", "30 2 * * *",
-                "rewrite keys an older normaliser wrote"),
+                _l("rewrite keys an older normaliser wrote")),
     PeriodicJob("classify_customers", "jobs.ownership.classify_customers",
                 "GUISHU_CRON_CLASSIFY", "45 2 * * *",
-                "potential / active / silent and grade A/B/C from the deals"),
+                _l("potential / active / silent and grade A/B/C from the deals")),
     PeriodicJob("reclaim_sweep", "jobs.ownership.reclaim_sweep",
                 "GUISHU_CRON_RECLAIM", "0 3 * * *",
-                "return due customers to their pools"),
+                _l("return due customers to their pools")),
     PeriodicJob("care_plan", "jobs.care.care_plan",
                 "GUISHU_CRON_CARE_PLAN", "30 22 * * *",
-                "06:30 Beijing: birthday and holiday greetings of the coming days into the outbox"),
+                _l("06:30 Beijing: birthday and holiday greetings of the coming days into the outbox")),
     PeriodicJob("care_deliver", "jobs.care.care_deliver",
                 "GUISHU_CRON_CARE_DELIVER", "*/10 * * * *",
-                "send due care e-mail / SMS (retries with backoff) and the owners' care tasks"),
+                _l("send due care e-mail / SMS (retries with backoff) and the owners' care tasks")),
     PeriodicJob("requeue_imports", "jobs.imports.requeue_imports",
                 "GUISHU_CRON_REQUEUE_IMPORTS", "*/5 * * * *",
-                "queue again the imports started while Redis was down, once it is back"),
+                _l("queue again the imports started while Redis was down, once it is back")),
 ]
 
 

@@ -10,6 +10,8 @@ from typing import Optional
 
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_appbuilder.security.sqla.models import Role
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect as sa_inspect, or_, select, true
 
 from app.extensions import db
@@ -189,9 +191,23 @@ ROLE_SCOPES: dict[str, Scope] = {
 }
 
 SCOPE_LABELS = {
-    Scope.OWN: "本人", Scope.OWN_AND_SUBORDINATES: "本人及下属", Scope.DEPARTMENT: "本部门",
-    Scope.DEPARTMENT_TREE: "本部门及下属部门", Scope.ALL: "全部",
+    Scope.OWN: _l("Own customers"), Scope.OWN_AND_SUBORDINATES: _l("Own and subordinates'"),
+    Scope.DEPARTMENT: _l("Own department"), Scope.DEPARTMENT_TREE: _l("Department and below"),
+    Scope.ALL: _l("All"),
 }
+# Role names are data (ab_role.name, matched by the permission sync): shown translated.
+ROLE_LABELS = {ROLE_ADMIN: _l("Admin"), ROLE_MANAGER: _l("Sales Manager"),
+               ROLE_REP: _l("Sales Rep"), ROLE_STAFF: _l("Back-office Staff"),
+               ROLE_AUDITOR: _l("Auditor")}
+
+
+def role_label(name: str) -> str:
+    """A role's name in the user's language (roles admins add keep their own name)."""
+    return str(ROLE_LABELS.get(name, name))
+
+
+# Pickers and related lists print a role with str(): the translated name there too.
+Role.__str__ = lambda role: role_label(role.name)
 
 
 def role_names(user: User) -> set[str]:
@@ -318,9 +334,13 @@ class GuishuSecurityManager(SecurityManager):
 
     def __init__(self, appbuilder):
         # The user admin page calls services, which import this module: import it late.
-        from app.views.users import GuishuUserDBModelView
+        from app.views.users import (GuishuUserDBModelView, PermissionViewModelView,
+                                     RoleModelView, UserGroupModelView, UserStatsChartView)
 
         self.userdbmodelview = GuishuUserDBModelView
+        self.rolemodelview, self.groupmodelview = RoleModelView, UserGroupModelView
+        self.permissionviewmodelview = PermissionViewModelView
+        self.userstatschartview = UserStatsChartView
         super().__init__(appbuilder)
 
     def _create_db(self) -> None:

@@ -18,6 +18,7 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     assert expected <= names
     # 5,000 customers, and four entered twice under another spelling for the review page.
     assert db.session.execute(select(func.count()).select_from(Customer)).scalar_one() == 5004
+    assert summary["customers"] == 5004  # what init reports is what it made (README too)
     assert summary["duplicate_clusters"] >= 4
     in_pool = db.session.execute(select(func.count()).select_from(Ownership)
                                  .where(Ownership.pool_id.is_not(None))).scalar_one()

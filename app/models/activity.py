@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 from flask_appbuilder import Model
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (CheckConstraint, Column, Date, DateTime, ForeignKey, Integer, Numeric,
                         String, Text)
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
 
-FOLLOWUP_CHANNELS = {"call": "电话", "visit": "拜访", "message": "微信/短信", "email": "邮件",
-                     "meeting": "会议"}
+# Labels are English msgids translated per request (Chinese outside a request: the default).
+FOLLOWUP_CHANNELS = {"call": _l("Phone call"), "visit": _l("Visit"),
+                     "message": _l("WeChat / SMS"), "email": _l("E-mail"),
+                     "meeting": _l("Meeting")}
 
 
 class FollowUp(Model):
@@ -36,7 +39,7 @@ class FollowUp(Model):
 
     @property
     def channel_label(self) -> str:
-        return FOLLOWUP_CHANNELS.get(self.channel, self.channel)
+        return str(FOLLOWUP_CHANNELS.get(self.channel, self.channel))
 
 
 class Deal(Model):

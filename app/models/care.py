@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 from flask_appbuilder import Model
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Index,
                         Integer, String, Text, UniqueConstraint)
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
 
-CARE_OCCASIONS = {"birthday": "生日", "holiday": "节日"}
-CARE_CHANNELS = {"email": "邮件", "sms": "短信", "task": "站内任务（负责人）"}
-CARE_STATUSES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "失败",
-                 "cancelled": "已取消"}
+CARE_OCCASIONS = {"birthday": _l("Birthday"), "holiday": _l("Holiday")}
+CARE_CHANNELS = {"email": _l("E-mail"), "sms": _l("SMS"), "task": _l("In-app task (owner)")}
+CARE_STATUSES = {"pending": _l("To send"), "sending": _l("Sending"), "sent": _l("Sent"),
+                 "failed": _l("Failed"), "cancelled": _l("Cancelled")}
 # Greeting customers on 清明节 (tomb-sweeping) would offend; it is not in the default list.
 DEFAULT_CARE_HOLIDAYS = "元旦,春节,劳动节,端午节,中秋节,国庆节"
 
@@ -37,7 +38,7 @@ class CareTemplate(Model):
 
     @property
     def occasion_label(self) -> str:
-        return CARE_OCCASIONS.get(self.occasion, self.occasion)
+        return str(CARE_OCCASIONS.get(self.occasion, self.occasion))
 
     @property
     def channel_label(self) -> str:
@@ -122,4 +123,4 @@ class CareMessage(Model):
 
     @property
     def status_label(self) -> str:
-        return CARE_STATUSES.get(self.status, self.status)
+        return str(CARE_STATUSES.get(self.status, self.status))

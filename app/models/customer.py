@@ -4,11 +4,12 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_appbuilder import Model
+from flask_babel import gettext, lazy_gettext as _l
 from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer,
                         SmallInteger, String, Text, UniqueConstraint)
 from sqlalchemy.orm import relationship
 
-CUSTOMER_TYPES = {"company": "企业客户", "person": "个人客户"}
+CUSTOMER_TYPES = {"company": _l("Company customer"), "person": _l("Individual customer")}
 
 
 def utcnow() -> dt.datetime:
@@ -115,7 +116,7 @@ class Customer(ShownContactDetails, Model):
             return ""
         if o.owner is not None:
             return o.owner.display_name
-        return f"公海：{o.pool.name}" if o.pool else ""
+        return gettext("Pool: %(name)s", name=o.pool.name) if o.pool else ""
 
     def __repr__(self) -> str:
         return self.name

@@ -3,6 +3,7 @@ scan's clusters for review and the pairs reviewers dismissed."""
 from __future__ import annotations
 
 from flask_appbuilder import Model
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, String,
                         UniqueConstraint)
 from sqlalchemy.orm import relationship
@@ -10,11 +11,11 @@ from sqlalchemy.orm import relationship
 from app.models.customer import utcnow
 
 DEDUPE_KINDS = {
-    "mobile": "手机号", "phone": "固定电话", "email": "邮箱",
-    "company_name": "企业名称（核心名）", "person_birthday": "个人姓名 + 生日",
-    "person_address": "个人姓名 + 地址",
+    "mobile": _l("Mobile number"), "phone": _l("Landline"), "email": _l("E-mail address"),
+    "company_name": _l("Company name (core)"), "person_birthday": _l("Person name + birthday"),
+    "person_address": _l("Person name + address"),
 }
-DEDUPE_ACTIONS = {"block": "禁止保存", "warn": "提示，确认后可保存"}
+DEDUPE_ACTIONS = {"block": _l("Block saving"), "warn": _l("Warn, save after confirming")}
 
 
 class DedupeRule(Model):
@@ -39,7 +40,7 @@ class DedupeRule(Model):
 
     @property
     def kind_label(self) -> str:
-        return DEDUPE_KINDS.get(self.kind, self.kind)
+        return str(DEDUPE_KINDS.get(self.kind, self.kind))
 
     @property
     def action_label(self) -> str:
@@ -49,7 +50,8 @@ class DedupeRule(Model):
         return self.kind_label
 
 
-CLUSTER_STATUSES = {"open": "待审核", "dismissed": "非重复", "merged": "已合并"}
+CLUSTER_STATUSES = {"open": _l("To review"), "dismissed": _l("Dismissed: not duplicates"),
+                    "merged": _l("Merged")}
 
 
 class DedupeCluster(Model):
@@ -79,11 +81,11 @@ class DedupeCluster(Model):
 
     @property
     def status_label(self) -> str:
-        return CLUSTER_STATUSES.get(self.status, self.status)
+        return str(CLUSTER_STATUSES.get(self.status, self.status))
 
     @property
     def reason_labels(self) -> str:
-        return "、".join(DEDUPE_KINDS.get(k, k) for k in self.reasons.split(",") if k)
+        return "、".join(str(DEDUPE_KINDS.get(k, k)) for k in self.reasons.split(",") if k)
 
 
 class DedupeClusterMember(Model):

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 from flask_appbuilder import Model
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (JSON, CheckConstraint, Column, DateTime, ForeignKey, Integer, String,
                         Text)
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
 
-IMPORT_STATUSES = {"mapping": "待映射列", "queued": "排队中", "running": "导入中",
-                   "done": "已完成", "failed": "失败"}
+IMPORT_STATUSES = {"mapping": _l("Columns to map"), "queued": _l("Queued"),
+                   "running": _l("Importing"), "done": _l("Done"), "failed": _l("Failed")}
 
 
 class ImportBatch(Model):
@@ -54,7 +55,7 @@ class ImportBatch(Model):
 
     @property
     def status_label(self) -> str:
-        return IMPORT_STATUSES.get(self.status, self.status)
+        return str(IMPORT_STATUSES.get(self.status, self.status))
 
     @property
     def processed(self) -> int:

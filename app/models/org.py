@@ -50,6 +50,10 @@ class Employee(FabUser):
         full = f"{self.last_name or ''}{self.first_name or ''}".strip()
         return full or self.username
 
+    def get_full_name(self) -> str:
+        # FAB's navbar and profile pages call this: family name first, as everywhere here.
+        return self.display_name
+
     def __repr__(self) -> str:
         return self.display_name
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask_appbuilder import Model
+from flask_babel import gettext
 from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer,
                         String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import relationship
@@ -150,7 +151,7 @@ def _holder_label(owner, owner_id, pool, pool_id) -> str:
     if owner_id is not None:
         return f"用户 #{owner_id}（已删除）"
     if pool is not None:
-        return f"公海：{pool.name}"
+        return gettext("Pool: %(name)s", name=pool.name)
     if pool_id is not None:
         return f"公海 #{pool_id}（已删除）"
     return "—"

@@ -3,6 +3,7 @@ match a customer decides who gets it."""
 from __future__ import annotations
 
 from flask_appbuilder import Model
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import relationship
 
@@ -10,8 +11,8 @@ from app.models.customer import utcnow
 
 RULE_CONDITIONS = ("province", "city", "industry", "customer_type", "grade", "product_line",
                    "source", "lifecycle")
-RULE_STRATEGIES = {"round_robin": "轮流分配", "least_loaded": "最少客户优先",
-                   "even": "按规则平均"}
+RULE_STRATEGIES = {"round_robin": _l("Round robin"), "least_loaded": _l("Fewest customers first"),
+                   "even": _l("Even by rule")}
 
 
 class AssignmentRule(Model):

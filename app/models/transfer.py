@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask_appbuilder import Model
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, String,
                         Text, UniqueConstraint)
 from sqlalchemy.orm import relationship
@@ -10,8 +11,8 @@ from app.models.customer import utcnow
 
 TRANSFER_STATES = ("pending", "approved", "rejected", "cancelled", "completed")
 TRANSFER_TRIGGERS = {
-    "departure": "员工离职", "customer_request": "客户要求", "org_change": "组织调整",
-    "poor_service": "服务不佳", "other": "其他",
+    "departure": _l("Employee departure"), "customer_request": _l("Customer request"),
+    "org_change": _l("Reorganisation"), "poor_service": _l("Poor service"), "other": _l("Other"),
 }
 
 
@@ -53,7 +54,7 @@ class TransferRequest(Model):
 
     @property
     def trigger_label(self) -> str:
-        return TRANSFER_TRIGGERS.get(self.trigger, self.trigger)
+        return str(TRANSFER_TRIGGERS.get(self.trigger, self.trigger))
 
 
 class TransferItem(Model):

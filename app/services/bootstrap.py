@@ -42,13 +42,18 @@ def create_admin(username: str, password: str) -> User:
     return user
 
 
-def demo_password() -> tuple[str, bool]:
-    """GUISHU_DEMO_PASSWORD, else one generated once into instance/demo_password."""
+def demo_password_path() -> Path:
+    """Where a generated demo password is kept (the launcher prints it from there)."""
     from config import INSTANCE_DIR
 
+    return Path(INSTANCE_DIR) / "demo_password"
+
+
+def demo_password() -> tuple[str, bool]:
+    """GUISHU_DEMO_PASSWORD, else one generated once into instance/demo_password."""
     if os.environ.get("GUISHU_DEMO_PASSWORD"):
         return os.environ["GUISHU_DEMO_PASSWORD"], False
-    path = Path(INSTANCE_DIR) / "demo_password"
+    path = demo_password_path()
     if path.exists():
         return path.read_text().strip(), False
     password = secrets.token_urlsafe(9)

@@ -20,6 +20,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Integer, String, and_, cast, func, literal, or_, select, true, update
 
 from app.extensions import db
@@ -31,8 +32,10 @@ from app.services import audit, care_calendar, care_channels, notifications
 from app.services.errors import PermissionDenied, ValidationFailed
 from app.services.pool import business_zone, local_today
 
-PLACEHOLDERS = {"customer": "客户名称", "contact": "称呼（联系人或个人客户姓名）",
-                "owner": "负责人姓名", "occasion": "生日 / 节日名称", "date": "日期（如 1月26日）"}
+PLACEHOLDERS = {"customer": _l("customer name"),
+                "contact": _l("how to address them (contact or individual customer name)"),
+                "owner": _l("owner's name"), "occasion": _l("birthday / holiday name"),
+                "date": _l("date (month and day)")}
 SMS_MAX = 300
 # A claimed message not settled within this time was interrupted mid-send (worker killed):
 # it is marked failed, not sent again on its own, since it may have gone out.

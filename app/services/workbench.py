@@ -5,6 +5,7 @@ import datetime as dt
 import math
 from typing import Optional
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -15,7 +16,7 @@ from app.security import Scope, scope_of, visible_owner_ids_select
 from app.services import caps, masking, policies, reclaim
 from app.services.pool import claimed_today, member_pool_ids
 
-TABS = {"new": "未联系", "following": "跟进中", "won": "已成交"}
+TABS = {"new": _l("Not contacted"), "following": _l("Following up"), "won": _l("Won")}
 
 
 def days_left(own, policy: dict, now: Optional[dt.datetime] = None) -> Optional[int]:

@@ -7,6 +7,7 @@ request if any id is outside it.
 from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
+from flask_babel import gettext
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder._compat import as_unicode
 from flask_appbuilder.const import FLAMSG_ERR_SEC_ACCESS_DENIED
@@ -51,6 +52,13 @@ class ScopedModelView(ModelView):
     method_permission_name = METHOD_PERMISSIONS
     page_size = 25
 
+    def _init_titles(self):
+        # FAB makes a missing title up in English ("Add Department"): a view that names no
+        # add or edit title has no such page a user reaches, so its own title stands in.
+        own = self.show_title or self.list_title
+        self.add_title, self.edit_title = self.add_title or own, self.edit_title or own
+        super()._init_titles()
+
     def _deserialize_pk_if_composite(self, pk):
         value = parse_pk(pk)
         if value is None:
@@ -75,7 +83,7 @@ class ScopedModelView(ModelView):
     @has_access
     def list(self):
         if self._bad_list_args():
-            flash("列表参数无效，已恢复默认显示", "warning")
+            flash(gettext("Invalid list parameters: showing the default list"), "warning")
             return redirect(url_for(f"{self.endpoint}.list"))
         return super().list()
 

@@ -6,6 +6,7 @@ from flask_appbuilder.actions import action
 from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
+from flask_babel.speaklater import LazyString
 from wtforms import BooleanField, SelectField, TextAreaField
 
 from app.models import CareMessage, CareSettings, CareTemplate
@@ -17,11 +18,13 @@ from app.services.errors import GuishuError
 from app.views.base import ScopedModelView, minutes, readable_formatters
 from app.views.org import SettingsRowView, ValidatedModelView
 
-_PLACEHOLDER_HELP = "，".join("{" + k + "} " + v for k, v in care.PLACEHOLDERS.items())
+# Built when a form is shown, in that user's language.
+_PLACEHOLDER_HELP = LazyString(
+    lambda: "; ".join("{" + k + "} " + str(v) for k, v in care.PLACEHOLDERS.items()))
 
 
 def _holiday_choices():
-    return [("", "—（所有关怀节日）")] + [(n, n) for n in care.known_holidays()]
+    return [("", _("— (every greeted holiday)"))] + [(n, n) for n in care.known_holidays()]
 
 
 class CareTemplateView(ValidatedModelView):

@@ -283,7 +283,8 @@ class CustomerView(ScopedModelView):
             except GuishuError as exc:
                 self.show_error(form, exc)
                 return self._get_add_widget(form=form)
-            flash(f"{self.add_row_message}：{customer.name}（{customer.owner_label}）", "success")
+            flash(str(_("%(message)s: %(name)s (%(holder)s)", message=self.add_row_message,
+                        name=customer.name, holder=customer.owner_label)), "success")
             return None
         return self._get_add_widget(form=form)
 

@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Customer, Ownership
-from app.security import SCOPE_LABELS, current_user, customer_scope_clause, scope_of
+from app.security import (SCOPE_LABELS, current_user, customer_scope_clause, role_label,
+                          scope_of)
 
 
 class HomeView(IndexView):
@@ -26,5 +27,5 @@ class HomeView(IndexView):
             ).scalar_one()
             stats = {"visible": visible, "mine": mine,
                      "scope": SCOPE_LABELS.get(scope, "—") if scope else "—",
-                     "roles": ", ".join(r.name for r in user.roles)}
+                     "roles": ", ".join(role_label(r.name) for r in user.roles)}
         return self.render_template(self.index_template, appbuilder=self.appbuilder, stats=stats)

@@ -8,6 +8,8 @@ from wtforms import BooleanField, SelectField
 
 from app.models import (AssignmentRule, AuditLog, DedupeRule, Department, GradingSettings,
                         Policy, Pool, PoolMember)
+from app.models.policy import POLICY_FIELDS
+from app.models.dedupe import DEDUPE_ACTIONS
 from app.models.rule import RULE_STRATEGIES
 from app.security import (RES_AUDIT, RES_DEDUPE, RES_DEPARTMENT, RES_GRADING, RES_POLICY,
                           RES_POOL, RES_RULE, current_user)
@@ -27,6 +29,17 @@ POLICY_LABELS = {
     "reclaim_no_deal_days": _("Reclaim after days without a deal"),
     "warn_before_days": _("Warn days before reclaim"),
 }
+
+POLICY_SCOPES = {"global": _("Global"), "department": _("Department"), "user": _("Personal")}
+
+
+def policy_value(value):
+    """A policy field as users read it: empty inherits, booleans are yes/no."""
+    if value is None:
+        return _("Inherited")
+    if isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    return value
 
 
 class AuditedModelView(ScopedModelView):
@@ -114,6 +127,7 @@ class DepartmentView(AuditedModelView):
     route_base = "/departments"
     audit_type = "department"
     list_title = show_title = _("Departments")
+    add_title, edit_title = _("Add department"), _("Edit department")
     list_columns = ["name", "parent", "manager", "path"]
     add_columns = edit_columns = ["name", "parent", "manager"]
     show_columns = ["name", "parent", "manager", "path"]
@@ -141,6 +155,7 @@ class PoolMemberView(AuditedModelView):
     route_base = "/pool-members"
     audit_type = "pool_member"
     list_title = show_title = _("Pool members")
+    add_title, edit_title = _("Add pool member"), _("Edit pool member")
     list_columns = ["pool", "department", "user", "is_admin"]
     add_columns = edit_columns = show_columns = list_columns
     label_columns = {"pool": _("Pool"), "department": _("Department"), "user": _("User"),
@@ -167,6 +182,7 @@ class PoolView(ServiceModelView):
     class_permission_name = RES_POOL
     route_base = "/pools"
     list_title = show_title = _("Public pools")
+    add_title, edit_title = _("Add public pool"), _("Edit public pool")
     list_columns = ["name", "description", "is_default"]
     add_columns = edit_columns = ["name", "description", "is_default"]
     add_form_extra_fields = edit_form_extra_fields = {
@@ -193,6 +209,7 @@ class PolicyView(ServiceModelView):
     class_permission_name = RES_POLICY
     route_base = "/policies"
     list_title = show_title = _("Ownership policies")
+    add_title, edit_title = _("Add ownership policy"), _("Edit ownership policy")
     _fields = ["scope", "department", "user", "max_customers", "count_won", "max_locked",
                "daily_claim_limit", "cooldown_days", "reclaim_no_followup_days",
                "reclaim_no_deal_days", "warn_before_days"]
@@ -201,11 +218,17 @@ class PolicyView(ServiceModelView):
     label_columns = {"scope": _("Applies to"), "department": _("Department"), "user": _("User"),
                      **POLICY_LABELS}
     description_columns = {"scope": _("global, department or user; empty fields inherit")}
+    # Words, not raw values: an empty field inherits, count_won is yes/no, scope is named.
+    formatters_columns = {
+        "scope": lambda v: POLICY_SCOPES.get(v, v),
+        "department": lambda v: v if v is not None else "—",
+        "user": lambda v: v if v is not None else "—",
+        **{f: policy_value for f in POLICY_FIELDS},
+    }
     add_form_extra_fields = edit_form_extra_fields = {
-        "scope": SelectField(_("Applies to"), choices=[
-            ("global", "global 全局"), ("department", "department 部门"), ("user", "user 个人")]),
+        "scope": SelectField(_("Applies to"), choices=list(POLICY_SCOPES.items())),
         "count_won": SelectField(_("Won customers count"), choices=[
-            ("", "—"), ("1", "是"), ("0", "否")],
+            ("", _("Inherited")), ("1", _("Yes")), ("0", _("No"))],
             coerce=lambda v: None if v in ("", None, "None") else v in ("1", True, "True")),
         "user": UserPickerField(_("User"), query_func=all_users),
     }
@@ -327,6 +350,7 @@ class AssignmentRuleView(AuditedModelView):
     audit_type = "assignment_rule"
     base_order = ("position", "asc")
     list_title = show_title = _("Assignment rules")
+    add_title, edit_title = _("Add assignment rule"), _("Edit assignment rule")
     list_columns = ["position", "name", "active", "province", "city", "industry",
                     "customer_type", "grade", "product_line", "source", "lifecycle",
                     "target_type", "target_user", "target_department", "strategy", "target_pool"]
@@ -342,10 +366,14 @@ class AssignmentRuleView(AuditedModelView):
     formatters_columns = readable_formatters(
         "province", "city", "industry", "customer_type", "grade", "product_line", "source",
         "lifecycle", "target_user", "target_department", "target_pool")
+    formatters_columns.update(
+        target_type=lambda v: {"user": _("A rep"), "department": _("Department"),
+                               "pool": _("Pool")}.get(v, v),
+        strategy=lambda v: RULE_STRATEGIES.get(v, v) if v else "—")
     add_form_extra_fields = edit_form_extra_fields = {
         "active": BooleanField(_("Active"), default=True),
         "target_type": SelectField(_("Target"), choices=[
-            ("user", "user 指定销售"), ("department", "department 部门"), ("pool", "pool 公海")]),
+            ("user", _("A rep")), ("department", _("Department")), ("pool", _("Pool"))]),
         "strategy": SelectField(_("Strategy"), choices=list(RULE_STRATEGIES.items())),
         "target_user": UserPickerField(_("Target rep"), query_func=all_users),
     }
@@ -375,7 +403,7 @@ class DedupeRuleView(ValidatedModelView, SettingsRowView):
     label_columns = {"kind_label": _("Rule"), "active": _("Active"), "fuzzy": _("Fuzzy"),
                      "threshold": _("Similarity threshold (%)"), "same_city": _("Same city only"),
                      "action": _("On match"), "action_label": _("On match"),
-                     "updated_at": _("Updated at")}
+                     "updated_at": _("Updated at"), "kind": _("Rule")}
     description_columns = {
         "fuzzy": _("Company names and addresses only: similar (not only equal) values match"),
         "threshold": _("50–100: how similar a fuzzy match must be"),
@@ -384,8 +412,7 @@ class DedupeRuleView(ValidatedModelView, SettingsRowView):
     edit_form_extra_fields = {
         "active": BooleanField(_("Active")), "fuzzy": BooleanField(_("Fuzzy")),
         "same_city": BooleanField(_("Same city only")),
-        "action": SelectField(_("On match"), choices=[("block", "禁止保存"),
-                                                    ("warn", "提示，确认后可保存")]),
+        "action": SelectField(_("On match"), choices=list(DEDUPE_ACTIONS.items())),
     }
     formatters_columns = {"updated_at": lambda v: v.strftime("%Y-%m-%d %H:%M") if v else ""}
 

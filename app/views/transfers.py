@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import select
 
 from app.extensions import db
@@ -18,8 +18,8 @@ from app.services.ids import parse_page, parse_pk
 from app.views.base import signed_in_user
 from app.views.ownership import flash_error, ids_arg, owned_customers, selected_ids
 
-STATUS_LABELS = {"pending": "待审批", "approved": "已一级审批", "rejected": "已驳回",
-                 "cancelled": "已撤回", "completed": "已完成"}
+STATUS_LABELS = {"pending": _l("Awaiting approval"), "approved": _l("First approval given"),
+                 "rejected": _l("Rejected"), "cancelled": _l("Withdrawn"), "completed": _l("Done")}
 
 
 class TransferView(BaseView):

@@ -3,15 +3,21 @@ from __future__ import annotations
 
 from flask import flash, redirect, url_for
 from flask_appbuilder import action
+from flask_appbuilder.security import views as fab_views
 from flask_appbuilder.security.views import UserDBModelView
 from flask_babel import gettext, lazy_gettext as _
 
 from app.models.policy import POLICY_FIELDS
-from app.security import current_user
+from app.security import current_user, role_label
 from app.services import org, policies
 from app.services.errors import GuishuError
 from app.views.org import POLICY_LABELS
 
+
+
+def role_labels(roles) -> str:
+    """A user's roles by their translated names."""
+    return ", ".join(role_label(r.name) for r in roles or [])
 
 
 def policy_source(source: str) -> str:
@@ -34,10 +40,11 @@ def effective_policy_rows(user_id) -> list[dict]:
 class GuishuUserDBModelView(UserDBModelView):
     # FAB's show page plus the user's effective ownership policy (also on "my profile").
     show_template = "guishu/user_show.html"
-    list_columns = ["username", "first_name", "last_name", "department", "superior", "roles",
+    # Family name (FAB's last_name) first, as Chinese names are written.
+    list_columns = ["username", "last_name", "first_name", "department", "superior", "roles",
                     "employment_status", "active"]
     show_fieldsets = [
-        (_("User"), {"fields": ["username", "first_name", "last_name", "email", "phone",
+        (_("User"), {"fields": ["username", "last_name", "first_name", "email", "phone",
                                 "active", "roles", "department", "superior",
                                 "employment_status", "departed_at", "login_count",
                                 "last_login"]}),
@@ -45,17 +52,20 @@ class GuishuUserDBModelView(UserDBModelView):
     user_show_fieldsets = [
         (_("User info"), {"fields": ["username", "active", "roles", "department", "superior",
                                      "login_count"]}),
-        (_("Personal Info"), {"fields": ["first_name", "last_name", "email", "phone"]}),
+        (_("Personal Info"), {"fields": ["last_name", "first_name", "email", "phone"]}),
     ]
-    add_columns = ["first_name", "last_name", "username", "active", "email", "phone", "roles",
+    add_columns = ["last_name", "first_name", "username", "active", "email", "phone", "roles",
                    "department", "superior", "password", "conf_password"]
-    edit_columns = ["first_name", "last_name", "username", "active", "email", "phone", "roles",
+    edit_columns = ["last_name", "first_name", "username", "active", "email", "phone", "roles",
                     "department", "superior"]
-    search_columns = ["username", "first_name", "last_name", "email", "department", "roles",
+    search_columns = ["username", "last_name", "first_name", "email", "department", "roles",
                       "employment_status", "active"]
-    label_columns = {"department": _("Department"), "superior": _("Reports to"),
+    # FAB's own labels (translated by its catalogue) plus ours: replacing them would leave
+    # FAB's columns with untranslated generated names ("First Name").
+    label_columns = {**UserDBModelView.label_columns, "department": _("Department"), "superior": _("Reports to"),
                      "employment_status": _("Employment"), "departed_at": _("Departed at"),
                      "phone": _("Phone")}
+    formatters_columns = {"roles": role_labels}
 
     def pre_update(self, item):
         # Saving with "Active" unticked deactivates: the same rule as marking departed (a user
@@ -85,3 +95,31 @@ class GuishuUserDBModelView(UserDBModelView):
         """One user at a time: the handover form moves every customer, then marks departed."""
         item = item[0] if isinstance(item, list) else item
         return redirect(url_for("OwnershipView.departure", user_id=item.id))
+
+
+# FAB's role and group admin under their own class names (so their permissions and
+# endpoints stay FAB's): role names shown translated, every column labelled in the catalogue.
+class RoleModelView(fab_views.RoleModelView):
+    label_columns = {**fab_views.RoleModelView.label_columns, "user": _("User"),
+                     "users": _("Users")}
+    formatters_columns = {"name": role_label}
+
+
+class PermissionViewModelView(fab_views.PermissionViewModelView):
+    label_columns = {**fab_views.PermissionViewModelView.label_columns, "role": _("Role")}
+
+
+class UserGroupModelView(fab_views.UserGroupModelView):
+    label_columns = {"name": _("Name"), "label": _("Label"), "description": _("Description"),
+                     "users": _("Users"), "roles": _("Roles")}
+    formatters_columns = {"roles": role_labels}
+
+
+class UserStatsChartView(fab_views.UserStatsChartView):
+    # Its search form names the user's columns: FAB's user labels (translated).
+    label_columns = {**fab_views.UserStatsChartView.label_columns,
+                     **fab_views.UserModelView.label_columns}
+    definitions = [
+        {"label": _("Login count"), "group": "username", "series": ["login_count"]},
+        {"label": _("Failed login count"), "group": "username", "series": ["fail_login_count"]},
+    ]

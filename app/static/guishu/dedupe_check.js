@@ -1,8 +1,10 @@
-// 查重 while typing: on the customer add / edit form, every change of a checked field asks
+// Dedupe while typing: on the customer add / edit form, every change of a checked field asks
 // POST /api/v1/dedupe/check (the same rules the save enforces) and shows the answer above
 // the form. The server checks again on save; this only tells the user early.
 (function () {
   "use strict";
+  // The page renders the words in the user's language on this script's tag.
+  var words = document.currentScript ? document.currentScript.dataset : {};
   var form = document.querySelector("form#model_form") || document.querySelector("form[method=post]");
   if (!form) { return; }
   var FIELDS = ["name", "customer_type", "mobile", "phone", "email", "city", "address",
@@ -61,9 +63,9 @@
     }).then(function (r) {
       if (mine !== sequence) { return; }  // a newer check is on its way
       if (r.status !== 200) { box.style.display = "none"; return; }  // field errors come on save
-      if (!r.data.matches.length) { show("success", ["查重：未发现重复客户"]); return; }
+      if (!r.data.matches.length) { show("success", [words.none]); return; }
       show(r.data.blocked ? "danger" : "warning", r.data.matches.map(function (m) {
-        return m.message + (m.action === "block" ? " —— 不能保存" : " —— 确认后可勾选“仍然保存”");
+        return m.message + " — " + (m.action === "block" ? words.blocked : words.warned);
       }));
     }).catch(function () { box.style.display = "none"; });
   }
