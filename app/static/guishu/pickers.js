@@ -19,7 +19,7 @@
   }
 
   // A member matches on its own label (name, username, department) plus its group's label
-  // (the department path), so "华东 rep1" or a parent department's name find it.
+  // (the department path), so "<department> rep1" or a parent department's name find it.
   function matcher(params, data) {
     var wanted = words(params.term);
     if (!wanted.length) { return data; }
