@@ -14,7 +14,7 @@ from app.security import (RES_AUDIT, RES_DEDUPE, RES_DEPARTMENT, RES_GRADING, RE
 from app.services import (audit, classification, dedupe, org, policy_config,
                           pool_admin as pools, rules)
 from app.services.errors import GuishuError
-from app.views.base import ScopedModelView, readable_formatters
+from app.views.base import ScopedModelView, minutes, readable_formatters
 
 
 # One label per policy field, for the Policies form and the user page's effective policy.
@@ -382,7 +382,7 @@ class DedupeRuleView(ValidatedModelView, SettingsRowView):
         "action": SelectField(_("On match"), choices=[("block", "禁止保存"),
                                                     ("warn", "提示，确认后可保存")]),
     }
-    formatters_columns = {"updated_at": lambda v: v.strftime("%Y-%m-%d %H:%M") if v else ""}
+    formatters_columns = {"updated_at": minutes}
 
     def validate_item(self, item):
         dedupe.validate_rule(item)
