@@ -12,6 +12,7 @@ from app.models import FollowUp, Notification, Ownership
 from app.models.customer import utcnow
 from app.services import customers, deals, followups, policies, workbench
 from app.services.errors import GuishuError, ValidationFailed
+from app.services.times import local_text
 
 
 def own(db, cid) -> Ownership:
@@ -24,14 +25,14 @@ def test_followup_restarts_the_clock_and_moves_to_following(db, org):
     when = utcnow() - dt.timedelta(hours=2)
     followups.log_followup(org.rep, org.c_rep.id, {
         "channel": "call", "content": "电话沟通需求，约下周拜访",
-        "happened_at": when.isoformat(timespec="minutes"),
+        "happened_at": local_text(when),  # typed in business time, stored in UTC
         "next_contact_on": (utcnow() + dt.timedelta(days=7)).date().isoformat()})
     assert own(db, org.c_rep.id).last_followup_at == when.replace(second=0, microsecond=0)
     assert workbench.tab_counts(org.rep) == {"new": 0, "following": 1, "won": 0}
     # An older follow-up logged later does not move the clock back.
     followups.log_followup(org.rep, org.c_rep.id, {
         "channel": "email", "content": "补记上周邮件",
-        "happened_at": (when - dt.timedelta(days=5)).isoformat()})
+        "happened_at": local_text(when - dt.timedelta(days=5))})
     assert own(db, org.c_rep.id).last_followup_at == when.replace(second=0, microsecond=0)
 
 
@@ -83,7 +84,8 @@ def test_deal_marks_won_and_frees_the_cap(db, org):
 
     assert counted(org.rep.id, False) == 1
     d = deals.record_deal(org.rep, org.c_rep.id, {"amount": "12,800.5", "product_line": "CRM"})
-    assert d.amount == Decimal("12800.50") and d.won_on == utcnow().date()
+    # "Today" is the business day (GUISHU_TIMEZONE), not the UTC one.
+    assert d.amount == Decimal("12800.50") and d.won_on == followups.local_today()
     o = own(db, org.c_rep.id)
     assert (o.won, o.category) == (True, "active")
     assert counted(org.rep.id, False) == 0 and counted(org.rep.id, True) == 1

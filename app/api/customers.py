@@ -23,6 +23,7 @@ from app.services.customers import CUSTOMER_FIELDS
 from app.services.errors import GuishuError, OutOfScope, ValidationFailed
 from app.services.ids import MAX_PK, parse_pk
 from app.services.times import rfc3339
+from app.time_filters import in_business_time, read_in_business_time
 
 _COLUMNS = ["id", "name", "customer_type", "industry", "province", "city", "address", "phone",
             "phone_e164", "mobile", "mobile_e164", "email", "email_norm", "source",
@@ -58,7 +59,8 @@ def ownership_fields(customer_ids: list[int]) -> dict[int, dict]:
 
 class CustomerApi(ModelRestApi):
     resource_name = "customers"
-    datamodel = SQLAInterface(Customer)
+    # A `q` filter on created_at takes business time, or RFC 3339 with its offset.
+    datamodel = in_business_time(SQLAInterface(Customer))
     class_permission_name = RES_CUSTOMER
     method_permission_name = METHOD_PERMISSIONS
     allow_browser_login = True
@@ -98,6 +100,9 @@ class CustomerApi(ModelRestApi):
     }
 
     # -- reads: add the ownership fields integrations rely on -------------------------------
+    def _handle_filters_args(self, rison_args):
+        return read_in_business_time(super()._handle_filters_args(rison_args))
+
     def pre_get(self, data):
         item = data.get("result") or {}
         extra = ownership_fields([int(data["id"])]) if "id" in data else {}

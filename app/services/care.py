@@ -30,7 +30,7 @@ from app.models.customer import utcnow
 from app.security import customer_scope_clause, scope_of
 from app.services import audit, care_calendar, care_channels, notifications
 from app.services.errors import PermissionDenied, ValidationFailed
-from app.services.pool import business_zone, local_today
+from app.services.times import local_today, to_local
 
 PLACEHOLDERS = {"customer": _l("customer name"),
                 "contact": _l("how to address them (contact or individual customer name)"),
@@ -359,7 +359,7 @@ def deliver(now: Optional[dt.datetime] = None, limit: Optional[int] = None,
     """Send every message due by now; returns the counts. Commits as it goes."""
     now = now or utcnow()
     conf = settings()
-    local = now.replace(tzinfo=dt.timezone.utc).astimezone(business_zone())
+    local = to_local(now)
     today = local.date()
     # E-mail and SMS of a day go out from send_hour on; the owners' tasks at once.
     ready_day = today if local.hour >= conf.send_hour else today - dt.timedelta(days=1)

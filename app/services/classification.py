@@ -19,6 +19,7 @@ from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, ROLE_MANAGER, has_role
 from app.services import audit
 from app.services.errors import OutOfScope, PermissionDenied, ValidationFailed
+from app.services.times import local_date
 
 CHUNK = 20000
 GRADES = ("A", "B", "C")
@@ -69,7 +70,7 @@ def classify(customer_ids: Optional[Iterable[int]] = None,
              now: Optional[dt.datetime] = None) -> int:
     """Recompute category and grade for the given customers (all when None), in chunks;
     returns how many rows were written. Commits."""
-    today = (now or utcnow()).date()
+    today = local_date(now or utcnow())  # deal dates (won_on) are business days
     conf = settings()
     values = _values(today, conf)
     done = 0

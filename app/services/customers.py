@@ -23,6 +23,7 @@ from app.services.normalize import (NORMALIZER_VERSION, InvalidValue, name_pinyi
                                     normalize_address, normalize_email, normalize_mobile,
                                     normalize_person_name, normalize_phone, split_company_name)
 from app.services.text import UNCLEAN_MESSAGE, is_unclean
+from app.services.times import local_today
 
 # Fields a user edits; ownership columns change only through the ownership services.
 CUSTOMER_FIELDS = ("name", "customer_type", "industry", "province", "city", "address", "phone",
@@ -67,7 +68,7 @@ def parse_birthday(text: Optional[str], lunar: bool) -> tuple[Optional[int], Opt
             dt.date(year or 2000, month, day)  # 2000 is a leap year: 02-29 without a year is fine
         except ValueError:
             raise InvalidValue("生日不是有效日期")
-    if year is not None and not (1900 <= year <= dt.date.today().year):
+    if year is not None and not (1900 <= year <= local_today().year):
         raise InvalidValue("出生年份不合理")
     return year, month, day
 

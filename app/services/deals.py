@@ -15,6 +15,7 @@ from app.services import classification
 from app.services.customers import get_customer_for_write
 from app.services.errors import ValidationFailed
 from app.services.followups import parse_date
+from app.services.times import local_date
 
 MAX_AMOUNT = Decimal("999999999999.99")  # Numeric(14, 2)
 
@@ -48,7 +49,7 @@ def record_deal(actor: User, customer_id: int, data: dict[str, Any]) -> Deal:
     """Record a won deal on a customer the actor may write; the customer becomes won."""
     customer = get_customer_for_write(actor, customer_id)
     now = utcnow()
-    values = clean_deal(data, now.date())
+    values = clean_deal(data, local_date(now))  # "not after today": the business day
     if customer.ownership.owner_id is None:
         raise ValidationFailed({"customer": "公海客户不能登记成交，请先领取或分配"})
     deal = Deal(customer_id=customer.id, user_id=actor.id, created_at=now, **values)

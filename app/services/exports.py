@@ -8,6 +8,7 @@ Who sees a row's mobile, phone and e-mail in full (the same as on screen):
                                Pool customers (the pool pages mask them too) and customers
                                only shared with them (read-only) are masked: 138****8000.
 A pool admin's export of the pools they administer shows full details: they manage those.
+Times are business time (GUISHU_TIMEZONE) to the second, as on the pages.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from app.extensions import db
 from app.models import Customer, Ownership, User
 from app.security import customer_scope_clause
 from app.services import masking
+from app.services.times import local_naive
 
 EXPORT_COLUMNS = ["id", "name", "customer_type", "industry", "province", "city", "address",
                   "mobile", "phone", "email", "source", "product_line", "owner", "pool",
@@ -78,7 +80,7 @@ def _rows(clause, batch: int, rule: masking.Rule) -> Iterator[list]:
         yield [c.id, c.name, c.customer_type, c.industry, c.province, c.city, c.address,
                mobile, phone, email, c.source, c.product_line,
                o.owner.username if o and o.owner else "", o.pool.name if o and o.pool else "",
-               c.created_at]
+               local_naive(c.created_at)]  # business time, like the pages
 
 
 def write_csv(user: User, out: TextIO, rows: Optional[Iterator[list]] = None) -> int:

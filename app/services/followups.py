@@ -14,20 +14,18 @@ from app.models.customer import utcnow
 from app.services import limits, notifications
 from app.services.customers import get_customer_for_write
 from app.services.errors import ValidationFailed
-from app.services.pool import local_day_start, local_today
+from app.services.times import local_date, local_day_start, local_today, parse_local
 
 # A follow-up may be logged a little ahead of the server clock (a phone's clock), not later.
 CLOCK_SLACK = dt.timedelta(minutes=5)
 
 
 def _parse_time(value: Any, field: str, errors: dict) -> Optional[dt.datetime]:
-    if value in (None, ""):
-        return None
-    if isinstance(value, dt.datetime):
-        return value
+    """Typed text is business time (GUISHU_TIMEZONE) unless it names its offset; the answer is
+    stored time (naive UTC), so the "not later than now" check compares like with like."""
     try:
-        return dt.datetime.fromisoformat(str(value).strip())
-    except ValueError:
+        return parse_local(value.strip() if isinstance(value, str) else value)
+    except (ValueError, TypeError):
         errors[field] = "时间格式应为 YYYY-MM-DD HH:MM"
         return None
 
@@ -60,7 +58,7 @@ def clean_followup(data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     if happened > now + CLOCK_SLACK:
         errors["happened_at"] = "跟进时间不能晚于现在"
     next_on = parse_date(data.get("next_contact_on"), "next_contact_on", errors)
-    if next_on is not None and next_on < happened.date():
+    if next_on is not None and next_on < local_date(happened):
         errors["next_contact_on"] = "下次联系日期不能早于本次跟进"
     if errors:
         raise ValidationFailed(errors)

@@ -17,6 +17,7 @@ from app.queue import schedule
 from app.security import ROLE_ADMIN, has_role
 from app.services import audit
 from app.services.errors import NotFound, PermissionDenied
+from app.services.times import to_local
 
 LAST_RUN_KEY = "guishu:periodic:last_run"
 QUEUES = ("default",)
@@ -46,10 +47,34 @@ def last_runs() -> dict[str, dict]:
     return {(k.decode() if isinstance(k, bytes) else k): json.loads(v) for k, v in raw.items()}
 
 
-def periodic_jobs() -> list[dict]:
-    """Every job of app.queue.PERIODIC with its schedule and last run (None if never ran)."""
-    runs = last_runs()
-    return [dict(job, last=runs.get(job["name"])) for job in schedule()]
+def periodic_jobs(with_runs: bool = True, now: Optional[dt.datetime] = None) -> list[dict]:
+    """Every job of app.queue.PERIODIC with its schedule (also in business time, see
+    schedule_times) and last run (None if never ran; not read when with_runs is False)."""
+    runs = last_runs() if with_runs else {}
+    return [dict(job, last=runs.get(job["name"]), **schedule_times(job["cron"], now))
+            for job in schedule()]
+
+
+def schedule_times(cron: str, now: Optional[dt.datetime] = None) -> dict:
+    """A cron schedule (UTC: `rq cron` reads it so) for people in GUISHU_TIMEZONE: the next
+    run (stored time, naive UTC), the local "HH:MM" of a daily job, the step of an every-N-
+    minutes job. Anything else is shown as its cron line."""
+    from croniter import croniter
+
+    out = {"next_run": None, "daily_at": None, "every_minutes": None}
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    try:
+        upcoming = croniter(cron, now.replace(tzinfo=dt.timezone.utc)).get_next(dt.datetime)
+    except (ValueError, KeyError):  # a bad GUISHU_CRON_* value: the page still shows it
+        return out
+    out["next_run"] = upcoming.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    minute, hour, *rest = cron.split() + [""] * 5
+    if rest[:3] == ["*", "*", "*"] and minute.isdigit() and hour.isdigit():
+        out["daily_at"] = to_local(upcoming).strftime("%H:%M")
+    elif rest[:3] == ["*", "*", "*"] and hour == "*" and minute.startswith("*/") \
+            and minute[2:].isdigit():
+        out["every_minutes"] = int(minute[2:])
+    return out
 
 
 def _job_row(job, **extra) -> dict:

@@ -9,9 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from functools import lru_cache
 from typing import Iterable, Optional
-from zoneinfo import ZoneInfo
 
-from flask import current_app, has_app_context
 from sqlalchemy import bindparam, func, or_, select, true, update
 
 from app.extensions import db
@@ -23,6 +21,8 @@ from app.services import caps, limits, ownership, policies
 from app.services.errors import (DailyLimitReached, InCooldown, NotInPool, OutOfScope,
                                  PermissionDenied, ValidationFailed)
 from app.services.ids import parse_ids as parse_id_list
+# Business days live in app.services.times; these names stay importable from here.
+from app.services.times import business_zone, local_day_start, local_today  # noqa: F401
 
 MAX_BATCH = 1000
 
@@ -40,24 +40,6 @@ def member_pool_ids(user: User, chain: Optional[list[int]] = None) -> set[int]:
     chain = policies.department_chain_ids(user.id) if chain is None else chain
     return set(db.session.execute(select(PoolMember.pool_id).where(or_(
         PoolMember.user_id == user.id, PoolMember.department_id.in_(chain or [0])))).scalars())
-
-
-def business_zone() -> ZoneInfo:
-    """GUISHU_TIMEZONE: where days (claim limits, reminders) start and end."""
-    return ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai")
-                    if has_app_context() else "Asia/Shanghai")
-
-
-def local_today() -> dt.date:
-    return dt.datetime.now(business_zone()).date()
-
-
-def local_day_start(now: Optional[dt.datetime] = None) -> dt.datetime:
-    """Start of today in the business time zone, as naive UTC (how times are stored)."""
-    now = now or utcnow()
-    local = now.replace(tzinfo=dt.timezone.utc).astimezone(business_zone())
-    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    return start.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
 def _claimed_today_select(user_id: int):

@@ -22,6 +22,7 @@ from app.extensions import db
 from app.models import Customer, Department, Ownership, OwnershipEvent, Pool, ReclaimWarning, User
 from app.models.customer import utcnow
 from app.services import merge, notifications, ownership, policies
+from app.services.times import local_date
 
 CHUNK = 20000
 SWEEP_LOCK_KEY = 4_242_001  # pg_advisory_xact_lock key shared by every sweep
@@ -322,7 +323,7 @@ def _record_warnings(rows, nf_days: int, nd_days: int, now: dt.datetime) -> int:
         days = nf_days if w.rule == RULE_NO_FOLLOWUP else nd_days
         notifications.notify(
             [w.owner_id], "reclaim_warning",
-            f"客户「{names[w.customer_id]}」将于 {w.due_at:%Y-%m-%d} 被自动回收",
+            f"客户「{names[w.customer_id]}」将于 {local_date(w.due_at)} 被自动回收",
             f"{reason_text(w.rule, days).replace('，自动回收', '')}：请跟进或成交，"
             "或申请锁定。", link=f"/customers/show/{w.customer_id}")
     db.session.commit()

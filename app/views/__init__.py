@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _
 
 
 def register_views(appbuilder) -> None:
+    from app.services.times import local_date, local_text
     from app.views.activity import DealView, FollowUpView
     from app.views.care import CareMessageView, CareSettingsView, CareTemplateView
     from app.views.customers import ContactView, CustomerEventView, CustomerView
@@ -24,6 +25,9 @@ def register_views(appbuilder) -> None:
 
     current_app.jinja_env.globals["effective_policy_rows"] = effective_policy_rows
     current_app.jinja_env.filters["policy_source"] = policy_source
+    # Every time a template prints is business time: {{ x.created_at|local_time }}.
+    current_app.jinja_env.filters["local_time"] = local_text
+    current_app.jinja_env.filters["local_date"] = local_date
     current_app.jinja_env.globals["administered_pool_ids"] = administered_pool_ids
     current_app.jinja_env.globals["unread_notifications"] = unread_notifications
     current_app.jinja_env.globals["user_picker"] = user_picker

@@ -13,11 +13,13 @@ from wtforms.validators import Optional as OptionalValidator
 from app.extensions import db
 from app.models import Contact, Customer, Deal, FollowUp
 from app.models.activity import FOLLOWUP_CHANNELS
+from app.models.customer import utcnow
 from app.security import RES_DEAL, RES_FOLLOWUP, customer_scope_clause, current_user, \
     scope_filters
 from app.services import deals, followups
 from app.services.errors import GuishuError
 from app.services.ids import parse_pk
+from app.services.times import local_text
 from app.views.base import ScopedModelView, minutes, readable_formatters
 
 
@@ -58,6 +60,9 @@ class _HistoryView(ScopedModelView):
         """Call the service with the form's values (each subclass its own service)."""
         raise NotImplementedError
 
+    def prefill(self, form) -> None:
+        """Defaults of a fresh add form."""
+
     def _add(self):
         form = self.add_form.refresh()
         # A related-list "add" link pre-selects the customer (?_flt_0_customer=<id>).
@@ -65,6 +70,8 @@ class _HistoryView(ScopedModelView):
             wanted = request.args.get("_flt_0_customer", type=parse_pk)
             form.customer.data = writable_customers().filter(Customer.id == wanted).first() \
                 if wanted else None
+        if request.method == "GET":
+            self.prefill(form)
         if request.method == "POST" and form.validate():
             try:
                 self._save(form)
@@ -105,11 +112,16 @@ class FollowUpView(_HistoryView):
         "content": TextAreaField(_("Content")),
         "happened_at": StringField(_("Time"), validators=[OptionalValidator()],
                                    widget=BS3TextFieldWidget(),
-                                   description=_("YYYY-MM-DD HH:MM; empty: now (UTC)")),
+                                   description=_("YYYY-MM-DD HH:MM, local time; empty: now")),
         "next_contact_on": StringField(_("Next contact"), validators=[OptionalValidator()],
                                        widget=BS3TextFieldWidget(),
                                        description=_("YYYY-MM-DD, optional")),
     }
+
+    def prefill(self, form):
+        # Typed and shown in business time; the service reads it so (followups.clean_followup).
+        if not form.happened_at.data:
+            form.happened_at.data = local_text(utcnow())
 
     def _save(self, form):
         contact = form.contact.data

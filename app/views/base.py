@@ -16,6 +16,8 @@ from flask_appbuilder.urltools import get_order_args, get_page_args, get_page_si
 from app.security import METHOD_PERMISSIONS, current_user
 from app.services.errors import GuishuError, ValidationFailed
 from app.services.ids import parse_pk
+from app.services.times import local_text
+from app.time_filters import in_business_time
 
 
 def blank(value):
@@ -24,7 +26,8 @@ def blank(value):
 
 
 def minutes(value):
-    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+    """A stored time as the pages show it: business time (GUISHU_TIMEZONE), to the minute."""
+    return local_text(value)
 
 
 def readable_formatters(*columns: str, times=("created_at", "updated_at", "departed_at")) -> dict:
@@ -51,6 +54,18 @@ def local_path(target: str | None) -> str | None:
 class ScopedModelView(ModelView):
     method_permission_name = METHOD_PERMISSIONS
     page_size = 25
+
+    def __init__(self, **kwargs):
+        # Business time both ways: the search filters read typed times in GUISHU_TIMEZONE, and
+        # every date-time column on the list and show pages is shown in it (a view's own
+        # formatter for a column wins).
+        in_business_time(self.datamodel)
+        super().__init__(**kwargs)
+        shown = list(self.list_columns or []) + list(self.show_columns or [])
+        self.formatters_columns = dict(self.formatters_columns or {})
+        for column in shown:
+            if column not in self.formatters_columns and self.datamodel.is_datetime(column):
+                self.formatters_columns[column] = minutes
 
     def _init_titles(self):
         # FAB makes a missing title up in English ("Add Department"): a view that names no

@@ -8,7 +8,6 @@ from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _
 from redis.exceptions import RedisError
 
-from app.queue import schedule
 from app.security import RES_JOBS
 from app.services import jobs_monitor
 from app.services.errors import GuishuError
@@ -28,7 +27,7 @@ class JobsView(BaseView):
             data, periodic, down = jobs_monitor.overview(), jobs_monitor.periodic_jobs(), False
         except (RedisError, OSError):
             data = {"queues": [], "started": [], "abandoned": [], "scheduled": [], "failed": []}
-            periodic, down = [dict(job, last=None) for job in schedule()], True
+            periodic, down = jobs_monitor.periodic_jobs(with_runs=False), True
         return self.render_template("guishu/jobs.html", data=data, periodic=periodic,
                                     redis_down=down)
 

@@ -16,7 +16,7 @@ from app.security import (RES_AUDIT, RES_DEDUPE, RES_DEPARTMENT, RES_GRADING, RE
 from app.services import (audit, classification, dedupe, org, policy_config,
                           pool_admin as pools, rules)
 from app.services.errors import GuishuError
-from app.views.base import ScopedModelView, readable_formatters
+from app.views.base import ScopedModelView, minutes, readable_formatters
 from app.views.pickers import UserPickerField, all_users
 
 
@@ -414,7 +414,7 @@ class DedupeRuleView(ValidatedModelView, SettingsRowView):
         "same_city": BooleanField(_("Same city only")),
         "action": SelectField(_("On match"), choices=list(DEDUPE_ACTIONS.items())),
     }
-    formatters_columns = {"updated_at": lambda v: v.strftime("%Y-%m-%d %H:%M") if v else ""}
+    formatters_columns = {"updated_at": minutes}
 
     def validate_item(self, item):
         dedupe.validate_rule(item)

@@ -11,6 +11,7 @@ from app.models.policy import POLICY_FIELDS
 from app.security import current_user, role_label
 from app.services import org, policies
 from app.services.errors import GuishuError
+from app.services.times import local_text
 from app.views.org import POLICY_LABELS
 
 
@@ -35,6 +36,12 @@ def effective_policy_rows(user_id) -> list[dict]:
     effective = policies.effective_policy(int(user_id))
     return [{"field": f, "label": POLICY_LABELS[f], "value": effective[f].value,
              "source": policy_source(effective[f].source)} for f in POLICY_FIELDS]
+
+
+def server_clock_minutes(value) -> str:
+    """FAB stamps last_login with the server's own clock (datetime.now()), not UTC: read it as
+    such, show it in business time."""
+    return local_text(value.astimezone()) if value is not None else ""
 
 
 class GuishuUserDBModelView(UserDBModelView):
@@ -65,7 +72,8 @@ class GuishuUserDBModelView(UserDBModelView):
     label_columns = {**UserDBModelView.label_columns, "department": _("Department"), "superior": _("Reports to"),
                      "employment_status": _("Employment"), "departed_at": _("Departed at"),
                      "phone": _("Phone")}
-    formatters_columns = {"roles": role_labels}
+    formatters_columns = {"roles": role_labels, "departed_at": local_text,
+                          "last_login": server_clock_minutes}
 
     def pre_update(self, item):
         # Saving with "Active" unticked deactivates: the same rule as marking departed (a user
