@@ -51,6 +51,14 @@ class ScopedModelView(ModelView):
     method_permission_name = METHOD_PERMISSIONS
     page_size = 25
 
+    # A form opened from another page (the customer page's 记跟进, 成交, contacts) goes back
+    # there when saved: ?next=<path on this site>; otherwise FAB's page history.
+    def post_add_redirect(self):
+        return redirect(local_path(request.args.get("next")) or self.get_redirect())
+
+    def post_edit_redirect(self):
+        return redirect(local_path(request.args.get("next")) or self.get_redirect())
+
     def _deserialize_pk_if_composite(self, pk):
         value = parse_pk(pk)
         if value is None:
