@@ -177,7 +177,10 @@ def claim_form(html) -> dict:
 
 def test_claim_from_the_pool_customer_page(clients, db, hub):
     here = f"/pool/show/{hub.c_pool.id}"
-    form = claim_form(page(clients.rep, here))
+    html = page(clients.rep, here)
+    # Browsing the pool, the history's own pages (out of the rep's scope) are not linked.
+    assert "新建客户" in timeline_rows(html)[0] and "/ownership-events/show/" not in html
+    form = claim_form(html)
     resp = clients.rep.post(form.pop("action"), data=form)
     assert resp.status_code == 302
     assert resp.headers["Location"].endswith(f"/customers/show/{hub.c_pool.id}")
@@ -185,6 +188,7 @@ def test_claim_from_the_pool_customer_page(clients, db, hub):
     assert "已领取 1 个客户。" in flashes(html)
     assert fact(html, "owner") == "测试rep1"
     assert "领取：公海：默认公海 → 测试rep1 领取" in timeline_rows(html)[0]  # the newest
+    assert 'href="/ownership-events/show/' in html  # its records' pages are in scope now
 
 
 def test_a_refused_claim_names_the_cap(clients, db, hub):

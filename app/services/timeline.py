@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from flask import url_for
@@ -116,6 +116,8 @@ def page_of(actor: Optional[User], customer_id: int, page: int = 1,
     OutOfScope when the actor may not read the customer."""
     if db.session.get(Customer, customer_id) is None or not readable(actor, customer_id):
         raise OutOfScope("客户不存在或不在您的数据权限内")
+    # A pool customer browsed by a pool member: its records' own pages are out of scope.
+    linked = can_see_customer(actor, customer_id)
     history = history_of(customer_id)
     total = sum(s.count(history) for s in SOURCES.values())
     pages = max(1, math.ceil(total / size))
@@ -126,7 +128,10 @@ def page_of(actor: Optional[User], customer_id: int, page: int = 1,
         entries.extend(s.newest(history, wanted))
     # Stable: entries of one time keep their source's order (each newest first).
     entries.sort(key=lambda e: e.time, reverse=True)
-    return Page(entries=entries[wanted - size:wanted], page=page, pages=pages, total=total)
+    entries = entries[wanted - size:wanted]
+    if not linked:
+        entries = [replace(e, link=None) for e in entries]
+    return Page(entries=entries, page=page, pages=pages, total=total)
 
 
 # --- the sources ---------------------------------------------------------------------------
