@@ -118,6 +118,12 @@ def test_locked_won_and_due_facts(clients, db, hub):
     db.session.commit()
     assert fact(page(clients.rep, f"/customers/show/{hub.c_rep.id}"), "reclaim") \
         == "已成交，不参与回收"
+    # Within the warn-before days: flagged as on the workbench.
+    own.won = False
+    own.acquired_at = utcnow() - dt.timedelta(days=27)
+    db.session.commit()
+    html = page(clients.rep, f"/customers/show/{hub.c_rep.id}")
+    assert fact(html, "reclaim") == "剩余 3 天" and 'class="text-warning"' in html
     # Past the no-follow-up days before a sweep ran: due, not "-12 days left".
     own.won = False
     own.acquired_at = utcnow() - dt.timedelta(days=42)

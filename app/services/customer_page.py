@@ -47,6 +47,7 @@ class Reclaim:
 
     days_left: Optional[int] = None
     exempt: Optional[str] = None
+    warned: bool = False  # within the owner's warn-before days (the workbench's 即将回收)
 
     @property
     def due(self) -> bool:
@@ -76,8 +77,9 @@ def reclaim_of(ownership) -> Reclaim:
         return Reclaim(exempt="locked")
     if ownership.won:
         return Reclaim(exempt="won")
-    return Reclaim(days_left=workbench.days_left(
-        ownership, policies.effective_policy(ownership.owner_id)))
+    policy = policies.effective_policy(ownership.owner_id)
+    left = workbench.days_left(ownership, policy)
+    return Reclaim(days_left=left, warned=left <= int(policy["warn_before_days"].value or 0))
 
 
 def shares_of(customer_id: int) -> list[Share]:
