@@ -224,3 +224,26 @@ def test_whole_team_selects_every_member_of_the_department(browser, live_url, or
         page.click("#preview")
     rows = page.eval_on_selector_all("#plan tr[data-user]", "rs => rs.map(r => r.dataset.user)")
     assert sorted(rows) == ["manager1", "rep1", "rep2"]
+
+
+def test_rep_works_from_the_customer_page(browser, live_url, org, db):
+    """Customer page -> 记录跟进 -> save -> back on the page with it on the timeline ->
+    联系人 tab -> 锁定 -> back with the message and the locked fact."""
+    from app.models import Ownership
+
+    page = sign_in(browser, live_url, "rep1")
+    page.goto(f"{live_url}/customers/show/{org.c_rep.id}")
+    with page.expect_navigation(url=lambda url: "/followups/add" in url):
+        page.click("#action-followup")
+    page.fill("textarea[name=content]", "电话确认需求")
+    with page.expect_navigation(url=lambda url: f"/customers/show/{org.c_rep.id}" in url):
+        page.click("#model_form button[type=submit], #model_form input[type=submit]")
+    assert "电话确认需求" in page.inner_text("#timeline tbody tr:first-child")
+    page.click("a[href='#tab-contacts']")
+    assert page.is_visible("#contacts")
+    with page.expect_navigation(url=lambda url: f"/customers/show/{org.c_rep.id}" in url):
+        page.click("#action-lock button")
+    assert "已锁定 1 个客户。" in page.inner_text("body")
+    assert "已锁定" in page.inner_text("#fact-reclaim")
+    db.session.expire_all()
+    assert db.session.get(Ownership, org.c_rep.id).locked is True

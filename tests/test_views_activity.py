@@ -83,7 +83,8 @@ def test_customer_page_shows_followups_and_deals(clients, db, org):
     followups.log_followup(org.rep, org.c_rep.id, {"channel": "visit", "content": "上门演示"})
     deals.record_deal(org.rep, org.c_rep.id, {"amount": "5000"})
     html = clients.rep.get(f"/customers/show/{org.c_rep.id}").get_data(as_text=True)
-    assert "<td>上门演示</td>" in html and "<td>5000.00</td>" in html
+    # On the customer page's timeline (tests/test_views_customer_page.py has the rest).
+    assert "拜访：上门演示" in html and "成交 5,000.00 元" in html
     # The related list's add link pre-selects the customer.
     add = clients.rep.get(f"/followups/add?_flt_0_customer={org.c_rep.id}").get_data(as_text=True)
     assert f'<option selected value="{org.c_rep.id}">杭州云帆科技有限公司</option>' in add

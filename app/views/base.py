@@ -74,6 +74,14 @@ class ScopedModelView(ModelView):
         self.add_title, self.edit_title = self.add_title or own, self.edit_title or own
         super()._init_titles()
 
+    # A form opened from another page (the customer page's 记跟进, 成交, contacts) goes back
+    # there when saved: ?next=<path on this site>; otherwise FAB's page history.
+    def post_add_redirect(self):
+        return redirect(local_path(request.args.get("next")) or self.get_redirect())
+
+    def post_edit_redirect(self):
+        return redirect(local_path(request.args.get("next")) or self.get_redirect())
+
     def _deserialize_pk_if_composite(self, pk):
         value = parse_pk(pk)
         if value is None:

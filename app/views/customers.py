@@ -18,13 +18,14 @@ from app.models.customer import CUSTOMER_TYPES
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.queue import enqueue
 from app.security import (RES_CONTACT, RES_CUSTOMER, RES_OWNERSHIP_EVENT, current_user,
-                          scope_filters)
+                          customer_scope_clause, scope_filters)
 from app.services import customers as customer_service
-from app.services import assignment, exports
+from app.services import assignment, customer_page, exports, timeline
 from app.services.customers import CONTACT_FIELDS, CUSTOMER_FIELDS
 from app.services.errors import GuishuError
+from app.services.ids import parse_pk
 from app.views.activity import DealView, FollowUpView
-from app.views.base import ScopedModelView, readable_formatters
+from app.views.base import ScopedModelView, local_path, minutes, readable_formatters
 from app.views.ownership import redirect_to
 from app.views.pickers import UserPickerField
 
@@ -41,6 +42,36 @@ CUSTOMER_LABELS = {
     # The contact details as the reader may see them (app.services.masking).
     "mobile_shown": _("Mobile"), "phone_shown": _("Phone"), "email_shown": _("Email"),
 }
+
+
+def _shown(value) -> str:
+    """A details value as text: empty for none, times to the minute."""
+    if value is None:
+        return ""
+    if hasattr(value, "strftime") and hasattr(value, "hour"):
+        return minutes(value)
+    return str(value)
+
+
+def render_customer_page(view, customer: Customer, here: str):
+    """The customer page (guishu/customer_show.html): header, actions, timeline (?page=N),
+    contacts and details; `here` is the page's own path, where its actions come back to.
+    Shared by the customer list's show page and the pool's."""
+    actor = view.actor()
+    try:
+        page = timeline.page_of(actor, customer.id,
+                                request.args.get("page", type=parse_pk) or 1)
+    except GuishuError:
+        abort(404)
+    sm = view.appbuilder.sm
+    details = [(group, [(CUSTOMER_LABELS[f], _shown(getattr(customer, f))) for f in spec["fields"]])
+               for group, spec in CustomerView.show_fieldsets]
+    return view.render_template(
+        "guishu/customer_show.html", title=customer.name, c=customer, details=details,
+        head=customer_page.header(customer),
+        can=customer_page.actions(actor, customer, sm.has_access),
+        timeline=page, here=here, when=minutes,
+        contacts=sorted(customer.contacts, key=lambda x: (not x.is_primary, x.id)))
 
 
 def assignable_owners():
@@ -87,6 +118,12 @@ class ContactView(ScopedModelView):
 
     def _add(self):
         form = self.add_form.refresh()
+        # The customer page's "add contact" link pre-selects its customer.
+        if request.method == "GET" and form.customer.data is None:
+            wanted = request.args.get("_flt_0_customer", type=parse_pk)
+            form.customer.data = db.session.query(Customer).filter(
+                Customer.id == wanted, customer_scope_clause(
+                    current_user(), include_shared=False)).first() if wanted else None
         if request.method == "POST" and form.validate():
             data = {f: form[f].data for f in CONTACT_FIELDS if f in form}
             customer = form.customer.data
@@ -203,6 +240,8 @@ class CustomerView(ScopedModelView):
                    "mobile", "phone", "email", "source", "product_line", "birthday",
                    "birthday_lunar", "notes", "confirm_duplicates"]
     edit_columns = [c for c in add_columns if c != "owner"]
+    # The customer page's details tab (render_customer_page); no internal key (*_e164,
+    # email_norm, name_core…) belongs here.
     show_fieldsets = [
         (_("Customer"), {"fields": ["name", "type_label", "owner_label", "industry", "source",
                                    "product_line", "notes"]}),
@@ -215,7 +254,6 @@ class CustomerView(ScopedModelView):
         "industry", "province", "city", "address", "mobile_shown", "phone_shown", "email_shown",
         "source", "product_line", "notes", "created_by")
     related_views = [ContactView, FollowUpView, DealView, CustomerEventView]
-    show_template = "appbuilder/general/model/show_cascade.html"
     # The forms check for duplicates while the user types (static/guishu/dedupe_check.js).
     add_template = "guishu/customer_add.html"
     edit_template = "guishu/customer_edit.html"
@@ -240,6 +278,14 @@ class CustomerView(ScopedModelView):
         value = super()._deserialize_pk_if_composite(pk)
         self._follow_merge(value)
         return value
+
+    @expose("/show/<pk>", methods=["GET"])
+    @has_access
+    def show(self, pk):
+        """The customer page, the hub a rep works from (render_customer_page)."""
+        item = self._scoped_get(pk)
+        self.update_redirect()
+        return render_customer_page(self, item, url_for("CustomerView.show", pk=item.id))
 
     def _get_related_view_widget(self, item, related_view, order_column="", order_direction="",
                                  page=None, page_size=None):
@@ -371,7 +417,8 @@ class CustomerView(ScopedModelView):
             flash(exc.message, "danger")
         else:
             flash(done % {"n": len(changed)}, "success")
-        return redirect(self.get_redirect())
+        # From the customer page: back to it.
+        return redirect(local_path(request.form.get("next")) or self.get_redirect())
 
     @action("refresh_keys", _("Re-normalise phone/email"),
             _("Recompute normalised phone, mobile and email keys in the background?"),

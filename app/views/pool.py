@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from flask import Response, abort, flash, redirect, request
+from flask import Response, abort, flash, redirect, request, url_for
 from flask_appbuilder import action, expose, has_access
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
@@ -70,9 +70,23 @@ class PoolCustomerView(ScopedModelView):
             ids = pool_service.claim_from_pool(self.actor(), [c.id for c in items])
         except GuishuError as exc:
             flash(exc.message, "danger")
+            # The pool customer's page (a claimed customer's page is another one).
+            back = local_path(request.form.get("back"))
+            if back:
+                return redirect(back)
         else:
             flash(_("Claimed %(n)s customers.", n=len(ids)), "success")
         return redirect(local_path(request.form.get("next")) or self.get_redirect())
+
+    @expose("/show/<pk>", methods=["GET"])
+    @has_access
+    def show(self, pk):
+        """A pool customer's page: the customer page, with 领取 for those who may claim."""
+        from app.views.customers import render_customer_page
+
+        item = self._scoped_get(pk)
+        self.update_redirect()
+        return render_customer_page(self, item, url_for("PoolCustomerView.show", pk=item.id))
 
     @expose("/export.csv")
     @has_access
