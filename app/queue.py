@@ -60,7 +60,7 @@ class PeriodicJob:
 PERIODIC: list[PeriodicJob] = [
     PeriodicJob("followup_digest", "jobs.ownership.followup_digest",
                 "GUISHU_CRON_FOLLOWUP_DIGEST", "0 0 * * *",
-                _l("each morning (08:00 Beijing): the digest of follow-ups due and overdue")),
+                _l("each morning: the digest of follow-ups due and overdue")),
     PeriodicJob("reclaim_warnings", "jobs.ownership.reclaim_warnings",
                 "GUISHU_CRON_RECLAIM_WARNINGS", "0 1 * * *",
                 _l("warn owners of customers about to be reclaimed")),
@@ -75,7 +75,7 @@ PERIODIC: list[PeriodicJob] = [
                 _l("return due customers to their pools")),
     PeriodicJob("care_plan", "jobs.care.care_plan",
                 "GUISHU_CRON_CARE_PLAN", "30 22 * * *",
-                _l("06:30 Beijing: birthday and holiday greetings of the coming days into the outbox")),
+                _l("each morning: birthday and holiday greetings of the coming days into the outbox")),
     PeriodicJob("care_deliver", "jobs.care.care_deliver",
                 "GUISHU_CRON_CARE_DELIVER", "*/10 * * * *",
                 _l("send due care e-mail / SMS (retries with backoff) and the owners' care tasks")),
