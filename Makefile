@@ -11,6 +11,6 @@ fuzz:
 # Maintenance: re-extract and compile the Chinese catalogue after changing UI strings.
 .PHONY: translations
 translations:
-	.venv/bin/pybabel extract -F babel.cfg -k lazy_gettext -k _ -o /tmp/guishu.pot .
+	.venv/bin/pybabel extract -F babel.cfg -k lazy_gettext -k _ -k tr -k lazy_tr -k N_ -o /tmp/guishu.pot .
 	.venv/bin/pybabel update -i /tmp/guishu.pot -d app/translations -l zh
 	.venv/bin/pybabel compile -d app/translations -l zh

@@ -43,7 +43,7 @@ def reject_malformed_rison():
     import prison
 
     from app.api.common import error_response
-    from app.services.errors import ValidationFailed
+    from app.services.errors import ValidationFailed, tr
     from app.services.ids import MAX_PK
 
     if not request.path.startswith("/api/") or "q" not in request.args:
@@ -51,14 +51,16 @@ def reject_malformed_rison():
     try:
         value = prison.loads(request.args["q"])
     except Exception:  # noqa: BLE001 - any parse failure is the client's error
-        return jsonify(code="invalid", message="q 参数不是有效的 rison"), 400
+        return jsonify(code="invalid", message=tr("The q parameter is not valid rison")), 400
     if isinstance(value, dict):
         for key in ("page", "page_size"):
             if key in value and isinstance(value[key], int) and value[key] < 0:
-                return jsonify(code="invalid", message=f"{key} 不能为负数"), 400
+                return jsonify(code="invalid",
+                               message=tr("%(field)s cannot be negative", field=key)), 400
             if key in value and isinstance(value[key], int) and value[key] > MAX_PK:
                 # page × page_size would overflow OFFSET's 64 bits.
-                return error_response(ValidationFailed({key: f"{key} 不能大于 {MAX_PK}"}))
+                return error_response(ValidationFailed({key: tr(
+                    "%(field)s cannot be greater than %(max)s", field=key, max=MAX_PK)}))
     return None
 
 
@@ -71,6 +73,8 @@ def require_login_provider():
         return None
     data = request.get_json(silent=True) if request.is_json else None
     if isinstance(data, dict) and not isinstance(data.get("provider"), str):
-        return jsonify(code="invalid", message="provider 必填（db）",
-                       fields={"provider": "provider 必填（db）"}), 400
+        from app.services.errors import tr
+
+        message = tr("provider is required (db)")
+        return jsonify(code="invalid", message=message, fields={"provider": message}), 400
     return None

@@ -11,7 +11,7 @@ from flask_appbuilder.api import BaseApi
 from werkzeug.exceptions import HTTPException, default_exceptions
 
 from app.api import schemas, spec
-from app.services.errors import GuishuError, ValidationFailed
+from app.services.errors import N_, GuishuError, ValidationFailed, tr
 
 
 class DocumentedApi(BaseApi):
@@ -57,20 +57,20 @@ def json_body() -> dict:
     """The request's JSON object; ValidationFailed for anything else."""
     data = request.get_json(silent=True) if request.is_json else None
     if not isinstance(data, dict):
-        raise ValidationFailed({"body": "请求体必须是 JSON 对象"})
+        raise ValidationFailed({"body": tr("The request body must be a JSON object")})
     return data
 
 
 # Errors raised outside the endpoints (routing, the request parser, an unexpected exception):
 # under /api/ they answer the same {"code", "message"} JSON as a domain error, never HTML.
-HTTP_ERRORS = {
-    400: ("invalid", "请求无效"),
-    401: ("unauthorized", "请先登录"),
-    403: ("forbidden", "没有权限"),
-    404: ("not_found", "资源不存在"),
-    405: ("method_not_allowed", "不支持该请求方法"),
-    413: ("too_large", "请求体过大"),
-    500: ("server_error", "服务器内部错误"),
+HTTP_ERRORS = {  # (code, msgid)
+    400: ("invalid", N_("Invalid request")),
+    401: ("unauthorized", N_("Please sign in first")),
+    403: ("forbidden", N_("Not allowed")),
+    404: ("not_found", N_("No such resource")),
+    405: ("method_not_allowed", N_("Method not supported")),
+    413: ("too_large", N_("The request body is too large")),
+    500: ("server_error", N_("Internal server error")),
 }
 
 
@@ -100,12 +100,14 @@ def _give_error_a_code(response):
     code = HTTP_ERRORS.get(status, (_OTHER_CODES.get(status, "error"),))[0]
     extra = {"code": code}
     if "message" not in body:
-        extra["message"] = body.get("msg") or (HTTP_ERRORS.get(status) or ("", "请求失败"))[1]
+        extra["message"] = body.get("msg") or tr((HTTP_ERRORS.get(status)
+                                                 or ("", N_("The request failed")))[1])
     elif not isinstance(body["message"], str):
         # FAB's schema errors ({"message": {"field": ["…"]}}): fields and one message text.
         body = dict(body)
         problems = schemas.flatten_messages(body["message"])
-        body["message"] = "；".join(f"{k}: {v}" for k, v in problems.items()) or "请求无效"
+        body["message"] = (tr("; ").join(f"{k}: {v}" for k, v in problems.items())
+                           or tr("Invalid request"))
         body.setdefault("fields", problems)
     response.set_data(json.dumps({**extra, **body}, ensure_ascii=False))
     return response
@@ -115,7 +117,7 @@ def _http_error(status: int, page, exc: HTTPException):
     if not request.path.startswith("/api/"):
         return page(exc) if page else exc
     code, message = HTTP_ERRORS[status]
-    response = jsonify(code=code, message=message)
+    response = jsonify(code=code, message=tr(message))
     response.status_code = status
     if status == 405 and getattr(exc, "valid_methods", None):
         response.headers["Allow"] = ", ".join(exc.valid_methods)

@@ -15,13 +15,14 @@ from flask_wtf.csrf import CSRFError
 
 from app.api.common import error_response
 from app.extensions import csrf
-from app.services.errors import GuishuError
+from app.services.errors import N_, GuishuError, tr
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # FAB's JWT login and refresh: no session signs them in, so there is no session to ride.
 NO_SESSION_BLUEPRINTS = frozenset({"SecurityApi"})
-REFUSED = ("缺少或无效的 CSRF 令牌：以浏览器登录会话调用接口修改数据时，须在 X-CSRFToken "
-           "请求头中带上页面的 csrf_token；程序调用请使用 JWT（Authorization: Bearer）")
+REFUSED = N_("Missing or invalid CSRF token: an API call that changes data with a browser "
+             "session must carry the page's csrf_token in the X-CSRFToken header; programs use "
+             "JWT (Authorization: Bearer)")
 
 
 def require_csrf_token_with_the_session():
@@ -36,5 +37,5 @@ def require_csrf_token_with_the_session():
     try:
         csrf.protect()
     except CSRFError:
-        return error_response(GuishuError(REFUSED, code="csrf"))
+        return error_response(GuishuError(tr(REFUSED), code="csrf"))
     return None

@@ -20,7 +20,7 @@ from app.models import Customer, Ownership, Pool, User
 from app.security import METHOD_PERMISSIONS, RES_CUSTOMER, current_user, scope_filters
 from app.services import customers as customer_service, masking
 from app.services.customers import CUSTOMER_FIELDS
-from app.services.errors import GuishuError, OutOfScope, ValidationFailed
+from app.services.errors import NO_SUCH_CUSTOMER, GuishuError, OutOfScope, ValidationFailed, tr
 from app.services.ids import MAX_PK, parse_pk
 from app.services.times import rfc3339
 from app.time_filters import in_business_time, read_in_business_time
@@ -140,7 +140,7 @@ class CustomerApi(ModelRestApi):
     def _pk(self, pk) -> int:
         value = parse_pk(pk)
         if value is None:
-            raise OutOfScope("客户不存在或不在您的数据权限内")
+            raise OutOfScope(tr(NO_SUCH_CUSTOMER))
         return value
 
     @expose("/", methods=["GET"])
@@ -195,7 +195,8 @@ class CustomerApi(ModelRestApi):
             from flask import jsonify
 
             response = jsonify(code="merged", survivor_id=survivor,
-                               message=f"客户 #{value} 已合并到 #{survivor}")
+                               message=tr("Customer #%(id)s was merged into #%(survivor)s",
+                                          id=value, survivor=survivor))
             response.status_code = 308
             response.headers["Location"] = f"/api/v1/customers/{survivor}"
             return response

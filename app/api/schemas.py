@@ -19,7 +19,7 @@ from app.models.policy import POLICY_FIELDS
 from app.models.transfer import TRANSFER_TRIGGERS
 from app.services import limits
 from app.services.errors import UNKNOWN_FIELD, ValidationFailed
-from app.services.ids import MAX_PK, parse_ids, parse_pk
+from app.services.ids import MAX_PK, REP, parse_ids, parse_pk
 from app.services.pool import MAX_BATCH  # ids in one request
 from app.services.times import rfc3339
 
@@ -165,7 +165,7 @@ def flatten_messages(messages: Any) -> dict[str, str]:
         while isinstance(value, (list, dict)) and value:
             value = value[0] if isinstance(value, list) else next(iter(value.values()))
         text = str(value)
-        out[str(key)] = UNKNOWN_FIELD if text == "Unknown field." else text
+        out[str(key)] = str(UNKNOWN_FIELD) if text == "Unknown field." else text
     return out
 
 
@@ -255,7 +255,7 @@ class AssignRequest(Body):
 
 class DistributeRequest(Body):
     customer_ids = RecordIds(required=True)
-    owner_ids = RecordIds(required=True, noun="销售")
+    owner_ids = RecordIds(required=True, noun=REP)
     dry_run = Flag(load_default=True, metadata={"description": "preview unless false"})
 
 
@@ -271,7 +271,7 @@ class DepartureRequest(Body):
                           "或 pool（退回公海）",
                   error_messages={"required": "请选择交接方式"})
     owner_id = RecordId(allow_none=True, metadata={"description": "mode rep: the receiver"})
-    owner_ids = RecordIds(allow_none=True, noun="销售",
+    owner_ids = RecordIds(allow_none=True, noun=REP,
                           metadata={"description": "mode team: the receivers"})
     pool_id = RecordId(allow_none=True, metadata={"description": "mode pool / rules: the pool"})
     dry_run = Flag(load_default=True)

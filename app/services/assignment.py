@@ -19,7 +19,8 @@ from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import ROLE_ADMIN, ROLE_MANAGER, has_role
 from app.services import caps, ownership, pool_admin
 from app.services.customers import assignable_owner_ids
-from app.services.errors import NotInPool, OutOfScope, PermissionDenied, ValidationFailed
+from app.services.errors import (CLAIMED_MEANWHILE, NO_SUCH_CUSTOMER, NotInPool, OutOfScope,
+                                 PermissionDenied, ValidationFailed, tr)
 from app.services.pool import (MAX_BATCH, customer_names, managed_owner_ids, member_pool_ids,
                                parse_ids)
 
@@ -29,7 +30,8 @@ MAX_DISTRIBUTE = 200_000
 
 def require_distributor(actor: User) -> None:
     if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER) and not pool_admin.admin_pool_ids(actor):
-        raise PermissionDenied("只有销售经理、管理员和公海管理员可以分配客户")
+        raise PermissionDenied(tr("Only sales managers, admins and pool managers can assign "
+                                  "customers"))
 
 
 def distributable_pool_ids(actor: User) -> set[int]:
@@ -44,11 +46,13 @@ def _pool_rows(actor: User, ids: list[int]) -> dict:
     rows = ownership.snapshot(ids)
     gone = [i for i in ids if i not in rows or rows[i].pool_id is None]
     if gone:
-        raise NotInPool(f"客户已不在公海中：{customer_names(gone)}", customer_ids=gone)
+        raise NotInPool(tr("No longer in a pool: %(names)s", names=customer_names(gone)),
+                        customer_ids=gone)
     pools = distributable_pool_ids(actor)
     foreign = [i for i in ids if rows[i].pool_id not in pools]
     if foreign:
-        raise OutOfScope(f"这些客户所在的公海不在您的管理范围：{customer_names(foreign)}",
+        raise OutOfScope(tr("These customers are in pools you do not manage: %(names)s",
+                            names=customer_names(foreign)),
                          code="not_pool_member", customer_ids=foreign)
     return rows
 
@@ -67,7 +71,8 @@ def _check_target(actor: User, owner_id: int, allowed) -> User:
     owner = ownership.ensure_active_owner(owner_id)
     if db.session.execute(select(User.id).where(User.id == owner_id,
                                                 User.id.in_(allowed))).first() is None:
-        raise OutOfScope(f"{owner.display_name} 不在您的数据权限内", code="out_of_scope")
+        raise OutOfScope(tr("%(name)s is outside your data scope", name=owner.display_name),
+                         code="out_of_scope")
     return owner
 
 
@@ -80,10 +85,10 @@ def assign(actor: User, customer_ids: Iterable, owner_id: int,
         rows = _pool_rows(actor, ids)
         _check_target(actor, owner_id, target_ids(actor, {r.pool_id for r in rows.values()}))
         ownership.lock_rep(owner_id)
-        caps.check_cap(owner_id, len(ids), verb="分配")
+        caps.check_cap(owner_id, len(ids), verb=caps.ASSIGNING)
         now = utcnow()
         if ownership.move_from_pool(ids, owner_id, now=now, how="assigned") != len(ids):
-            raise NotInPool("部分客户刚被他人领取，请刷新后重试")
+            raise NotInPool(tr(CLAIMED_MEANWHILE))
         ownership.record_events(
             [dict(customer_id=i, kind="assigned", from_pool_id=rows[i].pool_id,
                   to_owner_id=owner_id, actor_id=actor.id, reason=reason or "分配")
@@ -142,17 +147,18 @@ def _plan_line(owner_id: int, allowed) -> tuple[Optional[PlanLine], Optional[dic
     """An empty plan line for a rep who can take customers, else why they are skipped."""
     user = db.session.get(User, owner_id)
     if user is None:
-        return None, {"owner_id": owner_id, "reason": "用户不存在"}
+        return None, {"owner_id": owner_id, "reason": tr("The user does not exist")}
     if not user.active or user.employment_status != EMPLOYMENT_ACTIVE:
-        return None, {"owner_id": owner_id, "username": user.username, "reason": "已停用或离职"}
+        return None, {"owner_id": owner_id, "username": user.username,
+                      "reason": tr("Deactivated or departed")}
     if db.session.execute(select(User.id).where(User.id == owner_id,
                                                 User.id.in_(allowed))).first() is None:
         return None, {"owner_id": owner_id, "username": user.username,
-                      "reason": "不在您的数据权限内"}
+                      "reason": tr("Outside your data scope")}
     cap, have = caps.room(owner_id)
     if have >= cap:
         return None, {"owner_id": owner_id, "username": user.username,
-                      "reason": f"已达上限：上限 {cap}，已拥有 {have}"}
+                      "reason": tr("At the cap: cap %(cap)s, held %(have)s", cap=cap, have=have)}
     return PlanLine(owner_id, user.username, have, cap), None
 
 
@@ -186,7 +192,7 @@ def distribute(actor: User, customer_ids: Iterable, owner_ids: Iterable,
     try:
         reps = parse_ids(owner_ids)
     except ValidationFailed:
-        raise ValidationFailed({"owner_ids": "请至少选择一名销售"})
+        raise ValidationFailed({"owner_ids": tr("Select at least one sales rep")})
     try:
         rows = _pool_rows(actor, ids)
         if not dry_run:
@@ -218,7 +224,7 @@ def _carry_out(actor: User, plan: DistributionPlan, rows: dict) -> None:
         moved = ownership.take_from_pool(by_pool, line.owner_id, now=now, how="assigned",
                                          event=event)
         if moved != len(line.customer_ids):
-            raise NotInPool("部分客户刚被他人领取，请刷新后重试")
+            raise NotInPool(tr(CLAIMED_MEANWHILE))
 
 
 def lock(actor: User, customer_ids: Iterable) -> list[int]:
@@ -229,7 +235,7 @@ def lock(actor: User, customer_ids: Iterable) -> list[int]:
         rows = ownership.snapshot(ids)
         foreign = [i for i in ids if i not in rows or rows[i].owner_id != actor.id]
         if foreign:
-            raise OutOfScope("只能锁定自己负责的客户", customer_ids=foreign)
+            raise OutOfScope(tr("You can only lock customers you own"), customer_ids=foreign)
         new = [i for i in ids if not rows[i].locked]
         caps.check_lock_cap(actor.id, len(new))
         db.session.execute(update(Ownership).where(
@@ -244,14 +250,14 @@ def lock(actor: User, customer_ids: Iterable) -> list[int]:
 def unlock(actor: User, customer_ids: Iterable) -> list[int]:
     """Managers (within scope) and admins unlock."""
     if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER):
-        raise PermissionDenied("只有销售经理和管理员可以解锁客户")
+        raise PermissionDenied(tr("Only sales managers and admins can unlock customers"))
     ids = parse_ids(customer_ids)
     rows = ownership.snapshot(ids)
     owners = {o.owner_id for o in rows.values() if o.owner_id is not None}
     allowed = managed_owner_ids(actor, owners)
     foreign = [i for i in ids if i not in rows or rows[i].owner_id not in allowed]
     if foreign:
-        raise OutOfScope("客户不存在或不在您的数据权限内", customer_ids=foreign)
+        raise OutOfScope(tr(NO_SUCH_CUSTOMER), customer_ids=foreign)
     db.session.execute(update(Ownership).where(Ownership.customer_id.in_(ids))
                        .values(locked=False))
     db.session.commit()

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Ownership
 from app.services import policies
-from app.services.errors import CapExceeded, Conflict, LockCapExceeded
+from app.services.errors import N_, CapExceeded, Conflict, LockCapExceeded, tr
 
 
 class Room(NamedTuple):
@@ -74,15 +74,21 @@ def lock_room(user_id: int, policy: Optional[dict] = None) -> Room:
     return Room(int(policy["max_locked"].value), locked_count(user_id))
 
 
-def check(current: Room, adding: int, verb: str = "新增") -> None:
-    """Refuse `adding` more customers beyond the cap; `verb` names the path (领取, 分配…)."""
+# How the customers arrive, named in the cap refusals (msgids: 新增, 领取, 分配, 转入, 锁定).
+ADDING, CLAIMING, ASSIGNING, TRANSFERRING_IN, LOCKING = (
+    N_("adding"), N_("claiming"), N_("assigning"), N_("transferring in"), N_("locking"))
+
+
+def check(current: Room, adding: int, verb: str = ADDING) -> None:
+    """Refuse `adding` more customers beyond the cap; `verb` names the path (CLAIMING…)."""
     cap, have = current
     if have + adding > cap:
-        raise CapExceeded(f"超出客户上限：上限 {cap}，已拥有 {have}，本次{verb} {adding}",
+        raise CapExceeded(tr("Over the customer cap: cap %(cap)s, held %(have)s, %(verb)s "
+                             "%(adding)s", cap=cap, have=have, verb=tr(verb), adding=adding),
                           cap=cap, owned=have, adding=adding)
 
 
-def check_cap(user_id: int, adding: int, verb: str = "新增") -> None:
+def check_cap(user_id: int, adding: int, verb: str = ADDING) -> None:
     """check() against the user's count now; call after lock_rep in the same transaction."""
     check(room(user_id), adding, verb)
 
@@ -93,20 +99,25 @@ def check_handover(user_id: int, adding: int) -> None:
     (check_cap)."""
     cap, have = room(user_id)
     if have + adding > cap:
-        raise Conflict(f"接收人超出客户上限：上限 {cap}，已拥有 {have}，本次转入 {adding}",
+        raise Conflict(tr("The receiver would be over the customer cap: cap %(cap)s, held "
+                          "%(have)s, transferring in %(adding)s", cap=cap, have=have,
+                          adding=adding),
                        code="cap_exceeded", cap=cap, owned=have, adding=adding)
 
 
-def check_lock_cap(user_id: int, adding: int, verb: str = "锁定") -> None:
+def check_lock_cap(user_id: int, adding: int, verb: str = LOCKING) -> None:
     """Refuse `adding` more locked customers for the user beyond the lock cap (locking them,
     or `verb` naming the path they arrive by); call after lock_rep in the same transaction."""
     cap, have = lock_room(user_id)
     if have + adding > cap:
-        raise LockCapExceeded(f"超出锁定上限：上限 {cap}，已锁定 {have}，本次{verb} {adding}",
+        raise LockCapExceeded(tr("Over the lock cap: cap %(cap)s, locked %(have)s, %(verb)s "
+                                 "%(adding)s", cap=cap, have=have, verb=tr(verb),
+                                 adding=adding),
                               cap=cap, locked=have, adding=adding)
 
 
-def check_lock_cap_receiving(user_id: int, customer_ids: list[int], verb: str = "转入") -> None:
+def check_lock_cap_receiving(user_id: int, customer_ids: list[int],
+                             verb: str = TRANSFERRING_IN) -> None:
     """A customer keeps its lock when it changes owner: refuse handing `customer_ids` to the
     user if the locked ones among them would take the user past the lock cap. Call after
     lock_rep(user_id) in the same transaction. The customers' rows are locked while they are
@@ -141,8 +152,9 @@ def check_undo(user_id: int, before: tuple[Room, Room], after: tuple[Room, Room]
     rep already had)."""
     (cap_before, lock_before), (cap_after, lock_after) = before, after
     if cap_after.have > cap_before.have and cap_after.have > cap_after.cap:
-        raise CapExceeded(f"撤销会使用户 #{user_id} 超出客户上限（上限 "
-                          f"{cap_after.cap}，撤销后 {cap_after.have}）",
+        raise CapExceeded(tr("Undoing would take user #%(user)s over the customer cap (cap "
+                             "%(cap)s, %(have)s after undoing)", user=user_id,
+                             cap=cap_after.cap, have=cap_after.have),
                           cap=cap_after.cap, owned=cap_after.have)
     if lock_after.have > lock_before.have and lock_after.have > lock_after.cap:
-        raise CapExceeded(f"撤销会使用户 #{user_id} 超出锁定上限")
+        raise CapExceeded(tr("Undoing would take user #%(user)s over the lock cap", user=user_id))

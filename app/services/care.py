@@ -29,7 +29,7 @@ from app.models.care import CARE_CHANNELS, CARE_OCCASIONS, DEFAULT_CARE_HOLIDAYS
 from app.models.customer import utcnow
 from app.security import customer_scope_clause, scope_of
 from app.services import audit, care_calendar, care_channels, notifications
-from app.services.errors import PermissionDenied, ValidationFailed
+from app.services.errors import PermissionDenied, ValidationFailed, tr
 from app.services.times import local_today, to_local
 
 PLACEHOLDERS = {"customer": _l("customer name"),
@@ -69,15 +69,16 @@ def known_holidays() -> list[str]:
 def validate_settings(row: CareSettings) -> None:
     errors = {}
     if row.days_ahead is None or not 0 <= row.days_ahead <= 60:
-        errors["days_ahead"] = "提前天数必须在 0 到 60 之间"
+        errors["days_ahead"] = tr("The days ahead must be from 0 to 60")
     if row.max_attempts is None or not 1 <= row.max_attempts <= 10:
-        errors["max_attempts"] = "最多尝试次数必须在 1 到 10 之间"
+        errors["max_attempts"] = tr("The most attempts must be from 1 to 10")
     if row.send_hour is None or not 0 <= row.send_hour <= 23:
-        errors["send_hour"] = "发送时刻必须在 0 到 23 点之间"
+        errors["send_hour"] = tr("The sending hour must be from 0 to 23")
     known = known_holidays()
     unknown = sorted(greeted_holidays(row) - set(known))
     if unknown:
-        errors["holidays"] = f"未知节日：{'、'.join(unknown)}；可选：{'、'.join(known)}"
+        errors["holidays"] = tr("Unknown holidays: %(names)s; choose from: %(known)s",
+                                names=tr(", ").join(unknown), known=tr(", ").join(known))
     if errors:
         raise ValidationFailed(errors)
     row.holidays = ",".join(n for n in known if n in greeted_holidays(row))
@@ -91,31 +92,34 @@ def placeholders_in(text: Optional[str]) -> list[str]:
 def validate_template(row: CareTemplate) -> None:
     errors = {}
     if not (row.name or "").strip():
-        errors["name"] = "模板名称不能为空"
+        errors["name"] = tr("The template name cannot be empty")
     if row.occasion not in CARE_OCCASIONS:
-        errors["occasion"] = "场合只能是生日或节日"
+        errors["occasion"] = tr("The occasion can only be a birthday or a holiday")
     if row.channel not in CARE_CHANNELS:
-        errors["channel"] = "渠道只能是邮件、短信或站内任务"
+        errors["channel"] = tr("The channel can only be e-mail, SMS or an in-app task")
     if row.occasion == "birthday" and row.holiday:
-        errors["holiday"] = "生日模板不能指定节日"
+        errors["holiday"] = tr("A birthday template cannot name a holiday")
     if row.occasion == "holiday" and row.holiday and row.holiday not in known_holidays():
-        errors["holiday"] = f"未知节日：{row.holiday}；可选：{'、'.join(known_holidays())}"
+        errors["holiday"] = tr("Unknown holidays: %(names)s; choose from: %(known)s",
+                               names=row.holiday, known=tr(", ").join(known_holidays()))
     if row.channel == "email" and not (row.subject or "").strip():
-        errors["subject"] = "邮件模板需要主题"
+        errors["subject"] = tr("An e-mail template needs a subject")
     if not (row.body or "").strip():
-        errors["body"] = "内容不能为空"
+        errors["body"] = tr("The text cannot be empty")
     elif row.channel == "sms" and len(row.body) > SMS_MAX:
-        errors["body"] = f"短信内容不能超过 {SMS_MAX} 个字符"
-    allowed = "、".join("{" + p + "}" for p in PLACEHOLDERS)
+        errors["body"] = tr("An SMS cannot exceed %(max)s characters", max=SMS_MAX)
+    allowed = tr(", ").join("{" + p + "}" for p in PLACEHOLDERS)
     for name in ("subject", "body"):
         try:
             used = placeholders_in(getattr(row, name))
         except ValueError:
-            errors.setdefault(name, "花括号不成对；占位符写作 {customer}，字面花括号写作 {{ }}")
+            errors.setdefault(name, tr("Unpaired braces: write a placeholder as {customer} and a "
+                                       "literal brace as {{ }}"))
             continue
         bad = [u for u in used if u not in PLACEHOLDERS]
         if bad:
-            errors.setdefault(name, f"未知占位符 {{{bad[0]}}}；可用：{allowed}")
+            errors.setdefault(name, tr("Unknown placeholder {%(name)s}; available: %(allowed)s",
+                                       name=bad[0], allowed=allowed))
     if errors:
         raise ValidationFailed(errors)
     row.holiday = (row.holiday or "").strip() or None
@@ -405,7 +409,7 @@ def _scoped(actor: User, ids: Iterable[int]):
 
 def _require_actor(actor: Optional[User]) -> None:
     if actor is None or scope_of(actor) is None:
-        raise PermissionDenied("请先登录")
+        raise PermissionDenied(tr("Please sign in first"))
 
 
 def retry(actor: User, ids: Iterable[int]) -> int:

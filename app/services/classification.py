@@ -18,7 +18,7 @@ from app.models import Deal, GradingSettings, Ownership, User
 from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, ROLE_MANAGER, has_role
 from app.services import audit
-from app.services.errors import OutOfScope, PermissionDenied, ValidationFailed
+from app.services.errors import NO_SUCH_CUSTOMER, OutOfScope, PermissionDenied, ValidationFailed, tr
 from app.services.times import local_date
 
 CHUNK = 20000
@@ -39,12 +39,12 @@ def settings() -> GradingSettings:
 def validate_settings(row: GradingSettings) -> None:
     errors = {}
     if row.silent_after_days is None or row.silent_after_days <= 0:
-        errors["silent_after_days"] = "沉默天数必须大于 0"
+        errors["silent_after_days"] = tr("The silent days must be greater than 0")
     if row.grade_b_min is None or row.grade_b_min < 0:
-        errors["grade_b_min"] = "B 级门槛不能为负数"
+        errors["grade_b_min"] = tr("The grade B threshold cannot be negative")
     if row.grade_a_min is None or (row.grade_b_min is not None
                                    and row.grade_a_min < row.grade_b_min):
-        errors["grade_a_min"] = "A 级门槛不能低于 B 级门槛"
+        errors["grade_a_min"] = tr("The grade A threshold cannot be below the grade B threshold")
     if errors:
         raise ValidationFailed(errors)
 
@@ -100,9 +100,9 @@ def set_grade(actor: User, customer_ids: Iterable[int], grade: Optional[str]) ->
     from app.services.pool import managed_owner_ids, parse_ids
 
     if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER):
-        raise PermissionDenied("只有销售经理和管理员可以设定客户等级")
+        raise PermissionDenied(tr("Only sales managers and admins can set a customer's grade"))
     if grade is not None and grade not in GRADES:
-        raise ValidationFailed({"grade": "等级只能是 A、B、C 或自动"})
+        raise ValidationFailed({"grade": tr("The grade can only be A, B, C or automatic")})
     ids = parse_ids(customer_ids)
     rows = db.session.execute(select(Ownership.customer_id, Ownership.owner_id)
                               .where(Ownership.customer_id.in_(ids))).all()
@@ -112,7 +112,7 @@ def set_grade(actor: User, customer_ids: Iterable[int], grade: Optional[str]) ->
     foreign = [i for i in ids if i not in known or (
         known[i] not in allowed if known[i] is not None else not has_role(actor, ROLE_ADMIN))]
     if foreign:
-        raise OutOfScope("客户不存在或不在您的数据权限内", customer_ids=foreign)
+        raise OutOfScope(tr(NO_SUCH_CUSTOMER), customer_ids=foreign)
     db.session.execute(update(Ownership).where(Ownership.customer_id.in_(ids))
                        .values(grade_override=grade))
     for cid in ids:

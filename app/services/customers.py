@@ -17,8 +17,8 @@ from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, Scope,
                           can_see_customer, can_write_customer, has_role, scope_of,
                           visible_owner_ids_select)
 from app.services import audit, dedupe, limits, ownership
-from app.services.errors import (UNKNOWN_FIELD, GuishuError, OutOfScope, PermissionDenied,
-                                 ValidationFailed)
+from app.services.errors import (NO_SUCH_CUSTOMER, UNKNOWN_FIELD, GuishuError, OutOfScope,
+                                 PermissionDenied, ValidationFailed, tr)
 from app.services.normalize import (NORMALIZER_VERSION, InvalidValue, name_pinyin,
                                     normalize_address, normalize_email, normalize_mobile,
                                     normalize_person_name, normalize_phone, split_company_name)
@@ -50,26 +50,27 @@ def parse_birthday(text: Optional[str], lunar: bool) -> tuple[Optional[int], Opt
         return None, None, None
     m = _BIRTHDAY_RE.match(str(text))
     if not m:
-        raise InvalidValue("生日格式应为 YYYY-MM-DD 或 MM-DD")
+        raise InvalidValue(tr("A birthday is written YYYY-MM-DD or MM-DD"))
     year = int(m.group(1)) if m.group(1) else None
     month, day = int(m.group(2)), int(m.group(3))
     if lunar:
         if not (1 <= month <= 12 and 1 <= day <= 30):
-            raise InvalidValue("农历生日：月份 1–12，日期 1–30")
+            raise InvalidValue(tr("Lunar birthday: month 1–12, day 1–30"))
         if year is not None:
             try:
                 LunarDate(year, month, day).to_solar_date()  # the constructor checks nothing
             except ValueError:
                 # A lunar month has 29 or 30 days depending on the year; keep 30 for "month end".
                 if day != 30:
-                    raise InvalidValue(f"农历 {year} 年 {month} 月没有 {day} 日")
+                    raise InvalidValue(tr("Lunar month %(month)s of %(year)s has no day %(day)s",
+                                          year=year, month=month, day=day))
     else:
         try:
             dt.date(year or 2000, month, day)  # 2000 is a leap year: 02-29 without a year is fine
         except ValueError:
-            raise InvalidValue("生日不是有效日期")
+            raise InvalidValue(tr("The birthday is not a valid date"))
     if year is not None and not (1900 <= year <= local_today().year):
-        raise InvalidValue("出生年份不合理")
+        raise InvalidValue(tr("The birth year is not plausible"))
     return year, month, day
 
 
@@ -81,9 +82,9 @@ def _text(value: Any) -> Optional[str]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _NotText("必须是文本")
+        raise _NotText(tr("Must be text"))
     if is_unclean(value):
-        raise _NotText(UNCLEAN_MESSAGE)
+        raise _NotText(str(UNCLEAN_MESSAGE))
     text = str(value).strip()
     return text or None
 
@@ -103,7 +104,7 @@ def _add_normalised_keys(out: dict[str, Any], errors: dict[str, str], region: st
 
     for field, key_field in _KEY_FIELDS.items():
         if field in out and field not in errors and is_masked(out[field]):
-            errors[field] = MASKED_REFUSAL  # a masked value shown somewhere, sent back
+            errors[field] = str(MASKED_REFUSAL)  # a masked value shown somewhere, sent back
         elif field in out and field not in errors:
             try:
                 out[key_field] = _normaliser(field, region)(out[field])
@@ -178,16 +179,16 @@ def clean_customer_data(data: dict[str, Any], *, partial: bool = False) -> dict[
             errors[field] = str(exc)
             continue
         if text is not None and field in _MAX_LEN and len(text) > _MAX_LEN[field]:
-            errors[field] = f"不能超过 {_MAX_LEN[field]} 个字符"
+            errors[field] = limits.too_long(text, _MAX_LEN[field])
             continue
         out[field] = text
     if (not partial or "name" in data) and "name" not in errors:
         if not out.get("name"):
-            errors["name"] = "客户名称不能为空"
+            errors["name"] = tr("The customer name cannot be empty")
     if not partial or "customer_type" in data:
         out["customer_type"] = out.get("customer_type") or "company"
         if out["customer_type"] not in CUSTOMER_TYPES:
-            errors["customer_type"] = "客户类型只能是 company（企业）或 person（个人）"
+            errors["customer_type"] = tr("The customer type can only be company or person")
     _add_normalised_keys(out, errors, region)
     _add_birthday_parts(out, errors)
     if errors:
@@ -203,7 +204,7 @@ def _load(actor: User, customer_id: int, *, write: bool = True) -> Customer:
     allowed = can_write_customer if write else can_see_customer
     if customer is None or not allowed(actor, customer_id):
         # Same answer for "missing" and "not yours": ids outside the scope are not confirmed.
-        raise OutOfScope("客户不存在或不在您的数据权限内")
+        raise OutOfScope(tr(NO_SUCH_CUSTOMER))
     return customer
 
 
@@ -225,7 +226,7 @@ def get_customer_for_write(actor: User, customer_id: int) -> Customer:
 
 def _require_writer(actor: User) -> None:
     if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF):
-        raise PermissionDenied("您的角色不能新增或修改客户")
+        raise PermissionDenied(tr("Your role cannot add or change customers"))
 
 
 def assignable_owner_ids(actor: User):
@@ -249,8 +250,10 @@ def resolve_new_owner(actor: User, owner_id: Optional[int]) -> Optional[int]:
             assignable_owner_ids(actor).where(User.id == owner_id)).first()
         if allowed is None:
             if has_role(actor, ROLE_MANAGER):
-                raise ValidationFailed({"owner": "只能指定您数据权限内的负责人"})
-            raise ValidationFailed({"owner": "销售代表新建的客户归自己所有，不能指定他人"})
+                raise ValidationFailed({"owner": tr("You can only name an owner within your data "
+                                                     "scope")})
+            raise ValidationFailed({"owner": tr("A customer a sales rep creates is their own; "
+                                                 "it cannot name someone else")})
         return owner_id
     if has_role(actor, ROLE_ADMIN, ROLE_STAFF):
         return None
@@ -327,7 +330,7 @@ def update_customer(actor: User, customer_id: int, data: dict[str, Any],
 def delete_customer(actor: User, customer_id: int, reason: str = "删除客户") -> None:
     """Admins only: removes the record; its ownership events stay in the history."""
     if not has_role(actor, ROLE_ADMIN):
-        raise PermissionDenied("只有管理员可以删除客户")
+        raise PermissionDenied(tr("Only admins can delete customers"))
     customer = _load(actor, customer_id)
     own: Optional[Ownership] = customer.ownership
     ownership.record_deletion(customer.id, own, actor.id, reason)
@@ -358,11 +361,11 @@ def clean_contact_data(data: dict[str, Any], *, partial: bool = False) -> dict[s
             continue
         if text is not None and field in _CONTACT_MAX_LEN \
                 and len(text) > _CONTACT_MAX_LEN[field]:
-            errors[field] = f"不能超过 {_CONTACT_MAX_LEN[field]} 个字符"
+            errors[field] = limits.too_long(text, _CONTACT_MAX_LEN[field])
             continue
         out[field] = text
     if (not partial or "name" in data) and "name" not in errors and not out.get("name"):
-        errors["name"] = "联系人姓名不能为空"
+        errors["name"] = tr("The contact name cannot be empty")
     _add_normalised_keys(out, errors, region)
     _add_birthday_parts(out, errors)
     if errors:
@@ -387,7 +390,7 @@ def add_contact(actor: User, customer_id: int, data: dict[str, Any]) -> Contact:
 def _load_contact(actor: User, contact_id: int) -> Contact:
     contact = db.session.get(Contact, contact_id)
     if contact is None or not can_write_customer(actor, contact.customer_id):
-        raise OutOfScope("联系人不存在或不在您的数据权限内")
+        raise OutOfScope(tr("The contact does not exist or is outside your data scope"))
     return contact
 
 
@@ -396,7 +399,7 @@ def update_contact(actor: User, contact_id: int, data: dict[str, Any]) -> Contac
     contact = _load_contact(actor, contact_id)
     values = clean_contact_data(data, partial=True)
     if "customer_id" in data and int(data["customer_id"]) != contact.customer_id:
-        raise ValidationFailed({"customer": "联系人不能移到其他客户"})
+        raise ValidationFailed({"customer": tr("A contact cannot move to another customer")})
     changed = {k: v for k, v in values.items()
                if k in ("mobile_e164", "phone_e164", "email_norm")
                and v != getattr(contact, k)}

@@ -13,7 +13,7 @@ from app.models import Deal, Ownership, User
 from app.models.customer import utcnow
 from app.services import classification
 from app.services.customers import get_customer_for_write
-from app.services.errors import ValidationFailed
+from app.services.errors import ValidationFailed, tr
 from app.services.followups import parse_date
 from app.services.times import local_date
 
@@ -29,12 +29,12 @@ def clean_deal(data: dict[str, Any], today: dt.date) -> dict[str, Any]:
             raise InvalidOperation
         amount = Decimal(str(raw).strip().replace(",", "")).quantize(Decimal("0.01"))
         if not Decimal(0) < amount <= MAX_AMOUNT:
-            errors["amount"] = "成交金额必须大于 0"
+            errors["amount"] = tr("The deal amount must be greater than 0")
     except (InvalidOperation, ValueError):
-        errors["amount"] = "成交金额必须是数字，例如 12800.00"
+        errors["amount"] = tr("The deal amount must be a number, e.g. 12800.00")
     won_on = parse_date(data.get("won_on"), "won_on", errors) or today
     if won_on > today:
-        errors["won_on"] = "成交日期不能晚于今天"
+        errors["won_on"] = tr("The deal date cannot be after today")
     product_line = data.get("product_line")
     product_line = product_line.strip() if isinstance(product_line, str) else None
     notes = data.get("notes")
@@ -51,7 +51,8 @@ def record_deal(actor: User, customer_id: int, data: dict[str, Any]) -> Deal:
     now = utcnow()
     values = clean_deal(data, local_date(now))  # "not after today": the business day
     if customer.ownership.owner_id is None:
-        raise ValidationFailed({"customer": "公海客户不能登记成交，请先领取或分配"})
+        raise ValidationFailed({"customer": tr("A pool customer cannot have a deal; claim or "
+                                                "assign it first")})
     deal = Deal(customer_id=customer.id, user_id=actor.id, created_at=now, **values)
     db.session.add(deal)
     db.session.execute(update(Ownership).where(Ownership.customer_id == customer.id)

@@ -21,7 +21,7 @@ from app.extensions import db
 from app.models import Contact, Customer, DedupeRule, Department, Ownership, Pool, User
 from app.models.dedupe import DEDUPE_KINDS
 from app.services import audit
-from app.services.errors import Duplicate, DuplicateWarning, ValidationFailed
+from app.services.errors import NO_SUCH_CUSTOMER, Duplicate, DuplicateWarning, ValidationFailed, tr
 
 DEFAULT_RULES = [
     # kind, fuzzy, threshold, same_city, action
@@ -48,10 +48,9 @@ class Match:
 
     @property
     def text(self) -> str:
-        lock = "，已锁定" if self.locked else ""
-        how = "" if self.score == 100 else f"，相似度 {self.score}%"
-        return (f"已存在：客户 {self.customer_name}，{self.holder}{lock}"
-                f"（{DEDUPE_KINDS[self.kind]}{how}）")
+        kind = (tr("%(kind)s, similarity %(score)s%%", kind=DEDUPE_KINDS[self.kind],
+                   score=self.score) if self.score != 100 else str(DEDUPE_KINDS[self.kind]))
+        return exists_text(self.customer_name, self.holder, self.locked, kind)
 
     def to_dict(self) -> dict:
         return {"rule": self.kind, "action": self.action, "customer_id": self.customer_id,
@@ -79,14 +78,24 @@ def ensure_rules() -> None:
     db.session.flush()
 
 
+def exists_text(name: str, holder: str, locked: bool, kinds: str) -> str:
+    """"已存在：客户 X，负责人 张三（销售二部），已锁定（手机号）": who holds the match, by what."""
+    if locked:
+        return tr("Already exists: customer %(name)s, %(holder)s, locked (%(kinds)s)",
+                  name=name, holder=holder, kinds=kinds)
+    return tr("Already exists: customer %(name)s, %(holder)s (%(kinds)s)", name=name,
+              holder=holder, kinds=kinds)
+
+
 def validate_rule(rule: DedupeRule) -> None:
     errors = {}
     if rule.action not in ("block", "warn"):
-        errors["action"] = "处理方式只能是禁止保存或提示"
+        errors["action"] = tr("The action can only be block or warn")
     if rule.threshold is None or not 50 <= rule.threshold <= 100:
-        errors["threshold"] = "相似度阈值必须在 50 到 100 之间"
+        errors["threshold"] = tr("The similarity threshold must be from 50 to 100")
     if rule.fuzzy and rule.kind not in FUZZY_KINDS:
-        errors["fuzzy"] = f"{DEDUPE_KINDS.get(rule.kind, rule.kind)}只能精确匹配"
+        errors["fuzzy"] = tr("%(kind)s can only match exactly",
+                              kind=DEDUPE_KINDS.get(rule.kind, rule.kind))
     if errors:
         raise ValidationFailed(errors)
 
@@ -279,9 +288,10 @@ def matches_for_hits(hits: dict[tuple[str, int], int], rules: dict[str, DedupeRu
         if r is None:
             continue
         if r.owner_id is None:
-            holder = f"在公海『{r.pool}』中"
+            holder = tr("in the pool 『%(pool)s』", pool=r.pool)
         else:
-            holder = f"负责人 {r.owner.display_name}" + (f"（{r.dept}）" if r.dept else "")
+            holder = (tr("owner %(owner)s (%(dept)s)", owner=r.owner.display_name, dept=r.dept)
+                      if r.dept else tr("owner %(owner)s", owner=r.owner.display_name))
         matches.append(Match(kind=kind, action=rules[kind].action, customer_id=cid,
                              customer_name=r.name, holder=holder, locked=bool(r.locked),
                              score=score))
@@ -296,11 +306,12 @@ def enforce(values: dict[str, Any], exclude_ids: Iterable[int] = (), confirmed: 
     matches = find(values, exclude_ids, contacts)
     blocking = [m for m in matches if m.action == "block"]
     if blocking:
-        raise Duplicate("；".join(m.text for m in blocking[:3]),
+        raise Duplicate(tr("; ").join(m.text for m in blocking[:3]),
                         matches=[m.to_dict() for m in blocking])
     if matches and not confirmed:
         raise DuplicateWarning(
-            "；".join(m.text for m in matches[:3]) + "。确认不是同一客户后可勾选“仍然保存”",
+            tr("%(matches)s. If it is not the same customer, tick “Save anyway”",
+               matches=tr("; ").join(m.text for m in matches[:3])),
             matches=[m.to_dict() for m in matches])
     return matches
 
@@ -326,7 +337,7 @@ def check(actor, data: dict[str, Any], exclude_id: Optional[int] = None) -> dict
     values = clean_customer_data({k: v for k, v in data.items() if k != "exclude_id"},
                                  partial=True)
     if exclude_id is not None and not can_see_customer(actor, exclude_id):
-        raise OutOfScope("客户不存在或不在您的数据权限内")
+        raise OutOfScope(tr(NO_SUCH_CUSTOMER))
     kind = values.get("customer_type") or "company"
     values.update(customer_type=kind, **{k: v for k, v in text_keys(
         kind, values.get("name"), values.get("address")).items()

@@ -16,10 +16,11 @@ from typing import Any, Iterable, Optional
 from rapidfuzz import fuzz, process
 from sqlalchemy import ARRAY, String, any_, bindparam, select, text
 
+from app.services.errors import tr
 from app.extensions import db
 from app.models import Contact, Customer, DedupeRule
 from app.services import dedupe
-from app.services.dedupe import Match
+from app.services.dedupe import Match, exists_text
 
 KEYS_PER_QUERY = 1000   # values per IN list
 
@@ -302,12 +303,12 @@ def kinds_text(group: list[Match]) -> str:
     """"手机号、企业名称（核心名），相似度 92%" for one customer's matches."""
     from app.models.dedupe import DEDUPE_KINDS
 
-    return "、".join(DEDUPE_KINDS[m.kind] + (f"，相似度 {m.score}%" if m.score < 100 else "")
-                    for m in group)
+    return tr(", ").join(tr("%(kind)s, similarity %(score)s%%", kind=DEDUPE_KINDS[m.kind],
+                            score=m.score) if m.score < 100 else str(DEDUPE_KINDS[m.kind])
+                         for m in group)
 
 
 def grouped_text(group: list[Match]) -> str:
     """Match.text for one customer matched by several rules, naming every rule once."""
     m = group[0]
-    lock = "，已锁定" if m.locked else ""
-    return f"已存在：客户 {m.customer_name}，{m.holder}{lock}（{kinds_text(group)}）"
+    return exists_text(m.customer_name, m.holder, m.locked, kinds_text(group))

@@ -18,7 +18,7 @@ from app.models.customer import utcnow
 from app.queue import enqueue
 from app.security import can_see_customer
 from app.services import audit, merge as merge_service
-from app.services.errors import Conflict, NotFound, ValidationFailed
+from app.services.errors import Conflict, NotFound, ValidationFailed, tr
 
 PAGE_SIZE = 50
 
@@ -56,8 +56,9 @@ def _why_gone(customer_id: int) -> str:
     survivor = db.session.execute(select(CustomerRedirect.survivor_id).where(
         CustomerRedirect.old_id == customer_id)).scalar_one_or_none()
     if survivor is not None:
-        return f"客户 #{customer_id} 已合并到 #{survivor}"
-    return f"客户 #{customer_id} 已删除"
+        return tr("Customer #%(id)s was merged into #%(survivor)s", id=customer_id,
+                  survivor=survivor)
+    return tr("Customer #%(id)s was deleted", id=customer_id)
 
 
 def cluster(actor: User, cluster_id: int) -> tuple[DedupeCluster, list[Member]]:
@@ -65,7 +66,8 @@ def cluster(actor: User, cluster_id: int) -> tuple[DedupeCluster, list[Member]]:
     merge_service.require_reader(actor)
     found = db.session.get(DedupeCluster, cluster_id)
     if found is None:
-        raise NotFound(f"查重组 #{cluster_id} 不存在（可能已被重新扫描替换）")
+        raise NotFound(tr("Duplicate group #%(id)s does not exist (a new scan may have replaced "
+                          "it)", id=cluster_id))
     members = []
     for m in found.members:
         customer = db.session.get(Customer, m.customer_id)
@@ -80,14 +82,16 @@ def stale_reason(members: list[Member]) -> Optional[str]:
     gone = [m.gone for m in members if m.customer is None]
     if not gone:
         return None
-    return "该查重组已过期：" + "；".join(gone) + "。请重新扫描或标记为非重复"
+    return tr("This duplicate group is out of date: %(gone)s. Scan again or mark it as not "
+              "duplicates", gone=tr("; ").join(gone))
 
 
 def _open_cluster(actor: User, cluster_id: int) -> tuple[DedupeCluster, list[Member]]:
     merge_service.require_reviewer(actor)
     found, members = cluster(actor, cluster_id)
     if found.status != "open":
-        raise Conflict(f"查重组 #{cluster_id} 已处理（{found.status_label}）")
+        raise Conflict(tr("Duplicate group #%(id)s is already handled (%(status)s)", id=cluster_id,
+                          status=found.status_label))
     return found, members
 
 
@@ -102,11 +106,14 @@ def merge_cluster(actor: User, cluster_id: int, survivor_id: int, merged_ids: It
     ids = {m.customer_id for m in members}
     merged_ids = [i for i in dict.fromkeys(merged_ids) if i != survivor_id]
     if survivor_id not in ids:
-        raise ValidationFailed({"survivor": f"保留的客户 #{survivor_id} 不在查重组 #{cluster_id} 中"})
+        raise ValidationFailed({"survivor": tr("The kept customer #%(id)s is not in duplicate "
+                                               "group #%(cluster)s", id=survivor_id,
+                                               cluster=cluster_id)})
     outside = [i for i in merged_ids if i not in ids]
     if outside:
-        raise ValidationFailed({"merged": "要并入的客户不在该查重组中："
-                                          + "、".join(f"#{i}" for i in outside)})
+        raise ValidationFailed({"merged": tr(
+            "Customers to merge are not in this duplicate group: %(ids)s",
+            ids=tr(", ").join(f"#{i}" for i in outside))})
     kept_apart = ids - set(merged_ids) - {survivor_id}
     try:
         _remember_apart(actor, cluster_id, [(survivor_id, i) for i in kept_apart])

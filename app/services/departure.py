@@ -16,7 +16,7 @@ from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, has_role
 from app.services import caps, notifications, org, ownership
 from app.services.assignment import plan_distribution
-from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, tr
 
 MODES = ("rep", "team", "rules", "pool")
 
@@ -26,31 +26,32 @@ def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = 
              dry_run: bool = True) -> dict:
     """Plan (dry_run) or carry out the handover; returns the plan either way."""
     if not has_role(actor, ROLE_ADMIN):
-        raise PermissionDenied("只有管理员可以办理离职交接")
+        raise PermissionDenied(tr("Only admins can hand over a departing user's customers"))
     leaving = db.session.get(User, user_id)
     if leaving is None:
-        raise NotFound("用户不存在")
+        raise NotFound(tr("The user does not exist"))
     if mode not in MODES:
-        raise ValidationFailed({"mode": "交接方式只能是 rep（指定销售）、team（团队平均）、"
-                                         "rules（按归属规则）或 pool（退回公海）"})
+        raise ValidationFailed({"mode": tr("The handover mode can only be rep, team, rules or "
+                                            "pool")})
     ids = list(db.session.execute(select(Ownership.customer_id).where(
         Ownership.owner_id == user_id).order_by(Ownership.customer_id)).scalars())
     pool = db.session.get(Pool, pool_id) if pool_id else ownership.default_pool()
     if pool is None:
-        raise ValidationFailed({"pool_id": "公海不存在"})
+        raise ValidationFailed({"pool_id": tr("The pool does not exist")})
     targets: dict[int, list[int]] = {}
     skipped: list[dict] = []
     to_pool: list[int] = []
     if mode == "rep":
         if owner_id is None or owner_id == user_id:
-            raise ValidationFailed({"owner_id": "请选择接收交接的销售"})
+            raise ValidationFailed({"owner_id": tr("Select the sales rep who takes the customers")})
         ownership.ensure_active_owner(owner_id)
         caps.check_handover(owner_id, len(ids))
         targets[owner_id] = ids
     elif mode == "team":
         team = [i for i in (owner_ids or []) if i != user_id]
         if not team:
-            raise ValidationFailed({"owner_ids": "请选择接收交接的团队成员"})
+            raise ValidationFailed({"owner_ids": tr("Select the team members who take the "
+                                                    "customers")})
         plan = plan_distribution(actor, ids, team)
         targets = {line.owner_id: line.customer_ids for line in plan.lines if line.customer_ids}
         skipped, to_pool = plan.skipped, plan.unassigned
@@ -71,8 +72,9 @@ def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = 
                 target_pool = placed.pool_id if placed is not None else pool.id
                 by_pool.setdefault(target_pool, []).append(customer.id)
         if len(by_pool) > 1 or (by_pool and pool.id not in by_pool):
-            raise ValidationFailed({"pool_id": "规则把客户分到了多个公海：请先按规则分到销售，"
-                                               "或选择退回公海方式"})
+            raise ValidationFailed({"pool_id": tr("The rules put the customers in several pools: "
+                                                  "assign them to reps by the rules first, or "
+                                                  "choose the return-to-pool mode")})
         to_pool = by_pool.get(pool.id, [])
     else:
         to_pool = ids
@@ -92,7 +94,7 @@ def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = 
         events = []
         for target in sorted(targets):
             ownership.lock_rep(target)
-            caps.check_cap(target, len(targets[target]), verb="转入")
+            caps.check_cap(target, len(targets[target]), verb=caps.TRANSFERRING_IN)
             caps.check_lock_cap_receiving(target, targets[target])  # they keep their locks
             moved = db.session.execute(
                 update(Ownership).where(Ownership.customer_id.in_(targets[target]),
@@ -100,7 +102,8 @@ def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = 
                 .values(owner_id=target, acquired_at=now, acquired_how="transferred",
                         previous_owner_id=user_id, last_followup_at=None)).rowcount
             if moved != len(targets[target]):
-                raise Conflict("交接期间客户有变动，请重新预览", code="owner_changed")
+                raise Conflict(tr("Customers changed during the handover; preview again"),
+                               code="owner_changed")
             events += [dict(customer_id=i, kind="transferred", from_owner_id=user_id,
                             to_owner_id=target, actor_id=actor.id, reason="离职交接",
                             rule=f"departure:{mode}") for i in targets[target]]
@@ -111,7 +114,8 @@ def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = 
                 .values(owner_id=None, pool_id=pool.id, previous_owner_id=user_id,
                         released_at=now, locked=False)).rowcount
             if moved != len(to_pool):
-                raise Conflict("交接期间客户有变动，请重新预览", code="owner_changed")
+                raise Conflict(tr("Customers changed during the handover; preview again"),
+                               code="owner_changed")
             events += [dict(customer_id=i, kind="released", from_owner_id=user_id,
                             to_pool_id=pool.id, actor_id=actor.id, reason="离职交接",
                             rule=f"departure:{mode}") for i in to_pool]

@@ -1,6 +1,6 @@
 """Domain errors raised by services and mapped to 4xx / form errors by callers.
 
-    GuishuError                     code, message (zh), http status
+    GuishuError                     code, message (the reader's language), http status
     ├── ValidationFailed            400: bad input; .fields maps field -> message
     ├── OutOfScope                  404: the record is outside the actor's data scope
     ├── PermissionDenied            403: the actor's role may not do this
@@ -16,10 +16,49 @@
 """
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from typing import Optional
 
+from babel.support import Translations
+from flask import has_app_context
+from flask_babel import gettext
+from flask_babel.speaklater import LazyString
 
-UNKNOWN_FIELD = "不能修改或不存在的字段"  # the one refusal of a field nobody may write
+
+def tr(msgid: str, **params) -> str:
+    """A refusal in the reader's language: `msgid` is English with %(name)s placeholders and
+    its Chinese is in messages.po. In a request the session's locale (default zh); in a job or
+    CLI command the default locale; outside any app (a script) the zh catalogue itself, so a
+    message never falls back to the English msgid where Chinese is expected."""
+    if has_app_context():
+        return gettext(msgid, **params)
+    text = _zh().gettext(msgid)
+    return text % params if params else text
+
+
+def N_(msgid: str) -> str:
+    """Marks a msgid kept in a constant, so that extraction (make translations) finds it."""
+    return msgid
+
+
+def lazy_tr(msgid: str, **params) -> LazyString:
+    """tr at the time the text is read: for module constants shared by several callers."""
+    return LazyString(tr, msgid, **params)
+
+
+@lru_cache(maxsize=1)
+def _zh() -> Translations:
+    folder = os.path.join(os.path.dirname(os.path.dirname(__file__)), "translations")
+    return Translations.load(folder, ["zh"])
+
+
+# The refusal of a record the actor cannot see, whether or not it exists (msgid: tr it).
+NO_SUCH_CUSTOMER = N_("The customer does not exist or is outside your data scope")
+# A claim that lost the race for some customers (msgid).
+CLAIMED_MEANWHILE = N_("Someone else just claimed some of these customers; refresh and try again")
+# the one refusal of a field nobody may write
+UNKNOWN_FIELD = lazy_tr("This field cannot be changed or does not exist")
 
 
 class GuishuError(Exception):
@@ -27,6 +66,7 @@ class GuishuError(Exception):
     status = 400
 
     def __init__(self, message: str, *, code: Optional[str] = None, **details):
+        message = str(message)  # a lazy constant is read now, in the raiser's language
         super().__init__(message)
         self.message = message
         if code:
@@ -44,8 +84,8 @@ class ValidationFailed(GuishuError):
     status = 400
 
     def __init__(self, fields: dict[str, str]):
-        self.fields = dict(fields)
-        message = "；".join(f"{msg}" for msg in self.fields.values())
+        self.fields = {name: str(msg) for name, msg in fields.items()}
+        message = tr("; ").join(self.fields.values())
         super().__init__(message, fields=self.fields)
 
 

@@ -13,7 +13,7 @@ from app.models.activity import FOLLOWUP_CHANNELS
 from app.models.customer import utcnow
 from app.services import limits, notifications
 from app.services.customers import get_customer_for_write
-from app.services.errors import ValidationFailed
+from app.services.errors import ValidationFailed, tr
 from app.services.times import local_date, local_day_start, local_today, parse_local
 
 # A follow-up may be logged a little ahead of the server clock (a phone's clock), not later.
@@ -26,7 +26,7 @@ def _parse_time(value: Any, field: str, errors: dict) -> Optional[dt.datetime]:
     try:
         return parse_local(value.strip() if isinstance(value, str) else value)
     except (ValueError, TypeError):
-        errors[field] = "时间格式应为 YYYY-MM-DD HH:MM"
+        errors[field] = tr("A time is written YYYY-MM-DD HH:MM")
         return None
 
 
@@ -39,7 +39,7 @@ def parse_date(value: Any, field: str, errors: dict) -> Optional[dt.date]:
     try:
         return dt.date.fromisoformat(str(value).strip())
     except ValueError:
-        errors[field] = "日期格式应为 YYYY-MM-DD"
+        errors[field] = tr("A date is written YYYY-MM-DD")
         return None
 
 
@@ -47,19 +47,19 @@ def clean_followup(data: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     errors: dict[str, str] = {}
     channel = (data.get("channel") or "").strip() if isinstance(data.get("channel"), str) else ""
     if channel not in FOLLOWUP_CHANNELS:
-        errors["channel"] = "跟进方式只能是：" + "、".join(
-            f"{k}（{v}）" for k, v in FOLLOWUP_CHANNELS.items())
+        errors["channel"] = tr("The channel can only be: %(choices)s", choices=tr(", ").join(
+            tr("%(key)s (%(label)s)", key=k, label=v) for k, v in FOLLOWUP_CHANNELS.items()))
     content = data.get("content")
     content = content.strip() if isinstance(content, str) else ""
     if not content:
-        errors["content"] = "请填写跟进内容"
+        errors["content"] = tr("Please write what the follow-up was")
     limits.check_length(errors, "content", content, limits.NOTE)
     happened = _parse_time(data.get("happened_at"), "happened_at", errors) or now
     if happened > now + CLOCK_SLACK:
-        errors["happened_at"] = "跟进时间不能晚于现在"
+        errors["happened_at"] = tr("The follow-up time cannot be later than now")
     next_on = parse_date(data.get("next_contact_on"), "next_contact_on", errors)
     if next_on is not None and next_on < local_date(happened):
-        errors["next_contact_on"] = "下次联系日期不能早于本次跟进"
+        errors["next_contact_on"] = tr("The next contact date cannot be before this follow-up")
     if errors:
         raise ValidationFailed(errors)
     return {"channel": channel, "content": content, "happened_at": happened,
@@ -75,7 +75,8 @@ def log_followup(actor: User, customer_id: int, data: dict[str, Any],
     if contact_id is not None:
         contact = db.session.get(Contact, contact_id)
         if contact is None or contact.customer_id != customer.id:
-            raise ValidationFailed({"contact_id": "联系人不属于该客户"})
+            raise ValidationFailed({"contact_id": tr("The contact does not belong to this "
+                                                     "customer")})
     followup = FollowUp(customer_id=customer.id, contact_id=contact_id, user_id=actor.id,
                         created_at=now, **values)
     db.session.add(followup)

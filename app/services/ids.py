@@ -8,7 +8,7 @@ from typing import Any, Iterable, Optional
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
-from app.services.errors import ValidationFailed
+from app.services.errors import N_, ValidationFailed, tr
 
 MAX_PK = 2**31 - 1  # the largest value of the tables' INTEGER primary keys
 
@@ -42,7 +42,8 @@ def parse_id(value: Any, field: str) -> int:
     """The id `value` names; ValidationFailed({field: …}) unless an integer in 1..MAX_PK."""
     number = parse_pk(value)
     if number is None:
-        raise ValidationFailed({field: f"{field} 必须是 1 到 {MAX_PK} 之间的整数"})
+        raise ValidationFailed({field: tr("%(field)s must be an integer from 1 to %(max)s",
+                                          field=field, max=MAX_PK)})
     return number
 
 
@@ -50,7 +51,8 @@ def parse_int(value: Any, field: str, minimum: int = 0, maximum: int = MAX_PK) -
     """A count or a page number: an integer in minimum..maximum, else ValidationFailed."""
     number = _as_int(value)
     if number is None or not minimum <= number <= maximum:
-        raise ValidationFailed({field: f"{field} 必须是 {minimum} 到 {maximum} 之间的整数"})
+        raise ValidationFailed({field: tr("%(field)s must be an integer from %(min)s to %(max)s",
+                                          field=field, min=minimum, max=maximum)})
     return number
 
 
@@ -59,23 +61,30 @@ def parse_optional_id(value: Any, field: str) -> Optional[int]:
     return None if value in (None, "") else parse_id(value, field)
 
 
-def parse_ids(values: Any, field: str, limit: int, noun: str = "客户") -> list[int]:
+# What a list of ids names, in its refusals (msgids: 客户, 销售).
+CUSTOMER, REP = N_("customer"), N_("sales rep")
+
+
+def parse_ids(values: Any, field: str, limit: int, noun: str = CUSTOMER) -> list[int]:
     """Distinct ids in the given order; ValidationFailed({field: …}) for anything that is not
     a non-empty list of at most `limit` ids (`noun` names what they are in the message)."""
     if values is None:
         values = []
     if isinstance(values, (str, bytes, dict)) or not isinstance(values, Iterable):
-        raise ValidationFailed({field: f"{noun}编号必须是正整数列表"})
+        raise ValidationFailed({field: tr("The %(noun)s ids must be a list of positive "
+                                              "integers", noun=tr(noun))})
     out: dict[int, None] = {}  # an insertion-ordered set: 100k ids dedupe in linear time
     for raw in values:
         number = parse_pk(raw)
         if number is None:
-            raise ValidationFailed({field: f"{noun}编号必须是正整数列表"})
+            raise ValidationFailed({field: tr("The %(noun)s ids must be a list of positive "
+                                              "integers", noun=tr(noun))})
         out[number] = None
     if not out:
-        raise ValidationFailed({field: f"请至少选择一个{noun}"})
+        raise ValidationFailed({field: tr("Select at least one %(noun)s", noun=tr(noun))})
     if len(out) > limit:
-        raise ValidationFailed({field: f"一次最多处理 {limit} 个{noun}"})
+        raise ValidationFailed({field: tr("At most %(limit)s %(noun)s ids at a time", limit=limit,
+                                          noun=tr(noun))})
     return list(out)
 
 
@@ -83,10 +92,10 @@ def check_paging(page: Any, page_size: Any, max_page_size: int) -> None:
     """A list's page (from 0) and page size (1..max_page_size); ValidationFailed naming each."""
     errors = {}
     if isinstance(page, bool) or not isinstance(page, int) or not 0 <= page <= MAX_PK:
-        errors["page"] = "page 必须是不小于 0 的整数"
+        errors["page"] = tr("page must be an integer not below 0")
     if isinstance(page_size, bool) or not isinstance(page_size, int) \
             or not 1 <= page_size <= max_page_size:
-        errors["page_size"] = f"page_size 应在 1–{max_page_size} 之间"
+        errors["page_size"] = tr("page_size must be within 1–%(max)s", max=max_page_size)
     if errors:
         raise ValidationFailed(errors)
 

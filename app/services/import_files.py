@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
+from app.services.errors import tr
+
 # GB18030 is a superset of GBK (and of GB2312): any file Excel saves as "CSV" in Chinese
 # Windows decodes with it.
 XLSX_MAGIC = b"PK\x03\x04"
@@ -34,11 +36,13 @@ def detect_format(filename: str, head: bytes) -> str:
         return "xlsx"
     suffix = Path(filename or "").suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
-        raise UnreadableFile("文件扩展名是 .xlsx，但内容不是 Excel 工作簿")
+        raise UnreadableFile(tr("The file name ends in .xlsx but it is not an Excel workbook"))
     if suffix == ".xls":
-        raise UnreadableFile("不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx 或 CSV")
+        raise UnreadableFile(tr("Old .xls files are not supported; save it as .xlsx or CSV in "
+                                 "Excel"))
     if b"\x00" in head[:4096]:
-        raise UnreadableFile("无法识别的文件格式：请上传 CSV（UTF-8 或 GBK）或 XLSX 文件")
+        raise UnreadableFile(tr("Unrecognised file format: upload a CSV (UTF-8 or GBK) or XLSX "
+                             "file"))
     return "csv"
 
 
@@ -83,13 +87,14 @@ def _csv_records(data: bytes, encoding: str) -> Iterator[tuple[int, Row]]:
             return
         except csv.Error as exc:
             start, previous_end = previous_end + 1, reader.line_num
-            yield start, BadLine(f"CSV 格式错误：{exc}")
+            yield start, BadLine(tr("CSV format error: %(error)s", error=exc))
             continue
         start, end = previous_end + 1, reader.line_num
         previous_end = end
         if any(n in bad for n in range(start, end + 1)):
             name = "UTF-8" if codec == "utf-8" else "GBK"
-            yield start, BadLine(f"编码错误：此行不是 {name} 编码的文本，无法读取")
+            yield start, BadLine(tr("Encoding error: this line is not %(codec)s text and cannot be "
+                                    "read", codec=name))
         elif cells and any(c.strip() for c in cells):
             yield start, [c.strip() for c in cells]
 
@@ -117,7 +122,7 @@ def _xlsx_records(path: Path) -> Iterator[tuple[int, Row]]:
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, BadZipFile, KeyError, OSError) as exc:
-        raise UnreadableFile(f"无法打开 Excel 文件：{exc}")
+        raise UnreadableFile(tr("Cannot open the Excel file: %(error)s", error=exc))
     try:
         sheet = book.worksheets[0]
         for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
@@ -147,10 +152,11 @@ def open_source(path: Path, file_format: str, encoding: Optional[str] = None) ->
         records = _csv_records(data, encoding)
     for line, row in records:
         if isinstance(row, BadLine):
-            raise UnreadableFile(f"第 {line} 行（表头）无法读取：{row.reason}")
+            raise UnreadableFile(tr("Line %(line)s (the header) cannot be read: %(reason)s",
+                                    line=line, reason=row.reason))
         headers = _unique_headers(row)
         return Source(file_format, encoding, line, headers, records)
-    raise UnreadableFile("文件是空的：没有表头行")
+    raise UnreadableFile(tr("The file is empty: no header line"))
 
 
 def _unique_headers(cells: list[str]) -> list[str]:

@@ -13,7 +13,7 @@ from flask import current_app, has_app_context
 from app.extensions import db
 from app.models import ImportBatch, Pool, User
 from app.services import audit
-from app.services.errors import ValidationFailed
+from app.services.errors import ValidationFailed, tr
 from app.services.import_files import BadLine, UnreadableFile, detect_format, open_source
 from app.services.imports import get_batch, importable_pool_ids, may_use_rules, require_importer
 
@@ -83,9 +83,10 @@ def upload(actor: User, filename: str, data: bytes) -> ImportBatch:
     require_importer(actor)
     filename = Path(filename or "").name or "import.csv"
     if not data:
-        raise ValidationFailed({"file": "请选择要导入的文件（文件为空）"})
+        raise ValidationFailed({"file": tr("Select the file to import (the file is empty)")})
     if len(data) > MAX_FILE_BYTES:
-        raise ValidationFailed({"file": f"文件过大：最大 {MAX_FILE_BYTES // 1024 // 1024} MB"})
+        raise ValidationFailed({"file": tr("The file is too large: at most %(mb)s MB",
+                                         mb=MAX_FILE_BYTES // 1024 // 1024)})
     try:
         file_format = detect_format(filename, data[:8192])
     except UnreadableFile as exc:
@@ -127,37 +128,43 @@ def configure(actor: User, batch_id: int, mapping: dict[str, str], target: str,
     require_importer(actor)
     batch = get_batch(actor, batch_id)
     if batch.status != "mapping":
-        raise ValidationFailed({"batch": "此批次已开始导入，不能再修改列映射"})
+        raise ValidationFailed({"batch": tr("This batch has started importing; its column mapping "
+                                          "can no longer change")})
     errors: dict[str, str] = {}
     mapping = {f: h for f, h in (mapping or {}).items() if h}
     unknown = [f for f in mapping if f not in FIELD_LABELS]
     if unknown:
-        errors["mapping"] = f"未知字段：{', '.join(unknown)}"
+        errors["mapping"] = tr("Unknown fields: %(names)s", names=", ".join(unknown))
     missing_headers = [h for h in mapping.values() if h not in (batch.headers or [])]
     if missing_headers:
-        errors["mapping"] = f"文件中没有这些列：{', '.join(missing_headers)}"
+        errors["mapping"] = tr("The file has no such columns: %(names)s",
+                                 names=", ".join(missing_headers))
     repeated = {h for h in mapping.values() if list(mapping.values()).count(h) > 1}
     if repeated:
-        errors["mapping"] = f"同一列不能映射到多个字段：{', '.join(sorted(repeated))}"
+        errors["mapping"] = tr("One column cannot map to several fields: %(names)s",
+                                names=", ".join(sorted(repeated)))
     for field in REQUIRED_FIELDS:
         if field not in mapping:
-            errors[field] = f"必须指定哪一列是『{FIELD_LABELS[field]}』（文件的列：" \
-                            f"{'、'.join(batch.headers or [])}）"
+            errors[field] = tr("Say which column is 『%(label)s』 (the file's columns: "
+                               "%(headers)s)", label=FIELD_LABELS[field],
+                               headers=tr(", ").join(batch.headers or []))
     pools = importable_pool_ids(actor)
     if target == "rules":
         if not may_use_rules(actor):
-            errors["target"] = "只有后台人员和管理员可以按归属规则导入"
+            errors["target"] = tr("Only back-office staff and admins can import by assignment "
+                                   "rules")
     elif target == "pool":
         if pool_id is None:
-            errors["pool"] = "请选择导入到哪个公海"
+            errors["pool"] = tr("Select the pool to import into")
         elif db.session.get(Pool, pool_id) is None:
-            errors["pool"] = "公海不存在"
+            errors["pool"] = tr("The pool does not exist")
         elif pools is not None and pool_id not in pools:
-            errors["pool"] = "只能导入到您管理的公海"
+            errors["pool"] = tr("You can only import into pools you manage")
     else:
-        errors["target"] = "导入方式只能是『导入公海』或『按归属规则分配』"
+        errors["target"] = tr("The import target can only be 『into a pool』 or 『by assignment "
+                              "rules』")
     if target == "rules" and pool_id is not None and db.session.get(Pool, pool_id) is None:
-        errors["pool"] = "公海不存在"
+        errors["pool"] = tr("The pool does not exist")
     if errors:
         db.session.rollback()
         raise ValidationFailed(errors)

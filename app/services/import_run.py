@@ -27,7 +27,7 @@ from app.models.customer import utcnow
 from app.queue import enqueue
 from app.services import audit, bulk, caps, dedupe_bulk, ownership
 from app.services.customers import clean_customer_data
-from app.services.errors import NotFound, ValidationFailed
+from app.services.errors import NotFound, ValidationFailed, tr
 from app.services.import_files import BadLine, open_source
 from app.services.import_mapping import CUSTOMER_TYPE_WORDS, FIELD_LABELS
 from app.services.imports import get_batch
@@ -42,16 +42,18 @@ def start(actor: User, batch_id: int, queue: str = "default") -> ImportBatch:
     `flask crm import --resume ID` runs now); the refusal says so."""
     batch = get_batch(actor, batch_id)
     if batch.status not in ("queued", "running", "failed"):
-        raise ValidationFailed({"batch": f"此批次{batch.status_label}，不能开始导入"})
+        raise ValidationFailed({"batch": tr("This batch is %(status)s and cannot start importing",
+                                          status=batch.status_label)})
     job = enqueue("jobs.imports.run_import", batch.id, queue=queue, job_timeout=JOB_TIMEOUT)
     if job is None:
         audit.record(actor.id, "start", "import_batch", batch.id,
                      {"status": (batch.status, "queued"), "job": (batch.job_id, None)})
         batch.status, batch.error, batch.job_id = "queued", None, None
         db.session.commit()
-        raise ValidationFailed({"batch": "后台任务暂停（Redis 无法连接）：此批次已排队，Redis 恢复后"
-                                         "自动开始导入；也可在服务器上运行 flask crm import "
-                                         f"--resume {batch.id} 立即导入"})
+        raise ValidationFailed({"batch": tr(
+            "Background jobs are paused (Redis cannot be reached): this batch is queued and "
+            "starts when Redis is back; or run flask crm import --resume %(id)s on the server "
+            "to import now", id=batch.id)})
     batch.job_id = job.id
     if batch.status == "failed":
         batch.status, batch.error = "queued", None
@@ -120,8 +122,9 @@ class _Run:
             data[field] = cells[i]
         short = [header for _, header in sorted(short)]
         if short:
-            return None, (f"缺少列：{'、'.join(short)}（此行只有 {len(cells)} 列，"
-                          f"表头有 {len(self.index)} 列）")
+            return None, tr("Missing columns: %(names)s (this line has %(cells)s columns, the "
+                            "header %(headers)s)", names=tr(", ").join(short),
+                            cells=len(cells), headers=len(self.index))
         kind = (data.get("customer_type") or "").strip()
         if kind:
             data["customer_type"] = CUSTOMER_TYPE_WORDS.get(kind, kind.lower())
@@ -135,12 +138,14 @@ class _Run:
         texts = []
         for group in dedupe_bulk.by_customer(matches):
             line = self.inserted_lines.get(group[0].customer_id)
-            texts.append(f"与文件第 {line} 行重复（{dedupe_bulk.kinds_text(group)}）" if line
+            texts.append(tr("Same as line %(line)s of the file (%(kinds)s)", line=line,
+                            kinds=dedupe_bulk.kinds_text(group)) if line
                          else dedupe_bulk.grouped_text(group))
-        texts += [f"与文件第 {line} 行重复（{DEDUPE_KINDS[kind]}"
-                  + (f"，相似度 {score}%" if score < 100 else "") + "）"
+        texts += [tr("Same as line %(line)s of the file (%(kinds)s)", line=line, kinds=(
+                      tr("%(kind)s, similarity %(score)s%%", kind=DEDUPE_KINDS[kind], score=score)
+                      if score < 100 else str(DEDUPE_KINDS[kind])))
                   for kind, line, score in file_hits]
-        return "；".join(dict.fromkeys(texts)) or None  # keeps order, drops repeats
+        return tr("; ").join(dict.fromkeys(texts)) or None  # keeps order, drops repeats
 
 
 def clean_row(data: dict) -> tuple[Optional[dict], Optional[str]]:
@@ -221,7 +226,7 @@ def run(batch_id: int, progress: Optional[Callable[[int, Optional[int]], None]] 
     call again after a crash, or by a second runner: what is committed is never redone."""
     batch = db.session.get(ImportBatch, batch_id)
     if batch is None:
-        raise NotFound("导入批次不存在")
+        raise NotFound(tr("The import batch does not exist"))
     if batch.status in ("mapping", "done"):
         return batch
     size = chunk_rows or current_app.config.get("IMPORT_CHUNK_ROWS", CHUNK_ROWS)

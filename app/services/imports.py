@@ -17,7 +17,7 @@ from app.extensions import db
 from app.models import ImportBatch, Pool, User
 from app.security import ROLE_ADMIN, ROLE_STAFF, has_role
 from app.services import pool_admin
-from app.services.errors import OutOfScope, PermissionDenied
+from app.services.errors import OutOfScope, PermissionDenied, tr
 
 
 def importable_pool_ids(actor: User) -> Optional[set[int]]:
@@ -47,7 +47,8 @@ def may_use_rules(actor: User) -> bool:
 
 def require_importer(actor: User) -> None:
     if not may_import(actor):
-        raise PermissionDenied("只有后台人员、管理员和公海管理员可以导入客户")
+        raise PermissionDenied(tr("Only back-office staff, admins and pool managers can import "
+                                  "customers"))
 
 
 def visible_batches(actor: User):
@@ -65,5 +66,5 @@ def recent_batches(actor: User, limit: int = 50) -> list[ImportBatch]:
 def get_batch(actor: User, batch_id: int) -> ImportBatch:
     batch = db.session.get(ImportBatch, batch_id)
     if batch is None or not (has_role(actor, ROLE_ADMIN) or batch.created_by_id == actor.id):
-        raise OutOfScope("导入批次不存在或不是您创建的")
+        raise OutOfScope(tr("The import batch does not exist or is not yours"))
     return batch

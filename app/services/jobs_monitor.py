@@ -16,7 +16,7 @@ from app.models import User
 from app.queue import schedule
 from app.security import ROLE_ADMIN, has_role
 from app.services import audit
-from app.services.errors import NotFound, PermissionDenied
+from app.services.errors import NotFound, PermissionDenied, lazy_tr, tr
 from app.services.times import to_local
 
 LAST_RUN_KEY = "guishu:periodic:last_run"
@@ -159,9 +159,10 @@ def _fetch(q, ids: list[str]) -> list:
     return [job for job in q.job_class.fetch_many(ids, connection=q.connection) if job is not None]
 
 
-REQUEUE_KINDS = {"failed": "没有这个失败的任务。",
-                 "scheduled": "没有这个计划中的任务。",
-                 "abandoned": "没有这个被遗弃的任务（它的 worker 仍在运行，或任务已结束）。"}
+REQUEUE_KINDS = {"failed": lazy_tr("There is no such failed job."),
+                 "scheduled": lazy_tr("There is no such scheduled job."),
+                 "abandoned": lazy_tr("There is no such abandoned job (its worker is still "
+                                      "running, or the job has ended).")}
 
 
 def requeue(actor: User, kind: str, job_id: str) -> Job:
@@ -173,9 +174,9 @@ def requeue(actor: User, kind: str, job_id: str) -> Job:
     from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
     if not has_role(actor, ROLE_ADMIN):
-        raise PermissionDenied("只有管理员可以重新排队后台任务")
+        raise PermissionDenied(tr("Only admins can requeue background jobs"))
     if kind not in REQUEUE_KINDS:
-        raise NotFound("没有这类任务")
+        raise NotFound(tr("There is no such kind of job"))
     conn = _redis()
     for name in QUEUES:
         q = Queue(name, connection=conn)

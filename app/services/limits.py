@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from app.services.errors import tr
+
 NAME = 200            # customer and contact names
 REASON = 2_000        # release / transfer reasons, decision notes, handover notes
 NOTE = 10_000         # customer notes, follow-up contents, descriptions
@@ -17,7 +19,7 @@ MAX_DAYS = 3_650      # policy periods in days (ten years)
 def too_long(value: Any, limit: int) -> Optional[str]:
     """The refusal for a text longer than `limit` characters; None when it fits."""
     if isinstance(value, str) and len(value) > limit:
-        return f"不能超过 {limit} 个字符"
+        return tr("Cannot exceed %(limit)s characters", limit=limit)
     return None
 
 

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 
 from sqlalchemy import select
 
+from app.services.errors import lazy_tr
 from app.extensions import db
 from app.models import Ownership, User
 from app.security import (ROLE_ADMIN, ROLE_STAFF, Scope, has_role, scope_of,
@@ -26,7 +27,8 @@ Rule = Callable[[Optional[int], Optional[int]], bool]
 PHONE_FIELDS = ("mobile", "phone", "mobile_e164", "phone_e164")
 EMAIL_FIELDS = ("email", "email_norm")
 CONTACT_FIELDS = PHONE_FIELDS + EMAIL_FIELDS
-MASKED_REFUSAL = "这是掩码后的值（如 138****8000），请填写完整的号码或邮箱"
+MASKED_REFUSAL = lazy_tr("This is a masked value (such as 138****8000); write the whole number "
+                         "or address")
 _MASKED = re.compile(r"\*{3}")
 
 

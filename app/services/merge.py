@@ -41,7 +41,9 @@ from app.models.customer import utcnow
 from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_STAFF, can_see_customer, has_role,
                           visible_customer_ids_select)
 from app.services import audit, caps, ownership as ownership_service, repoint
-from app.services.errors import Conflict, NotFound, OutOfScope, PermissionDenied, ValidationFailed
+from app.services.errors import (Conflict, NotFound, OutOfScope, PermissionDenied, ValidationFailed,
+                                 tr)
+from app.services.times import local_text
 
 UNDO_DAYS = 30
 # The fields a reviewer picks a winner for; "birthday" is its parts, taken together.
@@ -63,12 +65,13 @@ def may_review(actor: Optional[User]) -> bool:
 
 def require_reviewer(actor: Optional[User]) -> None:
     if not may_review(actor):
-        raise PermissionDenied("只有管理员和后台专员可以审核、合并重复客户")
+        raise PermissionDenied(tr("Only admins and back-office staff can review and merge "
+                                  "duplicates"))
 
 
 def require_reader(actor: Optional[User]) -> None:
     if not has_role(actor, ROLE_ADMIN, ROLE_STAFF, ROLE_AUDITOR):
-        raise PermissionDenied("您的角色不能查看查重结果")
+        raise PermissionDenied(tr("Your role cannot see dedupe results"))
 
 
 # --- ownership of the survivor ------------------------------------------------------------
@@ -135,7 +138,8 @@ def _pool_for(holdings: list[Holding]) -> int:
 def _load(actor: User, customer_id: int) -> Customer:
     customer = db.session.get(Customer, customer_id)
     if customer is None or not can_see_customer(actor, customer_id):
-        raise OutOfScope(f"客户 #{customer_id} 不存在或不在您的数据权限内")
+        raise OutOfScope(tr("Customer #%(id)s does not exist or is outside your data scope",
+                            id=customer_id))
     return customer
 
 
@@ -233,12 +237,13 @@ def merge(actor: User, survivor_id: int, merged_ids: Iterable[int],
     require_reviewer(actor)
     merged_ids = [int(i) for i in dict.fromkeys(merged_ids) if int(i) != survivor_id]
     if not merged_ids:
-        raise ValidationFailed({"merged": "请至少选择一个要并入的客户"})
+        raise ValidationFailed({"merged": tr("Select at least one customer to merge")})
     choices = dict(choices or {})
     unknown = set(choices) - set(MERGE_FIELDS)
     bad = {f: i for f, i in choices.items() if i not in [survivor_id, *merged_ids]}
     if unknown or bad:
-        raise ValidationFailed({f: "所选的值不属于要合并的客户" for f in [*unknown, *bad]})
+        raise ValidationFailed({f: tr("The chosen value is not one of the merged customers'")
+                                for f in [*unknown, *bad]})
     try:
         survivor = _load(actor, survivor_id)
         merged = [_load(actor, i) for i in merged_ids]
@@ -311,23 +316,27 @@ def undo_refusal(record: CustomerMerge, now: Optional[dt.datetime] = None) -> Op
     """Why this merge cannot be undone, or None."""
     now = now or utcnow()
     if record.undone_at is not None:
-        return f"合并 #{record.id} 已于 {record.undone_at:%Y-%m-%d %H:%M} 撤销"
+        return tr("Merge #%(id)s was undone at %(at)s", id=record.id,
+                  at=local_text(record.undone_at))
     if now - record.created_at > dt.timedelta(days=UNDO_DAYS):
-        return f"合并 #{record.id} 已超过 {UNDO_DAYS} 天，不能撤销"
+        return tr("Merge #%(id)s is more than %(days)s days old and cannot be undone",
+                  id=record.id, days=UNDO_DAYS)
     later = db.session.execute(select(CustomerMerge.id).where(
         CustomerMerge.id > record.id, CustomerMerge.undone_at.is_(None),
         (CustomerMerge.survivor_id == record.survivor_id)
         | (CustomerMerge.merged_id == record.survivor_id)).order_by(
         CustomerMerge.id.desc()).limit(1)).scalar()
     if later is not None:
-        return (f"客户 #{record.survivor_id} 之后又参与了合并 #{later}，"
-                f"请先撤销那次合并")
+        return tr("Customer #%(id)s took part in merge #%(later)s since; undo that merge first",
+                  id=record.survivor_id, later=later)
     if db.session.get(Customer, record.survivor_id) is None:
-        return f"保留的客户 #{record.survivor_id} 已不存在，不能撤销"
+        return tr("The kept customer #%(id)s no longer exists; cannot undo",
+                  id=record.survivor_id)
     reused = db.session.execute(select(CustomerRedirect.merge_id).where(
         CustomerRedirect.old_id == record.merged_id)).scalar_one_or_none()
     if db.session.get(Customer, record.merged_id) is not None or reused != record.id:
-        return f"客户编号 #{record.merged_id} 已被另一个客户占用，不能恢复"
+        return tr("Customer id #%(id)s is taken by another customer; cannot restore",
+                  id=record.merged_id)
     return None
 
 
@@ -336,7 +345,7 @@ def undo(actor: User, merge_id: int) -> CustomerMerge:
     require_reviewer(actor)
     record = db.session.get(CustomerMerge, merge_id)
     if record is None:
-        raise NotFound("合并记录不存在")
+        raise NotFound(tr("The merge record does not exist"))
     why = undo_refusal(record)
     if why:
         raise Conflict(why)

@@ -15,6 +15,7 @@ from typing import Optional
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from app.services.errors import tr
 from app.services.region_names import CITIES, PROVINCES
 
 # 2: company names (region / core / legal form), addresses and person names' pinyin.
@@ -58,9 +59,9 @@ def _parse_valid(raw: str, region: str) -> tuple[phonenumbers.PhoneNumber, Optio
         try:
             number = phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException:
-            raise InvalidValue(f"无法识别的电话号码：{raw}")
+            raise InvalidValue(tr("Unrecognised phone number: %(raw)s", raw=raw))
     if not phonenumbers.is_valid_number(number):
-        raise InvalidValue(f"无效的电话号码：{raw}")
+        raise InvalidValue(tr("Invalid phone number: %(raw)s", raw=raw))
     return number, ext or number.extension
 
 
@@ -84,7 +85,7 @@ def normalize_mobile(raw: Optional[str], region: str = "CN") -> Optional[str]:
     kind = phonenumbers.number_type(number)
     if kind not in (phonenumbers.PhoneNumberType.MOBILE,
                     phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
-        raise InvalidValue(f"不是手机号码：{raw}")
+        raise InvalidValue(tr("Not a mobile number: %(raw)s", raw=raw))
     return _e164(number, ext)
 
 
@@ -96,7 +97,7 @@ def normalize_email(raw: Optional[str]) -> Optional[str]:
     try:
         validate_email(text, check_deliverability=False)
     except EmailNotValidError:
-        raise InvalidValue(f"无效的邮箱地址：{raw}")
+        raise InvalidValue(tr("Invalid e-mail address: %(raw)s", raw=raw))
     return text.lower()
 
 

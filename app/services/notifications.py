@@ -5,6 +5,7 @@ from typing import Iterable, Optional
 
 from sqlalchemy import func, select, update
 
+from app.services.errors import tr
 from app.extensions import db
 from app.models import Notification
 from app.models.customer import utcnow
@@ -49,7 +50,7 @@ def open_one(user_id: int, notification_id: int) -> Optional[str]:
 
     note = db.session.get(Notification, notification_id)
     if note is None or note.user_id != user_id:
-        raise NotFound("通知不存在")
+        raise NotFound(tr("The notification does not exist"))
     if note.read_at is None:
         note.read_at = utcnow()
     link = note.link

@@ -12,7 +12,7 @@ from app.models import Department, Ownership, User
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE, EMPLOYMENT_DEPARTED
 from app.services import audit, ownership
-from app.services.errors import Conflict, ValidationFailed
+from app.services.errors import Conflict, ValidationFailed, tr
 
 
 def compute_path(dept: Department) -> str:
@@ -25,7 +25,8 @@ def check_parent(dept: Department, parent: Optional[Department]) -> None:
     node = parent
     while node is not None:
         if dept.id is not None and node.id == dept.id:
-            raise ValidationFailed({"parent": "上级部门不能是自己或自己的下级部门"})
+            raise ValidationFailed({"parent": tr("The parent department cannot be itself or one of "
+                                                  "its sub-departments")})
         node = node.parent
 
 
@@ -69,7 +70,8 @@ def ensure_can_deactivate(user: User) -> None:
         select(func.count()).select_from(Ownership).where(Ownership.owner_id == user.id)
     ).scalar_one()
     if held:
-        refusal = Conflict(f"{user.display_name} 仍负责 {held} 个客户，请先办理离职交接",
+        refusal = Conflict(tr("%(name)s still owns %(held)s customers; hand them over first",
+                              name=user.display_name, held=held),
                            code="has_customers", owned=held)
         db.session.rollback()
         raise refusal

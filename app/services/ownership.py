@@ -15,13 +15,14 @@ from app.models import Department, Ownership, OwnershipEvent, Pool, User
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.services import caps
-from app.services.errors import NotFound, ValidationFailed
+from app.services.errors import NotFound, ValidationFailed, tr
 
 
 def default_pool() -> Pool:
     pool = db.session.execute(select(Pool).where(Pool.is_default.is_(True))).scalars().first()
     if pool is None:
-        raise NotFound("未配置默认公海，请先运行 flask crm init", code="no_default_pool")
+        raise NotFound(tr("No default pool is set up; run flask crm init first"),
+                       code="no_default_pool")
     return pool
 
 
@@ -52,18 +53,20 @@ def lock_active_rep(user_id: int):
     department_path) in one statement; ValidationFailed if the user cannot own customers."""
     row = db.session.connection().execute(_LOCK_ACTIVE_REP, {"user_id": user_id}).first()
     if row is None:
-        raise ValidationFailed({"owner": "负责人不存在"})
+        raise ValidationFailed({"owner": tr("The owner does not exist")})
     if not row.active or row.employment_status != EMPLOYMENT_ACTIVE:
-        raise ValidationFailed({"owner": f"{row.username} 已停用或离职，不能成为负责人"})
+        raise ValidationFailed({"owner": tr("%(name)s is deactivated or departed and cannot be an "
+                                          "owner", name=row.username)})
     return row
 
 
 def ensure_active_owner(user_id: int) -> User:
     user = db.session.get(User, user_id)
     if user is None:
-        raise ValidationFailed({"owner": "负责人不存在"})
+        raise ValidationFailed({"owner": tr("The owner does not exist")})
     if not user.active or user.employment_status != EMPLOYMENT_ACTIVE:
-        raise ValidationFailed({"owner": f"{user.display_name} 已停用或离职，不能成为负责人"})
+        raise ValidationFailed({"owner": tr("%(name)s is deactivated or departed and cannot be an "
+                                          "owner", name=user.display_name)})
     return user
 
 
@@ -95,7 +98,7 @@ def place_new_customer(customer, *, actor_id: Optional[int], owner_id: Optional[
         lock_rep(owner_id)
         caps.check_cap(owner_id, 1)
     elif db.session.get(Pool, pool_id) is None:
-        raise ValidationFailed({"pool": "公海不存在"})
+        raise ValidationFailed({"pool": tr("The pool does not exist")})
     now = utcnow()
     ownership = Ownership(owner_id=owner_id, pool_id=pool_id, acquired_at=now, acquired_how=how,
                           first_owner_id=owner_id, locked=False, won=False)

@@ -10,7 +10,7 @@ from app.extensions import db
 from app.models import Department, Policy, User
 from app.models.policy import POLICY_FIELDS
 from app.services import limits
-from app.services.errors import ValidationFailed
+from app.services.errors import ValidationFailed, tr
 
 # Seeded by `flask crm init` as the global row; admins edit it in the Policies form.
 GLOBAL_DEFAULTS: dict[str, Any] = {
@@ -152,23 +152,23 @@ def validate_policy(policy: Policy) -> None:
     """The target matches the scope, and no number is negative; raises ValidationFailed."""
     errors: dict[str, str] = {}
     if policy.scope not in ("global", "department", "user"):
-        errors["scope"] = "适用范围只能是 global、department 或 user"
+        errors["scope"] = tr("The scope can only be global, department or user")
     has_dept = policy.department_id is not None or policy.department is not None
     has_user = policy.user_id is not None or policy.user is not None
     if policy.scope == "department" and (not has_dept or has_user):
-        errors["department"] = "部门策略须选择部门，且不选用户"
+        errors["department"] = tr("A department policy needs a department and no user")
     if policy.scope == "user" and (not has_user or has_dept):
-        errors["user"] = "用户策略须选择用户，且不选部门"
+        errors["user"] = tr("A user policy needs a user and no department")
     if policy.scope == "global" and (has_user or has_dept):
-        errors["scope"] = "全局策略不能指定部门或用户"
+        errors["scope"] = tr("The global policy cannot name a department or user")
     for field in POLICY_FIELDS:
         value = getattr(policy, field)
         if field == "count_won" or value is None:
             continue
         maximum = limits.MAX_DAYS if field.endswith("_days") else limits.MAX_COUNT
         if value < 0:
-            errors[field] = "不能为负数"
+            errors[field] = tr("Cannot be negative")
         elif value > maximum:
-            errors[field] = f"不能大于 {maximum}"
+            errors[field] = tr("Cannot be greater than %(max)s", max=maximum)
     if errors:
         raise ValidationFailed(errors)

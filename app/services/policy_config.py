@@ -13,17 +13,18 @@ from app.models import Department, Policy, User
 from app.models.policy import POLICY_FIELDS
 from app.security import ROLE_ADMIN, has_role
 from app.services import audit, policies
-from app.services.errors import UNKNOWN_FIELD, NotFound, PermissionDenied, ValidationFailed
+from app.services.errors import (UNKNOWN_FIELD, NotFound, PermissionDenied, ValidationFailed,
+                                 lazy_tr, tr)
 from app.services.ids import MAX_PK, check_paging, parse_pk
 from app.services.policies import validate_policy
 
 EDITABLE = ("scope", "department_id", "user_id") + POLICY_FIELDS
-DUPLICATE = "该对象已有策略，请修改原策略"
+DUPLICATE = lazy_tr("This target already has a policy; change that one")
 
 
 def _require_admin(actor: User) -> None:
     if not has_role(actor, ROLE_ADMIN):
-        raise PermissionDenied("只有管理员可以修改归属策略")
+        raise PermissionDenied(tr("Only admins can change ownership policies"))
 
 
 def _clean(data: dict[str, Any]) -> dict[str, Any]:
@@ -38,15 +39,16 @@ def _clean(data: dict[str, Any]) -> dict[str, Any]:
             out[key] = value
         elif key == "count_won":
             if value is not None and not isinstance(value, bool):
-                errors[key] = "count_won 必须是 true、false 或 null"
+                errors[key] = tr("count_won must be true, false or null")
             out[key] = value
         elif key in ("department_id", "user_id") and isinstance(value, int) \
                 and not isinstance(value, bool) and parse_pk(value) is None:
-            errors[key] = f"{key} 必须是 1 到 {MAX_PK} 之间的整数"
+            errors[key] = tr("%(field)s must be an integer from 1 to %(max)s", field=key,
+                              max=MAX_PK)
         elif value is None or (isinstance(value, int) and not isinstance(value, bool)):
             out[key] = value
         else:
-            errors[key] = f"{key} 必须是整数或 null"
+            errors[key] = tr("%(field)s must be an integer or null", field=key)
     if errors:
         raise ValidationFailed(errors)
     return out
@@ -55,9 +57,9 @@ def _clean(data: dict[str, Any]) -> dict[str, Any]:
 def _check_targets(values: dict[str, Any]) -> None:
     if values.get("department_id") is not None and \
             db.session.get(Department, values["department_id"]) is None:
-        raise ValidationFailed({"department_id": "部门不存在"})
+        raise ValidationFailed({"department_id": tr("The department does not exist")})
     if values.get("user_id") is not None and db.session.get(User, values["user_id"]) is None:
-        raise ValidationFailed({"user_id": "用户不存在"})
+        raise ValidationFailed({"user_id": tr("The user does not exist")})
 
 
 def _duplicate_of(scope: str, department_id: Optional[int], user_id: Optional[int],
@@ -92,7 +94,7 @@ def _save_unique(policy: Policy) -> None:
 def get_policy(policy_id: int) -> Policy:
     policy = db.session.get(Policy, policy_id)
     if policy is None:
-        raise NotFound("策略不存在")
+        raise NotFound(tr("The policy does not exist"))
     return policy
 
 
@@ -122,7 +124,8 @@ def update_policy(actor: User, policy_id: int, data: dict[str, Any]) -> Policy:
     changes = audit.diff(policy, values)
     try:
         if policy.scope == "global" and values.get("scope", "global") != "global":
-            raise ValidationFailed({"scope": "全局默认策略不能改为部门或个人策略"})
+            raise ValidationFailed({"scope": tr("The global default policy cannot become a "
+                                                 "department or user policy")})
         for key, value in values.items():
             setattr(policy, key, value)
         validate_policy(policy)
@@ -139,7 +142,8 @@ def delete_policy(actor: User, policy_id: int) -> None:
     _require_admin(actor)
     policy = get_policy(policy_id)
     if policy.scope == "global":
-        raise ValidationFailed({"scope": "全局默认策略不能删除，只能修改"})
+        raise ValidationFailed({"scope": tr("The global default policy cannot be deleted, only "
+                                          "changed")})
     audit.record(actor.id, "delete", "policy", policy.id,
                  {k: (getattr(policy, k), None) for k in EDITABLE
                   if getattr(policy, k) is not None})
@@ -156,7 +160,7 @@ def effective_for(actor: User, user_id: int) -> dict:
         visible_owner_ids_select(actor, scope_of(actor) or Scope.OWN)
         .where(User.id == user_id)).first() is not None
     if not visible or db.session.get(User, user_id) is None:
-        raise NotFound("用户不存在或不在您的数据权限内")
+        raise NotFound(tr("The user does not exist or is outside your data scope"))
     return {k: {"value": v.value, "source": v.source}
             for k, v in policies.effective_policy(user_id).items()}
 

@@ -18,11 +18,11 @@ from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, Scope, has_role, scope_of, \
     visible_owner_ids_select
 from app.services import caps, limits, ownership, policies
-from app.services.errors import (DailyLimitReached, InCooldown, NotInPool, OutOfScope,
-                                 PermissionDenied, ValidationFailed)
+from app.services.errors import (CLAIMED_MEANWHILE, NO_SUCH_CUSTOMER, DailyLimitReached, InCooldown,
+                                 NotInPool, OutOfScope, PermissionDenied, ValidationFailed, tr)
 from app.services.ids import parse_ids as parse_id_list
 # Business days live in app.services.times; these names stay importable from here.
-from app.services.times import business_zone, local_day_start, local_today  # noqa: F401
+from app.services.times import business_zone, local_date, local_day_start, local_today  # noqa: F401
 
 MAX_BATCH = 1000
 
@@ -68,7 +68,7 @@ def claim_from_pool(actor: User, customer_ids: Iterable, pool_id: Optional[int] 
     """The actor takes customers from a pool they belong to; all or nothing."""
     ids = parse_ids(customer_ids)
     if not has_role(actor, ROLE_REP, ROLE_MANAGER, ROLE_ADMIN):
-        raise PermissionDenied("您的角色不能领取公海客户")
+        raise PermissionDenied(tr("Your role cannot claim pool customers"))
     try:
         _claim(actor, ids, pool_id)
         db.session.commit()
@@ -85,15 +85,17 @@ def _claim(actor: User, ids: list[int], pool_id: Optional[int]) -> None:
     rep = ownership.lock_active_rep(actor_id)  # first: counts below are read under the lock
     chain = policies.chain_from_path(rep.department_path)
     if pool_id is not None and pool_id not in member_pool_ids(actor, chain):
-        raise OutOfScope("您不是该公海的成员", code="not_pool_member")
+        raise OutOfScope(tr("You are not a member of this pool"), code="not_pool_member")
     rows, policy = _claim_facts(actor, ids, chain)
     gone = [i for i in ids if i not in rows or rows[i].pool_id is None
             or (pool_id is not None and rows[i].pool_id != pool_id)]
     if gone:
-        raise NotInPool(f"客户已不在公海中：{_names_in(rows, gone)}", customer_ids=gone)
+        raise NotInPool(tr("No longer in a pool: %(names)s", names=_names_in(rows, gone)),
+                        customer_ids=gone)
     foreign = [i for i in ids if not rows[i].member]
     if foreign:
-        raise OutOfScope(f"这些客户所在的公海您无权领取：{_names_in(rows, foreign)}",
+        raise OutOfScope(tr("These customers are in pools you may not claim from: %(names)s",
+                            names=_names_in(rows, foreign)),
                          code="not_pool_member", customer_ids=foreign)
     now = utcnow()
     _check_cooldown(rows, int(policy["cooldown_days"].value or 0), now)
@@ -105,7 +107,7 @@ def _claim(actor: User, ids: list[int], pool_id: Optional[int]) -> None:
         by_pool, actor_id, now=now, how="claimed",
         event=dict(kind="claimed", actor_id=actor_id, reason="领取"))
     if moved != len(ids):
-        raise NotInPool("部分客户刚被他人领取，请刷新后重试")
+        raise NotInPool(tr(CLAIMED_MEANWHILE))
 
 
 def _claim_facts(actor: User, ids: list[int], chain: list[int]) -> tuple[dict, dict]:
@@ -168,8 +170,10 @@ def _check_cooldown(rows: dict, days: int, now: dt.datetime) -> None:
         left = days - (now - first.released_at).days
         cooling_ids = [o.customer_id for o in cooling]
         raise InCooldown(
-            f"原负责人冷却期 {days} 天：{_names_in(rows, cooling_ids)} "
-            f"于 {first.released_at:%Y-%m-%d} 从您名下退回，还需 {left} 天才能再领取",
+            tr("Previous-owner cooldown of %(days)s days: %(names)s left you on %(date)s; "
+               "you can claim again in %(left)s days", days=days,
+               names=_names_in(rows, cooling_ids), date=local_date(first.released_at),
+               left=left),
             cooldown_days=days, customer_ids=cooling_ids)
 
 
@@ -179,9 +183,11 @@ def _check_claim_limits(policy: dict, counts, adding: int) -> None:
     today = counts.claimed_today
     if today + adding > limit:
         raise DailyLimitReached(
-            f"超出每日领取上限：上限 {limit}，今日已领取 {today}，本次领取 {adding}",
+            tr("Over the daily claim limit: limit %(limit)s, claimed today %(today)s, "
+               "claiming now %(adding)s", limit=limit, today=today, adding=adding),
             limit=limit, claimed_today=today, adding=adding)
-    caps.check(caps.room_of(policy, counts.counted_all, counts.counted_unwon), adding, "领取")
+    caps.check(caps.room_of(policy, counts.counted_all, counts.counted_unwon), adding,
+               caps.CLAIMING)
 
 
 def release_to_pool(actor: User, customer_ids: Iterable, reason: str,
@@ -190,22 +196,23 @@ def release_to_pool(actor: User, customer_ids: Iterable, reason: str,
     ids = parse_ids(customer_ids)
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationFailed({"reason": "请填写放弃原因"})
+        raise ValidationFailed({"reason": tr("Please give a reason for releasing")})
     if limits.too_long(reason, limits.REASON):
         raise ValidationFailed({"reason": limits.too_long(reason, limits.REASON)})
     target = db.session.get(Pool, pool_id) if pool_id is not None else ownership.default_pool()
     if target is None:
-        raise ValidationFailed({"pool_id": "公海不存在"})
+        raise ValidationFailed({"pool_id": tr("The pool does not exist")})
     try:
         rows = ownership.snapshot(ids)
         not_owned = [i for i in ids if i not in rows or rows[i].owner_id is None]
         if not_owned:
-            raise NotInPool(f"这些客户没有负责人，无需放弃：{customer_names(not_owned)}",
+            raise NotInPool(tr("These customers have no owner, nothing to release: %(names)s",
+                               names=customer_names(not_owned)),
                             code="not_owned", customer_ids=not_owned)
         allowed = managed_owner_ids(actor, {o.owner_id for o in rows.values()})
         foreign = [i for i in ids if rows[i].owner_id not in allowed]
         if foreign:
-            raise OutOfScope("客户不存在或不在您的数据权限内", customer_ids=foreign)
+            raise OutOfScope(tr(NO_SUCH_CUSTOMER), customer_ids=foreign)
         now = utcnow()
         by_owner: dict[int, list[int]] = {}
         for i in ids:
@@ -217,7 +224,9 @@ def release_to_pool(actor: User, customer_ids: Iterable, reason: str,
                 .values(owner_id=None, pool_id=target.id, previous_owner_id=owner_id,
                         released_at=now, locked=False)).rowcount
             if done != len(group):
-                raise NotInPool("部分客户的负责人刚刚变更，请刷新后重试", code="conflict")
+                raise NotInPool(tr("The owner of some customers just changed; refresh and try "
+                                   "again"),
+                                code="conflict")
         ownership.record_events(
             [dict(customer_id=i, kind="released", from_owner_id=rows[i].owner_id,
                   to_pool_id=target.id, actor_id=actor.id, reason=reason) for i in ids], now)

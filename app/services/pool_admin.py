@@ -17,7 +17,8 @@ from app.models import Ownership, Pool, PoolMember, User
 from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, has_role
 from app.services import audit, limits, ownership
-from app.services.errors import Conflict, NotFound, NotInPool, PermissionDenied, ValidationFailed
+from app.services.errors import (CLAIMED_MEANWHILE, Conflict, NotFound, NotInPool, PermissionDenied,
+                                 ValidationFailed, lazy_tr, tr)
 from app.services.pool import customer_names, parse_ids
 
 
@@ -59,24 +60,28 @@ def move_to_pool(actor: User, customer_ids: Iterable, pool_id: Optional[int],
     """Move pool customers to another pool; all or nothing. Customers already in the target
     pool are refused too, so the event log never shows a move that moved nothing."""
     if not has_role(actor, ROLE_ADMIN):
-        raise PermissionDenied("只有管理员可以在公海之间移动客户")
+        raise PermissionDenied(tr("Only admins can move customers between pools"))
     ids = parse_ids(customer_ids)
     if limits.too_long(reason, limits.REASON):
         raise ValidationFailed({"reason": limits.too_long(reason, limits.REASON)})
     target = db.session.get(Pool, pool_id) if pool_id is not None else None
     if target is None:
-        raise ValidationFailed({"pool_id": "请选择目标公海"})
+        raise ValidationFailed({"pool_id": tr("Select the target pool")})
     try:
         rows = ownership.snapshot(ids)
         gone = [i for i in ids if i not in rows or rows[i].pool_id is None]
         if gone:
-            raise NotInPool(f"客户已不在公海中：{customer_names(gone)}", customer_ids=gone)
+            raise NotInPool(tr("No longer in a pool: %(names)s", names=customer_names(gone)),
+                            customer_ids=gone)
         already = [i for i in ids if rows[i].pool_id == target.id]
         if already:
-            raise ValidationFailed({"pool_id": f"这些客户已在『{target.name}』中：{customer_names(already)}"})
+            raise ValidationFailed({"pool_id": tr("These customers are already in 『%(pool)s』: "
+                                                  "%(names)s",
+                                                  pool=target.name,
+                                                  names=customer_names(already))})
         now = utcnow()
         if ownership.move_between_pools(ids, target.id) != len(ids):
-            raise NotInPool("部分客户刚被他人领取，请刷新后重试")
+            raise NotInPool(tr(CLAIMED_MEANWHILE))
         ownership.record_events(
             [dict(customer_id=i, kind="moved", from_pool_id=rows[i].pool_id,
                   to_pool_id=target.id, actor_id=actor.id,
@@ -92,22 +97,23 @@ def validate_member(member: PoolMember) -> None:
     """A membership names a pool and exactly one of a department or a user."""
     errors = {}
     if member.pool is None and member.pool_id is None:
-        errors["pool"] = "请选择公海"
+        errors["pool"] = tr("Select a pool")
     has_dept = member.department is not None or member.department_id is not None
     has_user = member.user is not None or member.user_id is not None
     if has_dept == has_user:
-        errors["department"] = "请选择一个部门或一个用户（二选一）"
+        errors["department"] = tr("Select one department or one user (not both)")
     if errors:
         raise ValidationFailed(errors)
 
 
 POOL_FIELDS = ("name", "description", "is_default")
-KEEP_DEFAULT = "必须有一个默认公海：请把另一个公海设为默认，本公海随之取消默认"
+KEEP_DEFAULT = lazy_tr("There must be a default pool: make another pool the default and this "
+                       "one stops being it")
 
 
 def _require_admin(actor: User) -> None:
     if not has_role(actor, ROLE_ADMIN):
-        raise PermissionDenied("只有管理员可以修改公海")
+        raise PermissionDenied(tr("Only admins can change pools"))
 
 
 def _pool_values(data: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +121,7 @@ def _pool_values(data: dict[str, Any]) -> dict[str, Any]:
     if "name" in values:
         values["name"] = (values["name"] or "").strip()
         if not values["name"]:
-            raise ValidationFailed({"name": "请填写公海名称"})
+            raise ValidationFailed({"name": tr("Please give the pool a name")})
     if "is_default" in values:
         values["is_default"] = bool(values["is_default"])
     return values
@@ -129,7 +135,8 @@ def _save(pool: Pool, actor: User, action: str, changes: dict) -> Pool:
         with db.session.no_autoflush:
             if db.session.execute(select(Pool.id).where(
                     Pool.name == pool.name, Pool.id != pool.id)).first() is not None:
-                raise ValidationFailed({"name": f"已有名为『{pool.name}』的公海"})
+                raise ValidationFailed({"name": tr("A pool named 『%(name)s』 already exists",
+                                                       name=pool.name)})
             if pool.is_default:
                 # Before this pool is flushed as default: the index allows one at any moment.
                 db.session.execute(update(Pool).where(Pool.is_default.is_(True),
@@ -142,7 +149,7 @@ def _save(pool: Pool, actor: User, action: str, changes: dict) -> Pool:
     except IntegrityError:
         db.session.rollback()
         if marking_default:
-            raise Conflict("默认公海刚被他人修改，请刷新后重试",
+            raise Conflict(tr("Someone else just changed the default pool; refresh and try again"),
                            code="default_pool_changed") from None
         raise
     except Exception:
@@ -180,11 +187,13 @@ def delete_pool(actor: User, pool_id: int) -> None:
     pool = get_pool(pool_id)
     if pool.is_default:
         raise ValidationFailed(
-            {"is_default": f"默认公海『{pool.name}』不能删除：请先把另一个公海设为默认"})
+            {"is_default": tr("The default pool 『%(name)s』 cannot be deleted: make another pool "
+                             "the default first", name=pool.name)})
     held = db.session.execute(select(func.count()).select_from(Ownership)
                               .where(Ownership.pool_id == pool.id)).scalar_one()
     if held:
-        raise Conflict(f"公海『{pool.name}』中还有 {held} 个客户，请先把它们移到其他公海",
+        raise Conflict(tr("The pool 『%(name)s』 still holds %(held)s customers; move them to "
+                          "another pool first", name=pool.name, held=held),
                        code="pool_not_empty", customers=held)
     audit.record(actor.id, "delete", "pool", pool.id,
                  {k: (getattr(pool, k), None) for k in POOL_FIELDS
@@ -196,5 +205,5 @@ def delete_pool(actor: User, pool_id: int) -> None:
 def get_pool(pool_id: int) -> Pool:
     pool = db.session.get(Pool, pool_id)
     if pool is None:
-        raise NotFound("公海不存在")
+        raise NotFound(tr("The pool does not exist"))
     return pool

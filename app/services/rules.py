@@ -19,7 +19,7 @@ from app.models.org import EMPLOYMENT_ACTIVE
 from app.models.rule import RULE_CONDITIONS
 from app.security import ROLE_REP, has_role
 from app.services import caps, ownership
-from app.services.errors import NotInPool, ValidationFailed
+from app.services.errors import CLAIMED_MEANWHILE, NotInPool, ValidationFailed, tr
 
 
 @dataclass
@@ -155,10 +155,11 @@ def apply_to_pool_customers(actor: User, customer_ids: Iterable, dry_run: bool =
     rows = ownership.snapshot(ids)
     gone = [i for i in ids if i not in rows or rows[i].pool_id is None]
     if gone:
-        raise NotInPool("只能对公海客户应用归属规则", customer_ids=gone)
+        raise NotInPool(tr("Assignment rules apply only to pool customers"), customer_ids=gone)
     pools = distributable_pool_ids(actor)
     if any(rows[i].pool_id not in pools for i in ids):
-        raise ValidationFailed({"customer_ids": "部分客户所在的公海不在您的管理范围"})
+        raise ValidationFailed({"customer_ids": tr("Some customers are in pools you do not "
+                                                   "manage")})
     rules = active_rules()
     loads = _Loads()
     plan: list[dict] = []
@@ -181,9 +182,9 @@ def apply_to_pool_customers(actor: User, customer_ids: Iterable, dry_run: bool =
         for owner_id in sorted({p["owner_id"] for p in plan if p["owner_id"]}):
             ownership.lock_rep(owner_id)
             mine = [p["customer_id"] for p in plan if p["owner_id"] == owner_id]
-            caps.check_cap(owner_id, len(mine), verb="分配")
+            caps.check_cap(owner_id, len(mine), verb=caps.ASSIGNING)
             if ownership.move_from_pool(mine, owner_id, now=now, how="rule-assigned") != len(mine):
-                raise NotInPool("部分客户刚被他人领取，请刷新后重试")
+                raise NotInPool(tr(CLAIMED_MEANWHILE))
         for p in plan:
             cid = p["customer_id"]
             if p["owner_id"]:
@@ -208,13 +209,13 @@ def apply_to_pool_customers(actor: User, customer_ids: Iterable, dry_run: bool =
 def validate_rule(rule: AssignmentRule) -> None:
     errors = {}
     if rule.target_type == "user" and rule.target_user is None and rule.target_user_id is None:
-        errors["target_user"] = "目标为销售时须选择销售"
+        errors["target_user"] = tr("A rule targeting a sales rep needs the rep")
     if rule.target_type == "department" and rule.target_department is None \
             and rule.target_department_id is None:
-        errors["target_department"] = "目标为部门时须选择部门"
+        errors["target_department"] = tr("A rule targeting a department needs the department")
     if rule.lifecycle not in (None, "", "potential", "active", "silent"):
-        errors["lifecycle"] = "生命周期只能是 potential、active 或 silent"
+        errors["lifecycle"] = tr("The lifecycle can only be potential, active or silent")
     if rule.grade not in (None, "", "A", "B", "C"):
-        errors["grade"] = "等级只能是 A、B 或 C"
+        errors["grade"] = tr("The grade can only be A, B or C")
     if errors:
         raise ValidationFailed(errors)

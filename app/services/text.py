@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-UNCLEAN_MESSAGE = "含有不允许的字符（NUL 或不成对的代理字符）"
+from app.services.errors import lazy_tr
+
+UNCLEAN_MESSAGE = lazy_tr("contains characters that are not allowed (NUL or an unpaired "
+                          "surrogate)")
 _UNCLEAN = re.compile("[\x00\ud800-\udfff]")
 
 

@@ -27,7 +27,7 @@ from app.models import Customer, Deal, FollowUp, Ownership, OwnershipEvent, User
 from app.models.merge import CustomerMerge
 from app.security import can_see_customer
 from app.services import merge
-from app.services.errors import OutOfScope
+from app.services.errors import NO_SUCH_CUSTOMER, OutOfScope, tr
 
 PAGE_SIZE = 20
 
@@ -115,7 +115,7 @@ def page_of(actor: Optional[User], customer_id: int, page: int = 1,
     """Page `page` (from 1, clamped to the pages there are) of the customer's timeline;
     OutOfScope when the actor may not read the customer."""
     if db.session.get(Customer, customer_id) is None or not readable(actor, customer_id):
-        raise OutOfScope("客户不存在或不在您的数据权限内")
+        raise OutOfScope(tr(NO_SUCH_CUSTOMER))
     # A pool customer browsed by a pool member: its records' own pages are out of scope.
     linked = can_see_customer(actor, customer_id)
     history = history_of(customer_id)

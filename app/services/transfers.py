@@ -29,8 +29,8 @@ from app.models.transfer import TRANSFER_TRIGGERS
 from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF,
                           customer_scope_clause, has_role)
 from app.services import caps, limits, notifications, ownership
-from app.services.errors import (Conflict, NotFound, OutOfScope, PermissionDenied,
-                                 ValidationFailed)
+from app.services.errors import (NO_SUCH_CUSTOMER, Conflict, NotFound, OutOfScope, PermissionDenied,
+                                 ValidationFailed, tr)
 from app.services.ids import check_paging
 from app.services.pool import customer_names, parse_ids
 from app.services.times import rfc3339
@@ -64,33 +64,35 @@ def create_transfer(actor: User, customer_ids: Iterable, to_owner_id: int, reaso
                     trigger: str = "other", handover_note: str = "",
                     keep_read_days: int = 0) -> TransferRequest:
     if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF):
-        raise PermissionDenied("您的角色不能申请客户转移")
+        raise PermissionDenied(tr("Your role cannot request customer transfers"))
     ids = parse_ids(customer_ids)
     errors = {}
     if not (reason or "").strip():
-        errors["reason"] = "请填写转移原因"
+        errors["reason"] = tr("Please give a reason for the transfer")
     limits.check_length(errors, "reason", reason, limits.REASON)
     limits.check_length(errors, "handover_note", handover_note, limits.REASON)
     if trigger not in TRANSFER_TRIGGERS:
-        errors["trigger"] = "触发原因只能是：" + "、".join(TRANSFER_TRIGGERS)
+        errors["trigger"] = tr("The trigger can only be: %(choices)s",
+                               choices=tr(", ").join(TRANSFER_TRIGGERS))
     if not isinstance(keep_read_days, int) or not 0 <= keep_read_days <= 365:
-        errors["keep_read_days"] = "原负责人保留只读天数应在 0–365 之间"
+        errors["keep_read_days"] = tr("The previous owner's read-only days must be within 0–365")
     if errors:
         raise ValidationFailed(errors)
     writable = set(db.session.execute(select(Customer.id).where(
         Customer.id.in_(ids), customer_scope_clause(actor, include_shared=False))).scalars())
     hidden = [i for i in ids if i not in writable]
     if hidden:
-        raise OutOfScope("客户不存在或不在您的数据权限内", customer_ids=hidden)
+        raise OutOfScope(tr(NO_SUCH_CUSTOMER), customer_ids=hidden)
     rows = ownership.snapshot(ids)
     owners = {rows[i].owner_id for i in ids}
     if None in owners:
-        raise ValidationFailed({"customer_ids": "公海客户请直接分配，无需转移"})
+        raise ValidationFailed({"customer_ids": tr("Pool customers are assigned, not transferred")})
     if len(owners) != 1:
-        raise ValidationFailed({"customer_ids": "一次转移的客户必须属于同一负责人"})
+        raise ValidationFailed({"customer_ids": tr("The customers of one transfer must have the "
+                                                   "same owner")})
     from_owner_id = owners.pop()
     if from_owner_id == to_owner_id:
-        raise ValidationFailed({"to_owner_id": "接收人就是当前负责人"})
+        raise ValidationFailed({"to_owner_id": tr("The receiver is the current owner")})
     receiver = ownership.ensure_active_owner(to_owner_id)
     _refuse_pending(ids)
     giver = db.session.get(User, from_owner_id)
@@ -127,7 +129,8 @@ def _refuse_pending(ids: list[int]) -> None:
         OpenTransfer.customer_id.in_(ids))).scalars())
     if held:
         pending = [i for i in ids if i in held]
-        raise Conflict(f"这些客户已有待处理的转移申请：{customer_names(pending)}",
+        raise Conflict(tr("These customers already have a pending transfer: %(names)s",
+                          names=customer_names(pending)),
                        code="transfer_pending")
 
 
@@ -145,7 +148,7 @@ def _admin_ids() -> list[int]:
 def _load(transfer_id: int) -> TransferRequest:
     transfer = db.session.get(TransferRequest, transfer_id)
     if transfer is None:
-        raise NotFound("转移申请不存在")
+        raise NotFound(tr("The transfer request does not exist"))
     return transfer
 
 
@@ -240,11 +243,14 @@ def approve(actor: User, transfer_id: int, note: str = "") -> TransferRequest:
     transfer = _load(transfer_id)
     if transfer.status != "pending" and not (transfer.status == "approved"
                                              and transfer.needs_second_approval):
-        raise Conflict(f"该申请状态为 {transfer.status}，不能审批", code="not_pending")
+        raise Conflict(tr("The request is %(status)s and cannot be approved",
+                          status=transfer.status),
+                       code="not_pending")
     now = utcnow()
     if transfer.first_approver_id is None:
         if not can_first_approve(actor, transfer):
-            raise PermissionDenied("只有原负责人所在部门的经理或管理员可以审批")
+            raise PermissionDenied(tr("Only a manager of the previous owner's department or an "
+                                      "admin can approve"))
         transfer.first_approver_id, transfer.first_approved_at = actor.id, now
         if transfer.needs_second_approval:
             transfer.status = "approved"
@@ -256,7 +262,8 @@ def approve(actor: User, transfer_id: int, note: str = "") -> TransferRequest:
             return transfer
     else:
         if not can_second_approve(actor, transfer):
-            raise PermissionDenied("第二级审批须由管理员或接收部门经理完成，且不能与第一级审批人相同")
+            raise PermissionDenied(tr("The second approval is by an admin or a manager of the "
+                                      "receiving department, not the first approver"))
         transfer.second_approver_id, transfer.second_approved_at = actor.id, now
     transfer.decision_note = note or transfer.decision_note
     try:
@@ -272,7 +279,7 @@ def _hand_over(actor: User, transfer: TransferRequest, now: dt.datetime) -> None
     ids = [item.customer_id for item in transfer.items]
     ownership.lock_rep(transfer.to_owner_id)
     ownership.ensure_active_owner(transfer.to_owner_id)
-    caps.check_cap(transfer.to_owner_id, len(ids), verb="转入")
+    caps.check_cap(transfer.to_owner_id, len(ids), verb=caps.TRANSFERRING_IN)
     caps.check_lock_cap_receiving(transfer.to_owner_id, ids)
     moved = db.session.execute(
         update(Ownership)
@@ -280,7 +287,8 @@ def _hand_over(actor: User, transfer: TransferRequest, now: dt.datetime) -> None
         .values(owner_id=transfer.to_owner_id, acquired_at=now, acquired_how="transferred",
                 previous_owner_id=transfer.from_owner_id, last_followup_at=None)).rowcount
     if moved != len(ids):
-        raise Conflict("部分客户已不在原负责人名下，申请无法完成", code="owner_changed")
+        raise Conflict(tr("Some customers no longer belong to the previous owner; the request "
+                          "cannot complete"), code="owner_changed")
     ownership.record_events(
         [dict(customer_id=i, kind="transferred", from_owner_id=transfer.from_owner_id,
               to_owner_id=transfer.to_owner_id, actor_id=actor.id,
@@ -306,13 +314,15 @@ def _hand_over(actor: User, transfer: TransferRequest, now: dt.datetime) -> None
 def reject(actor: User, transfer_id: int, note: str) -> TransferRequest:
     transfer = _load(transfer_id)
     if transfer.status not in ("pending", "approved"):
-        raise Conflict(f"该申请状态为 {transfer.status}，不能驳回", code="not_pending")
+        raise Conflict(tr("The request is %(status)s and cannot be rejected",
+                          status=transfer.status),
+                       code="not_pending")
     allowed = can_first_approve(actor, transfer) if transfer.first_approver_id is None \
         else can_second_approve(actor, transfer)
     if not allowed:
-        raise PermissionDenied("您不是该申请的审批人")
+        raise PermissionDenied(tr("You are not an approver of this request"))
     if not (note or "").strip():
-        raise ValidationFailed({"note": "请填写驳回原因"})
+        raise ValidationFailed({"note": tr("Please give a reason for rejecting")})
     if limits.too_long(note, limits.REASON):
         raise ValidationFailed({"note": limits.too_long(note, limits.REASON)})
     _close(transfer, "rejected", actor)
@@ -333,9 +343,11 @@ def can_cancel(actor: User, transfer: TransferRequest) -> bool:
 def cancel(actor: User, transfer_id: int) -> TransferRequest:
     transfer = _load(transfer_id)
     if transfer.applicant_id != actor.id and not has_role(actor, ROLE_ADMIN):
-        raise PermissionDenied("只有申请人可以撤回")
+        raise PermissionDenied(tr("Only the requester can withdraw"))
     if not can_cancel(actor, transfer):
-        raise Conflict(f"该申请状态为 {transfer.status}，不能撤回", code="not_pending")
+        raise Conflict(tr("The request is %(status)s and cannot be withdrawn",
+                          status=transfer.status),
+                       code="not_pending")
     _close(transfer, "cancelled", actor)
     db.session.commit()
     return transfer
