@@ -18,17 +18,26 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from app.models.policy import POLICY_FIELDS
 from app.models.transfer import TRANSFER_TRIGGERS
 from app.services import limits
-from app.services.errors import UNKNOWN_FIELD, ValidationFailed
-from app.services.ids import MAX_PK, REP, parse_ids, parse_pk
+from app.services.errors import N_, UNKNOWN_FIELD, ValidationFailed, tr
+from app.services.ids import CUSTOMER, LIST_REFUSALS, MAX_PK, REP, parse_ids, parse_pk
 from app.services.pool import MAX_BATCH  # ids in one request
 from app.services.times import rfc3339
 
 
 # --- fields ---------------------------------------------------------------------------------
-_MESSAGES = {"required": "必填", "null": "不能为 null"}
+_MESSAGES = {"required": N_("Required"), "null": N_("Cannot be null")}  # msgids
 
 
-class RecordId(fields.Integer):
+class Said:
+    """A field whose own messages are msgids, read in the caller's language when raised."""
+
+    def make_error(self, key: str, **kwargs) -> ValidationError:
+        error = super().make_error(key, **kwargs)
+        return ValidationError(tr(error.messages[0])) if isinstance(error.messages, list) \
+            and len(error.messages) == 1 and isinstance(error.messages[0], str) else error
+
+
+class RecordId(Said, fields.Integer):
     default_error_messages = _MESSAGES
     """A record id: an integer 1..MAX_PK (read by ids.parse_pk: 1.5, true, "1e3" refused)."""
 
@@ -40,19 +49,20 @@ class RecordId(fields.Integer):
     def _deserialize(self, value, attr, data, **kwargs):
         number = parse_pk(value)
         if number is None:
-            raise ValidationError(f"{self.data_key or attr} 必须是 1 到 {MAX_PK} 之间的整数")
+            raise ValidationError(tr("%(field)s must be an integer from 1 to %(max)s",
+                                     field=self.data_key or attr, max=MAX_PK))
         return number
 
 
-class RecordIds(fields.List):
+class RecordIds(Said, fields.List):
     default_error_messages = _MESSAGES
     """A non-empty list of distinct record ids, at most `limit` (ids.parse_ids)."""
 
-    def __init__(self, limit: int = MAX_BATCH, noun: str = "客户", **kwargs):
+    def __init__(self, limit: int = MAX_BATCH, noun: str = CUSTOMER, **kwargs):
         self.limit, self.noun = limit, noun
         kwargs.setdefault("validate", validate.Length(min=1, max=limit))
-        kwargs.setdefault("error_messages", {"required": f"请至少选择一个{noun}",
-                                             "null": f"请至少选择一个{noun}"})
+        empty = LIST_REFUSALS[noun][1]
+        kwargs.setdefault("error_messages", {"required": empty, "null": empty})
         super().__init__(RecordId(), **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -63,7 +73,7 @@ class RecordIds(fields.List):
             raise ValidationError(exc.fields[key]) from None
 
 
-class Flag(fields.Boolean):
+class Flag(Said, fields.Boolean):
     default_error_messages = _MESSAGES
     """true or false, nothing else (marshmallow's Boolean would take "yes", 1, "on")."""
 
@@ -73,11 +83,12 @@ class Flag(fields.Boolean):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, bool):
-            raise ValidationError(self.message or f"{self.data_key or attr} 必须是 true 或 false")
+            raise ValidationError(tr(self.message) if self.message else tr(
+                "%(field)s must be true or false", field=self.data_key or attr))
         return value
 
 
-class Count(fields.Integer):
+class Count(Said, fields.Integer):
     default_error_messages = _MESSAGES
     """A whole number in minimum..maximum; bools and floats refused."""
 
@@ -90,12 +101,13 @@ class Count(fields.Integer):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, int) \
                 or not self.minimum <= value <= self.maximum:
-            raise ValidationError(
-                f"{self.data_key or attr} 必须是 {self.minimum} 到 {self.maximum} 之间的整数")
+            raise ValidationError(tr("%(field)s must be an integer from %(min)s to %(max)s",
+                                     field=self.data_key or attr, min=self.minimum,
+                                     max=self.maximum))
         return value
 
 
-class Text(fields.String):
+class Text(Said, fields.String):
     default_error_messages = _MESSAGES
     """A string of at most `limit` characters (app.services.limits)."""
 
@@ -107,25 +119,26 @@ class Text(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         # A number is taken as its text (a phone sent as 13800138000), as the services do.
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ValidationError("必须是文本")
+            raise ValidationError(tr("Must be text"))
         value = value if isinstance(value, str) else str(value)
         if len(value) > self.limit:
-            raise ValidationError(f"不能超过 {self.limit} 个字符")
+            raise ValidationError(limits.too_long(value, self.limit))
         return value
 
 
-class Choice(fields.String):
+class Choice(Said, fields.String):
     default_error_messages = _MESSAGES
     """One of `choices` (an OpenAPI enum)."""
 
-    def __init__(self, choices, message: str, **kwargs):
+    def __init__(self, choices, message, **kwargs):
+        """`message`: the refusal's msgid, or a function that writes it."""
         self.choices, self.message = tuple(choices), message
         kwargs.setdefault("validate", validate.OneOf(self.choices))
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if value not in self.choices:
-            raise ValidationError(self.message)
+            raise ValidationError(self.message() if callable(self.message) else tr(self.message))
         return value
 
 
@@ -151,7 +164,7 @@ Body = Answer = Strict  # the names say which way a schema goes
 def load(schema: type[Schema], data: Any) -> dict:
     """`data` read by `schema`; ValidationFailed naming each bad field (one message each)."""
     if not isinstance(data, dict):
-        raise ValidationFailed({"body": "请求体必须是 JSON 对象"})
+        raise ValidationFailed({"body": tr("The request body must be a JSON object")})
     try:
         return schema().load(data)
     except ValidationError as exc:
@@ -196,7 +209,8 @@ class Error(Strict):
                        "out_of_scope, cap_exceeded, lock_cap_exceeded, daily_limit, cooldown, "
                        "not_in_pool, duplicate, duplicate_warning, conflict, not_pending, "
                        "owner_changed, merged, method_not_allowed, too_large, server_error"})
-    message = fields.String(required=True, metadata={"description": "为用户写的中文说明"})
+    message = fields.String(required=True, metadata={
+        "description": "为用户写的说明: in the session's language, else Chinese"})
     fields_ = fields.Dict(keys=fields.String(), values=fields.String(), data_key="fields",
                           metadata={"description": "field -> why it was refused (code "
                                                    "invalid)"})
@@ -248,8 +262,8 @@ class ReleaseRequest(Body):
 
 class AssignRequest(Body):
     customer_ids = RecordIds(required=True)
-    owner_id = RecordId(required=True, error_messages={"required": "请选择负责人",
-                                                       "null": "请选择负责人"})
+    owner_id = RecordId(required=True, error_messages={"required": N_("Select the owner"),
+                                                       "null": N_("Select the owner")})
     reason = Text(limits.REASON, allow_none=True)
 
 
@@ -264,12 +278,11 @@ class CustomerIdsRequest(Body):
 
 
 class DepartureRequest(Body):
-    user_id = RecordId(required=True, error_messages={"required": "请选择离职人员",
-                                                      "null": "请选择离职人员"})
+    user_id = RecordId(required=True, error_messages={"required": N_("Select the departing user"),
+                                                      "null": N_("Select the departing user")})
     mode = Choice(("rep", "team", "rules", "pool"), required=True,
-                  message="交接方式只能是 rep（指定销售）、team（团队平均）、rules（按归属规则）"
-                          "或 pool（退回公海）",
-                  error_messages={"required": "请选择交接方式"})
+                  message=N_("The handover mode can only be rep, team, rules or pool"),
+                  error_messages={"required": N_("Select the handover mode")})
     owner_id = RecordId(allow_none=True, metadata={"description": "mode rep: the receiver"})
     owner_ids = RecordIds(allow_none=True, noun=REP,
                           metadata={"description": "mode team: the receivers"})
@@ -284,8 +297,8 @@ class ApplyRulesRequest(Body):
 
 class MovePoolRequest(Body):
     customer_ids = RecordIds(required=True)
-    pool_id = RecordId(required=True, error_messages={"required": "请选择目标公海",
-                                                      "null": "请选择目标公海"})
+    pool_id = RecordId(required=True, error_messages={"required": N_("Select the target pool"),
+                                                      "null": N_("Select the target pool")})
     reason = Text(limits.REASON, allow_none=True)
 
 
@@ -347,11 +360,12 @@ class RulesPlan(Answer):
 # --- transfers ------------------------------------------------------------------------------
 class TransferRequestBody(Body):
     customer_ids = RecordIds(required=True)
-    to_owner_id = RecordId(required=True, error_messages={"required": "请选择接收人",
-                                                          "null": "请选择接收人"})
+    to_owner_id = RecordId(required=True, error_messages={"required": N_("Select the receiver"),
+                                                          "null": N_("Select the receiver")})
     reason = Text(limits.REASON, metadata={"description": "转移原因 (required)"})
     trigger = Choice(tuple(TRANSFER_TRIGGERS), load_default="other",
-                     message="触发原因只能是：" + "、".join(TRANSFER_TRIGGERS))
+                     message=lambda: tr("The trigger can only be: %(choices)s",
+                                        choices=tr(", ").join(TRANSFER_TRIGGERS)))
     handover_note = Text(limits.REASON, allow_none=True)
     keep_read_days = Count(0, 365, allow_none=True, metadata={
         "description": "days the previous owner keeps read access"})
@@ -407,7 +421,7 @@ PAGE_KEYS = {"type": "object", "additionalProperties": False,
 
 
 # --- policies -------------------------------------------------------------------------------
-class PolicyNumber(fields.Integer):
+class PolicyNumber(Said, fields.Integer):
     """A policy number: null (inherit) or 0..maximum, refused with the service's words
     (app.services.policy_config / policies.validate_policy)."""
     default_error_messages = _MESSAGES
@@ -420,11 +434,11 @@ class PolicyNumber(fields.Integer):
     def _deserialize(self, value, attr, data, **kwargs):
         key = self.data_key or attr
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValidationError(f"{key} 必须是整数或 null")
+            raise ValidationError(tr("%(field)s must be an integer or null", field=key))
         if value < 0:
-            raise ValidationError("不能为负数")
+            raise ValidationError(tr("Cannot be negative"))
         if value > self.maximum:
-            raise ValidationError(f"不能大于 {self.maximum}")
+            raise ValidationError(tr("Cannot be greater than %(max)s", max=self.maximum))
         return value
 
 
@@ -433,20 +447,22 @@ class PolicyTarget(RecordId):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValidationError(f"{self.data_key or attr} 必须是整数或 null")
+            raise ValidationError(tr("%(field)s must be an integer or null",
+                                     field=self.data_key or attr))
         return super()._deserialize(value, attr, data, **kwargs)
 
 
 def _policy_fields(**scope_kwargs) -> dict[str, fields.Field]:
     out: dict[str, fields.Field] = {
         "scope": Choice(("global", "department", "user"),
-                        message="适用范围只能是 global、department 或 user", **scope_kwargs),
+                        message=N_("The scope can only be global, department or user"),
+                        **scope_kwargs),
         "department_id": PolicyTarget(allow_none=True),
         "user_id": PolicyTarget(allow_none=True),
     }
     for name in POLICY_FIELDS:
         if name == "count_won":
-            out[name] = Flag(allow_none=True, message="count_won 必须是 true、false 或 null",
+            out[name] = Flag(allow_none=True, message=N_("count_won must be true, false or null"),
                              metadata={"description": "null inherits"})
         else:
             maximum = limits.MAX_DAYS if name.endswith("_days") else limits.MAX_COUNT
@@ -455,7 +471,8 @@ def _policy_fields(**scope_kwargs) -> dict[str, fields.Field]:
 
 
 PolicyCreate = Body.from_dict(_policy_fields(
-    required=True, error_messages={"required": "适用范围只能是 global、department 或 user"}),
+    required=True,
+    error_messages={"required": N_("The scope can only be global, department or user")}),
     name="PolicyCreate")
 PolicyUpdate = Body.from_dict(_policy_fields(), name="PolicyUpdate")
 
@@ -512,7 +529,7 @@ def _customer_fields() -> dict[str, fields.Field]:
                    metadata={"description": _CUSTOMER_HELP.get(name, "")})
         for name, limit in _CUSTOMER_TEXT.items()}
     out["customer_type"] = Choice(("company", "person"), allow_none=True,
-                                  message="客户类型只能是 company（企业）或 person（个人）",
+                                  message=N_("The customer type can only be company or person"),
                                   metadata={"description": _CUSTOMER_HELP["customer_type"]})
     out["birthday"] = Text(20, allow_none=True,
                            metadata={"description": _CUSTOMER_HELP["birthday"]})

@@ -16,11 +16,11 @@ from typing import Any, Iterable, Optional
 from rapidfuzz import fuzz, process
 from sqlalchemy import ARRAY, String, any_, bindparam, select, text
 
-from app.services.errors import tr
 from app.extensions import db
 from app.models import Contact, Customer, DedupeRule
 from app.services import dedupe
 from app.services.dedupe import Match, exists_text
+from app.services.errors import tr
 
 KEYS_PER_QUERY = 1000   # values per IN list
 

@@ -61,30 +61,34 @@ def parse_optional_id(value: Any, field: str) -> Optional[int]:
     return None if value in (None, "") else parse_id(value, field)
 
 
-# What a list of ids names, in its refusals (msgids: 客户, 销售).
-CUSTOMER, REP = N_("customer"), N_("sales rep")
+# What a list of ids names, and its refusals (msgids): not a list, empty, too long.
+CUSTOMER, REP = "customer", "rep"
+LIST_REFUSALS = {
+    CUSTOMER: (N_("The customer ids must be a list of positive integers"),
+               N_("Select at least one customer"), N_("At most %(limit)s customers at a time")),
+    REP: (N_("The sales rep ids must be a list of positive integers"),
+          N_("Select at least one rep"), N_("At most %(limit)s sales reps at a time")),
+}
 
 
 def parse_ids(values: Any, field: str, limit: int, noun: str = CUSTOMER) -> list[int]:
     """Distinct ids in the given order; ValidationFailed({field: …}) for anything that is not
-    a non-empty list of at most `limit` ids (`noun` names what they are in the message)."""
+    a non-empty list of at most `limit` ids (`noun`, CUSTOMER or REP, names them)."""
+    not_a_list, empty, too_many = LIST_REFUSALS[noun]
     if values is None:
         values = []
     if isinstance(values, (str, bytes, dict)) or not isinstance(values, Iterable):
-        raise ValidationFailed({field: tr("The %(noun)s ids must be a list of positive "
-                                              "integers", noun=tr(noun))})
+        raise ValidationFailed({field: tr(not_a_list)})
     out: dict[int, None] = {}  # an insertion-ordered set: 100k ids dedupe in linear time
     for raw in values:
         number = parse_pk(raw)
         if number is None:
-            raise ValidationFailed({field: tr("The %(noun)s ids must be a list of positive "
-                                              "integers", noun=tr(noun))})
+            raise ValidationFailed({field: tr(not_a_list)})
         out[number] = None
     if not out:
-        raise ValidationFailed({field: tr("Select at least one %(noun)s", noun=tr(noun))})
+        raise ValidationFailed({field: tr(empty)})
     if len(out) > limit:
-        raise ValidationFailed({field: tr("At most %(limit)s %(noun)s ids at a time", limit=limit,
-                                          noun=tr(noun))})
+        raise ValidationFailed({field: tr(too_many, limit=limit)})
     return list(out)
 
 

@@ -14,11 +14,11 @@ from typing import Any, Callable, Optional
 
 from sqlalchemy import select
 
-from app.services.errors import lazy_tr
 from app.extensions import db
 from app.models import Ownership, User
 from app.security import (ROLE_ADMIN, ROLE_STAFF, Scope, has_role, scope_of,
                           visible_owner_ids_select)
+from app.services.errors import lazy_tr
 from app.services.normalize import mask_email, mask_phone
 
 # (owner_id, pool_id) of a customer -> may the user read its contact details in full?

@@ -5,10 +5,10 @@ from typing import Iterable, Optional
 
 from sqlalchemy import func, select, update
 
-from app.services.errors import tr
 from app.extensions import db
 from app.models import Notification
 from app.models.customer import utcnow
+from app.services.errors import tr
 
 
 def notify(user_ids: Iterable[Optional[int]], kind: str, title: str, body: str = "",
