@@ -152,6 +152,9 @@ def test_api_follows_the_session_language_and_keeps_codes(clients, api, db, org,
 
 def test_outside_an_app_the_refusals_are_chinese():
     """A script without the app (no request, no app context) still gets the zh catalogue."""
+    from flask import has_app_context
+
+    assert not has_app_context()
     assert tr("Over the customer cap: cap %(cap)s, held %(have)s, %(verb)s %(adding)s",
               cap=1, have=1, verb=tr("claiming"), adding=1) == "超出客户上限：上限 1，已拥有 1，本次领取 1"
     assert ValidationFailed({"a": tr("Cannot be negative"), "b": "x"}).message == "不能为负数；x"
