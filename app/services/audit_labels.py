@@ -37,6 +37,8 @@ FIELD_LABELS = {
     "name": _l("Name"), "customer_type": _l("Type"), "industry": _l("Industry"),
     "province": _l("Province"), "city": _l("City"), "address": _l("Address"),
     "phone": _l("Phone"), "mobile": _l("Mobile"), "email": _l("Email"), "source": _l("Source"),
+    "phone_e164": _l("Phone (E.164)"), "mobile_e164": _l("Mobile (E.164)"),
+    "email_norm": _l("Email (normalised)"),
     "product_line": _l("Product line"), "birthday": _l("Birthday"),
     "birthday_lunar": _l("Lunar birthday"), "notes": _l("Notes"), "title": _l("Title"),
     "is_primary": _l("Primary contact"), "parent_id": _l("Parent department"),
