@@ -379,3 +379,52 @@ def test_init_names_the_roles_synced_in_chinese(app, db, instance_dir):
     assert out.exit_code == 0, out.output
     assert "角色已同步：管理员, 销售经理, 销售代表, 后台人员, 审计员" in out.output
     assert "Sales Manager" not in out.output
+
+
+# --- exports: the reader's words, and a file that imports again ----------------------------------
+@pytest.mark.parametrize("locale, header, person", [
+    ("zh", ["编号", "名称", "类型", "行业", "省份", "城市", "地址", "手机", "电话", "邮箱",
+            "来源", "产品线", "负责人", "公海", "创建时间"], "个人客户"),
+    ("en", ["ID", "Name", "Type", "Industry", "Province", "City", "Address", "Mobile", "Phone",
+            "Email", "Source", "Product line", "Owner", "Pool", "Created at"],
+     "Individual customer"),
+])
+def test_an_export_names_columns_and_types_in_words_and_imports_again(db, org, clients, locale,
+                                                                      header, person):
+    import csv
+    import io
+
+    from sqlalchemy import select
+
+    from app.models import Customer, Pool
+    from app.services import customers, import_mapping, import_run
+
+    fields = {"name": "王小明", "customer_type": "person", "industry": "教育", "province": "浙江",
+              "city": "杭州", "address": "文三路 1 号", "mobile": "13600136000",
+              "phone": "0571-88886666", "email": "xm@example.cn", "source": "展会",
+              "product_line": "CRM"}
+    made = customers.create_customer(org.admin, dict(fields))
+    data = _in_bytes(clients.admin, locale, "/customers/export.csv")
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert rows[0] == header
+    mine = next(r for r in rows if r[1] == "王小明")
+    assert mine[2] == person
+    customers.delete_customer(org.admin, made.id)
+    db.session.commit()
+
+    batch = import_mapping.upload(org.admin, "export.csv", data)
+    assert set(batch.mapping) == set(fields)  # every customer field recognised by its header
+    pool_id = db.session.execute(select(Pool.id).where(Pool.is_default.is_(True))).scalar_one()
+    import_mapping.configure(org.admin, batch.id, batch.mapping, "pool", pool_id)
+    batch = import_run.run(batch.id)
+    assert (batch.inserted, batch.invalid, batch.duplicates) == (1, 0, len(rows) - 2)
+    back = db.session.execute(select(Customer).where(Customer.name == "王小明")).scalar_one()
+    assert {f: getattr(back, f) for f in fields} == fields
+
+
+def _in_bytes(client, locale, path) -> bytes:
+    with client.session_transaction() as session:
+        session["locale"] = locale
+    resp = client.get(path)
+    assert resp.status_code == 200, path
+    return resp.data
