@@ -45,7 +45,8 @@ def shown_columns(view) -> list[str]:
     """The columns a view's list and show pages print (show fieldsets included)."""
     columns = list(view.list_columns or []) + list(view.show_columns or [])
     # FAB's user view has a second show page, "my profile" (user_show_fieldsets).
-    for _name, spec in (view.show_fieldsets or []) + (getattr(view, "user_show_fieldsets", None) or []):
+    fieldsets = (view.show_fieldsets or []) + (getattr(view, "user_show_fieldsets", None) or [])
+    for _name, spec in fieldsets:
         columns += list(spec.get("fields", []))
     return columns
 
@@ -66,10 +67,12 @@ def readable_blank_choices(view) -> None:
     blank_text leaves the browser's select showing its value, "__None"."""
     for form in (getattr(view, "add_form", None), getattr(view, "edit_form", None)):
         for unbound in vars(form or object).values():
-            if isinstance(unbound, UnboundField) and issubclass(unbound.field_class,
-                                                                QuerySelectField) \
-                    and unbound.kwargs.get("allow_blank") and not unbound.kwargs.get("blank_text"):
-                unbound.kwargs["blank_text"] = "—"
+            if not isinstance(unbound, UnboundField):
+                continue
+            kwargs = unbound.kwargs
+            if issubclass(unbound.field_class, QuerySelectField) and kwargs.get("allow_blank") \
+                    and not kwargs.get("blank_text"):
+                kwargs["blank_text"] = "—"
 
 
 class ReadableCells:
