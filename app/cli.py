@@ -37,7 +37,9 @@ def init(demo: bool) -> None:
 
     upgrade()
     result = bootstrap.initialise()
-    click.echo(f"数据库已迁移；角色已同步：{', '.join(result['roles'])}")
+    from app.security import role_label
+
+    click.echo(f"数据库已迁移；角色已同步：{', '.join(role_label(r) for r in result['roles'])}")
     if result.get("admin_created"):
         password, generated = _generated_password("GUISHU_ADMIN_PASSWORD")
         shared = demo and not os.environ.get("GUISHU_ADMIN_PASSWORD")

@@ -44,10 +44,11 @@ class PeriodicJob:
     our servers), else at `default_cron`."""
 
     name: str
+    title: str  # lazy msgids: shown in the reader's language
     func: str
     env: str
     default_cron: str
-    about: str  # a lazy msgid: shown in the reader's language
+    about: str
     args: tuple = ()
     queue: str = "default"
 
@@ -58,28 +59,36 @@ class PeriodicJob:
 
 # Read by `register_periodic_jobs` (for `rq cron jobs/cron.py`) and by the admins' job page.
 PERIODIC: list[PeriodicJob] = [
-    PeriodicJob("followup_digest", "jobs.ownership.followup_digest",
+    PeriodicJob("followup_digest", _l("Follow-up digest"),
+                "jobs.ownership.followup_digest",
                 "GUISHU_CRON_FOLLOWUP_DIGEST", "0 0 * * *",
                 _l("each morning: the digest of follow-ups due and overdue")),
-    PeriodicJob("reclaim_warnings", "jobs.ownership.reclaim_warnings",
+    PeriodicJob("reclaim_warnings", _l("Reclaim warnings"),
+                "jobs.ownership.reclaim_warnings",
                 "GUISHU_CRON_RECLAIM_WARNINGS", "0 1 * * *",
                 _l("warn owners of customers about to be reclaimed")),
-    PeriodicJob("refresh_normalised_keys", "jobs.customers.refresh_normalised_keys",
+    PeriodicJob("refresh_normalised_keys", _l("Refresh dedupe keys"),
+                "jobs.customers.refresh_normalised_keys",
                 "GUISHU_CRON_REFRESH_KEYS", "30 2 * * *",
                 _l("rewrite keys an older normaliser wrote")),
-    PeriodicJob("classify_customers", "jobs.ownership.classify_customers",
+    PeriodicJob("classify_customers", _l("Customer classification"),
+                "jobs.ownership.classify_customers",
                 "GUISHU_CRON_CLASSIFY", "45 2 * * *",
                 _l("potential / active / silent and grade A/B/C from the deals")),
-    PeriodicJob("reclaim_sweep", "jobs.ownership.reclaim_sweep",
+    PeriodicJob("reclaim_sweep", _l("Reclaim sweep"),
+                "jobs.ownership.reclaim_sweep",
                 "GUISHU_CRON_RECLAIM", "0 3 * * *",
                 _l("return due customers to their pools")),
-    PeriodicJob("care_plan", "jobs.care.care_plan",
+    PeriodicJob("care_plan", _l("Care plan"),
+                "jobs.care.care_plan",
                 "GUISHU_CRON_CARE_PLAN", "30 22 * * *",
                 _l("each morning: birthday and holiday greetings of the coming days into the outbox")),
-    PeriodicJob("care_deliver", "jobs.care.care_deliver",
+    PeriodicJob("care_deliver", _l("Care delivery"),
+                "jobs.care.care_deliver",
                 "GUISHU_CRON_CARE_DELIVER", "*/10 * * * *",
                 _l("send due care e-mail / SMS (retries with backoff) and the owners' care tasks")),
-    PeriodicJob("requeue_imports", "jobs.imports.requeue_imports",
+    PeriodicJob("requeue_imports", _l("Requeue imports"),
+                "jobs.imports.requeue_imports",
                 "GUISHU_CRON_REQUEUE_IMPORTS", "*/5 * * * *",
                 _l("queue again the imports started while Redis was down, once it is back")),
 ]
@@ -87,7 +96,8 @@ PERIODIC: list[PeriodicJob] = [
 
 def schedule() -> list[dict]:
     """The periodic jobs with their effective schedules (for the job page)."""
-    return [{"name": job.name, "cron": job.cron, "env": job.env, "about": job.about}
+    return [{"name": job.name, "title": job.title, "cron": job.cron, "env": job.env,
+             "about": job.about}
             for job in PERIODIC]
 
 

@@ -316,7 +316,7 @@ def test_exports_write_business_time(db, org):
     buf = io.StringIO()
     exports.write_csv(org.admin, buf)
     rows = list(csv.reader(io.StringIO(buf.getvalue())))
-    at = rows[0].index("created_at")
+    at = rows[0].index("创建时间")
     assert {r[at] for r in rows[1:]} == {SHOWN + ":00"}
     data, n = exports.xlsx_bytes(org.admin)
     sheet = load_workbook(io.BytesIO(data)).active

@@ -147,3 +147,284 @@ def test_launcher_banner_says_where_the_password_comes_from(instance_dir, monkey
     (instance_dir / "demo_password").write_text("pw-123\n")
     assert (f"password:   pw-123   (kept in {instance_dir / 'demo_password'})"
             in launcher._banner("http://x", []))
+
+
+# --- issue 13 item 3: no raw value on a page -----------------------------------------------
+RAW_CELLS = {"True", "False", "None", "active", "departed"}
+YES_NO = {"zh": ("是", "否"), "en": ("Yes", "No")}
+
+
+@pytest.fixture
+def one_of_each(db, org):
+    """A row on each list page that shows a boolean: a contact, a pool member, a rule."""
+    from app.models import AssignmentRule, Contact, PoolMember
+
+    db.session.add_all([
+        Contact(customer_id=org.c_rep.id, name="张伟", is_primary=True),
+        PoolMember(pool_id=org.pool.id, user_id=org.rep.id, is_admin=False),
+        AssignmentRule(name="上海客户归上海团队", active=True, province="上海",
+                       target_type="pool", target_pool_id=org.pool.id)])
+    db.session.commit()
+
+
+@pytest.mark.parametrize("locale", ["zh", "en"])
+@pytest.mark.parametrize("path", ["/users/list/", "/pools/list/", "/contacts/list/",
+                                  "/pool-members/list/", "/assignment-rules/list/",
+                                  "/departments/list/", "/dedupe-rules/list/",
+                                  "/roles/list/"])
+def test_list_pages_show_no_true_false_or_none(db, org, clients, one_of_each, locale, path):
+    cells = {c for row in _rows(_in(clients.admin, locale, path)) for c in row}
+    assert cells, path
+    assert not cells & RAW_CELLS, (path, cells & RAW_CELLS)
+
+
+@pytest.mark.parametrize("locale, employed", [("zh", "在职"), ("en", "Employed")])
+def test_user_list_and_show_name_employment_and_active_in_words(db, org, clients, locale,
+                                                                  employed):
+    yes, _no = YES_NO[locale]
+    row = next(r for r in _rows(_in(clients.admin, locale, "/users/list/")) if "rep1" in r)
+    assert row[-2:] == [employed, yes]  # employment, active
+    assert org.rep.superior is not None and org.rep.superior.display_name in " ".join(row)
+    admin_row = next(r for r in _rows(_in(clients.admin, locale, "/users/list/")) if "admin" in r)
+    assert "None" not in admin_row  # no superior: an empty cell
+    show = " ".join(visible_texts(_in(clients.admin, locale, f"/users/show/{org.rep.id}")))
+    assert employed in show and "True" not in show and "None" not in show
+    profile = " ".join(visible_texts(_in(clients.rep, locale, "/users/userinfo/")))
+    assert "True" not in profile and "None" not in profile
+
+
+@pytest.mark.parametrize("locale", ["zh", "en"])
+def test_default_pool_reads_yes_and_no(db, org, clients, locale):
+    from app.models import Pool
+
+    db.session.add(Pool(name="华北公海", is_default=False))
+    db.session.commit()
+    yes, no = YES_NO[locale]
+    rows = _rows(_in(clients.admin, locale, "/pools/list/"))
+    default = next(r for r in rows if org.pool.name in r)
+    other = next(r for r in rows if "华北公海" in r)
+    assert default[-1] == yes and other[-1] == no
+
+
+def test_departed_user_reads_departed(db, org, clients):
+    from app.models.org import EMPLOYMENT_DEPARTED
+
+    org.rep_north.employment_status = EMPLOYMENT_DEPARTED
+    db.session.commit()
+    name = org.rep_north.username
+    row = next(r for r in _rows(_in(clients.admin, "zh", "/users/list/")) if name in r)
+    assert row[-2] == "离职"
+    row = next(r for r in _rows(_in(clients.admin, "en", "/users/list/")) if name in r)
+    assert row[-2] == "Departed"
+
+
+# --- ownership events: kinds and rules in words ----------------------------------------------
+RULE_WORDS = {
+    "zh": {"transfer:departure": "转移申请（员工离职）",
+           "rule:上海客户归上海团队（轮流）": "归属规则：上海客户归上海团队（轮流）",
+           "departure:team": "离职交接（团队平均分配）", "no_followup": "回收：超期未跟进",
+           "merge:7": "合并 #7", "something:else": "something:else",
+           "transferred": "转移", "created": "新建客户"},
+    "en": {"transfer:departure": "Transfer request (Employee departure)",
+           "rule:上海客户归上海团队（轮流）": "Assignment rule: 上海客户归上海团队（轮流）",
+           "departure:team": "Departure handover (evenly over a team)",
+           "no_followup": "Reclaim: no follow-up in time", "merge:7": "Merge #7",
+           "something:else": "something:else",
+           "transferred": "Transferred", "created": "Customer created"},
+}
+
+
+@pytest.mark.parametrize("locale", ["zh", "en"])
+def test_rule_label_names_every_kind_of_rule(app, locale):
+    from flask_babel import force_locale
+
+    from app.services.event_labels import event_kind_label, rule_label
+
+    words = RULE_WORDS[locale]
+    with app.test_request_context(), force_locale(locale):
+        for key in ("transfer:departure", "rule:上海客户归上海团队（轮流）", "departure:team",
+                    "no_followup", "merge:7", "something:else"):
+            assert rule_label(key) == words[key]
+        assert rule_label(None) == "" and rule_label("") == ""
+        assert event_kind_label("transferred") == words["transferred"]
+        assert event_kind_label("created") == words["created"]
+        assert event_kind_label("new-kind") == "new-kind"
+
+
+@pytest.fixture
+def events(db, org):
+    from app.models import OwnershipEvent
+
+    transferred = OwnershipEvent(customer_id=org.c_rep.id, kind="transferred",
+                                 from_owner_id=org.rep2.id, to_owner_id=org.rep.id,
+                                 rule="transfer:departure", actor_id=org.manager.id)
+    created = OwnershipEvent(customer_id=org.c_rep.id, kind="created", to_owner_id=org.rep.id,
+                             rule="rule:上海客户归上海团队（轮流）", actor_id=org.admin.id)
+    db.session.add_all([transferred, created])
+    db.session.commit()
+    return transferred, created
+
+
+@pytest.mark.parametrize("locale", ["zh", "en"])
+def test_ownership_history_names_kind_and_rule(db, org, clients, events, locale):
+    words = RULE_WORDS[locale]
+    transferred, created = events
+    html = _in(clients.admin, locale, "/ownership-events/list/")
+    cells = {c for r in _rows(html) for c in r}
+    assert {words["transferred"], words["transfer:departure"], words["created"],
+            words["rule:上海客户归上海团队（轮流）"]} <= cells
+    assert not {"transferred", "created", "transfer:departure"} & cells
+    show = visible_texts(_in(clients.admin, locale, f"/ownership-events/show/{transferred.id}"))
+    assert words["transferred"] in show and words["transfer:departure"] in show
+    assert "transfer:departure" not in show
+
+
+@pytest.mark.parametrize("locale", ["zh", "en"])
+def test_customer_timeline_names_the_rule(db, org, clients, events, locale):
+    words = RULE_WORDS[locale]
+    html = _in(clients.admin, locale, f"/customers/show/{org.c_rep.id}")
+    text = " ".join(visible_texts(html))
+    assert words["transfer:departure"] in text
+    assert words["rule:上海客户归上海团队（轮流）"] in text
+    assert "transfer:departure" not in text and "rule:上海" not in text
+
+
+# --- the audit log ---------------------------------------------------------------------------
+@pytest.mark.parametrize("locale, want", [
+    ("zh", {"save": "保存", "department": "部门", "scan": "查重扫描", "cluster": "重复组",
+            "changes": "名称：— → 审计部；上级部门：— → 3", "mystery": "mystery_action"}),
+    ("en", {"save": "Save", "department": "Department", "scan": "Duplicate scan",
+            "cluster": "Duplicate group",
+            "changes": "Name: — → 审计部; Parent department: — → 3",
+            "mystery": "mystery_action"}),
+])
+def test_audit_log_names_actions_objects_and_changes(db, org, clients, locale, want):
+    from app.services import audit
+
+    audit.record(org.admin.id, "save", "department", 42,
+                 {"name": (None, "审计部"), "parent_id": (None, 3)})
+    audit.record(org.admin.id, "dedupe_scan", "dedupe_cluster", None, {"clusters": (None, 2)})
+    audit.record(org.admin.id, "mystery_action", "department", 43)
+    db.session.commit()
+    html = _in(clients.admin, locale, "/audit/list/")
+    rows = _rows(html)
+    saved = next(r for r in rows if "42" in r)
+    assert saved[-4:] == [want["save"], want["department"], "42", want["changes"]]
+    scan = next(r for r in rows if want["scan"] in r)
+    assert scan[-3:] == [want["cluster"], "", "clusters: — → 2" if locale == "en"
+                         else "clusters：— → 2"]
+    assert any(want["mystery"] in r for r in rows)  # an unknown action as it is
+    assert "{'name'" not in html and "None" not in {c for r in rows for c in r}
+    assert f'<span class="text-nowrap">{org.admin.display_name}</span>' in html
+
+
+def test_audit_changes_stay_masked_for_who_may_not_see_them(db, org, clients):
+    from app.services import customers
+
+    customers.update_customer(org.rep, org.c_rep.id, {"mobile": "13700137000"})
+    html = _in(clients.auditor, "zh", "/audit/list/")
+    row = next(r for r in _rows(html) if "手机" in r[-1])
+    assert row[-1] == ("手机：138****8000 → 137****7000；"
+                       "手机（标准化）：861****8000 → 861****7000")
+    assert "13700137000" not in html and "13800138000" not in html
+    full = next(r for r in _rows(_in(clients.admin, "zh", "/audit/list/")) if "手机" in r[-1])
+    assert full[-1] == ("手机：13800138000 → 13700137000；"
+                        "手机（标准化）：+8613800138000 → +8613700137000")
+
+
+# --- the workbench's transfer requests -------------------------------------------------------
+@pytest.mark.parametrize("locale, done", [("zh", "已完成"), ("en", "Done")])
+def test_workbench_transfer_requests_show_the_status_label(db, org, clients, locale, done):
+    from app.models import TransferRequest
+
+    db.session.add(TransferRequest(applicant_id=org.rep.id, from_owner_id=org.rep2.id,
+                                   to_owner_id=org.rep.id, reason="测试", status="completed"))
+    db.session.commit()
+    row = _rows(_in(clients.rep, locale, "/workbench/"), "my-requests")[0]
+    assert row[-1] == done
+
+
+# --- the policy form's empty department --------------------------------------------------------
+def test_policy_form_offers_a_dash_for_no_department(db, org, clients):
+    html = _in(clients.admin, "zh", "/policies/add")
+    select = html.split('name="department"', 1)[1].split("</select>", 1)[0]
+    assert re.search(r'<option[^>]*value="__None"[^>]*>—</option>', select), select[:300]
+    assert ">__None<" not in html
+
+
+# --- the jobs page ----------------------------------------------------------------------------
+@pytest.mark.parametrize("locale, title", [("zh", "自动回收"), ("en", "Reclaim sweep")])
+def test_jobs_page_titles_each_periodic_job(db, org, clients, locale, title):
+    html = _in(clients.admin, locale, "/jobs/")
+    row = html.split('data-job="reclaim_sweep"')[1].split("</tr>")[0]
+    first = row.split("</td>")[0]
+    assert f'<span class="job-title">{title}</span>' in first
+    assert '<small class="text-muted"><code>reclaim_sweep</code></small>' in first
+
+
+def test_every_periodic_job_has_a_translated_title(app):
+    from flask_babel import force_locale
+
+    from app.queue import PERIODIC
+
+    with app.test_request_context(), force_locale("zh"):
+        titles = [str(job.title) for job in PERIODIC]
+    assert all(re.search(r"[\u4e00-\u9fff]", t) for t in titles), titles
+    assert len(set(titles)) == len(titles)
+
+
+# --- flask crm init names the roles in Chinese --------------------------------------------------
+def test_init_names_the_roles_synced_in_chinese(app, db, instance_dir):
+    out = app.test_cli_runner().invoke(args=["crm", "init"])
+    assert out.exit_code == 0, out.output
+    assert "角色已同步：管理员, 销售经理, 销售代表, 后台人员, 审计员" in out.output
+    assert "Sales Manager" not in out.output
+
+
+# --- exports: the reader's words, and a file that imports again ----------------------------------
+@pytest.mark.parametrize("locale, header, person", [
+    ("zh", ["编号", "名称", "类型", "行业", "省份", "城市", "地址", "手机", "电话", "邮箱",
+            "来源", "产品线", "负责人", "公海", "创建时间"], "个人客户"),
+    ("en", ["ID", "Name", "Type", "Industry", "Province", "City", "Address", "Mobile", "Phone",
+            "Email", "Source", "Product line", "Owner", "Pool", "Created at"],
+     "Individual customer"),
+])
+def test_an_export_names_columns_and_types_in_words_and_imports_again(db, org, clients, locale,
+                                                                      header, person):
+    import csv
+    import io
+
+    from sqlalchemy import select
+
+    from app.models import Customer, Pool
+    from app.services import customers, import_mapping, import_run
+
+    fields = {"name": "王小明", "customer_type": "person", "industry": "教育", "province": "浙江",
+              "city": "杭州", "address": "文三路 1 号", "mobile": "13600136000",
+              "phone": "0571-88886666", "email": "xm@example.cn", "source": "展会",
+              "product_line": "CRM"}
+    made = customers.create_customer(org.admin, dict(fields))
+    data = _in_bytes(clients.admin, locale, "/customers/export.csv")
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert rows[0] == header
+    mine = next(r for r in rows if r[1] == "王小明")
+    assert mine[2] == person
+    customers.delete_customer(org.admin, made.id)
+    db.session.commit()
+
+    batch = import_mapping.upload(org.admin, "export.csv", data)
+    assert set(batch.mapping) == set(fields)  # every customer field recognised by its header
+    pool_id = db.session.execute(select(Pool.id).where(Pool.is_default.is_(True))).scalar_one()
+    import_mapping.configure(org.admin, batch.id, batch.mapping, "pool", pool_id)
+    batch = import_run.run(batch.id)
+    assert (batch.inserted, batch.invalid, batch.duplicates) == (1, 0, len(rows) - 2)
+    back = db.session.execute(select(Customer).where(Customer.name == "王小明")).scalar_one()
+    assert {f: getattr(back, f) for f in fields} == fields
+
+
+def _in_bytes(client, locale, path) -> bytes:
+    with client.session_transaction() as session:
+        session["locale"] = locale
+    resp = client.get(path)
+    assert resp.status_code == 200, path
+    return resp.data

@@ -88,13 +88,15 @@ def test_csv_and_xlsx_hold_the_same_rows_with_formulas_defused(db, org):
     out = io.StringIO()
     assert exports.write_csv(org.rep, out) == 2
     rows = list(csv.reader(io.StringIO(out.getvalue())))
-    assert rows[0] == exports.EXPORT_COLUMNS
+    assert rows[0] == ["编号", "名称", "类型", "行业", "省份", "城市", "地址", "手机", "电话",
+                       "邮箱", "来源", "产品线", "负责人", "公海", "创建时间"]
+    assert rows[1][2] == "企业客户"  # the type's label, not "company"
     assert [(r[1], r[7]) for r in rows[1:]] == [("杭州云帆科技有限公司", "13800138000"),
                                                 ("'=1+2 杭州测试有限公司", "13700137000")]
     data, n = exports.xlsx_bytes(org.rep)
     sheet = load_workbook(io.BytesIO(data)).active
     cells = [[c.value for c in row] for row in sheet.iter_rows()]
-    assert n == 2 and cells[0] == exports.EXPORT_COLUMNS
+    assert n == 2 and cells[0] == rows[0] and cells[1][2] == "企业客户"
     assert [(r[1], r[7]) for r in cells[1:]] == [("杭州云帆科技有限公司", "13800138000"),
                                                  ("'=1+2 杭州测试有限公司", "13700137000")]
 
@@ -105,6 +107,5 @@ def test_signed_formulas_are_defused_in_every_text_column_of_the_csv(db, org):
                                             "address": formula})
     out = io.StringIO()
     exports.write_csv(org.rep, out)
-    (row,) = [r for r in csv.DictReader(io.StringIO(out.getvalue())) if r["id"] == str(c.id)]
-    assert (row["name"], row["industry"], row["address"]) == ("'" + formula, "'+1+1",
-                                                              "'" + formula)
+    (row,) = [r for r in csv.DictReader(io.StringIO(out.getvalue())) if r["编号"] == str(c.id)]
+    assert (row["名称"], row["行业"], row["地址"]) == ("'" + formula, "'+1+1", "'" + formula)

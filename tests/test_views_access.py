@@ -161,14 +161,14 @@ def test_export_contains_exactly_the_scope(role, login_as, k):
     text = resp.get_data(as_text=True)
     assert text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(text[1:])))
-    assert {int(r["id"]) for r in rows} == {k.ids[c] for c in VISIBLE[role]}
-    assert {r["name"] for r in rows} == {k.names[c] for c in VISIBLE[role]}
+    assert {int(r["编号"]) for r in rows} == {k.ids[c] for c in VISIBLE[role]}
+    assert {r["名称"] for r in rows} == {k.names[c] for c in VISIBLE[role]}
     for c in CUSTOMERS:
         assert (k.names[c] in text) == (c in VISIBLE[role]), (role, c)
-    by_id = {int(r["id"]): r for r in rows}
+    by_id = {int(r["编号"]): r for r in rows}
     if "c_pool" in VISIBLE[role]:
-        assert (by_id[k.ids["c_pool"]]["owner"], by_id[k.ids["c_pool"]]["pool"]) == ("", "默认公海")
-    assert (by_id[k.ids["c_rep"]]["owner"], by_id[k.ids["c_rep"]]["pool"]) == ("rep1", "")
+        assert (by_id[k.ids["c_pool"]]["负责人"], by_id[k.ids["c_pool"]]["公海"]) == ("", "默认公海")
+    assert (by_id[k.ids["c_rep"]]["负责人"], by_id[k.ids["c_rep"]]["公海"]) == ("rep1", "")
 
 
 @pytest.mark.parametrize("role", ROLES)

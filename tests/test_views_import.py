@@ -141,8 +141,8 @@ def exported(client, fmt):
         sheet = load_workbook(io.BytesIO(resp.data), read_only=True).worksheets[0]
         rows = [["" if v is None else str(v) for v in r] for r in sheet.iter_rows(values_only=True)]
     header = rows[0]
-    return {r[header.index("name")]: (r[header.index("mobile")], r[header.index("phone")],
-                                      r[header.index("email")]) for r in rows[1:]}
+    return {r[header.index("名称")]: (r[header.index("手机")], r[header.index("电话")],
+                                     r[header.index("邮箱")]) for r in rows[1:]}
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
@@ -171,7 +171,7 @@ def test_export_cli_writes_xlsx(app, db, org, tmp_path):
                                                 "xlsx", "--output", str(out)])
     assert result.exit_code == 0, result.output
     rows = list(load_workbook(out, read_only=True).worksheets[0].iter_rows(values_only=True))
-    assert [r[1] for r in rows] == ["name", "杭州云帆科技有限公司"]
+    assert [r[1] for r in rows] == ["名称", "杭州云帆科技有限公司"]
 
 
 def test_import_cli_with_progress_bar_and_resume(app, db, org, tmp_path):

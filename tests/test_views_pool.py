@@ -73,7 +73,7 @@ def test_pool_admins_export_their_pools_with_full_contacts(clients, db, org, poo
     assert 'id="pool-export"' in clients.rep.get("/pool/list/").get_data(as_text=True)
     resp = clients.rep.get("/pool/export.csv")
     body = resp.get_data(as_text=True)
-    assert resp.status_code == 200 and body.startswith("\ufeffid,name")
+    assert resp.status_code == 200 and body.startswith("\ufeff编号,名称")
     assert mine.name in body and "13812348000" in body  # full details for the pool's admin
     assert north_only.name not in body  # another pool
     assert org.c_rep.name not in body  # owned customers are not the pool's

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 from flask_appbuilder import Model
+from flask_babel import lazy_gettext as _l
 from flask_appbuilder.security.sqla.models import User as FabUser
 from sqlalchemy import Column, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import relationship
 
 EMPLOYMENT_ACTIVE = "active"
 EMPLOYMENT_DEPARTED = "departed"
+EMPLOYMENT_LABELS = {EMPLOYMENT_ACTIVE: _l("Employed"), EMPLOYMENT_DEPARTED: _l("Departed")}
+
+
+def employment_label(status: str) -> str:
+    return str(EMPLOYMENT_LABELS.get(status, status))
 
 
 class Department(Model):

@@ -10,6 +10,9 @@ from sqlalchemy.orm import relationship
 from app.models.customer import utcnow
 
 TRANSFER_STATES = ("pending", "approved", "rejected", "cancelled", "completed")
+# What the pages call each state (the transfer pages, the workbench).
+STATUS_LABELS = {"pending": _l("Awaiting approval"), "approved": _l("First approval given"),
+                 "rejected": _l("Rejected"), "cancelled": _l("Withdrawn"), "completed": _l("Done")}
 TRANSFER_TRIGGERS = {
     "departure": _l("Employee departure"), "customer_request": _l("Customer request"),
     "org_change": _l("Reorganisation"), "poor_service": _l("Poor service"), "other": _l("Other"),
@@ -51,6 +54,10 @@ class TransferRequest(Model):
     first_approver = relationship("Employee", foreign_keys=[first_approver_id])
     second_approver = relationship("Employee", foreign_keys=[second_approver_id])
     items = relationship("TransferItem", back_populates="transfer", cascade="all, delete-orphan")
+
+    @property
+    def status_label(self) -> str:
+        return str(STATUS_LABELS.get(self.status, self.status))
 
     @property
     def trigger_label(self) -> str:

@@ -17,6 +17,7 @@ import io
 import re
 from typing import Iterable, Iterator, Optional, TextIO
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -29,6 +30,21 @@ from app.services.times import local_naive
 EXPORT_COLUMNS = ["id", "name", "customer_type", "industry", "province", "city", "address",
                   "mobile", "phone", "email", "source", "product_line", "owner", "pool",
                   "created_at"]
+# The header row names the columns in the reader's language (the CLI: the default, Chinese).
+# The import's mapping form recognises these names in both languages
+# (app.services.import_mapping.HEADER_SYNONYMS) and the customer type's labels
+# (CUSTOMER_TYPE_WORDS): an exported file imports again as it is.
+EXPORT_HEADERS = {
+    "id": _l("ID"), "name": _l("Name"), "customer_type": _l("Type"),
+    "industry": _l("Industry"), "province": _l("Province"), "city": _l("City"),
+    "address": _l("Address"), "mobile": _l("Mobile"), "phone": _l("Phone"),
+    "email": _l("Email"), "source": _l("Source"), "product_line": _l("Product line"),
+    "owner": _l("Owner"), "pool": _l("Pool"), "created_at": _l("Created at"),
+}
+
+
+def header_row() -> list[str]:
+    return [str(EXPORT_HEADERS[c]) for c in EXPORT_COLUMNS]
 
 # A leading sign Excel reads as a number, not a formula: digits and the spaces, brackets,
 # dashes and dots of a phone number (+86 (21) 6234-5678, -1.5). "-2+3+cmd|…" is a formula.
@@ -77,7 +93,7 @@ def _rows(clause, batch: int, rule: masking.Rule) -> Iterator[list]:
         full = rule(o.owner_id if o else None, o.pool_id if o else None)
         mobile, phone, email = (getattr(c, f) if full else masking.shown(f, getattr(c, f), False)
                                 or "" for f in ("mobile", "phone", "email"))
-        yield [c.id, c.name, c.customer_type, c.industry, c.province, c.city, c.address,
+        yield [c.id, c.name, str(c.type_label), c.industry, c.province, c.city, c.address,
                mobile, phone, email, c.source, c.product_line,
                o.owner.username if o and o.owner else "", o.pool.name if o and o.pool else "",
                local_naive(c.created_at)]  # business time, like the pages
@@ -87,7 +103,7 @@ def write_csv(user: User, out: TextIO, rows: Optional[Iterator[list]] = None) ->
     """Write the header and every row (the user's scope unless `rows` is given); returns the
     number of customers."""
     writer = SafeCsvWriter(out)
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(header_row())
     n = 0
     for row in customer_rows(user) if rows is None else rows:
         writer.writerow(row)
@@ -101,7 +117,7 @@ def xlsx_bytes(user: User, rows: Optional[Iterator[list]] = None) -> tuple[bytes
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("customers")
-    sheet.append(EXPORT_COLUMNS)
+    sheet.append(header_row())
     n = 0
     for row in customer_rows(user) if rows is None else rows:
         # Numbers stay text: Excel would show a mobile as 1.38E+10.

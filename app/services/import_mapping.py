@@ -47,7 +47,9 @@ HEADER_SYNONYMS = {
     "notes": ("备注", "说明", "notes", "note", "remark", "remarks"),
 }
 CUSTOMER_TYPE_WORDS = {"企业": "company", "企业客户": "company", "公司": "company",
-                       "单位": "company", "个人": "person", "个人客户": "person"}
+                       "单位": "company", "个人": "person", "个人客户": "person",
+                       # the type as an English export writes it (app.services.exports)
+                       "Company customer": "company", "Individual customer": "person"}
 
 
 

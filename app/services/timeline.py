@@ -28,6 +28,7 @@ from app.models.merge import CustomerMerge
 from app.security import can_see_customer
 from app.services import merge
 from app.services.errors import NO_SUCH_CUSTOMER, OutOfScope, tr
+from app.services.event_labels import event_kind_label, rule_label
 
 PAGE_SIZE = 20
 
@@ -198,16 +199,6 @@ class Deals:
         return out
 
 
-def event_kind_label(kind: str) -> str:
-    labels = {"created": _("Customer created"), "assigned": _("Assigned"),
-              "claimed": _("Claimed"),
-              "released": _("Released to pool"), "reclaimed": _("Reclaimed"),
-              "transferred": _("Transferred"), "merged": _("Merged"),
-              "unmerged": _("Merge undone"), "rule-assigned": _("Assigned by rule"),
-              "moved": _("Moved to another pool"), "deleted": _("Deleted")}
-    return labels.get(kind, kind)
-
-
 @source("ownership")
 class OwnershipEvents:
     @staticmethod
@@ -234,7 +225,7 @@ class OwnershipEvents:
             if e.reason:
                 parts.append(e.reason)
             if e.rule:
-                parts.append(_("rule: %(rule)s", rule=e.rule))
+                parts.append(rule_label(e.rule))  # says itself what rule it is
             if e.customer_id != history.customer_id:
                 parts.append(_("(as customer #%(id)s, merged into this one)", id=e.customer_id))
             out.append(Entry(e.created_at, "ownership", " ".join(parts), _name(e.actor),

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
 from flask_babel import gettext
+from markupsafe import Markup
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder._compat import as_unicode
 from flask_appbuilder.const import FLAMSG_ERR_SEC_ACCESS_DENIED
+from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.urltools import get_order_args, get_page_args, get_page_size_args
+from wtforms.fields.core import UnboundField
 
 from app.security import METHOD_PERMISSIONS, current_user
 from app.services.errors import GuishuError, ValidationFailed
@@ -23,6 +26,63 @@ from app.time_filters import in_business_time
 def blank(value):
     """Empty cell instead of FAB's 'None' for a missing value."""
     return "" if value is None else value
+
+
+def readable(value):
+    """A cell as words: booleans as Yes / No in the reader's language, nothing for None (FAB
+    would print True, False and None); anything else as it is."""
+    if value is True or value is False:
+        return gettext("Yes") if value else gettext("No")
+    return "" if value is None else value
+
+
+def one_line(value) -> Markup:
+    """A cell that must not wrap (a name, a time squeezed by a wide neighbour)."""
+    return Markup('<span class="text-nowrap">{}</span>').format("" if value is None else value)
+
+
+def shown_columns(view) -> list[str]:
+    """The columns a view's list and show pages print (show fieldsets included)."""
+    columns = list(view.list_columns or []) + list(view.show_columns or [])
+    # FAB's user view has a second show page, "my profile" (user_show_fieldsets).
+    fieldsets = (view.show_fieldsets or []) + (getattr(view, "user_show_fieldsets", None) or [])
+    for _name, spec in fieldsets:
+        columns += list(spec.get("fields", []))
+    return columns
+
+
+def readable_cells(view) -> None:
+    """Give every printed column without its own formatter one: date-times in business time,
+    booleans as Yes / No, None as an empty cell (a view's own formatter wins)."""
+    view.formatters_columns = dict(view.formatters_columns or {})
+    for column in shown_columns(view):
+        if column in view.formatters_columns:
+            continue
+        view.formatters_columns[column] = (minutes if view.datamodel.is_datetime(column)
+                                           else readable)
+
+
+def readable_blank_choices(view) -> None:
+    """A select of related rows that may be left empty offers "—" for nothing; FAB's empty
+    blank_text leaves the browser's select showing its value, "__None"."""
+    for form in (getattr(view, "add_form", None), getattr(view, "edit_form", None)):
+        for unbound in vars(form or object).values():
+            if not isinstance(unbound, UnboundField):
+                continue
+            kwargs = unbound.kwargs
+            if issubclass(unbound.field_class, QuerySelectField) and kwargs.get("allow_blank") \
+                    and not kwargs.get("blank_text"):
+                kwargs["blank_text"] = "—"
+
+
+class ReadableCells:
+    """Mixin for FAB's own views (users, roles…): the same readable cells and blank choices
+    as ScopedModelView."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        readable_cells(self)
+        readable_blank_choices(self)
 
 
 def minutes(value):
@@ -57,15 +117,12 @@ class ScopedModelView(ModelView):
 
     def __init__(self, **kwargs):
         # Business time both ways: the search filters read typed times in GUISHU_TIMEZONE, and
-        # every date-time column on the list and show pages is shown in it (a view's own
-        # formatter for a column wins).
+        # every date-time column on the list and show pages is shown in it; booleans read
+        # Yes / No and a missing value is an empty cell (a view's own formatter wins).
         in_business_time(self.datamodel)
         super().__init__(**kwargs)
-        shown = list(self.list_columns or []) + list(self.show_columns or [])
-        self.formatters_columns = dict(self.formatters_columns or {})
-        for column in shown:
-            if column not in self.formatters_columns and self.datamodel.is_datetime(column):
-                self.formatters_columns[column] = minutes
+        readable_cells(self)
+        readable_blank_choices(self)
 
     def _init_titles(self):
         # FAB makes a missing title up in English ("Add Department"): a view that names no

@@ -23,6 +23,7 @@ from app.services import customers as customer_service
 from app.services import assignment, customer_page, exports, timeline
 from app.services.customers import CONTACT_FIELDS, CUSTOMER_FIELDS
 from app.services.errors import GuishuError
+from app.services.event_labels import event_kind_label, rule_label
 from app.services.ids import parse_pk
 from app.views.activity import DealView, FollowUpView
 from app.views.base import ScopedModelView, local_path, minutes, readable_formatters
@@ -210,7 +211,8 @@ class CustomerEventView(ScopedModelView):
                     "rule", "actor"]
     show_columns = list_columns
     search_columns = ["customer_id", "kind", "created_at", "actor"]
-    formatters_columns = readable_formatters("reason", "rule", "actor")
+    formatters_columns = dict(readable_formatters("reason", "actor"), kind=event_kind_label,
+                              rule=rule_label)
     label_columns = {"created_at": _("Time"), "customer_id": _("Customer ID"), "kind": _("Kind"),
                      "from_label": _("From"), "to_label": _("To"), "reason": _("Reason"),
                      "rule": _("Rule"), "actor": _("By")}

@@ -13,10 +13,10 @@ from app.models.dedupe import DEDUPE_ACTIONS
 from app.models.rule import RULE_STRATEGIES
 from app.security import (RES_AUDIT, RES_DEDUPE, RES_DEPARTMENT, RES_GRADING, RES_POLICY,
                           RES_POOL, RES_RULE, current_user)
-from app.services import (audit, classification, dedupe, org, policy_config,
+from app.services import (audit, audit_labels, classification, dedupe, org, policy_config,
                           pool_admin as pools, rules)
 from app.services.errors import GuishuError
-from app.views.base import ScopedModelView, minutes, readable_formatters
+from app.views.base import ScopedModelView, minutes, one_line, readable_formatters
 from app.views.pickers import UserPickerField, all_users
 
 
@@ -339,6 +339,12 @@ class AuditLogView(ScopedModelView):
     label_columns = {"created_at": _("Time"), "actor": _("By"), "action": _("Action"),
                      "object_type": _("Object"), "object_id": _("ID"), "changes": _("Changes"),
                      "changes_shown": _("Changes")}
+    # Words, not keys: the action and object named, the changes (masked by changes_shown)
+    # as "field: old → new"; the actor's name kept on one line.
+    formatters_columns = {
+        "actor": one_line,
+        "action": audit_labels.action_label, "object_type": audit_labels.object_label,
+        "changes_shown": audit_labels.changes_text}
 
 
 class AssignmentRuleView(AuditedModelView):

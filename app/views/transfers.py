@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Customer, TransferRequest
-from app.models.transfer import TRANSFER_TRIGGERS
+from app.models.transfer import STATUS_LABELS, TRANSFER_TRIGGERS
 from app.security import RES_TRANSFER
 from app.services import org, transfers
 from app.services.errors import GuishuError
@@ -18,8 +18,6 @@ from app.services.ids import parse_page, parse_pk
 from app.views.base import signed_in_user
 from app.views.ownership import flash_error, ids_arg, owned_customers, selected_ids
 
-STATUS_LABELS = {"pending": _l("Awaiting approval"), "approved": _l("First approval given"),
-                 "rejected": _l("Rejected"), "cancelled": _l("Withdrawn"), "completed": _l("Done")}
 
 
 class TransferView(BaseView):

@@ -7,13 +7,14 @@ from flask_appbuilder.security import views as fab_views
 from flask_appbuilder.security.views import UserDBModelView
 from flask_babel import gettext, lazy_gettext as _
 
+from app.models.org import employment_label
 from app.models.policy import POLICY_FIELDS
 from app.security import current_user, role_label
 from app.services import org, policies
 from app.services.errors import GuishuError
 from app.services.times import local_text
+from app.views.base import ReadableCells
 from app.views.org import POLICY_LABELS
-
 
 
 def role_labels(roles) -> str:
@@ -44,7 +45,7 @@ def server_clock_minutes(value) -> str:
     return local_text(value.astimezone()) if value is not None else ""
 
 
-class GuishuUserDBModelView(UserDBModelView):
+class GuishuUserDBModelView(ReadableCells, UserDBModelView):
     # FAB's show page plus the user's effective ownership policy (also on "my profile").
     show_template = "guishu/user_show.html"
     # Family name (FAB's last_name) first, as Chinese names are written.
@@ -73,7 +74,8 @@ class GuishuUserDBModelView(UserDBModelView):
                      "employment_status": _("Employment"), "departed_at": _("Departed at"),
                      "phone": _("Phone")}
     formatters_columns = {"roles": role_labels, "departed_at": local_text,
-                          "last_login": server_clock_minutes}
+                          "last_login": server_clock_minutes,
+                          "employment_status": employment_label}
 
     def pre_update(self, item):
         # Saving with "Active" unticked deactivates: the same rule as marking departed (a user
@@ -107,17 +109,17 @@ class GuishuUserDBModelView(UserDBModelView):
 
 # FAB's role and group admin under their own class names (so their permissions and
 # endpoints stay FAB's): role names shown translated, every column labelled in the catalogue.
-class RoleModelView(fab_views.RoleModelView):
+class RoleModelView(ReadableCells, fab_views.RoleModelView):
     label_columns = {**fab_views.RoleModelView.label_columns, "user": _("User"),
                      "users": _("Users")}
     formatters_columns = {"name": role_label}
 
 
-class PermissionViewModelView(fab_views.PermissionViewModelView):
+class PermissionViewModelView(ReadableCells, fab_views.PermissionViewModelView):
     label_columns = {**fab_views.PermissionViewModelView.label_columns, "role": _("Role")}
 
 
-class UserGroupModelView(fab_views.UserGroupModelView):
+class UserGroupModelView(ReadableCells, fab_views.UserGroupModelView):
     label_columns = {"name": _("Name"), "label": _("Label"), "description": _("Description"),
                      "users": _("Users"), "roles": _("Roles")}
     formatters_columns = {"roles": role_labels}
