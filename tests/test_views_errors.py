@@ -53,3 +53,10 @@ def test_api_errors_stay_json(api, org):
     resp = call("GET", "/api/v1/no-such-thing")
     assert resp.status_code == 404 and resp.is_json
     assert resp.get_json() == {"code": "not_found", "message": "资源不存在"}
+
+
+def test_a_missing_csrf_token_gets_the_400_page(clients):
+    """CSRF is checked before FAB sets up the request's user: the page still renders."""
+    resp = clients.rep.post("/followups/add", data={"content": "x"})
+    assert resp.status_code == 400 and 'data-status="400"' in _page(resp)
+    assert 'class="navbar' in _page(resp)

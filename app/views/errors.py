@@ -3,7 +3,10 @@ in the user's language, with a way home. Registered before the APIs' handlers, w
 answering JSON under /api/ and hand every other path here (app.api.common)."""
 from __future__ import annotations
 
-from flask import Flask, current_app, render_template
+import logging
+
+from flask import Flask, current_app, g, render_template
+from flask_login import current_user
 from flask_babel import lazy_gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -27,9 +30,16 @@ def error_page(exc: HTTPException):
     # request boundary's "<field> ..." 400): show that one.
     default = type(exc).description
     detail = exc.description if exc.description and exc.description != default else None
-    html = render_template("guishu/error.html", code=exc.code, title=title, text=text,
-                           detail=detail, base_template=appbuilder.base_template,
-                           appbuilder=appbuilder, current_app=current_app)
+    # An error raised before FAB's own before_request (CSRF's 400) finds no g.user, which
+    # the navbar reads.
+    g.setdefault("user", current_user)
+    try:
+        html = render_template("guishu/error.html", code=exc.code, title=title, text=text,
+                               detail=detail, base_template=appbuilder.base_template,
+                               appbuilder=appbuilder, current_app=current_app)
+    except Exception:  # the page must not turn a 4xx into a 500: Werkzeug's plain page
+        logging.getLogger(__name__).exception("error page for %s failed", exc.code)
+        return exc
     return html, exc.code
 
 
