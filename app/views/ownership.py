@@ -187,10 +187,14 @@ class OwnershipView(BaseView):
                     return redirect(url_for("PoolCustomerView.list"))
         names = {c.id: c.name for c in customers}
         allowed = assignment.target_ids(actor, {c.ownership.pool_id for c in customers})
+        # The preview names reps as the picker does, in a stable readable order.
+        labels = org.user_labels([line.owner_id for line in plan.lines] +
+                                 [s["owner_id"] for s in plan.skipped]) if plan else {}
+        lines = sorted(plan.lines, key=lambda line: labels[line.owner_id][0]) if plan else []
         return self.render_template(
             "guishu/distribute.html", customers=customers, ids=ids_arg(ids),
             reps=sales_choices(actor, allowed), chosen=set(chosen), plan=plan, names=names,
-            token=token)
+            token=token, lines=lines, labels={i: label for i, (_k, label) in labels.items()})
 
     # -- 按归属规则分配 -----------------------------------------------------------------------
     @expose("/apply-rules", methods=["GET", "POST"])
