@@ -50,9 +50,11 @@ def create_app(config: Optional[Type] = None, **overrides) -> Flask:
         appbuilder.menu = None
         appbuilder.init_app(app, db.session)
         from app.views import register_views
+        from app.views.errors import register_error_pages
         from app.api import register_apis
 
         register_views(appbuilder)
+        register_error_pages(app)  # before the APIs: they wrap it, JSON under /api/
         register_apis(appbuilder, csrf)
 
     from app.boundary import register_boundary

@@ -138,6 +138,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_DEDUPE_REVIEW, CAN_READ, CAN_WRITE), _menus("DedupeReview"),
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_TRANSFER),
+        # They maintain every record, pool customers too: the pool page to browse, no claim.
+        _perm(RES_POOL_CUSTOMERS, CAN_READ), _menus("PoolCustomers"),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),

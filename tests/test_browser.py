@@ -110,11 +110,13 @@ def test_english_is_one_click_away(browser, live_url, org):
 
 
 def pick_user(page, name, typed, expect=None):
-    """In the user picker `name` (Select2): type, wait for the first match, press Enter
+    """In the user picker `name` (Select2): open it, type as a keyboard user does (into
+    whatever has the focus: the search box must), wait for the first match, press Enter
     (a multiple picker stays open for the next pick: Escape closes it)."""
     page.click(f"select[name={name}] + .select2")
     field = page.locator(".select2-container--open .select2-search__field")
-    field.fill(typed)
+    page.keyboard.type(typed)
+    assert field.input_value() == typed  # the typing reached the search box
     first = page.locator(".select2-results__option--highlighted")
     first.wait_for()
     if expect is not None:
@@ -243,6 +245,15 @@ def test_rep_works_from_the_customer_page(browser, live_url, org, db):
     assert "电话确认需求" in page.inner_text("#timeline tbody tr.timeline-followup")
     page.click("a[href='#tab-contacts']")
     assert page.is_visible("#contacts")
+    # The page asks first, like the list action: dismissed, nothing happens; accepted, locks.
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.click("#action-lock button")
+    page.wait_for_timeout(300)
+    assert asked == ["锁定该客户（不参与回收）？"]
+    db.session.expire_all()
+    assert db.session.get(Ownership, org.c_rep.id).locked is False
+    page.once("dialog", lambda d: d.accept())
     with page.expect_navigation(url=lambda url: f"/customers/show/{org.c_rep.id}" in url):
         page.click("#action-lock button")
     assert "已锁定 1 个客户。" in page.inner_text("body")

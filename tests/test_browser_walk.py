@@ -118,9 +118,11 @@ def test_each_role_walks_its_pages_in_one_language(browser, live_url, walk_data,
     assert _action_ids(page) == ACTIONS[role]
 
 
-@pytest.mark.parametrize("lang,locked", [("zh", "已锁定 1 个客户。"), ("en", "Locked 1 customers.")])
+@pytest.mark.parametrize("lang,asked,locked", [
+    ("zh", "锁定该客户（不参与回收）？", "已锁定 1 个客户。"),
+    ("en", "Lock this customer (exempt from reclaim)?", "Locked 1 customer.")])
 def test_rep_locks_and_logs_a_follow_up_from_the_customer_page(browser, live_url, walk_data,  # noqa: F811
-                                                               db, lang, locked):
+                                                               db, lang, asked, locked):
     from app.models import FollowUp, Ownership
 
     org = walk_data
@@ -140,8 +142,11 @@ def test_rep_locks_and_logs_a_follow_up_from_the_customer_page(browser, live_url
     shown = (followup.happened_at.replace(tzinfo=dt.timezone.utc)
              .astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M"))
     assert shown in first, (shown, first)
+    questions = []
+    page.once("dialog", lambda d: (questions.append(d.message), d.accept()))
     with page.expect_navigation(url=lambda url: f"/customers/show/{org.c_rep.id}" in url):
         page.click("#action-lock button")
+    assert questions == [asked]
     assert locked in page.inner_text("body")
     assert _action_ids(page) >= {"action-unlock"} or "action-lock" not in _action_ids(page)
     db.session.expire_all()

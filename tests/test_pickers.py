@@ -203,9 +203,10 @@ def test_a_forged_team_member_outside_scope_is_refused(clients, db, org, east_po
                 {"step": "preview", "owner_ids": [str(org.rep.id), str(org.rep_north.id)]})
     html = resp.get_data(as_text=True)
     # The service skips rep3 with the reason and gives the customer to rep1 only.
-    assert re.search(r'data-user="rep3"><td>rep3</td><td colspan="4">跳过: 不在您的数据权限内',
-                     html)
-    assert re.search(r'data-user="rep1"><td>rep1</td>.*?<td class="gets">1</td>', html, re.S)
+    assert re.search(r'data-user="rep3"><td>测试rep3 \(rep3 · 华北大区\)</td>'
+                     r'<td colspan="4">跳过：不在您的数据权限内', html)
+    assert re.search(r'data-user="rep1"><td>测试rep1 \(rep1 · 华东大区\)</td>'
+                     r'.*?<td class="gets">1</td>', html, re.S)
     assert {v for _, _, opts in picker(html, "owner_ids").groups for v, _, sel in opts if sel} \
         == {str(org.rep.id)}  # the eligible pick is kept, the forged one is not shown
 
@@ -304,3 +305,25 @@ def test_picker_pages_issue_a_fixed_number_of_statements(clients, db, org, east_
     assert "bulk0302" in html
     assert many == few, (few, many)
     assert few <= 40
+
+
+def test_natural_key_orders_numbers_as_numbers():
+    names = ["rep10", "rep8", "Rep9", "manager3", "rep1", "rep", "8"]
+    assert sorted(names, key=org_service.natural_key) == [
+        "8", "manager3", "rep", "rep1", "rep8", "Rep9", "rep10"]
+
+
+def test_distribution_preview_names_reps_like_the_picker_in_natural_order(clients, db, org,
+                                                                          east_pool):
+    from tests.conftest import make_user
+
+    rep8 = make_user("rep8", ROLE_REP, org.east, org.manager)
+    rep10 = make_user("rep10", ROLE_REP, org.east, org.manager)
+    resp = post(clients.manager, f"/ownership/distribute?ids={east_pool}",
+                {"step": "preview", "owner_ids": [str(rep10.id), str(org.rep.id),
+                                                  str(rep8.id), str(org.rep_north.id)]})
+    html = resp.get_data(as_text=True)
+    rows = re.findall(r'<tr(?: class="[^"]*")? data-user="(\w+)"><td>([^<]*)</td>', html)
+    assert rows == [("rep1", "测试rep1 (rep1 · 华东大区)"), ("rep8", "测试rep8 (rep8 · 华东大区)"),
+                    ("rep10", "测试rep10 (rep10 · 华东大区)"),
+                    ("rep3", "测试rep3 (rep3 · 华北大区)")]  # skipped: out of scope, last

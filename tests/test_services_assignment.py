@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.models import Ownership, OwnershipEvent, Pool, PoolMember
+from app.models import AuditLog, Ownership, OwnershipEvent, Pool, PoolMember
 from app.services import assignment, caps, customers
 from app.services.errors import NotInPool, OutOfScope, PermissionDenied, ValidationFailed
 from app.security import ROLE_REP
@@ -128,6 +128,25 @@ def test_only_the_owner_locks_and_locking_twice_counts_once(db, org, pools):
         err = _refusal(OutOfScope, lambda: assignment.lock(actor, ids))
         assert (err.code, err.message, err.details) == (
             "out_of_scope", "只能锁定自己负责的客户", {"customer_ids": ids})
+
+
+def test_lock_and_unlock_write_one_audit_row_per_customer_that_changed(db, org, pools):
+    def rows():
+        return [(a.actor_id, a.action, a.object_type, a.object_id, a.changes)
+                for a in db.session.execute(select(AuditLog).where(
+                    AuditLog.action.in_(("lock", "unlock"))).order_by(AuditLog.id)).scalars()]
+
+    assignment.lock(org.rep, [org.c_rep.id])
+    assignment.lock(org.rep, [org.c_rep.id])  # nothing new: no second row
+    assert rows() == [(org.rep.id, "lock", "customer", org.c_rep.id, {"locked": [False, True]})]
+    # Unlocking a locked and an unlocked customer: a row for the one that changed.
+    assignment.unlock(org.admin, [org.c_rep.id, org.c_rep2.id])
+    assert rows()[1:] == [(org.admin.id, "unlock", "customer", org.c_rep.id,
+                           {"locked": [True, False]})]
+    # A refused lock writes nothing.
+    with pytest.raises(OutOfScope):
+        assignment.lock(org.rep, [org.c_rep2.id])
+    assert len(rows()) == 2
 
 
 def test_unlock_is_for_managers_in_scope_and_admins(db, org, pools):

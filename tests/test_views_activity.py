@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import Deal, FollowUp, Ownership
-from app.services import deals, followups
+from app.services import customers, deals, followups
 from tests.test_views_ownership import post
 
 
@@ -35,6 +35,48 @@ def test_rep_cannot_log_on_another_reps_customer(clients, db, org):
     assert resp.status_code == 200  # the form again: that customer is not a choice
     assert db.session.execute(select(FollowUp)).first() is None
     assert org.c_rep2.name not in clients.rep.get("/followups/add").get_data(as_text=True)
+
+
+@pytest.fixture
+def two_own_customers(db, org):
+    """rep1 owns two customers, each with a contact."""
+    other = customers.create_customer(org.rep, {"name": "无锡新材料科技"})
+    mine = customers.add_contact(org.rep, org.c_rep.id, {"name": "王经理"})
+    theirs = customers.add_contact(org.rep, other.id, {"name": "赵主任"})
+    return other, mine, theirs
+
+
+def test_followup_opened_for_a_customer_offers_only_its_contacts(clients, db, org,
+                                                                  two_own_customers):
+    other, mine, theirs = two_own_customers
+    html = clients.rep.get(f"/followups/add?_flt_0_customer={org.c_rep.id}"
+                           f"&next=/customers/show/{org.c_rep.id}").get_data(as_text=True)
+    assert "王经理" in html and "赵主任" not in html
+    # Opened from the menu (no customer given): every writable customer's contacts.
+    html = clients.rep.get("/followups/add").get_data(as_text=True)
+    assert "王经理" in html and "赵主任" in html
+    # Posting another customer's contact on the preselected form: not a choice, nothing saved.
+    resp = post(clients.rep, f"/followups/add?_flt_0_customer={org.c_rep.id}", {
+        "customer": str(org.c_rep.id), "contact": str(theirs.id), "channel": "call",
+        "content": "x"})
+    assert resp.status_code == 200
+    assert db.session.execute(select(FollowUp)).first() is None
+
+
+def test_the_service_refuses_a_contact_of_another_own_customer(clients, db, org,
+                                                               two_own_customers):
+    """From the unfiltered form both contacts are choices: the service decides."""
+    other, mine, theirs = two_own_customers
+    resp = post(clients.rep, "/followups/add", {
+        "customer": str(org.c_rep.id), "contact": str(theirs.id), "channel": "call",
+        "content": "x"})
+    assert resp.status_code == 200 and "联系人不属于该客户" in resp.get_data(as_text=True)
+    assert db.session.execute(select(FollowUp)).first() is None
+    resp = post(clients.rep, "/followups/add", {
+        "customer": str(org.c_rep.id), "contact": str(mine.id), "channel": "call",
+        "content": "x"})
+    assert resp.status_code == 302
+    assert db.session.execute(select(FollowUp.contact_id)).scalar_one() == mine.id
 
 
 def test_lists_follow_the_customer_scope(clients, db, org):

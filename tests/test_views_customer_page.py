@@ -11,7 +11,7 @@ import re
 import pytest
 from sqlalchemy import select, update
 
-from app.models import (Contact, CustomerShare, FollowUp, Ownership, OwnershipEvent, Policy,
+from app.models import (AuditLog, Contact, CustomerShare, FollowUp, Ownership, OwnershipEvent, Policy,
                         PoolMember)
 from app.models.customer import utcnow
 from app.services import customers, merge, timeline
@@ -94,7 +94,8 @@ def test_header_facts_and_buttons_by_role(clients, hub, case):
     ("rep", "/customers/show/{c_pool}", 404),  # reps read pool customers on the pool page
     ("manager", "/customers/show/{c_pool}", 404), ("rep", "/customers/show/999999", 404),
     ("rep_north", "/pool/show/{c_pool}", 404),  # not a member of that pool
-    ("staff", "/pool/show/{c_pool}", 403)])  # no pool page at all
+    ("auditor", "/pool/show/{c_pool}", 403),  # no pool page at all
+    ("staff", "/pool/show/{c_pool}", 200)])  # staff browse every pool (no claim)
 def test_out_of_scope(app, clients, hub, role, path, status):
     from tests.conftest import login
 
@@ -230,6 +231,41 @@ def test_lock_and_unlock_from_the_page(clients, db, hub):
     assert "已解锁 1 个客户。" in flashes(clients.manager.get(here).get_data(as_text=True))
     db.session.expire_all()
     assert db.session.get(Ownership, hub.c_rep.id).locked is False
+
+
+def test_lock_and_unlock_show_on_the_timeline_and_in_the_audit_log(clients, db, hub, app):
+    here = f"/customers/show/{hub.c_rep.id}"
+    post_verb(clients.rep, "lock", hub.c_rep.id, here)
+    post_verb(clients.manager, "unlock", hub.c_rep.id, here)
+    rows = [r.split(" ", 2)[2] for r in timeline_rows(page(clients.rep, here))]
+    # Newest first; the creation event (same minute) comes after them.
+    assert rows == [f"锁定 已解锁 {hub.manager.display_name}",
+                    f"锁定 已锁定：不参与回收 {hub.rep.display_name}",
+                    f"归属 新建客户：{hub.rep.display_name} 新建客户 {hub.rep.display_name}"]
+    db.session.expire_all()
+    assert [(a.action, a.object_id) for a in db.session.execute(select(AuditLog).where(
+        AuditLog.action.in_(("lock", "unlock"))).order_by(AuditLog.id)).scalars()] == [
+        ("lock", hub.c_rep.id), ("unlock", hub.c_rep.id)]
+
+
+def test_the_page_asks_before_locking_or_unlocking(clients, db, hub):
+    here = f"/customers/show/{hub.c_rep.id}"
+    html = page(clients.rep, here)
+    form = re.search(r'<form[^>]*id="action-lock"[^>]*>', html).group(0)
+    assert 'data-confirm="锁定该客户（不参与回收）？"' in form
+    assert "onsubmit=\"return confirm(this.getAttribute('data-confirm'))\"" in form
+    clients.rep.get("/lang/en")
+    assert 'data-confirm="Lock this customer (exempt from reclaim)?"' in page(clients.rep, here)
+    post_verb(clients.rep, "lock", hub.c_rep.id, here)
+    html = page(clients.manager, here)
+    assert 'data-confirm="解锁该客户？"' in html
+
+
+def test_count_flashes_are_singular_in_english(clients, db, hub):
+    here = f"/customers/show/{hub.c_rep.id}"
+    clients.rep.get("/lang/en")
+    post_verb(clients.rep, "lock", hub.c_rep.id, here)
+    assert "Locked 1 customer." in flashes(clients.rep.get(here).get_data(as_text=True))
 
 
 def test_a_refused_lock_names_the_lock_cap(clients, db, hub):

@@ -54,6 +54,19 @@ def test_bad_application_rerenders_with_the_reason(clients, db, org, field, valu
     assert db.session.execute(select(TransferRequest)).first() is None
 
 
+def test_the_trigger_defaults_to_other_not_departure(clients, db, org):
+    """An ordinary request opens on 其他; a browser submits the selected option."""
+    html = clients.rep.get(f"/transfers/new?ids={org.c_rep.id}").get_data(as_text=True)
+    selected = re.findall(r'<option value="(\w+)" selected>', html)
+    assert selected == ["other"]
+    form = apply_form(org.rep2)
+    del form["trigger"]  # a client that sends none gets the same default
+    resp = post(clients.rep, f"/transfers/new?ids={org.c_rep.id}", form)
+    assert resp.status_code == 302
+    t = db.session.execute(select(TransferRequest)).scalar_one()
+    assert t.trigger == "other"
+
+
 def test_rep_cannot_apply_for_another_reps_customer(clients, db, org):
     assert clients.rep.get(f"/transfers/new?ids={org.c_rep2.id}").status_code == 404
     assert post(clients.rep, f"/transfers/new?ids={org.c_rep2.id}",

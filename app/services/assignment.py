@@ -17,7 +17,7 @@ from app.models import Ownership, User
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import ROLE_ADMIN, ROLE_MANAGER, has_role
-from app.services import caps, ownership, pool_admin
+from app.services import audit, caps, ownership, pool_admin
 from app.services.customers import assignable_owner_ids
 from app.services.errors import (CLAIMED_MEANWHILE, NO_SUCH_CUSTOMER, NotInPool, OutOfScope,
                                  PermissionDenied, ValidationFailed, tr)
@@ -240,6 +240,7 @@ def lock(actor: User, customer_ids: Iterable) -> list[int]:
         caps.check_lock_cap(actor.id, len(new))
         db.session.execute(update(Ownership).where(
             Ownership.customer_id.in_(new), Ownership.owner_id == actor.id).values(locked=True))
+        _audit_lock(actor, new, True)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -260,5 +261,14 @@ def unlock(actor: User, customer_ids: Iterable) -> list[int]:
         raise OutOfScope(tr(NO_SUCH_CUSTOMER), customer_ids=foreign)
     db.session.execute(update(Ownership).where(Ownership.customer_id.in_(ids))
                        .values(locked=False))
+    _audit_lock(actor, [i for i in ids if rows[i].locked], False)
     db.session.commit()
     return ids
+
+
+def _audit_lock(actor: User, ids: list[int], locked: bool) -> None:
+    """A lock changes who the reclaim may take back: one audit row per customer that changed
+    (the audit log's and the customer timeline's record of it)."""
+    for customer_id in ids:
+        audit.record(actor.id, "lock" if locked else "unlock", "customer", customer_id,
+                     {"locked": (not locked, locked)})

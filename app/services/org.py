@@ -1,6 +1,7 @@
 """Departments (a tree with materialised paths) and users' employment status."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
@@ -135,15 +136,35 @@ def picker_label(user: User, department: Optional[str]) -> str:
     return f"{user.display_name} ({user.username})"
 
 
+def natural_key(text: Optional[str]) -> tuple:
+    """"rep8" before "rep10": runs of digits compare as numbers (re.split with a group
+    alternates text and digits, so the tuples compare position by position)."""
+    parts = re.split(r"(\d+)", text or "")
+    return tuple(int(p) if i % 2 else p.lower() for i, p in enumerate(parts))
+
+
+def user_labels(user_ids: Iterable[int]) -> dict[int, tuple[tuple, str]]:
+    """For a page listing users (a distribution preview): each user's picker label and the
+    order to list them in, by department, then display name, then username naturally."""
+    wanted = {i for i in user_ids if i}
+    if not wanted:
+        return {}
+    rows = db.session.execute(select(User, Department.name).outerjoin(
+        Department, Department.id == User.department_id).where(User.id.in_(wanted))).all()
+    return {u.id: ((natural_key(dept), natural_key(u.display_name), natural_key(u.username)),
+                   picker_label(u, dept)) for u, dept in rows}
+
+
 def picker_groups(users: Iterable[User]) -> list[PickerGroup]:
     """The users a picker offers, grouped by department in tree order (a department before
-    its sub-departments, siblings by id), users by username within a group, then those with
+    its sub-departments, siblings by id), users by username within a group (rep8 before
+    rep10), then those with
     no department. Departments above a user's own get a group too (empty when nobody there
     may be picked), so their whole team can be chosen.
 
     Reads each user's department_id only and loads the departments in one statement: the
     number of statements does not grow with the number of users."""
-    users = sorted(users, key=lambda u: u.username)
+    users = sorted(users, key=lambda u: natural_key(u.username))
     departments = {d.id: d for d in db.session.execute(select(Department)).scalars()}
 
     def ancestry(dept_id: int) -> list[int]:

@@ -42,6 +42,15 @@ def member_pool_ids(user: User, chain: Optional[list[int]] = None) -> set[int]:
         PoolMember.user_id == user.id, PoolMember.department_id.in_(chain or [0])))).scalars())
 
 
+def browsable_pool_ids(user: User) -> set[int]:
+    """Pools whose customers the user may browse (the pool page): the pools they belong to;
+    every pool for a user who sees every record (back-office staff maintain them all, and
+    cannot claim: claiming is the member's, see claim_from_pool)."""
+    if scope_of(user) == Scope.ALL:
+        return set(db.session.execute(select(Pool.id)).scalars())
+    return member_pool_ids(user)
+
+
 def _claimed_today_select(user_id: int):
     return select(func.count()).select_from(OwnershipEvent).where(
         OwnershipEvent.to_owner_id == user_id, OwnershipEvent.kind == "claimed",

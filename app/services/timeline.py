@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
-from app.models import Customer, Deal, FollowUp, Ownership, OwnershipEvent, User
+from app.models import AuditLog, Customer, Deal, FollowUp, Ownership, OwnershipEvent, User
 from app.models.merge import CustomerMerge
 from app.security import can_see_customer
 from app.services import merge
@@ -231,6 +231,31 @@ class OwnershipEvents:
             out.append(Entry(e.created_at, "ownership", " ".join(parts), _name(e.actor),
                              url_for("CustomerEventView.show", pk=e.id)))
         return out
+
+
+@source("lock")
+class Locks:
+    """Locking and unlocking (app.services.assignment.lock/unlock): no ownership event (the
+    holder does not change), so the audit rows they write are the record."""
+
+    @staticmethod
+    def _query(history: History):
+        return select(AuditLog).where(
+            AuditLog.object_type == "customer", AuditLog.action.in_(("lock", "unlock")),
+            AuditLog.object_id.in_(history.ids))
+
+    @staticmethod
+    def count(history: History) -> int:
+        return _count(Locks._query(history))
+
+    @staticmethod
+    def newest(history: History, limit: int) -> list[Entry]:
+        rows = db.session.execute(Locks._query(history).options(
+            selectinload(AuditLog.actor)).order_by(
+            AuditLog.created_at.desc(), AuditLog.id.desc()).limit(limit)).scalars()
+        return [Entry(a.created_at, "lock",
+                      _("Locked: exempt from reclaim") if a.action == "lock" else _("Unlocked"),
+                      _name(a.actor)) for a in rows]
 
 
 @source("merge")

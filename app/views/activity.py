@@ -33,12 +33,19 @@ def writable_customers():
 
 
 def contacts_in_scope():
+    """The contact choices: those of the customers the user may write; only the preselected
+    customer's when the form was opened for one (?_flt_0_customer=<id>, the customer page's
+    记录跟进). The service refuses a contact of another customer either way."""
     user = current_user()
     q = db.session.query(Contact)
     if user is None:
         return q.filter(Contact.id.is_(None))
-    return q.filter(Contact.customer_id.in_(
+    q = q.filter(Contact.customer_id.in_(
         db.session.query(Customer.id).filter(customer_scope_clause(user, include_shared=False))))
+    if "_flt_0_customer" in request.args:
+        q = q.filter(Contact.customer_id == (request.args.get("_flt_0_customer",
+                                                               type=parse_pk) or 0))
+    return q.order_by(Contact.name)
 
 
 def _customer_field():

@@ -180,25 +180,48 @@ class ScopedModelView(ModelView):
 
     @expose("/action/<string:name>/<pk>", methods=["POST"])
     def action(self, name, pk):
-        if name not in self.actions:
-            abort(404)
-        permission_name = self.get_action_permission_name(name)
-        if not self.appbuilder.sm.has_access(permission_name, self.class_permission_name):
-            flash(as_unicode(FLAMSG_ERR_SEC_ACCESS_DENIED), "danger")
-            return redirect(self.get_redirect())
-        return self.actions[name].func(self._scoped_get(pk))
+        refused = self._refuse_action(name)
+        if refused is not None:
+            return refused
+        items, missing = self._scoped_rows([pk])
+        if missing:
+            return self.rows_out_of_scope(name, missing, 1)
+        return self.actions[name].func(items[0])
 
     @expose("/action_post", methods=["POST"])
     def action_post(self):
         name = request.form.get("action", "")
+        refused = self._refuse_action(name)
+        if refused is not None:
+            return refused
+        pks = request.form.getlist("rowid")
+        items, missing = self._scoped_rows(pks)
+        if missing:
+            return self.rows_out_of_scope(name, missing, len(pks))
+        return self.actions[name].func(items)
+
+    def _refuse_action(self, name):
+        """None if the user may run action `name`; else the answer refusing it."""
         if name not in self.actions:
             abort(404)
         permission_name = self.get_action_permission_name(name)
         if not self.appbuilder.sm.has_access(permission_name, self.class_permission_name):
             flash(as_unicode(FLAMSG_ERR_SEC_ACCESS_DENIED), "danger")
             return redirect(self.get_redirect())
-        items = [self._scoped_get(pk) for pk in request.form.getlist("rowid")]
-        return self.actions[name].func(items)
+        return None
+
+    def _scoped_rows(self, pks) -> tuple[list, int]:
+        """The rows of `pks` inside the scope, and how many of the ids are not."""
+        items = [self.datamodel.get(self._deserialize_pk_if_composite(pk), self._base_filters)
+                 for pk in pks]
+        found = [item for item in items if item is not None]
+        return found, len(items) - len(found)
+
+    def rows_out_of_scope(self, name: str, missing: int, asked: int):
+        """The answer to an action naming rows outside the scope (gone, or never visible):
+        the whole request is refused. 404 here; a view whose rows leave its scope in normal
+        use (the pool, as others claim) says so instead."""
+        abort(404)
 
     # -- helpers for subclasses that save through a service --------------------------------
     def edit_widgets(self, form, item):

@@ -5,7 +5,7 @@ from flask import flash, redirect
 from flask_appbuilder.actions import action
 from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from flask_babel import lazy_gettext as _
+from flask_babel import lazy_gettext as _, ngettext
 from flask_babel.speaklater import LazyString
 from wtforms import BooleanField, SelectField, TextAreaField
 
@@ -126,12 +126,14 @@ class CareMessageView(ScopedModelView):
     @action("retry", _("Retry"), _("Send the selected failed messages again?"), "fa-repeat",
             single=False)
     def retry(self, items):
-        return self._outbox_verb(care.retry, items, _("%(n)s messages will be sent again."))
+        return self._outbox_verb(care.retry, items, lambda n: ngettext(
+            "%(n)s message will be sent again.", "%(n)s messages will be sent again.", n, n=n))
 
     @action("cancel", _("Cancel"), _("Cancel the selected pending messages?"), "fa-ban",
             single=False)
     def cancel(self, items):
-        return self._outbox_verb(care.cancel, items, _("Cancelled %(n)s messages."))
+        return self._outbox_verb(care.cancel, items, lambda n: ngettext(
+            "Cancelled %(n)s message.", "Cancelled %(n)s messages.", n, n=n))
 
     def _outbox_verb(self, fn, items, done):
         items = items if isinstance(items, list) else [items]
@@ -142,6 +144,6 @@ class CareMessageView(ScopedModelView):
         else:
             skipped = len(items) - n
             note = _("(%(n)s not in a state for this, left alone)", n=skipped) if skipped else ""
-            flash(str(done % {"n": n}) + str(note), "success" if n else "warning")
+            flash(str(done(n)) + str(note), "success" if n else "warning")
         return redirect(self.get_redirect())
 

@@ -8,7 +8,7 @@ from flask_appbuilder import action, expose, has_access
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from flask_babel import lazy_gettext as _
+from flask_babel import lazy_gettext as _, ngettext
 from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import Optional as OptionalValidator
 
@@ -404,12 +404,14 @@ class CustomerView(ScopedModelView):
     @action("lock", _("Lock"), _("Lock the selected customers (exempt from reclaim)?"),
             "fa-lock", single=False)
     def lock(self, items):
-        return self._ownership_verb(assignment.lock, items, _("Locked %(n)s customers."))
+        return self._ownership_verb(assignment.lock, items, lambda n: ngettext(
+            "Locked %(n)s customer.", "Locked %(n)s customers.", n, n=n))
 
     @action("unlock", _("Unlock"), _("Unlock the selected customers?"), "fa-unlock",
             single=False)
     def unlock(self, items):
-        return self._ownership_verb(assignment.unlock, items, _("Unlocked %(n)s customers."))
+        return self._ownership_verb(assignment.unlock, items, lambda n: ngettext(
+            "Unlocked %(n)s customer.", "Unlocked %(n)s customers.", n, n=n))
 
     def _ownership_verb(self, fn, items, done):
         items = items if isinstance(items, list) else [items]
@@ -418,7 +420,7 @@ class CustomerView(ScopedModelView):
         except GuishuError as exc:
             flash(exc.message, "danger")
         else:
-            flash(done % {"n": len(changed)}, "success")
+            flash(done(len(changed)), "success")
         # From the customer page: back to it.
         return redirect(local_path(request.form.get("next")) or self.get_redirect())
 
@@ -432,6 +434,8 @@ class CustomerView(ScopedModelView):
             flash(_("Background jobs are paused (Redis unreachable): nothing was queued."),
                   "warning")
         else:
-            flash(_("Queued: %(n)s customers will be re-normalised.", n=len(items)), "info")
+            flash(ngettext("Queued: %(n)s customer will be re-normalised.",
+                           "Queued: %(n)s customers will be re-normalised.", len(items),
+                           n=len(items)), "info")
         self.update_redirect()
         return redirect(self.get_redirect())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
-from flask_babel import lazy_gettext as _
+from flask_babel import lazy_gettext as _, ngettext
 
 from app.security import RES_DEDUPE_REVIEW
 from app.services import dedupe_review as review, merge as merge_service
@@ -104,7 +104,9 @@ class DedupeReviewView(BaseView):
         except GuishuError as exc:
             flash(exc.message, "danger")
             return redirect(url_for("DedupeReviewView.show", pk=pk))
-        flash(_("Merged %(n)s customers into #%(id)s.", n=len(records), id=survivor), "success")
+        flash(ngettext("Merged %(n)s customer into #%(id)s.",
+                       "Merged %(n)s customers into #%(id)s.", len(records), n=len(records),
+                       id=survivor), "success")
         return redirect(f"/customers/show/{survivor}")
 
     @expose("/<int:pk>/dismiss", methods=["POST"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, url_for
 from flask_appbuilder import BaseView, expose, has_access
-from flask_babel import gettext as _
+from flask_babel import gettext as _, ngettext
 
 from app.security import RES_NOTIFICATION, current_user
 from app.services import notifications
@@ -46,5 +46,6 @@ class NotificationView(BaseView):
     @has_access
     def read_all(self):
         n = notifications.mark_read(self._user().id)
-        flash(_("%(n)s notifications marked read.", n=n), "success")
+        flash(ngettext("%(n)s notification marked read.", "%(n)s notifications marked read.",
+                       n, n=n), "success")
         return redirect(url_for("NotificationView.index"))

@@ -11,7 +11,7 @@ from typing import Optional
 
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
-from flask_babel import gettext as _
+from flask_babel import gettext as _, ngettext
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -129,7 +129,9 @@ class OwnershipView(BaseView):
             except GuishuError as exc:
                 flash_error(exc)
             else:
-                flash(_("Released %(n)s customers to the pool.", n=len(ids)), "success")
+                flash(ngettext("Released %(n)s customer to the pool.",
+                               "Released %(n)s customers to the pool.", len(ids), n=len(ids)),
+                      "success")
                 return redirect(url_for("CustomerView.list"))
         return self.render_template("guishu/release.html", customers=customers, ids=ids_arg(ids),
                                     pools=pools, reason=reason)
@@ -169,18 +171,30 @@ class OwnershipView(BaseView):
             else:
                 if commit:
                     given = sum(len(line.customer_ids) for line in plan.lines)
-                    flash(_("Assigned %(n)s customers to %(m)s reps.", n=given,
-                            m=sum(1 for line in plan.lines if line.customer_ids)), "success")
+                    reps = sum(1 for line in plan.lines if line.customer_ids)
+                    if reps == 1:
+                        done = ngettext("Assigned %(n)s customer to one rep.",
+                                        "Assigned %(n)s customers to one rep.", given, n=given)
+                    else:  # several reps: several customers
+                        done = _("Assigned %(n)s customers to %(m)s reps.", n=given, m=reps)
+                    flash(done, "success")
                     if plan.unassigned:
-                        flash(_("%(n)s customers stayed in the pool: every chosen rep is at "
-                                "the cap.", n=len(plan.unassigned)), "warning")
+                        flash(ngettext("%(n)s customer stayed in the pool: every chosen rep "
+                                       "is at the cap.",
+                                       "%(n)s customers stayed in the pool: every chosen rep "
+                                       "is at the cap.", len(plan.unassigned),
+                                       n=len(plan.unassigned)), "warning")
                     return redirect(url_for("PoolCustomerView.list"))
         names = {c.id: c.name for c in customers}
         allowed = assignment.target_ids(actor, {c.ownership.pool_id for c in customers})
+        # The preview names reps as the picker does, in a stable readable order.
+        labels = org.user_labels([line.owner_id for line in plan.lines] +
+                                 [s["owner_id"] for s in plan.skipped]) if plan else {}
+        lines = sorted(plan.lines, key=lambda line: labels[line.owner_id][0]) if plan else []
         return self.render_template(
             "guishu/distribute.html", customers=customers, ids=ids_arg(ids),
             reps=sales_choices(actor, allowed), chosen=set(chosen), plan=plan, names=names,
-            token=token)
+            token=token, lines=lines, labels={i: label for i, (_k, label) in labels.items()})
 
     # -- 按归属规则分配 -----------------------------------------------------------------------
     @expose("/apply-rules", methods=["GET", "POST"])
@@ -200,7 +214,9 @@ class OwnershipView(BaseView):
             else:
                 if commit:
                     moved = sum(1 for p in result["plan"] if p["owner_id"])
-                    flash(_("The rules placed %(n)s customers with reps.", n=moved), "success")
+                    flash(ngettext("The rules placed %(n)s customer with a rep.",
+                                   "The rules placed %(n)s customers with reps.", moved,
+                                   n=moved), "success")
                     return redirect(url_for("PoolCustomerView.list"))
         users = self._usernames(p["owner_id"] for p in (result or {}).get("plan", []))
         pools = dict(db.session.execute(select(Pool.id, Pool.name)).all())
@@ -230,7 +246,8 @@ class OwnershipView(BaseView):
             except GuishuError as exc:
                 flash_error(exc)
             else:
-                flash(_("Grade set for %(n)s customers.", n=len(ids)), "success")
+                flash(ngettext("Grade set for %(n)s customer.", "Grade set for %(n)s customers.",
+                               len(ids), n=len(ids)), "success")
                 return redirect(url_for("CustomerView.list"))
         return self.render_template("guishu/grade.html", customers=customers, ids=ids_arg(ids))
 
@@ -249,7 +266,9 @@ class OwnershipView(BaseView):
             except GuishuError as exc:
                 flash_error(exc)
             else:
-                flash(_("Moved %(n)s customers to another pool.", n=len(ids)), "success")
+                flash(ngettext("Moved %(n)s customer to another pool.",
+                               "Moved %(n)s customers to another pool.", len(ids), n=len(ids)),
+                      "success")
                 return redirect(url_for("PoolCustomerView.list"))
         return self.render_template("guishu/move_pool.html", customers=customers,
                                     ids=ids_arg(ids), pools=pools)
@@ -281,8 +300,11 @@ class OwnershipView(BaseView):
                 flash_error(exc)
             else:
                 if commit:
-                    flash(_("%(name)s is marked departed; %(n)s customers were handed over.",
-                            name=leaving.display_name, n=plan["customers"]), "success")
+                    flash(ngettext("%(name)s is marked departed; %(n)s customer was handed "
+                                   "over.",
+                                   "%(name)s is marked departed; %(n)s customers were handed "
+                                   "over.", plan["customers"], name=leaving.display_name,
+                                   n=plan["customers"]), "success")
                     return redirect(url_for("GuishuUserDBModelView.list"))
         reps = [u for u in sales_choices(actor) if u.id != user_id]
         return self.render_template(

@@ -8,27 +8,27 @@ from flask import Response, abort, flash, redirect, request, url_for
 from flask_appbuilder import action, expose, has_access
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from flask_babel import lazy_gettext as _
+from flask_babel import lazy_gettext as _, ngettext
 from sqlalchemy import select
 
 from app.models import Customer, Ownership
 from app.security import RES_POOL_CUSTOMERS, current_user
 from app.services import exports, pool as pool_service, pool_admin
-from app.services.errors import GuishuError
+from app.services.errors import GuishuError, NotInPool
 from app.views.base import ScopedModelView, local_path, readable_formatters
 from app.views.customers import CUSTOMER_LABELS
 from app.views.ownership import redirect_to
 
 
 class PoolScopeFilter(BaseFilter):
-    """Only customers sitting in a pool the user is a member of."""
+    """Only customers sitting in a pool the user may browse (app.services.pool)."""
 
     name = "pool scope"
     arg_name = None
 
     def apply(self, query, value):
         user = current_user()
-        pools = pool_service.member_pool_ids(user) if user is not None else set()
+        pools = pool_service.browsable_pool_ids(user) if user is not None else set()
         return query.filter(Customer.id.in_(
             select(Ownership.customer_id).where(Ownership.pool_id.in_(pools or {0}))))
 
@@ -70,13 +70,35 @@ class PoolCustomerView(ScopedModelView):
             ids = pool_service.claim_from_pool(self.actor(), [c.id for c in items])
         except GuishuError as exc:
             flash(exc.message, "danger")
+            if isinstance(exc, NotInPool):  # claimed by someone else meanwhile
+                return redirect(url_for("PoolCustomerView.list"))
             # The pool customer's page (a claimed customer's page is another one).
             back = local_path(request.form.get("back"))
             if back:
                 return redirect(back)
         else:
-            flash(_("Claimed %(n)s customers.", n=len(ids)), "success")
+            flash(ngettext("Claimed %(n)s customer.", "Claimed %(n)s customers.", len(ids),
+                           n=len(ids)), "success")
         return redirect(local_path(request.form.get("next")) or self.get_redirect())
+
+    def rows_out_of_scope(self, name, missing, asked):
+        """A claim race lost (someone else claimed first, the list was stale): say so and go
+        back to the pool. A bulk claim stays all or nothing, like the service: nothing is
+        claimed, the user refreshes and picks again. Ids never in the user's pools get the
+        same answer, naming nothing."""
+        if name != "claim":
+            return super().rows_out_of_scope(name, missing, asked)
+        if asked == 1:
+            flash(_("This customer is no longer in the pool (someone may have claimed it)."),
+                  "warning")
+        else:
+            flash(ngettext("%(n)s of the selected customers is no longer in the pool (someone "
+                           "may have claimed it): nothing was claimed. Pick again from the "
+                           "refreshed list.",
+                           "%(n)s of the selected customers are no longer in the pool (someone "
+                           "may have claimed them): nothing was claimed. Pick again from the "
+                           "refreshed list.", missing, n=missing), "warning")
+        return redirect(url_for("PoolCustomerView.list"))
 
     @expose("/show/<pk>", methods=["GET"])
     @has_access

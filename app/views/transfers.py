@@ -55,6 +55,9 @@ class TransferView(BaseView):
         customers = owned_customers(actor, ids)
         form = {k: request.form.get(k, "") for k in ("to_owner_id", "reason", "trigger",
                                                      "handover_note", "keep_read_days")}
+        # An ordinary request is "other": departure has its own page (OwnershipView.departure),
+        # and a preselected first option recorded rule transfer:departure on every request.
+        form["trigger"] = form["trigger"] or "other"
         if request.method == "POST":
             try:
                 keep = int(form["keep_read_days"] or 0)
@@ -63,7 +66,7 @@ class TransferView(BaseView):
             try:
                 transfer = transfers.create_transfer(
                     actor, ids, request.form.get("to_owner_id", type=parse_pk), form["reason"],
-                    form["trigger"] or "other", form["handover_note"], keep)
+                    form["trigger"], form["handover_note"], keep)
             except GuishuError as exc:
                 flash_error(exc)
             else:

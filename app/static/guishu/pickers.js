@@ -77,6 +77,16 @@
         placeholder: multiple ? $select.attr("data-placeholder") : undefined,
         language: {noResults: function () { return noResults; }}
       });
+      // Select2 4.0 under jQuery 3.6 leaves the focus on the closed box when a single
+      // picker opens: typing filtered nothing and Enter took the first option. Put the
+      // cursor in the search box, as a keyboard user expects.
+      if (!multiple) {
+        $select.on("select2:open", function () {
+          var field = document.querySelector(
+            ".select2-container--open .select2-search__field");
+          if (field) { field.focus(); }
+        });
+      }
     });
   });
 })(window.jQuery);
