@@ -86,7 +86,7 @@ def test_cooldown_date_is_the_shanghai_day(app, db):
 
 @pytest.mark.parametrize("lang,text", [
     ("en", "Skipped: Outside your data scope"),
-    ("zh", "跳过: 不在您的数据权限内"),
+    ("zh", "跳过：不在您的数据权限内"),
 ])
 def test_out_of_scope_on_a_page(clients, org, east_pool, lang, text):
     # A manager of 华东 previews distributing to rep3 of 华北: the plan line says why not.
@@ -94,7 +94,8 @@ def test_out_of_scope_on_a_page(clients, org, east_pool, lang, text):
     html = client.post(f"/ownership/distribute?ids={east_pool.id}", data={
         "step": "preview", "owner_ids": [str(org.rep_north.id)], "csrf_token": client.csrf,
     }).get_data(as_text=True)
-    assert f'data-user="rep3"><td>rep3</td><td colspan="4">{text}</td>' in html
+    label = "测试rep3 (rep3 · 华北大区)"  # the picker's label (app.services.org)
+    assert f'data-user="rep3"><td>{label}</td><td colspan="4">{text}</td>' in html
 
 
 @pytest.mark.parametrize("lang,text", [
