@@ -19,8 +19,8 @@ PAGES = {
                             "administrator if you need it.")),
     404: (_("Not found"), _("There is nothing here: the record may have been removed, merged, "
                             "or moved out of what you may see.")),
-    405: (_("Not available this way"), _("This page cannot be used this way. Open it from a link or "
-                              "button of the app.")),
+    405: (_("Not available this way"), _("This page cannot be used this way. Open it from a "
+                                         "link or button of the app.")),
 }
 
 
