@@ -29,7 +29,14 @@ def test_concurrent_claims_keep_every_invariant(app, db, org):
     receiver_id = receiver.id
     pool_ids = [customers.create_customer(org.staff, {"name": f"抢单客户{i:03d}"}).id
                 for i in range(40)]
-    rep_ids = [org.rep.id, org.rep2.id, org.rep_north.id]
+    # rep1 starts with customers to transfer: on a busy machine the claim threads may not
+    # have given rep1 any by the time the transfer thread looks.
+    assignment.assign(org.admin, pool_ids[:3], org.rep.id)
+    pool_ids = pool_ids[3:]
+    # Plain ids for the threads: the org objects belong to this thread's session.
+    rep1_id, rep2_id = org.rep.id, org.rep2.id
+    manager_id, admin_id = org.manager.id, org.admin.id
+    rep_ids = [rep1_id, rep2_id, org.rep_north.id]
     errors: list[BaseException] = []
     refusals: dict[str, int] = {}
     done = {"transfers": 0}
@@ -46,25 +53,25 @@ def test_concurrent_claims_keep_every_invariant(app, db, org):
                         me = tdb.session.get(User, rep_ids[seed % 3])
                         pool.claim_from_pool(me, rnd.sample(pool_ids, rnd.randint(1, 3)))
                     elif action == "release":
-                        me = tdb.session.get(User, org.manager.id)
+                        me = tdb.session.get(User, manager_id)
                         mine = [c for (c,) in tdb.session.execute(
                             select(Ownership.customer_id).where(
-                                Ownership.owner_id.in_([org.rep.id, org.rep2.id]))).all()]
+                                Ownership.owner_id.in_([rep1_id, rep2_id]))).all()]
                         if mine:
                             pool.release_to_pool(me, [rnd.choice(mine)], reason="压力测试退回")
                     elif action == "transfer":
-                        me = tdb.session.get(User, org.rep.id)
+                        me = tdb.session.get(User, rep1_id)
                         mine = [c for (c,) in tdb.session.execute(
                             select(Ownership.customer_id).where(
-                                Ownership.owner_id == org.rep.id)).all()]
+                                Ownership.owner_id == rep1_id)).all()]
                         if mine:
                             t = transfers.create_transfer(me, [rnd.choice(mine)], receiver_id,
                                                           "压力测试转移", "other")
-                            transfers.approve(tdb.session.get(User, org.manager.id), t.id)
+                            transfers.approve(tdb.session.get(User, manager_id), t.id)
                             with lock:
                                 done["transfers"] += t.status == "completed"
                     else:
-                        me = tdb.session.get(User, org.admin.id)
+                        me = tdb.session.get(User, admin_id)
                         assignment.assign(me, rnd.sample(pool_ids, 2), rnd.choice(rep_ids))
                 except GuishuError as exc:
                     with lock:
