@@ -13,6 +13,7 @@ from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.sqla.models import Role
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect as sa_inspect, or_, select, true
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models import Customer, CustomerShare, Department, Ownership, User
@@ -240,19 +241,46 @@ def subordinate_ids(user_id: int) -> set[int]:
     return found
 
 
+def request_cache() -> Optional[dict]:
+    """A dict that lives as long as the current request (None outside one): for values a
+    request reads several times (the scope's owners), never across requests."""
+    from flask import has_request_context, request
+
+    if not has_request_context():
+        return None
+    return request.environ.setdefault("guishu.request_cache", {})
+
+
+def visible_owner_ids(user: User, scope: Scope) -> frozenset[int]:
+    """The ids of the owners whose customers `user` may see under `scope` (not ALL): read in
+    one statement (the department tree through its indexed path), once per request."""
+    cache = request_cache()
+    key = ("owners", user.id, scope)
+    if cache is not None and key in cache:
+        return cache[key]
+    if scope == Scope.OWN:
+        ids = frozenset({user.id})
+    elif scope == Scope.OWN_AND_SUBORDINATES:
+        ids = frozenset({user.id} | subordinate_ids(user.id))
+    elif not user.department_id:
+        ids = frozenset({user.id})
+    else:
+        mine = select(Department).where(Department.id == user.department_id).subquery()
+        if scope == Scope.DEPARTMENT:
+            team = User.department_id == user.department_id
+        else:
+            subtree = select(Department.id).join(
+                mine, Department.path.startswith(mine.c.path, autoescape=False))
+            team = User.department_id.in_(subtree)
+        ids = frozenset(db.session.execute(select(User.id).where(team)).scalars()) | {user.id}
+    if cache is not None:
+        cache[key] = ids
+    return ids
+
+
 def visible_owner_ids_select(user: User, scope: Scope):
     """A SELECT of the owner ids whose customers `user` may see under `scope` (not ALL)."""
-    if scope == Scope.OWN:
-        return select(User.id).where(User.id == user.id)
-    if scope == Scope.OWN_AND_SUBORDINATES:
-        return select(User.id).where(User.id.in_({user.id} | subordinate_ids(user.id)))
-    dept = db.session.get(Department, user.department_id) if user.department_id else None
-    if dept is None:
-        return select(User.id).where(User.id == user.id)
-    if scope == Scope.DEPARTMENT:
-        return select(User.id).where(or_(User.department_id == dept.id, User.id == user.id))
-    subtree = select(Department.id).where(Department.path.startswith(dept.path))
-    return select(User.id).where(or_(User.department_id.in_(subtree), User.id == user.id))
+    return select(User.id).where(User.id.in_(visible_owner_ids(user, scope)))
 
 
 def visible_customer_ids_select(user: Optional[User], include_shared: bool = True):
@@ -267,8 +295,10 @@ def visible_customer_ids_select(user: Optional[User], include_shared: bool = Tru
         return select(Customer.id).where(false_clause())
     if scope == Scope.ALL:
         return None
+    # The owners as a list of ids: the planner reads their share of customers from the
+    # statistics of customer_ownership.owner_id, and uses its index.
     owned = select(Ownership.customer_id).where(
-        Ownership.owner_id.in_(visible_owner_ids_select(user, scope)))
+        Ownership.owner_id.in_(sorted(visible_owner_ids(user, scope))))
     if not include_shared:
         return owned
     shared = select(CustomerShare.customer_id).where(
@@ -358,6 +388,14 @@ class GuishuSecurityManager(SecurityManager):
     @staticmethod
     def create_builtin_roles():
         return ROLES
+
+    def get_user_by_id(self, pk):
+        # Every request loads the signed-in user, then FAB reads its roles and groups: one
+        # statement for the three (the list pages' budget is counted in statements).
+        return self.session.execute(
+            select(self.user_model).where(self.user_model.id == pk)
+            .options(joinedload(self.user_model.roles), joinedload(self.user_model.groups))
+        ).unique().scalar_one_or_none()
 
 
 __all__ = [

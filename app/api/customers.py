@@ -8,8 +8,8 @@ from flask_appbuilder.const import (API_DESCRIPTION_COLUMNS_RIS_KEY, API_LABEL_C
                                     API_ORDER_COLUMNS_RIS_KEY, API_SHOW_COLUMNS_RIS_KEY,
                                     API_SHOW_TITLE_RIS_KEY)
 from flask_appbuilder.api import merge_response_func
+from flask_appbuilder.exceptions import FABException
 from flask_appbuilder.security.decorators import permission_name, protect
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import select
 
 from app.api import schemas
@@ -17,6 +17,7 @@ from app.api.common import error_response, json_body, load_body, maps_domain_err
 from app.api.customers_spec import OPENAPI_SPEC_METHODS
 from app.extensions import db
 from app.models import Customer, Ownership, Pool, User
+from app.paging import MAX_CURSOR_CHARS, KeysetInterface
 from app.security import METHOD_PERMISSIONS, RES_CUSTOMER, current_user, scope_filters
 from app.services import customers as customer_service, masking
 from app.services.customers import CUSTOMER_FIELDS
@@ -36,7 +37,12 @@ _COLUMNS = ["id", "name", "customer_type", "industry", "province", "city", "addr
 LIST_QUERY = {**get_list_schema, "additionalProperties": False, "properties": {
     **get_list_schema["properties"],
     "page": {"type": "integer", "minimum": 0, "maximum": MAX_PK},
-    "page_size": {"type": "integer", "minimum": 1}}}
+    "page_size": {"type": "integer", "minimum": 1},
+    # Keyset paging (app.paging): the `next` / `prev` of a previous answer.
+    "after": {"type": "string", "maxLength": MAX_CURSOR_CHARS,
+              "description": "The `next` cursor of a previous page: the page after it"},
+    "before": {"type": "string", "maxLength": MAX_CURSOR_CHARS,
+               "description": "The `prev` cursor of a previous page: the page before it"}}}
 
 
 def ownership_fields(customer_ids: list[int]) -> dict[int, dict]:
@@ -57,10 +63,14 @@ def ownership_fields(customer_ids: list[int]) -> dict[int, dict]:
     return out
 
 
+# The orders a cursor can page by: NOT NULL columns with an index on (column, id).
+KEYSET_ORDERS = ("id", "name", "created_at")
+
+
 class CustomerApi(ModelRestApi):
     resource_name = "customers"
     # A `q` filter on created_at takes business time, or RFC 3339 with its offset.
-    datamodel = in_business_time(SQLAInterface(Customer))
+    datamodel = in_business_time(KeysetInterface(Customer))
     class_permission_name = RES_CUSTOMER
     method_permission_name = METHOD_PERMISSIONS
     allow_browser_login = True
@@ -161,6 +171,55 @@ class CustomerApi(ModelRestApi):
           summary: 客户列表
         """
         return self.get_list_headless(**kwargs)
+
+    def get_list_headless(self, **kwargs):
+        """FAB's list, plus keyset paging: every answer carries `next` (and, past the first
+        page, `prev`) cursors; a `q` with `after` or `before` pages by them, at the same cost
+        at any depth, and its `count` is exact up to 10,000 (`count_capped` says when it
+        stopped there). Without a cursor, `page` pages as before with the exact count."""
+        args = kwargs.get("rison", {}) or {}
+        if "after" not in args and "before" not in args:
+            return self._list_with_cursors(super().get_list_headless(**kwargs), args)
+        if "page" in args:
+            return self.response_400(message=tr("Give either page or a cursor (after / "
+                                                "before), not both"))
+        response = {}
+        self.set_response_key_mappings(response, self.get_list, args)
+        try:
+            joined_filters = self._handle_filters_args(args)
+            order_column, order_direction = self._handle_order_args(args)
+        except FABException as exc:
+            return self.response_400(message=str(exc))
+        if (order_column or "id") not in KEYSET_ORDERS:
+            return self.response_400(message=tr(
+                "Cursor paging orders by %(columns)s", columns=", ".join(KEYSET_ORDERS)))
+        _page, page_size = self._handle_page_args(args)
+        page = self.datamodel.page(joined_filters, order_column, order_direction or "asc",
+                                   page_size, after=args.get("after"),
+                                   before=args.get("before"))
+        response["result"] = self.list_model_schema.dump(page.rows, many=True)
+        response["ids"] = self.datamodel.get_keys(page.rows)
+        response["count"], response["count_capped"] = page.total, page.more_than
+        response["next"], response["prev"] = page.next_cursor, page.prev_cursor
+        self.pre_get_list(response)
+        return self.response(200, **response)
+
+    def _list_with_cursors(self, answer, args):
+        """An OFFSET page's answer with the cursor of its last row as `next` (so a client
+        can go on by keyset), when there are more rows."""
+        body = answer.get_json(silent=True) if answer.status_code == 200 else None
+        if not body or not body.get("ids"):
+            return answer
+        order_column, order_direction = self._handle_order_args(args)
+        _page, page_size = self._handle_page_args(args)
+        last = db.session.get(Customer, body["ids"][-1])
+        page_index = args.get("page", 0) or 0
+        more = body["count"] > (page_index + 1) * page_size \
+            and (order_column or "id") in KEYSET_ORDERS
+        body["next"] = self.datamodel.cursor_of(last, order_column, order_direction or "asc") \
+            if more and last is not None else None
+        body["prev"] = None
+        return self.response(200, **body)
 
     # FAB routes GET as /<int:pk> but PUT and DELETE as /<pk>: GET /customers/abc answered
     # 405. Every method takes any segment here, and an id that is not one answers 404.

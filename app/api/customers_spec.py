@@ -38,7 +38,16 @@ OPENAPI_SPEC_METHODS = {
                 list_title={"type": "string"}, order_columns=_STRINGS,
                 ids={"description": "The customers' ids, in the order of result",
                      "type": "array", "items": {"type": "integer"}},
-                count={"description": "The total over every page", "type": "integer"},
+                count={"description": "The total over every page; with a cursor (after / "
+                                      "before) exact up to 10,000, see count_capped",
+                       "type": "integer"},
+                count_capped={"description": "With a cursor: true when there are more than "
+                                             "count (10,000) rows", "type": "boolean"},
+                next={"description": "Cursor of the page after this one (q=(after:…)); null "
+                                     "on the last page", "type": "string", "nullable": True},
+                prev={"description": "Cursor of the page before this one (q=(before:…)); "
+                                     "null on the first page", "type": "string",
+                      "nullable": True},
                 result={"type": "array", "items": schema_ref("CustomerApi.get_list")})),
             **_errors()}}},
     "get": {"get": {

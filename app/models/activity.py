@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask_appbuilder import Model
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import (CheckConstraint, Column, Date, DateTime, ForeignKey, Integer, Numeric,
-                        String, Text)
+from sqlalchemy import (CheckConstraint, Column, Date, DateTime, ForeignKey, Index, Integer,
+                        Numeric, String, Text)
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
@@ -20,6 +20,7 @@ class FollowUp(Model):
     __table_args__ = (
         CheckConstraint("channel in ('call', 'visit', 'message', 'email', 'meeting')",
                         name="ck_follow_up_channel"),
+        Index("ix_follow_up_happened_id", "happened_at", "id"),  # the list's sort key
     )
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), nullable=False,
@@ -44,7 +45,8 @@ class FollowUp(Model):
 
 class Deal(Model):
     __tablename__ = "deal"
-    __table_args__ = (CheckConstraint("amount > 0", name="ck_deal_amount_positive"),)
+    __table_args__ = (CheckConstraint("amount > 0", name="ck_deal_amount_positive"),
+                      Index("ix_deal_won_id", "won_on", "id"))  # the list's sort key
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), nullable=False,
                          index=True)

@@ -78,6 +78,7 @@ class CareMessage(Model):
         CheckConstraint("status in ('pending', 'sending', 'sent', 'failed', 'cancelled')",
                         name="ck_care_message_status"),
         Index("ix_care_message_due", "status", "send_on"),
+        Index("ix_care_message_date_id", "occasion_date", "id"),  # the list's sort key
     )
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), nullable=False,

@@ -41,6 +41,9 @@ class Customer(ShownContactDetails, Model):
     __table_args__ = (
         CheckConstraint("customer_type in ('company', 'person')", name="ck_customer_type"),
         Index("ix_customer_birthday", "birth_month", "birth_day"),
+        # The list's sort keys (app.paging): a page is a range of one of these.
+        Index("ix_customer_name_id", "name", "id"),
+        Index("ix_customer_created_id", "created_at", "id"),
         # The fuzzy name check's candidates: "companies of this block, LIMIT 200" stops after
         # 200 entries (on name_block alone PostgreSQL read a crowded block's 7,000 entries
         # and filtered the type on the heap); on PostgreSQL the scored fields ride along, so
@@ -130,6 +133,7 @@ class Contact(ShownContactDetails, Model):
         CheckConstraint("birth_day is null or (birth_day between 1 and 31)",
                         name="ck_contact_birth_day"),
         Index("ix_contact_birthday", "birth_month", "birth_day"),
+        Index("ix_contact_name_id", "name", "id"),  # the list's sort key (app.paging)
     )
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), nullable=False,

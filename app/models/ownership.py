@@ -70,6 +70,10 @@ class Ownership(Model):
         # not won): with these columns in the index the count is an index-only scan instead
         # of a heap visit per customer held.
         Index("ix_customer_ownership_owner_counts", "owner_id", "locked", "won"),
+        # A scoped list of customers, newest first: a range of the owner's (or the pool's)
+        # customer ids, read backwards (app.paging).
+        Index("ix_customer_ownership_owner_customer", "owner_id", "customer_id"),
+        Index("ix_customer_ownership_pool_customer", "pool_id", "customer_id"),
     )
     customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True)
     owner_id = Column(Integer, ForeignKey("ab_user.id", ondelete="RESTRICT"))

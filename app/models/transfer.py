@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask_appbuilder import Model
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, String,
-                        Text, UniqueConstraint)
+from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer,
+                        String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
@@ -92,6 +92,13 @@ class OpenTransfer(Model):
 
 class Notification(Model):
     __tablename__ = "notification"
+    __table_args__ = (
+        # The page's newest first, and the navbar's unread count on every page, both read
+        # only the user's index entries (a rep may hold tens of thousands of read ones).
+        Index("ix_notification_user_id_id", "user_id", "id"),
+        Index("ix_notification_unread", "user_id", sqlite_where=text("read_at IS NULL"),
+              postgresql_where=text("read_at IS NULL")),
+    )
     id = Column(Integer, primary_key=True)
     user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="CASCADE"), nullable=False,
                      index=True)

@@ -16,8 +16,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Ownership, User
-from app.security import (ROLE_ADMIN, ROLE_STAFF, Scope, has_role, scope_of,
-                          visible_owner_ids_select)
+from app.security import ROLE_ADMIN, ROLE_STAFF, Scope, has_role, scope_of, visible_owner_ids
 from app.services.errors import lazy_tr
 from app.services.normalize import mask_email, mask_phone
 
@@ -46,7 +45,7 @@ def rule_for(user: Optional[User]) -> Rule:
     if scope is None or scope == Scope.ALL:
         # Scope ALL without admin or staff: the auditor, who reads everything, masked.
         return lambda owner_id, pool_id: pool_id is not None and pool_id in pools
-    owners = set(db.session.execute(visible_owner_ids_select(user, scope)).scalars())
+    owners = visible_owner_ids(user, scope)
     return lambda owner_id, pool_id: (owner_id is not None and owner_id in owners) or (
         pool_id is not None and pool_id in pools)
 

@@ -13,10 +13,10 @@ from typing import Iterable, Optional
 from sqlalchemy import bindparam, func, or_, select, true, update
 
 from app.extensions import db
-from app.models import Customer, Ownership, OwnershipEvent, Pool, PoolMember, User
+from app.models import Customer, Department, Ownership, OwnershipEvent, Pool, PoolMember, User
 from app.models.customer import utcnow
 from app.security import ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, Scope, has_role, scope_of, \
-    visible_owner_ids_select
+    request_cache, visible_owner_ids_select
 from app.services import caps, limits, ownership, policies
 from app.services.errors import (CLAIMED_MEANWHILE, NO_SUCH_CUSTOMER, DailyLimitReached, InCooldown,
                                  NotInPool, OutOfScope, PermissionDenied, ValidationFailed, tr)
@@ -32,12 +32,33 @@ def parse_ids(customer_ids: Iterable, limit: int = MAX_BATCH) -> list[int]:
     return parse_id_list(customer_ids, "customer_ids", limit)
 
 
+def pool_memberships(user: User) -> tuple[tuple[int, bool], ...]:
+    """(pool id, is admin) of every membership row that makes `user` a member: as a user, or
+    through their department or a department above it. One statement, read once per request
+    (the pool page asks for the pools browsed and, for the contact details, administered)."""
+    cache = request_cache()
+    key = ("pool_memberships", user.id)
+    if cache is not None and key in cache:
+        return cache[key]
+    mine = select(Department.path).where(Department.id == user.department_id) \
+        .scalar_subquery()
+    # Departments above (and including) the user's: those whose path starts the user's.
+    chain = select(Department.id).where(mine.startswith(Department.path, autoescape=False))
+    rows = tuple((pool_id, bool(is_admin)) for pool_id, is_admin in db.session.execute(
+        select(PoolMember.pool_id, PoolMember.is_admin).where(or_(
+            PoolMember.user_id == user.id, PoolMember.department_id.in_(chain)))))
+    if cache is not None:
+        cache[key] = rows
+    return rows
+
+
 def member_pool_ids(user: User, chain: Optional[list[int]] = None) -> set[int]:
     """Pools the user belongs to: as a user, or through their department or a parent of it.
     Admins belong to every pool."""
     if has_role(user, ROLE_ADMIN):
         return set(db.session.execute(select(Pool.id)).scalars())
-    chain = policies.department_chain_ids(user.id) if chain is None else chain
+    if chain is None:
+        return {pool_id for pool_id, _ in pool_memberships(user)}
     return set(db.session.execute(select(PoolMember.pool_id).where(or_(
         PoolMember.user_id == user.id, PoolMember.department_id.in_(chain or [0])))).scalars())
 

@@ -25,15 +25,12 @@ from app.services.pool import customer_names, parse_ids
 def admin_pool_ids(user: User) -> set[int]:
     """Pools the user administers: every pool for admins; otherwise pools where the user, or
     their department or a department above it, is a member marked "pool admin"."""
-    from app.services.policies import department_chain_ids
+
+    from app.services.pool import pool_memberships
 
     if has_role(user, ROLE_ADMIN):
         return set(db.session.execute(select(Pool.id)).scalars())
-    chain = department_chain_ids(user.id)
-    return set(db.session.execute(select(PoolMember.pool_id).where(
-        PoolMember.is_admin.is_(True),
-        or_(PoolMember.user_id == user.id, PoolMember.department_id.in_(chain or [0]))))
-        .scalars())
+    return {pool_id for pool_id, is_admin in pool_memberships(user) if is_admin}
 
 
 def member_user_ids(pool_ids: Iterable[int]):

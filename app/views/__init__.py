@@ -21,6 +21,7 @@ def register_views(appbuilder) -> None:
     from app.views.pool import PoolCustomerView, administered_pool_ids
     from app.views.transfers import TransferView
     from app.views.users import effective_policy_rows, policy_source
+    from app.views.base import keyset_link
     from app.views.workbench import WorkbenchView
 
     current_app.jinja_env.globals["effective_policy_rows"] = effective_policy_rows
@@ -31,6 +32,7 @@ def register_views(appbuilder) -> None:
     current_app.jinja_env.globals["administered_pool_ids"] = administered_pool_ids
     current_app.jinja_env.globals["unread_notifications"] = unread_notifications
     current_app.jinja_env.globals["user_picker"] = user_picker
+    current_app.jinja_env.globals["keyset_link"] = keyset_link
     current_app.register_error_handler(413, too_large)
 
     appbuilder.add_view(WorkbenchView, "MyWorkbench", label=_("My workbench"), href="/workbench/",

@@ -7,6 +7,7 @@ from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
+from sqlalchemy.orm import joinedload
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import Optional as OptionalValidator
 
@@ -20,6 +21,7 @@ from app.services import deals, followups
 from app.services.errors import GuishuError
 from app.services.ids import parse_pk
 from app.services.times import local_text
+from app.paging import KeysetInterface
 from app.views.base import ScopedModelView, minutes, readable_formatters
 
 
@@ -91,7 +93,9 @@ class _HistoryView(ScopedModelView):
 
 
 class FollowUpView(_HistoryView):
-    datamodel = SQLAInterface(FollowUp)
+    datamodel = KeysetInterface(FollowUp, load=[
+        joinedload(FollowUp.customer), joinedload(FollowUp.contact), joinedload(FollowUp.user)])
+    order_columns = ["happened_at"]
     class_permission_name = RES_FOLLOWUP
     route_base = "/followups"
     base_filters = scope_filters("customer_id")
@@ -140,7 +144,8 @@ class FollowUpView(_HistoryView):
 
 
 class DealView(_HistoryView):
-    datamodel = SQLAInterface(Deal)
+    datamodel = KeysetInterface(Deal, load=[joinedload(Deal.customer), joinedload(Deal.user)])
+    order_columns = ["won_on"]
     class_permission_name = RES_DEAL
     route_base = "/deals"
     base_filters = scope_filters("customer_id")

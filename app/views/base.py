@@ -14,8 +14,12 @@ from flask_appbuilder._compat import as_unicode
 from flask_appbuilder.const import FLAMSG_ERR_SEC_ACCESS_DENIED
 from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.urltools import get_order_args, get_page_args, get_page_size_args
+from flask_appbuilder.widgets import ListWidget
+from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+from wtforms import StringField
 from wtforms.fields.core import UnboundField
 
+from app.paging import KeysetInterface
 from app.security import METHOD_PERMISSIONS, current_user
 from app.services.errors import GuishuError, ValidationFailed
 from app.services.ids import parse_pk
@@ -111,15 +115,66 @@ def local_path(target: str | None) -> str | None:
     return None
 
 
+def typed_relation_searches(view) -> None:
+    """The search form's customer and user columns are typed (an id or part of the name,
+    app.relation_filters), not a select of every customer or user."""
+    extra = dict(view.search_form_extra_fields or {})
+    for column in view.search_columns or []:
+        if column not in extra and (view.datamodel.is_customer_relation(column)
+                                    or view.datamodel.is_user_relation(column)):
+            extra[column] = StringField(column, widget=BS3TextFieldWidget())
+    view.search_form_extra_fields = extra
+
+
+class KeysetListWidget(ListWidget):
+    """FAB's list table with keyset paging: first / previous / next, page sizes and the
+    (capped) record count, instead of numbered pages (guishu/keyset_list.html)."""
+
+    template = "guishu/keyset_list.html"
+
+
+PAGE_SIZES = (25, 50, 100)
+
+
+def keyset_link(modelview_name: str, after: str | None = None, before: str | None = None,
+                page_size: int | None = None) -> str:
+    """This page's URL with the list `modelview_name` moved: after / before a cursor, back to
+    its first page (neither), or at another page size (keeping its position)."""
+    args = request.args.copy()
+    moved = after is not None or before is not None or page_size is None
+    for key in list(args):
+        if key == f"page_{modelview_name}" or moved and key in (
+                f"after_{modelview_name}", f"before_{modelview_name}"):
+            args.pop(key)
+    if after:
+        args[f"after_{modelview_name}"] = after
+    if before:
+        args[f"before_{modelview_name}"] = before
+    if page_size:
+        args[f"psize_{modelview_name}"] = page_size
+    return url_for(request.endpoint, **dict(request.view_args or {}, **args.to_dict()))
+
+
 class ScopedModelView(ModelView):
+    """A ModelView whose every route applies the data scope, and whose lists page by keyset
+    (app.paging): declare `datamodel = KeysetInterface(Model, load=[joinedload(...)])` with
+    the loads its label columns need, and `order_columns` (each NOT NULL with an index on
+    (column, id))."""
+
     method_permission_name = METHOD_PERMISSIONS
     page_size = 25
+    list_widget = KeysetListWidget
 
     def __init__(self, **kwargs):
         # Business time both ways: the search filters read typed times in GUISHU_TIMEZONE, and
         # every date-time column on the list and show pages is shown in it; booleans read
         # Yes / No and a missing value is an empty cell (a view's own formatter wins).
         in_business_time(self.datamodel)
+        if not isinstance(self.datamodel, KeysetInterface):
+            # Small settings tables (departments, pools, rules…) keep FAB's numbered pages.
+            self.list_widget = ListWidget
+        else:
+            typed_relation_searches(self)
         super().__init__(**kwargs)
         readable_cells(self)
         readable_blank_choices(self)
@@ -158,6 +213,34 @@ class ScopedModelView(ModelView):
             if key.startswith("_od_") and value not in ("asc", "desc"):
                 return True
         return False
+
+    def _get_list_widget(self, filters, actions=None, order_column="", order_direction="",
+                         page=None, page_size=None, widgets=None, **kwargs):
+        """FAB's list widget, filled by one keyset page (app.paging) instead of an exact count
+        and OFFSET; the widget gets the page (cursors, total) as `paging`."""
+        if not isinstance(self.datamodel, KeysetInterface):
+            return super()._get_list_widget(filters, actions, order_column, order_direction,
+                                            page, page_size, widgets, **kwargs)
+        widgets = widgets or {}
+        actions = actions or self.actions
+        page_size = page_size if page_size in PAGE_SIZES else self.page_size
+        if not order_column and self.base_order:
+            order_column, order_direction = self.base_order
+        name = self.__class__.__name__
+        paging = self.datamodel.page(
+            filters.get_joined_filters(self._base_filters), order_column,
+            order_direction or "asc", page_size,
+            after=request.args.get(f"after_{name}"), before=request.args.get(f"before_{name}"))
+        rows = paging.rows
+        pks = [self._serialize_pk_if_composite(pk) for pk in self.datamodel.get_keys(rows)]
+        widgets["list"] = self.list_widget(
+            label_columns=self.label_columns, include_columns=self.list_columns,
+            value_columns=self.datamodel.get_values(rows, self.list_columns),
+            order_columns=self.order_columns, formatters_columns=self.formatters_columns,
+            page=None, page_size=page_size, count=paging.total, pks=pks, actions=actions,
+            filters=filters, modelview_name=name, paging=paging, page_sizes=PAGE_SIZES,
+            **kwargs)
+        return widgets
 
     @expose("/list/")
     @has_access

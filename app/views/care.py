@@ -7,14 +7,16 @@ from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _, ngettext
 from flask_babel.speaklater import LazyString
+from sqlalchemy.orm import joinedload
 from wtforms import BooleanField, SelectField, TextAreaField
 
-from app.models import CareMessage, CareSettings, CareTemplate
+from app.models import CareMessage, CareSettings, CareTemplate, Customer
 from app.models.care import CARE_CHANNELS, CARE_OCCASIONS
 from app.security import (METHOD_PERMISSIONS, RES_CARE_MESSAGE, RES_CARE_SETTINGS,
                           RES_CARE_TEMPLATE, scope_filters)
 from app.services import care
 from app.services.errors import GuishuError
+from app.paging import KeysetInterface
 from app.views.base import ScopedModelView, minutes, readable_formatters
 from app.views.org import SettingsRowView, ValidatedModelView
 
@@ -92,7 +94,10 @@ class CareSettingsView(ValidatedModelView, SettingsRowView):
 class CareMessageView(ScopedModelView):
     """The outbox (关怀发送记录): read within the data scope; retry failed, cancel pending."""
 
-    datamodel = SQLAInterface(CareMessage)
+    datamodel = KeysetInterface(CareMessage, load=[
+        joinedload(CareMessage.customer).joinedload(Customer.ownership),
+        joinedload(CareMessage.contact), joinedload(CareMessage.owner)])
+    order_columns = ["occasion_date"]
     class_permission_name = RES_CARE_MESSAGE
     route_base = "/care/outbox"
     base_filters = scope_filters("customer_id")

@@ -7,13 +7,13 @@ from flask import Response, abort, flash, redirect, request, url_for
 from flask_appbuilder import action, expose, has_access
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_appbuilder.models.filters import BaseFilter
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _, ngettext
+from sqlalchemy.orm import joinedload
 from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import Optional as OptionalValidator
 
 from app.extensions import db
-from app.models import Contact, Customer, OwnershipEvent, User
+from app.models import Contact, Customer, Ownership, OwnershipEvent, User
 from app.models.customer import CUSTOMER_TYPES
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.queue import enqueue
@@ -26,6 +26,7 @@ from app.services.errors import GuishuError
 from app.services.event_labels import event_kind_label, rule_label
 from app.services.ids import parse_pk
 from app.views.activity import DealView, FollowUpView
+from app.paging import KeysetInterface
 from app.views.base import ScopedModelView, local_path, minutes, readable_formatters
 from app.views.ownership import redirect_to
 from app.views.pickers import UserPickerField
@@ -43,6 +44,11 @@ CUSTOMER_LABELS = {
     # The contact details as the reader may see them (app.services.masking).
     "mobile_shown": _("Mobile"), "phone_shown": _("Phone"), "email_shown": _("Email"),
 }
+
+
+# The owner / pool label of a customer row, loaded with it (one statement per page).
+CUSTOMER_LIST_LOAD = [joinedload(Customer.ownership).joinedload(Ownership.owner),
+                      joinedload(Customer.ownership).joinedload(Ownership.pool)]
 
 
 def _shown(value) -> str:
@@ -87,7 +93,11 @@ def assignable_owners():
 
 
 class ContactView(ScopedModelView):
-    datamodel = SQLAInterface(Contact)
+    # The customer and its holder come with the row: the contact details rule needs them.
+    datamodel = KeysetInterface(Contact, load=[
+        joinedload(Contact.customer).joinedload(Customer.ownership)])
+    base_order = ("id", "desc")
+    order_columns = ["name"]
     class_permission_name = RES_CONTACT
     route_base = "/contacts"
     base_filters = scope_filters("customer_id")
@@ -200,7 +210,11 @@ class HistoryOfFilter(BaseFilter):
 class CustomerEventView(ScopedModelView):
     """Ownership history (read-only): who held the customer, when, why, by which rule."""
 
-    datamodel = SQLAInterface(OwnershipEvent)
+    datamodel = KeysetInterface(OwnershipEvent, load=[
+        joinedload(OwnershipEvent.from_owner), joinedload(OwnershipEvent.to_owner),
+        joinedload(OwnershipEvent.from_pool), joinedload(OwnershipEvent.to_pool),
+        joinedload(OwnershipEvent.actor)])
+    order_columns: list[str] = []  # newest first (id); far back through the time filter
     class_permission_name = RES_OWNERSHIP_EVENT
     route_base = "/ownership-events"
     base_filters = [["customer_id", HistoryScopeFilter, lambda: None]]
@@ -219,7 +233,8 @@ class CustomerEventView(ScopedModelView):
 
 
 class CustomerView(ScopedModelView):
-    datamodel = SQLAInterface(Customer)
+    datamodel = KeysetInterface(Customer, load=CUSTOMER_LIST_LOAD)
+    order_columns = ["name", "created_at"]
     class_permission_name = RES_CUSTOMER
     route_base = "/customers"
     base_filters = scope_filters("id")

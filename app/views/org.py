@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import flash, request
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
+from sqlalchemy.orm import joinedload
 from wtforms import BooleanField, SelectField
 
 from app.models import (AssignmentRule, AuditLog, DedupeRule, Department, GradingSettings,
@@ -16,6 +17,7 @@ from app.security import (RES_AUDIT, RES_DEDUPE, RES_DEPARTMENT, RES_GRADING, RE
 from app.services import (audit, audit_labels, classification, dedupe, org, policy_config,
                           pool_admin as pools, rules)
 from app.services.errors import GuishuError
+from app.paging import KeysetInterface
 from app.views.base import ScopedModelView, minutes, one_line, readable_formatters
 from app.views.pickers import UserPickerField, all_users
 
@@ -326,7 +328,8 @@ class GradingSettingsView(SettingsRowView):
 
 
 class AuditLogView(ScopedModelView):
-    datamodel = SQLAInterface(AuditLog)
+    datamodel = KeysetInterface(AuditLog, load=[joinedload(AuditLog.actor)])
+    order_columns: list[str] = []  # newest first (id); far back through the time filter
     class_permission_name = RES_AUDIT
     route_base = "/audit"
     base_permissions = ["can_read"]

@@ -15,8 +15,9 @@ from app.models import Customer, Ownership
 from app.security import RES_POOL_CUSTOMERS, current_user
 from app.services import exports, pool as pool_service, pool_admin
 from app.services.errors import GuishuError, NotInPool
+from app.paging import KeysetInterface
 from app.views.base import ScopedModelView, local_path, readable_formatters
-from app.views.customers import CUSTOMER_LABELS
+from app.views.customers import CUSTOMER_LABELS, CUSTOMER_LIST_LOAD
 from app.views.ownership import redirect_to
 
 
@@ -40,7 +41,8 @@ def administered_pool_ids() -> set[int]:
 
 
 class PoolCustomerView(ScopedModelView):
-    datamodel = SQLAInterface(Customer)
+    datamodel = KeysetInterface(Customer, load=CUSTOMER_LIST_LOAD)
+    order_columns = ["name", "created_at"]
     class_permission_name = RES_POOL_CUSTOMERS
     route_base = "/pool"
     list_template = "guishu/pool_list.html"

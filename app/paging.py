@@ -1,0 +1,228 @@
+"""Keyset paging for every list: pages that cost the same at row 25 and at row 1,000,000.
+
+FAB's `SQLAInterface.query()` counts every matching row and pages with OFFSET, so a deep page
+reads (and a count scans) everything before it. `KeysetInterface` pages by the sort key
+instead: a page is "the next `size` rows after this row" in the order (order column, primary
+key), which an index on (column, id) answers by reading `size` entries, and which stays
+stable when rows are added meanwhile. The total is counted exactly up to `COUNT_CAP`;
+beyond that the list says "10,000+" (jumping far goes through the filters).
+
+A cursor is the sort key of the boundary row, with the order it belongs to, as URL-safe
+base64 JSON; a cursor that does not decode, or belongs to another order, is ignored (the
+list starts at its first page) rather than refused, as links keep it when the order changes.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Optional, Sequence
+
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from sqlalchemy import and_, func, select, tuple_
+
+COUNT_CAP = 10_000
+MAX_CURSOR_CHARS = 600
+
+
+# --- cursors ------------------------------------------------------------------------------
+def _dump(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return {"dt": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"d": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"n": str(value)}
+    return value
+
+
+def _load(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) == 1:
+        (tag, text), = value.items()
+        if not isinstance(text, str):
+            raise ValueError(text)
+        if tag == "dt":
+            return dt.datetime.fromisoformat(text)
+        if tag == "d":
+            return dt.date.fromisoformat(text)
+        if tag == "n":
+            return Decimal(text)
+        raise ValueError(tag)
+    if value is None or isinstance(value, (int, str)) and not isinstance(value, bool):
+        return value
+    raise ValueError(value)
+
+
+def encode_cursor(values: Sequence[Any], order: str = "id", direction: str = "desc") -> str:
+    """The cursor of a row whose sort key is `values` ([pk] when the order is the pk, else
+    [order column value, pk]) in the order `order` `direction`."""
+    body = json.dumps({"o": order, "d": direction, "v": [_dump(v) for v in values]},
+                      separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: Optional[str], order: str, direction: str, size: int) -> Optional[list]:
+    """The sort key in cursor `text` if it is one of `size` values for this order; else None."""
+    if not text or len(text) > MAX_CURSOR_CHARS:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        body = json.loads(raw.decode())
+        if not isinstance(body, dict) or body.get("o") != order or body.get("d") != direction:
+            return None
+        values = body.get("v")
+        if not isinstance(values, list) or len(values) != size:
+            return None
+        loaded = [_load(v) for v in values]
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, InvalidOperation):
+        return None
+    if any(isinstance(v, str) and "\x00" in v for v in loaded):
+        return None
+    # The primary key is last: an integer in range, as every id of the application.
+    pk = loaded[-1]
+    if not isinstance(pk, int) or not (0 <= pk < 2**63):
+        return None
+    return loaded
+
+
+# --- the page -----------------------------------------------------------------------------
+@dataclass
+class Page:
+    rows: list
+    total: int                     # exact when not `more_than`, else COUNT_CAP
+    more_than: bool = False        # the total exceeds COUNT_CAP ("10,000+")
+    next_cursor: Optional[str] = None
+    prev_cursor: Optional[str] = None
+    first: bool = True             # this is the first page of the order
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def total_text(self) -> str:
+        return f"{COUNT_CAP:,}+" if self.more_than else f"{self.total:,}"
+
+
+class KeysetInterface(SQLAInterface):
+    """SQLAInterface with keyset paging (`page`) and a capped count; `load` are the loader
+    options (joinedload…) a list needs for its label columns, so a page is one statement
+    whatever its size."""
+
+    def __init__(self, obj, session=None, load: Sequence = ()):
+        from app.relation_filters import KeysetFilterConverter
+
+        super().__init__(obj, session=session)
+        self.list_load = tuple(load)
+        self.filter_converter_class = KeysetFilterConverter
+
+    # Relation columns searched by typing (app.relation_filters), not from a list of rows.
+    def _related_model_name(self, column: str) -> Optional[str]:
+        if not self.is_relation_many_to_one(column):
+            return None
+        return self.get_related_model(column).__name__
+
+    def is_customer_relation(self, column: str) -> bool:
+        return self._related_model_name(column) == "Customer"
+
+    def is_user_relation(self, column: str) -> bool:
+        return self._related_model_name(column) in ("User", "Employee")
+
+    # The sort key of a list ordered by `order_column`: (column, pk), or (pk) alone.
+    def sort_key(self, order_column: str):
+        pk = self.get_pk()
+        if not order_column or order_column == self.get_pk_name():
+            return [pk], self.get_pk_name()
+        column = getattr(self.obj, order_column, None)
+        if column is None or not hasattr(column, "property") or \
+                not hasattr(column.property, "columns"):
+            return [pk], self.get_pk_name()
+        return [column, pk], order_column
+
+    def keyset_safe(self, order_column: str) -> bool:
+        """Whether a list can page by keyset in this order: the pk, or a NOT NULL column
+        (a NULL sort key has no place in a range)."""
+        if not order_column or order_column == self.get_pk_name():
+            return True
+        column = getattr(self.obj, order_column, None)
+        columns = getattr(getattr(column, "property", None), "columns", None)
+        return bool(columns) and len(columns) == 1 and not columns[0].nullable
+
+    def filtered(self, filters):
+        """The model's query with `filters` applied (FAB's filter machinery, no order/page)."""
+        return self._apply_inner_all(self.session.query(self.obj), filters, aliases_mapping={})
+
+    def capped_count(self, query) -> tuple[int, bool]:
+        """How many rows `query` matches, counted up to COUNT_CAP (more: (COUNT_CAP, True))."""
+        pk = self.get_pk()
+        limited = query.with_entities(pk).order_by(None).limit(COUNT_CAP + 1).subquery()
+        n = self.session.execute(select(func.count()).select_from(limited)).scalar_one()
+        return (COUNT_CAP, True) if n > COUNT_CAP else (n, False)
+
+    def page(self, filters, order_column: str = "", order_direction: str = "desc",
+             page_size: int = 25, after: Optional[str] = None,
+             before: Optional[str] = None) -> Page:
+        """One page of the filtered rows in (order column, pk) order: the first page, the one
+        after cursor `after`, or the one before cursor `before`."""
+        direction = "asc" if order_direction == "asc" else "desc"
+        columns, order_name = self.sort_key(order_column)
+        query = self.filtered(filters)
+        total, more_than = self.capped_count(query)
+
+        going_back = False
+        key = decode_cursor(after, order_name, direction, len(columns))
+        if key is None:
+            key = decode_cursor(before, order_name, direction, len(columns))
+            going_back = key is not None
+        forward_desc = direction == "desc"
+        # Reading backwards flips the direction; the rows are put back in order afterwards.
+        read_desc = forward_desc != going_back
+        rows_query = query
+        if key is not None:
+            rows_query = rows_query.filter(self._beyond(columns, key, read_desc))
+        ordering = [c.desc() if read_desc else c.asc() for c in columns]
+        rows = rows_query.options(*self.list_load).order_by(*ordering) \
+            .limit(page_size + 1).all()
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        if going_back:
+            rows.reverse()
+            if not more:
+                # Back at the start of the list: show its true first page (full, if it was
+                # not already), and no "previous".
+                return self.page(filters, order_column, direction, page_size) \
+                    if len(rows) < page_size else Page(
+                        rows, total, more_than, self._cursor(rows[-1], columns, order_name,
+                                                             direction), None, True)
+            return Page(rows, total, more_than,
+                        self._cursor(rows[-1], columns, order_name, direction) if rows else None,
+                        self._cursor(rows[0], columns, order_name, direction) if rows else None,
+                        False)
+        first = key is None
+        return Page(rows, total, more_than,
+                    self._cursor(rows[-1], columns, order_name, direction) if more else None,
+                    None if first or not rows else
+                    self._cursor(rows[0], columns, order_name, direction),
+                    first)
+
+    @staticmethod
+    def _beyond(columns, key, descending: bool):
+        """Rows past `key` in the reading direction: a row-value comparison, which both
+        PostgreSQL and SQLite answer as a range of the (column, id) index; the plain bound
+        on the column alone helps a planner that would not see it."""
+        if len(columns) == 1:
+            return columns[0] < key[0] if descending else columns[0] > key[0]
+        column = columns[0]
+        if descending:
+            return and_(column <= key[0], tuple_(*columns) < tuple_(*key))
+        return and_(column >= key[0], tuple_(*columns) > tuple_(*key))
+
+    def cursor_of(self, row, order_column: str = "", order_direction: str = "desc") -> str:
+        """The cursor of `row` in the order (order column, pk) `order_direction`."""
+        columns, order_name = self.sort_key(order_column)
+        return self._cursor(row, columns, order_name,
+                            "asc" if order_direction == "asc" else "desc")
+
+    def _cursor(self, row, columns, order_name: str, direction: str) -> str:
+        values = [getattr(row, c.key) for c in columns]
+        return encode_cursor(values, order_name, direction)

@@ -1,0 +1,230 @@
+"""Keyset paging of every list (app.paging): next / previous walk every row in scope once,
+stay stable under inserts, ignore a cursor that is not theirs, count up to a cap; and a
+list page costs the same few SQL statements whatever its size and its rows."""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import event, select
+
+from app import paging
+from app.paging import decode_cursor, encode_cursor
+
+ROWS = 60  # more than two pages of 25
+
+
+# --- cursors ------------------------------------------------------------------------------
+def test_a_cursor_round_trips_every_sort_value_type():
+    values = [dt.datetime(2026, 11, 30, 8, 15, 1), 42]
+    assert decode_cursor(encode_cursor(values, "created_at", "desc"), "created_at", "desc",
+                         2) == values
+    for value in (dt.date(2026, 2, 28), Decimal("12800.50"), "杭州云帆", 7):
+        assert decode_cursor(encode_cursor([value, 9], "x", "asc"), "x", "asc", 2) == [value, 9]
+
+
+@pytest.mark.parametrize("text", [
+    None, "", "%%%", "not base64!", "eyJ4Ijp9",  # broken JSON
+    encode_cursor([5], "name", "desc"),       # another order
+    encode_cursor([5], "id", "asc"),          # another direction
+    encode_cursor(["a", 5], "id", "desc"),    # too many values
+    encode_cursor([2**63], "id", "desc"),     # a pk no column holds
+    encode_cursor(["5"], "id", "desc"),       # a pk that is no integer
+    encode_cursor(["a\x00b", 5], "name", "desc"),
+    "A" * 5000,
+])
+def test_a_cursor_that_is_not_one_of_this_order_is_none(text):
+    assert decode_cursor(text, "id", "desc", 1) is None
+
+
+# --- data ---------------------------------------------------------------------------------
+@pytest.fixture
+def many(db, org):
+    """ROWS customers of rep1, each with a contact and a follow-up; three deals."""
+    from app.services import customers, deals, followups
+
+    ids = []
+    for i in range(ROWS):
+        c = customers.create_customer(org.rep, {"name": f"翻页测试{i:03d}号商贸有限公司"},
+                                      confirm_duplicates=True)
+        customers.add_contact(org.rep, c.id, {"name": f"联系人{i:03d}",
+                                              "mobile": f"1390000{i:04d}"})
+        followups.log_followup(org.rep, c.id, {"channel": "call", "content": f"第{i}次"})
+        ids.append(c.id)
+    for cid in ids[:3]:
+        deals.record_deal(org.rep, cid, {"amount": "1000"})
+    return ids
+
+
+def _count_statements(client, path):
+    from app.extensions import db as fdb
+
+    seen = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        # The test's savepoints are the harness's, not the page's.
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+            seen.append(statement)
+
+    event.listen(fdb.engine, "before_cursor_execute", count)
+    try:
+        resp = client.get(path)
+    finally:
+        event.remove(fdb.engine, "before_cursor_execute", count)
+    return resp, seen
+
+
+LISTS = {
+    "customers": ("/customers/list/", "CustomerView"),
+    "contacts": ("/contacts/list/", "ContactView"),
+    "followups": ("/followups/list/", "FollowUpView"),
+    "deals": ("/deals/list/", "DealView"),
+    "events": ("/ownership-events/list/", "CustomerEventView"),
+    "pool": ("/pool/list/", "PoolCustomerView"),
+    "care": ("/care/outbox/list/", "CareMessageView"),
+    "audit": ("/audit/list/", "AuditLogView"),
+}
+
+
+@pytest.mark.parametrize("role", ["admin", "manager", "rep", "staff", "auditor"])
+def test_every_list_page_is_at_most_8_statements_whatever_its_size(clients, many, role):
+    client = getattr(clients, role)
+    for name, (path, view) in LISTS.items():
+        client.get(path)  # warm: FAB's first request per view fills its caches
+        small, seen_small = _count_statements(client, f"{path}?psize_{view}=25")
+        if small.status_code == 403 or small.status_code == 302:
+            continue
+        assert small.status_code == 200, (name, small.status_code)
+        large, seen_large = _count_statements(client, f"{path}?psize_{view}=100")
+        assert large.status_code == 200
+        assert len(seen_small) <= 8, (role, name, seen_small)
+        assert len(seen_large) == len(seen_small), (role, name, seen_small, seen_large)
+
+
+def _ids_on(page_html: str) -> list[int]:
+    return [int(x) for x in re.findall(r'name="rowid" value="(\d+)"', page_html)]
+
+
+def _link(page_html: str, cls: str):
+    m = re.search(rf'class="{cls}" href="([^"]+)"', page_html)
+    return html.unescape(m.group(1)) if m else None
+
+
+def _walk(client, start, cls="keyset-next"):
+    pages, path = [], start
+    while path:
+        resp = client.get(path)
+        assert resp.status_code == 200
+        text = resp.get_data(as_text=True)
+        pages.append((path, _ids_on(text), text))
+        path = _link(text, cls)
+        assert len(pages) < 20
+    return pages
+
+
+def test_next_walks_every_customer_in_scope_once_newest_first_and_previous_walks_back(
+        clients, db, org, many):
+    from app.models import Customer, Ownership
+
+    pages = _walk(clients.rep, "/customers/list/")
+    seen = [i for _, ids, _ in pages for i in ids]
+    mine = db.session.execute(select(Customer.id).join(Ownership).where(
+        Ownership.owner_id == org.rep.id).order_by(Customer.id.desc())).scalars().all()
+    assert seen == mine
+    assert [len(ids) for _, ids, _ in pages][:2] == [25, 25]
+    assert "keyset-prev" not in pages[0][2] and "keyset-next" not in pages[-1][2]
+    # From the last page, previous comes back through the same pages.
+    back = _walk(clients.rep, pages[-1][0], cls="keyset-prev")
+    assert [ids for _, ids, _ in back] == [ids for _, ids, _ in reversed(pages)]
+
+
+def test_ordered_by_name_pages_in_that_order(clients, many):
+    pages = _walk(clients.rep, "/customers/list/?_oc_CustomerView=name&_od_CustomerView=asc")
+    names = [re.findall(r"翻页测试\d{3}号", text) for _, _, text in pages]
+    flat = [n for page in names for n in page]
+    assert flat == sorted(flat) and len(flat) == ROWS
+
+
+def test_a_page_is_stable_when_customers_are_added_meanwhile(clients, org, many):
+    from app.services import customers
+
+    first = clients.rep.get("/customers/list/").get_data(as_text=True)
+    customers.create_customer(org.rep, {"name": "翻页期间新增商贸有限公司"}, confirm_duplicates=True)
+    second = clients.rep.get(_link(first, "keyset-next")).get_data(as_text=True)
+    # The next page starts right after the last row seen: nothing repeated, nothing skipped.
+    assert _ids_on(second) == sorted(many, reverse=True)[25:50]
+
+
+def test_a_cursor_never_widens_the_scope(clients, org, many):
+    """A cursor is a position, not a permission: after any cursor a rep's list holds only
+    the rep's customers, a manager's only their tree's."""
+    cursor = encode_cursor([max(many) + 1000], "id", "desc")
+    rep = _ids_on(clients.rep.get(f"/customers/list/?after_CustomerView={cursor}&"
+                                  "psize_CustomerView=100").get_data(as_text=True))
+    assert org.c_rep2.id not in rep and org.c_north.id not in rep and len(rep) == ROWS + 1
+    manager = _ids_on(clients.manager.get(f"/customers/list/?after_CustomerView={cursor}&"
+                                          "psize_CustomerView=100").get_data(as_text=True))
+    assert org.c_north.id not in manager and org.c_rep2.id in manager
+
+
+@pytest.mark.parametrize("junk", ["garbage", "%00", "A" * 700, encode_cursor([3], "name", "asc")])
+def test_a_foreign_or_broken_cursor_shows_the_first_page(clients, many, junk):
+    resp = clients.rep.get(f"/customers/list/?after_CustomerView={junk}")
+    assert resp.status_code in (200, 400)
+    if resp.status_code == 200:
+        assert _ids_on(resp.get_data(as_text=True)) == sorted(many, reverse=True)[:25]
+
+
+def test_the_count_stops_at_the_cap(clients, many, monkeypatch):
+    monkeypatch.setattr(paging, "COUNT_CAP", 10)
+    text = clients.rep.get("/customers/list/").get_data(as_text=True)
+    assert re.search(r'<span class="record-count">10\+</span>', text)
+    monkeypatch.setattr(paging, "COUNT_CAP", 10_000)
+    text = clients.rep.get("/customers/list/").get_data(as_text=True)
+    assert re.search(rf'<span class="record-count">{ROWS + 1}</span>', text)  # + c_rep
+
+
+def test_customer_and_user_columns_are_searched_by_typing(clients, org, many):
+    """A follow-up list's customer filter is typed (id or part of the name), not a select
+    of every customer."""
+    page = clients.rep.get("/followups/list/").get_data(as_text=True)
+    assert not re.search(r"<option[^>]*>[^<]*翻页测试", page)
+    by_name = clients.rep.get("/followups/list/?_flt_1_customer=翻页测试007").get_data(
+        as_text=True)
+    assert "第7次" in by_name and "第8次" not in by_name
+    by_id = clients.rep.get(f"/followups/list/?_flt_0_customer={many[8]}").get_data(
+        as_text=True)
+    assert "第8次" in by_id and "第7次" not in by_id
+    by_user = clients.manager.get("/followups/list/?_flt_1_user=rep1").get_data(as_text=True)
+    assert f"第{ROWS - 1}次" in by_user
+    nobody = clients.manager.get("/followups/list/?_flt_1_user=nobody-such").get_data(
+        as_text=True)
+    assert f"第{ROWS - 1}次" not in nobody
+
+
+# --- REST -----------------------------------------------------------------------------------
+def test_the_api_pages_by_cursor_through_every_customer_in_scope(api, org, many):
+    call = api("rep1")
+    first = call("GET", "/api/v1/customers/?q=(page_size:25)").get_json()
+    assert first["count"] == ROWS + 1 and first["next"] and first["prev"] is None
+    seen, body = list(first["ids"]), first
+    while body["next"]:
+        body = call("GET", f"/api/v1/customers/?q=(after:'{body['next']}',page_size:25)").get_json()
+        assert body["count"] == ROWS + 1 and body["count_capped"] is False
+        seen += body["ids"]
+    assert seen == sorted(seen, reverse=True) and len(seen) == len(set(seen)) == ROWS + 1
+    back = call("GET", f"/api/v1/customers/?q=(before:'{body['prev']}',page_size:25)").get_json()
+    assert back["ids"] == seen[-len(body["ids"]) - 25:-len(body["ids"])]
+
+
+def test_the_api_refuses_a_cursor_with_a_page_or_an_unindexed_order(api, many):
+    call = api("rep1")
+    cursor = call("GET", "/api/v1/customers/?q=(page_size:25)").get_json()["next"]
+    both = call("GET", f"/api/v1/customers/?q=(after:'{cursor}',page:1)")
+    assert both.status_code == 400 and "page" in both.get_json()["message"]
+    city = call("GET", f"/api/v1/customers/?q=(after:'{cursor}',order_column:city,"
+                       "order_direction:asc)")
+    assert city.status_code == 400 and "created_at" in city.get_json()["message"]
