@@ -228,3 +228,18 @@ def test_the_api_refuses_a_cursor_with_a_page_or_an_unindexed_order(api, many):
     city = call("GET", f"/api/v1/customers/?q=(after:'{cursor}',order_column:city,"
                        "order_direction:asc)")
     assert city.status_code == 400 and "created_at" in city.get_json()["message"]
+
+
+def test_notifications_page_older_by_keyset(clients, db, org):
+    from app.models import Notification
+
+    db.session.add_all([Notification(user_id=org.rep.id, kind="info", title=f"通知{i:03d}")
+                        for i in range(130)])
+    db.session.commit()
+    first = clients.rep.get("/notifications/").get_data(as_text=True)
+    assert "通知129" in first and "通知030" in first and "通知029" not in first
+    older = re.search(r'id="notifications-older" href="([^"]+)"', first).group(1)
+    second = clients.rep.get(html.unescape(older)).get_data(as_text=True)
+    assert "通知029" in second and "通知000" in second and "通知030" not in second
+    assert 'id="notifications-older"' not in second and 'id="notifications-newest"' in second
+    assert clients.rep.get("/notifications/?before=junk").status_code == 200

@@ -36,11 +36,13 @@ def mark_read(user_id: int, notification_ids: Optional[list[int]] = None) -> int
     return n
 
 
-def recent(user_id: int, limit: int = 100) -> list[Notification]:
-    """The user's newest notifications, unread and read alike."""
-    return list(db.session.execute(
-        select(Notification).where(Notification.user_id == user_id)
-        .order_by(Notification.id.desc()).limit(limit)).scalars())
+def recent(user_id: int, limit: int = 100, before: Optional[int] = None) -> list[Notification]:
+    """The user's newest notifications, unread and read alike; older ones page by keyset:
+    those before id `before` (a range of the (user_id, id) index at any depth)."""
+    q = select(Notification).where(Notification.user_id == user_id)
+    if before is not None:
+        q = q.where(Notification.id < before)
+    return list(db.session.execute(q.order_by(Notification.id.desc()).limit(limit)).scalars())
 
 
 def open_one(user_id: int, notification_id: int) -> Optional[str]:

@@ -2,13 +2,14 @@
 "open" (marks read, follows the link) and "mark all read". Nobody sees another's."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_babel import gettext as _, ngettext
 
 from app.security import RES_NOTIFICATION, current_user
 from app.services import notifications
 from app.services.errors import NotFound
+from app.services.ids import parse_pk
 from app.views.base import local_path, signed_in_user
 
 
@@ -16,6 +17,9 @@ def unread_notifications() -> int:
     """For the navbar's bell: the signed-in user's unread count (0 when signed out)."""
     user = current_user()
     return notifications.unread_count(user.id) if user is not None else 0
+
+
+PAGE_SIZE = 100
 
 
 class NotificationView(BaseView):
@@ -30,8 +34,12 @@ class NotificationView(BaseView):
     @expose("/")
     @has_access
     def index(self):
-        return self.render_template("guishu/notifications.html",
-                                    rows=notifications.recent(self._user().id))
+        # ?before=<id>: the next older page (keyset; a bad value is the newest page).
+        before = request.args.get("before", type=parse_pk)
+        rows = notifications.recent(self._user().id, PAGE_SIZE + 1, before)
+        return self.render_template("guishu/notifications.html", rows=rows[:PAGE_SIZE],
+                                    older=rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE
+                                    else None, paged=before is not None)
 
     @expose("/<int:pk>/open", methods=["POST"])
     @has_access
