@@ -7,14 +7,17 @@ from typing import Optional
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.models import Customer, Ownership, TransferRequest, User
+from app.models import (Customer, Department, Ownership, OwnershipEvent, Policy, TransferRequest,
+                        User)
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import Scope, scope_of, visible_owner_ids_select
 from app.services import caps, masking, policies, reclaim
 from app.services.pool import claimed_today, member_pool_ids
+from app.services.times import local_day_start
 
 TABS = {"new": _l("Not contacted"), "following": _l("Following up"), "won": _l("Won")}
 
@@ -117,17 +120,48 @@ def my_requests(user: User) -> list[TransferRequest]:
 
 
 def team(manager: User) -> list[dict]:
-    """Each active user in the manager's scope with their counts against their caps."""
+    """Each active user in the manager's scope with their counts against their caps: what
+    limits() gives one user, for the whole team in four statements (the users with their
+    departments, every policy row, the owned / locked counts grouped by owner, today's
+    claims grouped by rep), whatever the team's size."""
     scope = scope_of(manager) or Scope.OWN
-    if scope == Scope.ALL:
-        users_q = select(User)
-    else:
-        users_q = select(User).where(User.id.in_(visible_owner_ids_select(manager, scope)))
+    users_q = select(User).options(joinedload(User.department)) \
+        .where(User.employment_status == EMPLOYMENT_ACTIVE).order_by(User.username)
+    if scope != Scope.ALL:
+        users_q = users_q.where(User.id.in_(visible_owner_ids_select(manager, scope)))
+    users = db.session.execute(users_q).scalars().all()
+    if not users:
+        return []
+    ids = [u.id for u in users]
+    policy_rows = db.session.execute(
+        select(*policies.LAYER_COLUMNS, Policy.user_id.label("policy_user_id")).select_from(
+            Policy.__table__.outerjoin(Department.__table__,
+                                       Department.id == Policy.department_id))).all()
+    counts = {row.owner_id: row for row in db.session.execute(
+        select(Ownership.owner_id,
+               func.count().filter(Ownership.locked.is_(False)).label("unlocked"),
+               func.count().filter(Ownership.locked.is_(False), Ownership.won.is_(False))
+               .label("unlocked_unwon"),
+               func.count().filter(Ownership.locked.is_(True)).label("locked"))
+        .where(Ownership.owner_id.in_(ids)).group_by(Ownership.owner_id))}
+    claims = dict(db.session.execute(
+        select(OwnershipEvent.to_owner_id, func.count()).where(
+            OwnershipEvent.to_owner_id.in_(ids), OwnershipEvent.kind == "claimed",
+            OwnershipEvent.created_at >= local_day_start())
+        .group_by(OwnershipEvent.to_owner_id)).all())
     out = []
-    for user in db.session.execute(users_q.where(User.employment_status == EMPLOYMENT_ACTIVE)
-                                   .order_by(User.username)).scalars():
-        info = limits(user.id)
+    for user in users:
+        chain = policies.chain_from_path(user.department.path if user.department else None)
+        rows = [r for r in policy_rows if r.scope == "global"
+                or r.scope == "user" and r.policy_user_id == user.id
+                or r.scope == "department" and r.department_id in chain]
+        policy = policies.resolve(rows, chain)
+        c = counts.get(user.id)
+        owned = caps.room_of(policy, c.unlocked if c else 0, c.unlocked_unwon if c else 0)
         out.append({"id": user.id, "username": user.username, "name": user.display_name,
                     "department": user.department.name if user.department else "",
-                    **info})
+                    "policy": {k: {"value": v.value, "source": v.source}
+                               for k, v in policy.items()},
+                    "owned": owned.have, "locked": c.locked if c else 0,
+                    "claimed_today": claims.get(user.id, 0)})
     return out
