@@ -28,6 +28,14 @@ COUNT_CAP = 10_000
 MAX_CURSOR_CHARS = 600
 
 
+def count_text(query_of_ids, session) -> str:
+    """How many rows a SELECT of ids matches, as the lists show it: exact up to COUNT_CAP,
+    then "10,000+" (counting a million rows in scope costs more than the page)."""
+    limited = query_of_ids.limit(COUNT_CAP + 1).subquery()
+    n = session.execute(select(func.count()).select_from(limited)).scalar_one()
+    return f"{COUNT_CAP:,}+" if n > COUNT_CAP else f"{n:,}"
+
+
 # --- cursors ------------------------------------------------------------------------------
 def _dump(value: Any) -> Any:
     if isinstance(value, dt.datetime):

@@ -44,7 +44,7 @@ class SweepResult:
                 "by_rule": dict(self.by_rule), "owners": len(self.by_owner)}
 
 
-def _last_touch():
+def last_touch():
     """max(acquired, last follow-up), portable (SQLite has no GREATEST)."""
     return case((Ownership.last_followup_at > Ownership.acquired_at, Ownership.last_followup_at),
                 else_=Ownership.acquired_at)
@@ -63,7 +63,7 @@ def _in(column, values: list[int]):
 def _due(owner_ids: list[int], no_followup_cut: dt.datetime, no_deal_cut: dt.datetime):
     return and_(_in(Ownership.owner_id, owner_ids), Ownership.locked.is_(False),
                 Ownership.won.is_(False),
-                or_(_last_touch() < no_followup_cut, Ownership.acquired_at < no_deal_cut))
+                or_(last_touch() < no_followup_cut, Ownership.acquired_at < no_deal_cut))
 
 
 def rule_for(acquired_at, last_followup_at, no_followup_cut, no_followup_days, no_deal_days):

@@ -19,6 +19,7 @@ from app.services import caps, masking, policies, reclaim
 from app.services.pool import claimed_today, member_pool_ids
 from app.services.times import local_day_start
 
+SOON_LIMIT = 100  # the workbench's "about to be reclaimed" list
 TABS = {"new": _l("Not contacted"), "following": _l("Following up"), "won": _l("Won")}
 
 
@@ -55,21 +56,31 @@ def my_customers(user: User, tab: str = "new", limit: int = 200) -> list[dict]:
     return rows
 
 
-def about_to_be_reclaimed(user: User) -> list[dict]:
-    """My customers that the sweep takes within my warn-before days, soonest first."""
+def about_to_be_reclaimed(user: User, limit: int = SOON_LIMIT,
+                          now: Optional[dt.datetime] = None) -> list[dict]:
+    """My customers that the sweep takes within my warn-before days, soonest first (at most
+    `limit`). Selected in the database, one rule at a time: the `limit` soonest by either
+    deadline hold the `limit` soonest overall, so a rep with tens of thousands of customers
+    reads two short index ranges, not every customer."""
+    now = now or utcnow()
     policy = policies.effective_policy(user.id)
-    window = int(policy["warn_before_days"].value or 0)
-    rows = db.session.execute(
-        select(Customer.id, Customer.name, Ownership).join(
-            Ownership, Ownership.customer_id == Customer.id)
-        .where(Ownership.owner_id == user.id, Ownership.locked.is_(False),
-               Ownership.won.is_(False))).all()
-    out = []
-    for cid, name, own in rows:
-        left = days_left(own, policy)
-        if left is not None and left <= window:
-            out.append({"id": cid, "name": name, "days_left": left})
-    return sorted(out, key=lambda r: r["days_left"])
+    window = dt.timedelta(days=int(policy["warn_before_days"].value or 0) + 1)
+    no_followup = dt.timedelta(days=int(policy["reclaim_no_followup_days"].value))
+    no_deal = dt.timedelta(days=int(policy["reclaim_no_deal_days"].value))
+    touch = reclaim.last_touch()
+    mine = select(Customer.id, Customer.name, Ownership).join(
+        Ownership, Ownership.customer_id == Customer.id).where(
+        Ownership.owner_id == user.id, Ownership.locked.is_(False), Ownership.won.is_(False))
+    found = {}
+    for clause, order in ((touch < now + window - no_followup, touch),
+                          (Ownership.acquired_at < now + window - no_deal,
+                           Ownership.acquired_at)):
+        for cid, name, own in db.session.execute(
+                mine.where(clause).order_by(order, Ownership.customer_id).limit(limit)):
+            left = days_left(own, policy, now)
+            if left is not None and left <= window.days - 1:
+                found[cid] = {"id": cid, "name": name, "days_left": left}
+    return sorted(found.values(), key=lambda r: (r["days_left"], r["id"]))[:limit]
 
 
 def pool_customers(user: User, limit: int = 50) -> list[dict]:
@@ -93,14 +104,14 @@ def pool_customers(user: User, limit: int = 50) -> list[dict]:
 
 
 def tab_counts(user: User) -> dict[str, int]:
-    base = select(func.count()).select_from(Ownership).where(Ownership.owner_id == user.id)
-    return {
-        "new": db.session.execute(base.where(Ownership.won.is_(False),
-                                             Ownership.last_followup_at.is_(None))).scalar_one(),
-        "following": db.session.execute(base.where(
-            Ownership.won.is_(False), Ownership.last_followup_at.is_not(None))).scalar_one(),
-        "won": db.session.execute(base.where(Ownership.won.is_(True))).scalar_one(),
-    }
+    """The workbench tabs' counts, in one pass over the user's customers."""
+    unwon = Ownership.won.is_(False)
+    row = db.session.execute(select(
+        func.count().filter(unwon, Ownership.last_followup_at.is_(None)).label("new"),
+        func.count().filter(unwon, Ownership.last_followup_at.is_not(None)).label("following"),
+        func.count().filter(Ownership.won.is_(True)).label("won"),
+    ).where(Ownership.owner_id == user.id)).one()
+    return {"new": row.new, "following": row.following, "won": row.won}
 
 
 def limits(user_id: int) -> dict:

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Customer, Ownership
+from app.paging import count_text
 from app.security import (SCOPE_LABELS, current_user, customer_scope_clause, role_label,
                           scope_of)
 
@@ -19,9 +20,8 @@ class HomeView(IndexView):
         stats = None
         if user is not None:
             scope = scope_of(user)
-            visible = db.session.execute(
-                select(func.count()).select_from(Customer).where(customer_scope_clause(user))
-            ).scalar_one()
+            visible = count_text(select(Customer.id).where(customer_scope_clause(user)),
+                                 db.session)
             mine = db.session.execute(
                 select(func.count()).select_from(Ownership).where(Ownership.owner_id == user.id)
             ).scalar_one()
