@@ -31,6 +31,13 @@ def create_app(config: Optional[Type] = None, **overrides) -> Flask:
     app = Flask(__name__, instance_relative_config=False)
     app.config.from_object(config or Config)
     app.config.update(overrides)
+    if str(app.config.get("SQLALCHEMY_DATABASE_URI", "")).startswith("postgresql"):
+        # Every statement here is a short OLTP read or write: PostgreSQL's JIT compiled the
+        # list pages' queries for 400 ms to run them in 1 ms.
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        connect_args = dict(options.get("connect_args") or {})
+        connect_args.setdefault("options", "-c jit=off")
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = dict(options, connect_args=connect_args)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     db.init_app(app)

@@ -295,16 +295,30 @@ def visible_customer_ids_select(user: Optional[User], include_shared: bool = Tru
         return select(Customer.id).where(false_clause())
     if scope == Scope.ALL:
         return None
-    # The owners as a list of ids: the planner reads their share of customers from the
-    # statistics of customer_ownership.owner_id, and uses its index.
-    owned = select(Ownership.customer_id).where(
-        Ownership.owner_id.in_(sorted(visible_owner_ids(user, scope))))
-    if not include_shared:
-        return owned
-    shared = select(CustomerShare.customer_id).where(
+    # The owners and the shared customers as lists of ids, in one semi-join: the planner
+    # reads their share of the customers from the statistics of customer_ownership and uses
+    # its indexes (a UNION with the shares sorted every visible id: a second for 700,000).
+    mine = Ownership.owner_id.in_(sorted(visible_owner_ids(user, scope)))
+    shared = shared_customer_ids(user) if include_shared else ()
+    if shared:
+        mine = or_(mine, Ownership.customer_id.in_(sorted(shared)))
+    return select(Ownership.customer_id).where(mine)
+
+
+def shared_customer_ids(user: User) -> frozenset[int]:
+    """The customers shared with `user` now (read-only shares, few per user), read once per
+    request."""
+    cache = request_cache()
+    key = ("shared", user.id)
+    if cache is not None and key in cache:
+        return cache[key]
+    ids = frozenset(db.session.execute(select(CustomerShare.customer_id).where(
         CustomerShare.user_id == user.id,
-        or_(CustomerShare.expires_at.is_(None), CustomerShare.expires_at > utcnow()))
-    return owned.union(shared)
+        or_(CustomerShare.expires_at.is_(None), CustomerShare.expires_at > utcnow())))
+        .scalars())
+    if cache is not None:
+        cache[key] = ids
+    return ids
 
 
 def false_clause():

@@ -13,10 +13,15 @@ from app.services.ids import parse_pk
 from app.views.base import local_path, signed_in_user
 
 
-def unread_notifications() -> int:
-    """For the navbar's bell: the signed-in user's unread count (0 when signed out)."""
+BELL_CAP = 99
+
+
+def unread_notifications() -> str:
+    """For the navbar's bell: the signed-in user's unread count, "99+" beyond 99 (empty when
+    none or signed out)."""
     user = current_user()
-    return notifications.unread_count(user.id) if user is not None else 0
+    n = notifications.unread_count(user.id, BELL_CAP) if user is not None else 0
+    return f"{BELL_CAP}+" if n > BELL_CAP else (str(n) if n else "")
 
 
 PAGE_SIZE = 100
