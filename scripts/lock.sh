@@ -16,9 +16,13 @@ trap 'rm -rf "$tools"' EXIT
 "$tools/venv/bin/python" -m pip install --quiet "pip-tools==7.6.2"
 export CUSTOM_COMPILE_COMMAND="make lock"
 cd requirements
-for name in pip runtime start test; do
-  echo "compiling requirements/$name.txt"
-  # shellcheck disable=SC2086
+compile() {
+  echo "compiling requirements/$1.txt"
   "$tools/venv/bin/pip-compile" --quiet --generate-hashes --allow-unsafe --strip-extras \
-    --no-emit-index-url --no-emit-find-links --output-file "$name.txt" ${LOCK_ARGS:-} "$name.in"
+    --no-emit-index-url --no-emit-find-links --output-file "$1.txt" "${@:2}" "$1.in"
+}
+compile pip
+for name in runtime start test; do
+  # shellcheck disable=SC2086
+  compile "$name" ${LOCK_ARGS:-}
 done
