@@ -217,7 +217,7 @@ def _facts_select(admin: bool, postgres: bool):
 def _check_cooldown(rows: dict, days: int, now: dt.datetime) -> None:
     """DESIGN invariant 4: no claiming back within `days` of a customer leaving the actor for
     a pool (released, reclaimed, or a merge that left it in a pool), whoever held it since;
-    `rows` are _claim_facts rows, whose released_at is the last time it left the actor."""
+    `rows` are rows of _facts_select, whose released_at is the last time it left the actor."""
     if not days:
         return
     cooling = [o for o in rows.values()
@@ -235,7 +235,7 @@ def _check_cooldown(rows: dict, days: int, now: dt.datetime) -> None:
 
 
 def _check_claim_limits(policy: dict, counts, adding: int) -> None:
-    """Daily claim limit, then the cap; `counts` is a _claim_facts row."""
+    """Daily claim limit, then the cap; `counts` is a row of _facts_select."""
     limit = int(policy["daily_claim_limit"].value)
     today = counts.claimed_today
     if today + adding > limit:
