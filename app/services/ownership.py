@@ -175,20 +175,25 @@ def _take_statements(postgres: bool) -> tuple:
                     acquired_how=bindparam("how"), last_followup_at=None, locked=False))
     if postgres:
         moved = move.returning(o.c.customer_id).cte("moved")
-        return _log_moves(moved).add_cte(moved).returning(_EVENT.c.customer_id), None
+        return log_moves_select(moved).add_cte(moved).returning(_EVENT.c.customer_id), None
     taken = select(o.c.customer_id).where(ids_match(o.c.customer_id, ids, postgres),
                                           o.c.owner_id == bindparam("to_owner"),
                                           o.c.acquired_at == bindparam("now"))
-    return move, _log_moves(taken.subquery())
+    return move, log_moves_select(taken.subquery())
 
 
-def _log_moves(moved):
-    """INSERT of one event per row of `moved` (anything with a customer_id column)."""
+def log_moves_select(moved):
+    """INSERT of one event per row of `moved` (anything with a customer_id column; its
+    from_pool column, if it has one, names the pool each came from, else the bind parameter
+    from_pool does), the rest from bind parameters: kind, to_owner, actor_id, reason, rule,
+    now."""
     e = _EVENT.c
+    from_pool = (moved.c.from_pool if "from_pool" in moved.c
+                 else _typed("from_pool", e.from_pool_id))
     return insert(_EVENT).from_select(
         ["customer_id", "kind", "from_pool_id", "to_owner_id", "actor_id", "reason", "rule",
          "created_at"],
-        select(moved.c.customer_id, _typed("kind", e.kind), _typed("from_pool", e.from_pool_id),
+        select(moved.c.customer_id, _typed("kind", e.kind), from_pool,
                _typed("to_owner", e.to_owner_id), _typed("actor_id", e.actor_id),
                _typed("reason", e.reason), _typed("rule", e.rule), _typed("now", e.created_at)))
 

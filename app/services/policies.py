@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, any_, bindparam, or_, select
 
 from app.extensions import db
 from app.models import Department, Policy, User
@@ -66,17 +66,25 @@ LAYER_COLUMNS = (_POLICY.c.scope, _POLICY.c.department_id,
                  *(_POLICY.c[f] for f in POLICY_FIELDS))
 
 
-def applies_to(user_id, chain):
+def in_chain(column, chain, array: bool = False):
+    """`column IN chain`; with `array`, `chain` is one PostgreSQL array bind parameter
+    (`= ANY`), which spares expanding a list of placeholders on every execution."""
+    return column == any_(chain) if array else column.in_(chain)
+
+
+def applies_to(user_id, chain, array: bool = False):
     """The policy rows that apply to a user: their own, their department chain's, the global
-    one. `user_id` and `chain` are values or bind parameters (chain: an expanding one)."""
+    one. `user_id` and `chain` are values or bind parameters (chain: an expanding one, or an
+    array one with `array`, see in_chain)."""
     return or_(and_(_POLICY.c.scope == "user", _POLICY.c.user_id == user_id),
-               and_(_POLICY.c.scope == "department", _POLICY.c.department_id.in_(chain)),
+               and_(_POLICY.c.scope == "department",
+                    in_chain(_POLICY.c.department_id, chain, array)),
                _POLICY.c.scope == "global")
 
 
-def layers_join(from_clause, user_id, chain):
+def layers_join(from_clause, user_id, chain, array: bool = False):
     """`from_clause` outer-joined to the layer rows (LAYER_COLUMNS) of applies_to()."""
-    return (from_clause.outerjoin(_POLICY, applies_to(user_id, chain))
+    return (from_clause.outerjoin(_POLICY, applies_to(user_id, chain, array))
             .outerjoin(_DEPARTMENT, _DEPARTMENT.c.id == _POLICY.c.department_id))
 
 
