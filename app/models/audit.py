@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask_appbuilder import Model
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, String
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
@@ -10,6 +10,9 @@ from app.models.customer import utcnow
 
 class AuditLog(Model):
     __tablename__ = "audit_log"
+    # "The latest entry of this action" (the last dedupe scan, on the review page) reads one
+    # index entry, not the log backwards.
+    __table_args__ = (Index("ix_audit_log_action_id", "action", "id"),)
     id = Column(Integer, primary_key=True)
     actor_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"), index=True)
     action = Column(String(40), nullable=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask_appbuilder import Model
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, String,
-                        UniqueConstraint)
+from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer,
+                        String, UniqueConstraint)
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
@@ -64,6 +64,8 @@ class DedupeCluster(Model):
     __table_args__ = (
         CheckConstraint("status in ('open', 'dismissed', 'merged')",
                         name="ck_dedupe_cluster_status"),
+        # The review page's order: open clusters, best score first.
+        Index("ix_dedupe_cluster_open_order", "status", "best_score", "id"),
     )
     id = Column(Integer, primary_key=True)
     status = Column(String(10), nullable=False, default="open", index=True)

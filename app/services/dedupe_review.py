@@ -37,7 +37,9 @@ def open_clusters(actor: User, page: int = 0) -> tuple[list[DedupeCluster], int]
     merge_service.require_reader(actor)
     q = select(DedupeCluster).where(DedupeCluster.status == "open")
     total = db.session.execute(select(func.count()).select_from(q.subquery())).scalar_one()
-    rows = db.session.execute(q.order_by(DedupeCluster.best_score.desc(), DedupeCluster.id)
+    # Best score first, newest first among equals: one backward range of the
+    # (status, best_score, id) index.
+    rows = db.session.execute(q.order_by(DedupeCluster.best_score.desc(), DedupeCluster.id.desc())
                               .offset(page * PAGE_SIZE).limit(PAGE_SIZE)).scalars().all()
     return rows, total
 

@@ -25,6 +25,8 @@ INDEXES = [
     ('ix_customer_ownership_owner_customer', 'customer_ownership', ['owner_id', 'customer_id']),
     ('ix_customer_ownership_pool_customer', 'customer_ownership', ['pool_id', 'customer_id']),
     ('ix_notification_user_id_id', 'notification', ['user_id', 'id']),
+    ('ix_audit_log_action_id', 'audit_log', ['action', 'id']),
+    ('ix_dedupe_cluster_open_order', 'dedupe_cluster', ['status', 'best_score', 'id']),
 ]
 
 
@@ -38,5 +40,6 @@ def upgrade():
 
 def downgrade():
     op.drop_index('ix_notification_unread', table_name='notification')
+
     for name, table, _columns in reversed(INDEXES):
         op.drop_index(name, table_name=table)
