@@ -307,8 +307,15 @@ def history_scope_clause(actor: Optional[User], column):
     if visible is None:
         return true()
     r = CustomerRedirect
-    return or_(column.in_(visible), column.in_(
-        select(r.old_id).where(r.survivor_id.in_(visible), _in_effect())))
+    # The merged-away ids in scope are few: read them first, so that the usual case (none)
+    # is a plain semi-join the planner estimates from its statistics. Written as one
+    # subquery (an OR of two, or a UNION ALL), PostgreSQL hashed every visible customer or
+    # guessed 200 of 700,000 and read every event of them: minutes at 10M events.
+    merged = db.session.execute(
+        select(r.old_id).where(r.survivor_id.in_(visible), _in_effect())).scalars().all()
+    if not merged:
+        return column.in_(visible)
+    return or_(column.in_(visible), column.in_(sorted(set(merged))))
 
 
 # --- undo ---------------------------------------------------------------------------------
