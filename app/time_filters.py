@@ -81,5 +81,7 @@ def read_in_business_time(filters):
 def in_business_time(datamodel):
     """`datamodel` (an SQLAInterface) with the business-time filters; call before the view
     or API builds its search filters (its __init__)."""
-    datamodel.filter_converter_class = BusinessTimeFilterConverter
+    if not issubclass(datamodel.filter_converter_class, BusinessTimeFilterConverter):
+        # (a subclass, app.search_filters.SearchFilterConverter, stays)
+        datamodel.filter_converter_class = BusinessTimeFilterConverter
     return datamodel

@@ -16,7 +16,8 @@ from app.security import RES_POOL_CUSTOMERS, current_user
 from app.services import exports, pool as pool_service, pool_admin
 from app.services.errors import GuishuError, NotInPool
 from app.views.base import ScopedModelView, local_path, readable_formatters
-from app.views.customers import CUSTOMER_LABELS
+from app.search_filters import quick_search_filters, with_name_search
+from app.views.customers import CUSTOMER_LABELS, refuse_bad_search
 from app.views.ownership import redirect_to
 
 
@@ -40,11 +41,11 @@ def administered_pool_ids() -> set[int]:
 
 
 class PoolCustomerView(ScopedModelView):
-    datamodel = SQLAInterface(Customer)
+    datamodel = with_name_search(SQLAInterface(Customer))
     class_permission_name = RES_POOL_CUSTOMERS
     route_base = "/pool"
     list_template = "guishu/pool_list.html"
-    base_filters = [["id", PoolScopeFilter, lambda: None]]
+    base_filters = [["id", PoolScopeFilter, lambda: None]] + quick_search_filters("id")
     base_permissions = ["can_read", "can_claim", "can_assign", "can_move_pool"]
     method_permission_name = dict(ScopedModelView.method_permission_name, claim="claim",
                                   distribute="assign", apply_rules="assign",
@@ -61,6 +62,11 @@ class PoolCustomerView(ScopedModelView):
     formatters_columns = dict(
         readable_formatters("industry", "province", "city", "source", "product_line",
                             "mobile_shown", "phone_shown", "email_shown"))
+
+    @expose("/list/")
+    @has_access
+    def list(self):
+        return refuse_bad_search(self) or super().list()
 
     @action("claim", _("Claim"), _("Claim the selected customers?"), "fa-hand-paper-o",
             single=False)
