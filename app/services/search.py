@@ -61,24 +61,32 @@ def grams_of(folded: str) -> set[str]:
     return {folded[i:i + 2] for i in range(len(folded) - 1)}
 
 
-def _write(conn, customer_ids: list[int], replace: bool) -> int:
-    """(Re)write the keys of these customers from their current rows; gone ones lose theirs."""
-    if not customer_ids:
+def _write(conn, customer_ids: Optional[list[int]], replace: bool,
+           id_range: Optional[tuple[int, int]] = None) -> int:
+    """(Re)write the keys of these customers (or of the ids in id_range, first < id <= last)
+    from their current rows; gone ones lose theirs."""
+    if not customer_ids and id_range is None:
         return 0
+
+    def among(col):
+        if id_range is not None:
+            return (col > id_range[0]) & (col <= id_range[1])
+        return col.in_(customer_ids)
+
     names: dict[int, str] = {}
     contacts: dict[int, list[str]] = {}
     for cid, name in conn.execute(select(_customer.c.id, _customer.c.name)
-                                  .where(_customer.c.id.in_(customer_ids))):
+                                  .where(among(_customer.c.id))):
         names[cid] = fold(name)
     for cid, name in conn.execute(select(_contact.c.customer_id, _contact.c.name)
-                                  .where(_contact.c.customer_id.in_(customer_ids))
+                                  .where(among(_contact.c.customer_id))
                                   .order_by(_contact.c.id)):
         folded = fold(name)
         if cid in names and folded:
             contacts.setdefault(cid, []).append(folded)
     if replace:
-        conn.execute(delete(_gram).where(_gram.c.customer_id.in_(customer_ids)))
-        conn.execute(delete(_text).where(_text.c.customer_id.in_(customer_ids)))
+        conn.execute(delete(_gram).where(among(_gram.c.customer_id)))
+        conn.execute(delete(_text).where(among(_text.c.customer_id)))
     grams, texts = [], []
     for cid, name in names.items():
         people = contacts.get(cid, [])
@@ -86,12 +94,25 @@ def _write(conn, customer_ids: list[int], replace: bool) -> int:
         keys = grams_of(name)
         for person in people:
             keys |= grams_of(person)
-        grams.extend({"gram": g, "customer_id": cid} for g in keys)
-    if texts:
-        conn.execute(insert(_text), texts)
-    if grams:
-        conn.execute(insert(_gram), grams)
+        grams.extend({"gram": g, "customer_id": cid} for g in sorted(keys))
+    _insert(conn, _text, texts)
+    _insert(conn, _gram, grams)
     return len(texts)
+
+
+def _insert(conn, target, rows: list[dict]) -> None:
+    """COPY on PostgreSQL (a rebuild writes tens of millions of grams), one executemany
+    elsewhere; in the connection's transaction."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(target), rows)
+        return
+    columns = list(rows[0])
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {target.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
 
 
 def reindex(customer_ids: Iterable[int], conn=None) -> None:
@@ -111,12 +132,13 @@ def rebuild_all(conn, batch: int = 5000, progress=None) -> int:
     conn.execute(delete(_text))
     done, last = 0, 0
     while True:
-        ids = list(conn.execute(select(_customer.c.id).where(_customer.c.id > last)
-                                .order_by(_customer.c.id).limit(batch)).scalars())
-        if not ids:
+        upto = conn.execute(select(func.max(column("id"))).select_from(
+            select(_customer.c.id).where(_customer.c.id > last).order_by(_customer.c.id)
+            .limit(batch).subquery())).scalar()
+        if upto is None:
             return done
-        done += _write(conn, ids, replace=False)
-        last = ids[-1]
+        done += _write(conn, None, replace=False, id_range=(last, upto))
+        last = upto
         if progress:
             progress(done)
 
@@ -271,3 +293,8 @@ def parse_name(text) -> Query:
     if len(folded) < MIN_CHARS:
         raise ValidationFailed({"search": tr(TOO_SHORT, n=MIN_CHARS)})
     return Query("name", folded)
+
+
+def matching_clause(text, id_column):
+    """WHERE clause: id_column (a customer id) among the customers the text finds."""
+    return id_column.in_(customer_ids_matching(text))
