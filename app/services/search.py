@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from typing import Iterable, Optional
 
-from sqlalchemy import (Integer, String, Text, bindparam, column, delete, event, exists, func,
-                        insert, literal, or_, select, table, union)
+from sqlalchemy import (Integer, String, Text, column, delete, event, exists, func, insert,
+                        literal, or_, select, table, union)
 from sqlalchemy.orm import Session
 
 from app.services.errors import ValidationFailed, N_, tr
@@ -232,10 +232,8 @@ def parse(text) -> Query:
     return Query("name", folded)
 
 
-def _driving_gram(conn, grams: list[str]) -> str:
-    """The rarest of the query's first grams, by a capped count of its entries."""
-    if len(grams) == 1:
-        return grams[0]
+def _driving_gram(conn, grams: list[str]) -> tuple[str, int]:
+    """The rarest of the query's first grams and its number of entries (capped)."""
     best, best_n = grams[0], None
     for g in grams[:_GRAMS_COMPARED]:
         n = conn.execute(select(func.count()).select_from(
@@ -245,7 +243,7 @@ def _driving_gram(conn, grams: list[str]) -> str:
             best, best_n = g, n
         if n == 0:
             break
-    return best
+    return best, best_n
 
 
 def customer_ids_matching(text, conn=None):
@@ -274,16 +272,23 @@ def ids_for(query: Query, conn=None, names_only: bool = False):
         return select(_gram.c.customer_id).where(_gram.c.gram == folded)
     from app.extensions import db
 
-    drive = ordered[0] if len(ordered) == 1 else _driving_gram(
-        conn if conn is not None else db.session.connection(), ordered)
+    conn = conn if conn is not None else db.session.connection()
+    drive, entries = _driving_gram(conn, ordered)
     # The folded text holds letters, digits and CJK only: no LIKE wildcard to escape.
     pattern = f"%{folded}%"
     found = _text.c.name.like(pattern)
     if not names_only:
         found = or_(found, _text.c.contacts.like(pattern))
-    return (select(_gram.c.customer_id)
-            .where(_gram.c.gram == drive,
-                   exists().where(_text.c.customer_id == _gram.c.customer_id, found)))
+    candidates = (select(_gram.c.customer_id)
+                  .where(_gram.c.gram == drive,
+                         exists().where(_text.c.customer_id == _gram.c.customer_id, found)))
+    if entries < _COUNT_CAP:
+        # Few candidates: checked now, and the list query gets their ids. PostgreSQL cannot
+        # estimate the LIKE check (it guessed one row and joined the scope by a nested loop
+        # over every candidate, 2 s at 1M customers); a list of ids it counts exactly.
+        ids = list(conn.execute(candidates).scalars())
+        return select(_customer.c.id).where(_customer.c.id.in_(ids))
+    return candidates
 
 
 def parse_name(text) -> Query:
