@@ -185,6 +185,18 @@ def refresh_keys() -> None:
     click.echo(f"{refresh_all_normalised_keys()} customers re-normalised")
 
 
+@crm_cli.command("search-rebuild")
+def search_rebuild() -> None:
+    """Rewrite every customer's quick-search keys (names and contacts' names, in bigrams)."""
+    from app.extensions import db
+    from app.services.search import rebuild_all
+
+    done = rebuild_all(db.session.connection(),
+                       progress=lambda n: click.echo(f"{n} customers indexed", err=True))
+    db.session.commit()
+    click.echo(f"{done} customers indexed for search")
+
+
 @crm_cli.command("sweep")
 @click.option("--dry-run", is_flag=True, help="Only print what would be reclaimed and why.")
 def sweep(dry_run: bool) -> None:

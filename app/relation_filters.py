@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _
 from sqlalchemy import or_, select
 
 from app.services.ids import parse_pk
-from app.time_filters import BusinessTimeFilterConverter
+from app.search_filters import SearchFilterConverter
 
 MAX_TEXT = 200
 
@@ -75,10 +75,11 @@ class UserNameContains(_RelatedFilter):
             full.contains(text, autoescape=True)))))
 
 
-class KeysetFilterConverter(BusinessTimeFilterConverter):
-    """Business-time filters on date-times, typed filters on customer and user columns."""
+class KeysetFilterConverter(SearchFilterConverter):
+    """Business-time filters on date-times, names through the search keys
+    (app.search_filters), typed filters on customer and user columns."""
 
     conversion_table = (
         ("is_customer_relation", [RelatedIs, CustomerNameContains]),
         ("is_user_relation", [RelatedIs, UserNameContains]),
-    ) + BusinessTimeFilterConverter.conversion_table
+    ) + SearchFilterConverter.conversion_table

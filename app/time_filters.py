@@ -82,5 +82,6 @@ def in_business_time(datamodel):
     """`datamodel` (an SQLAInterface) with the business-time filters; call before the view
     or API builds its search filters (its __init__)."""
     if not issubclass(datamodel.filter_converter_class, BusinessTimeFilterConverter):
+        # (a subclass, app.search_filters.SearchFilterConverter, stays)
         datamodel.filter_converter_class = BusinessTimeFilterConverter
     return datamodel

@@ -20,6 +20,16 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     assert db.session.execute(select(func.count()).select_from(Customer)).scalar_one() == 5004
     assert summary["customers"] == 5004  # what init reports is what it made (README too)
     assert summary["duplicate_clusters"] >= 4
+    # Every demo customer is found by its name through the quick-search keys.
+    from app.models import CustomerSearchText
+
+    assert db.session.execute(select(func.count()).select_from(CustomerSearchText)).scalar_one() \
+        == 5004
+    from app.services import search
+
+    some = db.session.execute(select(Customer).order_by(Customer.id.desc())).scalars().first()
+    assert some.id in set(db.session.execute(
+        search.customer_ids_matching(some.name)).scalars())
     in_pool = db.session.execute(select(func.count()).select_from(Ownership)
                                  .where(Ownership.pool_id.is_not(None))).scalar_one()
     assert 0 < in_pool < 5004

@@ -24,6 +24,8 @@ from app.services.customers import CUSTOMER_FIELDS
 from app.services.errors import NO_SUCH_CUSTOMER, GuishuError, OutOfScope, ValidationFailed, tr
 from app.services.ids import MAX_PK, parse_pk
 from app.services.times import rfc3339
+from app.search_filters import QuickSearchFilter, name_filter_refusal, with_name_search
+from app.services import search
 from app.time_filters import in_business_time, read_in_business_time
 
 _COLUMNS = ["id", "name", "customer_type", "industry", "province", "city", "address", "phone",
@@ -42,7 +44,10 @@ LIST_QUERY = {**get_list_schema, "additionalProperties": False, "properties": {
     "after": {"type": "string", "maxLength": MAX_CURSOR_CHARS,
               "description": "The `next` cursor of a previous page: the page after it"},
     "before": {"type": "string", "maxLength": MAX_CURSOR_CHARS,
-               "description": "The `prev` cursor of a previous page: the page before it"}}}
+               "description": "The `prev` cursor of a previous page: the page before it"},
+    # The quick search (app.services.search): name or contact name (2 characters or more),
+    # phone in any format, or e-mail.
+    "search": {"type": "string"}}}
 
 
 def ownership_fields(customer_ids: list[int]) -> dict[int, dict]:
@@ -70,7 +75,7 @@ KEYSET_ORDERS = ("id", "name", "created_at")
 class CustomerApi(ModelRestApi):
     resource_name = "customers"
     # A `q` filter on created_at takes business time, or RFC 3339 with its offset.
-    datamodel = in_business_time(KeysetInterface(Customer))
+    datamodel = in_business_time(with_name_search(KeysetInterface(Customer)))
     class_permission_name = RES_CUSTOMER
     method_permission_name = METHOD_PERMISSIONS
     allow_browser_login = True
@@ -111,7 +116,23 @@ class CustomerApi(ModelRestApi):
 
     # -- reads: add the ownership fields integrations rely on -------------------------------
     def _handle_filters_args(self, rison_args):
-        return read_in_business_time(super()._handle_filters_args(rison_args))
+        filters = read_in_business_time(super()._handle_filters_args(rison_args))
+        name_filter_refusal(filters)  # "name ct" through the search keys
+        if rison_args.get("search") is not None:
+            filters.add_filter("id", QuickSearchFilter, rison_args["search"])
+        return filters
+
+    def get_list_headless(self, **kwargs):
+        args = kwargs.get("rison") or {}
+        try:  # an unsearchable text is a 400 naming the field, before any query
+            if args.get("search") is not None:
+                search.parse(args["search"])
+            for f in args.get("filters") or []:
+                if isinstance(f, dict) and f.get("col") == "name" and f.get("opr") == "ct":
+                    search.parse_name(f.get("value"))
+        except ValidationFailed as exc:
+            return error_response(exc)
+        return super().get_list_headless(**kwargs)
 
     def pre_get(self, data):
         item = data.get("result") or {}

@@ -31,6 +31,13 @@ def _q(schema: str) -> dict:
 OPENAPI_SPEC_METHODS = {
     "get_list": {"get": {
         "summary": "客户列表 — the customers in the caller's data scope, newest first",
+        "description": "`q` takes FAB's filters, order and paging, plus `search`: a quick "
+                       "search by name or contact name (2 characters or more, any part of "
+                       "it: 华为, 王芳), phone in any format (138 0013 8000, "
+                       "+86 138-0013-8000) or e-mail (any case). A text that cannot be "
+                       "searched (1 character, over 100, a NUL) answers 400 naming `search`. "
+                       "The `name` filter `ct` (contains) uses the same keys and the same "
+                       "2-character minimum.",
         "parameters": [_q("customer_list_query")],
         "responses": {
             "200": json_answer("One page of customers", _obj(

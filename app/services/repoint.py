@@ -24,6 +24,9 @@ from app.models import Customer, Ownership
 # Customer ids kept without a foreign key (rows that outlive a customer): moved too. Not
 # ownership_event: history stays where it was written (app.services.merge.history_clause).
 SOFT_REFERENCES = (("transfer_item", "customer_id"),)
+# Keys derived from the customer's own rows (app.services.search): rewritten after a merge or
+# its undo, never moved.
+DERIVED = frozenset({"customer_search_gram", "customer_search_text"})
 
 
 # --- rows as JSON (stored, then put back) ------------------------------------------------
@@ -87,7 +90,7 @@ def references() -> list[Reference]:
     customer_id = Customer.__table__.c.id
     found = []
     for table in Model.metadata.sorted_tables:
-        if table is Ownership.__table__:
+        if table is Ownership.__table__ or table.name in DERIVED:
             continue
         for fk in table.foreign_keys:
             if fk.column is customer_id:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import flash, request
 from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget, Select2Widget
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _
 from sqlalchemy.orm import joinedload
 from wtforms import SelectField, StringField, TextAreaField

@@ -17,6 +17,7 @@ from app.models import Contact, Customer, Ownership, OwnershipEvent, User
 from app.models.customer import CUSTOMER_TYPES
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.queue import enqueue
+from app.search_filters import SEARCH_ARG, quick_search_filters, quick_search_refusal
 from app.security import (RES_CONTACT, RES_CUSTOMER, RES_OWNERSHIP_EVENT, current_user,
                           customer_scope_clause, scope_filters)
 from app.services import customers as customer_service
@@ -79,6 +80,17 @@ def render_customer_page(view, customer: Customer, here: str):
         can=customer_page.actions(actor, customer, sm.has_access),
         timeline=page, here=here, when=minutes,
         contacts=sorted(customer.contacts, key=lambda x: (not x.is_primary, x.id)))
+
+
+def refuse_bad_search(view):
+    """A search text that cannot be searched (too short, too long, a NUL byte): the list
+    again without it, saying why."""
+    refusal = quick_search_refusal()
+    if refusal is None:
+        return None
+    flash(refusal, "warning")
+    args = {k: v for k, v in request.args.items() if k != SEARCH_ARG}
+    return redirect(url_for(f"{view.endpoint}.list", **args))
 
 
 def assignable_owners():
@@ -237,7 +249,8 @@ class CustomerView(ScopedModelView):
     order_columns = ["name", "created_at"]
     class_permission_name = RES_CUSTOMER
     route_base = "/customers"
-    base_filters = scope_filters("id")
+    base_filters = scope_filters("id") + quick_search_filters("id")
+    list_template = "guishu/customer_list.html"
     base_order = ("id", "desc")
     base_permissions = ["can_read", "can_write", "can_delete", "can_export", "can_release",
                         "can_transfer", "can_lock", "can_unlock", "can_refresh_keys",
@@ -295,6 +308,11 @@ class CustomerView(ScopedModelView):
         value = super()._deserialize_pk_if_composite(pk)
         self._follow_merge(value)
         return value
+
+    @expose("/list/")
+    @has_access
+    def list(self):
+        return refuse_bad_search(self) or super().list()
 
     @expose("/show/<pk>", methods=["GET"])
     @has_access

@@ -7,7 +7,6 @@ import io
 from flask import Response, abort, flash, redirect, request, url_for
 from flask_appbuilder import action, expose, has_access
 from flask_appbuilder.models.filters import BaseFilter
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import lazy_gettext as _, ngettext
 from sqlalchemy import select
 
@@ -17,7 +16,8 @@ from app.services import exports, pool as pool_service, pool_admin
 from app.services.errors import GuishuError, NotInPool
 from app.paging import KeysetInterface
 from app.views.base import ScopedModelView, local_path, readable_formatters
-from app.views.customers import CUSTOMER_LABELS, CUSTOMER_LIST_LOAD
+from app.search_filters import quick_search_filters
+from app.views.customers import CUSTOMER_LABELS, CUSTOMER_LIST_LOAD, refuse_bad_search
 from app.views.ownership import redirect_to
 
 
@@ -46,7 +46,7 @@ class PoolCustomerView(ScopedModelView):
     class_permission_name = RES_POOL_CUSTOMERS
     route_base = "/pool"
     list_template = "guishu/pool_list.html"
-    base_filters = [["id", PoolScopeFilter, lambda: None]]
+    base_filters = [["id", PoolScopeFilter, lambda: None]] + quick_search_filters("id")
     base_permissions = ["can_read", "can_claim", "can_assign", "can_move_pool"]
     method_permission_name = dict(ScopedModelView.method_permission_name, claim="claim",
                                   distribute="assign", apply_rules="assign",
@@ -63,6 +63,11 @@ class PoolCustomerView(ScopedModelView):
     formatters_columns = dict(
         readable_formatters("industry", "province", "city", "source", "product_line",
                             "mobile_shown", "phone_shown", "email_shown"))
+
+    @expose("/list/")
+    @has_access
+    def list(self):
+        return refuse_bad_search(self) or super().list()
 
     @action("claim", _("Claim"), _("Claim the selected customers?"), "fa-hand-paper-o",
             single=False)

@@ -2,7 +2,7 @@
 owner's / pool's customer ids for scoped lists
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-11-30 01:30:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision = '0020'
-down_revision = '0018'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
