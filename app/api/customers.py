@@ -122,9 +122,11 @@ class CustomerApi(ModelRestApi):
             filters.add_filter("id", QuickSearchFilter, rison_args["search"])
         return filters
 
-    def get_list_headless(self, **kwargs):
-        args = kwargs.get("rison") or {}
-        try:  # an unsearchable text is a 400 naming the field, before any query
+    @staticmethod
+    def _unsearchable(args):
+        """The 400 for a search text that cannot be searched (naming the field), or None;
+        before any query."""
+        try:
             if args.get("search") is not None:
                 search.parse(args["search"])
             for f in args.get("filters") or []:
@@ -132,7 +134,7 @@ class CustomerApi(ModelRestApi):
                     search.parse_name(f.get("value"))
         except ValidationFailed as exc:
             return error_response(exc)
-        return super().get_list_headless(**kwargs)
+        return None
 
     def pre_get(self, data):
         item = data.get("result") or {}
@@ -199,6 +201,9 @@ class CustomerApi(ModelRestApi):
         at any depth, and its `count` is exact up to 10,000 (`count_capped` says when it
         stopped there). Without a cursor, `page` pages as before with the exact count."""
         args = kwargs.get("rison", {}) or {}
+        refused = self._unsearchable(args)
+        if refused is not None:
+            return refused
         if "after" not in args and "before" not in args:
             return self._list_with_cursors(super().get_list_headless(**kwargs), args)
         if "page" in args:
