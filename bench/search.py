@@ -23,8 +23,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa  # noqa: E402
+
+from claims import recreate_database  # noqa: E402
 
 REPS = 200
 REGIONS = ["北京", "上海", "广州", "深圳", "杭州", "南京", "苏州", "成都", "武汉", "西安", "重庆",
@@ -47,15 +50,6 @@ SURNAMES = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周"
 GIVEN = ["芳", "伟", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛",
          "明", "超", "秀英", "霞", "平", "刚", "桂英", "建华", "晓明", "志强", "海燕", "文博",
          "子轩", "雨涵", "浩然"]
-
-
-def recreate_database(url: str) -> None:
-    u = sa.engine.make_url(url)
-    admin = sa.create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
-        c.execute(sa.text(f'CREATE DATABASE "{u.database}"'))
-    admin.dispose()
 
 
 def _array(words: list[str]) -> str:

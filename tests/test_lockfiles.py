@@ -127,3 +127,11 @@ print("ok")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
+def test_top_level_requirements_is_the_production_lock():
+    """`pip install -r requirements.txt` (the conventional entry point) installs exactly the
+    hashed production lock: no loose pins beside it."""
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    assert lines == ["-r requirements/runtime.txt"]
