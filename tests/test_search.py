@@ -86,11 +86,60 @@ def test_rebuild_gives_the_same_keys(db, org):
     customers.add_contact(org.rep, org.c_rep.id, {"name": "王芳"})
     db.session.flush()
     before = set(db.session.execute(select(CustomerSearchGram.gram,
-                                           CustomerSearchGram.customer_id)).all())
+                                           CustomerSearchGram.customer_id,
+                                           CustomerSearchGram.in_name)).all())
     assert search.rebuild_all(db.session.connection()) >= 4
     after = set(db.session.execute(select(CustomerSearchGram.gram,
-                                          CustomerSearchGram.customer_id)).all())
-    assert before == after and ("王芳", org.c_rep.id) in after
+                                          CustomerSearchGram.customer_id,
+                                          CustomerSearchGram.in_name)).all())
+    assert before == after and ("王芳", org.c_rep.id, False) in after
+    assert ("云帆", org.c_rep.id, True) in after
+
+
+def test_in_name_marks_the_grams_of_the_customers_own_name(db, org):
+    c = customers.create_customer(org.rep, {"name": "王芳商贸有限公司"})
+    customers.add_contact(org.rep, c.id, {"name": "李芳商"})
+    db.session.flush()
+    marks = dict(db.session.execute(select(CustomerSearchGram.gram, CustomerSearchGram.in_name)
+                                    .where(CustomerSearchGram.customer_id == c.id)).all())
+    # 芳商 is in both: the name wins; 李芳 only in the contact's
+    assert marks["王芳"] is True and marks["芳商"] is True and marks["李芳"] is False
+
+
+def test_the_migration_marks_the_existing_keys_as_the_writer_does(db, org):
+    import importlib.util
+    from pathlib import Path
+
+    from sqlalchemy import update
+
+    path = Path(__file__).resolve().parent.parent / "migrations/versions/0021_search_gram_in_name.py"
+    spec = importlib.util.spec_from_file_location("migration_0021", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    customers.add_contact(org.rep, org.c_rep.id, {"name": "王芳"})
+    db.session.flush()
+    keys = select(CustomerSearchGram.gram, CustomerSearchGram.customer_id,
+                  CustomerSearchGram.in_name)
+    written = set(db.session.execute(keys).all())
+    assert any(mark for *_, mark in written) and not all(mark for *_, mark in written)
+    db.session.execute(update(CustomerSearchGram).values(in_name=False))
+    migration.mark_name_grams(db.session.connection())
+    assert set(db.session.execute(keys).all()) == written
+
+
+def names_only(db, text):
+    return set(db.session.execute(search.ids_for(search.parse_name(text),
+                                                 names_only=True)).scalars())
+
+
+def test_names_only_ignores_the_contacts_for_two_characters_and_more(db, org):
+    named = customers.create_customer(org.rep, {"name": "李明德贸易有限公司"})
+    via_contact = customers.create_customer(org.rep, {"name": "远大物流有限公司"})
+    customers.add_contact(org.rep, via_contact.id, {"name": "李明德"})
+    db.session.flush()
+    assert names_only(db, "李明") == {named.id}
+    assert names_only(db, "李明德") == {named.id}
+    assert found(db, "李明德") == {named.id, via_contact.id}  # the quick search: both
 
 
 def test_the_rebuild_command(app, db, org):

@@ -3,7 +3,7 @@ rewritten whenever those change, rebuilt by `flask crm search-rebuild`."""
 from __future__ import annotations
 
 from flask_appbuilder import Model
-from sqlalchemy import Column, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Text, text
 
 
 class CustomerSearchGram(Model):
@@ -15,6 +15,14 @@ class CustomerSearchGram(Model):
     gram = Column(String(2), primary_key=True)
     customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"),
                          primary_key=True, index=True)
+    # The piece is in the customer's own name (not only in a contact's): a two-character
+    # "name contains" is then answered by the index alone, with no text check.
+    in_name = Column(Boolean, nullable=False, default=False, server_default=text("false"))
+
+    __table_args__ = (
+        Index("ix_customer_search_gram_name", "gram", "customer_id",
+              sqlite_where=text("in_name = 1"), postgresql_where=text("in_name")),
+    )
 
 
 class CustomerSearchText(Model):

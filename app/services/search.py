@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Optional
 
-from sqlalchemy import (Integer, String, Text, column, delete, event, exists, func, insert,
+from sqlalchemy import (Boolean, Integer, String, Text, column, delete, event, exists, func, insert,
                         literal, or_, select, table, union)
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,8 @@ MAX_CHARS = 100
 _GRAMS_COMPARED = 6
 _COUNT_CAP = 2000
 
-_gram = table("customer_search_gram", column("gram", String), column("customer_id", Integer))
+_gram = table("customer_search_gram", column("gram", String), column("customer_id", Integer),
+              column("in_name", Boolean))
 _text = table("customer_search_text", column("customer_id", Integer), column("name", Text),
                column("contacts", Text))
 _customer = table("customer", column("id", Integer), column("name", String),
@@ -91,10 +92,12 @@ def _write(conn, customer_ids: Optional[list[int]], replace: bool,
     for cid, name in names.items():
         people = contacts.get(cid, [])
         texts.append({"customer_id": cid, "name": name, "contacts": "\n".join(people)})
-        keys = grams_of(name)
+        own = grams_of(name)
+        keys = set(own)
         for person in people:
             keys |= grams_of(person)
-        grams.extend({"gram": g, "customer_id": cid} for g in sorted(keys))
+        grams.extend({"gram": g, "customer_id": cid, "in_name": g in own}
+                     for g in sorted(keys))
     _insert(conn, _text, texts)
     _insert(conn, _gram, grams)
     return len(texts)
@@ -232,12 +235,20 @@ def parse(text) -> Query:
     return Query("name", folded)
 
 
-def _driving_gram(conn, grams: list[str]) -> tuple[str, int]:
+def _entries(gram: str, names_only: bool):
+    """The key rows of one gram: in the customer's own name only, or anywhere."""
+    where = [_gram.c.gram == gram]
+    if names_only:
+        where.append(_gram.c.in_name)
+    return where
+
+
+def _driving_gram(conn, grams: list[str], names_only: bool) -> tuple[str, int]:
     """The rarest of the query's first grams and its number of entries (capped)."""
     best, best_n = grams[0], None
     for g in grams[:_GRAMS_COMPARED]:
         n = conn.execute(select(func.count()).select_from(
-            select(literal(1)).where(_gram.c.gram == g).limit(_COUNT_CAP).subquery())
+            select(literal(1)).where(*_entries(g, names_only)).limit(_COUNT_CAP).subquery())
         ).scalar_one()
         if best_n is None or n < best_n:
             best, best_n = g, n
@@ -267,20 +278,21 @@ def ids_for(query: Query, conn=None, names_only: bool = False):
                      select(_contact.c.customer_id).where(_contact.c.email_norm == e))
     folded = query.value
     ordered = list(dict.fromkeys(folded[i:i + 2] for i in range(len(folded) - 1)))
-    if len(folded) == 2 and not names_only:
-        # The gram is the whole query: its entries are exactly the answer.
-        return select(_gram.c.customer_id).where(_gram.c.gram == folded)
+    if len(folded) == 2:
+        # The gram is the whole query: its entries are exactly the answer (names_only: those
+        # from the customer's own name, a partial index).
+        return select(_gram.c.customer_id).where(*_entries(folded, names_only))
     from app.extensions import db
 
     conn = conn if conn is not None else db.session.connection()
-    drive, entries = _driving_gram(conn, ordered)
+    drive, entries = _driving_gram(conn, ordered, names_only)
     # The folded text holds letters, digits and CJK only: no LIKE wildcard to escape.
     pattern = f"%{folded}%"
     found = _text.c.name.like(pattern)
     if not names_only:
         found = or_(found, _text.c.contacts.like(pattern))
     candidates = (select(_gram.c.customer_id)
-                  .where(_gram.c.gram == drive,
+                  .where(*_entries(drive, names_only),
                          exists().where(_text.c.customer_id == _gram.c.customer_id, found)))
     if entries < _COUNT_CAP:
         # Few candidates: checked now, and the list query gets their ids. PostgreSQL cannot
