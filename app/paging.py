@@ -5,7 +5,10 @@ reads (and a count scans) everything before it. `KeysetInterface` pages by the s
 instead: a page is "the next `size` rows after this row" in the order (order column, primary
 key), which an index on (column, id) answers by reading `size` entries, and which stays
 stable when rows are added meanwhile. The total is counted exactly up to `COUNT_CAP`;
-beyond that the list says "10,000+" (jumping far goes through the filters).
+beyond that the list says "10,000+" (jumping far goes through the filters). On PostgreSQL
+the list pages ask the planner first: when it expects more than COUNT_CAP rows the page
+shows its estimate, marked "about" (约), instead of counting 10,001 rows of a search
+intersected with a scope (~50 ms at 1M customers, more than the page itself).
 
 A cursor is the sort key of the boundary row, with the order it belongs to, as URL-safe
 base64 JSON; a cursor that does not decode, or belongs to another order, is ignored (the
@@ -22,7 +25,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Optional, Sequence
 
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_babel import gettext
 from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 COUNT_CAP = 10_000
 MAX_CURSOR_CHARS = 600
@@ -96,19 +102,57 @@ def decode_cursor(text: Optional[str], order: str, direction: str, size: int) ->
     return loaded
 
 
+# --- the planner's estimate ---------------------------------------------------------------
+class _Explain(Executable, ClauseElement):
+    """EXPLAIN (FORMAT JSON) of a SELECT, with the SELECT's own bound parameters."""
+
+    inherit_cache = False
+
+    def __init__(self, statement):
+        self.statement = statement
+
+
+@compiles(_Explain, "postgresql")
+def _compile_explain(element, compiler, **kw):
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
+
+
+def estimated_rows(session, statement) -> Optional[int]:
+    """How many rows PostgreSQL's planner expects `statement` to return (planning only, no
+    execution); None on other databases."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    plan = session.execute(_Explain(statement)).scalar_one()
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def rounded(n: int) -> int:
+    """An estimate shown to two significant digits (14,314 -> 14,000), so that it reads as
+    one."""
+    if n < 100:
+        return n
+    unit = 10 ** (len(str(n)) - 2)
+    return round(n / unit) * unit
+
+
 # --- the page -----------------------------------------------------------------------------
 @dataclass
 class Page:
     rows: list
-    total: int                     # exact when not `more_than`, else COUNT_CAP
-    more_than: bool = False        # the total exceeds COUNT_CAP ("10,000+")
+    total: int                     # exact when not `more_than`, else COUNT_CAP (or the
+    more_than: bool = False        # estimate): the total exceeds COUNT_CAP ("10,000+")
     next_cursor: Optional[str] = None
     prev_cursor: Optional[str] = None
     first: bool = True             # this is the first page of the order
     extra: dict = field(default_factory=dict)
+    estimated: bool = False        # `total` is PostgreSQL's estimate (more than COUNT_CAP)
 
     @property
     def total_text(self) -> str:
+        if self.estimated:
+            return gettext("about %(n)s", n=f"{rounded(self.total):,}")
         return f"{COUNT_CAP:,}+" if self.more_than else f"{self.total:,}"
 
 
@@ -160,22 +204,30 @@ class KeysetInterface(SQLAInterface):
         """The model's query with `filters` applied (FAB's filter machinery, no order/page)."""
         return self._apply_inner_all(self.session.query(self.obj), filters, aliases_mapping={})
 
-    def capped_count(self, query) -> tuple[int, bool]:
-        """How many rows `query` matches, counted up to COUNT_CAP (more: (COUNT_CAP, True))."""
-        pk = self.get_pk()
-        limited = query.with_entities(pk).order_by(None).limit(COUNT_CAP + 1).subquery()
+    def capped_count(self, query, estimate: bool = False) -> tuple[int, bool, bool]:
+        """How many rows `query` matches: (n, False, False) counted exactly up to COUNT_CAP,
+        (COUNT_CAP, True, False) beyond; with `estimate`, on PostgreSQL, (estimate, True,
+        True) when the planner expects more than COUNT_CAP (then nothing is counted)."""
+        ids = query.with_entities(self.get_pk()).order_by(None)
+        if estimate:
+            expected = estimated_rows(self.session, ids.statement)
+            if expected is not None and expected > COUNT_CAP:
+                return expected, True, True
+        limited = ids.limit(COUNT_CAP + 1).subquery()
         n = self.session.execute(select(func.count()).select_from(limited)).scalar_one()
-        return (COUNT_CAP, True) if n > COUNT_CAP else (n, False)
+        return (COUNT_CAP, True, False) if n > COUNT_CAP else (n, False, False)
 
     def page(self, filters, order_column: str = "", order_direction: str = "desc",
              page_size: int = 25, after: Optional[str] = None,
-             before: Optional[str] = None) -> Page:
+             before: Optional[str] = None, estimate: bool = False) -> Page:
         """One page of the filtered rows in (order column, pk) order: the first page, the one
-        after cursor `after`, or the one before cursor `before`."""
+        after cursor `after`, or the one before cursor `before`. `estimate`: a total beyond
+        COUNT_CAP may be PostgreSQL's estimate (the list pages; the REST count stays exact up
+        to the cap)."""
         direction = "asc" if order_direction == "asc" else "desc"
         columns, order_name = self.sort_key(order_column)
         query = self.filtered(filters)
-        total, more_than = self.capped_count(query)
+        total, more_than, estimated = self.capped_count(query, estimate)
 
         going_back = False
         key = decode_cursor(after, order_name, direction, len(columns))
@@ -198,20 +250,22 @@ class KeysetInterface(SQLAInterface):
             if not more:
                 # Back at the start of the list: show its true first page (full, if it was
                 # not already), and no "previous".
-                return self.page(filters, order_column, direction, page_size) \
+                return self.page(filters, order_column, direction, page_size,
+                                 estimate=estimate) \
                     if len(rows) < page_size else Page(
                         rows, total, more_than, self._cursor(rows[-1], columns, order_name,
-                                                             direction), None, True)
+                                                             direction), None, True,
+                        estimated=estimated)
             return Page(rows, total, more_than,
                         self._cursor(rows[-1], columns, order_name, direction) if rows else None,
                         self._cursor(rows[0], columns, order_name, direction) if rows else None,
-                        False)
+                        False, estimated=estimated)
         first = key is None
         return Page(rows, total, more_than,
                     self._cursor(rows[-1], columns, order_name, direction) if more else None,
                     None if first or not rows else
                     self._cursor(rows[0], columns, order_name, direction),
-                    first)
+                    first, estimated=estimated)
 
     @staticmethod
     def _beyond(columns, key, descending: bool):

@@ -315,6 +315,13 @@ def generate(app, n: int, n_events: int) -> None:
             f"CASE WHEN g % 4 = 0 THEN {days_ago_date(dialect, '-(g % 30)')} END, "
             f"{minutes_ago(dialect, f'(CAST(:nf AS bigint) - g) * {MINUTES_2Y} / :nf')} "
             f"FROM {series(dialect, lo, hi)}"), chunked(n_fu), base=base, n=n, nf=n_fu)
+        if "next_contact_on" in {c["name"] for c in sa.inspect(eng).get_columns(
+                "customer_ownership")}:
+            # What app.services.followups keeps (migration 0022): the latest follow-up's ask.
+            step("ownership next contact", lambda lo, hi: (
+                "UPDATE customer_ownership SET next_contact_on = (SELECT f.next_contact_on "
+                "FROM follow_up f WHERE f.customer_id = customer_ownership.customer_id "
+                "ORDER BY f.id DESC LIMIT 1) WHERE customer_id > :base"), base=base)
         n_deal = n // 5
         step("deal", lambda lo, hi: (
             "INSERT INTO deal (customer_id, user_id, amount, won_on, product_line, created_at) "
@@ -438,7 +445,7 @@ def grams(app) -> None:
         fn = getattr(search, name, None)
         if callable(fn):
             t = time.perf_counter()
-            fn()
+            fn(db.session.connection())  # rebuild_all(conn): in the session's transaction
             db.session.commit()
             print(f"  {'search grams (' + name + ')':<28} {time.perf_counter() - t:7.1f} s")
             return

@@ -9,7 +9,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select, text
 
 from app import paging
 from app.paging import decode_cursor, encode_cursor
@@ -179,12 +179,52 @@ def test_a_foreign_or_broken_cursor_shows_the_first_page(clients, many, junk):
 
 
 def test_the_count_stops_at_the_cap(clients, many, monkeypatch):
+    monkeypatch.setattr(paging, "estimated_rows", lambda *a: None)  # counted, not estimated
     monkeypatch.setattr(paging, "COUNT_CAP", 10)
     text = clients.rep.get("/customers/list/").get_data(as_text=True)
     assert re.search(r'<span class="record-count">10\+</span>', text)
     monkeypatch.setattr(paging, "COUNT_CAP", 10_000)
     text = clients.rep.get("/customers/list/").get_data(as_text=True)
     assert re.search(rf'<span class="record-count">{ROWS + 1}</span>', text)  # + c_rep
+
+
+def test_beyond_the_cap_the_page_shows_the_planners_estimate_marked_and_counts_nothing(
+        clients, many, monkeypatch):
+    seen = []
+    monkeypatch.setattr(paging, "estimated_rows", lambda session, stmt: seen.append(stmt)
+                        or 123_456)
+    resp, statements = _count_statements(clients.rep, "/customers/list/")
+    text = resp.get_data(as_text=True)
+    span = re.search(r'<span class="record-count"([^>]*)>([^<]*)</span>', text)
+    assert span.group(2) == "约 120,000" and "数据库估算：超过 10,000 条" in span.group(1)
+    assert seen and not any("count(" in s.lower() and "customer" in s.lower()
+                            for s in statements)
+    assert _ids_on(text) == sorted(many, reverse=True)[:25]  # the page itself is unchanged
+    # An estimate within the cap is not shown: the rows are counted exactly.
+    monkeypatch.setattr(paging, "estimated_rows", lambda session, stmt: 3)
+    text = clients.rep.get("/customers/list/").get_data(as_text=True)
+    assert re.search(rf'<span class="record-count">{ROWS + 1}</span>', text)
+
+
+def test_the_estimate_is_postgresqls_plan_and_none_elsewhere(db, many):
+    from app.models import Customer
+
+    total = db.session.execute(select(func.count()).select_from(Customer)).scalar_one()
+    if db.engine.dialect.name != "postgresql":
+        assert paging.estimated_rows(db.session, select(Customer.id)) is None
+        return
+    db.session.commit()
+    db.session.execute(text("ANALYZE customer"))
+    # A whole-table scan is estimated from the statistics just gathered: the row count.
+    assert paging.estimated_rows(db.session, select(Customer.id)) == total
+    # Bound parameters (an expanding IN among them) go to EXPLAIN with the statement.
+    assert 1 <= paging.estimated_rows(
+        db.session, select(Customer.id).where(Customer.id.in_(many[:5]))) <= 5
+
+
+def test_an_estimate_reads_as_one():
+    assert [paging.rounded(n) for n in (7, 99, 123, 14_314, 1_003_211)] == [
+        7, 99, 120, 14_000, 1_000_000]
 
 
 def test_customer_and_user_columns_are_searched_by_typing(clients, org, many):

@@ -115,16 +115,18 @@ def test_no_deal_on_a_pool_customer(db, org):
 
 def test_reminders_due_today_and_overdue_and_cleared_by_a_newer_followup(db, org):
     today = followups.local_today()
-    db.session.add_all([
-        FollowUp(customer_id=org.c_rep.id, user_id=org.rep.id, channel="call", content="报价",
-                 happened_at=utcnow() - dt.timedelta(days=5),
-                 next_contact_on=today - dt.timedelta(days=2)),
-        FollowUp(customer_id=org.c_rep2.id, user_id=org.rep2.id, channel="call", content="演示",
-                 happened_at=utcnow() - dt.timedelta(days=1), next_contact_on=today)])
-    db.session.commit()
+    followups.log_followup(org.rep, org.c_rep.id, {
+        "channel": "call", "content": "报价",
+        "happened_at": local_text(utcnow() - dt.timedelta(days=5)),
+        "next_contact_on": (today - dt.timedelta(days=2)).isoformat()})
+    followups.log_followup(org.rep2, org.c_rep2.id, {
+        "channel": "call", "content": "演示",
+        "happened_at": local_text(utcnow() - dt.timedelta(days=1)),
+        "next_contact_on": today.isoformat()})
     due = followups.due_reminders(org.rep.id, today)
     assert [r["customer_id"] for r in due["overdue"]] == [org.c_rep.id]
-    assert due["overdue"][0]["days_late"] == 2 and due["today"] == []
+    assert due["overdue"][0]["days_late"] == 2 and due["overdue"][0]["last"] == "报价"
+    assert due["today"] == [] and due["counts"] == {"today": 0, "overdue": 1}
     assert [r["customer_id"] for r in followups.due_reminders(org.rep2.id, today)["today"]] == \
         [org.c_rep2.id]
     # The digest: one per owner per day.
@@ -133,6 +135,52 @@ def test_reminders_due_today_and_overdue_and_cleared_by_a_newer_followup(db, org
         Notification.user_id == org.rep.id, Notification.kind == "followup_digest")).scalar_one()
     assert note.title == "今日待跟进 0 个，已逾期 1 个" and org.c_rep.name in note.body
     assert followups.send_digests(today) == 0
+    # An older call logged afterwards is still the latest logged: its ask replaces the date.
+    followups.log_followup(org.rep, org.c_rep.id, {
+        "channel": "call", "content": "补记",
+        "happened_at": local_text(utcnow() - dt.timedelta(days=9)),
+        "next_contact_on": (today - dt.timedelta(days=3)).isoformat()})
+    assert followups.due_reminders(org.rep.id, today)["overdue"][0]["days_late"] == 3
     # A newer follow-up without a next date clears rep1's reminder.
     followups.log_followup(org.rep, org.c_rep.id, {"channel": "call", "content": "已回电"})
-    assert followups.due_reminders(org.rep.id, today) == {"today": [], "overdue": []}
+    assert followups.due_reminders(org.rep.id, today) == {
+        "today": [], "overdue": [], "counts": {"today": 0, "overdue": 0}}
+
+
+def test_reminders_show_the_most_overdue_first_and_count_them_all(db, org):
+    today = followups.local_today()
+    ids = [org.c_rep.id]
+    for i in range(4):
+        ids.append(customers.create_customer(org.rep, {"name": f"提醒测试{i}号有限公司"}).id)
+    for days, cid in zip((1, 7, 3, 0, 5), ids):
+        followups.log_followup(org.rep, cid, {
+            "channel": "call", "content": f"第{days}",
+            "happened_at": local_text(utcnow() - dt.timedelta(days=10)),
+            "next_contact_on": (today - dt.timedelta(days=days)).isoformat()})
+    due = followups.due_reminders(org.rep.id, today, limit=2)
+    assert [r["days_late"] for r in due["overdue"]] == [7, 5]
+    assert [r["customer_id"] for r in due["today"]] == [ids[3]]
+    assert due["counts"] == {"today": 1, "overdue": 4}
+
+
+def test_a_merge_and_its_undo_keep_the_next_contact_of_the_latest_followup(db, org):
+    from app.services import merge
+
+    today = followups.local_today()
+    other = customers.create_customer(org.rep, {"name": "云帆科技（杭州）有限公司"},
+                                      confirm_duplicates=True)
+    followups.log_followup(org.rep, org.c_rep.id, {
+        "channel": "call", "content": "旧", "next_contact_on": (today).isoformat()})
+    followups.log_followup(org.rep, other.id, {
+        "channel": "call", "content": "新",
+        "next_contact_on": (today + dt.timedelta(days=4)).isoformat()})
+
+    def next_on(cid):
+        db.session.expire_all()
+        return db.session.get(Ownership, cid).next_contact_on
+
+    record = merge.merge(org.admin, org.c_rep.id, [other.id])[0]
+    # The merged customer's follow-up is the survivor's latest now.
+    assert next_on(org.c_rep.id) == today + dt.timedelta(days=4)
+    merge.undo(org.admin, record.id)
+    assert next_on(org.c_rep.id) == today and next_on(other.id) == today + dt.timedelta(days=4)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from sqlalchemy import update
 
@@ -106,15 +107,60 @@ def test_about_to_be_reclaimed_lists_customers_inside_the_warning_window(db, org
     assert f'data-id="{org.c_rep.id}"' not in box  # locked: exempt from reclaim
 
 
-def test_workbench_lists_follow_ups_due(db, org, clients):
-    from app.models import FollowUp
-    from app.models.customer import utcnow
-    from app.services.followups import local_today
+def test_workbench_lists_follow_ups_due(db, org, clients, monkeypatch):
+    from app.services import followups
 
-    db.session.add(FollowUp(customer_id=org.c_rep.id, user_id=org.rep.id, channel="visit",
-                            content="约了下周", happened_at=utcnow(),
-                            next_contact_on=local_today()))
-    db.session.commit()
+    followups.log_followup(org.rep, org.c_rep.id, {
+        "channel": "visit", "content": "约了下周",
+        "next_contact_on": followups.local_today().isoformat()})
+    extra = customers.create_customer(org.rep, {"name": "第二个待跟进客户"})
+    followups.log_followup(org.rep, extra.id, {
+        "channel": "call", "content": "再约",
+        "next_contact_on": followups.local_today().isoformat()})
     html = clients.rep.get("/workbench/").get_data(as_text=True)
     box = html.split('id="reminders"')[1].split("</table>")[0]
     assert f'class="warning due-today" data-id="{org.c_rep.id}"' in box and "今天" in box
+    # Beyond the rows shown, the badge still counts them all and the box says how many more.
+    monkeypatch.setattr(followups, "REMINDERS_SHOWN", 1)
+    monkeypatch.setattr(followups.due_reminders, "__defaults__", (1,))
+    html = clients.rep.get("/workbench/").get_data(as_text=True)
+    box = html.split('id="reminders"')[1].split("</table>")[0]
+    assert box.count('class="warning due-today"') == 1 and "另有 1 个" in box
+    assert re.search(r'<span class="badge">2</span></h4>\s*<table class="table '
+                     r'table-condensed" id="reminders"', html)
+
+
+def test_standing_counts_each_tab_cap_lock_and_todays_claims_in_one_statement(db, org):
+    from sqlalchemy import event
+
+    from app.services import caps, pool
+
+    c2 = customers.create_customer(org.rep, {"name": "跟进中的客户"})
+    c3 = customers.create_customer(org.rep, {"name": "已成交客户"})
+    c4 = customers.create_customer(org.rep, {"name": "锁定的客户"})
+    now = utcnow()
+    db.session.execute(update(Ownership).where(Ownership.customer_id == c2.id).values(
+        last_followup_at=now))
+    db.session.execute(update(Ownership).where(Ownership.customer_id == c3.id).values(won=True))
+    db.session.execute(update(Ownership).where(Ownership.customer_id == c4.id).values(
+        locked=True))
+    db.session.commit()
+    rep_id = org.rep.id
+    seen = []
+
+    def count(conn, cursor, statement, *_):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        got = workbench.standing(rep_id)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert len([s for s in seen if s.lstrip().upper().startswith("SELECT")]) == 1
+    # c_rep and c4 are new (no follow-up, not won); the locked c4 counts for the lock cap only
+    assert got == {"new": 2, "following": 1, "won": 1, "unlocked": 3, "unlocked_unwon": 2,
+                   "locked": 1, "claimed_today": pool.claimed_today(org.rep.id)}
+    assert got["unlocked_unwon"] == caps.counted(org.rep.id, False)
+    assert got["unlocked"] == caps.counted(org.rep.id, True)
+    assert got["locked"] == caps.locked_count(org.rep.id)
+    assert workbench.limits(org.rep.id)["owned"] == 2  # count_won off by default

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask_appbuilder import Model
 from flask_babel import gettext
-from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer,
-                        String, Text, UniqueConstraint, text)
+from sqlalchemy import (Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Index,
+                        Integer, String, Text, UniqueConstraint, case, text)
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
@@ -67,9 +67,13 @@ class Ownership(Model):
         CheckConstraint("(owner_id is null) <> (pool_id is null)", name="ck_ownership_owner_xor_pool"),
         CheckConstraint("owner_id is not null or locked = false", name="ck_ownership_pool_unlocked"),
         # Every claim and assignment counts the owner's customers against the cap (unlocked,
-        # not won): with these columns in the index the count is an index-only scan instead
-        # of a heap visit per customer held.
-        Index("ix_customer_ownership_owner_counts", "owner_id", "locked", "won"),
+        # not won), and the workbench its tabs (followed up or not): with these columns in
+        # the index the counts are an index-only scan instead of a heap visit per customer.
+        Index("ix_customer_ownership_owner_counts", "owner_id", "locked", "won",
+              "last_followup_at"),
+        # The workbench: the owner's customers oldest held first, and the follow-ups due.
+        Index("ix_customer_ownership_owner_acquired", "owner_id", "acquired_at"),
+        Index("ix_customer_ownership_owner_next_contact", "owner_id", "next_contact_on"),
         # A scoped list of customers, newest first: a range of the owner's (or the pool's)
         # customer ids, read backwards (app.paging).
         Index("ix_customer_ownership_owner_customer", "owner_id", "customer_id"),
@@ -84,6 +88,9 @@ class Ownership(Model):
     previous_owner_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"), index=True)
     released_at = Column(DateTime)
     last_followup_at = Column(DateTime)
+    # The next contact the customer's latest follow-up asked for (app.services.followups keeps
+    # it; merges recompute it): the workbench's reminders without reading the history.
+    next_contact_on = Column(Date)
     locked = Column(Boolean, nullable=False, default=False, server_default="0")
     won = Column(Boolean, nullable=False, default=False, server_default="0")
     category = Column(String(16), nullable=False, default="potential", server_default="potential")
@@ -95,6 +102,18 @@ class Ownership(Model):
     owner = relationship("Employee", foreign_keys=[owner_id])
     pool = relationship("Pool")
     previous_owner = relationship("Employee", foreign_keys=[previous_owner_id])
+
+
+def last_touch_of(row):
+    """When the customer was last touched: max(acquired, last follow-up), portable (SQLite has
+    no GREATEST). The reclaim rule's clock (app.services.reclaim.last_touch), and the
+    expression of the index below, which only serves queries that write it exactly so."""
+    return case((row.last_followup_at > row.acquired_at, row.last_followup_at),
+                else_=row.acquired_at)
+
+
+# The workbench's "about to be reclaimed": an owner's customers by last touch, soonest first.
+Index("ix_customer_ownership_owner_touch", Ownership.owner_id, last_touch_of(Ownership))
 
 
 class OwnershipEvent(Model):

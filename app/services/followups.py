@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, union_all, update
 
 from app.extensions import db
 from app.models import Contact, Customer, FollowUp, Notification, Ownership, User
@@ -81,29 +81,64 @@ def log_followup(actor: User, customer_id: int, data: dict[str, Any],
                         created_at=now, **values)
     db.session.add(followup)
     # The clock only moves forward: logging an old call does not shorten what a newer one gave.
+    # The next contact is the latest follow-up's, whatever it asked (none clears it).
+    happened = values["happened_at"]
     db.session.execute(
-        update(Ownership).where(Ownership.customer_id == customer.id,
-                                (Ownership.last_followup_at.is_(None))
-                                | (Ownership.last_followup_at < values["happened_at"]))
-        .values(last_followup_at=values["happened_at"]))
+        update(Ownership).where(Ownership.customer_id == customer.id).values(
+            last_followup_at=case(
+                ((Ownership.last_followup_at.is_(None))
+                 | (Ownership.last_followup_at < happened), happened),
+                else_=Ownership.last_followup_at),
+            next_contact_on=values["next_contact_on"]))
     db.session.commit()
     return followup
 
 
-def due_reminders(user_id: int, today: dt.date) -> dict[str, list[dict]]:
+def latest_next_contact(customer_id_column):
+    """The next contact date the customer's latest follow-up (the last logged) asked for, as
+    a scalar subquery correlated on `customer_id_column`."""
+    return (select(FollowUp.next_contact_on)
+            .where(FollowUp.customer_id == customer_id_column)
+            .order_by(FollowUp.id.desc()).limit(1).scalar_subquery())
+
+
+def refresh_next_contact(customer_ids) -> None:
+    """Recompute the ownership rows' next contact from the follow-ups (after a merge or its
+    undo moved follow-ups between customers)."""
+    ids = sorted({int(i) for i in customer_ids if i is not None})
+    if ids:
+        db.session.execute(update(Ownership).where(Ownership.customer_id.in_(ids)).values(
+            next_contact_on=latest_next_contact(Ownership.customer_id)))
+
+
+REMINDERS_SHOWN = 100  # per list (today / overdue) on the workbench
+
+
+def due_reminders(user_id: int, today: dt.date,
+                  limit: int = REMINDERS_SHOWN) -> dict[str, Any]:
     """The user's customers whose latest follow-up asked for a next contact today ("today")
-    or earlier ("overdue"): a newer follow-up clears the reminder."""
-    latest = (select(FollowUp.customer_id, func.max(FollowUp.id).label("last_id"))
-              .join(Ownership, Ownership.customer_id == FollowUp.customer_id)
-              .where(Ownership.owner_id == user_id).group_by(FollowUp.customer_id).subquery())
-    rows = db.session.execute(
-        select(FollowUp.customer_id, Customer.name, FollowUp.next_contact_on, FollowUp.content)
-        .join(latest, latest.c.last_id == FollowUp.id)
-        .join(Customer, Customer.id == FollowUp.customer_id)
-        .where(FollowUp.next_contact_on.is_not(None), FollowUp.next_contact_on <= today)
-        .order_by(FollowUp.next_contact_on, FollowUp.customer_id)).all()
-    out: dict[str, list[dict]] = {"today": [], "overdue": []}
-    for r in rows:
+    or earlier ("overdue", most overdue first), at most `limit` of each, with how many
+    there are ("counts"); a newer follow-up clears the reminder. Read from the ownership
+    rows (followups keeps their next contact), so a rep with tens of thousands of customers
+    costs two short index ranges."""
+    mine = Ownership.owner_id == user_id
+    counts = db.session.execute(select(
+        func.count().filter(Ownership.next_contact_on == today).label("today"),
+        func.count().filter(Ownership.next_contact_on < today).label("overdue"),
+    ).where(mine, Ownership.next_contact_on <= today)).one()
+    last = (select(FollowUp.content).where(FollowUp.customer_id == Ownership.customer_id)
+            .order_by(FollowUp.id.desc()).limit(1).scalar_subquery())
+    pick = select(Ownership.customer_id, Customer.name, Ownership.next_contact_on,
+                  last.label("content")).join(Customer, Customer.id == Ownership.customer_id)
+    # Each part is a subquery: SQLite takes no ORDER BY / LIMIT on a UNION's own members.
+    parts = [pick.where(mine, Ownership.next_contact_on == today)
+             .order_by(Ownership.customer_id).limit(limit).subquery(),
+             pick.where(mine, Ownership.next_contact_on < today)
+             .order_by(Ownership.next_contact_on, Ownership.customer_id).limit(limit).subquery()]
+    rows = db.session.execute(union_all(*(select(p) for p in parts))).all()
+    out: dict[str, Any] = {"today": [], "overdue": [],
+                           "counts": {"today": counts.today, "overdue": counts.overdue}}
+    for r in sorted(rows, key=lambda r: (r.next_contact_on, r.customer_id)):
         out["today" if r.next_contact_on == today else "overdue"].append(
             {"customer_id": r.customer_id, "name": r.name, "due": r.next_contact_on,
              "days_late": (today - r.next_contact_on).days, "last": r.content})
@@ -115,8 +150,8 @@ def send_digests(today: Optional[dt.date] = None) -> int:
     overdue; a second run on the same day sends nothing. Returns how many were sent."""
     today = today or local_today()
     owners = db.session.execute(
-        select(Ownership.owner_id).join(FollowUp, FollowUp.customer_id == Ownership.customer_id)
-        .where(Ownership.owner_id.is_not(None), FollowUp.next_contact_on <= today)
+        select(Ownership.owner_id)
+        .where(Ownership.owner_id.is_not(None), Ownership.next_contact_on <= today)
         .distinct()).scalars().all()
     since = local_day_start()
     already = set(db.session.execute(select(Notification.user_id).where(
@@ -125,12 +160,13 @@ def send_digests(today: Optional[dt.date] = None) -> int:
     for owner_id in owners:
         if owner_id in already:
             continue
-        due = due_reminders(owner_id, today)
+        due = due_reminders(owner_id, today, limit=5)
         if not due["today"] and not due["overdue"]:
             continue
         names = "、".join(r["name"] for r in (due["overdue"] + due["today"])[:5])
+        n = due["counts"]
         notifications.notify([owner_id], "followup_digest",
-                             f"今日待跟进 {len(due['today'])} 个，已逾期 {len(due['overdue'])} 个",
+                             f"今日待跟进 {n['today']} 个，已逾期 {n['overdue']} 个",
                              names, link="/workbench/")
         sent += 1
     db.session.commit()

@@ -21,6 +21,7 @@ from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, select
 from app.extensions import db
 from app.models import Customer, Department, Ownership, OwnershipEvent, Pool, ReclaimWarning, User
 from app.models.customer import utcnow
+from app.models.ownership import last_touch_of
 from app.services import merge, notifications, ownership, policies
 from app.services.times import local_date
 
@@ -45,9 +46,8 @@ class SweepResult:
 
 
 def last_touch():
-    """max(acquired, last follow-up), portable (SQLite has no GREATEST)."""
-    return case((Ownership.last_followup_at > Ownership.acquired_at, Ownership.last_followup_at),
-                else_=Ownership.acquired_at)
+    """max(acquired, last follow-up), portable (SQLite has no GREATEST); indexed per owner."""
+    return last_touch_of(Ownership)
 
 
 def _postgres() -> bool:

@@ -16,11 +16,17 @@ from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import Scope, scope_of, visible_owner_ids_select
 from app.services import caps, masking, policies, reclaim
-from app.services.pool import claimed_today, member_pool_ids
+from app.services.pool import _claimed_today_select, member_pool_ids
 from app.services.times import local_day_start
 
 SOON_LIMIT = 100  # the workbench's "about to be reclaimed" list
 TABS = {"new": _l("Not contacted"), "following": _l("Following up"), "won": _l("Won")}
+
+
+# What days_left() reads of an ownership row (columns, not the ORM object: a rep's page of
+# 200 rows is read without building 400 objects).
+_CLOCK = (Ownership.acquired_at, Ownership.last_followup_at, Ownership.locked, Ownership.won,
+          Ownership.grade)
 
 
 def days_left(own, policy: dict, now: Optional[dt.datetime] = None) -> Optional[int]:
@@ -34,52 +40,54 @@ def days_left(own, policy: dict, now: Optional[dt.datetime] = None) -> Optional[
     return math.ceil((when - (now or utcnow())) / dt.timedelta(days=1))
 
 
-def my_customers(user: User, tab: str = "new", limit: int = 200) -> list[dict]:
+def my_customers(user: User, tab: str = "new", limit: int = 200,
+                 policy: Optional[dict] = None) -> list[dict]:
     if tab not in TABS:
         tab = "new"
-    q = select(Customer, Ownership).join(Ownership, Ownership.customer_id == Customer.id).where(
-        Ownership.owner_id == user.id)
+    q = select(Customer.id, Customer.name, Customer.city, *_CLOCK).join(
+        Ownership, Ownership.customer_id == Customer.id).where(Ownership.owner_id == user.id)
     if tab == "won":
         q = q.where(Ownership.won.is_(True))
     elif tab == "following":
         q = q.where(Ownership.won.is_(False), Ownership.last_followup_at.is_not(None))
     else:
         q = q.where(Ownership.won.is_(False), Ownership.last_followup_at.is_(None))
-    policy = policies.effective_policy(user.id)
+    policy = policy or policies.effective_policy(user.id)
     rows = []
-    for customer, own in db.session.execute(q.order_by(Ownership.acquired_at).limit(limit)):
-        rows.append({"id": customer.id, "name": customer.name, "city": customer.city or "",
-                     "acquired_at": own.acquired_at, "last_followup_at": own.last_followup_at,
-                     "locked": own.locked, "grade": own.grade or "",
-                     "days_left": days_left(own, policy)})
+    for r in db.session.execute(q.order_by(Ownership.acquired_at).limit(limit)):
+        rows.append({"id": r.id, "name": r.name, "city": r.city or "",
+                     "acquired_at": r.acquired_at, "last_followup_at": r.last_followup_at,
+                     "locked": r.locked, "grade": r.grade or "",
+                     "days_left": days_left(r, policy)})
     rows.sort(key=lambda r: (r["days_left"] is None, r["days_left"] or 0))
     return rows
 
 
 def about_to_be_reclaimed(user: User, limit: int = SOON_LIMIT,
-                          now: Optional[dt.datetime] = None) -> list[dict]:
+                          now: Optional[dt.datetime] = None,
+                          policy: Optional[dict] = None) -> list[dict]:
     """My customers that the sweep takes within my warn-before days, soonest first (at most
     `limit`). Selected in the database, one rule at a time: the `limit` soonest by either
     deadline hold the `limit` soonest overall, so a rep with tens of thousands of customers
     reads two short index ranges, not every customer."""
     now = now or utcnow()
-    policy = policies.effective_policy(user.id)
+    policy = policy or policies.effective_policy(user.id)
     window = dt.timedelta(days=int(policy["warn_before_days"].value or 0) + 1)
     no_followup = dt.timedelta(days=int(policy["reclaim_no_followup_days"].value))
     no_deal = dt.timedelta(days=int(policy["reclaim_no_deal_days"].value))
     touch = reclaim.last_touch()
-    mine = select(Customer.id, Customer.name, Ownership).join(
+    mine = select(Customer.id, Customer.name, *_CLOCK).join(
         Ownership, Ownership.customer_id == Customer.id).where(
         Ownership.owner_id == user.id, Ownership.locked.is_(False), Ownership.won.is_(False))
     found = {}
     for clause, order in ((touch < now + window - no_followup, touch),
                           (Ownership.acquired_at < now + window - no_deal,
                            Ownership.acquired_at)):
-        for cid, name, own in db.session.execute(
+        for r in db.session.execute(
                 mine.where(clause).order_by(order, Ownership.customer_id).limit(limit)):
-            left = days_left(own, policy, now)
+            left = days_left(r, policy, now)
             if left is not None and left <= window.days - 1:
-                found[cid] = {"id": cid, "name": name, "days_left": left}
+                found[r.id] = {"id": r.id, "name": r.name, "days_left": left}
     return sorted(found.values(), key=lambda r: (r["days_left"], r["id"]))[:limit]
 
 
@@ -103,24 +111,39 @@ def pool_customers(user: User, limit: int = 50) -> list[dict]:
             for r in rows]
 
 
-def tab_counts(user: User) -> dict[str, int]:
-    """The workbench tabs' counts, in one pass over the user's customers."""
-    unwon = Ownership.won.is_(False)
+def standing(user_id: int) -> dict[str, int]:
+    """Where the user stands, in one statement over their customers: the workbench tabs
+    (new / following / won), what counts against the cap (unlocked; unlocked and not won),
+    the locked ones, and today's claims."""
+    unwon, unlocked = Ownership.won.is_(False), Ownership.locked.is_(False)
     row = db.session.execute(select(
         func.count().filter(unwon, Ownership.last_followup_at.is_(None)).label("new"),
         func.count().filter(unwon, Ownership.last_followup_at.is_not(None)).label("following"),
         func.count().filter(Ownership.won.is_(True)).label("won"),
-    ).where(Ownership.owner_id == user.id)).one()
-    return {"new": row.new, "following": row.following, "won": row.won}
+        func.count().filter(unlocked).label("unlocked"),
+        func.count().filter(unlocked, unwon).label("unlocked_unwon"),
+        func.count().filter(Ownership.locked.is_(True)).label("locked"),
+        _claimed_today_select(user_id).label("claimed_today"),
+    ).where(Ownership.owner_id == user_id)).one()
+    return dict(row._mapping)
 
 
-def limits(user_id: int) -> dict:
-    """The user's effective rules with where each comes from, and where they stand today."""
-    policy = policies.effective_policy(user_id)
+def tab_counts(user: User, counts: Optional[dict] = None) -> dict[str, int]:
+    """The workbench tabs' counts (from standing(), read now unless given)."""
+    counts = counts or standing(user.id)
+    return {tab: counts[tab] for tab in TABS}
+
+
+def limits(user_id: int, policy: Optional[dict] = None,
+           counts: Optional[dict] = None) -> dict:
+    """The user's effective rules with where each comes from, and where they stand today
+    (pass the policy and standing() when the caller already read them)."""
+    policy = policy or policies.effective_policy(user_id)
+    counts = counts or standing(user_id)
+    owned = caps.room_of(policy, counts["unlocked"], counts["unlocked_unwon"])
     return {"policy": {k: {"value": v.value, "source": v.source} for k, v in policy.items()},
-            "owned": caps.room(user_id, policy).have,
-            "locked": caps.lock_room(user_id, policy).have,
-            "claimed_today": claimed_today(user_id)}
+            "owned": owned.have, "locked": counts["locked"],
+            "claimed_today": counts["claimed_today"]}
 
 
 def my_requests(user: User) -> list[TransferRequest]:

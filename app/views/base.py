@@ -230,7 +230,8 @@ class ScopedModelView(ModelView):
         paging = self.datamodel.page(
             filters.get_joined_filters(self._base_filters), order_column,
             order_direction or "asc", page_size,
-            after=request.args.get(f"after_{name}"), before=request.args.get(f"before_{name}"))
+            after=request.args.get(f"after_{name}"), before=request.args.get(f"before_{name}"),
+            estimate=True)
         rows = paging.rows
         pks = [self._serialize_pk_if_composite(pk) for pk in self.datamodel.get_keys(rows)]
         widgets["list"] = self.list_widget(

@@ -6,7 +6,7 @@ from flask import abort, request
 from flask_appbuilder import BaseView, expose, has_access
 
 from app.security import RES_WORKBENCH, ROLE_ADMIN, ROLE_MANAGER, current_user, has_role
-from app.services import followups, workbench
+from app.services import followups, policies, workbench
 
 
 class WorkbenchView(BaseView):
@@ -21,13 +21,16 @@ class WorkbenchView(BaseView):
         user = current_user()
         tab = request.args.get("tab", "new")
         tab = tab if tab in workbench.TABS or tab == "pool" else "new"
+        # The policy and the counts are read once and shared by every panel.
+        policy, counts = policies.effective_policy(user.id), workbench.standing(user.id)
         return self.render_template(
             "guishu/workbench.html", tab=tab, tabs=workbench.TABS,
-            counts=workbench.tab_counts(user),
-            rows=workbench.my_customers(user, tab) if tab != "pool" else [],
+            counts=workbench.tab_counts(user, counts),
+            rows=workbench.my_customers(user, tab, policy=policy) if tab != "pool" else [],
             pool_rows=workbench.pool_customers(user) if tab == "pool" else [],
-            limits=workbench.limits(user.id), requests=workbench.my_requests(user),
-            soon=workbench.about_to_be_reclaimed(user),
+            limits=workbench.limits(user.id, policy, counts),
+            requests=workbench.my_requests(user),
+            soon=workbench.about_to_be_reclaimed(user, policy=policy),
             reminders=followups.due_reminders(user.id, followups.local_today()))
 
     @expose("/team")
