@@ -28,7 +28,10 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext
 from sqlalchemy import and_, func, select, tuple_
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.elements import BinaryExpression, ColumnElement
 from sqlalchemy.sql.expression import ClauseElement, Executable
+from sqlalchemy.sql.selectable import AliasedReturnsRows, ScalarSelect, Select
 
 COUNT_CAP = 10_000
 MAX_CURSOR_CHARS = 600
@@ -137,6 +140,31 @@ def rounded(n: int) -> int:
     return round(n / unit) * unit
 
 
+# --- a range on the key, into its IN-subqueries ---------------------------------------------
+def _bounded_subqueries(statement, pk, bound, descending: bool):
+    """`statement` with `pk < bound` (or >) also inside every `pk IN (SELECT one column …)`.
+
+    The page reads `pk < bound` backwards; a scope or a search is `pk IN (SELECT customer_id
+    FROM …)`. PostgreSQL does not carry an inequality across the semi-join, so it merged the
+    page with the pool's whole ownership range from the top (500,000 rows skipped for a deep
+    page of the pool). The same bound inside the subquery is redundant to the result and lets
+    its index start at the bound."""
+
+    def bounded(element):
+        if isinstance(element, BinaryExpression) and element.operator is operators.in_op \
+                and isinstance(element.right, ScalarSelect) \
+                and isinstance(element.left, ColumnElement) and element.left.shares_lineage(pk) \
+                and not isinstance(getattr(element.left, "table", None), AliasedReturnsRows):
+            inner = element.right.element
+            if isinstance(inner, Select) and len(inner.selected_columns) == 1:
+                col = inner.selected_columns[0]
+                inner = inner.where(col < bound if descending else col > bound)
+                return element.left.in_(inner)
+        return None
+
+    return visitors.replacement_traverse(statement, {}, bounded)
+
+
 # --- the page -----------------------------------------------------------------------------
 @dataclass
 class Page:
@@ -241,8 +269,13 @@ class KeysetInterface(SQLAInterface):
         if key is not None:
             rows_query = rows_query.filter(self._beyond(columns, key, read_desc))
         ordering = [c.desc() if read_desc else c.asc() for c in columns]
-        rows = rows_query.options(*self.list_load).order_by(*ordering) \
-            .limit(page_size + 1).all()
+        rows_query = rows_query.options(*self.list_load).order_by(*ordering) \
+            .limit(page_size + 1)
+        if key is not None and len(columns) == 1:
+            rows = self.session.execute(_bounded_subqueries(
+                rows_query.statement, columns[0], key[0], read_desc)).unique().scalars().all()
+        else:
+            rows = rows_query.all()
         more = len(rows) > page_size
         rows = rows[:page_size]
         if going_back:

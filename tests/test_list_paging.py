@@ -222,6 +222,41 @@ def test_the_estimate_is_postgresqls_plan_and_none_elsewhere(db, many):
         db.session, select(Customer.id).where(Customer.id.in_(many[:5]))) <= 5
 
 
+def test_the_page_bound_goes_into_the_keys_in_subqueries_only():
+    from sqlalchemy import Integer, column, table
+    from sqlalchemy.orm import aliased
+
+    from app.models import Customer, Ownership
+
+    owned = select(Ownership.customer_id).where(Ownership.pool_id.in_([1, 2]))
+    other = aliased(Customer)
+    stmt = (select(Customer.id).join(other, other.id == Customer.id)
+            .where(Customer.id.in_(owned), Customer.id.not_in(select(Ownership.customer_id)),
+                   Customer.name.in_(select(column("name", Integer)).select_from(table("x"))),
+                   other.id.in_(select(Ownership.customer_id)), Customer.id < 500))
+    sql = str(paging._bounded_subqueries(stmt, Customer.__table__.c.id, 500, True))
+    # bounded: the pk's IN (…); untouched: NOT IN, another column's IN, an alias's IN
+    assert "customer_ownership.pool_id IN (__[POSTCOMPILE_pool_id_1]) AND " \
+           "customer_ownership.customer_id < :customer_id_1" in sql
+    assert sql.count("customer_ownership.customer_id <") == 1
+    asc = str(paging._bounded_subqueries(stmt, Customer.__table__.c.id, 500, False))
+    assert "customer_ownership.customer_id > :customer_id_1" in asc
+
+
+def test_deep_pages_of_the_pool_walk_every_pool_customer_once(clients, db, org):
+    from app.models import Ownership
+    from app.services import customers
+
+    for i in range(60):
+        customers.create_customer(org.admin, {"name": f"公海翻页{i:03d}号有限公司"},
+                                  pool_id=org.pool.id, confirm_duplicates=True)
+    expected = sorted(db.session.execute(select(Ownership.customer_id).where(
+        Ownership.pool_id.is_not(None))).scalars(), reverse=True)
+    assert len(expected) > 50
+    pages = _walk(clients.admin, "/pool/list/")
+    assert len(pages) >= 3 and [i for _, ids, _ in pages for i in ids] == expected
+
+
 def test_an_estimate_reads_as_one():
     assert [paging.rounded(n) for n in (7, 99, 123, 14_314, 1_003_211)] == [
         7, 99, 120, 14_000, 1_000_000]
