@@ -164,3 +164,38 @@ def test_standing_counts_each_tab_cap_lock_and_todays_claims_in_one_statement(db
     assert got["unlocked"] == caps.counted(org.rep.id, True)
     assert got["locked"] == caps.locked_count(org.rep.id)
     assert workbench.limits(org.rep.id)["owned"] == 2  # count_won off by default
+
+
+def test_the_workbench_is_the_same_statements_whatever_the_rep_holds(db, org, clients):
+    from sqlalchemy import event
+
+    from app.extensions import db as fdb
+    from app.services import followups, transfers
+
+    def statements():
+        seen = []
+
+        def count(conn, cursor, statement, *_):
+            if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+                seen.append(statement)
+
+        event.listen(fdb.engine, "before_cursor_execute", count)
+        try:
+            assert clients.rep.get("/workbench/").status_code == 200
+        finally:
+            event.remove(fdb.engine, "before_cursor_execute", count)
+        return len(seen)
+
+    transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求换人",
+                              "customer_request")
+    statements()  # the client's first request also loads what every later one reuses
+    few = statements()
+    for i in range(6):
+        c = customers.create_customer(org.rep, {"name": f"工作台语句{i}号有限公司"})
+        followups.log_followup(org.rep, c.id, {
+            "channel": "call", "content": "约", "next_contact_on":
+            followups.local_today().isoformat()})
+        transfers.create_transfer(org.rep, [c.id], org.rep2.id, "客户要求换人",
+                                  "customer_request")
+    # requests, reminders and customers are joined, not loaded one by one
+    assert statements() == few <= 10

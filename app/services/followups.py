@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy import case, func, select, union_all, update
+from sqlalchemy import case, func, select, true, union_all, update
 
 from app.extensions import db
 from app.models import Contact, Customer, FollowUp, Notification, Ownership, User
@@ -122,10 +122,10 @@ def due_reminders(user_id: int, today: dt.date,
     rows (followups keeps their next contact), so a rep with tens of thousands of customers
     costs two short index ranges."""
     mine = Ownership.owner_id == user_id
-    counts = db.session.execute(select(
+    counts = select(
         func.count().filter(Ownership.next_contact_on == today).label("today"),
         func.count().filter(Ownership.next_contact_on < today).label("overdue"),
-    ).where(mine, Ownership.next_contact_on <= today)).one()
+    ).where(mine, Ownership.next_contact_on <= today).subquery()
     last = (select(FollowUp.content).where(FollowUp.customer_id == Ownership.customer_id)
             .order_by(FollowUp.id.desc()).limit(1).scalar_subquery())
     pick = select(Ownership.customer_id, Customer.name, Ownership.next_contact_on,
@@ -135,9 +135,14 @@ def due_reminders(user_id: int, today: dt.date,
              .order_by(Ownership.customer_id).limit(limit).subquery(),
              pick.where(mine, Ownership.next_contact_on < today)
              .order_by(Ownership.next_contact_on, Ownership.customer_id).limit(limit).subquery()]
-    rows = db.session.execute(union_all(*(select(p) for p in parts))).all()
+    # The counts ride on every row (one statement); no row means nothing is due.
+    due = union_all(*(select(p) for p in parts)).subquery()
+    rows = db.session.execute(
+        select(due, counts.c.today.label("n_today"), counts.c.overdue.label("n_overdue"))
+        .select_from(due.join(counts, true()))).all()
+    n_today, n_overdue = (rows[0].n_today, rows[0].n_overdue) if rows else (0, 0)
     out: dict[str, Any] = {"today": [], "overdue": [],
-                           "counts": {"today": counts.today, "overdue": counts.overdue}}
+                           "counts": {"today": n_today, "overdue": n_overdue}}
     for r in sorted(rows, key=lambda r: (r.next_contact_on, r.customer_id)):
         out["today" if r.next_contact_on == today else "overdue"].append(
             {"customer_id": r.customer_id, "name": r.name, "due": r.next_contact_on,

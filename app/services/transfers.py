@@ -27,7 +27,7 @@ from app.models import (Customer, CustomerShare, Department, OpenTransfer, Owner
 from app.models.customer import utcnow
 from app.models.transfer import TRANSFER_TRIGGERS
 from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF,
-                          customer_scope_clause, has_role)
+                          customer_scope_clause, has_role, request_cache)
 from app.services import caps, limits, notifications, ownership
 from app.services.errors import (NO_SUCH_CUSTOMER, Conflict, NotFound, OutOfScope, PermissionDenied,
                                  ValidationFailed, tr)
@@ -159,16 +159,26 @@ def _is(column, user_id: int):
     return and_(column.is_not(None), column == user_id)
 
 
-def _staff_under(actor: User):
-    """SELECT of the users in the departments the actor manages and in every department
+def _staff_under(actor: User) -> list[int]:
+    """The ids of the users in the departments the actor manages and in every department
     below them: the people whose requests the actor approves as their manager (the
-    managers of a department and of the departments above it)."""
+    managers of a department and of the departments above it). Read in one statement, once
+    per request: the transfer page asks it for each box and each approval step, and
+    building the recursive query a dozen times cost more than running it."""
+    cache = request_cache()
+    key = ("staff_under", actor.id)
+    if cache is not None and key in cache:
+        return cache[key]
     managed = select(Department.id).where(Department.manager_id == actor.id) \
-        .cte(recursive=True)  # unnamed: one query may hold several of these
+        .cte(recursive=True)
     child = aliased(Department)
     # UNION, not UNION ALL: a department met twice is not walked again.
     managed = managed.union(select(child.id).where(child.parent_id == managed.c.id))
-    return select(User.id).where(User.department_id.in_(select(managed.c.id)))
+    ids = list(db.session.execute(
+        select(User.id).where(User.department_id.in_(select(managed.c.id)))).scalars())
+    if cache is not None:
+        cache[key] = ids
+    return ids
 
 
 def first_approver_clause(actor: User):

@@ -6,7 +6,7 @@ import math
 from typing import Optional
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
@@ -79,15 +79,17 @@ def about_to_be_reclaimed(user: User, limit: int = SOON_LIMIT,
     mine = select(Customer.id, Customer.name, *_CLOCK).join(
         Ownership, Ownership.customer_id == Customer.id).where(
         Ownership.owner_id == user.id, Ownership.locked.is_(False), Ownership.won.is_(False))
+    # Both short ranges in one statement (each part a subquery: SQLite takes no ORDER BY /
+    # LIMIT on a UNION's own members).
+    parts = [mine.where(clause).order_by(order, Ownership.customer_id).limit(limit).subquery()
+             for clause, order in ((touch < now + window - no_followup, touch),
+                                   (Ownership.acquired_at < now + window - no_deal,
+                                    Ownership.acquired_at))]
     found = {}
-    for clause, order in ((touch < now + window - no_followup, touch),
-                          (Ownership.acquired_at < now + window - no_deal,
-                           Ownership.acquired_at)):
-        for r in db.session.execute(
-                mine.where(clause).order_by(order, Ownership.customer_id).limit(limit)):
-            left = days_left(r, policy, now)
-            if left is not None and left <= window.days - 1:
-                found[r.id] = {"id": r.id, "name": r.name, "days_left": left}
+    for r in db.session.execute(union_all(*(select(p) for p in parts))):
+        left = days_left(r, policy, now)
+        if left is not None and left <= window.days - 1:
+            found[r.id] = {"id": r.id, "name": r.name, "days_left": left}
     return sorted(found.values(), key=lambda r: (r["days_left"], r["id"]))[:limit]
 
 
@@ -150,7 +152,8 @@ def my_requests(user: User) -> list[TransferRequest]:
     return list(db.session.execute(select(TransferRequest).where(
         (TransferRequest.applicant_id == user.id) | (TransferRequest.from_owner_id == user.id)
         | (TransferRequest.to_owner_id == user.id)).order_by(TransferRequest.id.desc())
-        .limit(100)).scalars())
+        .limit(100).options(joinedload(TransferRequest.from_owner),
+                            joinedload(TransferRequest.to_owner))).scalars())
 
 
 def team(manager: User) -> list[dict]:
