@@ -6,14 +6,14 @@ edited in the database, so `flask crm init` on any deployment gives the same acc
 from __future__ import annotations
 
 import enum
-from typing import Optional
+from typing import Optional, Sequence
 
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.sqla.models import Role
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect as sa_inspect, or_, select, true
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased, joinedload
 
 from app.extensions import db
 from app.models import Customer, CustomerShare, Department, Ownership, User
@@ -366,7 +366,40 @@ class CustomerScopeFilter(BaseFilter):
     def apply(self, query, value):
         model = self.datamodel.obj
         column = getattr(model, self.column_name)
-        return query.filter(customer_scope_clause(current_user(), column))
+        return limit_to_scope(query, current_user(), column)
+
+
+def limit_to_scope(query, user: Optional[User], column, include_shared: bool = True):
+    """`query` (an ORM query or a SELECT) limited to the rows whose `column` (a customer id)
+    is in the user's scope: a semi-join on PostgreSQL, a join on SQLite (scope_joined)."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        return scope_joined(query, user, column, include_shared)
+    return query.filter(customer_scope_clause(user, column, include_shared))
+
+
+def scope_joined(query, user: Optional[User], column, include_shared: bool = True,
+                 also_ids: Sequence[int] = ()):
+    """`query` limited to the user's scope through a join with the customers' ownership rows
+    instead of `column IN (SELECT …)`: SQLite materialises an IN subquery whole before the
+    first row (700,000 ids, 0.4 s for a manager of the sales tree at 1M customers), while for
+    a join its planner weighs both orders from the statistics and, for a wide scope, walks
+    the list's own index and stops after one page. Same rows as customer_scope_clause;
+    `also_ids`: ids in scope besides (merged-away customers, which have no ownership row:
+    then an outer join)."""
+    scope = scope_of(user)
+    if scope is None:
+        return query.filter(false_clause())
+    if scope == Scope.ALL:
+        return query
+    own = aliased(Ownership, name="scope_ownership")
+    mine = own.owner_id.in_(sorted(visible_owner_ids(user, scope)))
+    shared = shared_customer_ids(user) if include_shared else ()
+    if shared:
+        mine = or_(mine, own.customer_id.in_(sorted(shared)))
+    if also_ids:
+        return query.outerjoin(own, own.customer_id == column).filter(
+            or_(mine, column.in_(sorted(set(also_ids)))))
+    return query.join(own, own.customer_id == column).filter(mine)
 
 
 def scope_filters(column: str = "id") -> list:

@@ -306,19 +306,36 @@ def history_clause(column, customer_id: int):
         select(r.old_id).where(r.survivor_id == customer_id, _in_effect())))
 
 
+def _merged_in_scope(visible) -> list[int]:
+    """The merged-away ids whose survivor is in `visible` (a SELECT of Ownership.customer_id):
+    each redirect (few) probes its survivor, rather than the scope's ids being gathered
+    first (SQLite materialises an IN subquery: 0.4 s for 700,000 visible customers)."""
+    r = CustomerRedirect
+    in_scope = visible.where(Ownership.customer_id == r.survivor_id).exists()
+    return db.session.execute(select(r.old_id).where(in_scope, _in_effect())).scalars().all()
+
+
+def history_scope_joined(query, actor: Optional[User], column):
+    """history_scope_clause for SQLite, as a join (app.security.scope_joined says why)."""
+    from app.security import scope_joined
+
+    visible = visible_customer_ids_select(actor)
+    if visible is None:
+        return query
+    return scope_joined(query, actor, column, also_ids=_merged_in_scope(visible))
+
+
 def history_scope_clause(actor: Optional[User], column):
     """`column` (the customer id of an ownership event) is in the actor's data scope: its
     customer is, or the survivor it was merged into is."""
     visible = visible_customer_ids_select(actor)
     if visible is None:
         return true()
-    r = CustomerRedirect
     # The merged-away ids in scope are few: read them first, so that the usual case (none)
     # is a plain semi-join the planner estimates from its statistics. Written as one
     # subquery (an OR of two, or a UNION ALL), PostgreSQL hashed every visible customer or
     # guessed 200 of 700,000 and read every event of them: minutes at 10M events.
-    merged = db.session.execute(
-        select(r.old_id).where(r.survivor_id.in_(visible), _in_effect())).scalars().all()
+    merged = _merged_in_scope(visible)
     if not merged:
         return column.in_(visible)
     return or_(column.in_(visible), column.in_(sorted(set(merged))))

@@ -200,9 +200,12 @@ class HistoryScopeFilter(BaseFilter):
     arg_name = None
 
     def apply(self, query, value):
-        from app.services.merge import history_scope_clause
+        from app.extensions import db
+        from app.services.merge import history_scope_clause, history_scope_joined
 
         column = getattr(self.datamodel.obj, self.column_name)
+        if db.session.get_bind().dialect.name == "sqlite":
+            return history_scope_joined(query, current_user(), column)
         return query.filter(history_scope_clause(current_user(), column))
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Customer, Ownership
 from app.paging import count_text
-from app.security import (SCOPE_LABELS, current_user, customer_scope_clause, role_label,
+from app.security import (SCOPE_LABELS, current_user, limit_to_scope, role_label,
                           scope_of)
 
 
@@ -20,7 +20,7 @@ class HomeView(IndexView):
         stats = None
         if user is not None:
             scope = scope_of(user)
-            visible = count_text(select(Customer.id).where(customer_scope_clause(user)),
+            visible = count_text(limit_to_scope(select(Customer.id), user, Customer.id),
                                  db.session)
             mine = db.session.execute(
                 select(func.count()).select_from(Ownership).where(Ownership.owner_id == user.id)
