@@ -7,7 +7,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
 from app import database
 from app.models import OwnershipEvent, Policy, Pool, PoolMember
@@ -190,6 +190,21 @@ def test_a_claim_right_after_a_refusal_counts_what_is_held(db, org, pool_ids):
 def postgres_only(db):
     if db.session.get_bind().dialect.name != "postgresql":
         pytest.skip("PostgreSQL's prepared statements")
+
+
+def test_one_customer_claims_run_one_cached_plan(db, org, pool_ids):
+    """The driver prepares the claim's statement once it has run a few times, and PostgreSQL
+    then keeps one generic plan only if it is no dearer than planning each claim: for the
+    usual claim, one customer, it is (the id is one parameter, not an array of them)."""
+    postgres_only(db)
+    ids = [customers.create_customer(org.staff, {"name": f"计划客户{i}"},
+                                     confirm_duplicates=True).id for i in range(14)]
+    for i in ids:
+        assert pool.claim_from_pool(org.rep, [i]) == [i]
+    plans = db.session.execute(text(
+        "SELECT generic_plans FROM pg_prepared_statements WHERE statement LIKE 'WITH facts%'"
+    )).scalars().all()
+    assert plans and max(plans) > 0, plans
 
 
 def test_a_rollback_keeps_the_prepared_statements(db, org):
