@@ -44,6 +44,10 @@ def create_app(config: Optional[Type] = None, **overrides) -> Flask:
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     csrf.init_app(app)
     with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            from app.database import use_connection_class
+
+            use_connection_class(db.engine)
         if not getattr(Engine, "_guishu_pragmas", False):
             event.listen(Engine, "connect", _sqlite_pragmas)
             Engine._guishu_pragmas = True

@@ -69,7 +69,7 @@ def setup(app, n_customers: int, n_reps: int):
         db.session.commit()
         reps = [u.id for u in reps]
         t0 = time.perf_counter()
-        # Server-side bulk load: the customer rows and their pool ownership in two statements.
+        # Server-side bulk load: the customer rows, their pool ownership and their events.
         db.session.execute(sa.text(
             "SET CONSTRAINTS ALL DEFERRED"))
         db.session.execute(sa.text(
@@ -80,6 +80,13 @@ def setup(app, n_customers: int, n_reps: int):
             "INSERT INTO customer_ownership (customer_id, pool_id, acquired_at, acquired_how, "
             "locked, won, category) SELECT g, :pool, now(), 'created', false, false, "
             "'potential' FROM generate_series(1, :n) g"), {"n": n_customers, "pool": pool.id})
+        # And the 'created' event every real customer has (ownership.place_new_customer):
+        # the claim reads the event log (cooldown, daily limit), and an empty log would
+        # give the planner statistics no deployment has.
+        db.session.execute(sa.text(
+            "INSERT INTO ownership_event (customer_id, kind, to_pool_id, reason, created_at) "
+            "SELECT g, 'created', :pool, '新建客户', now() FROM generate_series(1, :n) g"),
+            {"n": n_customers, "pool": pool.id})
         db.session.execute(sa.text("SELECT setval('customer_id_seq', :n)"), {"n": n_customers})
         db.session.commit()
         db.session.execute(sa.text("ANALYZE"))

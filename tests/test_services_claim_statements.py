@@ -7,8 +7,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
+from app import database
 from app.models import OwnershipEvent, Policy, Pool, PoolMember
 from app.models.customer import utcnow
 from app.security import ROLE_REP, has_role
@@ -184,3 +185,45 @@ def test_a_claim_right_after_a_refusal_counts_what_is_held(db, org, pool_ids):
     with pytest.raises(CapExceeded) as exc:
         pool.claim_from_pool(org.rep, pool_ids[2:3])
     assert exc.value.message == "超出客户上限：上限 3，已拥有 3，本次领取 1"
+
+
+def postgres_only(db):
+    if db.session.get_bind().dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's prepared statements")
+
+
+def test_one_customer_claims_run_one_cached_plan(db, org, pool_ids):
+    """The driver prepares the claim's statement once it has run a few times, and PostgreSQL
+    then keeps one generic plan only if it is no dearer than planning each claim: for the
+    usual claim, one customer, it is (the id is one parameter, not an array of them)."""
+    postgres_only(db)
+    ids = [customers.create_customer(org.staff, {"name": f"计划客户{i}"},
+                                     confirm_duplicates=True).id for i in range(14)]
+    for i in ids:
+        assert pool.claim_from_pool(org.rep, [i]) == [i]
+    plans = db.session.execute(text(
+        "SELECT generic_plans FROM pg_prepared_statements WHERE statement LIKE 'WITH facts%'"
+    )).scalars().all()
+    assert plans and max(plans) > 0, plans
+
+
+def test_a_rollback_keeps_the_prepared_statements(db, org):
+    """A refused claim rolls back: the connection's prepared statements stay (psycopg's own
+    connection would drop them all, and the next claims would be planned afresh)."""
+    postgres_only(db)
+    query = "SELECT %s::integer + 41"
+    with db.engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert isinstance(raw, database.Connection)
+
+        def prepared() -> int:
+            return raw.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement "
+                               "= 'SELECT $1::integer + 41'", prepare=False).fetchone()[0]
+
+        assert raw.execute(query, [1], prepare=True).fetchone()[0] == 42
+        raw.rollback()
+        assert prepared() == 1
+        # Still known to the driver as well: it runs the one prepared, no second PREPARE.
+        assert raw.execute(query, [2], prepare=True).fetchone()[0] == 43
+        assert prepared() == 1
+        conn.rollback()

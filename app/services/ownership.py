@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Optional
 
-from sqlalchemy import ARRAY, Integer, any_, bindparam, insert, select, update
+from sqlalchemy import ARRAY, Integer, any_, bindparam, insert, literal_column, select, update
 
 from app.extensions import db
 from app.models import Department, Ownership, OwnershipEvent, Pool, User
@@ -48,10 +48,12 @@ _LOCK_ACTIVE_REP = (
                .scalar_subquery().label("department_path")))
 
 
-def lock_active_rep(user_id: int):
+def lock_active_rep(user_id: int, connection=None):
     """lock_rep and fetch (active, employment_status, department_id, username,
-    department_path) in one statement; ValidationFailed if the user cannot own customers."""
-    row = db.session.connection().execute(_LOCK_ACTIVE_REP, {"user_id": user_id}).first()
+    department_path) in one statement; ValidationFailed if the user cannot own customers.
+    `connection`: the session's, if the caller already has it."""
+    connection = connection if connection is not None else db.session.connection()
+    row = connection.execute(_LOCK_ACTIVE_REP, {"user_id": user_id}).first()
     if row is None:
         raise ValidationFailed({"owner": tr("The owner does not exist")})
     if not row.active or row.employment_status != EMPLOYMENT_ACTIVE:
@@ -182,20 +184,31 @@ def _take_statements(postgres: bool) -> tuple:
     return move, log_moves_select(taken.subquery())
 
 
-def log_moves_select(moved):
+def log_moves_select(moved, **values):
     """INSERT of one event per row of `moved` (anything with a customer_id column; its
     from_pool column, if it has one, names the pool each came from, else the bind parameter
     from_pool does), the rest from bind parameters: kind, to_owner, actor_id, reason, rule,
-    now."""
+    now; `values` puts SQL expressions in place of any of them (a statement built for one
+    kind of move writes its constants into the SQL: fewer parameters to send each time)."""
     e = _EVENT.c
     from_pool = (moved.c.from_pool if "from_pool" in moved.c
                  else _typed("from_pool", e.from_pool_id))
+
+    def value(name, column):
+        return values[name] if name in values else _typed(name, column)
+
     return insert(_EVENT).from_select(
         ["customer_id", "kind", "from_pool_id", "to_owner_id", "actor_id", "reason", "rule",
          "created_at"],
-        select(moved.c.customer_id, _typed("kind", e.kind), from_pool,
-               _typed("to_owner", e.to_owner_id), _typed("actor_id", e.actor_id),
-               _typed("reason", e.reason), _typed("rule", e.rule), _typed("now", e.created_at)))
+        select(moved.c.customer_id, value("kind", e.kind), from_pool,
+               value("to_owner", e.to_owner_id), value("actor_id", e.actor_id),
+               value("reason", e.reason), value("rule", e.rule), value("now", e.created_at)))
+
+
+def sql_text(value: str, column):
+    """`value` written into the SQL as a string literal of `column`'s type (for constants of
+    statements built once; never for what users type)."""
+    return literal_column("'" + value.replace("'", "''") + "'", column.type)
 
 
 def take_from_pool(by_pool: dict[int, list[int]], owner_id: int, *, now, how: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import and_, any_, bindparam, or_, select
+from sqlalchemy import and_, any_, bindparam, literal_column, or_, select
 
 from app.extensions import db
 from app.models import Department, Policy, User
@@ -60,10 +60,18 @@ def chain_from_path(path: Optional[str]) -> list[int]:
 
 _POLICY = Policy.__table__
 _DEPARTMENT = Department.__table__
-# What resolve() reads from a layer row.
-LAYER_COLUMNS = (_POLICY.c.scope, _POLICY.c.department_id,
-                 _DEPARTMENT.c.name.label("department_name"),
-                 *(_POLICY.c[f] for f in POLICY_FIELDS))
+
+
+def layer_columns(fields: tuple[str, ...] = POLICY_FIELDS) -> tuple:
+    """What resolve() reads from a layer row, for `fields`."""
+    return (_POLICY.c.scope, _POLICY.c.department_id,
+            _DEPARTMENT.c.name.label("department_name"), *(_POLICY.c[f] for f in fields))
+
+
+LAYER_COLUMNS = layer_columns()
+# The scopes written into the SQL, not sent as parameters with every execution.
+_SCOPE = {s: literal_column(f"'{s}'", _POLICY.c.scope.type)
+          for s in ("user", "department", "global")}
 
 
 def in_chain(column, chain, array: bool = False):
@@ -76,10 +84,10 @@ def applies_to(user_id, chain, array: bool = False):
     """The policy rows that apply to a user: their own, their department chain's, the global
     one. `user_id` and `chain` are values or bind parameters (chain: an expanding one, or an
     array one with `array`, see in_chain)."""
-    return or_(and_(_POLICY.c.scope == "user", _POLICY.c.user_id == user_id),
-               and_(_POLICY.c.scope == "department",
+    return or_(and_(_POLICY.c.scope == _SCOPE["user"], _POLICY.c.user_id == user_id),
+               and_(_POLICY.c.scope == _SCOPE["department"],
                     in_chain(_POLICY.c.department_id, chain, array)),
-               _POLICY.c.scope == "global")
+               _POLICY.c.scope == _SCOPE["global"])
 
 
 def layers_join(from_clause, user_id, chain, array: bool = False):
@@ -105,9 +113,10 @@ def effective_policy(user_id: int, chain: Optional[list[int]] = None
     return resolve(rows, chain)
 
 
-def resolve(rows, chain: list[int]) -> dict[str, EffectiveValue]:
-    """effective_policy from layer rows already read (LAYER_COLUMNS; repeats and rows without
-    a policy, scope None, are ignored)."""
+def resolve(rows, chain: list[int], fields: tuple[str, ...] = POLICY_FIELDS
+            ) -> dict[str, EffectiveValue]:
+    """effective_policy from layer rows already read (layer_columns(fields); repeats and rows
+    without a policy, scope None, are ignored), for `fields`."""
     rows = {(r.scope, r.department_id): r for r in rows if r.scope is not None}.values()
     by_dept = {r.department_id: r for r in rows if r.scope == "department"}
     layers = [("user", r) for r in rows if r.scope == "user"]
@@ -115,7 +124,7 @@ def resolve(rows, chain: list[int]) -> dict[str, EffectiveValue]:
                if d in by_dept]
     layers += [("global", r) for r in rows if r.scope == "global"]
     result: dict[str, EffectiveValue] = {}
-    for field in POLICY_FIELDS:
+    for field in fields:
         for source, row in layers:
             value = getattr(row, field)
             if value is not None:

@@ -10,13 +10,13 @@ import datetime as dt
 from functools import lru_cache
 from typing import Iterable, Optional
 
-from sqlalchemy import ARRAY, Integer, bindparam, func, or_, select, true, update
+from sqlalchemy import ARRAY, Integer, bindparam, false, func, null, or_, select, true, update
 
 from app.extensions import db
 from app.models import Customer, Department, Ownership, OwnershipEvent, Pool, PoolMember, User
 from app.models.customer import utcnow
-from app.security import ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, Scope, has_role, scope_of, \
-    request_cache, visible_owner_ids_select
+from app.security import ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, Scope, has_role, role_names, \
+    scope_of, request_cache, visible_owner_ids_select
 from app.services import caps, limits, ownership, policies
 from app.services.errors import (CLAIMED_MEANWHILE, NO_SUCH_CUSTOMER, DailyLimitReached, InCooldown,
                                  NotInPool, OutOfScope, PermissionDenied, ValidationFailed, tr)
@@ -25,6 +25,11 @@ from app.services.ids import parse_ids as parse_id_list
 from app.services.times import business_zone, local_date, local_day_start, local_today  # noqa: F401
 
 MAX_BATCH = 1000
+_CLAIMING_ROLES = frozenset({ROLE_REP, ROLE_MANAGER, ROLE_ADMIN})
+# The policy fields a claim is decided by (its statement reads only these).
+CLAIM_POLICY_FIELDS = ("max_customers", "count_won", "daily_claim_limit", "cooldown_days")
+_HOW = "claimed"  # a claim's event kind and the ownership's acquired_how
+_REASON = "领取"
 
 
 def parse_ids(customer_ids: Iterable, limit: int = MAX_BATCH) -> list[int]:
@@ -97,10 +102,11 @@ def _names_in(rows: dict, ids: Iterable[int]) -> str:
 def claim_from_pool(actor: User, customer_ids: Iterable, pool_id: Optional[int] = None) -> list[int]:
     """The actor takes customers from a pool they belong to; all or nothing."""
     ids = parse_ids(customer_ids)
-    if not has_role(actor, ROLE_REP, ROLE_MANAGER, ROLE_ADMIN):
+    roles = role_names(actor) if actor is not None else set()  # read once (has_role twice)
+    if not roles & _CLAIMING_ROLES:
         raise PermissionDenied(tr("Your role cannot claim pool customers"))
     try:
-        _claim(actor, ids, pool_id)
+        _claim(actor, ids, pool_id, ROLE_ADMIN in roles)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -108,7 +114,7 @@ def claim_from_pool(actor: User, customer_ids: Iterable, pool_id: Optional[int] 
     return ids
 
 
-def _claim(actor: User, ids: list[int], pool_id: Optional[int]) -> None:
+def _claim(actor: User, ids: list[int], pool_id: Optional[int], admin: bool) -> None:
     """The hot path (see bench/claims.py). On PostgreSQL two statements: lock the rep, then
     one statement that reads everything the rules need and, in the same snapshot, moves the
     customers still in the pool they were read in and logs their events; the rules are
@@ -116,17 +122,17 @@ def _claim(actor: User, ids: list[int], pool_id: Optional[int]) -> None:
     nothing of a refused claim is kept. Elsewhere (SQLite, no data-modifying CTEs) three:
     lock, read, then move and log once every rule passed."""
     actor_id = actor.id
-    admin = has_role(actor, ROLE_ADMIN)
-    rep = ownership.lock_active_rep(actor_id)  # first: counts below are read under the lock
+    conn = db.session.connection()
+    rep = ownership.lock_active_rep(actor_id, conn)  # first: counts below are read under it
     chain = policies.chain_from_path(rep.department_path)
-    postgres = db.session.get_bind().dialect.name == "postgresql"
+    postgres = conn.dialect.name == "postgresql"
+    single = postgres and len(ids) == 1
     now = utcnow()
-    params = {"ids": ids, "actor_id": actor_id, "chain": chain or [0],
-              "day_start": local_day_start(), "pool_id": pool_id}
+    params = {"ids": ids[0] if single else ids, "actor_id": actor_id, "chain": chain or [0],
+              "day_start": local_day_start(now), "pool_id": pool_id}
     if postgres:
-        params.update(to_owner=actor_id, now=now, how="claimed", kind="claimed",
-                      reason="领取", rule=None)
-    result = db.session.connection().execute(_claim_statement(admin, postgres), params).all()
+        params["now"] = now
+    result = conn.execute(_claim_statement(admin, postgres, single), params).all()
     rows, policy = _claim_rows(result, chain)
     if pool_id is not None and not (
             result[0].pool_member if result else pool_id in member_pool_ids(actor, chain)):
@@ -150,8 +156,8 @@ def _claim(actor: User, ids: list[int], pool_id: Optional[int]) -> None:
         for i in ids:
             by_pool.setdefault(rows[i].pool_id, []).append(i)
         moved = ownership.take_from_pool(
-            by_pool, actor_id, now=now, how="claimed",
-            event=dict(kind="claimed", actor_id=actor_id, reason="领取"))
+            by_pool, actor_id, now=now, how=_HOW,
+            event=dict(kind=_HOW, actor_id=actor_id, reason=_REASON))
     if moved != len(ids):
         raise NotInPool(tr(CLAIMED_MEANWHILE))
 
@@ -159,7 +165,7 @@ def _claim(actor: User, ids: list[int], pool_id: Optional[int]) -> None:
 def _claim_rows(result, chain: list[int]) -> tuple[dict, dict]:
     """({customer id: row}, effective policy) from the rows of _claim_statement (one row per
     customer and policy layer)."""
-    policy = policies.resolve(result, chain)
+    policy = policies.resolve(result, chain, CLAIM_POLICY_FIELDS)
     rows = {}
     for r in result:
         rows.setdefault(r.customer_id, r)
@@ -167,43 +173,62 @@ def _claim_rows(result, chain: list[int]) -> tuple[dict, dict]:
 
 
 @lru_cache(maxsize=None)
-def _claim_statement(admin: bool, postgres: bool):
+def _claim_statement(admin: bool, postgres: bool, single: bool = False):
     """The statement after the rep lock, built once per kind of actor (admins belong to every
     pool) and backend: building it cost more than running it. Without `postgres`, the read
     of _facts_select alone. On PostgreSQL the same read as a CTE, and beside it the move and
     the event log as data-modifying CTEs: every part sees the snapshot taken before the move
     (the facts are the state the rules are about), the move re-checks each customer is still
     in the pool it was read in (a concurrent claim makes it fall short), and each row answers
-    `moved`, how many moved and were logged."""
-    facts = _facts_select(admin, postgres)
+    `moved`, how many moved and were logged.
+
+    With `single` (one customer, the usual claim) "ids" is one id, not an array. The driver
+    prepares the statement once it has run a few times, and PostgreSQL then keeps a generic
+    plan only if its estimate is no worse than a custom plan's: for `= ANY(array)` it
+    guesses ten ids, a plan ten times dearer, so it planned every claim afresh (planning
+    cost several times the execution). With `= id` both plans are the same."""
+    facts = _facts_select(admin, postgres, single)
     if not postgres:
         return facts
     o, e = Ownership.__table__, OwnershipEvent.__table__
     facts = facts.cte("facts")
     read = select(facts.c.customer_id, facts.c.pool_id).where(
         facts.c.pool_id.is_not(None)).distinct().cte("read")
+    # The actor takes them; what is the same for every claim is written into the SQL, so
+    # only the ids, the actor, the department chain, the day's start, the pool asked for
+    # and the time are sent with each.
+    actor_id = bindparam("actor_id", type_=Integer)
     # The ids again, so that the planner sees the primary key look-up (the CTE's row count
     # is a guess), also in a generic plan.
-    moved = (update(o).where(ownership.ids_match(o.c.customer_id, ownership.ids_param(True),
-                                                 True),
+    moved = (update(o).where(_ids_match(o.c.customer_id, True, single),
                              o.c.customer_id == read.c.customer_id,
                              o.c.pool_id == read.c.pool_id)
-             .values(owner_id=bindparam("to_owner"), pool_id=None,
-                     acquired_at=bindparam("now"), acquired_how=bindparam("how"),
-                     last_followup_at=None, locked=False)
+             .values(owner_id=actor_id, pool_id=null(), acquired_at=bindparam("now"),
+                     acquired_how=ownership.sql_text(_HOW, o.c.acquired_how),
+                     last_followup_at=null(), locked=false())
              .returning(o.c.customer_id, read.c.pool_id.label("from_pool")).cte("moved"))
-    logged = ownership.log_moves_select(moved).returning(e.c.customer_id).cte("logged")
+    logged = ownership.log_moves_select(
+        moved, kind=ownership.sql_text(_HOW, e.c.kind), to_owner=actor_id,
+        reason=ownership.sql_text(_REASON, e.c.reason), rule=null(),
+    ).returning(e.c.customer_id).cte("logged")
     return select(facts, select(func.count()).select_from(logged).scalar_subquery()
                   .label("moved"))
 
 
-def _facts_select(admin: bool, postgres: bool):
+def _ids_match(column, postgres: bool, single: bool):
+    """`column` is one of the bind parameter "ids" (see _claim_statement for `single`)."""
+    if single:
+        return column == bindparam("ids", type_=Integer)
+    return ownership.ids_match(column, ownership.ids_param(postgres), postgres)
+
+
+def _facts_select(admin: bool, postgres: bool, single: bool = False):
     """One read for every claim check. Each row has the customer's pool, name, when it last
     went from the actor to a pool (the cooldown's start), whether the actor belongs to its
     pool (and to the pool asked for, `pool_member`: admins belong to every pool), and the actor's claims today and
     customers counted against the cap (read once by the database, repeated on every row).
-    The policy rows that apply ride along, joined onto each customer (one result row per
-    customer and policy layer)."""
+    The policy rows that apply ride along (their CLAIM_POLICY_FIELDS), joined onto each
+    customer (one result row per customer and policy layer)."""
     o, event, member = Ownership.__table__, OwnershipEvent.__table__, PoolMember.__table__
     customer = Customer.__table__
     actor_id = bindparam("actor_id")
@@ -215,7 +240,7 @@ def _facts_select(admin: bool, postgres: bool):
     in_member_pool = true() if admin else o.c.pool_id.in_(my_pools)
     pool_member = pool_id.in_(select(Pool.__table__.c.id) if admin else my_pools)
     claimed_today = select(func.count()).select_from(event).where(
-        event.c.to_owner_id == actor_id, event.c.kind == "claimed",
+        event.c.to_owner_id == actor_id, event.c.kind == ownership.sql_text(_HOW, event.c.kind),
         event.c.created_at >= bindparam("day_start")).scalar_subquery()
     # From the event log, not the row's previous owner: that names only the last one, so a
     # second owner's release would wipe out the first one's cooldown.
@@ -228,11 +253,10 @@ def _facts_select(admin: bool, postgres: bool):
                    claimed_today.label("claimed_today"),
                    caps.counted_select(actor_id, True).label("counted_all"),
                    caps.counted_select(actor_id, False).label("counted_unwon"),
-                   *policies.LAYER_COLUMNS)
+                   *policies.layer_columns(CLAIM_POLICY_FIELDS))
             .select_from(policies.layers_join(
                 o.join(customer, customer.c.id == o.c.customer_id), actor_id, chain, postgres))
-            .where(ownership.ids_match(o.c.customer_id, ownership.ids_param(postgres),
-                                       postgres)))
+            .where(_ids_match(o.c.customer_id, postgres, single)))
 
 
 def _check_cooldown(rows: dict, days: int, now: dt.datetime) -> None:

@@ -83,8 +83,13 @@ def local_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 def local_day_start(now: Optional[dt.datetime] = None) -> dt.datetime:
-    """Start of today in the business time zone, as naive UTC (how times are stored)."""
-    return local_day_bounds(local_date(now or _utcnow()))[0]
+    """Start of today (of the day `now`, stored time, falls on) in the business time zone, as
+    naive UTC (how times are stored): local_day_bounds(local_date(now))[0], with the zone
+    looked up once (every claim asks)."""
+    zone = business_zone()
+    now = now or _utcnow()
+    day = (now if now.tzinfo else now.replace(tzinfo=UTC)).astimezone(zone).date()
+    return dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
 
 
 # What a person may type: a date, or a date and a time to the minute, second or beyond, with
