@@ -58,6 +58,7 @@ RES_NOTIFICATION = "Notification"  # everyone's own in-app notifications
 RES_CARE_TEMPLATE = "CareTemplate"  # 纪念日关怀 templates (admins edit)
 RES_CARE_SETTINGS = "CareSettings"  # days ahead, greeted holidays, attempts (admins edit)
 RES_CARE_MESSAGE = "CareMessage"  # the outbox: read in scope; write = retry / cancel
+RES_TASK = "Task"  # 待办: read (own, or in scope), write (add, edit, done, cancel, reopen)
 RES_TRANSFER = "Transfer"  # read, request (apply / cancel), approve (approve / reject)
 CAN_REQUEST, CAN_APPROVE = "request", "approve"
 # List actions on customer pages (the ownership verbs as buttons); admin-only verbs are
@@ -102,6 +103,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
               CAN_TRANSFER, CAN_GRADE),
         _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK, CAN_GRADE),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST, CAN_APPROVE),
+        _perm(RES_TASK, CAN_READ, CAN_WRITE),
         _perm(RES_WORKBENCH, CAN_READ),
         _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM, CAN_ASSIGN),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
@@ -115,7 +117,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "PoolCustomers", "Organisation", "Departments", "Rules", "Pools", "Policies",
-               "AssignmentRules", "Grading", "Workbench", "MyWorkbench", "Team",
+               "AssignmentRules", "Grading", "Workbench", "MyWorkbench", "Team", "Tasks",
                "Transfers", "Care", "CareOutbox", "CareTemplates", "CareSettings",
                "DedupeRules"),
     ],
@@ -125,6 +127,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         # assign: only pool admins get past the service (they distribute their pools).
         _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_LOCK, CAN_ASSIGN),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
+        _perm(RES_TASK, CAN_READ, CAN_WRITE),
         _perm(RES_WORKBENCH, CAN_READ),
         _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM, CAN_ASSIGN),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
@@ -133,7 +136,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_IMPORT, CAN_READ, CAN_WRITE),
         _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
-               "PoolCustomers", "Workbench", "MyWorkbench", "Transfers", "Care", "CareOutbox"),
+               "PoolCustomers", "Workbench", "MyWorkbench", "Tasks", "Transfers", "Care",
+               "CareOutbox"),
     ],
     ROLE_STAFF: _SELF_SERVICE + [
         _perm(RES_DEDUPE_REVIEW, CAN_READ, CAN_WRITE), _menus("DedupeReview"),
@@ -142,6 +146,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         # They maintain every record, pool customers too: the pool page to browse, no claim.
         _perm(RES_POOL_CUSTOMERS, CAN_READ), _menus("PoolCustomers"),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
+        _perm(RES_TASK, CAN_READ, CAN_WRITE), _menus("Workbench", "Tasks"),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
@@ -158,6 +163,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ),
         _perm(RES_CUSTOMER, CAN_READ, CAN_EXPORT),
         _perm(RES_TRANSFER, CAN_READ),
+        _perm(RES_TASK, CAN_READ), _menus("Workbench", "Tasks"),
         _perm(RES_CONTACT, CAN_READ),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),

@@ -15,7 +15,9 @@ from tests.conftest import api_token
 ROLES = ["admin", "manager", "rep", "staff", "auditor"]
 WRITES = ("post", "put", "patch")
 # The only writes without a body: withdrawing one's own request names nothing else.
-NO_BODY = {("post", "/api/v1/transfers/{pk}/cancel"), ("post", "/api/v1/security/refresh")}
+NO_BODY = {("post", "/api/v1/transfers/{pk}/cancel"), ("post", "/api/v1/security/refresh"),
+           ("post", "/api/v1/tasks/{pk}/done"), ("post", "/api/v1/tasks/{pk}/cancel"),
+           ("post", "/api/v1/tasks/{pk}/reopen")}
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
@@ -102,10 +104,15 @@ def pk_of(api, org):
         "customer_ids": [org.c_rep.id], "to_owner_id": org.rep2.id, "reason": "客户要求"})
     assert resp.status_code == 200, resp.get_data(as_text=True)
     transfer_id = resp.get_json()["id"]
+    resp = api("admin")("POST", "/api/v1/tasks/", json={"subject": "规格测试",
+                                                       "due_at": "2026-12-01 15:00"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    task_id = resp.get_json()["id"]
 
     def fill(path):
         pk = transfer_id if path.startswith("/api/v1/transfers/") else (
-            org.c_rep.id if path.startswith("/api/v1/customers/") else 1)
+            task_id if path.startswith("/api/v1/tasks/") else (
+                org.c_rep.id if path.startswith("/api/v1/customers/") else 1))
         return path.replace("{pk}", str(pk))
     return fill
 
@@ -166,6 +173,29 @@ def test_transfer_timestamps_carry_their_offset(api, org):
     _assert_rfc3339(resp.get_json()["result"]["created_at"])
 
 
+def test_task_timestamps_carry_their_offset(api, org):
+    call = api("rep1")
+    made = call("POST", "/api/v1/tasks/", json={"subject": "偏移", "due_at": "2026-12-01 15:00"})
+    assert made.status_code == 200, made.get_data(as_text=True)
+    task = made.get_json()["result"]
+    _assert_rfc3339(task["created_at"])
+    assert task["due_at"] == "2026-12-01T15:00:00+08:00"
+    done = call("POST", f"/api/v1/tasks/{task['id']}/done").get_json()["result"]
+    _assert_rfc3339(done["done_at"])
+    listed = call("GET", "/api/v1/tasks/").get_json()["result"]
+    _assert_rfc3339(listed[0]["due_at"])
+
+
+def test_the_task_operations_are_in_the_spec(spec):
+    paths = spec["paths"]
+    assert set(paths["/api/v1/tasks/"]) == {"get", "post"}
+    assert set(paths["/api/v1/tasks/{pk}"]) == {"get", "put"}
+    for verb in ("done", "cancel", "reopen"):
+        assert set(paths[f"/api/v1/tasks/{{pk}}/{verb}"]) == {"post"}
+    body = paths["/api/v1/tasks/"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/TaskCreate"}
+
+
 def test_list_ids_are_integers_as_declared(api, spec):
     body = api("rep1")("GET", "/api/v1/customers/").get_json()
     assert body["ids"] and all(isinstance(i, int) for i in body["ids"])
@@ -181,7 +211,7 @@ def test_customer_answers_declare_their_ownership_fields(spec):
 
 
 @pytest.mark.parametrize("path", ["/api/v1/customers/", "/api/v1/transfers/",
-                                  "/api/v1/policies/"])
+                                  "/api/v1/policies/", "/api/v1/tasks/"])
 @pytest.mark.parametrize("q", ["(page:x)", "(page_size:0)", "(colour:red)", "(page:-1)",
                                "not-rison("])
 def test_every_list_answers_an_invalid_q_with_400(api, path, q):

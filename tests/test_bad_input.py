@@ -83,6 +83,11 @@ def _id_bodies(org):
         ("/api/v1/transfers/", lambda bad: {"customer_ids": [1], "to_owner_id": bad,
                                             "reason": "r"}, "to_owner_id"),
         ("/api/v1/customers/", lambda bad: {"name": "甲公司", "owner_id": bad}, "owner_id"),
+        ("/api/v1/tasks/", lambda bad: {"subject": "s", "due_at": "2026-12-01",
+                                        "owner_id": bad}, "owner_id"),
+        ("/api/v1/tasks/", lambda bad: {"subject": "s", "due_at": "2026-12-01",
+                                        "record_type": "customer", "record_id": bad},
+         "record_id"),
     ]
 
 
@@ -116,6 +121,11 @@ def test_lock_refuses_a_float_like_claim(api, org):
     ("PUT", "/api/v1/policies/{}"),
     ("DELETE", "/api/v1/policies/{}"),
     ("GET", "/api/v1/policies/effective/{}"),
+    ("GET", "/api/v1/tasks/{}"),
+    ("PUT", "/api/v1/tasks/{}"),
+    ("POST", "/api/v1/tasks/{}/done"),
+    ("POST", "/api/v1/tasks/{}/cancel"),
+    ("POST", "/api/v1/tasks/{}/reopen"),
 ])
 def test_api_paths_past_the_keys_are_json_404(api, method, template, segment):
     resp = api("admin")(method, template.format(segment), json={})
@@ -135,6 +145,9 @@ def test_api_paths_past_the_keys_are_json_404(api, method, template, segment):
     ("/imports/{}/status", 404),
     ("/dedupe-review/{}", 404),
     ("/followups/add?_flt_0_customer={}", 200),  # the form, with no customer chosen
+    ("/tasks/show/{}", 404),
+    ("/tasks/edit/{}", 404),
+    ("/tasks/add?customer_id={}", 200),  # the form, with no customer filled in
 ])
 def test_pages_refuse_ids_past_the_keys(clients, template, status, segment):
     assert clients.admin.get(template.format(segment)).status_code == status

@@ -127,3 +127,32 @@ def test_pages_keep_working_when_redis_is_down(app, db, org, admin_client):
         forget_status()
     assert 'id="jobs-paused-banner"' not in admin_client.get("/customers/list/").get_data(
         as_text=True)
+
+
+def test_worker_reminds_due_tasks_once(app, db, org, redis_url, database_url, queue_name):
+    """jobs.tasks.task_reminders on a real worker: each due task's owner is told once, a
+    second run tells nobody again."""
+    if redis_url is None:
+        pytest.skip("no Redis reachable or startable")
+    from sqlalchemy import select
+
+    from app.models import Notification, Task
+    from app.queue import get_queue
+    from app.services import tasks
+    from jobs.tasks import task_reminders
+
+    due = tasks.create(org.rep, {"subject": "已到期的待办", "due_at": "2020-01-01 09:00"})
+    later = tasks.create(org.rep, {"subject": "以后的待办", "due_at": "2099-01-01 09:00"})
+    first = get_queue(queue_name).enqueue(task_reminders)
+    second = get_queue(queue_name).enqueue(task_reminders)
+    result = run_burst_worker(redis_url, database_url, queue_name)
+    assert result.returncode == 0, result.stderr[-2000:]
+    first.refresh()
+    second.refresh()
+    assert (first.return_value(), second.return_value()) == (1, 0)
+    db.session.expire_all()
+    assert db.session.get(Task, due.id).reminded_at is not None
+    assert db.session.get(Task, later.id).reminded_at is None
+    notes = db.session.execute(select(Notification.title).where(
+        Notification.user_id == org.rep.id, Notification.kind == "task_due")).scalars().all()
+    assert notes == ["待办到期：已到期的待办"]

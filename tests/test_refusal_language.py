@@ -199,6 +199,8 @@ ALLOWED = {
     # stored notifications
     "dedupe.py": {"疑似重复：客户 ", "市"},
     "followups.py": {"今日待跟进 ", " 个，已逾期 ", " 个"},
+    # stored notifications, and the subjects of the tasks follow-ups and care open (data)
+    "tasks.py": {" 给你安排了待办：", "到期：", "待办到期：", " 项待办到期", "跟进：", "关怀提醒"},
     "transfers.py": {"待审批的客户转移 #", "，共 ", " 个客户：", "客户转移 #", " 已完成", " 个客户已交接给 ",
                      "。交接说明：", " 被驳回", "涉及 A 级或锁定客户，或跨部门转移", " 需要第二级审批", "无",
                      "转移申请 #"},

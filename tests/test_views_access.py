@@ -733,3 +733,200 @@ def test_anonymous_is_sent_to_login(app, db, k):
     resp = client.get("/customers/export.csv")
     assert resp.status_code == 302 and "/login/" in resp.headers["Location"]
     assert customers_now(db) == before
+
+
+# ============================================================================================
+# tasks (待办): /tasks/ list, show, add, edit, and the done / cancel / reopen actions
+# ============================================================================================
+TASK_OWNERS = ("rep", "rep2", "rep_north", "staff")
+TASKS_READ = {"admin": set(TASK_OWNERS), "auditor": set(TASK_OWNERS),
+              "manager": {"rep", "rep2"}, "rep": {"rep"}, "staff": {"staff"}}
+TASKS_WRITE = dict(TASKS_READ, auditor=set())
+
+
+@pytest.fixture
+def owned_tasks(org):
+    """One open task owned by each of rep, rep2, rep_north and staff: {owner key: id}."""
+    from app.services import tasks
+
+    return {name: tasks.create(org.admin, {"subject": f"待办-{name}", "due_at": "2026-12-01 15:00",
+                                           "owner_id": getattr(org, name).id}).id
+            for name in TASK_OWNERS}
+
+
+def task_statuses(db) -> dict[int, str]:
+    from app.models import Task
+
+    db.session.commit()
+    return dict(db.session.execute(select(Task.id, Task.status)).all())
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_task_list_and_show_follow_the_task_scope(role, login_as, owned_tasks):
+    client = login_as(role)
+    resp = client.get("/tasks/list/")
+    assert resp.status_code == 200
+    assert linked_ids(resp.get_data(as_text=True), "tasks") == {
+        owned_tasks[n] for n in TASKS_READ[role]}
+    for name, task_id in owned_tasks.items():
+        expected = 200 if name in TASKS_READ[role] else 404
+        assert client.get(f"/tasks/show/{task_id}").status_code == expected, (role, name)
+    assert "/tasks/list/" in navbar_hrefs(client.get("/").get_data(as_text=True))
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("target", TASK_OWNERS)
+def test_task_done_action_post_rechecks_the_scope_per_row(role, target, login_as, owned_tasks,
+                                                          db):
+    client = login_as(role)
+    before = task_statuses(db)
+    resp = client.post("/tasks/action_post", data={
+        "action": "done", "rowid": [str(owned_tasks[target])], "csrf_token": client.csrf})
+    after = task_statuses(db)
+    if role == "auditor":
+        assert resp.status_code == 302 and after == before  # no write permission
+        assert DENIED in flashes(client.get(resp.headers["Location"]).get_data(as_text=True))
+    elif target in TASKS_WRITE[role]:
+        assert resp.status_code == 302
+        assert after == {**before, owned_tasks[target]: "done"}
+    else:
+        assert resp.status_code == 404 and after == before
+
+
+@pytest.mark.parametrize("role", ["rep", "manager"])
+def test_a_forged_bulk_action_with_one_foreign_row_changes_nothing(role, login_as, owned_tasks,
+                                                                   db):
+    client = login_as(role)
+    before = task_statuses(db)
+    resp = client.post("/tasks/action_post", data={
+        "action": "cancel", "rowid": [str(owned_tasks["rep"]), str(owned_tasks["rep_north"])],
+        "csrf_token": client.csrf})
+    assert resp.status_code == 404
+    assert task_statuses(db) == before
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("verb", ["done", "cancel"])
+def test_task_single_row_action_rechecks_the_scope(role, verb, login_as, owned_tasks, db):
+    client = login_as(role)
+    target = owned_tasks["rep2"]
+    before = task_statuses(db)
+    resp = client.post(f"/tasks/action/{verb}/{target}", data={"csrf_token": client.csrf})
+    after = task_statuses(db)
+    if "rep2" in TASKS_WRITE[role]:
+        assert resp.status_code == 302
+        assert after[target] == ("done" if verb == "done" else "cancelled")
+    else:
+        assert resp.status_code in (302, 404) and after == before
+        if role == "auditor":
+            assert resp.status_code == 302
+        else:
+            assert resp.status_code == 404
+
+
+def test_task_reopen_action_and_a_closed_task_left_alone(login_as, owned_tasks, db):
+    client = login_as("rep")
+    mine = owned_tasks["rep"]
+    client.post(f"/tasks/action/done/{mine}", data={"csrf_token": client.csrf})
+    resp = client.post(f"/tasks/action/done/{mine}", data={"csrf_token": client.csrf},
+                       follow_redirects=True)
+    assert "（1 条状态不符，未处理）" in resp.get_data(as_text=True)
+    client.post(f"/tasks/action/reopen/{mine}", data={"csrf_token": client.csrf})
+    assert task_statuses(db)[mine] == "open"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_task_add_form_goes_through_the_service(role, login_as, k, db):
+    from app.models import AuditLog, Task
+
+    client = login_as(role)
+    page = client.get(f"/tasks/add?customer_id={k.ids['c_rep']}")
+    if role == "auditor":
+        assert page.status_code == 403
+        assert client.post("/tasks/add", data={"csrf_token": client.csrf, "subject": "x",
+                                               "due_at": "2026-12-01 15:00"}).status_code == 403
+        return
+    assert page.status_code == 200
+    resp = client.post("/tasks/add", data={
+        "csrf_token": client.csrf, "subject": f"电话回访-{role}", "due_at": "2026-12-01 15:00",
+        "customer_id": str(k.ids["c_rep"]), "owner": "__None", "notes": ""})
+    db.session.commit()
+    made = db.session.execute(select(Task).where(Task.subject == f"电话回访-{role}")).scalar()
+    if role in ("admin", "manager", "rep", "staff"):
+        assert resp.status_code == 302, resp.get_data(as_text=True)[:2000]
+        assert (made.owner_id, made.record_id, made.due_at) == (
+            getattr(k, role), k.ids["c_rep"], dt.datetime(2026, 12, 1, 7, 0))
+        assert db.session.execute(select(AuditLog.id).where(
+            AuditLog.object_type == "task", AuditLog.object_id == made.id)).first()
+
+
+def test_task_add_form_shows_field_refusals(login_as, k, db):
+    from app.models import Task
+
+    client = login_as("rep")
+    resp = client.post("/tasks/add", data={
+        "csrf_token": client.csrf, "subject": "", "due_at": "明天",
+        "customer_id": str(k.ids["c_rep2"]), "owner": "__None"})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert "请填写待办事项" in html and "时间格式应为 YYYY-MM-DD HH:MM" in html
+    resp = client.post("/tasks/add", data={
+        "csrf_token": client.csrf, "subject": "别人的客户", "due_at": "2026-12-01",
+        "customer_id": str(k.ids["c_rep2"]), "owner": "__None"})
+    assert resp.status_code == 200
+    assert "客户不存在或不在您的数据权限内" in resp.get_data(as_text=True)
+    db.session.commit()
+    assert db.session.execute(select(Task.id)).first() is None
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("target", ["rep", "rep_north"])
+def test_task_edit_follows_the_write_scope(role, target, login_as, owned_tasks, db):
+    from app.models import Task
+
+    client = login_as(role)
+    task_id = owned_tasks[target]
+    page = client.get(f"/tasks/edit/{task_id}")
+    if role == "auditor":
+        expected = 403
+    elif target in TASKS_WRITE[role]:
+        expected = 200
+    else:
+        expected = 404
+    assert page.status_code == expected
+    resp = client.post(f"/tasks/edit/{task_id}", data={
+        "csrf_token": client.csrf, "subject": "改过的主题", "due_at": "2026-12-05 10:00",
+        "owner": "__None", "notes": ""})
+    db.session.commit()
+    subject = db.session.get(Task, task_id).subject
+    if expected == 200:
+        assert resp.status_code == 302
+        assert subject == "改过的主题"
+    else:
+        assert resp.status_code == expected and subject == f"待办-{target}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_tasks_are_never_deleted(role, login_as, owned_tasks, db):
+    client = login_as(role)
+    resp = client.post(f"/tasks/delete/{owned_tasks['rep']}", data={"csrf_token": client.csrf})
+    assert resp.status_code in (403, 404) or resp.status_code == 302
+    assert owned_tasks["rep"] in task_statuses(db)
+
+
+def test_workbench_and_customer_page_show_the_tasks(login_as, k, owned_tasks, db):
+    from app.services import tasks
+    from app.models import User
+
+    db.session.commit()
+    rep = db.session.get(User, k.rep)
+    tasks.create(rep, {"subject": "带合同上门", "due_at": "2099-01-01 10:00",
+                       "record_type": "customer", "record_id": k.ids["c_rep"]})
+    client = login_as("rep")
+    html = client.get("/workbench/").get_data(as_text=True)
+    assert 'id="my-tasks"' in html and "待办-rep" in html  # 2026-12-01: overdue or later
+    page = client.get(f"/customers/show/{k.ids['c_rep']}").get_data(as_text=True)
+    assert 'id="tab-tasks"' in page and "带合同上门" in page and 'id="task-add"' in page
+    auditor_page = login_as("auditor").get(f"/customers/show/{k.ids['c_rep']}")
+    html = auditor_page.get_data(as_text=True)
+    assert "带合同上门" in html and 'id="task-add"' not in html

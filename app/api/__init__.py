@@ -7,12 +7,13 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.dedupe import DedupeApi
     from app.api.ownership import OwnershipApi, PoolApi
     from app.api.policies import PolicyApi
+    from app.api.tasks import TaskApi
     from app.api.transfers import TransferApi
 
     from app.api.openapi import GuishuOpenApi
 
-    for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, PolicyApi, DedupeApi,
-                GuishuOpenApi):
+    for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, TaskApi, PolicyApi,
+                DedupeApi, GuishuOpenApi):
         appbuilder.add_api(api)
     from flask import current_app as _app
     from flask_appbuilder.api.manager import SwaggerView
@@ -31,8 +32,8 @@ def register_apis(appbuilder, csrf) -> None:
     current_app.before_request(require_login_provider)
     register_json_errors(current_app)
     for name, blueprint in current_app.blueprints.items():
-        if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "PolicyApi",
-                    "DedupeApi", "SecurityApi"):
+        if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "TaskApi",
+                    "PolicyApi", "DedupeApi", "SecurityApi"):
             csrf.exempt(blueprint)
 
 

@@ -21,6 +21,7 @@ from app.services import limits
 from app.services.errors import N_, UNKNOWN_FIELD, ValidationFailed, tr
 from app.services.ids import CUSTOMER, LIST_REFUSALS, MAX_PK, REP, parse_ids, parse_pk
 from app.services.pool import MAX_BATCH  # ids in one request
+from app.services.tasks import RESOLVERS as TASK_RECORD_TYPES, SUBJECT as TASK_SUBJECT
 from app.services.times import rfc3339
 
 
@@ -420,6 +421,72 @@ PAGE_KEYS = {"type": "object", "additionalProperties": False,
              "properties": {"page": {}, "page_size": {}}}
 
 
+# --- tasks ----------------------------------------------------------------------------------
+_DUE_HELP = ("due time: business time (GUISHU_TIMEZONE) unless it names its offset, "
+             "\"2026-12-01 15:00\" or RFC 3339; a date alone is due at 09:00 that day")
+
+
+class TaskCreate(Body):
+    subject = Text(TASK_SUBJECT, required=True, metadata={"description": "待办事项"})
+    due_at = Text(40, required=True, metadata={"description": _DUE_HELP})
+    notes = Text(limits.NOTE, allow_none=True)
+    owner_id = RecordId(allow_none=True, metadata={
+        "description": "负责人; default: the caller (others only within the caller's scope)"})
+    record_type = Choice(tuple(TASK_RECORD_TYPES), allow_none=True, message=lambda: tr(
+        "The record type can only be: %(choices)s", choices=tr(", ").join(TASK_RECORD_TYPES)),
+        metadata={"description": "the kind of record the task is about (with record_id)"})
+    record_id = RecordId(allow_none=True, metadata={"description": "the record's id"})
+
+
+class TaskUpdate(Body):
+    subject = Text(TASK_SUBJECT, metadata={"description": "待办事项"})
+    due_at = Text(40, metadata={"description": _DUE_HELP})
+    notes = Text(limits.NOTE, allow_none=True)
+    owner_id = RecordId(allow_none=True, metadata={"description": "the new owner"})
+
+
+class Task(Answer):
+    id = fields.Integer(required=True)
+    subject = fields.String(required=True)
+    notes = fields.String(allow_none=True)
+    due_at = fields.String(required=True, metadata={"description": "RFC 3339 with the offset"})
+    owner_id = fields.Integer(required=True)
+    created_by_id = fields.Integer(allow_none=True)
+    record_type = fields.String(allow_none=True, metadata={"description": "customer"})
+    record_id = fields.Integer(allow_none=True)
+    record_name = fields.String(allow_none=True)
+    source = fields.String(required=True, metadata={"description": "manual | followup | care"})
+    status = fields.String(required=True, metadata={"description": "open | done | cancelled"})
+    done_at = fields.String(allow_none=True)
+    reminded_at = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+
+
+class TaskResult(Answer):
+    id = fields.Integer(required=True)
+    result = fields.Nested(Task, required=True)
+
+
+class TaskPage(Answer):
+    count = fields.Integer(required=True, metadata={"description": "total over every page"})
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+    result = fields.List(fields.Nested(Task), required=True)
+
+
+def task_list_query(max_page_size: int) -> dict:
+    """The JSON schema of the task list's `q` (rison): paging and two narrowing filters."""
+    out = page_query(max_page_size)
+    out["properties"].update({
+        "status": {"type": "string", "enum": ["open", "done", "cancelled"]},
+        "owner_id": {"type": "integer", "minimum": 1, "maximum": MAX_PK}})
+    return out
+
+
+TASK_LIST_KEYS = {"type": "object", "additionalProperties": False,
+                  "properties": {"page": {}, "page_size": {}, "status": {}, "owner_id": {}}}
+
+
 # --- policies -------------------------------------------------------------------------------
 class PolicyNumber(Said, fields.Integer):
     """A policy number: null (inherit) or 0..maximum, refused with the service's words
@@ -637,4 +704,5 @@ COMPONENTS = (Error, DedupeMatch, ClaimRequest, ReleaseRequest, AssignRequest,
               TransferRequestBody, DecisionRequest, Transfer, TransferResult, TransferPage,
               PolicyCreate, PolicyUpdate, Policy, PolicyResult, PolicyList, PolicyDeleted,
               EffectivePolicy, DedupeCheckRequest, DedupeCheckResult,
-              CustomerResult, CustomerDeleted, Merged)
+              CustomerResult, CustomerDeleted, Merged, TaskCreate, TaskUpdate, Task,
+              TaskResult, TaskPage)

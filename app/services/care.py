@@ -28,7 +28,7 @@ from app.models import CareMessage, CareSettings, CareTemplate, Contact, Custome
 from app.models.care import CARE_CHANNELS, CARE_OCCASIONS, DEFAULT_CARE_HOLIDAYS
 from app.models.customer import utcnow
 from app.security import customer_scope_clause, scope_of
-from app.services import audit, care_calendar, care_channels, notifications
+from app.services import audit, care_calendar, care_channels, notifications, tasks
 from app.services.errors import PermissionDenied, ValidationFailed, tr
 from app.services.times import local_today, to_local
 
@@ -345,6 +345,10 @@ def _deliver_tasks(messages: list[CareMessage], today: dt.date, now: dt.datetime
         for m in group:
             m.attempts += 1
             m.status, m.sent_at, m.updated_at, m.last_error = "sent", now, now, None
+            # And a task on the owner's list, about the customer, due on the day.
+            who = _context(m)["contact"] if m.contact else m.customer.name
+            tasks.care_reminder(owner_id, m.customer_id, f"{m.subject or name}：{who}",
+                                m.body or "", date, now)
         result.sent += len(group)
     db.session.commit()
 

@@ -11,7 +11,7 @@ from app.extensions import db
 from app.models import Contact, Customer, FollowUp, Notification, Ownership, User
 from app.models.activity import FOLLOWUP_CHANNELS
 from app.models.customer import utcnow
-from app.services import limits, notifications
+from app.services import limits, notifications, tasks
 from app.services.customers import get_customer_for_write
 from app.services.errors import ValidationFailed, tr
 from app.services.times import local_date, local_day_start, local_today, parse_local
@@ -90,6 +90,8 @@ def log_followup(actor: User, customer_id: int, data: dict[str, Any],
                  | (Ownership.last_followup_at < happened), happened),
                 else_=Ownership.last_followup_at),
             next_contact_on=values["next_contact_on"]))
+    # The previous follow-up task is done; a next contact date opens the owner's next one.
+    tasks.followup_logged(actor, customer, values["next_contact_on"], now)
     db.session.commit()
     return followup
 

@@ -19,6 +19,7 @@ def register_views(appbuilder) -> None:
     from app.views.ownership import OwnershipView
     from app.views.pickers import user_picker
     from app.views.pool import PoolCustomerView, administered_pool_ids
+    from app.views.tasks import TaskView
     from app.views.transfers import TransferView
     from app.views.users import effective_policy_rows, policy_source
     from app.views.base import keyset_link
@@ -40,6 +41,8 @@ def register_views(appbuilder) -> None:
                         category_label=_("Workbench"), category_icon="fa-briefcase")
     # Shown to roles with menu access to "Team" (managers, admins); the page checks again.
     appbuilder.add_link("Team", href="/workbench/team", label=_("My team"), icon="fa-users",
+                        category="Workbench")
+    appbuilder.add_view(TaskView, "Tasks", label=_("My tasks"), icon="fa-check-square-o",
                         category="Workbench")
     appbuilder.add_view_no_menu(OwnershipView)
     appbuilder.add_view_no_menu(NotificationView)

@@ -18,9 +18,10 @@ from app.models.customer import CUSTOMER_TYPES
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.queue import enqueue
 from app.search_filters import SEARCH_ARG, quick_search_filters, quick_search_refusal
-from app.security import (RES_CONTACT, RES_CUSTOMER, RES_OWNERSHIP_EVENT, current_user,
-                          customer_scope_clause, scope_filters)
+from app.security import (RES_CONTACT, RES_CUSTOMER, RES_OWNERSHIP_EVENT, RES_TASK,
+                          current_user, customer_scope_clause, scope_filters)
 from app.services import customers as customer_service
+from app.services import tasks as task_service
 from app.services import assignment, customer_page, exports, timeline
 from app.services.customers import CONTACT_FIELDS, CUSTOMER_FIELDS
 from app.services.errors import GuishuError
@@ -79,6 +80,8 @@ def render_customer_page(view, customer: Customer, here: str):
         head=customer_page.header(customer),
         can=customer_page.actions(actor, customer, sm.has_access),
         timeline=page, here=here, when=minutes,
+        tasks=task_service.for_record(actor, "customer", customer.id),
+        can_add_task=sm.has_access("can_write", RES_TASK),
         contacts=sorted(customer.contacts, key=lambda x: (not x.is_primary, x.id)))
 
 

@@ -6,7 +6,7 @@ from flask import abort, request
 from flask_appbuilder import BaseView, expose, has_access
 
 from app.security import RES_WORKBENCH, ROLE_ADMIN, ROLE_MANAGER, current_user, has_role
-from app.services import followups, policies, workbench
+from app.services import followups, policies, tasks, workbench
 
 
 class WorkbenchView(BaseView):
@@ -31,7 +31,8 @@ class WorkbenchView(BaseView):
             limits=workbench.limits(user.id, policy, counts),
             requests=workbench.my_requests(user),
             soon=workbench.about_to_be_reclaimed(user, policy=policy),
-            reminders=followups.due_reminders(user.id, followups.local_today()))
+            reminders=followups.due_reminders(user.id, followups.local_today()),
+            my_tasks=tasks.my_tasks(user.id))
 
     @expose("/team")
     @has_access
