@@ -15,3 +15,4 @@ from app.models.imports import ImportBatch, ImportProblem  # noqa: F401
 from app.models.dedupe import DedupeCluster, DedupeClusterMember, DedupeDismissal  # noqa: F401
 from app.models.merge import CustomerMerge, CustomerRedirect  # noqa: F401
 from app.models.search import CustomerSearchGram, CustomerSearchText  # noqa: F401
+from app.models.lead import Lead, LeadEvent, LeadFollowUp, LeadOwnership  # noqa: F401
