@@ -5,13 +5,14 @@ from __future__ import annotations
 def register_apis(appbuilder, csrf) -> None:
     from app.api.customers import CustomerApi
     from app.api.dedupe import DedupeApi
+    from app.api.leads import LeadApi
     from app.api.ownership import OwnershipApi, PoolApi
     from app.api.policies import PolicyApi
     from app.api.transfers import TransferApi
 
     from app.api.openapi import GuishuOpenApi
 
-    for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, PolicyApi, DedupeApi,
+    for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, PolicyApi, DedupeApi, LeadApi,
                 GuishuOpenApi):
         appbuilder.add_api(api)
     from flask import current_app as _app
@@ -32,7 +33,7 @@ def register_apis(appbuilder, csrf) -> None:
     register_json_errors(current_app)
     for name, blueprint in current_app.blueprints.items():
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "PolicyApi",
-                    "DedupeApi", "SecurityApi"):
+                    "DedupeApi", "LeadApi", "SecurityApi"):
             csrf.exempt(blueprint)
 
 
