@@ -136,7 +136,8 @@ def import_command(file, username, pool_name, rules, maps, resume_id) -> None:
                     raise click.BadParameter(f"{item!r}: use FIELD=COLUMN", param_hint="--map")
                 mapping[field.strip()] = column.strip()
             pool = default_pool() if pool_name is None and not rules else (
-                db.session.execute(select(Pool).where(Pool.name == pool_name)).scalar_one_or_none()
+                db.session.execute(select(Pool).where(Pool.name == pool_name,
+                                                    Pool.record_type == "customer")).scalar_one_or_none()
                 if pool_name else None)
             if pool_name and pool is None:
                 raise click.ClickException(f"no such pool: {pool_name}")

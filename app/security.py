@@ -43,6 +43,9 @@ RES_AUDIT = "AuditLog"
 RES_JOBS = "Jobs"
 RES_OWNERSHIP = "Ownership"
 RES_POOL_CUSTOMERS = "PoolCustomer"
+RES_LEAD = "Lead"  # leads in scope: read, write (edit, follow-up, invalid), release, assign, convert
+RES_LEAD_POOL = "LeadPool"  # the lead pool page: read (masked), claim, assign
+CAN_CONVERT = "convert"
 RES_RULE = "AssignmentRule"
 RES_WORKBENCH = "Workbench"
 RES_FOLLOWUP = "FollowUp"  # 跟进记录: read, write (log); never edited or deleted
@@ -106,6 +109,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_TASK, CAN_READ, CAN_WRITE),
         _perm(RES_WORKBENCH, CAN_READ),
         _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM, CAN_ASSIGN),
+        _perm(RES_LEAD, CAN_READ, CAN_WRITE, CAN_RELEASE, CAN_ASSIGN, CAN_CONVERT),
+        _perm(RES_LEAD_POOL, CAN_READ, CAN_CLAIM, CAN_ASSIGN), _menus("Leads", "LeadList", "LeadPool"),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
@@ -130,6 +135,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_TASK, CAN_READ, CAN_WRITE),
         _perm(RES_WORKBENCH, CAN_READ),
         _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM, CAN_ASSIGN),
+        _perm(RES_LEAD, CAN_READ, CAN_WRITE, CAN_RELEASE, CAN_CONVERT),
+        _perm(RES_LEAD_POOL, CAN_READ, CAN_CLAIM), _menus("Leads", "LeadList", "LeadPool"),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_CARE_MESSAGE, CAN_READ, CAN_WRITE),
@@ -145,6 +152,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_TRANSFER),
         # They maintain every record, pool customers too: the pool page to browse, no claim.
         _perm(RES_POOL_CUSTOMERS, CAN_READ), _menus("PoolCustomers"),
+        _perm(RES_LEAD, CAN_READ, CAN_WRITE, CAN_CONVERT),
+        _perm(RES_LEAD_POOL, CAN_READ), _menus("Leads", "LeadList", "LeadPool"),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
         _perm(RES_TASK, CAN_READ, CAN_WRITE), _menus("Workbench", "Tasks"),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
@@ -171,6 +180,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(f"({RES_POLICY}|{RES_RULE}|{RES_GRADING}|{RES_CARE_TEMPLATE}|{RES_CARE_SETTINGS}"
               f"|{RES_CARE_MESSAGE}|{RES_DEDUPE})", CAN_READ),
         _perm(RES_AUDIT, CAN_READ),
+        _perm(f"({RES_LEAD}|{RES_LEAD_POOL})", CAN_READ), _menus("Leads", "LeadList", "LeadPool"),
         _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",

@@ -19,6 +19,17 @@ def reclaim_sweep(dry_run: bool = False) -> dict:
     return summary
 
 
+@periodic("lead_reclaim_sweep")
+def lead_reclaim_sweep(dry_run: bool = False) -> dict:
+    """Return leads without a follow-up for the owner's lead reclaim days to their lead pool."""
+    from app.services.leads import reclaim_sweep
+
+    with job_app().app_context():
+        summary = reclaim_sweep(dry_run=dry_run).summary()
+    log.info("lead_reclaim_sweep: %s", summary)
+    return summary
+
+
 @periodic("reclaim_warnings")
 def reclaim_warnings() -> int:
     """Warn owners of customers due within their warn-before days (once per cycle)."""

@@ -414,7 +414,8 @@ def test_an_export_names_columns_and_types_in_words_and_imports_again(db, org, c
 
     batch = import_mapping.upload(org.admin, "export.csv", data)
     assert set(batch.mapping) == set(fields)  # every customer field recognised by its header
-    pool_id = db.session.execute(select(Pool.id).where(Pool.is_default.is_(True))).scalar_one()
+    pool_id = db.session.execute(select(Pool.id).where(
+        Pool.is_default.is_(True), Pool.record_type == "customer")).scalar_one()
     import_mapping.configure(org.admin, batch.id, batch.mapping, "pool", pool_id)
     batch = import_run.run(batch.id)
     assert (batch.inserted, batch.invalid, batch.duplicates) == (1, 0, len(rows) - 2)

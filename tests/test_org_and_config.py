@@ -108,7 +108,8 @@ def test_crm_init_is_idempotent(app, db, org):
     assert second.exit_code == 0, second.output
     from app.models import Pool
 
-    assert db.session.query(Pool).filter_by(is_default=True).count() == 1
+    assert db.session.query(Pool).filter_by(is_default=True, record_type="customer").count() == 1
+    assert db.session.query(Pool).filter_by(is_default=True, record_type="lead").count() == 1
     assert db.session.query(Policy).filter_by(scope="global").count() == 1
     assert "管理员账号" not in second.output  # admin exists: not created again
 

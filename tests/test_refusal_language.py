@@ -167,7 +167,8 @@ def test_outside_an_app_the_refusals_are_chinese():
 _LEXICONS = {"region_names.py", "normalize.py"}  # region, ethnic, legal-form and country words
 ALLOWED = {
     # seeds of the first start: the default pool and the first admin's names
-    "bootstrap.py": {"默认公海", "未分配客户的默认公海", "管理员", "系统"},
+    "bootstrap.py": {"默认公海", "未分配客户的默认公海", "默认线索公海", "未分配线索的默认线索公海",
+                     "管理员", "系统"},
     # customer-facing greeting templates (seeded rows admins edit), their date words, the
     # owners' care reminders (stored notifications) and deliveries' stored last errors
     "care.py": {"生日提醒（负责人）", "{occasion}提醒", "生日祝福邮件", "{contact}，生日快乐！",
@@ -188,6 +189,10 @@ ALLOWED = {
     "merge.py": {"合并客户 #", "并入客户 #", "撤销合并 #", "：拆出客户 #", "：从客户 #", " 恢复"},
     "ownership.py": {"新建客户"},
     "pool.py": {"领取"},
+    # leads: event and audit reasons, and the notifications of a sweep and of a linked lead
+    "leads.py": {"新建线索", "线索转化", "领取", "分配", " 天未跟进，自动回收",
+                 " 条线索因未跟进已回收至线索公海", "线索「", "」与您的客户「", "」重复，已关联",
+                 "转化人："},
     "pool_admin.py": {"管理员移动公海"},
     "rules.py": {"部门内没有可接收的销售", "指定销售不可用", "指定销售已达上限", "没有匹配的规则",
                  "按归属规则分配", "按归属规则移入公海"},

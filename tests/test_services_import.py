@@ -26,7 +26,8 @@ def run_import(db, actor, data: bytes, filename="客户.csv", pool=None, mapping
     batch = import_mapping.upload(actor, filename, data)
     pool_id = pool.id if pool is not None else (
         None if target == "rules" else db.session.execute(
-            select(Pool.id).where(Pool.is_default.is_(True))).scalar_one())
+            select(Pool.id).where(Pool.is_default.is_(True),
+                                  Pool.record_type == "customer")).scalar_one())
     import_mapping.configure(actor, batch.id, mapping or batch.mapping, target, pool_id)
     return import_run.run(batch.id, chunk_rows=chunk_rows)
 

@@ -25,7 +25,8 @@ def test_admin_creates_a_department_policy_and_it_is_audited(db, org):
         "id": policy.id, "scope": "department", "department_id": org.east.id, "user_id": None,
         "max_customers": 40, "count_won": None, "max_locked": None, "daily_claim_limit": None,
         "cooldown_days": None, "reclaim_no_followup_days": None, "reclaim_no_deal_days": None,
-        "warn_before_days": None}
+        "warn_before_days": None, "lead_max": None, "lead_daily_claim_limit": None,
+        "lead_reclaim_no_followup_days": None}
     assert _audits(db) == [("create", policy.id, {"scope": [None, "department"],
                                                   "department_id": [None, org.east.id],
                                                   "max_customers": [None, 40]})]

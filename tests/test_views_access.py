@@ -930,3 +930,85 @@ def test_workbench_and_customer_page_show_the_tasks(login_as, k, owned_tasks, db
     auditor_page = login_as("auditor").get(f"/customers/show/{k.ids['c_rep']}")
     html = auditor_page.get_data(as_text=True)
     assert "带合同上门" in html and 'id="task-add"' not in html
+# --- leads (线索) and the lead pool: role x route, and did the database change -----------------
+# (behaviour in tests/test_views_leads.py; here every lead route per role.)
+def _lead_state(db):
+    from app.models import Lead, LeadEvent, LeadFollowUp, LeadOwnership
+
+    db.session.commit()
+    db.session.expire_all()
+    return (tuple(db.session.execute(select(Lead.id, Lead.status, Lead.person_name)
+                                     .order_by(Lead.id)).all()),
+            tuple(db.session.execute(select(LeadOwnership.lead_id, LeadOwnership.owner_id,
+                                            LeadOwnership.pool_id)
+                                     .order_by(LeadOwnership.lead_id)).all()),
+            db.session.execute(select(LeadEvent.id)).all().__len__(),
+            db.session.execute(select(LeadFollowUp.id)).all().__len__())
+
+
+@pytest.fixture
+def lead_ids(db, org):
+    from app.models import PoolMember
+    from app.services import leads
+
+    db.session.add(PoolMember(pool_id=leads.default_lead_pool().id,
+                              department_id=org.centre.id))
+    db.session.commit()
+    return SimpleNamespace(
+        mine=leads.create_lead(org.rep, {"person_name": "矩阵线索"}).id,
+        north=leads.create_lead(org.rep_north, {"person_name": "矩阵华北"}).id,
+        pooled=leads.create_lead(org.staff, {"company_name": "矩阵公海公司"}).id,
+        rep2=org.rep2.id)
+
+
+# (method, path template, form) -> {role: status}; "changes" roles write to the database.
+LEAD_ROUTES = [
+    ("GET", "/leads/list/", None, dict.fromkeys(ROLES, 200), set()),
+    ("GET", "/lead-pool/list/", None, dict.fromkeys(ROLES, 200), set()),
+    ("GET", "/leads/add", None, dict(dict.fromkeys(ROLES, 200), auditor=403), set()),
+    ("GET", "/leads/show/{mine}", None,
+     dict(admin=200, manager=200, rep=200, staff=200, auditor=200), set()),
+    ("GET", "/leads/show/{north}", None,
+     dict(admin=200, manager=404, rep=404, staff=200, auditor=200), set()),
+    ("GET", "/lead-pool/show/{pooled}", None, dict.fromkeys(ROLES, 200), set()),
+    ("GET", "/leads/edit/{mine}", None,
+     dict(admin=200, manager=200, rep=200, staff=200, auditor=403), set()),
+    ("POST", "/leads/edit/{north}", {"person_name": "改名"},
+     dict(admin=302, manager=404, rep=404, staff=302, auditor=403), {"admin", "staff"}),
+    ("POST", "/leads/followup/{north}", {"channel": "call", "content": "矩阵"},
+     dict(admin=302, manager=404, rep=404, staff=302, auditor=403), {"admin", "staff"}),
+    ("POST", "/leads/invalid/{north}", {"reason": "矩阵"},
+     dict(admin=302, manager=404, rep=404, staff=302, auditor=403), {"admin", "staff"}),
+    ("POST", "/leads/release/{mine}", {"reason": "矩阵"},
+     dict(admin=302, manager=302, rep=302, staff=403, auditor=403),
+     {"admin", "manager", "rep"}),
+    ("POST", "/leads/assign/{mine}", {"owner_id": "{rep2}"},
+     dict(admin=302, manager=302, rep=403, staff=403, auditor=403), {"admin", "manager"}),
+    ("POST", "/leads/convert/{north}", {},
+     dict(admin=302, manager=404, rep=404, staff=302, auditor=403), {"admin", "staff"}),
+    ("GET", "/leads/bulk/assign?ids={pooled}", None,
+     dict(admin=200, manager=200, rep=403, staff=403, auditor=403), set()),
+    ("POST", "/leads/action_post", {"action": "release", "rowid": "{north}"},
+     dict(admin=302, manager=404, rep=404, staff=302, auditor=302), set()),
+    ("POST", "/lead-pool/action_post", {"action": "claim", "rowid": "{pooled}"},
+     dict(admin=302, manager=302, rep=302, staff=302, auditor=302),
+     {"admin", "manager", "rep"}),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("method, path, form, expected, changes", LEAD_ROUTES,
+                         ids=[f"{m} {p}" for m, p, *_ in LEAD_ROUTES])
+def test_lead_routes_by_role(login_as, db, lead_ids, role, method, path, form, expected,
+                             changes):
+    client = login_as(role)
+    values = vars(lead_ids)
+    url = path.format(**values)
+    before = _lead_state(db)
+    if method == "GET":
+        resp = client.get(url)
+    else:
+        data = {k: v.format(**values) for k, v in form.items()}
+        resp = client.post(url, data=dict(data, csrf_token=client.csrf))
+    assert resp.status_code == expected[role], (role, url)
+    assert (_lead_state(db) != before) == (role in changes), (role, url)

@@ -136,7 +136,8 @@ def test_pool_form_making_a_pool_default_moves_the_default_in_one_save(db, org, 
                                                  "csrf_token": admin_client.csrf})
     assert resp.status_code == 302
     db.session.expire_all()
-    defaults = db.session.execute(select(Pool.name).where(Pool.is_default.is_(True))).all()
+    defaults = db.session.execute(select(Pool.name).where(
+        Pool.is_default.is_(True), Pool.record_type == "customer")).all()
     assert defaults == [("华东公海",)]
     from app.services.ownership import default_pool
 
@@ -197,8 +198,8 @@ def test_pool_service_moves_the_default_and_only_admins_edit_pools(db, org):
     assert east.is_default is False
     pool_admin.update_pool(org.admin, east.id, {"is_default": True})
     db.session.expire_all()
-    assert db.session.execute(select(Pool.id).where(Pool.is_default.is_(True))).all() == \
-        [(east.id,)]
+    assert db.session.execute(select(Pool.id).where(
+        Pool.is_default.is_(True), Pool.record_type == "customer")).all() == [(east.id,)]
     assert [(a.action, a.changes) for a in audits("pool")][-1] == (
         "update", {"is_default": [False, True]})
     with pytest.raises(PermissionDenied) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 def register_apis(appbuilder, csrf) -> None:
     from app.api.customers import CustomerApi
     from app.api.dedupe import DedupeApi
+    from app.api.leads import LeadApi
     from app.api.ownership import OwnershipApi, PoolApi
     from app.api.policies import PolicyApi
     from app.api.tasks import TaskApi
@@ -13,7 +14,7 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.openapi import GuishuOpenApi
 
     for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, TaskApi, PolicyApi,
-                DedupeApi, GuishuOpenApi):
+                DedupeApi, LeadApi, GuishuOpenApi):
         appbuilder.add_api(api)
     from flask import current_app as _app
     from flask_appbuilder.api.manager import SwaggerView
@@ -33,7 +34,7 @@ def register_apis(appbuilder, csrf) -> None:
     register_json_errors(current_app)
     for name, blueprint in current_app.blueprints.items():
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "TaskApi",
-                    "PolicyApi", "DedupeApi", "SecurityApi"):
+                    "PolicyApi", "DedupeApi", "LeadApi", "SecurityApi"):
             csrf.exempt(blueprint)
 
 

@@ -198,6 +198,10 @@ class DedupeMatch(Answer):
     locked = fields.Boolean()
     score = fields.Float(allow_none=True)
     message = fields.String()
+    # A lead's dedupe answer (app.services.leads): a customer or a lead, by id and name.
+    record = fields.String(metadata={"description": "customer | lead"})
+    id = fields.Integer()
+    name = fields.String()
 
 
 class Error(Strict):
@@ -217,6 +221,8 @@ class Error(Strict):
                                                    "invalid)"})
     customer_ids = fields.List(fields.Integer(), metadata={
         "description": "the customers the refusal is about"})
+    lead_ids = fields.List(fields.Integer(), metadata={
+        "description": "the leads the refusal is about"})
     cap = fields.Integer()
     owned = fields.Integer()
     locked = fields.Integer()
@@ -698,6 +704,101 @@ class Merged(Answer):
     survivor_id = fields.Integer(required=True)
 
 
+# --- leads ----------------------------------------------------------------------------------
+def _lead_fields() -> dict:
+    from app.models.lead import LEAD_SOURCES
+    from app.services.leads import MAX_LENGTHS
+
+    out = {name: Text(limit, allow_none=True) for name, limit in MAX_LENGTHS.items()}
+    out["source"] = Choice(tuple(LEAD_SOURCES), allow_none=True, message=lambda: tr(
+        "The source can only be: %(choices)s", choices=", ".join(LEAD_SOURCES)), metadata={
+        "description": " | ".join(LEAD_SOURCES)})
+    return out
+
+
+LeadCreate = Body.from_dict({
+    **_lead_fields(),
+    "owner_id": RecordId(allow_none=True, metadata={"description": "the owner (else: reps and "
+                                                                   "managers themselves, "
+                                                                   "staff and admins a pool)"}),
+    "pool_id": RecordId(allow_none=True, metadata={"description": "a lead pool"}),
+    "confirm_duplicates": Flag(metadata={"description": "save despite warning matches"}),
+}, name="LeadCreate")
+LeadUpdate = Body.from_dict({
+    **_lead_fields(),
+    "confirm_duplicates": Flag(metadata={"description": "save despite warning matches"}),
+}, name="LeadUpdate")
+
+
+class Lead(Answer):
+    """A lead with its holder; contact details masked as the caller may see them."""
+    id = fields.Integer(required=True)
+    person_name = fields.String(allow_none=True)
+    company_name = fields.String(allow_none=True)
+    mobile = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    province = fields.String(allow_none=True)
+    city = fields.String(allow_none=True)
+    industry = fields.String(allow_none=True)
+    source = fields.String(allow_none=True)
+    campaign = fields.String(allow_none=True)
+    notes = fields.String(allow_none=True)
+    status = fields.String(required=True, metadata={"description": "new | working | "
+                                                                   "converted | invalid"})
+    invalid_reason = fields.String(allow_none=True)
+    owner = fields.Nested(UserRef, allow_none=True)
+    pool = fields.Nested(PoolRef, allow_none=True)
+    last_followup_at = Timestamp(allow_none=True)
+    converted_customer_id = fields.Integer(allow_none=True)
+    converted_at = Timestamp(allow_none=True)
+    created_at = Timestamp(allow_none=True)
+    updated_at = Timestamp(allow_none=True)
+
+
+class LeadResult(Answer):
+    id = fields.Integer(required=True)
+    result = fields.Nested(Lead, required=True)
+
+
+class LeadPage(Answer):
+    count = fields.Integer(required=True, metadata={"description": "the rows of this page"})
+    next_after = fields.Integer(allow_none=True, metadata={
+        "description": "pass as after for the next page (null: the last page)"})
+    result = fields.List(fields.Nested(Lead), required=True)
+
+
+class LeadClaimRequest(Body):
+    lead_ids = RecordIds(noun="lead", required=True)
+    pool_id = RecordId(allow_none=True, metadata={"description": "only from this lead pool"})
+
+
+class LeadReleaseRequest(Body):
+    lead_ids = RecordIds(noun="lead", required=True)
+    reason = Text(limits.REASON, required=True)
+    pool_id = RecordId(allow_none=True, metadata={"description": "else the pool each came "
+                                                                 "from, else the default"})
+
+
+class LeadConvertRequest(Body):
+    lead_id = RecordId(required=True)
+    into_pool = Flag(metadata={"description": "create the customer in a customer pool"})
+    pool_id = RecordId(allow_none=True, metadata={"description": "that customer pool"})
+    confirm_duplicates = Flag(metadata={"description": "create despite warning matches"})
+
+
+class LeadIds(Answer):
+    lead_ids = fields.List(fields.Integer(), required=True)
+
+
+class LeadConverted(Answer):
+    lead_id = fields.Integer(required=True)
+    customer_id = fields.Integer(required=True)
+    outcome = fields.String(required=True, metadata={
+        "description": "created | created_in_pool | claimed | linked | linked_other"})
+    holder = fields.String(allow_none=True)
+
+
 COMPONENTS = (Error, DedupeMatch, ClaimRequest, ReleaseRequest, AssignRequest,
               DistributeRequest, CustomerIdsRequest, DepartureRequest, ApplyRulesRequest,
               MovePoolRequest, CustomerIds, DistributionPlan, DeparturePlan, RulesPlan,
@@ -705,4 +806,5 @@ COMPONENTS = (Error, DedupeMatch, ClaimRequest, ReleaseRequest, AssignRequest,
               PolicyCreate, PolicyUpdate, Policy, PolicyResult, PolicyList, PolicyDeleted,
               EffectivePolicy, DedupeCheckRequest, DedupeCheckResult,
               CustomerResult, CustomerDeleted, Merged, TaskCreate, TaskUpdate, Task,
-              TaskResult, TaskPage)
+              TaskResult, TaskPage, LeadCreate, LeadUpdate, Lead, LeadResult, LeadPage,
+              LeadClaimRequest, LeadReleaseRequest, LeadConvertRequest, LeadIds, LeadConverted)

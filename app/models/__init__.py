@@ -16,3 +16,4 @@ from app.models.dedupe import DedupeCluster, DedupeClusterMember, DedupeDismissa
 from app.models.merge import CustomerMerge, CustomerRedirect  # noqa: F401
 from app.models.search import CustomerSearchGram, CustomerSearchText  # noqa: F401
 from app.models.task import Task  # noqa: F401
+from app.models.lead import Lead, LeadEvent, LeadFollowUp, LeadOwnership  # noqa: F401

@@ -11,22 +11,29 @@ from app.models.customer import utcnow
 
 ACQUIRED_HOW = ("created", "assigned", "claimed", "transferred", "merged", "rule-assigned",
                 "imported")
+# What a pool holds: customers (公海) or leads (线索公海). Customer code never sees a lead pool
+# and lead code never a customer pool; each record type has its own default pool.
+POOL_RECORD_TYPES = ("customer", "lead")
 EVENT_KINDS = ("created", "assigned", "claimed", "released", "reclaimed", "transferred",
                "merged", "unmerged", "rule-assigned", "moved", "deleted")
 
 
 class Pool(Model):
-    """A public pool (公海). Exactly one is the default (kept by app.services.pool_admin)."""
+    """A public pool (公海) of customers or of leads (record_type). Exactly one of each record
+    type is the default (kept by app.services.pool_admin)."""
 
     __tablename__ = "pool"
     __table_args__ = (
-        Index("uq_pool_default", "is_default", unique=True,
+        CheckConstraint("record_type in ('customer', 'lead')", name="ck_pool_record_type"),
+        Index("uq_pool_default", "record_type", "is_default", unique=True,
               sqlite_where=text("is_default"), postgresql_where=text("is_default")),
     )
     id = Column(Integer, primary_key=True)
     name = Column(String(100), nullable=False, unique=True)
     description = Column(Text)
     is_default = Column(Boolean, nullable=False, default=False, server_default="0")
+    record_type = Column(String(16), nullable=False, default="customer",
+                         server_default="customer")
     created_at = Column(DateTime, nullable=False, default=utcnow)
 
     members = relationship("PoolMember", back_populates="pool", cascade="all, delete-orphan")

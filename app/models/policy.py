@@ -12,6 +12,8 @@ from app.models.customer import utcnow
 POLICY_FIELDS = (
     "max_customers", "count_won", "max_locked", "daily_claim_limit", "cooldown_days",
     "reclaim_no_followup_days", "reclaim_no_deal_days", "warn_before_days",
+    # Leads (线索): their own cap, daily claim limit and reclaim clock.
+    "lead_max", "lead_daily_claim_limit", "lead_reclaim_no_followup_days",
 )
 
 
@@ -46,6 +48,9 @@ class Policy(Model):
     reclaim_no_followup_days = Column(Integer)
     reclaim_no_deal_days = Column(Integer)
     warn_before_days = Column(Integer)
+    lead_max = Column(Integer)
+    lead_daily_claim_limit = Column(Integer)
+    lead_reclaim_no_followup_days = Column(Integer)
     updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
     department = relationship("Department")

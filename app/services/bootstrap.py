@@ -13,6 +13,7 @@ from app.security import ROLE_ADMIN, ROLES
 from app.services import care, classification, dedupe, policies
 
 DEFAULT_POOL_NAME = "默认公海"
+DEFAULT_LEAD_POOL_NAME = "默认线索公海"
 
 
 def initialise() -> dict:
@@ -22,9 +23,14 @@ def initialise() -> dict:
     classification.settings()  # the grading thresholds row, with the defaults
     care.ensure_defaults()  # care settings and the default (mostly inactive) templates
     dedupe.ensure_rules()  # one dedupe rule per kind, with the defaults
-    if db.session.execute(select(Pool).where(Pool.is_default.is_(True))).first() is None:
+    if db.session.execute(select(Pool).where(Pool.is_default.is_(True),
+                                             Pool.record_type == "customer")).first() is None:
         db.session.add(Pool(name=DEFAULT_POOL_NAME, description="未分配客户的默认公海",
-                            is_default=True))
+                            is_default=True, record_type="customer"))
+    if db.session.execute(select(Pool).where(Pool.is_default.is_(True),
+                                             Pool.record_type == "lead")).first() is None:
+        db.session.add(Pool(name=DEFAULT_LEAD_POOL_NAME, description="未分配线索的默认线索公海",
+                            is_default=True, record_type="lead"))
     db.session.commit()
     admin_username = os.environ.get("GUISHU_ADMIN_USER", "admin")
     has_admin = db.session.execute(

@@ -39,8 +39,12 @@ _CONTACT_MAX_LEN = dict(_MAX_LEN, name=100)  # contact.name is VARCHAR(100)
 _BIRTHDAY_RE = re.compile(r"^\s*(?:(\d{4})[-/.年])?\s*(\d{1,2})[-/.月]\s*(\d{1,2})日?\s*$")
 
 
-def _region() -> str:
+def phone_region() -> str:
+    """The region numbers without a country code are read in (PHONE_DEFAULT_REGION)."""
     return current_app.config.get("PHONE_DEFAULT_REGION", "CN") if has_app_context() else "CN"
+
+
+_region = phone_region
 
 
 def parse_birthday(text: Optional[str], lunar: bool) -> tuple[Optional[int], Optional[int],

@@ -35,9 +35,7 @@ def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = 
                                             "pool")})
     ids = list(db.session.execute(select(Ownership.customer_id).where(
         Ownership.owner_id == user_id).order_by(Ownership.customer_id)).scalars())
-    pool = db.session.get(Pool, pool_id) if pool_id else ownership.default_pool()
-    if pool is None:
-        raise ValidationFailed({"pool_id": tr("The pool does not exist")})
+    pool = ownership.customer_pool(pool_id, "pool_id") if pool_id else ownership.default_pool()
     targets: dict[int, list[int]] = {}
     skipped: list[dict] = []
     to_pool: list[int] = []

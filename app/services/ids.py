@@ -62,12 +62,14 @@ def parse_optional_id(value: Any, field: str) -> Optional[int]:
 
 
 # What a list of ids names, and its refusals (msgids): not a list, empty, too long.
-CUSTOMER, REP = "customer", "rep"
+CUSTOMER, REP, LEAD = "customer", "rep", "lead"
 LIST_REFUSALS = {
     CUSTOMER: (N_("The customer ids must be a list of positive integers"),
                N_("Select at least one customer"), N_("At most %(limit)s customers at a time")),
     REP: (N_("The sales rep ids must be a list of positive integers"),
           N_("Select at least one rep"), N_("At most %(limit)s sales reps at a time")),
+    LEAD: (N_("The lead ids must be a list of positive integers"),
+           N_("Select at least one lead"), N_("At most %(limit)s leads at a time")),
 }
 
 

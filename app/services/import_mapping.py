@@ -158,14 +158,14 @@ def configure(actor: User, batch_id: int, mapping: dict[str, str], target: str,
     elif target == "pool":
         if pool_id is None:
             errors["pool"] = tr("Select the pool to import into")
-        elif db.session.get(Pool, pool_id) is None:
+        elif getattr(db.session.get(Pool, pool_id), "record_type", None) != "customer":
             errors["pool"] = tr("The pool does not exist")
         elif pools is not None and pool_id not in pools:
             errors["pool"] = tr("You can only import into pools you manage")
     else:
         errors["target"] = tr("The import target can only be 『into a pool』 or 『by assignment "
                               "rules』")
-    if target == "rules" and pool_id is not None and db.session.get(Pool, pool_id) is None:
+    if target == "rules" and pool_id is not None and getattr(db.session.get(Pool, pool_id), "record_type", None) != "customer":
         errors["pool"] = tr("The pool does not exist")
     if errors:
         db.session.rollback()

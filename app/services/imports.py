@@ -30,7 +30,8 @@ def importable_pool_ids(actor: User) -> Optional[set[int]]:
 def importable_pools(actor: User) -> list[Pool]:
     """The pools the mapping form offers, the default pool first."""
     allowed = importable_pool_ids(actor)
-    q = select(Pool).order_by(Pool.is_default.desc(), Pool.name)
+    q = select(Pool).where(Pool.record_type == "customer").order_by(Pool.is_default.desc(),
+                                                                    Pool.name)
     if allowed is not None:
         q = q.where(Pool.id.in_(allowed or {0}))
     return list(db.session.execute(q).scalars())

@@ -19,10 +19,21 @@ from app.services.errors import NotFound, ValidationFailed, tr
 
 
 def default_pool() -> Pool:
-    pool = db.session.execute(select(Pool).where(Pool.is_default.is_(True))).scalars().first()
+    """The default customer pool (lead pools have their own, app.services.leads)."""
+    pool = db.session.execute(select(Pool).where(
+        Pool.is_default.is_(True), Pool.record_type == "customer")).scalars().first()
     if pool is None:
         raise NotFound(tr("No default pool is set up; run flask crm init first"),
                        code="no_default_pool")
+    return pool
+
+
+def customer_pool(pool_id: Optional[int], field: str = "pool") -> Pool:
+    """The customer pool `pool_id`; ValidationFailed naming `field` if there is none (a lead
+    pool never holds customers)."""
+    pool = db.session.get(Pool, pool_id) if pool_id is not None else None
+    if pool is None or pool.record_type != "customer":
+        raise ValidationFailed({field: tr("The pool does not exist")})
     return pool
 
 
@@ -99,8 +110,8 @@ def place_new_customer(customer, *, actor_id: Optional[int], owner_id: Optional[
         ensure_active_owner(owner_id)
         lock_rep(owner_id)
         caps.check_cap(owner_id, 1)
-    elif db.session.get(Pool, pool_id) is None:
-        raise ValidationFailed({"pool": tr("The pool does not exist")})
+    else:
+        customer_pool(pool_id)
     now = utcnow()
     ownership = Ownership(owner_id=owner_id, pool_id=pool_id, acquired_at=now, acquired_how=how,
                           first_owner_id=owner_id, locked=False, won=False)

@@ -22,6 +22,9 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "reclaim_no_followup_days": 30,
     "reclaim_no_deal_days": 90,
     "warn_before_days": 3,
+    "lead_max": 200,
+    "lead_daily_claim_limit": 50,
+    "lead_reclaim_no_followup_days": 14,
 }
 
 

@@ -37,12 +37,14 @@ def parse_ids(customer_ids: Iterable, limit: int = MAX_BATCH) -> list[int]:
     return parse_id_list(customer_ids, "customer_ids", limit)
 
 
-def pool_memberships(user: User) -> tuple[tuple[int, bool], ...]:
-    """(pool id, is admin) of every membership row that makes `user` a member: as a user, or
-    through their department or a department above it. One statement, read once per request
-    (the pool page asks for the pools browsed and, for the contact details, administered)."""
+def pool_memberships(user: User, record_type: str = "customer"
+                     ) -> tuple[tuple[int, bool], ...]:
+    """(pool id, is admin) of every membership row that makes `user` a member of a pool of
+    `record_type` (customer pools; lead pools for leads): as a user, or through their
+    department or a department above it. One statement, read once per request (the pool page
+    asks for the pools browsed and, for the contact details, administered)."""
     cache = request_cache()
-    key = ("pool_memberships", user.id)
+    key = ("pool_memberships", user.id, record_type)
     if cache is not None and key in cache:
         return cache[key]
     mine = select(Department.path).where(Department.id == user.department_id) \
@@ -50,22 +52,33 @@ def pool_memberships(user: User) -> tuple[tuple[int, bool], ...]:
     # Departments above (and including) the user's: those whose path starts the user's.
     chain = select(Department.id).where(mine.startswith(Department.path, autoescape=False))
     rows = tuple((pool_id, bool(is_admin)) for pool_id, is_admin in db.session.execute(
-        select(PoolMember.pool_id, PoolMember.is_admin).where(or_(
-            PoolMember.user_id == user.id, PoolMember.department_id.in_(chain)))))
+        select(PoolMember.pool_id, PoolMember.is_admin)
+        .join(Pool, Pool.id == PoolMember.pool_id).where(
+            Pool.record_type == record_type,
+            or_(PoolMember.user_id == user.id, PoolMember.department_id.in_(chain)))))
     if cache is not None:
         cache[key] = rows
     return rows
 
 
-def member_pool_ids(user: User, chain: Optional[list[int]] = None) -> set[int]:
-    """Pools the user belongs to: as a user, or through their department or a parent of it.
-    Admins belong to every pool."""
+def pool_ids_of_type(record_type: str = "customer") -> set[int]:
+    return set(db.session.execute(select(Pool.id).where(Pool.record_type == record_type))
+               .scalars())
+
+
+def member_pool_ids(user: User, chain: Optional[list[int]] = None,
+                    record_type: str = "customer") -> set[int]:
+    """Pools of `record_type` the user belongs to: as a user, or through their department or
+    a parent of it. Admins belong to every pool."""
     if has_role(user, ROLE_ADMIN):
-        return set(db.session.execute(select(Pool.id)).scalars())
+        return pool_ids_of_type(record_type)
     if chain is None:
-        return {pool_id for pool_id, _ in pool_memberships(user)}
-    return set(db.session.execute(select(PoolMember.pool_id).where(or_(
-        PoolMember.user_id == user.id, PoolMember.department_id.in_(chain or [0])))).scalars())
+        return {pool_id for pool_id, _ in pool_memberships(user, record_type)}
+    return set(db.session.execute(
+        select(PoolMember.pool_id).join(Pool, Pool.id == PoolMember.pool_id).where(
+            Pool.record_type == record_type,
+            or_(PoolMember.user_id == user.id,
+                PoolMember.department_id.in_(chain or [0])))).scalars())
 
 
 def browsable_pool_ids(user: User) -> set[int]:
@@ -73,7 +86,7 @@ def browsable_pool_ids(user: User) -> set[int]:
     every pool for a user who sees every record (back-office staff maintain them all, and
     cannot claim: claiming is the member's, see claim_from_pool)."""
     if scope_of(user) == Scope.ALL:
-        return set(db.session.execute(select(Pool.id)).scalars())
+        return pool_ids_of_type("customer")
     return member_pool_ids(user)
 
 
@@ -301,9 +314,8 @@ def release_to_pool(actor: User, customer_ids: Iterable, reason: str,
         raise ValidationFailed({"reason": tr("Please give a reason for releasing")})
     if limits.too_long(reason, limits.REASON):
         raise ValidationFailed({"reason": limits.too_long(reason, limits.REASON)})
-    target = db.session.get(Pool, pool_id) if pool_id is not None else ownership.default_pool()
-    if target is None:
-        raise ValidationFailed({"pool_id": tr("The pool does not exist")})
+    target = ownership.customer_pool(pool_id, "pool_id") if pool_id is not None \
+        else ownership.default_pool()
     try:
         rows = ownership.snapshot(ids)
         not_owned = [i for i in ids if i not in rows or rows[i].owner_id is None]

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db
 from app.models import Ownership, Pool, PoolMember, User
 from app.models.customer import utcnow
+from app.models.ownership import POOL_RECORD_TYPES
 from app.security import ROLE_ADMIN, has_role
 from app.services import audit, limits, ownership
 from app.services.errors import (CLAIMED_MEANWHILE, Conflict, NotFound, NotInPool, PermissionDenied,
@@ -22,15 +23,16 @@ from app.services.errors import (CLAIMED_MEANWHILE, Conflict, NotFound, NotInPoo
 from app.services.pool import customer_names, parse_ids
 
 
-def admin_pool_ids(user: User) -> set[int]:
-    """Pools the user administers: every pool for admins; otherwise pools where the user, or
-    their department or a department above it, is a member marked "pool admin"."""
+def admin_pool_ids(user: User, record_type: str = "customer") -> set[int]:
+    """Pools of `record_type` the user administers: every one for admins; otherwise those
+    where the user, or their department or a department above it, is a member marked "pool
+    admin"."""
 
-    from app.services.pool import pool_memberships
+    from app.services.pool import pool_ids_of_type, pool_memberships
 
     if has_role(user, ROLE_ADMIN):
-        return set(db.session.execute(select(Pool.id)).scalars())
-    return {pool_id for pool_id, is_admin in pool_memberships(user) if is_admin}
+        return pool_ids_of_type(record_type)
+    return {pool_id for pool_id, is_admin in pool_memberships(user, record_type) if is_admin}
 
 
 def member_user_ids(pool_ids: Iterable[int]):
@@ -62,7 +64,7 @@ def move_to_pool(actor: User, customer_ids: Iterable, pool_id: Optional[int],
     if limits.too_long(reason, limits.REASON):
         raise ValidationFailed({"reason": limits.too_long(reason, limits.REASON)})
     target = db.session.get(Pool, pool_id) if pool_id is not None else None
-    if target is None:
+    if target is None or target.record_type != "customer":
         raise ValidationFailed({"pool_id": tr("Select the target pool")})
     try:
         rows = ownership.snapshot(ids)
@@ -103,7 +105,7 @@ def validate_member(member: PoolMember) -> None:
         raise ValidationFailed(errors)
 
 
-POOL_FIELDS = ("name", "description", "is_default")
+POOL_FIELDS = ("name", "description", "is_default", "record_type")
 KEEP_DEFAULT = lazy_tr("There must be a default pool: make another pool the default and this "
                        "one stops being it")
 
@@ -121,6 +123,10 @@ def _pool_values(data: dict[str, Any]) -> dict[str, Any]:
             raise ValidationFailed({"name": tr("Please give the pool a name")})
     if "is_default" in values:
         values["is_default"] = bool(values["is_default"])
+    if "record_type" in values:
+        values["record_type"] = values["record_type"] or "customer"
+        if values["record_type"] not in POOL_RECORD_TYPES:
+            raise ValidationFailed({"record_type": tr("A pool holds customers or leads")})
     return values
 
 
@@ -137,6 +143,7 @@ def _save(pool: Pool, actor: User, action: str, changes: dict) -> Pool:
             if pool.is_default:
                 # Before this pool is flushed as default: the index allows one at any moment.
                 db.session.execute(update(Pool).where(Pool.is_default.is_(True),
+                                                      Pool.record_type == pool.record_type,
                                                       Pool.id != pool.id)
                                    .values(is_default=False))
         db.session.add(pool)
@@ -158,7 +165,7 @@ def _save(pool: Pool, actor: User, action: str, changes: dict) -> Pool:
 def create_pool(actor: User, data: dict[str, Any]) -> Pool:
     """A new pool; marked default, it takes the default over from the previous one."""
     _require_admin(actor)
-    values = _pool_values({"name": None, **data})
+    values = _pool_values({"name": None, "record_type": "customer", **data})
     pool = Pool(**values)
     return _save(pool, actor, "create", {k: (None, v) for k, v in values.items()
                                          if v is not None})
@@ -172,6 +179,11 @@ def update_pool(actor: User, pool_id: int, data: dict[str, Any]) -> Pool:
     values = _pool_values(data)
     if pool.is_default and values.get("is_default") is False:
         raise ValidationFailed({"is_default": KEEP_DEFAULT})
+    if values.get("record_type", pool.record_type) != pool.record_type and (
+            pool.is_default or _held(pool)):
+        raise ValidationFailed({"record_type": tr(
+            "The pool 『%(name)s』 is a default pool or holds records: its record type cannot "
+            "change", name=pool.name)})
     changes = audit.diff(pool, values)
     for key, value in values.items():
         setattr(pool, key, value)
@@ -186,8 +198,7 @@ def delete_pool(actor: User, pool_id: int) -> None:
         raise ValidationFailed(
             {"is_default": tr("The default pool 『%(name)s』 cannot be deleted: make another pool "
                              "the default first", name=pool.name)})
-    held = db.session.execute(select(func.count()).select_from(Ownership)
-                              .where(Ownership.pool_id == pool.id)).scalar_one()
+    held = _held(pool)
     if held:
         raise Conflict(tr("The pool 『%(name)s』 still holds %(held)s customers; move them to "
                           "another pool first", name=pool.name, held=held),
@@ -197,6 +208,15 @@ def delete_pool(actor: User, pool_id: int) -> None:
                   if getattr(pool, k) is not None})
     db.session.delete(pool)
     db.session.commit()
+
+
+def _held(pool: Pool) -> int:
+    """How many customers (or, for a lead pool, leads) the pool holds now."""
+    from app.models import LeadOwnership
+
+    table = LeadOwnership if pool.record_type == "lead" else Ownership
+    return db.session.execute(select(func.count()).select_from(table)
+                              .where(table.pool_id == pool.id)).scalar_one()
 
 
 def get_pool(pool_id: int) -> Pool:

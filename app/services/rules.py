@@ -217,5 +217,7 @@ def validate_rule(rule: AssignmentRule) -> None:
         errors["lifecycle"] = tr("The lifecycle can only be potential, active or silent")
     if rule.grade not in (None, "", "A", "B", "C"):
         errors["grade"] = tr("The grade can only be A, B or C")
+    if rule.target_pool is not None and rule.target_pool.record_type != "customer":
+        errors["target_pool"] = tr("The pool does not exist")
     if errors:
         raise ValidationFailed(errors)

@@ -15,6 +15,7 @@ def register_views(appbuilder) -> None:
                                 GradingSettingsView, PolicyView, PoolMemberView, PoolView)
     from app.views.imports import ImportView, too_large
     from app.views.jobs import JobsView
+    from app.views.leads import LeadPoolView, LeadView
     from app.views.notifications import NotificationView, unread_notifications
     from app.views.ownership import OwnershipView
     from app.views.pickers import user_picker
@@ -66,6 +67,11 @@ def register_views(appbuilder) -> None:
                         icon="fa-history", category="Customers")
     appbuilder.add_view(PoolCustomerView, "PoolCustomers", label=_("Public pool"),
                         icon="fa-life-ring", category="Customers")
+    appbuilder.add_view(LeadView, "LeadList", label=_("Leads"), icon="fa-lightbulb-o",
+                        category="Leads", category_label=_("Leads"),
+                        category_icon="fa-lightbulb-o")
+    appbuilder.add_view(LeadPoolView, "LeadPool", label=_("Lead pool"), icon="fa-life-ring",
+                        category="Leads")
     appbuilder.add_view(TransferView, "Transfers", label=_("Transfer requests"),
                         href="/transfers/", icon="fa-exchange", category="Customers")
     appbuilder.add_view(CareMessageView, "CareOutbox", label=_("Care outbox"),

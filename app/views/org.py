@@ -30,7 +30,13 @@ POLICY_LABELS = {
     "reclaim_no_followup_days": _("Reclaim after days without follow-up"),
     "reclaim_no_deal_days": _("Reclaim after days without a deal"),
     "warn_before_days": _("Warn days before reclaim"),
+    "lead_max": _("Lead cap (open leads held)"),
+    "lead_daily_claim_limit": _("Daily lead claim limit"),
+    "lead_reclaim_no_followup_days": _("Reclaim leads after days without follow-up"),
 }
+
+POOL_RECORD_TYPE_LABELS = {"customer": _("Customers (public pool)"),
+                          "lead": _("Leads (lead pool)")}
 
 POLICY_SCOPES = {"global": _("Global"), "department": _("Department"), "user": _("Personal")}
 
@@ -185,12 +191,16 @@ class PoolView(ServiceModelView):
     route_base = "/pools"
     list_title = show_title = _("Public pools")
     add_title, edit_title = _("Add public pool"), _("Edit public pool")
-    list_columns = ["name", "description", "is_default"]
-    add_columns = edit_columns = ["name", "description", "is_default"]
+    list_columns = ["name", "record_type", "description", "is_default"]
+    add_columns = edit_columns = ["name", "record_type", "description", "is_default"]
     add_form_extra_fields = edit_form_extra_fields = {
-        "is_default": BooleanField(_("Default pool"))}
+        "is_default": BooleanField(_("Default pool")),
+        "record_type": SelectField(_("Holds"), choices=list(POOL_RECORD_TYPE_LABELS.items()),
+                                   default="customer")}
     label_columns = {"name": _("Name"), "description": _("Description"),
-                     "is_default": _("Default pool")}
+                     "is_default": _("Default pool (of its record type)"),
+                     "record_type": _("Holds")}
+    formatters_columns = {"record_type": lambda v: POOL_RECORD_TYPE_LABELS.get(v, v)}
     related_views = [PoolMemberView]
     show_template = "appbuilder/general/model/show_cascade.html"
 
@@ -216,6 +226,7 @@ class PolicyView(ServiceModelView):
                "daily_claim_limit", "cooldown_days", "reclaim_no_followup_days",
                "reclaim_no_deal_days", "warn_before_days"]
     list_columns = _fields
+    _fields = _fields + ["lead_max", "lead_daily_claim_limit", "lead_reclaim_no_followup_days"]
     add_columns = edit_columns = show_columns = _fields
     label_columns = {"scope": _("Applies to"), "department": _("Department"), "user": _("User"),
                      **POLICY_LABELS}

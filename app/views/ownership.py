@@ -138,7 +138,8 @@ class OwnershipView(BaseView):
 
     @staticmethod
     def _default_pool_id() -> int:
-        return db.session.execute(select(Pool.id).where(Pool.is_default.is_(True))).scalar() or 0
+        return db.session.execute(select(Pool.id).where(
+            Pool.is_default.is_(True), Pool.record_type == "customer")).scalar() or 0
 
     def _distribution_selection(self, actor: User):
         """(refusal, ids, customers) of a distribution page. Reps have the permission so that
@@ -258,7 +259,8 @@ class OwnershipView(BaseView):
         actor = self._actor()
         ids = selected_ids()
         customers = pool_customers(actor, ids)
-        pools = db.session.execute(select(Pool).order_by(Pool.name)).scalars().all()
+        pools = db.session.execute(select(Pool).where(Pool.record_type == "customer")
+                                   .order_by(Pool.name)).scalars().all()
         if request.method == "POST":
             try:
                 pool_admin.move_to_pool(actor, ids, request.form.get("pool_id", type=parse_pk),
@@ -310,7 +312,8 @@ class OwnershipView(BaseView):
         return self.render_template(
             "guishu/departure.html", leaving=leaving, owned=owned, total=total, mode=mode,
             owner_id=owner_id, team=set(team), pool_id=pool_id, reps=reps,
-            pools=db.session.execute(select(Pool).order_by(Pool.name)).scalars().all(),
+            pools=db.session.execute(select(Pool).where(Pool.record_type == "customer")
+                                   .order_by(Pool.name)).scalars().all(),
             plan=plan, users=self._usernames(a["owner_id"] for a in (plan or {}).get(
                 "assignments", [])), modes=departure.MODES, token=token)
 
