@@ -5,6 +5,7 @@ from __future__ import annotations
 def register_apis(appbuilder, csrf) -> None:
     from app.api.customers import CustomerApi
     from app.api.dedupe import DedupeApi
+    from app.api.hooks import HooksApi
     from app.api.ownership import OwnershipApi, PoolApi
     from app.api.policies import PolicyApi
     from app.api.transfers import TransferApi
@@ -12,7 +13,7 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.openapi import GuishuOpenApi
 
     for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, PolicyApi, DedupeApi,
-                GuishuOpenApi):
+                HooksApi, GuishuOpenApi):
         appbuilder.add_api(api)
     from flask import current_app as _app
     from flask_appbuilder.api.manager import SwaggerView
@@ -32,7 +33,7 @@ def register_apis(appbuilder, csrf) -> None:
     register_json_errors(current_app)
     for name, blueprint in current_app.blueprints.items():
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "PolicyApi",
-                    "DedupeApi", "SecurityApi"):
+                    "DedupeApi", "SecurityApi", "HooksApi"):
             csrf.exempt(blueprint)
 
 

@@ -15,3 +15,5 @@ from app.models.imports import ImportBatch, ImportProblem  # noqa: F401
 from app.models.dedupe import DedupeCluster, DedupeClusterMember, DedupeDismissal  # noqa: F401
 from app.models.merge import CustomerMerge, CustomerRedirect  # noqa: F401
 from app.models.search import CustomerSearchGram, CustomerSearchText  # noqa: F401
+from app.models.absence import Absence  # noqa: F401
+from app.models.api_key import ApiKey  # noqa: F401

@@ -15,7 +15,7 @@ from app.models import (Customer, Department, Ownership, OwnershipEvent, Policy,
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import Scope, scope_of, visible_owner_ids_select
-from app.services import caps, masking, policies, reclaim
+from app.services import absences, caps, masking, policies, reclaim
 from app.services.pool import _claimed_today_select, member_pool_ids
 from app.services.times import local_day_start
 
@@ -158,9 +158,9 @@ def my_requests(user: User) -> list[TransferRequest]:
 
 def team(manager: User) -> list[dict]:
     """Each active user in the manager's scope with their counts against their caps: what
-    limits() gives one user, for the whole team in four statements (the users with their
+    limits() gives one user, for the whole team in five statements (the users with their
     departments, every policy row, the owned / locked counts grouped by owner, today's
-    claims grouped by rep), whatever the team's size."""
+    claims grouped by rep, who is on leave today), whatever the team's size."""
     scope = scope_of(manager) or Scope.OWN
     users_q = select(User).options(joinedload(User.department)) \
         .where(User.employment_status == EMPLOYMENT_ACTIVE).order_by(User.username)
@@ -186,6 +186,7 @@ def team(manager: User) -> list[dict]:
             OwnershipEvent.to_owner_id.in_(ids), OwnershipEvent.kind == "claimed",
             OwnershipEvent.created_at >= local_day_start())
         .group_by(OwnershipEvent.to_owner_id)).all())
+    away = absences.current_absences(ids)
     out = []
     for user in users:
         chain = policies.chain_from_path(user.department.path if user.department else None)
@@ -200,5 +201,13 @@ def team(manager: User) -> list[dict]:
                     "policy": {k: {"value": v.value, "source": v.source}
                                for k, v in policy.items()},
                     "owned": owned.have, "locked": c.locked if c else 0,
-                    "claimed_today": claims.get(user.id, 0)})
+                    "claimed_today": claims.get(user.id, 0),
+                    "absence": absences.on_leave_text(*away[user.id])
+                    if user.id in away else ""})
     return out
+
+
+def my_absence(user: User) -> str:
+    """"On leave from–to" when the user is away today, else "" (the workbench's banner)."""
+    away = absences.current_absences([user.id]).get(user.id)
+    return absences.on_leave_text(*away) if away else ""

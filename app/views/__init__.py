@@ -7,6 +7,8 @@ from flask_babel import lazy_gettext as _
 
 def register_views(appbuilder) -> None:
     from app.services.times import local_date, local_text
+    from app.views.absences import AbsenceView
+    from app.views.api_keys import ApiKeyView
     from app.views.activity import DealView, FollowUpView
     from app.views.care import CareMessageView, CareSettingsView, CareTemplateView
     from app.views.customers import ContactView, CustomerEventView, CustomerView
@@ -40,6 +42,8 @@ def register_views(appbuilder) -> None:
                         category_label=_("Workbench"), category_icon="fa-briefcase")
     # Shown to roles with menu access to "Team" (managers, admins); the page checks again.
     appbuilder.add_link("Team", href="/workbench/team", label=_("My team"), icon="fa-users",
+                        category="Workbench")
+    appbuilder.add_view(AbsenceView, "Absences", label=_("Absences"), icon="fa-plane",
                         category="Workbench")
     appbuilder.add_view_no_menu(OwnershipView)
     appbuilder.add_view_no_menu(NotificationView)
@@ -87,6 +91,8 @@ def register_views(appbuilder) -> None:
                         icon="fa-clone", category="Rules")
     appbuilder.add_view(JobsView, "Jobs", label=_("Background jobs"), href="/jobs/",
                         icon="fa-tasks", category="Rules")
+    appbuilder.add_view(ApiKeyView, "ApiKeys", label=_("API keys"), icon="fa-key",
+                        category="Rules")
     appbuilder.add_view(AuditLogView, "AuditLog", label=_("Audit log"), icon="fa-list",
                         category="Rules")
     appbuilder.add_view(DedupeReviewView, "DedupeReview", label=_("Duplicate review"),
