@@ -23,6 +23,7 @@ from app.models import Customer, Department, Ownership, OwnershipEvent, Pool, Re
 from app.models.customer import utcnow
 from app.models.ownership import last_touch_of
 from app.services import merge, notifications, ownership, policies
+from app.services.errors import tr
 from app.services.times import local_date
 
 CHUNK = 20000
@@ -336,8 +337,10 @@ def _record_warnings(rows, nf_days: int, nd_days: int, now: dt.datetime) -> int:
         if w.owner_id in away and stand_ins.get(w.owner_id):
             to = stand_ins[w.owner_id]
             period = absences.period_text(*away[w.owner_id])
-            title = f"（{owner_names[w.owner_id]} 休假中，代为提醒）{title}"
-            body = f"负责人 {owner_names[w.owner_id]} 休假中（{period}），此提醒发给您代为处理。{body}"
+            title = tr("(%(owner)s is on leave, warned in their place)",
+                       owner=owner_names[w.owner_id]) + title
+            body = tr("Owner %(owner)s is on leave (%(period)s); this warning comes to you in "
+                      "their place.", owner=owner_names[w.owner_id], period=period) + body
         notifications.notify([to], "reclaim_warning", title, body,
                              link=f"/customers/show/{w.customer_id}")
     db.session.commit()

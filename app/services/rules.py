@@ -116,7 +116,8 @@ def place(rule: AssignmentRule, loads: _Loads, exclude: Iterable[int] = ()) -> P
             return _fallback(rule, "指定销售不可用")
         if user.id in loads.away():
             start, end = loads.away()[user.id]
-            return _fallback(rule, f"指定销售休假中（{start}–{end}）")
+            return _fallback(rule, tr("The rule's sales rep is on leave (%(period)s)",
+                                      period=f"{start}–{end}"))
         if not loads.has_room(user.id):
             return _fallback(rule, "指定销售已达上限")
         loads.take(user.id)
@@ -124,7 +125,7 @@ def place(rule: AssignmentRule, loads: _Loads, exclude: Iterable[int] = ()) -> P
     present = [u for u in _candidates(rule) if u.id not in excluded]
     away = loads.away()
     if present and all(u.id in away for u in present):
-        return _fallback(rule, "部门内的销售都在休假")
+        return _fallback(rule, tr("Every sales rep of the department is on leave"))
     reps = [u for u in present if u.id not in away and loads.has_room(u.id)]
     if not reps:
         return _fallback(rule, "部门内没有可接收的销售")

@@ -91,9 +91,12 @@ def receive_reply(key: ApiKey, data: dict[str, Any]) -> dict:
                      {"mobile": (None, phone), "text": (None, text),
                       "received_at": (None, when), "api_key": (None, key.name)})
         if row.owner_id is not None:
-            at = f"（{local_text(when)}）" if when else ""
-            notifications.notify([row.owner_id], "sms_reply", f"客户「{row.name[:120]}」回复了短信{at}",
-                                 text, link=f"/customers/show/{customer_id}")
+            name = row.name[:120]  # the title's column holds 200 characters
+            title = tr("Customer %(name)s replied by SMS (%(at)s)", name=name,
+                       at=local_text(when)) if when else \
+                tr("Customer %(name)s replied by SMS", name=name)
+            notifications.notify([row.owner_id], "sms_reply", title, text,
+                                 link=f"/customers/show/{customer_id}")
         db.session.commit()
     except Exception:
         db.session.rollback()
