@@ -101,6 +101,8 @@ class Config:
     # largest legitimate one is an import file (50 MB, app.services.import_mapping).
     MAX_CONTENT_LENGTH = 64 * 1024 * 1024
     DEMO_PASSWORD = os.environ.get("GUISHU_DEMO_PASSWORD", "")
+    # Webhook calls per API key per minute (app.services.api_keys); more answer 429.
+    API_KEY_RATE_PER_MINUTE = int(os.environ.get("GUISHU_API_KEY_RATE", "120") or 120)
 
     # Care e-mail (纪念日关怀) goes out through this SMTP server; empty means not configured
     # (messages then fail with that reason, visible in the outbox). SMTP_SECURITY: "",

@@ -63,6 +63,10 @@ RES_CARE_SETTINGS = "CareSettings"  # days ahead, greeted holidays, attempts (ad
 RES_CARE_MESSAGE = "CareMessage"  # the outbox: read in scope; write = retry / cancel
 RES_TASK = "Task"  # 待办: read (own, or in scope), write (add, edit, done, cancel, reopen)
 RES_TRANSFER = "Transfer"  # read, request (apply / cancel), approve (approve / reject)
+# 休假: everyone reads those in their scope and records their own (managers their team's,
+# admins anyone's: app.services.absences checks).
+RES_ABSENCE = "Absence"
+RES_API_KEY = "ApiKey"  # API keys for machines: admins only (Admin's ".*")
 CAN_REQUEST, CAN_APPROVE = "request", "approve"
 # List actions on customer pages (the ownership verbs as buttons); admin-only verbs are
 # granted by Admin's ".*" alone: move_pool (between pools) and handover (departure).
@@ -89,6 +93,7 @@ def _menus(*names: str) -> tuple[str, str]:
 
 # Every signed-in user may edit their own profile and password and switch language.
 _SELF_SERVICE = [
+    (f"^{RES_ABSENCE}$", "^can_(read|write)$"),  # 休假: one's own leave (the service checks whose)
     ("^GuishuUserDBModelView$", "^can_(userinfo|userinfoedit)$"),  # "my profile"
     ("^UserInfoEditView$", "^can_this_form_(get|post)$"),
     ("^ResetMyPasswordView$", "^can_this_form_(get|post)$"),
@@ -124,7 +129,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
                "PoolCustomers", "Organisation", "Departments", "Rules", "Pools", "Policies",
                "AssignmentRules", "Grading", "Workbench", "MyWorkbench", "Team", "Tasks",
                "Transfers", "Care", "CareOutbox", "CareTemplates", "CareSettings",
-               "DedupeRules"),
+               "DedupeRules", "Absences"),
     ],
     ROLE_REP: _SELF_SERVICE + [
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
@@ -144,7 +149,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "PoolCustomers", "Workbench", "MyWorkbench", "Tasks", "Transfers", "Care",
-               "CareOutbox"),
+               "CareOutbox", "Absences"),
     ],
     ROLE_STAFF: _SELF_SERVICE + [
         _perm(RES_DEDUPE_REVIEW, CAN_READ, CAN_WRITE), _menus("DedupeReview"),
@@ -165,7 +170,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "CustomerImport", "Contacts",
                "OwnershipHistory", "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Transfers", "Care",
-               "CareOutbox"),
+               "CareOutbox", "Workbench", "Absences"),
     ],
     ROLE_AUDITOR: _SELF_SERVICE + [
         _perm(RES_DEDUPE_REVIEW, CAN_READ), _menus("DedupeReview"),
@@ -185,7 +190,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
                "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",
                "AssignmentRules", "Grading", "Transfers", "Care", "CareOutbox",
-               "CareTemplates", "CareSettings", "DedupeRules"),
+               "CareTemplates", "CareSettings", "DedupeRules", "Workbench", "Absences"),
     ],
 }
 

@@ -93,7 +93,10 @@ def _body_schemas(spec):
     """(method, path, the resolved body schema) of every operation with a JSON body."""
     for path, method, operation in _operations(spec):
         body = operation.get("requestBody")
-        if body and path.startswith("/api/v1/") and "/security/" not in path:
+        # The webhooks authenticate by API key, so a JWT caller is refused before the body
+        # is read (tests/test_api_hooks.py checks their bodies).
+        if body and path.startswith("/api/v1/") and "/security/" not in path \
+                and "/hooks/" not in path:
             yield method, path, _resolve(spec, body["content"]["application/json"]["schema"])
 
 

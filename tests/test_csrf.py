@@ -255,8 +255,9 @@ CSRF_REFUSED = {"code": "csrf", "message": (
     "缺少或无效的 CSRF 令牌：以浏览器登录会话调用接口修改数据时，须在 X-CSRFToken 请求头中带上"
     "页面的 csrf_token；程序调用请使用 JWT（Authorization: Bearer）")}
 CROSS_SITE = {"Origin": "https://evil.example", "Referer": "https://evil.example/page"}
-# FAB's JWT login and refresh: no session signs them in.
-NO_SESSION = {"SecurityApi.login", "SecurityApi.refresh"}
+# FAB's JWT login and refresh: no session signs them in. The webhooks authenticate by API
+# key only and never read the session (test_a_cross_site_post_to_a_webhook_is_no_key).
+NO_SESSION = {"SecurityApi.login", "SecurityApi.refresh", "HooksApi.sms_reply"}
 
 
 def mutating_api_routes(app, pk: int) -> list[tuple[str, str]]:
@@ -296,6 +297,18 @@ def test_a_cross_site_post_with_the_session_cookie_only_is_refused_everywhere(ad
         answers[(method, path)] = (resp.status_code, resp.get_json(silent=True))
     assert answers == {route: (400, CSRF_REFUSED) for route in routes}
     assert (customers_now(db), audit_rows(db)) == (customers, audits)
+
+
+def test_a_cross_site_post_to_a_webhook_is_no_key(admin, db):
+    """The session cookie carries no authority on a webhook: refused 401 as with no cookie
+    (the refused use is audited), nothing else written."""
+    from app.models import Notification
+
+    resp = admin.post("/api/v1/hooks/sms-reply", json={"from": "13800138000", "text": "x"},
+                      headers=CROSS_SITE)
+    assert (resp.status_code, resp.get_json()["code"]) == (401, "missing_key")
+    db.session.commit()
+    assert db.session.execute(select(func.count(Notification.id))).scalar_one() == 0
 
 
 def test_a_forged_or_another_sessions_token_is_refused(admin, rep, k):

@@ -1012,3 +1012,63 @@ def test_lead_routes_by_role(login_as, db, lead_ids, role, method, path, form, e
         resp = client.post(url, data=dict(data, csrf_token=client.csrf))
     assert resp.status_code == expected[role], (role, url)
     assert (_lead_state(db) != before) == (role in changes), (role, url)
+# absences (every role, its own and its scope) and API keys (admins only)
+# ============================================================================================
+NEW_PAGES = {"/absences/list/": set(ROLES), "/absences/add": set(ROLES),
+             "/api-keys/list/": {"admin"}, "/api-keys/add": {"admin"}}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("page", sorted(NEW_PAGES))
+def test_absence_and_api_key_pages_by_role(role, page, login_as):
+    resp = login_as(role).get(page)
+    assert resp.status_code == (200 if role in NEW_PAGES[page] else 403), (role, page)
+
+
+@pytest.fixture
+def machine_key(org, db):
+    from app.services import api_keys
+
+    made, _raw = api_keys.create_key(org.admin, "矩阵测试", "sms_inbound")
+    return made.id
+
+
+def _key_state(db, key_id):
+    from app.models import ApiKey
+
+    db.session.commit()
+    db.session.expire_all()
+    key = db.session.get(ApiKey, key_id)
+    return key.secret_hash, key.revoked_at
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("verb", ["rotate", "revoke"])
+def test_api_key_actions_are_admin_only(role, verb, login_as, db, machine_key):
+    client = login_as(role)
+    before = _key_state(db, machine_key)
+    resp = client.post(f"/api-keys/action/{verb}/{machine_key}",
+                       data={"csrf_token": client.csrf})
+    after = _key_state(db, machine_key)
+    if role == "admin":
+        assert after != before
+        assert resp.status_code == (200 if verb == "rotate" else 302)
+    else:
+        assert after == before
+        assert resp.status_code == 302
+        assert DENIED in flashes(client.get(resp.headers["Location"]).get_data(as_text=True))
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_api_key_creation_is_admin_only(role, login_as, db):
+    from app.models import ApiKey
+
+    client = login_as(role)
+    resp = client.post("/api-keys/add", data={"csrf_token": client.csrf, "name": f"{role}键",
+                                              "purpose": "sms_inbound"})
+    db.session.commit()
+    made = db.session.execute(select(ApiKey).where(ApiKey.name == f"{role}键")).scalars().all()
+    if role == "admin":
+        assert resp.status_code == 200 and len(made) == 1
+    else:
+        assert resp.status_code == 403 and made == []

@@ -159,7 +159,8 @@ def test_standing_counts_each_tab_cap_lock_and_todays_claims_in_one_statement(db
     assert len([s for s in seen if s.lstrip().upper().startswith("SELECT")]) == 1
     # c_rep and c4 are new (no follow-up, not won); the locked c4 counts for the lock cap only
     assert got == {"new": 2, "following": 1, "won": 1, "unlocked": 3, "unlocked_unwon": 2,
-                   "locked": 1, "claimed_today": pool.claimed_today(org.rep.id)}
+                   "locked": 1, "claimed_today": pool.claimed_today(org.rep.id),
+                   "away_starts_on": None, "away_ends_on": None}  # not on leave
     assert got["unlocked_unwon"] == caps.counted(org.rep.id, False)
     assert got["unlocked"] == caps.counted(org.rep.id, True)
     assert got["locked"] == caps.locked_count(org.rep.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 def register_apis(appbuilder, csrf) -> None:
     from app.api.customers import CustomerApi
     from app.api.dedupe import DedupeApi
+    from app.api.hooks import HooksApi
     from app.api.leads import LeadApi
     from app.api.ownership import OwnershipApi, PoolApi
     from app.api.policies import PolicyApi
@@ -14,7 +15,7 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.openapi import GuishuOpenApi
 
     for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, TaskApi, PolicyApi,
-                DedupeApi, LeadApi, GuishuOpenApi):
+                DedupeApi, LeadApi, HooksApi, GuishuOpenApi):
         appbuilder.add_api(api)
     from flask import current_app as _app
     from flask_appbuilder.api.manager import SwaggerView
@@ -34,7 +35,7 @@ def register_apis(appbuilder, csrf) -> None:
     register_json_errors(current_app)
     for name, blueprint in current_app.blueprints.items():
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "TaskApi",
-                    "PolicyApi", "DedupeApi", "LeadApi", "SecurityApi"):
+                    "PolicyApi", "DedupeApi", "LeadApi", "SecurityApi", "HooksApi"):
             csrf.exempt(blueprint)
 
 

@@ -213,7 +213,9 @@ class Error(Strict):
         "description": "machine-readable: invalid, csrf, unauthorized, forbidden, not_found, "
                        "out_of_scope, cap_exceeded, lock_cap_exceeded, daily_limit, cooldown, "
                        "not_in_pool, duplicate, duplicate_warning, conflict, not_pending, "
-                       "owner_changed, merged, method_not_allowed, too_large, server_error"})
+                       "owner_changed, merged, method_not_allowed, too_large, server_error, "
+                       "absent, absence_overlap; webhooks: missing_key, unknown_key, "
+                       "revoked_key, wrong_purpose, rate_limited"})
     message = fields.String(required=True, metadata={
         "description": "为用户写的说明: in the session's language, else Chinese"})
     fields_ = fields.Dict(keys=fields.String(), values=fields.String(), data_key="fields",
@@ -250,7 +252,9 @@ ERROR_RESPONSES = {
     "404": error_response_spec("No such record, or outside the data scope (the same answer)"),
     "409": error_response_spec("A rule refused: cap, lock cap, daily limit, cooldown, no "
                                "longer in the pool, duplicate, changed meanwhile"),
+    "413": error_response_spec("The request body is too large (code too_large)"),
     "422": error_response_spec("Could not process the entity"),
+    "429": error_response_spec("Too many requests with this API key (code rate_limited)"),
     "500": error_response_spec("Server error"),
 }
 
@@ -797,6 +801,18 @@ class LeadConverted(Answer):
     outcome = fields.String(required=True, metadata={
         "description": "created | created_in_pool | claimed | linked | linked_other"})
     holder = fields.String(allow_none=True)
+# --- webhooks (API keys) ----------------------------------------------------------------------
+class SmsReply(Body):
+    from_ = Text(40, required=True, data_key="from", metadata={
+        "description": "the sender's number as the gateway writes it (normalised to E.164)"})
+    text = Text(1000, required=True, metadata={"description": "the reply, 1–1000 characters"})
+    received_at = Text(40, allow_none=True, metadata={
+        "description": "RFC 3339 time the gateway received it (optional)"})
+
+
+class SmsReplyResult(Answer):
+    matched = fields.Boolean(required=True)
+    customer_id = fields.Integer(metadata={"description": "the customer matched (matched)"})
 
 
 COMPONENTS = (Error, DedupeMatch, ClaimRequest, ReleaseRequest, AssignRequest,
@@ -807,4 +823,5 @@ COMPONENTS = (Error, DedupeMatch, ClaimRequest, ReleaseRequest, AssignRequest,
               EffectivePolicy, DedupeCheckRequest, DedupeCheckResult,
               CustomerResult, CustomerDeleted, Merged, TaskCreate, TaskUpdate, Task,
               TaskResult, TaskPage, LeadCreate, LeadUpdate, Lead, LeadResult, LeadPage,
-              LeadClaimRequest, LeadReleaseRequest, LeadConvertRequest, LeadIds, LeadConverted)
+              LeadClaimRequest, LeadReleaseRequest, LeadConvertRequest, LeadIds, LeadConverted,
+              SmsReply, SmsReplyResult)

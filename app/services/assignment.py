@@ -17,10 +17,10 @@ from app.models import Ownership, User
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import ROLE_ADMIN, ROLE_MANAGER, has_role
-from app.services import audit, caps, ownership, pool_admin
+from app.services import absences, audit, caps, ownership, pool_admin
 from app.services.customers import assignable_owner_ids
-from app.services.errors import (CLAIMED_MEANWHILE, NO_SUCH_CUSTOMER, NotInPool, OutOfScope,
-                                 PermissionDenied, ValidationFailed, tr)
+from app.services.errors import (CLAIMED_MEANWHILE, NO_SUCH_CUSTOMER, Conflict, NotInPool,
+                                 OutOfScope, PermissionDenied, ValidationFailed, tr)
 from app.services.pool import (MAX_BATCH, customer_names, managed_owner_ids, member_pool_ids,
                                parse_ids)
 
@@ -76,6 +76,16 @@ def _check_target(actor: User, owner_id: int, allowed) -> User:
     return owner
 
 
+def refuse_absent(owner: User) -> None:
+    """Nobody is handed customers while on leave (app.services.absences): Conflict `absent`
+    naming the dates."""
+    away = absences.current_absences([owner.id]).get(owner.id)
+    if away is not None:
+        raise Conflict(tr("%(name)s is on leave (%(period)s) and cannot receive customers",
+                          name=owner.display_name, period=absences.period_text(*away)),
+                       code="absent")
+
+
 def assign(actor: User, customer_ids: Iterable, owner_id: int,
            reason: Optional[str] = None) -> list[int]:
     """Give pool customers to one rep, within that rep's cap; all or nothing."""
@@ -83,7 +93,9 @@ def assign(actor: User, customer_ids: Iterable, owner_id: int,
     ids = parse_ids(customer_ids)
     try:
         rows = _pool_rows(actor, ids)
-        _check_target(actor, owner_id, target_ids(actor, {r.pool_id for r in rows.values()}))
+        owner = _check_target(actor, owner_id,
+                              target_ids(actor, {r.pool_id for r in rows.values()}))
+        refuse_absent(owner)
         ownership.lock_rep(owner_id)
         caps.check_cap(owner_id, len(ids), verb=caps.ASSIGNING)
         now = utcnow()
@@ -128,13 +140,15 @@ class DistributionPlan:
 
 def plan_distribution(actor: User, ids: list[int], owner_ids: list[int],
                       allowed=None) -> DistributionPlan:
-    """Fewest-owned first, round-robin; reps at cap or inactive are skipped with a reason.
-    `allowed` is the SELECT of permitted receivers (default: the actor's data scope)."""
+    """Fewest-owned first, round-robin; reps at cap, inactive or on leave today are skipped
+    with a reason. `allowed` is the SELECT of permitted receivers (default: the actor's data
+    scope)."""
     allowed = assignable_owner_ids(actor) if allowed is None else allowed
+    away = absences.current_absences(owner_ids)
     lines: list[PlanLine] = []
     skipped: list[dict] = []
     for owner_id in owner_ids:
-        line, refusal = _plan_line(owner_id, allowed)
+        line, refusal = _plan_line(owner_id, allowed, away)
         if line is None:
             skipped.append(refusal)
         else:
@@ -143,7 +157,8 @@ def plan_distribution(actor: User, ids: list[int], owner_ids: list[int],
     return DistributionPlan(lines, skipped, unassigned, dry_run=True)
 
 
-def _plan_line(owner_id: int, allowed) -> tuple[Optional[PlanLine], Optional[dict]]:
+def _plan_line(owner_id: int, allowed, away: dict
+               ) -> tuple[Optional[PlanLine], Optional[dict]]:
     """An empty plan line for a rep who can take customers, else why they are skipped."""
     user = db.session.get(User, owner_id)
     if user is None:
@@ -155,6 +170,9 @@ def _plan_line(owner_id: int, allowed) -> tuple[Optional[PlanLine], Optional[dic
                                                 User.id.in_(allowed))).first() is None:
         return None, {"owner_id": owner_id, "username": user.username,
                       "reason": tr("Outside your data scope")}
+    if owner_id in away:
+        return None, {"owner_id": owner_id, "username": user.username,
+                      "reason": absences.on_leave_text(*away[owner_id])}
     cap, have = caps.room(owner_id)
     if have >= cap:
         return None, {"owner_id": owner_id, "username": user.username,

@@ -21,6 +21,8 @@ ACTION_LABELS = {
     "dedupe_dismiss": _l("Duplicate group dismissed"), "requeue": _l("Queued again"),
     "retry": _l("Retried"), "cancel": _l("Cancelled"), "start": _l("Started"),
     "import": _l("Imported"), "upload": _l("Uploaded"), "configure": _l("Columns mapped"),
+    "rotate": _l("Rotated"), "revoke": _l("Revoked"), "api_key_use": _l("API key used"),
+    "sms_reply": _l("SMS reply received"),
 }
 OBJECT_LABELS = {
     "customer": _l("Customer"), "contact": _l("Contact"), "department": _l("Department"),
@@ -31,6 +33,7 @@ OBJECT_LABELS = {
     "care_settings": _l("Care settings"), "grading_settings": _l("Grading settings"),
     "customer_grade": _l("Customer grade"), "import_batch": _l("Import"),
     "job": _l("Background job"), "demo": _l("Demo data"),
+    "absence": _l("Absence"), "api_key": _l("API key"),
 }
 # The fields changes name most often; others are shown by their key.
 FIELD_LABELS = {
@@ -47,6 +50,10 @@ FIELD_LABELS = {
     "is_admin": _l("Pool admin"), "active": _l("Active"), "status": _l("Status"),
     "grade": _l("Grade"), "scope": _l("Applies to"), "department_id": _l("Department"),
     "user_id": _l("User"), "job": _l("Background job"),
+    "starts_on": _l("From"), "ends_on": _l("To"), "reason": _l("Reason"),
+    "cancelled_at": _l("Cancelled at"), "purpose": _l("Purpose"), "prefix": _l("Key prefix"),
+    "rotated_at": _l("Rotated at"), "revoked_at": _l("Revoked at"), "result": _l("Result"),
+    "endpoint": _l("Endpoint"), "text": _l("Text"), "received_at": _l("Received at"),
 }
 
 

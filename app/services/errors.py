@@ -3,6 +3,7 @@
     GuishuError                     code, message (the reader's language), http status
     ├── ValidationFailed            400: bad input; .fields maps field -> message
     ├── OutOfScope                  404: the record is outside the actor's data scope
+    ├── Unauthorized                401: no credentials, or ones that do not hold (API keys)
     ├── PermissionDenied            403: the actor's role may not do this
     ├── NotFound                    404
     ├── CapExceeded                 409: a rep would hold more than the cap
@@ -12,7 +13,8 @@
     ├── NotInPool                   409: the customer is no longer in that pool
     ├── Duplicate                   409: a dedupe rule that blocks matched (names the holder)
     ├── DuplicateWarning            409: a warning rule matched; save again with confirmation
-    └── Conflict                    409: state changed underneath
+    ├── Conflict                    409: state changed underneath
+    └── TooManyRequests             429: a machine's key used more often than its rate allows
 """
 from __future__ import annotations
 
@@ -92,6 +94,16 @@ class ValidationFailed(GuishuError):
 class OutOfScope(GuishuError):
     code = "out_of_scope"
     status = 404
+
+
+class Unauthorized(GuishuError):
+    code = "unauthorized"
+    status = 401
+
+
+class TooManyRequests(GuishuError):
+    code = "rate_limited"
+    status = 429
 
 
 class PermissionDenied(GuishuError):

@@ -23,6 +23,7 @@ from app.models import Customer, Department, Ownership, OwnershipEvent, Pool, Re
 from app.models.customer import utcnow
 from app.models.ownership import last_touch_of
 from app.services import merge, notifications, ownership, policies
+from app.services.errors import tr
 from app.services.times import local_date
 
 CHUNK = 20000
@@ -319,12 +320,28 @@ def _record_warnings(rows, nf_days: int, nd_days: int, now: dt.datetime) -> int:
         dialect_insert(ReclaimWarning).values(values).on_conflict_do_nothing()
         .returning(ReclaimWarning.customer_id, ReclaimWarning.owner_id, ReclaimWarning.due_at,
                    ReclaimWarning.rule)).all()
+    # An owner on leave is not there to act: their superior (else their department's
+    # manager) is warned meanwhile, and told so.
+    from app.services import absences
+
+    away = absences.current_absences({w.owner_id for w in new}, local_date(now))
+    stand_ins = absences.substitutes(away)
+    owner_names = dict(db.session.execute(
+        select(User.id, User.username).where(User.id.in_(sorted(away)))).all()) if away else {}
     for w in new:
         days = nf_days if w.rule == RULE_NO_FOLLOWUP else nd_days
-        notifications.notify(
-            [w.owner_id], "reclaim_warning",
-            f"客户「{names[w.customer_id]}」将于 {local_date(w.due_at)} 被自动回收",
-            f"{reason_text(w.rule, days).replace('，自动回收', '')}：请跟进或成交，"
-            "或申请锁定。", link=f"/customers/show/{w.customer_id}")
+        title = f"客户「{names[w.customer_id]}」将于 {local_date(w.due_at)} 被自动回收"
+        body = (f"{reason_text(w.rule, days).replace('，自动回收', '')}：请跟进或成交，"
+                "或申请锁定。")
+        to = w.owner_id
+        if w.owner_id in away and stand_ins.get(w.owner_id):
+            to = stand_ins[w.owner_id]
+            period = absences.period_text(*away[w.owner_id])
+            title = tr("(%(owner)s is on leave, warned in their place)",
+                       owner=owner_names[w.owner_id]) + title
+            body = tr("Owner %(owner)s is on leave (%(period)s); this warning comes to you in "
+                      "their place.", owner=owner_names[w.owner_id], period=period) + body
+        notifications.notify([to], "reclaim_warning", title, body,
+                             link=f"/customers/show/{w.customer_id}")
     db.session.commit()
     return len(new)

@@ -69,6 +69,15 @@ class _Loads:
     def __init__(self):
         self.added: dict[int, int] = {}
         self.room: dict[int, tuple[int, int]] = {}
+        self._away: Optional[dict] = None
+
+    def away(self) -> dict:
+        """{user id: (from, to)} of everyone on leave today, read once per batch."""
+        if self._away is None:
+            from app.services.absences import current_absences
+
+            self._away = current_absences()
+        return self._away
 
     def has_room(self, user_id: int) -> bool:
         if user_id not in self.room:
@@ -105,11 +114,19 @@ def place(rule: AssignmentRule, loads: _Loads, exclude: Iterable[int] = ()) -> P
         if user is None or not user.active or user.employment_status != EMPLOYMENT_ACTIVE \
                 or user.id in excluded:
             return _fallback(rule, "指定销售不可用")
+        if user.id in loads.away():
+            start, end = loads.away()[user.id]
+            return _fallback(rule, tr("The rule's sales rep is on leave (%(period)s)",
+                                      period=f"{start}–{end}"))
         if not loads.has_room(user.id):
             return _fallback(rule, "指定销售已达上限")
         loads.take(user.id)
         return Placement(user.id, None, rule.name)
-    reps = [u for u in _candidates(rule) if u.id not in excluded and loads.has_room(u.id)]
+    present = [u for u in _candidates(rule) if u.id not in excluded]
+    away = loads.away()
+    if present and all(u.id in away for u in present):
+        return _fallback(rule, tr("Every sales rep of the department is on leave"))
+    reps = [u for u in present if u.id not in away and loads.has_room(u.id)]
     if not reps:
         return _fallback(rule, "部门内没有可接收的销售")
     if rule.strategy == "round_robin":

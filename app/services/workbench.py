@@ -15,7 +15,7 @@ from app.models import (Customer, Department, Ownership, OwnershipEvent, Policy,
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import Scope, scope_of, visible_owner_ids_select
-from app.services import caps, masking, policies, reclaim
+from app.services import absences, caps, masking, policies, reclaim
 from app.services.pool import _claimed_today_select, member_pool_ids
 from app.services.times import local_day_start
 
@@ -116,7 +116,8 @@ def pool_customers(user: User, limit: int = 50) -> list[dict]:
 def standing(user_id: int) -> dict[str, int]:
     """Where the user stands, in one statement over their customers: the workbench tabs
     (new / following / won), what counts against the cap (unlocked; unlocked and not won),
-    the locked ones, and today's claims."""
+    the locked ones, today's claims, and the leave they are on today (away_starts_on /
+    away_ends_on, None when at work)."""
     unwon, unlocked = Ownership.won.is_(False), Ownership.locked.is_(False)
     row = db.session.execute(select(
         func.count().filter(unwon, Ownership.last_followup_at.is_(None)).label("new"),
@@ -126,6 +127,8 @@ def standing(user_id: int) -> dict[str, int]:
         func.count().filter(unlocked, unwon).label("unlocked_unwon"),
         func.count().filter(Ownership.locked.is_(True)).label("locked"),
         _claimed_today_select(user_id).label("claimed_today"),
+        *(absences.current_select(user_id, column).label(f"away_{column}")
+          for column in ("starts_on", "ends_on")),
     ).where(Ownership.owner_id == user_id)).one()
     return dict(row._mapping)
 
@@ -158,9 +161,9 @@ def my_requests(user: User) -> list[TransferRequest]:
 
 def team(manager: User) -> list[dict]:
     """Each active user in the manager's scope with their counts against their caps: what
-    limits() gives one user, for the whole team in four statements (the users with their
+    limits() gives one user, for the whole team in five statements (the users with their
     departments, every policy row, the owned / locked counts grouped by owner, today's
-    claims grouped by rep), whatever the team's size."""
+    claims grouped by rep, who is on leave today), whatever the team's size."""
     scope = scope_of(manager) or Scope.OWN
     users_q = select(User).options(joinedload(User.department)) \
         .where(User.employment_status == EMPLOYMENT_ACTIVE).order_by(User.username)
@@ -186,6 +189,7 @@ def team(manager: User) -> list[dict]:
             OwnershipEvent.to_owner_id.in_(ids), OwnershipEvent.kind == "claimed",
             OwnershipEvent.created_at >= local_day_start())
         .group_by(OwnershipEvent.to_owner_id)).all())
+    away = absences.current_absences(ids)
     out = []
     for user in users:
         chain = policies.chain_from_path(user.department.path if user.department else None)
@@ -200,5 +204,18 @@ def team(manager: User) -> list[dict]:
                     "policy": {k: {"value": v.value, "source": v.source}
                                for k, v in policy.items()},
                     "owned": owned.have, "locked": c.locked if c else 0,
-                    "claimed_today": claims.get(user.id, 0)})
+                    "claimed_today": claims.get(user.id, 0),
+                    "absence": absences.on_leave_text(*away[user.id])
+                    if user.id in away else ""})
     return out
+
+
+def my_absence(user: User, counts: Optional[dict] = None) -> str:
+    """"On leave from–to" when the user is away today, else "" (the workbench's banner;
+    from standing() when given)."""
+    if counts is not None:
+        away = (counts["away_starts_on"], counts["away_ends_on"]) \
+            if counts["away_starts_on"] is not None else None
+    else:
+        away = absences.current_absences([user.id]).get(user.id)
+    return absences.on_leave_text(*away) if away else ""

@@ -7,6 +7,8 @@ from flask_babel import lazy_gettext as _
 
 def register_views(appbuilder) -> None:
     from app.services.times import local_date, local_text
+    from app.views.absences import AbsenceView
+    from app.views.api_keys import ApiKeyView
     from app.views.activity import DealView, FollowUpView
     from app.views.care import CareMessageView, CareSettingsView, CareTemplateView
     from app.views.customers import ContactView, CustomerEventView, CustomerView
@@ -44,6 +46,8 @@ def register_views(appbuilder) -> None:
     appbuilder.add_link("Team", href="/workbench/team", label=_("My team"), icon="fa-users",
                         category="Workbench")
     appbuilder.add_view(TaskView, "Tasks", label=_("My tasks"), icon="fa-check-square-o",
+                        category="Workbench")
+    appbuilder.add_view(AbsenceView, "Absences", label=_("Absences"), icon="fa-plane",
                         category="Workbench")
     appbuilder.add_view_no_menu(OwnershipView)
     appbuilder.add_view_no_menu(NotificationView)
@@ -96,6 +100,8 @@ def register_views(appbuilder) -> None:
                         icon="fa-clone", category="Rules")
     appbuilder.add_view(JobsView, "Jobs", label=_("Background jobs"), href="/jobs/",
                         icon="fa-tasks", category="Rules")
+    appbuilder.add_view(ApiKeyView, "ApiKeys", label=_("API keys"), icon="fa-key",
+                        category="Rules")
     appbuilder.add_view(AuditLogView, "AuditLog", label=_("Audit log"), icon="fa-list",
                         category="Rules")
     appbuilder.add_view(DedupeReviewView, "DedupeReview", label=_("Duplicate review"),

@@ -31,6 +31,7 @@ class WorkbenchView(BaseView):
             limits=workbench.limits(user.id, policy, counts),
             requests=workbench.my_requests(user),
             soon=workbench.about_to_be_reclaimed(user, policy=policy),
+            absence=workbench.my_absence(user, counts),
             reminders=followups.due_reminders(user.id, followups.local_today()),
             my_tasks=tasks.my_tasks(user.id))
 
