@@ -23,11 +23,18 @@ def upgrade():
     # The partial index goes first: SQLite's batch mode rebuilds the table and would copy it
     # without its WHERE.
     op.drop_index('uq_pool_default', table_name='pool')
-    with op.batch_alter_table('pool', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('record_type', sa.String(length=16),
-                                      server_default='customer', nullable=False))
-        batch_op.create_check_constraint('ck_pool_record_type',
-                                         "record_type in ('customer', 'lead')")
+    if op.get_bind().dialect.name == 'sqlite':
+        # The column with its CHECK in one ALTER TABLE: batch mode would rebuild pool, and
+        # SQLite refuses to drop a table that customer_ownership rows reference (foreign keys
+        # are on), so an existing database with customers in pools could not upgrade.
+        op.execute(sa.text(
+            "ALTER TABLE pool ADD COLUMN record_type VARCHAR(16) DEFAULT 'customer' NOT NULL "
+            "CONSTRAINT ck_pool_record_type CHECK (record_type in ('customer', 'lead'))"))
+    else:
+        op.add_column('pool', sa.Column('record_type', sa.String(length=16),
+                                        server_default='customer', nullable=False))
+        op.create_check_constraint('ck_pool_record_type', 'pool',
+                                   "record_type in ('customer', 'lead')")
     op.create_index('uq_pool_default', 'pool', ['record_type', 'is_default'], unique=True,
                     sqlite_where=sa.text('is_default'), postgresql_where=sa.text('is_default'))
     with op.batch_alter_table('policy', schema=None) as batch_op:
