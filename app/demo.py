@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from faker import Faker
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from werkzeug.security import generate_password_hash
 
 from app.extensions import appbuilder, db
@@ -568,8 +568,10 @@ def build_demo(password: str) -> dict:
     workflows = _demo_workflows()
     workflows["care_messages"] = _demo_care()
     workflows["duplicate_clusters"] = _demo_duplicates()
-    # Every customer made: the planned ones and the twins entered for the review page.
-    n_customers += DEMO_TWINS
+    workflows.update(_demo_leads_and_tasks())
+    # Every customer made: the planned ones, the twins entered for the review page and the
+    # one a converted lead became.
+    n_customers += DEMO_TWINS + workflows.pop("converted_customers")
     return {"created": True, "users": len(users), "departments": len(depts),
             "customers": n_customers, "in_pool": n_pool_rows, "contacts": n_contacts,
             **workflows}
@@ -651,3 +653,76 @@ def _demo_workflows() -> dict:
     transfers.create_transfer(rep3, first_customers("rep3", 1), users["rep8"].id,
                               "客户总部迁往北京", "org_change", "合同续签在三月，联系人王总")
     return {"rules": len(rules), "transfers": 2}
+
+
+# Leads a newcomer finds in 线索 and 线索公海: (company, person, city, source, who enters it).
+DEMO_LEADS = [
+    ("杭州青禾数字科技有限公司", "周晓明", "杭州", "web_form", "staff1"),
+    ("苏州澄湖精密机械有限公司", "钱立新", "苏州", "exhibition", "staff1"),
+    ("宁波港湾冷链物流有限公司", "孙静怡", "宁波", "phone", "staff1"),
+    ("合肥星火教育咨询有限公司", "李慧敏", "合肥", "advertising", "staff1"),
+    ("南京紫峰医疗器械有限公司", "吴国栋", "南京", "campaign", "staff1"),
+    ("无锡太湖新材料有限公司", "郑佳琪", "无锡", "referral", "staff1"),
+    ("上海浦江云图软件有限公司", "陈子昂", "上海", "web_form", "rep1"),
+    ("上海申城文旅发展有限公司", "刘雨桐", "上海", "referral", "rep1"),
+    ("嘉兴南湖印染有限公司", "沈建华", "嘉兴", "other", "rep1"),
+    ("绍兴越州黄酒贸易有限公司", "许文博", "绍兴", "exhibition", "rep1"),
+]
+
+
+def _demo_leads_and_tasks() -> dict:
+    """Leads in every status, in the lead pool and owned, and a few tasks, all entered
+    through the services as users would (the lead pool is open to the whole sales tree)."""
+    from app.models import Lead, User
+    from app.services import leads, tasks
+    from app.services.errors import GuishuError
+
+    users = {u.username: u for u in db.session.execute(select(User)).scalars()}
+    sales = db.session.execute(select(Department).where(Department.name == "销售中心")
+                               ).scalar_one()
+    lead_pool = leads.default_lead_pool()
+    db.session.add(PoolMember(pool_id=lead_pool.id, department_id=sales.id))
+    db.session.commit()
+    made: dict[str, list[int]] = {}
+    for i, (company, person, city, source, who) in enumerate(DEMO_LEADS):
+        try:
+            lead = leads.create_lead(users[who], {
+                "company_name": company, "person_name": person, "city": city,
+                "source": source, "mobile": f"1986{i:07d}",
+                "notes": "官网留言咨询报价" if source == "web_form" else None},
+                confirm_duplicates=True)
+        except GuishuError:  # a demo name that happens to match: left out, not forced
+            db.session.rollback()
+            continue
+        made.setdefault(who, []).append(lead.id)
+    rep1 = users["rep1"]
+    mine = made.get("rep1", [])
+    if mine:
+        leads.log_lead_followup(rep1, mine[0], {"channel": "call",
+                                                "content": "电话沟通，对方下周要方案"})
+    if len(mine) > 1:
+        leads.mark_invalid(rep1, mine[1], "号码空号，公司已注销")
+    converted = 0
+    if len(mine) > 2:
+        try:
+            outcome = leads.convert_lead(rep1, mine[2], into_pool=False,
+                                         confirm_duplicates=True)
+            converted += outcome.get("outcome") in ("created", "created_in_pool")
+        except GuishuError:  # over rep1's customer cap: the lead stays open
+            db.session.rollback()
+    pooled = made.get("staff1", [])
+    if pooled:
+        leads.claim_leads(users["rep2"], pooled[:1])
+    from app.services.times import local_today
+
+    today = local_today()
+    n_tasks = 0
+    for owner, subject, days in (("rep1", "给陈总发送方案和报价", 1),
+                                 ("rep1", "回访上周签约的客户", -2),
+                                 ("rep2", "准备展会名单", 3)):
+        tasks.create(users["manager1"], {
+            "subject": subject, "owner_id": users[owner].id,
+            "due_at": f"{(today + dt.timedelta(days=days)).isoformat()} 10:00"})
+        n_tasks += 1
+    n_leads = db.session.execute(select(func.count()).select_from(Lead)).scalar_one()
+    return {"leads": n_leads, "tasks": n_tasks, "converted_customers": converted}

@@ -16,15 +16,16 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     expected = {"admin", "auditor1"} | {f"manager{i}" for i in range(1, 5)} | \
         {f"rep{i}" for i in range(1, 21)} | {f"staff{i}" for i in range(1, 4)}
     assert expected <= names
-    # 5,000 customers, and four entered twice under another spelling for the review page.
-    assert db.session.execute(select(func.count()).select_from(Customer)).scalar_one() == 5004
-    assert summary["customers"] == 5004  # what init reports is what it made (README too)
+    # 5,000 customers, four entered twice under another spelling for the review page, and
+    # one a demo lead was converted into.
+    assert db.session.execute(select(func.count()).select_from(Customer)).scalar_one() == 5005
+    assert summary["customers"] == 5005  # what init reports is what it made (README too)
     assert summary["duplicate_clusters"] >= 4
     # Every demo customer is found by its name through the quick-search keys.
     from app.models import CustomerSearchText
 
     assert db.session.execute(select(func.count()).select_from(CustomerSearchText)).scalar_one() \
-        == 5004
+        == 5005
     from app.services import search
 
     some = db.session.execute(select(Customer).order_by(Customer.id.desc())).scalars().first()
@@ -32,7 +33,7 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
         search.customer_ids_matching(some.name)).scalars())
     in_pool = db.session.execute(select(func.count()).select_from(Ownership)
                                  .where(Ownership.pool_id.is_not(None))).scalar_one()
-    assert 0 < in_pool < 5004
+    assert 0 < in_pool < 5005
     for (user_id,) in db.session.execute(select(Ownership.owner_id).where(
             Ownership.owner_id.is_not(None)).distinct()):
         eff = policies.effective_policy(user_id)
@@ -47,4 +48,13 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     pending = db.session.execute(select(TransferRequest)).scalars().all()
     assert [t.status for t in pending] == ["pending", "pending"]
     assert sorted(t.needs_second_approval for t in pending) == [False, True]
+    # Leads in the lead pool and owned, in every status, and tasks on the workbench.
+    from app.models import Lead, LeadOwnership, Task
+
+    statuses = set(db.session.execute(select(Lead.status)).scalars())
+    assert statuses == {"new", "working", "invalid", "converted"} and summary["leads"] >= 8
+    assert db.session.execute(select(func.count()).select_from(LeadOwnership).where(
+        LeadOwnership.pool_id.is_not(None))).scalar_one() > 0
+    assert summary["tasks"] == 3 == db.session.execute(
+        select(func.count()).select_from(Task).where(Task.source == "manual")).scalar_one()
     assert build_demo("demo-pass-1") == {"created": False}
