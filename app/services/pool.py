@@ -90,14 +90,16 @@ def browsable_pool_ids(user: User) -> set[int]:
     return member_pool_ids(user)
 
 
-def _claimed_today_select(user_id: int):
+def claimed_today_select(user_id: int):
+    """Today's claims by the user (since the business day began), as a scalar subquery: the
+    workbench reads it inside its counts statement, claimed_today() on its own."""
     return select(func.count()).select_from(OwnershipEvent).where(
         OwnershipEvent.to_owner_id == user_id, OwnershipEvent.kind == "claimed",
         OwnershipEvent.created_at >= local_day_start()).scalar_subquery()
 
 
 def claimed_today(user_id: int) -> int:
-    return db.session.execute(select(_claimed_today_select(user_id))).scalar_one()
+    return db.session.execute(select(claimed_today_select(user_id))).scalar_one()
 
 
 def customer_names(ids: Iterable[int]) -> str:

@@ -16,7 +16,7 @@ from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import Scope, scope_of, visible_owner_ids_select
 from app.services import absences, caps, masking, policies, reclaim
-from app.services.pool import _claimed_today_select, member_pool_ids
+from app.services.pool import claimed_today_select, member_pool_ids
 from app.services.times import local_day_start
 
 SOON_LIMIT = 100  # the workbench's "about to be reclaimed" list
@@ -126,7 +126,7 @@ def standing(user_id: int) -> dict[str, int]:
         func.count().filter(unlocked).label("unlocked"),
         func.count().filter(unlocked, unwon).label("unlocked_unwon"),
         func.count().filter(Ownership.locked.is_(True)).label("locked"),
-        _claimed_today_select(user_id).label("claimed_today"),
+        claimed_today_select(user_id).label("claimed_today"),
         *(absences.current_select(user_id, column).label(f"away_{column}")
           for column in ("starts_on", "ends_on")),
     ).where(Ownership.owner_id == user_id)).one()
