@@ -33,7 +33,7 @@ class SalesTarget(Model):
               unique=True),
         Index("uq_sales_target_department_period", "department_id", "period_kind",
               "period_start", unique=True),
-        Index("ix_sales_target_period", "period_kind", "period_start", "id"),
+        Index("ix_sales_target_period_id", "period_start", "id"),  # the list's sort key
     )
     id = Column(Integer, primary_key=True)
     user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="CASCADE"))

@@ -50,14 +50,14 @@ def upgrade():
                     ['user_id', 'period_kind', 'period_start'], unique=True)
     op.create_index('uq_sales_target_department_period', 'sales_target',
                     ['department_id', 'period_kind', 'period_start'], unique=True)
-    op.create_index('ix_sales_target_period', 'sales_target',
-                    ['period_kind', 'period_start', 'id'], unique=False)
+    op.create_index('ix_sales_target_period_id', 'sales_target', ['period_start', 'id'],
+                    unique=False)
     op.create_index('ix_sales_target_set_by_id', 'sales_target', ['set_by_id'], unique=False)
 
 
 def downgrade():
     op.drop_index('ix_sales_target_set_by_id', table_name='sales_target')
-    op.drop_index('ix_sales_target_period', table_name='sales_target')
+    op.drop_index('ix_sales_target_period_id', table_name='sales_target')
     op.drop_index('uq_sales_target_department_period', table_name='sales_target')
     op.drop_index('uq_sales_target_user_period', table_name='sales_target')
     op.drop_table('sales_target')
