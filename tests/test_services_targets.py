@@ -383,3 +383,13 @@ def test_a_teams_attainment_is_one_statement_whatever_its_size(db, org, october)
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     assert len(statements) == 1, statements
+
+
+def test_the_team_view_lists_the_sellers_and_anyone_given_a_target(db, org):
+    listed = {u["username"] for u in targets.team_attainment(org.admin, "month", OCT).users}
+    assert listed == {"manager1", "manager2", "rep1", "rep2", "rep3"}
+    make(org.admin, org.staff, new_customers=1)
+    listed = {u["username"] for u in targets.team_attainment(org.admin, "month", OCT).users}
+    assert listed == {"manager1", "manager2", "rep1", "rep2", "rep3", "staff1"}
+    assert "staff1" not in {u["username"] for u in targets.team_attainment(
+        org.admin, "month", dt.date(2026, 11, 1)).users}

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Optional
 
+from flask_appbuilder.security.sqla.models import Role, assoc_user_role
 from sqlalchemy import (Numeric, cast, distinct, func, literal_column, null, or_, select, true,
                         union_all)
 from sqlalchemy.exc import IntegrityError
@@ -67,6 +68,7 @@ FIELDS = ("user_id", "department_id", "period_kind", "period_start", "won_amount
           "new_customers")
 EDITABLE = ("won_amount", "new_customers")
 MEASURES = ("won_amount", "new_customers")
+SELLERS = (ROLE_REP, ROLE_MANAGER)  # the users the team views list (besides any with a target)
 NO_SUCH_TARGET = N_("The sales target does not exist or is outside your data scope")  # msgid
 
 
@@ -441,10 +443,21 @@ def _users_part(user_ids: Optional[Iterable[int]], kind: str, start: dt.date,
                cast(null(), Numeric(16, 2)).label("parts_new"))
     if user_ids is not None:
         q = q.where(User.id.in_(sorted(user_ids)))
-    return q.where(User.employment_status == EMPLOYMENT_ACTIVE) if active_only else q
+    if not active_only:
+        return q
+    # The sellers (reps and managers), and anyone else who was given a target for the period.
+    sellers = select(assoc_user_role.c.user_id).join(
+        Role, Role.id == assoc_user_role.c.role_id).where(Role.name.in_(SELLERS))
+    targeted = select(SalesTarget.user_id).where(
+        SalesTarget.user_id.isnot(None), SalesTarget.period_kind == kind,
+        SalesTarget.period_start == start)
+    return q.where(User.employment_status == EMPLOYMENT_ACTIVE,
+                   or_(User.id.in_(sellers), User.id.in_(targeted)))
 
 
 def _departments_part(department_ids: Optional[Iterable[int]], kind: str, start: dt.date):
+    # The same columns as _users_part: a department's name rides in `username`, its parent
+    # in `department_id`.
     s, e, since, until = _bounds(kind, start)
     q = select(literal_column("'department'").label("holder"), Department.id.label("id"),
                Department.name.label("username"), null().label("first_name"),
