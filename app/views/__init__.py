@@ -50,6 +50,8 @@ def register_views(appbuilder) -> None:
                         category="Workbench")
     appbuilder.add_view(SalesTargetView, "SalesTargets", label=_("Sales targets"),
                         icon="fa-bullseye", category="Workbench")
+    appbuilder.add_link("TargetAttainment", href="/targets/attainment", label=_("Attainment"),
+                        icon="fa-line-chart", category="Workbench")
     appbuilder.add_view(AbsenceView, "Absences", label=_("Absences"), icon="fa-plane",
                         category="Workbench")
     appbuilder.add_view_no_menu(OwnershipView)
