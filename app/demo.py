@@ -569,6 +569,7 @@ def build_demo(password: str) -> dict:
     workflows["care_messages"] = _demo_care()
     workflows["duplicate_clusters"] = _demo_duplicates()
     workflows.update(_demo_leads_and_tasks())
+    workflows["targets"] = _demo_targets()
     # Every customer made: the planned ones, the twins entered for the review page and the
     # one a converted lead became.
     n_customers += DEMO_TWINS + workflows.pop("converted_customers")
@@ -726,3 +727,54 @@ def _demo_leads_and_tasks() -> dict:
         n_tasks += 1
     n_leads = db.session.execute(select(func.count()).select_from(Lead)).scalar_one()
     return {"leads": n_leads, "tasks": n_tasks, "converted_customers": converted}
+
+
+# The departments whose month target is set on purpose above their parts' sum, so that the
+# team view shows its warning (华南大区: 50,000 more than its reps' targets).
+DEMO_TARGET_GAP = {"华南大区": Decimal("50000")}
+
+
+def _demo_targets() -> int:
+    """业绩目标 for this month and this quarter: every demo rep and every sales department,
+    entered through the service as people would — manager1 (销售中心) sets his reps' and the
+    regions' targets, admin sets 销售中心's own (a manager does not set his own
+    department's). Each department's target is its parts' sum, except 华南大区's month."""
+    from app.models import User
+    from app.services import targets
+
+    users = {u.username: u for u in db.session.execute(select(User)).scalars()}
+    departments = {d.name: d for d in db.session.execute(select(Department)).scalars()}
+    made = 0
+    for kind, factor in (("month", 1), ("quarter", 3)):
+        start = targets.period_containing(kind)
+        own: dict[str, Decimal] = {}
+        new: dict[str, int] = {}
+        for spec in _user_specs():
+            if spec.role != ROLE_REP:
+                continue
+            i = int(spec.username[3:])
+            amount = Decimal(100000 + (i % 4) * 20000) * factor
+            customers = (5 + i % 3) * factor
+            targets.create_target(users["manager1"], {
+                "user_id": users[spec.username].id, "period_kind": kind,
+                "period_start": start, "won_amount": amount, "new_customers": customers})
+            own[spec.department] = own.get(spec.department, Decimal(0)) + amount
+            new[spec.department] = new.get(spec.department, 0) + customers
+            made += 1
+        # Children before parents: a parent's parts are its members and its sub-departments.
+        own["华东大区"] += own["上海团队"]
+        new["华东大区"] += new["上海团队"]
+        if kind == "month":
+            for name, gap in DEMO_TARGET_GAP.items():
+                own[name] += gap
+        # 销售中心's parts are the regions' targets as set (华南大区's gap included).
+        own["销售中心"] = own["华东大区"] + own["华北大区"] + own["华南大区"]
+        new["销售中心"] = new["华东大区"] + new["华北大区"] + new["华南大区"]
+        for name in ("上海团队", "华东大区", "华北大区", "华南大区", "销售中心"):
+            amount = own[name]
+            setter = users["admin"] if name == "销售中心" else users["manager1"]
+            targets.create_target(setter, {
+                "department_id": departments[name].id, "period_kind": kind,
+                "period_start": start, "won_amount": amount, "new_customers": new[name]})
+            made += 1
+    return made

@@ -61,6 +61,7 @@ RES_NOTIFICATION = "Notification"  # everyone's own in-app notifications
 RES_CARE_TEMPLATE = "CareTemplate"  # 纪念日关怀 templates (admins edit)
 RES_CARE_SETTINGS = "CareSettings"  # days ahead, greeted holidays, attempts (admins edit)
 RES_CARE_MESSAGE = "CareMessage"  # the outbox: read in scope; write = retry / cancel
+RES_TARGET = "SalesTarget"  # 业绩目标: read (own / tree / all), write (admins, managers)
 RES_TASK = "Task"  # 待办: read (own, or in scope), write (add, edit, done, cancel, reopen)
 RES_TRANSFER = "Transfer"  # read, request (apply / cancel), approve (approve / reject)
 # 休假: everyone reads those in their scope and records their own (managers their team's,
@@ -113,6 +114,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST, CAN_APPROVE),
         _perm(RES_TASK, CAN_READ, CAN_WRITE),
         _perm(RES_WORKBENCH, CAN_READ),
+        _perm(RES_TARGET, CAN_READ, CAN_WRITE), _menus("SalesTargets", "TargetAttainment"),
         _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM, CAN_ASSIGN),
         _perm(RES_LEAD, CAN_READ, CAN_WRITE, CAN_RELEASE, CAN_ASSIGN, CAN_CONVERT),
         _perm(RES_LEAD_POOL, CAN_READ, CAN_CLAIM, CAN_ASSIGN), _menus("Leads", "LeadList", "LeadPool"),
@@ -139,6 +141,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
         _perm(RES_TASK, CAN_READ, CAN_WRITE),
         _perm(RES_WORKBENCH, CAN_READ),
+        _perm(RES_TARGET, CAN_READ), _menus("SalesTargets", "TargetAttainment"),
         _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM, CAN_ASSIGN),
         _perm(RES_LEAD, CAN_READ, CAN_WRITE, CAN_RELEASE, CAN_CONVERT),
         _perm(RES_LEAD_POOL, CAN_READ, CAN_CLAIM), _menus("Leads", "LeadList", "LeadPool"),
@@ -178,6 +181,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_CUSTOMER, CAN_READ, CAN_EXPORT),
         _perm(RES_TRANSFER, CAN_READ),
         _perm(RES_TASK, CAN_READ), _menus("Workbench", "Tasks"),
+        _perm(RES_TARGET, CAN_READ), _menus("SalesTargets", "TargetAttainment"),
         _perm(RES_CONTACT, CAN_READ),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),

@@ -111,11 +111,17 @@ def pk_of(api, org):
                                                        "due_at": "2026-12-01 15:00"})
     assert resp.status_code == 200, resp.get_data(as_text=True)
     task_id = resp.get_json()["id"]
+    resp = api("admin")("POST", "/api/v1/targets/", json={
+        "user_id": org.rep.id, "period_kind": "month", "period_start": "2026-10",
+        "won_amount": "1000"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    target_id = resp.get_json()["id"]
 
     def fill(path):
         pk = transfer_id if path.startswith("/api/v1/transfers/") else (
             task_id if path.startswith("/api/v1/tasks/") else (
-                org.c_rep.id if path.startswith("/api/v1/customers/") else 1))
+                target_id if path.startswith("/api/v1/targets/") else (
+                    org.c_rep.id if path.startswith("/api/v1/customers/") else 1)))
         return path.replace("{pk}", str(pk))
     return fill
 
@@ -199,6 +205,27 @@ def test_the_task_operations_are_in_the_spec(spec):
     assert body["schema"] == {"$ref": "#/components/schemas/TaskCreate"}
 
 
+def test_the_target_operations_are_in_the_spec(spec):
+    paths = spec["paths"]
+    assert set(paths["/api/v1/targets/"]) == {"get", "post"}
+    assert set(paths["/api/v1/targets/{pk}"]) == {"get", "put", "delete"}
+    assert set(paths["/api/v1/targets/attainment"]) == {"get"}
+    body = paths["/api/v1/targets/"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/TargetCreate"}
+    target = spec["components"]["schemas"]["Target"]["properties"]
+    assert {"attainment", "period_start", "period_end", "won_amount", "new_customers"} <= \
+        set(target)
+
+
+def test_target_timestamps_carry_their_offset(api, org):
+    made = api("admin")("POST", "/api/v1/targets/", json={
+        "department_id": org.east.id, "period_kind": "quarter", "period_start": "2026-Q4",
+        "new_customers": 10})
+    assert made.status_code == 200, made.get_data(as_text=True)
+    _assert_rfc3339(made.get_json()["result"]["created_at"])
+    _assert_rfc3339(made.get_json()["result"]["updated_at"])
+
+
 def test_list_ids_are_integers_as_declared(api, spec):
     body = api("rep1")("GET", "/api/v1/customers/").get_json()
     assert body["ids"] and all(isinstance(i, int) for i in body["ids"])
@@ -214,7 +241,8 @@ def test_customer_answers_declare_their_ownership_fields(spec):
 
 
 @pytest.mark.parametrize("path", ["/api/v1/customers/", "/api/v1/transfers/",
-                                  "/api/v1/policies/", "/api/v1/tasks/"])
+                                  "/api/v1/policies/", "/api/v1/tasks/",
+                                  "/api/v1/targets/"])
 @pytest.mark.parametrize("q", ["(page:x)", "(page_size:0)", "(colour:red)", "(page:-1)",
                                "not-rison("])
 def test_every_list_answers_an_invalid_q_with_400(api, path, q):

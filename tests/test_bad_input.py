@@ -88,6 +88,12 @@ def _id_bodies(org):
         ("/api/v1/tasks/", lambda bad: {"subject": "s", "due_at": "2026-12-01",
                                         "record_type": "customer", "record_id": bad},
          "record_id"),
+        ("/api/v1/targets/", lambda bad: {"user_id": bad, "period_kind": "month",
+                                          "period_start": "2026-10", "won_amount": 1},
+         "user_id"),
+        ("/api/v1/targets/", lambda bad: {"department_id": bad, "period_kind": "month",
+                                          "period_start": "2026-10", "won_amount": 1},
+         "department_id"),
     ]
 
 
@@ -126,6 +132,9 @@ def test_lock_refuses_a_float_like_claim(api, org):
     ("POST", "/api/v1/tasks/{}/done"),
     ("POST", "/api/v1/tasks/{}/cancel"),
     ("POST", "/api/v1/tasks/{}/reopen"),
+    ("GET", "/api/v1/targets/{}"),
+    ("PUT", "/api/v1/targets/{}"),
+    ("DELETE", "/api/v1/targets/{}"),
 ])
 def test_api_paths_past_the_keys_are_json_404(api, method, template, segment):
     resp = api("admin")(method, template.format(segment), json={})
@@ -148,6 +157,9 @@ def test_api_paths_past_the_keys_are_json_404(api, method, template, segment):
     ("/tasks/show/{}", 404),
     ("/tasks/edit/{}", 404),
     ("/tasks/add?customer_id={}", 200),  # the form, with no customer filled in
+    ("/targets/show/{}", 404),
+    ("/targets/edit/{}", 404),
+    ("/targets/attainment?start={}", 404),
 ])
 def test_pages_refuse_ids_past_the_keys(clients, template, status, segment):
     assert clients.admin.get(template.format(segment)).status_code == status

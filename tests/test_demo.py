@@ -57,4 +57,20 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
         LeadOwnership.pool_id.is_not(None))).scalar_one() > 0
     assert summary["tasks"] == 3 == db.session.execute(
         select(func.count()).select_from(Task).where(Task.source == "manual")).scalar_one()
+    # 业绩目标 for this month and quarter: 20 reps and 5 departments each; one department's
+    # month target differs from its reps' sum, so the team view shows the warning.
+    from app.models import Department, SalesTarget
+    from app.services import targets
+
+    assert summary["targets"] == 50 == db.session.execute(
+        select(func.count()).select_from(SalesTarget)).scalar_one()
+    admin = db.session.execute(select(User).where(User.username == "admin")).scalar_one()
+    for kind in ("month", "quarter"):
+        report = targets.team_attainment(admin, kind, targets.period_containing(kind))
+        warned = {d["name"] for d in report.departments if d["warnings"]}
+        assert warned == ({"华南大区"} if kind == "month" else set()), kind
+        assert sum(u["target_won"] is not None for u in report.users) == 20
+    south = db.session.execute(select(Department).where(Department.name == "华南大区")
+                               ).scalar_one()
+    assert south.id in {d["id"] for d in report.departments}
     assert build_demo("demo-pass-1") == {"created": False}

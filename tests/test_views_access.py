@@ -1072,3 +1072,115 @@ def test_api_key_creation_is_admin_only(role, login_as, db):
         assert resp.status_code == 200 and len(made) == 1
     else:
         assert resp.status_code == 403 and made == []
+
+
+# ============================================================================================
+# sales targets (业绩目标): /targets/ list, show, add, edit, delete, attainment
+# ============================================================================================
+TARGET_HOLDERS = ("rep", "rep2", "rep_north", "manager", "east", "north")
+TARGETS_READ = {"admin": set(TARGET_HOLDERS), "auditor": set(TARGET_HOLDERS),
+                "manager": {"rep", "rep2", "manager", "east"}, "rep": {"rep"}, "staff": set()}
+# A manager sets his tree's users' targets, not his own nor his own department's.
+TARGETS_WRITE = {"admin": set(TARGET_HOLDERS), "manager": {"rep", "rep2"}, "rep": set(),
+                 "staff": set(), "auditor": set()}
+
+
+@pytest.fixture
+def held_targets(org):
+    """One October 2026 target for each holder: {holder key: id}."""
+    from app.services import targets
+
+    out = {}
+    for name in TARGET_HOLDERS:
+        holder = getattr(org, name)
+        key = "department_id" if name in ("east", "north") else "user_id"
+        out[name] = targets.create_target(org.admin, {
+            key: holder.id, "period_kind": "month", "period_start": "2026-10",
+            "won_amount": "1000"}).id
+    return out
+
+
+def target_amounts(db) -> dict[int, str]:
+    from app.models import SalesTarget
+
+    db.session.commit()
+    return {pk: str(v) for pk, v in db.session.execute(
+        select(SalesTarget.id, SalesTarget.won_amount)).all()}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_target_list_and_show_follow_the_target_scope(role, login_as, held_targets):
+    client = login_as(role)
+    resp = client.get("/targets/list/")
+    if role == "staff":
+        assert resp.status_code == 403
+        assert client.get(f"/targets/show/{held_targets['rep']}").status_code == 403
+        assert client.get("/targets/attainment").status_code == 403
+        navbar = navbar_hrefs(client.get("/").get_data(as_text=True))
+        assert not {"/targets/list/", "/targets/attainment"} & navbar
+        return
+    assert resp.status_code == 200
+    assert linked_ids(resp.get_data(as_text=True), "targets") == {
+        held_targets[n] for n in TARGETS_READ[role]}
+    for name, pk in held_targets.items():
+        expected = 200 if name in TARGETS_READ[role] else 404
+        assert client.get(f"/targets/show/{pk}").status_code == expected, (role, name)
+    assert client.get("/targets/attainment?period=month&start=2026-10").status_code == 200
+    navbar = navbar_hrefs(client.get("/").get_data(as_text=True))
+    assert {"/targets/list/", "/targets/attainment"} <= navbar
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("holder", TARGET_HOLDERS)
+def test_target_edit_rechecks_who_may_set_it(role, holder, login_as, held_targets, db):
+    client = login_as(role)
+    pk = held_targets[holder]
+    before = target_amounts(db)
+    resp = client.post(f"/targets/edit/{pk}", data={"won_amount": "2000", "new_customers": "",
+                                                    "csrf_token": client.csrf})
+    after = target_amounts(db)
+    if role in ("rep", "staff", "auditor"):
+        assert resp.status_code == 403 and after == before
+    elif holder in TARGETS_WRITE[role]:
+        assert resp.status_code == 302 and after == {**before, pk: "2000.00"}
+    else:
+        assert resp.status_code == 404 and after == before
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("holder", ("rep", "manager", "rep_north"))
+def test_target_delete_rechecks_who_may_set_it(role, holder, login_as, held_targets, db):
+    client = login_as(role)
+    pk = held_targets[holder]
+    before = target_amounts(db)
+    resp = client.post(f"/targets/delete/{pk}", data={"csrf_token": client.csrf})
+    after = target_amounts(db)
+    if role in ("rep", "staff", "auditor"):
+        assert resp.status_code == 403 and after == before
+    elif holder in TARGETS_WRITE[role]:
+        assert resp.status_code == 302 and pk not in after
+    else:
+        assert resp.status_code == 404 and after == before
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_target_add_page_and_post_per_role(role, login_as, k, db):
+    client = login_as(role)
+    before = target_amounts(db)
+    page = client.get("/targets/add")
+    resp = client.post("/targets/add", data={
+        "user": str(k.rep2), "period_kind": "month", "period_start": "2026-11",
+        "won_amount": "3000", "new_customers": "2", "csrf_token": client.csrf})
+    after = target_amounts(db)
+    if role in ("rep", "staff", "auditor"):
+        assert (page.status_code, resp.status_code) == (403, 403) and after == before
+    else:
+        assert page.status_code == 200 and resp.status_code == 302
+        assert len(after) == len(before) + 1 and "3000.00" in after.values()
+
+
+def test_a_forged_target_delete_without_csrf_changes_nothing(login_as, held_targets, db):
+    client = login_as("admin")
+    before = target_amounts(db)
+    client.post(f"/targets/delete/{held_targets['rep']}", data={})
+    assert target_amounts(db) == before

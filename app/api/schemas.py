@@ -22,6 +22,8 @@ from app.services.errors import N_, UNKNOWN_FIELD, ValidationFailed, tr
 from app.services.ids import CUSTOMER, LIST_REFUSALS, MAX_PK, REP, parse_ids, parse_pk
 from app.services.pool import MAX_BATCH  # ids in one request
 from app.services.tasks import RESOLVERS as TASK_RECORD_TYPES, SUBJECT as TASK_SUBJECT
+from app.services.targets import MAX_COUNT as TARGET_MAX_COUNT
+from app.models.target import PERIOD_KINDS as TARGET_PERIOD_KINDS
 from app.services.times import rfc3339
 
 
@@ -801,6 +803,106 @@ class LeadConverted(Answer):
     outcome = fields.String(required=True, metadata={
         "description": "created | created_in_pool | claimed | linked | linked_other"})
     holder = fields.String(allow_none=True)
+# --- sales targets --------------------------------------------------------------------------
+_PERIOD_HELP = ("the period's first day: 2026-10-01, or 2026-10 (a month), 2026-Q4 (a "
+                "quarter); a month starts on its 1st, a quarter on 1 Jan / Apr / Jul / Oct")
+
+
+def _target_measures() -> dict:
+    return {
+        "won_amount": Text(40, allow_none=True, metadata={
+            "description": "目标成交金额 (yuan, 0 to 999999999999.99; a number or its text)"}),
+        "new_customers": Count(0, TARGET_MAX_COUNT, allow_none=True, metadata={
+            "description": "目标新增客户数"}),
+    }
+
+
+TargetCreate = Body.from_dict({
+    "user_id": RecordId(allow_none=True, metadata={"description": "the user (or department_id)"}),
+    "department_id": RecordId(allow_none=True, metadata={
+        "description": "the department (or user_id)"}),
+    "period_kind": Choice(tuple(TARGET_PERIOD_KINDS), required=True, message=lambda: tr(
+        "The period can only be: %(choices)s", choices=tr(", ").join(TARGET_PERIOD_KINDS)),
+        metadata={"description": "month | quarter"}),
+    "period_start": Text(20, required=True, metadata={"description": _PERIOD_HELP}),
+    **_target_measures(),
+}, name="TargetCreate")
+TargetUpdate = Body.from_dict(_target_measures(), name="TargetUpdate")
+
+
+class TargetAttainment(Answer):
+    """The actuals so far and 达成率 (actual / target; null without a positive target)."""
+    won_amount = fields.String(required=True, metadata={"description": "成交金额 in the period"})
+    new_customers = fields.Integer(required=True, metadata={
+        "description": "customers acquired in the period (created, claimed, assigned)"})
+    won_amount_rate = fields.Float(allow_none=True, metadata={"description": "1.0 = 100 %"})
+    new_customers_rate = fields.Float(allow_none=True)
+    warnings = fields.List(fields.String(), required=True, metadata={
+        "description": "a department whose parts' targets do not add up to its own"})
+
+
+class Target(Answer):
+    id = fields.Integer(required=True)
+    user_id = fields.Integer(allow_none=True)
+    department_id = fields.Integer(allow_none=True)
+    holder_name = fields.String(required=True)
+    period_kind = fields.String(required=True, metadata={"description": "month | quarter"})
+    period_start = fields.String(required=True, metadata={"description": "YYYY-MM-DD"})
+    period_end = fields.String(required=True, metadata={
+        "description": "the first day after the period"})
+    period_label = fields.String(required=True, metadata={"description": "2026-10, 2026 Q4"})
+    won_amount = fields.String(allow_none=True)
+    new_customers = fields.Integer(allow_none=True)
+    set_by_id = fields.Integer(allow_none=True)
+    created_at = fields.String(allow_none=True, metadata={"description": "RFC 3339"})
+    updated_at = fields.String(allow_none=True, metadata={"description": "RFC 3339"})
+    attainment = fields.Nested(TargetAttainment, required=True)
+
+
+class TargetResult(Answer):
+    id = fields.Integer(required=True)
+    result = fields.Nested(Target, required=True)
+
+
+class TargetPage(Answer):
+    count = fields.Integer(required=True, metadata={"description": "the rows of this page"})
+    next_after = fields.Integer(allow_none=True, metadata={
+        "description": "pass as after for the next page (null: the last page)"})
+    result = fields.List(fields.Nested(Target), required=True)
+
+
+class TargetDeleted(Answer):
+    id = fields.Integer(required=True)
+
+
+class AttainmentRow(Answer):
+    holder = fields.String(required=True, metadata={"description": "user | department"})
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    username = fields.String(allow_none=True)
+    department_id = fields.Integer(allow_none=True, metadata={"description": "a user's"})
+    parent_id = fields.Integer(allow_none=True, metadata={"description": "a department's"})
+    target_won = fields.String(allow_none=True)
+    target_new = fields.Integer(allow_none=True)
+    actual_won = fields.String(required=True)
+    actual_new = fields.Integer(required=True)
+    rate_won = fields.Float(allow_none=True)
+    rate_new = fields.Float(allow_none=True)
+    parts_won = fields.String(allow_none=True, metadata={
+        "description": "a department's members' and sub-departments' targets, summed"})
+    parts_new = fields.Integer(allow_none=True)
+    warnings = fields.List(fields.String(), required=True)
+
+
+class AttainmentReport(Answer):
+    period_kind = fields.String(required=True)
+    period_start = fields.String(required=True)
+    period_end = fields.String(required=True)
+    period_label = fields.String(required=True)
+    users = fields.List(fields.Nested(AttainmentRow), required=True)
+    departments = fields.List(fields.Nested(AttainmentRow), required=True)
+
+
 # --- webhooks (API keys) ----------------------------------------------------------------------
 class SmsReply(Body):
     from_ = Text(40, required=True, data_key="from", metadata={
@@ -824,4 +926,5 @@ COMPONENTS = (Error, DedupeMatch, ClaimRequest, ReleaseRequest, AssignRequest,
               CustomerResult, CustomerDeleted, Merged, TaskCreate, TaskUpdate, Task,
               TaskResult, TaskPage, LeadCreate, LeadUpdate, Lead, LeadResult, LeadPage,
               LeadClaimRequest, LeadReleaseRequest, LeadConvertRequest, LeadIds, LeadConverted,
-              SmsReply, SmsReplyResult)
+              SmsReply, SmsReplyResult, TargetCreate, TargetUpdate, TargetAttainment, Target,
+              TargetResult, TargetPage, TargetDeleted, AttainmentRow, AttainmentReport)

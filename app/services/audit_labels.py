@@ -34,6 +34,7 @@ OBJECT_LABELS = {
     "customer_grade": _l("Customer grade"), "import_batch": _l("Import"),
     "job": _l("Background job"), "demo": _l("Demo data"),
     "absence": _l("Absence"), "api_key": _l("API key"),
+    "sales_target": _l("Sales target"),
 }
 # The fields changes name most often; others are shown by their key.
 FIELD_LABELS = {
@@ -54,6 +55,8 @@ FIELD_LABELS = {
     "cancelled_at": _l("Cancelled at"), "purpose": _l("Purpose"), "prefix": _l("Key prefix"),
     "rotated_at": _l("Rotated at"), "revoked_at": _l("Revoked at"), "result": _l("Result"),
     "endpoint": _l("Endpoint"), "text": _l("Text"), "received_at": _l("Received at"),
+    "period_kind": _l("Period"), "period_start": _l("Period starts"),
+    "won_amount": _l("Target won amount"), "new_customers": _l("Target new customers"),
 }
 
 

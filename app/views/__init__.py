@@ -22,6 +22,7 @@ def register_views(appbuilder) -> None:
     from app.views.ownership import OwnershipView
     from app.views.pickers import user_picker
     from app.views.pool import PoolCustomerView, administered_pool_ids
+    from app.views.targets import SalesTargetView
     from app.views.tasks import TaskView
     from app.views.transfers import TransferView
     from app.views.users import effective_policy_rows, policy_source
@@ -47,6 +48,10 @@ def register_views(appbuilder) -> None:
                         category="Workbench")
     appbuilder.add_view(TaskView, "Tasks", label=_("My tasks"), icon="fa-check-square-o",
                         category="Workbench")
+    appbuilder.add_view(SalesTargetView, "SalesTargets", label=_("Sales targets"),
+                        icon="fa-bullseye", category="Workbench")
+    appbuilder.add_link("TargetAttainment", href="/targets/attainment", label=_("Attainment"),
+                        icon="fa-line-chart", category="Workbench")
     appbuilder.add_view(AbsenceView, "Absences", label=_("Absences"), icon="fa-plane",
                         category="Workbench")
     appbuilder.add_view_no_menu(OwnershipView)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from flask import abort, request
 from flask_appbuilder import BaseView, expose, has_access
 
-from app.security import RES_WORKBENCH, ROLE_ADMIN, ROLE_MANAGER, current_user, has_role
-from app.services import followups, policies, tasks, workbench
+from app.models.target import PERIOD_KINDS
+from app.security import (RES_WORKBENCH, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, current_user,
+                          has_role)
+from app.services import followups, policies, targets, tasks, workbench
+from app.views.targets import money, period_args, rate
 
 
 class WorkbenchView(BaseView):
@@ -33,7 +36,11 @@ class WorkbenchView(BaseView):
             soon=workbench.about_to_be_reclaimed(user, policy=policy),
             absence=workbench.my_absence(user, counts),
             reminders=followups.due_reminders(user.id, followups.local_today()),
-            my_tasks=tasks.my_tasks(user.id))
+            my_tasks=tasks.my_tasks(user.id),
+            # 业绩目标: its own panel (reps and managers hold targets), month or quarter.
+            my_target=targets.my_attainment(user, *period_args("target_"))
+            if has_role(user, ROLE_REP, ROLE_MANAGER) else None,
+            target_kinds=PERIOD_KINDS, money=money, rate=rate)
 
     @expose("/team")
     @has_access
@@ -41,4 +48,7 @@ class WorkbenchView(BaseView):
         user = current_user()
         if not has_role(user, ROLE_MANAGER, ROLE_ADMIN):
             abort(403)
-        return self.render_template("guishu/team.html", members=workbench.team(user))
+        kind, start = period_args()
+        return self.render_template("guishu/team.html", members=workbench.team(user),
+                                    attainment=targets.team_attainment(user, kind, start),
+                                    kinds=PERIOD_KINDS, money=money, rate=rate)
