@@ -19,3 +19,5 @@ from app.models.task import Task  # noqa: F401
 from app.models.lead import Lead, LeadEvent, LeadFollowUp, LeadOwnership  # noqa: F401
 from app.models.absence import Absence  # noqa: F401
 from app.models.api_key import ApiKey  # noqa: F401
+from app.models.opportunity import (Opportunity, OpportunityStage,  # noqa: F401
+                                    OpportunityStageChange)
