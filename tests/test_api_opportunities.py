@@ -128,3 +128,19 @@ def test_stage_refused_outside_write_scope(api, k, user, status):
     resp = api(user)("POST", f"/api/v1/opportunities/{k.mine}/stage",
                      json={"stage_id": k.stages["需求确认"]})
     assert resp.status_code == status
+
+
+def test_lead_conversion_takes_an_optional_opportunity(api, db, org):
+    from app.services import leads
+
+    lead = leads.create_lead(org.rep, {"company_name": "嘉兴南湖纺织有限公司"})
+    call = api("rep1")
+    resp = call("POST", "/api/v1/leads/convert", json={
+        "lead_id": lead.id, "opportunity": {"title": "纺织线", "amount": "-5"}})
+    assert resp.status_code == 400 and "opportunity.amount" in resp.get_json()["fields"]
+    resp = call("POST", "/api/v1/leads/convert", json={
+        "lead_id": lead.id, "opportunity": {"title": "纺织线", "amount": "50000"}})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    body = resp.get_json()
+    got = call("GET", f"/api/v1/opportunities/{body['opportunity_id']}").get_json()["result"]
+    assert (got["customer_id"], got["amount"]) == (body["customer_id"], "50000.00")

@@ -314,3 +314,32 @@ def test_a_protecting_opportunity_exempts_its_customer_from_sweep_and_warning(db
     warned = set(db.session.execute(select(ReclaimWarning.customer_id)).scalars())
     assert soon_plain.id in warned and soon.id not in warned
     assert o3.id
+
+
+# --- lead conversion with an opportunity ----------------------------------------------------
+def test_converting_a_lead_can_open_an_opportunity(db, org):
+    from app.services import leads
+
+    lead = leads.create_lead(org.rep, {"company_name": "宁波甬江仪器有限公司"})
+    with pytest.raises(ValidationFailed) as exc:
+        leads.convert_lead(org.rep, lead.id, opportunity={"title": "首单", "amount": "x"})
+    assert list(exc.value.fields) == ["opportunity.amount"]
+    db.session.refresh(lead)
+    assert lead.status == "new"  # refused before anything changed
+    result = leads.convert_lead(org.rep, lead.id,
+                                opportunity={"title": "首单", "amount": "36000"})
+    opp = db.session.get(Opportunity, result["opportunity_id"])
+    assert (opp.customer_id, opp.title, opp.amount, opp.stage.name, opp.owner.id) == (
+        result["customer_id"], "首单", Decimal("36000.00"), "初步接洽", org.rep.id)
+    assert result["opportunity_note"] is None
+
+
+def test_a_lead_converted_into_the_pool_gets_no_opportunity_and_says_why(db, org):
+    from app.services import leads
+
+    lead = leads.create_lead(org.rep, {"person_name": "王五"})
+    result = leads.convert_lead(org.admin, lead.id, into_pool=True,
+                                opportunity={"title": "x", "amount": "1"})
+    assert result["outcome"] == "created_in_pool" and result["opportunity_id"] is None
+    assert result["opportunity_note"] == "公海客户不能建商机，请先领取或分配"
+    assert db.session.execute(select(func.count()).select_from(Opportunity)).scalar() == 0

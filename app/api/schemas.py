@@ -784,11 +784,18 @@ class LeadReleaseRequest(Body):
                                                                  "from, else the default"})
 
 
+class LeadConvertOpportunity(Body):
+    title = Text(200, required=True)
+    amount = Text(40, required=True, metadata={"description": "a decimal, e.g. \"12800.00\""})
+
+
 class LeadConvertRequest(Body):
     lead_id = RecordId(required=True)
     into_pool = Flag(metadata={"description": "create the customer in a customer pool"})
     pool_id = RecordId(allow_none=True, metadata={"description": "that customer pool"})
     confirm_duplicates = Flag(metadata={"description": "create despite warning matches"})
+    opportunity = fields.Nested(LeadConvertOpportunity, allow_none=True, metadata={
+        "description": "optional: an open opportunity on the customer it becomes"})
 
 
 class LeadIds(Answer):
@@ -801,6 +808,11 @@ class LeadConverted(Answer):
     outcome = fields.String(required=True, metadata={
         "description": "created | created_in_pool | claimed | linked | linked_other"})
     holder = fields.String(allow_none=True)
+    opportunity_id = fields.Integer(allow_none=True, metadata={
+        "description": "the opportunity created with the conversion"})
+    opportunity_note = fields.String(allow_none=True, metadata={
+        "description": "why the asked-for opportunity was not created (the customer is in a "
+                       "pool or another rep's); the conversion stands"})
 # --- opportunities --------------------------------------------------------------------------
 _AMOUNT_HELP = "a decimal of at most 12 digits and 2 decimals, e.g. \"12800.00\" (or a number)"
 
@@ -891,6 +903,7 @@ COMPONENTS = (Error, DedupeMatch, ClaimRequest, ReleaseRequest, AssignRequest,
               EffectivePolicy, DedupeCheckRequest, DedupeCheckResult,
               CustomerResult, CustomerDeleted, Merged, TaskCreate, TaskUpdate, Task,
               TaskResult, TaskPage, LeadCreate, LeadUpdate, Lead, LeadResult, LeadPage,
-              LeadClaimRequest, LeadReleaseRequest, LeadConvertRequest, LeadIds, LeadConverted,
+              LeadClaimRequest, LeadReleaseRequest, LeadConvertRequest, LeadConvertOpportunity,
+              LeadIds, LeadConverted,
               OpportunityCreate, OpportunityUpdate, OpportunityStageRequest, Opportunity,
               OpportunityResult, OpportunityPage, SmsReply, SmsReplyResult)
