@@ -45,9 +45,9 @@
                           "X-CSRFToken": board.getAttribute("data-csrf")}})
       .then(function (r) { return r.json().then(function (data) { return [r.ok, data]; }); })
       .then(function (res) {
-        if (!res[0]) { window.alert(res[1].message || "error"); return; }
+        if (!res[0]) { window.alert(res[1].message || board.getAttribute("data-error")); return; }
         window.location.reload();
       })
-      .catch(function () { window.alert("network error"); });
+      .catch(function () { window.alert(board.getAttribute("data-error")); });
   });
 }());
