@@ -445,7 +445,7 @@ def change_stage(actor: User, opportunity_id: Any, stage_id: Any,
             # its refusals (an amount of 0, a date after today) roll the move back.
             deal = deals.record_deal(actor, opp.customer_id, {
                 "amount": opp.amount, "product_line": opp.product_line,
-                "won_on": won_on, "notes": f"商机：{opp.title}"})
+                "won_on": won_on, "notes": tr("Opportunity: %(title)s", title=opp.title)})
             db.session.execute(update(Opportunity).where(Opportunity.id == opp.id)
                                .values(deal_id=deal.id))
         db.session.commit()
