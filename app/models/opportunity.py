@@ -65,13 +65,16 @@ class Opportunity(Model):
         CheckConstraint("status in ('open', 'won', 'lost')", name="ck_opportunity_status"),
         CheckConstraint("status <> 'lost' or loss_reason is not null",
                         name="ck_opportunity_loss_reason"),
-        # A customer's opportunities (its page; the kanban joins the owner's customers here;
-        # the reclaim exemption looks up a customer's open ones).
-        Index("ix_opportunity_customer_status", "customer_id", "status", "stage_id"),
-        # The closed columns of an owner's kanban, newest first.
-        Index("ix_opportunity_closed_owner", "closed_owner_id", "closed_at"),
-        # Everything open at a stage (admins' kanban of everyone).
-        Index("ix_opportunity_status_stage", "status", "stage_id"),
+        # A customer's opportunities (its page; the reclaim exemption looks up a customer's
+        # open ones); the kanban's sums join the owners' customers here and read the amount
+        # from the index alone (bench/pipeline.py).
+        Index("ix_opportunity_customer_status", "customer_id", "status", "stage_id", "amount"),
+        # The closed columns of an owner's kanban, within the window, with their sums.
+        Index("ix_opportunity_closed_owner", "closed_owner_id", "closed_at", "stage_id",
+              "amount"),
+        # A column's cards, largest first: a team's (or everyone's) column walks this index
+        # and stops after a page instead of sorting the whole stage.
+        Index("ix_opportunity_stage_amount", "stage_id", "amount", "id"),
     )
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), nullable=False)

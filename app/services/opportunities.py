@@ -40,6 +40,7 @@ MAX_LENGTHS = {"title": 200, "product_line": 100}
 LOSS_REASON = 500
 CARDS_PER_COLUMN = 100  # a kanban column shows this many cards; its totals count them all
 CLOSED_DAYS = 90  # the won / lost columns: opportunities closed within these days
+SMALL_BOARD = 2000  # up to this many cards a board reads them all at once (kanban)
 NO_SUCH_OPPORTUNITY = lazy_tr("The opportunity does not exist or is outside your data scope")
 STAGE_FIELDS = ("name", "probability", "position", "kind", "protects_from_reclaim")
 
@@ -567,18 +568,70 @@ def kanban(actor: User, owner_id: Any = None, team: bool = False,
     for stage in all_stages:
         n, total = sums.get(stage.id, (0, Decimal(0)))
         columns.append(Column(stage, [], n, total))
-    # The cards: one statement per column, each a short range (the columns are few).
+    order = (Opportunity.amount.desc(), Opportunity.id.desc())
+    by_stage: dict[int, list] = {}
+    if sum(c.count for c in columns) <= SMALL_BOARD:
+        # A rep's board: every card in two statements (open, closed) through the owner's
+        # customers, cut per column here. (Per column, the planner would walk the stage's
+        # amount index past everyone else's cards.)
+        for closed in (False, True):
+            for row in db.session.execute(_card_rows(owners, closed).order_by(*order)):
+                by_stage.setdefault(row.stage_id, []).append(row)
+    else:
+        # A team's board: one statement per column, walking the stage's (stage, amount)
+        # index largest first and stopping after a column's cards.
+        for col in columns:
+            if col.count:
+                by_stage[col.stage.id] = list(db.session.execute(
+                    _card_rows(owners, col.stage.kind != "open")
+                    .where(Opportunity.stage_id == col.stage.id)
+                    .order_by(*order).limit(per_column)))
+    names = _user_names({r.owner_id for rows in by_stage.values() for r in rows})
     for col in columns:
-        if not col.count:
-            continue
-        q = _owned_by(owners, col.stage.kind != "open").where(
-            Opportunity.stage_id == col.stage.id).options(
-            joinedload(Opportunity.customer).joinedload(Customer.ownership)
-            .joinedload(Ownership.owner), joinedload(Opportunity.closed_owner))
-        col.cards = list(db.session.execute(
-            q.order_by(Opportunity.amount.desc(), Opportunity.id.desc()).limit(per_column))
-            .unique().scalars())
+        col.cards = [Card(r.id, r.title, r.amount, r.stage_id, r.status, r.customer_id,
+                          r.customer_name, names.get(r.owner_id, "—"))
+                     for r in by_stage.get(col.stage.id, [])[:per_column]]
     return Board(columns, owners)
+
+
+@dataclass(frozen=True)
+class Card:
+    """What a kanban card shows (plain values: a board of a thousand cards builds no ORM
+    objects)."""
+
+    id: int
+    title: str
+    amount: Decimal
+    stage_id: int
+    status: str
+    customer_id: int
+    customer_name: str
+    owner_label: str
+
+
+def _card_rows(owners: Optional[list[int]], closed: bool):
+    """The cards' columns of the owners' open (or recently closed) opportunities."""
+    cols = (Opportunity.id, Opportunity.title, Opportunity.amount, Opportunity.stage_id,
+            Opportunity.status, Opportunity.customer_id, Customer.name.label("customer_name"))
+    if closed:
+        since = utcnow() - dt.timedelta(days=CLOSED_DAYS)
+        q = select(*cols, Opportunity.closed_owner_id.label("owner_id")).join(
+            Customer, Customer.id == Opportunity.customer_id).where(
+            Opportunity.status != "open", Opportunity.closed_at >= since)
+        return q if owners is None else q.where(Opportunity.closed_owner_id.in_(owners))
+    q = select(*cols, Ownership.owner_id.label("owner_id")).join(
+        Customer, Customer.id == Opportunity.customer_id).join(
+        Ownership, Ownership.customer_id == Opportunity.customer_id).where(
+        Opportunity.status == "open")
+    return q if owners is None else q.where(Ownership.owner_id.in_(owners))
+
+
+def _user_names(ids: set) -> dict[int, str]:
+    ids = sorted(i for i in ids if i is not None)
+    if not ids:
+        return {}
+    return {u.id: u.display_name for u in db.session.execute(
+        select(User).where(User.id.in_(ids))).scalars()}
 
 
 # --- reclaim exemption ----------------------------------------------------------------------

@@ -72,10 +72,10 @@ def upgrade():
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_opportunity_customer_status', 'opportunity',
-                    ['customer_id', 'status', 'stage_id'], unique=False)
+                    ['customer_id', 'status', 'stage_id', 'amount'], unique=False)
     op.create_index('ix_opportunity_closed_owner', 'opportunity',
-                    ['closed_owner_id', 'closed_at'], unique=False)
-    op.create_index('ix_opportunity_status_stage', 'opportunity', ['status', 'stage_id'],
+                    ['closed_owner_id', 'closed_at', 'stage_id', 'amount'], unique=False)
+    op.create_index('ix_opportunity_stage_amount', 'opportunity', ['stage_id', 'amount', 'id'],
                     unique=False)
     op.create_table(
         'opportunity_stage_change',
@@ -101,7 +101,7 @@ def upgrade():
 def downgrade():
     op.drop_index('ix_opportunity_stage_change_opp_id', table_name='opportunity_stage_change')
     op.drop_table('opportunity_stage_change')
-    for name in ('ix_opportunity_status_stage', 'ix_opportunity_closed_owner',
+    for name in ('ix_opportunity_stage_amount', 'ix_opportunity_closed_owner',
                  'ix_opportunity_customer_status'):
         op.drop_index(name, table_name='opportunity')
     op.drop_table('opportunity')
