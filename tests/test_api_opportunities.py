@@ -144,3 +144,36 @@ def test_lead_conversion_takes_an_optional_opportunity(api, db, org):
     body = resp.get_json()
     got = call("GET", f"/api/v1/opportunities/{body['opportunity_id']}").get_json()["result"]
     assert (got["customer_id"], got["amount"]) == (body["customer_id"], "50000.00")
+
+
+@pytest.mark.parametrize("method, path, body, field", [
+    ("GET", "/api/v1/opportunities/99999999999", None, None),
+    ("POST", "/api/v1/opportunities/", {"customer_id": 99999999999, "title": "x",
+                                        "amount": "1"}, "customer_id"),
+    ("POST", "/api/v1/opportunities/", {"customer_id": 1, "title": "a\x00b", "amount": "1"},
+     "title"),
+    ("POST", "/api/v1/opportunities/", {"customer_id": 1, "title": "x" * 5000, "amount": "1"},
+     "title"),
+    ("POST", "/api/v1/opportunities/", {"customer_id": 1, "title": "x", "amount": "9" * 30},
+     "amount"),
+    ("POST", "/api/v1/opportunities/", {"customer_id": 1, "title": "x", "amount": True},
+     "amount"),
+    ("POST", "/api/v1/opportunities/1/stage", {"stage_id": 99999999999}, "stage_id"),
+])
+def test_bad_input_is_a_4xx_naming_the_field(api, k, method, path, body, field):
+    resp = api("admin")(method, path, json=body)
+    assert 400 <= resp.status_code < 500, resp.get_data(as_text=True)
+    if field:
+        assert field in resp.get_json()["fields"]
+
+
+def test_bad_ids_on_the_pages_are_404_not_500(clients, k):
+    client = clients.manager
+    for url in ("/opportunities/show/99999999999", "/opportunities/show/abc",
+                "/opportunities/kanban?owner_id=99999999999", "/opportunities/kanban?owner_id=x",
+                "/opportunities/edit/99999999999"):
+        assert client.get(url).status_code == 404, url
+    resp = client.post("/opportunities/stage/99999999999",
+                       headers={"Accept": "application/json"},
+                       data={"csrf_token": client.csrf, "stage_id": "1"})
+    assert 400 <= resp.status_code < 500

@@ -297,6 +297,9 @@ def test_a_protecting_opportunity_exempts_its_customer_from_sweep_and_warning(db
     held = dict(db.session.execute(select(Ownership.customer_id, Ownership.owner_id).where(
         Ownership.customer_id.in_([protected.id, stale.id, early.id, plain.id]))).all())
     assert held == {protected.id: org.rep.id, stale.id: None, early.id: None, plain.id: None}
+    db.session.expire_all()
+    left = db.session.get(Opportunity, o2.id)  # reclaimed: open, ownerless until claimed
+    assert (left.status, left.owner) == ("open", None)
     # Warnings: a customer 28 days untouched (warned 3 days ahead by default) is not warned
     # while a protecting opportunity was updated within the days.
     soon = customers.create_customer(org.rep, {"name": "快到期受保护"})
@@ -343,3 +346,20 @@ def test_a_lead_converted_into_the_pool_gets_no_opportunity_and_says_why(db, org
     assert result["outcome"] == "created_in_pool" and result["opportunity_id"] is None
     assert result["opportunity_note"] == "公海客户不能建商机，请先领取或分配"
     assert db.session.execute(select(func.count()).select_from(Opportunity)).scalar() == 0
+
+
+def test_a_transfer_moves_the_open_ones_and_leaves_the_closed(db, org):
+    from app.services import transfers
+
+    open_one = new(org)
+    lost = new(org, title="已输")
+    opps.lose(org.rep, lost.id, "价格")
+    transfer = transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求",
+                                         "customer_request")
+    transfers.approve(org.manager, transfer.id)
+    db.session.expire_all()
+    assert db.session.get(Opportunity, open_one.id).owner.id == org.rep2.id
+    assert db.session.get(Opportunity, lost.id).owner.id == org.rep.id
+    assert opps.get_opportunity(org.rep2, open_one.id, write=True).id == open_one.id
+    with pytest.raises(OutOfScope):
+        opps.get_opportunity(org.rep, open_one.id)
