@@ -570,6 +570,7 @@ def build_demo(password: str) -> dict:
     workflows["duplicate_clusters"] = _demo_duplicates()
     workflows.update(_demo_leads_and_tasks())
     workflows["targets"] = _demo_targets()
+    workflows["opportunities"] = _demo_opportunities()
     # Every customer made: the planned ones, the twins entered for the review page and the
     # one a converted lead became.
     n_customers += DEMO_TWINS + workflows.pop("converted_customers")
@@ -778,3 +779,51 @@ def _demo_targets() -> int:
                 "period_start": start, "won_amount": amount, "new_customers": new[name]})
             made += 1
     return made
+# 商机 a newcomer finds on the kanban: (title, product line, amount, the stage it reaches).
+DEMO_OPPORTUNITIES = [
+    ("年度软件订阅", "SaaS 订阅", "36000", "初步接洽"),
+    ("仓储管理系统升级", "WMS", "128000", "需求确认"),
+    ("门店收银一体机", "硬件", "86000", "方案报价"),
+    ("集团 ERP 二期", "ERP", "420000", "商务谈判"),
+    ("年度维保合同", "服务", "58000", "赢单"),
+    ("数据中台试点", "数据服务", "260000", "输单"),
+    ("移动办公套件", "SaaS 订阅", "24000", "初步接洽"),
+    ("生产排程模块", "MES", "175000", "方案报价"),
+]
+DEMO_OPPORTUNITY_REPS = ("rep1", "rep2", "rep3", "rep5")
+
+
+def _demo_opportunities() -> int:
+    """Opportunities at every stage (won and lost included) for several reps, on customers
+    they own, moved stage by stage through the one service as the kanban does."""
+    from app.models import Opportunity, User
+    from app.services import opportunities
+    from app.services.errors import GuishuError
+
+    stages = {s.name: s for s in opportunities.stages()}
+    order = [s.name for s in stages.values() if s.kind == "open"]
+    made = 0
+    for who in DEMO_OPPORTUNITY_REPS:
+        user = db.session.execute(select(User).where(User.username == who)).scalar_one_or_none()
+        if user is None:
+            continue
+        customers = list(db.session.execute(
+            select(Ownership.customer_id).where(Ownership.owner_id == user.id,
+                                                Ownership.won.is_(False),
+                                                Ownership.locked.is_(False))
+            .order_by(Ownership.customer_id).limit(len(DEMO_OPPORTUNITIES))).scalars())
+        for customer_id, (title, line, amount, target) in zip(customers, DEMO_OPPORTUNITIES):
+            try:
+                opp = opportunities.create(user, {"customer_id": customer_id, "title": title,
+                                                  "product_line": line, "amount": amount})
+                for name in order[1:order.index(target) + 1] if target in order else order[1:]:
+                    opportunities.change_stage(user, opp.id, stages[name].id)
+                if target == "赢单":
+                    opportunities.win(user, opp.id)
+                elif target == "输单":
+                    opportunities.lose(user, opp.id, "客户预算削减，项目暂停")
+            except GuishuError:  # a demo customer that cannot take it: left out, not forced
+                db.session.rollback()
+                continue
+            made += 1
+    return db.session.execute(select(func.count()).select_from(Opportunity)).scalar_one()

@@ -44,6 +44,9 @@ RES_JOBS = "Jobs"
 RES_OWNERSHIP = "Ownership"
 RES_POOL_CUSTOMERS = "PoolCustomer"
 RES_LEAD = "Lead"  # leads in scope: read, write (edit, follow-up, invalid), release, assign, convert
+# 商机: read (in scope), write (add, edit, change stage, kanban drag); stages: admins only
+RES_OPPORTUNITY = "Opportunity"
+RES_OPPORTUNITY_STAGE = "OpportunityStage"
 RES_LEAD_POOL = "LeadPool"  # the lead pool page: read (masked), claim, assign
 CAN_CONVERT = "convert"
 RES_RULE = "AssignmentRule"
@@ -118,6 +121,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM, CAN_ASSIGN),
         _perm(RES_LEAD, CAN_READ, CAN_WRITE, CAN_RELEASE, CAN_ASSIGN, CAN_CONVERT),
         _perm(RES_LEAD_POOL, CAN_READ, CAN_CLAIM, CAN_ASSIGN), _menus("Leads", "LeadList", "LeadPool"),
+        _perm(RES_OPPORTUNITY, CAN_READ, CAN_WRITE),
+        _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
@@ -145,6 +150,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_POOL_CUSTOMERS, CAN_READ, CAN_CLAIM, CAN_ASSIGN),
         _perm(RES_LEAD, CAN_READ, CAN_WRITE, CAN_RELEASE, CAN_CONVERT),
         _perm(RES_LEAD_POOL, CAN_READ, CAN_CLAIM), _menus("Leads", "LeadList", "LeadPool"),
+        _perm(RES_OPPORTUNITY, CAN_READ, CAN_WRITE),
+        _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_CARE_MESSAGE, CAN_READ, CAN_WRITE),
@@ -162,6 +169,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_POOL_CUSTOMERS, CAN_READ), _menus("PoolCustomers"),
         _perm(RES_LEAD, CAN_READ, CAN_WRITE, CAN_CONVERT),
         _perm(RES_LEAD_POOL, CAN_READ), _menus("Leads", "LeadList", "LeadPool"),
+        _perm(RES_OPPORTUNITY, CAN_READ, CAN_WRITE),
+        _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
         _perm(RES_TASK, CAN_READ, CAN_WRITE), _menus("Workbench", "Tasks"),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
@@ -190,6 +199,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
               f"|{RES_CARE_MESSAGE}|{RES_DEDUPE})", CAN_READ),
         _perm(RES_AUDIT, CAN_READ),
         _perm(f"({RES_LEAD}|{RES_LEAD_POOL})", CAN_READ), _menus("Leads", "LeadList", "LeadPool"),
+        _perm(RES_OPPORTUNITY, CAN_READ),
+        _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
         _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",

@@ -73,4 +73,16 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     south = db.session.execute(select(Department).where(Department.name == "华南大区")
                                ).scalar_one()
     assert south.id in {d["id"] for d in report.departments}
+    # Opportunities across every stage, won and lost included, for several reps.
+    from app.models import Opportunity, OpportunityStage
+
+    stages = set(db.session.execute(select(OpportunityStage.name).join(
+        Opportunity, Opportunity.stage_id == OpportunityStage.id)).scalars())
+    assert stages == {"初步接洽", "需求确认", "方案报价", "商务谈判", "赢单", "输单"}
+    assert summary["opportunities"] == 32 == db.session.execute(
+        select(func.count()).select_from(Opportunity)).scalar_one()
+    assert db.session.execute(select(func.count(func.distinct(Opportunity.created_by_id))))\
+        .scalar_one() == 4
+    won = db.session.execute(select(Opportunity).where(Opportunity.status == "won")).scalars()
+    assert all(o.deal_id is not None for o in won)
     assert build_demo("demo-pass-1") == {"created": False}

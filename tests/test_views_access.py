@@ -1184,3 +1184,89 @@ def test_a_forged_target_delete_without_csrf_changes_nothing(login_as, held_targ
     before = target_amounts(db)
     client.post(f"/targets/delete/{held_targets['rep']}", data={})
     assert target_amounts(db) == before
+# opportunities (商机): every page and POST per role, and did the database change
+# (behaviour in tests/test_views_opportunities.py)
+# ============================================================================================
+def _opportunity_state(db):
+    from app.models import Opportunity, OpportunityStage, OpportunityStageChange
+
+    db.session.commit()
+    db.session.expire_all()
+    return (tuple(db.session.execute(select(Opportunity.id, Opportunity.title,
+                                            Opportunity.amount, Opportunity.stage_id)
+                                     .order_by(Opportunity.id)).all()),
+            len(db.session.execute(select(OpportunityStageChange.id)).all()),
+            tuple(db.session.execute(select(OpportunityStage.id, OpportunityStage.name,
+                                            OpportunityStage.probability)
+                                     .order_by(OpportunityStage.id)).all()))
+
+
+@pytest.fixture
+def opp_ids(db, org):
+    from app.services import opportunities
+
+    stages = {s.name: s.id for s in opportunities.stages()}
+    return SimpleNamespace(
+        mine=opportunities.create(org.rep, {"customer_id": org.c_rep.id, "title": "矩阵商机",
+                                            "amount": "1000"}).id,
+        north=opportunities.create(org.rep_north, {"customer_id": org.c_north.id,
+                                                   "title": "矩阵华北", "amount": "2000"}).id,
+        c_rep=org.c_rep.id, c_north=org.c_north.id, rep=org.rep.id, rep2=org.rep2.id,
+        rep_north=org.rep_north.id, s2=stages["需求确认"], lost=stages["输单"],
+        s1=stages["初步接洽"])
+
+
+ALL_200 = dict.fromkeys(ROLES, 200)
+OPPORTUNITY_ROUTES = [
+    ("GET", "/opportunities/list/", None, ALL_200, set()),
+    ("GET", "/opportunities/kanban", None, ALL_200, set()),
+    ("GET", "/opportunities/kanban?team=1", None, ALL_200, set()),
+    ("GET", "/opportunities/kanban?owner_id={rep2}", None,
+     dict(admin=200, manager=200, rep=404, staff=200, auditor=200), set()),
+    ("GET", "/opportunities/kanban?owner_id={rep_north}", None,
+     dict(admin=200, manager=404, rep=404, staff=200, auditor=200), set()),
+    ("GET", "/opportunities/add?customer_id={c_rep}", None,
+     dict(ALL_200, auditor=403), set()),
+    ("POST", "/opportunities/add", {"customer_id": "{c_north}", "title": "新矩阵",
+                                    "amount": "10"},
+     dict(admin=302, manager=200, rep=200, staff=302, auditor=403), {"admin", "staff"}),
+    ("GET", "/opportunities/show/{mine}", None, ALL_200, set()),
+    ("GET", "/opportunities/show/{north}", None,
+     dict(admin=200, manager=404, rep=404, staff=200, auditor=200), set()),
+    ("GET", "/opportunities/edit/{mine}", None, dict(ALL_200, auditor=403), set()),
+    ("POST", "/opportunities/edit/{north}", {"title": "改名", "amount": "5"},
+     dict(admin=302, manager=404, rep=404, staff=302, auditor=403), {"admin", "staff"}),
+    ("POST", "/opportunities/stage/{north}", {"stage_id": "{s2}"},
+     dict(admin=302, manager=302, rep=302, staff=302, auditor=403), {"admin", "staff"}),
+    ("POST", "/opportunities/stage/{mine}", {"stage_id": "{lost}", "loss_reason": "矩阵"},
+     dict(admin=302, manager=302, rep=302, staff=302, auditor=403),
+     {"admin", "manager", "rep", "staff"}),
+    ("POST", "/opportunities/delete/{mine}", {},
+     dict.fromkeys(ROLES, 403), set()),  # lost with a reason, never deleted
+    ("GET", "/opportunity-stages/list/", None,
+     dict(admin=200, manager=403, rep=403, staff=403, auditor=403), set()),
+    ("POST", "/opportunity-stages/add", {"name": "矩阵阶段", "probability": "50",
+                                         "position": "25"},
+     dict(admin=302, manager=403, rep=403, staff=403, auditor=403), {"admin"}),
+    ("POST", "/opportunity-stages/edit/{s1}", {"name": "初步接洽", "probability": "15",
+                                               "position": "10"},
+     dict(admin=302, manager=403, rep=403, staff=403, auditor=403), {"admin"}),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("method, path, form, expected, changes", OPPORTUNITY_ROUTES,
+                         ids=[f"{m} {p}" for m, p, *_ in OPPORTUNITY_ROUTES])
+def test_opportunity_routes_by_role(login_as, db, opp_ids, role, method, path, form,
+                                    expected, changes):
+    client = login_as(role)
+    values = vars(opp_ids)
+    url = path.format(**values)
+    before = _opportunity_state(db)
+    if method == "GET":
+        resp = client.get(url)
+    else:
+        data = {k: v.format(**values) for k, v in form.items()}
+        resp = client.post(url, data=dict(data, csrf_token=client.csrf))
+    assert resp.status_code == expected[role], (role, url)
+    assert (_opportunity_state(db) != before) == (role in changes), (role, url)

@@ -7,6 +7,7 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.dedupe import DedupeApi
     from app.api.hooks import HooksApi
     from app.api.leads import LeadApi
+    from app.api.opportunities import OpportunityApi
     from app.api.ownership import OwnershipApi, PoolApi
     from app.api.policies import PolicyApi
     from app.api.targets import TargetApi
@@ -16,7 +17,7 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.openapi import GuishuOpenApi
 
     for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, TaskApi, PolicyApi,
-                DedupeApi, LeadApi, HooksApi, TargetApi, GuishuOpenApi):
+                DedupeApi, LeadApi, OpportunityApi, HooksApi, TargetApi, GuishuOpenApi):
         appbuilder.add_api(api)
     from flask import current_app as _app
     from flask_appbuilder.api.manager import SwaggerView
@@ -36,8 +37,8 @@ def register_apis(appbuilder, csrf) -> None:
     register_json_errors(current_app)
     for name, blueprint in current_app.blueprints.items():
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "TaskApi",
-                    "PolicyApi", "DedupeApi", "LeadApi", "SecurityApi", "HooksApi",
-                    "TargetApi"):
+                    "PolicyApi", "DedupeApi", "LeadApi", "OpportunityApi", "SecurityApi",
+                    "HooksApi", "TargetApi"):
             csrf.exempt(blueprint)
 
 

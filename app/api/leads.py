@@ -254,5 +254,6 @@ class LeadApi(DocumentedApi):
         result = leads.convert_lead(current_user(), data["lead_id"],
                                     into_pool=data.get("into_pool", False),
                                     pool_id=data.get("pool_id"),
-                                    confirm_duplicates=data.get("confirm_duplicates", False))
+                                    confirm_duplicates=data.get("confirm_duplicates", False),
+                                    opportunity=data.get("opportunity"))
         return self.response(200, **schemas.dump(schemas.LeadConverted, result))

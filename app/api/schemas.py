@@ -786,11 +786,18 @@ class LeadReleaseRequest(Body):
                                                                  "from, else the default"})
 
 
+class LeadConvertOpportunity(Body):
+    title = Text(200, required=True)
+    amount = Text(40, required=True, metadata={"description": "a decimal, e.g. \"12800.00\""})
+
+
 class LeadConvertRequest(Body):
     lead_id = RecordId(required=True)
     into_pool = Flag(metadata={"description": "create the customer in a customer pool"})
     pool_id = RecordId(allow_none=True, metadata={"description": "that customer pool"})
     confirm_duplicates = Flag(metadata={"description": "create despite warning matches"})
+    opportunity = fields.Nested(LeadConvertOpportunity, allow_none=True, metadata={
+        "description": "optional: an open opportunity on the customer it becomes"})
 
 
 class LeadIds(Answer):
@@ -901,6 +908,77 @@ class AttainmentReport(Answer):
     period_label = fields.String(required=True)
     users = fields.List(fields.Nested(AttainmentRow), required=True)
     departments = fields.List(fields.Nested(AttainmentRow), required=True)
+    opportunity_id = fields.Integer(allow_none=True, metadata={
+        "description": "the opportunity created with the conversion"})
+    opportunity_note = fields.String(allow_none=True, metadata={
+        "description": "why the asked-for opportunity was not created (the customer is in a "
+                       "pool or another rep's); the conversion stands"})
+# --- opportunities --------------------------------------------------------------------------
+_AMOUNT_HELP = "a decimal of at most 12 digits and 2 decimals, e.g. \"12800.00\" (or a number)"
+
+
+class OpportunityCreate(Body):
+    customer_id = RecordId(required=True, metadata={
+        "description": "an owned customer the caller may write (not a pool customer)"})
+    title = Text(200, required=True)
+    amount = Text(40, required=True, metadata={"description": _AMOUNT_HELP})
+    expected_close_on = Text(20, allow_none=True, metadata={"description": "YYYY-MM-DD"})
+    product_line = Text(100, allow_none=True)
+    stage_id = RecordId(allow_none=True, metadata={
+        "description": "an open stage; default: the first"})
+
+
+class OpportunityUpdate(Body):
+    title = Text(200)
+    amount = Text(40, metadata={"description": _AMOUNT_HELP})
+    expected_close_on = Text(20, allow_none=True, metadata={"description": "YYYY-MM-DD"})
+    product_line = Text(100, allow_none=True)
+
+
+class OpportunityStageRequest(Body):
+    stage_id = RecordId(required=True, metadata={"description": "the stage to move to"})
+    loss_reason = Text(500, allow_none=True, metadata={
+        "description": "required when stage_id is the lost stage (输单)"})
+    won_on = Text(20, allow_none=True, metadata={
+        "description": "the won stage: the deal's date, YYYY-MM-DD (default today)"})
+    expected_stage_id = RecordId(allow_none=True, metadata={
+        "description": "refuse (409) if the opportunity is no longer at this stage"})
+
+
+class Opportunity(Answer):
+    """An opportunity: its owner is its customer's owner while open (null while the customer
+    is in a pool), the owner at closing once won or lost."""
+    id = fields.Integer(required=True)
+    customer_id = fields.Integer(required=True)
+    customer_name = fields.String(allow_none=True)
+    title = fields.String(required=True)
+    amount = fields.String(required=True, metadata={"description": "decimal as text"})
+    weighted_amount = fields.String(required=True, metadata={
+        "description": "amount × the stage's probability"})
+    expected_close_on = fields.String(allow_none=True)
+    product_line = fields.String(allow_none=True)
+    stage_id = fields.Integer(required=True)
+    stage = fields.String(allow_none=True)
+    probability = fields.Integer(allow_none=True)
+    status = fields.String(required=True, metadata={"description": "open | won | lost"})
+    loss_reason = fields.String(allow_none=True)
+    owner = fields.Nested(UserRef, allow_none=True)
+    deal_id = fields.Integer(allow_none=True)
+    closed_at = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    updated_at = fields.String(allow_none=True)
+
+
+class OpportunityResult(Answer):
+    id = fields.Integer(required=True)
+    result = fields.Nested(Opportunity, required=True)
+
+
+class OpportunityPage(Answer):
+    count = fields.Integer(required=True, metadata={"description": "the rows of this page"})
+    next_after = fields.Integer(allow_none=True, metadata={
+        "description": "pass as after for the next page (null: the last page)"})
+    result = fields.List(fields.Nested(Opportunity), required=True)
 
 
 # --- webhooks (API keys) ----------------------------------------------------------------------
@@ -928,3 +1006,7 @@ COMPONENTS = (Error, DedupeMatch, ClaimRequest, ReleaseRequest, AssignRequest,
               LeadClaimRequest, LeadReleaseRequest, LeadConvertRequest, LeadIds, LeadConverted,
               SmsReply, SmsReplyResult, TargetCreate, TargetUpdate, TargetAttainment, Target,
               TargetResult, TargetPage, TargetDeleted, AttainmentRow, AttainmentReport)
+              LeadClaimRequest, LeadReleaseRequest, LeadConvertRequest, LeadConvertOpportunity,
+              LeadIds, LeadConverted,
+              OpportunityCreate, OpportunityUpdate, OpportunityStageRequest, Opportunity,
+              OpportunityResult, OpportunityPage, SmsReply, SmsReplyResult)

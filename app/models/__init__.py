@@ -20,3 +20,5 @@ from app.models.lead import Lead, LeadEvent, LeadFollowUp, LeadOwnership  # noqa
 from app.models.absence import Absence  # noqa: F401
 from app.models.api_key import ApiKey  # noqa: F401
 from app.models.target import SalesTarget  # noqa: F401
+from app.models.opportunity import (Opportunity, OpportunityStage,  # noqa: F401
+                                    OpportunityStageChange)

@@ -849,7 +849,8 @@ def customer_data(lead: Lead) -> dict[str, Any]:
 
 
 def convert_lead(actor: User, lead_id: Any, *, into_pool: bool = False, pool_id: Any = None,
-                 confirm_duplicates: bool = False) -> dict[str, Any]:
+                 confirm_duplicates: bool = False,
+                 opportunity: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """转化: the lead becomes a customer (with a contact for its person), or is linked to the
     customer it duplicates, through the customer dedupe check and the ownership rules:
 
@@ -863,11 +864,40 @@ def convert_lead(actor: User, lead_id: Any, *, into_pool: bool = False, pool_id:
     - warning matches only: DuplicateWarning unless confirmed (then a new customer).
 
     The lead becomes 已转化 with the customer kept, one 'converted' event and an audit row.
+    `opportunity` ({title, amount}, optional): an open opportunity on the customer it became,
+    through app.services.opportunities (its input is checked before anything changes; if the
+    customer cannot have one by the actor — in a pool, another rep's — the conversion stands
+    and the answer says why in "opportunity_note").
     """
     from app.queue import enqueue
     from app.services import customers as customer_service
+    from app.services import opportunities
     from app.services import pool as pool_service
 
+    if opportunity is not None:
+        if not isinstance(opportunity, dict):
+            raise ValidationFailed({"opportunity": tr("Must be an object")})
+        opportunity = {k: opportunity.get(k) for k in ("title", "amount")}
+        try:
+            opportunities.clean(dict(opportunity, customer_id=1))
+        except ValidationFailed as exc:
+            raise ValidationFailed({f"opportunity.{k}": v for k, v in exc.fields.items()})
+    result = _convert(actor, lead_id, into_pool, pool_id, confirm_duplicates, customer_service,
+                      pool_service, enqueue)
+    result.update(opportunity_id=None, opportunity_note=None)
+    if opportunity is not None:
+        try:
+            made = opportunities.create(actor, dict(opportunity,
+                                                    customer_id=result["customer_id"]))
+            result["opportunity_id"] = made.id
+        except (ValidationFailed, PermissionDenied, OutOfScope) as exc:
+            result["opportunity_note"] = exc.message
+    return result
+
+
+def _convert(actor: User, lead_id: Any, into_pool: bool, pool_id: Any,
+             confirm_duplicates: bool, customer_service, pool_service, enqueue) -> dict:
+    """convert_lead's conversion itself (the customer, the lead marked)."""
     lead = get_lead(actor, lead_id, write=True)
     if lead.status == "converted":
         raise Conflict(tr("This lead is already converted"), code="already_converted")

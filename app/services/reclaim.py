@@ -22,7 +22,7 @@ from app.extensions import db
 from app.models import Customer, Department, Ownership, OwnershipEvent, Pool, ReclaimWarning, User
 from app.models.customer import utcnow
 from app.models.ownership import last_touch_of
-from app.services import merge, notifications, ownership, policies
+from app.services import merge, notifications, opportunities, ownership, policies
 from app.services.errors import tr
 from app.services.times import local_date
 
@@ -64,7 +64,8 @@ def _in(column, values: list[int]):
 def _due(owner_ids: list[int], no_followup_cut: dt.datetime, no_deal_cut: dt.datetime):
     return and_(_in(Ownership.owner_id, owner_ids), Ownership.locked.is_(False),
                 Ownership.won.is_(False),
-                or_(last_touch() < no_followup_cut, Ownership.acquired_at < no_deal_cut))
+                or_(last_touch() < no_followup_cut, Ownership.acquired_at < no_deal_cut),
+                ~opportunities.protected_customers_clause(Ownership.customer_id, no_followup_cut))
 
 
 def rule_for(acquired_at, last_followup_at, no_followup_cut, no_followup_days, no_deal_days):

@@ -4,7 +4,7 @@ Who reaches a task: its owner; a sales manager for the tasks of the users in the
 (本部门及下属); admins every task. Auditors read every task and change none. A task is
 given to oneself, or by a manager or admin to a user within their reach; its new owner is
 notified when someone else gives it. A link names a record by type and id (customer now);
-each record type registers one resolver here, which says whether the actor may read the
+each record type registers one resolver here (customers, opportunities), which says whether the actor may read the
 record and what it is called, so leads, tickets or calls add a resolver and nothing else.
 
 Follow-ups with a next contact date open a task for the customer's owner (and a newer
@@ -88,6 +88,32 @@ def _customer_name_of(record_id_column):
 register_record_type("customer", Resolver("customer", _require_customer, _customer_names,
                                           _customer_name_of,
                                           lambda pk: f"/customers/show/{pk}"))
+
+
+def _require_opportunity(actor: User, opportunity_id: int) -> None:
+    from app.services import opportunities
+
+    opportunities.get_opportunity(actor, opportunity_id)  # OutOfScope when not readable
+
+
+def _opportunity_names(ids: list[int]) -> dict[int, str]:
+    from app.models import Opportunity
+
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(Opportunity.id, Opportunity.title)
+                                   .where(Opportunity.id.in_(sorted(set(ids))))).all())
+
+
+def _opportunity_name_of(record_id_column):
+    from app.models import Opportunity
+
+    return select(Opportunity.title).where(Opportunity.id == record_id_column).scalar_subquery()
+
+
+register_record_type("opportunity", Resolver("opportunity", _require_opportunity,
+                                             _opportunity_names, _opportunity_name_of,
+                                             lambda pk: f"/opportunities/show/{pk}"))
 
 
 def record_name_column(record_type_column=Task.record_type, record_id_column=Task.record_id):

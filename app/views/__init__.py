@@ -18,6 +18,7 @@ def register_views(appbuilder) -> None:
     from app.views.imports import ImportView, too_large
     from app.views.jobs import JobsView
     from app.views.leads import LeadPoolView, LeadView
+    from app.views.opportunities import OpportunityStageView, OpportunityView
     from app.views.notifications import NotificationView, unread_notifications
     from app.views.ownership import OwnershipView
     from app.views.pickers import user_picker
@@ -81,6 +82,13 @@ def register_views(appbuilder) -> None:
                         category_icon="fa-lightbulb-o")
     appbuilder.add_view(LeadPoolView, "LeadPool", label=_("Lead pool"), icon="fa-life-ring",
                         category="Leads")
+    appbuilder.add_view(OpportunityView, "OpportunityList", label=_("Opportunities"),
+                        icon="fa-line-chart", category="Opportunities",
+                        category_label=_("Opportunities"), category_icon="fa-line-chart")
+    appbuilder.add_link("OpportunityKanban", href="/opportunities/kanban",
+                        label=_("Pipeline kanban"), icon="fa-columns", category="Opportunities")
+    appbuilder.add_view(OpportunityStageView, "OpportunityStages", label=_("Pipeline stages"),
+                        icon="fa-list-ol", category="Rules")
     appbuilder.add_view(TransferView, "Transfers", label=_("Transfer requests"),
                         href="/transfers/", icon="fa-exchange", category="Customers")
     appbuilder.add_view(CareMessageView, "CareOutbox", label=_("Care outbox"),

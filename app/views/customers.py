@@ -18,11 +18,13 @@ from app.models.customer import CUSTOMER_TYPES
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.queue import enqueue
 from app.search_filters import SEARCH_ARG, quick_search_filters, quick_search_refusal
-from app.security import (RES_CONTACT, RES_CUSTOMER, RES_OWNERSHIP_EVENT, RES_TASK,
+from app.security import (RES_CONTACT, RES_CUSTOMER, RES_OPPORTUNITY, RES_OWNERSHIP_EVENT,
+                          RES_TASK,
                           current_user, customer_scope_clause, scope_filters)
 from app.services import customers as customer_service
 from app.services import tasks as task_service
 from app.services import assignment, customer_page, exports, timeline
+from app.services import opportunities as opportunity_service
 from app.services.customers import CONTACT_FIELDS, CUSTOMER_FIELDS
 from app.services.errors import GuishuError
 from app.services.event_labels import event_kind_label, rule_label
@@ -82,6 +84,11 @@ def render_customer_page(view, customer: Customer, here: str):
         timeline=page, here=here, when=minutes,
         tasks=task_service.for_record(actor, "customer", customer.id),
         can_add_task=sm.has_access("can_write", RES_TASK),
+        opportunities=opportunity_service.for_customer(actor, customer.id)
+        if sm.has_access("can_read", RES_OPPORTUNITY) else [],
+        can_read_opportunities=sm.has_access("can_read", RES_OPPORTUNITY),
+        can_add_opportunity=sm.has_access("can_write", RES_OPPORTUNITY)
+        and customer.ownership is not None and customer.ownership.owner_id is not None,
         contacts=sorted(customer.contacts, key=lambda x: (not x.is_primary, x.id)))
 
 

@@ -259,11 +259,16 @@ class LeadView(ServiceModelView):
         try:
             result = lead_service.convert_lead(
                 self.actor(), item.id, into_pool=bool(request.form.get("into_pool")),
-                confirm_duplicates=bool(request.form.get("confirm_duplicates")))
+                confirm_duplicates=bool(request.form.get("confirm_duplicates")),
+                opportunity={"title": request.form.get("opportunity_title"),
+                             "amount": request.form.get("opportunity_amount")}
+                if (request.form.get("opportunity_title") or "").strip() else None)
         except GuishuError as exc:
             flash_error(exc)
             return self._back(item.id)
         flash(CONVERTED[result["outcome"]], "success")
+        if result.get("opportunity_note"):
+            flash(result["opportunity_note"], "warning")
         return self._back(item.id)
 
     # -- bulk actions (FAB re-checks the scope in ScopedModelView; the service again) -------

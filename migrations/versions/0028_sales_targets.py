@@ -6,7 +6,7 @@ at least one), who set it. One target per holder and period: two unique indexes,
 of holder (NULLs are distinct on both databases, so each binds only its own rows).
 
 Revision ID: 0028
-Revises: 0026
+Revises: 0027
 Create Date: 2026-11-30 07:00:00
 
 """
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision = '0028'
-down_revision = '0026'
+down_revision = '0027'
 branch_labels = None
 depends_on = None
 
