@@ -19,3 +19,4 @@ from app.models.task import Task  # noqa: F401
 from app.models.lead import Lead, LeadEvent, LeadFollowUp, LeadOwnership  # noqa: F401
 from app.models.absence import Absence  # noqa: F401
 from app.models.api_key import ApiKey  # noqa: F401
+from app.models.capture import CaptureForm, CaptureSubmission  # noqa: F401

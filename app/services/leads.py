@@ -433,22 +433,38 @@ def create_lead(actor: User, data: dict[str, Any], *, owner_id: Any = None,
     def go() -> Lead:
         if owner is not None:
             check_lead_cap(owner, 1, _lock_owner(owner))
-        now = utcnow()
-        lead = Lead(created_by_id=actor.id, status="new", created_at=now, updated_at=now,
-                    **values)
-        lead.ownership = LeadOwnership(owner_id=owner, pool_id=pool.id if pool else None,
-                                       home_pool_id=pool.id if pool else None, is_open=True,
-                                       acquired_at=now, acquired_how="created")
-        db.session.add(lead)
-        db.session.flush()
-        _event(lead.id, "created", actor.id, to_owner_id=owner,
-               to_pool_id=pool.id if pool else None, reason="新建线索", created_at=now)
-        audit.record(actor.id, "create", "lead", lead.id,
-                     {k: (None, v) for k, v in values.items() if v is not None})
+        lead = insert_lead(values, actor_id=actor.id, owner_id=owner,
+                           pool_id=pool.id if pool else None)
         _record_confirmed(actor.id, lead.id, confirmed)
         return lead
 
     return _commit(go)
+
+
+def insert_lead(values: dict[str, Any], *, actor_id: Optional[int], owner_id: Optional[int],
+                pool_id: Optional[int], reason: str = "新建线索",
+                extra: Optional[dict[str, Any]] = None) -> Lead:
+    """The writes of a new lead once it is checked (clean_lead_data, dedupe, and the owner's
+    lead cap under lock_rep): the lead, its ownership row, the 'created' event, the audit row
+    and its priority score. No commit (create_lead, the capture form and the import own
+    theirs); actor_id None is a public form."""
+    from app.services import lead_priority
+
+    now = utcnow()
+    lead = Lead(created_by_id=actor_id, status="new", created_at=now, updated_at=now,
+                **values, **(extra or {}))
+    lead.ownership = LeadOwnership(owner_id=owner_id, pool_id=pool_id, home_pool_id=pool_id,
+                                   is_open=True, acquired_at=now, acquired_how="created")
+    db.session.add(lead)
+    db.session.flush()
+    _event(lead.id, "created", actor_id, to_owner_id=owner_id, to_pool_id=pool_id,
+           reason=reason, created_at=now)
+    audit.record(actor_id, "create", "lead", lead.id,
+                 {k: (None, v) for k, v in values.items() if v is not None})
+    lead_priority.recompute(lead.id, now)
+    db.session.expire(lead, ["priority_score", "priority_source", "priority_completeness",
+                             "priority_engagement", "priority_age"])
+    return lead
 
 
 def update_lead(actor: User, lead_id: Any, data: dict[str, Any],
@@ -475,9 +491,20 @@ def update_lead(actor: User, lead_id: Any, data: dict[str, Any],
         if changes:
             audit.record(actor.id, "update", "lead", lead.id, changes)
         _record_confirmed(actor.id, lead.id, confirmed)
+        _refresh_priority(lead)
         return lead
 
     return _commit(go)
+
+
+def _refresh_priority(lead: Lead) -> None:
+    """Recompute the lead's score after a write (flushes first: the UPDATE reads the row)."""
+    from app.services import lead_priority
+
+    db.session.flush()
+    lead_priority.recompute(lead.id)
+    db.session.expire(lead, ["priority_score", "priority_source", "priority_completeness",
+                             "priority_engagement", "priority_age"])
 
 
 # --- claim, release, assign ---------------------------------------------------------------
@@ -707,6 +734,7 @@ def log_lead_followup(actor: User, lead_id: Any, data: dict[str, Any]) -> LeadFo
         db.session.flush()
         audit.record(actor.id, "followup", "lead", lead.id,
                      {"channel": (None, values["channel"])})
+        _refresh_priority(lead)
         return row
 
     return _commit(go)
