@@ -47,6 +47,12 @@ class CaptureForm(Model):
     def channel_label(self) -> str:
         return str(LEAD_SOURCES.get(self.channel, self.channel))
 
+    @property
+    def submission_summary(self) -> str:
+        from app.services.lead_capture import summary_text
+
+        return summary_text(self.id)
+
     def __repr__(self) -> str:
         return self.name
 
