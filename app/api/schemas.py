@@ -758,6 +758,11 @@ class Lead(Answer):
     converted_at = Timestamp(allow_none=True)
     created_at = Timestamp(allow_none=True)
     updated_at = Timestamp(allow_none=True)
+    priority_score = fields.Integer(required=True, metadata={
+        "description": "the priority score: the sum of priority_parts"})
+    priority_parts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                                 metadata={"description": "points by rule: source, "
+                                                          "completeness, engagement, age"})
 
 
 class LeadResult(Answer):

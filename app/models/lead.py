@@ -113,6 +113,11 @@ class Lead(Model):
         return gettext("Pool: %(name)s", name=o.pool.name) if o.pool else ""
 
     @property
+    def priority_explanation(self) -> list:
+        from app.services.lead_priority import explanation
+        return explanation(self)
+
+    @property
     def mobile_shown(self):
         from app.services.leads import shown_field
         return shown_field(self, "mobile")
