@@ -267,7 +267,10 @@ def _header_words() -> set[str]:
     from app.services import import_mapping
 
     words = set(import_mapping.FIELD_LABELS.values()) | set(import_mapping.CUSTOMER_TYPE_WORDS)
-    for synonyms in import_mapping.HEADER_SYNONYMS.values():
+    words |= set(import_mapping.LEAD_FIELD_LABELS.values())
+    words |= set(import_mapping.LEAD_SOURCE_WORDS)  # the source channels as files write them
+    for synonyms in (*import_mapping.HEADER_SYNONYMS.values(),
+                     *import_mapping.LEAD_HEADER_SYNONYMS.values()):
         words |= set(synonyms)
     return words
 

@@ -30,6 +30,22 @@ def upgrade():
                                         nullable=False))
     op.create_index('ix_lead_priority_id', 'lead', ['priority_score', 'id'], unique=False)
 
+    # Import as leads: the batch's record type (with its CHECK in one ALTER TABLE on SQLite,
+    # as 0025 adds pool.record_type) and the owner its leads go to.
+    if op.get_bind().dialect.name == 'sqlite':
+        op.execute(sa.text(
+            "ALTER TABLE import_batch ADD COLUMN record_type VARCHAR(10) DEFAULT 'customer' "
+            "NOT NULL CONSTRAINT ck_import_batch_record_type "
+            "CHECK (record_type in ('customer', 'lead'))"))
+    else:
+        op.add_column('import_batch', sa.Column('record_type', sa.String(length=10),
+                                                server_default='customer', nullable=False))
+        op.create_check_constraint('ck_import_batch_record_type', 'import_batch',
+                                   "record_type in ('customer', 'lead')")
+    # The owner is checked when the batch is configured and under lock_active_rep when it
+    # runs; a plain column (no foreign key) adds in place on SQLite.
+    op.add_column('import_batch', sa.Column('lead_owner_id', sa.Integer(), nullable=True))
+
     op.create_table(
         'capture_form',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -74,6 +90,12 @@ def downgrade():
     op.drop_index('ix_capture_submission_ip_time', table_name='capture_submission')
     op.drop_table('capture_submission')
     op.drop_table('capture_form')
+    if op.get_bind().dialect.name != 'sqlite':
+        op.drop_constraint('ck_import_batch_record_type', 'import_batch', type_='check')
+        op.drop_column('import_batch', 'record_type')
+    # SQLite keeps record_type: it cannot drop a column with a CHECK without rebuilding the
+    # table its problem rows reference.
+    op.drop_column('import_batch', 'lead_owner_id')
     op.drop_index('ix_lead_priority_id', table_name='lead')
     # Plain DROP COLUMNs (SQLite 3.35+): no batch rebuild of a table others reference.
     for name in ('consent_version', 'consented_at') + PRIORITY_PARTS:
