@@ -18,3 +18,14 @@ def lead_priority() -> int:
         written = recompute_all()
     log.info("lead_priority: %d leads", written)
     return written
+
+
+@periodic("lead_reclaim_warnings")
+def lead_reclaim_warnings() -> int:
+    """Warn owners (or their stand-ins) of leads the lead sweep takes within warn-before days."""
+    from app.services.lead_warnings import warn
+
+    with job_app().app_context():
+        sent = warn()
+    log.info("lead_reclaim_warnings: %d warnings", sent)
+    return sent

@@ -194,6 +194,10 @@ ALLOWED = {
                  " 条线索因未跟进已回收至线索公海", "线索「", "」与您的客户「", "」重复，已关联",
                  "转化人："},
     # a lead event's reason and the stored duplicate notification of the public form
+    "lead_handover.py": {"离职交接", "离职交接：您接收了新线索", " 条线索转给您"},
+    # the stored lead pre-reclaim warning (as reclaim.py's)
+    "lead_warnings.py": {"线索「", "」将于 ", " 被自动回收", "超过 ", " 天未跟进：请跟进，或转化、标记无效。",
+                         "（", "）"},
     "lead_capture.py": {"公开表单：", "客户「", "线索「", "公开表单「", "」收到与您的", "重复的提交",
                         "留言："},
     "pool_admin.py": {"管理员移动公海"},

@@ -346,6 +346,13 @@ class ToPool(Answer):
     customer_ids = fields.List(fields.Integer(), required=True)
 
 
+class LeadHandover(Answer):
+    leads = fields.Integer(required=True, metadata={"description": "open leads held"})
+    to_owner = fields.Integer(required=True, metadata={
+        "description": "mode rep: to the receiver, within their lead cap"})
+    to_pool = fields.Integer(required=True, metadata={"description": "back to their lead pools"})
+
+
 class DeparturePlan(Answer):
     dry_run = fields.Boolean(required=True)
     user_id = fields.Integer(required=True)
@@ -353,6 +360,7 @@ class DeparturePlan(Answer):
     assignments = fields.List(fields.Nested(PlanLine), required=True)
     to_pool = fields.Nested(ToPool, required=True)
     skipped = fields.List(fields.Nested(Skipped), required=True)
+    leads = fields.Nested(LeadHandover, required=True)
 
 
 class RulePlacement(Answer):

@@ -20,3 +20,4 @@ from app.models.lead import Lead, LeadEvent, LeadFollowUp, LeadOwnership  # noqa
 from app.models.absence import Absence  # noqa: F401
 from app.models.api_key import ApiKey  # noqa: F401
 from app.models.capture import CaptureForm, CaptureSubmission  # noqa: F401
+from app.models.lead_warning import LeadReclaimWarning  # noqa: F401

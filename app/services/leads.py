@@ -427,7 +427,7 @@ def create_lead(actor: User, data: dict[str, Any], *, owner_id: Any = None,
             owner = actor.id
     if pool is not None and not has_role(actor, ROLE_ADMIN, ROLE_STAFF) \
             and pool.id not in member_lead_pool_ids(actor):
-        raise ValidationFailed({"pool_id": tr("You are not a member of this pool")})
+        raise ValidationFailed({"pool_id": tr("You are not a member of this lead pool")})
     confirmed = enforce_dedupe(values, confirmed=confirm_duplicates)
 
     def go() -> Lead:
@@ -547,7 +547,7 @@ def claim_leads(actor: User, lead_ids: Iterable, pool_id: Any = None) -> list[in
         policy = _lock_owner(actor.id)  # first: everything below is read under the lock
         pools = member_lead_pool_ids(actor)
         if wanted is not None and wanted.id not in pools:
-            raise OutOfScope(tr("You are not a member of this pool"), code="not_pool_member")
+            raise OutOfScope(tr("You are not a member of this lead pool"), code="not_pool_member")
         rows = _rows(ids)
         gone = [i for i in ids if i not in rows or rows[i].pool_id is None
                 or (wanted is not None and rows[i].pool_id != wanted.id)]
@@ -560,6 +560,10 @@ def claim_leads(actor: User, lead_ids: Iterable, pool_id: Any = None) -> list[in
                                 names=lead_names(rows, foreign)),
                              code="not_pool_member", lead_ids=foreign)
         _refuse_closed(rows, ids)
+        from app.services import lead_cooldown
+
+        lead_cooldown.check(actor.id, ids, int(policy["cooldown_days"].value or 0), utcnow(),
+                            lambda some: lead_names(rows, some))
         limit = int(policy["lead_daily_claim_limit"].value)
         today = claimed_today(actor.id)
         if today + len(ids) > limit:
@@ -787,6 +791,11 @@ class LeadSweepResult:
 def _last_touch():
     o = LeadOwnership
     return case((o.last_followup_at > o.acquired_at, o.last_followup_at), else_=o.acquired_at)
+
+
+def last_touch():
+    """The time the lead sweep counts its days from (the pre-reclaim warnings read it too)."""
+    return _last_touch()
 
 
 def reclaim_sweep(dry_run: bool = False, now: Optional[dt.datetime] = None) -> LeadSweepResult:

@@ -1,5 +1,6 @@
 """lead capture: public capture forms and their submissions; a lead's consent (policy
-version, time) and its priority score with one column per rule
+version, time) and its priority score with one column per rule; import batches as leads;
+the memory of lead pre-reclaim warnings
 
 Revision ID: 0030
 Revises: 0026
@@ -47,6 +48,23 @@ def upgrade():
     op.add_column('import_batch', sa.Column('lead_owner_id', sa.Integer(), nullable=True))
 
     op.create_table(
+        'lead_reclaim_warning',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('lead_id', sa.Integer(), nullable=False),
+        sa.Column('owner_id', sa.Integer(), nullable=False),
+        sa.Column('due_at', sa.DateTime(), nullable=False),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['lead_id'], ['lead.id'], ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['owner_id'], ['ab_user.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('lead_id', 'owner_id', 'due_at',
+                            name='uq_lead_reclaim_warning_cycle'))
+    op.create_index('ix_lead_reclaim_warning_lead_id', 'lead_reclaim_warning', ['lead_id'],
+                    unique=False)
+    op.create_index('ix_lead_reclaim_warning_owner_id', 'lead_reclaim_warning', ['owner_id'],
+                    unique=False)
+
+    op.create_table(
         'capture_form',
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('name', sa.String(length=100), nullable=False),
@@ -90,6 +108,9 @@ def downgrade():
     op.drop_index('ix_capture_submission_ip_time', table_name='capture_submission')
     op.drop_table('capture_submission')
     op.drop_table('capture_form')
+    op.drop_index('ix_lead_reclaim_warning_owner_id', table_name='lead_reclaim_warning')
+    op.drop_index('ix_lead_reclaim_warning_lead_id', table_name='lead_reclaim_warning')
+    op.drop_table('lead_reclaim_warning')
     if op.get_bind().dialect.name != 'sqlite':
         op.drop_constraint('ck_import_batch_record_type', 'import_batch', type_='check')
         op.drop_column('import_batch', 'record_type')
