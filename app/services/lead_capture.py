@@ -4,8 +4,8 @@ with the address submits one without signing in, and a lead lands in the form's 
 A submission, in this order:
     1. the form: active and its token known, else NotFound (the same for both);
     2. the rate: at most CAPTURE_FORM_RATE_PER_HOUR accepted submissions per client address in
-       the last hour (counted after a row lock on the form, so parallel posts to one form
-       count each other), else TooManyRequests (429, code rate_limited) — not stored;
+       the last hour (counted after the form row's lock, so parallel posts to one form count
+       each other; tests/test_race_capture.py), else TooManyRequests (429, code rate_limited) — not stored;
     3. the honeypot: a filled hidden field is a robot — the visitor sees the thank-you, no
        lead is made, the submission is stored as 'honeypot' and audited;
     4. the input: the lead fields (clean_lead_data's bounds, NUL bytes refused), a way to
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from flask import current_app, has_app_context
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -283,8 +283,12 @@ def _store(form_id: int, client_ip: str, outcome: str, now: dt.datetime,
 
 
 def _submit(form_id: int, data: dict[str, Any], client_ip: str, now: dt.datetime) -> Submitted:
-    form = db.session.execute(select(CaptureForm).where(CaptureForm.id == form_id)
-                              .with_for_update()).scalar_one()
+    # The form row's lock first (an UPDATE: the row lock on PostgreSQL, the write lock on
+    # SQLite), so parallel posts to the form count each other's submissions.
+    db.session.execute(update(CaptureForm).where(CaptureForm.id == form_id)
+                       .values(updated_at=CaptureForm.updated_at)
+                       .execution_options(synchronize_session=False))
+    form = db.session.get(CaptureForm, form_id)
     rate = rate_per_hour()
     used = db.session.execute(select(func.count()).select_from(CaptureSubmission).where(
         CaptureSubmission.client_ip == client_ip,

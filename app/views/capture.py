@@ -35,7 +35,9 @@ class CaptureFormView(ServiceModelView):
     class_permission_name = RES_CAPTURE_FORM
     route_base = "/capture-forms"
     base_permissions = ["can_read", "can_write"]
-    method_permission_name = dict(METHOD_PERMISSIONS, rotate="write", delete="write")
+    # Never deleted (the leads name their form's policy version): delete needs "amend", a
+    # permission no role has, so no delete button shows; switch a form off instead.
+    method_permission_name = dict(METHOD_PERMISSIONS, rotate="write", delete="amend")
     base_order = ("id", "desc")
     order_columns = ["name"]
     list_title = show_title = _("Capture forms")
