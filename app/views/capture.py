@@ -4,7 +4,7 @@ through app.services.lead_capture."""
 from __future__ import annotations
 
 from flask import abort, flash, make_response, redirect, render_template, request, session
-from flask_appbuilder import BaseView, expose, has_access
+from flask_appbuilder import BaseView, expose
 from flask_appbuilder.actions import action
 from flask_babel import get_locale, gettext, lazy_gettext as _, refresh
 from markupsafe import Markup, escape
