@@ -77,6 +77,15 @@ def test_a_submission_makes_a_lead_in_the_forms_pool_with_the_consent(app, db, f
     assert outcomes(db, form.id) == ["lead"]
 
 
+def test_the_lead_page_shows_the_consent(app, db, form, admin_client):
+    post(app.test_client(), form.token, GOOD)
+    db.session.commit()
+    lead_id = db.session.execute(select(Lead.id).where(
+        Lead.company_name == "表单测试有限公司")).scalar_one()
+    page = admin_client.get(f"/leads/show/{lead_id}").get_data(as_text=True)
+    assert '<th>隐私政策同意</th><td id="lead-consent">版本 2026-11，' in page
+
+
 def test_unknown_rotated_and_inactive_addresses_are_404(app, db, org, form):
     client = app.test_client()
     assert client.get("/forms/" + "x" * 32).status_code == 404
