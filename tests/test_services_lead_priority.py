@@ -94,7 +94,8 @@ def test_old_follow_ups_stop_counting_and_closed_leads_keep_their_score(db, org)
     assert parts(db, closed.id)["score"] == 80  # invalid: not recomputed
 
 
-def test_the_list_sorts_by_priority(db, org, rep_client):
+def test_the_list_sorts_by_priority(db, org, rep_client, admin_client):
+    clients_admin = admin_client
     low = leads.create_lead(org.rep, {"person_name": "低分"})
     high = leads.create_lead(org.rep, FULL)
     html = rep_client.get("/leads/list/?_oc_LeadView=priority_score&_od_LeadView=desc"
@@ -103,6 +104,14 @@ def test_the_list_sorts_by_priority(db, org, rep_client):
     html = rep_client.get("/leads/list/?_oc_LeadView=priority_score&_od_LeadView=asc"
                           ).get_data(as_text=True)
     assert html.index(f"/leads/show/{low.id}\"") < html.index(f"/leads/show/{high.id}\"")
+    pooled_low = leads.create_lead(org.staff, {"person_name": "公海低分"})
+    pooled_high = leads.create_lead(org.staff, dict(FULL, company_name="公海高分公司",
+                                                    mobile="13700005555",
+                                                    email="p@example.com"))
+    html = clients_admin.get("/lead-pool/list/?_oc_LeadPoolView=priority_score"
+                             "&_od_LeadPoolView=desc").get_data(as_text=True)
+    assert html.index(f"/lead-pool/show/{pooled_high.id}\"") \
+        < html.index(f"/lead-pool/show/{pooled_low.id}\"")
     page = rep_client.get(f"/leads/show/{high.id}").get_data(as_text=True)
     assert 'id="lead-priority-score">80<' in page
     assert 'data-rule="source"><td>来源渠道</td><td class="text-muted">转介绍</td>' \

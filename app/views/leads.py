@@ -370,13 +370,13 @@ class LeadPoolView(ScopedModelView):
     route_base = "/lead-pool"
     base_filters = [["id", LeadPoolFilter, lambda: None]]
     base_order = ("id", "desc")
-    order_columns = ["created_at"]
+    order_columns = ["created_at", "priority_score"]
     base_permissions = ["can_read", "can_claim", "can_assign"]
     method_permission_name = dict(ScopedModelView.method_permission_name, claim="claim",
                                   assign="assign")
     list_title = show_title = _("Lead pool")
     list_columns = ["company_name", "person_name", "source_label", "owner_label",
-                    "mobile_shown", "city", "created_at"]
+                    "mobile_shown", "city", "priority_score", "created_at"]
     search_columns = ["company_name", "person_name", "source", "mobile", "phone", "city",
                       "industry", "campaign", "created_at"]
     label_columns = dict(LEAD_LABELS, owner_label=_("Lead pool"))
