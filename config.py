@@ -103,6 +103,10 @@ class Config:
     DEMO_PASSWORD = os.environ.get("GUISHU_DEMO_PASSWORD", "")
     # Webhook calls per API key per minute (app.services.api_keys); more answer 429.
     API_KEY_RATE_PER_MINUTE = int(os.environ.get("GUISHU_API_KEY_RATE", "120") or 120)
+    # Public lead capture forms (app.services.lead_capture): submissions per client address an
+    # hour; and how many proxies of ours stand in front (0: X-Forwarded-For is not read).
+    CAPTURE_FORM_RATE_PER_HOUR = int(os.environ.get("GUISHU_CAPTURE_FORM_RATE", "10") or 10)
+    TRUSTED_PROXY_COUNT = int(os.environ.get("GUISHU_TRUSTED_PROXIES", "0") or 0)
 
     # Care e-mail (纪念日关怀) goes out through this SMTP server; empty means not configured
     # (messages then fail with that reason, visible in the outbox). SMTP_SECURITY: "",

@@ -571,6 +571,7 @@ def build_demo(password: str) -> dict:
     workflows.update(_demo_leads_and_tasks())
     workflows["targets"] = _demo_targets()
     workflows["opportunities"] = _demo_opportunities()
+    workflows.update(_demo_capture_form())
     # Every customer made: the planned ones, the twins entered for the review page and the
     # one a converted lead became.
     n_customers += DEMO_TWINS + workflows.pop("converted_customers")
@@ -827,3 +828,20 @@ def _demo_opportunities() -> int:
                 continue
             made += 1
     return db.session.execute(select(func.count()).select_from(Opportunity)).scalar_one()
+def _demo_capture_form() -> dict:
+    """A public lead capture form (官网咨询) into the default lead pool, and one visitor's
+    submission through it, as the public page would send it."""
+    from app.models import User
+    from app.services import lead_capture, leads
+
+    admin = db.session.execute(select(User).where(User.username == "admin")).scalar_one()
+    form = lead_capture.create_form(admin, {
+        "name": "官网咨询表单", "channel": "web_form", "pool_id": leads.default_lead_pool().id,
+        "policy_text": "我们仅将您填写的信息用于联系您、介绍产品与服务，不会提供给第三方。"
+                       "您可随时要求查询或删除这些信息。",
+        "policy_version": "2026-11", "is_active": True})
+    done = lead_capture.submit(form.token, {
+        "name": "周敏", "company": "绍兴越秀纺织有限公司", "mobile": "19870000001",
+        "email": "zhoumin@example.com", "province": "浙江", "city": "绍兴",
+        "notes": "想了解贵公司的报价和交付周期", "consent": "y"}, "127.0.0.1")
+    return {"capture_forms": 1, "capture_leads": int(done.outcome == "lead")}

@@ -71,6 +71,7 @@ RES_TRANSFER = "Transfer"  # read, request (apply / cancel), approve (approve / 
 # admins anyone's: app.services.absences checks).
 RES_ABSENCE = "Absence"
 RES_API_KEY = "ApiKey"  # API keys for machines: admins only (Admin's ".*")
+RES_CAPTURE_FORM = "CaptureForm"  # public lead capture forms: admins only (Admin's ".*")
 CAN_REQUEST, CAN_APPROVE = "request", "approve"
 # List actions on customer pages (the ownership verbs as buttons); admin-only verbs are
 # granted by Admin's ".*" alone: move_pool (between pools) and handover (departure).

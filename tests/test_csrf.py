@@ -376,3 +376,31 @@ def test_cookies_are_secure_when_the_app_is_served_over_https(setting, secure, t
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True, cwd=os.path.dirname(os.path.dirname(__file__))).stdout
     assert out.split() == [str(secure), str(secure), "Lax", "Lax", "True", "True"]
+
+
+# The public lead capture form (/forms/<token>) needs no login but is served with a CSRF token:
+# a cross-site POST (no token, or a token of another visitor's session) makes no lead.
+def test_the_public_capture_form_refuses_a_post_without_its_token(app, org, db):
+    from app.models import Lead
+    from app.services import lead_capture, leads
+
+    form = lead_capture.create_form(org.admin, {
+        "name": "CSRF 表单", "pool_id": leads.default_lead_pool().id, "policy_text": "t",
+        "policy_version": "1"})
+    path = f"/forms/{form.token}"
+    data = {"name": "跨站", "mobile": "13900007777", "consent": "y"}
+    count = lambda: db.session.execute(select(func.count()).select_from(Lead)).scalar_one()
+    db.session.commit()
+    before = count()
+    visitor, other = app.test_client(), app.test_client()
+    assert refused(visitor.post(path, data=data))
+    csrf_token(visitor, path)
+    assert refused(visitor.post(path, data=dict(data, csrf_token="forged")), INVALID)
+    assert refused(visitor.post(path, data=dict(data, csrf_token=csrf_token(other, path))),
+                   MISMATCH)
+    db.session.commit()
+    assert count() == before
+    resp = visitor.post(path, data=dict(data, csrf_token=csrf_token(visitor, path)))
+    assert resp.status_code == 200
+    db.session.commit()
+    assert count() == before + 1

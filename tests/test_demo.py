@@ -55,6 +55,14 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     assert statuses == {"new", "working", "invalid", "converted"} and summary["leads"] >= 8
     assert db.session.execute(select(func.count()).select_from(LeadOwnership).where(
         LeadOwnership.pool_id.is_not(None))).scalar_one() > 0
+    # A public capture form with one visitor's lead in the lead pool, consent kept.
+    from app.models import CaptureForm
+
+    form = db.session.execute(select(CaptureForm)).scalar_one()
+    assert (summary["capture_forms"], summary["capture_leads"]) == (1, 1)
+    from_form = db.session.execute(select(Lead).where(
+        Lead.consent_version == form.policy_version)).scalar_one()
+    assert from_form.source == "web_form" and from_form.priority_score > 0
     assert summary["tasks"] == 3 == db.session.execute(
         select(func.count()).select_from(Task).where(Task.source == "manual")).scalar_one()
     # 业绩目标 for this month and quarter: 20 reps and 5 departments each; one department's

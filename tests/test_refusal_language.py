@@ -193,6 +193,13 @@ ALLOWED = {
     "leads.py": {"新建线索", "线索转化", "领取", "分配", " 天未跟进，自动回收",
                  " 条线索因未跟进已回收至线索公海", "线索「", "」与您的客户「", "」重复，已关联",
                  "转化人："},
+    # a lead event's reason and the stored duplicate notification of the public form
+    "lead_handover.py": {"离职交接", "离职交接：您接收了新线索", " 条线索转给您"},
+    # the stored lead pre-reclaim warning (as reclaim.py's)
+    "lead_warnings.py": {"线索「", "」将于 ", " 被自动回收", "超过 ", " 天未跟进：请跟进，或转化、标记无效。",
+                         "（", "）"},
+    "lead_capture.py": {"公开表单：", "客户「", "线索「", "公开表单「", "」收到与您的", "重复的提交",
+                        "留言："},
     "pool_admin.py": {"管理员移动公海"},
     "rules.py": {"部门内没有可接收的销售", "指定销售不可用", "指定销售已达上限", "没有匹配的规则",
                  "按归属规则分配", "按归属规则移入公海"},
@@ -264,7 +271,10 @@ def _header_words() -> set[str]:
     from app.services import import_mapping
 
     words = set(import_mapping.FIELD_LABELS.values()) | set(import_mapping.CUSTOMER_TYPE_WORDS)
-    for synonyms in import_mapping.HEADER_SYNONYMS.values():
+    words |= set(import_mapping.LEAD_FIELD_LABELS.values())
+    words |= set(import_mapping.LEAD_SOURCE_WORDS)  # the source channels as files write them
+    for synonyms in (*import_mapping.HEADER_SYNONYMS.values(),
+                     *import_mapping.LEAD_HEADER_SYNONYMS.values()):
         words |= set(synonyms)
     return words
 

@@ -1270,3 +1270,58 @@ def test_opportunity_routes_by_role(login_as, db, opp_ids, role, method, path, f
         resp = client.post(url, data=dict(data, csrf_token=client.csrf))
     assert resp.status_code == expected[role], (role, url)
     assert (_opportunity_state(db) != before) == (role in changes), (role, url)
+# lead capture forms: the admins' page (admins only) and the public page (everyone, no login)
+# ============================================================================================
+@pytest.fixture
+def capture_form(org, db):
+    from app.services import lead_capture, leads
+
+    made = lead_capture.create_form(org.admin, {
+        "name": "矩阵表单", "channel": "web_form", "pool_id": leads.default_lead_pool().id,
+        "policy_text": "隐私政策", "policy_version": "1"})
+    return SimpleNamespace(id=made.id, token=made.token)
+
+
+CAPTURE_PAGES = ("/capture-forms/list/", "/capture-forms/add", "/capture-forms/show/{id}",
+                 "/capture-forms/edit/{id}")
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("page", CAPTURE_PAGES)
+def test_capture_form_pages_are_admin_only(role, page, login_as, capture_form):
+    resp = login_as(role).get(page.format(id=capture_form.id))
+    assert resp.status_code == (200 if role == "admin" else 403), (role, page)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_capture_form_writes_are_admin_only(role, login_as, db, capture_form):
+    from app.models import CaptureForm
+
+    client = login_as(role)
+    db.session.commit()
+    before = db.session.get(CaptureForm, capture_form.id).token
+    resp = client.post(f"/capture-forms/action/rotate/{capture_form.id}",
+                       data={"csrf_token": client.csrf})
+    if role != "admin":
+        assert resp.status_code == 302
+        assert DENIED in flashes(client.get(resp.headers["Location"]).get_data(as_text=True))
+    resp_add = client.post("/capture-forms/add", data={
+        "csrf_token": client.csrf, "name": f"{role}表单", "channel": "web_form",
+        "pool_id": "1", "policy_text": "t", "policy_version": "1"})
+    db.session.commit()
+    db.session.expire_all()
+    after = db.session.get(CaptureForm, capture_form.id).token
+    made = db.session.execute(select(CaptureForm).where(
+        CaptureForm.name == f"{role}表单")).scalars().all()
+    if role == "admin":
+        assert after != before and resp.status_code == 302
+    else:
+        assert after == before and made == []
+        assert resp_add.status_code == 403
+
+
+@pytest.mark.parametrize("role", ROLES + ("anonymous",))
+def test_the_public_capture_page_needs_no_login(role, app, login_as, capture_form):
+    client = app.test_client() if role == "anonymous" else login_as(role)
+    assert client.get(f"/forms/{capture_form.token}").status_code == 200
+    assert client.get("/forms/" + "z" * 32).status_code == 404

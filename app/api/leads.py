@@ -7,7 +7,7 @@ from typing import Optional
 from flask import request
 from flask_appbuilder.api import expose
 from flask_appbuilder.security.decorators import permission_name, protect
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import joinedload
 
 from app.api import schemas
@@ -23,7 +23,8 @@ from app.services.masking import shown
 from app.services.text import is_unclean
 
 MAX_PAGE_SIZE = 100
-LIST_ARGS = ("after", "page_size", "status", "source", "search")
+LIST_ARGS = ("after", "page_size", "status", "source", "search", "sort")
+SORTS = ("newest", "priority")
 
 
 def lead_dict(lead: Lead, rule) -> dict:
@@ -39,6 +40,10 @@ def lead_dict(lead: Lead, rule) -> dict:
         "owner": {"id": o.owner.id, "username": o.owner.username} if o and o.owner else None,
         "pool": {"id": o.pool.id, "name": o.pool.name} if o and o.pool else None,
         "last_followup_at": o.last_followup_at if o else None,
+        "priority_score": lead.priority_score,
+        "priority_parts": {"source": lead.priority_source,
+                           "completeness": lead.priority_completeness,
+                           "engagement": lead.priority_engagement, "age": lead.priority_age},
     }
 
 
@@ -71,6 +76,10 @@ def _list_args() -> dict:
                 errors[key] = tr("%(field)s can only be: %(choices)s", field=key,
                                  choices=", ".join(choices))
             out[key] = request.args[key]
+    out["sort"] = request.args.get("sort", "newest")
+    if out["sort"] not in SORTS:
+        errors["sort"] = tr("%(field)s can only be: %(choices)s", field="sort",
+                            choices=", ".join(SORTS))
     if "search" in request.args:
         text = request.args["search"].strip()
         if is_unclean(text) or len(text) > 100:
@@ -123,6 +132,9 @@ class LeadApi(DocumentedApi):
              enum: [web_form, phone, exhibition, referral, advertising, campaign, other]}}
           - {in: query, name: search, schema: {type: string, maxLength: 100},
              description: part of a name, or a whole mobile / phone / e-mail}
+          - {in: query, name: sort, schema: {type: string, enum: [newest, priority]},
+             description: "newest first (default) or highest priority score first; after
+               pages on in either order"}
           answer: LeadPage
           errors: [400, 401, 403]
         """
@@ -130,10 +142,18 @@ class LeadApi(DocumentedApi):
         actor = current_user()
         q = (select(Lead).options(joinedload(Lead.ownership).joinedload(LeadOwnership.owner),
                                   joinedload(Lead.ownership).joinedload(LeadOwnership.pool))
-             .where(leads.lead_scope_clause(actor)).order_by(Lead.id.desc())
-             .limit(args["page_size"] + 1))
-        if "after" in args:
-            q = q.where(Lead.id < args["after"])
+             .where(leads.lead_scope_clause(actor)).limit(args["page_size"] + 1))
+        if args["sort"] == "priority":
+            q = q.order_by(Lead.priority_score.desc(), Lead.id.desc())
+            if "after" in args:
+                last = db.session.execute(select(Lead.priority_score).where(
+                    Lead.id == args["after"])).scalar_one_or_none()
+                q = q.where(tuple_(Lead.priority_score, Lead.id) < tuple_(last, args["after"])
+                            if last is not None else Lead.id < args["after"])
+        else:
+            q = q.order_by(Lead.id.desc())
+            if "after" in args:
+                q = q.where(Lead.id < args["after"])
         for key in ("status", "source"):
             if key in args:
                 q = q.where(getattr(Lead, key) == args[key])

@@ -348,6 +348,13 @@ class ToPool(Answer):
     customer_ids = fields.List(fields.Integer(), required=True)
 
 
+class LeadHandover(Answer):
+    leads = fields.Integer(required=True, metadata={"description": "open leads held"})
+    to_owner = fields.Integer(required=True, metadata={
+        "description": "mode rep: to the receiver, within their lead cap"})
+    to_pool = fields.Integer(required=True, metadata={"description": "back to their lead pools"})
+
+
 class DeparturePlan(Answer):
     dry_run = fields.Boolean(required=True)
     user_id = fields.Integer(required=True)
@@ -355,6 +362,7 @@ class DeparturePlan(Answer):
     assignments = fields.List(fields.Nested(PlanLine), required=True)
     to_pool = fields.Nested(ToPool, required=True)
     skipped = fields.List(fields.Nested(Skipped), required=True)
+    leads = fields.Nested(LeadHandover, required=True)
 
 
 class RulePlacement(Answer):
@@ -760,6 +768,11 @@ class Lead(Answer):
     converted_at = Timestamp(allow_none=True)
     created_at = Timestamp(allow_none=True)
     updated_at = Timestamp(allow_none=True)
+    priority_score = fields.Integer(required=True, metadata={
+        "description": "the priority score: the sum of priority_parts"})
+    priority_parts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                                 metadata={"description": "points by rule: source, "
+                                                          "completeness, engagement, age"})
 
 
 class LeadResult(Answer):

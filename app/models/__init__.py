@@ -22,3 +22,5 @@ from app.models.api_key import ApiKey  # noqa: F401
 from app.models.target import SalesTarget  # noqa: F401
 from app.models.opportunity import (Opportunity, OpportunityStage,  # noqa: F401
                                     OpportunityStageChange)
+from app.models.capture import CaptureForm, CaptureSubmission  # noqa: F401
+from app.models.lead_warning import LeadReclaimWarning  # noqa: F401

@@ -26,6 +26,8 @@ class ImportBatch(Model):
         CheckConstraint("status in ('mapping', 'queued', 'running', 'done', 'failed')",
                         name="ck_import_batch_status"),
         CheckConstraint("target in ('pool', 'rules')", name="ck_import_batch_target"),
+        CheckConstraint("record_type in ('customer', 'lead')",
+                        name="ck_import_batch_record_type"),
     )
     id = Column(Integer, primary_key=True)
     created_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"), index=True)
@@ -38,6 +40,11 @@ class ImportBatch(Model):
     mapping = Column(JSON)  # {customer field: file column header}
     target = Column(String(10), nullable=False, default="pool")
     pool_id = Column(Integer, ForeignKey("pool.id", ondelete="SET NULL"))
+    # "Import as leads": the rows become leads (app.services.leads) in the lead pool pool_id,
+    # or owned by lead_owner_id (target stays 'pool'; rules place customers only).
+    record_type = Column(String(10), nullable=False, default="customer",
+                         server_default="customer")
+    lead_owner_id = Column(Integer)  # no foreign key: added in place on SQLite (see 0030)
     status = Column(String(10), nullable=False, default="mapping", index=True)
     total_rows = Column(Integer)
     next_line = Column(Integer, nullable=False, default=2)  # file line of the next data row
@@ -50,7 +57,9 @@ class ImportBatch(Model):
     started_at = Column(DateTime)
     finished_at = Column(DateTime)
 
-    created_by = relationship("Employee")
+    created_by = relationship("Employee", foreign_keys=[created_by_id])
+    lead_owner = relationship("Employee", viewonly=True,
+                              primaryjoin="foreign(ImportBatch.lead_owner_id) == Employee.id")
     pool = relationship("Pool")
 
     @property

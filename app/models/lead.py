@@ -42,6 +42,8 @@ class Lead(Model):
         # The list's sort key (app.paging): newest first, a range of (created_at, id).
         Index("ix_lead_created_id", "created_at", "id"),
         Index("ix_lead_status_id", "status", "id"),
+        # The list's and the API's "priority" sort (app.services.lead_priority).
+        Index("ix_lead_priority_id", "priority_score", "id"),
     )
     id = Column(Integer, primary_key=True)
     person_name = Column(String(100))
@@ -69,6 +71,16 @@ class Lead(Model):
                                    index=True)
     converted_at = Column(DateTime)
     converted_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
+    # Consent given on a public capture form (同意隐私政策): the policy text's version and when.
+    consent_version = Column(String(40))
+    consented_at = Column(DateTime)
+    # The priority score and its parts, one per rule (app.services.lead_priority computes
+    # all of them in one statement): the explanation is the parts.
+    priority_score = Column(Integer, nullable=False, default=0, server_default="0")
+    priority_source = Column(Integer, nullable=False, default=0, server_default="0")
+    priority_completeness = Column(Integer, nullable=False, default=0, server_default="0")
+    priority_engagement = Column(Integer, nullable=False, default=0, server_default="0")
+    priority_age = Column(Integer, nullable=False, default=0, server_default="0")
 
     created_by = relationship("Employee", foreign_keys=[created_by_id])
     converted_by = relationship("Employee", foreign_keys=[converted_by_id])
@@ -99,6 +111,11 @@ class Lead(Model):
         if o.owner is not None:
             return o.owner.display_name
         return gettext("Pool: %(name)s", name=o.pool.name) if o.pool else ""
+
+    @property
+    def priority_explanation(self) -> list:
+        from app.services.lead_priority import explanation
+        return explanation(self)
 
     @property
     def mobile_shown(self):

@@ -83,6 +83,7 @@ def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = 
         "to_pool": {"pool_id": pool.id, "pool": pool.name, "count": len(to_pool),
                     "customer_ids": to_pool},
         "skipped": skipped,
+        "leads": _lead_plan(user_id, owner_id if mode == "rep" else None),
     }
     if dry_run:
         db.session.rollback()
@@ -121,9 +122,22 @@ def handover(actor: User, user_id: int, mode: str, *, owner_id: Optional[int] = 
         for target, cids in targets.items():
             notifications.notify([target], "departure_handover", "离职交接：您接收了新客户",
                                  f"{leaving.display_name} 离职，{len(cids)} 个客户转给您")
+        from app.services import lead_handover
+
+        lead_handover.hand_over(actor.id, user_id, owner_id if mode == "rep" else None, now)
         db.session.flush()
         org.mark_departed(user_id, actor.id)  # commits; refuses if anything is still owned
     except Exception:
         db.session.rollback()
         raise
     return preview
+
+
+def _lead_plan(user_id: int, successor_id: Optional[int]) -> dict:
+    """The leaving user's open leads: to the successor (rep mode, within the lead cap) or to
+    their lead pools (app.services.lead_handover)."""
+    from app.services import lead_handover
+
+    counts = lead_handover.plan(user_id, successor_id)
+    counts.pop("lead_ids")
+    return counts

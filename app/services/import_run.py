@@ -29,7 +29,8 @@ from app.services import audit, bulk, caps, dedupe_bulk, ownership, search
 from app.services.customers import clean_customer_data
 from app.services.errors import NotFound, ValidationFailed, tr
 from app.services.import_files import BadLine, open_source
-from app.services.import_mapping import CUSTOMER_TYPE_WORDS, FIELD_LABELS
+from app.services.import_mapping import (CUSTOMER_TYPE_WORDS, FIELD_LABELS, LEAD_FIELD_LABELS,
+                                         LEAD_SOURCE_WORDS)
 from app.services.imports import get_batch
 
 CHUNK_ROWS = 1000
@@ -107,6 +108,11 @@ class _Run:
         self.mapping = dict(batch.mapping or {})
         self.inserted_lines: dict[int, int] = {}   # customer id -> file line, this run
         self.reason = f"批量导入 #{batch.id}：{batch.filename}"[:200]
+        self.is_lead = batch.record_type == "lead"
+        self.clean = clean_lead_row if self.is_lead else clean_row
+        self.lead_keys: dict[tuple[str, str], int] = {}  # (rule, key) -> file line, leads
+        self.lead_lines: dict[int, int] = {}  # lead id -> file line, this run
+        self.owner_policy: Optional[dict] = None
         # Where this runner believes the batch stands; a chunk commits only from there.
         self.next_line = batch.next_line
 
@@ -125,6 +131,11 @@ class _Run:
             return None, tr("Missing columns: %(names)s (this line has %(cells)s columns, the "
                             "header %(headers)s)", names=tr(", ").join(short),
                             cells=len(cells), headers=len(self.index))
+        if self.is_lead:
+            source = data.get("source")
+            if isinstance(source, str) and source.strip():
+                data["source"] = LEAD_SOURCE_WORDS.get(source.strip(), source.strip())
+            return data, None
         kind = (data.get("customer_type") or "").strip()
         if kind:
             data["customer_type"] = CUSTOMER_TYPE_WORDS.get(kind, kind.lower())
@@ -157,6 +168,17 @@ def clean_row(data: dict) -> tuple[Optional[dict], Optional[str]]:
         return None, "；".join(f"{FIELD_LABELS.get(f, f)}：{m}" for f, m in exc.fields.items())
 
 
+def clean_lead_row(data: dict) -> tuple[Optional[dict], Optional[str]]:
+    """The lead form's validation of one row (app.services.leads.clean_lead_data)."""
+    from app.services.leads import clean_lead_data
+
+    try:
+        return clean_lead_data(data), None
+    except ValidationFailed as exc:
+        return None, "；".join(f"{LEAD_FIELD_LABELS.get(f, f)}：{m}"
+                              for f, m in exc.fields.items())
+
+
 class _Now:
     """A finished result, for the runs that clean in this process."""
 
@@ -178,8 +200,8 @@ def _cleaned_chunks(job: _Run, records, size: int, pool):
             data, why = (None, row.reason) if isinstance(row, BadLine) else job.row_input(row)
             prepared.append((line, row, data, why))
         inputs = [data for _, _, data, _ in prepared if data is not None]
-        result = pool.map_async(clean_row, inputs, chunksize=64) if pool is not None \
-            else _Now([clean_row(d) for d in inputs])
+        result = pool.map_async(job.clean, inputs, chunksize=64) if pool is not None \
+            else _Now([job.clean(d) for d in inputs])
         if pending is not None:
             yield pending[0], pending[1].get()
         pending = (prepared, result)
@@ -271,6 +293,8 @@ def _import_chunk(job: _Run, chunk: list[tuple], cleaned: list[tuple]) -> bool:
         .values(status="running")).rowcount
     if claimed != 1:
         return False
+    if job.is_lead:
+        return _import_lead_chunk(job, chunk, cleaned, end_line)
     problems: list[dict] = []
     valid: list[tuple[int, dict, list]] = []
     results = iter(cleaned)
@@ -303,6 +327,83 @@ def _import_chunk(job: _Run, chunk: list[tuple], cleaned: list[tuple]) -> bool:
     invalid = sum(1 for p in problems if p["kind"] == "invalid")
     db.session.execute(update(ImportBatch).where(ImportBatch.id == batch.id).values(
         next_line=end_line, inserted=ImportBatch.inserted + len(ids),
+        invalid=ImportBatch.invalid + invalid,
+        duplicates=ImportBatch.duplicates + len(problems) - invalid))
+    db.session.commit()
+    db.session.refresh(batch)
+    job.next_line = end_line
+    return True
+
+
+LEAD_KEYS = (("mobile", "mobile_e164"), ("phone", "phone_e164"), ("email", "email_norm"),
+             ("company_name", "name_core"))
+
+
+def _import_lead_chunk(job: _Run, chunk: list[tuple], cleaned: list[tuple],
+                       end_line: int) -> bool:
+    """Import as leads, one chunk (after the batch row's claim): each valid row is checked
+    against leads and customers (app.services.leads.find_duplicates: any match, blocking or
+    warning, keeps it out, as for customers) and against the file's earlier rows, then made
+    a lead through app.services.leads.insert_lead in the batch's lead pool, or owned by
+    lead_owner_id within the owner's lead cap (counted under the owner's row lock)."""
+    from app.services import leads as lead_service
+    from app.services import policies
+    from app.services.errors import CapExceeded
+
+    from app.models.dedupe import DEDUPE_KINDS
+    from app.services import dedupe
+
+    batch = job.batch
+    rules = dedupe.active_rules()
+    owner = batch.lead_owner_id
+    problems: list[dict] = []
+    inserted = 0
+    results = iter(cleaned)
+    if owner is not None:
+        row = ownership.lock_active_rep(owner)
+        job.owner_policy = policies.effective_policy(owner,
+                                                     policies.chain_from_path(row.department_path))
+    for line, row, data, why in chunk:
+        cells = None if isinstance(row, BadLine) else row
+        values = None
+        if data is not None:
+            values, why = next(results)
+        if why:
+            problems.append(_problem(batch, line, "invalid", why, cells))
+            continue
+        matches = lead_service.find_duplicates(values)
+        # A lead this run made from an earlier line is named by that line.
+        texts = [tr("Same as line %(line)s of the file (%(kinds)s)",
+                    line=job.lead_lines[m.id], kinds=m.kind_label)
+                 if m.record == "lead" and m.id in job.lead_lines else m.text
+                 for m in matches[:3]]
+        keys = [(rule, values.get(key)) for rule, key in LEAD_KEYS
+                if values.get(key) and rule in rules]
+        if not texts:  # the file's earlier rows, refused ones too
+            texts = [tr("Same as line %(line)s of the file (%(kinds)s)",
+                        line=job.lead_keys[k], kinds=str(DEDUPE_KINDS.get(k[0], k[0])))
+                     for k in keys if k in job.lead_keys][:1]
+        for k in keys:
+            job.lead_keys.setdefault(k, line)
+        if texts:
+            problems.append(_problem(batch, line, "duplicate", tr("; ").join(texts), row))
+            continue
+        if owner is not None:
+            try:
+                lead_service.check_lead_cap(owner, 1, job.owner_policy)
+            except CapExceeded as exc:
+                problems.append(_problem(batch, line, "invalid", exc.message, row))
+                continue
+        lead = lead_service.insert_lead(values, actor_id=job.actor_id, owner_id=owner,
+                                        pool_id=batch.pool_id if owner is None else None,
+                                        reason=job.reason)
+        job.lead_lines[lead.id] = line
+        inserted += 1
+    if problems:
+        db.session.execute(insert(ImportProblem), problems)
+    invalid = sum(1 for p in problems if p["kind"] == "invalid")
+    db.session.execute(update(ImportBatch).where(ImportBatch.id == batch.id).values(
+        next_line=end_line, inserted=ImportBatch.inserted + inserted,
         invalid=ImportBatch.invalid + invalid,
         duplicates=ImportBatch.duplicates + len(problems) - invalid))
     db.session.commit()

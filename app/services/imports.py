@@ -37,9 +37,30 @@ def importable_pools(actor: User) -> list[Pool]:
     return list(db.session.execute(q).scalars())
 
 
+def importable_lead_pool_ids(actor: User) -> Optional[set[int]]:
+    """Lead pools the actor may import leads into: None means every one (staff, admins)."""
+    if has_role(actor, ROLE_ADMIN, ROLE_STAFF):
+        return None
+    return pool_admin.admin_pool_ids(actor, "lead")
+
+
+def importable_lead_pools(actor: User) -> list[Pool]:
+    allowed = importable_lead_pool_ids(actor)
+    q = select(Pool).where(Pool.record_type == "lead").order_by(Pool.is_default.desc(),
+                                                                Pool.name)
+    if allowed is not None:
+        q = q.where(Pool.id.in_(allowed or {0}))
+    return list(db.session.execute(q).scalars())
+
+
+def may_name_lead_owner(actor: User) -> bool:
+    """Importing leads straight to an owner: staff and admins (as they assign customers)."""
+    return has_role(actor, ROLE_ADMIN, ROLE_STAFF)
+
+
 def may_import(actor: User) -> bool:
     pools = importable_pool_ids(actor)
-    return pools is None or bool(pools)
+    return pools is None or bool(pools) or bool(importable_lead_pool_ids(actor))
 
 
 def may_use_rules(actor: User) -> bool:

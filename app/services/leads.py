@@ -427,28 +427,44 @@ def create_lead(actor: User, data: dict[str, Any], *, owner_id: Any = None,
             owner = actor.id
     if pool is not None and not has_role(actor, ROLE_ADMIN, ROLE_STAFF) \
             and pool.id not in member_lead_pool_ids(actor):
-        raise ValidationFailed({"pool_id": tr("You are not a member of this pool")})
+        raise ValidationFailed({"pool_id": tr("You are not a member of this lead pool")})
     confirmed = enforce_dedupe(values, confirmed=confirm_duplicates)
 
     def go() -> Lead:
         if owner is not None:
             check_lead_cap(owner, 1, _lock_owner(owner))
-        now = utcnow()
-        lead = Lead(created_by_id=actor.id, status="new", created_at=now, updated_at=now,
-                    **values)
-        lead.ownership = LeadOwnership(owner_id=owner, pool_id=pool.id if pool else None,
-                                       home_pool_id=pool.id if pool else None, is_open=True,
-                                       acquired_at=now, acquired_how="created")
-        db.session.add(lead)
-        db.session.flush()
-        _event(lead.id, "created", actor.id, to_owner_id=owner,
-               to_pool_id=pool.id if pool else None, reason="新建线索", created_at=now)
-        audit.record(actor.id, "create", "lead", lead.id,
-                     {k: (None, v) for k, v in values.items() if v is not None})
+        lead = insert_lead(values, actor_id=actor.id, owner_id=owner,
+                           pool_id=pool.id if pool else None)
         _record_confirmed(actor.id, lead.id, confirmed)
         return lead
 
     return _commit(go)
+
+
+def insert_lead(values: dict[str, Any], *, actor_id: Optional[int], owner_id: Optional[int],
+                pool_id: Optional[int], reason: str = "新建线索",
+                extra: Optional[dict[str, Any]] = None) -> Lead:
+    """The writes of a new lead once it is checked (clean_lead_data, dedupe, and the owner's
+    lead cap under lock_rep): the lead, its ownership row, the 'created' event, the audit row
+    and its priority score. No commit (create_lead, the capture form and the import own
+    theirs); actor_id None is a public form."""
+    from app.services import lead_priority
+
+    now = utcnow()
+    lead = Lead(created_by_id=actor_id, status="new", created_at=now, updated_at=now,
+                **values, **(extra or {}))
+    lead.ownership = LeadOwnership(owner_id=owner_id, pool_id=pool_id, home_pool_id=pool_id,
+                                   is_open=True, acquired_at=now, acquired_how="created")
+    db.session.add(lead)
+    db.session.flush()
+    _event(lead.id, "created", actor_id, to_owner_id=owner_id, to_pool_id=pool_id,
+           reason=reason, created_at=now)
+    audit.record(actor_id, "create", "lead", lead.id,
+                 {k: (None, v) for k, v in values.items() if v is not None})
+    lead_priority.recompute(lead.id, now)
+    db.session.expire(lead, ["priority_score", "priority_source", "priority_completeness",
+                             "priority_engagement", "priority_age"])
+    return lead
 
 
 def update_lead(actor: User, lead_id: Any, data: dict[str, Any],
@@ -475,9 +491,20 @@ def update_lead(actor: User, lead_id: Any, data: dict[str, Any],
         if changes:
             audit.record(actor.id, "update", "lead", lead.id, changes)
         _record_confirmed(actor.id, lead.id, confirmed)
+        _refresh_priority(lead)
         return lead
 
     return _commit(go)
+
+
+def _refresh_priority(lead: Lead) -> None:
+    """Recompute the lead's score after a write (flushes first: the UPDATE reads the row)."""
+    from app.services import lead_priority
+
+    db.session.flush()
+    lead_priority.recompute(lead.id)
+    db.session.expire(lead, ["priority_score", "priority_source", "priority_completeness",
+                             "priority_engagement", "priority_age"])
 
 
 # --- claim, release, assign ---------------------------------------------------------------
@@ -520,7 +547,7 @@ def claim_leads(actor: User, lead_ids: Iterable, pool_id: Any = None) -> list[in
         policy = _lock_owner(actor.id)  # first: everything below is read under the lock
         pools = member_lead_pool_ids(actor)
         if wanted is not None and wanted.id not in pools:
-            raise OutOfScope(tr("You are not a member of this pool"), code="not_pool_member")
+            raise OutOfScope(tr("You are not a member of this lead pool"), code="not_pool_member")
         rows = _rows(ids)
         gone = [i for i in ids if i not in rows or rows[i].pool_id is None
                 or (wanted is not None and rows[i].pool_id != wanted.id)]
@@ -533,6 +560,10 @@ def claim_leads(actor: User, lead_ids: Iterable, pool_id: Any = None) -> list[in
                                 names=lead_names(rows, foreign)),
                              code="not_pool_member", lead_ids=foreign)
         _refuse_closed(rows, ids)
+        from app.services import lead_cooldown
+
+        lead_cooldown.check(actor.id, ids, int(policy["cooldown_days"].value or 0), utcnow(),
+                            lambda some: lead_names(rows, some))
         limit = int(policy["lead_daily_claim_limit"].value)
         today = claimed_today(actor.id)
         if today + len(ids) > limit:
@@ -707,6 +738,7 @@ def log_lead_followup(actor: User, lead_id: Any, data: dict[str, Any]) -> LeadFo
         db.session.flush()
         audit.record(actor.id, "followup", "lead", lead.id,
                      {"channel": (None, values["channel"])})
+        _refresh_priority(lead)
         return row
 
     return _commit(go)
@@ -759,6 +791,11 @@ class LeadSweepResult:
 def _last_touch():
     o = LeadOwnership
     return case((o.last_followup_at > o.acquired_at, o.last_followup_at), else_=o.acquired_at)
+
+
+def last_touch():
+    """The time the lead sweep counts its days from (the pre-reclaim warnings read it too)."""
+    return _last_touch()
 
 
 def reclaim_sweep(dry_run: bool = False, now: Optional[dt.datetime] = None) -> LeadSweepResult:

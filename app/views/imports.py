@@ -10,6 +10,7 @@ from app.security import RES_IMPORT
 from app.services import import_mapping, import_report, import_run, imports
 from app.services.errors import GuishuError, ValidationFailed
 from app.views.base import signed_in_user
+from app.views.leads import lead_owner_choices
 
 
 def too_large(error):
@@ -54,7 +55,8 @@ class ImportView(BaseView):
         file = request.files.get("file")
         try:
             batch = import_mapping.upload(actor, file.filename if file else "",
-                                          file.read() if file else b"")
+                                          file.read() if file else b"",
+                                          request.form.get("record_type") or "customer")
         except GuishuError as exc:
             flash(exc.message, "danger")
             return redirect(url_for("ImportView.index"))
@@ -72,11 +74,14 @@ class ImportView(BaseView):
         errors, chosen = {}, dict(batch.mapping or {})
         target = request.form.get("target", "pool")
         pool_id = request.form.get("pool_id", "")
+        owner_id = request.form.get("owner_id", "")
+        fields = import_mapping.field_labels(batch.record_type)
         if request.method == "POST":
-            chosen = {f: request.form.get(f"map_{f}", "") for f in import_mapping.FIELD_LABELS}
+            chosen = {f: request.form.get(f"map_{f}", "") for f in fields}
             try:
                 import_mapping.configure(actor, batch.id, chosen, target,
-                                         int(pool_id) if pool_id.isdigit() else None)
+                                         int(pool_id) if pool_id.isdigit() else None,
+                                         int(owner_id) if owner_id.isdigit() else None)
                 import_run.start(actor, batch.id)
             except ValidationFailed as exc:
                 errors = exc.fields
@@ -88,10 +93,15 @@ class ImportView(BaseView):
                 flash(exc.message, "danger")
             else:
                 return redirect(url_for("ImportView.show", batch_id=batch.id))
+        lead = batch.record_type == "lead"
         return self.render_template(
-            "guishu/import_mapping.html", batch=batch, fields=import_mapping.FIELD_LABELS,
-            required=import_mapping.REQUIRED_FIELDS, chosen=chosen, errors=errors,
-            preview=import_mapping.preview(batch), pools=imports.importable_pools(actor),
+            "guishu/import_mapping.html", batch=batch, fields=fields,
+            required=() if lead else import_mapping.REQUIRED_FIELDS, chosen=chosen,
+            errors=errors, preview=import_mapping.preview(batch),
+            pools=imports.importable_lead_pools(actor) if lead
+            else imports.importable_pools(actor),
+            owners=lead_owner_choices().all() if lead and imports.may_name_lead_owner(actor)
+            else [], owner_id=owner_id,
             target=target, pool_id=pool_id, may_use_rules=imports.may_use_rules(actor))
 
     @expose("/<int:batch_id>/")

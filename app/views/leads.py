@@ -64,7 +64,7 @@ LEAD_LABELS = {
     "created_by": _("Created by"), "updated_at": _("Updated at"),
     "converted_customer": _("Converted to customer"), "converted_at": _("Converted at"),
     "converted_by": _("Converted by"), "owner": _("Owner"), "pool_id": _("Lead pool"),
-    "confirm_duplicates": _("Save anyway"),
+    "confirm_duplicates": _("Save anyway"), "priority_score": _("Priority"),
 }
 FORM_FIELDS = ("person_name", "company_name", "mobile", "phone", "email", "province", "city",
                "industry", "source", "campaign", "notes")
@@ -93,7 +93,7 @@ class LeadView(ServiceModelView):
     route_base = "/leads"
     base_filters = [["id", LeadScopeFilter, lambda: None]]
     base_order = ("id", "desc")
-    order_columns = ["created_at"]
+    order_columns = ["created_at", "priority_score"]
     base_permissions = ["can_read", "can_write", "can_release", "can_assign", "can_convert"]
     method_permission_name = dict(
         ScopedModelView.method_permission_name, followup="write", invalid="write",
@@ -104,7 +104,7 @@ class LeadView(ServiceModelView):
     add_title = _("Add lead")
     edit_title = _("Edit lead")
     list_columns = ["company_name", "person_name", "status_label", "source_label",
-                    "owner_label", "mobile_shown", "city", "created_at"]
+                    "owner_label", "mobile_shown", "city", "priority_score", "created_at"]
     search_columns = ["company_name", "person_name", "status", "source", "mobile", "phone",
                       "email", "city", "industry", "campaign", "created_at"]
     add_columns = ["company_name", "person_name", "mobile", "phone", "email", "province",
@@ -375,13 +375,13 @@ class LeadPoolView(ScopedModelView):
     route_base = "/lead-pool"
     base_filters = [["id", LeadPoolFilter, lambda: None]]
     base_order = ("id", "desc")
-    order_columns = ["created_at"]
+    order_columns = ["created_at", "priority_score"]
     base_permissions = ["can_read", "can_claim", "can_assign"]
     method_permission_name = dict(ScopedModelView.method_permission_name, claim="claim",
                                   assign="assign")
     list_title = show_title = _("Lead pool")
     list_columns = ["company_name", "person_name", "source_label", "owner_label",
-                    "mobile_shown", "city", "created_at"]
+                    "mobile_shown", "city", "priority_score", "created_at"]
     search_columns = ["company_name", "person_name", "source", "mobile", "phone", "city",
                       "industry", "campaign", "created_at"]
     label_columns = dict(LEAD_LABELS, owner_label=_("Lead pool"))

@@ -1,0 +1,92 @@
+"""Pre-reclaim warnings for leads (回收提醒), as app.services.reclaim.warn does for customers:
+an owner hears, the policy's warn_before_days ahead, of each open lead the lead sweep will
+take (no follow-up for the owner's lead_reclaim_no_followup_days); once per lead and cycle —
+the unique (lead, owner, due time) row is the memory, so a second run or a second worker adds
+none, and a follow-up or a new owner moves the due time and starts a new cycle. An owner on
+leave is not there to act: their stand-in (app.services.absences.substitutes) is warned
+meanwhile, and told so.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Optional
+
+from sqlalchemy import and_, select
+
+from app.extensions import db
+from app.models import Lead, LeadOwnership, LeadReclaimWarning, User
+from app.models.customer import utcnow
+from app.services import absences, notifications, policies
+from app.services.errors import tr
+from app.services.leads import last_touch
+from app.services.times import local_date
+
+
+def warn(now: Optional[dt.datetime] = None) -> int:
+    """Warn the owners (or their stand-ins) of the leads due within their warn-before days;
+    commits; returns how many warnings were sent."""
+    now = now or utcnow()
+    owner_ids = list(db.session.execute(select(LeadOwnership.owner_id).where(
+        LeadOwnership.owner_id.is_not(None), LeadOwnership.is_open.is_(True)).distinct())
+        .scalars())
+    groups: dict[tuple[int, int], list[int]] = {}
+    for uid, policy in policies.effective_policies(owner_ids).items():
+        days = int(policy["lead_reclaim_no_followup_days"].value or 0)
+        ahead = int(policy["warn_before_days"].value or 0)
+        if days > 0 and ahead > 0:
+            groups.setdefault((days, ahead), []).append(uid)
+    sent = 0
+    try:
+        for (days, ahead), owners in sorted(groups.items()):
+            cut = now - dt.timedelta(days=days)
+            for start in range(0, len(owners), 1000):
+                group = owners[start:start + 1000]
+                touch = last_touch()
+                rows = db.session.execute(
+                    select(LeadOwnership.lead_id, LeadOwnership.owner_id,
+                           touch.label("touch"), Lead.person_name, Lead.company_name)
+                    .join(Lead, Lead.id == LeadOwnership.lead_id)
+                    .where(LeadOwnership.owner_id.in_(group), LeadOwnership.is_open.is_(True),
+                           and_(touch < cut + dt.timedelta(days=ahead), touch >= cut))).all()
+                sent += _record(rows, days, now)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return sent
+
+
+def _record(rows, days: int, now: dt.datetime) -> int:
+    if not rows:
+        return 0
+    values = [dict(lead_id=r.lead_id, owner_id=r.owner_id, created_at=now,
+                   due_at=r.touch + dt.timedelta(days=days)) for r in rows]
+    names = {r.lead_id: (f"{r.company_name}（{r.person_name}）" if r.company_name
+                         and r.person_name else r.company_name or r.person_name)
+             for r in rows}
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    new = db.session.execute(
+        dialect_insert(LeadReclaimWarning).values(values).on_conflict_do_nothing()
+        .returning(LeadReclaimWarning.lead_id, LeadReclaimWarning.owner_id,
+                   LeadReclaimWarning.due_at)).all()
+    away = absences.current_absences({w.owner_id for w in new}, local_date(now))
+    stand_ins = absences.substitutes(away)
+    owner_names = dict(db.session.execute(
+        select(User.id, User.username).where(User.id.in_(sorted(away)))).all()) if away else {}
+    for w in new:
+        title = f"线索「{names[w.lead_id]}」将于 {local_date(w.due_at)} 被自动回收"
+        body = f"超过 {days} 天未跟进：请跟进，或转化、标记无效。"
+        to = w.owner_id
+        if w.owner_id in away and stand_ins.get(w.owner_id):
+            to = stand_ins[w.owner_id]
+            title = tr("(%(owner)s is on leave, warned in their place)",
+                       owner=owner_names[w.owner_id]) + title
+            body = tr("Owner %(owner)s is on leave (%(period)s); this warning comes to you in "
+                      "their place.", owner=owner_names[w.owner_id],
+                      period=absences.period_text(*away[w.owner_id])) + body
+        notifications.notify([to], "lead_reclaim_warning", title, body,
+                             link=f"/leads/show/{w.lead_id}")
+    return len(new)
