@@ -1016,10 +1016,9 @@ COMPONENTS = (Error, DedupeMatch, ClaimRequest, ReleaseRequest, AssignRequest,
               EffectivePolicy, DedupeCheckRequest, DedupeCheckResult,
               CustomerResult, CustomerDeleted, Merged, TaskCreate, TaskUpdate, Task,
               TaskResult, TaskPage, LeadCreate, LeadUpdate, Lead, LeadResult, LeadPage,
-              LeadClaimRequest, LeadReleaseRequest, LeadConvertRequest, LeadIds, LeadConverted,
-              SmsReply, SmsReplyResult, TargetCreate, TargetUpdate, TargetAttainment, Target,
-              TargetResult, TargetPage, TargetDeleted, AttainmentRow, AttainmentReport)
               LeadClaimRequest, LeadReleaseRequest, LeadConvertRequest, LeadConvertOpportunity,
               LeadIds, LeadConverted,
               OpportunityCreate, OpportunityUpdate, OpportunityStageRequest, Opportunity,
-              OpportunityResult, OpportunityPage, SmsReply, SmsReplyResult)
+              OpportunityResult, OpportunityPage, SmsReply, SmsReplyResult, TargetCreate,
+              TargetUpdate, TargetAttainment, Target, TargetResult, TargetPage, TargetDeleted,
+              AttainmentRow, AttainmentReport)
