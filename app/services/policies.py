@@ -67,7 +67,7 @@ _DEPARTMENT = Department.__table__
 
 def layer_columns(fields: tuple[str, ...] = POLICY_FIELDS) -> tuple:
     """What resolve() reads from a layer row, for `fields`."""
-    return (_POLICY.c.scope, _POLICY.c.department_id,
+    return (_POLICY.c.scope, _POLICY.c.department_id, _POLICY.c.segment_key,
             _DEPARTMENT.c.name.label("department_name"), *(_POLICY.c[f] for f in fields))
 
 
@@ -75,6 +75,7 @@ LAYER_COLUMNS = layer_columns()
 # The scopes written into the SQL, not sent as parameters with every execution.
 _SCOPE = {s: literal_column(f"'{s}'", _POLICY.c.scope.type)
           for s in ("user", "department", "global")}
+_PLAIN = literal_column("''", _POLICY.c.segment_key.type)
 
 
 def in_chain(column, chain, array: bool = False):
@@ -85,12 +86,14 @@ def in_chain(column, chain, array: bool = False):
 
 def applies_to(user_id, chain, array: bool = False):
     """The policy rows that apply to a user: their own, their department chain's, the global
-    one. `user_id` and `chain` are values or bind parameters (chain: an expanding one, or an
-    array one with `array`, see in_chain)."""
-    return or_(and_(_POLICY.c.scope == _SCOPE["user"], _POLICY.c.user_id == user_id),
-               and_(_POLICY.c.scope == _SCOPE["department"],
-                    in_chain(_POLICY.c.department_id, chain, array)),
-               _POLICY.c.scope == _SCOPE["global"])
+    one, without segment conditions (segment policies hold only reclaim periods and warning
+    days, resolved per record: app.services.segments). `user_id` and `chain` are values or
+    bind parameters (chain: an expanding one, or an array one with `array`, see in_chain)."""
+    return and_(_POLICY.c.segment_key == _PLAIN,
+                or_(and_(_POLICY.c.scope == _SCOPE["user"], _POLICY.c.user_id == user_id),
+                    and_(_POLICY.c.scope == _SCOPE["department"],
+                         in_chain(_POLICY.c.department_id, chain, array)),
+                    _POLICY.c.scope == _SCOPE["global"]))
 
 
 def layers_join(from_clause, user_id, chain, array: bool = False):
@@ -119,8 +122,11 @@ def effective_policy(user_id: int, chain: Optional[list[int]] = None
 def resolve(rows, chain: list[int], fields: tuple[str, ...] = POLICY_FIELDS
             ) -> dict[str, EffectiveValue]:
     """effective_policy from layer rows already read (layer_columns(fields); repeats and rows
-    without a policy, scope None, are ignored), for `fields`."""
-    rows = {(r.scope, r.department_id): r for r in rows if r.scope is not None}.values()
+    without a policy, scope None, and segment policies are ignored), for `fields`: the plain
+    value, what a user's caps and limits are; segments.resolve_for_record has the per-record
+    periods."""
+    rows = {(r.scope, r.department_id): r for r in rows
+            if r.scope is not None and not r.segment_key}.values()
     by_dept = {r.department_id: r for r in rows if r.scope == "department"}
     layers = [("user", r) for r in rows if r.scope == "user"]
     layers += [(f"department:{by_dept[d].department_name}", by_dept[d]) for d in chain
@@ -190,5 +196,8 @@ def validate_policy(policy: Policy) -> None:
             errors[field] = tr("Cannot be negative")
         elif value > maximum:
             errors[field] = tr("Cannot be greater than %(max)s", max=maximum)
+    from app.services.segments import validate_segment
+
+    validate_segment(policy, errors)
     if errors:
         raise ValidationFailed(errors)
