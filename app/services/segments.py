@@ -58,8 +58,8 @@ def segment_text(row) -> str:
     cond = conditions_of(row)
     parts = []
     if "segment_record_type" in cond:
-        parts.append(tr("customers") if cond["segment_record_type"] == "customer"
-                     else tr("leads"))
+        parts.append(tr("Customers") if cond["segment_record_type"] == "customer"
+                     else tr("Leads"))
     if "segment_grade" in cond:
         parts.append(tr("grade %(grade)s", grade=cond["segment_grade"]))
     if "segment_category" in cond:
@@ -69,12 +69,12 @@ def segment_text(row) -> str:
         parts.append(tr("product line %(value)s", value=cond["segment_product_line"]))
     if "segment_source" in cond:
         parts.append(tr("source %(value)s", value=cond["segment_source"]))
-    return ", ".join(parts)
+    return tr(", ").join(parts)
 
 
 def category_label(code: str) -> str:
-    return {"potential": tr("potential"), "active": tr("active"),
-            "silent": tr("silent")}.get(code, code)
+    return {"potential": tr("Potential customer"), "active": tr("Active customer"),
+            "silent": tr("Silent customer")}.get(code, code)
 
 
 def validate_segment(policy, errors: dict[str, str]) -> None:
@@ -110,7 +110,8 @@ def validate_segment(policy, errors: dict[str, str]) -> None:
                 "A segment policy can only set reclaim periods and warning days; %(field)s "
                 "stays per user, department or global (a policy without segment conditions)",
                 field=field)
-        elif FIELD_RECORD[field] == "lead" and (rt == "customer" or customer_only):
+        elif FIELD_RECORD[field] == "lead" and (rt == "customer"
+                                                or customer_only and rt != "lead"):
             errors[field] = tr("%(field)s applies to leads, but this segment only matches "
                                "customers", field=field)
         elif FIELD_RECORD[field] == "customer" and rt == "lead":
