@@ -72,6 +72,21 @@ def segment_text(row) -> str:
     return tr(", ").join(parts)
 
 
+def key_text(key: Optional[str]) -> str:
+    """segment_text of a stored segment_key ('grade=A;source=官网')."""
+    if not key:
+        return ""
+    values = dict(part.split("=", 1) for part in key.split(";") if "=" in part)
+
+    class _Row:
+        pass
+
+    row = _Row()
+    for c in SEGMENT_CONDITIONS:
+        setattr(row, c, values.get(c[len("segment_"):]))
+    return segment_text(row)
+
+
 def category_label(code: str) -> str:
     return {"potential": tr("Potential customer"), "active": tr("Active customer"),
             "silent": tr("Silent customer")}.get(code, code)
