@@ -177,27 +177,31 @@ def priority(row) -> tuple:
     return (-len(conditions_of(row)), row.id)
 
 
-def ordered_layers(user_id: int, chain: list[int]) -> list[tuple[str, Policy]]:
-    """Every policy row that applies to the user, plain and segment, in resolution order."""
-    rows = db.session.execute(
-        select(Policy).where(or_(and_(Policy.scope == "user", Policy.user_id == user_id),
-                                 and_(Policy.scope == "department",
-                                      Policy.department_id.in_(chain or [0])),
-                                 Policy.scope == "global"))).scalars().all()
-    names = dict(db.session.execute(select(Department.id, Department.name)
-                                    .where(Department.id.in_(chain or [0]))).all())
+def ordered_layers(rows, chain: list[int]) -> list[tuple[str, Any]]:
+    """The policy rows that apply to a user (policies.layer_rows), plain and segment, in
+    resolution order, each with its source ("user", "department:<name>", "global")."""
 
-    def level(scope, rows_of_level, source):
+    def level(rows_of_level, source):
         seg = sorted((r for r in rows_of_level if r.segment_key), key=priority)
-        plain = [r for r in rows_of_level if not r.segment_key]
-        return [(source, r) for r in seg + plain]
+        return [(source, r) for r in seg + [r for r in rows_of_level if not r.segment_key]]
 
-    out = level("user", [r for r in rows if r.scope == "user"], "user")
+    rows = [r for r in rows if r.scope is not None]
+    out = level([r for r in rows if r.scope == "user"], "user")
     for d in chain:
-        out += level("department", [r for r in rows if r.scope == "department"
-                                    and r.department_id == d], f"department:{names.get(d, d)}")
-    out += level("global", [r for r in rows if r.scope == "global"], "global")
+        here = [r for r in rows if r.scope == "department" and r.department_id == d]
+        if here:
+            out += level(here, f"department:{here[0].department_name}")
+    out += level([r for r in rows if r.scope == "global"], "global")
     return out
+
+
+def _layers(user_id: int, cached: bool = False) -> list[tuple[str, Any]]:
+    from app.security import request_cache
+    from app.services import policies
+
+    cache = request_cache() if cached else None
+    hit = cache.get(("policy_layers", user_id)) if cache is not None else None
+    return ordered_layers(*(hit or policies.layer_rows(user_id)))
 
 
 def resolve_for_record(user_id: int, record_type: Optional[str] = None,
@@ -208,8 +212,7 @@ def resolve_for_record(user_id: int, record_type: Optional[str] = None,
     value)."""
     from app.services import policies
 
-    chain = policies.department_chain_ids(user_id)
-    layers = ordered_layers(user_id, chain)
+    layers = _layers(user_id)
     out = {}
     for field in fields:
         for source, row in layers:
@@ -230,10 +233,9 @@ def resolve_for_record(user_id: int, record_type: Optional[str] = None,
 def segment_overrides(user_id: int) -> dict[str, list[Applied]]:
     """Per field, the segment policies that come before the user's plain value (so apply to
     their matching records), in resolution order: the effective-policy page and the
-    workbench list them under the plain value."""
-    from app.services import policies
-
-    layers = ordered_layers(user_id, policies.department_chain_ids(user_id))
+    workbench list them under the plain value (reading the rows effective_policy read in the
+    same request, if it did)."""
+    layers = _layers(user_id, cached=True)
     out: dict[str, list[Applied]] = {}
     for field in SEGMENT_FIELDS:
         found = []
