@@ -1,7 +1,7 @@
 """Reclaim sweep benchmark: N owned customers, about 45 % due, on PostgreSQL or SQLite, under
 segment policies (issue 15): grade-A customers 180 / 365 days (global + segment), the bench
 department's 硬件 product line 60 days (department + segment), one rep 20 days (user), web
-leads 15 days (a lead segment the customer sweep must skip), the department's plain 30 / 90.
+leads 15 days (a lead segment the customer sweep must skip), the global plain 30 / 90.
 
 Prints, measured in the same run on the same rows: a bare UPDATE of exactly the due rows
 with one fixed period (rolled back), the real sweep (app.services.reclaim.sweep: periods
@@ -59,9 +59,10 @@ def setup(app, n_customers: int):
         dept = org.create_department("压测部")
         pool = default_pool()
         db.session.add(PoolMember(pool_id=pool.id, department_id=dept.id))
+        # The department sets the caps only: the periods come from the global 30 / 90 (a
+        # department's own period would come before the global grade-A segment).
         db.session.add(Policy(scope="department", department_id=dept.id, max_customers=10**9,
-                              daily_claim_limit=10**9, cooldown_days=0,
-                              reclaim_no_followup_days=30, reclaim_no_deal_days=90))
+                              daily_claim_limit=10**9, cooldown_days=0))
         db.session.add_all([
             Policy(scope="global", segment_grade="A", segment_key="grade=A",
                    reclaim_no_followup_days=180, reclaim_no_deal_days=365),
@@ -90,16 +91,17 @@ def setup(app, n_customers: int):
         db.session.execute(sa.text(
             "INSERT INTO customer (id, name, customer_type, created_at, updated_at, "
             "birthday_lunar, norm_version, product_line) SELECT g, 'sweep-' || g, 'company', "
-            ":now, :now, false, 1, CASE WHEN g % 7 = 0 THEN '硬件' ELSE '软件' END "
+            ":now, :now, false, 1, CASE WHEN g % 7 = 0 AND g % 10 <> 2 THEN '硬件' ELSE '软件' END "
             f"FROM {series(dialect, total)}"), {"now": now})
         # Owned: every second customer acquired 100 days ago (due by both rules, unless grade
-        # A: every tenth customer, 180 / 365 days), the rest 5 days ago (due for none, the
-        # 20-day rep included); then CLAIM_POOL customers in the pool for the claimers.
+        # A: g % 10 = 2, 180 / 365 days; never 硬件 nor the 20-day rep's, whose policies
+        # would come first), the rest 5 days ago (due for none, the 20-day rep included); then
+        # CLAIM_POOL customers in the pool for the concurrent claimers.
         db.session.execute(sa.text(
             "INSERT INTO customer_ownership (customer_id, owner_id, acquired_at, acquired_how, "
             "locked, won, category, grade) SELECT g, :rep0 + (g % :reps), "
             "CASE WHEN g % 2 = 0 THEN :old ELSE :recent END, 'created', false, false, "
-            "'potential', CASE WHEN g % 10 = 0 THEN 'A' WHEN g % 3 = 0 THEN 'B' ELSE 'C' END "
+            "'potential', CASE WHEN g % 10 = 2 THEN 'A' WHEN g % 3 = 0 THEN 'B' ELSE 'C' END "
             f"FROM {series(dialect, n_customers)}"),
             {"rep0": first_rep, "reps": REPS, "old": now - dt.timedelta(days=100),
              "recent": now - dt.timedelta(days=5)})

@@ -57,4 +57,10 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
         LeadOwnership.pool_id.is_not(None))).scalar_one() > 0
     assert summary["tasks"] == 3 == db.session.execute(
         select(func.count()).select_from(Task).where(Task.source == "manual")).scalar_one()
+    # Reclaim rules by segment: grade-A customers and website leads.
+    from app.models import Policy
+
+    assert summary["segment_policies"] == 2
+    assert sorted(db.session.execute(select(Policy.segment_key).where(
+        Policy.segment_key != "")).scalars()) == ["grade=A", "record_type=lead;source=web_form"]
     assert build_demo("demo-pass-1") == {"created": False}

@@ -277,9 +277,11 @@ def owner_periods(fields: Iterable[str]):
                                   policies.GLOBAL_DEFAULTS[f]).label(f))
         cols.append(func.coalesce(base.with_only_columns(_rank(p, pd)).scalar_subquery(),
                                   BUILT_IN_RANK).label(f"{f}_rank"))
+    # OFFSET 0 keeps it a subquery evaluated once (PostgreSQL would otherwise pull it up
+    # into the statement and run the policy lookups once per customer instead of per user).
     return (select(u.c.id.label("owner_id"), ud.c.path.label("path"), *cols)
             .select_from(u.outerjoin(ud, ud.c.id == u.c.department_id))
-            .subquery("owner_periods"))
+            .offset(0).subquery("owner_periods"))
 
 
 @dataclass
