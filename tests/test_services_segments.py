@@ -368,3 +368,30 @@ def test_due_soon_pages_by_keyset(db, org):
     second = due_soon.due_soon(org.rep, days=1, owner_id=org.rep.id, now=NOW, page_size=2,
                                after=first.next_after)
     assert [r["id"] for r in second.customers] == ids[2:4]
+
+
+def test_the_workbench_and_the_customer_page_count_days_by_segment(db, org):
+    from app.models import Customer as CustomerModel
+    from app.services import customer_page, workbench
+
+    import math
+
+    from app.models.customer import utcnow
+
+    add(org, scope="global", segment_grade="A", reclaim_no_followup_days=180,
+        reclaim_no_deal_days=365)
+    a = owned(db, org.rep, "A级100天", 100, grade="A")   # 80 days left under its segment
+    b = owned(db, org.rep, "B级28天", 28, grade="B")     # 2 days left under the plain 30
+    rows = {r["id"]: r["days_left"] for r in workbench.my_customers(org.rep, "new")}
+    shift = (utcnow() - NOW) / DAY  # my_customers counts from the real clock
+
+    assert (rows[a], rows[b]) == (math.ceil(80 - shift), math.ceil(2 - shift))
+    soon = [r["id"] for r in workbench.about_to_be_reclaimed(org.rep, now=NOW)]
+    assert soon == [b]
+    page = customer_page.reclaim_of(db.session.get(CustomerModel, a).ownership)
+    assert page.days_left == math.ceil(80 - shift) and not page.warned
+    # Without segment policies for rep2, the plain rule as before.
+    c = owned(db, org.rep2, "rep2的28天", 28, grade="A")
+    policy_config.create_policy(org.admin, {"scope": "user", "user_id": org.rep2.id,
+                                            "reclaim_no_followup_days": 30})
+    assert [r["id"] for r in workbench.about_to_be_reclaimed(org.rep2, now=NOW)] == [c]

@@ -93,14 +93,15 @@ class CustomerRule:
                     else_=literal(RULE_NO_DEAL))
 
 
-def customer_rule(now: dt.datetime, owner_col=None) -> CustomerRule:
+def customer_rule(now: dt.datetime, owner_col=None,
+                  owner_ids: Optional[list[int]] = None) -> CustomerRule:
     """The reclaim rule at `now`. `owner_col` is the column holding the owner whose policy
     applies (default owner_id; the sweep's SQLite path reads previous_owner_id of rows it has
-    just moved)."""
+    just moved); `owner_ids` narrows it to those owners (a page about one rep)."""
     o = Ownership.__table__
     owner_col = o.c.owner_id if owner_col is None else owner_col
     snap = segments.snapshot()
-    op = segments.owner_periods(CUSTOMER_FIELDS)
+    op = segments.owner_periods(CUSTOMER_FIELDS, owner_ids)
     joins = [op.c.owner_id == owner_col]
     record_cols = {"grade": o.c.grade, "category": o.c.category}
     if segments.needs_columns(snap, ("product_line", "source")):
@@ -327,24 +328,31 @@ def warn(now: Optional[dt.datetime] = None) -> int:
     now = now or utcnow()
     rule = customer_rule(now)
     o, c = Ownership.__table__.c, Customer.__table__.c
-    values = rule.snap.values
-    # Due at now + warn-before days: touch < now - (no-follow-up - warn-before) days.
-    ahead_nf = segments.cut_of(rule.no_followup_days - rule.warn_before_days,
-                               {a - b for a in values["reclaim_no_followup_days"]
-                                for b in values["warn_before_days"]}, now)
-    ahead_nd = segments.cut_of(rule.no_deal_days - rule.warn_before_days,
-                               {a - b for a in values["reclaim_no_deal_days"]
-                                for b in values["warn_before_days"]}, now)
     rows = db.session.execute(
         select(o.customer_id, o.owner_id, o.acquired_at, o.last_followup_at, c.name,
                rule.no_followup_days.label("no_followup_days"),
                rule.no_deal_days.label("no_deal_days"))
-        .where(*rule.joins, c.id == o.customer_id, o.owner_id.is_not(None),
-               o.locked.is_(False), o.won.is_(False), rule.warn_before_days > 0,
-               or_(last_touch() < ahead_nf, o.acquired_at < ahead_nd),
+        .where(c.id == o.customer_id, due_within_warning(rule),
                ~or_(last_touch() < rule.no_followup_cut, o.acquired_at < rule.no_deal_cut))
     ).all()
     return _record_warnings(rows, now)
+
+
+def due_within_warning(rule: CustomerRule):
+    """Owned customers the sweep takes within their own warn-before days of rule.now (those
+    already due included): touch < now - (no-follow-up - warn-before) days, or acquired <
+    now - (no-deal - warn-before) days, with warn-before days > 0."""
+    o = Ownership.__table__.c
+    values = rule.snap.values
+    ahead_nf = segments.cut_of(rule.no_followup_days - rule.warn_before_days,
+                               {a - b for a in values["reclaim_no_followup_days"]
+                                for b in values["warn_before_days"]}, rule.now)
+    ahead_nd = segments.cut_of(rule.no_deal_days - rule.warn_before_days,
+                               {a - b for a in values["reclaim_no_deal_days"]
+                                for b in values["warn_before_days"]}, rule.now)
+    return and_(*rule.joins, o.owner_id.is_not(None), o.locked.is_(False), o.won.is_(False),
+                rule.warn_before_days > 0,
+                or_(last_touch() < ahead_nf, o.acquired_at < ahead_nd))
 
 
 def _record_warnings(rows, now: dt.datetime) -> int:

@@ -212,7 +212,7 @@ def resolve_for_record(user_id: int, record_type: Optional[str] = None,
     value)."""
     from app.services import policies
 
-    layers = _layers(user_id)
+    layers = _layers(user_id, cached=True)
     out = {}
     for field in fields:
         for source, row in layers:
@@ -249,16 +249,39 @@ def segment_overrides(user_id: int) -> dict[str, list[Applied]]:
     return out
 
 
+def apply_to_some(user_id: int, fields: Iterable[str] = SEGMENT_FIELDS) -> bool:
+    """Whether any segment policy comes before the user's plain value of one of `fields`
+    (else the plain effective policy is each record's, and pages need not resolve per row)."""
+    overrides = segment_overrides(user_id)
+    return any(overrides.get(f) for f in fields)
+
+
+def policy_for_customer(user_id: int, policy: dict, ownership) -> dict:
+    """The user's effective policy (policies.effective_policy) with the reclaim fields as they
+    apply to one of their customers (segment policies included)."""
+    fields = ("reclaim_no_followup_days", "reclaim_no_deal_days", "warn_before_days")
+    if not apply_to_some(user_id, fields):
+        return policy
+    from app.services.policies import EffectiveValue
+
+    customer = ownership.customer
+    applied = resolve_for_record(user_id, "customer", {
+        "grade": ownership.grade, "category": ownership.category,
+        "product_line": customer.product_line if customer else None,
+        "source": customer.source if customer else None}, fields)
+    return {**policy, **{f: EffectiveValue(a.value, a.source) for f, a in applied.items()}}
+
+
 # --- SQL resolution ----------------------------------------------------------------------
 def _rank(p, pd):
     return case((p.c.scope == "user", USER_RANK),
                 (p.c.scope == "department", func.length(pd.c.path)), else_=0)
 
 
-def owner_periods(fields: Iterable[str]):
-    """One row per user: owner_id, the department path, and per field its plain value
-    (`<field>`) and the rank of the level it came from (`<field>_rank`): a subquery over the
-    policy table, joined to the records by owner."""
+def owner_periods(fields: Iterable[str], owner_ids: Optional[list[int]] = None):
+    """One row per user (or per user of `owner_ids`): owner_id, the department path, and per
+    field its plain value (`<field>`) and the rank of the level it came from
+    (`<field>_rank`): a subquery over the policy table, joined to the records by owner."""
     from app.services import policies
 
     u = User.__table__
@@ -279,9 +302,11 @@ def owner_periods(fields: Iterable[str]):
                                   BUILT_IN_RANK).label(f"{f}_rank"))
     # OFFSET 0 keeps it a subquery evaluated once (PostgreSQL would otherwise pull it up
     # into the statement and run the policy lookups once per customer instead of per user).
-    return (select(u.c.id.label("owner_id"), ud.c.path.label("path"), *cols)
-            .select_from(u.outerjoin(ud, ud.c.id == u.c.department_id))
-            .offset(0).subquery("owner_periods"))
+    q = (select(u.c.id.label("owner_id"), ud.c.path.label("path"), *cols)
+         .select_from(u.outerjoin(ud, ud.c.id == u.c.department_id)))
+    if owner_ids is not None:
+        q = q.where(u.c.id.in_(owner_ids))
+    return q.offset(0).subquery("owner_periods")
 
 
 @dataclass
