@@ -54,6 +54,10 @@ FIELD_LABELS = {
     "cancelled_at": _l("Cancelled at"), "purpose": _l("Purpose"), "prefix": _l("Key prefix"),
     "rotated_at": _l("Rotated at"), "revoked_at": _l("Revoked at"), "result": _l("Result"),
     "endpoint": _l("Endpoint"), "text": _l("Text"), "received_at": _l("Received at"),
+    "segment_record_type": _l("Segment: record type"), "segment_grade": _l("Segment: grade"),
+    "segment_category": _l("Segment: category"),
+    "segment_product_line": _l("Segment: product line"),
+    "segment_source": _l("Segment: source"),
 }
 
 

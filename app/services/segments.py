@@ -21,8 +21,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import and_, case, cast, func, literal, or_, select, String
-from sqlalchemy.orm import aliased
+from sqlalchemy import String, and_, case, cast, func, literal, or_, select
 
 from app.extensions import db
 from app.models import Department, Policy, User
