@@ -113,3 +113,17 @@ def test_segment_policy_through_the_api_and_a_cap_on_it_refused(api, db, org):
     resp = admin("POST", "/api/v1/policies/", json={"scope": "global", "segment_grade": "Z"})
     assert resp.status_code == 400 and resp.get_json()["fields"] == {
         "segment_grade": "等级只能是 A、B 或 C"}
+
+
+def test_effective_policy_lists_the_segment_policies_that_apply(api, db, org):
+    admin = api("admin")
+    made = admin("POST", "/api/v1/policies/", json={
+        "scope": "department", "department_id": org.east.id, "segment_grade": "A",
+        "reclaim_no_deal_days": 365}).get_json()["result"]
+    result = api("manager1")("GET", f"/api/v1/policies/effective/{org.rep.id}").get_json()[
+        "result"]
+    assert result["reclaim_no_deal_days"] == {"value": 90, "source": "global", "segments": [
+        {"segment": "等级 A", "value": 365, "source": "department:华东大区",
+         "policy_id": made["id"]}]}
+    assert result["reclaim_no_followup_days"]["segments"] == []
+    assert "segments" not in result["max_customers"]

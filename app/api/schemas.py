@@ -591,11 +591,23 @@ class PolicyDeleted(Answer):
     id = fields.Integer(required=True)
 
 
+class SegmentValue(Answer):
+    segment = fields.String(required=True, metadata={"description": "the conditions, in words"})
+    value = fields.Integer(required=True)
+    source = fields.String(required=True, metadata={
+        "description": "user | department:<name> | global"})
+    policy_id = fields.Integer(required=True)
+
+
 class EffectiveValue(Answer):
     value = fields.Raw(allow_none=True, metadata={"description": "integer, or boolean for "
                                                                  "count_won"})
     source = fields.String(required=True, metadata={
         "description": "user | department:<name> | global | default"})
+    segments = fields.List(fields.Nested(SegmentValue), metadata={
+        "description": "reclaim periods and warning days only: the segment policies that "
+                       "apply to the user's matching records before the plain value, first "
+                       "match wins"})
 
 
 class EffectivePolicy(Answer):

@@ -171,8 +171,13 @@ def effective_for(actor: User, user_id: int) -> dict:
         .where(User.id == user_id)).first() is not None
     if not visible or db.session.get(User, user_id) is None:
         raise NotFound(tr("The user does not exist or is outside your data scope"))
-    return {k: {"value": v.value, "source": v.source}
-            for k, v in policies.effective_policy(user_id).items()}
+    out = {k: {"value": v.value, "source": v.source}
+           for k, v in policies.effective_policy(user_id).items()}
+    # The reclaim fields also list the segment policies that come before the plain value.
+    for field, found in segments.segment_overrides(user_id).items():
+        out[field]["segments"] = [{"segment": a.segment, "value": a.value, "source": a.source,
+                                   "policy_id": a.policy_id} for a in found]
+    return out
 
 
 MAX_PAGE_SIZE = 500
