@@ -770,6 +770,7 @@ class LeadRule:
     sweep's UPDATE alike."""
     joins: list
     days: Any
+    eligible: Any
     due: Any
 
 
@@ -786,9 +787,9 @@ def lead_rule(now: dt.datetime) -> LeadRule:
         record_cols["source"] = lead.c.source
     days = segments.resolved_days(field_, snap, op, record_cols)
     cut = segments.cut_of(days, snap.values[field_], now)
-    due = and_(*joins, lo.c.owner_id.is_not(None), lo.c.is_open.is_(True), days > 0,
-               _last_touch() < cut)
-    return LeadRule(joins, days, due)
+    # Who the rule may take at all (exemptions go here, once): owned, open, a period > 0.
+    eligible = and_(*joins, lo.c.owner_id.is_not(None), lo.c.is_open.is_(True), days > 0)
+    return LeadRule(joins, days, eligible, and_(eligible, _last_touch() < cut))
 
 
 def due_leads(now: dt.datetime, rule: Optional[LeadRule] = None):

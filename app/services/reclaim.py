@@ -72,7 +72,8 @@ class CustomerRule:
     department + segment, ..., global + segment, global), and the cut-offs they give.
 
     `joins` tie the customer_ownership row to the per-owner subquery (and to the customer
-    when a segment needs its product line or source); `due` is the whole predicate. Both are
+    when a segment needs its product line or source); `eligible` is who may be taken at all
+    (owned, unlocked, not won: where exemptions go); `due` is the whole predicate. Both are
     plain WHERE clauses over customer_ownership, so the same rule serves a SELECT (the scan,
     the dry run, the due-soon page) and the sweep's UPDATE (its re-check)."""
     now: dt.datetime
@@ -82,6 +83,7 @@ class CustomerRule:
     warn_before_days: Any
     no_followup_cut: Any
     no_deal_cut: Any
+    eligible: Any
     due: Any
     snap: Any
 
@@ -111,16 +113,20 @@ def customer_rule(now: dt.datetime, owner_col=None,
     nf, nd, wb = (segments.resolved_days(f, snap, op, record_cols) for f in CUSTOMER_FIELDS)
     nf_cut = segments.cut_of(nf, snap.values["reclaim_no_followup_days"], now)
     nd_cut = segments.cut_of(nd, snap.values["reclaim_no_deal_days"], now)
-    due = and_(*joins, o.c.owner_id.is_not(None), o.c.locked.is_(False), o.c.won.is_(False),
-               or_(last_touch() < nf_cut, o.c.acquired_at < nd_cut))
-    return CustomerRule(now, joins, nf, nd, wb, nf_cut, nd_cut, due, snap)
+    # Who the rule may take at all: owned, unlocked, without a won deal. An exemption goes
+    # here, once: the scan, the UPDATE's re-check, the dry run, the due-soon page, the
+    # warnings and the workbench all read it.
+    eligible = and_(*joins, o.c.owner_id.is_not(None), o.c.locked.is_(False),
+                    o.c.won.is_(False))
+    due = and_(eligible, or_(last_touch() < nf_cut, o.c.acquired_at < nd_cut))
+    return CustomerRule(now, joins, nf, nd, wb, nf_cut, nd_cut, eligible, due, snap)
 
 
 def due_customers(now: dt.datetime, rule: Optional[CustomerRule] = None):
     """The SELECT of every customer the sweep takes at `now` (customer_id, owner_id,
     acquired_at, last_followup_at, rule, no_followup_days, no_deal_days): what sweep()
     moves, what its dry run lists, what the due-soon page shows for a later instant. Add
-    exemptions to customer_rule's `due`, which the UPDATE re-checks too."""
+    exemptions to customer_rule's `eligible`, which the UPDATE re-checks too."""
     rule = rule or customer_rule(now)
     o = Ownership.__table__
     return select(o.c.customer_id, o.c.owner_id, o.c.acquired_at, o.c.last_followup_at,
@@ -350,8 +356,7 @@ def due_within_warning(rule: CustomerRule):
     ahead_nd = segments.cut_of(rule.no_deal_days - rule.warn_before_days,
                                {a - b for a in values["reclaim_no_deal_days"]
                                 for b in values["warn_before_days"]}, rule.now)
-    return and_(*rule.joins, o.owner_id.is_not(None), o.locked.is_(False), o.won.is_(False),
-                rule.warn_before_days > 0,
+    return and_(rule.eligible, rule.warn_before_days > 0,
                 or_(last_touch() < ahead_nf, o.acquired_at < ahead_nd))
 
 
