@@ -572,6 +572,7 @@ def build_demo(password: str) -> dict:
     workflows["targets"] = _demo_targets()
     workflows["opportunities"] = _demo_opportunities()
     workflows.update(_demo_capture_form())
+    workflows["segment_policies"] = _demo_segment_policies(admin_id)
     # Every customer made: the planned ones, the twins entered for the review page and the
     # one a converted lead became.
     n_customers += DEMO_TWINS + workflows.pop("converted_customers")
@@ -581,6 +582,23 @@ def build_demo(password: str) -> dict:
 
 
 DEMO_TWINS = 4
+
+
+def _demo_segment_policies(admin_id: int) -> int:
+    """Reclaim rules by segment, entered through the Policies service as an admin would:
+    grade-A accounts may go 180 days without a follow-up and a year without a deal, website
+    leads only 15 days without a follow-up."""
+    from app.models import User
+    from app.services import policy_config
+
+    admin = db.session.get(User, admin_id)
+    policy_config.create_policy(admin, {"scope": "global", "segment_grade": "A",
+                                        "reclaim_no_followup_days": 180,
+                                        "reclaim_no_deal_days": 365})
+    policy_config.create_policy(admin, {"scope": "global", "segment_record_type": "lead",
+                                        "segment_source": "web_form",
+                                        "lead_reclaim_no_followup_days": 15})
+    return 2
 
 
 def _demo_twins() -> list[tuple[Customer, str]]:

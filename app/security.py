@@ -135,7 +135,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "PoolCustomers", "Organisation", "Departments", "Rules", "Pools", "Policies",
-               "AssignmentRules", "Grading", "Workbench", "MyWorkbench", "Team", "Tasks",
+               "AssignmentRules", "Grading", "Workbench", "MyWorkbench", "Team", "DueSoon", "Tasks",
                "Transfers", "Care", "CareOutbox", "CareTemplates", "CareSettings",
                "DedupeRules", "Absences"),
     ],
@@ -159,7 +159,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_IMPORT, CAN_READ, CAN_WRITE),
         _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
-               "PoolCustomers", "Workbench", "MyWorkbench", "Tasks", "Transfers", "Care",
+               "PoolCustomers", "Workbench", "MyWorkbench", "DueSoon", "Tasks", "Transfers", "Care",
                "CareOutbox", "Absences"),
     ],
     ROLE_STAFF: _SELF_SERVICE + [

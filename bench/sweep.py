@@ -1,8 +1,12 @@
-"""Reclaim sweep benchmark: N owned customers, about half due, on PostgreSQL or SQLite.
+"""Reclaim sweep benchmark: N owned customers, about 45 % due, on PostgreSQL or SQLite, under
+segment policies (issue 15): grade-A customers 180 / 365 days (global + segment), the bench
+department's 硬件 product line 60 days (department + segment), one rep 20 days (user), web
+leads 15 days (a lead segment the customer sweep must skip), the global plain 30 / 90.
 
 Prints, measured in the same run on the same rows: a bare UPDATE of exactly the due rows
-(rolled back), the real sweep (app.services.reclaim.sweep: chunks, predicate re-checked,
-one event per customer), their ratio, and the p99 of claims running while the sweep runs.
+with one fixed period (rolled back), the real sweep (app.services.reclaim.sweep: periods
+resolved per row from the policies, chunks, predicate re-checked, one event per customer),
+their ratio, and the p99 of claims running while the sweep runs.
 
     .venv/bin/python bench/sweep.py --customers 1000000                     # PostgreSQL
     .venv/bin/python bench/sweep.py --customers 1000000 --sqlite /tmp/sweep.db
@@ -55,9 +59,18 @@ def setup(app, n_customers: int):
         dept = org.create_department("压测部")
         pool = default_pool()
         db.session.add(PoolMember(pool_id=pool.id, department_id=dept.id))
+        # The department sets the caps only: the periods come from the global 30 / 90 (a
+        # department's own period would come before the global grade-A segment).
         db.session.add(Policy(scope="department", department_id=dept.id, max_customers=10**9,
-                              daily_claim_limit=10**9, cooldown_days=0,
-                              reclaim_no_followup_days=30, reclaim_no_deal_days=90))
+                              daily_claim_limit=10**9, cooldown_days=0))
+        db.session.add_all([
+            Policy(scope="global", segment_grade="A", segment_key="grade=A",
+                   reclaim_no_followup_days=180, reclaim_no_deal_days=365),
+            Policy(scope="department", department_id=dept.id, segment_product_line="硬件",
+                   segment_key="product_line=硬件", reclaim_no_followup_days=60),
+            Policy(scope="global", segment_record_type="lead", segment_source="web_form",
+                   segment_key="record_type=lead;source=web_form",
+                   lead_reclaim_no_followup_days=15)])
         role = appbuilder.sm.find_role(ROLE_REP)
         users = []
         for i in range(REPS):
@@ -67,6 +80,9 @@ def setup(app, n_customers: int):
             users.append(u)
         db.session.commit()
         first_rep = min(u.id for u in users)
+        # A user policy: the first rep's customers go after 20 days.
+        db.session.add(Policy(scope="user", user_id=first_rep, reclaim_no_followup_days=20))
+        db.session.commit()
         t0 = time.perf_counter()
         total = n_customers + CLAIM_POOL
         if dialect == "postgresql":
@@ -74,15 +90,19 @@ def setup(app, n_customers: int):
         now = dt.datetime.utcnow()
         db.session.execute(sa.text(
             "INSERT INTO customer (id, name, customer_type, created_at, updated_at, "
-            f"birthday_lunar, norm_version) SELECT g, 'sweep-' || g, 'company', :now, :now, "
-            f"false, 1 FROM {series(dialect, total)}"), {"now": now})
-        # Owned: every second customer acquired 100 days ago (due by both rules), the rest
-        # 5 days ago; then CLAIM_POOL customers in the pool for the concurrent claimers.
+            "birthday_lunar, norm_version, product_line) SELECT g, 'sweep-' || g, 'company', "
+            ":now, :now, false, 1, CASE WHEN g % 7 = 0 AND g % 10 <> 2 THEN '硬件' ELSE '软件' END "
+            f"FROM {series(dialect, total)}"), {"now": now})
+        # Owned: every second customer acquired 100 days ago (due by both rules, unless grade
+        # A: g % 10 = 2, 180 / 365 days; never 硬件 nor the 20-day rep's, whose policies
+        # would come first), the rest 5 days ago (due for none, the 20-day rep included); then
+        # CLAIM_POOL customers in the pool for the concurrent claimers.
         db.session.execute(sa.text(
             "INSERT INTO customer_ownership (customer_id, owner_id, acquired_at, acquired_how, "
-            "locked, won, category) SELECT g, :rep0 + (g % :reps), "
+            "locked, won, category, grade) SELECT g, :rep0 + (g % :reps), "
             "CASE WHEN g % 2 = 0 THEN :old ELSE :recent END, 'created', false, false, "
-            f"'potential' FROM {series(dialect, n_customers)}"),
+            "'potential', CASE WHEN g % 10 = 2 THEN 'A' WHEN g % 3 = 0 THEN 'B' ELSE 'C' END "
+            f"FROM {series(dialect, n_customers)}"),
             {"rep0": first_rep, "reps": REPS, "old": now - dt.timedelta(days=100),
              "recent": now - dt.timedelta(days=5)})
         db.session.execute(sa.text(
@@ -95,14 +115,16 @@ def setup(app, n_customers: int):
         db.session.commit()
         db.session.execute(sa.text("ANALYZE"))
         db.session.commit()
-        print(f"loaded {n_customers:,} owned customers ({n_customers // 2:,} due) and "
+        print(f"loaded {n_customers:,} owned customers ({n_customers * 4 // 10:,} due) and "
               f"{CLAIM_POOL:,} pool customers over {REPS} reps in "
               f"{time.perf_counter() - t0:.1f} s")
         return [u.id for u in users], pool.id
 
 
 def bare_update(app, pool_id: int) -> tuple[float, int]:
-    """The same rows, one plain UPDATE with no chunks, checks or events; rolled back."""
+    """The same rows, one plain UPDATE with one fixed period and no chunks, checks, policy
+    resolution or events (the grade-A rows, kept by their segment policy, left out by hand so
+    that both move the same rows); rolled back."""
     from app.extensions import db
 
     with app.app_context():
@@ -111,7 +133,7 @@ def bare_update(app, pool_id: int) -> tuple[float, int]:
         n = db.session.execute(sa.text(
             "UPDATE customer_ownership SET owner_id = NULL, pool_id = :pool, "
             "previous_owner_id = owner_id, released_at = :now WHERE owner_id IS NOT NULL "
-            "AND locked = false AND won = false AND acquired_at < :cut"),
+            "AND locked = false AND won = false AND acquired_at < :cut AND grade <> 'A'"),
             {"pool": pool_id, "now": dt.datetime.utcnow(), "cut": cut}).rowcount
         elapsed = time.perf_counter() - t0
         db.session.rollback()
@@ -216,6 +238,9 @@ def main():
           f"{events:,} events in {elapsed:.2f} s (target <= 5 s on PostgreSQL)"
           + (f", with {args.claimers} claimers running" if args.claimers else ""))
     print(f"  ratio sweep / bare UPDATE:       {elapsed / bare:.2f}x (target <= 2.5x)")
+    if swept["result"].reclaimed != n_bare:
+        print(f"  MISMATCH: the sweep moved {swept['result'].reclaimed:,} rows, the bare "
+              f"UPDATE {n_bare:,}")
     if args.claimers:
         print(f"  claims during the sweep:         {len(during):,} by {args.claimers} clients, "
               f"p50 {pct(during, 50):.1f} ms, p99 {pct(during, 99):.1f} ms (target <= 50 ms)")

@@ -93,3 +93,37 @@ def test_effective_policy_within_scope(api, db, org):
     resp = api("admin")("GET", "/api/v1/policies/effective/999999")
     assert (resp.status_code, resp.get_json()) == (404, {
         "code": "not_found", "message": "用户不存在或不在您的数据权限内"})
+
+
+def test_segment_policy_through_the_api_and_a_cap_on_it_refused(api, db, org):
+    admin = api("admin")
+    resp = admin("POST", "/api/v1/policies/", json={
+        "scope": "global", "segment_grade": "A", "segment_source": "官网",
+        "reclaim_no_followup_days": 180})
+    assert resp.status_code == 200
+    body = resp.get_json()["result"]
+    assert (body["segment_grade"], body["segment_source"], body["segment_record_type"],
+            body["reclaim_no_followup_days"]) == ("A", "官网", None, 180)
+    resp = admin("POST", "/api/v1/policies/", json={
+        "scope": "global", "segment_grade": "B", "max_customers": 5})
+    assert resp.status_code == 400
+    assert resp.get_json()["fields"] == {"max_customers": (
+        "细分策略只能设置回收期限和预警天数；max_customers 只能按用户、部门或全局设置"
+        "（不带细分条件的策略）")}
+    resp = admin("POST", "/api/v1/policies/", json={"scope": "global", "segment_grade": "Z"})
+    assert resp.status_code == 400 and resp.get_json()["fields"] == {
+        "segment_grade": "等级只能是 A、B 或 C"}
+
+
+def test_effective_policy_lists_the_segment_policies_that_apply(api, db, org):
+    admin = api("admin")
+    made = admin("POST", "/api/v1/policies/", json={
+        "scope": "department", "department_id": org.east.id, "segment_grade": "A",
+        "reclaim_no_deal_days": 365}).get_json()["result"]
+    result = api("manager1")("GET", f"/api/v1/policies/effective/{org.rep.id}").get_json()[
+        "result"]
+    assert result["reclaim_no_deal_days"] == {"value": 90, "source": "global", "segments": [
+        {"segment": "等级 A", "value": 365, "source": "department:华东大区",
+         "policy_id": made["id"]}]}
+    assert result["reclaim_no_followup_days"]["segments"] == []
+    assert "segments" not in result["max_customers"]

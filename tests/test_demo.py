@@ -93,4 +93,10 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
         .scalar_one() == 4
     won = db.session.execute(select(Opportunity).where(Opportunity.status == "won")).scalars()
     assert all(o.deal_id is not None for o in won)
+    # Reclaim rules by segment: grade-A customers and website leads.
+    from app.models import Policy
+
+    assert summary["segment_policies"] == 2
+    assert sorted(db.session.execute(select(Policy.segment_key).where(
+        Policy.segment_key != "")).scalars()) == ["grade=A", "record_type=lead;source=web_form"]
     assert build_demo("demo-pass-1") == {"created": False}

@@ -15,7 +15,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from app.models.policy import POLICY_FIELDS
+from app.models.policy import POLICY_FIELDS, SEGMENT_CONDITIONS
 from app.models.transfer import TRANSFER_TRIGGERS
 from app.services import limits
 from app.services.errors import N_, UNKNOWN_FIELD, ValidationFailed, tr
@@ -546,6 +546,20 @@ def _policy_fields(**scope_kwargs) -> dict[str, fields.Field]:
                         **scope_kwargs),
         "department_id": PolicyTarget(allow_none=True),
         "user_id": PolicyTarget(allow_none=True),
+        # Segment conditions (issue 15): null = any; a segment policy sets only the reclaim
+        # periods and warning days.
+        "segment_record_type": Choice(("customer", "lead"), allow_none=True,
+                                      message=N_("The record type can only be customer or "
+                                                 "lead")),
+        "segment_grade": Choice(("A", "B", "C"), allow_none=True,
+                                message=N_("The grade can only be A, B or C")),
+        "segment_category": Choice(("potential", "active", "silent"), allow_none=True,
+                                   message=N_("The category can only be potential, active or "
+                                              "silent")),
+        "segment_product_line": Text(100, allow_none=True),
+        "segment_source": Text(100, allow_none=True, metadata={
+            "description": "a customer's source text or a lead's channel code (web_form, "
+                           "phone, exhibition, referral, advertising, campaign, other)"}),
     }
     for name in POLICY_FIELDS:
         if name == "count_won":
@@ -567,6 +581,7 @@ PolicyUpdate = Body.from_dict(_policy_fields(), name="PolicyUpdate")
 Policy = Answer.from_dict({
     "id": fields.Integer(required=True), "scope": fields.String(required=True),
     "department_id": fields.Integer(allow_none=True), "user_id": fields.Integer(allow_none=True),
+    **{name: fields.String(allow_none=True) for name in SEGMENT_CONDITIONS},
     **{name: fields.Boolean(allow_none=True) if name == "count_won"
        else fields.Integer(allow_none=True) for name in POLICY_FIELDS},
 }, name="Policy")
@@ -586,11 +601,23 @@ class PolicyDeleted(Answer):
     id = fields.Integer(required=True)
 
 
+class SegmentValue(Answer):
+    segment = fields.String(required=True, metadata={"description": "the conditions, in words"})
+    value = fields.Integer(required=True)
+    source = fields.String(required=True, metadata={
+        "description": "user | department:<name> | global"})
+    policy_id = fields.Integer(required=True)
+
+
 class EffectiveValue(Answer):
     value = fields.Raw(allow_none=True, metadata={"description": "integer, or boolean for "
                                                                  "count_won"})
     source = fields.String(required=True, metadata={
         "description": "user | department:<name> | global | default"})
+    segments = fields.List(fields.Nested(SegmentValue), metadata={
+        "description": "reclaim periods and warning days only: the segment policies that "
+                       "apply to the user's matching records before the plain value, first "
+                       "match wins"})
 
 
 class EffectivePolicy(Answer):

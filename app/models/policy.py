@@ -15,6 +15,14 @@ POLICY_FIELDS = (
     # Leads (线索): their own cap, daily claim limit and reclaim clock.
     "lead_max", "lead_daily_claim_limit", "lead_reclaim_no_followup_days",
 )
+# Optional segment conditions (issue 15 section 4): a policy with any of them set applies only
+# to the records that match them all, and may set only SEGMENT_FIELDS.
+SEGMENT_CONDITIONS = ("segment_record_type", "segment_grade", "segment_category",
+                      "segment_product_line", "segment_source")
+# The reclaim periods and warning days; caps and claim limits stay per user / department /
+# global.
+SEGMENT_FIELDS = ("reclaim_no_followup_days", "reclaim_no_deal_days", "warn_before_days",
+                  "lead_reclaim_no_followup_days")
 
 
 class Policy(Model):
@@ -26,14 +34,16 @@ class Policy(Model):
             "(scope = 'department' and department_id is not null and user_id is null) or "
             "(scope = 'user' and user_id is not null and department_id is null)",
             name="ck_policy_target"),
-        # One policy per target. Partial indexes: a unique constraint over the nullable target
-        # columns never fires, since NULLs are distinct.
-        Index("uq_policy_global", "scope", unique=True,
+        # One policy per target and segment (segment_key '' = no segment). Partial indexes: a
+        # unique constraint over the nullable target columns never fires, since NULLs are
+        # distinct.
+        Index("uq_policy_global_segment", "scope", "segment_key", unique=True,
               sqlite_where=text("scope = 'global'"), postgresql_where=text("scope = 'global'")),
-        Index("uq_policy_department", "department_id", unique=True,
+        Index("uq_policy_department_segment", "department_id", "segment_key", unique=True,
               sqlite_where=text("department_id IS NOT NULL"),
               postgresql_where=text("department_id IS NOT NULL")),
-        Index("uq_policy_user", "user_id", unique=True, sqlite_where=text("user_id IS NOT NULL"),
+        Index("uq_policy_user_segment", "user_id", "segment_key", unique=True,
+              sqlite_where=text("user_id IS NOT NULL"),
               postgresql_where=text("user_id IS NOT NULL")),
     )
     id = Column(Integer, primary_key=True)
@@ -51,6 +61,17 @@ class Policy(Model):
     lead_max = Column(Integer)
     lead_daily_claim_limit = Column(Integer)
     lead_reclaim_no_followup_days = Column(Integer)
+    # Segment conditions (all optional; None = any). Record type 'customer' or 'lead'; grade
+    # A/B/C, category potential/active/silent and product line are customers' only; source is
+    # compared with the customer's or the lead's stored source.
+    segment_record_type = Column(String(16))
+    segment_grade = Column(String(1))
+    segment_category = Column(String(16))
+    segment_product_line = Column(String(100))
+    segment_source = Column(String(100))
+    # The conditions in one canonical string ('' without any), kept by policy_config: the
+    # uniqueness key of (target, segment).
+    segment_key = Column(String(400), nullable=False, default="", server_default="")
     updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
     department = relationship("Department")

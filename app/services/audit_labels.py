@@ -57,6 +57,10 @@ FIELD_LABELS = {
     "endpoint": _l("Endpoint"), "text": _l("Text"), "received_at": _l("Received at"),
     "period_kind": _l("Period"), "period_start": _l("Period starts"),
     "won_amount": _l("Target won amount"), "new_customers": _l("Target new customers"),
+    "segment_record_type": _l("Segment: record type"), "segment_grade": _l("Segment: grade"),
+    "segment_category": _l("Segment: category"),
+    "segment_product_line": _l("Segment: product line"),
+    "segment_source": _l("Segment: source"),
 }
 
 

@@ -22,7 +22,7 @@ from app.models.transfer import OpenTransfer
 from app.security import (RES_CONTACT, RES_CUSTOMER, RES_DEAL, RES_FOLLOWUP, RES_OWNERSHIP,
                           RES_POOL_CUSTOMERS, RES_TRANSFER, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP,
                           can_write_customer, has_role)
-from app.services import policies, workbench
+from app.services import policies, segments, workbench
 from app.services.pool import managed_owner_ids, member_pool_ids
 
 # (permission, resource) -> has the user FAB's permission (the view passes sm.has_access).
@@ -77,7 +77,8 @@ def reclaim_of(ownership) -> Reclaim:
         return Reclaim(exempt="locked")
     if ownership.won:
         return Reclaim(exempt="won")
-    policy = policies.effective_policy(ownership.owner_id)
+    policy = segments.policy_for_customer(
+        ownership.owner_id, policies.effective_policy(ownership.owner_id), ownership)
     left = workbench.days_left(ownership, policy)
     return Reclaim(days_left=left, warned=left <= int(policy["warn_before_days"].value or 0))
 

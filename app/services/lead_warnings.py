@@ -11,44 +11,47 @@ from __future__ import annotations
 import datetime as dt
 from typing import Optional
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Lead, LeadOwnership, LeadReclaimWarning, User
 from app.models.customer import utcnow
 from app.services import absences, notifications, policies
 from app.services.errors import tr
-from app.services.leads import last_touch
+from app.services.leads import last_touch, lead_rule
 from app.services.times import local_date
 
 
 def warn(now: Optional[dt.datetime] = None) -> int:
     """Warn the owners (or their stand-ins) of the leads due within their warn-before days;
-    commits; returns how many warnings were sent."""
+    commits; returns how many warnings were sent. Which leads are due is the lead sweep's own
+    rule (app.services.leads.lead_rule, segment policies included) evaluated that many days
+    ahead, so a warning always names the period the sweep will apply."""
     now = now or utcnow()
     owner_ids = list(db.session.execute(select(LeadOwnership.owner_id).where(
         LeadOwnership.owner_id.is_not(None), LeadOwnership.is_open.is_(True)).distinct())
         .scalars())
-    groups: dict[tuple[int, int], list[int]] = {}
+    groups: dict[int, list[int]] = {}
     for uid, policy in policies.effective_policies(owner_ids).items():
-        days = int(policy["lead_reclaim_no_followup_days"].value or 0)
         ahead = int(policy["warn_before_days"].value or 0)
-        if days > 0 and ahead > 0:
-            groups.setdefault((days, ahead), []).append(uid)
+        if ahead > 0:
+            groups.setdefault(ahead, []).append(uid)
     sent = 0
     try:
-        for (days, ahead), owners in sorted(groups.items()):
-            cut = now - dt.timedelta(days=days)
+        for ahead, owners in sorted(groups.items()):
+            later = lead_rule(now + dt.timedelta(days=ahead))
+            touch = last_touch()
             for start in range(0, len(owners), 1000):
                 group = owners[start:start + 1000]
-                touch = last_touch()
                 rows = db.session.execute(
                     select(LeadOwnership.lead_id, LeadOwnership.owner_id,
-                           touch.label("touch"), Lead.person_name, Lead.company_name)
+                           touch.label("touch"), later.days.label("days"),
+                           Lead.person_name, Lead.company_name)
                     .join(Lead, Lead.id == LeadOwnership.lead_id)
-                    .where(LeadOwnership.owner_id.in_(group), LeadOwnership.is_open.is_(True),
-                           and_(touch < cut + dt.timedelta(days=ahead), touch >= cut))).all()
-                sent += _record(rows, days, now)
+                    .where(later.due, LeadOwnership.owner_id.in_(group))).all()
+                # Due by then but not yet: what is due already the sweep takes tonight.
+                sent += _record([r for r in rows
+                                 if r.touch + dt.timedelta(days=int(r.days)) > now], now)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -56,11 +59,12 @@ def warn(now: Optional[dt.datetime] = None) -> int:
     return sent
 
 
-def _record(rows, days: int, now: dt.datetime) -> int:
+def _record(rows, now: dt.datetime) -> int:
     if not rows:
         return 0
     values = [dict(lead_id=r.lead_id, owner_id=r.owner_id, created_at=now,
-                   due_at=r.touch + dt.timedelta(days=days)) for r in rows]
+                   due_at=r.touch + dt.timedelta(days=int(r.days))) for r in rows]
+    days = {r.lead_id: int(r.days) for r in rows}
     names = {r.lead_id: (f"{r.company_name}（{r.person_name}）" if r.company_name
                          and r.person_name else r.company_name or r.person_name)
              for r in rows}
@@ -78,7 +82,7 @@ def _record(rows, days: int, now: dt.datetime) -> int:
         select(User.id, User.username).where(User.id.in_(sorted(away)))).all()) if away else {}
     for w in new:
         title = f"线索「{names[w.lead_id]}」将于 {local_date(w.due_at)} 被自动回收"
-        body = f"超过 {days} 天未跟进：请跟进，或转化、标记无效。"
+        body = f"超过 {days[w.lead_id]} 天未跟进：请跟进，或转化、标记无效。"
         to = w.owner_id
         if w.owner_id in away and stand_ins.get(w.owner_id):
             to = stand_ins[w.owner_id]

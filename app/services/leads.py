@@ -22,7 +22,7 @@ from app.models.customer import utcnow
 from app.models.lead import LEAD_SOURCES
 from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, Scope, has_role,
                           scope_of, visible_owner_ids)
-from app.services import audit, dedupe, limits, notifications, ownership, policies
+from app.services import audit, dedupe, limits, notifications, ownership, policies, segments
 from app.services.errors import (UNKNOWN_FIELD, CapExceeded, Conflict, DailyLimitReached,
                                  Duplicate, DuplicateWarning, NotFound, NotInPool,
                                  OutOfScope, PermissionDenied, ValidationFailed, lazy_tr, tr)
@@ -796,71 +796,93 @@ def _last_touch():
 def last_touch():
     """The time the lead sweep counts its days from (the pre-reclaim warnings read it too)."""
     return _last_touch()
+@dataclass
+class LeadRule:
+    """The lead reclaim rule at one instant, per row: each open owned lead's no-follow-up
+    days resolved from the policies (segments: user + segment, user, department + segment,
+    ..., global + segment, global), 0 meaning "never". `due` is a WHERE clause over
+    lead_ownership (with the per-owner subquery joined by `joins`), for a SELECT and for the
+    sweep's UPDATE alike."""
+    joins: list
+    days: Any
+    eligible: Any
+    due: Any
+
+
+def lead_rule(now: dt.datetime) -> LeadRule:
+    lo = LeadOwnership.__table__
+    snap = segments.snapshot()
+    field_ = "lead_reclaim_no_followup_days"
+    op = segments.owner_periods((field_,))
+    joins = [op.c.owner_id == lo.c.owner_id]
+    record_cols = {}
+    if segments.needs_columns(snap, ("source",)):
+        lead = Lead.__table__
+        joins.append(lead.c.id == lo.c.lead_id)
+        record_cols["source"] = lead.c.source
+    days = segments.resolved_days(field_, snap, op, record_cols)
+    cut = segments.cut_of(days, snap.values[field_], now)
+    # Who the rule may take at all (exemptions go here, once): owned, open, a period > 0.
+    eligible = and_(*joins, lo.c.owner_id.is_not(None), lo.c.is_open.is_(True), days > 0)
+    return LeadRule(joins, days, eligible, and_(eligible, _last_touch() < cut))
+
+
+def due_leads(now: dt.datetime, rule: Optional[LeadRule] = None):
+    """The SELECT of every lead the sweep takes at `now` (lead_id, owner_id, acquired_at,
+    last_followup_at, days): what reclaim_sweep moves and the due-soon page shows."""
+    rule = rule or lead_rule(now)
+    lo = LeadOwnership.__table__.c
+    return select(lo.lead_id, lo.owner_id, lo.acquired_at, lo.last_followup_at,
+                  rule.days.label("days")).where(rule.due)
 
 
 def reclaim_sweep(dry_run: bool = False, now: Optional[dt.datetime] = None) -> LeadSweepResult:
     """Return to their lead pool (the one each came from, else the default) the open owned
-    leads without a follow-up for the owner's lead_reclaim_no_followup_days: one UPDATE per
-    group of owners sharing the number of days, re-checking in its WHERE that each lead is
-    still owned, open and due, then one 'reclaimed' event per lead moved. Commits."""
+    leads without a follow-up for their resolved lead_reclaim_no_followup_days (per lead:
+    segment policies may set it by source): one scan of the due leads, one UPDATE per chunk
+    re-checking in its WHERE that each lead is still owned, open and due, then one
+    'reclaimed' event per lead moved. Commits."""
     now = now or utcnow()
     result = LeadSweepResult(dry_run=dry_run)
-    o = LeadOwnership.__table__.c
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SWEEP_LOCK_KEY})
-    owner_ids = list(db.session.execute(select(LeadOwnership.owner_id).where(
-        LeadOwnership.owner_id.is_not(None), LeadOwnership.is_open.is_(True)).distinct())
-        .scalars())
-    groups: dict[int, list[int]] = {}
-    for uid, policy in policies.effective_policies(owner_ids).items():
-        groups.setdefault(int(policy["lead_reclaim_no_followup_days"].value), []).append(uid)
-    pools = _lead_pool_ids()
-    default_id = default_lead_pool().id if owner_ids else None
+    rule = lead_rule(now)
     try:
-        for days, owners in sorted(groups.items()):
-            if days <= 0:
-                continue  # 0 turns the lead sweep off for these owners
-            cut = now - dt.timedelta(days=days)
-            for start in range(0, len(owners), 1000):
-                group = owners[start:start + 1000]
-                due = and_(LeadOwnership.owner_id.in_(group), LeadOwnership.is_open.is_(True),
-                           _last_touch() < cut)
-                rows = db.session.execute(
-                    select(LeadOwnership.lead_id, LeadOwnership.owner_id,
-                           LeadOwnership.home_pool_id).where(due).with_for_update()).all()
-                if not rows or dry_run:
-                    for r in rows:
-                        result.by_owner[r.owner_id] = result.by_owner.get(r.owner_id, 0) + 1
-                    result.reclaimed += len(rows)
-                    continue
-                target = case((LeadOwnership.home_pool_id.in_(sorted(pools) or [0]),
-                               LeadOwnership.home_pool_id), else_=default_id)
-                ids = [r.lead_id for r in rows]
-                for chunk in range(0, len(ids), 5000):
-                    part = ids[chunk:chunk + 5000]
-                    db.session.execute(
-                        update(LeadOwnership).where(LeadOwnership.lead_id.in_(part), due)
-                        .values(pool_id=target, home_pool_id=target,
-                                previous_owner_id=LeadOwnership.owner_id, owner_id=None)
-                        .execution_options(synchronize_session=False))
-                moved = {r.lead_id: r.pool_id for r in db.session.execute(
-                    select(LeadOwnership.lead_id, LeadOwnership.pool_id).where(
-                        LeadOwnership.lead_id.in_(ids), LeadOwnership.owner_id.is_(None)))}
-                from app.services import bulk
-
-                bulk.insert_rows(LeadEvent.__table__, [
-                    dict(lead_id=r.lead_id, kind="reclaimed", from_owner_id=r.owner_id,
-                         from_pool_id=None, to_owner_id=None, to_pool_id=moved[r.lead_id],
-                         customer_id=None, actor_id=None,
-                         reason=f"{days} 天未跟进，自动回收", created_at=now)
-                    for r in rows if r.lead_id in moved])
-                for r in rows:
-                    if r.lead_id in moved:
-                        result.by_owner[r.owner_id] = result.by_owner.get(r.owner_id, 0) + 1
-                result.reclaimed += len(moved)
-        if dry_run:
+        rows = db.session.execute(due_leads(now, rule).with_for_update(
+            of=LeadOwnership.__table__)).all()
+        for r in rows:
+            result.by_owner[r.owner_id] = result.by_owner.get(r.owner_id, 0) + 1
+        if not rows or dry_run:
+            result.reclaimed = len(rows)
             db.session.rollback()
             return result
+        result.by_owner = {}
+        pools = _lead_pool_ids()
+        default_id = default_lead_pool().id
+        target = case((LeadOwnership.home_pool_id.in_(sorted(pools) or [0]),
+                       LeadOwnership.home_pool_id), else_=default_id)
+        ids = [r.lead_id for r in rows]
+        moved: dict[int, int] = {}
+        for chunk in range(0, len(ids), 5000):
+            part = ids[chunk:chunk + 5000]
+            moved.update(db.session.execute(
+                update(LeadOwnership).where(LeadOwnership.lead_id.in_(part), rule.due)
+                .values(pool_id=target, home_pool_id=target,
+                        previous_owner_id=LeadOwnership.owner_id, owner_id=None)
+                .returning(LeadOwnership.lead_id, LeadOwnership.pool_id)
+                .execution_options(synchronize_session=False)).all())
+        from app.services import bulk
+
+        bulk.insert_rows(LeadEvent.__table__, [
+            dict(lead_id=r.lead_id, kind="reclaimed", from_owner_id=r.owner_id,
+                 from_pool_id=None, to_owner_id=None, to_pool_id=moved[r.lead_id],
+                 customer_id=None, actor_id=None,
+                 reason=f"{r.days} 天未跟进，自动回收", created_at=now)
+            for r in rows if r.lead_id in moved])
+        for r in rows:
+            if r.lead_id in moved:
+                result.by_owner[r.owner_id] = result.by_owner.get(r.owner_id, 0) + 1
+        result.reclaimed = len(moved)
         for uid, n in result.by_owner.items():
             notifications.notify([uid], "lead_reclaimed",
                                  f"{n} 条线索因未跟进已回收至线索公海", link="/leads/list/")

@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import and_, any_, bindparam, literal_column, or_, select
+from sqlalchemy import and_, any_, bindparam, literal_column, or_, select, true
 
 from app.extensions import db
 from app.models import Department, Policy, User
-from app.models.policy import POLICY_FIELDS
+from app.models.policy import POLICY_FIELDS, SEGMENT_CONDITIONS
 from app.services import limits
 from app.services.errors import ValidationFailed, tr
 
@@ -67,7 +67,7 @@ _DEPARTMENT = Department.__table__
 
 def layer_columns(fields: tuple[str, ...] = POLICY_FIELDS) -> tuple:
     """What resolve() reads from a layer row, for `fields`."""
-    return (_POLICY.c.scope, _POLICY.c.department_id,
+    return (_POLICY.c.scope, _POLICY.c.department_id, _POLICY.c.segment_key,
             _DEPARTMENT.c.name.label("department_name"), *(_POLICY.c[f] for f in fields))
 
 
@@ -75,6 +75,7 @@ LAYER_COLUMNS = layer_columns()
 # The scopes written into the SQL, not sent as parameters with every execution.
 _SCOPE = {s: literal_column(f"'{s}'", _POLICY.c.scope.type)
           for s in ("user", "department", "global")}
+_PLAIN = literal_column("''", _POLICY.c.segment_key.type)
 
 
 def in_chain(column, chain, array: bool = False):
@@ -83,14 +84,16 @@ def in_chain(column, chain, array: bool = False):
     return column == any_(chain) if array else column.in_(chain)
 
 
-def applies_to(user_id, chain, array: bool = False):
+def applies_to(user_id, chain, array: bool = False, with_segments: bool = False):
     """The policy rows that apply to a user: their own, their department chain's, the global
-    one. `user_id` and `chain` are values or bind parameters (chain: an expanding one, or an
-    array one with `array`, see in_chain)."""
-    return or_(and_(_POLICY.c.scope == _SCOPE["user"], _POLICY.c.user_id == user_id),
-               and_(_POLICY.c.scope == _SCOPE["department"],
-                    in_chain(_POLICY.c.department_id, chain, array)),
-               _POLICY.c.scope == _SCOPE["global"])
+    one, without segment conditions (segment policies hold only reclaim periods and warning
+    days, resolved per record: app.services.segments). `user_id` and `chain` are values or
+    bind parameters (chain: an expanding one, or an array one with `array`, see in_chain)."""
+    return and_(true() if with_segments else _POLICY.c.segment_key == _PLAIN,
+                or_(and_(_POLICY.c.scope == _SCOPE["user"], _POLICY.c.user_id == user_id),
+                    and_(_POLICY.c.scope == _SCOPE["department"],
+                         in_chain(_POLICY.c.department_id, chain, array)),
+                    _POLICY.c.scope == _SCOPE["global"]))
 
 
 def layers_join(from_clause, user_id, chain, array: bool = False):
@@ -99,28 +102,48 @@ def layers_join(from_clause, user_id, chain, array: bool = False):
             .outerjoin(_DEPARTMENT, _DEPARTMENT.c.id == _POLICY.c.department_id))
 
 
-# Built once: building the statement cost more than running it.
+# Built once: building the statement cost more than running it. Segment policies come along
+# (resolve() skips them) so that the pages saying which segment policy applies
+# (segments.segment_overrides) read them from the same statement.
 _POLICY_LAYERS = (
-    select(*LAYER_COLUMNS)
+    select(*LAYER_COLUMNS, _POLICY.c.id, *(_POLICY.c[c] for c in SEGMENT_CONDITIONS))
     .select_from(_POLICY.outerjoin(_DEPARTMENT, _DEPARTMENT.c.id == _POLICY.c.department_id))
-    .where(applies_to(bindparam("user_id"), bindparam("chain", expanding=True))))
+    .where(applies_to(bindparam("user_id"), bindparam("chain", expanding=True),
+                      with_segments=True)))
 
 
 def effective_policy(user_id: int, chain: Optional[list[int]] = None
                      ) -> dict[str, EffectiveValue]:
     """Every policy field with its value and where it comes from (most specific wins):
     the user's row, then their department and its parents (nearest first), then global."""
+    rows, chain = layer_rows(user_id, chain)
+    return resolve(rows, chain)
+
+
+def layer_rows(user_id: int, chain: Optional[list[int]] = None) -> tuple[list, list[int]]:
+    """(every policy row that applies to the user, plain and segment, with its department's
+    name; the department chain, nearest first). Kept for the rest of the request, where only
+    the pages naming segment policies read it back (segments.segment_overrides): a write path
+    never reuses it."""
+    from app.security import request_cache
+
     chain = department_chain_ids(user_id) if chain is None else chain
     rows = db.session.connection().execute(
         _POLICY_LAYERS, {"user_id": user_id, "chain": chain or [0]}).all()
-    return resolve(rows, chain)
+    cache = request_cache()
+    if cache is not None:
+        cache[("policy_layers", user_id)] = (rows, chain)
+    return rows, chain
 
 
 def resolve(rows, chain: list[int], fields: tuple[str, ...] = POLICY_FIELDS
             ) -> dict[str, EffectiveValue]:
     """effective_policy from layer rows already read (layer_columns(fields); repeats and rows
-    without a policy, scope None, are ignored), for `fields`."""
-    rows = {(r.scope, r.department_id): r for r in rows if r.scope is not None}.values()
+    without a policy, scope None, and segment policies are ignored), for `fields`: the plain
+    value, what a user's caps and limits are; segments.resolve_for_record has the per-record
+    periods."""
+    rows = {(r.scope, r.department_id): r for r in rows
+            if r.scope is not None and not r.segment_key}.values()
     by_dept = {r.department_id: r for r in rows if r.scope == "department"}
     layers = [("user", r) for r in rows if r.scope == "user"]
     layers += [(f"department:{by_dept[d].department_name}", by_dept[d]) for d in chain
@@ -190,5 +213,8 @@ def validate_policy(policy: Policy) -> None:
             errors[field] = tr("Cannot be negative")
         elif value > maximum:
             errors[field] = tr("Cannot be greater than %(max)s", max=maximum)
+    from app.services.segments import validate_segment
+
+    validate_segment(policy, errors)
     if errors:
         raise ValidationFailed(errors)

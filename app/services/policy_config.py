@@ -10,15 +10,15 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import Department, Policy, User
-from app.models.policy import POLICY_FIELDS
+from app.models.policy import POLICY_FIELDS, SEGMENT_CONDITIONS
 from app.security import ROLE_ADMIN, has_role
-from app.services import audit, policies
+from app.services import audit, policies, segments
 from app.services.errors import (UNKNOWN_FIELD, NotFound, PermissionDenied, ValidationFailed,
                                  lazy_tr, tr)
 from app.services.ids import MAX_PK, check_paging, parse_pk
 from app.services.policies import validate_policy
 
-EDITABLE = ("scope", "department_id", "user_id") + POLICY_FIELDS
+EDITABLE = ("scope", "department_id", "user_id") + SEGMENT_CONDITIONS + POLICY_FIELDS
 DUPLICATE = lazy_tr("This target already has a policy; change that one")
 
 
@@ -37,6 +37,13 @@ def _clean(data: dict[str, Any]) -> dict[str, Any]:
     for key, value in data.items():
         if key == "scope":
             out[key] = value
+        elif key in SEGMENT_CONDITIONS:
+            # A condition is text; blank means "any" (no condition).
+            if value is not None and not isinstance(value, str):
+                errors[key] = tr("%(field)s must be text or null", field=key)
+            elif isinstance(value, str) and ("\x00" in value or len(value) > 100):
+                errors[key] = tr("%(field)s must be 1 to 100 characters", field=key)
+            out[key] = value.strip() or None if isinstance(value, str) else None
         elif key == "count_won":
             if value is not None and not isinstance(value, bool):
                 errors[key] = tr("count_won must be true, false or null")
@@ -63,9 +70,10 @@ def _check_targets(values: dict[str, Any]) -> None:
 
 
 def _duplicate_of(scope: str, department_id: Optional[int], user_id: Optional[int],
-                  policy_id: Optional[int]) -> Optional[int]:
-    """Another row's id for the same target (one policy per global / department / user)."""
-    q = select(Policy.id).where(Policy.scope == scope,
+                  key: str, policy_id: Optional[int]) -> Optional[int]:
+    """Another row's id for the same target and segment (one policy per global / department /
+    user and segment)."""
+    q = select(Policy.id).where(Policy.scope == scope, Policy.segment_key == key,
                                 Policy.department_id.is_(None) if department_id is None
                                 else Policy.department_id == department_id,
                                 Policy.user_id.is_(None) if user_id is None
@@ -78,7 +86,9 @@ def _duplicate_of(scope: str, department_id: Optional[int], user_id: Optional[in
 def _save_unique(policy: Policy) -> None:
     """Refuse a second policy for the policy's target; flush, turning a lost race (the partial
     unique indexes) into the same refusal."""
-    target = (policy.scope, policy.department_id, policy.user_id, policy.id)
+    policy.segment_key = segments.segment_key(
+        {c: getattr(policy, c) for c in SEGMENT_CONDITIONS})
+    target = (policy.scope, policy.department_id, policy.user_id, policy.segment_key, policy.id)
     with db.session.no_autoflush:
         if _duplicate_of(*target) is not None:
             raise ValidationFailed({"scope": DUPLICATE})
@@ -161,8 +171,13 @@ def effective_for(actor: User, user_id: int) -> dict:
         .where(User.id == user_id)).first() is not None
     if not visible or db.session.get(User, user_id) is None:
         raise NotFound(tr("The user does not exist or is outside your data scope"))
-    return {k: {"value": v.value, "source": v.source}
-            for k, v in policies.effective_policy(user_id).items()}
+    out = {k: {"value": v.value, "source": v.source}
+           for k, v in policies.effective_policy(user_id).items()}
+    # The reclaim fields also list the segment policies that come before the plain value.
+    for field, found in segments.segment_overrides(user_id).items():
+        out[field]["segments"] = [{"segment": a.segment, "value": a.value, "source": a.source,
+                                   "policy_id": a.policy_id} for a in found]
+    return out
 
 
 MAX_PAGE_SIZE = 500
@@ -180,3 +195,10 @@ def page_of_policies(page: Any = 0, page_size: Any = MAX_PAGE_SIZE) -> tuple[int
 
 def to_dict(policy: Policy) -> dict[str, Any]:
     return {"id": policy.id, **{k: getattr(policy, k) for k in EDITABLE}}
+
+
+def policy_label(policy: Policy) -> str:
+    """'Department: 华东销售部, segment: grade A, customers (#12)': how pages name a policy."""
+    source = ("user" if policy.scope == "user" else "global" if policy.scope == "global"
+              else f"department:{policy.department.name if policy.department else ''}")
+    return f"{segments.source_label(source, segments.segment_text(policy))} (#{policy.id})"

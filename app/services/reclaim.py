@@ -2,9 +2,10 @@
 back to its pool when the days since max(acquired, last follow-up) exceed the owner's
 no-follow-up days, or the days since acquired exceed the no-deal days.
 
-Set-based: owners are grouped by their effective thresholds, and each group is swept in
-chunks of a few statements (select the due ids, UPDATE them with the predicate checked again,
-insert one event per row the UPDATE returned). A claim, follow-up or transfer that lands
+Set-based: the periods are resolved per row in SQL (customer_rule: user + segment, user,
+department + segment, ..., global + segment, global; app.services.segments), one scan selects
+the due ids, and chunks of them are swept in a few statements each (UPDATE them with the
+predicate checked again, insert one event per row the UPDATE returned). A claim, follow-up or transfer that lands
 meanwhile makes the re-checked predicate false, so it is never overwritten; two sweeps at once
 serialise on a lock per chunk (PostgreSQL advisory lock; SQLite's single writer) and each
 customer is reclaimed, and logged, once.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from sqlalchemy import and_, bindparam, case, func, insert, literal, or_, select, text, update
 
@@ -22,7 +23,7 @@ from app.extensions import db
 from app.models import Customer, Department, Ownership, OwnershipEvent, Pool, ReclaimWarning, User
 from app.models.customer import utcnow
 from app.models.ownership import last_touch_of
-from app.services import merge, notifications, opportunities, ownership, policies
+from app.services import merge, notifications, opportunities, ownership, segments
 from app.services.errors import tr
 from app.services.times import local_date
 
@@ -61,11 +62,80 @@ def _in(column, values: list[int]):
     return ownership.in_ids(column, values, _postgres())
 
 
-def _due(owner_ids: list[int], no_followup_cut: dt.datetime, no_deal_cut: dt.datetime):
-    return and_(_in(Ownership.owner_id, owner_ids), Ownership.locked.is_(False),
-                Ownership.won.is_(False),
-                or_(last_touch() < no_followup_cut, Ownership.acquired_at < no_deal_cut),
-                ~opportunities.protected_customers_clause(Ownership.customer_id, no_followup_cut))
+CUSTOMER_FIELDS = ("reclaim_no_followup_days", "reclaim_no_deal_days", "warn_before_days")
+
+
+@dataclass
+class CustomerRule:
+    """Invariant 5 at one instant, per row: each owned customer's no-follow-up, no-deal and
+    warn-before days resolved from the policies (app.services.segments: user + segment, user,
+    department + segment, ..., global + segment, global), and the cut-offs they give.
+
+    `joins` tie the customer_ownership row to the per-owner subquery (and to the customer
+    when a segment needs its product line or source); `eligible` is who may be taken at all
+    (owned, unlocked, not won: where exemptions go); `due` is the whole predicate. Both are
+    plain WHERE clauses over customer_ownership, so the same rule serves a SELECT (the scan,
+    the dry run, the due-soon page) and the sweep's UPDATE (its re-check)."""
+    now: dt.datetime
+    joins: list
+    no_followup_days: Any
+    no_deal_days: Any
+    warn_before_days: Any
+    no_followup_cut: Any
+    no_deal_cut: Any
+    eligible: Any
+    due: Any
+    snap: Any
+
+    @property
+    def rule_kind(self):
+        """'no_followup' or 'no_deal': which rule makes a due row due (no-follow-up first, the
+        earlier warning), as rule_for."""
+        return case((last_touch() < self.no_followup_cut, literal(RULE_NO_FOLLOWUP)),
+                    else_=literal(RULE_NO_DEAL))
+
+
+def customer_rule(now: dt.datetime, owner_col=None,
+                  owner_ids: Optional[list[int]] = None) -> CustomerRule:
+    """The reclaim rule at `now`. `owner_col` is the column holding the owner whose policy
+    applies (default owner_id; the sweep's SQLite path reads previous_owner_id of rows it has
+    just moved); `owner_ids` narrows it to those owners (a page about one rep)."""
+    o = Ownership.__table__
+    owner_col = o.c.owner_id if owner_col is None else owner_col
+    snap = segments.snapshot()
+    op = segments.owner_periods(CUSTOMER_FIELDS, owner_ids)
+    joins = [op.c.owner_id == owner_col]
+    record_cols = {"grade": o.c.grade, "category": o.c.category}
+    if segments.needs_columns(snap, ("product_line", "source")):
+        c = Customer.__table__
+        joins.append(c.c.id == o.c.customer_id)
+        record_cols.update(product_line=c.c.product_line, source=c.c.source)
+    nf, nd, wb = (segments.resolved_days(f, snap, op, record_cols) for f in CUSTOMER_FIELDS)
+    nf_cut = segments.cut_of(nf, snap.values["reclaim_no_followup_days"], now)
+    nd_cut = segments.cut_of(nd, snap.values["reclaim_no_deal_days"], now)
+    # Who the rule may take at all: owned, unlocked, without a won deal. An exemption goes
+    # here, once: the scan, the UPDATE's re-check, the dry run, the due-soon page, the
+    # warnings and the workbench all read it.
+    # An open opportunity at a stage that protects from reclaim, updated within the
+    # no-follow-up days, keeps its customer (app.services.opportunities).
+    eligible = and_(*joins, o.c.owner_id.is_not(None), o.c.locked.is_(False),
+                    o.c.won.is_(False),
+                    ~opportunities.protected_customers_clause(o.c.customer_id, nf_cut))
+    due = and_(eligible, or_(last_touch() < nf_cut, o.c.acquired_at < nd_cut))
+    return CustomerRule(now, joins, nf, nd, wb, nf_cut, nd_cut, eligible, due, snap)
+
+
+def due_customers(now: dt.datetime, rule: Optional[CustomerRule] = None):
+    """The SELECT of every customer the sweep takes at `now` (customer_id, owner_id,
+    acquired_at, last_followup_at, rule, no_followup_days, no_deal_days): what sweep()
+    moves, what its dry run lists, what the due-soon page shows for a later instant. Add
+    exemptions to customer_rule's `eligible`, which the UPDATE re-checks too."""
+    rule = rule or customer_rule(now)
+    o = Ownership.__table__
+    return select(o.c.customer_id, o.c.owner_id, o.c.acquired_at, o.c.last_followup_at,
+                  rule.rule_kind.label("rule"),
+                  rule.no_followup_days.label("no_followup_days"),
+                  rule.no_deal_days.label("no_deal_days")).where(rule.due)
 
 
 def rule_for(acquired_at, last_followup_at, no_followup_cut, no_followup_days, no_deal_days):
@@ -79,24 +149,6 @@ def rule_for(acquired_at, last_followup_at, no_followup_cut, no_followup_days, n
 def reason_text(rule: str, days: int) -> str:
     return (f"超过 {days} 天未跟进，自动回收" if rule == RULE_NO_FOLLOWUP
             else f"领取后超过 {days} 天未成交，自动回收")
-
-
-def threshold_groups(with_warning: bool = False) -> dict[tuple, list[int]]:
-    """Owners with reclaimable customers, grouped by (no-follow-up days, no-deal days) of
-    their effective policy (user > department chain > global), plus warn-before days when
-    `with_warning`."""
-    owners = list(db.session.execute(
-        select(Ownership.owner_id).where(Ownership.owner_id.is_not(None),
-                                         Ownership.locked.is_(False), Ownership.won.is_(False))
-        .distinct()).scalars())
-    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for owner_id, policy in policies.effective_policies(owners).items():
-        key = (int(policy["reclaim_no_followup_days"].value),
-               int(policy["reclaim_no_deal_days"].value))
-        if with_warning:
-            key += (int(policy["warn_before_days"].value or 0),)
-        groups[key].append(owner_id)
-    return groups
 
 
 def _origins(ids: list[int]) -> dict[int, int]:
@@ -129,48 +181,34 @@ def sweep(dry_run: bool = False, now: Optional[dt.datetime] = None,
     `progress(done, total)` is told after each chunk (the job page shows it)."""
     now = now or utcnow()
     result = SweepResult(dry_run=dry_run)
-    default_pool_id = ownership.default_pool().id
-    for (nf_days, nd_days), owner_ids in sorted(threshold_groups().items()):
-        nf_cut, nd_cut = now - dt.timedelta(days=nf_days), now - dt.timedelta(days=nd_days)
-        for start in range(0, len(owner_ids), 1000):
-            group = owner_ids[start:start + 1000]
-            if dry_run:
-                _list_due(result, group, nf_cut, nd_cut, nf_days, nd_days)
-            else:
-                _sweep_group(result, group, nf_cut, nd_cut, nf_days, nd_days, now,
-                             default_pool_id, chunk, progress)
+    rule = customer_rule(now)
+    if dry_run:
+        _list_due(result, rule)
+    else:
+        _sweep_due(result, rule, now, ownership.default_pool().id, chunk, progress)
     db.session.rollback()
     if not dry_run and result.by_owner:
         _notify(result, now)
     return result
 
 
-def _list_due(result, group, nf_cut, nd_cut, nf_days, nd_days) -> None:
-    rows = db.session.execute(
-        select(Ownership.customer_id, Ownership.owner_id, Ownership.acquired_at,
-               Ownership.last_followup_at)
-        .where(_due(group, nf_cut, nd_cut)).order_by(Ownership.customer_id)).all()
-    for r in rows:
-        rule, days = rule_for(r.acquired_at, r.last_followup_at, nf_cut, nf_days, nd_days)
+def _list_due(result: SweepResult, rule: CustomerRule) -> None:
+    q = due_customers(rule.now, rule)
+    for r in db.session.execute(q.order_by(q.selected_columns.customer_id)):
+        days = r.no_followup_days if r.rule == RULE_NO_FOLLOWUP else r.no_deal_days
         result.due.append({"customer_id": r.customer_id, "owner_id": r.owner_id,
-                           "rule": rule, "days": days, "reason": reason_text(rule, days)})
-        result.by_rule[rule] += 1
+                           "rule": r.rule, "days": days, "reason": reason_text(r.rule, days)})
+        result.by_rule[r.rule] += 1
         result.by_owner[r.owner_id] += 1
 
 
-def _sweep_group(result, group, nf_cut, nd_cut, nf_days, nd_days, now, default_pool_id,
-                 chunk, progress) -> None:
+def _sweep_due(result, rule: CustomerRule, now, default_pool_id, chunk, progress) -> None:
     postgres = _postgres()
-    params = {"now": now, "nf_cut": nf_cut,
-              "reason_nf": reason_text(RULE_NO_FOLLOWUP, nf_days),
-              "reason_nd": reason_text(RULE_NO_DEAL, nd_days),
-              "rule_nf": f"reclaim:{RULE_NO_FOLLOWUP}:{nf_days}d",
-              "rule_nd": f"reclaim:{RULE_NO_DEAL}:{nd_days}d"}
-    # One scan finds the group's due customers; each chunk is then its own transaction.
+    o = Ownership.__table__
+    # One scan finds the due customers; each chunk is then its own transaction.
     # (Selecting "the next chunk" instead re-scans the table once per chunk.)
     due_ids = list(db.session.execute(
-        select(Ownership.customer_id).where(_due(group, nf_cut, nd_cut))
-        .order_by(Ownership.customer_id)).scalars())
+        select(o.c.customer_id).where(rule.due).order_by(o.c.customer_id)).scalars())
     db.session.rollback()
     for start in range(0, len(due_ids), chunk):
         ids = due_ids[start:start + chunk]
@@ -185,20 +223,22 @@ def _sweep_group(result, group, nf_cut, nd_cut, nf_days, nd_days, now, default_p
                 # The predicate again, inside the UPDATE: whatever changed since the scan
                 # wins (a claim, a follow-up, a transfer, or another sweep that got there).
                 move = (update(Ownership)
-                        .where(ownership.ids_match(Ownership.customer_id,
+                        .where(ownership.ids_match(o.c.customer_id,
                                                    ownership.ids_param(postgres, pool_ids),
                                                    postgres),
-                               _due(group, nf_cut, nd_cut))
+                               rule.due)
                         .values(owner_id=None, pool_id=pool_id,
-                                previous_owner_id=Ownership.owner_id, released_at=now,
+                                previous_owner_id=o.c.owner_id, released_at=now,
                                 locked=False))
                 if postgres:
                     # One statement: the UPDATE's RETURNING feeds the event INSERT.
-                    logged += db.session.execute(_move_and_log(move), params).all()
+                    logged += db.session.execute(_move_and_log(move, rule),
+                                                 {"now": now}).all()
                 else:
-                    logged += _move_then_log(move, params)
-            for owner_id, rule in logged:
-                kind = RULE_NO_FOLLOWUP if rule == params["rule_nf"] else RULE_NO_DEAL
+                    logged += _move_then_log(move, now)
+            for owner_id, rule_text in logged:
+                kind = RULE_NO_FOLLOWUP if rule_text.startswith(
+                    f"reclaim:{RULE_NO_FOLLOWUP}:") else RULE_NO_DEAL
                 result.by_rule[kind] += 1
                 result.by_owner[owner_id] += 1
             db.session.commit()
@@ -211,15 +251,17 @@ def _sweep_group(result, group, nf_cut, nd_cut, nf_days, nd_days, now, default_p
 
 
 def _event_values(rows):
-    """The event columns for reclaimed rows (a CTE or subquery of the UPDATE's RETURNING)."""
-    touch = case((rows.c.last_followup_at > rows.c.acquired_at, rows.c.last_followup_at),
-                 else_=rows.c.acquired_at)
-    by_followup = touch < bindparam("nf_cut")
+    """The event columns for reclaimed rows (a CTE or subquery with customer_id,
+    previous_owner_id, pool_id, rule, no_followup_days, no_deal_days)."""
+    by_followup = rows.c.rule == literal(RULE_NO_FOLLOWUP)
+    days = segments.days_text(case((by_followup, rows.c.no_followup_days),
+                                   else_=rows.c.no_deal_days))
     e = OwnershipEvent.__table__.c
     return select(rows.c.customer_id, literal("reclaimed", e.kind.type),
                   rows.c.previous_owner_id, rows.c.pool_id,
-                  case((by_followup, bindparam("reason_nf")), else_=bindparam("reason_nd")),
-                  case((by_followup, bindparam("rule_nf")), else_=bindparam("rule_nd")),
+                  case((by_followup, literal("超过 ") + days + literal(" 天未跟进，自动回收")),
+                       else_=literal("领取后超过 ") + days + literal(" 天未成交，自动回收")),
+                  literal("reclaim:") + rows.c.rule + literal(":") + days + literal("d"),
                   bindparam("now", type_=e.created_at.type))
 
 
@@ -227,26 +269,35 @@ _EVENT_TARGET = ["customer_id", "kind", "from_owner_id", "to_pool_id", "reason",
                  "created_at"]
 
 
-def _move_and_log(move):
-    moved = move.returning(Ownership.customer_id, Ownership.previous_owner_id,
-                           Ownership.pool_id, Ownership.acquired_at,
-                           Ownership.last_followup_at).cte("moved")
+def _moved_columns(rule: CustomerRule) -> tuple:
+    o = Ownership.__table__.c
+    return (o.customer_id, o.previous_owner_id, o.pool_id, rule.rule_kind.label("rule"),
+            rule.no_followup_days.label("no_followup_days"),
+            rule.no_deal_days.label("no_deal_days"))
+
+
+def _move_and_log(move, rule: CustomerRule):
+    """PostgreSQL: the RETURNING reads the per-owner subquery of the UPDATE's FROM, so the
+    days each row was reclaimed under travel with it."""
+    moved = move.returning(*_moved_columns(rule)).cte("moved")
     e = OwnershipEvent.__table__
     return (insert(e).from_select(_EVENT_TARGET, _event_values(moved)).add_cte(moved)
             .returning(e.c.from_owner_id, e.c.rule))
 
 
-def _move_then_log(move, params) -> list[tuple]:
-    """SQLite: UPDATE ... RETURNING, then one INSERT ... SELECT of exactly those rows."""
-    moved = db.session.execute(move.returning(Ownership.customer_id), params).scalars().all()
+def _move_then_log(move, now) -> list[tuple]:
+    """SQLite (its RETURNING sees only the updated table): UPDATE ... RETURNING the ids, then
+    one INSERT ... SELECT of exactly those rows, the rule resolved for their previous owner."""
+    moved = db.session.execute(move.returning(Ownership.customer_id)).scalars().all()
     if not moved:
         return []
-    rows = select(Ownership.customer_id, Ownership.previous_owner_id, Ownership.pool_id,
-                  Ownership.acquired_at, Ownership.last_followup_at).where(
-        Ownership.customer_id.in_(moved)).subquery()
+    o = Ownership.__table__
+    rule = customer_rule(now, owner_col=o.c.previous_owner_id)
+    rows = select(*_moved_columns(rule)).where(*rule.joins,
+                                               o.c.customer_id.in_(moved)).subquery()
     e = OwnershipEvent.__table__
     return db.session.execute(insert(e).from_select(_EVENT_TARGET, _event_values(rows))
-                              .returning(e.c.from_owner_id, e.c.rule), params).all()
+                              .returning(e.c.from_owner_id, e.c.rule), {"now": now}).all()
 
 
 def _notify(result: SweepResult, now: dt.datetime) -> None:
@@ -279,35 +330,48 @@ def deadline(acquired_at, last_followup_at, no_followup_days: int, no_deal_days:
 
 
 def warn(now: Optional[dt.datetime] = None) -> int:
-    """Warn owners of customers that will be due within their warn-before days: one
-    notification per customer and cycle (a later run, or a second worker, adds none; a
-    follow-up or a new owner moves the due date and so starts a new cycle). Returns how many
-    warnings were sent."""
+    """Warn owners of customers that will be due within their warn-before days (resolved per
+    customer, like the periods): one notification per customer and cycle (a later run, or a
+    second worker, adds none; a follow-up or a new owner moves the due date and so starts a
+    new cycle). One SELECT for every owner. Returns how many warnings were sent."""
     now = now or utcnow()
-    sent = 0
-    for (nf_days, nd_days, wb_days), owner_ids in sorted(threshold_groups(True).items()):
-        if wb_days <= 0:
-            continue
-        ahead = dt.timedelta(days=wb_days)
-        nf_cut, nd_cut = now - dt.timedelta(days=nf_days), now - dt.timedelta(days=nd_days)
-        for start in range(0, len(owner_ids), 1000):
-            group = owner_ids[start:start + 1000]
-            rows = db.session.execute(
-                select(Ownership.customer_id, Ownership.owner_id, Ownership.acquired_at,
-                       Ownership.last_followup_at, Customer.name)
-                .join(Customer, Customer.id == Ownership.customer_id)
-                .where(_due(group, nf_cut + ahead, nd_cut + ahead),
-                       ~_due(group, nf_cut, nd_cut))).all()
-            sent += _record_warnings(rows, nf_days, nd_days, now)
-    return sent
+    rule = customer_rule(now)
+    o, c = Ownership.__table__.c, Customer.__table__.c
+    rows = db.session.execute(
+        select(o.customer_id, o.owner_id, o.acquired_at, o.last_followup_at, c.name,
+               rule.no_followup_days.label("no_followup_days"),
+               rule.no_deal_days.label("no_deal_days"))
+        .where(c.id == o.customer_id, due_within_warning(rule),
+               ~or_(last_touch() < rule.no_followup_cut, o.acquired_at < rule.no_deal_cut))
+    ).all()
+    return _record_warnings(rows, now)
 
 
-def _record_warnings(rows, nf_days: int, nd_days: int, now: dt.datetime) -> int:
+def due_within_warning(rule: CustomerRule):
+    """Owned customers the sweep takes within their own warn-before days of rule.now (those
+    already due included): touch < now - (no-follow-up - warn-before) days, or acquired <
+    now - (no-deal - warn-before) days, with warn-before days > 0."""
+    o = Ownership.__table__.c
+    values = rule.snap.values
+    ahead_nf = segments.cut_of(rule.no_followup_days - rule.warn_before_days,
+                               {a - b for a in values["reclaim_no_followup_days"]
+                                for b in values["warn_before_days"]}, rule.now)
+    ahead_nd = segments.cut_of(rule.no_deal_days - rule.warn_before_days,
+                               {a - b for a in values["reclaim_no_deal_days"]
+                                for b in values["warn_before_days"]}, rule.now)
+    return and_(rule.eligible, rule.warn_before_days > 0,
+                or_(last_touch() < ahead_nf, o.acquired_at < ahead_nd))
+
+
+def _record_warnings(rows, now: dt.datetime) -> int:
     if not rows:
         return 0
     values = []
+    days_of = {}
     for r in rows:
-        when, rule = deadline(r.acquired_at, r.last_followup_at, nf_days, nd_days)
+        when, rule = deadline(r.acquired_at, r.last_followup_at, r.no_followup_days,
+                              r.no_deal_days)
+        days_of[r.customer_id] = (r.no_followup_days, r.no_deal_days)
         values.append(dict(customer_id=r.customer_id, owner_id=r.owner_id, due_at=when,
                            rule=rule, created_at=now))
     names = {r.customer_id: r.name for r in rows}
@@ -330,6 +394,7 @@ def _record_warnings(rows, nf_days: int, nd_days: int, now: dt.datetime) -> int:
     owner_names = dict(db.session.execute(
         select(User.id, User.username).where(User.id.in_(sorted(away)))).all()) if away else {}
     for w in new:
+        nf_days, nd_days = days_of[w.customer_id]
         days = nf_days if w.rule == RULE_NO_FOLLOWUP else nd_days
         title = f"客户「{names[w.customer_id]}」将于 {local_date(w.due_at)} 被自动回收"
         body = (f"{reason_text(w.rule, days).replace('，自动回收', '')}：请跟进或成交，"

@@ -15,7 +15,7 @@ from app.models import (Customer, Department, Ownership, OwnershipEvent, Policy,
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import Scope, scope_of, visible_owner_ids_select
-from app.services import absences, caps, masking, policies, reclaim
+from app.services import absences, caps, masking, policies, reclaim, segments
 from app.services.pool import claimed_today_select, member_pool_ids
 from app.services.times import local_day_start
 
@@ -31,12 +31,16 @@ _CLOCK = (Ownership.acquired_at, Ownership.last_followup_at, Ownership.locked, O
 
 def days_left(own, policy: dict, now: Optional[dt.datetime] = None) -> Optional[int]:
     """Whole days (rounded up) until the reclaim sweep's rule (reclaim.deadline) would return
-    this customer to the pool; None when it is exempt (locked or won)."""
+    this customer to the pool; None when it is exempt (locked or won). A row carrying its own
+    resolved no_followup_days / no_deal_days (segment policies) uses them."""
     if own.locked or own.won:
         return None
-    when, _ = reclaim.deadline(own.acquired_at, own.last_followup_at,
-                               int(policy["reclaim_no_followup_days"].value),
-                               int(policy["reclaim_no_deal_days"].value))
+    nf = getattr(own, "no_followup_days", None)
+    nd = getattr(own, "no_deal_days", None)
+    when, _ = reclaim.deadline(
+        own.acquired_at, own.last_followup_at,
+        int(nf if nf is not None else policy["reclaim_no_followup_days"].value),
+        int(nd if nd is not None else policy["reclaim_no_deal_days"].value))
     return math.ceil((when - (now or utcnow())) / dt.timedelta(days=1))
 
 
@@ -53,6 +57,11 @@ def my_customers(user: User, tab: str = "new", limit: int = 200,
     else:
         q = q.where(Ownership.won.is_(False), Ownership.last_followup_at.is_(None))
     policy = policy or policies.effective_policy(user.id)
+    if segments.apply_to_some(user.id, reclaim.CUSTOMER_FIELDS):
+        # Some of my customers fall under segment policies: each row's own periods.
+        rule = reclaim.customer_rule(utcnow(), owner_ids=[user.id])
+        q = q.add_columns(rule.no_followup_days.label("no_followup_days"),
+                          rule.no_deal_days.label("no_deal_days")).where(*rule.joins)
     rows = []
     for r in db.session.execute(q.order_by(Ownership.acquired_at).limit(limit)):
         rows.append({"id": r.id, "name": r.name, "city": r.city or "",
@@ -72,6 +81,8 @@ def about_to_be_reclaimed(user: User, limit: int = SOON_LIMIT,
     reads two short index ranges, not every customer."""
     now = now or utcnow()
     policy = policy or policies.effective_policy(user.id)
+    if segments.apply_to_some(user.id, reclaim.CUSTOMER_FIELDS):
+        return _soon_by_segment(user, limit, now)
     window = dt.timedelta(days=int(policy["warn_before_days"].value or 0) + 1)
     no_followup = dt.timedelta(days=int(policy["reclaim_no_followup_days"].value))
     no_deal = dt.timedelta(days=int(policy["reclaim_no_deal_days"].value))
@@ -91,6 +102,21 @@ def about_to_be_reclaimed(user: User, limit: int = SOON_LIMIT,
         if left is not None and left <= window.days - 1:
             found[r.id] = {"id": r.id, "name": r.name, "days_left": left}
     return sorted(found.values(), key=lambda r: (r["days_left"], r["id"]))[:limit]
+
+
+def _soon_by_segment(user: User, limit: int, now: dt.datetime) -> list[dict]:
+    """about_to_be_reclaimed when segment policies apply to some of the user's customers: the
+    warnings' own selection (reclaim.due_within_warning, each customer's periods and
+    warn-before days), one statement."""
+    rule = reclaim.customer_rule(now, owner_ids=[user.id])
+    rows = db.session.execute(
+        select(Customer.id, Customer.name, *_CLOCK,
+               rule.no_followup_days.label("no_followup_days"),
+               rule.no_deal_days.label("no_deal_days"))
+        .join(Ownership, Ownership.customer_id == Customer.id)
+        .where(Ownership.owner_id == user.id, reclaim.due_within_warning(rule))).all()
+    found = [{"id": r.id, "name": r.name, "days_left": days_left(r, {}, now)} for r in rows]
+    return sorted(found, key=lambda r: (r["days_left"], r["id"]))[:limit]
 
 
 def pool_customers(user: User, limit: int = 50) -> list[dict]:

@@ -27,11 +27,13 @@ def register_views(appbuilder) -> None:
     from app.views.targets import SalesTargetView
     from app.views.tasks import TaskView
     from app.views.transfers import TransferView
-    from app.views.users import effective_policy_rows, policy_source
+    from app.views.users import effective_policy_rows, policy_source, segment_overrides
     from app.views.base import keyset_link
     from app.views.workbench import WorkbenchView
+    from app.views.due_soon import DueSoonView
 
     current_app.jinja_env.globals["effective_policy_rows"] = effective_policy_rows
+    current_app.jinja_env.globals["segment_overrides"] = segment_overrides
     current_app.jinja_env.filters["policy_source"] = policy_source
     # Every time a template prints is business time: {{ x.created_at|local_time }}.
     current_app.jinja_env.filters["local_time"] = local_text
@@ -48,6 +50,8 @@ def register_views(appbuilder) -> None:
     # Shown to roles with menu access to "Team" (managers, admins); the page checks again.
     appbuilder.add_link("Team", href="/workbench/team", label=_("My team"), icon="fa-users",
                         category="Workbench")
+    appbuilder.add_view(DueSoonView, "DueSoon", label=_("Due for reclaim soon"),
+                        href="/due-soon/", icon="fa-hourglass-half", category="Workbench")
     appbuilder.add_view(TaskView, "Tasks", label=_("My tasks"), icon="fa-check-square-o",
                         category="Workbench")
     appbuilder.add_view(SalesTargetView, "SalesTargets", label=_("Sales targets"),

@@ -15,7 +15,7 @@ from app.models.rule import RULE_STRATEGIES
 from app.security import (RES_AUDIT, RES_DEDUPE, RES_DEPARTMENT, RES_GRADING, RES_POLICY,
                           RES_POOL, RES_RULE, current_user)
 from app.services import (audit, audit_labels, classification, dedupe, org, policy_config,
-                          pool_admin as pools, rules)
+                          pool_admin as pools, rules, segments)
 from app.services.errors import GuishuError
 from app.paging import KeysetInterface
 from app.views.base import ScopedModelView, minutes, one_line, readable_formatters
@@ -214,28 +214,57 @@ class PoolView(ServiceModelView):
         pools.delete_pool(self.actor(), pk)
 
 
+def _blank_is_none(value):
+    return None if value in ("", None, "None") else value
+
+
+SEGMENT_LABELS = {
+    "segment_record_type": _("Segment: record type"), "segment_grade": _("Segment: grade"),
+    "segment_category": _("Segment: category"),
+    "segment_product_line": _("Segment: product line"),
+    "segment_source": _("Segment: source"), "segment_key": _("Segment"),
+}
+
+
 class PolicyView(ServiceModelView):
-    """One policy per target; the global default is edited, never deleted (policy_config)."""
+    """One policy per target and segment; the global default is edited, never deleted
+    (policy_config). A segment policy (any segment condition set) holds only the reclaim
+    periods and warning days."""
 
     datamodel = SQLAInterface(Policy)
     class_permission_name = RES_POLICY
     route_base = "/policies"
     list_title = show_title = _("Ownership policies")
     add_title, edit_title = _("Add ownership policy"), _("Edit ownership policy")
-    _fields = ["scope", "department", "user", "max_customers", "count_won", "max_locked",
-               "daily_claim_limit", "cooldown_days", "reclaim_no_followup_days",
+    _fields = ["scope", "department", "user", "segment_key", "max_customers", "count_won",
+               "max_locked", "daily_claim_limit", "cooldown_days", "reclaim_no_followup_days",
                "reclaim_no_deal_days", "warn_before_days"]
     list_columns = _fields
-    _fields = _fields + ["lead_max", "lead_daily_claim_limit", "lead_reclaim_no_followup_days"]
+    _segment = ["segment_record_type", "segment_grade", "segment_category",
+                "segment_product_line", "segment_source"]
+    _fields = [f for f in _fields if f != "segment_key"]
+    _fields = _fields[:3] + _segment + _fields[3:] + [
+        "lead_max", "lead_daily_claim_limit", "lead_reclaim_no_followup_days"]
     add_columns = edit_columns = show_columns = _fields
     label_columns = {"scope": _("Applies to"), "department": _("Department"), "user": _("User"),
-                     **POLICY_LABELS}
-    description_columns = {"scope": _("global, department or user; empty fields inherit")}
+                     **SEGMENT_LABELS, **POLICY_LABELS}
+    description_columns = {
+        "scope": _("global, department or user; empty fields inherit"),
+        "segment_record_type": _("Optional segment conditions: the policy then applies only "
+                                 "to the matching customers or leads, and may set only the "
+                                 "reclaim periods and warning days. Per field the first that "
+                                 "sets it wins: user + segment, user, department + segment, "
+                                 "department, ..., global + segment, global."),
+        "segment_source": _("Compared with the stored source: a customer's source text, or a "
+                            "lead's channel code (web_form, phone, exhibition, referral, "
+                            "advertising, campaign, other)"),
+    }
     # Words, not raw values: an empty field inherits, count_won is yes/no, scope is named.
     formatters_columns = {
         "scope": lambda v: POLICY_SCOPES.get(v, v),
         "department": lambda v: v if v is not None else "—",
         "user": lambda v: v if v is not None else "—",
+        "segment_key": lambda v: segments.key_text(v) or "—",
         **{f: policy_value for f in POLICY_FIELDS},
     }
     add_form_extra_fields = edit_form_extra_fields = {
@@ -244,6 +273,15 @@ class PolicyView(ServiceModelView):
             ("", _("Inherited")), ("1", _("Yes")), ("0", _("No"))],
             coerce=lambda v: None if v in ("", None, "None") else v in ("1", True, "True")),
         "user": UserPickerField(_("User"), query_func=all_users),
+        "segment_record_type": SelectField(SEGMENT_LABELS["segment_record_type"], choices=[
+            ("", _("Any")), ("customer", _("Customers")), ("lead", _("Leads"))],
+            coerce=_blank_is_none),
+        "segment_grade": SelectField(SEGMENT_LABELS["segment_grade"], choices=[
+            ("", _("Any")), ("A", "A"), ("B", "B"), ("C", "C")], coerce=_blank_is_none),
+        "segment_category": SelectField(SEGMENT_LABELS["segment_category"], choices=[
+            ("", _("Any")), ("potential", _("Potential customer")),
+            ("active", _("Active customer")), ("silent", _("Silent customer"))],
+            coerce=_blank_is_none),
     }
 
     def form_values(self, form, columns):

@@ -10,7 +10,7 @@ from flask_babel import gettext, lazy_gettext as _
 from app.models.org import employment_label
 from app.models.policy import POLICY_FIELDS
 from app.security import current_user, role_label
-from app.services import org, policies
+from app.services import org, policies, segments
 from app.services.errors import GuishuError
 from app.services.times import local_text
 from app.views.base import ReadableCells
@@ -35,8 +35,20 @@ def effective_policy_rows(user_id) -> list[dict]:
     if not user_id:
         return []
     effective = policies.effective_policy(int(user_id))
+    overrides = segment_overrides(user_id)
     return [{"field": f, "label": POLICY_LABELS[f], "value": effective[f].value,
-             "source": policy_source(effective[f].source)} for f in POLICY_FIELDS]
+             "source": policy_source(effective[f].source), "segments": overrides.get(f, [])}
+            for f in POLICY_FIELDS]
+
+
+def segment_overrides(user_id) -> dict[str, list[dict]]:
+    """Per reclaim field, the segment policies that come before the user's plain value: what
+    their matching customers or leads get instead, and which policy says so."""
+    if not user_id:
+        return {}
+    return {f: [{"segment": a.segment, "value": a.value, "source": a.label,
+                 "policy_id": a.policy_id} for a in found]
+            for f, found in segments.segment_overrides(int(user_id)).items()}
 
 
 def server_clock_minutes(value) -> str:
