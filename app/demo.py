@@ -798,6 +798,8 @@ def _demo_targets() -> int:
                 "period_start": start, "won_amount": amount, "new_customers": new[name]})
             made += 1
     return made
+
+
 # 商机 a newcomer finds on the kanban: (title, product line, amount, the stage it reaches).
 DEMO_OPPORTUNITIES = [
     ("年度软件订阅", "SaaS 订阅", "36000", "初步接洽"),
@@ -846,6 +848,8 @@ def _demo_opportunities() -> int:
                 continue
             made += 1
     return db.session.execute(select(func.count()).select_from(Opportunity)).scalar_one()
+
+
 def _demo_capture_form() -> dict:
     """A public lead capture form (官网咨询) into the default lead pool, and one visitor's
     submission through it, as the public page would send it."""

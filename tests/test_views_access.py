@@ -930,6 +930,8 @@ def test_workbench_and_customer_page_show_the_tasks(login_as, k, owned_tasks, db
     auditor_page = login_as("auditor").get(f"/customers/show/{k.ids['c_rep']}")
     html = auditor_page.get_data(as_text=True)
     assert "带合同上门" in html and 'id="task-add"' not in html
+
+
 # --- leads (线索) and the lead pool: role x route, and did the database change -----------------
 # (behaviour in tests/test_views_leads.py; here every lead route per role.)
 def _lead_state(db):
@@ -1012,6 +1014,9 @@ def test_lead_routes_by_role(login_as, db, lead_ids, role, method, path, form, e
         resp = client.post(url, data=dict(data, csrf_token=client.csrf))
     assert resp.status_code == expected[role], (role, url)
     assert (_lead_state(db) != before) == (role in changes), (role, url)
+
+
+# ============================================================================================
 # absences (every role, its own and its scope) and API keys (admins only)
 # ============================================================================================
 NEW_PAGES = {"/absences/list/": set(ROLES), "/absences/add": set(ROLES),
@@ -1184,6 +1189,9 @@ def test_a_forged_target_delete_without_csrf_changes_nothing(login_as, held_targ
     before = target_amounts(db)
     client.post(f"/targets/delete/{held_targets['rep']}", data={})
     assert target_amounts(db) == before
+
+
+# ============================================================================================
 # opportunities (商机): every page and POST per role, and did the database change
 # (behaviour in tests/test_views_opportunities.py)
 # ============================================================================================
@@ -1270,6 +1278,9 @@ def test_opportunity_routes_by_role(login_as, db, opp_ids, role, method, path, f
         resp = client.post(url, data=dict(data, csrf_token=client.csrf))
     assert resp.status_code == expected[role], (role, url)
     assert (_opportunity_state(db) != before) == (role in changes), (role, url)
+
+
+# ============================================================================================
 # lead capture forms: the admins' page (admins only) and the public page (everyone, no login)
 # ============================================================================================
 @pytest.fixture
@@ -1325,6 +1336,9 @@ def test_the_public_capture_page_needs_no_login(role, app, login_as, capture_for
     client = app.test_client() if role == "anonymous" else login_as(role)
     assert client.get(f"/forms/{capture_form.token}").status_code == 200
     assert client.get("/forms/" + "z" * 32).status_code == 404
+
+
+# ============================================================================================
 # 待回收预警 /due-soon/: rep own, manager its team, admin all; staff and auditor no page
 # ============================================================================================
 DUE_SOON_OWNERS = {"admin": {"rep", "rep2", "rep_north"}, "manager": {"rep", "rep2"},

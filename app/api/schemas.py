@@ -850,6 +850,13 @@ class LeadConverted(Answer):
     outcome = fields.String(required=True, metadata={
         "description": "created | created_in_pool | claimed | linked | linked_other"})
     holder = fields.String(allow_none=True)
+    opportunity_id = fields.Integer(allow_none=True, metadata={
+        "description": "the opportunity created with the conversion"})
+    opportunity_note = fields.String(allow_none=True, metadata={
+        "description": "why the asked-for opportunity was not created (the customer is in a "
+                       "pool or another rep's); the conversion stands"})
+
+
 # --- sales targets --------------------------------------------------------------------------
 _PERIOD_HELP = ("the period's first day: 2026-10-01, or 2026-10 (a month), 2026-Q4 (a "
                 "quarter); a month starts on its 1st, a quarter on 1 Jan / Apr / Jul / Oct")
@@ -948,11 +955,8 @@ class AttainmentReport(Answer):
     period_label = fields.String(required=True)
     users = fields.List(fields.Nested(AttainmentRow), required=True)
     departments = fields.List(fields.Nested(AttainmentRow), required=True)
-    opportunity_id = fields.Integer(allow_none=True, metadata={
-        "description": "the opportunity created with the conversion"})
-    opportunity_note = fields.String(allow_none=True, metadata={
-        "description": "why the asked-for opportunity was not created (the customer is in a "
-                       "pool or another rep's); the conversion stands"})
+
+
 # --- opportunities --------------------------------------------------------------------------
 _AMOUNT_HELP = "a decimal of at most 12 digits and 2 decimals, e.g. \"12800.00\" (or a number)"
 

@@ -796,6 +796,8 @@ def _last_touch():
 def last_touch():
     """The time the lead sweep counts its days from (the pre-reclaim warnings read it too)."""
     return _last_touch()
+
+
 @dataclass
 class LeadRule:
     """The lead reclaim rule at one instant, per row: each open owned lead's no-follow-up

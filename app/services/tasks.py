@@ -177,6 +177,8 @@ def get_task(actor: User, task_id: Any, write: bool = False) -> Task:
 
 # --- validation -----------------------------------------------------------------------------
 _DAY = re.compile(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*")  # a date alone, as times.typed_period
+
+
 def parse_due(value: Any, errors: dict) -> Optional[dt.datetime]:
     """A due time as typed (business time unless it names its offset); a date alone is due
     at DAY_HOUR that day. Stored as naive UTC."""
