@@ -212,7 +212,7 @@ def test_the_count_under_the_reps_lock_wins_over_the_rules_earlier_read(db, org,
     lead = staff_lead(org, "锁内重数的线索")
     assert holder(db, lead.id) == (None, pool.id)
     assert (created_event(db, lead.id).rule, created_event(db, lead.id).reason) == (
-        "rule:给 rep1", "指定销售已达线索上限")
+        "rule:给 rep1", "指定销售已达线索上限（上限 1，已有 1）")
     assert leads.open_leads_of(org.rep.id) == 1
 
 

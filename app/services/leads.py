@@ -491,8 +491,8 @@ def place_by_rules(values: list[dict[str, Any]]) -> list[LeadPlacement]:
         if p.owner_id is not None:
             wanted[p.owner_id] = wanted.get(p.owner_id, 0) + 1
     for owner_id in sorted(wanted):
-        left = lead_room(owner_id, _lock_owner(owner_id)).left
-        over = wanted[owner_id] - left
+        now_room = lead_room(owner_id, _lock_owner(owner_id))
+        over = wanted[owner_id] - now_room.left
         for i in range(len(out) - 1, -1, -1):
             if over <= 0:
                 break
@@ -501,7 +501,10 @@ def place_by_rules(values: list[dict[str, Any]]) -> list[LeadPlacement]:
                 rule = db.session.execute(select(AssignmentRule).where(
                     AssignmentRule.name == name)).scalar_one_or_none()
                 out[i] = LeadPlacement(None, rules.fallback_pool_id(rule, rules.LEAD),
-                                       out[i].rule, "指定销售已达线索上限")
+                                       out[i].rule,
+                                       tr("The rule's sales rep is at the lead cap (cap "
+                                          "%(cap)s, held %(have)s)", cap=now_room.cap,
+                                          have=now_room.have))
                 over -= 1
     return out
 
