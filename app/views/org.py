@@ -415,7 +415,8 @@ class AssignmentRuleView(AuditedModelView):
     add_columns = edit_columns = show_columns = list_columns
     label_columns = {
         "position": _("Order"), "name": _("Name"), "active": _("Active"),
-        "record_type": _("Places"), "province": _("Province"), "city": _("City"), "industry": _("Industry"),
+        "record_type": _("Places"), "province": _("Province"), "city": _("City"),
+        "industry": _("Industry"),
         "customer_type": _("Type"), "grade": _("Grade"), "product_line": _("Product line"),
         "source": _("Source"), "lifecycle": _("Lifecycle stage"), "target_type": _("Target"),
         "target_user": _("Target rep"), "target_department": _("Target department"),
