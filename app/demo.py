@@ -691,6 +691,9 @@ DEMO_LEADS = [
 ]
 
 
+DEMO_LEAD_RULE = "展会线索归华东大区（轮流）"
+
+
 def _demo_leads_and_tasks() -> dict:
     """Leads in every status, in the lead pool and owned, and a few tasks, all entered
     through the services as users would (the lead pool is open to the whole sales tree)."""
@@ -703,6 +706,17 @@ def _demo_leads_and_tasks() -> dict:
                                ).scalar_one()
     lead_pool = leads.default_lead_pool()
     db.session.add(PoolMember(pool_id=lead_pool.id, department_id=sales.id))
+    # A lead rule: staff1's exhibition lead below goes to a 华东大区 rep, its event naming it.
+    from app.models import AssignmentRule
+    from app.services import rules
+
+    east = db.session.execute(select(Department).where(Department.name == "华东大区")
+                              ).scalar_one()
+    lead_rule = AssignmentRule(position=10, name=DEMO_LEAD_RULE, record_type="lead",
+                               source="exhibition", target_type="department",
+                               target_department_id=east.id, strategy="round_robin")
+    rules.validate_rule(lead_rule)
+    db.session.add(lead_rule)
     db.session.commit()
     made: dict[str, list[int]] = {}
     for i, (company, person, city, source, who) in enumerate(DEMO_LEADS):

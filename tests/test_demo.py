@@ -41,7 +41,17 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     # The ownership pages have something to show: rules, a pool admin, pending transfers.
     from app.models import AssignmentRule, PoolMember, TransferRequest
 
-    assert db.session.execute(select(func.count()).select_from(AssignmentRule)).scalar_one() == 3
+    assert db.session.execute(select(func.count()).select_from(AssignmentRule).where(
+        AssignmentRule.record_type == "customer")).scalar_one() == 3
+    # and one lead rule, which placed staff1's exhibition lead with a 华东大区 rep
+    from app.models import LeadEvent
+
+    lead_rule = db.session.execute(select(AssignmentRule).where(
+        AssignmentRule.record_type == "lead")).scalar_one()
+    placed = db.session.execute(select(LeadEvent).where(
+        LeadEvent.rule == f"rule:{lead_rule.name}")).scalars().all()
+    assert len(placed) == 1 and placed[0].kind == "created" and placed[0].to_owner_id
+    assert db.session.get(User, placed[0].to_owner_id).department.name in ("华东大区", "上海团队")
     rep1 = db.session.execute(select(User).where(User.username == "rep1")).scalar_one()
     assert db.session.execute(select(PoolMember).where(
         PoolMember.user_id == rep1.id, PoolMember.is_admin.is_(True))).scalar_one()

@@ -106,8 +106,11 @@ def test_the_lead_mapping_step(db, org):
         import_mapping.configure(org.staff, batch.id, batch.mapping, "pool", org.pool.id)
     assert exc.value.fields == {"pool": "线索公海不存在"}
     with pytest.raises(ValidationFailed) as exc:
-        import_mapping.configure(org.staff, batch.id, batch.mapping, "rules", None)
-    assert exc.value.fields == {"target": "线索只能导入线索公海或指定负责人"}
+        import_mapping.configure(org.staff, batch.id, batch.mapping, "bogus", None)
+    assert exc.value.fields == {"target": "线索只能导入线索公海、指定负责人或按归属规则分配"}
+    with pytest.raises(ValidationFailed) as exc:  # rules: the fallback pool a lead pool
+        import_mapping.configure(org.staff, batch.id, batch.mapping, "rules", org.pool.id)
+    assert exc.value.fields == {"pool": "线索公海不存在"}
     with pytest.raises(ValidationFailed) as exc:
         import_mapping.configure(org.staff, batch.id, batch.mapping, "owner", None, None)
     assert exc.value.fields == {"owner": "请选择在职的线索负责人"}

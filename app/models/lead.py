@@ -187,6 +187,7 @@ class LeadEvent(Model):
     to_pool_id = Column(Integer)
     customer_id = Column(Integer)  # converted: the customer it became or was linked to
     reason = Column(Text)
+    rule = Column(String(200))  # 'rule:<name>' when an assignment rule placed the lead
     actor_id = Column(Integer)
     created_at = Column(DateTime, nullable=False, default=utcnow)
 

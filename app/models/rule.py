@@ -11,6 +11,10 @@ from app.models.customer import utcnow
 
 RULE_CONDITIONS = ("province", "city", "industry", "customer_type", "grade", "product_line",
                    "source", "lifecycle")
+# A lead has no type, grade, product line or lifecycle: a lead rule may set only these
+# (app.services.rules.validate_rule refuses the others).
+LEAD_RULE_CONDITIONS = ("province", "city", "industry", "source")
+RULE_RECORD_TYPES = {"customer": _l("Customers"), "lead": _l("Leads")}
 RULE_STRATEGIES = {"round_robin": _l("Round robin"), "least_loaded": _l("Fewest customers first"),
                    "even": _l("Even by rule")}
 
@@ -22,11 +26,15 @@ class AssignmentRule(Model):
                         name="ck_rule_target_type"),
         CheckConstraint("strategy in ('round_robin', 'least_loaded', 'even')",
                         name="ck_rule_strategy"),
+        CheckConstraint("record_type in ('customer', 'lead')", name="ck_rule_record_type"),
     )
     id = Column(Integer, primary_key=True)
     position = Column(Integer, nullable=False, default=100, index=True)
     name = Column(String(100), nullable=False, unique=True)
     active = Column(Boolean, nullable=False, default=True, server_default="1")
+    # What the rule places: new customers, or new leads (its pool then a lead pool).
+    record_type = Column(String(10), nullable=False, default="customer",
+                         server_default="customer")
     # Conditions: empty means "any".
     province = Column(String(50))
     city = Column(String(50))

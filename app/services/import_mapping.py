@@ -238,7 +238,8 @@ def _configure_leads(actor: User, batch: ImportBatch, mapping: dict[str, str], t
     """Import as leads: the lead fields, a name column, and a lead pool the actor may import
     into or (staff, admins) an active owner."""
     from app.models.org import EMPLOYMENT_ACTIVE
-    from app.services.imports import (importable_lead_pool_ids, may_name_lead_owner)
+    from app.services.imports import (importable_lead_pool_ids, may_name_lead_owner,
+                                      may_use_rules)
 
     errors: dict[str, str] = {}
     mapping = {f: h for f, h in (mapping or {}).items() if h}
@@ -257,6 +258,13 @@ def _configure_leads(actor: User, batch: ImportBatch, mapping: dict[str, str], t
             errors["pool"] = tr("The lead pool does not exist")
         elif pools is not None and pool_id not in pools:
             errors["pool"] = tr("You can only import into pools you manage")
+    elif target == "rules":
+        if not may_use_rules(actor):
+            errors["target"] = tr("Only back-office staff and admins can import by assignment "
+                                  "rules")
+        elif pool_id is not None and getattr(db.session.get(Pool, pool_id), "record_type",
+                                             None) != "lead":
+            errors["pool"] = tr("The lead pool does not exist")
     elif target == "owner":
         if not may_name_lead_owner(actor):
             errors["target"] = tr("Only back-office staff and admins can import leads to an "
@@ -268,18 +276,21 @@ def _configure_leads(actor: User, batch: ImportBatch, mapping: dict[str, str], t
                 errors["owner"] = tr("Select an active owner for the leads")
         pool_id = None
     else:
-        errors["target"] = tr("Leads are imported into a lead pool or to an owner")
+        errors["target"] = tr("Leads are imported into a lead pool, to an owner or by the "
+                              "assignment rules")
     if errors:
         db.session.rollback()
         raise ValidationFailed(errors)
-    batch.mapping, batch.target, batch.pool_id = mapping, "pool", pool_id
+    batch.mapping, batch.pool_id = mapping, pool_id
+    batch.target = "rules" if target == "rules" else "pool"
     batch.lead_owner_id = owner.id if owner is not None else None
     batch.total_rows = sum(1 for _ in open_source(Path(batch.stored_path), batch.file_format,
                                                   batch.encoding).records)
     batch.status = "queued"
     audit.record(actor.id, "configure", "import_batch", batch.id,
                  {"mapping": (None, ", ".join(f"{f}={h}" for f, h in mapping.items())),
-                  "record_type": (None, "lead"), "pool_id": (None, pool_id),
+                  "record_type": (None, "lead"), "target": (None, batch.target),
+                  "pool_id": (None, pool_id),
                   "lead_owner_id": (None, batch.lead_owner_id)})
     db.session.commit()
     return batch

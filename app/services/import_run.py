@@ -344,8 +344,9 @@ def _import_lead_chunk(job: _Run, chunk: list[tuple], cleaned: list[tuple],
     """Import as leads, one chunk (after the batch row's claim): each valid row is checked
     against leads and customers (app.services.leads.find_duplicates: any match, blocking or
     warning, keeps it out, as for customers) and against the file's earlier rows, then made
-    a lead through app.services.leads.insert_lead in the batch's lead pool, or owned by
-    lead_owner_id within the owner's lead cap (counted under the owner's row lock)."""
+    a lead through app.services.leads.insert_lead in the batch's lead pool, owned by
+    lead_owner_id within the owner's lead cap (counted under the owner's row lock), or placed
+    by the lead rules (target 'rules')."""
     from app.services import leads as lead_service
     from app.services import policies
     from app.services.errors import CapExceeded
@@ -356,7 +357,9 @@ def _import_lead_chunk(job: _Run, chunk: list[tuple], cleaned: list[tuple],
     batch = job.batch
     rules = dedupe.active_rules()
     owner = batch.lead_owner_id
+    by_rules = batch.target == "rules"
     problems: list[dict] = []
+    accepted: list[tuple[int, dict]] = []
     inserted = 0
     results = iter(cleaned)
     if owner is not None:
@@ -388,6 +391,9 @@ def _import_lead_chunk(job: _Run, chunk: list[tuple], cleaned: list[tuple],
         if texts:
             problems.append(_problem(batch, line, "duplicate", tr("; ").join(texts), row))
             continue
+        if by_rules:  # placed together below, the chunk's leads counted against the caps
+            accepted.append((line, values))
+            continue
         if owner is not None:
             try:
                 lead_service.check_lead_cap(owner, 1, job.owner_policy)
@@ -399,6 +405,22 @@ def _import_lead_chunk(job: _Run, chunk: list[tuple], cleaned: list[tuple],
                                         reason=job.reason)
         job.lead_lines[lead.id] = line
         inserted += 1
+    if accepted:
+        # The lead rules (app.services.leads.place_by_rules, the reps locked and re-counted);
+        # what no rule matches goes to the batch's lead pool, else the default lead pool.
+        placements = lead_service.place_by_rules([v for _, v in accepted])
+        default_id = lead_service.default_lead_pool().id
+        for (line, values), p in zip(accepted, placements):
+            pool_id = p.pool_id
+            if p.rule is None and batch.pool_id is not None:
+                pool_id = batch.pool_id
+            elif p.rule is None:
+                pool_id = default_id
+            lead = lead_service.insert_lead(values, actor_id=job.actor_id, owner_id=p.owner_id,
+                                            pool_id=pool_id if p.owner_id is None else None,
+                                            reason=job.reason, rule=p.rule, how=p.how)
+            job.lead_lines[lead.id] = line
+            inserted += 1
     if problems:
         db.session.execute(insert(ImportProblem), problems)
     invalid = sum(1 for p in problems if p["kind"] == "invalid")

@@ -17,7 +17,8 @@ from typing import Any, Iterable, Optional
 from sqlalchemy import and_, case, func, or_, select, text, true, update
 
 from app.extensions import db
-from app.models import Contact, Customer, Lead, LeadEvent, LeadFollowUp, LeadOwnership, Pool, User
+from app.models import (AssignmentRule, Contact, Customer, Lead, LeadEvent, LeadFollowUp,
+                        LeadOwnership, Pool, User)
 from app.models.customer import utcnow
 from app.models.lead import LEAD_SOURCES
 from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, Scope, has_role,
@@ -371,6 +372,15 @@ def check_lead_cap(user_id: int, adding: int, policy: dict, verb=VERB_ADDING) ->
                           cap=cap, owned=have, adding=adding)
 
 
+def lead_room(user_id: int, policy: Optional[dict] = None):
+    """The user's lead cap and open leads now, as caps.Room (the assignment rules' count for
+    lead rules; re-read after lock_rep before relying on it)."""
+    from app.services.caps import Room
+
+    policy = policy or policies.effective_policy(user_id)
+    return Room(int(policy["lead_max"].value), open_leads_of(user_id))
+
+
 def _lock_owner(user_id: int) -> dict:
     """lock_active_rep and the user's effective policy (read under the lock)."""
     row = ownership.lock_active_rep(user_id)
@@ -407,8 +417,10 @@ def _assignable(actor: User, owner_id: int) -> bool:
 def create_lead(actor: User, data: dict[str, Any], *, owner_id: Any = None,
                 pool_id: Any = None, confirm_duplicates: bool = False) -> Lead:
     """A new lead with its ownership row and 'created' event. Reps and managers own what they
-    create (a manager may name a rep in scope); staff and admins put it in a lead pool (the
-    default unless named) or name an owner. The owner's lead cap is checked under the lock."""
+    create (first contact; a manager may name a rep in scope); staff and admins name a lead
+    pool or an owner, or else the first matching active lead rule places it (the default
+    lead pool when none matches). The owner's lead cap is checked under the lock; a rep the
+    rule chose who is at the cap by then leaves the lead in the rule's pool."""
     from app.services.ids import parse_optional_id
 
     _require_writer(actor)
@@ -420,45 +432,105 @@ def create_lead(actor: User, data: dict[str, Any], *, owner_id: Any = None,
     if owner is not None and not _assignable(actor, owner):
         raise ValidationFailed({"owner_id": tr("You can only name an owner within your data "
                                                "scope")})
-    if owner is None and pool is None:
-        if has_role(actor, ROLE_ADMIN, ROLE_STAFF):
-            pool = default_lead_pool()
-        else:
-            owner = actor.id
+    by_rules = owner is None and pool is None and has_role(actor, ROLE_ADMIN, ROLE_STAFF)
+    if owner is None and pool is None and not by_rules:
+        owner = actor.id
     if pool is not None and not has_role(actor, ROLE_ADMIN, ROLE_STAFF) \
             and pool.id not in member_lead_pool_ids(actor):
         raise ValidationFailed({"pool_id": tr("You are not a member of this lead pool")})
     confirmed = enforce_dedupe(values, confirmed=confirm_duplicates)
 
     def go() -> Lead:
-        if owner is not None:
-            check_lead_cap(owner, 1, _lock_owner(owner))
-        lead = insert_lead(values, actor_id=actor.id, owner_id=owner,
-                           pool_id=pool.id if pool else None)
+        placed = place_by_rules([values])[0] if by_rules else None
+        lead = insert_lead(values, actor_id=actor.id,
+                           owner_id=placed.owner_id if placed else owner,
+                           pool_id=placed.pool_id if placed else (pool.id if pool else None),
+                           reason=(placed.reason if placed else None) or "新建线索",
+                           rule=placed.rule if placed else None,
+                           how=placed.how if placed else "created",
+                           check_cap=placed is None)
         _record_confirmed(actor.id, lead.id, confirmed)
         return lead
 
     return _commit(go)
 
 
+@dataclass
+class LeadPlacement:
+    """Where one new lead goes through the lead rules (place_by_rules)."""
+    owner_id: Optional[int]
+    pool_id: Optional[int]
+    rule: Optional[str]  # 'rule:<name>' for the event, None when no rule matched
+    reason: str = ""
+
+    @property
+    def how(self) -> str:
+        return "rule-assigned" if self.owner_id is not None else "created"
+
+
+def place_by_rules(values: list[dict[str, Any]]) -> list[LeadPlacement]:
+    """The lead rules' placement of new leads (one entry, or an import chunk), within the
+    lead caps: app.services.rules chooses, counting what the batch itself gives each rep;
+    then each chosen rep's row is locked (in id order) and their open leads re-counted, so a
+    claim, an assignment or another placement that landed meanwhile cannot take them over
+    the lead cap: the leads that no longer fit go to the rule's pool instead (its lead pool,
+    else the default lead pool). No rule matched: the default lead pool. Call inside the
+    transaction that inserts the leads."""
+    from app.services import rules
+
+    placed = rules.place_many(values, record_type=rules.LEAD)
+    default_id: Optional[int] = None
+    out: list[LeadPlacement] = []
+    wanted: dict[int, int] = {}
+    for p in placed:
+        if p is None:
+            default_id = default_id or default_lead_pool().id
+            out.append(LeadPlacement(None, default_id, None))
+            continue
+        out.append(LeadPlacement(p.owner_id, p.pool_id, f"rule:{p.rule}", p.note))
+        if p.owner_id is not None:
+            wanted[p.owner_id] = wanted.get(p.owner_id, 0) + 1
+    for owner_id in sorted(wanted):
+        now_room = lead_room(owner_id, _lock_owner(owner_id))
+        over = wanted[owner_id] - now_room.left
+        for i in range(len(out) - 1, -1, -1):
+            if over <= 0:
+                break
+            if out[i].owner_id == owner_id:
+                name = out[i].rule[len("rule:"):]
+                rule = db.session.execute(select(AssignmentRule).where(
+                    AssignmentRule.name == name)).scalar_one_or_none()
+                out[i] = LeadPlacement(None, rules.fallback_pool_id(rule, rules.LEAD),
+                                       out[i].rule,
+                                       tr("The rule's sales rep is at the lead cap (cap "
+                                          "%(cap)s, held %(have)s)", cap=now_room.cap,
+                                          have=now_room.have))
+                over -= 1
+    return out
+
+
 def insert_lead(values: dict[str, Any], *, actor_id: Optional[int], owner_id: Optional[int],
                 pool_id: Optional[int], reason: str = "新建线索",
-                extra: Optional[dict[str, Any]] = None) -> Lead:
+                extra: Optional[dict[str, Any]] = None, rule: Optional[str] = None,
+                how: str = "created", check_cap: bool = False) -> Lead:
     """The writes of a new lead once it is checked (clean_lead_data, dedupe, and the owner's
     lead cap under lock_rep): the lead, its ownership row, the 'created' event, the audit row
     and its priority score. No commit (create_lead, the capture form and the import own
-    theirs); actor_id None is a public form."""
+    theirs); actor_id None is a public form. `rule` labels the event when an assignment rule
+    placed the lead; check_cap locks the owner and checks the lead cap here."""
     from app.services import lead_priority
 
+    if check_cap and owner_id is not None:
+        check_lead_cap(owner_id, 1, _lock_owner(owner_id))
     now = utcnow()
     lead = Lead(created_by_id=actor_id, status="new", created_at=now, updated_at=now,
                 **values, **(extra or {}))
     lead.ownership = LeadOwnership(owner_id=owner_id, pool_id=pool_id, home_pool_id=pool_id,
-                                   is_open=True, acquired_at=now, acquired_how="created")
+                                   is_open=True, acquired_at=now, acquired_how=how)
     db.session.add(lead)
     db.session.flush()
     _event(lead.id, "created", actor_id, to_owner_id=owner_id, to_pool_id=pool_id,
-           reason=reason, created_at=now)
+           reason=reason, rule=rule, created_at=now)
     audit.record(actor_id, "create", "lead", lead.id,
                  {k: (None, v) for k, v in values.items() if v is not None})
     lead_priority.recompute(lead.id, now)

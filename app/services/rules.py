@@ -1,9 +1,15 @@
 """Assignment rules (归属规则): the first active rule, in position order, whose non-empty
-conditions all equal the customer's values decides the owner or pool.
+conditions all equal the record's values decides the owner or pool.
 
-First-contact protection: rules never take a customer away from an owner; they place new
+A rule places one record type (record_type): customers, or leads (app.services.leads). The
+same code chooses for both; the record type picks which rules apply, what a rep's cap counts
+(customers against max_customers, open leads against lead_max), which default pool takes
+what falls back, and which event log the 'even' strategy counts.
+
+First-contact protection: rules never take a record away from an owner; they place new
 customers that nobody claimed as first contact (created by staff/admins, imported, or handed
-over on departure) and pool customers on demand.
+over on departure), new leads entered by staff/admins or imported "by the assignment rules",
+and pool customers on demand.
 """
 from __future__ import annotations
 
@@ -13,10 +19,11 @@ from typing import Any, Iterable, Optional
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import AssignmentRule, Customer, Department, OwnershipEvent, User
+from app.models import AssignmentRule, Customer, Department, LeadEvent, OwnershipEvent, User
 from app.models.customer import utcnow
+from app.models.lead import LEAD_SOURCES
 from app.models.org import EMPLOYMENT_ACTIVE
-from app.models.rule import RULE_CONDITIONS
+from app.models.rule import LEAD_RULE_CONDITIONS, RULE_CONDITIONS
 from app.security import ROLE_REP, has_role
 from app.services import caps, ownership
 from app.services.errors import CLAIMED_MEANWHILE, NotInPool, ValidationFailed, tr
@@ -30,9 +37,24 @@ class Placement:
     note: str = ""
 
 
-def active_rules() -> list[AssignmentRule]:
-    return list(db.session.execute(select(AssignmentRule).where(AssignmentRule.active.is_(True))
-                                   .order_by(AssignmentRule.position, AssignmentRule.id)).scalars())
+CUSTOMER, LEAD = "customer", "lead"
+
+
+def active_rules(record_type: str = CUSTOMER) -> list[AssignmentRule]:
+    """The active rules that place `record_type` records, in the order they are tried."""
+    return list(db.session.execute(
+        select(AssignmentRule).where(AssignmentRule.active.is_(True),
+                                     AssignmentRule.record_type == record_type)
+        .order_by(AssignmentRule.position, AssignmentRule.id)).scalars())
+
+
+def default_pool(record_type: str = CUSTOMER):
+    """The pool that takes a `record_type` record no rule places (or a rule falls back)."""
+    if record_type == LEAD:
+        from app.services.leads import default_lead_pool
+
+        return default_lead_pool()
+    return ownership.default_pool()
 
 
 def matches(rule: AssignmentRule, values: dict[str, Any]) -> bool:
@@ -63,10 +85,22 @@ def _candidates(rule: AssignmentRule) -> list[User]:
     return [u for u in users if has_role(u, ROLE_REP)]
 
 
-class _Loads:
-    """Counts for choosing reps within one batch (what the batch adds is counted too)."""
+def room(user_id: int, record_type: str = CUSTOMER) -> caps.Room:
+    """The cap a rule's placement counts against: the customer cap, or the lead cap (open
+    leads against lead_max) for lead rules."""
+    if record_type == LEAD:
+        from app.services.leads import lead_room
 
-    def __init__(self):
+        return lead_room(user_id)
+    return caps.room(user_id)
+
+
+class _Loads:
+    """Counts for choosing reps within one batch (what the batch adds is counted too), against
+    the cap of the record type placed."""
+
+    def __init__(self, record_type: str = CUSTOMER):
+        self.record_type = record_type
         self.added: dict[int, int] = {}
         self.room: dict[int, tuple[int, int]] = {}
         self._away: Optional[dict] = None
@@ -81,7 +115,7 @@ class _Loads:
 
     def has_room(self, user_id: int) -> bool:
         if user_id not in self.room:
-            self.room[user_id] = caps.room(user_id)
+            self.room[user_id] = room(user_id, self.record_type)
         cap, have = self.room[user_id]
         return have + self.added.get(user_id, 0) < cap
 
@@ -94,21 +128,28 @@ class _Loads:
 
 
 def _rule_count(rule: AssignmentRule, user_id: int) -> int:
-    return db.session.execute(select(func.count()).select_from(OwnershipEvent).where(
-        OwnershipEvent.rule == f"rule:{rule.name}", OwnershipEvent.to_owner_id == user_id)
-    ).scalar_one()
+    """How many records the rule has given the user so far (its events' rule label)."""
+    event = LeadEvent if rule.record_type == LEAD else OwnershipEvent
+    return db.session.execute(select(func.count()).select_from(event).where(
+        event.rule == f"rule:{rule.name}", event.to_owner_id == user_id)).scalar_one()
+
+
+def fallback_pool_id(rule: Optional[AssignmentRule], record_type: str = CUSTOMER) -> int:
+    """Where a record goes when the rule cannot give it to a rep: the rule's pool, else the
+    record type's default pool."""
+    pool = (rule.target_pool if rule is not None else None) or default_pool(record_type)
+    return pool.id
 
 
 def _fallback(rule: AssignmentRule, why: str) -> Placement:
-    pool = rule.target_pool or ownership.default_pool()
-    return Placement(None, pool.id, rule.name, why)
+    return Placement(None, fallback_pool_id(rule, rule.record_type), rule.name, why)
 
 
 def place(rule: AssignmentRule, loads: _Loads, exclude: Iterable[int] = ()) -> Placement:
-    """Where the rule sends one customer now, honouring caps (full reps are skipped)."""
+    """Where the rule sends one record now, honouring caps (full reps are skipped)."""
     excluded = set(exclude)
     if rule.target_type == "pool":
-        return Placement(None, (rule.target_pool or ownership.default_pool()).id, rule.name)
+        return Placement(None, fallback_pool_id(rule, rule.record_type), rule.name)
     if rule.target_type == "user":
         user = rule.target_user
         if user is None or not user.active or user.employment_status != EMPLOYMENT_ACTIVE \
@@ -142,18 +183,21 @@ def place(rule: AssignmentRule, loads: _Loads, exclude: Iterable[int] = ()) -> P
     return Placement(chosen.id, None, rule.name)
 
 
-def place_new(values: dict[str, Any], exclude: Iterable[int] = ()) -> Optional[Placement]:
-    """Placement for a new customer with these field values, or None if no rule matches."""
-    for rule in active_rules():
+def place_new(values: dict[str, Any], exclude: Iterable[int] = (),
+              record_type: str = CUSTOMER) -> Optional[Placement]:
+    """Placement for a new record (customer or lead) with these field values, or None if no
+    rule matches."""
+    for rule in active_rules(record_type):
         if matches(rule, values):
-            return place(rule, _Loads(), exclude)
+            return place(rule, _Loads(record_type), exclude)
     return None
 
 
-def place_many(values: list[dict[str, Any]]) -> list[Optional[Placement]]:
-    """place_new for a batch of new customers (an import chunk), counting what the batch
+def place_many(values: list[dict[str, Any]],
+               record_type: str = CUSTOMER) -> list[Optional[Placement]]:
+    """place_new for a batch of new records (an import chunk), counting what the batch
     itself gives each rep against the caps."""
-    rules, loads = active_rules(), _Loads()
+    rules, loads = active_rules(record_type), _Loads(record_type)
     out: list[Optional[Placement]] = []
     for v in values:
         rule = next((r for r in rules if matches(r, v)), None)
@@ -224,7 +268,12 @@ def apply_to_pool_customers(actor: User, customer_ids: Iterable, dry_run: bool =
 
 
 def validate_rule(rule: AssignmentRule) -> None:
+    """The rule form's checks, each refusal naming its field."""
     errors = {}
+    record_type = rule.record_type or CUSTOMER
+    if record_type not in (CUSTOMER, LEAD):
+        errors["record_type"] = tr("A rule places customers or leads")
+        record_type = CUSTOMER
     if rule.target_type == "user" and rule.target_user is None and rule.target_user_id is None:
         errors["target_user"] = tr("A rule targeting a sales rep needs the rep")
     if rule.target_type == "department" and rule.target_department is None \
@@ -234,7 +283,25 @@ def validate_rule(rule: AssignmentRule) -> None:
         errors["lifecycle"] = tr("The lifecycle can only be potential, active or silent")
     if rule.grade not in (None, "", "A", "B", "C"):
         errors["grade"] = tr("The grade can only be A, B or C")
-    if rule.target_pool is not None and rule.target_pool.record_type != "customer":
-        errors["target_pool"] = tr("The pool does not exist")
+    pool = rule.target_pool
+    if pool is None and rule.target_pool_id is not None:
+        from app.models import Pool
+
+        pool = db.session.get(Pool, rule.target_pool_id)
+    if pool is not None and pool.record_type != record_type:
+        errors["target_pool"] = (tr("A lead rule's pool must be a lead pool") if record_type == LEAD
+                                 else tr("A customer rule's pool must be a customer pool"))
+    if record_type == LEAD:
+        for field in RULE_CONDITIONS:
+            if field not in LEAD_RULE_CONDITIONS and getattr(rule, field) not in (None, ""):
+                errors[field] = tr("A lead has no such field; a lead rule can match the "
+                                   "province, city, industry and source only")
+        if rule.source not in (None, "") and rule.source not in LEAD_SOURCES:
+            by_label = {str(label): code for code, label in LEAD_SOURCES.items()}
+            if rule.source in by_label:
+                rule.source = by_label[rule.source]
+            else:
+                errors["source"] = tr("The source can only be: %(choices)s",
+                                      choices=", ".join(LEAD_SOURCES))
     if errors:
         raise ValidationFailed(errors)

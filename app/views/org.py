@@ -11,7 +11,7 @@ from app.models import (AssignmentRule, AuditLog, DedupeRule, Department, Gradin
                         Policy, Pool, PoolMember)
 from app.models.policy import POLICY_FIELDS
 from app.models.dedupe import DEDUPE_ACTIONS
-from app.models.rule import RULE_STRATEGIES
+from app.models.rule import RULE_RECORD_TYPES, RULE_STRATEGIES
 from app.security import (RES_AUDIT, RES_DEDUPE, RES_DEPARTMENT, RES_GRADING, RES_POLICY,
                           RES_POOL, RES_RULE, current_user)
 from app.services import (audit, audit_labels, classification, dedupe, org, policy_config,
@@ -409,13 +409,14 @@ class AssignmentRuleView(AuditedModelView):
     base_order = ("position", "asc")
     list_title = show_title = _("Assignment rules")
     add_title, edit_title = _("Add assignment rule"), _("Edit assignment rule")
-    list_columns = ["position", "name", "active", "province", "city", "industry",
+    list_columns = ["position", "name", "active", "record_type", "province", "city", "industry",
                     "customer_type", "grade", "product_line", "source", "lifecycle",
                     "target_type", "target_user", "target_department", "strategy", "target_pool"]
     add_columns = edit_columns = show_columns = list_columns
     label_columns = {
         "position": _("Order"), "name": _("Name"), "active": _("Active"),
-        "province": _("Province"), "city": _("City"), "industry": _("Industry"),
+        "record_type": _("Places"), "province": _("Province"), "city": _("City"),
+        "industry": _("Industry"),
         "customer_type": _("Type"), "grade": _("Grade"), "product_line": _("Product line"),
         "source": _("Source"), "lifecycle": _("Lifecycle stage"), "target_type": _("Target"),
         "target_user": _("Target rep"), "target_department": _("Target department"),
@@ -427,9 +428,15 @@ class AssignmentRuleView(AuditedModelView):
     formatters_columns.update(
         target_type=lambda v: {"user": _("A rep"), "department": _("Department"),
                                "pool": _("Pool")}.get(v, v),
-        strategy=lambda v: RULE_STRATEGIES.get(v, v) if v else "—")
+        strategy=lambda v: RULE_STRATEGIES.get(v, v) if v else "—",
+        record_type=lambda v: RULE_RECORD_TYPES.get(v, v))
     add_form_extra_fields = edit_form_extra_fields = {
         "active": BooleanField(_("Active"), default=True),
+        "record_type": SelectField(_("Places"), choices=list(RULE_RECORD_TYPES.items()),
+                                   default="customer",
+                                   description=_("A lead rule matches only province, city, "
+                                                 "industry and source, and its pool must be "
+                                                 "a lead pool")),
         "target_type": SelectField(_("Target"), choices=[
             ("user", _("A rep")), ("department", _("Department")), ("pool", _("Pool"))]),
         "strategy": SelectField(_("Strategy"), choices=list(RULE_STRATEGIES.items())),
