@@ -105,6 +105,38 @@ def decode_cursor(text: Optional[str], order: str, direction: str, size: int) ->
     return loaded
 
 
+def _fits(column, value: Any) -> bool:
+    """Whether a cursor's value has the sort column's type: a tampered cursor ("abc" for an
+    integer column) is no cursor, not a database error (PostgreSQL refuses to compare)."""
+    if value is None:
+        return True
+    try:
+        kind = column.type.python_type
+    except (AttributeError, NotImplementedError):
+        return True
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool) \
+            and -2**63 <= value < 2**63
+    if kind is dt.datetime:
+        return isinstance(value, dt.datetime)
+    if kind is dt.date:
+        return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+    if kind in (Decimal, float):
+        return isinstance(value, (int, Decimal)) and not isinstance(value, bool) \
+            and (not isinstance(value, Decimal) or value.is_finite())
+    if kind is str:
+        return isinstance(value, str)
+    return True
+
+
+def cursor_key(text: Optional[str], order: str, direction: str, columns) -> Optional[list]:
+    """decode_cursor for these sort columns, checking each value against its column."""
+    key = decode_cursor(text, order, direction, len(columns))
+    if key is None or not all(_fits(c, v) for c, v in zip(columns, key)):
+        return None
+    return key
+
+
 # --- the planner's estimate ---------------------------------------------------------------
 class _Explain(Executable, ClauseElement):
     """EXPLAIN (FORMAT JSON) of a SELECT, with the SELECT's own bound parameters."""
@@ -258,9 +290,9 @@ class KeysetInterface(SQLAInterface):
         total, more_than, estimated = self.capped_count(query, estimate)
 
         going_back = False
-        key = decode_cursor(after, order_name, direction, len(columns))
+        key = cursor_key(after, order_name, direction, columns)
         if key is None:
-            key = decode_cursor(before, order_name, direction, len(columns))
+            key = cursor_key(before, order_name, direction, columns)
             going_back = key is not None
         forward_desc = direction == "desc"
         # Reading backwards flips the direction; the rows are put back in order afterwards.

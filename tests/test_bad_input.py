@@ -328,3 +328,89 @@ def test_contact_name_is_bounded_by_its_column(org):
     with pytest.raises(ValidationFailed) as err:
         clean_contact_data({"name": "张" * 101})
     assert err.value.fields == {"name": "不能超过 100 个字符"}
+
+
+# --- issue 15's pages: tampered cursors, redirect targets, the import mapping's ids -----------
+def _cursor(order, direction, values) -> str:
+    import base64
+    import json
+
+    body = json.dumps({"o": order, "d": direction, "v": values}).encode()
+    return base64.urlsafe_b64encode(body).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("path, view, order, values", [
+    ("/lead-pool/list/", "LeadPoolView", "priority_score", ["abc", 1]),
+    ("/lead-pool/list/", "LeadPoolView", "priority_score", [{"dt": "2026-01-01T00:00:00"}, 1]),
+    ("/leads/list/", "LeadView", "priority_score", ["abc", 1]),
+    ("/targets/list/", "SalesTargetView", "period_start", ["abc", 1]),
+    ("/targets/list/", "SalesTargetView", "period_start", [5, 1]),
+    ("/capture-forms/list/", "CaptureFormView", "name", [5, 1]),
+    ("/customers/list/", "CustomerView", "name", [{"n": "1.5"}, 1]),
+])
+@pytest.mark.parametrize("direction", ["desc", "asc"])
+def test_a_cursor_of_the_wrong_type_is_no_cursor(clients, path, view, order, values, direction):
+    """A hand-made cursor whose value does not fit the sort column shows the first page (the
+    database would refuse to compare an integer with text)."""
+    query = (f"?_oc_{view}={order}&_od_{view}={direction}"
+             f"&after_{view}={_cursor(order, direction, values)}")
+    first = clients.admin.get(f"{path}?_oc_{view}={order}&_od_{view}={direction}")
+    resp = clients.admin.get(path + query)
+    assert resp.status_code == 200 == first.status_code
+
+
+def test_cursor_values_are_checked_against_the_column_type():
+    import datetime as dt
+    from decimal import Decimal
+
+    from app.models import Customer, Lead, SalesTarget
+    from app.paging import _fits
+
+    assert _fits(Lead.priority_score, 3) and not _fits(Lead.priority_score, "3")
+    assert not _fits(Lead.priority_score, 2**63) and not _fits(Lead.priority_score, True)
+    assert _fits(SalesTarget.period_start, dt.date(2026, 11, 1))
+    assert not _fits(SalesTarget.period_start, dt.datetime(2026, 11, 1))
+    assert _fits(Customer.created_at, dt.datetime(2026, 11, 1)) and not _fits(
+        Customer.created_at, "2026-11-01")
+    assert _fits(Customer.name, "甲") and not _fits(Customer.name, Decimal(1))
+    assert _fits(Customer.name, None)
+
+
+@pytest.mark.parametrize("target", ["/%09/evil.com", "/%0a/evil.com", "/%0d%0aX:1",
+                                    "//evil.com", "/\\evil.com", "/ok%20/x"])
+def test_a_redirect_target_with_whitespace_or_control_characters_stays_on_site(clients, org,
+                                                                               target):
+    """?next= after saving an opportunity: a tab or newline ("/\\t/evil.com" is
+    "//evil.com" to a browser) is refused like "//evil.com", and never a 500."""
+    resp = clients.rep.post(f"/opportunities/add?next={target}", data={
+        "csrf_token": clients.rep.csrf, "customer_id": org.c_rep.id, "title": "重定向",
+        "amount": "5"})
+    assert resp.status_code == 302
+    location = resp.headers["Location"]
+    assert "evil.com" not in location and "\n" not in location and "\t" not in location
+
+
+def test_local_path_refuses_whitespace_and_control_characters():
+    from app.views.base import local_path
+
+    assert local_path("/opportunities/kanban?owner_id=3") == "/opportunities/kanban?owner_id=3"
+    for bad in ("/\t/evil.com", "/\n/evil.com", "/a b", "/\x7f", "//evil.com", "/\\evil",
+                "http://evil.com", "", None):
+        assert local_path(bad) is None, repr(bad)
+
+
+@pytest.mark.parametrize("field, value", [("owner_id", "²"), ("owner_id", "9" * 25),
+                                          ("pool_id", "²"), ("pool_id", "9" * 25)])
+def test_import_mapping_ids_not_in_range_are_a_form_error(clients, org, db, field, value):
+    from app.models import ImportBatch
+    from app.services import import_mapping
+
+    batch = import_mapping.upload(org.admin, "线索.csv",
+                                  "公司,联系人,手机\n甲公司,张三,13800000001\n".encode(), "lead")
+    client = clients.admin
+    resp = client.post(f"/imports/{batch.id}/mapping", data={
+        "csrf_token": client.csrf, "target": "owner" if field == "owner_id" else "pool",
+        field: value, "map_company_name": "公司"})
+    assert resp.status_code in (200, 400)
+    db.session.expire_all()
+    assert db.session.get(ImportBatch, batch.id).status == "mapping"  # nothing started

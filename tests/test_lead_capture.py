@@ -262,6 +262,21 @@ def test_form_settings_are_validated(db, org, form):
             "name": "官网咨询", "pool_id": form.pool, "policy_text": "新的文本",
             "policy_version": "2026-11"})
     assert set(exc.value.fields) == {"policy_version"}
+    # A version once used names its text for good: v2 for a new text, then back to the
+    # first version for yet another text is refused (the audit log keeps every text).
+    lead_capture.update_form(org.admin, form.id, {
+        "name": "官网咨询", "pool_id": form.pool, "policy_text": "新的文本",
+        "policy_version": "2026-12"})
+    with pytest.raises(ValidationFailed) as exc:
+        lead_capture.update_form(org.admin, form.id, {
+            "name": "官网咨询", "pool_id": form.pool, "policy_text": "第三段文本",
+            "policy_version": "2026-11"})
+    assert exc.value.fields == {"policy_version": (
+        "版本 2026-11 以前用于另一段文本：请为新文本使用新的版本号（每条同意记录注明访客同意的版本）")}
+    texts = [c["policy_text"] for c in db.session.execute(select(AuditLog.changes).where(
+        AuditLog.object_type == "capture_form", AuditLog.object_id == form.id)
+        .order_by(AuditLog.id)).scalars()]
+    assert texts == [[None, "我们只用您的信息联系您。"], ["我们只用您的信息联系您。", "新的文本"]]
     customer_pool = org.pool.id
     with pytest.raises(ValidationFailed) as exc:
         lead_capture.create_form(org.admin, {"name": "客户池", "pool_id": customer_pool,

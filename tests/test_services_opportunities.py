@@ -363,3 +363,104 @@ def test_a_transfer_moves_the_open_ones_and_leaves_the_closed(db, org):
     assert opps.get_opportunity(org.rep2, open_one.id, write=True).id == open_one.id
     with pytest.raises(OutOfScope):
         opps.get_opportunity(org.rep, open_one.id)
+
+
+# --- when the protection lapses (the review's findings) -----------------------------------
+def _protected_by(db, org, days_untouched, opportunity_days_ago, name="保护期客户"):
+    from app.services import customers
+
+    c = customers.create_customer(org.rep, {"name": name})
+    _age(db, c.id, days_untouched)
+    o = new(org, customer=c)
+    opps.change_stage(org.rep, o.id, stage("方案报价").id)
+    db.session.execute(update(Opportunity).where(Opportunity.id == o.id)
+                       .values(updated_at=NOW - opportunity_days_ago * DAY))
+    db.session.commit()
+    return c
+
+
+def test_the_warning_comes_before_the_protection_lapses_with_the_sweeps_date(db, org):
+    """40 days untouched (overdue), a protecting opportunity updated 28 days ago: the sweep
+    takes the customer 2 days from now (30 days after the update). The warning (3 days ahead
+    by default) comes now, once, naming that day; the due-soon page and the workbench agree."""
+    from app.models import Notification, ReclaimWarning
+    from app.services import due_soon, workbench
+    from app.services.times import local_date
+
+    c = _protected_by(db, org, 40, 28)
+    lapse = NOW + 2 * DAY
+    assert c.id not in {d["customer_id"] for d in reclaim.sweep(dry_run=True, now=NOW).due}
+    assert c.id in {d["customer_id"] for d in reclaim.sweep(dry_run=True,
+                                                             now=lapse + DAY).due}
+    assert reclaim.warn(now=NOW) == 1
+    [w] = db.session.execute(select(ReclaimWarning).where(
+        ReclaimWarning.customer_id == c.id)).scalars().all()
+    assert w.due_at == lapse
+    note = db.session.execute(select(Notification).where(
+        Notification.kind == "reclaim_warning")).scalars().one()
+    assert note.title == f"客户「保护期客户」将于 {local_date(lapse)} 被自动回收"
+    assert reclaim.warn(now=NOW + DAY) == 0  # once per cycle
+    page = due_soon.due_soon(org.rep, 7, now=NOW)
+    [row] = [r for r in page.customers if r["id"] == c.id]
+    assert (row["due_at"], row["days_left"]) == (lapse, 2)
+    soon = {r["id"]: r["days_left"] for r in workbench.about_to_be_reclaimed(org.rep, now=NOW)}
+    assert soon[c.id] == 2
+
+
+def test_a_customer_protected_beyond_the_window_is_not_about_to_go(db, org):
+    """Updated yesterday: protected for 29 more days. Neither the warnings, the due-soon page
+    (7 days) nor the workbench count down to a reclaim the sweep will not make."""
+    from app.models import ReclaimWarning
+    from app.services import due_soon, workbench
+
+    c = _protected_by(db, org, 40, 1)
+    assert reclaim.warn(now=NOW) == 0
+    assert db.session.execute(select(ReclaimWarning)).first() is None
+    assert c.id not in {r["id"] for r in due_soon.due_soon(org.rep, 7, now=NOW).customers}
+    assert c.id not in {r["id"] for r in workbench.about_to_be_reclaimed(org.rep, now=NOW)}
+    assert workbench.days_left(db.session.get(Ownership, c.id), {
+        "reclaim_no_followup_days": type("V", (), {"value": 30}),
+        "reclaim_no_deal_days": type("V", (), {"value": 90})}, now=NOW,
+        protected_since=NOW - DAY) == 29
+
+
+def test_a_win_is_the_owners_whoever_drags_it(db, org):
+    """A manager (or staff) moving the rep's card to 赢单 records the deal for the rep, whose
+    target counts it; the recorder is in the audit log."""
+    from app.services import targets
+
+    o = new(org, amount="100000")
+    opps.change_stage(org.manager, o.id, stage("赢单").id)
+    deal = db.session.execute(select(Deal).where(Deal.customer_id == org.c_rep.id)).scalar_one()
+    assert deal.user_id == org.rep.id
+    assert targets.my_attainment(org.rep, "month")["actual_won"] == Decimal("100000.00")
+    assert targets.my_attainment(org.manager, "month")["actual_won"] == Decimal("0")
+    entry = db.session.execute(select(AuditLog).where(
+        AuditLog.object_type == "deal", AuditLog.object_id == deal.id)).scalar_one()
+    assert (entry.actor_id, entry.action, entry.changes["user_id"]) == (
+        org.manager.id, "create", [None, org.rep.id])
+
+
+def test_the_won_deal_takes_the_amount_committed_before_the_move(db, org, monkeypatch):
+    """An edit landing between reading the card and moving it: the deal and the history record
+    the amount the row has when it closes, not the one read before."""
+    o = new(org, amount="1000")
+    read = opps.get_opportunity
+
+    def read_then_edited_elsewhere(*args, **kwargs):
+        opp = read(*args, **kwargs)
+        # Another writer's edit, behind the loaded object's back.
+        db.session.execute(update(Opportunity).where(Opportunity.id == o.id)
+                           .values(amount=Decimal("250000")).execution_options(
+                               synchronize_session=False))
+        assert opp.amount == Decimal("1000.00")
+        return opp
+
+    monkeypatch.setattr(opps, "get_opportunity", read_then_edited_elsewhere)
+    opps.change_stage(org.rep, o.id, stage("赢单").id)
+    deal = db.session.execute(select(Deal).where(Deal.customer_id == org.c_rep.id)).scalar_one()
+    assert deal.amount == Decimal("250000.00")
+    last = db.session.execute(select(OpportunityStageChange).where(
+        OpportunityStageChange.opportunity_id == o.id).order_by(
+        OpportunityStageChange.id.desc())).scalars().first()
+    assert last.amount == Decimal("250000.00")

@@ -420,3 +420,24 @@ def test_the_workbench_and_the_customer_page_count_days_by_segment(db, org):
     policy_config.create_policy(org.admin, {"scope": "user", "user_id": org.rep2.id,
                                             "reclaim_no_followup_days": 30})
     assert [r["id"] for r in workbench.about_to_be_reclaimed(org.rep2, now=NOW)] == [c]
+
+
+def test_the_plain_global_policy_cannot_become_a_segment_policy(db, org):
+    """Clearing its caps and adding a grade would leave no plain global policy: every cap and
+    limit would fall back to the built-in defaults. Refused, naming the condition; a segment
+    of the global level is a policy of its own."""
+    plain = db.session.execute(select(Policy).where(
+        Policy.scope == "global", Policy.segment_key == "")).scalar_one()
+    cleared = {k: None for k in ("max_customers", "count_won", "max_locked",
+                                 "daily_claim_limit", "cooldown_days", "lead_max",
+                                 "lead_daily_claim_limit", "lead_reclaim_no_followup_days")}
+    with pytest.raises(ValidationFailed) as exc:
+        policy_config.update_policy(org.admin, plain.id, dict(cleared, segment_grade="A"))
+    assert exc.value.fields == {"segment_grade": "全局默认策略不能设置分群条件；请为该分群另建一条全局策略"}
+    db.session.expire_all()
+    again = db.session.get(Policy, plain.id)
+    assert (again.segment_key, again.segment_grade) == ("", None)
+    assert again.max_customers is not None
+    assert policies.effective_policy(org.rep.id)["max_customers"].source != "built-in"
+    made = add(org, scope="global", segment_grade="A", reclaim_no_followup_days=60)
+    assert made.segment_key == "grade=A"

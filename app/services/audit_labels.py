@@ -34,7 +34,9 @@ OBJECT_LABELS = {
     "customer_grade": _l("Customer grade"), "import_batch": _l("Import"),
     "job": _l("Background job"), "demo": _l("Demo data"),
     "absence": _l("Absence"), "api_key": _l("API key"),
-    "sales_target": _l("Sales target"),
+    "sales_target": _l("Sales target"), "deal": _l("Won deal"), "lead": _l("Lead"),
+    "opportunity": _l("Opportunity"), "opportunity_stage": _l("Pipeline stage"),
+    "capture_form": _l("Capture form"), "task": _l("Task"),
 }
 # The fields changes name most often; others are shown by their key.
 FIELD_LABELS = {

@@ -22,7 +22,7 @@ from app.models.transfer import OpenTransfer
 from app.security import (RES_CONTACT, RES_CUSTOMER, RES_DEAL, RES_FOLLOWUP, RES_OWNERSHIP,
                           RES_POOL_CUSTOMERS, RES_TRANSFER, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP,
                           can_write_customer, has_role)
-from app.services import policies, segments, workbench
+from app.services import opportunities, policies, segments, workbench
 from app.services.pool import managed_owner_ids, member_pool_ids
 
 # (permission, resource) -> has the user FAB's permission (the view passes sm.has_access).
@@ -79,7 +79,8 @@ def reclaim_of(ownership) -> Reclaim:
         return Reclaim(exempt="won")
     policy = segments.policy_for_customer(
         ownership.owner_id, policies.effective_policy(ownership.owner_id), ownership)
-    left = workbench.days_left(ownership, policy)
+    left = workbench.days_left(ownership, policy, protected_since=db.session.execute(
+        select(opportunities.protecting_since(ownership.customer_id))).scalar())
     return Reclaim(days_left=left, warned=left <= int(policy["warn_before_days"].value or 0))
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from app.extensions import db
 from app.models import Deal, Ownership, User
 from app.models.customer import utcnow
-from app.services import classification
+from app.services import audit, classification
 from app.services.customers import get_customer_for_write
 from app.services.errors import ValidationFailed, tr
 from app.services.followups import parse_date
@@ -53,10 +53,18 @@ def record_deal(actor: User, customer_id: int, data: dict[str, Any]) -> Deal:
     if customer.ownership.owner_id is None:
         raise ValidationFailed({"customer": tr("A pool customer cannot have a deal; claim or "
                                                 "assign it first")})
-    deal = Deal(customer_id=customer.id, user_id=actor.id, created_at=now, **values)
+    # The deal is the owner's win (their targets count it), whoever records it — a manager
+    # dragging a team card to 赢单, staff entering it; the recorder is in the audit log.
+    deal = Deal(customer_id=customer.id, user_id=customer.ownership.owner_id, created_at=now,
+                **values)
     db.session.add(deal)
     db.session.execute(update(Ownership).where(Ownership.customer_id == customer.id)
                        .values(won=True))
+    db.session.flush()
+    audit.record(actor.id, "create", "deal", deal.id,
+                 {"customer_id": (None, customer.id), "amount": (None, str(values["amount"])),
+                  "won_on": (None, values["won_on"].isoformat()),
+                  "user_id": (None, deal.user_id)})
     db.session.commit()
     classification.classify([customer.id])  # category and grade now, not tonight
     return deal

@@ -90,7 +90,7 @@ def due_soon(actor: User, days: Any = DEFAULT_DAYS, owner_id: Any = None, after:
     rows = db.session.execute(q).all()
     for r in rows[:page_size]:
         when, rule = reclaim.deadline(r.acquired_at, r.last_followup_at, r.no_followup_days,
-                                      r.no_deal_days)
+                                      r.no_deal_days, r.protected_since)
         period = r.no_followup_days if rule == reclaim.RULE_NO_FOLLOWUP else r.no_deal_days
         page.customers.append({"id": r.customer_id, "name": r.name, "due_at": when,
                                "days_left": max(_days_left(when, now), 0), "rule": rule,

@@ -125,7 +125,7 @@ def create_form(actor: User, data: dict[str, Any]) -> CaptureForm:
         db.session.add(form)
         db.session.flush()
         audit.record(actor.id, "create", "capture_form", form.id,
-                     {k: (None, v) for k, v in values.items() if k != "policy_text"})
+                     {k: (None, v) for k, v in values.items()})
         return form
 
     return _save(go)
@@ -150,18 +150,38 @@ def update_form(actor: User, form_id: Any, data: dict[str, Any]) -> CaptureForm:
         raise ValidationFailed({"policy_version": tr(
             "The privacy policy text changed: give it a new version (consents name the "
             "version they agreed to)")})
+    if values["policy_version"] != form.policy_version \
+            and values["policy_version"] in versions_used(form.id):
+        raise ValidationFailed({"policy_version": tr(
+            "Version %(version)s was used before for another text: give the new text a new "
+            "version (consents name the version they agreed to)",
+            version=values["policy_version"])})
 
     def go() -> CaptureForm:
         changes = audit.diff(form, values)
         for key, value in values.items():
             setattr(form, key, value)
         if changes:
-            audit.record(actor.id, "update", "capture_form", form.id,
-                         {k: v for k, v in changes.items() if k != "policy_text"}
-                         | ({"policy_text": ("…", "…")} if "policy_text" in changes else {}))
+            # The policy text is kept whole: the audit log is the record of what each
+            # version said.
+            audit.record(actor.id, "update", "capture_form", form.id, changes)
         return form
 
     return _save(go)
+
+
+def versions_used(form_id: int) -> set[str]:
+    """Every privacy-policy version the form has carried (its audit log: created with one,
+    changed to others)."""
+    from app.models import AuditLog
+
+    used: set[str] = set()
+    for changes in db.session.execute(select(AuditLog.changes).where(
+            AuditLog.object_type == "capture_form", AuditLog.object_id == form_id)).scalars():
+        for value in (changes or {}).get("policy_version") or ():
+            if isinstance(value, str):
+                used.add(value)
+    return used
 
 
 def rotate_token(actor: User, form_id: Any) -> CaptureForm:

@@ -437,7 +437,12 @@ def change_stage(actor: User, opportunity_id: Any, stage_id: Any,
         if moved != 1:
             raise Conflict(tr("Someone moved this opportunity meanwhile; refresh and try again"),
                            code="conflict")
-        _history(opp.id, old_stage, target.id, opp.amount, actor.id, now)
+        # The row as it is now, under the UPDATE's lock: an edit committed after the page was
+        # read (a new amount) is what the history and the won deal record.
+        amount, product_line, title = db.session.execute(
+            select(Opportunity.amount, Opportunity.product_line, Opportunity.title)
+            .where(Opportunity.id == opp.id)).one()
+        _history(opp.id, old_stage, target.id, amount, actor.id, now)
         audit.record(actor.id, "stage", "opportunity", opp.id,
                      {"stage_id": (old_stage, target.id), "status": (opp.status, target.kind),
                       **({"loss_reason": (None, reason)} if reason else {})})
@@ -445,8 +450,8 @@ def change_stage(actor: User, opportunity_id: Any, stage_id: Any,
             # record_deal commits this transaction (the move, its history, the deal) at once;
             # its refusals (an amount of 0, a date after today) roll the move back.
             deal = deals.record_deal(actor, opp.customer_id, {
-                "amount": opp.amount, "product_line": opp.product_line,
-                "won_on": won_on, "notes": tr("Opportunity: %(title)s", title=opp.title)})
+                "amount": amount, "product_line": product_line,
+                "won_on": won_on, "notes": tr("Opportunity: %(title)s", title=title)})
             db.session.execute(update(Opportunity).where(Opportunity.id == opp.id)
                                .values(deal_id=deal.id))
         db.session.commit()
@@ -644,6 +649,17 @@ def protected_customers_clause(customer_id_column, no_followup_cut):
         Opportunity.customer_id == customer_id_column, Opportunity.status == "open",
         OpportunityStage.protects_from_reclaim.is_(True),
         Opportunity.updated_at >= no_followup_cut))
+
+
+def protecting_since(customer_id_column):
+    """The latest update of the customer's open opportunities at a protecting stage (NULL
+    without one), as a scalar subquery: the protection lasts the owner's no-follow-up days
+    from it, so the customer's reclaim moves to then at the earliest (reclaim.deadline)."""
+    return (select(func.max(Opportunity.updated_at))
+            .join(OpportunityStage, OpportunityStage.id == Opportunity.stage_id)
+            .where(Opportunity.customer_id == customer_id_column, Opportunity.status == "open",
+                   OpportunityStage.protects_from_reclaim.is_(True))
+            .scalar_subquery())
 
 
 # --- API shape ------------------------------------------------------------------------------

@@ -136,10 +136,18 @@ def update_policy(actor: User, policy_id: int, data: dict[str, Any]) -> Policy:
         if policy.scope == "global" and values.get("scope", "global") != "global":
             raise ValidationFailed({"scope": tr("The global default policy cannot become a "
                                                  "department or user policy")})
+        # The plain global policy is where every value ends up: it stays plain (a segment
+        # would leave caps and limits to the built-in defaults).
+        plain_global = policy.scope == "global" and not policy.segment_key
         for key, value in values.items():
             setattr(policy, key, value)
         validate_policy(policy)
         _save_unique(policy)
+        if plain_global and policy.segment_key:
+            field = next(c for c in SEGMENT_CONDITIONS if getattr(policy, c) is not None)
+            raise ValidationFailed({field: tr(
+                "The global default policy takes no segment conditions; add a new global "
+                "policy for the segment")})
         audit.record(actor.id, "update", "policy", policy.id, changes)
         db.session.commit()
     except Exception:

@@ -86,6 +86,8 @@ class CustomerRule:
     eligible: Any
     due: Any
     snap: Any
+    # `eligible` without the opportunity exemption (the warnings ask about a later instant).
+    base_eligible: Any = None
 
     @property
     def rule_kind(self):
@@ -116,13 +118,15 @@ def customer_rule(now: dt.datetime, owner_col=None,
     # Who the rule may take at all: owned, unlocked, without a won deal. An exemption goes
     # here, once: the scan, the UPDATE's re-check, the dry run, the due-soon page, the
     # warnings and the workbench all read it.
+    base_eligible = and_(*joins, o.c.owner_id.is_not(None), o.c.locked.is_(False),
+                         o.c.won.is_(False))
     # An open opportunity at a stage that protects from reclaim, updated within the
     # no-follow-up days, keeps its customer (app.services.opportunities).
-    eligible = and_(*joins, o.c.owner_id.is_not(None), o.c.locked.is_(False),
-                    o.c.won.is_(False),
+    eligible = and_(base_eligible,
                     ~opportunities.protected_customers_clause(o.c.customer_id, nf_cut))
     due = and_(eligible, or_(last_touch() < nf_cut, o.c.acquired_at < nd_cut))
-    return CustomerRule(now, joins, nf, nd, wb, nf_cut, nd_cut, eligible, due, snap)
+    return CustomerRule(now, joins, nf, nd, wb, nf_cut, nd_cut, eligible, due, snap,
+                        base_eligible)
 
 
 def due_customers(now: dt.datetime, rule: Optional[CustomerRule] = None):
@@ -135,7 +139,9 @@ def due_customers(now: dt.datetime, rule: Optional[CustomerRule] = None):
     return select(o.c.customer_id, o.c.owner_id, o.c.acquired_at, o.c.last_followup_at,
                   rule.rule_kind.label("rule"),
                   rule.no_followup_days.label("no_followup_days"),
-                  rule.no_deal_days.label("no_deal_days")).where(rule.due)
+                  rule.no_deal_days.label("no_deal_days"),
+                  opportunities.protecting_since(o.c.customer_id).label("protected_since")
+                  ).where(rule.due)
 
 
 def rule_for(acquired_at, last_followup_at, no_followup_cut, no_followup_days, no_deal_days):
@@ -319,14 +325,19 @@ def _notify(result: SweepResult, now: dt.datetime) -> None:
     db.session.commit()
 
 
-def deadline(acquired_at, last_followup_at, no_followup_days: int, no_deal_days: int):
-    """(when, rule): the earlier of a customer's two deadlines, and which rule it is."""
+def deadline(acquired_at, last_followup_at, no_followup_days: int, no_deal_days: int,
+             protected_since=None):
+    """(when, rule): the earlier of a customer's two deadlines, and which rule it is. An open
+    opportunity at a protecting stage last updated at `protected_since` keeps the customer
+    for the no-follow-up days from then: the sweep takes it at that moment at the earliest."""
     touch = max(acquired_at, last_followup_at or acquired_at)
     followup_due = touch + dt.timedelta(days=no_followup_days)
     deal_due = acquired_at + dt.timedelta(days=no_deal_days)
-    if followup_due <= deal_due:
-        return followup_due, RULE_NO_FOLLOWUP
-    return deal_due, RULE_NO_DEAL
+    when, rule = ((followup_due, RULE_NO_FOLLOWUP) if followup_due <= deal_due
+                  else (deal_due, RULE_NO_DEAL))
+    if protected_since is not None and no_followup_days > 0:
+        when = max(when, protected_since + dt.timedelta(days=no_followup_days))
+    return when, rule
 
 
 def warn(now: Optional[dt.datetime] = None) -> int:
@@ -340,9 +351,14 @@ def warn(now: Optional[dt.datetime] = None) -> int:
     rows = db.session.execute(
         select(o.customer_id, o.owner_id, o.acquired_at, o.last_followup_at, c.name,
                rule.no_followup_days.label("no_followup_days"),
-               rule.no_deal_days.label("no_deal_days"))
+               rule.no_deal_days.label("no_deal_days"),
+               opportunities.protecting_since(o.customer_id).label("protected_since"))
         .where(c.id == o.customer_id, due_within_warning(rule),
-               ~or_(last_touch() < rule.no_followup_cut, o.acquired_at < rule.no_deal_cut))
+               # not due yet: what is due now the sweep takes (a protected one is not due)
+               or_(opportunities.protected_customers_clause(o.customer_id,
+                                                            rule.no_followup_cut),
+                   ~or_(last_touch() < rule.no_followup_cut,
+                        o.acquired_at < rule.no_deal_cut)))
     ).all()
     return _record_warnings(rows, now)
 
@@ -359,7 +375,10 @@ def due_within_warning(rule: CustomerRule):
     ahead_nd = segments.cut_of(rule.no_deal_days - rule.warn_before_days,
                                {a - b for a in values["reclaim_no_deal_days"]
                                 for b in values["warn_before_days"]}, rule.now)
-    return and_(rule.eligible, rule.warn_before_days > 0,
+    # An opportunity's protection is asked about at the end of the warning window: one that
+    # lapses within it warns as the rule's own deadline would.
+    return and_(rule.base_eligible, rule.warn_before_days > 0,
+                ~opportunities.protected_customers_clause(o.customer_id, ahead_nf),
                 or_(last_touch() < ahead_nf, o.acquired_at < ahead_nd))
 
 
@@ -370,7 +389,7 @@ def _record_warnings(rows, now: dt.datetime) -> int:
     days_of = {}
     for r in rows:
         when, rule = deadline(r.acquired_at, r.last_followup_at, r.no_followup_days,
-                              r.no_deal_days)
+                              r.no_deal_days, r.protected_since)
         days_of[r.customer_id] = (r.no_followup_days, r.no_deal_days)
         values.append(dict(customer_id=r.customer_id, owner_id=r.owner_id, due_at=when,
                            rule=rule, created_at=now))

@@ -15,7 +15,7 @@ from app.models import (Customer, Department, Ownership, OwnershipEvent, Policy,
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import Scope, scope_of, visible_owner_ids_select
-from app.services import absences, caps, masking, policies, reclaim, segments
+from app.services import absences, caps, masking, opportunities, policies, reclaim, segments
 from app.services.pool import claimed_today_select, member_pool_ids
 from app.services.times import local_day_start
 
@@ -26,13 +26,16 @@ TABS = {"new": _l("Not contacted"), "following": _l("Following up"), "won": _l("
 # What days_left() reads of an ownership row (columns, not the ORM object: a rep's page of
 # 200 rows is read without building 400 objects).
 _CLOCK = (Ownership.acquired_at, Ownership.last_followup_at, Ownership.locked, Ownership.won,
-          Ownership.grade)
+          Ownership.grade,
+          opportunities.protecting_since(Ownership.customer_id).label("protected_since"))
 
 
-def days_left(own, policy: dict, now: Optional[dt.datetime] = None) -> Optional[int]:
+def days_left(own, policy: dict, now: Optional[dt.datetime] = None,
+              protected_since: Optional[dt.datetime] = None) -> Optional[int]:
     """Whole days (rounded up) until the reclaim sweep's rule (reclaim.deadline) would return
     this customer to the pool; None when it is exempt (locked or won). A row carrying its own
-    resolved no_followup_days / no_deal_days (segment policies) uses them."""
+    resolved no_followup_days / no_deal_days (segment policies) uses them, and its
+    protected_since (an opportunity at a protecting stage: opportunities.protecting_since)."""
     if own.locked or own.won:
         return None
     nf = getattr(own, "no_followup_days", None)
@@ -40,7 +43,8 @@ def days_left(own, policy: dict, now: Optional[dt.datetime] = None) -> Optional[
     when, _ = reclaim.deadline(
         own.acquired_at, own.last_followup_at,
         int(nf if nf is not None else policy["reclaim_no_followup_days"].value),
-        int(nd if nd is not None else policy["reclaim_no_deal_days"].value))
+        int(nd if nd is not None else policy["reclaim_no_deal_days"].value),
+        protected_since or getattr(own, "protected_since", None))
     return math.ceil((when - (now or utcnow())) / dt.timedelta(days=1))
 
 
@@ -90,6 +94,10 @@ def about_to_be_reclaimed(user: User, limit: int = SOON_LIMIT,
     mine = select(Customer.id, Customer.name, *_CLOCK).join(
         Ownership, Ownership.customer_id == Customer.id).where(
         Ownership.owner_id == user.id, Ownership.locked.is_(False), Ownership.won.is_(False))
+    if no_followup:
+        # Still protected by an opportunity when the window ends: not about to go.
+        mine = mine.where(~opportunities.protected_customers_clause(
+            Ownership.customer_id, now + window - no_followup))
     # Both short ranges in one statement (each part a subquery: SQLite takes no ORDER BY /
     # LIMIT on a UNION's own members).
     parts = [mine.where(clause).order_by(order, Ownership.customer_id).limit(limit).subquery()

@@ -155,8 +155,8 @@ class DealView(_HistoryView):
     add_columns = ["customer", "amount", "won_on", "product_line", "notes"]
     search_columns = ["customer", "won_on", "product_line", "user"]
     label_columns = {"won_on": _("Won on"), "customer": _("Customer"), "amount": _("Amount"),
-                     "product_line": _("Product line"), "user": _("By"), "notes": _("Notes"),
-                     "created_at": _("Logged at")}
+                     "product_line": _("Product line"), "user": _("Won by"),
+                     "notes": _("Notes"), "created_at": _("Logged at")}
     formatters_columns = readable_formatters("product_line", "user", "notes")
     add_form_extra_fields = {
         "customer": _customer_field(),

@@ -109,10 +109,14 @@ def signed_in_user():
 
 
 def local_path(target: str | None) -> str | None:
-    """`target` if it is a path on this site (safe to redirect to), else None."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """`target` if it is a path on this site (safe to redirect to), else None. Browsers drop
+    tabs and newlines from a URL ("/\t/evil.com" is "//evil.com") and a header cannot carry
+    them, so any control character or whitespace refuses the target."""
+    if not target or not target.startswith("/") or target.startswith("//") \
+            or "\\" in target or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127
+                                      for ch in target):
+        return None
+    return target
 
 
 def typed_relation_searches(view) -> None:

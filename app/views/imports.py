@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from app.security import RES_IMPORT
 from app.services import import_mapping, import_report, import_run, imports
 from app.services.errors import GuishuError, ValidationFailed
+from app.services.ids import parse_pk
 from app.views.base import signed_in_user
 from app.views.leads import lead_owner_choices
 
@@ -80,8 +81,7 @@ class ImportView(BaseView):
             chosen = {f: request.form.get(f"map_{f}", "") for f in fields}
             try:
                 import_mapping.configure(actor, batch.id, chosen, target,
-                                         int(pool_id) if pool_id.isdigit() else None,
-                                         int(owner_id) if owner_id.isdigit() else None)
+                                         parse_pk(pool_id), parse_pk(owner_id))
                 import_run.start(actor, batch.id)
             except ValidationFailed as exc:
                 errors = exc.fields
