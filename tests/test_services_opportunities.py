@@ -464,3 +464,22 @@ def test_the_won_deal_takes_the_amount_committed_before_the_move(db, org, monkey
         OpportunityStageChange.opportunity_id == o.id).order_by(
         OpportunityStageChange.id.desc())).scalars().first()
     assert last.amount == Decimal("250000.00")
+
+
+def test_the_won_move_the_deal_and_its_link_commit_together(db, org, monkeypatch):
+    """Classifying the won customer comes after the commit: if it fails, the opportunity is
+    still won with its deal linked (never won without the deal it made)."""
+    from app.services import deals
+
+    o = new(org, amount="5000")
+
+    def broken(customer_id):
+        raise RuntimeError("classification down")
+
+    monkeypatch.setattr(deals, "classify_won", broken)
+    with pytest.raises(RuntimeError):
+        opps.change_stage(org.rep, o.id, stage("赢单").id)
+    db.session.expire_all()
+    won = db.session.get(Opportunity, o.id)
+    assert won.status == "won" and won.deal_id is not None
+    assert db.session.get(Deal, won.deal_id).amount == Decimal("5000.00")

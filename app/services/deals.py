@@ -45,8 +45,11 @@ def clean_deal(data: dict[str, Any], today: dt.date) -> dict[str, Any]:
             "notes": notes or None}
 
 
-def record_deal(actor: User, customer_id: int, data: dict[str, Any]) -> Deal:
-    """Record a won deal on a customer the actor may write; the customer becomes won."""
+def record_deal(actor: User, customer_id: int, data: dict[str, Any],
+                commit: bool = True) -> Deal:
+    """Record a won deal on a customer the actor may write; the customer becomes won.
+    `commit=False`: the deal is flushed into the caller's transaction (a won opportunity links
+    it in the same commit) and the caller classifies after committing (classify_won)."""
     customer = get_customer_for_write(actor, customer_id)
     now = utcnow()
     values = clean_deal(data, local_date(now))  # "not after today": the business day
@@ -65,6 +68,12 @@ def record_deal(actor: User, customer_id: int, data: dict[str, Any]) -> Deal:
                  {"customer_id": (None, customer.id), "amount": (None, str(values["amount"])),
                   "won_on": (None, values["won_on"].isoformat()),
                   "user_id": (None, deal.user_id)})
-    db.session.commit()
-    classification.classify([customer.id])  # category and grade now, not tonight
+    if commit:
+        db.session.commit()
+        classify_won(customer.id)
     return deal
+
+
+def classify_won(customer_id: int) -> None:
+    """The won customer's category and grade now, not tonight."""
+    classification.classify([customer_id])

@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Optional
 
 from sqlalchemy import and_, case, exists, func, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
@@ -446,18 +447,27 @@ def change_stage(actor: User, opportunity_id: Any, stage_id: Any,
         audit.record(actor.id, "stage", "opportunity", opp.id,
                      {"stage_id": (old_stage, target.id), "status": (opp.status, target.kind),
                       **({"loss_reason": (None, reason)} if reason else {})})
+        deal = None
         if target.kind == "won":
-            # record_deal commits this transaction (the move, its history, the deal) at once;
-            # its refusals (an amount of 0, a date after today) roll the move back.
+            # The move, its history, the deal and the link commit together; the deal's
+            # refusals (an amount of 0, a date after today) roll the move back.
             deal = deals.record_deal(actor, opp.customer_id, {
                 "amount": amount, "product_line": product_line,
-                "won_on": won_on, "notes": tr("Opportunity: %(title)s", title=title)})
+                "won_on": won_on, "notes": tr("Opportunity: %(title)s", title=title)},
+                commit=False)
             db.session.execute(update(Opportunity).where(Opportunity.id == opp.id)
                                .values(deal_id=deal.id))
         db.session.commit()
+    except IntegrityError:
+        # The stage was deleted by an admin while this move was on its way.
+        db.session.rollback()
+        raise Conflict(tr("Someone moved this opportunity meanwhile; refresh and try again"),
+                       code="conflict")
     except Exception:
         db.session.rollback()
         raise
+    if deal is not None:
+        deals.classify_won(opp.customer_id)
     db.session.refresh(opp)
     return opp
 
