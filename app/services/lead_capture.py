@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from flask import current_app, has_app_context
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -302,12 +302,25 @@ def _store(form_id: int, client_ip: str, outcome: str, now: dt.datetime,
                                      lead_id=lead_id, created_at=now))
 
 
+def address_lock_key(client_ip: str) -> int:
+    """A signed 64-bit advisory-lock key for one client address (capture-form rate)."""
+    import hashlib
+
+    digest = hashlib.blake2b(f"guishu:capture:{client_ip}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 def _submit(form_id: int, data: dict[str, Any], client_ip: str, now: dt.datetime) -> Submitted:
     # The form row's lock first (an UPDATE: the row lock on PostgreSQL, the write lock on
     # SQLite), so parallel posts to the form count each other's submissions.
     db.session.execute(update(CaptureForm).where(CaptureForm.id == form_id)
                        .values(updated_at=CaptureForm.updated_at)
                        .execution_options(synchronize_session=False))
+    if db.session.get_bind().dialect.name == "postgresql":
+        # The rate is per address over every form: posts from one address to two forms at
+        # once count each other too (SQLite's write lock already covers every form).
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                           {"k": address_lock_key(client_ip)})
     form = db.session.get(CaptureForm, form_id)
     rate = rate_per_hour()
     used = db.session.execute(select(func.count()).select_from(CaptureSubmission).where(
