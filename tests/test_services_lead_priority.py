@@ -141,3 +141,15 @@ def test_the_api_sorts_and_pages_by_priority(db, org, api):
     bad = call("GET", "/api/v1/leads/?sort=random")
     assert bad.status_code == 400
     assert bad.get_json()["fields"] == {"sort": "sort can only be: newest, priority"}
+
+
+def test_a_priority_cursor_naming_anothers_lead_tells_nothing_of_its_score(db, org, api):
+    """after=<a lead outside my scope> pages as if by id: the page does not depend on that
+    lead's score (which would leak it through the order)."""
+    mine = [leads.create_lead(org.rep, {"person_name": f"我的{n}", "mobile": f"1370000800{n}",
+                                        "source": "referral"}) for n in range(3)]
+    other = leads.create_lead(org.rep_north, {"person_name": "华北的"})  # a low score
+    assert other.priority_score < min(m.priority_score for m in mine)
+    call = api(org.rep.username)
+    page = call("GET", f"/api/v1/leads/?sort=priority&after={other.id}").get_json()
+    assert sorted(r["id"] for r in page["result"]) == sorted(m.id for m in mine)

@@ -146,8 +146,11 @@ class LeadApi(DocumentedApi):
         if args["sort"] == "priority":
             q = q.order_by(Lead.priority_score.desc(), Lead.id.desc())
             if "after" in args:
+                # The cursor lead's score, read in the caller's scope (another's lead tells
+                # nothing, not even its score through the order of the page).
                 last = db.session.execute(select(Lead.priority_score).where(
-                    Lead.id == args["after"])).scalar_one_or_none()
+                    Lead.id == args["after"], leads.lead_scope_clause(actor))
+                ).scalar_one_or_none()
                 q = q.where(tuple_(Lead.priority_score, Lead.id) < tuple_(last, args["after"])
                             if last is not None else Lead.id < args["after"])
         else:
