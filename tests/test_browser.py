@@ -260,3 +260,64 @@ def test_rep_works_from_the_customer_page(browser, live_url, org, db):
     assert "已锁定" in page.inner_text("#fact-reclaim")
     db.session.expire_all()
     assert db.session.get(Ownership, org.c_rep.id).locked is True
+
+
+def test_a_visitor_submits_the_public_form_and_a_rep_wins_the_card_on_the_kanban(
+        browser, live_url, org, db):
+    """Issue 15 in a browser: the public form without signing in (the consent is asked for),
+    then the rep drags an opportunity card to 赢单 (HTML5 drag and drop posting the stage
+    change) and another to 输单, answering the reason prompt."""
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from app.models import Deal, Lead, Opportunity
+    from app.services import lead_capture, leads, opportunities
+
+    form = lead_capture.create_form(org.admin, {
+        "name": "官网咨询", "channel": "web_form", "pool_id": leads.default_lead_pool().id,
+        "policy_text": "我们只用您的信息联系您。", "policy_version": "v1", "is_active": True})
+    visitor = browser.new_page()
+    visitor.goto(f"{live_url}/forms/{form.token}")
+    visitor.fill("#f-name", "浏览器访客")
+    visitor.fill("#f-mobile", "13900007777")
+    with visitor.expect_navigation():
+        visitor.click("#capture-submit")
+    assert visitor.is_visible("#error-consent")  # not ticked: shown again, nothing stored
+    visitor.check("#f-consent")
+    with visitor.expect_navigation():
+        visitor.click("#capture-submit")
+    assert "感谢您的提交" in visitor.inner_text("body")
+    db.session.expire_all()
+    assert db.session.execute(select(Lead.consent_version).where(
+        Lead.person_name == "浏览器访客")).scalar_one() == "v1"
+
+    stages = {s.name: s for s in opportunities.stages()}
+    win = opportunities.create(org.rep, {"customer_id": org.c_rep.id, "title": "拖到赢单",
+                                         "amount": "8800"})
+    lose = opportunities.create(org.rep, {"customer_id": org.c_rep.id, "title": "拖到输单",
+                                          "amount": "1200"})
+    won_col = f".kanban-column[data-stage-id='{stages['赢单'].id}']"
+    lost_col = f".kanban-column[data-stage-id='{stages['输单'].id}']"
+
+    def board():
+        # A fresh page for each drag (Playwright's drag state does not survive the board's
+        # reload); at 1280 pixels every column is on screen.
+        tab = sign_in(browser, live_url, "rep1")
+        tab.goto(f"{live_url}/opportunities/kanban")
+        return tab
+
+    # The drop posts the stage change, then the board reloads with the card in its column.
+    tab = board()
+    tab.drag_and_drop(f".kanban-card[data-id='{win.id}']", won_col)
+    tab.wait_for_selector(f"{won_col} .kanban-card[data-id='{win.id}']")
+    tab = board()
+    asked = []
+    tab.once("dialog", lambda d: (asked.append(d.message), d.accept("预算取消")))
+    tab.drag_and_drop(f".kanban-card[data-id='{lose.id}']", lost_col)
+    tab.wait_for_selector(f"{lost_col} .kanban-card[data-id='{lose.id}']")
+    assert asked == ["输单原因是什么？"]
+    db.session.expire_all()
+    won, lost = db.session.get(Opportunity, win.id), db.session.get(Opportunity, lose.id)
+    assert (won.status, lost.status, lost.loss_reason) == ("won", "lost", "预算取消")
+    assert db.session.get(Deal, won.deal_id).amount == Decimal("8800.00")

@@ -30,6 +30,11 @@
     dragged = null;
     var stageId = col.getAttribute("data-stage-id");
     if (stageId === card.getAttribute("data-stage-id")) { return; }
+    // Out of the drop event: Chromium ignores window.prompt() while a drag is being dropped.
+    window.setTimeout(function () { move(card, col, stageId); }, 0);
+  });
+
+  function move(card, col, stageId) {
     var body = new URLSearchParams();
     body.set("csrf_token", board.getAttribute("data-csrf"));
     body.set("stage_id", stageId);
@@ -49,5 +54,5 @@
         window.location.reload();
       })
       .catch(function () { window.alert(board.getAttribute("data-error")); });
-  });
+  }
 }());
