@@ -110,12 +110,26 @@ def setup(app, n_customers: int):
             "locked, won, category) SELECT g + :n, :pool, :now, 'created', false, false, "
             f"'potential' FROM {series(dialect, CLAIM_POOL)}"),
             {"n": n_customers, "pool": pool.id, "now": now})
+        # Opportunities (issue 15): every 10th customer has one. Where g % 20 = 0 (due by
+        # age) it is open at 方案报价, a stage that protects from reclaim, and was updated
+        # yesterday: the customer stays (the bare UPDATE leaves those out by hand). Where
+        # g % 20 = 10 it sits at 初步接洽 (protects nothing): the customer goes.
+        stages = dict(db.session.execute(sa.text(
+            "SELECT name, id FROM opportunity_stage")).all())
+        db.session.execute(sa.text(
+            "INSERT INTO opportunity (customer_id, title, amount, stage_id, status, "
+            "created_at, updated_at) SELECT g, 'bench-' || g, 10000, "
+            "CASE WHEN g % 20 = 0 THEN :protects ELSE :early END, 'open', :then, :yesterday "
+            f"FROM {series(dialect, n_customers)} WHERE g % 10 = 0"),
+            {"protects": stages["方案报价"], "early": stages["初步接洽"],
+             "then": now - dt.timedelta(days=90), "yesterday": now - dt.timedelta(days=1)})
         if dialect == "postgresql":
             db.session.execute(sa.text("SELECT setval('customer_id_seq', :n)"), {"n": total})
         db.session.commit()
         db.session.execute(sa.text("ANALYZE"))
         db.session.commit()
-        print(f"loaded {n_customers:,} owned customers ({n_customers * 4 // 10:,} due) and "
+        print(f"loaded {n_customers:,} owned customers (about {n_customers * 35 // 100:,} "
+              f"due), {n_customers // 10:,} opportunities and "
               f"{CLAIM_POOL:,} pool customers over {REPS} reps in "
               f"{time.perf_counter() - t0:.1f} s")
         return [u.id for u in users], pool.id
@@ -123,8 +137,8 @@ def setup(app, n_customers: int):
 
 def bare_update(app, pool_id: int) -> tuple[float, int]:
     """The same rows, one plain UPDATE with one fixed period and no chunks, checks, policy
-    resolution or events (the grade-A rows, kept by their segment policy, left out by hand so
-    that both move the same rows); rolled back."""
+    resolution or events (the grade-A rows, kept by their segment policy, and the customers an
+    opportunity protects, left out by hand so that both move the same rows); rolled back."""
     from app.extensions import db
 
     with app.app_context():
@@ -133,7 +147,8 @@ def bare_update(app, pool_id: int) -> tuple[float, int]:
         n = db.session.execute(sa.text(
             "UPDATE customer_ownership SET owner_id = NULL, pool_id = :pool, "
             "previous_owner_id = owner_id, released_at = :now WHERE owner_id IS NOT NULL "
-            "AND locked = false AND won = false AND acquired_at < :cut AND grade <> 'A'"),
+            "AND locked = false AND won = false AND acquired_at < :cut AND grade <> 'A' "
+            "AND customer_id % 20 <> 0"),
             {"pool": pool_id, "now": dt.datetime.utcnow(), "cut": cut}).rowcount
         elapsed = time.perf_counter() - t0
         db.session.rollback()
