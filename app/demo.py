@@ -778,17 +778,24 @@ def _demo_targets() -> int:
 
     users = {u.username: u for u in db.session.execute(select(User)).scalars()}
     departments = {d.name: d for d in db.session.execute(select(Department)).scalars()}
+    reps = [spec for spec in _user_specs() if spec.role == ROLE_REP]
     made = 0
-    for kind, factor in (("month", 1), ("quarter", 3)):
+    for kind, factor in (("month", 1), ("quarter", 2)):
         start = targets.period_containing(kind)
+        # Targets a manager would set from what each rep brings in (the demo's deals all
+        # fall in this month): 达成率 between about 60 % and 110 % for the month, half of
+        # that for the quarter just begun — not thousands of per cent.
+        actual = {r["id"]: r for r in targets.attainment_rows(
+            [users[spec.username].id for spec in reps], [], kind, start)}
         own: dict[str, Decimal] = {}
         new: dict[str, int] = {}
-        for spec in _user_specs():
-            if spec.role != ROLE_REP:
-                continue
+        for spec in reps:
             i = int(spec.username[3:])
-            amount = Decimal(100000 + (i % 4) * 20000) * factor
-            customers = (5 + i % 3) * factor
+            stretch = Decimal((90, 110, 130, 160)[i % 4]) / 100 * factor
+            did = actual.get(users[spec.username].id, {})
+            amount = max(Decimal(50000), (Decimal(did.get("actual_won") or 0) * stretch
+                                          / 10000).quantize(Decimal(1)) * 10000)
+            customers = max(5, int(round((did.get("actual_new") or 0) * float(stretch))))
             targets.create_target(users["manager1"], {
                 "user_id": users[spec.username].id, "period_kind": kind,
                 "period_start": start, "won_amount": amount, "new_customers": customers})

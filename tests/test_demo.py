@@ -88,6 +88,10 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
         warned = {d["name"] for d in report.departments if d["warnings"]}
         assert warned == ({"华南大区"} if kind == "month" else set()), kind
         assert sum(u["target_won"] is not None for u in report.users) == 20
+        # Set from what each rep brings in: a plausible 达成率, not thousands of per cent.
+        rates = [u["rate_won"] for u in report.users if u["target_won"] is not None]
+        low, high = (0.55, 1.2) if kind == "month" else (0.25, 0.6)
+        assert all(low <= float(r) <= high for r in rates), (kind, rates)
     south = db.session.execute(select(Department).where(Department.name == "华南大区")
                                ).scalar_one()
     assert south.id in {d["id"] for d in report.departments}
