@@ -72,6 +72,13 @@ RES_TRANSFER = "Transfer"  # read, request (apply / cancel), approve (approve / 
 RES_ABSENCE = "Absence"
 RES_API_KEY = "ApiKey"  # API keys for machines: admins only (Admin's ".*")
 RES_CAPTURE_FORM = "CaptureForm"  # public lead capture forms: admins only (Admin's ".*")
+# 市场管理 (issue 16): campaigns, segments, the tag list, surveys. Marketing and admins write;
+# tagging one's own records is a permission on the record's resource (CAN_TAG).
+RES_CAMPAIGN = "Campaign"
+RES_SEGMENT = "Segment"
+RES_TAG = "Tag"
+RES_SURVEY = "Survey"
+CAN_TAG = "tag"
 CAN_REQUEST, CAN_APPROVE = "request", "approve"
 # List actions on customer pages (the ownership verbs as buttons); admin-only verbs are
 # granted by Admin's ".*" alone: move_pool (between pools) and handover (departure).
@@ -85,7 +92,8 @@ ROLE_MANAGER = "Sales Manager"
 ROLE_REP = "Sales Rep"
 ROLE_STAFF = "Back-office Staff"
 ROLE_AUDITOR = "Auditor"
-ALL_ROLES = (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR)
+ROLE_MARKETING = "Marketing"  # 市场专员
+ALL_ROLES = (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR, ROLE_MARKETING)
 
 
 def _perm(resource: str, *perms: str) -> tuple[str, str]:
@@ -208,6 +216,19 @@ ROLES: dict[str, list[tuple[str, str]]] = {
                "AssignmentRules", "Grading", "Transfers", "Care", "CareOutbox",
                "CareTemplates", "CareSettings", "DedupeRules", "Workbench", "Absences"),
     ],
+    # 市场专员: campaigns, segments, tags, surveys and lead pools; customers read-only with
+    # contacts masked (app.services.masking), and no ownership verb on a customer.
+    ROLE_MARKETING: _SELF_SERVICE + [
+        _perm(RES_CUSTOMER, CAN_READ),
+        _perm(RES_CONTACT, CAN_READ),
+        _perm(RES_LEAD, CAN_READ, CAN_WRITE),
+        _perm(RES_LEAD_POOL, CAN_READ, CAN_ASSIGN), _menus("Leads", "LeadList", "LeadPool"),
+        _menus("Customers", "CustomerList", "Contacts"),
+        # marketing: campaigns
+        # marketing: segments and tags
+        # marketing: sending, opt-outs, responses
+        # marketing: surveys
+    ],
 }
 
 
@@ -228,6 +249,7 @@ ROLE_SCOPES: dict[str, Scope] = {
     ROLE_REP: Scope.OWN,
     ROLE_STAFF: Scope.ALL,
     ROLE_AUDITOR: Scope.ALL,
+    ROLE_MARKETING: Scope.ALL,  # reads every customer, masked; owns none
 }
 
 SCOPE_LABELS = {
@@ -238,7 +260,7 @@ SCOPE_LABELS = {
 # Role names are data (ab_role.name, matched by the permission sync): shown translated.
 ROLE_LABELS = {ROLE_ADMIN: _l("Admin"), ROLE_MANAGER: _l("Sales Manager"),
                ROLE_REP: _l("Sales Rep"), ROLE_STAFF: _l("Back-office Staff"),
-               ROLE_AUDITOR: _l("Auditor")}
+               ROLE_AUDITOR: _l("Auditor"), ROLE_MARKETING: _l("Marketing")}
 
 
 def role_label(name: str) -> str:

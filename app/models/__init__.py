@@ -24,3 +24,6 @@ from app.models.opportunity import (Opportunity, OpportunityStage,  # noqa: F401
                                     OpportunityStageChange)
 from app.models.capture import CaptureForm, CaptureSubmission  # noqa: F401
 from app.models.lead_warning import LeadReclaimWarning  # noqa: F401
+from app.models.marketing import (Campaign, CampaignMember, CampaignMessage,  # noqa: F401
+                                  CampaignTouch, MarketingOptOut, MarketingSettings,
+                                  RecordTag, Segment, Tag)

@@ -90,6 +90,9 @@ class Customer(ShownContactDetails, Model):
     # Version of the normaliser that wrote the *_e164/_norm keys; a job refreshes stale rows.
     norm_version = Column(SmallInteger, nullable=False, default=0, server_default="0")
     created_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
+    # The consent its lead gave on a public form (text version, time), kept on conversion.
+    consent_version = Column(String(40))
+    consented_at = Column(DateTime)
     created_at = Column(DateTime, nullable=False, default=utcnow)
     updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 

@@ -60,6 +60,7 @@ class Lead(Model):
     city = Column(String(50))
     industry = Column(String(100))
     source = Column(String(20))
+    # Free text (an import's, a form's); the campaigns a lead answered are its campaign_touch rows.
     campaign = Column(String(200))
     notes = Column(Text)
     status = Column(String(16), nullable=False, default="new", server_default="new")
