@@ -132,6 +132,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_LEAD_POOL, CAN_READ, CAN_CLAIM, CAN_ASSIGN), _menus("Leads", "LeadList", "LeadPool"),
         _perm(RES_OPPORTUNITY, CAN_READ, CAN_WRITE),
         _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
+        _perm(RES_CAMPAIGN, CAN_READ), _menus("Marketing", "Campaigns"),  # 市场活动: read
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
@@ -161,6 +162,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_LEAD_POOL, CAN_READ, CAN_CLAIM), _menus("Leads", "LeadList", "LeadPool"),
         _perm(RES_OPPORTUNITY, CAN_READ, CAN_WRITE),
         _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
+        _perm(RES_CAMPAIGN, CAN_READ), _menus("Marketing", "Campaigns"),  # 市场活动: read
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_CARE_MESSAGE, CAN_READ, CAN_WRITE),
@@ -180,6 +182,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_LEAD_POOL, CAN_READ), _menus("Leads", "LeadList", "LeadPool"),
         _perm(RES_OPPORTUNITY, CAN_READ, CAN_WRITE),
         _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
+        _perm(RES_CAMPAIGN, CAN_READ), _menus("Marketing", "Campaigns"),  # 市场活动: read
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
         _perm(RES_TASK, CAN_READ, CAN_WRITE), _menus("Workbench", "Tasks"),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
@@ -210,6 +213,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(f"({RES_LEAD}|{RES_LEAD_POOL})", CAN_READ), _menus("Leads", "LeadList", "LeadPool"),
         _perm(RES_OPPORTUNITY, CAN_READ),
         _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
+        _perm(RES_CAMPAIGN, CAN_READ), _menus("Marketing", "Campaigns"),  # 市场活动: read
         _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",
@@ -224,7 +228,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_LEAD, CAN_READ, CAN_WRITE),
         _perm(RES_LEAD_POOL, CAN_READ, CAN_ASSIGN), _menus("Leads", "LeadList", "LeadPool"),
         _menus("Customers", "CustomerList", "Contacts"),
-        # marketing: campaigns
+        # 市场活动: every campaign (create, edit, delete a planned one, members, launch)
+        _perm(RES_CAMPAIGN, CAN_READ, CAN_WRITE, CAN_DELETE), _menus("Marketing", "Campaigns"),
         # marketing: segments and tags
         # marketing: sending, opt-outs, responses
         # marketing: surveys

@@ -10,6 +10,7 @@ def register_views(appbuilder) -> None:
     from app.views.absences import AbsenceView
     from app.views.api_keys import ApiKeyView
     from app.views.activity import DealView, FollowUpView
+    from app.views.campaigns import CampaignView
     from app.views.capture import CaptureFormView, PublicCaptureView
     from app.views.care import CareMessageView, CareSettingsView, CareTemplateView
     from app.views.customers import ContactView, CustomerEventView, CustomerView
@@ -94,6 +95,9 @@ def register_views(appbuilder) -> None:
                         label=_("Pipeline kanban"), icon="fa-columns", category="Opportunities")
     appbuilder.add_view(OpportunityStageView, "OpportunityStages", label=_("Pipeline stages"),
                         icon="fa-list-ol", category="Rules")
+    appbuilder.add_view(CampaignView, "Campaigns", label=_("Campaigns"), icon="fa-bullhorn",
+                        category="Marketing", category_label=_("Marketing management"),
+                        category_icon="fa-bullhorn")
     appbuilder.add_view(CaptureFormView, "CaptureForms", label=_("Capture forms"),
                         icon="fa-wpforms", category="Leads")
     appbuilder.add_view_no_menu(PublicCaptureView)
