@@ -257,3 +257,80 @@ def test_preview_is_masked_for_marketing_and_full_for_admins(db, org, records):
     assert [(r["record_type"], r["id"]) for r in ms.preview(seg, org.rep)] == [
         ("customer", org.c_rep.id), ("lead", records["lead"])]
     assert ms.preview(seg, org.rep)[0]["mobile"] == "13800138000"  # the owner's own
+
+
+# --- saved segments -----------------------------------------------------------------------
+@pytest.mark.parametrize("role, allowed", [("admin", True), ("marketing", True),
+                                           ("manager", False), ("rep", False),
+                                           ("staff", False), ("auditor", False)])
+def test_only_admins_and_marketing_keep_segments(db, org, role, allowed):
+    from app.services.errors import PermissionDenied
+
+    actor = getattr(org, role)
+    if not allowed:
+        with pytest.raises(PermissionDenied) as exc:
+            ms.create_segment(actor, {"name": "浙江客户"})
+        assert exc.value.message == "只有管理员和市场专员可以维护客户分群"
+        return
+    row = ms.create_segment(actor, {"name": "浙江客户", "record_type": "both",
+                                    "include_pool": True,
+                                    "criteria": {"provinces": ["浙江"], "won": "no"}})
+    assert (row.created_by_id, row.record_type, row.include_pool) == (actor.id, "both", True)
+    assert json.loads(row.criteria) == {"provinces": ["浙江"], "won": "no"}
+    row = ms.update_segment(actor, row.id, {"criteria": {"grades": ["A"]}})
+    assert json.loads(row.criteria) == {"grades": ["A"]} and row.include_pool is True
+    ms.delete_segment(actor, row.id)
+    assert db.session.get(Segment, row.id) is None
+
+
+def test_segment_input_names_each_field(db, org):
+    from app.services.errors import NotFound
+
+    with pytest.raises(ValidationFailed) as exc:
+        ms.create_segment(org.marketing, {"name": "", "record_type": "all", "include_pool": "1",
+                                          "criteria": {"won": "maybe"}, "owner": 1})
+    assert exc.value.fields == {"name": "分群需要名称",
+                                "record_type": "对象只能是 customer（客户）、lead（线索）或 both（两者）",
+                                "include_pool": "必须是 true 或 false",
+                                "criteria.won": "只能是 yes 或 no",
+                                "owner": "不能修改或不存在的字段"}
+    row = ms.create_segment(org.marketing, {"name": "A 级客户", "criteria": {"grades": ["A"]}})
+    with pytest.raises(ValidationFailed) as exc:
+        ms.update_segment(org.marketing, row.id, {"record_type": "lead"})
+    assert exc.value.fields == {"criteria.grades": "线索没有等级和生命周期：线索分群不能按它筛选"}
+    with pytest.raises(ValidationFailed) as exc:
+        ms.create_segment(org.admin, {"name": "a 级客户"})
+    assert exc.value.fields == {"name": "已有同名分群"}
+    with pytest.raises(NotFound):
+        ms.get_segment(org.marketing, 2**31)
+
+
+def test_a_segment_in_use_by_a_live_campaign_is_kept(db, org):
+    from app.services.errors import Conflict
+
+    row = ms.create_segment(org.marketing, {"name": "展会邀约"})
+    campaign = Campaign(name="秋季展会", kind="exhibition", segment_id=row.id, status="running")
+    db.session.add(campaign)
+    db.session.commit()
+    with pytest.raises(Conflict) as exc:
+        ms.delete_segment(org.marketing, row.id)
+    assert exc.value.message == "仍有市场活动使用该分群：秋季展会"
+    campaign.status = "finished"
+    db.session.commit()
+    ms.delete_segment(org.marketing, row.id)
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign.id).segment_id is None
+
+
+def test_segment_changes_are_audited(db, org):
+    from app.models import AuditLog
+
+    row = ms.create_segment(org.marketing, {"name": "沉默客户", "criteria": {
+        "categories": ["silent"]}})
+    ms.update_segment(org.marketing, row.id, {"name": "沉默客户（半年）"})
+    ms.delete_segment(org.admin, row.id)
+    rows = db.session.execute(select(AuditLog.action, AuditLog.actor_id).where(
+        AuditLog.object_type == "segment", AuditLog.object_id == row.id)
+        .order_by(AuditLog.id)).all()
+    assert [tuple(r) for r in rows] == [("create", org.marketing.id),
+                                        ("update", org.marketing.id), ("delete", org.admin.id)]

@@ -332,3 +332,178 @@ def preview(segment: Segment, viewer: User, limit: int = 20) -> list[dict]:
 
 def record_type_label(code: str) -> str:
     return str(SEGMENT_RECORD_TYPES.get(code, code))
+
+
+# --- saved segments: who keeps them, and their CRUD ---------------------------------------
+SEGMENT_FIELDS = ("name", "description", "record_type", "include_pool", "criteria")
+NO_SUCH_SEGMENT = N_("The segment does not exist")
+
+
+def may_manage(actor: Optional[User]) -> bool:
+    """Marketing and admins keep segments (RES_SEGMENT); others see none."""
+    from app.security import ROLE_ADMIN, ROLE_MARKETING, has_role
+
+    return has_role(actor, ROLE_ADMIN, ROLE_MARKETING)
+
+
+def _require_manager(actor: Optional[User]) -> None:
+    from app.services.errors import PermissionDenied
+
+    if not may_manage(actor):
+        raise PermissionDenied(tr("Only admins and marketing keep segments"))
+
+
+def get_segment(actor: Optional[User], segment_id: Any) -> Segment:
+    from app.services.errors import NotFound
+    from app.services.ids import parse_pk
+
+    _require_manager(actor)
+    pk = parse_pk(segment_id) if not isinstance(segment_id, bool) else None
+    row = db.session.get(Segment, pk) if pk is not None else None
+    if row is None:
+        raise NotFound(tr(NO_SUCH_SEGMENT))
+    return row
+
+
+def clean_segment(data: Any, *, current: Optional[Segment] = None) -> dict:
+    """Validated segment values (current: an edit, where missing keys keep their value)."""
+    from app.services import limits
+    from app.services.errors import UNKNOWN_FIELD
+
+    if not isinstance(data, dict):
+        raise ValidationFailed({"body": tr("Must be an object")})
+    errors = {str(k)[:100]: str(UNKNOWN_FIELD) for k in data if k not in SEGMENT_FIELDS}
+    out: dict[str, Any] = {}
+    for name, limit in (("name", 100), ("description", 500)):
+        if current is not None and name not in data:
+            continue
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            errors[name] = tr("Must be text")
+            continue
+        if is_unclean(value):
+            errors[name] = str(UNCLEAN_MESSAGE)
+            continue
+        value = (value or "").strip() or None
+        message = limits.too_long(value, limit)
+        if message:
+            errors[name] = message
+            continue
+        out[name] = value
+    if "name" in out and not out["name"]:
+        errors["name"] = tr("A segment needs a name")
+    if current is None or "record_type" in data:
+        value = data.get("record_type", "customer")
+        if value not in SEGMENT_RECORD_TYPES:
+            errors["record_type"] = tr("The record type can only be customer, lead or both")
+        else:
+            out["record_type"] = value
+    if current is None or "include_pool" in data:
+        value = data.get("include_pool", False)
+        if value in (None, ""):
+            value = False
+        if not isinstance(value, bool):
+            errors["include_pool"] = tr("Must be true or false")
+        else:
+            out["include_pool"] = value
+    record_type = out.get("record_type") or (current.record_type if current else "customer")
+    if current is None or "criteria" in data or "record_type" in out:
+        raw = data.get("criteria", json.loads(current.criteria) if current is not None
+                       and "criteria" not in data else {})
+        try:
+            out["criteria"] = json.dumps(validate_criteria(raw or {}, record_type),
+                                         ensure_ascii=False, sort_keys=True)
+        except ValidationFailed as exc:
+            errors.update({f"criteria.{k}" if k != "criteria" else k: v
+                           for k, v in exc.fields.items()})
+    if errors:
+        raise ValidationFailed(errors)
+    return out
+
+
+def _name_taken(name: str, but: Optional[int] = None) -> bool:
+    q = select(Segment.id).where(func.lower(Segment.name) == name.lower())
+    if but is not None:
+        q = q.where(Segment.id != but)
+    return db.session.execute(q).first() is not None
+
+
+def _save(fn):
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        result = fn()
+        db.session.commit()
+        return result
+    except IntegrityError:
+        db.session.rollback()  # the unique name, saved by someone else meanwhile
+        raise ValidationFailed({"name": tr("A segment with this name already exists")})
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def create_segment(actor: User, data: Any) -> Segment:
+    """A new segment, evaluated in `actor`'s scope from now on. Commits."""
+    from app.services import audit
+
+    _require_manager(actor)
+    values = clean_segment(data)
+    if _name_taken(values["name"]):
+        raise ValidationFailed({"name": tr("A segment with this name already exists")})
+
+    def go():
+        row = Segment(created_by_id=actor.id, **values)
+        audit.record_new(actor.id, "segment", row)
+        return row
+
+    return _save(go)
+
+
+def update_segment(actor: User, segment_id: Any, data: Any) -> Segment:
+    """Change a segment (its creator, whose scope it speaks for, stays). Commits."""
+    from app.services import audit
+
+    row = get_segment(actor, segment_id)
+    values = clean_segment(data, current=row)
+    if values.get("name") and _name_taken(values["name"], but=row.id):
+        raise ValidationFailed({"name": tr("A segment with this name already exists")})
+
+    def go():
+        changes = audit.diff(row, values)
+        for key, value in values.items():
+            setattr(row, key, value)
+        if changes:
+            audit.record(actor.id, "update", "segment", row.id, changes)
+        db.session.flush()
+        return row
+
+    return _save(go)
+
+
+def campaigns_using(segment_id: int) -> list[str]:
+    """Names of the planned or running campaigns built on the segment."""
+    from app.models.marketing import Campaign
+
+    return list(db.session.execute(select(Campaign.name).where(
+        Campaign.segment_id == segment_id, Campaign.status.in_(("planned", "running")))
+        .order_by(Campaign.name)).scalars())
+
+
+def delete_segment(actor: User, segment_id: Any) -> None:
+    """Delete a segment unless a planned or running campaign is built on it (a finished one
+    keeps its frozen members and loses only the link). Commits."""
+    from app.services import audit
+    from app.services.errors import Conflict
+
+    row = get_segment(actor, segment_id)
+    using = campaigns_using(row.id)
+    if using:
+        raise Conflict(tr("Campaigns still use this segment: %(names)s",
+                          names="、".join(using)))
+
+    def go():
+        audit.record(actor.id, "delete", "segment", row.id, {"name": (row.name, None)})
+        db.session.delete(row)
+
+    _save(go)
