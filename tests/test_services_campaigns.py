@@ -56,7 +56,7 @@ def test_marketing_creates_a_planned_campaign_it_owns_with_an_audit_row(db, org,
     ({"actual_cost": "NaN"}, "actual_cost", "actual_cost 必须在 0 到 999999999999.99 之间"),
     ({"owner_id": 2147483648}, "owner_id", "owner_id 必须是 1 到 2147483647 之间的整数"),
     ({"owner_id": 999999}, "owner_id", "负责人必须是在职的有效用户"),
-    ({"segment_id": 999999}, "segment_id", "客户分群不存在"),
+    ({"segment_id": 999999}, "segment_id", "分群不存在"),
     ({"status": "running"}, "status", "不能修改或不存在的字段"),
 ])
 def test_each_bad_field_is_refused_by_name(org, mkt, data, field, message):
