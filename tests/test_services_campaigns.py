@@ -283,3 +283,20 @@ def test_members_page_by_keyset(db, org, mkt):
     assert len(first) == 2 and len(rest) == 1 and end is None
     assert {r["id"] for r in first} | {r["id"] for r in rest} == {
         m for m in db.session.execute(select(CampaignMember.id)).scalars()}
+
+
+def test_launch_freezes_the_real_segment_in_its_creators_scope(db, org, mkt, queued):
+    """app.services.marketing_segments.members_select: a segment of every customer, made by
+    a rep, holds the rep's own customer only (the creator's scope), so only it is frozen."""
+    from app.services import marketing_segments
+
+    mine = marketing_segments.create_segment(mkt, {"name": "全部客户", "record_type": "customer",
+                                                    "criteria": {}})
+    narrow = make_segment(db, org.rep, "rep1 的客户")
+    everyone = _new(mkt, name="全员活动", segment_id=mine.id)
+    assert campaigns.launch(everyone.id, mkt).from_segment == 3  # owned ones, no pool
+    assert {m[0] for m in _members(db, everyone.id)} == {org.c_rep.id, org.c_rep2.id,
+                                                          org.c_north.id}
+    theirs = _new(mkt, name="rep1 活动", segment_id=narrow.id)
+    assert campaigns.launch(theirs.id, mkt).from_segment == 1
+    assert _members(db, theirs.id) == [(org.c_rep.id, None, "segment")]

@@ -167,8 +167,11 @@ def _owner(value: Any, errors: dict) -> Optional[int]:
 
 
 def _segment(actor: User, value: Any, errors: dict) -> Optional[int]:
-    """A segment the actor may use: it exists and the actor reads segments (marketing and
-    admins read every segment; they are the only ones who manage campaigns)."""
+    """A segment the actor may use (app.services.marketing_segments.get_segment: marketing
+    and admins, who alone manage campaigns, see every segment)."""
+    from app.services import marketing_segments
+    from app.services.errors import GuishuError
+
     if value in (None, ""):
         return None
     pk = parse_pk(value)
@@ -176,10 +179,11 @@ def _segment(actor: User, value: Any, errors: dict) -> Optional[int]:
         errors["segment_id"] = tr("%(field)s must be an integer from 1 to %(max)s",
                                   field="segment_id", max=MAX_PK)
         return None
-    if not may_manage(actor) or db.session.get(Segment, pk) is None:
-        errors["segment_id"] = tr("The segment does not exist")
+    try:
+        return marketing_segments.get_segment(actor, pk).id
+    except GuishuError as exc:
+        errors["segment_id"] = exc.message
         return None
-    return pk
 
 
 def clean(actor: User, data: Any, *, partial: bool = False) -> dict[str, Any]:
