@@ -1389,3 +1389,81 @@ def test_due_soon_bad_input_is_400_naming_the_field(query, login_as):
     resp = login_as("manager").get(f"/due-soon/?{query}")
     assert resp.status_code == 400
     assert query.split("=")[0] in resp.get_data(as_text=True)
+
+
+# ============================================================================================
+# 市场活动 /campaigns: every page and POST per role (marketing included), and did the database
+# change (behaviour in tests/test_views_campaigns.py)
+# ============================================================================================
+CAMPAIGN_ROLES = ROLES + ("marketing",)
+CAMPAIGN_WRITERS = {"admin", "marketing"}
+
+
+def _campaign_state(db):
+    from app.models.marketing import Campaign, CampaignMember
+
+    db.session.commit()
+    db.session.expire_all()
+    return (tuple(db.session.execute(select(Campaign.id, Campaign.name, Campaign.status,
+                                            Campaign.budget).order_by(Campaign.id)).all()),
+            tuple(db.session.execute(select(CampaignMember.id, CampaignMember.customer_id)
+                                     .order_by(CampaignMember.id)).all()))
+
+
+@pytest.fixture
+def campaign_ids(db, org, monkeypatch):
+    from app.services import campaigns
+
+    monkeypatch.setattr(campaigns, "_queue", lambda campaign_id: 0)  # the outbox is not ours
+    planned = campaigns.create(org.marketing, {"name": "矩阵活动", "kind": "email"})
+    campaigns.add_members(planned.id, org.marketing, customer_ids=[org.c_rep.id])
+    running = campaigns.create(org.marketing, {"name": "矩阵进行中", "kind": "sms"})
+    campaigns.add_members(running.id, org.marketing, customer_ids=[org.c_north.id])
+    campaigns.launch(running.id, org.marketing)
+    from app.models.marketing import CampaignMember
+
+    member = db.session.execute(select(CampaignMember.id).where(
+        CampaignMember.campaign_id == planned.id)).scalar_one()
+    return SimpleNamespace(planned=planned.id, running=running.id, member=member,
+                           c_pool=org.c_pool.id, owner=org.marketing.id)
+
+
+_W = dict.fromkeys(CAMPAIGN_ROLES, 403)
+_W.update(admin=302, marketing=302)
+CAMPAIGN_ROUTES = [
+    ("GET", "/campaigns/list/", None, dict.fromkeys(CAMPAIGN_ROLES, 200), set()),
+    ("GET", "/campaigns/{planned}", None, dict.fromkeys(CAMPAIGN_ROLES, 200), set()),
+    ("GET", "/campaigns/show/{planned}", None, dict.fromkeys(CAMPAIGN_ROLES, 302), set()),
+    ("GET", "/campaigns/add", None, dict(_W, admin=200, marketing=200), set()),
+    ("POST", "/campaigns/add", {"name": "矩阵新活动", "kind": "seminar"}, _W,
+     CAMPAIGN_WRITERS),
+    ("GET", "/campaigns/edit/{planned}", None, dict(_W, admin=200, marketing=200), set()),
+    ("POST", "/campaigns/edit/{planned}", {"name": "矩阵活动", "kind": "email",
+                                           "budget": "99", "owner": "{owner}"}, _W,
+     CAMPAIGN_WRITERS),
+    ("POST", "/campaigns/{planned}/members", {"customer_ids": "{c_pool}"}, _W,
+     CAMPAIGN_WRITERS),
+    ("POST", "/campaigns/{planned}/members/{member}/remove", {}, _W, CAMPAIGN_WRITERS),
+    ("POST", "/campaigns/{planned}/launch", {}, _W, CAMPAIGN_WRITERS),
+    ("POST", "/campaigns/{running}/finish", {}, _W, CAMPAIGN_WRITERS),
+    ("POST", "/campaigns/delete/{planned}", {}, _W, CAMPAIGN_WRITERS),
+    ("POST", "/campaigns/delete/{running}", {}, _W, set()),  # launched: refused
+]
+
+
+@pytest.mark.parametrize("role", CAMPAIGN_ROLES)
+@pytest.mark.parametrize("method, path, form, expected, changes", CAMPAIGN_ROUTES,
+                         ids=[f"{m} {p}" for m, p, *_ in CAMPAIGN_ROUTES])
+def test_campaign_routes_by_role(app, org, db, campaign_ids, role, method, path, form,
+                                 expected, changes):
+    client = login(app.test_client(), getattr(org, role).username)
+    values = vars(campaign_ids)
+    url = path.format(**values)
+    before = _campaign_state(db)
+    if method == "GET":
+        resp = client.get(url)
+    else:
+        data = {k: v.format(**values) for k, v in form.items()}
+        resp = client.post(url, data=dict(data, csrf_token=client.csrf))
+    assert resp.status_code == expected[role], (role, url)
+    assert (_campaign_state(db) != before) == (role in changes), (role, url)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_appbuilder import expose, has_access
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_babel import lazy_gettext as _
@@ -135,8 +135,15 @@ class CampaignView(ServiceModelView):
                 self.show_error(form, exc)
                 return self._get_add_widget(form=form)
             flash(self.add_row_message, "success")
-            return redirect(url_for("CampaignView.page", pk=campaign.id))
+            g.campaign_added = campaign.id  # post_add_redirect opens its page
+            return None
         return self._get_add_widget(form=form)
+
+    def post_add_redirect(self):
+        added = g.get("campaign_added")
+        if added is not None:
+            return redirect(url_for("CampaignView.page", pk=added))
+        return super().post_add_redirect()
 
     def _edit(self, pk):
         item = self._scoped_get(pk)
