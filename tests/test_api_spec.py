@@ -17,7 +17,9 @@ WRITES = ("post", "put", "patch")
 # The only writes without a body: withdrawing one's own request names nothing else.
 NO_BODY = {("post", "/api/v1/transfers/{pk}/cancel"), ("post", "/api/v1/security/refresh"),
            ("post", "/api/v1/tasks/{pk}/done"), ("post", "/api/v1/tasks/{pk}/cancel"),
-           ("post", "/api/v1/tasks/{pk}/reopen")}
+           ("post", "/api/v1/tasks/{pk}/reopen"),
+           # a campaign's launch and finish name nothing but the campaign
+           ("post", "/api/v1/campaigns/{pk}/launch"), ("post", "/api/v1/campaigns/{pk}/finish")}
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
