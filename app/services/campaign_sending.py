@@ -52,6 +52,7 @@ PLACEHOLDERS = {"name": _l("the person's name (contact, individual customer or l
                 "owner": _l("the owner's name")}
 SUBJECT_MAX, BODY_MAX, SMS_MAX = 200, 20_000, 300
 SMS_OPTOUT_TAIL = "回复TD退订"
+EMAIL_OPTOUT_LINE = "不想再收到此类邮件？点此退订："  # the mail is in Chinese, as care's texts
 CHANNELS = ("email", "sms")
 TOKEN_MAX = 400  # characters of an unsubscribe token (ours are about 100-150)
 BATCH = 200
@@ -423,7 +424,7 @@ def render_message(message: CampaignMessage) -> tuple[Optional[str], str]:
     #     body = campaign_responses.rewrite_links(body, message.member_id)
     # (helper "responses", app/services/campaign_responses.py, not on this branch). It must
     # stay before the unsubscribe link, which is never rewritten.
-    body = f"{body}\n\n--\n{tr('Unsubscribe')}: {unsubscribe_url(message)}"
+    body = f"{body}\n\n--\n{EMAIL_OPTOUT_LINE}{unsubscribe_url(message)}"
     return subject, body
 
 

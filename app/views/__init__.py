@@ -132,7 +132,7 @@ def register_views(appbuilder) -> None:
     appbuilder.add_view_no_menu(CampaignMessagesView)
     appbuilder.add_view_no_menu(UnsubscribeView)
     appbuilder.add_view(OptOutView, "OptOuts", label=_("Opt-out list"), href="/marketing/optouts/",
-                        icon="fa-ban", category="Marketing", category_label=_("Marketing"),
+                        icon="fa-ban", category="Marketing", category_label=_("Marketing management"),
                         category_icon="fa-bullhorn")
     appbuilder.add_view(MarketingSettingsView, "MarketingSettings", label=_("Marketing settings"),
                         icon="fa-bullhorn", category="Rules")

@@ -7,6 +7,7 @@ from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext as _, lazy_gettext as _l, ngettext
 from sqlalchemy import select
+from wtforms import BooleanField
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
@@ -244,6 +245,9 @@ class MarketingSettingsView(ValidatedModelView, SettingsRowView):
         "attribution_days": _l("A won deal counts for the campaigns that touched it within "
                                "this many days before")}
     formatters_columns = {"updated_at": minutes}
+    # FAB makes a NOT NULL boolean a required field: unticking would be refused.
+    edit_form_extra_fields = {"require_consent": BooleanField(
+        _l("Send only with consent or a customer relationship"))}
 
     def validate_item(self, item):
         campaign_sending.validate_settings(item)
