@@ -35,7 +35,6 @@ from sqlalchemy import and_, exists, func, literal, or_, select, update
 from app.extensions import db
 from app.models import Contact, Customer, Lead, User
 from app.models.customer import utcnow
-from app.models.lead import LeadOwnership
 from app.models.marketing import (Campaign, CampaignMember, CampaignMessage, MarketingOptOut,
                                   MarketingSettings)
 from app.security import ROLE_ADMIN, ROLE_MARKETING, ROLE_STAFF, has_role

@@ -240,8 +240,9 @@ class MarketingSettingsView(ValidatedModelView, SettingsRowView):
                      "attribution_days": _l("Attribution window (days)"),
                      "updated_at": _l("Updated at")}
     description_columns = {
-        "require_consent": _l("On (个人信息保护法): leads without a recorded consent receive no "
-                              "campaign messages; customers always may"),
+        "require_consent": _l("On (Personal Information Protection Law): leads without a "
+                              "recorded consent receive no campaign messages; customers always "
+                              "may"),
         "attribution_days": _l("A won deal counts for the campaigns that touched it within "
                                "this many days before")}
     formatters_columns = {"updated_at": minutes}
