@@ -121,6 +121,9 @@ class Config:
     SMS_GATEWAY = os.environ.get("GUISHU_SMS_GATEWAY", "")
     SMS_URL = os.environ.get("GUISHU_SMS_URL", "")
     SMS_TOKEN = os.environ.get("GUISHU_SMS_TOKEN", "")
+    # The address people reach the app at, for links in campaign e-mail (the unsubscribe
+    # link /u/<token>): a worker has no request to take it from.
+    PUBLIC_URL = os.environ.get("GUISHU_PUBLIC_URL", "http://localhost:5000")
 
 
 class TestConfig(Config):

@@ -99,6 +99,11 @@ PERIODIC: list[PeriodicJob] = [
                 "jobs.care.care_deliver",
                 "GUISHU_CRON_CARE_DELIVER", "*/10 * * * *",
                 _l("send due care e-mail / SMS (retries with backoff) and the owners' care tasks")),
+    PeriodicJob("campaign_deliver", _l("Campaign delivery"),
+                "jobs.campaigns.campaign_deliver",
+                "GUISHU_CRON_CAMPAIGN_DELIVER", "*/5 * * * *",
+                _l("send due campaign e-mail / SMS inside each campaign's send window "
+                   "(retries with backoff, opt-outs honoured)")),
     PeriodicJob("task_reminders", _l("Task reminders"),
                 "jobs.tasks.task_reminders",
                 "GUISHU_CRON_TASK_REMINDERS", "*/5 * * * *",

@@ -78,6 +78,9 @@ RES_CAMPAIGN = "Campaign"
 RES_SEGMENT = "Segment"
 RES_TAG = "Tag"
 RES_SURVEY = "Survey"
+RES_CAMPAIGN_MESSAGE = "CampaignMessage"  # templates and the campaign outbox (write: edit, retry)
+RES_OPTOUT = "MarketingOptOut"  # 退订名单: read, write (add by hand, remove)
+RES_MARKETING_SETTINGS = "MarketingSettings"  # consent rule, attribution window (admins edit)
 CAN_TAG = "tag"
 CAN_REQUEST, CAN_APPROVE = "request", "approve"
 # List actions on customer pages (the ownership verbs as buttons); admin-only verbs are
@@ -174,6 +177,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     ],
     ROLE_STAFF: _SELF_SERVICE + [
         _perm(RES_DEDUPE_REVIEW, CAN_READ, CAN_WRITE), _menus("DedupeReview"),
+        _perm(RES_OPTOUT, CAN_READ, CAN_WRITE), _menus("OptOuts"),  # 退订 asked on the phone
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_TRANSFER),
         # They maintain every record, pool customers too: the pool page to browse, no claim.
@@ -231,7 +235,11 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         # 市场活动: every campaign (create, edit, delete a planned one, members, launch)
         _perm(RES_CAMPAIGN, CAN_READ, CAN_WRITE, CAN_DELETE), _menus("Marketing", "Campaigns"),
         # marketing: segments and tags
-        # marketing: sending, opt-outs, responses
+        # marketing: sending, opt-outs
+        _perm(RES_CAMPAIGN_MESSAGE, CAN_READ, CAN_WRITE),
+        _perm(RES_OPTOUT, CAN_READ, CAN_WRITE), _perm(RES_MARKETING_SETTINGS, CAN_READ),
+        _menus("OptOuts"),
+        # marketing: responses
         # marketing: surveys
     ],
 }

@@ -96,9 +96,10 @@ def _body_schemas(spec):
     for path, method, operation in _operations(spec):
         body = operation.get("requestBody")
         # The webhooks authenticate by API key, so a JWT caller is refused before the body
-        # is read (tests/test_api_hooks.py checks their bodies).
+        # is read (tests/test_api_hooks.py and test_services_campaign_sending.py check their
+        # bodies).
         if body and path.startswith("/api/v1/") and "/security/" not in path \
-                and "/hooks/" not in path:
+                and "/hooks/" not in path and path != "/api/v1/sms/inbound":
             yield method, path, _resolve(spec, body["content"]["application/json"]["schema"])
 
 
@@ -268,3 +269,14 @@ def test_fab_schema_errors_answer_the_error_shape(app, org):
     body = resp.get_json()
     assert body["code"] == "invalid"
     assert isinstance(body["message"], str) and "provider" in body["fields"]
+
+
+def test_the_sms_inbound_webhook_is_in_the_spec(spec):
+    """Issue 16 names /api/v1/sms/inbound: API key auth, the SmsReply body, 200 / 202."""
+    op = spec["paths"]["/api/v1/sms/inbound"]["post"]
+    assert op["security"] == [{"machine_key_bearer": []}, {"machine_key_header": []}]
+    assert op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/SmsReply")
+    assert {"200", "202", "400", "401", "403", "413", "429"} <= set(op["responses"])
+    answer = spec["components"]["schemas"]["SmsReplyResult"]["properties"]
+    assert set(answer) == {"matched", "customer_id", "opted_out"}

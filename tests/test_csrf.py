@@ -257,7 +257,7 @@ CSRF_REFUSED = {"code": "csrf", "message": (
 CROSS_SITE = {"Origin": "https://evil.example", "Referer": "https://evil.example/page"}
 # FAB's JWT login and refresh: no session signs them in. The webhooks authenticate by API
 # key only and never read the session (test_a_cross_site_post_to_a_webhook_is_no_key).
-NO_SESSION = {"SecurityApi.login", "SecurityApi.refresh", "HooksApi.sms_reply"}
+NO_SESSION = {"SecurityApi.login", "SecurityApi.refresh", "HooksApi.sms_reply", "SmsApi.inbound"}
 
 
 def mutating_api_routes(app, pk: int) -> list[tuple[str, str]]:

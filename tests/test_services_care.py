@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.models import AuditLog, CareMessage, CareTemplate, Contact, Notification
-from app.services import care, care_calendar as cal, customers
+from app.services import campaign_sending, care, care_calendar as cal, customers
 from app.services.errors import ValidationFailed
 from tests.care_fixtures import SENT_SMS, SmsEndpoint, SmtpServer, free_port
 
@@ -399,3 +399,28 @@ def test_the_cli_plans_and_sends_without_redis(app, db, org, birthdays, smtp):
     assert {m.status for m in outbox(db)} == {"pending"}
     bad = runner.invoke(args=["crm", "care", "--date", "10/03/2027"])
     assert bad.exit_code == 2 and "date must be YYYY-MM-DD" in bad.output
+
+
+# --- the marketing opt-out list (issue 16) ------------------------------------------------
+def test_an_opted_out_address_gets_no_care_greeting(app, db, org, birthdays, smtp):
+    activate(db, "email")
+    campaign_sending.record_optout("email", "wangfang@example.com", "manual")
+    db.session.commit()
+    care.plan(PLAN_DAY)
+    assert [m.address for m in outbox(db, channel="email")] == ["zhaomin@hengxin.cn"]
+
+
+def test_an_opt_out_after_planning_cancels_the_greeting(app, db, org, birthdays, monkeypatch):
+    monkeypatch.setitem(app.config, "SMS_GATEWAY", "tests.care_fixtures:RecordingGateway")
+    SENT_SMS.clear()
+    activate(db, "sms")
+    care.plan(PLAN_DAY)
+    assert [m.status for m in outbox(db, channel="sms")] == ["pending"]
+    campaign_sending.record_optout("sms", "+8613700137000", "sms_reply")
+    db.session.commit()
+    result = care.deliver(now=at(dt.date(2027, 3, 12), 10))
+    assert SENT_SMS == []
+    # Only the owners' in-app reminders (two, active by default) went out.
+    assert (result.sent, result.opted_out) == (2, 1)
+    message = outbox(db, channel="sms")[0]
+    assert (message.status, message.last_error) == ("cancelled", "地址已退订")

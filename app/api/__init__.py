@@ -6,7 +6,7 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.campaigns import CampaignApi
     from app.api.customers import CustomerApi
     from app.api.dedupe import DedupeApi
-    from app.api.hooks import HooksApi
+    from app.api.hooks import HooksApi, SmsApi
     from app.api.leads import LeadApi
     from app.api.opportunities import OpportunityApi
     from app.api.ownership import OwnershipApi, PoolApi
@@ -18,7 +18,8 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.openapi import GuishuOpenApi
 
     for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, TaskApi, PolicyApi,
-                DedupeApi, LeadApi, OpportunityApi, HooksApi, TargetApi, CampaignApi, GuishuOpenApi):
+                DedupeApi, LeadApi, OpportunityApi, HooksApi, SmsApi, TargetApi, CampaignApi,
+                GuishuOpenApi):
         appbuilder.add_api(api)
     from flask import current_app as _app
     from flask_appbuilder.api.manager import SwaggerView
@@ -39,7 +40,7 @@ def register_apis(appbuilder, csrf) -> None:
     for name, blueprint in current_app.blueprints.items():
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "TaskApi",
                     "PolicyApi", "DedupeApi", "LeadApi", "OpportunityApi", "SecurityApi",
-                    "HooksApi", "TargetApi", "CampaignApi"):
+                    "HooksApi", "SmsApi", "TargetApi", "CampaignApi"):
             csrf.exempt(blueprint)
 
 

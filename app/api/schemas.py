@@ -1037,6 +1037,8 @@ class SmsReply(Body):
 class SmsReplyResult(Answer):
     matched = fields.Boolean(required=True)
     customer_id = fields.Integer(metadata={"description": "the customer matched (matched)"})
+    opted_out = fields.Boolean(metadata={
+        "description": "true when the reply was TD / 退订: the number is on the opt-out list"})
 
 
 COMPONENTS = (Error, DedupeMatch, ClaimRequest, ReleaseRequest, AssignRequest,

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from app.extensions import appbuilder, db
 from app.models import Pool, User
 from app.security import ROLE_ADMIN, ROLES
-from app.services import care, classification, dedupe, opportunities, policies
+from app.services import (campaign_sending, care, classification, dedupe, opportunities,
+                          policies)
 
 DEFAULT_POOL_NAME = "默认公海"
 DEFAULT_LEAD_POOL_NAME = "默认线索公海"
@@ -22,6 +23,7 @@ def initialise() -> dict:
     policies.ensure_global_policy()
     classification.settings()  # the grading thresholds row, with the defaults
     care.ensure_defaults()  # care settings and the default (mostly inactive) templates
+    campaign_sending.settings()  # marketing settings: consent required, 180-day attribution
     dedupe.ensure_rules()  # one dedupe rule per kind, with the defaults
     opportunities.ensure_stages()  # the default pipeline stages
     if db.session.execute(select(Pool).where(Pool.is_default.is_(True),

@@ -12,6 +12,8 @@ in-app task at once (that is the "days ahead" reminder to call). Each message is
 retried with backoff up to `max_attempts`, then stays `failed` with its error for admins.
 
 Only owned customers are greeted: a pool customer has nobody to send on behalf of.
+An address on the marketing opt-out list (退订, marketing_optout) is not planned, and a
+message whose address opted out after planning is cancelled when it is due.
 """
 from __future__ import annotations
 
@@ -21,12 +23,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Integer, String, and_, cast, func, literal, or_, select, true, update
+from sqlalchemy import (Integer, String, and_, cast, exists, func, literal, or_, select, true,
+                        update)
 
 from app.extensions import db
 from app.models import CareMessage, CareSettings, CareTemplate, Contact, Customer, Ownership, User
 from app.models.care import CARE_CHANNELS, CARE_OCCASIONS, DEFAULT_CARE_HOLIDAYS
 from app.models.customer import utcnow
+from app.models.marketing import MarketingOptOut
 from app.security import customer_scope_clause, scope_of
 from app.services import audit, care_calendar, care_channels, notifications, tasks
 from app.services.errors import PermissionDenied, ValidationFailed, tr
@@ -185,6 +189,12 @@ def _address(channel: str, email, mobile):
     return {"email": email, "sms": mobile}.get(channel)
 
 
+def _not_opted_out(channel: str, address):
+    """The greeting's address is not on the marketing opt-out list (e-mail and SMS only)."""
+    return ~exists().where(MarketingOptOut.channel == channel,
+                           MarketingOptOut.address == address)
+
+
 def _plan_customers(where, template, occasion, kind, today, now, fallback_contact=False) -> int:
     """Greetings addressed to customers (their own e-mail / mobile, or for holidays the primary
     contact's when the customer has none)."""
@@ -205,7 +215,7 @@ def _plan_customers(where, template, occasion, kind, today, now, fallback_contac
     stmt = select(*cols).join(Ownership, Ownership.customer_id == Customer.id).where(
         Ownership.owner_id.is_not(None), where)
     if address is not None:
-        stmt = stmt.where(address.is_not(None))
+        stmt = stmt.where(address.is_not(None), _not_opted_out(template.channel, address))
     return _insert_ignoring_duplicates(stmt, _COLUMNS)
 
 
@@ -218,7 +228,7 @@ def _plan_contacts(where, template, occasion, kind, today, now) -> int:
     stmt = select(*cols).join(Ownership, Ownership.customer_id == Contact.customer_id).where(
         Ownership.owner_id.is_not(None), where)
     if address is not None:
-        stmt = stmt.where(address.is_not(None))
+        stmt = stmt.where(address.is_not(None), _not_opted_out(template.channel, address))
     return _insert_ignoring_duplicates(stmt, _COLUMNS)
 
 
@@ -256,10 +266,11 @@ class DeliveryResult:
     retrying: int = 0
     failed: int = 0
     interrupted: int = 0
+    opted_out: int = 0
 
     def summary(self) -> dict:
         return {"sent": self.sent, "retrying": self.retrying, "failed": self.failed,
-                "interrupted": self.interrupted}
+                "interrupted": self.interrupted, "opted_out": self.opted_out}
 
 
 def _context(message: CareMessage) -> dict[str, str]:
@@ -353,6 +364,17 @@ def _deliver_tasks(messages: list[CareMessage], today: dt.date, now: dt.datetime
     db.session.commit()
 
 
+def _opted_out(message: CareMessage) -> bool:
+    """An address that opted out after the greeting was planned: cancelled, not sent."""
+    if db.session.execute(select(MarketingOptOut.id).where(
+            MarketingOptOut.channel == message.channel,
+            MarketingOptOut.address == message.address)).first() is None:
+        return False
+    message.status, message.last_error, message.updated_at = "cancelled", "地址已退订", utcnow()
+    db.session.commit()
+    return True
+
+
 def _recover_interrupted(now: dt.datetime) -> int:
     n = db.session.execute(update(CareMessage).where(
         CareMessage.status == "sending", CareMessage.updated_at < now - STALE_SENDING).values(
@@ -392,6 +414,9 @@ def deliver(now: Optional[dt.datetime] = None, limit: Optional[int] = None,
             if row.channel == "task":
                 continue
             message = db.session.get(CareMessage, row.id)
+            if _opted_out(message):
+                result.opted_out += 1
+                continue
             try:
                 _send_one(message)
                 error = None

@@ -1082,7 +1082,9 @@ def _convert(actor: User, lead_id: Any, into_pool: bool, pool_id: Any,
         owner, target = lead_owner, None
 
     def create() -> dict:
-        customer = Customer(created_by_id=actor.id, **values)
+        # The consent the lead gave on a public form goes with it (个人信息保护法).
+        customer = Customer(created_by_id=actor.id, consent_version=lead.consent_version,
+                            consented_at=lead.consented_at, **values)
         db.session.add(customer)
         ownership.place_new_customer(customer, actor_id=actor.id, owner_id=owner,
                                      pool_id=target, reason="线索转化")

@@ -1,6 +1,9 @@
 """Inbound SMS replies (短信回复) from a gateway: the sender's number is matched to a customer
 by its normalised form (the E.164 keys of customers and their contacts); the customer's owner
-is notified with the text, and a pool customer's reply is kept in the audit log only."""
+is notified with the text, and a pool customer's reply is kept in the audit log only.
+
+A reply of TD / td / 退订 (trimmed, full-width letters too) puts the number on the marketing
+opt-out list (source sms_reply, audited) whoever it belongs to, and notifies nobody."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,7 +14,7 @@ from sqlalchemy import or_, select, union_all
 
 from app.extensions import db
 from app.models import ApiKey, Contact, Customer, Ownership
-from app.services import audit, notifications
+from app.services import audit, campaign_sending, notifications
 from app.services.errors import ValidationFailed, tr
 from app.services.normalize import InvalidValue, normalize_phone
 from app.services.text import UNCLEAN_MESSAGE, is_unclean
@@ -80,6 +83,8 @@ def receive_reply(key: ApiKey, data: dict[str, Any]) -> dict:
     audit row only), or {"matched": False} when no customer has that number."""
     phone, text, when = clean_reply(data)
     customer_id = customer_with_number(phone)
+    if campaign_sending.is_unsubscribe_reply(text):
+        return _opt_out(key, phone, customer_id)
     if customer_id is None:
         return {"matched": False}
     try:
@@ -102,3 +107,20 @@ def receive_reply(key: ApiKey, data: dict[str, Any]) -> dict:
         db.session.rollback()
         raise
     return {"matched": True, "customer_id": customer_id}
+
+
+def _opt_out(key: ApiKey, phone: str, customer_id: Optional[int]) -> dict:
+    """TD: the number opts out of marketing SMS (and SMS care); a repeat changes nothing."""
+    try:
+        campaign_sending.record_optout("sms", phone, "sms_reply", customer_id=customer_id)
+        if customer_id is not None:
+            audit.record(None, "sms_opt_out", "customer", customer_id,
+                         {"mobile": (None, phone), "api_key": (None, key.name)})
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    answer: dict = {"matched": customer_id is not None, "opted_out": True}
+    if customer_id is not None:
+        answer["customer_id"] = customer_id
+    return answer

@@ -11,6 +11,8 @@ def register_views(appbuilder) -> None:
     from app.views.api_keys import ApiKeyView
     from app.views.activity import DealView, FollowUpView
     from app.views.campaigns import CampaignView
+    from app.views.campaign_sending import (CampaignMessagesView, MarketingSettingsView,
+                                            OptOutView, UnsubscribeView)
     from app.views.capture import CaptureFormView, PublicCaptureView
     from app.views.care import CareMessageView, CareSettingsView, CareTemplateView
     from app.views.customers import ContactView, CustomerEventView, CustomerView
@@ -131,6 +133,13 @@ def register_views(appbuilder) -> None:
                         category="Rules")
     appbuilder.add_view(DedupeReviewView, "DedupeReview", label=_("Duplicate review"),
                         href="/dedupe-review/", icon="fa-clone", category="Customers")
+    appbuilder.add_view_no_menu(CampaignMessagesView)
+    appbuilder.add_view_no_menu(UnsubscribeView)
+    appbuilder.add_view(OptOutView, "OptOuts", label=_("Opt-out list"), href="/marketing/optouts/",
+                        icon="fa-ban", category="Marketing", category_label=_("Marketing management"),
+                        category_icon="fa-bullhorn")
+    appbuilder.add_view(MarketingSettingsView, "MarketingSettings", label=_("Marketing settings"),
+                        icon="fa-bullhorn", category="Rules")
     refuse_fab_file_downloads(appbuilder)
 
 

@@ -1,0 +1,96 @@
+"""Campaign sending under concurrency: parallel queue runs queue each member and channel once
+(the unique index), parallel unsubscribes of one address record one opt-out, and parallel
+deliveries send each message once (the claim)."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from app.models.marketing import Campaign, CampaignMember, CampaignMessage, MarketingOptOut
+from app.services import campaign_sending as cs
+from tests.care_fixtures import SmtpServer
+
+pytestmark = pytest.mark.real_db
+
+
+def _campaign(db, org) -> int:
+    campaign = Campaign(name="并发活动", kind="email", status="running", email_subject="s",
+                        email_body="{name}", sms_body="{name}", send_from_hour=0,
+                        send_to_hour=24)
+    db.session.add(campaign)
+    db.session.flush()
+    for customer in (org.c_rep, org.c_rep2, org.c_north):
+        db.session.add(CampaignMember(campaign_id=campaign.id, customer_id=customer.id))
+    db.session.commit()
+    return campaign.id
+
+
+def _parallel(app, n, fn) -> list:
+    results, errors, lock = [], [], threading.Lock()
+
+    def work(i: int) -> None:
+        with app.app_context():
+            from app.extensions import db as tdb
+
+            try:
+                value = fn(i)
+                with lock:
+                    results.append(value)
+            except BaseException as exc:  # noqa: BLE001 - any error fails the test
+                with lock:
+                    errors.append(exc)
+            finally:
+                tdb.session.remove()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors[:3]
+    return results
+
+
+def test_parallel_queue_runs_queue_each_message_once(app, db, org):
+    cid = _campaign(db, org)
+    results = _parallel(app, 6, lambda i: cs.queue_messages(cid))
+    # c_rep and c_rep2 have a mobile, c_north an e-mail.
+    assert sum(results) == 3
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(CampaignMessage)).scalar_one() == 3
+
+
+def test_parallel_unsubscribes_record_one_opt_out(app, db, org):
+    cid = _campaign(db, org)
+    cs.queue_messages(cid)
+    message = db.session.execute(select(CampaignMessage).where(
+        CampaignMessage.channel == "email")).scalar_one()
+    token = cs.unsubscribe_token(message)
+    results = _parallel(app, 6, lambda i: cs.unsubscribe(token))
+    assert sorted(results) == [False] * 5 + [True]
+    db.session.expire_all()
+    assert db.session.execute(select(MarketingOptOut.address)).scalars().all() == [
+        "contact@hualian.cn"]
+
+
+def test_parallel_deliveries_send_each_message_once(app, db, org, monkeypatch):
+    cid = _campaign(db, org)
+    db.session.execute(Campaign.__table__.update().values(sms_body=None))
+    db.session.commit()
+    for i in range(3, 9):  # more members with an e-mail
+        from app.services import customers
+
+        made = customers.create_customer(org.rep, {"name": f"并发客户{i}",
+                                                   "email": f"c{i}@example.com"})
+        db.session.add(CampaignMember(campaign_id=cid, customer_id=made.id))
+    db.session.commit()
+    cs.queue_messages(cid)
+    with SmtpServer() as server:
+        monkeypatch.setitem(app.config, "SMTP_HOST", "127.0.0.1")
+        monkeypatch.setitem(app.config, "SMTP_PORT", server.port)
+        results = _parallel(app, 3, lambda i: cs.deliver().sent)
+        assert sum(results) == 7
+        assert sorted(m["To"] for m in server.inbox.messages) == sorted(
+            ["contact@hualian.cn"] + [f"c{i}@example.com" for i in range(3, 9)])
