@@ -300,3 +300,16 @@ def test_launch_freezes_the_real_segment_in_its_creators_scope(db, org, mkt, que
     theirs = _new(mkt, name="rep1 活动", segment_id=narrow.id)
     assert campaigns.launch(theirs.id, mkt).from_segment == 1
     assert _members(db, theirs.id) == [(org.c_rep.id, None, "segment")]
+
+
+def test_launch_queues_the_members_messages_in_the_outbox(db, org, mkt):
+    """Not stubbed: app.services.campaign_sending.queue_messages after the snapshot."""
+    c = _new(mkt, kind="sms")
+    c.sms_body = "{name} 春季展会邀请"  # the template is campaign_sending's field
+    db.session.commit()
+    campaigns.add_members(c.id, mkt, customer_ids=[org.c_rep.id, org.c_rep2.id])
+    launched = campaigns.launch(c.id, mkt)
+    rows = db.session.execute(select(CampaignMessage.address).where(
+        CampaignMessage.campaign_id == c.id)).scalars().all()
+    assert launched.queued == len(rows) == 2
+    assert sorted(rows) == ["+8613800138000", "+8613900139000"]
