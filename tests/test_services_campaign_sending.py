@@ -495,3 +495,43 @@ def test_the_delivery_job_runs_on_a_real_worker(app, db, org, world, redis_url, 
         assert sorted(m["To"] for m in server.inbox.messages) == [
             "contact@hualian.cn", "sunli@haitong.cn", "zhoujie@example.com"]
     assert {s for *_, s in messages(db, world[0])} == {"sent"}
+
+
+def test_outbox_and_opt_out_lists_page_by_keyset_in_few_statements(app, db, org, marketer,
+                                                                  world, monkeypatch):
+    from tests.test_list_paging import _count_statements
+    from app.views import campaign_sending as views
+
+    monkeypatch.setattr(views, "PAGE", 2)
+    cid = world[0]
+    cs.queue_messages(cid)
+    for i in range(5):
+        cs.record_optout("email", f"o{i}@example.com", "manual")
+    db.session.commit()
+    client = _client(app, org, marketer, "marketing")
+    for path in (f"/campaigns/{cid}/messages", "/marketing/optouts/"):
+        client.get(path)  # warm FAB's caches
+        resp, seen = _count_statements(client, path)
+        assert resp.status_code == 200 and len(seen) <= 8, (path, len(seen))
+        html = resp.get_data(as_text=True)
+        ids = [int(i) for i in re.findall(r'<tr data-id="(\d+)"', html)]
+        assert len(ids) == 2 and ids == sorted(ids, reverse=True)
+        after = re.search(r'id="next-page" href="\?after=(\d+)', html).group(1)
+        assert int(after) == ids[-1]
+        more, seen = _count_statements(client, f"{path}?after={after}")
+        more_ids = [int(i) for i in re.findall(r'<tr data-id="(\d+)"',
+                                               more.get_data(as_text=True))]
+        assert len(seen) <= 8 and more_ids and max(more_ids) < ids[-1]
+    assert client.get("/marketing/optouts/?after=99999999999999").status_code == 200
+
+
+def test_hours_not_given_keep_their_value_and_non_text_is_refused(db, org, marketer, world):
+    cs.set_templates(world[0], marketer, sms_body="hi", send_from_hour=7, send_to_hour=22)
+    campaign = cs.set_templates(world[0], marketer, sms_body="hello")
+    assert (campaign.sms_body, campaign.send_from_hour, campaign.send_to_hour) == (
+        "hello", 7, 22)
+    with pytest.raises(ValidationFailed) as exc:
+        cs.set_templates(world[0], marketer, sms_body=["x"], email_body="a\x00b",
+                         email_subject="s", send_from_hour=True)
+    assert exc.value.fields["sms_body"] == "必须是文本"
+    assert set(exc.value.fields) == {"sms_body", "email_body", "send_from_hour"}

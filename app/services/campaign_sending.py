@@ -138,12 +138,17 @@ def _hour(name: str, value: Any, low: int, high: int, errors: dict) -> Optional[
 
 
 def set_templates(campaign_id: Any, actor: User, *, email_subject: Any = None,
-                  email_body: Any = None, sms_body: Any = None, send_from_hour: Any = 9,
-                  send_to_hour: Any = 20) -> Campaign:
-    """Save a campaign's message templates and send window (Marketing and Admin). Empty
-    texts switch a channel off. Refusals name the field. Audited; commits."""
+                  email_body: Any = None, sms_body: Any = None, send_from_hour: Any = None,
+                  send_to_hour: Any = None) -> Campaign:
+    """Save a campaign's message templates and send window (Marketing and Admin). The texts
+    are all given (an empty one switches its channel off); an hour not given keeps its
+    value. Refusals name the field. Audited; commits."""
     _require_marketer(actor)
     campaign = _campaign(campaign_id)
+    if send_from_hour is None:
+        send_from_hour = campaign.send_from_hour
+    if send_to_hour is None:
+        send_to_hour = campaign.send_to_hour
     errors: dict[str, str] = {}
     values = {"email_subject": _check_text("email_subject", email_subject, SUBJECT_MAX, errors),
               "email_body": _check_text("email_body", email_body, BODY_MAX, errors),
