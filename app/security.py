@@ -78,6 +78,11 @@ RES_CAMPAIGN = "Campaign"
 RES_SEGMENT = "Segment"
 RES_TAG = "Tag"
 RES_SURVEY = "Survey"
+# Campaign responses: read the members and touches, write = mark responses, rotate the
+# sign-up token (the service lets owners mark only their own customers); the effect table:
+# read, export.
+RES_CAMPAIGN_RESPONSE = "CampaignResponse"
+RES_CAMPAIGN_EFFECT = "CampaignEffect"
 CAN_TAG = "tag"
 CAN_REQUEST, CAN_APPROVE = "request", "approve"
 # List actions on customer pages (the ownership verbs as buttons); admin-only verbs are
@@ -132,6 +137,9 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_LEAD_POOL, CAN_READ, CAN_CLAIM, CAN_ASSIGN), _menus("Leads", "LeadList", "LeadPool"),
         _perm(RES_OPPORTUNITY, CAN_READ, CAN_WRITE),
         _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
+        # marketing: responses — the effect table read-only; "responded" on own customers
+        _perm(RES_CAMPAIGN_EFFECT, CAN_READ, CAN_EXPORT), _menus("Marketing", "CampaignEffect"),
+        _perm(RES_CAMPAIGN_RESPONSE, CAN_WRITE), _menus("CampaignMine"),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
@@ -161,6 +169,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_LEAD_POOL, CAN_READ, CAN_CLAIM), _menus("Leads", "LeadList", "LeadPool"),
         _perm(RES_OPPORTUNITY, CAN_READ, CAN_WRITE),
         _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
+        # marketing: responses — "responded" on their own customers (the service checks)
+        _perm(RES_CAMPAIGN_RESPONSE, CAN_WRITE), _menus("CampaignMine"),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_CARE_MESSAGE, CAN_READ, CAN_WRITE),
@@ -210,6 +220,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(f"({RES_LEAD}|{RES_LEAD_POOL})", CAN_READ), _menus("Leads", "LeadList", "LeadPool"),
         _perm(RES_OPPORTUNITY, CAN_READ),
         _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
+        # marketing: responses — the effect table, read-only (aggregates, no contact details)
+        _perm(RES_CAMPAIGN_EFFECT, CAN_READ, CAN_EXPORT), _menus("Marketing", "CampaignEffect"),
         _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",
@@ -227,6 +239,9 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         # marketing: campaigns
         # marketing: segments and tags
         # marketing: sending, opt-outs, responses
+        # marketing: responses (tracked links, sign-up token, marked responses, effect table)
+        _perm(RES_CAMPAIGN_RESPONSE, CAN_READ, CAN_WRITE),
+        _perm(RES_CAMPAIGN_EFFECT, CAN_READ, CAN_EXPORT), _menus("Marketing", "CampaignEffect"),
         # marketing: surveys
     ],
 }
