@@ -625,7 +625,7 @@ def effect_of(campaign_id: Any, actor: Optional[User]) -> Effect:
 EFFECT_COLUMNS = [
     ("campaign_id", _l("ID")), ("name", _l("Campaign")), ("kind_label", _l("Type")),
     ("status_label", _l("Status")), ("starts_on", _l("Starts on")), ("ends_on", _l("Ends on")),
-    ("members", _l("Members")), ("delivered", _l("Delivered")), ("failed", _l("Failed")),
+    ("members", _l("Campaign members")), ("delivered", _l("Delivered")), ("failed", _l("Failed")),
     ("unsubscribed", _l("Unsubscribed")), ("clicked", _l("Clicked")),
     ("responded", _l("Responded")), ("leads", _l("Leads")),
     ("converted", _l("Converted customers")), ("opportunities", _l("Opportunities")),
