@@ -154,7 +154,7 @@ def test_a_forged_or_altered_token_is_a_404_and_no_open_redirect(app, db, org):
         URLSafeSerializer("not-our-secret", salt=cr.CLICK_SALT).dumps([m.id, "https://evil.example"]),
         URLSafeSerializer(app.config["SECRET_KEY"], salt="other").dumps([m.id, "https://evil.example"]),
         good[:-2] + ("AA" if not good.endswith("AA") else "BB"),
-        "https%3A%2F%2Fevil.example", "x" * (cr.TOKEN_MAX + 1),
+        "https%3A%2F%2Fevil.example", "x" * (cr.TOKEN_MAX + 1), "é点击", ".", ".eJzT.x",
         # Signed by us, but not a web address or not [id, url]: refused all the same.
         URLSafeSerializer(app.config["SECRET_KEY"], salt=cr.CLICK_SALT).dumps(
             [m.id, "javascript:alert(1)"]),
