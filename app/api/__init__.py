@@ -3,6 +3,7 @@ from __future__ import annotations
 
 
 def register_apis(appbuilder, csrf) -> None:
+    from app.api.campaign_stats import CampaignResponseApi, CampaignStatsApi
     from app.api.campaigns import CampaignApi
     from app.api.customers import CustomerApi
     from app.api.dedupe import DedupeApi
@@ -20,6 +21,8 @@ def register_apis(appbuilder, csrf) -> None:
     for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, TaskApi, PolicyApi,
                 DedupeApi, LeadApi, OpportunityApi, HooksApi, SmsApi, TargetApi, CampaignApi,
                 GuishuOpenApi):
+        appbuilder.add_api(api)
+    for api in (CampaignStatsApi, CampaignResponseApi):  # beside the campaigns' CRUD
         appbuilder.add_api(api)
     from flask import current_app as _app
     from flask_appbuilder.api.manager import SwaggerView
@@ -40,7 +43,8 @@ def register_apis(appbuilder, csrf) -> None:
     for name, blueprint in current_app.blueprints.items():
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "TaskApi",
                     "PolicyApi", "DedupeApi", "LeadApi", "OpportunityApi", "SecurityApi",
-                    "HooksApi", "SmsApi", "TargetApi", "CampaignApi"):
+                    "HooksApi", "SmsApi", "TargetApi", "CampaignApi", "CampaignStatsApi",
+                    "CampaignResponseApi"):
             csrf.exempt(blueprint)
 
 

@@ -274,10 +274,21 @@ class CampaignTouch(Model):
     kind = Column(String(10), nullable=False)
     url = Column(String(500))  # the tracked link's target, for a click
     note = Column(String(500))
+    # The sign-up or response created lead_id (not dedupe landing on a record that existed):
+    # the effect table's "leads" (migration 0036).
+    lead_created = Column(Boolean, nullable=False, default=False, server_default="0")
     recorded_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
     occurred_at = Column(DateTime, nullable=False, default=utcnow)
 
     campaign = relationship("Campaign")
+    member = relationship("CampaignMember")
+    customer = relationship("Customer")
+    lead = relationship("Lead")
+    recorded_by = relationship("Employee", foreign_keys=[recorded_by_id])
+
+    @property
+    def kind_label(self) -> str:
+        return str(TOUCH_KINDS.get(self.kind, self.kind))
 
 
 class MarketingSettings(Model):

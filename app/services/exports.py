@@ -126,3 +126,29 @@ def xlsx_bytes(user: User, rows: Optional[Iterator[list]] = None) -> tuple[bytes
     buf = io.BytesIO()
     book.save(buf)
     return buf.getvalue(), n
+
+
+# --- any other table (the campaign effect table, …): the same safe cells ----------------------
+def table_csv(header: list[str], rows: Iterable[list]) -> str:
+    """A CSV of a small table, with the BOM Excel in China needs to read UTF-8."""
+    buf = io.StringIO()
+    buf.write("\ufeff")
+    writer = SafeCsvWriter(buf)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def table_xlsx(sheet_name: str, header: list[str], rows: Iterable[list]) -> bytes:
+    """The same table as an Excel workbook (text cells through safe_cell)."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(sheet_name)
+    sheet.append([safe_cell(v) for v in header])
+    for row in rows:
+        sheet.append(["" if v is None else safe_cell(v) for v in row])
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()

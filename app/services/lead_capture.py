@@ -16,7 +16,11 @@ A submission, in this order:
        and the visitor sees the same thank-you (never whether a record exists); warning
        matches make the lead and are audited;
     6. the lead (app.services.leads.insert_lead) in the form's lead pool, its source the
-       form's channel, the consent's policy version and time on the lead.
+       form's channel, the consent's policy version and time on the lead;
+    7. a campaign's sign-up (the link carries ?c=<campaign token>): a 'signup' touch
+       (app.services.campaign_responses) on the new lead — or, when step 5 found a blocking
+       match, on that customer or lead — in the same transaction. An unknown or rotated
+       campaign token is ignored: the visitor's sign-up still counts as a lead.
 
 The client address is the connection's peer; X-Forwarded-For is read only when
 GUISHU_TRUSTED_PROXIES (TRUSTED_PROXY_COUNT) says how many proxies of ours stand in front:
@@ -284,13 +288,13 @@ class Submitted:
 
 
 def submit(token: Any, data: dict[str, Any], client_ip: str,
-           now: Optional[dt.datetime] = None) -> Submitted:
+           now: Optional[dt.datetime] = None, campaign_token: Any = None) -> Submitted:
     """One visitor's submission (see the module's steps). Commits what it stores; raises
     NotFound, TooManyRequests or ValidationFailed for the page to show."""
     form = form_by_token(token)
     now = now or utcnow()
     try:
-        return _submit(form.id, data, client_ip, now)
+        return _submit(form.id, data, client_ip, now, campaign_token)
     except Exception:
         db.session.rollback()
         raise
@@ -310,7 +314,8 @@ def address_lock_key(client_ip: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _submit(form_id: int, data: dict[str, Any], client_ip: str, now: dt.datetime) -> Submitted:
+def _submit(form_id: int, data: dict[str, Any], client_ip: str, now: dt.datetime,
+            campaign_token: Any = None) -> Submitted:
     # The form row's lock first (an UPDATE: the row lock on PostgreSQL, the write lock on
     # SQLite), so parallel posts to the form count each other's submissions.
     db.session.execute(update(CaptureForm).where(CaptureForm.id == form_id)
@@ -343,6 +348,11 @@ def _submit(form_id: int, data: dict[str, Any], client_ip: str, now: dt.datetime
         db.session.commit()
         raise
     values["source"] = form.channel
+    from app.services import campaign_responses
+
+    campaign = campaign_responses.campaign_by_token(campaign_token)
+    if campaign is not None and not values.get("campaign"):
+        values["campaign"] = campaign.name[:200]
     matches = lead_service.find_duplicates(values)
     blocking = [m for m in matches if m.action == "block"]
     if blocking:
@@ -350,6 +360,11 @@ def _submit(form_id: int, data: dict[str, Any], client_ip: str, now: dt.datetime
         _tell_holders(form, blocking, values)
         audit.record(None, "capture_duplicate", "capture_form", form.id,
                      {"matches": (None, ",".join(f"{m.record}:{m.id}" for m in blocking))})
+        if campaign is not None:
+            # The record that exists answered the campaign (a customer before a lead).
+            found = next((m for m in blocking if m.record == "customer"), blocking[0])
+            campaign_responses.record_signup(campaign, now=now,
+                                             **{f"{found.record}_id": found.id})
         db.session.commit()
         return Submitted(OUTCOME_DUPLICATE)
     lead = lead_service.insert_lead(
@@ -360,6 +375,8 @@ def _submit(form_id: int, data: dict[str, Any], client_ip: str, now: dt.datetime
         audit.record(None, "dedupe_warning", "lead", lead.id,
                      {"matches": (None, ",".join(f"{m.record}:{m.id}" for m in matches))})
     _store(form.id, client_ip, OUTCOME_LEAD, now, lead.id)
+    if campaign is not None:
+        campaign_responses.record_signup(campaign, lead_id=lead.id, lead_created=True, now=now)
     db.session.commit()
     return Submitted(OUTCOME_LEAD, lead.id)
 

@@ -14,6 +14,8 @@ def register_views(appbuilder) -> None:
     from app.views.campaign_sending import (CampaignMessagesView, MarketingSettingsView,
                                             OptOutView, UnsubscribeView)
     from app.views.capture import CaptureFormView, PublicCaptureView
+    from app.views.campaign_responses import (CampaignEffectView, CampaignResponsesView,
+                                              PublicClickView)
     from app.views.care import CareMessageView, CareSettingsView, CareTemplateView
     from app.views.customers import ContactView, CustomerEventView, CustomerView
     from app.views.dedupe_review import DedupeReviewView
@@ -103,6 +105,15 @@ def register_views(appbuilder) -> None:
     appbuilder.add_view(CaptureFormView, "CaptureForms", label=_("Capture forms"),
                         icon="fa-wpforms", category="Leads")
     appbuilder.add_view_no_menu(PublicCaptureView)
+    # Marketing (市场): campaign responses and the effect table (活动效果).
+    appbuilder.add_view(CampaignEffectView, "CampaignEffect", label=_("Campaign effect"),
+                        href="/campaign-effect/", icon="fa-bar-chart", category="Marketing",
+                        category_label=_("Marketing management"), category_icon="fa-bullhorn")
+    appbuilder.add_view_no_menu(CampaignResponsesView)
+    appbuilder.add_link("CampaignMine", href="/campaign-responses/mine",
+                        label=_("My customers in campaigns"), icon="fa-bullhorn",
+                        category="Customers")
+    appbuilder.add_view_no_menu(PublicClickView)
     appbuilder.add_view(TransferView, "Transfers", label=_("Transfer requests"),
                         href="/transfers/", icon="fa-exchange", category="Customers")
     appbuilder.add_view(CareMessageView, "CareOutbox", label=_("Care outbox"),

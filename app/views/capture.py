@@ -156,7 +156,8 @@ class PublicCaptureView(BaseView):
                                              request.headers.get("X-Forwarded-For"))
             data = dict(request.form.items())
             try:
-                lead_capture.submit(token, data, ip)
+                # ?c=<campaign token>: the sign-up answers a campaign (a 'signup' touch).
+                lead_capture.submit(token, data, ip, campaign_token=request.args.get("c"))
             except NotFound:
                 abort(404)
             except TooManyRequests as exc:
