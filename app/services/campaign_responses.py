@@ -6,7 +6,7 @@ never mere membership. Each lands on exactly one record: the member's customer o
 record a sign-up or a new respondent's dedupe found (a customer before a lead), else a new
 lead (`lead_created`: the effect table's "leads").
 
-Tracked links: every http(s) URL of an e-mail body becomes PUBLIC_BASE_URL/c/<token>, the
+Tracked links: every http(s) URL of an e-mail body becomes PUBLIC_URL/c/<token>, the
 token signed (itsdangerous, the app's secret, salt 'campaign-click') over [member id, target].
 Only a signed target redirects, so /c/ is no open redirect; a forged, altered or oversized
 token is a 404. Each click is recorded (the touch log is the history attribution reads), but
@@ -102,8 +102,9 @@ def _commit(fn):
 
 # --- tracked links --------------------------------------------------------------------------
 def public_base_url() -> str:
-    """Where /c/ links point: PUBLIC_BASE_URL (GUISHU_PUBLIC_URL), else relative links."""
-    return (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+    """Where links in messages point: PUBLIC_URL (GUISHU_PUBLIC_URL); empty gives relative
+    links."""
+    return (current_app.config.get("PUBLIC_URL") or "").rstrip("/")
 
 
 def _serializer() -> URLSafeSerializer:

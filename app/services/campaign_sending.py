@@ -38,7 +38,7 @@ from app.models.customer import utcnow
 from app.models.marketing import (Campaign, CampaignMember, CampaignMessage, MarketingOptOut,
                                   MarketingSettings)
 from app.security import ROLE_ADMIN, ROLE_MARKETING, ROLE_STAFF, has_role
-from app.services import audit, care, care_channels
+from app.services import audit, campaign_responses, care, care_channels
 from app.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, tr
 from app.services.ids import parse_id
 from app.services.normalize import InvalidValue, normalize_email, normalize_phone
@@ -411,8 +411,7 @@ def _context(message: CampaignMessage) -> dict[str, str]:
 
 
 def unsubscribe_url(message: CampaignMessage) -> str:
-    base = current_app.config.get("PUBLIC_URL", "").rstrip("/")
-    return f"{base}/u/{unsubscribe_token(message)}"
+    return f"{campaign_responses.public_base_url()}/u/{unsubscribe_token(message)}"
 
 
 def render_message(message: CampaignMessage) -> tuple[Optional[str], str]:
@@ -424,10 +423,8 @@ def render_message(message: CampaignMessage) -> tuple[Optional[str], str]:
         return None, f"{campaign.sms_body.format_map(context)} {SMS_OPTOUT_TAIL}"
     subject = (campaign.email_subject or "").format_map(context)
     body = campaign.email_body.format_map(context)
-    # Click tracking: the integrator adds here the one call
-    #     body = campaign_responses.rewrite_links(body, message.member_id)
-    # (helper "responses", app/services/campaign_responses.py, not on this branch). It must
-    # stay before the unsubscribe link, which is never rewritten.
+    # Click tracking, before the unsubscribe link is added (that one is never rewritten).
+    body = campaign_responses.rewrite_links(body, message.member_id)
     body = f"{body}\n\n--\n{EMAIL_OPTOUT_LINE}{unsubscribe_url(message)}"
     return subject, body
 

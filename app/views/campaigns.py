@@ -20,7 +20,8 @@ from app.models import User
 from app.models.marketing import CAMPAIGN_KINDS, MEMBER_SOURCES, Campaign, Segment
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.paging import KeysetInterface
-from app.security import RES_CAMPAIGN
+from app.security import (RES_CAMPAIGN, RES_CAMPAIGN_EFFECT, RES_CAMPAIGN_MESSAGE,
+                          RES_CAMPAIGN_RESPONSE)
 from app.services import campaigns as service
 from app.services.errors import GuishuError
 from app.services.ids import parse_pk
@@ -199,11 +200,23 @@ class CampaignView(ServiceModelView):
                                                    page_size=MEMBERS_PAGE)
         may_manage = service.may_manage(actor) and \
             self.appbuilder.sm.has_access("can_write", RES_CAMPAIGN)
+        # The campaign's other pages, for those their permissions let in.
+        has = self.appbuilder.sm.has_access
+        sections = [(label, url) for label, url, allowed in (
+            (_("Messages and templates"), url_for("CampaignMessagesView.messages",
+                                                  campaign_id=campaign.id),
+             has("can_read", RES_CAMPAIGN_MESSAGE)),
+            (_("Responses and sign-up links"), url_for("CampaignResponsesView.show",
+                                                       campaign_id=campaign.id),
+             has("can_read", RES_CAMPAIGN_RESPONSE)),
+            (_("Campaign effect"), url_for("CampaignEffectView.index"),
+             has("can_read", RES_CAMPAIGN_EFFECT)),
+        ) if allowed]
         return self.render_template(
             "guishu/campaign_page.html", campaign=campaign, members=members,
             next_after=next_after, counts=service.member_counts(campaign.id),
             may_manage=may_manage, money=_money, sources=MEMBER_SOURCES,
-            statuses=STATUS_LABELS, title=campaign.name)
+            statuses=STATUS_LABELS, title=campaign.name, sections=sections)
 
     def _act(self, pk: int, fn, done):
         try:
