@@ -79,9 +79,10 @@ class CustomerRule:
 
     `joins` tie the customer_ownership row to the per-owner subquery (and to the customer
     when a segment needs its product line or source); `eligible` is who may be taken at all
-    (owned, unlocked, not won: where exemptions go); `due` is the whole predicate. Both are
-    plain WHERE clauses over customer_ownership, so the same rule serves a SELECT (the scan,
-    the dry run, the due-soon page) and the sweep's UPDATE (its re-check)."""
+    (held() and not exempt(): where exemptions go); `due` is the whole predicate. Both are
+    plain WHERE clauses over customer_ownership (the scan, the dry run, the due-soon page);
+    the sweep's UPDATE re-checks held(), exempt() and past_cut() with the periods the scan
+    resolved carried along."""
     now: dt.datetime
     joins: list
     no_followup_days: Any
@@ -118,18 +119,35 @@ def customer_rule(now: dt.datetime, owner_ids: Optional[list[int]] = None) -> Cu
     nf, nd, wb = (segments.resolved_days(f, snap, op, record_cols) for f in CUSTOMER_FIELDS)
     nf_cut = segments.cut_of(nf, snap.values["reclaim_no_followup_days"], now)
     nd_cut = segments.cut_of(nd, snap.values["reclaim_no_deal_days"], now)
-    # Who the rule may take at all: owned, unlocked, without a won deal. An exemption goes
-    # here, once: the scan, the UPDATE's re-check, the dry run, the due-soon page, the
-    # warnings and the workbench all read it.
-    base_eligible = and_(*joins, o.c.owner_id.is_not(None), o.c.locked.is_(False),
-                         o.c.won.is_(False))
-    # An open opportunity at a stage that protects from reclaim, updated within the
-    # no-follow-up days, keeps its customer (app.services.opportunities).
-    eligible = and_(base_eligible,
-                    ~opportunities.protected_customers_clause(o.c.customer_id, nf_cut))
-    due = and_(eligible, or_(last_touch() < nf_cut, o.c.acquired_at < nd_cut))
+    # Who the rule may take at all: held() and not exempt(). The scan, the dry run, the
+    # due-soon page, the warnings and the workbench read them here; the sweep's UPDATE
+    # re-checks the same two functions with the periods its scan resolved (_recheck).
+    base_eligible = and_(*joins, *held())
+    eligible = and_(base_eligible, ~exempt(nf_cut))
+    due = and_(eligible, past_cut(nf_cut, nd_cut))
     return CustomerRule(now, joins, nf, nd, wb, nf_cut, nd_cut, eligible, due, snap,
                         base_eligible)
+
+
+def held() -> list:
+    """Owned, unlocked, without a won deal: the rule may take only such a customer."""
+    o = Ownership.__table__.c
+    return [o.owner_id.is_not(None), o.locked.is_(False), o.won.is_(False)]
+
+
+def exempt(no_followup_cut):
+    """What keeps a held customer past its cut-offs; an exemption goes here, once. An open
+    opportunity at a stage that protects from reclaim, updated within the no-follow-up days
+    (`no_followup_cut`, a SQL expression per row), keeps its customer
+    (app.services.opportunities)."""
+    return opportunities.protected_customers_clause(Ownership.__table__.c.customer_id,
+                                                    no_followup_cut)
+
+
+def past_cut(no_followup_cut, no_deal_cut):
+    """Touched last before the no-follow-up cut-off, or acquired before the no-deal one."""
+    return or_(last_touch() < no_followup_cut,
+               Ownership.__table__.c.acquired_at < no_deal_cut)
 
 
 def due_customers(now: dt.datetime, rule: Optional[CustomerRule] = None):
@@ -318,21 +336,20 @@ _chunk_table = Table("reclaim_chunk", MetaData(),
 def _recheck(rule: CustomerRule, s, read: list[str]):
     """The rule again, inside the UPDATE, against the row as it is now, with the periods the
     scan resolved carried in `s`: the same owner (a claim, a transfer or another sweep moved
-    it otherwise), still unlocked and not won, the same segment attributes (those a segment
-    policy reads: the periods were resolved from them), still past a cut-off of those
-    periods (a follow-up or a new acquisition since makes this false) and no protecting
-    opportunity updated since the no-follow-up cut-off. Whatever changed since the scan
-    wins. The cut-offs are cut_of's, as in the rule."""
+    it otherwise), still held() (unlocked, not won), the same segment attributes (those a
+    segment policy reads: the periods were resolved from them), still past_cut() of those
+    periods (a follow-up or a new acquisition since makes this false) and not exempt() (a
+    protecting opportunity updated since). Whatever changed since the scan wins. The
+    cut-offs are cut_of's, as in the rule; the owner's own periods cannot have changed
+    unnoticed (_policy_fingerprint)."""
     o, c = Ownership.__table__.c, Customer.__table__.c
     values = rule.snap.values
     nf_cut = segments.cut_of(s.c.no_followup_days, values["reclaim_no_followup_days"],
                              rule.now)
     nd_cut = segments.cut_of(s.c.no_deal_days, values["reclaim_no_deal_days"], rule.now)
-    conds = [o.customer_id == s.c.customer_id, o.owner_id == s.c.owner_id,
-             o.locked.is_(False), o.won.is_(False),
+    conds = [o.customer_id == s.c.customer_id, o.owner_id == s.c.owner_id, *held(),
              *(_attribute_column(a).is_not_distinct_from(s.c[a]) for a in read),
-             or_(last_touch() < nf_cut, o.acquired_at < nd_cut),
-             ~opportunities.protected_customers_clause(o.customer_id, nf_cut)]
+             past_cut(nf_cut, nd_cut), ~exempt(nf_cut)]
     if {"product_line", "source"} & set(read):
         conds.append(c.id == s.c.customer_id)
     return and_(*conds), nf_cut
