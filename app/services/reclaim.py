@@ -405,6 +405,9 @@ def _move_and_log(rule: CustomerRule, rows: dict[str, list], now) -> list[tuple[
     db.session.execute(t.insert(), [dict(zip(names, v)) for v in zip(*rows.values())])
     o = Ownership.__table__.c
     move, _ = _move(rule, t, read, now)
+    # SQLite's planner, with no statistics on the temporary table, would scan the whole
+    # customer_ownership table and probe the chunk; the IN makes it look the chunk's rows up.
+    move = move.where(o.customer_id.in_(select(t.c.customer_id)))
     moved = db.session.execute(move.returning(o.customer_id, o.acquired_at,
                                               o.last_followup_at)).all()
     db.session.execute(t.delete())
