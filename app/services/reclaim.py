@@ -307,7 +307,7 @@ def _scan(rule: CustomerRule, only: Optional[set[int]] = None) -> dict[str, list
     cols: dict[str, list] = {n: [] for n in _DUE_COLUMNS}
     # Small batches of rows: a batch that outlives two young collections reaches the oldest
     # generation, and each full collection walks every object of the process (with batches
-    # of 20,000 the scan of 1M customers took 11 s instead of 2.7).
+    # of 20,000, fetching 627,000 such rows took 11 s instead of 2.7).
     for part in db.session.execute(q).partitions(200):
         if only is not None:
             part = [r for r in part if r[0] in only]
