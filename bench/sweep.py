@@ -10,9 +10,13 @@ their ratio, and the p99 of claims running while the sweep runs.
 
     .venv/bin/python bench/sweep.py --customers 1000000                     # PostgreSQL
     .venv/bin/python bench/sweep.py --customers 1000000 --sqlite /tmp/sweep.db
+    .venv/bin/python bench/sweep.py --customers 1000000 --reuse   # PostgreSQL, from the copy
 
 The PostgreSQL database in DATABASE_URL (default guishu_bench_sweep) is dropped and
-recreated; the SQLite file is replaced. Not a test: numbers only.
+recreated; the SQLite file is replaced. On PostgreSQL the freshly loaded database is also
+kept as a template (<name>_seed), so that --reuse starts the next run from an identical copy
+in seconds instead of loading the rows again (the sweep changes them). Not a test: numbers
+only.
 """
 from __future__ import annotations
 
@@ -135,6 +139,46 @@ def setup(app, n_customers: int):
         return [u.id for u in users], pool.id
 
 
+def copy_database(url: str, seed: str, into: bool, customers: int) -> bool:
+    """into=False: keep the database as the template `seed` (its comment holds the customer
+    count); into=True: recreate the database from `seed` if it holds `customers`."""
+    u = sa.engine.make_url(url)
+    admin = sa.create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            if into:
+                held = c.execute(sa.text(
+                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                    "WHERE datname = :d"), {"d": seed}).scalar()
+                if held != str(customers):
+                    return False
+                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
+                c.execute(sa.text(f'CREATE DATABASE "{u.database}" TEMPLATE "{seed}"'))
+            else:
+                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{seed}" WITH (FORCE)'))
+                c.execute(sa.text(f'CREATE DATABASE "{seed}" TEMPLATE "{u.database}"'))
+                c.execute(sa.text(f"COMMENT ON DATABASE \"{seed}\" IS '{customers}'"))
+        return True
+    finally:
+        admin.dispose()
+
+
+def reused(app) -> tuple[list[int], int]:
+    """The reps and the default pool of a database copied from the seed."""
+    from app.extensions import db
+    from app.models import User
+    from app.services.ownership import default_pool
+
+    with app.app_context():
+        reps = list(db.session.execute(sa.select(User.id).where(User.username.like("sweep%"))
+                                       .order_by(User.id)).scalars())
+        pool_id = default_pool().id
+        db.session.commit()
+        db.session.execute(sa.text("ANALYZE"))
+        db.session.commit()
+        return reps, pool_id
+
+
 def bare_update(app, pool_id: int) -> tuple[float, int]:
     """The same rows, one plain UPDATE with one fixed period and no chunks, checks, policy
     resolution or events (the grade-A rows, kept by their segment policy, and the customers an
@@ -208,6 +252,9 @@ def main():
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--sqlite", help="SQLite file to use instead of PostgreSQL")
     ap.add_argument("--claimers", type=int, default=4)
+    ap.add_argument("--reuse", action="store_true",
+                    help="PostgreSQL: start from the copy the last load of the same "
+                         "--customers kept, instead of loading the rows again")
     args = ap.parse_args()
     if args.sqlite:
         Path(args.sqlite).unlink(missing_ok=True)
@@ -215,12 +262,26 @@ def main():
     else:
         url = os.environ.get("DATABASE_URL",
                              "postgresql://postgres@127.0.0.1:5432/guishu_bench_sweep")
-        recreate_database(url)
+        if not (args.reuse and copy_database(url, f"{sa.engine.make_url(url).database}_seed",
+                                             into=True, customers=args.customers)):
+            args.reuse = False
+            recreate_database(url)
     os.environ["DATABASE_URL"] = url
     from app import create_app
 
     app = create_app()
-    reps, pool_id = setup(app, args.customers)
+    if args.reuse:
+        reps, pool_id = reused(app)
+        print(f"reused the loaded copy of {args.customers:,} owned customers")
+    else:
+        reps, pool_id = setup(app, args.customers)
+        if not args.sqlite:
+            from app.extensions import db
+
+            with app.app_context():
+                db.engine.dispose()
+            copy_database(url, f"{sa.engine.make_url(url).database}_seed", into=False,
+                          customers=args.customers)
     bare, n_bare = bare_update(app, pool_id)
     print(f"  bare UPDATE of the due rows:     {n_bare:,} rows in {bare:.2f} s "
           f"(rolled back)")

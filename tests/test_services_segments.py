@@ -441,3 +441,88 @@ def test_the_plain_global_policy_cannot_become_a_segment_policy(db, org):
     assert policies.effective_policy(org.rep.id)["max_customers"].source != "built-in"
     made = add(org, scope="global", segment_grade="A", reclaim_no_followup_days=60)
     assert made.segment_key == "grade=A"
+
+
+def _opportunity_meanwhile(db, org, cid):
+    from app.models import Opportunity, OpportunityStage
+
+    stage = db.session.execute(select(OpportunityStage).where(
+        OpportunityStage.name == "方案报价")).scalar_one()  # protects from reclaim
+    db.session.add(Opportunity(customer_id=cid, title="新商机", amount=1000, stage_id=stage.id,
+                               status="open", created_at=NOW, updated_at=NOW))
+
+
+def _transfer_meanwhile(db, org, cid):
+    db.session.execute(update(Ownership).where(Ownership.customer_id == cid)
+                       .values(owner_id=org.rep2.id))  # acquired_at left as it was
+
+
+MEANWHILE = {
+    # a segment attribute on the ownership row: grade A is 180 days
+    "grade": lambda db, org, cid: db.session.execute(
+        update(Ownership).where(Ownership.customer_id == cid).values(grade="A")),
+    # a segment attribute on the customer row: the east department's 硬件 is 60 days
+    "product_line": lambda db, org, cid: db.session.execute(
+        update(Customer).where(Customer.id == cid).values(product_line="硬件")),
+    # the owner's own policy, set after the scan: 60 days
+    "policy": lambda db, org, cid: add(org, scope="user", user_id=org.rep.id,
+                                       reclaim_no_followup_days=60),
+    "opportunity": _opportunity_meanwhile,
+    "transfer": _transfer_meanwhile,
+    "follow_up": lambda db, org, cid: db.session.execute(
+        update(Ownership).where(Ownership.customer_id == cid).values(
+            last_followup_at=NOW - DAY)),
+}
+
+
+@pytest.mark.parametrize("change", sorted(MEANWHILE))
+def test_a_change_between_the_scan_and_the_update_keeps_the_customer(db, org, monkeypatch,
+                                                                      change):
+    """The sweep's UPDATE re-checks the rule with the periods its scan resolved: a change
+    to what they were resolved from (segment attributes, policies), or to the ownership
+    (follow-up, transfer), or a protecting opportunity, landing between the scan and the
+    UPDATE keeps the customer; the other due customer of the same chunk goes, logged with
+    the period it was resolved under."""
+    add(org, scope="global", segment_grade="A", reclaim_no_followup_days=180,
+        reclaim_no_deal_days=365)
+    add(org, scope="department", department_id=org.east.id, segment_product_line="硬件",
+        reclaim_no_followup_days=60)
+    kept = owned(db, org.rep, "扫描后变化", 40, grade="B", product_line="软件")
+    goes = owned(db, org.rep2, "照常回收", 40, grade="B", product_line="软件")
+    original, calls = reclaim._lock_sweep, {"n": 0}
+
+    def change_meanwhile():
+        calls["n"] += 1
+        if calls["n"] == 1:
+            MEANWHILE[change](db, org, kept)
+            db.session.commit()
+        original()
+    monkeypatch.setattr(reclaim, "_lock_sweep", change_meanwhile)
+    result = reclaim.sweep(now=NOW)
+    assert calls["n"] == 1
+    assert result.reclaimed == 1
+    assert holder_of(db, kept)[0] == (org.rep2.id if change == "transfer" else org.rep.id)
+    assert holder_of(db, goes) == (None, org.pool.id)
+    events = db.session.execute(select(OwnershipEvent.customer_id, OwnershipEvent.rule,
+                                       OwnershipEvent.from_owner_id)
+                                .where(OwnershipEvent.kind == "reclaimed")).all()
+    assert [tuple(e) for e in events] == [(goes, "reclaim:no_followup:30d", org.rep2.id)]
+
+
+def test_the_rule_named_by_the_event_is_the_one_due_at_the_update(db, org, monkeypatch):
+    """Due by both rules at the scan, followed up before the UPDATE: still due by the no-deal
+    days, so it goes, and its event names the no-deal rule."""
+    cid = owned(db, org.rep, "两条规则", 100)
+    original = reclaim._lock_sweep
+
+    def follow_up_meanwhile():
+        db.session.execute(update(Ownership).where(Ownership.customer_id == cid).values(
+            last_followup_at=NOW - DAY))
+        db.session.commit()
+        original()
+    monkeypatch.setattr(reclaim, "_lock_sweep", follow_up_meanwhile)
+    result = reclaim.sweep(now=NOW)
+    assert (result.reclaimed, dict(result.by_rule)) == (1, {"no_deal": 1})
+    assert db.session.execute(select(OwnershipEvent.rule, OwnershipEvent.reason).where(
+        OwnershipEvent.customer_id == cid, OwnershipEvent.kind == "reclaimed")).one() == (
+        "reclaim:no_deal:90d", "领取后超过 90 天未成交，自动回收")
