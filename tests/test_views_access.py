@@ -25,16 +25,17 @@ from sqlalchemy import select, update
 from tests.conftest import login
 from tests.helpers import customers_now, holder_of
 
-ROLES = ("admin", "manager", "rep", "staff", "auditor")
+ROLES = ("admin", "manager", "rep", "staff", "auditor", "marketing")
 CUSTOMERS = ("c_rep", "c_rep2", "c_north", "c_pool")
 USER_OF_ROLE = {"admin": "admin", "manager": "manager", "rep": "rep", "staff": "staff",
-                "auditor": "auditor"}
+                "auditor": "auditor", "marketing": "marketing"}
 VISIBLE = {
     "admin": set(CUSTOMERS),
     "manager": {"c_rep", "c_rep2"},       # 华东 and below: rep1 and rep2
     "rep": {"c_rep"},                     # own only
     "staff": set(CUSTOMERS),
     "auditor": set(CUSTOMERS),
+    "marketing": set(CUSTOMERS),         # reads every customer, masked
 }
 WRITERS = {"admin", "manager", "rep", "staff"}
 DELETERS = {"admin"}

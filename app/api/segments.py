@@ -16,7 +16,7 @@ from app.models.marketing import Segment
 from app.security import RES_SEGMENT, current_user
 from app.services import marketing_segments as segments
 from app.services.errors import ValidationFailed, tr
-from app.services.ids import MAX_PK, parse_pk
+from app.services.ids import MAX_PK
 
 MAX_PAGE_SIZE = 100
 
