@@ -96,8 +96,8 @@ def register_views(appbuilder) -> None:
     appbuilder.add_view(OpportunityStageView, "OpportunityStages", label=_("Pipeline stages"),
                         icon="fa-list-ol", category="Rules")
     appbuilder.add_view(SegmentView, "Segments", label=_("Segments"), href="/segments/list/",
-                        icon="fa-filter", category="Marketing", category_label=_("Marketing"),
-                        category_icon="fa-bullhorn")
+                        icon="fa-filter", category="Marketing",
+                        category_label=_("Marketing management"), category_icon="fa-bullhorn")
     appbuilder.add_view(TagView, "Tags", label=_("Tags"), href="/tags/list/", icon="fa-tags",
                         category="Marketing")
     appbuilder.add_view(CaptureFormView, "CaptureForms", label=_("Capture forms"),
