@@ -176,3 +176,26 @@ def test_bulk_tag_on_leads_by_marketing(as_role, org, db):
     assert [t.name for t in tags.tags_of("lead", [pooled.id])[pooled.id]] == ["展会"]
     html = client.get(f"/leads/list/?tag={vip.id}").get_data(as_text=True)
     assert "温州鹿城电器有限公司" in html
+
+
+def test_marketing_lists_are_a_few_statements(as_role, org, db):
+    from sqlalchemy import event
+
+    vip = tags.create_tag(org.admin, {"name": "VIP"})
+    for i, creator in enumerate((org.marketing, org.admin, org.marketing)):
+        ms.create_segment(creator, {"name": f"分群{i}", "criteria": {"tag_ids": [vip.id]}})
+    tags.tag_records(org.admin, "customer", [org.c_rep.id, org.c_north.id], vip.id)
+    client = as_role("marketing")
+    for path in ("/segments/list/", "/tags/list/", f"/customers/list/?tag={vip.id}"):
+        seen = []
+
+        def count(conn, cursor, statement, *args):
+            if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+                seen.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert client.get(path).status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        assert len(seen) <= 8, (path, len(seen))

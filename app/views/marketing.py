@@ -91,8 +91,11 @@ class SegmentView(BaseView):
     @expose("/list/")
     @has_access
     def list(self):
-        rows = list(db.session.execute(select(Segment).order_by(Segment.id.desc())
-                                       .limit(500)).scalars())
+        from sqlalchemy.orm import joinedload
+
+        # Segments are a handful (marketing's saved filters): one page, creators loaded along.
+        rows = list(db.session.execute(select(Segment).options(joinedload(Segment.created_by))
+                                       .order_by(Segment.id.desc()).limit(500)).scalars())
         names = dict(db.session.execute(select(Tag.id, Tag.name)).all())
         return self.render_template(
             "guishu/segment_list.html", rows=rows, types=SEGMENT_RECORD_TYPES,
