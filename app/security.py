@@ -130,6 +130,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_RELEASE, CAN_LOCK, CAN_UNLOCK,
               CAN_TRANSFER, CAN_GRADE),
+        _perm(f"({RES_CUSTOMER}|{RES_CONTACT}|{RES_LEAD})", CAN_TAG), _perm(RES_TAG, CAN_READ),
         _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK, CAN_GRADE),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST, CAN_APPROVE),
         _perm(RES_TASK, CAN_READ, CAN_WRITE),
@@ -162,6 +163,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     ROLE_REP: _SELF_SERVICE + [
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_RELEASE, CAN_LOCK, CAN_TRANSFER),
+        _perm(f"({RES_CUSTOMER}|{RES_CONTACT}|{RES_LEAD})", CAN_TAG), _perm(RES_TAG, CAN_READ),
         # assign: only pool admins get past the service (they distribute their pools).
         _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_LOCK, CAN_ASSIGN),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
@@ -190,6 +192,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_OPTOUT, CAN_READ, CAN_WRITE), _menus("OptOuts"),  # 退订 asked on the phone
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_TRANSFER),
+        _perm(f"({RES_CUSTOMER}|{RES_CONTACT}|{RES_LEAD})", CAN_TAG), _perm(RES_TAG, CAN_READ),
         # They maintain every record, pool customers too: the pool page to browse, no claim.
         _perm(RES_POOL_CUSTOMERS, CAN_READ), _menus("PoolCustomers"),
         _perm(RES_LEAD, CAN_READ, CAN_WRITE, CAN_CONVERT),
@@ -214,6 +217,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_DEDUPE_REVIEW, CAN_READ), _menus("DedupeReview"),
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ),
         _perm(RES_CUSTOMER, CAN_READ, CAN_EXPORT),
+        _perm(RES_TAG, CAN_READ),
         _perm(RES_TRANSFER, CAN_READ),
         _perm(RES_TASK, CAN_READ), _menus("Workbench", "Tasks"),
         _perm(RES_TARGET, CAN_READ), _menus("SalesTargets", "TargetAttainment"),
@@ -241,12 +245,18 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     ROLE_MARKETING: _SELF_SERVICE + [
         _perm(RES_CUSTOMER, CAN_READ),
         _perm(RES_CONTACT, CAN_READ),
-        _perm(RES_LEAD, CAN_READ, CAN_WRITE),
+        # Leads: read and hand out from the lead pools; new leads come through capture forms,
+        # sign-ups and marked responses (app.services.campaign_responses), not the lead form.
+        _perm(RES_LEAD, CAN_READ),
         _perm(RES_LEAD_POOL, CAN_READ, CAN_ASSIGN), _menus("Leads", "LeadList", "LeadPool"),
         _menus("Customers", "CustomerList", "Contacts"),
         # 市场活动: every campaign (create, edit, delete a planned one, members, launch)
         _perm(RES_CAMPAIGN, CAN_READ, CAN_WRITE, CAN_DELETE), _menus("Marketing", "Campaigns"),
-        # marketing: segments and tags
+        # segments, the tag list, tagging
+        _perm(RES_SEGMENT, CAN_READ, CAN_WRITE, CAN_DELETE),
+        _perm(RES_TAG, CAN_READ, CAN_WRITE, CAN_DELETE),
+        _perm(f"({RES_CUSTOMER}|{RES_CONTACT}|{RES_LEAD})", CAN_TAG),
+        _menus("Marketing", "Segments", "Tags"),
         # marketing: sending, opt-outs
         _perm(RES_CAMPAIGN_MESSAGE, CAN_READ, CAN_WRITE),
         _perm(RES_OPTOUT, CAN_READ, CAN_WRITE), _perm(RES_MARKETING_SETTINGS, CAN_READ),
@@ -305,6 +315,13 @@ def role_names(user: User) -> set[str]:
 
 def has_role(user: Optional[User], *names: str) -> bool:
     return user is not None and bool(role_names(user) & set(names))
+
+
+def marketing_only(user: Optional[User]) -> bool:
+    """Marketing (市场专员) without a sales or back-office role: reads customers, owns none
+    and takes no ownership action on them (the services refuse, not only the permissions)."""
+    return has_role(user, ROLE_MARKETING) and not has_role(
+        user, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF)
 
 
 def scope_of(user: Optional[User]) -> Optional[Scope]:

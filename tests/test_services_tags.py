@@ -86,12 +86,12 @@ def test_every_role_tags_customers_in_its_edit_scope(db, org, vip, role, custome
         elif role == "auditor":
             with pytest.raises(PermissionDenied) as exc:
                 tags.tag_records(actor, "customer", [customer.id], vip.id)
-            assert exc.value.message == "你的角色不能给记录打标签"
+            assert exc.value.message == "您的角色不能给记录打标签"
         else:
             with pytest.raises(OutOfScope) as exc:
                 tags.tag_records(actor, "customer", [customer.id], vip.id)
             assert exc.value.details == {"ids": [customer.id]}
-            assert exc.value.message == "部分记录不存在或不在你的数据权限内"
+            assert exc.value.message == "部分记录不存在或不在您的数据权限内"
 
 
 def test_one_record_outside_the_scope_refuses_all(db, org, vip):

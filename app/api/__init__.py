@@ -12,6 +12,7 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.opportunities import OpportunityApi
     from app.api.ownership import OwnershipApi, PoolApi
     from app.api.policies import PolicyApi
+    from app.api.segments import SegmentApi
     from app.api.targets import TargetApi
     from app.api.tasks import TaskApi
     from app.api.transfers import TransferApi
@@ -20,7 +21,7 @@ def register_apis(appbuilder, csrf) -> None:
 
     for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, TaskApi, PolicyApi,
                 DedupeApi, LeadApi, OpportunityApi, HooksApi, SmsApi, TargetApi, CampaignApi,
-                GuishuOpenApi):
+                SegmentApi, GuishuOpenApi):
         appbuilder.add_api(api)
     for api in (CampaignStatsApi, CampaignResponseApi):  # beside the campaigns' CRUD
         appbuilder.add_api(api)
@@ -44,7 +45,7 @@ def register_apis(appbuilder, csrf) -> None:
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "TaskApi",
                     "PolicyApi", "DedupeApi", "LeadApi", "OpportunityApi", "SecurityApi",
                     "HooksApi", "SmsApi", "TargetApi", "CampaignApi", "CampaignStatsApi",
-                    "CampaignResponseApi"):
+                    "CampaignResponseApi", "SegmentApi"):
             csrf.exempt(blueprint)
 
 
