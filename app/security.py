@@ -324,6 +324,18 @@ def marketing_only(user: Optional[User]) -> bool:
         user, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF)
 
 
+def marketing_only_ids_select():
+    """SELECT of the users marketing_only() holds for, for pickers of owners."""
+    from flask_appbuilder.security.sqla.models import assoc_user_role
+
+    def holders(*names: str):
+        return select(assoc_user_role.c.user_id).join(
+            Role, Role.id == assoc_user_role.c.role_id).where(Role.name.in_(names))
+
+    return holders(ROLE_MARKETING).where(assoc_user_role.c.user_id.not_in(
+        holders(ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF)))
+
+
 def scope_of(user: Optional[User]) -> Optional[Scope]:
     """The widest scope among the user's roles; None for anonymous or role-less users."""
     if user is None or not getattr(user, "is_authenticated", True):

@@ -88,3 +88,11 @@ def test_rule_validation(db, org):
     with pytest.raises(ValidationFailed) as exc:
         rules.validate_rule(AssignmentRule(name="x", target_type="department", grade="D"))
     assert set(exc.value.fields) == {"target_department", "grade"}
+
+
+def test_a_rule_cannot_place_records_with_a_marketing_user(db, org):
+    with pytest.raises(ValidationFailed) as exc:
+        rules.validate_rule(AssignmentRule(name="x", target_type="user",
+                                           target_user_id=org.marketing.id))
+    assert exc.value.fields == {
+        "target_user": f"{org.marketing.display_name} 是市场专员，不能负责客户或线索"}
