@@ -111,6 +111,8 @@ class Config:
     # Care e-mail (纪念日关怀) goes out through this SMTP server; empty means not configured
     # (messages then fail with that reason, visible in the outbox). SMTP_SECURITY: "",
     # "starttls" or "ssl". `make start` points these at a local mail catcher.
+    # The address people outside reach the app at, for links in messages (/s/<token>).
+    PUBLIC_URL = os.environ.get("GUISHU_PUBLIC_URL", "")
     SMTP_HOST = os.environ.get("GUISHU_SMTP_HOST", "")
     SMTP_PORT = int(os.environ.get("GUISHU_SMTP_PORT", "25") or 25)
     SMTP_SECURITY = os.environ.get("GUISHU_SMTP_SECURITY", "")

@@ -11,13 +11,14 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.ownership import OwnershipApi, PoolApi
     from app.api.policies import PolicyApi
     from app.api.targets import TargetApi
+    from app.api.surveys import SurveyApi
     from app.api.tasks import TaskApi
     from app.api.transfers import TransferApi
 
     from app.api.openapi import GuishuOpenApi
 
     for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, TaskApi, PolicyApi,
-                DedupeApi, LeadApi, OpportunityApi, HooksApi, TargetApi, GuishuOpenApi):
+                DedupeApi, LeadApi, OpportunityApi, HooksApi, TargetApi, SurveyApi, GuishuOpenApi):
         appbuilder.add_api(api)
     from flask import current_app as _app
     from flask_appbuilder.api.manager import SwaggerView
@@ -38,7 +39,7 @@ def register_apis(appbuilder, csrf) -> None:
     for name, blueprint in current_app.blueprints.items():
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "TaskApi",
                     "PolicyApi", "DedupeApi", "LeadApi", "OpportunityApi", "SecurityApi",
-                    "HooksApi", "TargetApi"):
+                    "HooksApi", "TargetApi", "SurveyApi"):
             csrf.exempt(blueprint)
 
 

@@ -24,6 +24,7 @@ def register_views(appbuilder) -> None:
     from app.views.ownership import OwnershipView
     from app.views.pickers import user_picker
     from app.views.pool import PoolCustomerView, administered_pool_ids
+    from app.views.surveys import PublicSurveyView, SurveyView
     from app.views.targets import SalesTargetView
     from app.views.tasks import TaskView
     from app.views.transfers import TransferView
@@ -97,6 +98,10 @@ def register_views(appbuilder) -> None:
     appbuilder.add_view(CaptureFormView, "CaptureForms", label=_("Capture forms"),
                         icon="fa-wpforms", category="Leads")
     appbuilder.add_view_no_menu(PublicCaptureView)
+    appbuilder.add_view(SurveyView, "Surveys", label=_("Surveys"), icon="fa-question-circle",
+                        category="Marketing", category_label=_("Marketing menu"),
+                        category_icon="fa-bullhorn")
+    appbuilder.add_view_no_menu(PublicSurveyView)
     appbuilder.add_view(TransferView, "Transfers", label=_("Transfer requests"),
                         href="/transfers/", icon="fa-exchange", category="Customers")
     appbuilder.add_view(CareMessageView, "CareOutbox", label=_("Care outbox"),
