@@ -42,7 +42,7 @@ class SurveyUpdate(Body):
 
 class SurveySendRequest(Body):
     channel = Choice(("email", "sms"), required=True, message=lambda: tr(
-        "The channel can only be: %(choices)s", choices="email, sms"))
+        "The delivery channel can only be: %(choices)s", choices="email, sms"))
     campaign_id = RecordId(allow_none=True, metadata={"description": "the campaign's members"})
     segment_id = RecordId(allow_none=True, metadata={
         "description": "the segment's members (evaluated in its creator's scope)"})

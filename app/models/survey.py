@@ -20,10 +20,11 @@ from sqlalchemy.orm import relationship
 from app.models.customer import utcnow
 from app.models.marketing import BigId
 
-SURVEY_STATUSES = {"draft": _l("Draft"), "open": _l("Open"), "closed": _l("Closed")}
+SURVEY_STATUSES = {"draft": _l("Draft"), "open": _l("Collecting answers"),
+                   "closed": _l("Closed")}
 QUESTION_KINDS = {"single": _l("Single choice"), "multiple": _l("Multiple choice"),
                   "rating": _l("Rating 1-5"), "text": _l("Free text")}
-DELIVERY_STATUSES = {"pending": _l("Pending"), "sending": _l("Sending"), "sent": _l("Sent"),
+DELIVERY_STATUSES = {"pending": _l("Waiting to send"), "sending": _l("Sending"), "sent": _l("Sent"),
                      "failed": _l("Failed"), "cancelled": _l("Cancelled")}
 INVITATION_CHANNELS = {"email": _l("E-mail"), "sms": _l("SMS")}
 

@@ -500,7 +500,8 @@ def send(actor: User, survey_id: Any, data: dict) -> dict:
         errors[name] = tr("This field cannot be changed or does not exist")
     channel = data.get("channel")
     if channel not in INVITATION_CHANNELS:
-        errors["channel"] = tr("The channel can only be: %(choices)s", choices="email, sms")
+        errors["channel"] = tr("The delivery channel can only be: %(choices)s",
+                              choices="email, sms")
     campaign_id, segment_id = data.get("campaign_id"), data.get("segment_id")
     if (campaign_id in (None, "")) == (segment_id in (None, "")):
         errors["campaign_id"] = tr("Name either a campaign or a segment")

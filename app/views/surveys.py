@@ -30,7 +30,7 @@ class SurveyView(ServiceModelView):
     route_base = "/surveys"
     base_permissions = ["can_read", "can_write", "can_export"]
     # Never deleted (the answers belong to it): close a survey instead.
-    method_permission_name = dict(METHOD_PERMISSIONS, delete="amend", questions="write",
+    method_permission_name = dict(METHOD_PERMISSIONS, delete="amend", questions="read",
                                   send="write", results="read", results_csv="export",
                                   results_xlsx="export", open_survey="write",
                                   close_survey="write")
