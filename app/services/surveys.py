@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
 from flask import current_app
-from sqlalchemy import (DateTime, Integer, String, and_, exists, func, literal, literal_column,
+from sqlalchemy import (DateTime, Integer, String, and_, cast, exists, func, literal, literal_column,
                         or_, select, update)
 from sqlalchemy.exc import IntegrityError
 
@@ -484,8 +484,9 @@ def _rows_for(members, survey: Survey, channel: str, campaign_id: Optional[int],
         where = [address.isnot(None), address != "", _not_opted_out(channel, address)]
         if model is Lead and consent:
             where.append(Lead.consented_at.isnot(None))
+        # The cast: a segment's NULL column may come untyped (PostgreSQL: integer = text).
         stmt = select(*values).select_from(members).join(
-            model, model.id == getattr(members.c, key)).where(*where)
+            model, model.id == cast(getattr(members.c, key), Integer())).where(*where)
         total += _insert(stmt, _COLUMNS)
     return total
 
