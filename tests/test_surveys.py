@@ -527,3 +527,27 @@ def test_api_by_role(role, api, db, org, marketer, campaign):
         results = call("GET", f"/api/v1/surveys/{sid}/results").get_json()
         assert results["invited"] == (1 if role in writers else 0)
         assert call("GET", "/api/v1/surveys/2147483647").status_code == 404
+
+
+def test_the_list_and_results_pages_cost_the_same_at_any_size(app, db, org, marketer):
+    from tests.test_list_paging import _count_statements
+
+    for i in range(30):
+        survey = surveys.create_survey(marketer if i % 2 else org.admin, {
+            "title": f"问卷{i}", "questions": QUESTIONS})
+    surveys.set_status(marketer, survey.id, "open")
+    for cid in (org.c_rep.id, org.c_rep2.id, org.c_north.id):
+        row = surveys.invite(marketer, survey.id, customer_id=cid)
+        surveys.answer(row.token, {f"q{q.id}": ["4"] for q in surveys.questions_of(survey.id)
+                                   if q.kind == "rating"} | {
+            f"q{surveys.questions_of(survey.id)[0].id}": ["展会"]})
+    client = login(app.test_client(), org.manager.username)
+    client.get("/surveys/list/")
+    small, seen_small = _count_statements(client, "/surveys/list/?psize_SurveyView=25")
+    large, seen_large = _count_statements(client, "/surveys/list/?psize_SurveyView=100")
+    assert small.status_code == large.status_code == 200
+    assert len(seen_small) <= 8 and len(seen_large) == len(seen_small), seen_small
+    page, seen = _count_statements(client, f"/surveys/{survey.id}/results")
+    assert page.status_code == 200 and len(seen) <= 12, seen
+    html = page.get_data(as_text=True)
+    assert '<b id="stat-invited">3</b>' in html and '<b id="stat-rate">100.0%</b>' in html

@@ -8,7 +8,8 @@ from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_babel import gettext, lazy_gettext as _
 from sqlalchemy import select
-from wtforms import IntegerField, StringField, TextAreaField
+from sqlalchemy.orm import joinedload
+from wtforms import IntegerField, TextAreaField
 from wtforms.validators import Optional as OptionalValidator
 
 from app.extensions import db
@@ -25,7 +26,7 @@ FORM_COLUMNS = ["title", "intro", "expires_days"]
 
 
 class SurveyView(ServiceModelView):
-    datamodel = KeysetInterface(Survey)
+    datamodel = KeysetInterface(Survey, load=[joinedload(Survey.created_by)])
     class_permission_name = RES_SURVEY
     route_base = "/surveys"
     base_permissions = ["can_read", "can_write", "can_export"]
