@@ -284,6 +284,11 @@ def test_public_page_every_state(app, db, org, marketer, invited):
     assert resp.status_code == 410 and "此问卷链接已过期" in resp.get_data(as_text=True)
     third = surveys.invite(marketer, survey.id, lead_id=None, contact_id=None,
                            customer_id=org.c_north.id)
+    # The same record again: its invitation; a record that does not exist: refused.
+    assert surveys.invite(marketer, survey.id, customer_id=org.c_north.id).id == third.id
+    assert refusal(surveys.invite, marketer, survey.id,
+                   customer_id=2**31 - 1).code == "not_found"
+    assert refusal(surveys.invite, marketer, survey.id).code == "invalid"
     surveys.set_status(marketer, survey.id, "closed")
     resp = client.post(f"/s/{third.token}", data=answer_form(survey.id, csrf))
     assert resp.status_code == 410 and "此问卷已关闭" in resp.get_data(as_text=True)

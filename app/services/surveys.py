@@ -291,7 +291,10 @@ def create_survey(actor: User, data: dict) -> Survey:
     questions = _clean_questions(data["questions"]) if "questions" in data else []
     _title_taken(values["title"])
     survey = Survey(created_by_id=actor.id, status="draft", **values)
-    audit.record_new(actor.id, "survey", survey)
+    try:
+        audit.record_new(actor.id, "survey", survey)
+    except IntegrityError:  # a concurrent survey took the title between look-up and flush
+        raise ValidationFailed({"title": tr("A survey with this title already exists")})
     for position, q in enumerate(questions, 1):
         db.session.add(SurveyQuestion(survey_id=survey.id, position=position, **q))
     _commit_unique_title()
@@ -556,11 +559,11 @@ def invite(actor: Optional[User], survey_id: int, *, customer_id: Optional[int] 
         raise Conflict(tr("Only an open survey can be sent"), code="survey_not_open")
     if sum(x is not None for x in (customer_id, contact_id, lead_id)) != 1:
         raise ValidationFailed({"record": tr("Name exactly one customer, contact or lead")})
-    found = db.session.execute(select(SurveyInvitation).where(
-        SurveyInvitation.survey_id == survey_id,
-        SurveyInvitation.customer_id == customer_id if customer_id is not None else
-        SurveyInvitation.contact_id == contact_id if contact_id is not None else
-        SurveyInvitation.lead_id == lead_id)).scalar_one_or_none()
+    record = (SurveyInvitation.customer_id == customer_id if customer_id is not None else
+              SurveyInvitation.contact_id == contact_id if contact_id is not None else
+              SurveyInvitation.lead_id == lead_id)
+    mine = select(SurveyInvitation).where(SurveyInvitation.survey_id == survey_id, record)
+    found = db.session.execute(mine).scalar_one_or_none()
     if found is not None:
         return found
     now = utcnow()
@@ -571,7 +574,14 @@ def invite(actor: Optional[User], survey_id: int, *, customer_id: Optional[int] 
                            created_by_id=actor.id if actor else None, created_at=now,
                            updated_at=now)
     db.session.add(row)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # invited concurrently (that invitation is the record's), or
+        db.session.rollback()  # the record does not exist
+        found = db.session.execute(mine).scalar_one_or_none()
+        if found is None:
+            raise NotFound(tr("The record does not exist"))
+        return found
     return row
 
 
