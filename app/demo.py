@@ -25,7 +25,8 @@ from app.models import (CareTemplate, Contact, Customer, Deal, Department, Owner
                         OwnershipEvent, Pool,
                         PoolMember)
 from app.models.customer import utcnow
-from app.security import ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF
+from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_MARKETING, ROLE_REP,
+                          ROLE_STAFF)
 from app.services import audit, care, caps, classification, org, ownership, policies
 from app.services.customers import clean_contact_data, clean_customer_data
 from app.services.errors import ValidationFailed
@@ -127,7 +128,9 @@ def _user_specs() -> list[UserSpec]:
     specs += [UserSpec("staff1", ROLE_STAFF, "运营中心", "admin"),
               UserSpec("staff2", ROLE_STAFF, "运营中心", "staff1"),
               UserSpec("staff3", ROLE_STAFF, "运营中心", "staff1"),
-              UserSpec("auditor1", ROLE_AUDITOR, "审计部", "admin")]
+              UserSpec("auditor1", ROLE_AUDITOR, "审计部", "admin"),
+              # 市场专员: campaigns, segments, tags; customers read-only and masked.
+              UserSpec("marketing1", ROLE_MARKETING, "总经办", "admin")]
     for i in range(1, 21):
         if i <= 7:
             dept = "上海团队" if i >= 5 else "华东大区"
@@ -430,7 +433,7 @@ def build_demo(password: str) -> dict:
     fake.seed_instance(SEED)
     rng = random.Random(SEED)
     roles = {}
-    for name in (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR):
+    for name in (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR, ROLE_MARKETING):
         roles[name] = sm.find_role(name)
         if roles[name] is None:
             raise RuntimeError(f"role {name!r} is missing: run `flask crm init` first")

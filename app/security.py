@@ -122,6 +122,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_RELEASE, CAN_LOCK, CAN_UNLOCK,
               CAN_TRANSFER, CAN_GRADE),
+        _perm(f"({RES_CUSTOMER}|{RES_CONTACT}|{RES_LEAD})", CAN_TAG), _perm(RES_TAG, CAN_READ),
         _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_ASSIGN, CAN_LOCK, CAN_UNLOCK, CAN_GRADE),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST, CAN_APPROVE),
         _perm(RES_TASK, CAN_READ, CAN_WRITE),
@@ -151,6 +152,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     ROLE_REP: _SELF_SERVICE + [
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_RELEASE, CAN_LOCK, CAN_TRANSFER),
+        _perm(f"({RES_CUSTOMER}|{RES_CONTACT}|{RES_LEAD})", CAN_TAG), _perm(RES_TAG, CAN_READ),
         # assign: only pool admins get past the service (they distribute their pools).
         _perm(RES_OWNERSHIP, CAN_CLAIM, CAN_RELEASE, CAN_LOCK, CAN_ASSIGN),
         _perm(RES_TRANSFER, CAN_READ, CAN_REQUEST),
@@ -175,6 +177,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_DEDUPE_REVIEW, CAN_READ, CAN_WRITE), _menus("DedupeReview"),
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_TRANSFER),
+        _perm(f"({RES_CUSTOMER}|{RES_CONTACT}|{RES_LEAD})", CAN_TAG), _perm(RES_TAG, CAN_READ),
         # They maintain every record, pool customers too: the pool page to browse, no claim.
         _perm(RES_POOL_CUSTOMERS, CAN_READ), _menus("PoolCustomers"),
         _perm(RES_LEAD, CAN_READ, CAN_WRITE, CAN_CONVERT),
@@ -198,6 +201,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_DEDUPE_REVIEW, CAN_READ), _menus("DedupeReview"),
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ),
         _perm(RES_CUSTOMER, CAN_READ, CAN_EXPORT),
+        _perm(RES_TAG, CAN_READ),
         _perm(RES_TRANSFER, CAN_READ),
         _perm(RES_TASK, CAN_READ), _menus("Workbench", "Tasks"),
         _perm(RES_TARGET, CAN_READ), _menus("SalesTargets", "TargetAttainment"),
@@ -227,7 +231,10 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(RES_LEAD_POOL, CAN_READ, CAN_ASSIGN), _menus("Leads", "LeadList", "LeadPool"),
         _menus("Customers", "CustomerList", "Contacts"),
         # marketing: campaigns
-        # marketing: segments and tags
+        _perm(RES_SEGMENT, CAN_READ, CAN_WRITE, CAN_DELETE),
+        _perm(RES_TAG, CAN_READ, CAN_WRITE, CAN_DELETE),
+        _perm(f"({RES_CUSTOMER}|{RES_CONTACT}|{RES_LEAD})", CAN_TAG),
+        _menus("Marketing", "Segments", "Tags"),
         # marketing: sending, opt-outs, responses
         _perm(RES_SURVEY, CAN_READ, CAN_WRITE, CAN_EXPORT), _menus("Marketing", "Surveys"),
     ],
@@ -280,6 +287,13 @@ def role_names(user: User) -> set[str]:
 
 def has_role(user: Optional[User], *names: str) -> bool:
     return user is not None and bool(role_names(user) & set(names))
+
+
+def marketing_only(user: Optional[User]) -> bool:
+    """Marketing (市场专员) without a sales or back-office role: reads customers, owns none
+    and takes no ownership action on them (the services refuse, not only the permissions)."""
+    return has_role(user, ROLE_MARKETING) and not has_role(
+        user, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF)
 
 
 def scope_of(user: Optional[User]) -> Optional[Scope]:

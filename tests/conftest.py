@@ -208,6 +208,7 @@ class Org:
     rep_north: object
     staff: object
     auditor: object
+    marketing: object        # 市场专员 (ops department), reads everything masked
     east: object
     north: object
     centre: object
@@ -233,7 +234,8 @@ def make_user(username, role_name, department=None, superior=None):
 
 def _build_org(db) -> dict:
     """Create the organisation; {Org field: (model class, id)}."""
-    from app.security import ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF
+    from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_MARKETING, ROLE_REP,
+                              ROLE_STAFF)
     from app.services import customers, org as org_service
     from app.services.ownership import default_pool
 
@@ -249,6 +251,7 @@ def _build_org(db) -> dict:
     rep_north = make_user("rep3", ROLE_REP, north, manager_north)
     staff = make_user("staff1", ROLE_STAFF, ops)
     auditor = make_user("auditor1", ROLE_AUDITOR, ops)
+    marketing = make_user("marketing1", ROLE_MARKETING, ops)
     east.manager_id, north.manager_id = manager.id, manager_north.id
     db.session.commit()
     c_rep = customers.create_customer(rep, {"name": "杭州云帆科技有限公司", "mobile": "13800138000",
@@ -259,7 +262,7 @@ def _build_org(db) -> dict:
     c_pool = customers.create_customer(staff, {"name": "上海申达物流有限公司",
                                                "phone": "021-62345678"})
     made = dict(admin=admin, manager=manager, manager_north=manager_north, rep=rep, rep2=rep2,
-                rep_north=rep_north, staff=staff, auditor=auditor, east=east, north=north,
+                rep_north=rep_north, staff=staff, auditor=auditor, marketing=marketing, east=east, north=north,
                 centre=centre, pool=default_pool(), c_rep=c_rep, c_rep2=c_rep2,
                 c_north=c_north, c_pool=c_pool)
     return {name: (type(obj), obj.id) for name, obj in made.items()}
@@ -384,11 +387,16 @@ def auditor_client(app, org):
     return _client(app, org.auditor)
 
 
+@pytest.fixture
+def marketing_client(app, org):
+    return _client(app, org.marketing)
+
+
 class RoleClients:
     """One logged-in client per role, by role key, each signed in when first used."""
 
     _USERS = {"admin": "admin", "manager": "manager", "rep": "rep", "staff": "staff",
-              "auditor": "auditor"}
+              "auditor": "auditor", "marketing": "marketing"}
 
     def __init__(self, app, org):
         self._app, self._org = app, org

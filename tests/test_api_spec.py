@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import api_token
 
-ROLES = ["admin", "manager", "rep", "staff", "auditor"]
+ROLES = ["admin", "manager", "rep", "staff", "auditor", "marketing"]
 WRITES = ("post", "put", "patch")
 # The only writes without a body: withdrawing one's own request names nothing else.
 NO_BODY = {("post", "/api/v1/transfers/{pk}/cancel"), ("post", "/api/v1/security/refresh"),

@@ -13,7 +13,7 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     summary = build_demo("demo-pass-1")
     assert summary["created"] is True
     names = set(db.session.execute(select(User.username)).scalars())
-    expected = {"admin", "auditor1"} | {f"manager{i}" for i in range(1, 5)} | \
+    expected = {"admin", "auditor1", "marketing1"} | {f"manager{i}" for i in range(1, 5)} | \
         {f"rep{i}" for i in range(1, 21)} | {f"staff{i}" for i in range(1, 4)}
     assert expected <= names
     # 5,000 customers, four entered twice under another spelling for the review page, and

@@ -24,7 +24,7 @@ import pytest
 from babel.messages.pofile import read_po
 from sqlalchemy import String, Text, select
 
-ROLES = ("admin", "manager", "rep", "staff", "auditor")
+ROLES = ("admin", "manager", "rep", "staff", "auditor", "marketing")
 CJK = re.compile(r"[\u3400-\u9fff\uff00-\uffef\u3000-\u303f]")
 ROOT = Path(__file__).resolve().parent.parent
 # Not pages: downloads, sign-out, the language switch itself, machine answers.

@@ -33,9 +33,7 @@ ROLES = ("admin", "manager", "rep", "staff", "auditor", "marketing")
 
 @pytest.fixture
 def marketer(db, org):
-    from app.security import ROLE_MARKETING
-
-    return make_user("mkt1", ROLE_MARKETING)
+    return org.marketing  # marketing1, 市场专员
 
 
 def refusal(fn, *args, **kwargs):
@@ -182,28 +180,23 @@ def test_send_refusals(db, org, marketer, campaign):
                    {"campaign_id": c.id, "channel": "sms"}).code == "forbidden"
 
 
-def test_send_to_a_segment_reads_members_select(db, org, marketer, monkeypatch):
-    """The segment's members come from app.services.marketing_segments.members_select (helper
-    "segments"); here a stand-in with the documented shape (customer_id, lead_id)."""
-    import sys
-    import types
+def test_send_to_a_segment_invites_its_members(db, org, marketer):
+    """The segment's members come from app.services.marketing_segments.members_select,
+    evaluated in its creator's scope: 浙江 holds c_rep (a mobile, so SMS)."""
+    from app.services import marketing_segments
 
-    from sqlalchemy import literal
-
-    from app.models import Customer, Segment
-
-    seg = Segment(name="华北客户", record_type="customer", criteria="{}")
-    db.session.add(seg)
-    db.session.commit()
-    fake = types.ModuleType("app.services.marketing_segments")
-    fake.members_select = lambda segment: select(
-        Customer.id.label("customer_id"), literal(None).label("lead_id")).where(
-        Customer.id == org.c_north.id)
-    monkeypatch.setitem(sys.modules, "app.services.marketing_segments", fake)
+    seg = marketing_segments.create_segment(marketer, {
+        "name": "浙江客户", "record_type": "customer", "criteria": {"provinces": ["浙江"]}})
     survey = open_survey(marketer)
-    assert surveys.send(marketer, survey.id, {"segment_id": seg.id, "channel": "email"})[
-        "invited"] == 1
-    assert [r.customer_id for r in invitations(db, survey.id)] == [org.c_north.id]
+    assert surveys.send(marketer, survey.id, {"segment_id": seg.id, "channel": "email"}) == {
+        "invited": 0, "already": 0}  # no e-mail address among them
+    assert surveys.send(marketer, survey.id, {"segment_id": seg.id, "channel": "sms"}) == {
+        "invited": 1, "already": 0}
+    assert [(r.customer_id, r.campaign_id) for r in invitations(db, survey.id)] == [
+        (org.c_rep.id, None)]
+    assert refusal(surveys.send, marketer, survey.id, {
+        "segment_id": seg.id, "campaign_id": 1, "channel": "sms"}).fields == {
+        "campaign_id": "请指定一个市场活动或一个客户分群"}
 
 
 # --- the public page ------------------------------------------------------------------------

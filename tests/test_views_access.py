@@ -25,16 +25,17 @@ from sqlalchemy import select, update
 from tests.conftest import login
 from tests.helpers import customers_now, holder_of
 
-ROLES = ("admin", "manager", "rep", "staff", "auditor")
+ROLES = ("admin", "manager", "rep", "staff", "auditor", "marketing")
 CUSTOMERS = ("c_rep", "c_rep2", "c_north", "c_pool")
 USER_OF_ROLE = {"admin": "admin", "manager": "manager", "rep": "rep", "staff": "staff",
-                "auditor": "auditor"}
+                "auditor": "auditor", "marketing": "marketing"}
 VISIBLE = {
     "admin": set(CUSTOMERS),
     "manager": {"c_rep", "c_rep2"},       # 华东 and below: rep1 and rep2
     "rep": {"c_rep"},                     # own only
     "staff": set(CUSTOMERS),
     "auditor": set(CUSTOMERS),
+    "marketing": set(CUSTOMERS),         # reads every customer, masked
 }
 WRITERS = {"admin", "manager", "rep", "staff"}
 DELETERS = {"admin"}
@@ -155,6 +156,9 @@ def test_list_shows_exactly_the_scope(role, login_as, k):
 @pytest.mark.parametrize("role", ROLES)
 def test_export_contains_exactly_the_scope(role, login_as, k):
     resp = login_as(role).get("/customers/export.csv")
+    if role == "marketing":  # reads every customer masked, exports none
+        assert resp.status_code == 403
+        return
     assert resp.status_code == 200
     assert resp.mimetype == "text/csv"
     assert resp.headers["Content-Disposition"] == "attachment; filename=customers.csv"
@@ -491,6 +495,9 @@ def test_ownership_events_list_shows_only_in_scope_customers(role, login_as, k, 
         select(OwnershipEvent.id, OwnershipEvent.customer_id)).all()}
     assert set(events) == set(k.ids.values())  # one "created" event per customer
     resp = login_as(role).get("/ownership-events/list/")
+    if role == "marketing":  # ownership is none of marketing's business
+        assert resp.status_code == 403
+        return
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
     assert linked_ids(html, "ownership-events") == {events[k.ids[c]] for c in VISIBLE[role]}
@@ -505,6 +512,9 @@ def test_ownership_event_show_follows_the_customer_scope(role, target, login_as,
     eid = db.session.execute(select(OwnershipEvent.id).where(
         OwnershipEvent.customer_id == k.ids[target])).scalar_one()
     resp = login_as(role).get(f"/ownership-events/show/{eid}")
+    if role == "marketing":
+        assert resp.status_code == 403
+        return
     assert resp.status_code == (200 if target in VISIBLE[role] else 404)
 
 
@@ -601,7 +611,12 @@ def test_admin_home_menu_has_everything(login_as):
 def test_menu_entries_match_the_pages_the_role_may_open(role, login_as):
     client = login_as(role)
     hrefs = navbar_hrefs(client.get("/").get_data(as_text=True))
-    assert set(CUSTOMER_MENUS) <= hrefs
+    if role == "marketing":  # customers and contacts to read; no export, no ownership history
+        assert {"/customers/list/", "/contacts/list/", "/segments/list/", "/tags/list/"} <= hrefs
+        assert not {"/customers/export.csv", "/ownership-events/list/"} & hrefs
+    else:
+        assert set(CUSTOMER_MENUS) <= hrefs
+        assert ("/segments/list/" in hrefs) == (role == "admin")
     for page, allowed in CONFIG_PAGES.items():
         assert (page in hrefs) == (role in allowed), (role, page)
         assert client.get(page).status_code == (200 if role in allowed else 403), (role, page)
@@ -740,7 +755,8 @@ def test_anonymous_is_sent_to_login(app, db, k):
 # ============================================================================================
 TASK_OWNERS = ("rep", "rep2", "rep_north", "staff")
 TASKS_READ = {"admin": set(TASK_OWNERS), "auditor": set(TASK_OWNERS),
-              "manager": {"rep", "rep2"}, "rep": {"rep"}, "staff": {"staff"}}
+              "manager": {"rep", "rep2"}, "rep": {"rep"}, "staff": {"staff"},
+              "marketing": set()}  # no task permission at all
 TASKS_WRITE = dict(TASKS_READ, auditor=set())
 
 
@@ -765,6 +781,11 @@ def task_statuses(db) -> dict[int, str]:
 def test_task_list_and_show_follow_the_task_scope(role, login_as, owned_tasks):
     client = login_as(role)
     resp = client.get("/tasks/list/")
+    if role == "marketing":
+        assert resp.status_code == 403
+        assert {client.get(f"/tasks/show/{t}").status_code for t in owned_tasks.values()} \
+            == {403}
+        return
     assert resp.status_code == 200
     assert linked_ids(resp.get_data(as_text=True), "tasks") == {
         owned_tasks[n] for n in TASKS_READ[role]}
@@ -783,8 +804,9 @@ def test_task_done_action_post_rechecks_the_scope_per_row(role, target, login_as
     resp = client.post("/tasks/action_post", data={
         "action": "done", "rowid": [str(owned_tasks[target])], "csrf_token": client.csrf})
     after = task_statuses(db)
-    if role == "auditor":
-        assert resp.status_code == 302 and after == before  # no write permission
+    if role in ("auditor", "marketing"):
+        # no write permission (marketing: no task permission at all): refused with a flash
+        assert resp.status_code == 302 and after == before
         assert DENIED in flashes(client.get(resp.headers["Location"]).get_data(as_text=True))
     elif target in TASKS_WRITE[role]:
         assert resp.status_code == 302
@@ -818,7 +840,7 @@ def test_task_single_row_action_rechecks_the_scope(role, verb, login_as, owned_t
         assert after[target] == ("done" if verb == "done" else "cancelled")
     else:
         assert resp.status_code in (302, 404) and after == before
-        if role == "auditor":
+        if role in ("auditor", "marketing"):
             assert resp.status_code == 302
         else:
             assert resp.status_code == 404
@@ -841,7 +863,7 @@ def test_task_add_form_goes_through_the_service(role, login_as, k, db):
 
     client = login_as(role)
     page = client.get(f"/tasks/add?customer_id={k.ids['c_rep']}")
-    if role == "auditor":
+    if role in ("auditor", "marketing"):
         assert page.status_code == 403
         assert client.post("/tasks/add", data={"csrf_token": client.csrf, "subject": "x",
                                                "due_at": "2026-12-01 15:00"}).status_code == 403
@@ -887,7 +909,7 @@ def test_task_edit_follows_the_write_scope(role, target, login_as, owned_tasks, 
     client = login_as(role)
     task_id = owned_tasks[target]
     page = client.get(f"/tasks/edit/{task_id}")
-    if role == "auditor":
+    if role in ("auditor", "marketing"):
         expected = 403
     elif target in TASKS_WRITE[role]:
         expected = 200
@@ -964,36 +986,39 @@ def lead_ids(db, org):
 
 
 # (method, path template, form) -> {role: status}; "changes" roles write to the database.
+# Marketing reads every lead and lead pool, edits none (the service refuses: 404 / a flash),
+# and has no release, assign or convert on the lead pages (it hands out pool leads from the
+# lead pool page).
 LEAD_ROUTES = [
     ("GET", "/leads/list/", None, dict.fromkeys(ROLES, 200), set()),
     ("GET", "/lead-pool/list/", None, dict.fromkeys(ROLES, 200), set()),
-    ("GET", "/leads/add", None, dict(dict.fromkeys(ROLES, 200), auditor=403), set()),
+    ("GET", "/leads/add", None, dict(dict.fromkeys(ROLES, 200), auditor=403, marketing=200), set()),
     ("GET", "/leads/show/{mine}", None,
-     dict(admin=200, manager=200, rep=200, staff=200, auditor=200), set()),
+     dict(admin=200, manager=200, rep=200, staff=200, auditor=200, marketing=200), set()),
     ("GET", "/leads/show/{north}", None,
-     dict(admin=200, manager=404, rep=404, staff=200, auditor=200), set()),
+     dict(admin=200, manager=404, rep=404, staff=200, auditor=200, marketing=200), set()),
     ("GET", "/lead-pool/show/{pooled}", None, dict.fromkeys(ROLES, 200), set()),
     ("GET", "/leads/edit/{mine}", None,
-     dict(admin=200, manager=200, rep=200, staff=200, auditor=403), set()),
+     dict(admin=200, manager=200, rep=200, staff=200, auditor=403, marketing=404), set()),
     ("POST", "/leads/edit/{north}", {"person_name": "改名"},
-     dict(admin=302, manager=404, rep=404, staff=302, auditor=403), {"admin", "staff"}),
+     dict(admin=302, manager=404, rep=404, staff=302, auditor=403, marketing=404), {"admin", "staff"}),
     ("POST", "/leads/followup/{north}", {"channel": "call", "content": "矩阵"},
-     dict(admin=302, manager=404, rep=404, staff=302, auditor=403), {"admin", "staff"}),
+     dict(admin=302, manager=404, rep=404, staff=302, auditor=403, marketing=302), {"admin", "staff"}),
     ("POST", "/leads/invalid/{north}", {"reason": "矩阵"},
-     dict(admin=302, manager=404, rep=404, staff=302, auditor=403), {"admin", "staff"}),
+     dict(admin=302, manager=404, rep=404, staff=302, auditor=403, marketing=302), {"admin", "staff"}),
     ("POST", "/leads/release/{mine}", {"reason": "矩阵"},
-     dict(admin=302, manager=302, rep=302, staff=403, auditor=403),
+     dict(admin=302, manager=302, rep=302, staff=403, auditor=403, marketing=403),
      {"admin", "manager", "rep"}),
     ("POST", "/leads/assign/{mine}", {"owner_id": "{rep2}"},
-     dict(admin=302, manager=302, rep=403, staff=403, auditor=403), {"admin", "manager"}),
+     dict(admin=302, manager=302, rep=403, staff=403, auditor=403, marketing=403), {"admin", "manager"}),
     ("POST", "/leads/convert/{north}", {},
-     dict(admin=302, manager=404, rep=404, staff=302, auditor=403), {"admin", "staff"}),
+     dict(admin=302, manager=404, rep=404, staff=302, auditor=403, marketing=403), {"admin", "staff"}),
     ("GET", "/leads/bulk/assign?ids={pooled}", None,
-     dict(admin=200, manager=200, rep=403, staff=403, auditor=403), set()),
+     dict(admin=200, manager=200, rep=403, staff=403, auditor=403, marketing=403), set()),
     ("POST", "/leads/action_post", {"action": "release", "rowid": "{north}"},
-     dict(admin=302, manager=404, rep=404, staff=302, auditor=302), set()),
+     dict(admin=302, manager=404, rep=404, staff=302, auditor=302, marketing=302), set()),
     ("POST", "/lead-pool/action_post", {"action": "claim", "rowid": "{pooled}"},
-     dict(admin=302, manager=302, rep=302, staff=302, auditor=302),
+     dict(admin=302, manager=302, rep=302, staff=302, auditor=302, marketing=302),
      {"admin", "manager", "rep"}),
 ]
 
@@ -1084,10 +1109,11 @@ def test_api_key_creation_is_admin_only(role, login_as, db):
 # ============================================================================================
 TARGET_HOLDERS = ("rep", "rep2", "rep_north", "manager", "east", "north")
 TARGETS_READ = {"admin": set(TARGET_HOLDERS), "auditor": set(TARGET_HOLDERS),
-                "manager": {"rep", "rep2", "manager", "east"}, "rep": {"rep"}, "staff": set()}
+                "manager": {"rep", "rep2", "manager", "east"}, "rep": {"rep"}, "staff": set(),
+                "marketing": set()}
 # A manager sets his tree's users' targets, not his own nor his own department's.
 TARGETS_WRITE = {"admin": set(TARGET_HOLDERS), "manager": {"rep", "rep2"}, "rep": set(),
-                 "staff": set(), "auditor": set()}
+                 "staff": set(), "auditor": set(), "marketing": set()}
 
 
 @pytest.fixture
@@ -1117,7 +1143,7 @@ def target_amounts(db) -> dict[int, str]:
 def test_target_list_and_show_follow_the_target_scope(role, login_as, held_targets):
     client = login_as(role)
     resp = client.get("/targets/list/")
-    if role == "staff":
+    if role in ("staff", "marketing"):
         assert resp.status_code == 403
         assert client.get(f"/targets/show/{held_targets['rep']}").status_code == 403
         assert client.get("/targets/attainment").status_code == 403
@@ -1144,7 +1170,7 @@ def test_target_edit_rechecks_who_may_set_it(role, holder, login_as, held_target
     resp = client.post(f"/targets/edit/{pk}", data={"won_amount": "2000", "new_customers": "",
                                                     "csrf_token": client.csrf})
     after = target_amounts(db)
-    if role in ("rep", "staff", "auditor"):
+    if role in ("rep", "staff", "auditor", "marketing"):
         assert resp.status_code == 403 and after == before
     elif holder in TARGETS_WRITE[role]:
         assert resp.status_code == 302 and after == {**before, pk: "2000.00"}
@@ -1160,7 +1186,7 @@ def test_target_delete_rechecks_who_may_set_it(role, holder, login_as, held_targ
     before = target_amounts(db)
     resp = client.post(f"/targets/delete/{pk}", data={"csrf_token": client.csrf})
     after = target_amounts(db)
-    if role in ("rep", "staff", "auditor"):
+    if role in ("rep", "staff", "auditor", "marketing"):
         assert resp.status_code == 403 and after == before
     elif holder in TARGETS_WRITE[role]:
         assert resp.status_code == 302 and pk not in after
@@ -1177,7 +1203,7 @@ def test_target_add_page_and_post_per_role(role, login_as, k, db):
         "user": str(k.rep2), "period_kind": "month", "period_start": "2026-11",
         "won_amount": "3000", "new_customers": "2", "csrf_token": client.csrf})
     after = target_amounts(db)
-    if role in ("rep", "staff", "auditor"):
+    if role in ("rep", "staff", "auditor", "marketing"):
         assert (page.status_code, resp.status_code) == (403, 403) and after == before
     else:
         assert page.status_code == 200 and resp.status_code == 302
@@ -1260,6 +1286,9 @@ OPPORTUNITY_ROUTES = [
                                                "position": "10"},
      dict(admin=302, manager=403, rep=403, staff=403, auditor=403), {"admin"}),
 ]
+# Marketing has no opportunity permission: every page and POST is 403.
+OPPORTUNITY_ROUTES = [(m, p, f, dict(e, marketing=403), c)
+                      for m, p, f, e, c in OPPORTUNITY_ROUTES]
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -10,6 +10,7 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.opportunities import OpportunityApi
     from app.api.ownership import OwnershipApi, PoolApi
     from app.api.policies import PolicyApi
+    from app.api.segments import SegmentApi
     from app.api.targets import TargetApi
     from app.api.surveys import SurveyApi
     from app.api.tasks import TaskApi
@@ -18,7 +19,8 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.openapi import GuishuOpenApi
 
     for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, TaskApi, PolicyApi,
-                DedupeApi, LeadApi, OpportunityApi, HooksApi, TargetApi, SurveyApi, GuishuOpenApi):
+                DedupeApi, LeadApi, OpportunityApi, HooksApi, TargetApi, SegmentApi,
+                SurveyApi, GuishuOpenApi):
         appbuilder.add_api(api)
     from flask import current_app as _app
     from flask_appbuilder.api.manager import SwaggerView
@@ -39,7 +41,7 @@ def register_apis(appbuilder, csrf) -> None:
     for name, blueprint in current_app.blueprints.items():
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "TaskApi",
                     "PolicyApi", "DedupeApi", "LeadApi", "OpportunityApi", "SecurityApi",
-                    "HooksApi", "TargetApi", "SurveyApi"):
+                    "HooksApi", "TargetApi", "SegmentApi", "SurveyApi"):
             csrf.exempt(blueprint)
 
 

@@ -29,6 +29,10 @@ MAX_DISTRIBUTE = 200_000
 
 
 def require_distributor(actor: User) -> None:
+    from app.security import marketing_only
+
+    if marketing_only(actor):  # a pool admin in marketing still takes no ownership action
+        raise PermissionDenied(tr("Marketing takes no ownership action on customers"))
     if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER) and not pool_admin.admin_pool_ids(actor):
         raise PermissionDenied(tr("Only sales managers, admins and pool managers can assign "
                                   "customers"))

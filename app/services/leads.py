@@ -739,14 +739,24 @@ def assign_leads(actor: User, lead_ids: Iterable, owner_id: Any, reason: str = "
     cap, under the receiver's lock."""
     from app.services.ids import parse_id
 
+    from app.security import marketing_only
+
     ids = parse_lead_ids(lead_ids)
     owner = parse_id(owner_id, "owner_id")
-    if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER):
-        raise PermissionDenied(tr("Only managers and admins can assign leads"))
+    # Marketing (市场专员) hands out the leads of every lead pool (never a rep's leads) to
+    # any active sales user: it feeds the sales team from the campaigns' responses.
+    marketing = marketing_only(actor)
+    if not has_role(actor, ROLE_ADMIN, ROLE_MANAGER) and not marketing:
+        raise PermissionDenied(tr("Only managers, marketing and admins can assign leads"))
     reason = reason.strip() if isinstance(reason, str) else ""
     if limits.too_long(reason, limits.REASON):
         raise ValidationFailed({"reason": limits.too_long(reason, limits.REASON)})
-    if not has_role(actor, ROLE_ADMIN) and owner not in visible_owner_ids(
+    if marketing:
+        target = db.session.get(User, owner)
+        if target is None or marketing_only(target) or not has_role(
+                target, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP):
+            raise ValidationFailed({"owner_id": tr("Leads go to a sales rep or manager")})
+    elif not has_role(actor, ROLE_ADMIN) and owner not in visible_owner_ids(
             actor, scope_of(actor) or Scope.OWN):
         raise ValidationFailed({"owner_id": tr("You can only name an owner within your data "
                                                "scope")})
@@ -754,7 +764,7 @@ def assign_leads(actor: User, lead_ids: Iterable, owner_id: Any, reason: str = "
     def go() -> list[int]:
         policy = _lock_owner(owner)
         rows = _rows(ids)
-        pools = member_lead_pool_ids(actor)
+        pools = browsable_lead_pool_ids(actor) if marketing else member_lead_pool_ids(actor)
         allowed = _managed(actor, {r.owner_id for r in rows.values() if r.owner_id})
         foreign = [i for i in ids if i not in rows or not (
             (rows[i].owner_id is not None and rows[i].owner_id in allowed)

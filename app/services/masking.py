@@ -3,7 +3,8 @@
 Mobile, phone and e-mail of a customer and of its contacts are shown in full to admins and
 back-office staff (they maintain every record), to owners and managers for customers in the
 scope they may edit (a share is read-only: masked), and to a pool's admins for that pool's
-customers. Everyone else sees them masked (138****8000, z***@qq.com): auditors, read-only
+customers. Everyone else sees them masked (138****8000, z***@qq.com): auditors, marketing
+(even as a pool's admin), read-only
 shares, reps and managers browsing a pool. The pages, the API, the exports and the pool
 pages all ask `rule_for(user)`; the normalised keys (mobile_e164, …) follow their field.
 """
@@ -16,7 +17,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Ownership, User
-from app.security import ROLE_ADMIN, ROLE_STAFF, Scope, has_role, scope_of, visible_owner_ids
+from app.security import (ROLE_ADMIN, ROLE_STAFF, Scope, has_role, marketing_only, scope_of,
+                          visible_owner_ids)
 from app.services.errors import lazy_tr
 from app.services.normalize import mask_email, mask_phone
 
@@ -38,6 +40,10 @@ def rule_for(user: Optional[User]) -> Rule:
         return lambda owner_id, pool_id: False
     if has_role(user, ROLE_ADMIN, ROLE_STAFF):
         return lambda owner_id, pool_id: True
+    if marketing_only(user):
+        # 市场专员 read every customer masked, a pool they administer included: they take no
+        # ownership action, so nothing of a customer's is theirs to call.
+        return lambda owner_id, pool_id: False
     from app.services.pool_admin import admin_pool_ids
 
     pools = admin_pool_ids(user)

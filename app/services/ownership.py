@@ -80,6 +80,11 @@ def ensure_active_owner(user_id: int) -> User:
     if not user.active or user.employment_status != EMPLOYMENT_ACTIVE:
         raise ValidationFailed({"owner": tr("%(name)s is deactivated or departed and cannot be an "
                                           "owner", name=user.display_name)})
+    from app.security import marketing_only
+
+    if marketing_only(user):
+        raise ValidationFailed({"owner": tr("%(name)s works in marketing and cannot own "
+                                            "customers or leads", name=user.display_name)})
     return user
 
 

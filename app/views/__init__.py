@@ -19,6 +19,7 @@ def register_views(appbuilder) -> None:
     from app.views.imports import ImportView, too_large
     from app.views.jobs import JobsView
     from app.views.leads import LeadPoolView, LeadView
+    from app.views.marketing import SegmentView, TagView
     from app.views.opportunities import OpportunityStageView, OpportunityView
     from app.views.notifications import NotificationView, unread_notifications
     from app.views.ownership import OwnershipView
@@ -95,12 +96,16 @@ def register_views(appbuilder) -> None:
                         label=_("Pipeline kanban"), icon="fa-columns", category="Opportunities")
     appbuilder.add_view(OpportunityStageView, "OpportunityStages", label=_("Pipeline stages"),
                         icon="fa-list-ol", category="Rules")
+    appbuilder.add_view(SegmentView, "Segments", label=_("Segments"), href="/segments/list/",
+                        icon="fa-filter", category="Marketing",
+                        category_label=_("Marketing management"), category_icon="fa-bullhorn")
+    appbuilder.add_view(TagView, "Tags", label=_("Tags"), href="/tags/list/", icon="fa-tags",
+                        category="Marketing")
     appbuilder.add_view(CaptureFormView, "CaptureForms", label=_("Capture forms"),
                         icon="fa-wpforms", category="Leads")
     appbuilder.add_view_no_menu(PublicCaptureView)
     appbuilder.add_view(SurveyView, "Surveys", label=_("Surveys"), icon="fa-question-circle",
-                        category="Marketing", category_label=_("Marketing menu"),
-                        category_icon="fa-bullhorn")
+                        category="Marketing")
     appbuilder.add_view_no_menu(PublicSurveyView)
     appbuilder.add_view(TransferView, "Transfers", label=_("Transfer requests"),
                         href="/transfers/", icon="fa-exchange", category="Customers")

@@ -34,6 +34,7 @@ from app.paging import KeysetInterface
 from app.views.base import ScopedModelView, local_path, minutes, readable_formatters
 from app.views.ownership import redirect_to
 from app.views.pickers import UserPickerField
+from app.tag_filters import tag_filter
 
 CUSTOMER_LABELS = {
     "name": _("Name"), "customer_type": _("Type"), "type_label": _("Type"),
@@ -75,6 +76,9 @@ def render_customer_page(view, customer: Customer, here: str):
     except GuishuError:
         abort(404)
     sm = view.appbuilder.sm
+    from app.views.marketing import tag_context
+
+    contacts = sorted(customer.contacts, key=lambda x: (not x.is_primary, x.id))
     details = [(group, [(CUSTOMER_LABELS[f], _shown(getattr(customer, f))) for f in spec["fields"]])
                for group, spec in CustomerView.show_fieldsets]
     return view.render_template(
@@ -89,7 +93,9 @@ def render_customer_page(view, customer: Customer, here: str):
         can_read_opportunities=sm.has_access("can_read", RES_OPPORTUNITY),
         can_add_opportunity=sm.has_access("can_write", RES_OPPORTUNITY)
         and customer.ownership is not None and customer.ownership.owner_id is not None,
-        contacts=sorted(customer.contacts, key=lambda x: (not x.is_primary, x.id)))
+        contacts=contacts,
+        tagging=tag_context(actor, sm.has_access, "customer", [customer.id]),
+        contact_tagging=tag_context(actor, sm.has_access, "contact", [p.id for p in contacts]))
 
 
 def refuse_bad_search(view):
@@ -262,15 +268,15 @@ class CustomerView(ScopedModelView):
     order_columns = ["name", "created_at"]
     class_permission_name = RES_CUSTOMER
     route_base = "/customers"
-    base_filters = scope_filters("id") + quick_search_filters("id")
+    base_filters = scope_filters("id") + quick_search_filters("id") + tag_filter("customer")
     list_template = "guishu/customer_list.html"
     base_order = ("id", "desc")
     base_permissions = ["can_read", "can_write", "can_delete", "can_export", "can_release",
                         "can_transfer", "can_lock", "can_unlock", "can_refresh_keys",
-                        "can_grade"]
+                        "can_grade", "can_tag"]
     method_permission_name = dict(ScopedModelView.method_permission_name, release="release",
                                   request_transfer="transfer", lock="lock", unlock="unlock",
-                                  set_grade="grade")
+                                  set_grade="grade", tag="tag")
     list_title = _("Customers")
     show_title = _("Customer")
     add_title = _("Add customer")
@@ -446,6 +452,12 @@ class CustomerView(ScopedModelView):
     @action("set_grade", _("Set grade"), None, "fa-star", single=False)
     def set_grade(self, items):
         return redirect_to("OwnershipView.grade", items)
+
+    @action("tag", _("Tag"), None, "fa-tags", single=False)
+    def tag(self, items):
+        from app.views.marketing import tag_action_redirect
+
+        return tag_action_redirect("customer", items)
 
     @action("lock", _("Lock"), _("Lock the selected customers (exempt from reclaim)?"),
             "fa-lock", single=False)

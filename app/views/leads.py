@@ -25,6 +25,8 @@ from app.views.base import ScopedModelView, local_path, readable_formatters
 from app.views.ownership import flash_error, ids_arg, selected_ids
 from app.views.org import ServiceModelView
 from app.views.pickers import UserPickerField
+from app.tag_filters import tag_filter
+from app.views.marketing import tag_action_redirect, tag_context
 
 
 class LeadScopeFilter(BaseFilter):
@@ -91,14 +93,15 @@ class LeadView(ServiceModelView):
     datamodel = KeysetInterface(Lead, load=LEAD_LOAD)
     class_permission_name = RES_LEAD
     route_base = "/leads"
-    base_filters = [["id", LeadScopeFilter, lambda: None]]
+    base_filters = [["id", LeadScopeFilter, lambda: None]] + tag_filter("lead")
     base_order = ("id", "desc")
     order_columns = ["created_at", "priority_score"]
-    base_permissions = ["can_read", "can_write", "can_release", "can_assign", "can_convert"]
+    base_permissions = ["can_read", "can_write", "can_release", "can_assign", "can_convert",
+                        "can_tag"]
     method_permission_name = dict(
         ScopedModelView.method_permission_name, followup="write", invalid="write",
         release="release", release_one="release", assign="assign", assign_one="assign",
-        convert="convert", bulk="read")
+        convert="convert", bulk="read", tag="tag")
     list_title = _("Leads")
     show_title = _("Lead")
     add_title = _("Add lead")
@@ -280,6 +283,10 @@ class LeadView(ServiceModelView):
     def assign(self, items):
         return redirect(url_for("LeadView.bulk", verb="assign", ids=_ids(items)))
 
+    @action("tag", _("Tag"), None, "fa-tags", single=False)
+    def tag(self, items):
+        return tag_action_redirect("lead", items)
+
     @expose("/bulk/<verb>", methods=["GET", "POST"])
     @has_access
     def bulk(self, verb):
@@ -354,6 +361,7 @@ def render_lead_page(view, item):
     o = item.ownership
     return view.render_template(
         "guishu/lead_show.html", lead=item, followups=list(followups), events=list(events),
+        tagging=tag_context(actor, sm.has_access, "lead", [item.id]),
         writable=writable and item.status in lead_service.OPEN_STATUSES,
         owned=o is not None and o.owner_id is not None,
         in_pool=o is not None and o.pool_id is not None,
