@@ -507,15 +507,15 @@ def send(actor: User, survey_id: Any, data: dict) -> dict:
         errors["channel"] = tr("The delivery channel can only be: %(choices)s",
                               choices="email, sms")
     campaign_id, segment_id = data.get("campaign_id"), data.get("segment_id")
+    campaign = segment = None
     if (campaign_id in (None, "")) == (segment_id in (None, "")):
         errors["campaign_id"] = tr("Name either a campaign or a segment")
-    campaign = segment = None
-    if campaign_id not in (None, ""):
+    elif campaign_id not in (None, ""):
         pk = parse_pk(campaign_id)
         campaign = db.session.get(Campaign, pk) if pk is not None else None
         if campaign is None:
             errors["campaign_id"] = tr("The campaign does not exist")
-    if segment_id not in (None, ""):
+    else:
         pk = parse_pk(segment_id)
         segment = db.session.get(Segment, pk) if pk is not None else None
         if segment is None:
