@@ -262,7 +262,8 @@ def _build_org(db) -> dict:
     c_pool = customers.create_customer(staff, {"name": "上海申达物流有限公司",
                                                "phone": "021-62345678"})
     made = dict(admin=admin, manager=manager, manager_north=manager_north, rep=rep, rep2=rep2,
-                rep_north=rep_north, staff=staff, auditor=auditor, marketing=marketing, east=east, north=north,
+                rep_north=rep_north, staff=staff, auditor=auditor, marketing=marketing,
+                east=east, north=north,
                 centre=centre, pool=default_pool(), c_rep=c_rep, c_rep2=c_rep2,
                 c_north=c_north, c_pool=c_pool)
     return {name: (type(obj), obj.id) for name, obj in made.items()}

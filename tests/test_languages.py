@@ -32,7 +32,8 @@ SKIP_PREFIXES = ("/api/", "/static/", "/appbuilder/", "/logout", "/lang/", "/swa
                  "/favicon")
 SKIP_ENDPOINT_WORDS = ("export", "download", "csv", "xlsx", "api", "logout")
 # Not data but proper names every UI shows as they are: the language menu, the product's
-# name (APP_NAME) and the Chinese holidays greeted by care (names from the calendar).
+# name (APP_NAME), the Chinese holidays greeted by care (names from the calendar) and the
+# place names of the region pickers.
 PROPER_NAMES = {"中文", "English"}
 
 
@@ -118,6 +119,11 @@ def data_strings(db, cjk: bool = True) -> list[str]:
     from app.services import care
 
     found.update(care.known_holidays())
+    # China's provinces and cities: place names a segment's region pickers offer.
+    from app.services.region_names import CITIES, PROVINCES
+
+    found.update(PROVINCES)
+    found.update(CITIES)
     found.add(current_app.config["APP_NAME"])
     found.update(PROPER_NAMES)
     return sorted(found, key=len, reverse=True)
