@@ -576,6 +576,7 @@ def build_demo(password: str) -> dict:
     workflows["opportunities"] = _demo_opportunities()
     workflows.update(_demo_capture_form())
     workflows["segment_policies"] = _demo_segment_policies(admin_id)
+    workflows.update(_demo_survey())
     # Every customer made: the planned ones, the twins entered for the review page and the
     # one a converted lead became.
     n_customers += DEMO_TWINS + workflows.pop("converted_customers")
@@ -891,3 +892,45 @@ def _demo_capture_form() -> dict:
         "email": "zhoumin@example.com", "province": "浙江", "city": "绍兴",
         "notes": "想了解贵公司的报价和交付周期", "consent": "y"}, "127.0.0.1")
     return {"capture_forms": 1, "capture_leads": int(done.outcome == "lead")}
+
+
+DEMO_SURVEY_ANSWERS = [  # (source, wanted features, rating, suggestion)
+    ("展会", ["移动端", "报表"], "5", "希望尽快上线小程序"),
+    ("朋友推荐", ["报表"], "4", ""),
+    ("网络搜索", ["接口", "报表"], "4", "接口文档可以更详细一些"),
+    ("展会", ["移动端"], "3", ""),
+    ("朋友推荐", ["报表", "移动端", "接口"], "5", "培训很到位"),
+    ("网络搜索", ["移动端"], "2", "导入速度有点慢"),
+]
+
+
+def _demo_survey() -> dict:
+    """One open survey (客户满意度调研) with links for a dozen customers, half answered, as
+    the public page would send the answers (no delivery: the demo has no mail server)."""
+    from app.models import User
+    from app.services import surveys
+
+    admin = db.session.execute(select(User).where(User.username == "admin")).scalar_one()
+    survey = surveys.create_survey(admin, {
+        "title": "2026 客户满意度调研", "intro": "感谢您一直以来的支持，耽误您两分钟。",
+        "questions": [
+            {"kind": "single", "text": "您是通过什么渠道了解我们的？",
+             "options": ["展会", "朋友推荐", "网络搜索", "其他"]},
+            {"kind": "multiple", "text": "您最看重哪些功能？", "options": ["报表", "移动端", "接口"]},
+            {"kind": "rating", "text": "您对我们的整体服务打几分？"},
+            {"kind": "text", "text": "还有什么建议？", "required": False}]})
+    surveys.set_status(admin, survey.id, "open")
+    questions = surveys.questions_of(survey.id)
+    customers = db.session.execute(select(Customer.id, Customer.name).order_by(Customer.id)
+                                   .limit(2 * len(DEMO_SURVEY_ANSWERS))).all()
+    answered = 0
+    for i, (customer_id, name) in enumerate(customers):
+        invitation = surveys.invite(admin, survey.id, customer_id=customer_id,
+                                    greeting_name=name)
+        if i % 2 == 0 and answered < len(DEMO_SURVEY_ANSWERS):
+            source, wanted, rating, note = DEMO_SURVEY_ANSWERS[answered]
+            surveys.answer(invitation.token, {
+                f"q{questions[0].id}": [source], f"q{questions[1].id}": wanted,
+                f"q{questions[2].id}": [rating], f"q{questions[3].id}": [note]})
+            answered += 1
+    return {"surveys": 1, "survey_responses": answered}

@@ -104,6 +104,10 @@ PERIODIC: list[PeriodicJob] = [
                 "GUISHU_CRON_CAMPAIGN_DELIVER", "*/5 * * * *",
                 _l("send due campaign e-mail / SMS inside each campaign's send window "
                    "(retries with backoff, opt-outs honoured)")),
+    PeriodicJob("survey_deliver", _l("Survey invitations"),
+                "jobs.surveys.survey_deliver",
+                "GUISHU_CRON_SURVEY_DELIVER", "*/10 * * * *",
+                _l("send pending survey invitations by e-mail / SMS (retries with backoff)")),
     PeriodicJob("task_reminders", _l("Task reminders"),
                 "jobs.tasks.task_reminders",
                 "GUISHU_CRON_TASK_REMINDERS", "*/5 * * * *",

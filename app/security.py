@@ -153,6 +153,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
               f"|{RES_DEDUPE})", CAN_READ),
         _perm(RES_CARE_MESSAGE, CAN_READ, CAN_WRITE),
         _perm(RES_IMPORT, CAN_READ, CAN_WRITE),
+        _perm(RES_SURVEY, CAN_READ, CAN_EXPORT), _menus("Marketing", "Surveys"),  # results
         _menus("Customers", "CustomerList", "CustomerExport", "CustomerExportXlsx", "Contacts", "OwnershipHistory",
                "FollowUps", "Deals",
                "PoolCustomers", "Organisation", "Departments", "Rules", "Pools", "Policies",
@@ -228,6 +229,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(f"({RES_POLICY}|{RES_RULE}|{RES_GRADING}|{RES_CARE_TEMPLATE}|{RES_CARE_SETTINGS}"
               f"|{RES_CARE_MESSAGE}|{RES_DEDUPE})", CAN_READ),
         _perm(RES_AUDIT, CAN_READ),
+        _perm(RES_SURVEY, CAN_READ, CAN_EXPORT), _menus("Marketing", "Surveys"),
         _perm(f"({RES_LEAD}|{RES_LEAD_POOL})", CAN_READ), _menus("Leads", "LeadList", "LeadPool"),
         _perm(RES_OPPORTUNITY, CAN_READ),
         _menus("Opportunities", "OpportunityList", "OpportunityKanban"),
@@ -264,7 +266,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         # marketing: responses (tracked links, sign-up token, marked responses, effect table)
         _perm(RES_CAMPAIGN_RESPONSE, CAN_READ, CAN_WRITE),
         _perm(RES_CAMPAIGN_EFFECT, CAN_READ, CAN_EXPORT), _menus("Marketing", "CampaignEffect"),
-        # marketing: surveys
+        # surveys
+        _perm(RES_SURVEY, CAN_READ, CAN_WRITE, CAN_EXPORT), _menus("Marketing", "Surveys"),
     ],
 }
 

@@ -70,6 +70,7 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
 
     form = db.session.execute(select(CaptureForm)).scalar_one()
     assert (summary["capture_forms"], summary["capture_leads"]) == (1, 1)
+    assert (summary["surveys"], summary["survey_responses"]) == (1, 6)
     from_form = db.session.execute(select(Lead).where(
         Lead.consent_version == form.policy_version)).scalar_one()
     assert from_form.source == "web_form" and from_form.priority_score > 0

@@ -14,6 +14,7 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.policies import PolicyApi
     from app.api.segments import SegmentApi
     from app.api.targets import TargetApi
+    from app.api.surveys import SurveyApi
     from app.api.tasks import TaskApi
     from app.api.transfers import TransferApi
 
@@ -21,7 +22,7 @@ def register_apis(appbuilder, csrf) -> None:
 
     for api in (CustomerApi, PoolApi, OwnershipApi, TransferApi, TaskApi, PolicyApi,
                 DedupeApi, LeadApi, OpportunityApi, HooksApi, SmsApi, TargetApi, CampaignApi,
-                SegmentApi, GuishuOpenApi):
+                SegmentApi, SurveyApi, GuishuOpenApi):
         appbuilder.add_api(api)
     for api in (CampaignStatsApi, CampaignResponseApi):  # beside the campaigns' CRUD
         appbuilder.add_api(api)
@@ -45,7 +46,7 @@ def register_apis(appbuilder, csrf) -> None:
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "TaskApi",
                     "PolicyApi", "DedupeApi", "LeadApi", "OpportunityApi", "SecurityApi",
                     "HooksApi", "SmsApi", "TargetApi", "CampaignApi", "CampaignStatsApi",
-                    "CampaignResponseApi", "SegmentApi"):
+                    "CampaignResponseApi", "SegmentApi", "SurveyApi"):
             csrf.exempt(blueprint)
 
 

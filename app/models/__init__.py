@@ -27,3 +27,5 @@ from app.models.lead_warning import LeadReclaimWarning  # noqa: F401
 from app.models.marketing import (Campaign, CampaignMember, CampaignMessage,  # noqa: F401
                                   CampaignTouch, MarketingOptOut, MarketingSettings,
                                   RecordTag, Segment, Tag)
+from app.models.survey import (Survey, SurveyAnswer, SurveyInvitation,  # noqa: F401
+                               SurveyQuestion, SurveyResponse)

@@ -30,6 +30,7 @@ def register_views(appbuilder) -> None:
     from app.views.ownership import OwnershipView
     from app.views.pickers import user_picker
     from app.views.pool import PoolCustomerView, administered_pool_ids
+    from app.views.surveys import PublicSurveyView, SurveyView
     from app.views.targets import SalesTargetView
     from app.views.tasks import TaskView
     from app.views.transfers import TransferView
@@ -120,6 +121,9 @@ def register_views(appbuilder) -> None:
                         label=_("My customers in campaigns"), icon="fa-bullhorn",
                         category="Customers")
     appbuilder.add_view_no_menu(PublicClickView)
+    appbuilder.add_view(SurveyView, "Surveys", label=_("Surveys"), icon="fa-question-circle",
+                        category="Marketing")
+    appbuilder.add_view_no_menu(PublicSurveyView)
     appbuilder.add_view(TransferView, "Transfers", label=_("Transfer requests"),
                         href="/transfers/", icon="fa-exchange", category="Customers")
     appbuilder.add_view(CareMessageView, "CareOutbox", label=_("Care outbox"),
