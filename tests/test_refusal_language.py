@@ -175,7 +175,7 @@ ALLOWED = {
                 "生日祝福短信", "{contact}您好，{owner}祝您生日快乐，万事如意！", "节日提醒（负责人）",
                 "{occasion}问候提醒", "节日祝福邮件", "{occasion}快乐", "新春祝福邮件", "春节",
                 "恭贺新春", "月", "日", "日）", "模板已删除", "今天", " 等 ", " 位", " 天后", "：请问候 ",
-                "发送中断（进程退出），无法确认是否送达；确认后可手动重试"},
+                "发送中断（进程退出），无法确认是否送达；确认后可手动重试", "地址已退订"},
     "care_calendar.py": {"补假", "调休", "休息日", "生日", "农历生日"},  # holiday package names
     # the gateways' errors, stored on the outbox row by the delivery job
     "care_channels.py": {"未配置短信网关（设置 GUISHU_SMS_GATEWAY）", "未配置邮件服务器（设置 GUISHU_SMTP_HOST）",
@@ -221,6 +221,16 @@ ALLOWED = {
     "dedupe_scan.py": {"市"},
     "import_files.py": {"列"},
     "import_report.py": {"数据错误", "重复", "行号", "问题类型", "原因"},
+    # marketing: the customer-facing footers of campaign and survey messages (回复TD退订 is
+    # what Chinese carriers require), the reply words TD / 退订, the stored last errors of
+    # the outboxes (as care's), and a lead event's reason
+    "campaign_sending.py": {"回复TD退订", "不想再收到此类邮件？点此退订：", "发送中",
+                            "发送中断（进程退出），无法确认是否送达；确认后可手动重试", "地址已退订",
+                            "^(td|退订)[。.!！]?$", "模板无法填充："},
+    "campaign_responses.py": {"市场活动："},
+    "surveys.py": {"\n请点击以下链接填写（", "前有效）：\n", "问卷调查：", "您好，诚邀您参与问卷「",
+                   "前有效）回复TD退订", "您好：\n\n诚邀您参与问卷调查「",
+                   "发送中断（进程退出），无法确认是否送达", "已退订"},
 }
 _PATTERNS = {"customers.py"}  # the birthday pattern (年 / 月 / 日)
 _HEADER_WORDS = {"import_mapping.py"}  # header names and synonyms of import files
