@@ -572,13 +572,15 @@ def build_demo(password: str) -> dict:
     workflows["care_messages"] = _demo_care()
     workflows["duplicate_clusters"] = _demo_duplicates()
     workflows.update(_demo_leads_and_tasks())
-    workflows["targets"] = _demo_targets()
     workflows["opportunities"] = _demo_opportunities()
     workflows.update(_demo_capture_form())
+    workflows.update(_demo_marketing(workflows.pop("converted_customers")))
+    # Targets last: set from what each rep brings in, the campaigns' won deals included.
+    workflows["targets"] = _demo_targets()
     workflows["segment_policies"] = _demo_segment_policies(admin_id)
     workflows.update(_demo_survey())
     # Every customer made: the planned ones, the twins entered for the review page and the
-    # one a converted lead became.
+    # ones converted leads became (a demo lead, the campaigns' leads).
     n_customers += DEMO_TWINS + workflows.pop("converted_customers")
     return {"created": True, "users": len(users), "departments": len(depts),
             "customers": n_customers, "in_pool": n_pool_rows, "contacts": n_contacts,
@@ -873,6 +875,16 @@ def _demo_opportunities() -> int:
                 continue
             made += 1
     return db.session.execute(select(func.count()).select_from(Opportunity)).scalar_one()
+
+
+def _demo_marketing(converted_before: int) -> dict:
+    """Issue 16's marketing: tags, a segment, two finished campaigns with a full effect table
+    and a running one (app.demo_marketing), sign-ups through the capture form above."""
+    from app.demo_marketing import build_marketing_demo
+
+    made = build_marketing_demo("官网咨询表单")
+    made["converted_customers"] += converted_before
+    return made
 
 
 def _demo_capture_form() -> dict:

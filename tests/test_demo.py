@@ -16,16 +16,16 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     expected = {"admin", "auditor1", "marketing1"} | {f"manager{i}" for i in range(1, 5)} | \
         {f"rep{i}" for i in range(1, 21)} | {f"staff{i}" for i in range(1, 4)}
     assert expected <= names
-    # 5,000 customers, four entered twice under another spelling for the review page, and
-    # one a demo lead was converted into.
-    assert db.session.execute(select(func.count()).select_from(Customer)).scalar_one() == 5005
-    assert summary["customers"] == 5005  # what init reports is what it made (README too)
+    # 5,000 customers, four entered twice under another spelling for the review page, one a
+    # demo lead was converted into and eight the campaigns' leads became.
+    assert db.session.execute(select(func.count()).select_from(Customer)).scalar_one() == 5013
+    assert summary["customers"] == 5013  # what init reports is what it made (README too)
     assert summary["duplicate_clusters"] >= 4
     # Every demo customer is found by its name through the quick-search keys.
     from app.models import CustomerSearchText
 
     assert db.session.execute(select(func.count()).select_from(CustomerSearchText)).scalar_one() \
-        == 5005
+        == 5013
     from app.services import search
 
     some = db.session.execute(select(Customer).order_by(Customer.id.desc())).scalars().first()
@@ -72,7 +72,7 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     assert (summary["capture_forms"], summary["capture_leads"]) == (1, 1)
     assert (summary["surveys"], summary["survey_responses"]) == (1, 6)
     from_form = db.session.execute(select(Lead).where(
-        Lead.consent_version == form.policy_version)).scalar_one()
+        Lead.consent_version == form.policy_version, Lead.person_name == "周敏")).scalar_one()
     assert from_form.source == "web_form" and from_form.priority_score > 0
     assert summary["tasks"] == 3 == db.session.execute(
         select(func.count()).select_from(Task).where(Task.source == "manual")).scalar_one()
@@ -102,8 +102,9 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     stages = set(db.session.execute(select(OpportunityStage.name).join(
         Opportunity, Opportunity.stage_id == OpportunityStage.id)).scalars())
     assert stages == {"初步接洽", "需求确认", "方案报价", "商务谈判", "赢单", "输单"}
-    assert summary["opportunities"] == 32 == db.session.execute(
-        select(func.count()).select_from(Opportunity)).scalar_one()
+    # 32 on the kanban, 10 from the campaigns (8 converted leads, 2 customer members).
+    assert (summary["opportunities"], summary["campaign_opportunities"]) == (32, 10)
+    assert db.session.execute(select(func.count()).select_from(Opportunity)).scalar_one() == 42
     assert db.session.execute(select(func.count(func.distinct(Opportunity.created_by_id))))\
         .scalar_one() == 4
     won = db.session.execute(select(Opportunity).where(Opportunity.status == "won")).scalars()
@@ -114,4 +115,80 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     assert summary["segment_policies"] == 2
     assert sorted(db.session.execute(select(Policy.segment_key).where(
         Policy.segment_key != "")).scalars()) == ["grade=A", "record_type=lead;source=web_form"]
+    _assert_marketing(db, summary)
     assert build_demo("demo-pass-1") == {"created": False}
+
+
+def _assert_marketing(db, summary):
+    """Issue 16's demo: tags, marketing1's segment, two finished campaigns whose effect table
+    is full and one running campaign with its SMS waiting in the outbox."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from app.demo_marketing import EXPO, MAIL, SEGMENT, SEMINAR
+    from app.models import CampaignMessage, CampaignTouch, Deal, Lead, RecordTag, Tag
+    from app.models.customer import utcnow
+    from app.models.marketing import Campaign, Segment
+    from app.services import campaign_responses
+
+    marketing1 = db.session.execute(select(User).where(User.username == "marketing1")
+                                    ).scalar_one()
+    admin = db.session.execute(select(User).where(User.username == "admin")).scalar_one()
+    assert {k: summary[k] for k in ("tags", "segments", "campaigns", "campaign_leads",
+                                    "campaign_deals")} == {
+        "tags": 3, "segments": 1, "campaigns": 3, "campaign_leads": 8, "campaign_deals": 5}
+    tagged = dict(db.session.execute(select(Tag.name, func.count(RecordTag.id)).join(
+        RecordTag, RecordTag.tag_id == Tag.id).group_by(Tag.name)).all())
+    assert tagged == {"重点客户": tagged["重点客户"], "制造业": 40, "展会来访": 5}
+    assert tagged["重点客户"] > 0
+    segment = db.session.execute(select(Segment)).scalar_one()
+    assert (segment.name, segment.created_by_id) == (SEGMENT, marketing1.id)
+    campaigns = {c.name: c for c in db.session.execute(select(Campaign)).scalars()}
+    assert {n: c.status for n, c in campaigns.items()} == {
+        EXPO: "finished", MAIL: "finished", SEMINAR: "running"}
+    assert {c.launched_by_id for c in campaigns.values()} == {marketing1.id}
+    assert campaigns[EXPO].segment_id == campaigns[MAIL].segment_id == segment.id
+
+    effects = {e.name: e for e in campaign_responses.effect(None, admin)}
+    expo, mail = effects[EXPO], effects[MAIL]
+    for e in (expo, mail):
+        assert e.members > 100 and e.delivered >= e.members * 3 // 4, e
+        assert e.clicked > 0 and e.responded > e.leads > 0 and e.opportunities > 0, e
+        assert e.won_first > 0 and e.won_last > 0, e
+        assert e.roi_first > 0 and e.roi_last > 0, e
+        assert e.failed == 0
+    # 5 sign-ups or stand visitors became leads at the exhibition, 3 with the mail; every
+    # one converted; cost per lead is the actual cost over them.
+    assert (expo.leads, expo.converted, expo.cost_per_lead) == (5, 5, Decimal("13600.00"))
+    assert (mail.leads, mail.converted, mail.cost_per_lead) == (3, 3, Decimal("3266.67"))
+    # One opt-out through the mail's unsubscribe link.
+    assert (expo.unsubscribed, mail.unsubscribed) == (0, 1)
+    # The five won deals (three leads' and two clicked members'), each credited once to a
+    # first and once to a last touch.
+    amounts = Decimal("168000") + Decimal("215000") + Decimal("88000") + Decimal("96000") \
+        + Decimal("56000")
+    assert expo.won_first + mail.won_first == amounts == expo.won_last + mail.won_last
+    # Every touch is backdated inside the attribution window before today's deals.
+    now = utcnow()
+    times = list(db.session.execute(select(CampaignTouch.occurred_at)).scalars())
+    assert times and all(now - dt.timedelta(days=100) < t < now - dt.timedelta(days=20)
+                         for t in times)
+    kinds = set(db.session.execute(select(CampaignTouch.campaign_id, CampaignTouch.kind)))
+    for name in (EXPO, MAIL):
+        for kind in ("click", "signup", "response"):
+            assert (campaigns[name].id, kind) in kinds, (name, kind)
+    # The converted leads' customers carry the won deals.
+    won_leads = db.session.execute(select(func.count()).select_from(Lead).join(
+        Deal, Deal.customer_id == Lead.converted_customer_id).where(
+        Lead.source.in_(("web_form", "campaign")), Lead.campaign.is_not(None))).scalar_one()
+    assert won_leads == 3
+    # The finished campaigns' outbox is delivered; the running seminar's SMS wait.
+    statuses = dict(((cid, channel, status), n) for cid, channel, status, n in db.session.execute(
+        select(CampaignMessage.campaign_id, CampaignMessage.channel, CampaignMessage.status,
+               func.count()).group_by(CampaignMessage.campaign_id, CampaignMessage.channel,
+                                      CampaignMessage.status)))
+    seminar = campaigns[SEMINAR]
+    assert {k[2] for k in statuses if k[0] != seminar.id} == {"sent"}
+    assert {k for k in statuses if k[0] == seminar.id} == {(seminar.id, "sms", "pending")}
+    assert statuses[(seminar.id, "sms", "pending")] == summary["campaign_pending"] > 0
+    assert effects[SEMINAR].members == 40 and effects[SEMINAR].delivered == 0
