@@ -119,6 +119,8 @@ class Config:
     MAIL_FROM = os.environ.get("GUISHU_MAIL_FROM", "归属 Guishu <noreply@localhost>")
     # Care SMS: "http" (POST JSON to SMS_URL) or "package.module:Class" with send(phone, text).
     SMS_GATEWAY = os.environ.get("GUISHU_SMS_GATEWAY", "")
+    # FileSmsGateway's file (empty: instance/sms/outbox.jsonl).
+    SMS_FILE = os.environ.get("GUISHU_SMS_FILE", "")
     SMS_URL = os.environ.get("GUISHU_SMS_URL", "")
     SMS_TOKEN = os.environ.get("GUISHU_SMS_TOKEN", "")
     # The address people reach the app at, for links in campaign e-mail (tracked links /c/…,

@@ -194,6 +194,17 @@ def _mail_catcher(env: dict[str, str]) -> tuple[Optional[Child], str]:
     return child, f"care e-mail caught by a local SMTP server on 127.0.0.1:{port} into {maildir}"
 
 
+def _sms_catcher(env: dict[str, str]) -> str:
+    """Without GUISHU_SMS_GATEWAY, SMS (care, campaigns, surveys) are appended to
+    instance/sms/outbox.jsonl by FileSmsGateway, as e-mail goes to the mail catcher."""
+    if os.environ.get("GUISHU_SMS_GATEWAY"):
+        return os.environ["GUISHU_SMS_GATEWAY"]
+    path = Path(INSTANCE_DIR) / "sms" / "outbox.jsonl"
+    env.update(GUISHU_SMS_GATEWAY="app.services.care_channels:FileSmsGateway",
+               GUISHU_SMS_FILE=str(path))
+    return f"SMS written to {path} (one JSON line each)"
+
+
 def main() -> int:
     host = os.environ.get("GUISHU_HOST", "127.0.0.1")
     port = int(os.environ.get("GUISHU_PORT", "5000"))
@@ -230,6 +241,7 @@ def main() -> int:
     env = dict(os.environ, REDIS_URL=redis_url, PYTHONUNBUFFERED="1")
     rq = _rq_command()
     mail_child, mail_note = _mail_catcher(env)
+    sms_note = _sms_catcher(env)
     children = ([mail_child] if mail_child else []) + [
         Child("web", [sys.executable, "-m", "gunicorn", "--no-control-socket", "-w", "2", "-b", f"{host}:{port}",
                       "--access-logfile", "-", "run:app"]),
@@ -240,7 +252,8 @@ def main() -> int:
         for child in children:
             child.start(env)
         code = _supervise(children, host, port, [f"Redis:      {redis_note}",
-                                                  f"Mail:       {mail_note}"], stop)
+                                                  f"Mail:       {mail_note}",
+                                                  f"SMS:        {sms_note}"], stop)
     finally:
         _stop_all(children, stop)
         if embedded is not None:

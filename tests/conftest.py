@@ -180,12 +180,21 @@ def _wipe(db):
         with db.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         return
-    with db.engine.begin() as conn:
-        conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
-        for t in reversed(tables):
-            conn.execute(t.delete())
-        conn.exec_driver_sql("DELETE FROM sqlite_sequence") if conn.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE name='sqlite_sequence'").first() else None
+    # Every row goes: the foreign keys have nothing to guard (and a RESTRICT action fires
+    # row by row, whatever the order, once a worker process has written the same tables).
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside a transaction, as it must be
+        conn.commit()
+        try:
+            with conn.begin():
+                for t in reversed(tables):
+                    conn.execute(t.delete())
+                conn.exec_driver_sql("DELETE FROM sqlite_sequence") if conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE name='sqlite_sequence'").first() \
+                    else None
+        finally:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()
 
 
 def _rebuild(db, *, with_org: bool) -> None:

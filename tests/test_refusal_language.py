@@ -181,7 +181,7 @@ ALLOWED = {
     "care_channels.py": {"未配置短信网关（设置 GUISHU_SMS_GATEWAY）", "未配置邮件服务器（设置 GUISHU_SMTP_HOST）",
                          "短信网关未配置地址（GUISHU_SMS_URL）", "短信网关 ", " 无法加载：", "邮件服务器拒收地址 ",
                          "邮件服务器登录失败：", "邮件服务器错误：", "邮件服务器不可达（", "短信网关拒绝：HTTP ",
-                         "短信网关不可达："},
+                         "短信网关不可达：", " 无法写入："},
     # the reasons stored on ownership events and audit rows (history, not messages)
     "assignment.py": {"平均分配", "分配"},
     "customers.py": {"删除客户"},

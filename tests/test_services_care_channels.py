@@ -60,6 +60,24 @@ def test_sms_through_a_gateway_class_named_in_the_config(config):
     assert SENT_SMS == [("+8613700137000", "生日快乐")]
 
 
+def test_the_file_gateway_appends_one_json_line_per_sms(config, tmp_path):
+    """`make start` without a gateway: SMS land in a file one can read, one line each."""
+    import json
+
+    path = tmp_path / "sms" / "outbox.jsonl"
+    config("SMS_GATEWAY", "app.services.care_channels:FileSmsGateway")
+    config("SMS_FILE", str(path))
+    first = care_channels.send_sms("+8613700137000", "生日快乐 回复TD退订")
+    second = care_channels.send_sms("+8613800138000", "节日快乐")
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [(x["id"], x["to"], x["text"]) for x in lines] == [
+        (first, "+8613700137000", "生日快乐 回复TD退订"), (second, "+8613800138000", "节日快乐")]
+    assert first != second
+    config("SMS_FILE", str(tmp_path))  # a directory: cannot be appended to, retried later
+    text, permanent = _refusal(lambda: care_channels.send_sms("+8613700137000", "x"))
+    assert text.startswith(f"短信网关 {tmp_path} 无法写入：") and permanent is False
+
+
 def test_sms_gateway_configuration_errors_are_permanent(config):
     assert _refusal(care_channels.sms_gateway) == ("未配置短信网关（设置 GUISHU_SMS_GATEWAY）",
                                                    True)

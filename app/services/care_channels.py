@@ -3,16 +3,19 @@
 The SMS gateway is pluggable: GUISHU_SMS_GATEWAY names a class ("package.module:Class") with
 `send(phone, text) -> str` (the provider's message id), or is "http" for the built-in
 gateway that POSTs JSON to GUISHU_SMS_URL (most providers, or an in-house SMS service, take
-that shape). Every failure is a DeliveryError whose text the outbox shows to admins.
+that shape); `make start` without a gateway writes SMS to a file (FileSmsGateway). Every failure is a DeliveryError whose text the outbox shows to admins.
 """
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
+import os
 import smtplib
 import socket
 import urllib.error
 import urllib.request
+import uuid
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Optional, Protocol
@@ -60,6 +63,29 @@ class HttpSmsGateway:
             return str(json.loads(answer).get("id", ""))
         except (ValueError, AttributeError):
             return ""
+
+
+class FileSmsGateway:
+    """Appends each SMS as one JSON line to a file (GUISHU_SMS_FILE): what `make start` uses
+    when no gateway is configured, as its mail catcher does for e-mail, so the demo's SMS
+    campaigns and care go somewhere one can read (instance/sms/outbox.jsonl)."""
+
+    def __init__(self, path: str = ""):
+        self.path = path or current_app.config.get("SMS_FILE", "") or os.path.join(
+            current_app.instance_path, "sms", "outbox.jsonl")
+
+    def send(self, phone: str, text: str) -> str:
+        sent_id = uuid.uuid4().hex
+        line = json.dumps({"id": sent_id, "to": phone, "text": text,
+                           "at": dt.datetime.now(dt.timezone.utc).isoformat()},
+                          ensure_ascii=False)
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write(line + "\n")
+        except OSError as exc:
+            raise DeliveryError(f"短信网关 {self.path} 无法写入：{exc}")
+        return sent_id
 
 
 def sms_gateway() -> SmsGateway:
