@@ -1443,7 +1443,7 @@ def _campaign_state(db):
 def campaign_ids(db, org, monkeypatch):
     from app.services import campaigns
 
-    monkeypatch.setattr(campaigns, "_queue", lambda campaign_id: 0)  # the outbox is not ours
+    monkeypatch.setattr(campaigns, "_queue_pending", lambda campaign: 0)  # the outbox is not ours
     planned = campaigns.create(org.marketing, {"name": "矩阵活动", "kind": "email"})
     campaigns.add_members(planned.id, org.marketing, customer_ids=[org.c_rep.id])
     running = campaigns.create(org.marketing, {"name": "矩阵进行中", "kind": "sms"})
