@@ -215,6 +215,28 @@ def _some_of_everything(org) -> None:
     followups.log_followup(org.rep, org.c_rep.id, {"channel": "visit", "content": "上门演示"})
     deals.record_deal(org.rep2, org.c_rep2.id, {"amount": "5000"})
     transfers.create_transfer(org.rep, [org.c_rep.id], org.rep2.id, "客户要求", "customer_request")
+    _some_marketing(org)
+
+
+def _some_marketing(org) -> None:
+    """A segment of both kinds, a launched SMS campaign with its outbox, an opt-out of each
+    source: the marketing pages' labels (record types, message statuses, opt-out sources)."""
+    from app.extensions import db
+    from app.services import campaign_sending, campaigns
+    from app.services.marketing_segments import create_segment
+
+    segment = create_segment(org.marketing, {"name": "全部客户和线索", "record_type": "both"})
+    campaign = campaigns.create(org.marketing, {"name": "春季短信", "kind": "sms",
+                                                "segment_id": segment.id})
+    campaign_sending.set_templates(campaign.id, org.marketing, email_subject="", email_body="",
+                                   sms_body="{name}您好")
+    campaigns.launch(campaign.id, org.marketing)
+    for channel, address, source in (("sms", "+8613700137000", "sms_reply"),
+                                     ("email", "optout-link@example.com", "link"),
+                                     ("email", "optout-api@example.com", "api"),
+                                     ("email", "optout-staff@example.com", "manual")):
+        campaign_sending.record_optout(channel, address, source)
+    db.session.commit()
 
 
 @pytest.mark.parametrize("role", ROLES)
