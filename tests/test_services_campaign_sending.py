@@ -598,3 +598,34 @@ def test_rendering_replaces_the_bare_placeholders_only(db, org, world, sms):
     assert cs.deliver(now=at(10)).sent == 3
     assert ("+8613800138000", "{name:>300000000}{name!r}{name.__class__}{name} "
             "杭州云帆科技有限公司 回复TD退订") in SENT_SMS
+
+
+def test_a_td_reply_counts_for_the_campaign_that_texted_last(app, db, org, marketer, sms):
+    from app.services import campaign_responses, campaigns
+
+    made = []
+    for name in ("一月短信", "二月短信"):
+        c = campaigns.create(marketer, {"name": name, "kind": "sms"})
+        cs.set_templates(c.id, marketer, email_subject="", email_body="", sms_body="{name}您好",
+                         send_from_hour=0, send_to_hour=24)
+        campaigns.add_members(c.id, marketer, customer_ids=[org.c_rep.id, org.c_rep2.id])
+        campaigns.launch(c.id, marketer)
+        made.append(c.id)
+    cs.deliver(now=at(10))
+    # January's message to c_rep went out last (a retry, say); February's to c_rep2 did.
+    db.session.execute(update(CampaignMessage).where(CampaignMessage.campaign_id == made[0])
+                       .values(sent_at=at(11)))
+    db.session.execute(update(CampaignMessage).where(
+        CampaignMessage.campaign_id == made[0], CampaignMessage.address == "+8613900139000")
+        .values(sent_at=at(9)))
+    db.session.commit()
+    _, raw = api_keys.create_key(org.admin, "短信网关", "sms_inbound")
+    client = app.test_client()
+    for number in ("13800138000", "13900139000", "13600136000"):
+        assert client.post("/api/v1/sms/inbound", json={"from": number, "text": "TD"},
+                           headers={"X-Api-Key": raw}).status_code == 200
+    assert [tuple(r) for r in db.session.execute(select(
+        MarketingOptOut.address, MarketingOptOut.campaign_id).order_by(MarketingOptOut.id))] \
+        == [("+8613800138000", made[0]), ("+8613900139000", made[1]),
+            ("+8613600136000", None)]  # a number no campaign texted counts for none
+    assert [campaign_responses.effect_of(cid, marketer).unsubscribed for cid in made] == [1, 1]
