@@ -252,6 +252,20 @@ def channels_of(campaign: Campaign) -> list[str]:
             if body and body.strip()]
 
 
+def _has_message(campaign_id: int, channel: str, address_column):
+    """SQL: the campaign already has a message on `channel` to this address. No index holds
+    (campaign, channel, address), so each database gets the form it runs set-based:
+    PostgreSQL turns the correlated NOT EXISTS into a hash anti-join; SQLite would scan the
+    campaign's messages once per row (a re-run of 20,000 took 72 s), but builds an index of
+    an uncorrelated IN (SELECT …) once."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return exists().where(CampaignMessage.campaign_id == campaign_id,
+                              CampaignMessage.channel == channel,
+                              CampaignMessage.address == address_column)
+    return address_column.in_(select(CampaignMessage.address).where(
+        CampaignMessage.campaign_id == campaign_id, CampaignMessage.channel == channel))
+
+
 def queue_pending(campaign: Campaign) -> int:
     """Queue what is missing of a running campaign's messages in the caller's transaction (no
     commit): launch, add_members and set_templates call it before they commit, so a campaign
@@ -274,9 +288,7 @@ def queue_pending(campaign: Campaign) -> int:
             rows = addresses.subquery()
             opted_out = exists().where(MarketingOptOut.channel == channel,
                                        MarketingOptOut.address == rows.c.address)
-            sent_there = exists().where(CampaignMessage.campaign_id == campaign.id,
-                                        CampaignMessage.channel == channel,
-                                        CampaignMessage.address == rows.c.address)
+            sent_there = _has_message(campaign.id, channel, rows.c.address)
             total += _insert(select(
                 literal(campaign.id), func.min(rows.c.member_id), literal(channel),
                 rows.c.address, literal("pending"), literal(0), literal(now))
