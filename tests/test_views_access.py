@@ -986,26 +986,26 @@ def lead_ids(db, org):
 
 
 # (method, path template, form) -> {role: status}; "changes" roles write to the database.
-# Marketing reads every lead and lead pool, edits none (the service refuses: 404 / a flash),
-# and has no release, assign or convert on the lead pages (it hands out pool leads from the
-# lead pool page).
+# Marketing reads every lead and lead pool, has no lead form (add, edit, follow-up, invalid:
+# 403 by the permissions since the marketing role's merge), and has no release, assign or
+# convert on the lead pages (it hands out pool leads from the lead pool page).
 LEAD_ROUTES = [
     ("GET", "/leads/list/", None, dict.fromkeys(ROLES, 200), set()),
     ("GET", "/lead-pool/list/", None, dict.fromkeys(ROLES, 200), set()),
-    ("GET", "/leads/add", None, dict(dict.fromkeys(ROLES, 200), auditor=403, marketing=200), set()),
+    ("GET", "/leads/add", None, dict(dict.fromkeys(ROLES, 200), auditor=403, marketing=403), set()),
     ("GET", "/leads/show/{mine}", None,
      dict(admin=200, manager=200, rep=200, staff=200, auditor=200, marketing=200), set()),
     ("GET", "/leads/show/{north}", None,
      dict(admin=200, manager=404, rep=404, staff=200, auditor=200, marketing=200), set()),
     ("GET", "/lead-pool/show/{pooled}", None, dict.fromkeys(ROLES, 200), set()),
     ("GET", "/leads/edit/{mine}", None,
-     dict(admin=200, manager=200, rep=200, staff=200, auditor=403, marketing=404), set()),
+     dict(admin=200, manager=200, rep=200, staff=200, auditor=403, marketing=403), set()),
     ("POST", "/leads/edit/{north}", {"person_name": "改名"},
-     dict(admin=302, manager=404, rep=404, staff=302, auditor=403, marketing=404), {"admin", "staff"}),
+     dict(admin=302, manager=404, rep=404, staff=302, auditor=403, marketing=403), {"admin", "staff"}),
     ("POST", "/leads/followup/{north}", {"channel": "call", "content": "矩阵"},
-     dict(admin=302, manager=404, rep=404, staff=302, auditor=403, marketing=302), {"admin", "staff"}),
+     dict(admin=302, manager=404, rep=404, staff=302, auditor=403, marketing=403), {"admin", "staff"}),
     ("POST", "/leads/invalid/{north}", {"reason": "矩阵"},
-     dict(admin=302, manager=404, rep=404, staff=302, auditor=403, marketing=302), {"admin", "staff"}),
+     dict(admin=302, manager=404, rep=404, staff=302, auditor=403, marketing=403), {"admin", "staff"}),
     ("POST", "/leads/release/{mine}", {"reason": "矩阵"},
      dict(admin=302, manager=302, rep=302, staff=403, auditor=403, marketing=403),
      {"admin", "manager", "rep"}),
