@@ -46,11 +46,11 @@ def queued(monkeypatch):
 
     calls: list[int] = []
 
-    def fake_queue(campaign_id):
-        calls.append(campaign_id)
+    def fake_queue(campaign):
+        calls.append(campaign.id)
         return 7
 
-    monkeypatch.setattr(campaigns, "_queue", fake_queue)
+    monkeypatch.setattr(campaigns, "_queue_pending", fake_queue)
     return calls
 
 

@@ -228,6 +228,26 @@ def test_a_signup_matching_a_customer_lands_on_the_customer(app, db, org, mkt, f
     assert touches_of(db, camp.id) == [("signup", org.c_rep.id, None, m.id, False)]
 
 
+def test_a_finished_campaigns_token_makes_the_lead_but_no_touch(app, db, org, mkt, form):
+    from app.services import campaigns
+
+    camp = campaign(db, "秋季研讨会", kind="seminar")
+    member(db, camp, customer=org.c_rep)
+    db.session.commit()
+    token = cr.rotate_campaign_token(mkt, camp.id).token
+    signup(app, form.token, token, {"name": "赵六", "mobile": "13700001234"})
+    assert len(touches_of(db, camp.id)) == 1
+    campaigns.finish(camp.id, mkt)
+    before = lead_count(db)
+    signup(app, form.token, token, {"name": "钱七", "mobile": "13700005678"})
+    signup(app, form.token, token, {"name": "老客户", "mobile": "13800138000"})  # c_rep's
+    assert lead_count(db) == before + 1  # the visitor is never lost
+    assert db.session.execute(select(Lead.person_name).where(
+        Lead.mobile == "13700005678")).scalar_one() == "钱七"
+    assert len(touches_of(db, camp.id)) == 1  # nothing more for the finished campaign
+    assert [e.responded for e in cr.effect([camp.id], org.admin)] == [1]
+
+
 def test_an_unknown_or_rotated_campaign_token_still_makes_the_lead(app, db, org, mkt, form):
     camp = campaign(db, "秋季研讨会", kind="seminar")
     db.session.commit()

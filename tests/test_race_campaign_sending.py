@@ -62,6 +62,39 @@ def test_parallel_queue_runs_queue_each_message_once(app, db, org):
     assert db.session.execute(select(func.count()).select_from(CampaignMessage)).scalar_one() == 3
 
 
+def test_people_added_at_once_to_a_running_campaign_get_one_message_per_address(app, db,
+                                                                                org):
+    """Six customers with one mobile (the dedupe check bypassed: imported before it), each
+    added by its own request at the same moment: each add queues under the campaign's row
+    lock, so the address gets one message, never six."""
+    from sqlalchemy import update
+
+    from app.models import Customer, User
+    from app.security import ROLE_MARKETING
+    from app.services import campaigns, customers
+    from tests.conftest import make_user
+
+    marketer = make_user("mkt-race", ROLE_MARKETING)
+    cid = _campaign(db, org)
+    cs.queue_messages(cid)
+    ids = [customers.create_customer(org.rep, {"name": f"同号公司{i}"}).id for i in range(6)]
+    db.session.execute(update(Customer).where(Customer.id.in_(ids)).values(
+        mobile="13700137000", mobile_e164="+8613700137000"))
+    db.session.commit()
+    marketer_id = marketer.id
+
+    def add(i):
+        from app.extensions import db as tdb
+
+        return campaigns.add_members(cid, tdb.session.get(User, marketer_id),
+                                     customer_ids=[ids[i]]).added
+
+    assert _parallel(app, 6, add) == [1] * 6
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(CampaignMessage).where(
+        CampaignMessage.address == "+8613700137000")).scalar_one() == 1
+
+
 def test_parallel_unsubscribes_record_one_opt_out(app, db, org):
     cid = _campaign(db, org)
     cs.queue_messages(cid)

@@ -59,7 +59,7 @@ def test_two_launches_at_once_freeze_the_segment_once(app, db, org, monkeypatch)
     ids = [org.c_rep.id, org.c_rep2.id, org.c_north.id, org.c_pool.id]
     queued: list[int] = []
     monkeypatch.setattr(campaigns, "segment_members", lambda s: customers_select(ids))
-    monkeypatch.setattr(campaigns, "_queue", lambda cid: queued.append(cid) or 0)
+    monkeypatch.setattr(campaigns, "_queue_pending", lambda c: queued.append(c.id) or 0)
     mkt_id, campaign_id = mkt.id, campaign.id
 
     def work(tdb, i):

@@ -535,3 +535,97 @@ def test_hours_not_given_keep_their_value_and_non_text_is_refused(db, org, marke
                          email_subject="s", send_from_hour=True)
     assert exc.value.fields["sms_body"] == "必须是文本"
     assert set(exc.value.fields) == {"sms_body", "email_body", "send_from_hour"}
+
+
+# --- one message per person ---------------------------------------------------------------
+def test_one_message_per_campaign_channel_and_address(db, org, marketer, world):
+    """A lead with c_rep's mobile (the same person, not yet converted) and a second customer
+    whose primary contact shares the company's mailbox: one message per address; customers
+    first, and a later run adds nothing to an address the campaign already has."""
+    cid, m, company_id, *_ = world
+    twin = leads.create_lead(org.rep2, {"person_name": "王强", "mobile": "13700137999",
+                                        "email": "wangqiang@example.com"})
+    # The same number as c_rep's (the dedupe check would refuse it at the door: a record
+    # imported before the check, or a number changed since).
+    db.session.execute(update(type(twin)).where(type(twin).id == twin.id).values(
+        mobile="13800138000", mobile_e164="+8613800138000"))
+    sister = customers.create_customer(org.rep, {"name": "宁波海通物流有限公司"})
+    customers.add_contact(org.rep, sister.id, {"name": "孙丽", "email": "sunli2@haitong.cn",
+                                                "is_primary": True})
+    db.session.execute(update(Contact).where(Contact.customer_id == sister.id).values(
+        email="SunLi@haitong.cn", email_norm="sunli@haitong.cn"))  # one mailbox, two records
+    db.session.execute(update(type(twin)).where(type(twin).id == twin.id)
+                       .values(consent_version="v1", consented_at=dt.datetime(2026, 11, 1)))
+    later = {}
+    for key, kind, rid in (("twin", "lead", twin.id), ("sister", "customer", sister.id)):
+        row = CampaignMember(campaign_id=cid, source="manual", **{f"{kind}_id": rid})
+        db.session.add(row)
+        db.session.flush()
+        later[key] = row.id
+    db.session.commit()
+    assert cs.queue_messages(cid) == 7
+    sent = messages(db, cid)
+    assert [r for r in sent if r[2] in ("sunli@haitong.cn", "+8613800138000")] == [
+        (m["c_rep"], "sms", "+8613800138000", "pending"),
+        (m["company"], "email", "sunli@haitong.cn", "pending")]
+    assert (later["twin"], "email", "wangqiang@example.com", "pending") in sent
+    assert len({(channel, address) for _, channel, address, _ in sent}) == len(sent)
+    assert cs.queue_messages(cid) == 0
+
+
+# --- placeholders are the bare name -------------------------------------------------------
+@pytest.mark.parametrize("field,text,name", [
+    ("sms_body", "{name:d}您好", "name"), ("sms_body", "{company!r}", "company"),
+    ("email_subject", "{owner:>300000000}", "owner"), ("email_body", "{name!s:10}", "name")])
+def test_a_placeholder_with_a_format_or_conversion_is_refused_by_field(db, org, marketer,
+                                                                       world, field, text,
+                                                                       name):
+    values = {"email_subject": "主题", "email_body": "正文", "sms_body": "短信"}
+    values[field] = text
+    with pytest.raises(ValidationFailed) as exc:
+        cs.set_templates(world[0], marketer, **values)
+    assert exc.value.fields == {field: f"占位符 {{{name}}} 不能带格式或转换；请写作 {{{name}}}"}
+
+
+def test_rendering_replaces_the_bare_placeholders_only(db, org, world, sms):
+    """A template stored around the check (an old row, a hand edit) renders literally: no
+    width, no conversion, no attribute access; {{ }} are braces."""
+    cid, m, *_ = world
+    db.session.execute(update(Campaign).values(
+        email_body=None, sms_body="{name:>300000000}{name!r}{name.__class__}{{name}} {name}"))
+    db.session.commit()
+    cs.queue_messages(cid)
+    assert cs.deliver(now=at(10)).sent == 3
+    assert ("+8613800138000", "{name:>300000000}{name!r}{name.__class__}{name} "
+            "杭州云帆科技有限公司 回复TD退订") in SENT_SMS
+
+
+def test_a_td_reply_counts_for_the_campaign_that_texted_last(app, db, org, marketer, sms):
+    from app.services import campaign_responses, campaigns
+
+    made = []
+    for name in ("一月短信", "二月短信"):
+        c = campaigns.create(marketer, {"name": name, "kind": "sms"})
+        cs.set_templates(c.id, marketer, email_subject="", email_body="", sms_body="{name}您好",
+                         send_from_hour=0, send_to_hour=24)
+        campaigns.add_members(c.id, marketer, customer_ids=[org.c_rep.id, org.c_rep2.id])
+        campaigns.launch(c.id, marketer)
+        made.append(c.id)
+    cs.deliver(now=at(10))
+    # January's message to c_rep went out last (a retry, say); February's to c_rep2 did.
+    db.session.execute(update(CampaignMessage).where(CampaignMessage.campaign_id == made[0])
+                       .values(sent_at=at(11)))
+    db.session.execute(update(CampaignMessage).where(
+        CampaignMessage.campaign_id == made[0], CampaignMessage.address == "+8613900139000")
+        .values(sent_at=at(9)))
+    db.session.commit()
+    _, raw = api_keys.create_key(org.admin, "短信网关", "sms_inbound")
+    client = app.test_client()
+    for number in ("13800138000", "13900139000", "13600136000"):
+        assert client.post("/api/v1/sms/inbound", json={"from": number, "text": "TD"},
+                           headers={"X-Api-Key": raw}).status_code == 200
+    assert [tuple(r) for r in db.session.execute(select(
+        MarketingOptOut.address, MarketingOptOut.campaign_id).order_by(MarketingOptOut.id))] \
+        == [("+8613800138000", made[0]), ("+8613900139000", made[1]),
+            ("+8613600136000", None)]  # a number no campaign texted counts for none
+    assert [campaign_responses.effect_of(cid, marketer).unsubscribed for cid in made] == [1, 1]

@@ -313,3 +313,92 @@ def test_launch_queues_the_members_messages_in_the_outbox(db, org, mkt):
         CampaignMessage.campaign_id == c.id)).scalars().all()
     assert launched.queued == len(rows) == 2
     assert sorted(rows) == ["+8613800138000", "+8613900139000"]
+
+
+# --- queued with the write that makes a message due --------------------------------------------
+def _addresses(db, campaign_id):
+    db.session.expire_all()
+    return sorted(db.session.execute(select(CampaignMessage.address).where(
+        CampaignMessage.campaign_id == campaign_id)).scalars())
+
+
+def _sms_campaign(mkt, **data):
+    from app.services import campaign_sending
+
+    c = _new(mkt, kind="sms", **data)
+    campaign_sending.set_templates(c.id, mkt, email_subject="", email_body="",
+                                   sms_body="{name} 春季展会邀请")
+    return c
+
+
+def test_members_added_after_launch_are_queued_at_once(db, org, mkt):
+    c = _sms_campaign(mkt)
+    campaigns.add_members(c.id, mkt, customer_ids=[org.c_rep.id])
+    assert campaigns.launch(c.id, mkt).queued == 1
+    assert campaigns.add_members(c.id, mkt, customer_ids=[org.c_rep2.id]).to_dict() == {
+        "added": 1, "skipped": 0}
+    assert _addresses(db, c.id) == ["+8613800138000", "+8613900139000"]
+    campaigns.add_members(c.id, mkt, customer_ids=[org.c_rep2.id])  # a duplicate: nothing new
+    assert _addresses(db, c.id) == ["+8613800138000", "+8613900139000"]
+
+
+def test_a_member_added_before_launch_waits_for_the_launch(db, org, mkt):
+    c = _sms_campaign(mkt)
+    campaigns.add_members(c.id, mkt, customer_ids=[org.c_rep.id])
+    assert _addresses(db, c.id) == []
+
+
+def test_an_add_whose_queueing_fails_adds_nobody(db, org, mkt, monkeypatch):
+    from app.services import campaign_sending
+
+    c = _sms_campaign(mkt)
+    campaigns.add_members(c.id, mkt, customer_ids=[org.c_rep.id])
+    campaigns.launch(c.id, mkt)
+
+    def broken(campaign):
+        raise RuntimeError("outbox down")
+
+    monkeypatch.setattr(campaign_sending, "queue_pending", broken)
+    with pytest.raises(RuntimeError):
+        campaigns.add_members(c.id, mkt, customer_ids=[org.c_rep2.id])
+    db.session.rollback()
+    assert _members(db, c.id) == [(org.c_rep.id, None, "manual")]
+
+
+def test_templates_written_after_launch_queue_their_channel(db, org, mkt):
+    from app.services import campaign_sending
+
+    c = _new(mkt, kind="sms")
+    campaigns.add_members(c.id, mkt, customer_ids=[org.c_rep.id, org.c_north.id])
+    assert campaigns.launch(c.id, mkt).queued == 0  # no template yet
+    campaign_sending.set_templates(c.id, mkt, email_subject="", email_body="",
+                                   sms_body="{name}您好")
+    assert _addresses(db, c.id) == ["+8613800138000"]
+    campaign_sending.set_templates(c.id, mkt, email_subject="邀请", email_body="{name}您好",
+                                   sms_body="{name}您好")
+    assert _addresses(db, c.id) == ["+8613800138000", "contact@hualian.cn"]
+
+
+def test_a_launch_whose_queueing_fails_leaves_the_campaign_planned(db, org, mkt, segment_of,
+                                                                   monkeypatch):
+    from app.services import campaign_sending
+
+    segment_of([org.c_rep2.id])
+    c = _sms_campaign(mkt, segment_id=make_segment(db, mkt).id)
+    campaigns.add_members(c.id, mkt, customer_ids=[org.c_rep.id])
+    real = campaign_sending.queue_pending
+
+    def broken(campaign):
+        raise RuntimeError("outbox down")
+
+    monkeypatch.setattr(campaign_sending, "queue_pending", broken)
+    with pytest.raises(RuntimeError):
+        campaigns.launch(c.id, mkt)
+    db.session.expire_all()
+    row = db.session.get(Campaign, c.id)
+    assert (row.status, row.launched_at) == ("planned", None)
+    assert _members(db, c.id) == [(org.c_rep.id, None, "manual")]  # no snapshot kept
+    monkeypatch.setattr(campaign_sending, "queue_pending", real)
+    launched = campaigns.launch(c.id, mkt)  # launched again, whole
+    assert (launched.from_segment, launched.queued) == (1, 2)
+    assert _addresses(db, c.id) == ["+8613800138000", "+8613900139000"]

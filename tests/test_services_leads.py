@@ -484,3 +484,64 @@ def test_only_writers_in_scope_convert(db, org):
             leads.convert_lead(user, lead.id)
     with pytest.raises(PermissionDenied):
         leads.convert_lead(org.auditor, lead.id)
+
+
+# --- marketing never owns a lead -----------------------------------------------------------------
+def _marketing_refusal(org) -> dict:
+    return {"owner": f"{org.marketing.username} 是市场专员，不能负责客户或线索"}
+
+
+def test_a_lead_is_never_created_for_a_marketing_owner(db, org, api):
+    with pytest.raises(ValidationFailed) as exc:
+        leads.create_lead(org.admin, {"person_name": "赵六", "mobile": "13711114444"},
+                          owner_id=org.marketing.id)
+    assert exc.value.fields == _marketing_refusal(org)
+    db.session.rollback()
+    for who, mobile in (("admin", "13711114445"), ("staff1", "13711114446")):
+        resp = api(who)("POST", "/api/v1/leads/", json={
+            "person_name": "孙八", "mobile": mobile, "owner_id": org.marketing.id})
+        assert resp.status_code == 400, (who, resp.get_data(as_text=True))
+        assert resp.get_json()["fields"] == _marketing_refusal(org)
+    assert db.session.execute(select(func.count()).select_from(LeadOwnership).where(
+        LeadOwnership.owner_id == org.marketing.id)).scalar_one() == 0
+
+
+def test_leads_are_never_assigned_or_handed_to_marketing(db, org):
+    lead = leads.create_lead(org.admin, {"person_name": "钱七", "mobile": "13711113333"},
+                             pool_id=leads.default_lead_pool().id)
+    with pytest.raises(ValidationFailed) as exc:
+        leads.assign_leads(org.admin, [lead.id], org.marketing.id, "市场跟进")
+    assert exc.value.fields == _marketing_refusal(org)
+    db.session.rollback()
+    db.session.expire_all()
+    own = db.session.get(LeadOwnership, lead.id)
+    assert (own.owner_id, own.pool_id) == (None, leads.default_lead_pool().id)
+
+
+def test_leads_are_never_imported_to_marketing(db, org):
+    from app.extensions import appbuilder
+    from app.security import ROLE_MARKETING, ROLE_REP
+    from app.services import import_mapping, import_run
+
+    data = "公司名称,联系人,手机\n宁波甬江机械有限公司,陈一,13600136101\n".encode()
+    batch = import_mapping.upload(org.staff, "线索.csv", data, "lead")
+    with pytest.raises(ValidationFailed) as exc:
+        import_mapping.configure(org.staff, batch.id, batch.mapping, "owner", None,
+                                 org.marketing.id)
+    assert exc.value.fields == {"owner": f"{org.marketing.display_name} 是市场专员，不能负责客户或线索"}
+    # A rep configured as the owner who moves to marketing before the run: the run's lock
+    # refuses, nothing lands with them.
+    rep = org.rep2
+    import_mapping.configure(org.staff, batch.id, batch.mapping, "owner", None, rep.id)
+    rep.roles = [appbuilder.sm.find_role(ROLE_MARKETING)]
+    db.session.commit()
+    with pytest.raises(ValidationFailed) as exc:
+        import_run.run(batch.id)
+    assert exc.value.fields == {"owner": "rep2 是市场专员，不能负责客户或线索"}
+    db.session.expire_all()
+    done = db.session.get(type(batch), batch.id)
+    assert (done.status, done.inserted) == ("failed", 0) and "是市场专员" in done.error
+    assert db.session.execute(select(func.count()).select_from(LeadOwnership).where(
+        LeadOwnership.owner_id == rep.id)).scalar_one() == 0
+    rep.roles = [appbuilder.sm.find_role(ROLE_REP)]
+    db.session.commit()

@@ -86,3 +86,41 @@ def test_marketing_reads_lead_pools_and_leads_masked(db, org):
         leads.claim_leads(org.marketing, [pooled.id])
     with pytest.raises(PermissionDenied):
         leads.update_lead(org.marketing, pooled.id, {"city": "温州"})
+
+
+def test_marketing_reads_leads_masked_even_as_a_lead_pool_admin(app, db, org, api):
+    """As for customers (app.services.masking): a lead pool marketing administers does not
+    unmask its leads, on the lead page, the lead API, campaign member lists and segment
+    previews."""
+    from app.services import campaigns, marketing_segments
+    from tests.conftest import login
+
+    pool = leads.default_lead_pool()
+    db.session.add(PoolMember(pool_id=pool.id, user_id=org.marketing.id, is_admin=True))
+    db.session.commit()
+    lead = leads.create_lead(org.staff, {"person_name": "钱七", "mobile": "13612345678",
+                                         "email": "qianqi@example.com"})
+    assert (lead.ownership.owner_id, lead.ownership.pool_id) == (None, pool.id)
+    assert leads.contact_rule(org.marketing)(None, pool.id) is False
+    assert leads.contact_rule(org.rep)(None, pool.id) is False  # not its pool's admin
+    campaign = campaigns.create(org.marketing, {"name": "线索活动", "kind": "sms"})
+    campaigns.add_members(campaign.id, org.marketing, lead_ids=[lead.id])
+    rows, _ = campaigns.members_page(org.marketing, campaign.id)
+    assert [(r["mobile"], r["email"]) for r in rows] == [("136****5678", "q***@example.com")]
+    segment = marketing_segments.create_segment(org.marketing, {
+        "name": "线索", "record_type": "lead", "include_pool": True})
+    previewed = marketing_segments.preview(segment, org.marketing)
+    assert [(r["mobile"], r["email"]) for r in previewed] == [
+        ("136****5678", "q***@example.com")]
+    client = login(app.test_client(), org.marketing.username)
+    call = api(org.marketing.username)
+    for resp in (client.get(f"/leads/show/{lead.id}"), client.get(f"/campaigns/{campaign.id}"),
+                 client.get(f"/segments/preview/{segment.id}"),
+                 call("GET", f"/api/v1/leads/{lead.id}"),
+                 call("GET", f"/api/v1/campaigns/{campaign.id}/members"),
+                 call("GET", f"/api/v1/segments/{segment.id}/preview")):
+        text = resp.get_data(as_text=True)
+        assert resp.status_code == 200 and "136****5678" in text, resp.request.path
+        assert "13612345678" not in text and "qianqi@example.com" not in text, resp.request.path
+    # Staff, who keep the pool, read it in full.
+    assert leads.contact_rule(org.staff)(None, pool.id) is True

@@ -195,9 +195,13 @@ def test_won_grade_category_and_followup_days(db, org, records):
     assert members(segment(db, org.admin, min_days_since_followup=30)) == others
     assert members(segment(db, org.admin, min_days_since_followup=0)) == others | {
         ("c", org.c_rep.id), ("l", records["lead"])}
-    leads.convert_lead(org.rep, records["lead"])
-    assert members(segment(db, org.admin, "lead", won="yes")) == {("l", records["lead"])}
+    customer_id = leads.convert_lead(org.rep, records["lead"])["customer_id"]
+    # A converted lead is its customer: never a member itself, whatever `won` asks.
+    assert members(segment(db, org.admin, "lead", won="yes")) == set()
     assert members(segment(db, org.admin, "lead", won="no")) == set()
+    assert members(segment(db, org.admin, "lead")) == set()
+    both = members(segment(db, org.admin, "both"))
+    assert ("c", customer_id) in both and ("l", records["lead"]) not in both
 
 
 def test_invalid_leads_are_never_members(db, org, records):

@@ -446,6 +446,39 @@ def test_delivery_retries_then_fails_and_skips_opt_outs(app, db, org, marketer, 
                                               "cancelled": 2, "interrupted": 0}
 
 
+def test_survey_mail_carries_an_unsubscribe_link_and_sms_the_td_tail(app, db, org, marketer,
+                                                                     campaign, monkeypatch):
+    from app.services import campaign_sending
+    from tests.care_fixtures import SENT_SMS
+
+    c, with_consent, _ = campaign
+    monkeypatch.setitem(app.config, "PUBLIC_URL", "https://crm.example.com")
+    monkeypatch.setitem(app.config, "SMS_GATEWAY", "tests.care_fixtures:RecordingGateway")
+    SENT_SMS.clear()
+    survey = open_survey(marketer)
+    surveys.send(marketer, survey.id, {"campaign_id": c.id, "channel": "email"})
+    surveys.send(marketer, survey.id, {"campaign_id": c.id, "channel": "sms"})
+    with SmtpServer() as server:
+        monkeypatch.setitem(app.config, "SMTP_HOST", "127.0.0.1")
+        monkeypatch.setitem(app.config, "SMTP_PORT", server.port)
+        assert surveys.deliver(utcnow()).sent == 3
+        mails = {m["To"]: m.get_content() for m in server.inbox.messages}
+    assert sorted(mails) == ["contact@hualian.cn", "sunli@example.com"]
+    body = mails["sunli@example.com"]
+    token = re.search(r"\n--\n不想再收到此类邮件？点此退订：https://crm\.example\.com/u/(\S+)\s*$",
+                      body).group(1)
+    data = campaign_sending.read_token(token)
+    assert (data.channel, data.address, data.customer_id, data.lead_id, data.campaign_id) == (
+        "email", "sunli@example.com", None, with_consent.id, c.id)
+    assert campaign_sending.unsubscribe(token) is True
+    assert [tuple(r) for r in db.session.execute(select(
+        MarketingOptOut.channel, MarketingOptOut.address, MarketingOptOut.source,
+        MarketingOptOut.lead_id, MarketingOptOut.campaign_id))] == [
+        ("email", "sunli@example.com", "link", with_consent.id, c.id)]
+    (sms,) = SENT_SMS
+    assert sms[0] == "+8613800138000" and sms[1].endswith("回复TD退订")
+
+
 # --- pages per role -------------------------------------------------------------------------
 @pytest.fixture
 def role_client(app, org, marketer):

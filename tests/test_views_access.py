@@ -986,9 +986,9 @@ def lead_ids(db, org):
 
 
 # (method, path template, form) -> {role: status}; "changes" roles write to the database.
-# Marketing reads every lead and lead pool, edits none (the service refuses: 404 / a flash),
-# and has no release, assign or convert on the lead pages (it hands out pool leads from the
-# lead pool page).
+# Marketing reads every lead and lead pool, has no lead form (add, edit, follow-up, invalid:
+# 403 by the permissions since the marketing role's merge), and has no release, assign or
+# convert on the lead pages (it hands out pool leads from the lead pool page).
 LEAD_ROUTES = [
     ("GET", "/leads/list/", None, dict.fromkeys(ROLES, 200), set()),
     ("GET", "/lead-pool/list/", None, dict.fromkeys(ROLES, 200), set()),
@@ -1444,7 +1444,7 @@ def _campaign_state(db):
 def campaign_ids(db, org, monkeypatch):
     from app.services import campaigns
 
-    monkeypatch.setattr(campaigns, "_queue", lambda campaign_id: 0)  # the outbox is not ours
+    monkeypatch.setattr(campaigns, "_queue_pending", lambda campaign: 0)  # the outbox is not ours
     planned = campaigns.create(org.marketing, {"name": "矩阵活动", "kind": "email"})
     campaigns.add_members(planned.id, org.marketing, customer_ids=[org.c_rep.id])
     running = campaigns.create(org.marketing, {"name": "矩阵进行中", "kind": "sms"})

@@ -256,9 +256,13 @@ def _touch(campaign_id: int, kind: str, *, actor_id: Optional[int],
 
 def record_signup(campaign: Campaign, *, lead_id: Optional[int] = None,
                   customer_id: Optional[int] = None, lead_created: bool = False,
-                  now: Optional[dt.datetime] = None) -> CampaignTouch:
+                  now: Optional[dt.datetime] = None) -> Optional[CampaignTouch]:
     """A capture form's sign-up with the campaign's token, on the lead it created or the
-    record its dedupe found (app.services.lead_capture; its transaction, no commit)."""
+    record its dedupe found (app.services.lead_capture; its transaction, no commit). None for
+    a finished campaign: a link still circulating after the end is not the campaign's effect
+    (the lead is created all the same)."""
+    if campaign.status == "finished":
+        return None
     return _touch(campaign.id, "signup", actor_id=None, customer_id=customer_id,
                   lead_id=lead_id, lead_created=lead_created, now=now)
 

@@ -92,6 +92,12 @@ def _locked(campaign_id: Any) -> Campaign:
     return campaign
 
 
+def lock_campaign(campaign_id: Any) -> Campaign:
+    """The campaign with its row locked until the transaction ends (see _locked); for
+    app.services.campaign_sending, whose queue runs must not overlap."""
+    return _locked(campaign_id)
+
+
 # --- validation -----------------------------------------------------------------------------
 def _text(data: dict, key: str, limit: int, errors: dict, required: bool = False):
     value = data.get(key)
@@ -381,6 +387,9 @@ def add_members(campaign_id: Any, actor: User, customer_ids: Any = None,
             literal(actor.id), literal(now, CampaignMember.added_at.type))
             .where(Lead.id.in_(leads)))
     result = Added(added, len(customers) + len(leads) - added)
+    if campaign.status == "running" and added:
+        # Added after launch: queued now, in this transaction (under the row lock above).
+        _queue_pending(campaign)
     audit.record(actor.id, "add_members", "campaign", campaign.id, {
         "customer_ids": (None, ",".join(map(str, customers)) or None),
         "lead_ids": (None, ",".join(map(str, leads)) or None),
@@ -436,16 +445,18 @@ def segment_members(segment: Segment):
     return marketing_segments.members_select(segment)
 
 
-def _queue(campaign_id: int) -> int:
-    """Queue the launched campaign's messages in the outbox (app.services.campaign_sending)."""
+def _queue_pending(campaign: Campaign) -> int:
+    """Queue the running campaign's missing messages in the outbox
+    (app.services.campaign_sending), in the caller's transaction."""
     from app.services import campaign_sending
 
-    return campaign_sending.queue_messages(campaign_id)
+    return campaign_sending.queue_pending(campaign)
 
 
 def launch(campaign_id: Any, actor: User) -> Launched:
     """Freeze the segment into the members (one INSERT … SELECT, skipping those already
-    added by hand), mark the campaign running (launched at / by), then queue its messages.
+    added by hand), mark the campaign running (launched at / by) and queue its messages, all
+    in one transaction.
 
     The conditional UPDATE planned → running is the lock: on PostgreSQL a second launch waits
     on the row and then finds it running; on SQLite the write lock serialises them. Either
@@ -481,12 +492,18 @@ def launch(campaign_id: Any, actor: User) -> Launched:
     manual, total = db.session.execute(select(
         func.count().filter(CampaignMember.source == "manual"), func.count())
         .where(CampaignMember.campaign_id == pk)).one()
+    # One transaction with the claim and the snapshot: if queueing fails, nothing of the
+    # launch stays (the campaign is still planned, it can be launched again).
+    try:
+        queued = _queue_pending(campaign)
+    except Exception:
+        db.session.rollback()
+        raise
     audit.record(actor.id, "launch", "campaign", pk, {
         "status": ("planned", "running"), "members": (None, total),
-        "from_segment": (None, frozen)})
+        "from_segment": (None, frozen), "queued": (None, queued)})
     db.session.commit()
-    queued = _queue(pk)
-    return Launched(pk, frozen, manual, total, queued or 0)
+    return Launched(pk, frozen, manual, total, queued)
 
 
 def finish(campaign_id: Any, actor: User) -> Campaign:

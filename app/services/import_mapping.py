@@ -12,6 +12,7 @@ from flask import current_app, has_app_context
 
 from app.extensions import db
 from app.models import ImportBatch, Pool, User
+from app.security import marketing_only
 from app.services import audit
 from app.services.errors import ValidationFailed, tr
 from app.services.import_files import BadLine, UnreadableFile, detect_format, open_source
@@ -274,6 +275,11 @@ def _configure_leads(actor: User, batch: ImportBatch, mapping: dict[str, str], t
             if owner is None or not owner.active \
                     or owner.employment_status != EMPLOYMENT_ACTIVE:
                 errors["owner"] = tr("Select an active owner for the leads")
+            elif marketing_only(owner):
+                # Refused here already (the run's lock refuses it too, in ownership): the
+                # same words as every other path that would make marketing an owner.
+                errors["owner"] = tr("%(name)s works in marketing and cannot own customers "
+                                     "or leads", name=owner.display_name)
         pool_id = None
     else:
         errors["target"] = tr("Leads are imported into a lead pool, to an owner or by the "

@@ -22,7 +22,7 @@ from app.models import (AssignmentRule, Contact, Customer, Lead, LeadEvent, Lead
 from app.models.customer import utcnow
 from app.models.lead import LEAD_SOURCES
 from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, Scope, has_role,
-                          scope_of, visible_owner_ids)
+                          marketing_only, scope_of, visible_owner_ids)
 from app.services import audit, dedupe, limits, notifications, ownership, policies, segments
 from app.services.errors import (UNKNOWN_FIELD, CapExceeded, Conflict, DailyLimitReached,
                                  Duplicate, DuplicateWarning, NotFound, NotInPool,
@@ -128,6 +128,10 @@ def contact_rule(user: Optional[User]):
         return lambda owner_id, pool_id: False
     if has_role(user, ROLE_ADMIN, ROLE_STAFF):
         return lambda owner_id, pool_id: True
+    if marketing_only(user):
+        # As app.services.masking for customers: 市场专员 read every lead masked, a lead
+        # pool they administer included (they own none and call none).
+        return lambda owner_id, pool_id: False
     from app.services.pool_admin import admin_pool_ids
 
     pools = admin_pool_ids(user, "lead")

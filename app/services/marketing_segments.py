@@ -12,12 +12,14 @@ Decisions where the issue is silent:
   shares are not "their records": never members.
 - Pool records only when include_pool: every pool for creators who see everything, the pools
   the creator belongs to otherwise.
-- won: a customer with a won deal (customer_ownership.won); a lead is "won" when converted.
+- won: a customer with a won deal (customer_ownership.won). A converted lead is never a member
+  (its customer is: one person, one message), so won=yes matches no lead and won=no all.
 - grades and categories exist for customers only: a segment of leads refuses them; in a
   segment of both, leads never match them.
 - min_days_since_followup counts from the holder's last follow-up (customer_ownership /
   lead_ownership.last_followup_at); never followed up matches.
 - Invalid leads (无效线索) are never members: nobody markets to a lead judged junk.
+- Converted leads (已转化) are never members: the customer they became stands for them.
 - tag_ids match any of the tags on the record itself (a customer's contacts' tags are theirs).
 """
 from __future__ import annotations
@@ -238,17 +240,18 @@ def _leads(creator, criteria: dict, include_pool: bool, now: dt.datetime):
     lid = LeadOwnership.lead_id
     q = select(cast(null(), Integer).label("customer_id"), lid.label("lead_id")) \
         .select_from(LeadOwnership).join(Lead, Lead.id == lid)
+    # A converted lead is represented by its customer: as a member too it would get the
+    # same message twice (one person, two records).
     conds = [_holder_clause(creator, LeadOwnership, include_pool, "lead"),
-             Lead.status != "invalid"]
+             Lead.status.not_in(("invalid", "converted"))]
     if any(key in criteria for key in CUSTOMER_ONLY):
         conds.append(false())  # a lead has no grade or lifecycle
     for col, key in ((Lead.province, "provinces"), (Lead.city, "cities"),
                      (Lead.industry, "industries"), (Lead.source, "sources")):
         if key in criteria:
             conds.append(col.in_(criteria[key]))
-    if "won" in criteria:
-        conds.append(Lead.status == "converted" if criteria["won"] == "yes"
-                     else Lead.status != "converted")
+    if "won" in criteria and criteria["won"] == "yes":
+        conds.append(false())  # won = converted, and a converted lead is its customer
     if "min_days_since_followup" in criteria:
         conds.append(_followup_clause(LeadOwnership, criteria["min_days_since_followup"], now))
     if "tag_ids" in criteria:

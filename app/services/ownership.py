@@ -48,28 +48,52 @@ def lock_rep(user_id: int) -> None:
 
 
 _USER = User.__table__
-# Built once: the claim path runs it on every request, and building it cost more than running
-# it. RETURNING brings the department path along, saving the query for the department chain.
-_LOCK_ACTIVE_REP = (
-    update(_USER).where(_USER.c.id == bindparam("user_id")).values(changed_on=_USER.c.changed_on)
-    .returning(_USER.c.active, _USER.c.employment_status, _USER.c.department_id,
-               _USER.c.username,
-               select(Department.__table__.c.path)
-               .where(Department.__table__.c.id == _USER.c.department_id)
-               .scalar_subquery().label("department_path")))
+
+
+@lru_cache(maxsize=1)
+def _lock_active_rep():
+    # Built once (lazily: app.security's role tables): the claim path runs it on every
+    # request, and building it cost more than running it. RETURNING brings the department
+    # path and the marketing-only flag along, saving their queries.
+    from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_MARKETING, ROLE_REP,
+                              ROLE_STAFF)
+
+    def holds(*names: str) -> str:
+        # Written out: SQLite's RETURNING drops the table names SQLAlchemy would write, which
+        # makes ab_role.id and ab_user_role.id ambiguous. The names are our constants.
+        quoted = ", ".join("'" + n.replace("'", "''") + "'" for n in names)
+        return ("EXISTS (SELECT 1 FROM ab_user_role ur JOIN ab_role r ON r.id = ur.role_id "
+                f"WHERE ur.user_id = ab_user.id AND r.name IN ({quoted}))")
+
+    marketing_only = literal_column(
+        f"({holds(ROLE_MARKETING)} AND NOT {holds(ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF)})")
+    return (
+        update(_USER).where(_USER.c.id == bindparam("user_id"))
+        .values(changed_on=_USER.c.changed_on)
+        .returning(_USER.c.active, _USER.c.employment_status, _USER.c.department_id,
+                   _USER.c.username,
+                   select(Department.__table__.c.path)
+                   .where(Department.__table__.c.id == _USER.c.department_id)
+                   .scalar_subquery().label("department_path"),
+                   marketing_only.label("marketing_only")))
 
 
 def lock_active_rep(user_id: int, connection=None):
     """lock_rep and fetch (active, employment_status, department_id, username,
-    department_path) in one statement; ValidationFailed if the user cannot own customers.
-    `connection`: the session's, if the caller already has it."""
+    department_path, marketing_only) in one statement; ValidationFailed if the user cannot
+    own customers or leads (deactivated, departed, or marketing only: the same rule as
+    ensure_active_owner, here for every path that locks its owner — lead create, assign,
+    import, handover, claims). `connection`: the session's, if the caller already has it."""
     connection = connection if connection is not None else db.session.connection()
-    row = connection.execute(_LOCK_ACTIVE_REP, {"user_id": user_id}).first()
+    row = connection.execute(_lock_active_rep(), {"user_id": user_id}).first()
     if row is None:
         raise ValidationFailed({"owner": tr("The owner does not exist")})
     if not row.active or row.employment_status != EMPLOYMENT_ACTIVE:
         raise ValidationFailed({"owner": tr("%(name)s is deactivated or departed and cannot be an "
                                           "owner", name=row.username)})
+    if row.marketing_only:
+        raise ValidationFailed({"owner": tr("%(name)s works in marketing and cannot own "
+                                            "customers or leads", name=row.username)})
     return row
 
 

@@ -47,7 +47,7 @@ from app.models import (Campaign, CampaignMember, Customer, Lead, MarketingOptOu
 from app.models.customer import utcnow
 from app.models.survey import INVITATION_CHANNELS, QUESTION_KINDS
 from app.security import ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_MARKETING, has_role
-from app.services import audit, care_channels, limits
+from app.services import audit, campaign_sending, care_channels, limits
 from app.services.care import backoff
 from app.services.errors import (Conflict, NotFound, PermissionDenied, ValidationFailed,
                                  lazy_tr, tr)
@@ -610,10 +610,17 @@ def message_for(invitation: SurveyInvitation, survey: Survey) -> tuple[str, str]
     until = local_naive(invitation.expires_at).strftime("%Y-%m-%d")
     name = invitation.greeting_name or ""
     if invitation.channel == "sms":
-        return "", f"{name}您好，诚邀您参与问卷「{survey.title}」：{link} （{until}前有效）回复TD退订"
+        return "", f"{name}您好，诚邀您参与问卷「{survey.title}」：{link} （{until}前有效）" \
+            + campaign_sending.SMS_OPTOUT_TAIL
     body = (f"{name}您好：\n\n诚邀您参与问卷调查「{survey.title}」。\n"
             + (f"{survey.intro}\n" if survey.intro else "")
             + f"\n请点击以下链接填写（{until}前有效）：\n{link}\n")
+    # Marketing mail: the same unsubscribe link as a campaign's (the opt-out is recorded for
+    # the invitation's address, source 'link', and the campaign if it came with one).
+    optout = campaign_sending.address_unsubscribe_url(
+        "email", invitation.address, customer_id=invitation.customer_id,
+        lead_id=invitation.lead_id, campaign_id=invitation.campaign_id)
+    body += f"\n--\n{campaign_sending.EMAIL_OPTOUT_LINE}{optout}"
     return f"问卷调查：{survey.title}", body
 
 

@@ -126,7 +126,9 @@ def typed_relation_searches(view) -> None:
     for column in view.search_columns or []:
         if column not in extra and (view.datamodel.is_customer_relation(column)
                                     or view.datamodel.is_user_relation(column)):
-            extra[column] = StringField(column, widget=BS3TextFieldWidget())
+            # The column's label (translated), not its name, on the filter menu.
+            label = (view.label_columns or {}).get(column, column)
+            extra[column] = StringField(label, widget=BS3TextFieldWidget())
     view.search_form_extra_fields = extra
 
 
