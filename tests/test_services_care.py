@@ -325,6 +325,9 @@ def template(**kw):
     ({"body": "{客户} 你好"}, "body", "未知占位符 {客户}"),
     ({"body": "{customer.__class__}"}, "body", "未知占位符 {customer.__class__}"),
     ({"subject": "{contact"}, "subject", "花括号不成对"),
+    # a format spec renders 300 MB per message; a conversion is code in a template
+    ({"body": "{contact:>300000000}"}, "body", "占位符 {contact} 不能带格式或转换；请写作 {contact}"),
+    ({"subject": "{owner!r}"}, "subject", "占位符 {owner} 不能带格式或转换"),
     ({"subject": ""}, "subject", "邮件模板需要主题"),
     ({"holiday": "春节"}, "holiday", "生日模板不能指定节日"),
     ({"occasion": "holiday", "holiday": "情人节"}, "holiday", "未知节日：情人节"),
@@ -343,6 +346,13 @@ def test_a_valid_template_renders_every_placeholder(db):
     assert care.render(row, {"customer": "甲公司", "contact": "张三", "owner": "李四",
                              "occasion": "春节", "date": "2月6日"})[1] == \
         "甲公司/张三/李四/春节/2月6日 {不是占位符}"
+
+
+def test_a_stored_template_with_a_format_spec_renders_literally(db):
+    """A row saved before the check (or edited in the database) cannot apply a format."""
+    row = template(body="{contact:>300000000} / {contact}")
+    assert care.render(row, {"contact": "张三", "owner": "李四"})[1] == \
+        "{contact:>300000000} / 张三"
 
 
 def test_settings_validation(db):

@@ -18,6 +18,7 @@ message whose address opted out after planning is cancelled when it is due.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import string
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
@@ -115,11 +116,19 @@ def validate_template(row: CareTemplate) -> None:
     allowed = tr(", ").join("{" + p + "}" for p in PLACEHOLDERS)
     for name in ("subject", "body"):
         try:
-            used = placeholders_in(getattr(row, name))
+            fields = [(n, spec, conv) for _, n, spec, conv
+                      in string.Formatter().parse(getattr(row, name) or "") if n is not None]
         except ValueError:
             errors.setdefault(name, tr("Unpaired braces: write a placeholder as {customer} and a "
                                        "literal brace as {{ }}"))
             continue
+        styled = [n for n, spec, conv in fields if spec or conv]
+        if styled:
+            # "{customer:>300000000}" would render 300 MB per message in the worker.
+            errors.setdefault(name, tr("The placeholder {%(name)s} cannot carry a format or "
+                                       "conversion; write it as {%(name)s}", name=styled[0]))
+            continue
+        used = [n for n, _, _ in fields]
         bad = [u for u in used if u not in PLACEHOLDERS]
         if bad:
             errors.setdefault(name, tr("Unknown placeholder {%(name)s}; available: %(allowed)s",
@@ -288,8 +297,24 @@ def _context(message: CareMessage) -> dict[str, str]:
             "occasion": message.occasion_name, "date": f"{date.month}月{date.day}日"}
 
 
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(" + "|".join(PLACEHOLDERS) + r")\}")
+
+
+def _fill(text: Optional[str], context: dict[str, str]) -> str:
+    """Placeholders replaced by plain text, {{ }} by braces: no format specs, conversions or
+    attribute access whatever the stored text holds (a row saved before the check renders
+    literally)."""
+    def one(match: re.Match) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        return str(context.get(match.group(1), ""))
+
+    return _PLACEHOLDER.sub(one, text or "")
+
+
 def render(template: CareTemplate, context: dict[str, str]) -> tuple[str, str]:
-    return ((template.subject or "").format_map(context), template.body.format_map(context))
+    return _fill(template.subject, context), _fill(template.body, context)
 
 
 def backoff(attempts: int) -> dt.timedelta:
