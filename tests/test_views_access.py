@@ -1425,7 +1425,7 @@ def test_due_soon_bad_input_is_400_naming_the_field(query, login_as):
 # 市场活动 /campaigns: every page and POST per role (marketing included), and did the database
 # change (behaviour in tests/test_views_campaigns.py)
 # ============================================================================================
-CAMPAIGN_ROLES = ROLES + ("marketing",)
+CAMPAIGN_ROLES = ROLES  # marketing among them
 CAMPAIGN_WRITERS = {"admin", "marketing"}
 
 
@@ -1497,3 +1497,32 @@ def test_campaign_routes_by_role(app, org, db, campaign_ids, role, method, path,
         resp = client.post(url, data=dict(data, csrf_token=client.csrf))
     assert resp.status_code == expected[role], (role, url)
     assert (_campaign_state(db) != before) == (role in changes), (role, url)
+
+
+# ============================================================================================
+# the rest of 市场: every page per role (the writes and their scopes: tests/test_views_marketing.py,
+# test_services_campaign_sending.py, test_campaign_responses.py, test_surveys.py)
+# ============================================================================================
+def _only(*roles: str) -> dict:
+    return {r: (200 if r in roles else 403) for r in ROLES}
+
+
+MARKETING_PAGES = [
+    ("/segments/list/", _only("admin", "marketing")),
+    ("/tags/list/", _only(*ROLES)),  # everyone reads the tag list; admins and marketing keep it
+    ("/campaigns/{planned}/messages", _only("admin", "marketing")),
+    ("/marketing/optouts/", _only("admin", "marketing", "staff")),
+    ("/marketing/settings/list/", _only("admin", "marketing")),  # marketing reads, admins edit
+    ("/campaign-effect/", _only("admin", "marketing", "manager", "auditor")),
+    ("/campaign-effect/export.csv", _only("admin", "marketing", "manager", "auditor")),
+    ("/campaign-responses/{planned}", _only("admin", "marketing")),
+    ("/campaign-responses/mine", _only("admin", "marketing", "manager", "rep")),
+    ("/surveys/list/", _only("admin", "marketing", "manager", "auditor")),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("path, expected", MARKETING_PAGES, ids=[p for p, _ in MARKETING_PAGES])
+def test_marketing_pages_by_role(login_as, campaign_ids, role, path, expected):
+    resp = login_as(role).get(path.format(**vars(campaign_ids)))
+    assert resp.status_code == expected[role], (role, path)
