@@ -27,6 +27,7 @@ DEMO_LOGINS = [
     ("rep1 … rep20", "Sales Rep"),
     ("staff1 … staff3", "Back-office Staff"),
     ("auditor1", "Auditor"),
+    ("marketing1", "Marketing"),
 ]
 
 

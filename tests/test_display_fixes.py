@@ -429,3 +429,12 @@ def _in_bytes(client, locale, path) -> bytes:
     resp = client.get(path)
     assert resp.status_code == 200, path
     return resp.data
+
+
+def test_launcher_banner_lists_a_demo_login_for_every_role():
+    """`make start` prints one demo login per role (marketing1 was missing when it came)."""
+    from app import launcher
+    from app.security import ROLES
+
+    assert {role for _, role in launcher.DEMO_LOGINS} == set(ROLES)
+    assert "marketing1" in launcher._banner("http://x", [])
