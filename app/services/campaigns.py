@@ -33,6 +33,7 @@ from app.models.marketing import (CAMPAIGN_KINDS, Campaign, CampaignMember, Camp
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import ROLE_ADMIN, ROLE_MARKETING, customer_scope_clause, has_role, scope_of
 from app.services import audit, limits
+from app.services.saving import commit_unique
 from app.services.errors import (NO_SUCH_CUSTOMER, UNKNOWN_FIELD, Conflict, OutOfScope,
                                  PermissionDenied, ValidationFailed, lazy_tr, tr)
 from app.services.ids import MAX_PK, parse_pk
@@ -246,11 +247,7 @@ def _check_name_free(name: Optional[str], exclude_id: int = 0) -> None:
 
 def _commit_named() -> None:
     """Commit; the unique index on the name decides a race the check above could not see."""
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise ValidationFailed({"name": tr(NAME_TAKEN)}) from None
+    commit_unique(None, "name", tr(NAME_TAKEN))
 
 
 # --- create / edit / delete -----------------------------------------------------------------

@@ -36,6 +36,7 @@ from app.models.customer import utcnow
 from app.models.marketing import RecordTag, Segment, SEGMENT_RECORD_TYPES
 from app.security import Scope, scope_of, visible_owner_ids
 from app.services.errors import N_, ValidationFailed, tr
+from app.services.saving import commit_unique
 from app.services.text import UNCLEAN_MESSAGE, is_unclean
 
 GRADES = ("A", "B", "C")
@@ -432,18 +433,8 @@ def _name_taken(name: str, but: Optional[int] = None) -> bool:
 
 
 def _save(fn):
-    from sqlalchemy.exc import IntegrityError
-
-    try:
-        result = fn()
-        db.session.commit()
-        return result
-    except IntegrityError:
-        db.session.rollback()  # the unique name, saved by someone else meanwhile
-        raise ValidationFailed({"name": tr("A segment with this name already exists")})
-    except Exception:
-        db.session.rollback()
-        raise
+    # The unique index on the name: someone may save the same name meanwhile.
+    return commit_unique(fn, "name", tr("A segment with this name already exists"))
 
 
 def create_segment(actor: User, data: Any) -> Segment:

@@ -48,6 +48,7 @@ from app.models.customer import utcnow
 from app.models.survey import INVITATION_CHANNELS, QUESTION_KINDS
 from app.security import ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_MARKETING, has_role
 from app.services import audit, campaign_sending, care_channels, limits
+from app.services.saving import commit_unique
 from app.services.care import backoff
 from app.services.errors import (Conflict, NotFound, PermissionDenied, ValidationFailed,
                                  lazy_tr, tr)
@@ -278,11 +279,8 @@ def _title_taken(title: str, survey_id: Optional[int] = None) -> None:
 
 
 def _commit_unique_title() -> None:
-    try:
-        db.session.commit()
-    except IntegrityError:  # a concurrent survey took the title first
-        db.session.rollback()
-        raise ValidationFailed({"title": tr("A survey with this title already exists")})
+    # A concurrent survey may take the title first: the unique index decides.
+    commit_unique(None, "title", tr("A survey with this title already exists"))
 
 
 def create_survey(actor: User, data: dict) -> Survey:

@@ -17,7 +17,6 @@ import re
 from typing import Any, Iterable, Optional
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import Contact, Customer, Lead, User
@@ -25,6 +24,7 @@ from app.models.marketing import RecordTag, Tag
 from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_MARKETING, ROLE_REP, ROLE_STAFF,
                           customer_scope_clause, has_role)
 from app.services import audit
+from app.services.saving import commit_unique
 from app.services.errors import (N_, UNKNOWN_FIELD, NotFound, OutOfScope, PermissionDenied,
                                  ValidationFailed, tr)
 from app.services.text import UNCLEAN_MESSAGE, is_unclean
@@ -104,17 +104,8 @@ def _name_taken(name: str, but: Optional[int] = None) -> bool:
 
 
 def _save(fn):
-    try:
-        result = fn()
-        db.session.commit()
-        return result
-    except IntegrityError:
-        # The unique index on the name: another editor saved the same name meanwhile.
-        db.session.rollback()
-        raise ValidationFailed({"name": tr("A tag with this name already exists")})
-    except Exception:
-        db.session.rollback()
-        raise
+    # The unique index on the name: another editor may save the same name meanwhile.
+    return commit_unique(fn, "name", tr("A tag with this name already exists"))
 
 
 def create_tag(actor: User, data: Any) -> Tag:
