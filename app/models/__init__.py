@@ -29,3 +29,7 @@ from app.models.marketing import (Campaign, CampaignMember, CampaignMessage,  # 
                                   RecordTag, Segment, Tag)
 from app.models.survey import (Survey, SurveyAnswer, SurveyInvitation,  # noqa: F401
                                SurveyQuestion, SurveyResponse)
+from app.models.service_desk import (CustomerServiceAgent, ServiceSettings, ServiceTeam,  # noqa: F401
+                                     ServiceTeamMember, SlaPolicy, Ticket, TicketAttachment,
+                                     TicketCategory, TicketEvent, TicketMessage,
+                                     TicketRoutingRule, WorkCalendarDay)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from flask_appbuilder import Model
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer,
-                        String, Text)
+                        String, Text, text)
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
@@ -102,10 +102,14 @@ class SurveyInvitation(Model):
         CheckConstraint("delivery_status IS NULL OR delivery_status in"
                         " ('pending', 'sending', 'sent', 'failed', 'cancelled')",
                         name="ck_survey_invitation_delivery_status"),
-        # Once per survey and record (NULLs are distinct: each index binds its own kind).
-        Index("uq_survey_invitation_customer", "survey_id", "customer_id", unique=True),
-        Index("uq_survey_invitation_contact", "survey_id", "contact_id", unique=True),
+        # Once per survey and record (NULLs are distinct: each index binds its own kind),
+        # except the service desk's satisfaction survey: once per ticket.
+        Index("uq_survey_invitation_customer", "survey_id", "customer_id", unique=True,
+              sqlite_where=text("ticket_id IS NULL"), postgresql_where=text("ticket_id IS NULL")),
+        Index("uq_survey_invitation_contact", "survey_id", "contact_id", unique=True,
+              sqlite_where=text("ticket_id IS NULL"), postgresql_where=text("ticket_id IS NULL")),
         Index("uq_survey_invitation_lead", "survey_id", "lead_id", unique=True),
+        Index("uq_survey_invitation_ticket", "ticket_id", unique=True),
         Index("ix_survey_invitation_due", "delivery_status", "next_attempt_at"),
         Index("ix_survey_invitation_customer", "customer_id"),
         Index("ix_survey_invitation_contact", "contact_id"),
@@ -117,6 +121,10 @@ class SurveyInvitation(Model):
     contact_id = Column(Integer, ForeignKey("contact.id", ondelete="CASCADE"))
     lead_id = Column(Integer, ForeignKey("lead.id", ondelete="CASCADE"))
     campaign_id = Column(Integer, ForeignKey("campaign.id", ondelete="SET NULL"), index=True)
+    # The ticket whose satisfaction this asks (service desk). Not a foreign key: SQLite adds a
+    # referencing column only with an inline REFERENCES whose ON DELETE reflection cannot
+    # see (the schema check would never agree), and tickets are never deleted.
+    ticket_id = Column(Integer)
     token = Column(String(64), nullable=False, unique=True)
     greeting_name = Column(String(200))  # the only thing about the recipient the page shows
     channel = Column(String(8))
