@@ -101,7 +101,10 @@ ROLE_REP = "Sales Rep"
 ROLE_STAFF = "Back-office Staff"
 ROLE_AUDITOR = "Auditor"
 ROLE_MARKETING = "Marketing"  # 市场专员
-ALL_ROLES = (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR, ROLE_MARKETING)
+ROLE_SERVICE_AGENT = "Service Agent"  # 客服
+ROLE_SERVICE_MANAGER = "Service Manager"  # 客服主管
+ALL_ROLES = (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR, ROLE_MARKETING,
+             ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER)
 
 
 def _perm(resource: str, *perms: str) -> tuple[str, str]:
@@ -269,6 +272,13 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         # surveys
         _perm(RES_SURVEY, CAN_READ, CAN_WRITE, CAN_EXPORT), _menus("Marketing", "Surveys"),
     ],
+    # 客服: tickets of its teams and those assigned to it (app.services.tickets); the
+    # tickets' customers readable (contacts in full while a ticket is open).
+    ROLE_SERVICE_AGENT: _SELF_SERVICE + [
+    ],
+    # 客服主管: its teams' tickets and agents, routing rules, SLA policies, the work calendar.
+    ROLE_SERVICE_MANAGER: _SELF_SERVICE + [
+    ],
 }
 
 
@@ -300,7 +310,9 @@ SCOPE_LABELS = {
 # Role names are data (ab_role.name, matched by the permission sync): shown translated.
 ROLE_LABELS = {ROLE_ADMIN: _l("Admin"), ROLE_MANAGER: _l("Sales Manager"),
                ROLE_REP: _l("Sales Rep"), ROLE_STAFF: _l("Back-office Staff"),
-               ROLE_AUDITOR: _l("Auditor"), ROLE_MARKETING: _l("Marketing specialist")}
+               ROLE_AUDITOR: _l("Auditor"), ROLE_MARKETING: _l("Marketing specialist"),
+               ROLE_SERVICE_AGENT: _l("Service agent"),
+               ROLE_SERVICE_MANAGER: _l("Service manager")}
 
 
 def role_label(name: str) -> str:

@@ -218,6 +218,10 @@ class Org:
     staff: object
     auditor: object
     marketing: object        # 市场专员 (ops department), reads everything masked
+    service_manager: object  # 客服主管 svcmgr1 (客服中心)
+    agent: object            # 客服 agent1 (客服中心), reports to svcmgr1
+    agent2: object           # 客服 agent2 (客服中心), reports to svcmgr1
+    service: object          # the department 客服中心
     east: object
     north: object
     centre: object
@@ -244,7 +248,7 @@ def make_user(username, role_name, department=None, superior=None):
 def _build_org(db) -> dict:
     """Create the organisation; {Org field: (model class, id)}."""
     from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_MARKETING, ROLE_REP,
-                              ROLE_STAFF)
+                              ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER, ROLE_STAFF)
     from app.services import customers, org as org_service
     from app.services.ownership import default_pool
 
@@ -261,7 +265,12 @@ def _build_org(db) -> dict:
     staff = make_user("staff1", ROLE_STAFF, ops)
     auditor = make_user("auditor1", ROLE_AUDITOR, ops)
     marketing = make_user("marketing1", ROLE_MARKETING, ops)
+    service = org_service.create_department("客服中心")
+    service_manager = make_user("svcmgr1", ROLE_SERVICE_MANAGER, service)
+    agent = make_user("agent1", ROLE_SERVICE_AGENT, service, service_manager)
+    agent2 = make_user("agent2", ROLE_SERVICE_AGENT, service, service_manager)
     east.manager_id, north.manager_id = manager.id, manager_north.id
+    service.manager_id = service_manager.id
     db.session.commit()
     c_rep = customers.create_customer(rep, {"name": "杭州云帆科技有限公司", "mobile": "13800138000",
                                             "city": "杭州", "province": "浙江"})
@@ -272,6 +281,7 @@ def _build_org(db) -> dict:
                                                "phone": "021-62345678"})
     made = dict(admin=admin, manager=manager, manager_north=manager_north, rep=rep, rep2=rep2,
                 rep_north=rep_north, staff=staff, auditor=auditor, marketing=marketing,
+                service_manager=service_manager, agent=agent, agent2=agent2, service=service,
                 east=east, north=north,
                 centre=centre, pool=default_pool(), c_rep=c_rep, c_rep2=c_rep2,
                 c_north=c_north, c_pool=c_pool)
@@ -406,7 +416,8 @@ class RoleClients:
     """One logged-in client per role, by role key, each signed in when first used."""
 
     _USERS = {"admin": "admin", "manager": "manager", "rep": "rep", "staff": "staff",
-              "auditor": "auditor", "marketing": "marketing"}
+              "auditor": "auditor", "marketing": "marketing", "agent": "agent",
+              "service_manager": "service_manager"}
 
     def __init__(self, app, org):
         self._app, self._org = app, org
