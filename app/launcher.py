@@ -28,6 +28,8 @@ DEMO_LOGINS = [
     ("staff1 … staff3", "Back-office Staff"),
     ("auditor1", "Auditor"),
     ("marketing1", "Marketing"),
+    ("svcmgr1", "Service Manager"),
+    ("agent1 … agent3", "Service Agent"),
 ]
 
 
