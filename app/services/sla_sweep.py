@@ -12,6 +12,7 @@ each (policy, working periods) pair, computed once in Python and compared in SQL
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -53,6 +54,8 @@ class SweepResult:
     escalated_2: int = 0
     # (user, kind) -> [(ticket id, subject)]: one notification each, after the marks.
     tell: dict = field(default_factory=lambda: defaultdict(list))
+    # seconds per step (the bench compares the breach steps with a bare UPDATE)
+    seconds: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         return {k: getattr(self, k) for k in ("warned_response", "warned_resolution",
@@ -113,6 +116,7 @@ def sweep(now: Optional[dt.datetime] = None, chunk: int = CHUNK) -> SweepResult:
     t = Ticket
 
     # Warnings: the target falls due within warn_before_minutes of the policy's clock.
+    clock = time.perf_counter()
     result.warned_response = _mark(
         and_(response_running, t.response_warned_at.is_(None), t.first_response_due_at > now,
              t.first_response_due_at <= warn_latest, t.first_response_due_at <= warn_cut),
@@ -131,6 +135,8 @@ def sweep(now: Optional[dt.datetime] = None, chunk: int = CHUNK) -> SweepResult:
     escalate_1 = {"escalation_level": case((t.escalation_level == 0, 1),
                                            else_=t.escalation_level),
                   "escalated_at": case((t.escalation_level == 0, now), else_=t.escalated_at)}
+    result.seconds["warnings"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     for kind, cond, mark in (
             (BREACH_RESPONSE, and_(response_running, t.first_response_due_at <= now),
              "response_breached_at"),
@@ -144,14 +150,19 @@ def sweep(now: Optional[dt.datetime] = None, chunk: int = CHUNK) -> SweepResult:
             result.breached_resolution = n
 
     # Level 2: escalate_after_minutes (policy's clock) after level 1, the team's manager.
+    result.seconds["breaches"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     esc_cut, _ = _per_clock(now, lambda p: p.escalate_after_minutes, -1)
     _mark(and_(open_, t.escalation_level == 1, t.escalated_at <= now,
                t.escalated_at <= esc_cut),
           {"escalation_level": 2, "escalated_at": now}, ESCALATED, now, chunk,
           lambda row: [(teams.get(row.team_id, (None, None))[1], "sla_escalation")],
           result, escalate_level=2)
+    result.seconds["level_2"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     _notify(result, now)
     db.session.commit()
+    result.seconds["notifications"] = time.perf_counter() - clock
     return result
 
 
