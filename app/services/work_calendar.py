@@ -452,3 +452,40 @@ def days_between(start: dt.date, end: dt.date) -> list[WorkCalendarDay]:
 def to_dict(row: WorkCalendarDay) -> dict:
     return {"id": row.id, "day": row.day.isoformat(), "is_workday": row.is_workday,
             "name": row.name, "source": row.source}
+
+
+MAX_RANGE_DAYS = 3 * 366  # a listed range: at most about three years
+
+
+def parse_day(value: Any, field: str = "day") -> dt.date:
+    """A YYYY-MM-DD text (or a date) from 1990 to 2100; ValidationFailed naming `field`."""
+    errors: dict[str, str] = {}
+    found = _clean_day({"day": value}, errors, partial=True).get("day")
+    if found is None:
+        raise ValidationFailed({field: errors.get("day") or tr(
+            "Give a date (YYYY-MM-DD) from %(low)d to %(high)d", low=1990, high=2100)})
+    return found
+
+
+def days_in(year: Any = None, start: Any = None, end: Any = None
+            ) -> tuple[dt.date, dt.date, list[WorkCalendarDay]]:
+    """The calendar rows of a year, or of start..end (both given, at most MAX_RANGE_DAYS)."""
+    if start is not None or end is not None:
+        first, last = parse_day(start, "start"), parse_day(end, "end")
+        if last < first:
+            raise ValidationFailed({"end": tr("The end comes before the start")})
+        if (last - first).days > MAX_RANGE_DAYS:
+            raise ValidationFailed({"end": tr("At most %(n)d days at once", n=MAX_RANGE_DAYS)})
+    else:
+        if year is None:
+            year = local_today().year
+        if isinstance(year, bool) or not isinstance(year, int) or not 1990 <= year <= 2100:
+            raise ValidationFailed({"year": tr("A year from %(low)d to %(high)d",
+                                               low=1990, high=2100)})
+        first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
+    return first, last, days_between(first, last)
+
+
+def periods_dict(text: str) -> list[dict]:
+    return [{"start": f"{s:%H:%M}", "end": "24:00" if e == dt.time.max else f"{e:%H:%M}"}
+            for s, e in parse_periods(text)]
