@@ -166,6 +166,9 @@ def test_a_team_counts_its_own_periods(db, seeded):
     assert wc.business_add(bj(2026, 3, 6, 17), 2 * HOUR, team.id) == bj(2026, 3, 6, 20)
     assert wc.business_add(bj(2026, 3, 6, 23), 2 * HOUR, team.id) == bj(2026, 3, 9, 19)
     assert wc.business_add(bj(2026, 3, 6, 17), 2 * HOUR) == bj(2026, 3, 9, 10)
+    team.work_periods = "late"  # a bad value written around the form: the global periods
+    db.session.flush()
+    assert wc.business_add(bj(2026, 3, 6, 17), 2 * HOUR, team.id) == bj(2026, 3, 9, 10)
 
 
 def test_workdays_horizon(seeded):

@@ -230,8 +230,14 @@ def _stored(local: dt.datetime, zone) -> dt.datetime:
 
 
 def calendar(team_id: Optional[int] = None) -> Calendar:
-    """The calendar for a team's working periods (else the global ones): two small reads."""
-    return Calendar(_overrides(), parse_periods(periods_text(team_id)))
+    """The calendar for a team's working periods (else the global ones): two small reads. A
+    team value that does not parse (written around the team form's check) counts as the
+    global periods rather than stopping every ticket of the team."""
+    try:
+        periods = parse_periods(periods_text(team_id))
+    except ValidationFailed:
+        periods = parse_periods(global_periods_text())
+    return Calendar(_overrides(), periods)
 
 
 def is_workday(day: dt.date) -> bool:
