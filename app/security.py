@@ -281,6 +281,16 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
+# issue 17 H1: SLA policies (service managers and admins edit, agents read) and the work
+# calendar with the working hours (service managers and admins).
+RES_SLA_POLICY = "SlaPolicy"
+RES_WORK_CALENDAR = "WorkCalendar"
+ROLES[ROLE_SERVICE_AGENT] += [_perm(RES_SLA_POLICY, CAN_READ), _menus("Service", "SlaPolicies")]
+ROLES[ROLE_SERVICE_MANAGER] += [
+    _perm(RES_SLA_POLICY, CAN_READ, CAN_WRITE, CAN_DELETE),
+    _perm(RES_WORK_CALENDAR, CAN_READ, CAN_WRITE, CAN_DELETE),
+    _menus("Service", "SlaPolicies", "WorkCalendar", "WorkingHours")]
+
 
 # --- data scopes --------------------------------------------------------------------------
 class Scope(enum.IntEnum):

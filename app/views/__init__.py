@@ -161,7 +161,23 @@ def register_views(appbuilder) -> None:
                         category_icon="fa-bullhorn")
     appbuilder.add_view(MarketingSettingsView, "MarketingSettings", label=_("Marketing settings"),
                         icon="fa-bullhorn", category="Rules")
+    register_sla_views(appbuilder)  # issue 17 H1
     refuse_fab_file_downloads(appbuilder)
+
+
+def register_sla_views(appbuilder) -> None:
+    """客户服务 (issue 17 H1): SLA policies, the work calendar, the working hours."""
+    from app.views.service_calendar import SlaPolicyView, WorkCalendarView, WorkingHoursView
+
+    appbuilder.add_view(SlaPolicyView, "SlaPolicies", label=_("SLA policies"),
+                        icon="fa-clock-o", category="Service",
+                        category_label=_("Service desk"), category_icon="fa-headphones")
+    appbuilder.add_view(WorkCalendarView, "WorkCalendar", label=_("Work calendar"),
+                        href="/work-calendar/", icon="fa-calendar", category="Service",
+                        category_label=_("Service desk"), category_icon="fa-headphones")
+    appbuilder.add_view(WorkingHoursView, "WorkingHours", label=_("Working hours"),
+                        href="/working-hours/", icon="fa-clock-o", category="Service",
+                        category_label=_("Service desk"), category_icon="fa-headphones")
 
 
 def refuse_fab_file_downloads(appbuilder) -> None:
