@@ -121,6 +121,11 @@ PERIODIC: list[PeriodicJob] = [
                 "jobs.tickets.ticket_mail_deliver",
                 "GUISHU_CRON_TICKET_MAIL_DELIVER", "*/5 * * * *",
                 _l("send the replies on tickets by e-mail (retries with backoff)")),
+    PeriodicJob("sla_sweep", _l("SLA warnings and escalation"),
+                "jobs.sla.sla_sweep",
+                "GUISHU_CRON_SLA", "*/5 * * * *",
+                _l("warn before ticket SLA targets fall due, mark breaches, escalate to the "
+                   "team lead and then the manager")),
 ]
 
 
