@@ -116,6 +116,11 @@ PERIODIC: list[PeriodicJob] = [
                 "jobs.imports.requeue_imports",
                 "GUISHU_CRON_REQUEUE_IMPORTS", "*/5 * * * *",
                 _l("queue again the imports started while Redis was down, once it is back")),
+    PeriodicJob("dedicated_agents", _l("Dedicated service agents"),
+                "jobs.service_desk.dedicated_agents",
+                "GUISHU_CRON_DEDICATED_AGENTS", "0 4 * * *",
+                _l("give grade-A customers without a dedicated service agent one from the "
+                   "dedicated team (the least loaded agent present)")),
 ]
 
 
