@@ -87,6 +87,16 @@ RES_MARKETING_SETTINGS = "MarketingSettings"  # consent rule, attribution window
 RES_CAMPAIGN_RESPONSE = "CampaignResponse"
 RES_CAMPAIGN_EFFECT = "CampaignEffect"
 CAN_TAG = "tag"
+# issue 17 H3 — 客户服务: tickets (read in scope; write = raise, edit, assign, status, reply,
+# note: app.services.tickets decides which), the desk's configuration (categories: admins
+# edit; teams, routing rules, settings: admins and service managers), a customer's
+# dedicated service agent (write: admins, staff, service managers; app.services.service_admin).
+RES_TICKET = "Ticket"
+RES_TICKET_CATEGORY = "TicketCategory"
+RES_SERVICE_TEAM = "ServiceTeam"
+RES_ROUTING_RULE = "TicketRoutingRule"
+RES_SERVICE_SETTINGS = "ServiceSettings"
+RES_DEDICATED_AGENT = "DedicatedAgent"
 CAN_REQUEST, CAN_APPROVE = "request", "approve"
 # List actions on customer pages (the ownership verbs as buttons); admin-only verbs are
 # granted by Admin's ".*" alone: move_pool (between pools) and handover (departure).
@@ -163,6 +173,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
                "AssignmentRules", "Grading", "Workbench", "MyWorkbench", "Team", "DueSoon", "Tasks",
                "Transfers", "Care", "CareOutbox", "CareTemplates", "CareSettings",
                "DedupeRules", "Absences"),
+        # issue 17 H3: their customers' tickets (raise, notes), the 客户服务 menu
+        _perm(RES_TICKET, CAN_READ, CAN_WRITE), _menus("Service", "Tickets"),
     ],
     ROLE_REP: _SELF_SERVICE + [
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
@@ -190,6 +202,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
                "FollowUps", "Deals",
                "PoolCustomers", "Workbench", "MyWorkbench", "DueSoon", "Tasks", "Transfers", "Care",
                "CareOutbox", "Absences"),
+        # issue 17 H3: their customers' tickets (raise, notes), the 客户服务 menu
+        _perm(RES_TICKET, CAN_READ, CAN_WRITE), _menus("Service", "Tickets"),
     ],
     ROLE_STAFF: _SELF_SERVICE + [
         _perm(RES_DEDUPE_REVIEW, CAN_READ, CAN_WRITE), _menus("DedupeReview"),
@@ -216,6 +230,9 @@ ROLES: dict[str, list[tuple[str, str]]] = {
                "OwnershipHistory", "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Transfers", "Care",
                "CareOutbox", "Workbench", "Absences"),
+        # issue 17 H3: every ticket; dedicated service agents
+        _perm(RES_TICKET, CAN_READ, CAN_WRITE), _perm(RES_DEDICATED_AGENT, CAN_WRITE),
+        _menus("Service", "Tickets"),
     ],
     ROLE_AUDITOR: _SELF_SERVICE + [
         _perm(RES_DEDUPE_REVIEW, CAN_READ), _menus("DedupeReview"),
@@ -244,6 +261,11 @@ ROLES: dict[str, list[tuple[str, str]]] = {
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",
                "AssignmentRules", "Grading", "Transfers", "Care", "CareOutbox",
                "CareTemplates", "CareSettings", "DedupeRules", "Workbench", "Absences"),
+        # issue 17 H3: every ticket and the desk's configuration, read-only
+        _perm(f"({RES_TICKET}|{RES_TICKET_CATEGORY}|{RES_SERVICE_TEAM}|{RES_ROUTING_RULE}"
+              f"|{RES_SERVICE_SETTINGS})", CAN_READ),
+        _menus("Service", "Tickets", "TicketCategories", "ServiceTeams", "RoutingRules",
+               "ServiceSettings"),
     ],
     # 市场专员: campaigns, segments, tags, surveys and lead pools; customers read-only with
     # contacts masked (app.services.masking), and no ownership verb on a customer.
@@ -275,9 +297,21 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     # 客服: tickets of its teams and those assigned to it (app.services.tickets); the
     # tickets' customers readable (contacts in full while a ticket is open).
     ROLE_SERVICE_AGENT: _SELF_SERVICE + [
+        # issue 17 H3: tickets, the categories and teams (read), the workbench
+        _perm(RES_TICKET, CAN_READ, CAN_WRITE),
+        _perm(f"({RES_TICKET_CATEGORY}|{RES_SERVICE_TEAM})", CAN_READ),
+        _perm(RES_WORKBENCH, CAN_READ), _menus("Workbench", "MyWorkbench"),
+        _menus("Service", "Tickets", "TicketCategories", "ServiceTeams"),
     ],
     # 客服主管: its teams' tickets and agents, routing rules, SLA policies, the work calendar.
     ROLE_SERVICE_MANAGER: _SELF_SERVICE + [
+        # issue 17 H3: tickets; teams, routing rules, settings; dedicated agents
+        _perm(RES_TICKET, CAN_READ, CAN_WRITE), _perm(RES_TICKET_CATEGORY, CAN_READ),
+        _perm(f"({RES_SERVICE_TEAM}|{RES_ROUTING_RULE})", CAN_READ, CAN_WRITE, CAN_DELETE),
+        _perm(RES_SERVICE_SETTINGS, CAN_READ, CAN_WRITE), _perm(RES_DEDICATED_AGENT, CAN_WRITE),
+        _perm(RES_WORKBENCH, CAN_READ), _menus("Workbench", "MyWorkbench"),
+        _menus("Service", "Tickets", "TicketCategories", "ServiceTeams", "RoutingRules",
+               "ServiceSettings"),
     ],
 }
 
