@@ -173,6 +173,14 @@ def open_tickets_of(actor: Optional[User], customer_id: int) -> list[Ticket]:
         Ticket.created_at.desc(), Ticket.id.desc())).scalars())
 
 
+def open_customer_ids(actor: Optional[User]) -> frozenset[int]:
+    """The customers holding an open ticket the actor may read (the masking rule of the
+    service desk: their contact details in full)."""
+    return frozenset(db.session.execute(select(Ticket.customer_id).where(
+        Ticket.customer_id.is_not(None), Ticket.status.in_(OPEN_TICKET_STATUSES),
+        scope_clause(actor)).distinct()).scalars())
+
+
 # --- validation -----------------------------------------------------------------------------
 def _text(data: dict, field: str, limit: int, errors: dict, required: bool = False):
     value = data.get(field)
