@@ -91,6 +91,14 @@ CAN_TAG = "tag"
 # assign, change status, reply, note (the service says who may do which: owners raise
 # tickets and add notes, the desk works them).
 RES_TICKET = "Ticket"
+# issue 17 H3 — the desk's configuration (categories: admins edit; teams, routing rules,
+# settings: admins and service managers) and a customer's dedicated service agent (write:
+# admins, staff, service managers; app.services.service_admin checks which agents).
+RES_TICKET_CATEGORY = "TicketCategory"
+RES_SERVICE_TEAM = "ServiceTeam"
+RES_ROUTING_RULE = "TicketRoutingRule"
+RES_SERVICE_SETTINGS = "ServiceSettings"
+RES_DEDICATED_AGENT = "DedicatedAgent"
 CAN_REQUEST, CAN_APPROVE = "request", "approve"
 # List actions on customer pages (the ownership verbs as buttons); admin-only verbs are
 # granted by Admin's ".*" alone: move_pool (between pools) and handover (departure).
@@ -223,6 +231,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
                "OwnershipHistory", "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Transfers", "Care",
                "CareOutbox", "Workbench", "Absences"),
+        # issue 17 H3: dedicated service agents
+        _perm(RES_DEDICATED_AGENT, CAN_WRITE),
     ],
     ROLE_AUDITOR: _SELF_SERVICE + [
         _perm(RES_TICKET, CAN_READ), _menus("Service", "Tickets"),  # every ticket, read-only
@@ -252,6 +262,11 @@ ROLES: dict[str, list[tuple[str, str]]] = {
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",
                "AssignmentRules", "Grading", "Transfers", "Care", "CareOutbox",
                "CareTemplates", "CareSettings", "DedupeRules", "Workbench", "Absences"),
+        # issue 17 H3: the desk's configuration, read-only
+        _perm(f"({RES_TICKET_CATEGORY}|{RES_SERVICE_TEAM}|{RES_ROUTING_RULE}"
+              f"|{RES_SERVICE_SETTINGS})", CAN_READ),
+        _menus("Service", "TicketCategories", "ServiceTeams", "RoutingRules",
+               "ServiceSettings"),
     ],
     # 市场专员: campaigns, segments, tags, surveys and lead pools; customers read-only with
     # contacts masked (app.services.masking), and no ownership verb on a customer.
@@ -288,6 +303,10 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(f"({RES_CUSTOMER}|{RES_CONTACT})", CAN_READ),
         _menus("Customers", "CustomerList", "Contacts"),
         _perm(RES_TASK, CAN_READ, CAN_WRITE), _menus("Tasks"),  # escalations, low scores
+        # issue 17 H3: the categories and teams (read), the workbench's ticket panel
+        _perm(f"({RES_TICKET_CATEGORY}|{RES_SERVICE_TEAM})", CAN_READ),
+        _perm(RES_WORKBENCH, CAN_READ), _menus("Workbench", "MyWorkbench"),
+        _menus("TicketCategories", "ServiceTeams"),
     ],
     # 客服主管: its teams' tickets and agents, routing rules, SLA policies, the work calendar.
     ROLE_SERVICE_MANAGER: _SELF_SERVICE + [
@@ -295,6 +314,12 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         _perm(f"({RES_CUSTOMER}|{RES_CONTACT})", CAN_READ),
         _menus("Customers", "CustomerList", "Contacts"),
         _perm(RES_TASK, CAN_READ, CAN_WRITE), _menus("Tasks"),
+        # issue 17 H3: teams, routing rules, settings; dedicated agents; the workbench
+        _perm(RES_TICKET_CATEGORY, CAN_READ),
+        _perm(f"({RES_SERVICE_TEAM}|{RES_ROUTING_RULE})", CAN_READ, CAN_WRITE, CAN_DELETE),
+        _perm(RES_SERVICE_SETTINGS, CAN_READ, CAN_WRITE), _perm(RES_DEDICATED_AGENT, CAN_WRITE),
+        _perm(RES_WORKBENCH, CAN_READ), _menus("Workbench", "MyWorkbench"),
+        _menus("TicketCategories", "ServiceTeams", "RoutingRules", "ServiceSettings"),
     ],
 }
 
