@@ -12,12 +12,11 @@ from app.models import Contact, User
 from app.security import can_see_customer, can_write_customer
 from app.services import assignment, customers, masking, ownership, tickets, transfers
 from app.services.errors import OutOfScope, PermissionDenied, ValidationFailed
-from tests.ticket_fixtures import NOW, build_desk, install_fake_desk
+from tests.ticket_fixtures import NOW, build_desk
 
 
 @pytest.fixture
-def desk(db, org, monkeypatch):
-    install_fake_desk(monkeypatch)
+def desk(db, org):
     return build_desk(db, org)
 
 

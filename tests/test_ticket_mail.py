@@ -15,14 +15,13 @@ from sqlalchemy import func, select
 from app.models import Contact, Notification, Ticket, TicketMessage
 from app.services import api_keys, care_channels, ticket_mail, tickets
 from tests.care_fixtures import SmtpServer
-from tests.ticket_fixtures import NOW, build_desk, install_fake_desk
+from tests.ticket_fixtures import NOW, build_desk
 
 URL = "/api/v1/tickets/inbound-mail"
 
 
 @pytest.fixture
-def desk(db, org, monkeypatch):
-    install_fake_desk(monkeypatch)
+def desk(db, org):
     return build_desk(db, org)
 
 
