@@ -161,8 +161,31 @@ def register_views(appbuilder) -> None:
                         category_icon="fa-bullhorn")
     appbuilder.add_view(MarketingSettingsView, "MarketingSettings", label=_("Marketing settings"),
                         icon="fa-bullhorn", category="Rules")
-    register_sla_views(appbuilder)  # issue 17 H1
+    register_service_desk_views(appbuilder)  # issue 17: tickets first in the menu
+    register_sla_views(appbuilder)
     refuse_fab_file_downloads(appbuilder)
+
+
+def register_service_desk_views(appbuilder) -> None:
+    """客户服务 (issue 17, H3): tickets, the category tree, teams, routing rules, settings."""
+    from app.views.service_admin import (RoutingRuleView, ServiceSettingsView,
+                                         ServiceTeamMemberView, ServiceTeamView,
+                                         TicketCategoryView)
+    from app.views.tickets import DedicatedAgentView, TicketView
+
+    appbuilder.add_view(TicketView, "Tickets", label=_("Tickets"), icon="fa-ticket",
+                        category="Service", category_label=_("Service desk"),
+                        category_icon="fa-headphones")
+    appbuilder.add_view(TicketCategoryView, "TicketCategories", label=_("Ticket categories"),
+                        icon="fa-sitemap", category="Service")
+    appbuilder.add_view(ServiceTeamView, "ServiceTeams", label=_("Service teams"),
+                        icon="fa-users", category="Service")
+    appbuilder.add_view(RoutingRuleView, "RoutingRules", label=_("Routing rules"),
+                        icon="fa-random", category="Service")
+    appbuilder.add_view(ServiceSettingsView, "ServiceSettings", label=_("Service settings"),
+                        icon="fa-cog", category="Service")
+    appbuilder.add_view_no_menu(ServiceTeamMemberView)
+    appbuilder.add_view_no_menu(DedicatedAgentView)
 
 
 def register_sla_views(appbuilder) -> None:
