@@ -199,7 +199,7 @@ class RoutingRuleView(ServiceModelView):
     description_columns = {
         "position": _("Rules are tried from the lowest order; the first that matches wins; "
                       "no match: the default team of the service settings"),
-        "province": _("The customer's province, as stored (e.g. 浙江)"),
+        "province": _("The customer's province, as written on the customer"),
     }
     formatters_columns = {"category": lambda v: category_label(v) or _("Any"),
                           "priority": lambda v: TICKET_PRIORITIES.get(v, v) if v else _("Any"),
