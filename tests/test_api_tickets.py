@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 
 from app.models import Contact
-from tests.ticket_fixtures import build_desk, install_fake_desk
+from tests.ticket_fixtures import build_desk
 
 
 @pytest.fixture
-def desk(db, org, monkeypatch):
-    install_fake_desk(monkeypatch)
+def desk(db, org):
     return build_desk(db, org)
 
 

@@ -144,7 +144,29 @@ class TicketAttachmentList(Answer):
     result = fields.List(fields.Nested(TicketAttachment), required=True)
 
 
-COMPONENTS = (TicketCreate, TicketUpdate, TicketAssignRequest, TicketStatusRequest,
+class InboundMail(Body):
+    """A mail from the mail bridge (its headers and its plain text)."""
+    from_ = Text(320, required=True, data_key="from", metadata={
+        "description": "the sender: an address, or Name <address>"})
+    to = Text(320, allow_none=True, metadata={"description": "the desk's address it went to"})
+    subject = Text(1000, allow_none=True, metadata={
+        "description": "a [#123] token continues ticket 123 when the sender is its own"})
+    text = Text(100_000, required=True, metadata={"description": "the plain-text body"})
+    message_id = Text(300, required=True, metadata={
+        "description": "the Message-ID header: a mail is taken once"})
+    in_reply_to = Text(1200, allow_none=True, metadata={
+        "description": "the In-Reply-To header: continues the ticket of that message"})
+
+
+class InboundMailResult(Answer):
+    ticket_id = fields.Integer(required=True)
+    message_id = fields.Integer(required=True, metadata={"description": "the ticket message"})
+    created = fields.Boolean(required=True, metadata={"description": "a new ticket"})
+    duplicate = fields.Boolean(required=True, metadata={
+        "description": "this Message-ID was taken before; nothing changed"})
+
+
+COMPONENTS = (InboundMail, InboundMailResult, TicketCreate, TicketUpdate, TicketAssignRequest, TicketStatusRequest,
               TicketMessageRequest, Ticket, TicketResult, TicketPage, TicketMessage,
               TicketMessageResult, TicketMessageList, TicketAttachment,
               TicketAttachmentResult, TicketAttachmentList)

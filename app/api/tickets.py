@@ -229,7 +229,7 @@ class TicketApi(DocumentedApi):
         """Assign a ticket.
         ---
         post:
-          summary: 分派 — to an agent and / or a team (neither: route again); 409 when the
+          summary: 分派 — to an agent and / or a team (neither routes it again); 409 when the
             ticket is closed or another agent took it meanwhile
           body: TicketAssignRequest
           answer: TicketResult
@@ -373,3 +373,48 @@ class TicketApi(DocumentedApi):
             f"attachment; filename*=UTF-8''{quote(row.filename)}")
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
+
+
+class TicketMailApi(DocumentedApi):
+    """/api/v1/tickets/inbound-mail, for the mail bridge: authenticated by an API key of
+    purpose email_inbound, never by a session or a JWT (so exempt from CSRF: nothing here
+    reads the session cookie). Its security schemes are the ones HooksApi declares."""
+
+    resource_name = "tickets"
+    openapi_spec_tag = "Webhooks"
+    allow_browser_login = False
+    openapi_spec_component_schemas = schemas.COMPONENTS + ts.COMPONENTS
+
+    @expose("/inbound-mail", methods=["POST"])
+    @maps_domain_errors
+    def inbound_mail(self):
+        """An inbound e-mail from the mail bridge (API key purpose email_inbound).
+        ---
+        post:
+          summary: 来信 — open a ticket, or continue one (In-Reply-To, or [#id] in the subject)
+          description: Authenticated by an API key of purpose email_inbound (never by a
+            session or JWT). The mail continues the ticket whose message (or opening mail)
+            In-Reply-To names, or whose [#id] token the subject carries when the sender is the
+            ticket's requester, contact or customer (a closed ticket gets a new one). Else it
+            opens a ticket matched to the customer by the sender's normalised address (the
+            customer's, else a contact's); an unknown sender's ticket has no customer. Taken
+            once per message_id (a redelivery answers duplicate true). Refusals 401
+            missing_key / unknown_key / revoked_key, 403 wrong_purpose, 429 rate_limited,
+            413 too_large (over 512 KiB), 400 naming the field.
+          security:
+          - machine_key_bearer: []
+          - machine_key_header: []
+          body: InboundMail
+          answer: InboundMailResult
+          errors: [400, 401, 403, 413, 429]
+        """
+        from app.api.hooks import body_within, key_for
+        from app.api.common import json_body
+        from app.services import ticket_mail
+
+        body_within(ticket_mail.BODY_MAX)
+        key = key_for("email_inbound")
+        data = schemas.load(ts.InboundMail, json_body())
+        data["from"] = data.pop("from_")
+        result = ticket_mail.receive(key, data)
+        return self.response(200, **schemas.dump(ts.InboundMailResult, result.as_dict()))

@@ -109,13 +109,7 @@ def scope_clause(actor: Optional[User], column=Ticket.id):
         return true()
     parts = []
     if is_service_user(actor):
-        teams = agent_team_ids(actor)
-        agents = {actor.id}
-        if has_role(actor, ROLE_SERVICE_MANAGER):
-            agents |= managed_agent_ids(actor)
-        # and those it raised (the agent who took the call follows it wherever it went)
-        mine = or_(Ticket.agent_id.in_(sorted(agents)), Ticket.created_by_id == actor.id)
-        parts.append(or_(Ticket.team_id.in_(sorted(teams)), mine) if teams else mine)
+        parts.append(service_scope_clause(actor))
     if has_role(actor, ROLE_REP, ROLE_MANAGER):
         parts.append(customer_scope_clause(actor, Ticket.customer_id))
     if not parts:
@@ -124,6 +118,18 @@ def scope_clause(actor: Optional[User], column=Ticket.id):
     if column is Ticket.id:
         return where
     return column.in_(select(Ticket.id).where(where))
+
+
+def service_scope_clause(actor: User):
+    """The desk's part of the scope: the tickets of the actor's teams, those assigned to it
+    (a service manager: to its agents too) and those it raised (the agent who took the call
+    follows it wherever it went). Also what app.security reads the desk's customers by."""
+    teams = agent_team_ids(actor)
+    agents = {actor.id}
+    if has_role(actor, ROLE_SERVICE_MANAGER):
+        agents |= managed_agent_ids(actor)
+    mine = or_(Ticket.agent_id.in_(sorted(agents)), Ticket.created_by_id == actor.id)
+    return or_(Ticket.team_id.in_(sorted(teams)), mine) if teams else mine
 
 
 def get_ticket(actor: Optional[User], ticket_id: Any, write: bool = False,
@@ -711,12 +717,33 @@ def note(actor: User, ticket_id: Any, body: Any, attachments: Iterable = (),
 
 def _enqueue_delivery(message_id: int) -> None:
     """Send the reply now rather than at the next periodic run (best effort: the periodic
-    job finds every pending reply anyway)."""
-    try:
-        from jobs import tickets as ticket_jobs
-    except ImportError:
-        return
-    ticket_jobs.enqueue_delivery(message_id)
+    job, jobs.tickets.ticket_mail_deliver, finds every pending reply anyway)."""
+    from app.queue import enqueue
+
+    enqueue("jobs.tickets.ticket_reply_deliver", message_id)
+
+
+def customer_wrote(ticket_id: int, body: str, now: Optional[dt.datetime] = None,
+                   **mail_columns) -> TicketMessage:
+    """A message from the customer (inbound mail) on an open or resolved ticket: a waiting
+    ticket is back in progress, a resolved one reopened, its agent told. Does not commit."""
+    now = now or utcnow()
+    ticket = _locked(None, ticket_id)
+    message = TicketMessage(ticket_id=ticket.id, kind="inbound", body=body, created_at=now,
+                            **mail_columns)
+    db.session.add(message)
+    db.session.flush()
+    add_event(ticket, "inbound", None, to_value=message.id)
+    if ticket.status == "waiting":
+        _move(None, ticket, "in_progress", now)
+    elif ticket.status == "resolved":
+        _move(None, ticket, "assigned", now, tr("The customer wrote again"))
+    ticket.updated_at = now
+    if ticket.agent_id is not None:
+        notifications.notify([ticket.agent_id], "ticket_inbound", tr(
+            "The customer wrote on ticket #%(id)s: %(subject)s", id=ticket.id,
+            subject=ticket.subject), link=page_link(ticket.id))
+    return message
 
 
 # --- reading --------------------------------------------------------------------------------
