@@ -257,7 +257,8 @@ CSRF_REFUSED = {"code": "csrf", "message": (
 CROSS_SITE = {"Origin": "https://evil.example", "Referer": "https://evil.example/page"}
 # FAB's JWT login and refresh: no session signs them in. The webhooks authenticate by API
 # key only and never read the session (test_a_cross_site_post_to_a_webhook_is_no_key).
-NO_SESSION = {"SecurityApi.login", "SecurityApi.refresh", "HooksApi.sms_reply", "SmsApi.inbound"}
+NO_SESSION = {"SecurityApi.login", "SecurityApi.refresh", "HooksApi.sms_reply", "SmsApi.inbound",
+              "TicketMailApi.inbound_mail"}
 
 
 def mutating_api_routes(app, pk: int) -> list[tuple[str, str]]:
@@ -309,6 +310,19 @@ def test_a_cross_site_post_to_a_webhook_is_no_key(admin, db):
     assert (resp.status_code, resp.get_json()["code"]) == (401, "missing_key")
     db.session.commit()
     assert db.session.execute(select(func.count(Notification.id))).scalar_one() == 0
+
+
+def test_a_cross_site_post_to_the_inbound_mail_webhook_is_no_key(admin, db):
+    """The mail bridge's webhook takes an API key only: the admin's session cookie opens no
+    ticket."""
+    from app.models import Ticket
+
+    resp = admin.post("/api/v1/tickets/inbound-mail",
+                      json={"from": "a@b.cn", "to": "help@x.cn", "subject": "x", "text": "x",
+                            "message_id": "<m1@b.cn>"}, headers=CROSS_SITE)
+    assert (resp.status_code, resp.get_json()["code"]) == (401, "missing_key")
+    db.session.commit()
+    assert db.session.execute(select(func.count(Ticket.id))).scalar_one() == 0
 
 
 def test_a_forged_or_another_sessions_token_is_refused(admin, rep, k):

@@ -23,7 +23,7 @@ from app.models.service_desk import (MESSAGE_KINDS, TICKET_CHANNELS, TICKET_PRIO
                                      TICKET_STATUSES, ServiceTeam, Ticket)
 from app.paging import KeysetInterface
 from app.security import (METHOD_PERMISSIONS, RES_DEDICATED_AGENT, RES_TICKET, current_user)
-from app.services import service_admin, service_panels, sla, ticket_storage, tickets
+from app.services import service_admin, service_panels, sla, sla_sweep, ticket_storage, tickets
 from app.services.errors import GuishuError
 from app.services.ids import parse_pk
 from app.views.base import ScopedModelView, local_path, minutes, signed_in_user
@@ -68,7 +68,8 @@ EVENT_LABELS = {"created": _("Raised"), "status": _("Status"), "reopened": _("Re
                 "category": _("Category"), "priority": _("Priority"), "channel": _("Channel"),
                 "contact": _("Contact"), "edited": _("Edited"), "reply": _("Reply"),
                 "note": _("Internal note"), "rated": _("Satisfaction"),
-                "attachment": _("Attachment")}
+                "attachment": _("Attachment"),
+                **sla_sweep.EVENT_LABELS}  # the SLA job's warnings, breaches, escalations
 DELIVERY_LABELS = {"pending": _("Waiting to be sent"), "sending": _("Sending"),
                    "sent": _("Sent"), "failed": _("Sending failed"),
                    "cancelled": _("Cancelled")}
