@@ -12,38 +12,9 @@ from app.models import (Contact, MarketingOptOut, ServiceSettings, Survey, Surve
                         SurveyQuestion, Task, Ticket, TicketEvent)
 from app.services import satisfaction, surveys
 from tests.care_fixtures import SENT_SMS, SmtpServer
+from tests.desk_fallback import desk_stand_ins  # noqa: F401  TEMPORARY
 
 NOW = dt.datetime(2026, 11, 20, 6, 0)
-
-
-@pytest.fixture(autouse=True)
-def _tickets_until_merged(monkeypatch):
-    """TEMPORARY until tickets-core is merged: add_event and reopen of app.services.tickets."""
-    import sys
-    import types
-
-    try:
-        import app.services.tickets  # noqa: F401
-        return
-    except ImportError:
-        pass
-    from app.extensions import db
-
-    fake = types.ModuleType("app.services.tickets")
-
-    def add_event(ticket, kind, actor_id, from_value=None, to_value=None, note=None):
-        db.session.add(TicketEvent(ticket_id=ticket.id, kind=kind, actor_id=actor_id,
-                                   from_value=from_value, to_value=to_value, note=note))
-
-    def reopen(actor, ticket_id, reason):
-        ticket = db.session.get(Ticket, ticket_id)
-        add_event(ticket, "reopened", None, ticket.status, "in_progress", reason)
-        ticket.status, ticket.reopened_count = "in_progress", ticket.reopened_count + 1
-        db.session.commit()
-        return ticket
-
-    fake.add_event, fake.reopen = add_event, reopen
-    monkeypatch.setitem(sys.modules, "app.services.tickets", fake)
 
 
 def make_ticket(db, org, customer=None, contact_id=None, status="resolved", **extra):
