@@ -143,3 +143,17 @@ def test_subject_grouping_normalises_and_bounds():
         ["Printer offline", "printer offline!!", "PRINTER OFFLINE 2", "发票开错了", "发票开错",
          "退货流程", "123 !!!"])
     assert groups == [("Printer offline", 3), ("发票开错了", 2), ("退货流程", 1)]
+
+
+def test_the_page_and_its_csv(app, db, org, desk):
+    from tests.conftest import login
+
+    client = login(app.test_client(), org.service_manager.username)
+    html = client.get("/service-analysis/?start=2026-11-01&end=2026-11-20").get_data(as_text=True)
+    assert "服务分析" in html and 'id="sa-backlog"' in html and "按分类的工单量" in html
+    resp = client.get("/service-analysis/by_category.csv?start=2026-11-01&end=2026-11-20")
+    assert resp.headers["Content-Disposition"] == \
+        'attachment; filename="service-by_category-2026-11-01-2026-11-20.csv"'
+    assert resp.get_data(as_text=True).splitlines()[0] == "\ufeff分类,工单数"
+    bad = client.get("/service-analysis/?start=2026-11-21&end=2026-11-20")
+    assert "统计区间的开始不能晚于结束" in bad.get_data(as_text=True)

@@ -1526,3 +1526,29 @@ MARKETING_PAGES = [
 def test_marketing_pages_by_role(login_as, campaign_ids, role, path, expected):
     resp = login_as(role).get(path.format(**vars(campaign_ids)))
     assert resp.status_code == expected[role], (role, path)
+
+
+# ============================================================================================
+# issue 17 H4: 服务分析 /service-analysis/ — admins, staff, auditors, sales managers, service
+# managers and agents (each over the tickets they may read); reps and marketing not
+# ============================================================================================
+SERVICE_ROLES = ROLES + ("agent", "service_manager")
+_ANALYSTS = ("admin", "staff", "auditor", "manager", "agent", "service_manager")
+SERVICE_ANALYSIS_PAGES = [
+    ("/service-analysis/", {r: 200 if r in _ANALYSTS else 403 for r in SERVICE_ROLES}),
+    ("/service-analysis/?start=2026-11-01&end=2026-11-30",
+     {r: 200 if r in _ANALYSTS else 403 for r in SERVICE_ROLES}),
+    ("/service-analysis/backlog.csv", {r: 200 if r in _ANALYSTS else 403 for r in SERVICE_ROLES}),
+    ("/service-analysis/sla.csv?start=2026-12-01&end=2026-11-01",
+     {r: 400 if r in _ANALYSTS else 403 for r in SERVICE_ROLES}),
+    ("/service-analysis/nope.csv", {r: 404 if r in _ANALYSTS else 403 for r in SERVICE_ROLES}),
+]
+
+
+@pytest.mark.parametrize("role", SERVICE_ROLES)
+@pytest.mark.parametrize("path, expected", SERVICE_ANALYSIS_PAGES,
+                         ids=[p for p, _ in SERVICE_ANALYSIS_PAGES])
+def test_service_analysis_by_role(app, org, role, path, expected):
+    client = login(app.test_client(), getattr(org, role).username)
+    resp = client.get(path)
+    assert resp.status_code == expected[role], (role, path)

@@ -161,6 +161,12 @@ def register_views(appbuilder) -> None:
                         category_icon="fa-bullhorn")
     appbuilder.add_view(MarketingSettingsView, "MarketingSettings", label=_("Marketing settings"),
                         icon="fa-bullhorn", category="Rules")
+    # issue 17 H4: 服务分析
+    from app.views.service_analysis import ServiceAnalysisView
+
+    appbuilder.add_view(ServiceAnalysisView, "ServiceAnalysis", label=_("Service analysis"),
+                        href="/service-analysis/", icon="fa-bar-chart", category="Service",
+                        category_label=_("Service desk"), category_icon="fa-life-ring")
     refuse_fab_file_downloads(appbuilder)
 
 
