@@ -22,8 +22,8 @@ TICKET_CHANNELS = {"phone": _l("Phone"), "email": _l("E-mail"), "online": _l("On
 TICKET_PRIORITIES = {"P1": _l("P1 urgent"), "P2": _l("P2 high"), "P3": _l("P3 normal"),
                      "P4": _l("P4 low")}
 # 新建 → 已分派 → 处理中 → 待客户确认 → 已解决 → 已关闭 (and reopen).
-TICKET_STATUSES = {"new": _l("New"), "assigned": _l("Assigned"),
-                   "in_progress": _l("In progress"), "waiting": _l("Waiting for the customer"),
+TICKET_STATUSES = {"new": _l("New"), "assigned": _l("Assigned to an agent"),
+                   "in_progress": _l("Being handled"), "waiting": _l("Waiting for the customer"),
                    "resolved": _l("Resolved"), "closed": _l("Closed")}
 OPEN_TICKET_STATUSES = ("new", "assigned", "in_progress", "waiting")
 # A message is an internal note, a reply to the customer (sent by e-mail through the

@@ -116,6 +116,32 @@ register_record_type("opportunity", Resolver("opportunity", _require_opportunity
                                              lambda pk: f"/opportunities/show/{pk}"))
 
 
+def _require_ticket(actor: User, ticket_id: int) -> None:
+    from app.services import tickets
+
+    tickets.get_ticket(actor, ticket_id)  # OutOfScope when not readable
+
+
+def _ticket_names(ids: list[int]) -> dict[int, str]:
+    from app.models import Ticket
+
+    if not ids:
+        return {}
+    return {pk: f"#{pk} {subject}" for pk, subject in db.session.execute(
+        select(Ticket.id, Ticket.subject).where(Ticket.id.in_(sorted(set(ids))))).all()}
+
+
+def _ticket_name_of(record_id_column):
+    from app.models import Ticket
+
+    return select(Ticket.subject).where(Ticket.id == record_id_column).scalar_subquery()
+
+
+# 工单: SLA escalations and low satisfaction scores open tasks about a ticket.
+register_record_type("ticket", Resolver("ticket", _require_ticket, _ticket_names,
+                                        _ticket_name_of, lambda pk: f"/tickets/show/{pk}"))
+
+
 def record_name_column(record_type_column=Task.record_type, record_id_column=Task.record_id):
     """The linked record's name as a column expression (a CASE over the registered types)."""
     return case(*((record_type_column == kind, resolver.name_of(record_id_column))

@@ -282,3 +282,50 @@ class Merges:
                 summary += " " + _("(undone)")
             out.append(Entry(m.created_at, "merge", summary, _name(m.actor)))
         return out
+
+
+@source("ticket")
+class Tickets:
+    """工单: raised, each change of status, reopened (app.services.tickets writes the
+    events); the customer's tickets, merged-in customers' included (a merge re-points them)."""
+
+    @staticmethod
+    def _query(history: History):
+        from app.models import Ticket, TicketEvent
+        from app.services.tickets import TIMELINE_KINDS
+
+        return select(TicketEvent).join(Ticket, Ticket.id == TicketEvent.ticket_id).where(
+            Ticket.customer_id.in_(history.ids), TicketEvent.kind.in_(TIMELINE_KINDS))
+
+    @staticmethod
+    def count(history: History) -> int:
+        return _count(Tickets._query(history))
+
+    @staticmethod
+    def newest(history: History, limit: int) -> list[Entry]:
+        from app.models import TicketEvent
+        from app.models.service_desk import TICKET_STATUSES
+        from app.services.tickets import page_link
+
+        rows = db.session.execute(Tickets._query(history).options(
+            selectinload(TicketEvent.actor), selectinload(TicketEvent.ticket)).order_by(
+            TicketEvent.at.desc(), TicketEvent.id.desc()).limit(limit)).scalars()
+        out = []
+        for e in rows:
+            t = e.ticket
+            if e.kind == "created":
+                summary = _("Ticket #%(id)s raised (%(channel)s, %(priority)s): %(subject)s",
+                            id=t.id, channel=t.channel_label, priority=t.priority_label,
+                            subject=t.subject)
+            else:
+                change = " → ".join(str(TICKET_STATUSES.get(v, v or ""))
+                                    for v in (e.from_value, e.to_value))
+                summary = _("Ticket #%(id)s %(subject)s: %(change)s", id=t.id,
+                            subject=t.subject, change=change)
+                if e.kind == "reopened":
+                    summary = _("Ticket #%(id)s %(subject)s reopened: %(change)s", id=t.id,
+                                subject=t.subject, change=change)
+            if e.note:
+                summary += " " + _("(%(note)s)", note=e.note)
+            out.append(Entry(e.at, "ticket", summary, _name(e.actor), page_link(t.id)))
+        return out
