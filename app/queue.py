@@ -116,6 +116,11 @@ PERIODIC: list[PeriodicJob] = [
                 "jobs.imports.requeue_imports",
                 "GUISHU_CRON_REQUEUE_IMPORTS", "*/5 * * * *",
                 _l("queue again the imports started while Redis was down, once it is back")),
+    PeriodicJob("sla_sweep", _l("SLA warnings and escalation"),
+                "jobs.sla.sla_sweep",
+                "GUISHU_CRON_SLA", "*/5 * * * *",
+                _l("warn before ticket SLA targets fall due, mark breaches, escalate to the "
+                   "team lead and then the manager")),
 ]
 
 
