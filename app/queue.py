@@ -121,6 +121,11 @@ PERIODIC: list[PeriodicJob] = [
                 "GUISHU_CRON_SLA", "*/5 * * * *",
                 _l("warn before ticket SLA targets fall due, mark breaches, escalate to the "
                    "team lead and then the manager")),
+    PeriodicJob("dedicated_agents", _l("Dedicated service agents"),
+                "jobs.service_desk.dedicated_agents",
+                "GUISHU_CRON_DEDICATED_AGENTS", "0 4 * * *",
+                _l("give grade-A customers without a dedicated service agent one from the "
+                   "dedicated team (the least loaded agent present)")),
 ]
 
 

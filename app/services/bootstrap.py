@@ -11,7 +11,7 @@ from app.extensions import appbuilder, db
 from app.models import Pool, User
 from app.security import ROLE_ADMIN, ROLES
 from app.services import (campaign_sending, care, classification, dedupe, opportunities,
-                          policies, satisfaction)
+                          policies, satisfaction, service_admin)
 
 DEFAULT_POOL_NAME = "默认公海"
 DEFAULT_LEAD_POOL_NAME = "默认线索公海"
@@ -26,7 +26,8 @@ def initialise() -> dict:
     campaign_sending.settings()  # marketing settings: consent required, 180-day attribution
     dedupe.ensure_rules()  # one dedupe rule per kind, with the defaults
     opportunities.ensure_stages()  # the default pipeline stages
-    satisfaction.ensure_default_survey()  # the desk's settings and 服务满意度调查
+    service_admin.ensure_defaults()  # the service desk's settings row and ticket categories
+    satisfaction.ensure_default_survey()  # 服务满意度调查, named by the settings
     if db.session.execute(select(Pool).where(Pool.is_default.is_(True),
                                              Pool.record_type == "customer")).first() is None:
         db.session.add(Pool(name=DEFAULT_POOL_NAME, description="未分配客户的默认公海",

@@ -80,6 +80,11 @@ def classify(customer_ids: Optional[Iterable[int]] = None,
             done += db.session.execute(update(Ownership).where(
                 Ownership.customer_id.in_(ids[start:start + CHUNK])).values(**values)).rowcount
         db.session.commit()
+        # A customer that just became grade A gets its dedicated service agent now, not at
+        # the nightly run (one look-up when no dedicated team is set).
+        from app.services.service_admin import assign_grade_a
+
+        assign_grade_a(ids, now)
         return done
     last = 0
     while True:  # key ranges of CHUNK customers, a transaction each

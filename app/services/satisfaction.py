@@ -45,14 +45,10 @@ COMMENT_MAX = 2_000
 
 # --- settings and the default survey --------------------------------------------------------
 def settings() -> ServiceSettings:
-    """The desk's settings row, created with the defaults when missing (not committed)."""
-    row = db.session.execute(select(ServiceSettings).order_by(ServiceSettings.id)
-                             .limit(1)).scalar_one_or_none()
-    if row is None:
-        row = ServiceSettings()
-        db.session.add(row)
-        db.session.flush()
-    return row
+    """The desk's settings row (app.services.service_admin keeps it)."""
+    from app.services import service_admin
+
+    return service_admin.settings()
 
 
 def ensure_default_survey() -> Survey:
