@@ -12,7 +12,6 @@ from app.models import (Contact, MarketingOptOut, ServiceSettings, Survey, Surve
                         SurveyQuestion, Task, Ticket, TicketEvent)
 from app.services import satisfaction, surveys
 from tests.care_fixtures import SENT_SMS, SmtpServer
-from tests.desk_fallback import desk_stand_ins  # noqa: F401  TEMPORARY
 
 NOW = dt.datetime(2026, 11, 20, 6, 0)
 

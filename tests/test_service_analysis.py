@@ -8,7 +8,6 @@ import pytest
 from app.models import (ServiceTeam, ServiceTeamMember, SlaPolicy, Ticket, TicketCategory)
 from app.services import service_analysis
 from app.services.errors import PermissionDenied, ValidationFailed
-from tests.desk_fallback import desk_stand_ins  # noqa: F401  TEMPORARY
 
 NOW = dt.datetime(2026, 11, 20, 6, 0)  # 14:00 in Shanghai, a Friday
 H = dt.timedelta(hours=1)
@@ -18,10 +17,12 @@ D = dt.timedelta(days=1)
 
 @pytest.fixture
 def desk(db, org):
-    fault = TicketCategory(name="故障", path="/")
-    complaint = TicketCategory(name="投诉", path="/", is_complaint=True)
+    from sqlalchemy import select
+
+    fault, complaint = (db.session.execute(select(TicketCategory).where(
+        TicketCategory.name == name)).scalar_one() for name in ("故障", "投诉"))  # bootstrap's
     team = ServiceTeam(name="一线客服", lead_id=org.service_manager.id)
-    db.session.add_all([fault, complaint, team])
+    db.session.add(team)
     db.session.flush()
     db.session.add(ServiceTeamMember(team_id=team.id, user_id=org.agent.id))
     p1 = SlaPolicy(name="P1 全天", priority="P1", first_response_minutes=60,
