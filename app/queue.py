@@ -116,6 +116,11 @@ PERIODIC: list[PeriodicJob] = [
                 "jobs.imports.requeue_imports",
                 "GUISHU_CRON_REQUEUE_IMPORTS", "*/5 * * * *",
                 _l("queue again the imports started while Redis was down, once it is back")),
+    # issue 17 H2: replies on tickets
+    PeriodicJob("ticket_mail_deliver", _l("Ticket replies"),
+                "jobs.tickets.ticket_mail_deliver",
+                "GUISHU_CRON_TICKET_MAIL_DELIVER", "*/5 * * * *",
+                _l("send the replies on tickets by e-mail (retries with backoff)")),
     PeriodicJob("sla_sweep", _l("SLA warnings and escalation"),
                 "jobs.sla.sla_sweep",
                 "GUISHU_CRON_SLA", "*/5 * * * *",

@@ -87,6 +87,18 @@ RES_MARKETING_SETTINGS = "MarketingSettings"  # consent rule, attribution window
 RES_CAMPAIGN_RESPONSE = "CampaignResponse"
 RES_CAMPAIGN_EFFECT = "CampaignEffect"
 CAN_TAG = "tag"
+# 工单 (issue 17): read in scope (app.services.tickets.scope_clause); write = raise, edit,
+# assign, change status, reply, note (the service says who may do which: owners raise
+# tickets and add notes, the desk works them).
+RES_TICKET = "Ticket"
+# issue 17 H3 — the desk's configuration (categories: admins edit; teams, routing rules,
+# settings: admins and service managers) and a customer's dedicated service agent (write:
+# admins, staff, service managers; app.services.service_admin checks which agents).
+RES_TICKET_CATEGORY = "TicketCategory"
+RES_SERVICE_TEAM = "ServiceTeam"
+RES_ROUTING_RULE = "TicketRoutingRule"
+RES_SERVICE_SETTINGS = "ServiceSettings"
+RES_DEDICATED_AGENT = "DedicatedAgent"
 CAN_REQUEST, CAN_APPROVE = "request", "approve"
 # List actions on customer pages (the ownership verbs as buttons); admin-only verbs are
 # granted by Admin's ".*" alone: move_pool (between pools) and handover (departure).
@@ -130,6 +142,7 @@ _SELF_SERVICE = [
 ROLES: dict[str, list[tuple[str, str]]] = {
     ROLE_ADMIN: [(".*", ".*")],
     ROLE_MANAGER: _SELF_SERVICE + [
+        _perm(RES_TICKET, CAN_READ, CAN_WRITE), _menus("Service", "Tickets"),  # their scope's
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_RELEASE, CAN_LOCK, CAN_UNLOCK,
               CAN_TRANSFER, CAN_GRADE),
@@ -165,6 +178,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
                "DedupeRules", "Absences"),
     ],
     ROLE_REP: _SELF_SERVICE + [
+        _perm(RES_TICKET, CAN_READ, CAN_WRITE), _menus("Service", "Tickets"),  # their customers'
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
         _perm(RES_CUSTOMER, CAN_READ, CAN_WRITE, CAN_EXPORT, CAN_RELEASE, CAN_LOCK, CAN_TRANSFER),
         _perm(f"({RES_CUSTOMER}|{RES_CONTACT}|{RES_LEAD})", CAN_TAG), _perm(RES_TAG, CAN_READ),
@@ -192,6 +206,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
                "CareOutbox", "Absences"),
     ],
     ROLE_STAFF: _SELF_SERVICE + [
+        _perm(RES_TICKET, CAN_READ, CAN_WRITE), _menus("Service", "Tickets"),  # every ticket
         _perm(RES_DEDUPE_REVIEW, CAN_READ, CAN_WRITE), _menus("DedupeReview"),
         _perm(RES_OPTOUT, CAN_READ, CAN_WRITE), _menus("OptOuts"),  # 退订 asked on the phone
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ, CAN_WRITE),
@@ -216,8 +231,11 @@ ROLES: dict[str, list[tuple[str, str]]] = {
                "OwnershipHistory", "FollowUps", "Deals",
                "Organisation", "Departments", "Rules", "Pools", "Transfers", "Care",
                "CareOutbox", "Workbench", "Absences"),
+        # issue 17 H3: dedicated service agents
+        _perm(RES_DEDICATED_AGENT, CAN_WRITE),
     ],
     ROLE_AUDITOR: _SELF_SERVICE + [
+        _perm(RES_TICKET, CAN_READ), _menus("Service", "Tickets"),  # every ticket, read-only
         _perm(RES_DEDUPE_REVIEW, CAN_READ), _menus("DedupeReview"),
         _perm(f"({RES_FOLLOWUP}|{RES_DEAL})", CAN_READ),
         _perm(RES_CUSTOMER, CAN_READ, CAN_EXPORT),
@@ -244,6 +262,11 @@ ROLES: dict[str, list[tuple[str, str]]] = {
                "Organisation", "Departments", "Rules", "Pools", "Policies", "AuditLog",
                "AssignmentRules", "Grading", "Transfers", "Care", "CareOutbox",
                "CareTemplates", "CareSettings", "DedupeRules", "Workbench", "Absences"),
+        # issue 17 H3: the desk's configuration, read-only
+        _perm(f"({RES_TICKET_CATEGORY}|{RES_SERVICE_TEAM}|{RES_ROUTING_RULE}"
+              f"|{RES_SERVICE_SETTINGS})", CAN_READ),
+        _menus("Service", "TicketCategories", "ServiceTeams", "RoutingRules",
+               "ServiceSettings"),
     ],
     # 市场专员: campaigns, segments, tags, surveys and lead pools; customers read-only with
     # contacts masked (app.services.masking), and no ownership verb on a customer.
@@ -275,9 +298,28 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     # 客服: tickets of its teams and those assigned to it (app.services.tickets); the
     # tickets' customers readable (contacts in full while a ticket is open).
     ROLE_SERVICE_AGENT: _SELF_SERVICE + [
+        _perm(RES_TICKET, CAN_READ, CAN_WRITE), _menus("Service", "Tickets"),
+        # the customers of its tickets: read-only (no ownership verb), contacts by the rule
+        _perm(f"({RES_CUSTOMER}|{RES_CONTACT})", CAN_READ),
+        _menus("Customers", "CustomerList", "Contacts"),
+        _perm(RES_TASK, CAN_READ, CAN_WRITE), _menus("Tasks"),  # escalations, low scores
+        # issue 17 H3: the categories and teams (read), the workbench's ticket panel
+        _perm(f"({RES_TICKET_CATEGORY}|{RES_SERVICE_TEAM})", CAN_READ),
+        _perm(RES_WORKBENCH, CAN_READ), _menus("Workbench", "MyWorkbench"),
+        _menus("TicketCategories", "ServiceTeams"),
     ],
     # 客服主管: its teams' tickets and agents, routing rules, SLA policies, the work calendar.
     ROLE_SERVICE_MANAGER: _SELF_SERVICE + [
+        _perm(RES_TICKET, CAN_READ, CAN_WRITE), _menus("Service", "Tickets"),
+        _perm(f"({RES_CUSTOMER}|{RES_CONTACT})", CAN_READ),
+        _menus("Customers", "CustomerList", "Contacts"),
+        _perm(RES_TASK, CAN_READ, CAN_WRITE), _menus("Tasks"),
+        # issue 17 H3: teams, routing rules, settings; dedicated agents; the workbench
+        _perm(RES_TICKET_CATEGORY, CAN_READ),
+        _perm(f"({RES_SERVICE_TEAM}|{RES_ROUTING_RULE})", CAN_READ, CAN_WRITE, CAN_DELETE),
+        _perm(RES_SERVICE_SETTINGS, CAN_READ, CAN_WRITE), _perm(RES_DEDICATED_AGENT, CAN_WRITE),
+        _perm(RES_WORKBENCH, CAN_READ), _menus("Workbench", "MyWorkbench"),
+        _menus("TicketCategories", "ServiceTeams", "RoutingRules", "ServiceSettings"),
     ],
 }
 
@@ -358,6 +400,46 @@ def marketing_only_ids_select():
         holders(ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF)))
 
 
+def service_only(user: Optional[User]) -> bool:
+    """客服 / 客服主管 without a sales or back-office role: reads the customers of its
+    tickets, owns none and takes no ownership action (like marketing_only)."""
+    return has_role(user, ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER) and not has_role(
+        user, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF)
+
+
+def cannot_own(user: Optional[User]) -> bool:
+    """Marketing only or service only: never an owner of customers or leads."""
+    return marketing_only(user) or service_only(user)
+
+
+def non_owner_ids_select():
+    """SELECT of the users cannot_own() holds for (marketing or service only), for pickers
+    of owners."""
+    from flask_appbuilder.security.sqla.models import assoc_user_role
+
+    def holders(*names: str):
+        return select(assoc_user_role.c.user_id).join(
+            Role, Role.id == assoc_user_role.c.role_id).where(Role.name.in_(names))
+
+    return holders(ROLE_MARKETING, ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER).where(
+        assoc_user_role.c.user_id.not_in(holders(ROLE_ADMIN, ROLE_MANAGER, ROLE_REP,
+                                                 ROLE_STAFF)))
+
+
+def service_customer_ids_select(user: User):
+    """SELECT of the customers of the tickets a service agent or manager may read: the
+    customers it reads (app.services.tickets.scope_clause), never edits."""
+    from app.models import Ticket
+    from app.services.tickets import scope_clause
+
+    return select(Ticket.customer_id).where(Ticket.customer_id.is_not(None),
+                                            scope_clause(user))
+
+
+def _service_reader(user: Optional[User]) -> bool:
+    return has_role(user, ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER)
+
+
 def scope_of(user: Optional[User]) -> Optional[Scope]:
     """The widest scope among the user's roles; None for anonymous or role-less users."""
     if user is None or not getattr(user, "is_authenticated", True):
@@ -428,7 +510,11 @@ def visible_customer_ids_select(user: Optional[User], include_shared: bool = Tru
     pages.
     """
     scope = scope_of(user)
+    # 客服: the customers of its tickets, for reading (include_shared) only.
+    service = include_shared and _service_reader(user)
     if scope is None:
+        if service:
+            return service_customer_ids_select(user)
         return select(Customer.id).where(false_clause())
     if scope == Scope.ALL:
         return None
@@ -439,6 +525,9 @@ def visible_customer_ids_select(user: Optional[User], include_shared: bool = Tru
     shared = shared_customer_ids(user) if include_shared else ()
     if shared:
         mine = or_(mine, Ownership.customer_id.in_(sorted(shared)))
+    if service:
+        return select(Ownership.customer_id).where(mine).union(
+            service_customer_ids_select(user))
     return select(Ownership.customer_id).where(mine)
 
 
@@ -524,6 +613,12 @@ def scope_joined(query, user: Optional[User], column, include_shared: bool = Tru
     `also_ids`: ids in scope besides (merged-away customers, which have no ownership row:
     then an outer join)."""
     scope = scope_of(user)
+    if include_shared and _service_reader(user) and scope != Scope.ALL:
+        # 客服 read the customers of their tickets: an IN over those (few per agent).
+        clause = customer_scope_clause(user, column, include_shared)
+        if also_ids:
+            clause = or_(clause, column.in_(sorted(set(also_ids))))
+        return query.filter(clause)
     if scope is None:
         return query.filter(false_clause())
     if scope == Scope.ALL:

@@ -179,9 +179,10 @@ def test_customer_owner_choices_per_role(clients, role, expected):
 def test_configuration_forms_offer_every_user_to_admins_only(clients, db, org, path, name):
     gone = add_user(db, "gone1", "离", "李", org.east, active=False)
     html = clients.admin.get(path).get_data(as_text=True)
-    # Every user, marketing too (the services refuse marketing where it cannot own).
+    # Every user, marketing and the service desk too (the services refuse them where they
+    # cannot own).
     assert offered(html, name) == EVERY_SELLER | {"admin", "staff1", "auditor1", "marketing1",
-                                                  gone.username}
+                                                  "agent1", "agent2", "svcmgr1", gone.username}
     for role in ("manager", "rep"):
         assert getattr(clients, role).get(path).status_code in (302, 403)
 

@@ -4,6 +4,7 @@ notes, history, audit and the customer's timeline, the owner told of complaints 
 and two agents acting on one ticket at once."""
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import threading
 import types
@@ -14,7 +15,9 @@ from sqlalchemy import select
 from app.models import AuditLog, Notification, Task, Ticket, TicketEvent, TicketMessage
 from app.services import tasks, tickets, timeline
 from app.services.errors import Conflict, OutOfScope, PermissionDenied, ValidationFailed
-from tests.ticket_fixtures import NOW, build_desk, install_fake_desk
+from tests.ticket_fixtures import NOW, build_desk, route_to
+
+HOUR = dt.timedelta(hours=1)
 
 
 @pytest.fixture
@@ -22,10 +25,6 @@ def desk(db, org):
     return build_desk(db, org)
 
 
-@pytest.fixture
-def fake(monkeypatch):
-    calls, routing = install_fake_desk(monkeypatch)
-    return types.SimpleNamespace(calls=calls, routing=routing)
 
 
 def raise_one(actor, customer, **data):
@@ -55,8 +54,8 @@ def notes_of(db, user_id):
 
 
 # --- raising ---------------------------------------------------------------------------------
-def test_an_agent_raises_a_ticket_routed_to_its_team_and_agent(db, org, desk, fake):
-    fake.routing.answer = (desk.team.id, org.agent.id)
+def test_an_agent_raises_a_ticket_routed_to_its_team_and_agent(db, org, desk):
+    route_to(db, desk.team)
     t = raise_one(org.agent, org.c_rep, category_id=desk.consult.id, description="第三台")
     assert (t.status, t.team_id, t.agent_id, t.assigned_at, t.priority, t.created_by_id) == (
         "assigned", desk.team.id, org.agent.id, NOW, "P3", org.agent.id)
@@ -64,18 +63,20 @@ def test_an_agent_raises_a_ticket_routed_to_its_team_and_agent(db, org, desk, fa
                                    ("team", None, str(desk.team.id)),
                                    ("assigned", None, str(org.agent.id)),
                                    ("status", "new", "assigned")]
-    assert fake.calls.names(t.id) == ["start"]
+    # The SLA clocks started: 60 and 480 business minutes from 10:00 on a Tuesday.
+    assert (t.sla_policy_id, t.first_response_due_at, t.resolution_due_at) == (
+        desk.policy.id, NOW + HOUR, NOW + 8 * HOUR)
     [(action, changes)] = audit_of(db, t.id)
     assert action == "create" and changes["subject"] == [None, "打印机卡纸"]
     assert changes["customer_id"] == [None, org.c_rep.id]
 
 
-def test_an_unrouted_ticket_stays_new(db, org, desk, fake):
+def test_an_unrouted_ticket_stays_new(db, org, desk):
     t = raise_one(org.staff, org.c_rep)
     assert (t.status, t.team_id, t.agent_id) == ("new", None, None)
 
 
-def test_each_bad_field_is_refused_by_name(db, org, desk, fake):
+def test_each_bad_field_is_refused_by_name(db, org, desk):
     with pytest.raises(ValidationFailed) as exc:
         tickets.create(org.agent, {"customer_id": org.c_rep.id, "channel": "fax",
                                    "priority": "P9", "subject": "x" * 201,
@@ -98,7 +99,7 @@ def test_each_bad_field_is_refused_by_name(db, org, desk, fake):
     assert exc.value.fields == {"customer_id": "请指明客户，或来电人（姓名或电子邮箱）"}
 
 
-def test_the_contact_must_be_the_customers(db, org, desk, fake):
+def test_the_contact_must_be_the_customers(db, org, desk):
     from app.models import Contact
 
     other = Contact(customer_id=org.c_north.id, name="王经理")
@@ -111,7 +112,7 @@ def test_the_contact_must_be_the_customers(db, org, desk, fake):
     assert t.contact_id == other.id
 
 
-def test_owners_raise_tickets_for_their_own_customers_only(db, org, desk, fake):
+def test_owners_raise_tickets_for_their_own_customers_only(db, org, desk):
     assert raise_one(org.rep, org.c_rep).customer_id == org.c_rep.id
     assert raise_one(org.manager, org.c_rep2).customer_id == org.c_rep2.id
     with pytest.raises(ValidationFailed) as exc:
@@ -128,12 +129,12 @@ def test_owners_raise_tickets_for_their_own_customers_only(db, org, desk, fake):
 
 
 # --- scope ----------------------------------------------------------------------------------
-def test_who_reads_which_tickets(db, org, desk, fake):
-    fake.routing.answer = (desk.team.id, None)
-    mine_team = raise_one(org.staff, org.c_rep)                # team 一线, nobody yet
-    fake.routing.answer = (desk.team2.id, org.agent2.id)
+def test_who_reads_which_tickets(db, org, desk):
+    mine_team = raise_one(org.staff, org.c_rep)
+    tickets.assign(org.staff, mine_team.id, team_id=desk.team.id)   # team 一线, nobody yet
+    route_to(db, desk.team2)
     other_team = raise_one(org.staff, org.c_north)             # team 二线, agent2
-    fake.routing.answer = (None, None)
+    route_to(db, None)
     loose = tickets.create(org.staff, {"channel": "email", "subject": "来信",
                                        "requester_email": "Zhang@Example.com"}, now=NOW)
     assert loose.requester_email == "zhang@example.com"
@@ -170,12 +171,12 @@ def test_who_reads_which_tickets(db, org, desk, fake):
 
 
 # --- status ---------------------------------------------------------------------------------
-def test_the_status_machine_with_its_sla_and_survey_moments(db, org, desk, fake, monkeypatch):
+def test_the_status_machine_with_its_sla_and_survey_moments(db, org, desk, monkeypatch):
     surveyed = []
     satisfaction = types.ModuleType("app.services.satisfaction")
     satisfaction.on_resolved = lambda ticket, now: surveyed.append((ticket.id, now))
     monkeypatch.setitem(sys.modules, "app.services.satisfaction", satisfaction)
-    fake.routing.answer = (desk.team.id, org.agent.id)
+    route_to(db, desk.team)
     t = raise_one(org.agent, org.c_rep)
     with pytest.raises(Conflict) as exc:
         tickets.change_status(org.agent, t.id, "new")
@@ -187,19 +188,25 @@ def test_the_status_machine_with_its_sla_and_survey_moments(db, org, desk, fake,
         tickets.change_status(org.agent, t.id, "done")
     assert bad.value.fields == {
         "status": "status 只能是：new、assigned、in_progress、waiting、resolved、closed"}
-    for status in ("in_progress", "waiting", "in_progress", "resolved"):
-        tickets.change_status(org.agent, t.id, status, now=NOW)
+    tickets.change_status(org.agent, t.id, "in_progress", now=NOW)
+    tickets.change_status(org.agent, t.id, "waiting", now=NOW + HOUR)   # the clock pauses
+    assert (t.sla_paused_at, t.resolution_due_at, t.resolution_remaining_seconds) == (
+        NOW + HOUR, None, 7 * 3600)
+    tickets.change_status(org.agent, t.id, "in_progress", now=NOW + 2 * HOUR)  # and resumes
+    # 7 hours left from 12:00: 6 that day, 1 the next morning (10:00).
+    assert (t.sla_paused_at, t.resolution_due_at) == (None, NOW + 24 * HOUR)
+    tickets.change_status(org.agent, t.id, "resolved", now=NOW)
     assert (t.status, t.resolved_at) == ("resolved", NOW)
-    assert fake.calls.names(t.id) == ["start", "pause", "resume", "stop"]
     assert surveyed == [(t.id, NOW)]
     with pytest.raises(Conflict) as exc:
         tickets.change_status(org.agent, t.id, "waiting")
     assert exc.value.message == "工单不能从“已解决”变为“待客户确认”"
     tickets.change_status(org.agent, t.id, "closed", note="客户确认", now=NOW)
     assert (t.status, t.closed_at) == ("closed", NOW)
-    tickets.reopen(None, t.id, "满意度低", now=NOW)
+    tickets.reopen(None, t.id, "满意度低", now=NOW + 3 * HOUR)
     assert (t.status, t.reopened_count, t.resolved_at, t.closed_at) == ("assigned", 1, None, None)
-    assert fake.calls.names(t.id)[-1] == "reopened"
+    # A fresh clock from 13:00: 5 business hours that day, 3 the next morning (12:00).
+    assert t.resolution_due_at == NOW + 26 * HOUR
     with pytest.raises(Conflict) as exc:
         tickets.reopen(org.agent, t.id, "再开")
     assert exc.value.message == "只有已解决或已关闭的工单可以重开；该工单为“已分派”"
@@ -219,7 +226,7 @@ def test_the_status_machine_with_its_sla_and_survey_moments(db, org, desk, fake,
         tickets.change_status(org.rep, t.id, "resolved")
 
 
-def test_resolving_without_the_satisfaction_module_still_resolves(db, org, desk, fake,
+def test_resolving_without_the_satisfaction_module_still_resolves(db, org, desk,
                                                                  monkeypatch):
     monkeypatch.setitem(sys.modules, "app.services.satisfaction", None)  # ImportError
     t = raise_one(org.agent, org.c_rep)
@@ -228,9 +235,9 @@ def test_resolving_without_the_satisfaction_module_still_resolves(db, org, desk,
 
 
 # --- assignment -----------------------------------------------------------------------------
-def test_assignment_rules(db, org, desk, fake):
-    fake.routing.answer = (desk.team.id, None)
+def test_assignment_rules(db, org, desk):
     t = raise_one(org.staff, org.c_rep)
+    tickets.assign(org.staff, t.id, team_id=desk.team.id)
     tickets.assign(org.agent, t.id, agent_id=org.agent.id, now=NOW)   # takes it
     assert (t.status, t.agent_id, t.assigned_at) == ("assigned", org.agent.id, NOW)
     with pytest.raises(ValidationFailed) as exc:
@@ -257,32 +264,32 @@ def test_assignment_rules(db, org, desk, fake):
     assert exc.value.message == "“已解决”的工单不能分派，请先重开"
 
 
-def test_an_agent_cannot_take_a_ticket_another_agent_holds(db, org, desk, fake):
+def test_an_agent_cannot_take_a_ticket_another_agent_holds(db, org, desk):
     db.session.add(__import__("app.models", fromlist=["ServiceTeamMember"]).ServiceTeamMember(
         team_id=desk.team.id, user_id=org.agent2.id))
     db.session.commit()
-    fake.routing.answer = (desk.team.id, org.agent2.id)
     t = raise_one(org.staff, org.c_rep)
+    tickets.assign(org.staff, t.id, agent_id=org.agent2.id, team_id=desk.team.id)
     with pytest.raises(Conflict) as exc:
         tickets.assign(org.agent, t.id, agent_id=org.agent.id)
     assert (exc.value.code, exc.value.message) == ("ticket_taken", "工单已分派给 测试agent2")
 
 
 # --- messages -------------------------------------------------------------------------------
-def test_the_first_reply_answers_and_puts_the_ticket_in_progress(db, org, desk, fake):
+def test_the_first_reply_answers_and_puts_the_ticket_in_progress(db, org, desk):
     from app.models import Contact
 
     contact = Contact(customer_id=org.c_rep.id, name="李工", email="li@yunfan.cn")
     db.session.add(contact)
     db.session.commit()
-    fake.routing.answer = (desk.team.id, org.agent.id)
+    route_to(db, desk.team)
     t = raise_one(org.agent, org.c_rep, contact_id=contact.id)
     m = tickets.reply(org.agent, t.id, "已安排上门", now=NOW)
     assert (m.kind, m.address, m.delivery_status, m.next_attempt_at) == (
         "reply", "li@yunfan.cn", "pending", NOW)
     assert (t.status, t.first_response_at) == ("in_progress", NOW)
-    tickets.reply(org.agent, t.id, "第二次回复", now=NOW)
-    assert fake.calls.names(t.id) == ["start", "responded"]  # the first reply only
+    tickets.reply(org.agent, t.id, "第二次回复", now=NOW + HOUR)
+    assert t.first_response_at == NOW  # the first reply only
     with pytest.raises(ValidationFailed) as exc:
         tickets.reply(org.agent, t.id, "  ")
     assert exc.value.fields == {"body": "必填"}
@@ -303,14 +310,14 @@ def test_the_first_reply_answers_and_puts_the_ticket_in_progress(db, org, desk, 
         TicketMessage.ticket_id == t.id)).all()) == 3
 
 
-def test_a_reply_without_an_address_is_recorded_not_sent(db, org, desk, fake):
+def test_a_reply_without_an_address_is_recorded_not_sent(db, org, desk):
     t = raise_one(org.agent, org.c_rep)   # c_rep has a mobile, no e-mail
     m = tickets.reply(org.agent, t.id, "电话回访过")
     assert (m.address, m.delivery_status) == (None, None)
 
 
 # --- the owner hears of complaints and P1s --------------------------------------------------
-def test_the_owner_is_told_of_complaints_and_p1s(db, org, desk, fake):
+def test_the_owner_is_told_of_complaints_and_p1s(db, org, desk):
     complaint = raise_one(org.agent, org.c_rep, category_id=desk.product.id, subject="质量差")
     p1 = raise_one(org.agent, org.c_rep, priority="P1", subject="停产")
     raise_one(org.agent, org.c_rep, category_id=desk.consult.id, subject="咨询价格")
@@ -326,7 +333,7 @@ def test_the_owner_is_told_of_complaints_and_p1s(db, org, desk, fake):
 
 
 # --- update, history, timeline, tasks -------------------------------------------------------
-def test_update_records_each_change_and_relinks_the_customer(db, org, desk, fake):
+def test_update_records_each_change_and_relinks_the_customer(db, org, desk):
     loose = tickets.create(org.agent, {"channel": "email", "subject": "来信",
                                        "requester_email": "x@example.com"}, now=NOW)
     tickets.update(org.agent, loose.id, {"customer_id": org.c_rep.id, "priority": "P2",
@@ -336,7 +343,7 @@ def test_update_records_each_change_and_relinks_the_customer(db, org, desk, fake
     assert events_of(db, loose.id)[1:] == [("priority", "P3", "P2"),
                                            ("customer", None, str(org.c_rep.id)),
                                            ("edited", None, None)]
-    assert fake.calls.names(loose.id) == ["start", "reprioritise"]
+    assert loose.sla_policy_id == desk.policy.id
     assert audit_of(db, loose.id)[-1] == ("update", {
         "customer_id": [None, org.c_rep.id], "priority": ["P3", "P2"],
         "subject": ["来信", "来信（已关联）"]})
@@ -345,7 +352,7 @@ def test_update_records_each_change_and_relinks_the_customer(db, org, desk, fake
     assert exc.value.fields == {"status": "不能修改或不存在的字段"}
 
 
-def test_the_customer_timeline_shows_its_tickets(app, db, org, desk, fake):
+def test_the_customer_timeline_shows_its_tickets(app, db, org, desk):
     t = raise_one(org.agent, org.c_rep)
     tickets.change_status(org.admin, t.id, "resolved", now=NOW)
     with app.test_request_context():
@@ -356,7 +363,7 @@ def test_the_customer_timeline_shows_its_tickets(app, db, org, desk, fake):
         ("ticket", f"工单 #{t.id} 已提交（电话，P3 普通）：打印机卡纸", f"/tickets/show/{t.id}")]
 
 
-def test_tasks_link_to_tickets_the_owner_may_read(db, org, desk, fake):
+def test_tasks_link_to_tickets_the_owner_may_read(db, org, desk):
     t = raise_one(org.agent, org.c_rep)
     task = tasks.create(org.rep, {"subject": "跟进投诉", "due_at": "2026-12-02 09:00",
                                   "record_type": "ticket", "record_id": t.id})
@@ -398,8 +405,8 @@ def _race(app, users, action):
 
 
 @pytest.mark.real_db
-def test_two_agents_resolving_one_ticket_at_once_resolve_it_once(app, db, org, desk, fake):
-    fake.routing.answer = (desk.team.id, org.agent.id)
+def test_two_agents_resolving_one_ticket_at_once_resolve_it_once(app, db, org, desk):
+    route_to(db, desk.team)
     t = raise_one(org.agent, org.c_rep)
     ticket_id = t.id
     outcomes = _race(app, [org.agent.id, org.service_manager.id],
@@ -407,17 +414,16 @@ def test_two_agents_resolving_one_ticket_at_once_resolve_it_once(app, db, org, d
     assert outcomes == ["ok", "ticket_status"]
     assert [e for e in events_of(db, ticket_id) if e[2] == "resolved"] == [
         ("status", "assigned", "resolved")]
-    assert fake.calls.names(ticket_id).count("stop") == 1
 
 
 @pytest.mark.real_db
-def test_two_agents_taking_one_ticket_at_once_one_gets_it(app, db, org, desk, fake):
+def test_two_agents_taking_one_ticket_at_once_one_gets_it(app, db, org, desk):
     from app.models import ServiceTeamMember
 
     db.session.add(ServiceTeamMember(team_id=desk.team.id, user_id=org.agent2.id))
     db.session.commit()
-    fake.routing.answer = (desk.team.id, None)
     ticket_id = raise_one(org.staff, org.c_rep).id
+    tickets.assign(org.staff, ticket_id, team_id=desk.team.id)
     outcomes = _race(app, [org.agent.id, org.agent2.id],
                      lambda user: tickets.assign(user, ticket_id, agent_id=user.id))
     assert outcomes == ["ok", "ticket_taken"]

@@ -167,7 +167,11 @@ def test_a_team_counts_its_own_periods(db, seeded):
 
 
 def test_workdays_horizon(seeded):
-    # From Thursday Feb 12: the next two working days are Fri 13 and the 调休 Sat 14.
-    assert wc.workdays_horizon(bj(2026, 2, 12, 10), 2) == bj(2026, 2, 15, 0)
-    assert wc.workdays_horizon(bj(2026, 2, 12, 10), 3) == bj(2026, 2, 25, 0)
+    # From Thursday Feb 12 10:00: two working days on is the 调休 Saturday Feb 14, three is
+    # Tuesday Feb 24 after 春节; over a normal weekend Friday + 1 is Monday.
+    assert wc.workdays_horizon(bj(2026, 2, 12, 10), 2) == bj(2026, 2, 14, 10)
+    assert wc.workdays_horizon(bj(2026, 2, 12, 10), 3) == bj(2026, 2, 24, 10)
+    assert wc.workdays_horizon(bj(2026, 3, 6, 23, 30), 1) == bj(2026, 3, 9, 23, 30)
     assert wc.workdays_horizon(bj(2026, 2, 12, 10), 0) == bj(2026, 2, 12, 10)
+    assert wc.workdays_horizons(bj(2026, 3, 6, 10), [1, 3]) == {
+        1: bj(2026, 3, 9, 10), 3: bj(2026, 3, 11, 10)}

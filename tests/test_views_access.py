@@ -1529,9 +1529,6 @@ def test_marketing_pages_by_role(login_as, campaign_ids, role, path, expected):
 
 
 # ============================================================================================
-# issue 17 H4: 服务分析 /service-analysis/ — admins, staff, auditors, sales managers, service
-# managers and agents (each over the tickets they may read); reps and marketing not
-# ============================================================================================
 SERVICE_ROLES = ROLES + ("agent", "service_manager")
 _ANALYSTS = ("admin", "staff", "auditor", "manager", "agent", "service_manager")
 SERVICE_ANALYSIS_PAGES = [
@@ -1552,3 +1549,126 @@ def test_service_analysis_by_role(app, org, role, path, expected):
     client = login(app.test_client(), getattr(org, role).username)
     resp = client.get(path)
     assert resp.status_code == expected[role], (role, path)
+=======
+# 客户服务 (issue 17, H3): the ticket pages, the desk's configuration, the dedicated agent —
+# every role including the service agent and the service manager, and did the database change
+# ============================================================================================
+DESK_ROLES = ROLES + ("agent", "service_manager")
+
+
+def _desk_state(db):
+    from app.models.service_desk import (CustomerServiceAgent, ServiceSettings, ServiceTeam,
+                                         Ticket, TicketCategory, TicketMessage,
+                                         TicketRoutingRule)
+
+    db.session.commit()
+    db.session.expire_all()
+    return (tuple(db.session.execute(select(Ticket.id, Ticket.status, Ticket.agent_id,
+                                            Ticket.team_id, Ticket.subject)
+                                     .order_by(Ticket.id)).all()),
+            len(db.session.execute(select(TicketMessage.id)).all()),
+            tuple(db.session.execute(select(TicketCategory.name).order_by(
+                TicketCategory.id)).scalars()),
+            tuple(db.session.execute(select(ServiceTeam.name).order_by(
+                ServiceTeam.id)).scalars()),
+            len(db.session.execute(select(TicketRoutingRule.id)).all()),
+            tuple(db.session.execute(select(ServiceSettings.low_score_threshold)).scalars()),
+            tuple(db.session.execute(select(CustomerServiceAgent.customer_id,
+                                            CustomerServiceAgent.agent_id)).all()))
+
+
+@pytest.fixture
+def desk_ids(db, org):
+    from app.services import service_admin, tickets
+
+    team = service_admin.create_team(org.admin, {
+        "name": "矩阵一线", "member_ids": [org.agent.id, org.agent2.id],
+        "manager_id": org.service_manager.id})
+    service_admin.update_settings(org.admin, {"default_team_id": team.id})
+    ticket = {"channel": "phone", "subject": "矩阵工单", "priority": "P3"}
+    t_rep = tickets.create(org.staff, dict(ticket, customer_id=org.c_rep.id))
+    t_north = tickets.create(org.staff, dict(ticket, customer_id=org.c_north.id))
+    assert (t_rep.agent_id, t_north.agent_id) == (org.agent.id, org.agent2.id)
+    return SimpleNamespace(t_rep=t_rep.id, t_north=t_north.id, team=team.id,
+                           settings=service_admin.settings().id, c_rep=org.c_rep.id,
+                           agent2=org.agent2.id, fault=1)
+
+
+def _roles(default, **overrides) -> dict:
+    out = dict.fromkeys(DESK_ROLES, default)
+    out.update(overrides)
+    return out
+
+
+_READERS = _roles(200, marketing=403)
+_DESK = {"admin", "staff", "agent", "service_manager"}  # work tickets
+DESK_ROUTES = [
+    ("GET", "/tickets/list/", None, _READERS, set()),
+    ("GET", "/tickets/show/{t_rep}", None, _READERS, set()),
+    ("GET", "/tickets/show/{t_north}", None, _roles(200, manager=404, rep=404, marketing=403),
+     set()),
+    ("GET", "/tickets/add", None, _roles(200, auditor=403, marketing=403), set()),
+    ("GET", "/tickets/edit/{t_rep}", None,
+     _roles(200, manager=404, rep=404, auditor=403, marketing=403), set()),
+    ("GET", "/tickets/edit/{t_north}", None,
+     _roles(200, manager=404, rep=404, auditor=403, marketing=403), set()),
+    ("POST", "/tickets/status/{t_north}", {"status": "in_progress"},
+     _roles(302, auditor=403, marketing=403), _DESK),
+    ("POST", "/tickets/note/{t_rep}", {"body": "矩阵备注"},
+     _roles(302, auditor=403, marketing=403), _DESK | {"manager", "rep"}),
+    ("POST", "/tickets/note/{t_north}", {"body": "矩阵备注"},
+     _roles(302, auditor=403, marketing=403), _DESK),
+    ("POST", "/tickets/reply/{t_north}", {"body": "矩阵回复"},
+     _roles(302, auditor=403, marketing=403), _DESK),
+    ("POST", "/tickets/assign/{t_rep}", {"agent_id": "{agent2}"},
+     _roles(302, auditor=403, marketing=403), _DESK),
+    ("POST", "/tickets/reopen/{t_rep}", {"reason": "矩阵"},  # open: refused for everyone
+     _roles(302, auditor=403, marketing=403), set()),
+    ("POST", "/tickets/delete/{t_rep}", {}, _roles(403), set()),  # closed, never deleted
+    ("GET", "/ticket-categories/list/", None,
+     _roles(403, admin=200, auditor=200, agent=200, service_manager=200), set()),
+    ("POST", "/ticket-categories/add", {"name": "矩阵分类", "position": "5", "active": "y"},
+     _roles(403, admin=302), {"admin"}),
+    ("GET", "/service-teams/list/", None,
+     _roles(403, admin=200, auditor=200, agent=200, service_manager=200), set()),
+    ("POST", "/service-teams/edit/{team}", {"name": "矩阵改名", "strategy": "round_robin",
+                                            "active": "y", "manager": "{manager_id}"},
+     _roles(403, admin=302, service_manager=302), {"admin", "service_manager"}),
+    ("GET", "/routing-rules/list/", None,
+     _roles(403, admin=200, auditor=200, service_manager=200), set()),
+    ("POST", "/routing-rules/add", {"name": "矩阵规则", "position": "1", "active": "y",
+                                    "team": "{team}", "priority": "", "grade": ""},
+     _roles(403, admin=302, service_manager=302), {"admin", "service_manager"}),
+    ("GET", "/service-settings/list/", None,
+     _roles(403, admin=200, auditor=200, service_manager=200), set()),
+    ("POST", "/service-settings/edit/{settings}", {"low_score_threshold": "1",
+                                                   "low_score_action": "reopen",
+                                                   "max_attachment_mb": "10"},
+     _roles(403, admin=302, service_manager=302), {"admin", "service_manager"}),
+    ("POST", "/dedicated-agent/{c_rep}", {"agent_id": "{agent2}"},
+     _roles(403, admin=302, staff=302, service_manager=302),
+     {"admin", "staff", "service_manager"}),
+    ("GET", "/workbench/", None,
+     _roles(200, staff=403, auditor=403, marketing=403), set()),
+]
+
+
+@pytest.mark.parametrize("role", DESK_ROLES)
+@pytest.mark.parametrize("method, path, form, expected, changes", DESK_ROUTES,
+                         ids=[f"{m} {p}" for m, p, *_ in DESK_ROUTES])
+def test_service_desk_routes_by_role(app, org, db, desk_ids, role, method, path, form,
+                                     expected, changes):
+    client = login(app.test_client(), getattr(org, role).username)
+    values = dict(vars(desk_ids), manager_id=str(org.service_manager.id))
+    url = path.format(**values)
+    before = _desk_state(db)
+    if method == "GET":
+        resp = client.get(url)
+    else:
+        data = {k: v.format(**values) for k, v in form.items()}
+        resp = client.post(url, data=dict(data, csrf_token=client.csrf))
+    assert resp.status_code == expected[role], (role, url)
+    assert (_desk_state(db) != before) == (role in changes), (role, url)
+# issue 17 H4: 服务分析 /service-analysis/ — admins, staff, auditors, sales managers, service
+# managers and agents (each over the tickets they may read); reps and marketing not
+# =====================================================================================

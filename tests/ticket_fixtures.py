@@ -1,23 +1,28 @@
 """The service desk for ticket tests: a team of agent1 (managed by svcmgr1) and one of agent2,
-the category tree with a complaint branch, and fixed times."""
+the seeded category tree with a complaint sub-category and a retired one, an SLA policy for
+every ticket, and fixed times."""
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-from app.models import ServiceTeam, ServiceTeamMember, TicketCategory
+from sqlalchemy import select
 
-NOW = dt.datetime(2026, 12, 1, 2, 0)  # 10:00 in Shanghai, a Tuesday
+from app.models import ServiceTeam, ServiceTeamMember, SlaPolicy, TicketCategory
+from app.services import service_admin
+
+NOW = dt.datetime(2026, 12, 1, 2, 0)  # 10:00 in Shanghai, a Tuesday (a working day)
 
 
 @dataclass
 class Desk:
     team: object        # 一线 (agent1; svcmgr1 manages it)
     team2: object       # 二线 (agent2)
-    consult: object     # 咨询
-    complaint: object   # 投诉 (is_complaint)
+    consult: object     # 咨询 (seeded)
+    complaint: object   # 投诉 (seeded, is_complaint)
     product: object     # 投诉 / 产品投诉 (under a complaint)
     retired: object     # an inactive category
+    policy: object      # any ticket: respond in 60, resolve in 480 business minutes
 
 
 def category(db, name, parent=None, is_complaint=False, active=True):
@@ -29,6 +34,11 @@ def category(db, name, parent=None, is_complaint=False, active=True):
     return c
 
 
+def seeded(db, name):
+    return db.session.execute(select(TicketCategory).where(
+        TicketCategory.name == name)).scalar_one()
+
+
 def build_desk(db, org) -> Desk:
     team = ServiceTeam(name="一线", manager_id=org.service_manager.id)
     team2 = ServiceTeam(name="二线")
@@ -36,41 +46,17 @@ def build_desk(db, org) -> Desk:
     db.session.flush()
     db.session.add_all([ServiceTeamMember(team_id=team.id, user_id=org.agent.id),
                         ServiceTeamMember(team_id=team2.id, user_id=org.agent2.id)])
-    consult = category(db, "咨询")
-    complaint = category(db, "投诉", is_complaint=True)
+    complaint = seeded(db, "投诉")
     product = category(db, "产品投诉", parent=complaint)
     retired = category(db, "旧分类", active=False)
+    policy = SlaPolicy(name="全部工单", first_response_minutes=60, resolution_minutes=480,
+                       clock="business")
+    db.session.add(policy)
     db.session.commit()
-    return Desk(team, team2, consult, complaint, product, retired)
+    return Desk(team, team2, seeded(db, "咨询"), complaint, product, retired, policy)
 
 
-# --- until app.services.sla and app.services.ticket_routing are merged (other branches) ----
-class Calls(list):
-    """The SLA moments the tickets service called, as (name, ticket id)."""
-
-    def names(self, ticket_id):
-        return [name for name, tid in self if tid == ticket_id]
-
-
-def install_fake_desk(monkeypatch, route=(None, None)):
-    import sys
-    import types
-
-    calls = Calls()
-    sla = types.ModuleType("app.services.sla")
-
-    def moment(name):
-        def call(ticket, now):
-            calls.append((name, ticket.id))
-            if name == "responded":
-                ticket.first_response_at = now
-        return call
-
-    for name in ("start", "reprioritise", "pause", "resume", "responded", "stop", "reopened"):
-        setattr(sla, name, moment(name))
-    routing = types.ModuleType("app.services.ticket_routing")
-    routing.answer = route
-    routing.route = lambda ticket, now: routing.answer
-    monkeypatch.setitem(sys.modules, "app.services.sla", sla)
-    monkeypatch.setitem(sys.modules, "app.services.ticket_routing", routing)
-    return calls, routing
+def route_to(db, team) -> None:
+    """Tickets no routing rule matches go to `team` (None: to no team)."""
+    service_admin.settings().default_team_id = team.id if team is not None else None
+    db.session.commit()

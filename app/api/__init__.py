@@ -16,6 +16,7 @@ def register_apis(appbuilder, csrf) -> None:
     from app.api.targets import TargetApi
     from app.api.surveys import SurveyApi
     from app.api.tasks import TaskApi
+    from app.api.tickets import TicketApi, TicketMailApi
     from app.api.transfers import TransferApi
 
     from app.api.openapi import GuishuOpenApi
@@ -25,6 +26,8 @@ def register_apis(appbuilder, csrf) -> None:
                 SegmentApi, SurveyApi, GuishuOpenApi):
         appbuilder.add_api(api)
     for api in (CampaignStatsApi, CampaignResponseApi):  # beside the campaigns' CRUD
+        appbuilder.add_api(api)
+    for api in (TicketApi, TicketMailApi):  # issue 17: the service desk
         appbuilder.add_api(api)
     from flask import current_app as _app
     from flask_appbuilder.api.manager import SwaggerView
@@ -46,7 +49,7 @@ def register_apis(appbuilder, csrf) -> None:
         if name in ("CustomerApi", "PoolApi", "OwnershipApi", "TransferApi", "TaskApi",
                     "PolicyApi", "DedupeApi", "LeadApi", "OpportunityApi", "SecurityApi",
                     "HooksApi", "SmsApi", "TargetApi", "CampaignApi", "CampaignStatsApi",
-                    "CampaignResponseApi", "SegmentApi", "SurveyApi"):
+                    "CampaignResponseApi", "SegmentApi", "SurveyApi", "TicketApi", "TicketMailApi"):
             csrf.exempt(blueprint)
 
 

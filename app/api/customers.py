@@ -324,7 +324,8 @@ def _as_the_reader_may_see(item: dict) -> None:
     """Contact details (and their normalised keys) masked unless the reader may see them in
     full: the one rule of app.services.masking."""
     owner, pool = item.get("owner"), item.get("pool")
-    full = masking.current_rule()(owner["id"] if owner else None, pool["id"] if pool else None)
+    full = masking.current_rule()(owner["id"] if owner else None, pool["id"] if pool else None,
+                                  item.get("id"))
     masking.mask_item(item, full)
 
 

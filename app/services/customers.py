@@ -14,7 +14,7 @@ from app.models import Contact, Customer, Ownership, User
 from app.models.customer import CUSTOMER_TYPES
 from app.queue import enqueue
 from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, Scope,
-                          marketing_only_ids_select,
+                          non_owner_ids_select,
                           can_see_customer, can_write_customer, has_role, scope_of,
                           visible_owner_ids_select)
 from app.services import audit, dedupe, limits, ownership
@@ -236,10 +236,10 @@ def _require_writer(actor: User) -> None:
 
 def assignable_owner_ids(actor: User):
     """SELECT of the users the actor may name as owner of a new customer (before activity
-    checks): anyone but marketing for admins and staff, the manager's scope for managers,
+    checks): anyone but marketing and the service desk for admins and staff, the manager's scope for managers,
     else oneself."""
     if has_role(actor, ROLE_ADMIN, ROLE_STAFF):
-        return select(User.id).where(User.id.not_in(marketing_only_ids_select()))
+        return select(User.id).where(User.id.not_in(non_owner_ids_select()))
     if has_role(actor, ROLE_MANAGER):
         return visible_owner_ids_select(actor, scope_of(actor) or Scope.OWN)
     return select(User.id).where(User.id == actor.id)

@@ -12,11 +12,12 @@ from flask import current_app, has_app_context
 
 from app.extensions import db
 from app.models import ImportBatch, Pool, User
-from app.security import marketing_only
+from app.security import marketing_only, service_only
 from app.services import audit
 from app.services.errors import ValidationFailed, tr
 from app.services.import_files import BadLine, UnreadableFile, detect_format, open_source
 from app.services.imports import get_batch, importable_pool_ids, may_use_rules, require_importer
+from app.services.ownership import SERVICE_OWNS_NOTHING
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
@@ -280,6 +281,8 @@ def _configure_leads(actor: User, batch: ImportBatch, mapping: dict[str, str], t
                 # same words as every other path that would make marketing an owner.
                 errors["owner"] = tr("%(name)s works in marketing and cannot own customers "
                                      "or leads", name=owner.display_name)
+            elif service_only(owner):
+                errors["owner"] = tr(SERVICE_OWNS_NOTHING, name=owner.display_name)
         pool_id = None
     else:
         errors["target"] = tr("Leads are imported into a lead pool, to an owner or by the "

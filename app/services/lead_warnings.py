@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Lead, LeadOwnership, LeadReclaimWarning, User
 from app.models.customer import utcnow
-from app.services import absences, notifications, policies
+from app.services import absences, notifications, policies, work_calendar
 from app.services.errors import tr
 from app.services.leads import last_touch, lead_rule
 from app.services.times import local_date
@@ -37,9 +37,11 @@ def warn(now: Optional[dt.datetime] = None) -> int:
         if ahead > 0:
             groups.setdefault(ahead, []).append(uid)
     sent = 0
+    # Warn-before days are working days of the work calendar (app.services.work_calendar).
+    horizons = work_calendar.workdays_horizons(now, groups)
     try:
         for ahead, owners in sorted(groups.items()):
-            later = lead_rule(now + dt.timedelta(days=ahead))
+            later = lead_rule(horizons[ahead])
             touch = last_touch()
             for start in range(0, len(owners), 1000):
                 group = owners[start:start + 1000]

@@ -5,7 +5,9 @@ back-office staff (they maintain every record), to owners and managers for custo
 scope they may edit (a share is read-only: masked), and to a pool's admins for that pool's
 customers. Everyone else sees them masked (138****8000, z***@qq.com): auditors, marketing
 (even as a pool's admin), read-only
-shares, reps and managers browsing a pool. The pages, the API, the exports and the pool
+shares, reps and managers browsing a pool. The service desk (客服, 客服主管) reads the customers
+of its tickets: their contact details in full while the customer holds an open ticket in
+its scope, masked otherwise. The pages, the API, the exports and the pool
 pages all ask `rule_for(user)`; the normalised keys (mobile_e164, …) follow their field.
 """
 from __future__ import annotations
@@ -22,8 +24,10 @@ from app.security import (ROLE_ADMIN, ROLE_STAFF, Scope, has_role, marketing_onl
 from app.services.errors import lazy_tr
 from app.services.normalize import mask_email, mask_phone
 
-# (owner_id, pool_id) of a customer -> may the user read its contact details in full?
-Rule = Callable[[Optional[int], Optional[int]], bool]
+# (owner_id, pool_id[, customer_id]) of a customer -> may the user read its contact details
+# in full? The customer id matters to the service desk only (an open ticket); a caller that
+# does not pass it gets the masked answer for them.
+Rule = Callable[..., bool]
 
 PHONE_FIELDS = ("mobile", "phone", "mobile_e164", "phone_e164")
 EMAIL_FIELDS = ("email", "email_norm")
@@ -35,7 +39,21 @@ _MASKED = re.compile(r"\*{3}")
 
 def rule_for(user: Optional[User]) -> Rule:
     """The user's rule, with what it needs read once (owners in the edit scope, pools
-    administered)."""
+    administered, for the service desk the customers holding an open ticket it reads)."""
+    base = _sales_rule(user)
+    from app.services.tickets import is_service_user
+
+    if not is_service_user(user) or has_role(user, ROLE_ADMIN, ROLE_STAFF):
+        return lambda owner_id, pool_id, customer_id=None: base(owner_id, pool_id)
+    # 客服 / 客服主管: in full while the customer holds an open ticket in their scope.
+    from app.services.tickets import open_customer_ids
+
+    open_ids = open_customer_ids(user)
+    return lambda owner_id, pool_id, customer_id=None: (
+        customer_id is not None and customer_id in open_ids) or base(owner_id, pool_id)
+
+
+def _sales_rule(user: Optional[User]) -> Rule:
     if user is None:
         return lambda owner_id, pool_id: False
     if has_role(user, ROLE_ADMIN, ROLE_STAFF):
@@ -104,7 +122,7 @@ def customer_field(record, field: str, as_field: Optional[str] = None) -> Any:
     owner_id = ownership.owner_id if ownership else None
     pool_id = ownership.pool_id if ownership else None
     return shown(as_field or field, getattr(record, field),
-                 current_rule()(owner_id, pool_id))
+                 current_rule()(owner_id, pool_id, getattr(target, "id", None)))
 
 
 def audit_changes(entry) -> Any:
@@ -121,7 +139,7 @@ def audit_changes(entry) -> Any:
 
         customer_id = db.session.execute(select(Contact.customer_id).where(
             Contact.id == entry.object_id)).scalar()
-    if current_rule()(*holder_of(customer_id)):
+    if current_rule()(*holder_of(customer_id), customer_id):
         return changes
     return {k: ([shown(k, v, False) for v in value] if isinstance(value, (list, tuple))
                 else shown(k, value, False)) if k in CONTACT_FIELDS else value

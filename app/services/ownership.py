@@ -15,7 +15,11 @@ from app.models import Department, Ownership, OwnershipEvent, Pool, User
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.services import caps
-from app.services.errors import NotFound, ValidationFailed, tr
+from app.services.errors import N_, NotFound, ValidationFailed, tr
+
+# 客服 own nothing, as marketing (msgid): a dedicated service agent sits beside the owner.
+SERVICE_OWNS_NOTHING = N_("%(name)s works in customer service and cannot own customers or "
+                          "leads")
 
 
 def default_pool() -> Pool:
@@ -56,7 +60,7 @@ def _lock_active_rep():
     # request, and building it cost more than running it. RETURNING brings the department
     # path and the marketing-only flag along, saving their queries.
     from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_MARKETING, ROLE_REP,
-                              ROLE_STAFF)
+                              ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER, ROLE_STAFF)
 
     def holds(*names: str) -> str:
         # Written out: SQLite's RETURNING drops the table names SQLAlchemy would write, which
@@ -67,6 +71,9 @@ def _lock_active_rep():
 
     marketing_only = literal_column(
         f"({holds(ROLE_MARKETING)} AND NOT {holds(ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF)})")
+    service_only = literal_column(
+        f"({holds(ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER)} AND NOT "
+        f"{holds(ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF)})")
     return (
         update(_USER).where(_USER.c.id == bindparam("user_id"))
         .values(changed_on=_USER.c.changed_on)
@@ -75,15 +82,16 @@ def _lock_active_rep():
                    select(Department.__table__.c.path)
                    .where(Department.__table__.c.id == _USER.c.department_id)
                    .scalar_subquery().label("department_path"),
-                   marketing_only.label("marketing_only")))
+                   marketing_only.label("marketing_only"),
+                   service_only.label("service_only")))
 
 
 def lock_active_rep(user_id: int, connection=None):
     """lock_rep and fetch (active, employment_status, department_id, username,
-    department_path, marketing_only) in one statement; ValidationFailed if the user cannot
+    department_path, marketing_only, service_only) in one statement; ValidationFailed if the user cannot
     own customers or leads (deactivated, departed, or marketing only: the same rule as
     ensure_active_owner, here for every path that locks its owner — lead create, assign,
-    import, handover, claims). `connection`: the session's, if the caller already has it."""
+    import, handover, claims; service only likewise). `connection`: the session's, if the caller already has it."""
     connection = connection if connection is not None else db.session.connection()
     row = connection.execute(_lock_active_rep(), {"user_id": user_id}).first()
     if row is None:
@@ -94,6 +102,8 @@ def lock_active_rep(user_id: int, connection=None):
     if row.marketing_only:
         raise ValidationFailed({"owner": tr("%(name)s works in marketing and cannot own "
                                             "customers or leads", name=row.username)})
+    if row.service_only:
+        raise ValidationFailed({"owner": tr(SERVICE_OWNS_NOTHING, name=row.username)})
     return row
 
 
@@ -104,11 +114,13 @@ def ensure_active_owner(user_id: int) -> User:
     if not user.active or user.employment_status != EMPLOYMENT_ACTIVE:
         raise ValidationFailed({"owner": tr("%(name)s is deactivated or departed and cannot be an "
                                           "owner", name=user.display_name)})
-    from app.security import marketing_only
+    from app.security import marketing_only, service_only
 
     if marketing_only(user):
         raise ValidationFailed({"owner": tr("%(name)s works in marketing and cannot own "
                                             "customers or leads", name=user.display_name)})
+    if service_only(user):
+        raise ValidationFailed({"owner": tr(SERVICE_OWNS_NOTHING, name=user.display_name)})
     return user
 
 

@@ -29,7 +29,7 @@ from app.models import (Customer, Department, Ownership, OwnershipEvent, Policy,
                         ReclaimWarning, User)
 from app.models.customer import utcnow
 from app.models.ownership import last_touch_of
-from app.services import merge, notifications, opportunities, ownership, segments
+from app.services import merge, notifications, opportunities, ownership, segments, work_calendar
 from app.services.errors import tr
 from app.services.times import local_date
 
@@ -511,17 +511,27 @@ def due_within_warning(rule: CustomerRule):
     now - (no-deal - warn-before) days, with warn-before days > 0."""
     o = Ownership.__table__.c
     values = rule.snap.values
-    ahead_nf = segments.cut_of(rule.no_followup_days - rule.warn_before_days,
-                               {a - b for a in values["reclaim_no_followup_days"]
-                                for b in values["warn_before_days"]}, rule.now)
-    ahead_nd = segments.cut_of(rule.no_deal_days - rule.warn_before_days,
-                               {a - b for a in values["reclaim_no_deal_days"]
-                                for b in values["warn_before_days"]}, rule.now)
+    # Warn-before days are working days of the work calendar: the horizon instant of each
+    # value is computed here once, and "due before it" is compared in SQL.
+    horizons = work_calendar.workdays_horizons(rule.now, values["warn_before_days"])
+    ahead_nf = _warning_cut(rule.no_followup_days, values["reclaim_no_followup_days"],
+                            rule.warn_before_days, horizons)
+    ahead_nd = _warning_cut(rule.no_deal_days, values["reclaim_no_deal_days"],
+                            rule.warn_before_days, horizons)
     # An opportunity's protection is asked about at the end of the warning window: one that
     # lapses within it warns as the rule's own deadline would.
     return and_(rule.base_eligible, rule.warn_before_days > 0,
                 ~opportunities.protected_customers_clause(o.customer_id, ahead_nf),
                 or_(last_touch() < ahead_nf, o.acquired_at < ahead_nd))
+
+
+def _warning_cut(days_expr, days_values, warn_expr, horizons: dict[int, dt.datetime]):
+    """horizon(warn-before working days) - period days, per (period, warn-before) pair: a
+    customer touched before it falls due before the horizon."""
+    whens = [(and_(days_expr == int(a), warn_expr == b), at - dt.timedelta(days=int(a)))
+             for a in sorted({int(v) for v in days_values if v is not None})
+             for b, at in sorted(horizons.items())]
+    return case(*whens, else_=None) if whens else literal(None)
 
 
 def _record_warnings(rows, now: dt.datetime) -> int:

@@ -278,12 +278,15 @@ def validate_rule(rule: AssignmentRule) -> None:
         errors["target_user"] = tr("A rule targeting a sales rep needs the rep")
     elif rule.target_type == "user":
         from app.models import User
-        from app.security import marketing_only
+        from app.security import marketing_only, service_only
+        from app.services.ownership import SERVICE_OWNS_NOTHING
 
         target = rule.target_user or db.session.get(User, rule.target_user_id)
         if marketing_only(target):
             errors["target_user"] = tr("%(name)s works in marketing and cannot own customers or "
                                        "leads", name=target.display_name)
+        elif service_only(target):
+            errors["target_user"] = tr(SERVICE_OWNS_NOTHING, name=target.display_name)
     if rule.target_type == "department" and rule.target_department is None \
             and rule.target_department_id is None:
         errors["target_department"] = tr("A rule targeting a department needs the department")

@@ -297,7 +297,8 @@ def may_manage_team(actor: Optional[User], team: Optional[ServiceTeam]) -> bool:
     return team is None or team.manager_id == actor.id
 
 
-def _team_values(actor: User, data: dict, team: Optional[ServiceTeam]) -> tuple[dict, Optional[list[int]]]:
+def _team_values(actor: User, data: dict, team: Optional[ServiceTeam]
+                 ) -> tuple[dict, Optional[list[int]]]:
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
     if team is None or "name" in data:

@@ -173,6 +173,14 @@ def open_tickets_of(actor: Optional[User], customer_id: int) -> list[Ticket]:
         Ticket.created_at.desc(), Ticket.id.desc())).scalars())
 
 
+def open_customer_ids(actor: Optional[User]) -> frozenset[int]:
+    """The customers holding an open ticket the actor may read (the masking rule of the
+    service desk: their contact details in full)."""
+    return frozenset(db.session.execute(select(Ticket.customer_id).where(
+        Ticket.customer_id.is_not(None), Ticket.status.in_(OPEN_TICKET_STATUSES),
+        scope_clause(actor)).distinct()).scalars())
+
+
 # --- validation -----------------------------------------------------------------------------
 def _text(data: dict, field: str, limit: int, errors: dict, required: bool = False):
     value = data.get(field)
@@ -703,12 +711,33 @@ def note(actor: User, ticket_id: Any, body: Any, attachments: Iterable = (),
 
 def _enqueue_delivery(message_id: int) -> None:
     """Send the reply now rather than at the next periodic run (best effort: the periodic
-    job finds every pending reply anyway)."""
-    try:
-        from jobs import tickets as ticket_jobs
-    except ImportError:
-        return
-    ticket_jobs.enqueue_delivery(message_id)
+    job, jobs.tickets.ticket_mail_deliver, finds every pending reply anyway)."""
+    from app.queue import enqueue
+
+    enqueue("jobs.tickets.ticket_reply_deliver", message_id)
+
+
+def customer_wrote(ticket_id: int, body: str, now: Optional[dt.datetime] = None,
+                   **mail_columns) -> TicketMessage:
+    """A message from the customer (inbound mail) on an open or resolved ticket: a waiting
+    ticket is back in progress, a resolved one reopened, its agent told. Does not commit."""
+    now = now or utcnow()
+    ticket = _locked(None, ticket_id)
+    message = TicketMessage(ticket_id=ticket.id, kind="inbound", body=body, created_at=now,
+                            **mail_columns)
+    db.session.add(message)
+    db.session.flush()
+    add_event(ticket, "inbound", None, to_value=message.id)
+    if ticket.status == "waiting":
+        _move(None, ticket, "in_progress", now)
+    elif ticket.status == "resolved":
+        _move(None, ticket, "assigned", now, tr("The customer wrote again"))
+    ticket.updated_at = now
+    if ticket.agent_id is not None:
+        notifications.notify([ticket.agent_id], "ticket_inbound", tr(
+            "The customer wrote on ticket #%(id)s: %(subject)s", id=ticket.id,
+            subject=ticket.subject), link=page_link(ticket.id))
+    return message
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -251,15 +251,24 @@ def business_seconds(a_utc: dt.datetime, b_utc: dt.datetime, team_id: Optional[i
     return calendar(team_id).seconds(a_utc, b_utc)
 
 
-def workdays_horizon(now_utc: dt.datetime, workdays: int) -> dt.datetime:
-    """The end (stored time) of the next `workdays` working days after the business day of
-    now: a reclaim due before it falls "within the next N working days". 0: now itself."""
+def workdays_horizon(now_utc: dt.datetime, workdays: int,
+                     cal: Optional[Calendar] = None) -> dt.datetime:
+    """`now` moved `workdays` working days ahead at the same time of day (stored time): what
+    falls due before it falls due "within the next N working days". With no weekend or
+    holiday in between it is now + N days, as the warnings counted before the calendar."""
     if workdays <= 0:
         return now_utc
     zone = business_zone()
-    today = now_utc.replace(tzinfo=UTC).astimezone(zone).date()
-    last = add_workdays(today, workdays)
-    return _stored(dt.datetime.combine(last + dt.timedelta(days=1), dt.time()), zone)
+    local = now_utc.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+    cal = cal if cal is not None else Calendar(_overrides(), [])
+    return _stored(dt.datetime.combine(cal.add_workdays(local.date(), workdays), local.time()),
+                   zone)
+
+
+def workdays_horizons(now_utc: dt.datetime, values: Iterable[int]) -> dict[int, dt.datetime]:
+    """workdays_horizon for several day counts, the calendar read once."""
+    cal = Calendar(_overrides(), [])
+    return {int(v): workdays_horizon(now_utc, int(v), cal) for v in set(values)}
 
 
 # --- calendar rows --------------------------------------------------------------------------

@@ -253,3 +253,19 @@ def my_absence(user: User, counts: Optional[dict] = None) -> str:
     else:
         away = absences.current_absences([user.id]).get(user.id)
     return absences.on_leave_text(*away) if away else ""
+
+
+# --- 客户服务 (issue 17): the ticket panels ---------------------------------------------------
+def ticket_panels(user: User, now: dt.datetime) -> dict:
+    """Agents: their open tickets, nearest SLA due first, with the time left; reps and
+    managers: the open tickets of their customers (app.services.service_panels). Empty lists
+    for a user the panel is not for (the page then shows no panel)."""
+    from app.security import ROLE_MANAGER, ROLE_REP, has_role
+    from app.services import service_panels, tickets
+
+    agent = tickets.is_service_user(user)
+    owner = not agent and has_role(user, ROLE_REP, ROLE_MANAGER)
+    return {"mine": service_panels.my_open_tickets(user, now) if agent else [],
+            "customers": service_panels.open_tickets_of_my_customers(user) if owner else [],
+            "for_agent": agent, "for_owner": owner,
+            "duration": service_panels.duration_text}

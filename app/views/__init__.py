@@ -161,13 +161,35 @@ def register_views(appbuilder) -> None:
                         category_icon="fa-bullhorn")
     appbuilder.add_view(MarketingSettingsView, "MarketingSettings", label=_("Marketing settings"),
                         icon="fa-bullhorn", category="Rules")
+    register_service_desk_views(appbuilder)
     # issue 17 H4: 服务分析
     from app.views.service_analysis import ServiceAnalysisView
 
     appbuilder.add_view(ServiceAnalysisView, "ServiceAnalysis", label=_("Service analysis"),
-                        href="/service-analysis/", icon="fa-bar-chart", category="Service",
-                        category_label=_("Service desk"), category_icon="fa-life-ring")
+                        href="/service-analysis/", icon="fa-bar-chart", category="Service")
     refuse_fab_file_downloads(appbuilder)
+
+
+def register_service_desk_views(appbuilder) -> None:
+    """客户服务 (issue 17, H3): tickets, the category tree, teams, routing rules, settings."""
+    from app.views.service_admin import (RoutingRuleView, ServiceSettingsView,
+                                         ServiceTeamMemberView, ServiceTeamView,
+                                         TicketCategoryView)
+    from app.views.tickets import DedicatedAgentView, TicketView
+
+    appbuilder.add_view(TicketView, "Tickets", label=_("Tickets"), icon="fa-ticket",
+                        category="Service", category_label=_("Service desk"),
+                        category_icon="fa-headphones")
+    appbuilder.add_view(TicketCategoryView, "TicketCategories", label=_("Ticket categories"),
+                        icon="fa-sitemap", category="Service")
+    appbuilder.add_view(ServiceTeamView, "ServiceTeams", label=_("Service teams"),
+                        icon="fa-users", category="Service")
+    appbuilder.add_view(RoutingRuleView, "RoutingRules", label=_("Routing rules"),
+                        icon="fa-random", category="Service")
+    appbuilder.add_view(ServiceSettingsView, "ServiceSettings", label=_("Service settings"),
+                        icon="fa-cog", category="Service")
+    appbuilder.add_view_no_menu(ServiceTeamMemberView)
+    appbuilder.add_view_no_menu(DedicatedAgentView)
 
 
 def refuse_fab_file_downloads(appbuilder) -> None:

@@ -65,6 +65,13 @@ def _shown(value) -> str:
     return str(value)
 
 
+def customer_service_tab(actor, customer_id: int, has_access) -> dict:
+    """The 服务 tab (app.views.tickets builds it: tickets, satisfaction, dedicated agent)."""
+    from app.views.tickets import customer_service_tab as build
+
+    return build(actor, customer_id, has_access)
+
+
 def render_customer_page(view, customer: Customer, here: str):
     """The customer page (guishu/customer_show.html): header, actions, timeline (?page=N),
     contacts and details; `here` is the page's own path, where its actions come back to.
@@ -95,7 +102,8 @@ def render_customer_page(view, customer: Customer, here: str):
         and customer.ownership is not None and customer.ownership.owner_id is not None,
         contacts=contacts,
         tagging=tag_context(actor, sm.has_access, "customer", [customer.id]),
-        contact_tagging=tag_context(actor, sm.has_access, "contact", [p.id for p in contacts]))
+        contact_tagging=tag_context(actor, sm.has_access, "contact", [p.id for p in contacts]),
+        service=customer_service_tab(actor, customer.id, sm.has_access))
 
 
 def refuse_bad_search(view):

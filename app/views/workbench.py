@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, request
 from flask_appbuilder import BaseView, expose, has_access
 
+from app.models.customer import utcnow
 from app.models.target import PERIOD_KINDS
 from app.security import (RES_WORKBENCH, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, current_user,
                           has_role)
@@ -40,7 +41,8 @@ class WorkbenchView(BaseView):
             # 业绩目标: its own panel (reps and managers hold targets), month or quarter.
             my_target=targets.my_attainment(user, *period_args("target_"))
             if has_role(user, ROLE_REP, ROLE_MANAGER) else None,
-            target_kinds=PERIOD_KINDS, money=money, rate=rate)
+            target_kinds=PERIOD_KINDS, money=money, rate=rate,
+            service=workbench.ticket_panels(user, utcnow()))
 
     @expose("/team")
     @has_access
