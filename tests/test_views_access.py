@@ -1558,8 +1558,8 @@ DESK_ROLES = ROLES + ("agent", "service_manager")
 
 def _desk_state(db):
     from app.models.service_desk import (CustomerServiceAgent, ServiceSettings, ServiceTeam,
-                                         Ticket, TicketCategory, TicketMessage,
-                                         TicketRoutingRule)
+                                         Ticket, TicketAttachment, TicketCategory,
+                                         TicketMessage, TicketRoutingRule)
 
     db.session.commit()
     db.session.expire_all()
@@ -1567,6 +1567,7 @@ def _desk_state(db):
                                             Ticket.team_id, Ticket.subject)
                                      .order_by(Ticket.id)).all()),
             len(db.session.execute(select(TicketMessage.id)).all()),
+            len(db.session.execute(select(TicketAttachment.id)).all()),
             tuple(db.session.execute(select(TicketCategory.name).order_by(
                 TicketCategory.id)).scalars()),
             tuple(db.session.execute(select(ServiceTeam.name).order_by(
@@ -1589,7 +1590,10 @@ def desk_ids(db, org):
     t_rep = tickets.create(org.staff, dict(ticket, customer_id=org.c_rep.id))
     t_north = tickets.create(org.staff, dict(ticket, customer_id=org.c_north.id))
     assert (t_rep.agent_id, t_north.agent_id) == (org.agent.id, org.agent2.id)
-    return SimpleNamespace(t_rep=t_rep.id, t_north=t_north.id, team=team.id,
+    from app.services import ticket_storage
+
+    file = ticket_storage.add(org.staff, t_rep.id, ("matrix.txt", b"matrix"))
+    return SimpleNamespace(t_rep=t_rep.id, t_north=t_north.id, team=team.id, file=file.id,
                            settings=service_admin.settings().id, c_rep=org.c_rep.id,
                            agent2=org.agent2.id, fault=1)
 
@@ -1625,6 +1629,13 @@ DESK_ROUTES = [
     ("POST", "/tickets/reopen/{t_rep}", {"reason": "矩阵"},  # open: refused for everyone
      _roles(302, auditor=403, marketing=403), set()),
     ("POST", "/tickets/delete/{t_rep}", {}, _roles(403), set()),  # closed, never deleted
+    ("POST", "/tickets/attach/{t_rep}", {"file": ("notes.txt", b"x")},
+     _roles(302, auditor=403, marketing=403), _DESK | {"manager", "rep"}),
+    ("POST", "/tickets/attach/{t_north}", {"file": ("notes.txt", b"x")},
+     _roles(302, auditor=403, marketing=403), _DESK),
+    ("GET", "/tickets/attachment/{t_rep}/{file}", None, _READERS, set()),
+    ("GET", "/tickets/attachment/{t_north}/{file}", None,  # another ticket's file
+     _roles(404, auditor=404, marketing=403), set()),
     ("GET", "/ticket-categories/list/", None,
      _roles(403, admin=200, auditor=200, agent=200, service_manager=200), set()),
     ("POST", "/ticket-categories/add", {"name": "矩阵分类", "position": "5", "active": "y"},
@@ -1665,8 +1676,11 @@ def test_service_desk_routes_by_role(app, org, db, desk_ids, role, method, path,
     if method == "GET":
         resp = client.get(url)
     else:
-        data = {k: v.format(**values) for k, v in form.items()}
-        resp = client.post(url, data=dict(data, csrf_token=client.csrf))
+        # (name, bytes): a file field, sent as a browser uploads it
+        data = {k: (io.BytesIO(v[1]), v[0]) if isinstance(v, tuple) else v.format(**values)
+                for k, v in form.items()}
+        resp = client.post(url, data=dict(data, csrf_token=client.csrf),
+                           content_type="multipart/form-data")
     assert resp.status_code == expected[role], (role, url)
     assert (_desk_state(db) != before) == (role in changes), (role, url)
 # issue 17 H4: 服务分析 /service-analysis/ — admins, staff, auditors, sales managers, service

@@ -216,3 +216,34 @@ def test_service_manager_cannot_edit_another_managers_team(clients, db, org):
     assert "客服主管只能修改自己管理的客服组" in resp.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(ServiceTeam, other.id).name == "别人的组"
+
+
+def test_attachments_upload_with_a_reply_and_download_for_readers_only(clients, db, org):
+    import io
+
+    from app.models.service_desk import TicketAttachment
+
+    _desk(org)
+    t = _raise(org)
+    client = clients.agent
+    resp = client.post(f"/tickets/reply/{t.id}", data={
+        "csrf_token": client.csrf, "body": "请查看附件",
+        "attachments": [(io.BytesIO(b"step 1\nstep 2\n"), "steps.txt")]},
+        content_type="multipart/form-data")
+    assert resp.status_code == 302
+    row = db.session.execute(select(TicketAttachment)).scalar_one()
+    assert (row.filename, row.size, row.message_id is not None) == ("steps.txt", 14, True)
+    html = client.get(f"/tickets/show/{t.id}").get_data(as_text=True)
+    link = f"/tickets/attachment/{t.id}/{row.id}"
+    assert link in html
+    got = clients.rep.get(link)  # the owner reads the ticket
+    assert (got.status_code, got.data) == (200, b"step 1\nstep 2\n")
+    assert got.headers["Content-Disposition"] == "attachment; filename*=UTF-8''steps.txt"
+    other = _raise(org, customer=org.c_north)
+    assert clients.rep.get(f"/tickets/attachment/{other.id}/{row.id}").status_code == 404
+    # A refused type: the service's words, nothing kept.
+    resp = client.post(f"/tickets/attach/{t.id}", data={
+        "csrf_token": client.csrf, "file": (io.BytesIO(b"MZ"), "tool.exe")},
+        content_type="multipart/form-data", follow_redirects=True)
+    assert "不接受 .exe 类型的文件" in resp.get_data(as_text=True)
+    assert len(db.session.execute(select(TicketAttachment)).all()) == 1

@@ -5,7 +5,7 @@ app.services.tickets (or service_admin for the dedicated agent), which checks sc
 role again; the pages only offer what the actor may do."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, request, url_for
+from flask import Response, abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.fieldwidgets import BS3TextAreaFieldWidget, BS3TextFieldWidget
 from flask_appbuilder.models.filters import BaseFilter
@@ -23,7 +23,7 @@ from app.models.service_desk import (MESSAGE_KINDS, TICKET_CHANNELS, TICKET_PRIO
                                      TICKET_STATUSES, ServiceTeam, Ticket)
 from app.paging import KeysetInterface
 from app.security import (METHOD_PERMISSIONS, RES_DEDICATED_AGENT, RES_TICKET, current_user)
-from app.services import service_admin, service_panels, sla, tickets
+from app.services import service_admin, service_panels, sla, ticket_storage, tickets
 from app.services.errors import GuishuError
 from app.services.ids import parse_pk
 from app.views.base import ScopedModelView, local_path, minutes, signed_in_user
@@ -67,7 +67,8 @@ EVENT_LABELS = {"created": _("Raised"), "status": _("Status"), "reopened": _("Re
                 "assigned": _("Agent"), "team": _("Team"), "customer": _("Customer"),
                 "category": _("Category"), "priority": _("Priority"), "channel": _("Channel"),
                 "contact": _("Contact"), "edited": _("Edited"), "reply": _("Reply"),
-                "note": _("Internal note"), "rated": _("Satisfaction")}
+                "note": _("Internal note"), "rated": _("Satisfaction"),
+                "attachment": _("Attachment")}
 DELIVERY_LABELS = {"pending": _("Waiting to be sent"), "sending": _("Sending"),
                    "sent": _("Sent"), "failed": _("Sending failed"),
                    "cancelled": _("Cancelled")}
@@ -130,7 +131,7 @@ class TicketView(ScopedModelView):
     # Tickets are closed, never deleted; the page's verbs are writes.
     method_permission_name = dict(METHOD_PERMISSIONS, delete="amend", status="write",
                                   assign="write", reply="write", note="write",
-                                  reopen="write")
+                                  reopen="write", attach="write", attachment="read")
     list_title = show_title = _("Tickets")
     add_title = _("New ticket")
     edit_title = _("Edit ticket")
@@ -280,6 +281,8 @@ class TicketView(ScopedModelView):
             reopenable=writable and ticket.status in tickets.REOPEN_FROM,
             left=left, duration=service_panels.duration_text,
             thread=tickets.messages(ticket), history=history_rows(tickets.history(ticket)),
+            files=ticket_storage.attachments_of(ticket),
+            max_mb=service_admin.settings().max_attachment_mb,
             kinds=MESSAGE_KINDS, deliveries=DELIVERY_LABELS, teams=teams,
             agents=service_admin.active_service_users() if writable else [],
             category=dict(service_admin.category_choices(active_only=False)))
@@ -329,6 +332,30 @@ class TicketView(ScopedModelView):
         return self._verb(pk, lambda actor, t: tickets.note(
             actor, t, request.form.get("body", ""), attachments=self._uploads()),
             _("Internal note added."))
+
+    @expose("/attach/<pk>", methods=["POST"])
+    @has_access
+    def attach(self, pk):
+        """A file on the ticket itself (ticket_storage.add checks type, size and who)."""
+        upload = request.files.get("file")
+        return self._verb(pk, lambda actor, t: ticket_storage.add(actor, t, upload),
+                          _("File attached."))
+
+    @expose("/attachment/<pk>/<aid>", methods=["GET"])
+    @has_access
+    def attachment(self, pk, aid):
+        """Download an attachment: readers of the ticket only, always as a download."""
+        from urllib.parse import quote
+
+        try:
+            row, data = ticket_storage.open_attachment(self.actor(), pk, aid)
+        except GuishuError:
+            abort(404)
+        response = Response(data, mimetype="application/octet-stream")
+        response.headers["Content-Disposition"] = \
+            f"attachment; filename*=UTF-8''{quote(row.filename)}"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @staticmethod
     def _uploads() -> list:
