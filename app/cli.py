@@ -354,3 +354,35 @@ def merge_undo(merge_id: int, username: str) -> None:
     except GuishuError as exc:
         raise click.ClickException(exc.message)
     click.echo(f"merge {merge_id} undone: customer #{record.merged_id} is back")
+
+
+# --- the work calendar (工作日历) -------------------------------------------------------------
+@crm_cli.group("calendar")
+def calendar_cli() -> None:
+    """The work calendar: holidays and make-up working days (调休)."""
+
+
+@calendar_cli.command("seed")
+@click.option("--year", type=int, multiple=True,
+              help="A year to seed (repeatable); default: this year and next.")
+def calendar_seed(year: tuple[int, ...]) -> None:
+    """Seed holidays and 调休 working days from the `holidays` package (idempotent; days an
+    admin edited are kept)."""
+    from app.services import work_calendar
+    from app.services.errors import ValidationFailed
+
+    try:
+        done = ({y: work_calendar.seed_year(y) for y in year} if year
+                else work_calendar.seed_default_years())
+    except ValidationFailed as exc:
+        raise click.UsageError("; ".join(exc.fields.values())) from None
+    for y, counts in sorted(done.items()):
+        click.echo(f"{y}: {counts['added']} days added, {counts['updated']} updated")
+
+
+@crm_cli.command("sla-sweep")
+def sla_sweep() -> None:
+    """Run the SLA job now: warnings, breaches, escalation (the 5-minute job does the same)."""
+    from app.services.sla_sweep import sweep as run_sweep
+
+    click.echo(", ".join(f"{k} {v}" for k, v in run_sweep().summary().items()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.models import AuditLog
 from app.models.service_desk import ServiceTeam, WorkCalendarDay
@@ -67,7 +67,9 @@ def test_global_periods_are_stored_normalised_and_audited(db, org):
 
 # --- working days ---------------------------------------------------------------------------
 def test_seed_2026_knows_spring_festival_and_its_make_up_saturdays(db, org):
-    assert wc.seed_year(2026)["added"] > 10
+    db.session.execute(delete(WorkCalendarDay))  # the first start seeded this year's already
+    # 19 holidays on weekdays (补假 and swapped days off included) and 6 调休 weekend days.
+    assert wc.seed_year(2026) == {"added": 25, "updated": 0}
     days = {r.day: r for r in wc.days_between(D(2026, 2, 1), D(2026, 3, 1))}
     # 春节 Feb 15-23: the weekdays off have rows; the 调休 Saturdays are working days.
     assert sorted(d for d, r in days.items() if not r.is_workday) == [
@@ -175,3 +177,16 @@ def test_workdays_horizon(seeded):
     assert wc.workdays_horizon(bj(2026, 2, 12, 10), 0) == bj(2026, 2, 12, 10)
     assert wc.workdays_horizons(bj(2026, 3, 6, 10), [1, 3]) == {
         1: bj(2026, 3, 9, 10), 3: bj(2026, 3, 11, 10)}
+
+
+def test_the_cli_seeds_a_year_idempotently(app, db, org):
+    runner = app.test_cli_runner()
+    db.session.execute(delete(WorkCalendarDay).where(WorkCalendarDay.day >= D(2026, 1, 1),
+                                                     WorkCalendarDay.day <= D(2026, 12, 31)))
+    db.session.commit()
+    result = runner.invoke(args=["crm", "calendar", "seed", "--year", "2026"])
+    assert result.exit_code == 0 and result.output == "2026: 25 days added, 0 updated\n"
+    result = runner.invoke(args=["crm", "calendar", "seed", "--year", "2026"])
+    assert result.output == "2026: 0 days added, 0 updated\n"
+    result = runner.invoke(args=["crm", "calendar", "seed", "--year", "1800"])
+    assert result.exit_code == 2 and "年份须在 1990 到 2100 之间" in result.output

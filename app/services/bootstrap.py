@@ -12,6 +12,7 @@ from app.models import Pool, User
 from app.security import ROLE_ADMIN, ROLES
 from app.services import (campaign_sending, care, classification, dedupe, opportunities,
                           policies, satisfaction, service_admin)
+from app.services import work_calendar
 
 DEFAULT_POOL_NAME = "默认公海"
 DEFAULT_LEAD_POOL_NAME = "默认线索公海"
@@ -37,6 +38,8 @@ def initialise() -> dict:
         db.session.add(Pool(name=DEFAULT_LEAD_POOL_NAME, description="未分配线索的默认线索公海",
                             is_default=True, record_type="lead"))
     db.session.commit()
+    # The work calendar of this year and next from `holidays` (idempotent; admins' days kept).
+    work_calendar.seed_default_years()
     admin_username = os.environ.get("GUISHU_ADMIN_USER", "admin")
     has_admin = db.session.execute(
         select(User.id).where(User.username == admin_username)).first() is not None
