@@ -32,9 +32,11 @@ from app.models.customer import utcnow
 from app.security import ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER
 
 SEED = 20261117
-TICKETS = 120
+HISTORY = 160  # raised 8 to 60 days ago, written by slices (see _history)
+RECENT = 25  # raised in the last 8 days, every step through the desk's service calls
 DAYS = 60
 SWEEP_EVERY = dt.timedelta(days=3)
+RECENT_SWEEP_EVERY = dt.timedelta(hours=12)
 SERVICE_DEPARTMENT = "客服中心"
 FIRST_LINE, VIP = "一线客服", "VIP 客服"
 EMAIL_DOMAIN = "guishu.local"
@@ -130,6 +132,123 @@ def _desk(admin: User, users: dict[str, User]) -> dict:
             "dedicated_agents": dedicated}
 
 
+def _history(rng: random.Random, users: dict[str, User], categories: dict[str, int],
+             customers: list, now: dt.datetime, count: int) -> dict:
+    """`count` older tickets (raised 8 to 60 days ago), their whole life written in one
+    transaction per few days of simulated time: routed (ticket_routing.route), SLA clocks
+    (sla.start), answered, moved by the ticket status machine (tickets._move: the SLA stop
+    and the satisfaction survey on resolution), rated (satisfaction.rated) — the same rules
+    as the pages, without a commit per step; the SLA job runs between the slices, so its
+    breach marks and escalations are its own."""
+    from app.models import SurveyAnswer, SurveyResponse
+    from app.services import satisfaction, sla, sla_sweep, surveys, ticket_routing, tickets
+
+    made = {"tickets": 0, "replies": 0, "ratings": 0}
+    steps: list[tuple[dt.datetime, int, Callable[[dt.datetime], None]]] = []
+    seq = iter(range(10 ** 9))
+    questions = None
+
+    def later(when: dt.datetime, action) -> None:
+        if when < now:
+            heapq.heappush(steps, (when, next(seq), action))
+
+    def plan() -> None:
+        customer_id, contact_id, _grade = rng.choice(customers)
+        category = _pick(rng, CATEGORY_WEIGHTS)
+        priority = _pick(rng, PRIORITY_WEIGHTS)
+        created = now - dt.timedelta(minutes=rng.randint(8 * 24 * 60, DAYS * 24 * 60))
+        raiser = users[rng.choice(["agent1", "agent2", "svcmgr1"])]
+        target = {"P1": 60, "P2": 240}.get(priority, 480)
+        response = dt.timedelta(minutes=rng.randint(target + 30, target * 4)
+                                if rng.random() < 0.17 else rng.randint(5, max(10, target // 2)))
+        work = dt.timedelta(hours=rng.choice([2, 5, 9, 20, 30, 50, 80]))
+        score = rng.choices([5, 4, 3], weights=[50, 35, 15])[0] if rng.random() < 0.7 else None
+        subject = rng.choice(SUBJECTS[category])
+        box: dict = {}
+
+        def create(when):
+            ticket = Ticket(customer_id=customer_id, contact_id=contact_id, subject=subject,
+                            channel=_pick(rng, CHANNEL_WEIGHTS), priority=priority,
+                            category_id=categories[category], status="new",
+                            description="客户来电反映：" + subject, created_by_id=raiser.id,
+                            created_at=when, updated_at=when)
+            db.session.add(ticket)
+            db.session.flush()
+            tickets.add_event(ticket, "created", raiser.id, to_value=subject)
+            team_id, agent_id = ticket_routing.route(ticket, when)
+            ticket.team_id, ticket.agent_id = team_id, agent_id
+            if agent_id is not None:
+                ticket.assigned_at, ticket.status = when, "assigned"
+                tickets.add_event(ticket, "assigned", raiser.id, None, agent_id)
+            sla.start(ticket, when)
+            box["ticket"] = ticket
+            made["tickets"] += 1
+            later(when + response, reply)
+
+        def reply(when):
+            ticket = box["ticket"]
+            agent = ticket.agent_id or users["svcmgr1"].id
+            message = TicketMessage(ticket_id=ticket.id, kind="reply", author_id=agent,
+                                    body=rng.choice(REPLIES), created_at=when)
+            db.session.add(message)
+            db.session.flush()
+            tickets.add_event(ticket, "reply", agent, to_value=message.id)
+            sla.responded(ticket, when)
+            tickets._move(by_id[agent], ticket, "in_progress", when)
+            made["replies"] += 1
+            later(when + work, resolve)
+
+        def resolve(when):
+            ticket = box["ticket"]
+            tickets._move(by_id[ticket.agent_id or users["svcmgr1"].id], ticket, "resolved",
+                          when)
+            if score is not None:
+                later(when + dt.timedelta(hours=rng.randint(1, 30)), rate)
+            later(when + dt.timedelta(days=3), close)
+
+        def rate(when):
+            nonlocal questions
+            ticket = box["ticket"]
+            invitation = db.session.execute(select(SurveyInvitation).where(
+                SurveyInvitation.ticket_id == ticket.id)).scalar_one_or_none()
+            if invitation is None:
+                return
+            questions = questions or surveys.questions_of(invitation.survey_id)
+            rows = [(questions[0].id, "rating", score)] + (
+                [(questions[1].id, "text", COMMENTS[score])] if COMMENTS[score] else [])
+            invitation.answered_at = invitation.updated_at = when
+            response_row = SurveyResponse(survey_id=invitation.survey_id,
+                                          invitation_id=invitation.id, submitted_at=when)
+            db.session.add(response_row)
+            db.session.flush()
+            db.session.add_all(SurveyAnswer(response_id=response_row.id, question_id=qid,
+                                            **{column: value}) for qid, column, value in rows)
+            satisfaction.rated(invitation, rows, when)
+            made["ratings"] += 1
+
+        def close(when):
+            ticket = box["ticket"]
+            if ticket.status == "resolved":
+                tickets._move(by_id[ticket.agent_id or users["svcmgr1"].id], ticket,
+                              "closed", when)
+
+        later(created, create)
+
+    by_id = {u.id: u for u in users.values()}
+    for _ in range(count):
+        plan()
+    checkpoint = now - dt.timedelta(days=DAYS) + SWEEP_EVERY
+    while steps:
+        when, _n, action = heapq.heappop(steps)
+        while checkpoint <= when:
+            db.session.flush()
+            sla_sweep.sweep(checkpoint)  # commits the slice
+            checkpoint += SWEEP_EVERY
+        action(when)
+    db.session.commit()
+    return made
+
+
 def build_service_demo(hashed: str) -> dict:
     from app.services import satisfaction, sla_sweep, surveys, tickets
 
@@ -174,7 +293,7 @@ def build_service_demo(hashed: str) -> dict:
         customer_id, contact_id, grade = rng.choice(grade_a if rng.random() < 0.2 else others)
         category = _pick(rng, CATEGORY_WEIGHTS)
         priority = _pick(rng, PRIORITY_WEIGHTS)
-        created = now - dt.timedelta(minutes=rng.randint(10, DAYS * 24 * 60))
+        created = now - dt.timedelta(minutes=rng.randint(10, 8 * 24 * 60))
         raiser = users[rng.choice(["agent1", "agent2", "svcmgr1"])]
         data = {"subject": rng.choice(SUBJECTS[category]), "channel": _pick(rng, CHANNEL_WEIGHTS),
                 "priority": priority, "category_id": categories[category],
@@ -253,16 +372,17 @@ def build_service_demo(hashed: str) -> dict:
 
         at(created, create)
 
-    for i in range(TICKETS):
+    history = _history(rng, users, categories, grade_a[:40] + others, now, HISTORY)
+    for i in range(RECENT):
         plan(i)
-    next_sweep = now - dt.timedelta(days=DAYS) + SWEEP_EVERY
+    next_sweep = now - dt.timedelta(days=8) + dt.timedelta(hours=12)
     sweeps = 0
     while queue:
         when, _n, action = heapq.heappop(queue)
         while next_sweep <= when:
             sla_sweep.sweep(next_sweep)
             sweeps += 1
-            next_sweep += SWEEP_EVERY
+            next_sweep += RECENT_SWEEP_EVERY
         action(when)
     summary = sla_sweep.sweep(now).summary()  # once at the end: today's state
     # History, not mail to send: the simulated replies and survey links count as delivered.
@@ -275,5 +395,8 @@ def build_service_demo(hashed: str) -> dict:
     db.session.commit()
     current_app.logger.info("service demo: %s tickets, %s sweeps, last sweep %s",
                             made["tickets"], sweeps + 1, summary)
+    made["tickets"] += history["tickets"]
+    made["replies"] += history["replies"]
+    made["ratings"] += history["ratings"]
     return {"service_users": len(users), "service_teams": 2,
             "dedicated_agents": desk["dedicated_agents"], **made}
