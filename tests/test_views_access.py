@@ -1529,27 +1529,6 @@ def test_marketing_pages_by_role(login_as, campaign_ids, role, path, expected):
 
 
 # ============================================================================================
-SERVICE_ROLES = ROLES + ("agent", "service_manager")
-_ANALYSTS = ("admin", "staff", "auditor", "manager", "agent", "service_manager")
-SERVICE_ANALYSIS_PAGES = [
-    ("/service-analysis/", {r: 200 if r in _ANALYSTS else 403 for r in SERVICE_ROLES}),
-    ("/service-analysis/?start=2026-11-01&end=2026-11-30",
-     {r: 200 if r in _ANALYSTS else 403 for r in SERVICE_ROLES}),
-    ("/service-analysis/backlog.csv", {r: 200 if r in _ANALYSTS else 403 for r in SERVICE_ROLES}),
-    ("/service-analysis/sla.csv?start=2026-12-01&end=2026-11-01",
-     {r: 400 if r in _ANALYSTS else 403 for r in SERVICE_ROLES}),
-    ("/service-analysis/nope.csv", {r: 404 if r in _ANALYSTS else 403 for r in SERVICE_ROLES}),
-]
-
-
-@pytest.mark.parametrize("role", SERVICE_ROLES)
-@pytest.mark.parametrize("path, expected", SERVICE_ANALYSIS_PAGES,
-                         ids=[p for p, _ in SERVICE_ANALYSIS_PAGES])
-def test_service_analysis_by_role(app, org, role, path, expected):
-    client = login(app.test_client(), getattr(org, role).username)
-    resp = client.get(path)
-    assert resp.status_code == expected[role], (role, path)
-=======
 # 客户服务 (issue 17, H3): the ticket pages, the desk's configuration, the dedicated agent —
 # every role including the service agent and the service manager, and did the database change
 # ============================================================================================
@@ -1683,6 +1662,113 @@ def test_service_desk_routes_by_role(app, org, db, desk_ids, role, method, path,
                            content_type="multipart/form-data")
     assert resp.status_code == expected[role], (role, url)
     assert (_desk_state(db) != before) == (role in changes), (role, url)
+
+
+# ============================================================================================
+# 客户服务 (issue 17, H2): the tickets API — every role, the exact status, did the database
+# change (JWT callers: no CSRF; the inbound-mail webhook takes an API key, never a JWT)
+# ============================================================================================
+_PDF = b"%PDF-1.4\n%matrix\n"
+
+
+def _api_state(db):
+    from app.models.service_desk import TicketAttachment
+
+    return _desk_state(db), len(db.session.execute(select(TicketAttachment.id)).all())
+
+
+@pytest.fixture
+def api_desk_ids(db, org, desk_ids):
+    from app.services import ticket_storage
+
+    att = ticket_storage.add(org.staff, desk_ids.t_rep, ("矩阵.pdf", _PDF))
+    att_north = ticket_storage.add(org.staff, desk_ids.t_north, ("矩阵.pdf", _PDF))
+    return SimpleNamespace(**vars(desk_ids), att=att.id, att_north=att_north.id)
+
+
+_NOT_REP_SCOPE = dict(manager=404, rep=404, marketing=403)  # t_north: outside 华东
+_NO_WORK = dict(manager=403, rep=403, auditor=403, marketing=403)  # may not work tickets
+API_ROUTES = [
+    ("GET", "/api/v1/tickets/", None, _READERS, set()),
+    ("GET", "/api/v1/tickets/{t_rep}", None, _READERS, set()),
+    ("GET", "/api/v1/tickets/{t_north}", None, _roles(200, **_NOT_REP_SCOPE), set()),
+    ("GET", "/api/v1/tickets/{t_north}/messages", None, _roles(200, **_NOT_REP_SCOPE), set()),
+    ("GET", "/api/v1/tickets/{t_rep}/attachments", None, _READERS, set()),
+    ("GET", "/api/v1/tickets/{t_rep}/attachments/{att}", None, _READERS, set()),
+    ("GET", "/api/v1/tickets/{t_north}/attachments/{att_north}", None,
+     _roles(200, **_NOT_REP_SCOPE), set()),
+    ("GET", "/api/v1/tickets/{t_rep}/attachments/{att_north}", None,  # another ticket's file
+     _roles(404, marketing=403), set()),
+    ("POST", "/api/v1/tickets/", {"customer_id": "{c_rep}", "channel": "phone",
+                                  "subject": "矩阵接口工单"},
+     _roles(200, auditor=403, marketing=403), _DESK | {"manager", "rep"}),
+    ("PATCH", "/api/v1/tickets/{t_north}", {"subject": "矩阵改名"},
+     _roles(200, **_NO_WORK), _DESK),
+    ("POST", "/api/v1/tickets/{t_north}/status", {"status": "in_progress"},
+     _roles(200, **_NO_WORK), _DESK),
+    ("POST", "/api/v1/tickets/{t_north}/reply", {"body": "矩阵回复"},
+     _roles(200, **_NO_WORK), _DESK),
+    ("POST", "/api/v1/tickets/{t_rep}/note", {"body": "矩阵备注"},
+     _roles(200, auditor=403, marketing=403), _DESK | {"manager", "rep"}),
+    ("POST", "/api/v1/tickets/{t_north}/note", {"body": "矩阵备注"},
+     _roles(200, manager=404, rep=404, auditor=403, marketing=403), _DESK),
+    # agent1 holds t_rep and hands it to its team mate; the others reassign it
+    ("POST", "/api/v1/tickets/{t_rep}/assign", {"agent_id": "{agent2}"},
+     _roles(200, **_NO_WORK), _DESK),
+    ("POST", "/api/v1/tickets/{t_rep}/attachments", "multipart",
+     _roles(200, auditor=403, marketing=403), _DESK | {"manager", "rep"}),
+    ("POST", "/api/v1/tickets/inbound-mail", {"from": "x@example.com", "text": "矩阵",
+                                              "message_id": "<matrix@mx>"},
+     _roles(401, marketing=401), set()),
+]
+
+
+@pytest.mark.parametrize("role", DESK_ROLES)
+@pytest.mark.parametrize("method, path, body, expected, changes", API_ROUTES,
+                         ids=[f"{m} {p}" for m, p, *_ in API_ROUTES])
+def test_tickets_api_by_role(app, org, db, api, api_desk_ids, role, method, path, body,
+                             expected, changes):
+    call = api(getattr(org, role).username)
+    values = vars(api_desk_ids)
+    url = path.format(**values)
+    before = _api_state(db)
+    if body == "multipart":
+        resp = call(method, url, data={"file": (io.BytesIO(_PDF), "矩阵上传.pdf")},
+                    content_type="multipart/form-data")
+    elif body is None:
+        resp = call(method, url)
+    else:
+        data = {k: (int(v.format(**values)) if v.startswith("{") else v)
+                for k, v in body.items()}
+        resp = call(method, url, json=data)
+    assert resp.status_code == expected[role], (role, url, resp.get_data(as_text=True)[:300])
+    assert (_api_state(db) != before) == (role in changes), (role, url)
+
+
+# ============================================================================================
 # issue 17 H4: 服务分析 /service-analysis/ — admins, staff, auditors, sales managers, service
 # managers and agents (each over the tickets they may read); reps and marketing not
-# =====================================================================================
+# ============================================================================================
+_ANALYSTS = ("admin", "staff", "auditor", "manager", "agent", "service_manager")
+
+
+def _analysts(ok: int) -> dict:
+    return {r: ok if r in _ANALYSTS else 403 for r in DESK_ROLES}
+
+
+SERVICE_ANALYSIS_PAGES = [
+    ("/service-analysis/", _analysts(200)),
+    ("/service-analysis/?start=2026-11-01&end=2026-11-30", _analysts(200)),
+    ("/service-analysis/backlog.csv", _analysts(200)),
+    ("/service-analysis/sla.csv?start=2026-12-01&end=2026-11-01", _analysts(400)),
+    ("/service-analysis/nope.csv", _analysts(404)),
+]
+
+
+@pytest.mark.parametrize("role", DESK_ROLES)
+@pytest.mark.parametrize("path, expected", SERVICE_ANALYSIS_PAGES,
+                         ids=[p for p, _ in SERVICE_ANALYSIS_PAGES])
+def test_service_analysis_by_role(app, org, role, path, expected):
+    client = login(app.test_client(), getattr(org, role).username)
+    resp = client.get(path)
+    assert resp.status_code == expected[role], (role, path)
