@@ -29,6 +29,7 @@ from app.extensions import appbuilder, db
 from app.models import (Contact, Customer, Ownership, SlaPolicy, SurveyInvitation, Ticket,
                         TicketCategory, TicketMessage, User)
 from app.models.customer import utcnow
+from app.services.times import local_date
 from app.security import ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER
 
 SEED = 20261117
@@ -305,7 +306,10 @@ def build_service_demo(hashed: str) -> dict:
         response = dt.timedelta(minutes=rng.randint(target + 30, target * 4) if late
                                 else rng.randint(5, max(10, target // 2)))
         work = dt.timedelta(hours=rng.choice([2, 5, 9, 20, 30, 50, 80, 150]))
-        waits = rng.random() < 0.25
+        # Every open status shows: one in six is never answered (assigned, then breached),
+        # one in six waits for the customer still.
+        silent, stays_waiting = i % 6 == 0, i % 6 == 1
+        waits = stays_waiting or rng.random() < 0.25
         rated = rng.random() < 0.7
         score = rng.choices([s for s, _ in SCORES], weights=[w for _, w in SCORES])[0]
         closes = rng.random() < 0.6
@@ -314,7 +318,8 @@ def build_service_demo(hashed: str) -> dict:
             ticket = tickets.create(raiser, dict(data), now=when)
             state[i] = {"id": ticket.id}
             made["tickets"] += 1
-            at(when + response, reply)
+            if not silent:
+                at(when + response, reply)
             if rng.random() < 0.4:
                 at(when + response / 2, note)
 
@@ -324,8 +329,10 @@ def build_service_demo(hashed: str) -> dict:
             made["replies"] += 1
             if waits:
                 at(when + work / 3, lambda w: _status(tid, "waiting", w))
-                at(when + work / 2, lambda w: _status(tid, "in_progress", w))
-            at(when + work, resolve)
+            if not stays_waiting:
+                if waits:
+                    at(when + work / 2, lambda w: _status(tid, "in_progress", w))
+                at(when + work, resolve)
 
         def note(when):
             tid = state[i]["id"]
@@ -384,6 +391,18 @@ def build_service_demo(hashed: str) -> dict:
             sweeps += 1
             next_sweep += RECENT_SWEEP_EVERY
         action(when)
+    # 'new' too: agent3 is on leave today, so today's P1 tickets wait in VIP 客服's queue.
+    from app.services import absences
+
+    absences.create_absence(admin, users["agent3"].id, local_date(now).isoformat(),
+                            local_date(now).isoformat(), "调休")
+    for subject in ("系统登录失败", "设备无法开机"):
+        customer_id, contact_id, _grade = rng.choice(others)
+        tickets.create(users["agent1"], {
+            "subject": subject, "channel": "phone", "priority": "P1",
+            "category_id": categories["故障"], "customer_id": customer_id,
+            "contact_id": contact_id, "description": "客户来电：" + subject}, now=now)
+        made["tickets"] += 1
     summary = sla_sweep.sweep(now).summary()  # once at the end: today's state
     # History, not mail to send: the simulated replies and survey links count as delivered.
     db.session.execute(update(TicketMessage).where(TicketMessage.delivery_status == "pending")
