@@ -430,10 +430,10 @@ def service_customer_ids_select(user: User):
     """SELECT of the customers of the tickets a service agent or manager may read: the
     customers it reads (app.services.tickets.scope_clause), never edits."""
     from app.models import Ticket
-    from app.services.tickets import scope_clause
+    from app.services.tickets import service_scope_clause
 
     return select(Ticket.customer_id).where(Ticket.customer_id.is_not(None),
-                                            scope_clause(user))
+                                            service_scope_clause(user))
 
 
 def _service_reader(user: Optional[User]) -> bool:

@@ -98,8 +98,11 @@ def _body_schemas(spec):
         # The webhooks authenticate by API key, so a JWT caller is refused before the body
         # is read (tests/test_api_hooks.py and test_services_campaign_sending.py check their
         # bodies).
+        # A file upload is multipart (tests/test_ticket_attachments.py reads it).
         if body and path.startswith("/api/v1/") and "/security/" not in path \
-                and "/hooks/" not in path and path != "/api/v1/sms/inbound":
+                and "/hooks/" not in path and path != "/api/v1/sms/inbound" \
+                and path != "/api/v1/tickets/inbound-mail" \
+                and "application/json" in body["content"]:
             yield method, path, _resolve(spec, body["content"]["application/json"]["schema"])
 
 
@@ -280,3 +283,23 @@ def test_the_sms_inbound_webhook_is_in_the_spec(spec):
     assert {"200", "202", "400", "401", "403", "413", "429"} <= set(op["responses"])
     answer = spec["components"]["schemas"]["SmsReplyResult"]["properties"]
     assert set(answer) == {"matched", "customer_id", "opted_out"}
+
+
+def test_the_ticket_operations_are_in_the_spec(spec):
+    """Issue 17 names /api/v1/tickets/ (CRUD, assign, reply, note, status) and
+    /api/v1/tickets/inbound-mail (API key); attachments upload as multipart."""
+    paths = spec["paths"]
+    assert set(paths["/api/v1/tickets/"]) == {"get", "post"}
+    assert set(paths["/api/v1/tickets/{pk}"]) == {"get", "patch"}
+    for verb in ("assign", "reply", "note", "status"):
+        assert set(paths[f"/api/v1/tickets/{{pk}}/{verb}"]) == {"post"}
+    assert set(paths["/api/v1/tickets/{pk}/attachments"]) == {"get", "post"}
+    upload = paths["/api/v1/tickets/{pk}/attachments"]["post"]["requestBody"]["content"]
+    assert list(upload) == ["multipart/form-data"]
+    download = paths["/api/v1/tickets/{pk}/attachments/{aid}"]["get"]["responses"]["200"]
+    assert list(download["content"]) == ["application/octet-stream"]
+    mail = paths["/api/v1/tickets/inbound-mail"]["post"]
+    assert mail["security"] == [{"machine_key_bearer": []}, {"machine_key_header": []}]
+    body = _resolve(spec, mail["requestBody"]["content"]["application/json"]["schema"])
+    assert set(body["properties"]) == {"from", "to", "subject", "text", "message_id",
+                                       "in_reply_to"}

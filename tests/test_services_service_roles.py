@@ -105,3 +105,20 @@ def test_the_service_desk_owns_nothing(db, org, desk):
         User.id.in_(customers.assignable_owner_ids(org.admin)))).scalars())
     assert org.rep.id in pickable
     assert not {org.agent.id, org.agent2.id, org.service_manager.id, org.marketing.id} & pickable
+
+
+def test_a_rep_who_also_serves_reads_both_scopes_and_may_own(db, org, desk):
+    from app.extensions import appbuilder
+    from app.security import ROLE_SERVICE_AGENT
+    from app.models import ServiceTeamMember
+
+    both = org.rep2
+    both.roles.append(appbuilder.sm.find_role(ROLE_SERVICE_AGENT))
+    db.session.add(ServiceTeamMember(team_id=desk.team.id, user_id=both.id))
+    db.session.commit()
+    assert can_see_customer(both, org.c_rep2.id)      # its own customer, as a rep
+    assert not can_see_customer(both, org.c_north.id)
+    ticket_for(org, desk, org.c_north)                 # a ticket of its team
+    assert can_see_customer(both, org.c_north.id)
+    assert not can_write_customer(both, org.c_north.id)
+    assert ownership.ensure_active_owner(both.id).id == both.id   # a rep owns customers

@@ -332,7 +332,9 @@ class TicketApi(DocumentedApi):
           answer: TicketAttachmentResult
           errors: [400, 401, 403, 404, 413]
         """
-        unknown = sorted(set(request.files) - {"file"}) + sorted(request.form)
+        # (a part without a name reads as None: refused as the body's)
+        unknown = sorted({k if isinstance(k, str) else "body"
+                          for k in [*request.files, *request.form] if k != "file"})
         if unknown:
             from app.services.errors import UNKNOWN_FIELD
 

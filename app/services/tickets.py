@@ -109,13 +109,7 @@ def scope_clause(actor: Optional[User], column=Ticket.id):
         return true()
     parts = []
     if is_service_user(actor):
-        teams = agent_team_ids(actor)
-        agents = {actor.id}
-        if has_role(actor, ROLE_SERVICE_MANAGER):
-            agents |= managed_agent_ids(actor)
-        # and those it raised (the agent who took the call follows it wherever it went)
-        mine = or_(Ticket.agent_id.in_(sorted(agents)), Ticket.created_by_id == actor.id)
-        parts.append(or_(Ticket.team_id.in_(sorted(teams)), mine) if teams else mine)
+        parts.append(service_scope_clause(actor))
     if has_role(actor, ROLE_REP, ROLE_MANAGER):
         parts.append(customer_scope_clause(actor, Ticket.customer_id))
     if not parts:
@@ -124,6 +118,18 @@ def scope_clause(actor: Optional[User], column=Ticket.id):
     if column is Ticket.id:
         return where
     return column.in_(select(Ticket.id).where(where))
+
+
+def service_scope_clause(actor: User):
+    """The desk's part of the scope: the tickets of the actor's teams, those assigned to it
+    (a service manager: to its agents too) and those it raised (the agent who took the call
+    follows it wherever it went). Also what app.security reads the desk's customers by."""
+    teams = agent_team_ids(actor)
+    agents = {actor.id}
+    if has_role(actor, ROLE_SERVICE_MANAGER):
+        agents |= managed_agent_ids(actor)
+    mine = or_(Ticket.agent_id.in_(sorted(agents)), Ticket.created_by_id == actor.id)
+    return or_(Ticket.team_id.in_(sorted(teams)), mine) if teams else mine
 
 
 def get_ticket(actor: Optional[User], ticket_id: Any, write: bool = False,
