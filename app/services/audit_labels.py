@@ -98,3 +98,11 @@ def changes_text(changes: Any) -> str:
             text = _value(value)
         parts.append(gettext("%(field)s: %(change)s", field=label, change=text))
     return gettext("; ").join(parts)
+
+
+# issue 17 H3: the service desk's configuration and dedicated agents
+ACTION_LABELS.update(rule_assign=_l("Given by the grade-A rule"))
+OBJECT_LABELS.update(ticket_category=_l("Ticket category"), service_team=_l("Service team"),
+                     ticket_routing_rule=_l("Routing rule"),
+                     service_settings=_l("Service settings"),
+                     customer_service_agent=_l("Dedicated service agent"))

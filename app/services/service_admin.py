@@ -369,8 +369,7 @@ def _set_members(actor: User, team: ServiceTeam, member_ids: list[int]) -> None:
 
 def create_team(actor: User, data: dict) -> ServiceTeam:
     """A service team; `members` / `member_ids`: its agents (active service users)."""
-    if not may_manage_team(actor, None):
-        _require_desk_admin(None)
+    _require_desk_admin(actor)
     data = dict(data)
     if not has_role(actor, ROLE_ADMIN) and not (data.get("manager_id") or data.get("manager")):
         data["manager_id"] = actor.id  # a service manager's new team is theirs

@@ -137,7 +137,7 @@ class ServiceTeamView(ServiceModelView):
     add_columns = edit_columns = ["name", "lead", "manager", "strategy", "active", "members"]
     label_columns = {"name": _("Name"), "lead": _("Team lead"), "manager": _("Manager"),
                      "strategy": _("Distribution"), "active": _("Active"),
-                     "members": _("Members"), "work_periods": _("Working hours"),
+                     "members": _("Team members"), "work_periods": _("Working hours"),
                      "created_at": _("Created at")}
     description_columns = {
         "lead": _("Told first when a ticket of the team breaches its SLA"),
@@ -152,7 +152,7 @@ class ServiceTeamView(ServiceModelView):
         "manager": UserPickerField(_("Manager"), query_func=service_users),
         "strategy": SelectField(_("Distribution"), choices=list(TEAM_STRATEGIES.items())),
         "active": BooleanField(_("Active"), default=True),
-        "members": QuerySelectMultipleField(_("Members"), query_func=service_users,
+        "members": QuerySelectMultipleField(_("Team members"), query_func=service_users,
                                             get_pk_func=lambda u: u.id,
                                             widget=Select2ManyWidget()),
     }
@@ -199,7 +199,7 @@ class RoutingRuleView(ServiceModelView):
     description_columns = {
         "position": _("Rules are tried from the lowest order; the first that matches wins; "
                       "no match: the default team of the service settings"),
-        "province": _("The customer's province, as stored (e.g. 浙江)"),
+        "province": _("The customer's province, as written on the customer"),
     }
     formatters_columns = {"category": lambda v: category_label(v) or _("Any"),
                           "priority": lambda v: TICKET_PRIORITIES.get(v, v) if v else _("Any"),

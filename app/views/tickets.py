@@ -394,14 +394,15 @@ def customer_service_tab(actor: User, customer_id: int, has_access) -> dict:
     """What the customer page's 服务 tab shows: the customer's tickets (open first), the last
     satisfaction score, the dedicated agent and whether the reader may change it."""
     row = service_admin.dedicated_row(customer_id)
+    may_set = has_access("can_write", RES_DEDICATED_AGENT) and \
+        service_admin.may_set_dedicated(actor)
     return {
         "tickets": service_panels.customer_tickets(actor, customer_id),
         "rating": service_panels.last_rating(actor, customer_id),
         "dedicated": row.agent if row is not None else None,
         "dedicated_source": row.source if row is not None else None,
-        "may_set_dedicated": has_access("can_write", RES_DEDICATED_AGENT)
-        and service_admin.may_set_dedicated(actor),
-        "agents": service_admin.active_service_users(),
+        "may_set_dedicated": may_set,
+        "agents": service_admin.active_service_users() if may_set else [],
         "may_raise": has_access("can_write", RES_TICKET) and tickets.raises_tickets(actor),
         "may_read": has_access("can_read", RES_TICKET),
     }
