@@ -329,6 +329,15 @@ RES_SERVICE_ANALYSIS = "ServiceAnalysis"
 for _role in (ROLE_MANAGER, ROLE_STAFF, ROLE_AUDITOR, ROLE_SERVICE_MANAGER, ROLE_SERVICE_AGENT):
     ROLES[_role] = ROLES[_role] + [_perm(RES_SERVICE_ANALYSIS, CAN_READ),
                                    _menus("Service", "ServiceAnalysis")]
+# issue 17 H1: SLA policies (service managers and admins edit, agents read) and the work
+# calendar with the working hours (service managers and admins).
+RES_SLA_POLICY = "SlaPolicy"
+RES_WORK_CALENDAR = "WorkCalendar"
+ROLES[ROLE_SERVICE_AGENT] += [_perm(RES_SLA_POLICY, CAN_READ), _menus("Service", "SlaPolicies")]
+ROLES[ROLE_SERVICE_MANAGER] += [
+    _perm(RES_SLA_POLICY, CAN_READ, CAN_WRITE, CAN_DELETE),
+    _perm(RES_WORK_CALENDAR, CAN_READ, CAN_WRITE, CAN_DELETE),
+    _menus("Service", "SlaPolicies", "WorkCalendar", "WorkingHours")]
 
 
 # --- data scopes --------------------------------------------------------------------------

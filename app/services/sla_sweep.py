@@ -26,7 +26,7 @@ from app.models.customer import utcnow
 from app.models.service_desk import (OPEN_TICKET_STATUSES, ServiceTeam, SlaPolicy, Ticket,
                                      TicketEvent)
 from app.services import work_calendar
-from app.services.errors import tr
+from app.services.errors import lazy_tr, tr
 
 CHUNK = 5000
 SUBJECT = 200  # the task subject column
@@ -38,6 +38,14 @@ WARN_RESOLUTION = "sla_warning_resolution"
 BREACH_RESPONSE = "sla_breach_response"
 BREACH_RESOLUTION = "sla_breach_resolution"
 ESCALATED = "sla_escalated"
+# Their words, for the ticket's history (the ticket page merges these into its labels).
+EVENT_LABELS = {
+    WARN_RESPONSE: lazy_tr("SLA warning: first response due soon"),
+    WARN_RESOLUTION: lazy_tr("SLA warning: resolution due soon"),
+    BREACH_RESPONSE: lazy_tr("SLA missed: first response"),
+    BREACH_RESOLUTION: lazy_tr("SLA missed: resolution"),
+    ESCALATED: lazy_tr("SLA escalation level"),
+}
 
 
 def ticket_link(ticket_id: int) -> str:

@@ -116,6 +116,7 @@ def periods_text(team_id: Optional[int] = None) -> str:
 def set_global_periods(actor, text: Any) -> str:
     """Admins / service managers set the global working periods ("Working hours" form, the
     API). Validated by parse_periods, stored normalised, audited; commits."""
+    _require_editor(actor)
     normalised = format_periods(parse_periods(text))
     row = settings_row(lock=True)
     if row is None:
@@ -271,6 +272,12 @@ def workdays_horizons(now_utc: dt.datetime, values: Iterable[int]) -> dict[int, 
     return {int(v): workdays_horizon(now_utc, int(v), cal) for v in set(values)}
 
 
+def _require_editor(actor) -> None:
+    from app.services.sla_policies import require_editor
+
+    require_editor(actor)
+
+
 # --- calendar rows --------------------------------------------------------------------------
 def china_departures(year: int) -> dict[dt.date, tuple[bool, str]]:
     """What `holidays` says departs from Monday-Friday in `year`: holidays on weekdays (not
@@ -291,7 +298,9 @@ def china_departures(year: int) -> dict[dt.date, tuple[bool, str]]:
 def seed_year(year: int, actor=None) -> dict[str, int]:
     """Write `year`'s departures from `holidays` (idempotent: a re-seed changes nothing it
     wrote already, and never a 'manual' row); commits. Returns counts added / updated."""
-    if not isinstance(year, int) or not 1990 <= year <= 2100:
+    if actor is not None:  # the CLI and the first start seed as the system
+        _require_editor(actor)
+    if not isinstance(year, int) or isinstance(year, bool) or not 1990 <= year <= 2100:
         raise ValidationFailed({"year": tr("A year from %(low)d to %(high)d", low=1990, high=2100)})
     wanted = china_departures(year)
     start, end = dt.date(year, 1, 1), dt.date(year, 12, 31)
@@ -359,6 +368,7 @@ def _clean_day(data: dict, errors: dict, partial: bool) -> dict:
 def put_day(actor, data: Any) -> WorkCalendarDay:
     """Set how one day counts (an admin's row: source 'manual', kept by re-seeds). Creates
     the day's row or updates it (one row a day: the unique day). Commits."""
+    _require_editor(actor)
     if not isinstance(data, dict):
         raise ValidationFailed({"day": tr("Give a date (YYYY-MM-DD) from %(low)d to %(high)d",
                                           low=1990, high=2100)})
@@ -390,6 +400,7 @@ def put_day(actor, data: Any) -> WorkCalendarDay:
 
 def update_day(actor, day_id: Any, data: Any) -> WorkCalendarDay:
     """Edit one row by id (the form): whatever it was, it becomes 'manual'. Commits."""
+    _require_editor(actor)
     row = get_day(day_id, lock=True)
     errors: dict[str, str] = {}
     values = _clean_day(data if isinstance(data, dict) else {}, errors, partial=True)
@@ -422,6 +433,7 @@ def get_day(day_id: Any, lock: bool = False) -> WorkCalendarDay:
 
 def delete_day(actor, day: dt.date) -> None:
     """The day counts by the weekly pattern again. Commits."""
+    _require_editor(actor)
     row = db.session.execute(select(WorkCalendarDay).where(
         WorkCalendarDay.day == day).with_for_update()).scalar()
     if row is None:
@@ -440,3 +452,40 @@ def days_between(start: dt.date, end: dt.date) -> list[WorkCalendarDay]:
 def to_dict(row: WorkCalendarDay) -> dict:
     return {"id": row.id, "day": row.day.isoformat(), "is_workday": row.is_workday,
             "name": row.name, "source": row.source}
+
+
+MAX_RANGE_DAYS = 3 * 366  # a listed range: at most about three years
+
+
+def parse_day(value: Any, field: str = "day") -> dt.date:
+    """A YYYY-MM-DD text (or a date) from 1990 to 2100; ValidationFailed naming `field`."""
+    errors: dict[str, str] = {}
+    found = _clean_day({"day": value}, errors, partial=True).get("day")
+    if found is None:
+        raise ValidationFailed({field: errors.get("day") or tr(
+            "Give a date (YYYY-MM-DD) from %(low)d to %(high)d", low=1990, high=2100)})
+    return found
+
+
+def days_in(year: Any = None, start: Any = None, end: Any = None
+            ) -> tuple[dt.date, dt.date, list[WorkCalendarDay]]:
+    """The calendar rows of a year, or of start..end (both given, at most MAX_RANGE_DAYS)."""
+    if start is not None or end is not None:
+        first, last = parse_day(start, "start"), parse_day(end, "end")
+        if last < first:
+            raise ValidationFailed({"end": tr("The end comes before the start")})
+        if (last - first).days > MAX_RANGE_DAYS:
+            raise ValidationFailed({"end": tr("At most %(n)d days at once", n=MAX_RANGE_DAYS)})
+    else:
+        if year is None:
+            year = local_today().year
+        if isinstance(year, bool) or not isinstance(year, int) or not 1990 <= year <= 2100:
+            raise ValidationFailed({"year": tr("A year from %(low)d to %(high)d",
+                                               low=1990, high=2100)})
+        first, last = dt.date(year, 1, 1), dt.date(year, 12, 31)
+    return first, last, days_between(first, last)
+
+
+def periods_dict(text: str) -> list[dict]:
+    return [{"start": f"{s:%H:%M}", "end": "24:00" if e == dt.time.max else f"{e:%H:%M}"}
+            for s, e in parse_periods(text)]

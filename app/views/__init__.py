@@ -167,6 +167,7 @@ def register_views(appbuilder) -> None:
 
     appbuilder.add_view(ServiceAnalysisView, "ServiceAnalysis", label=_("Service analysis"),
                         href="/service-analysis/", icon="fa-bar-chart", category="Service")
+    register_sla_views(appbuilder)  # issue 17 H1
     refuse_fab_file_downloads(appbuilder)
 
 
@@ -190,6 +191,21 @@ def register_service_desk_views(appbuilder) -> None:
                         icon="fa-cog", category="Service")
     appbuilder.add_view_no_menu(ServiceTeamMemberView)
     appbuilder.add_view_no_menu(DedicatedAgentView)
+
+
+def register_sla_views(appbuilder) -> None:
+    """客户服务 (issue 17 H1): SLA policies, the work calendar, the working hours."""
+    from app.views.service_calendar import SlaPolicyView, WorkCalendarView, WorkingHoursView
+
+    appbuilder.add_view(SlaPolicyView, "SlaPolicies", label=_("SLA policies"),
+                        icon="fa-clock-o", category="Service",
+                        category_label=_("Service desk"), category_icon="fa-headphones")
+    appbuilder.add_view(WorkCalendarView, "WorkCalendar", label=_("Work calendar"),
+                        href="/work-calendar/", icon="fa-calendar", category="Service",
+                        category_label=_("Service desk"), category_icon="fa-headphones")
+    appbuilder.add_view(WorkingHoursView, "WorkingHours", label=_("Working hours"),
+                        href="/working-hours/", icon="fa-clock-o", category="Service",
+                        category_label=_("Service desk"), category_icon="fa-headphones")
 
 
 def refuse_fab_file_downloads(appbuilder) -> None:
