@@ -579,6 +579,10 @@ def build_demo(password: str) -> dict:
     workflows["targets"] = _demo_targets()
     workflows["segment_policies"] = _demo_segment_policies(admin_id)
     workflows.update(_demo_survey())
+    # issue 17: the service desk (teams, agents, SLA policies, tickets over 60 days).
+    from app.demo_service import build_service_demo
+
+    workflows.update(build_service_demo(hashed))
     # Every customer made: the planned ones, the twins entered for the review page and the
     # ones converted leads became (a demo lead, the campaigns' leads).
     n_customers += DEMO_TWINS + workflows.pop("converted_customers")

@@ -323,6 +323,12 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
+# issue 17 H4: 服务分析 — every ticket for admins, staff and auditors; service managers,
+# agents and sales managers over the tickets they may read (the service scopes it).
+RES_SERVICE_ANALYSIS = "ServiceAnalysis"
+for _role in (ROLE_MANAGER, ROLE_STAFF, ROLE_AUDITOR, ROLE_SERVICE_MANAGER, ROLE_SERVICE_AGENT):
+    ROLES[_role] = ROLES[_role] + [_perm(RES_SERVICE_ANALYSIS, CAN_READ),
+                                   _menus("Service", "ServiceAnalysis")]
 # issue 17 H1: SLA policies (service managers and admins edit, agents read) and the work
 # calendar with the working hours (service managers and admins).
 RES_SLA_POLICY = "SlaPolicy"

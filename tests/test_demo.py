@@ -74,8 +74,10 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     from_form = db.session.execute(select(Lead).where(
         Lead.consent_version == form.policy_version, Lead.person_name == "周敏")).scalar_one()
     assert from_form.source == "web_form" and from_form.priority_score > 0
+    # (The SLA job's escalation tasks of the service desk's demo are linked to tickets.)
     assert summary["tasks"] == 3 == db.session.execute(
-        select(func.count()).select_from(Task).where(Task.source == "manual")).scalar_one()
+        select(func.count()).select_from(Task).where(
+            Task.source == "manual", Task.record_type.is_distinct_from("ticket"))).scalar_one()
     # 业绩目标 for this month and quarter: 20 reps and 5 departments each; one department's
     # month target differs from its reps' sum, so the team view shows the warning.
     from app.models import Department, SalesTarget
@@ -116,7 +118,48 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     assert sorted(db.session.execute(select(Policy.segment_key).where(
         Policy.segment_key != "")).scalars()) == ["grade=A", "record_type=lead;source=web_form"]
     _assert_marketing(db, summary)
+    _assert_service_desk(db, summary)
     assert build_demo("demo-pass-1") == {"created": False}
+
+
+def _assert_service_desk(db, summary):
+    """Issue 17's demo: 客服中心 with its manager and three agents, two teams, routing rules,
+    SLA policies, dedicated agents on grade-A customers, tickets in every status with
+    breaches, replies, notes and ratings (some low, which reopened their tickets)."""
+    from app.models import (CustomerServiceAgent, Ownership, ServiceTeam, SlaPolicy, Task,
+                            Ticket, TicketEvent, TicketMessage, TicketRoutingRule)
+    from app.security import ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER, role_names
+
+    users = {u.username: u for u in db.session.execute(select(User).where(User.username.in_(
+        ("svcmgr1", "agent1", "agent2", "agent3")))).scalars()}
+    assert ROLE_SERVICE_MANAGER in role_names(users["svcmgr1"])
+    assert all(ROLE_SERVICE_AGENT in role_names(users[f"agent{i}"]) for i in (1, 2, 3))
+    assert sorted(db.session.execute(select(ServiceTeam.name)).scalars()) == ["VIP 客服", "一线客服"]
+    assert db.session.execute(select(func.count()).select_from(TicketRoutingRule)).scalar_one() == 2
+    assert db.session.execute(select(func.count()).select_from(SlaPolicy)).scalar_one() == 6
+    dedicated = db.session.execute(select(func.count()).select_from(CustomerServiceAgent).join(
+        Ownership, Ownership.customer_id == CustomerServiceAgent.customer_id).where(
+        Ownership.grade == "A", CustomerServiceAgent.agent_id == users["agent3"].id)).scalar_one()
+    assert dedicated == summary["dedicated_agents"] > 0
+    assert db.session.execute(select(func.count()).select_from(Task).where(
+        Task.record_type == "ticket")).scalar_one() > 0  # the SLA job's escalations
+    statuses = dict(db.session.execute(select(Ticket.status, func.count()).group_by(
+        Ticket.status)).all())
+    assert set(statuses) == {"new", "assigned", "in_progress", "waiting", "resolved", "closed"}
+    assert sum(statuses.values()) == summary["tickets"] >= 100
+    assert db.session.execute(select(func.count()).select_from(Ticket).where(
+        Ticket.resolution_breached_at.isnot(None) | Ticket.response_breached_at.isnot(None))) \
+        .scalar_one() > 0
+    assert db.session.execute(select(func.count()).select_from(TicketMessage).where(
+        TicketMessage.kind == "reply")).scalar_one() >= summary["replies"] > 0
+    rated = db.session.execute(select(func.count()).select_from(Ticket).where(
+        Ticket.satisfaction_score.isnot(None))).scalar_one()
+    assert rated == summary["ratings"] > 0 and summary["low_scores"] > 0
+    assert db.session.execute(select(func.count()).select_from(TicketEvent).where(
+        TicketEvent.kind == "reopened")).scalar_one() >= summary["low_scores"]
+    # Nothing of the simulated history waits to be mailed.
+    assert db.session.execute(select(TicketMessage.id).where(
+        TicketMessage.delivery_status == "pending")).first() is None
 
 
 def _assert_marketing(db, summary):

@@ -233,6 +233,11 @@ ALLOWED = {
                    "发送中断（进程退出），无法确认是否送达", "已退订"},
     # issue 17 H3: the ticket categories seeded at the first start (data admins rename)
     "service_admin.py": {"咨询", "故障", "投诉", "退换货", "建议"},
+    # issue 17 H4: the seeded satisfaction survey (a row admins may replace), the stored
+    # low-score notification / task subject and the reopen reason on the ticket's history
+    "satisfaction.py": {"服务满意度调查", "感谢您联系我们的客服。请为本次服务打分，帮助我们改进。",
+                        "您对本次服务的满意程度（1 = 非常不满意，5 = 非常满意）", "您还有什么意见或建议？",
+                        "低满意度（", " 分）：", "客户评分 ", " 分"},
 }
 _PATTERNS = {"customers.py"}  # the birthday pattern (年 / 月 / 日)
 _HEADER_WORDS = {"import_mapping.py"}  # header names and synonyms of import files

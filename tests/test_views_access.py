@@ -1529,83 +1529,6 @@ def test_marketing_pages_by_role(login_as, campaign_ids, role, path, expected):
 
 
 # ============================================================================================
-# 客户服务 (issue 17 H1): SLA policies, the work calendar, the working hours — every role
-# including the service agent and the service manager; admins and service managers write,
-# agents read the SLA policies, nobody else sees them.
-# ============================================================================================
-SERVICE_ROLES = ROLES + ("agent", "service_manager")
-SLA_EDITORS = {"admin", "service_manager"}
-
-
-def _service_only(*roles, ok=200, other=403) -> dict:
-    return {r: (ok if r in roles else other) for r in SERVICE_ROLES}
-
-
-@pytest.fixture
-def sla_ids(db, org):
-    from app.services import sla_policies, work_calendar
-
-    policy = sla_policies.create(org.admin, {"name": "矩阵策略", "first_response_minutes": 60,
-                                             "resolution_minutes": 480})
-    day = work_calendar.put_day(org.admin, {"day": "2030-05-06", "is_workday": False,
-                                            "name": "矩阵假日"})
-    return SimpleNamespace(policy=policy.id, day=day.id)
-
-
-def _sla_state(db) -> tuple:
-    from sqlalchemy import func
-
-    from app.models import AuditLog
-    from app.models.service_desk import ServiceSettings, SlaPolicy, WorkCalendarDay
-
-    db.session.expire_all()
-    return (db.session.execute(select(func.count(AuditLog.id))).scalar(),
-            db.session.execute(select(func.count(SlaPolicy.id))).scalar(),
-            db.session.execute(select(func.count(WorkCalendarDay.id))).scalar(),
-            db.session.execute(select(ServiceSettings.work_periods)).scalars().all())
-
-
-SLA_POLICY_FORM = {"name": "新策略", "priority": "P2", "grade": "",
-                   "first_response_minutes": "30", "resolution_minutes": "240",
-                   "clock": "business", "warn_before_minutes": "10",
-                   "escalate_after_minutes": "60", "position": "5", "active": "y"}
-SLA_ROUTES = [
-    ("GET", "/sla-policies/list/", None,
-     _service_only("admin", "service_manager", "agent"), False),
-    ("GET", "/sla-policies/show/{policy}", None,
-     _service_only("admin", "service_manager", "agent"), False),
-    ("GET", "/sla-policies/add", None, _service_only(*SLA_EDITORS), False),
-    ("POST", "/sla-policies/add", SLA_POLICY_FORM, _service_only(*SLA_EDITORS, ok=302), True),
-    ("POST", "/sla-policies/edit/{policy}", dict(SLA_POLICY_FORM, name="改名策略"),
-     _service_only(*SLA_EDITORS, ok=302), True),
-    ("POST", "/sla-policies/delete/{policy}", {}, _service_only(*SLA_EDITORS, ok=302), True),
-    ("GET", "/work-calendar/", None, _service_only(*SLA_EDITORS), False),
-    ("GET", "/work-calendar/?year=2030&edit={day}", None, _service_only(*SLA_EDITORS), False),
-    ("POST", "/work-calendar/put", {"day": "2030-05-11", "is_workday": "1", "name": "调休"},
-     _service_only(*SLA_EDITORS, ok=302), True),
-    ("POST", "/work-calendar/{day}/delete", {}, _service_only(*SLA_EDITORS, ok=302), True),
-    ("POST", "/work-calendar/seed", {"year": "2025"}, _service_only(*SLA_EDITORS, ok=302), True),
-    ("GET", "/working-hours/", None, _service_only(*SLA_EDITORS), False),
-    ("POST", "/working-hours/save", {"work_periods": "08:30-12:00,13:00-17:30"},
-     _service_only(*SLA_EDITORS, ok=302), True),
-]
-
-
-@pytest.mark.parametrize("role", SERVICE_ROLES)
-@pytest.mark.parametrize("method, path, form, expected, changes", SLA_ROUTES,
-                         ids=[f"{m} {p}" for m, p, *_ in SLA_ROUTES])
-def test_sla_and_calendar_routes_by_role(app, db, org, sla_ids, role, method, path, form,
-                                         expected, changes):
-    client = login(app.test_client(), getattr(org, role).username)
-    url = path.format(**vars(sla_ids))
-    before = _sla_state(db)
-    if method == "GET":
-        resp = client.get(url)
-    else:
-        data = {k: v.format(**vars(sla_ids)) for k, v in form.items()}
-        resp = client.post(url, data=dict(data, csrf_token=client.csrf))
-    assert resp.status_code == expected[role], (role, url)
-    assert (_sla_state(db) != before) == (changes and role in SLA_EDITORS), (role, url)
 # 客户服务 (issue 17, H3): the ticket pages, the desk's configuration, the dedicated agent —
 # every role including the service agent and the service manager, and did the database change
 # ============================================================================================
@@ -1820,3 +1743,112 @@ def test_tickets_api_by_role(app, org, db, api, api_desk_ids, role, method, path
         resp = call(method, url, json=data)
     assert resp.status_code == expected[role], (role, url, resp.get_data(as_text=True)[:300])
     assert (_api_state(db) != before) == (role in changes), (role, url)
+
+
+# ============================================================================================
+# issue 17 H4: 服务分析 /service-analysis/ — admins, staff, auditors, sales managers, service
+# managers and agents (each over the tickets they may read); reps and marketing not
+# ============================================================================================
+_ANALYSTS = ("admin", "staff", "auditor", "manager", "agent", "service_manager")
+
+
+def _analysts(ok: int) -> dict:
+    return {r: ok if r in _ANALYSTS else 403 for r in DESK_ROLES}
+
+
+SERVICE_ANALYSIS_PAGES = [
+    ("/service-analysis/", _analysts(200)),
+    ("/service-analysis/?start=2026-11-01&end=2026-11-30", _analysts(200)),
+    ("/service-analysis/backlog.csv", _analysts(200)),
+    ("/service-analysis/sla.csv?start=2026-12-01&end=2026-11-01", _analysts(400)),
+    ("/service-analysis/nope.csv", _analysts(404)),
+]
+
+
+@pytest.mark.parametrize("role", DESK_ROLES)
+@pytest.mark.parametrize("path, expected", SERVICE_ANALYSIS_PAGES,
+                         ids=[p for p, _ in SERVICE_ANALYSIS_PAGES])
+def test_service_analysis_by_role(app, org, role, path, expected):
+    client = login(app.test_client(), getattr(org, role).username)
+    resp = client.get(path)
+    assert resp.status_code == expected[role], (role, path)
+
+
+# ============================================================================================
+# 客户服务 (issue 17 H1): SLA policies, the work calendar, the working hours — every role
+# including the service agent and the service manager; admins and service managers write,
+# agents read the SLA policies, nobody else sees them.
+# ============================================================================================
+SERVICE_ROLES = ROLES + ("agent", "service_manager")
+SLA_EDITORS = {"admin", "service_manager"}
+
+
+def _service_only(*roles, ok=200, other=403) -> dict:
+    return {r: (ok if r in roles else other) for r in SERVICE_ROLES}
+
+
+@pytest.fixture
+def sla_ids(db, org):
+    from app.services import sla_policies, work_calendar
+
+    policy = sla_policies.create(org.admin, {"name": "矩阵策略", "first_response_minutes": 60,
+                                             "resolution_minutes": 480})
+    day = work_calendar.put_day(org.admin, {"day": "2030-05-06", "is_workday": False,
+                                            "name": "矩阵假日"})
+    return SimpleNamespace(policy=policy.id, day=day.id)
+
+
+def _sla_state(db) -> tuple:
+    from sqlalchemy import func
+
+    from app.models import AuditLog
+    from app.models.service_desk import ServiceSettings, SlaPolicy, WorkCalendarDay
+
+    db.session.expire_all()
+    return (db.session.execute(select(func.count(AuditLog.id))).scalar(),
+            db.session.execute(select(func.count(SlaPolicy.id))).scalar(),
+            db.session.execute(select(func.count(WorkCalendarDay.id))).scalar(),
+            db.session.execute(select(ServiceSettings.work_periods)).scalars().all())
+
+
+SLA_POLICY_FORM = {"name": "新策略", "priority": "P2", "grade": "",
+                   "first_response_minutes": "30", "resolution_minutes": "240",
+                   "clock": "business", "warn_before_minutes": "10",
+                   "escalate_after_minutes": "60", "position": "5", "active": "y"}
+SLA_ROUTES = [
+    ("GET", "/sla-policies/list/", None,
+     _service_only("admin", "service_manager", "agent"), False),
+    ("GET", "/sla-policies/show/{policy}", None,
+     _service_only("admin", "service_manager", "agent"), False),
+    ("GET", "/sla-policies/add", None, _service_only(*SLA_EDITORS), False),
+    ("POST", "/sla-policies/add", SLA_POLICY_FORM, _service_only(*SLA_EDITORS, ok=302), True),
+    ("POST", "/sla-policies/edit/{policy}", dict(SLA_POLICY_FORM, name="改名策略"),
+     _service_only(*SLA_EDITORS, ok=302), True),
+    ("POST", "/sla-policies/delete/{policy}", {}, _service_only(*SLA_EDITORS, ok=302), True),
+    ("GET", "/work-calendar/", None, _service_only(*SLA_EDITORS), False),
+    ("GET", "/work-calendar/?year=2030&edit={day}", None, _service_only(*SLA_EDITORS), False),
+    ("POST", "/work-calendar/put", {"day": "2030-05-11", "is_workday": "1", "name": "调休"},
+     _service_only(*SLA_EDITORS, ok=302), True),
+    ("POST", "/work-calendar/{day}/delete", {}, _service_only(*SLA_EDITORS, ok=302), True),
+    ("POST", "/work-calendar/seed", {"year": "2025"}, _service_only(*SLA_EDITORS, ok=302), True),
+    ("GET", "/working-hours/", None, _service_only(*SLA_EDITORS), False),
+    ("POST", "/working-hours/save", {"work_periods": "08:30-12:00,13:00-17:30"},
+     _service_only(*SLA_EDITORS, ok=302), True),
+]
+
+
+@pytest.mark.parametrize("role", SERVICE_ROLES)
+@pytest.mark.parametrize("method, path, form, expected, changes", SLA_ROUTES,
+                         ids=[f"{m} {p}" for m, p, *_ in SLA_ROUTES])
+def test_sla_and_calendar_routes_by_role(app, db, org, sla_ids, role, method, path, form,
+                                         expected, changes):
+    client = login(app.test_client(), getattr(org, role).username)
+    url = path.format(**vars(sla_ids))
+    before = _sla_state(db)
+    if method == "GET":
+        resp = client.get(url)
+    else:
+        data = {k: v.format(**vars(sla_ids)) for k, v in form.items()}
+        resp = client.post(url, data=dict(data, csrf_token=client.csrf))
+    assert resp.status_code == expected[role], (role, url)
+    assert (_sla_state(db) != before) == (changes and role in SLA_EDITORS), (role, url)

@@ -11,7 +11,7 @@ from app.extensions import appbuilder, db
 from app.models import Pool, User
 from app.security import ROLE_ADMIN, ROLES
 from app.services import (campaign_sending, care, classification, dedupe, opportunities,
-                          policies, service_admin)
+                          policies, satisfaction, service_admin)
 from app.services import work_calendar
 
 DEFAULT_POOL_NAME = "默认公海"
@@ -28,6 +28,7 @@ def initialise() -> dict:
     dedupe.ensure_rules()  # one dedupe rule per kind, with the defaults
     opportunities.ensure_stages()  # the default pipeline stages
     service_admin.ensure_defaults()  # the service desk's settings row and ticket categories
+    satisfaction.ensure_default_survey()  # 服务满意度调查, named by the settings
     if db.session.execute(select(Pool).where(Pool.is_default.is_(True),
                                              Pool.record_type == "customer")).first() is None:
         db.session.add(Pool(name=DEFAULT_POOL_NAME, description="未分配客户的默认公海",

@@ -24,7 +24,10 @@ MAX_ATTEMPTS, permanent refusals failed at once, an address opted out meanwhile 
 
 Answering (`answer`, the public page /s/<token>): every question checked and refused naming
 it; one answer per token by a conditional UPDATE of answered_at (and a unique response per
-invitation), so two submissions racing store one.
+invitation), so two submissions racing store one. An invitation of a ticket (the service
+desk's satisfaction survey, one per ticket) puts its rating onto the ticket in the same
+transaction, and a low rating reopens the ticket or tasks its owner after the commit
+(app.services.satisfaction).
 """
 from __future__ import annotations
 
@@ -545,10 +548,22 @@ def send(actor: User, survey_id: Any, data: dict) -> dict:
 
 def invite(actor: Optional[User], survey_id: int, *, customer_id: Optional[int] = None,
            contact_id: Optional[int] = None, lead_id: Optional[int] = None,
-           greeting_name: Optional[str] = None) -> SurveyInvitation:
-    """One invitation without delivery (the service desk's satisfaction survey hands the link
-    out itself): a new token, or the record's existing invitation to this survey."""
+           greeting_name: Optional[str] = None, ticket_id: Optional[int] = None,
+           channel: Optional[str] = None, address: Optional[str] = None,
+           now: Optional[dt.datetime] = None) -> SurveyInvitation:
+    """One invitation: a new token, or the record's existing invitation to this survey.
+    Without a channel it is not delivered (the link is handed out otherwise); with channel
+    and address it waits for the survey delivery job (pending).
+
+    With ticket_id (the service desk's satisfaction survey, app.services.satisfaction): one
+    invitation per ticket instead of per survey and record (a unique index), and it only
+    flushes: the resolving transaction commits it with the ticket's change."""
     import secrets
+
+    if ticket_id is not None:
+        return _invite_for_ticket(actor, survey_id, ticket_id, customer_id=customer_id,
+                                  contact_id=contact_id, greeting_name=greeting_name,
+                                  channel=channel, address=address, now=now or utcnow())
 
     survey = db.session.get(Survey, survey_id)
     if survey is None:
@@ -564,18 +579,64 @@ def invite(actor: Optional[User], survey_id: int, *, customer_id: Optional[int] 
     found = db.session.execute(mine).scalar_one_or_none()
     if found is not None:
         return found
-    now = utcnow()
+    now = now or utcnow()
     row = SurveyInvitation(survey_id=survey_id, customer_id=customer_id, contact_id=contact_id,
                            lead_id=lead_id, token=secrets.token_hex(24),
                            greeting_name=greeting_name, expires_at=now + dt.timedelta(
                                days=survey.expires_days),
                            created_by_id=actor.id if actor else None, created_at=now,
-                           updated_at=now)
+                           updated_at=now, **_delivery(channel, address))
     db.session.add(row)
     try:
         db.session.commit()
     except IntegrityError:  # invited concurrently (that invitation is the record's), or
         db.session.rollback()  # the record does not exist
+        found = db.session.execute(mine).scalar_one_or_none()
+        if found is None:
+            raise NotFound(tr("The record does not exist"))
+        return found
+    return row
+
+
+def _delivery(channel: Optional[str], address: Optional[str]) -> dict:
+    if channel is None:
+        return {}
+    if channel not in INVITATION_CHANNELS or not address:
+        raise ValidationFailed({"channel": tr("The delivery channel can only be: %(choices)s",
+                                              choices="email, sms")})
+    return {"channel": channel, "address": address, "delivery_status": "pending",
+            "attempts": 0}
+
+
+def _invite_for_ticket(actor: Optional[User], survey_id: int, ticket_id: int, *,
+                       customer_id: Optional[int], contact_id: Optional[int],
+                       greeting_name: Optional[str], channel: Optional[str],
+                       address: Optional[str], now: dt.datetime) -> SurveyInvitation:
+    """The ticket's invitation: the existing one, or a new one flushed in the caller's
+    transaction (a savepoint, so a concurrent resolve's row wins without undoing it)."""
+    import secrets
+
+    survey = db.session.get(Survey, survey_id)
+    if survey is None:
+        raise NotFound(str(NO_SUCH_SURVEY))
+    if survey.status != "open":
+        raise Conflict(tr("Only an open survey can be sent"), code="survey_not_open")
+    if (customer_id is None) == (contact_id is None):
+        raise ValidationFailed({"record": tr("Name exactly one customer, contact or lead")})
+    mine = select(SurveyInvitation).where(SurveyInvitation.ticket_id == ticket_id)
+    found = db.session.execute(mine).scalar_one_or_none()
+    if found is not None:
+        return found
+    row = SurveyInvitation(survey_id=survey_id, customer_id=customer_id, contact_id=contact_id,
+                           ticket_id=ticket_id, token=secrets.token_hex(24),
+                           greeting_name=greeting_name,
+                           expires_at=now + dt.timedelta(days=survey.expires_days),
+                           created_by_id=actor.id if actor else None, created_at=now,
+                           updated_at=now, **_delivery(channel, address))
+    try:
+        with db.session.begin_nested():
+            db.session.add(row)
+    except IntegrityError:  # the ticket was invited concurrently: that invitation stands
         found = db.session.execute(mine).scalar_one_or_none()
         if found is None:
             raise NotFound(tr("The record does not exist"))
@@ -815,10 +876,17 @@ def answer(token: Any, data: dict, now: Optional[dt.datetime] = None) -> SurveyR
         db.session.flush()
         db.session.add_all(SurveyAnswer(response_id=response.id, question_id=qid,
                                         **{column: value}) for qid, column, value in rows)
+        low = None
+        if invitation.ticket_id is not None:  # a ticket's satisfaction: the score onto it
+            from app.services import satisfaction
+
+            low = satisfaction.rated(invitation, rows, now)
         db.session.commit()
     except IntegrityError:  # the unique response per invitation: another submission won
         db.session.rollback()
         raise Conflict(str(STATE_REFUSALS["answered"]), code="survey_answered")
+    if low is not None:  # after the answer is safe: reopen, or a task for the owner
+        satisfaction.low_score(low.id, now)
     return response
 
 

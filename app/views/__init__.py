@@ -161,8 +161,13 @@ def register_views(appbuilder) -> None:
                         category_icon="fa-bullhorn")
     appbuilder.add_view(MarketingSettingsView, "MarketingSettings", label=_("Marketing settings"),
                         icon="fa-bullhorn", category="Rules")
-    register_service_desk_views(appbuilder)  # issue 17: tickets first in the menu
-    register_sla_views(appbuilder)
+    register_service_desk_views(appbuilder)
+    # issue 17 H4: 服务分析
+    from app.views.service_analysis import ServiceAnalysisView
+
+    appbuilder.add_view(ServiceAnalysisView, "ServiceAnalysis", label=_("Service analysis"),
+                        href="/service-analysis/", icon="fa-bar-chart", category="Service")
+    register_sla_views(appbuilder)  # issue 17 H1
     refuse_fab_file_downloads(appbuilder)
 
 
