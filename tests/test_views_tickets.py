@@ -362,3 +362,16 @@ def test_ticket_page_masks_addresses_by_the_one_rule(app, clients, db, org):
     assert "contact@hualian.cn" in page(north, known)
     tickets.change_status(org.staff, known.id, "closed")
     assert "contact@hualian.cn" not in page(clients.agent, known)
+
+
+def test_handing_a_ticket_to_another_team_goes_back_to_the_list(clients, db, org):
+    first, second = _two_teams(org)
+    t = _raise(org)
+    assert (t.team_id, t.agent_id) == (first.id, org.agent.id)
+    c = clients.agent
+    resp = c.post(f"/tickets/assign/{t.id}", data={"csrf_token": c.csrf,
+                                                   "team_id": str(second.id), "agent_id": ""})
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/tickets/list/")
+    db.session.expire_all()
+    assert db.session.get(Ticket, t.id).team_id == second.id
+    assert c.get(f"/tickets/show/{t.id}").status_code == 404

@@ -307,6 +307,9 @@ class TicketView(ScopedModelView):
             flash(exc.message, "danger")
         else:
             flash(done, "success")
+            if not tickets.may_read(self.actor(), parse_pk(pk)):
+                # Handed on to another team: the page would answer 404 now.
+                return redirect(url_for("TicketView.list"))
         return redirect(url_for("TicketView.show", pk=pk) if parse_pk(pk)
                         else url_for("TicketView.list"))
 
