@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.models import Contact
-from tests.ticket_fixtures import build_desk
+from tests.ticket_fixtures import build_desk, route_to
 
 
 @pytest.fixture
@@ -16,6 +16,7 @@ def desk(db, org):
 def test_an_agent_raises_works_and_resolves_a_ticket(api, db, org, desk):
     db.session.add(Contact(customer_id=org.c_rep.id, name="李工", email="li@yunfan.cn"))
     db.session.commit()
+    route_to(db, desk.team)  # agent1's team: the ticket comes back to it
     call = api("agent1")
     resp = call("POST", "/api/v1/tickets/", json={
         "customer_id": org.c_rep.id, "channel": "phone", "subject": "打印机卡纸",
@@ -24,7 +25,8 @@ def test_an_agent_raises_works_and_resolves_a_ticket(api, db, org, desk):
     ticket = resp.get_json()["result"]
     tid = ticket["id"]
     assert (ticket["status"], ticket["priority"], ticket["customer_name"]) == (
-        "new", "P2", "杭州云帆科技有限公司")
+        "assigned", "P2", "杭州云帆科技有限公司")
+    assert (ticket["team_id"], ticket["agent_id"]) == (desk.team.id, org.agent.id)
     assert ticket["created_at"].endswith("+08:00")
     resp = call("POST", f"/api/v1/tickets/{tid}/assign",
                 json={"agent_id": org.agent.id, "team_id": desk.team.id})

@@ -223,3 +223,33 @@ def test_the_job_is_scheduled_daily():
 
     job = next(p for p in PERIODIC if p.name == "dedicated_agents")
     assert (job.func, job.default_cron) == ("jobs.service_desk.dedicated_agents", "0 4 * * *")
+
+
+def test_a_service_manager_teams_up_only_its_own_or_free_agents(db, org):
+    """issue 17 fix: a service manager adds itself, those reporting to it and agents of no
+    other service manager; another's agent (reporting to one, or in one's team) only an
+    admin adds. Members already in the team stay whatever their reporting line."""
+    from app.security import ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER
+    from tests.conftest import make_user
+
+    other = make_user("svcmgr9", ROLE_SERVICE_MANAGER, org.service)
+    free = make_user("agent9", ROLE_SERVICE_AGENT, org.service)          # reports to nobody
+    with pytest.raises(ValidationFailed) as exc:
+        team(other, "挖角", [org.agent])           # agent1 reports to svcmgr1
+    assert exc.value.fields == {"members": "测试agent1 属于另一位客服主管（向其汇报或在其客服组中），"
+                                           "须由管理员添加"}
+    with pytest.raises(ValidationFailed) as exc:
+        team(other, "挖角", [], lead_id=org.agent2.id)
+    assert set(exc.value.fields) == {"lead"}
+    mine = team(other, "九组", [free, other])
+    assert service_admin.team_member_ids(mine.id) == sorted([free.id, other.id])
+    # agent9 now serves in svcmgr9's team: svcmgr1 may not take it, though it reports to
+    # nobody; an admin may, and svcmgr1 then keeps it in its own team's later edits.
+    first = team(org.service_manager, "一线", [org.agent, org.agent2])
+    with pytest.raises(ValidationFailed):
+        service_admin.set_members(org.service_manager, first.id, [org.agent.id, free.id])
+    service_admin.set_members(org.admin, first.id, [org.agent.id, free.id])
+    service_admin.update_team(org.service_manager, first.id,
+                              {"member_ids": [org.agent.id, free.id, org.agent2.id]})
+    assert service_admin.team_member_ids(first.id) == sorted([org.agent.id, org.agent2.id,
+                                                              free.id])

@@ -147,8 +147,9 @@ def test_who_reads_which_tickets(db, org, desk):
     assert seen(org.admin) == seen(org.staff) == seen(org.auditor) == everything
     assert seen(org.agent) == [mine_team.id]
     assert seen(org.agent2) == [other_team.id]
-    # svcmgr1 manages 一线, and agent2 reports to it: its agents' tickets too.
-    assert seen(org.service_manager) == [mine_team.id, other_team.id]
+    # svcmgr1 manages 一线: its team's tickets. agent2 reports to it, but 二线 is no team of
+    # svcmgr1's: a manager reads its teams' tickets, not every ticket of an agent of its.
+    assert seen(org.service_manager) == [mine_team.id]
     assert seen(org.rep) == seen(org.manager) == [mine_team.id]
     assert seen(org.rep_north) == seen(org.manager_north) == [other_team.id]
     assert seen(org.rep2) == seen(org.marketing) == []
@@ -229,6 +230,7 @@ def test_the_status_machine_with_its_sla_and_survey_moments(db, org, desk, monke
 def test_resolving_without_the_satisfaction_module_still_resolves(db, org, desk,
                                                                  monkeypatch):
     monkeypatch.setitem(sys.modules, "app.services.satisfaction", None)  # ImportError
+    route_to(db, desk.team)  # agent1's team: an unrouted ticket is no agent's to resolve
     t = raise_one(org.agent, org.c_rep)
     tickets.change_status(org.agent, t.id, "resolved", now=NOW)
     assert t.status == "resolved"
@@ -311,6 +313,7 @@ def test_the_first_reply_answers_and_puts_the_ticket_in_progress(db, org, desk):
 
 
 def test_a_reply_without_an_address_is_recorded_not_sent(db, org, desk):
+    route_to(db, desk.team)
     t = raise_one(org.agent, org.c_rep)   # c_rep has a mobile, no e-mail
     m = tickets.reply(org.agent, t.id, "电话回访过")
     assert (m.address, m.delivery_status) == (None, None)
@@ -318,6 +321,7 @@ def test_a_reply_without_an_address_is_recorded_not_sent(db, org, desk):
 
 # --- the owner hears of complaints and P1s --------------------------------------------------
 def test_the_owner_is_told_of_complaints_and_p1s(db, org, desk):
+    route_to(db, desk.team)  # agent1's: it works what it raised
     complaint = raise_one(org.agent, org.c_rep, category_id=desk.product.id, subject="质量差")
     p1 = raise_one(org.agent, org.c_rep, priority="P1", subject="停产")
     raise_one(org.agent, org.c_rep, category_id=desk.consult.id, subject="咨询价格")
@@ -334,9 +338,9 @@ def test_the_owner_is_told_of_complaints_and_p1s(db, org, desk):
 
 # --- update, history, timeline, tasks -------------------------------------------------------
 def test_update_records_each_change_and_relinks_the_customer(db, org, desk):
-    loose = tickets.create(org.agent, {"channel": "email", "subject": "来信",
+    loose = tickets.create(org.staff, {"channel": "email", "subject": "来信",
                                        "requester_email": "x@example.com"}, now=NOW)
-    tickets.update(org.agent, loose.id, {"customer_id": org.c_rep.id, "priority": "P2",
+    tickets.update(org.staff, loose.id, {"customer_id": org.c_rep.id, "priority": "P2",
                                          "subject": "来信（已关联）"}, now=NOW)
     assert (loose.customer_id, loose.priority, loose.subject) == (
         org.c_rep.id, "P2", "来信（已关联）")
@@ -348,7 +352,7 @@ def test_update_records_each_change_and_relinks_the_customer(db, org, desk):
         "customer_id": [None, org.c_rep.id], "priority": ["P3", "P2"],
         "subject": ["来信", "来信（已关联）"]})
     with pytest.raises(ValidationFailed) as exc:
-        tickets.update(org.agent, loose.id, {"status": "closed"})
+        tickets.update(org.staff, loose.id, {"status": "closed"})
     assert exc.value.fields == {"status": "不能修改或不存在的字段"}
 
 
@@ -428,3 +432,91 @@ def test_two_agents_taking_one_ticket_at_once_one_gets_it(app, db, org, desk):
                      lambda user: tickets.assign(user, ticket_id, agent_id=user.id))
     assert outcomes == ["ok", "ticket_taken"]
     assert [e[0] for e in events_of(db, ticket_id)].count("assigned") == 1
+
+
+# --- issue 17 fixes: scope --------------------------------------------------------------------
+def test_the_timeline_lists_only_the_tickets_the_reader_may_read(app, db, org, desk):
+    """Reading a customer is not reading its tickets: marketing reads none, an agent its
+    teams' only, a rep browsing a pool customer none of the pool customer's."""
+    route_to(db, desk.team)
+    secret = raise_one(org.staff, org.c_rep, subject="机密投诉内容")
+    tickets.change_status(org.staff, secret.id, "resolved", note="赔偿五万元", now=NOW)
+    mine = raise_one(org.staff, org.c_rep, subject="二线的工单")
+    tickets.assign(org.staff, mine.id, team_id=desk.team2.id, agent_id=org.agent2.id)
+    pooled = raise_one(org.staff, org.c_pool, subject="公海客户的工单")
+
+    def subjects(actor, customer):
+        with app.test_request_context():
+            page = timeline.page_of(actor, customer.id)
+        return sorted({e.summary.split("：")[0].split(" ")[1] for e in page.entries
+                       if e.kind == "ticket"}), page.total
+
+    assert subjects(org.marketing, org.c_rep)[0] == []
+    assert subjects(org.agent2, org.c_rep)[0] == [f"#{mine.id}"]
+    assert subjects(org.agent, org.c_rep)[0] == [f"#{secret.id}"]
+    assert subjects(org.rep, org.c_rep)[0] == sorted([f"#{secret.id}", f"#{mine.id}"])
+    # The count follows the same scope (the pages are counted, not just filtered).
+    assert subjects(org.marketing, org.c_rep)[1] < subjects(org.rep, org.c_rep)[1]
+    from app.models import PoolMember
+
+    db.session.add(PoolMember(pool_id=org.pool.id, user_id=org.rep.id))
+    db.session.commit()
+    assert subjects(org.rep, org.c_pool)[0] == []            # a pool member browsing
+    assert subjects(org.staff, org.c_pool)[0] == [f"#{pooled.id}"]
+
+
+def test_a_manager_reads_its_teams_tickets_not_an_agent_it_teams_up(db, org, desk):
+    """A second service manager who makes a team of svcmgr1's agent1 (an admin's doing:
+    the manager itself may not) reads that team's tickets, not agent1's tickets of 一线."""
+    from app.models import ServiceTeam, ServiceTeamMember
+    from app.security import ROLE_SERVICE_MANAGER
+    from tests.conftest import make_user
+
+    other = make_user("svcmgr9", ROLE_SERVICE_MANAGER, org.service)
+    route_to(db, desk.team)
+    t = raise_one(org.staff, org.c_rep)
+    assert (t.team_id, t.agent_id) == (desk.team.id, org.agent.id)
+    poach = ServiceTeam(name="挖角", manager_id=other.id)
+    db.session.add(poach)
+    db.session.flush()
+    db.session.add(ServiceTeamMember(team_id=poach.id, user_id=org.agent.id))
+    db.session.commit()
+    with pytest.raises(OutOfScope):
+        tickets.get_ticket(other, t.id)
+    theirs = raise_one(org.staff, org.c_rep, subject="挖角组的工单")
+    tickets.assign(org.staff, theirs.id, team_id=poach.id, agent_id=org.agent.id)
+    assert tickets.get_ticket(other, theirs.id).id == theirs.id
+    # svcmgr1 reads 一线's tickets, and its own; not 二线's although agent2 reports to it.
+    route_to(db, desk.team2)
+    second = raise_one(org.staff, org.c_rep)
+    assert second.agent_id == org.agent2.id
+    with pytest.raises(OutOfScope):
+        tickets.get_ticket(org.service_manager, second.id)
+    assert tickets.get_ticket(org.service_manager, t.id).id == t.id
+    second.agent_id = org.service_manager.id  # assigned to it (as outside any team)
+    db.session.commit()
+    assert tickets.get_ticket(org.service_manager, second.id).id == second.id
+
+
+def test_an_agent_does_not_follow_a_ticket_it_raised_to_another_team(db, org, desk):
+    """Spec §5: the tickets of its teams and those assigned to it — the raiser of a ticket
+    routed to 二线 neither reads nor works it, nor reads its customer through it."""
+    from app.security import can_see_customer
+
+    route_to(db, desk.team2)
+    t = raise_one(org.agent, org.c_north, subject="转二线")
+    assert (t.created_by_id, t.team_id, t.agent_id) == (org.agent.id, desk.team2.id,
+                                                       org.agent2.id)
+    assert not tickets.may_read(org.agent, t.id)
+    for call in (lambda: tickets.get_ticket(org.agent, t.id),
+                 lambda: tickets.change_status(org.agent, t.id, "resolved"),
+                 lambda: tickets.note(org.agent, t.id, "x")):
+        with pytest.raises(OutOfScope):
+            call()
+    assert not can_see_customer(org.agent, org.c_north.id)
+    assert tickets.raised_elsewhere(t) == f"工单 #{t.id} 已提交，并分派给团队「二线」，不在你的范围内"
+    route_to(db, None)
+    loose = raise_one(org.agent, org.c_north, subject="无人接")
+    assert (loose.team_id, tickets.may_read(org.agent, loose.id)) == (None, False)
+    assert tickets.raised_elsewhere(loose) == (
+        f"工单 #{loose.id} 已提交；尚无团队接手（由后台人员分派），不在你的范围内")

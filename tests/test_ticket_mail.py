@@ -208,5 +208,27 @@ def test_a_reply_is_mailed_by_the_worker_and_the_answer_threads_back(
         "sent", 1, sent["Message-ID"])
     # The customer answers the mail: it threads back to the ticket by In-Reply-To.
     answer = mail(app, key, message_id="<answer@mx>", in_reply_to=sent["Message-ID"],
-                  subject="Re: 发票", **{"from": "someone-else@example.com"}).get_json()
+                  subject="Re: 发票", **{"from": "Chen <chen@example.com>"}).get_json()
     assert (answer["ticket_id"], answer["created"]) == (tid, False)
+
+
+def test_a_strangers_in_reply_to_opens_a_ticket_of_its_own(app, db, org, desk, key):
+    """issue 17 fix: In-Reply-To continues (and reopens) a ticket only for its sender, as
+    the [#id] token does; a stranger quoting the Message-ID opens a new ticket."""
+    first = mail(app, key, message_id="<orig-1@mx>").get_json()
+    tid = first["ticket_id"]
+    tickets.change_status(org.staff, tid, "resolved")
+    other = mail(app, key, message_id="<evil-1@mx>", in_reply_to="<orig-1@mx>",
+                 text="伪造的客户回复", **{"from": "attacker@evil.example"}).get_json()
+    assert other["created"] is True and other["ticket_id"] != tid
+    db.session.expire_all()
+    t = db.session.get(Ticket, tid)
+    assert (t.status, t.reopened_count) == ("resolved", 0)
+    assert db.session.execute(select(func.count()).select_from(TicketMessage).where(
+        TicketMessage.ticket_id == tid)).scalar_one() == 1
+    # The sender itself (any spelling of its address) still continues and reopens it.
+    again = mail(app, key, message_id="<orig-2@mx>", in_reply_to="<orig-1@mx>",
+                 **{"from": "WANG.FANG@example.com"}).get_json()
+    assert (again["ticket_id"], again["created"]) == (tid, False)
+    db.session.expire_all()
+    assert db.session.get(Ticket, tid).status == "assigned"

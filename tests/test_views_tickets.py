@@ -247,3 +247,131 @@ def test_attachments_upload_with_a_reply_and_download_for_readers_only(clients, 
         content_type="multipart/form-data", follow_redirects=True)
     assert "不接受 .exe 类型的文件" in resp.get_data(as_text=True)
     assert len(db.session.execute(select(TicketAttachment)).all()) == 1
+
+
+# --- issue 17 fixes -----------------------------------------------------------------------------
+def _two_teams(org):
+    """一线 (agent1, svcmgr1's) is the default team; 二线 (agent2) takes P1s."""
+    first = team(org.admin, "一线", [org.agent], manager_id=org.service_manager.id)
+    second = team(org.admin, "二线", [org.agent2])
+    service_admin.update_settings(org.admin, {"default_team_id": first.id})
+    service_admin.create_rule(org.admin, {"name": "P1 去二线", "position": 1, "active": True,
+                                          "team_id": second.id, "priority": "P1"})
+    return first, second
+
+
+def test_customer_timeline_hides_tickets_the_reader_may_not_read(app, clients, db, org):
+    from tests.conftest import login
+
+    first, second = _two_teams(org)
+    secret = _raise(org, subject="机密投诉内容")
+    assert secret.team_id == first.id
+    tickets.change_status(org.staff, secret.id, "resolved", note="赔偿五万元")
+    mine = _raise(org, subject="二线的工单", priority="P1")
+    assert mine.team_id == second.id
+    page = clients.marketing.get(f"/customers/show/{org.c_rep.id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "机密投诉内容" not in html and "赔偿五万元" not in html and "二线的工单" not in html
+    a2 = login(app.test_client(), "agent2")
+    assert a2.get(f"/tickets/show/{secret.id}").status_code == 404
+    html = a2.get(f"/customers/show/{org.c_rep.id}").get_data(as_text=True)
+    assert "二线的工单" in html
+    assert "机密投诉内容" not in html and "赔偿五万元" not in html
+    html = clients.rep.get(f"/customers/show/{org.c_rep.id}").get_data(as_text=True)
+    assert "机密投诉内容" in html and "赔偿五万元" in html and "二线的工单" in html
+
+
+def test_a_ticket_routed_out_of_the_raisers_scope_goes_back_to_the_list(app, api, clients, db,
+                                                                       org):
+    first, second = _two_teams(org)
+    c = clients.agent
+    resp = c.post("/tickets/add", data={
+        "csrf_token": c.csrf, "customer_id": str(org.c_north.id), "channel": "phone",
+        "category_id": "", "priority": "P1", "subject": "转二线", "description": "",
+        "contact_id": ""})
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
+    t = db.session.execute(select(Ticket).where(Ticket.subject == "转二线")).scalar_one()
+    assert (t.created_by_id, t.team_id, t.agent_id) == (org.agent.id, second.id, org.agent2.id)
+    assert resp.headers["Location"].endswith("/tickets/list/")
+    html = c.get("/tickets/list/").get_data(as_text=True)
+    assert f"工单 #{t.id} 已提交，并分派给团队「二线」，不在你的范围内" in html
+    assert "转二线" not in html.replace(f"工单 #{t.id} 已提交", "")  # not listed
+    assert c.get(f"/tickets/show/{t.id}").status_code == 404
+    assert c.post(f"/tickets/status/{t.id}", data={"csrf_token": c.csrf,
+                                                   "status": "resolved"}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Ticket, t.id).status == "assigned"
+    # The API: 201 with the id, team and status, not the ticket.
+    call = api("agent1")
+    resp = call("POST", "/api/v1/tickets/", json={"customer_id": org.c_north.id,
+                                                  "channel": "phone", "subject": "再转二线",
+                                                  "priority": "P1"})
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    body = resp.get_json()
+    made = db.session.execute(select(Ticket).where(Ticket.subject == "再转二线")).scalar_one()
+    assert body == {"id": made.id, "team_id": second.id, "team_name": "二线",
+                    "status": "assigned",
+                    "message": f"工单 #{made.id} 已提交，并分派给团队「二线」，不在你的范围内"}
+    assert call("GET", f"/api/v1/tickets/{made.id}").status_code == 404
+    assert call("POST", f"/api/v1/tickets/{made.id}/status",
+                json={"status": "resolved"}).status_code == 404
+    # Routed to its own team: 200 and the ticket, as before.
+    resp = call("POST", "/api/v1/tickets/", json={"customer_id": org.c_rep.id,
+                                                  "channel": "phone", "subject": "一线的"})
+    assert resp.status_code == 200 and resp.get_json()["result"]["team_id"] == first.id
+
+
+def _inbound(app, db, org, sender):
+    import uuid
+
+    from app.services import api_keys
+
+    _made, raw = api_keys.create_key(org.admin, f"邮件网关{uuid.uuid4().hex[:6]}",
+                                    "email_inbound")
+    resp = app.test_client().post("/api/v1/tickets/inbound-mail", json={
+        "from": sender, "to": "service@guishu.cn", "subject": "发票开错了", "text": "请重开",
+        "message_id": f"<{uuid.uuid4()}@mx>"}, headers={"X-Api-Key": raw})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return db.session.get(Ticket, resp.get_json()["ticket_id"])
+
+
+def test_ticket_page_masks_addresses_by_the_one_rule(app, clients, db, org):
+    """The requester's and inbound senders' addresses as the API shows them: in full to
+    whom the customer's contact rule gives them (staff, the owner, the desk while the
+    ticket is open), masked to the others (the auditor, the desk once it is closed)."""
+    first = _desk(org)
+    known = _inbound(app, db, org, "王芳 <contact@hualian.cn>")       # c_north's address
+    stranger = _inbound(app, db, org, "陌生人 <stranger@example.com>")  # no customer
+    assert (known.customer_id, stranger.customer_id) == (org.c_north.id, None)
+    tickets.assign(org.admin, known.id, team_id=first.id, agent_id=org.agent.id)
+    tickets.assign(org.admin, stranger.id, team_id=first.id, agent_id=org.agent.id)
+
+    def page(client, t):
+        return client.get(f"/tickets/show/{t.id}").get_data(as_text=True)
+
+    for t, address in ((known, "contact@hualian.cn"), (stranger, "stranger@example.com")):
+        html = page(clients.auditor, t)
+        assert address not in html and address[0] + "***@" in html, address
+        api_view = clients.auditor.get(f"/api/v1/tickets/{t.id}").get_json()["result"]
+        assert api_view["requester_email"] != address
+        assert address in page(clients.staff, t) and address in page(clients.agent, t)
+    # The owner of c_north (rep_north) reads it in full; once closed the agent does not.
+    from tests.conftest import login
+    north = login(app.test_client(), "rep3")
+    assert "contact@hualian.cn" in page(north, known)
+    tickets.change_status(org.staff, known.id, "closed")
+    assert "contact@hualian.cn" not in page(clients.agent, known)
+
+
+def test_handing_a_ticket_to_another_team_goes_back_to_the_list(clients, db, org):
+    first, second = _two_teams(org)
+    t = _raise(org)
+    assert (t.team_id, t.agent_id) == (first.id, org.agent.id)
+    c = clients.agent
+    resp = c.post(f"/tickets/assign/{t.id}", data={"csrf_token": c.csrf,
+                                                   "team_id": str(second.id), "agent_id": ""})
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/tickets/list/")
+    db.session.expire_all()
+    assert db.session.get(Ticket, t.id).team_id == second.id
+    assert c.get(f"/tickets/show/{t.id}").status_code == 404

@@ -92,6 +92,16 @@ class TicketResult(Answer):
     result = fields.Nested(Ticket, required=True)
 
 
+class TicketRaised(Answer):
+    """The answer to raising a ticket routing sent outside the caller's scope (201)."""
+    id = fields.Integer(required=True)
+    team_id = fields.Integer(allow_none=True, metadata={"description": "where it was routed"})
+    team_name = fields.String(allow_none=True)
+    status = fields.String(required=True)
+    message = fields.String(required=True, metadata={
+        "description": "says where it went; the ticket itself is not readable by the caller"})
+
+
 class TicketPage(Answer):
     count = fields.Integer(required=True, metadata={"description": "the rows of this page"})
     next_after = fields.Integer(allow_none=True, metadata={
@@ -167,6 +177,6 @@ class InboundMailResult(Answer):
 
 
 COMPONENTS = (InboundMail, InboundMailResult, TicketCreate, TicketUpdate, TicketAssignRequest, TicketStatusRequest,
-              TicketMessageRequest, Ticket, TicketResult, TicketPage, TicketMessage,
+              TicketMessageRequest, Ticket, TicketResult, TicketRaised, TicketPage, TicketMessage,
               TicketMessageResult, TicketMessageList, TicketAttachment,
               TicketAttachmentResult, TicketAttachmentList)

@@ -28,12 +28,7 @@ LIST_ARGS = ("after", "page_size", *CHOICE_ARGS, *ID_ARGS)
 
 
 def _full(actor: Optional[User], ticket: Ticket) -> bool:
-    """May the caller read the ticket's addresses in full: the customer's contact rule, or
-    (no customer linked) the desk that works the ticket."""
-    if ticket.customer_id is None:
-        return tickets.works_tickets(actor)
-    holder = masking.holder_of(ticket.customer_id)
-    return masking.current_rule()(*holder, ticket.customer_id)
+    return tickets.addresses_in_full(actor, ticket)
 
 
 def ticket_dict(ticket: Ticket, full: bool) -> dict:
@@ -197,12 +192,27 @@ class TicketApi(DocumentedApi):
         post:
           summary: 新建工单 — by the desk (any customer, or an unlinked requester) or by a
             customer's owner; routed, its SLA started, the owner told of a complaint or a P1
+          description: 200 with the ticket when the caller may read it; 201 with its id,
+            team and status only when routing sent it outside the caller's scope (an agent
+            raising a ticket another team serves).
           body: TicketCreate
           answer: TicketResult
+          responses:
+            "201":
+              description: raised and routed outside the caller's scope
+              content:
+                application/json:
+                  schema: {$ref: "#/components/schemas/TicketRaised"}
           errors: [400, 401, 403]
         """
-        return self.response(200, **_answer(tickets.create(current_user(),
-                                                           load_body(ts.TicketCreate))))
+        actor = current_user()
+        ticket = tickets.create(actor, load_body(ts.TicketCreate))
+        if tickets.may_read(actor, ticket.id):
+            return self.response(200, **_answer(ticket))
+        return self.response(201, **schemas.dump(ts.TicketRaised, {
+            "id": ticket.id, "team_id": ticket.team_id,
+            "team_name": ticket.team.name if ticket.team is not None else None,
+            "status": ticket.status, "message": tickets.raised_elsewhere(ticket)}))
 
     @expose("/<int:pk>", methods=["PATCH"])
     @protect()

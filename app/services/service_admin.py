@@ -4,7 +4,8 @@ app.services.work_calendar keeps), and dedicated service agents (专属客服) �
 by the grade-A rule.
 
 Who may change what: the category tree — admins; teams, routing rules and settings — admins
-and service managers (a service manager only the teams they manage); a customer's dedicated
+and service managers (a service manager only the teams they manage, and as members or lead
+only itself, those reporting to it and agents of no other service manager: others_people); a customer's dedicated
 agent — admins, back-office staff and the service managers of the agent's team. Every change
 is audited in the same commit.
 """
@@ -14,7 +15,7 @@ import datetime as dt
 import heapq
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from flask_appbuilder.security.sqla.models import Role, assoc_user_role
 
@@ -26,7 +27,7 @@ from app.models.service_desk import (LOW_SCORE_ACTIONS, TEAM_STRATEGIES, TICKET_
                                      CustomerServiceAgent, ServiceSettings, ServiceTeam,
                                      ServiceTeamMember, TicketCategory, TicketRoutingRule)
 from app.security import (ROLE_ADMIN, ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER, ROLE_STAFF,
-                          has_role)
+                          has_role, subordinate_ids)
 from app.services import absences, audit, limits
 from app.services.errors import (NO_SUCH_CUSTOMER, Conflict, NotFound, OutOfScope,
                                  PermissionDenied, ValidationFailed, tr)
@@ -337,6 +338,18 @@ def _team_values(actor: User, data: dict, team: Optional[ServiceTeam]
                 errors["members"] = tr("Only active service agents and service managers can be "
                                        "members: %(names)s", names="、".join(wrong))
     _fail(errors)
+    if not has_role(actor, ROLE_ADMIN):
+        current = set(team_member_ids(team.id)) if team is not None else set()
+        taken = others_people(actor, [*(m for m in members or () if m not in current),
+                                      *([values["lead_id"]] if values.get("lead_id") and (
+                                          team is None or values["lead_id"] != team.lead_id)
+                                        else [])])
+        if taken:
+            errors["lead" if set(taken) == {values.get("lead_id")} else "members"] = tr(
+                "%(names)s belong to another service manager (they report to one, or serve "
+                "in one's team): an admin can add them", names="、".join(
+                    str(u.display_name) for u in taken.values()))
+    _fail(errors)
     if values.get("name") and db.session.execute(select(ServiceTeam.id).where(
             ServiceTeam.name == values["name"],
             ServiceTeam.id != (team.id if team else 0))).first() is not None:
@@ -348,6 +361,27 @@ def _team_values(actor: User, data: dict, team: Optional[ServiceTeam]
                                    "their teams")
     _fail(errors)
     return values, members
+
+
+def others_people(actor: User, user_ids: Iterable[int]) -> dict[int, User]:
+    """Of `user_ids`, those a service manager may not put into its teams: people of another
+    service manager — reporting to one, or members of a team another manager manages. A
+    manager adds itself, those reporting to it (directly or further down the reports-to
+    chain admins keep) and free agents (no other service manager's); admins add anyone.
+    A team a manager makes never reaches another manager's agents (nor, through the
+    dedicated-agent and assignment rules that follow team membership, their work)."""
+    wanted = sorted(set(user_ids) - {actor.id} - subordinate_ids(actor.id))
+    if not wanted:
+        return {}
+    managers = select(assoc_user_role.c.user_id).join(
+        Role, Role.id == assoc_user_role.c.role_id).where(Role.name == ROLE_SERVICE_MANAGER)
+    in_others_team = select(ServiceTeamMember.user_id).join(
+        ServiceTeam, ServiceTeam.id == ServiceTeamMember.team_id).where(
+        ServiceTeam.manager_id.is_not(None), ServiceTeam.manager_id != actor.id)
+    rows = db.session.execute(select(User).where(User.id.in_(wanted), or_(
+        User.id.in_(in_others_team),
+        (User.superior_id != actor.id) & User.superior_id.in_(managers))).order_by(User.id))
+    return {u.id: u for u in rows.scalars()}
 
 
 def _set_members(actor: User, team: ServiceTeam, member_ids: list[int]) -> None:

@@ -4,7 +4,7 @@ out by e-mail through the SMTP gateway of app.services.care_channels.
 
 Inbound: a mail continues a ticket when its In-Reply-To names one of the ticket's messages
 (or the mail that opened it), or when its subject carries the "[#123]" token our replies
-write and the sender is the ticket's requester, contact or customer; a reply to a closed
+write — in both cases only when the sender is the ticket's requester, contact or customer; a reply to a closed
 ticket opens a new one. Otherwise it opens a ticket, matched to the customer by the sender's
 normalised address (the customer's own, else a contact's: the lowest id when several are);
 an unknown sender gets a ticket without a customer (requester_email / requester_name),
@@ -127,8 +127,9 @@ def _senders_of(ticket: Ticket) -> set[str]:
 
 
 def thread_of(mail: dict) -> Optional[Ticket]:
-    """The ticket the mail continues: by In-Reply-To, else by the subject's [#id] token
-    when the sender is the ticket's."""
+    """The ticket the mail continues: by In-Reply-To, else by the subject's [#id] token —
+    either way only when the sender is the ticket's (its requester, contact or customer): a
+    stranger who quotes a message id or a ticket number opens a ticket of its own."""
     ref = mail["in_reply_to"]
     if ref:
         ticket_id = db.session.execute(select(TicketMessage.ticket_id).where(
@@ -137,7 +138,9 @@ def thread_of(mail: dict) -> Optional[Ticket]:
             ticket_id = db.session.execute(select(Ticket.id).where(
                 Ticket.mail_thread_id == ref)).scalar()
         if ticket_id is not None:
-            return db.session.get(Ticket, ticket_id)
+            ticket = db.session.get(Ticket, ticket_id)
+            if ticket is not None and mail["address"] in _senders_of(ticket):
+                return ticket
     token = _TOKEN.search(mail["subject"] or "")
     if token:
         ticket = db.session.get(Ticket, int(token.group(1))) \

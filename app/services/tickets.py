@@ -3,10 +3,11 @@ machine, replies and notes, and every change into the ticket's history (TicketEv
 audit trail and the customer's timeline.
 
 Who reads a ticket (scope_clause): admins, back-office staff and auditors every ticket; a
-service agent the tickets of its teams and those assigned to it; a service manager its
-teams' tickets (member, lead or manager of the team) and its agents'; both also those they
-raised; sales reps and
-managers the tickets of the customers in their data scope. Marketing none.
+service agent or manager the tickets of its teams (member, lead or manager of the team) and
+those assigned to it — not those it raised once they went elsewhere, and a manager not an
+agent's tickets of another team (it could otherwise read them by making a team of that
+agent); sales reps and managers the tickets of the customers in their data scope.
+Marketing none.
 
 Who works one (write): service agents and managers in their scope, staff and admins. Who
 raises one: those, and a customer's owner (a rep or manager for a customer in the scope
@@ -33,8 +34,7 @@ from app.models.service_desk import (OPEN_TICKET_STATUSES, TICKET_CHANNELS, TICK
                                      TicketCategory, TicketEvent, TicketMessage)
 from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP,
                           ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER, ROLE_STAFF,
-                          can_write_customer, customer_scope_clause, has_role,
-                          subordinate_ids)
+                          can_write_customer, customer_scope_clause, has_role)
 from app.services import audit, limits, notifications
 from app.services.errors import (N_, UNKNOWN_FIELD, Conflict, OutOfScope, PermissionDenied,
                                  ValidationFailed, tr)
@@ -79,14 +79,6 @@ def agent_team_ids(user: Optional[User]) -> set[int]:
     return set(db.session.execute(member.union(led)).scalars())
 
 
-def managed_agent_ids(user: User) -> set[int]:
-    """A service manager's agents: the members of its teams and those reporting to it."""
-    teams = agent_team_ids(user)
-    members = set(db.session.execute(select(ServiceTeamMember.user_id).where(
-        ServiceTeamMember.team_id.in_(sorted(teams)))).scalars()) if teams else set()
-    return (members | subordinate_ids(user.id)) - {user.id}
-
-
 def reads_all(user: Optional[User]) -> bool:
     return has_role(user, ROLE_ADMIN, ROLE_STAFF, ROLE_AUDITOR)
 
@@ -121,15 +113,49 @@ def scope_clause(actor: Optional[User], column=Ticket.id):
 
 
 def service_scope_clause(actor: User):
-    """The desk's part of the scope: the tickets of the actor's teams, those assigned to it
-    (a service manager: to its agents too) and those it raised (the agent who took the call
-    follows it wherever it went). Also what app.security reads the desk's customers by."""
+    """The desk's part of the scope (spec §5): the tickets of the actor's teams and those
+    assigned to it. Not those it raised (a ticket routed to another team is that team's),
+    and a manager's reach is its teams, not every ticket of an agent it put in one. Also
+    what app.security reads the desk's customers by."""
     teams = agent_team_ids(actor)
-    agents = {actor.id}
-    if has_role(actor, ROLE_SERVICE_MANAGER):
-        agents |= managed_agent_ids(actor)
-    mine = or_(Ticket.agent_id.in_(sorted(agents)), Ticket.created_by_id == actor.id)
+    mine = Ticket.agent_id == actor.id
     return or_(Ticket.team_id.in_(sorted(teams)), mine) if teams else mine
+
+
+def may_read(actor: Optional[User], ticket_id: int) -> bool:
+    """Whether the actor may read the ticket (after raising one: routing may have sent it
+    out of the raiser's scope)."""
+    return actor is not None and db.session.execute(select(Ticket.id).where(
+        Ticket.id == ticket_id, scope_clause(actor))).first() is not None
+
+
+def raised_elsewhere(ticket: Ticket) -> str:
+    """What the raiser of a ticket it may not read is told, by the page and the API alike:
+    where routing sent it."""
+    team = db.session.get(ServiceTeam, ticket.team_id) if ticket.team_id else None
+    if team is not None:
+        return tr("Ticket #%(id)s was raised and routed to the team %(team)s, outside your "
+                  "scope", id=ticket.id, team=team.name)
+    return tr("Ticket #%(id)s was raised; no team took it yet (back-office staff route it), "
+              "so it is outside your scope", id=ticket.id)
+
+
+def addresses_in_full(actor: Optional[User], ticket: Ticket) -> bool:
+    """May the reader see the ticket's addresses (requester, inbound senders) in full: the
+    masking rule of the ticket's customer (app.services.masking), or — no customer linked —
+    the desk that works the ticket. The API and the ticket page both ask this."""
+    if ticket.customer_id is None:
+        return works_tickets(actor)
+    from flask import has_request_context
+
+    from app.security import current_user
+    from app.services import masking
+
+    signed_in = current_user() if has_request_context() else None
+    rule = masking.current_rule() if (
+        signed_in is not None and actor is not None and signed_in.id == actor.id) \
+        else masking.rule_for(actor)
+    return rule(*masking.holder_of(ticket.customer_id), ticket.customer_id)
 
 
 def get_ticket(actor: Optional[User], ticket_id: Any, write: bool = False,

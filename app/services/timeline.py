@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 from flask import url_for
@@ -47,10 +47,12 @@ class Entry:
 
 @dataclass(frozen=True)
 class History:
-    """Whose history a source reads: the customer and the ids merged into it."""
+    """Whose history a source reads: the customer and the ids merged into it; and who reads
+    it (`reader`), for a source whose records have a scope of their own (tickets)."""
 
     customer_id: int
     merged_ids: tuple[int, ...]
+    reader: Optional[User] = field(default=None, compare=False)
 
     @property
     def ids(self) -> list[int]:
@@ -107,8 +109,8 @@ def readable(actor: Optional[User], customer_id: int) -> bool:
     return pool_id is not None and pool_id in member_pool_ids(actor)
 
 
-def history_of(customer_id: int) -> History:
-    return History(customer_id, tuple(sorted(merge.merged_into([customer_id]))))
+def history_of(customer_id: int, reader: Optional[User] = None) -> History:
+    return History(customer_id, tuple(sorted(merge.merged_into([customer_id]))), reader)
 
 
 def page_of(actor: Optional[User], customer_id: int, page: int = 1,
@@ -119,7 +121,7 @@ def page_of(actor: Optional[User], customer_id: int, page: int = 1,
         raise OutOfScope(tr(NO_SUCH_CUSTOMER))
     # A pool customer browsed by a pool member: its records' own pages are out of scope.
     linked = can_see_customer(actor, customer_id)
-    history = history_of(customer_id)
+    history = history_of(customer_id, actor)
     total = sum(s.count(history) for s in SOURCES.values())
     pages = max(1, math.ceil(total / size))
     page = min(max(1, page), pages)
@@ -287,15 +289,18 @@ class Merges:
 @source("ticket")
 class Tickets:
     """工单: raised, each change of status, reopened (app.services.tickets writes the
-    events); the customer's tickets, merged-in customers' included (a merge re-points them)."""
+    events); the customer's tickets, merged-in customers' included (a merge re-points them),
+    only those the reader may read (tickets.scope_clause: reading the customer is not
+    reading its tickets — marketing reads none, an agent its teams' only)."""
 
     @staticmethod
     def _query(history: History):
         from app.models import Ticket, TicketEvent
-        from app.services.tickets import TIMELINE_KINDS
+        from app.services.tickets import TIMELINE_KINDS, scope_clause
 
         return select(TicketEvent).join(Ticket, Ticket.id == TicketEvent.ticket_id).where(
-            Ticket.customer_id.in_(history.ids), TicketEvent.kind.in_(TIMELINE_KINDS))
+            Ticket.customer_id.in_(history.ids), TicketEvent.kind.in_(TIMELINE_KINDS),
+            scope_clause(history.reader))
 
     @staticmethod
     def count(history: History) -> int:

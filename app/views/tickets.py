@@ -23,7 +23,8 @@ from app.models.service_desk import (MESSAGE_KINDS, TICKET_CHANNELS, TICKET_PRIO
                                      TICKET_STATUSES, ServiceTeam, Ticket)
 from app.paging import KeysetInterface
 from app.security import (METHOD_PERMISSIONS, RES_DEDICATED_AGENT, RES_TICKET, current_user)
-from app.services import service_admin, service_panels, sla, sla_sweep, ticket_storage, tickets
+from app.services import (masking, service_admin, service_panels, sla, sla_sweep,
+                          ticket_storage, tickets)
 from app.services.errors import GuishuError
 from app.services.ids import parse_pk
 from app.views.base import ScopedModelView, local_path, minutes, signed_in_user
@@ -208,8 +209,14 @@ class TicketView(ScopedModelView):
                 db.session.rollback()
                 self.show_error(form, exc)
                 return self._get_add_widget(form=form)
-            flash(_("Ticket #%(id)s raised.", id=ticket.id), "success")
-            self._created_id = ticket.id
+            if tickets.may_read(self.actor(), ticket.id):
+                flash(_("Ticket #%(id)s raised.", id=ticket.id), "success")
+                self._created_id = ticket.id
+            else:
+                # Routed out of the raiser's scope (another team's): say where it went and
+                # go back to the list rather than to a page that answers 404.
+                flash(tickets.raised_elsewhere(ticket), "info")
+                self._created_id = "list"
             return None
         return self._get_add_widget(form=form)
 
@@ -217,6 +224,8 @@ class TicketView(ScopedModelView):
         created = getattr(self, "_created_id", None)
         if created is not None:
             self._created_id = None
+            if created == "list":
+                return redirect(url_for("TicketView.list"))
             return redirect(url_for("TicketView.show", pk=created))
         return super().post_add_redirect()
 
@@ -276,8 +285,10 @@ class TicketView(ScopedModelView):
         teams = list(db.session.execute(select(ServiceTeam).where(
             ServiceTeam.active.is_(True)).order_by(ServiceTeam.name)).scalars()) \
             if writable else []
+        full = tickets.addresses_in_full(actor, ticket)  # the API's rule, not a second one
         return self.render_template(
             "guishu/ticket_show.html", t=ticket, title=ticket.subject, writable=writable,
+            address=lambda value: masking.shown("email", value, full),
             may_note=tickets.raises_tickets(actor), moves=moves, statuses=TICKET_STATUSES,
             reopenable=writable and ticket.status in tickets.REOPEN_FROM,
             left=left, duration=service_panels.duration_text,
@@ -296,6 +307,9 @@ class TicketView(ScopedModelView):
             flash(exc.message, "danger")
         else:
             flash(done, "success")
+            if not tickets.may_read(self.actor(), parse_pk(pk)):
+                # Handed on to another team: the page would answer 404 now.
+                return redirect(url_for("TicketView.list"))
         return redirect(url_for("TicketView.show", pk=pk) if parse_pk(pk)
                         else url_for("TicketView.list"))
 
