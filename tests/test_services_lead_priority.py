@@ -140,7 +140,7 @@ def test_the_api_sorts_and_pages_by_priority(db, org, api):
                                        "age": 20}
     bad = call("GET", "/api/v1/leads/?sort=random")
     assert bad.status_code == 400
-    assert bad.get_json()["fields"] == {"sort": "sort can only be: newest, priority"}
+    assert bad.get_json()["fields"] == {"sort": "sort 只能是：newest, priority"}
 
 
 def test_a_priority_cursor_naming_anothers_lead_tells_nothing_of_its_score(db, org, api):

@@ -368,11 +368,10 @@ def _route(ticket: Ticket, now: dt.datetime) -> tuple[Optional[int], Optional[in
 
 
 def _on_resolved(ticket: Ticket, now: dt.datetime) -> None:
-    """The satisfaction survey (app.services.satisfaction, another part of the desk)."""
-    try:
-        from app.services import satisfaction
-    except ImportError:  # that part is not installed: no survey to send
-        return
+    """The satisfaction survey (app.services.satisfaction, which calls back into reopen: so
+    imported here, not at the top)."""
+    from app.services import satisfaction
+
     satisfaction.on_resolved(ticket, now)
 
 
