@@ -398,6 +398,23 @@ def _book_size(owner_id: int, potential: int, won: int, locked: int) -> tuple[in
     return potential, won, locked
 
 
+def _won_on(rng: random.Random, acquired_at: dt.datetime) -> dt.date:
+    """When a won customer's deal was won: any day since it was acquired — except that the
+    deals of the last 30 days are dated in this month so far (business time, order kept).
+    The month's 业绩目标 are set from them, and made on the 1st the demo would otherwise show a
+    month of nothing (0 %). No deal moves out of the last 30 days, so what the marketing demo
+    picks by "no deal since the campaign" is the same on every day."""
+    from app.services.times import local_today
+
+    won = (acquired_at + (utcnow() - acquired_at) * rng.random()).date()
+    today = local_today()
+    first, recent = today.replace(day=1), today - dt.timedelta(days=30)
+    if recent < won < first:  # acquired before the 1st, then, so the month is open to it
+        span = (today - first).days
+        won = first + dt.timedelta(days=span * (won - recent).days // (first - recent).days)
+    return won
+
+
 def _deal_amount(rng: random.Random, grade: Optional[str]) -> Decimal:
     """A deal amount inside the default grade band (A >= 500k, B >= 100k, C below)."""
     low, high = {"A": (500_000, 1_200_000), "B": (100_000, 480_000)}.get(grade or "C",
@@ -553,8 +570,8 @@ def build_demo(password: str) -> dict:
         # A won customer has the deal that won it, sized to the grade it shows.
         db.session.add_all(Deal(
             customer_id=c.id, user_id=s.owner_id, amount=_deal_amount(rng, s.grade),
-            won_on=(s.acquired_at + (utcnow() - s.acquired_at) * rng.random()).date(),
-            product_line=c.product_line, created_at=s.acquired_at)
+            won_on=_won_on(rng, s.acquired_at), product_line=c.product_line,
+            created_at=s.acquired_at)
             for c, s in batch if s.won)
         db.session.commit()
         n_customers += len(batch)
@@ -792,9 +809,9 @@ def _demo_targets() -> int:
     made = 0
     for kind, factor in (("month", 1), ("quarter", 2)):
         start = targets.period_containing(kind)
-        # Targets a manager would set from what each rep brings in (the demo's deals all
-        # fall in this month): 达成率 between about 60 % and 110 % for the month, half of
-        # that for the quarter just begun — not thousands of per cent.
+        # Targets a manager would set from what each rep brings in (the demo's deals of the
+        # last 30 days fall in this month so far, see _won_on): 达成率 between about 60 % and
+        # 110 % for the month, half of that for the quarter — not thousands of per cent.
         actual = {r["id"]: r for r in targets.attainment_rows(
             [users[spec.username].id for spec in reps], [], kind, start)}
         own: dict[str, Decimal] = {}

@@ -88,7 +88,10 @@ def test_a_customer_past_its_reclaim_date_is_due_not_minus_days(db, org, clients
     assert f'data-id="{org.c_rep.id}"' in soon and due in soon
     mine = next(r for r in _rows(html, "my-customers") if org.c_rep.name in r[0])
     assert mine[-1] == due
-    assert "-12" not in html and "剩余 -" not in html
+    # No negative day count anywhere in the two lists (the page's period label, e.g. "2026-12",
+    # is not one).
+    mine_table = html.split('id="my-customers"')[1].split("</table>")[0]
+    assert "-12" not in soon and "-12" not in mine_table and "剩余 -" not in html
 
 
 # --- favicon ---------------------------------------------------------------------------------
