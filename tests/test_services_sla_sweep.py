@@ -99,13 +99,25 @@ def test_warn_breach_escalate_once_each(db, desk):
     sla_sweep.sweep(bj(2026, 3, 9, 14, 20))
     r = sla_sweep.sweep(bj(2026, 3, 9, 14, 31)).summary()
     assert (r["breached_resolution"], r["escalated_1"], r["escalated_2"]) == (1, 0, 0)
+    # The breach that escalated says so in its own row (level 1); level 2 is an event of its
+    # own; the resolution breach escalated nothing.
     assert events(db, t.id) == [
         ("sla_warning_response", None, None),
-        ("sla_breach_response", None, None),
-        ("sla_escalated", "0", "1"),
+        ("sla_breach_response", None, "1"),
         ("sla_escalated", "1", "2"),
         ("sla_warning_resolution", None, None),
         ("sla_breach_resolution", None, None),
+    ]
+    from app.models import TicketEvent
+    from app.views.tickets import history_rows
+    rows = history_rows(db.session.execute(select(TicketEvent).where(
+        TicketEvent.ticket_id == t.id).order_by(TicketEvent.id)).scalars().all())
+    assert [(str(r["label"]), r["from"], r["to"]) for r in rows] == [
+        ("SLA 预警：首次响应即将到期", "", ""),
+        ("SLA 超时：首次响应", "", "已升级至第 1 级"),
+        ("SLA 升级级别", "1", "2"),
+        ("SLA 预警：解决时限即将到期", "", ""),
+        ("SLA 超时：解决", "", ""),
     ]
     assert sla_sweep.sweep(bj(2026, 3, 9, 18)).summary() == dict.fromkeys(r, 0)
 
@@ -124,7 +136,7 @@ def test_answered_paused_and_closed_tickets_are_left_alone(db, desk):
     r = sla_sweep.sweep(bj(2026, 3, 9, 16)).summary()
     assert r == {"warned_response": 0, "warned_resolution": 0, "breached_response": 0,
                  "breached_resolution": 1, "escalated_1": 1, "escalated_2": 0}
-    assert [k for k, *_ in events(db, answered.id)] == ["sla_breach_resolution", "sla_escalated"]
+    assert events(db, answered.id) == [("sla_breach_resolution", None, "1")]
     assert events(db, waiting.id) == [] and events(db, closed.id) == []
 
 
@@ -134,8 +146,28 @@ def test_many_tickets_in_chunks_one_notification_each(db, desk):
     assert (r["breached_response"], r["escalated_1"]) == (7, 7)
     kinds = notes(db, desk.agent.id)
     assert kinds == [("sla_breach", "7 个工单已超出 SLA", "/tickets/list/")]
-    assert db.session.execute(select(func.count(Task.id)).where(
-        Task.record_type == "ticket", Task.record_id.in_(ids))).scalar() == 7
+    # Seven escalations to the lead in one run: one to-do listing them, not seven.
+    tasks = db.session.execute(select(Task).where(Task.owner_id == desk.agent2.id)
+                               ).scalars().all()
+    assert [(t.subject, t.record_type, t.record_id) for t in tasks] == [
+        ("SLA 升级（第 1 级）：7 个工单", None, None)]
+    assert tasks[0].notes.splitlines() == ["以下工单已超出 SLA，请督促处理。"] + [
+        f"#{pk} 批量 {i}" for i, pk in enumerate(ids)]
+
+
+def test_up_to_five_escalations_are_a_task_each_beyond_fifty_the_list_is_cut(db, desk):
+    five = [new_ticket(db, desk, bj(2026, 3, 9, 9), f"五 {i}").id for i in range(5)]
+    assert sla_sweep.sweep(bj(2026, 3, 9, 10, 1)).summary()["escalated_1"] == 5
+    assert sorted(db.session.execute(select(Task.record_id).where(
+        Task.owner_id == desk.agent2.id, Task.record_type == "ticket")).scalars()) == five
+    many = [new_ticket(db, desk, bj(2026, 3, 9, 11), f"多 {i}").id for i in range(53)]
+    assert sla_sweep.sweep(bj(2026, 3, 9, 12, 1)).summary()["escalated_1"] == 53
+    digest = db.session.execute(select(Task).where(
+        Task.owner_id == desk.agent2.id, Task.record_type.is_(None))).scalar_one()
+    assert digest.subject == "SLA 升级（第 1 级）：53 个工单"
+    lines = digest.notes.splitlines()
+    assert lines[1:51] == [f"#{pk} 多 {i}" for i, pk in enumerate(many[:50])]
+    assert lines[51:] == ["……另有 3 个（见工单列表）"]
 
 
 def test_warnings_count_business_time_over_the_weekend(db, desk):

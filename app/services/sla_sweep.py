@@ -12,13 +12,14 @@ each (policy, working periods) pair, computed once in Python and compared in SQL
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from sqlalchemy import (ARRAY, Integer, and_, any_, bindparam, case, func, insert, literal,
-                        select, update)
+from sqlalchemy import (ARRAY, Integer, and_, any_, bindparam, case, insert, literal,
+                        null, select, update)
 
 from app.extensions import db
 from app.models import Notification, Task
@@ -31,6 +32,10 @@ from app.services.errors import lazy_tr, tr
 CHUNK = 5000
 SUBJECT = 200  # the task subject column
 LISTED = 5  # tickets named in one notification; the rest are counted
+# More escalations than LISTED to one person in one run become one task listing them (up to
+# DIGEST_LINES): a lead does not want 4,000 to-dos after an outage, and 4,000 task rows
+# would cost the job more than its marks.
+DIGEST_LINES = 50
 
 # TicketEvent kinds the job writes (H2's history labels them).
 WARN_RESPONSE = "sla_warning_response"
@@ -62,6 +67,8 @@ class SweepResult:
     escalated_2: int = 0
     # (user, kind) -> [(ticket id, subject)]: one notification each, after the marks.
     tell: dict = field(default_factory=lambda: defaultdict(list))
+    # (user, level) -> [(ticket id, subject)]: the escalation tasks, after the marks.
+    escalations: dict = field(default_factory=lambda: defaultdict(list))
     # seconds per step (the bench compares the breach steps with a bare UPDATE)
     seconds: dict = field(default_factory=dict)
 
@@ -113,7 +120,19 @@ def _periods(text: str):
 # --- the steps ------------------------------------------------------------------------------
 def sweep(now: Optional[dt.datetime] = None, chunk: int = CHUNK) -> SweepResult:
     """One run of the SLA job; commits per chunk. Returns what it marked."""
-    now = now or utcnow()
+    # A run after an outage handles 100,000s of rows, a few small objects each, none of them
+    # in a cycle: the cyclic collector would walk the whole application's heap over and over
+    # (a fifth of the job's time at 1M tickets, measured). Reference counting frees them.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _sweep(now or utcnow(), chunk)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _sweep(now: dt.datetime, chunk: int) -> SweepResult:
     result = SweepResult()
     teams = {t.id: (t.lead_id, t.manager_id) for t in db.session.execute(
         select(ServiceTeam.id, ServiceTeam.lead_id, ServiceTeam.manager_id))}
@@ -151,7 +170,8 @@ def sweep(now: Optional[dt.datetime] = None, chunk: int = CHUNK) -> SweepResult:
             (BREACH_RESOLUTION, and_(open_, t.resolution_breached_at.is_(None),
                                      t.resolution_due_at <= now), "resolution_breached_at")):
         n = _mark(cond, {mark: now, **escalate_1}, kind, now, chunk,
-                  lambda row: _breach_recipients(row, teams), result, escalate_level=1)
+                  lambda row: _breach_recipients(row, teams), result, escalate_level=1,
+                  escalate_to=lambda row: _lead_or_manager(teams, row.team_id))
         if kind == BREACH_RESPONSE:
             result.breached_response = n
         else:
@@ -165,60 +185,106 @@ def sweep(now: Optional[dt.datetime] = None, chunk: int = CHUNK) -> SweepResult:
                t.escalated_at <= esc_cut),
           {"escalation_level": 2, "escalated_at": now}, ESCALATED, now, chunk,
           lambda row: [(teams.get(row.team_id, (None, None))[1], "sla_escalation")],
-          result, escalate_level=2)
+          result, escalate_level=2,
+          escalate_to=lambda row: teams.get(row.team_id, (None, None))[1])
     result.seconds["level_2"] = time.perf_counter() - clock
     clock = time.perf_counter()
     _notify(result, now)
+    _escalation_tasks(result, now)
     db.session.commit()
     result.seconds["notifications"] = time.perf_counter() - clock
     return result
 
 
+def _lead_or_manager(teams: dict, team_id: Optional[int]) -> Optional[int]:
+    lead, manager = teams.get(team_id, (None, None))
+    return lead or manager
+
+
 def _breach_recipients(row, teams) -> list:
-    lead, manager = teams.get(row.team_id, (None, None))
     out = [(row.agent_id, "sla_breach")]
     if row.escalation_level == 0:
-        out.append((lead or manager, "sla_escalation"))
+        out.append((_lead_or_manager(teams, row.team_id), "sla_escalation"))
     return out
 
 
 def _mark(cond, values: dict, kind: str, now: dt.datetime, chunk: int, recipients,
-          result: SweepResult, escalate_level: int = 0) -> int:
+          result: SweepResult, escalate_level: int = 0, escalate_to=None) -> int:
     """Mark the tickets matching `cond` with `values`, chunk by chunk (each UPDATE re-checks
-    `cond`); one TicketEvent each, the recipients to be told, and for an escalation a task
-    for the team's lead (level 1) or manager (level 2). Events and tasks are INSERT ...
-    SELECT: a row per ticket sent from Python would cost more than the marks themselves.
-    Returns how many were marked."""
+    `cond`), with one TicketEvent each (a breach's says whether it escalated); collect the
+    recipients to be told and, for an escalation, the team's lead (level 1) or manager
+    (level 2) to be given a task. Returns how many were marked."""
     t = Ticket
-    rows = db.session.execute(select(t.id, t.subject, t.agent_id, t.team_id, t.escalation_level)
-                              .where(cond).order_by(t.id)).all()
+    # What each candidate's level was before this step: a ticket is escalated to level 1 by
+    # its first breach only (RETURNING gives the new values, so it is read here).
+    was = dict(db.session.execute(select(t.id, t.escalation_level).where(cond)
+                                  .order_by(t.id)).all())
+    ids = list(was)
     marked = 0
-    for k in range(0, len(rows), chunk):
-        part = {r.id: r for r in rows[k:k + chunk]}
-        done = [pk for (pk,) in db.session.execute(
-            update(t).where(_among(list(part)), cond).values(**values)
-            .returning(t.id).execution_options(synchronize_session=False))]
+    for k in range(0, len(ids), chunk):
+        part = ids[k:k + chunk]
+        levelled = [pk for pk in part if escalate_level == 2 or (
+            escalate_level == 1 and was[pk] == 0)]
+        done = _mark_chunk(part, levelled, cond, values, kind, escalate_level, now)
         if not done:
             continue
         marked += len(done)
-        levelled = [pk for pk in done if escalate_level == 2 or (
-            escalate_level == 1 and part[pk].escalation_level == 0)]
-        if escalate_level != 2:
-            _events(done, kind, None, None, now)
-        if levelled:
-            _events(levelled, ESCALATED, str(escalate_level - 1), str(escalate_level), now)
-            _tasks(levelled, escalate_level, now)
-            if escalate_level == 1:
-                result.escalated_1 += len(levelled)
-            else:
-                result.escalated_2 += len(levelled)
-        for pk in done:
-            row = part[pk]
+        levelled = set(levelled)
+        tell, escalations = result.tell, result.escalations
+        for pk, subject, agent_id, team_id in done:
+            row = _Marked(pk, subject, agent_id, team_id, was[pk])
             for user_id, what in recipients(row):
                 if user_id is not None:
-                    result.tell[(user_id, what)].append((pk, row.subject))
+                    tell[(user_id, what)].append((pk, subject))
+            if pk in levelled:
+                to = escalate_to(row)
+                if to is not None:
+                    escalations[(to, escalate_level)].append((pk, subject))
+        n_levelled = len(levelled.intersection(r[0] for r in done))
+        if escalate_level == 1:
+            result.escalated_1 += n_levelled
+        elif escalate_level == 2:
+            result.escalated_2 += n_levelled
         db.session.commit()
     return marked
+
+
+@dataclass(slots=True)
+class _Marked:
+    id: int
+    subject: str
+    agent_id: Optional[int]
+    team_id: Optional[int]
+    escalation_level: int  # before this step
+
+
+def _mark_chunk(ids: list[int], levelled: list[int], cond, values: dict, kind: str,
+                escalate_level: int, now: dt.datetime) -> list:
+    """One chunk: the UPDATE (re-checking `cond`) and its TicketEvents. Returns the marked
+    rows (id, subject, agent_id, team_id). On PostgreSQL it is a single statement — the
+    UPDATE ... RETURNING feeds the INSERT as a data-modifying CTE, so the marked rows are
+    not looked up again by id; SQLite runs the two in turn."""
+    t = Ticket
+    update_ = (update(t).where(_among(ids), cond).values(**values)
+               .returning(t.id, t.subject, t.agent_id, t.team_id)
+               .execution_options(synchronize_session=False))
+    if db.session.get_bind().dialect.name == "postgresql":
+        done = update_.cte("done")
+        among = done.c.id == any_(bindparam("levelled", levelled, type_=ARRAY(Integer)))
+        events = insert(TicketEvent.__table__).from_select(
+            _EVENT_COLUMNS, _event_rows(done, kind, among, escalate_level, now)).cte("ev")
+        return db.session.execute(select(done.c.id, done.c.subject, done.c.agent_id,
+                                         done.c.team_id).add_cte(events)).all()
+    done = db.session.execute(update_).all()
+    if not done:
+        return done
+    levelled = list(set(levelled).intersection(r.id for r in done))
+    t = Ticket.__table__
+    among = t.c.id.in_(levelled)
+    db.session.execute(insert(TicketEvent.__table__).from_select(
+        _EVENT_COLUMNS, _event_rows(t, kind, among, escalate_level, now)
+        .where(_among([r.id for r in done]))))
+    return done
 
 
 def _among(ids: list[int]):
@@ -229,36 +295,53 @@ def _among(ids: list[int]):
     return Ticket.id.in_(ids)
 
 
-def _events(ids: list[int], kind: str, from_value, to_value, now: dt.datetime) -> None:
+_EVENT_COLUMNS = ["ticket_id", "kind", "from_value", "to_value", "at"]
+
+
+def _event_rows(source, kind: str, levelled, level: int, now: dt.datetime):
+    """SELECT of one TicketEvent row per ticket in `source` (the ticket table, or the CTE of
+    the rows just marked). A breach that escalated the ticket (`levelled`) says so in the same
+    row, to_value "1" (the history shows "escalated to level 1"): one line per thing that
+    happened, and a second event per breach would cost as much as the mark. Level 2 is its
+    own event, sla_escalated "1" → "2"."""
     e = TicketEvent.__table__.c
-    db.session.execute(insert(TicketEvent.__table__).from_select(
-        ["ticket_id", "kind", "from_value", "to_value", "at"],
-        select(Ticket.id, literal(kind, e.kind.type), literal(from_value, e.from_value.type),
-               literal(to_value, e.to_value.type), literal(now, e.at.type))
-        .where(_among(ids))))
+    if level == 2:
+        return select(source.c.id, literal(ESCALATED, e.kind.type),
+                      literal("1", e.from_value.type), literal("2", e.to_value.type),
+                      literal(now, e.at.type))
+    to_value = (case((levelled, literal("1", e.to_value.type)), else_=null())
+                if level == 1 else null())
+    return select(source.c.id, literal(kind, e.kind.type), null(), to_value,
+                  literal(now, e.at.type))
 
 
-def _tasks(ids: list[int], level: int, now: dt.datetime) -> None:
-    """A task about each ticket for its team's lead (else manager) at level 1, its manager at
-    level 2 ("SLA 升级（第 1 级）：<subject>", due now)."""
-    team = ServiceTeam.__table__.c
-    owner = func.coalesce(team.lead_id, team.manager_id) if level == 1 else team.manager_id
-    prefix, _, suffix = (tr("SLA escalation (level %(level)d): %(subject)s")
-                         % {"level": level, "subject": "\x00"}).partition("\x00")
-    c = Task.__table__.c
-    title = func.substr(literal(prefix, c.subject.type) + Ticket.subject
-                        + literal(suffix, c.subject.type), 1, SUBJECT)
-    db.session.execute(insert(Task.__table__).from_select(
-        ["owner_id", "subject", "notes", "due_at", "record_type", "record_id", "source",
-         "status", "created_at"],
-        select(owner, title,
-               literal(tr("The ticket missed its SLA target; see that it is handled."),
-                       c.notes.type),
-               literal(now, c.due_at.type), literal("ticket", c.record_type.type), Ticket.id,
-               literal("manual", c.source.type), literal("open", c.status.type),
-               literal(now, c.created_at.type))
-        .select_from(Ticket.__table__.join(ServiceTeam.__table__, team.id == Ticket.team_id))
-        .where(_among(ids), owner.isnot(None))))
+def _escalation_tasks(result: SweepResult, now: dt.datetime) -> None:
+    """The escalation to-dos of this run, for the team's lead (else manager) at level 1 and
+    its manager at level 2: a task about each ticket ("SLA 升级（第 1 级）：<subject>", due
+    now) — or, past LISTED tickets to one person at one level, one task listing them."""
+    rows = []
+    for (user_id, level), tickets in sorted(result.escalations.items()):
+        common = dict(owner_id=user_id, due_at=now, source="manual", status="open",
+                      created_at=now)
+        if len(tickets) <= LISTED:
+            rows += [dict(common, record_type="ticket", record_id=pk,
+                          subject=tr("SLA escalation (level %(level)d): %(subject)s",
+                                     level=level, subject=subject)[:SUBJECT],
+                          notes=tr("The ticket missed its SLA target; see that it is handled."))
+                     for pk, subject in tickets]
+            continue
+        lines = [f"#{pk} {subject}" for pk, subject in tickets[:DIGEST_LINES]]
+        if len(tickets) > DIGEST_LINES:
+            lines.append(tr("… and %(n)d more (the ticket list shows them)",
+                            n=len(tickets) - DIGEST_LINES))
+        rows.append(dict(common, record_type=None, record_id=None,
+                         subject=tr("SLA escalation (level %(level)d): %(n)d tickets",
+                                    level=level, n=len(tickets))[:SUBJECT],
+                         notes="\n".join([tr("These tickets missed their SLA targets; see "
+                                             "that they are handled.")] + lines)))
+    if rows:
+        db.session.execute(insert(Task.__table__), rows)
+    result.escalations.clear()
 
 
 _TITLES = {

@@ -104,6 +104,9 @@ def history_rows(events) -> list[dict]:
             return lookup.get(int(value), value)
         if kind in ("reply", "note"):
             return ""
+        if kind in (sla_sweep.BREACH_RESPONSE, sla_sweep.BREACH_RESOLUTION):
+            # a breach that escalated the ticket (the SLA job writes the level it reached)
+            return str(_("Escalated to level %(level)s", level=value))
         return value
 
     return [{"at": e.at, "kind": e.kind, "label": EVENT_LABELS.get(e.kind, e.kind),
