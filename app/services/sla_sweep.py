@@ -321,6 +321,7 @@ def _escalation_tasks(result: SweepResult, now: dt.datetime) -> None:
     now) — or, past LISTED tickets to one person at one level, one task listing them."""
     rows = []
     for (user_id, level), tickets in sorted(result.escalations.items()):
+        tickets.sort()  # by ticket number (RETURNING gives the rows in no particular order)
         common = dict(owner_id=user_id, due_at=now, source="manual", status="open",
                       created_at=now)
         if len(tickets) <= LISTED:
@@ -358,6 +359,7 @@ def _notify(result: SweepResult, now: dt.datetime) -> None:
     else the count and the first few subjects."""
     rows = []
     for (user_id, kind), tickets in sorted(result.tell.items()):
+        tickets.sort()  # by ticket number (RETURNING gives the rows in no particular order)
         one, many = _TITLES[kind]
         if len(tickets) == 1:
             pk, subject = tickets[0]
