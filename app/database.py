@@ -64,14 +64,13 @@ def ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
         if since is None or time.monotonic() - since <= idle_seconds:
             return  # a new connection, or one in use a moment ago
         try:
-            _ping(dbapi_connection)
+            _ping(engine, dbapi_connection)
         except Exception as error:  # any failure: let the pool open a new one
             raise exc.DisconnectionError(f"idle connection failed its check: {error}")
 
 
-def _ping(dbapi_connection) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("SELECT 1")
-    finally:
-        cursor.close()
+def _ping(engine: Engine, dbapi_connection) -> None:
+    # The dialect's own ping, as pool_pre_ping uses: psycopg's runs in autocommit, so the
+    # connection is not handed out inside a transaction the ping began (which would refuse
+    # a later isolation level, e.g. AUTOCOMMIT for VACUUM).
+    engine.dialect.do_ping(dbapi_connection)

@@ -39,7 +39,7 @@ def engine(app):
 def test_only_a_connection_idle_past_the_window_is_pinged(engine, clock, monkeypatch):
     pings = []
     real_ping = database._ping
-    monkeypatch.setattr(database, "_ping", lambda c: (pings.append(1), real_ping(c)))
+    monkeypatch.setattr(database, "_ping", lambda e, c: (pings.append(1), real_ping(e, c)))
     with engine.connect() as conn:  # a new connection: no check
         conn.execute(text("SELECT 1"))
     clock.now += 9
@@ -50,6 +50,12 @@ def test_only_a_connection_idle_past_the_window_is_pinged(engine, clock, monkeyp
     with engine.connect() as conn:  # 11 s idle: checked once
         assert conn.execute(text("SELECT 2")).scalar() == 2
     assert pings == [1]
+    # The check leaves no transaction open: a connection checked out after it can still
+    # take another isolation level (VACUUM, CHECKPOINT need AUTOCOMMIT).
+    clock.now += 11
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        assert conn.execute(text("SELECT 3")).scalar() == 3
+    assert pings == [1, 1]
 
 
 def test_an_idle_connection_the_server_dropped_is_replaced(engine, clock, app):

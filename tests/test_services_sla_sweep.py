@@ -146,7 +146,14 @@ def test_many_tickets_in_chunks_one_notification_each(db, desk):
     assert (r["breached_response"], r["escalated_1"]) == (7, 7)
     kinds = notes(db, desk.agent.id)
     assert kinds == [("sla_breach", "7 个工单已超出 SLA", "/tickets/list/")]
-    # Seven escalations to the lead in one run: one to-do listing them, not seven.
+    # Written with each chunk's marks (3, 3, 1): a task per ticket.
+    assert db.session.execute(select(func.count(Task.id)).where(
+        Task.record_type == "ticket", Task.record_id.in_(ids))).scalar() == 7
+
+
+def test_more_than_five_escalations_to_one_lead_are_one_task_listing_them(db, desk):
+    ids = [new_ticket(db, desk, bj(2026, 3, 9, 9), f"批量 {i}").id for i in range(7)]
+    assert sla_sweep.sweep(bj(2026, 3, 9, 10, 1)).summary()["escalated_1"] == 7
     tasks = db.session.execute(select(Task).where(Task.owner_id == desk.agent2.id)
                                ).scalars().all()
     assert [(t.subject, t.record_type, t.record_id) for t in tasks] == [

@@ -32,7 +32,7 @@ from app.services.errors import lazy_tr, tr
 CHUNK = 5000
 SUBJECT = 200  # the task subject column
 LISTED = 5  # tickets named in one notification; the rest are counted
-# More escalations than LISTED to one person in one run become one task listing them (up to
+# More escalations than LISTED to one person in one chunk become one task listing them (up to
 # DIGEST_LINES): a lead does not want 4,000 to-dos after an outage, and 4,000 task rows
 # would cost the job more than its marks.
 DIGEST_LINES = 50
@@ -67,8 +67,6 @@ class SweepResult:
     escalated_2: int = 0
     # (user, kind) -> [(ticket id, subject)]: one notification each, after the marks.
     tell: dict = field(default_factory=lambda: defaultdict(list))
-    # (user, level) -> [(ticket id, subject)]: the escalation tasks, after the marks.
-    escalations: dict = field(default_factory=lambda: defaultdict(list))
     # seconds per step (the bench compares the breach steps with a bare UPDATE)
     seconds: dict = field(default_factory=dict)
 
@@ -190,7 +188,6 @@ def _sweep(now: dt.datetime, chunk: int) -> SweepResult:
     result.seconds["level_2"] = time.perf_counter() - clock
     clock = time.perf_counter()
     _notify(result, now)
-    _escalation_tasks(result, now)
     db.session.commit()
     result.seconds["notifications"] = time.perf_counter() - clock
     return result
@@ -230,7 +227,7 @@ def _mark(cond, values: dict, kind: str, now: dt.datetime, chunk: int, recipient
             continue
         marked += len(done)
         levelled = set(levelled)
-        tell, escalations = result.tell, result.escalations
+        tell, escalations = result.tell, defaultdict(list)
         for pk, subject, agent_id, team_id in done:
             row = _Marked(pk, subject, agent_id, team_id, was[pk])
             for user_id, what in recipients(row):
@@ -239,12 +236,15 @@ def _mark(cond, values: dict, kind: str, now: dt.datetime, chunk: int, recipient
             if pk in levelled:
                 to = escalate_to(row)
                 if to is not None:
-                    escalations[(to, escalate_level)].append((pk, subject))
+                    escalations[to].append((pk, subject))
         n_levelled = len(levelled.intersection(r[0] for r in done))
         if escalate_level == 1:
             result.escalated_1 += n_levelled
         elif escalate_level == 2:
             result.escalated_2 += n_levelled
+        # The tasks in the marks' transaction: a run that dies later leaves no escalated
+        # ticket without its task (the next run will not escalate it again).
+        _escalation_tasks(escalations, escalate_level, now)
         db.session.commit()
     return marked
 
@@ -315,12 +315,12 @@ def _event_rows(source, kind: str, levelled, level: int, now: dt.datetime):
                   literal(now, e.at.type))
 
 
-def _escalation_tasks(result: SweepResult, now: dt.datetime) -> None:
-    """The escalation to-dos of this run, for the team's lead (else manager) at level 1 and
+def _escalation_tasks(escalations: dict, level: int, now: dt.datetime) -> None:
+    """The escalation to-dos of one chunk, for the team's lead (else manager) at level 1 and
     its manager at level 2: a task about each ticket ("SLA 升级（第 1 级）：<subject>", due
-    now) — or, past LISTED tickets to one person at one level, one task listing them."""
+    now) — or, past LISTED tickets to one person, one task listing them."""
     rows = []
-    for (user_id, level), tickets in sorted(result.escalations.items()):
+    for user_id, tickets in sorted(escalations.items()):
         tickets.sort()  # by ticket number (RETURNING gives the rows in no particular order)
         common = dict(owner_id=user_id, due_at=now, source="manual", status="open",
                       created_at=now)
@@ -342,7 +342,6 @@ def _escalation_tasks(result: SweepResult, now: dt.datetime) -> None:
                                              "that they are handled.")] + lines)))
     if rows:
         db.session.execute(insert(Task.__table__), rows)
-    result.escalations.clear()
 
 
 _TITLES = {
