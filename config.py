@@ -111,6 +111,18 @@ class Config:
     CAPTURE_FORM_RATE_PER_HOUR = int(os.environ.get("GUISHU_CAPTURE_FORM_RATE", "10") or 10)
     TRUSTED_PROXY_COUNT = int(os.environ.get("GUISHU_TRUSTED_PROXIES", "0") or 0)
 
+    # Call centre (app.services.cti_*). A caller id without area code takes this one (e.g.
+    # "21" for Shanghai; empty: such numbers match nothing). Calls nobody known takes ring
+    # the default queue. Calls per API key of purpose call_events a minute (a hotline's
+    # events and routing questions come far faster than any other webhook's).
+    CTI_LOCAL_AREA_CODE = os.environ.get("GUISHU_CTI_AREA_CODE", "")
+    CTI_DEFAULT_QUEUE = os.environ.get("GUISHU_CTI_DEFAULT_QUEUE", "default") or "default"
+    CTI_KEY_RATE_PER_MINUTE = int(os.environ.get("GUISHU_CTI_KEY_RATE", "6000") or 6000)
+    # Click-to-call: "fake" (records the request; the demo and the tests), "http" (POST to
+    # CTI_DIALER_URL) or "package.module:Class".
+    CTI_DIALER = os.environ.get("GUISHU_CTI_DIALER", "fake") or "fake"
+    CTI_DIALER_URL = os.environ.get("GUISHU_CTI_DIALER_URL", "")
+
     # Care e-mail (纪念日关怀) goes out through this SMTP server; empty means not configured
     # (messages then fail with that reason, visible in the outbox). SMTP_SECURITY: "",
     # "starttls" or "ssl". `make start` points these at a local mail catcher.

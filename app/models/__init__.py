@@ -33,3 +33,4 @@ from app.models.service_desk import (CustomerServiceAgent, ServiceSettings, Serv
                                      ServiceTeamMember, SlaPolicy, Ticket, TicketAttachment,
                                      TicketCategory, TicketEvent, TicketMessage,
                                      TicketRoutingRule, WorkCalendarDay)
+from app.models.cti import CtiCall, CtiEvent  # noqa: F401

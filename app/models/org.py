@@ -25,6 +25,9 @@ class Department(Model):
     path = Column(String(500), nullable=False, default="/", index=True)
     manager_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL", use_alter=True,
                                             name="fk_department_manager"), index=True)
+    # The call-centre queue (技能组) that rings for this department's customers when their
+    # owner cannot take a call; sub-departments without one use their parent's.
+    cti_queue = Column(String(64))
 
     parent = relationship("Department", remote_side=[id], backref="children")
     manager = relationship("Employee", foreign_keys=[manager_id])
@@ -47,6 +50,10 @@ class Employee(FabUser):
                                server_default=EMPLOYMENT_ACTIVE)
     departed_at = Column(DateTime)
     phone = Column(String(40))
+    # The user's seat (工号) on the telephony platform, and the status it last reported.
+    agent_no = Column(String(32), unique=True, index=True)
+    agent_status = Column(String(16))   # available | busy | away | offline, NULL: never said
+    agent_status_at = Column(DateTime)
 
     department = relationship("Department", foreign_keys=[department_id])
     superior = relationship("Employee", remote_side="Employee.id", foreign_keys=[superior_id])

@@ -61,6 +61,8 @@ class Policy(Model):
     lead_max = Column(Integer)
     lead_daily_claim_limit = Column(Integer)
     lead_reclaim_no_followup_days = Column(Integer)
+    # An answered call restarts the reclaim clock only when it lasted this long (seconds).
+    call_min_talk_seconds = Column(Integer)
     # Segment conditions (all optional; None = any). Record type 'customer' or 'lead'; grade
     # A/B/C, category potential/active/silent and product line are customers' only; source is
     # compared with the customer's or the lead's stored source.

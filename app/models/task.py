@@ -11,14 +11,15 @@ from app.models.customer import utcnow
 TASK_STATUSES = {"open": _l("To do"), "done": _l("Done"), "cancelled": _l("Cancelled")}
 # Who opened it: a person, a follow-up's next contact date, or a care reminder.
 TASK_SOURCES = {"manual": _l("Added by hand"), "followup": _l("Follow-up reminder"),
-                "care": _l("Care reminder")}
+                "care": _l("Care reminder"), "call": _l("Call back")}
 
 
 class Task(Model):
     __tablename__ = "task"
     __table_args__ = (
         CheckConstraint("status in ('open', 'done', 'cancelled')", name="ck_task_status"),
-        CheckConstraint("source in ('manual', 'followup', 'care')", name="ck_task_source"),
+        CheckConstraint("source in ('manual', 'followup', 'care', 'call')",
+                        name="ck_task_source"),
         # A link names both the kind of record and its id, or neither.
         CheckConstraint("(record_type IS NULL) = (record_id IS NULL)", name="ck_task_record"),
         CheckConstraint("status <> 'done' OR done_at IS NOT NULL", name="ck_task_done_at"),
