@@ -20,7 +20,8 @@ from app.services.errors import N_, GuishuError, tr
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # FAB's JWT login and refresh: no session signs them in, so there is no session to ride.
 # The webhooks (app.api.hooks) authenticate by API key only and never read the session.
-NO_SESSION_BLUEPRINTS = frozenset({"SecurityApi", "HooksApi", "SmsApi", "TicketMailApi"})
+NO_SESSION_BLUEPRINTS = frozenset({"SecurityApi", "HooksApi", "SmsApi", "TicketMailApi",
+                                   "CtiEventsApi"})
 REFUSED = N_("Missing or invalid CSRF token: an API call that changes data with a browser "
              "session must carry the page's csrf_token in the X-CSRFToken header; programs use "
              "JWT (Authorization: Bearer)")

@@ -566,7 +566,7 @@ def _policy_fields(**scope_kwargs) -> dict[str, fields.Field]:
             out[name] = Flag(allow_none=True, message=N_("count_won must be true, false or null"),
                              metadata={"description": "null inherits"})
         else:
-            maximum = limits.MAX_DAYS if name.endswith("_days") else limits.MAX_COUNT
+            maximum = limits.maximum_of(name)
             out[name] = PolicyNumber(maximum, metadata={"description": "null inherits"})
     return out
 

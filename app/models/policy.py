@@ -14,6 +14,8 @@ POLICY_FIELDS = (
     "reclaim_no_followup_days", "reclaim_no_deal_days", "warn_before_days",
     # Leads (线索): their own cap, daily claim limit and reclaim clock.
     "lead_max", "lead_daily_claim_limit", "lead_reclaim_no_followup_days",
+    # Calls (issue 18): an answered call restarts the reclaim clock only from this talk time.
+    "call_min_talk_seconds",
 )
 # Optional segment conditions (issue 15 section 4): a policy with any of them set applies only
 # to the records that match them all, and may set only SEGMENT_FIELDS.

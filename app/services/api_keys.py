@@ -14,11 +14,22 @@ Refusals (app.services.errors):
     401 revoked_key    the key was revoked
     403 wrong_purpose  the key serves another purpose
     429 rate_limited   more uses in the last minute than API_KEY_RATE_PER_MINUTE
+                       (CTI_KEY_RATE_PER_MINUTE for keys of purpose call_events)
+
+Signed requests (call events): besides the key, the caller signs each request with the key's
+signing secret, `signing_secret(key)` = HMAC-SHA256(SECRET_KEY, "cti-signing:" + the key's
+hash), derived and never stored, shown once with the key when it is created or rotated (so a
+rotation changes it too). `verify_signature` checks X-Guishu-Signature "sha256=<hex>" of
+"<timestamp>." + body against it and refuses a timestamp more than SIGNATURE_WINDOW seconds
+away from now:
+    401 bad_signature    no signature, no timestamp, or a signature that does not match
+    401 stale_signature  the timestamp is older (or newer) than SIGNATURE_WINDOW seconds
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import re
 import secrets
 from hmac import compare_digest
@@ -45,6 +56,9 @@ PURPOSE_LABELS = {"sms_inbound": lazy_tr("Inbound SMS"),
                   "web_forms": lazy_tr("Web forms")}
 NAME_MAX = 100
 DEFAULT_RATE = 120  # uses per key per minute, unless API_KEY_RATE_PER_MINUTE says otherwise
+DEFAULT_CTI_RATE = 6000  # call_events keys, unless CTI_KEY_RATE_PER_MINUTE says otherwise
+SIGNED_PURPOSES = ("call_events",)  # keys whose requests are signed (signing_secret)
+SIGNATURE_WINDOW = 300  # seconds a signed request's timestamp may be off from now
 USE = "api_key_use"  # the audit action of every use
 _KEY = re.compile(r"^gsk_([a-z0-9]{8})_([A-Za-z0-9_-]{20,100})$")
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
@@ -164,7 +178,13 @@ def key_from_headers(headers) -> Optional[str]:
     return (headers.get("X-Api-Key") or "").strip() or None
 
 
-def _rate() -> int:
+def _rate(purpose: Optional[str] = None) -> int:
+    """Uses a minute allowed per key: a telephony platform's events come far faster than any
+    other machine's calls, so call_events keys have their own rate."""
+    if purpose == "call_events":
+        if has_app_context():
+            return int(current_app.config.get("CTI_KEY_RATE_PER_MINUTE", DEFAULT_CTI_RATE))
+        return DEFAULT_CTI_RATE
     if has_app_context():
         return int(current_app.config.get("API_KEY_RATE_PER_MINUTE", DEFAULT_RATE))
     return DEFAULT_RATE
@@ -211,9 +231,9 @@ def authenticate(raw: Optional[str], purpose: str, endpoint: str = "") -> ApiKey
             refusal = PermissionDenied(tr("This API key is for %(purpose)s, not %(wanted)s",
                                           purpose=key.purpose, wanted=purpose),
                                        code="wrong_purpose")
-        elif _uses_last_minute(key.id, now) >= _rate():
+        elif _uses_last_minute(key.id, now) >= _rate(key.purpose):
             refusal = TooManyRequests(tr("Too many requests with this API key: at most "
-                                         "%(rate)s a minute", rate=_rate()))
+                                         "%(rate)s a minute", rate=_rate(key.purpose)))
     try:
         _record_use(key.id if key is not None else None, purpose, endpoint,
                     refusal.code if refusal else "ok", now, prefix)
@@ -226,3 +246,75 @@ def authenticate(raw: Optional[str], purpose: str, endpoint: str = "") -> ApiKey
     if refusal is not None:
         raise refusal
     return key
+
+
+# --- signed requests --------------------------------------------------------------------------
+def signing_secret(key: ApiKey) -> str:
+    """The secret a caller signs requests with (hex): derived from the app's SECRET_KEY and the
+    key's hash, so it is stored nowhere and changes when the key is rotated."""
+    secret = str(current_app.config["SECRET_KEY"]).encode("utf-8")
+    return hmac.new(secret, ("cti-signing:" + key.secret_hash).encode("utf-8"),
+                    hashlib.sha256).hexdigest()
+
+
+def shows_signing_secret(key: ApiKey) -> bool:
+    """Whether the key's requests are signed (its signing secret is shown with the key)."""
+    return key.purpose in SIGNED_PURPOSES
+
+
+def sign(secret: str, timestamp: Any, body: bytes) -> str:
+    """X-Guishu-Signature's value for `body` sent at `timestamp` (unix seconds)."""
+    message = str(timestamp).encode("ascii") + b"." + body
+    return "sha256=" + hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def refuse_signature(key: ApiKey, code: str, message: str, endpoint: str) -> Unauthorized:
+    """The refusal, audited against the key (a forged or replayed request is worth seeing)."""
+    try:
+        audit.record(None, "api_key_signature_refused", "api_key", key.id,
+                     {"result": (None, code), "endpoint": (None, endpoint)})
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return Unauthorized(message, code=code)
+
+
+def check_timestamp(key: ApiKey, timestamp: Any, endpoint: str = "",
+                    now: Optional[float] = None) -> str:
+    """A signed request's timestamp (unix seconds, as text): 401 bad_signature when it is no
+    such number, stale_signature when it is more than SIGNATURE_WINDOW seconds from now."""
+    import time
+
+    text = str(timestamp).strip() if isinstance(timestamp, (str, int)) \
+        and not isinstance(timestamp, bool) else ""
+    if not text.isdigit() or len(text) > 12:
+        raise refuse_signature(key, "bad_signature", tr(
+            "The timestamp must be the unix time in seconds"), endpoint)
+    now = time.time() if now is None else now
+    if abs(now - int(text)) > SIGNATURE_WINDOW:
+        raise refuse_signature(key, "stale_signature", tr(
+            "The request's timestamp is more than %(n)s seconds away from now (a replay, or "
+            "the sender's clock is wrong)", n=SIGNATURE_WINDOW), endpoint)
+    return text
+
+
+def same_signature(expected: str, given: Any) -> bool:
+    """Constant-time comparison of a computed signature with the one a request carries."""
+    if not isinstance(given, str) or len(given) > 200:
+        return False
+    return compare_digest(expected.encode("utf-8"), given.strip().encode("utf-8"))
+
+
+def verify_signature(key: ApiKey, timestamp: Optional[str], signature: Optional[str],
+                     body: bytes, endpoint: str = "", now: Optional[float] = None) -> None:
+    """Refuse (401 bad_signature / stale_signature, audited) unless `signature` is the key's
+    signature of `body` at `timestamp` and `timestamp` is within SIGNATURE_WINDOW of now."""
+    if not signature or not timestamp:
+        raise refuse_signature(key, "bad_signature", tr(
+            "A signed request needs the X-Guishu-Timestamp and X-Guishu-Signature headers"),
+            endpoint)
+    text = check_timestamp(key, timestamp, endpoint, now)
+    if not same_signature(sign(signing_secret(key), text, body), signature):
+        raise refuse_signature(key, "bad_signature", tr(
+            "The request's signature does not match"), endpoint)

@@ -77,23 +77,43 @@ def log_followup(actor: User, customer_id: int, data: dict[str, Any],
         if contact is None or contact.customer_id != customer.id:
             raise ValidationFailed({"contact_id": tr("The contact does not belong to this "
                                                      "customer")})
-    followup = FollowUp(customer_id=customer.id, contact_id=contact_id, user_id=actor.id,
-                        created_at=now, **values)
-    db.session.add(followup)
-    # The clock only moves forward: logging an old call does not shorten what a newer one gave.
-    # The next contact is the latest follow-up's, whatever it asked (none clears it).
-    happened = values["happened_at"]
-    db.session.execute(
-        update(Ownership).where(Ownership.customer_id == customer.id).values(
-            last_followup_at=case(
-                ((Ownership.last_followup_at.is_(None))
-                 | (Ownership.last_followup_at < happened), happened),
-                else_=Ownership.last_followup_at),
-            next_contact_on=values["next_contact_on"]))
+    followup = record_followup(customer.id, actor.id, values, now, contact_id=contact_id)
     # The previous follow-up task is done; a next contact date opens the owner's next one.
     tasks.followup_logged(actor, customer, values["next_contact_on"], now)
     db.session.commit()
     return followup
+
+
+def record_followup(customer_id: int, user_id: int, values: dict[str, Any], now: dt.datetime,
+                    contact_id: Optional[int] = None, restart_clock: bool = True,
+                    plans_next_contact: bool = True) -> FollowUp:
+    """Add a follow-up with clean `values` (clean_followup's) and move the ownership row:
+    the reclaim clock (restart_clock) and the next contact (plans_next_contact). No scope
+    check and no commit: log_followup checks the actor first; a call that became history
+    (app.services.cti_events) is logged by the system, restarting the clock only when it
+    lasted long enough, and leaves the rep's planned next contact alone."""
+    followup = FollowUp(customer_id=customer_id, contact_id=contact_id, user_id=user_id,
+                        created_at=now, **values)
+    db.session.add(followup)
+    moved: dict[str, Any] = {}
+    if restart_clock:
+        # The clock only moves forward: logging an old call does not shorten what a newer
+        # one gave.
+        moved["last_followup_at"] = clock_forward(values["happened_at"])
+    if plans_next_contact:
+        # The next contact is the latest follow-up's, whatever it asked (none clears it).
+        moved["next_contact_on"] = values["next_contact_on"]
+    if moved:
+        db.session.execute(update(Ownership).where(Ownership.customer_id == customer_id)
+                           .values(**moved))
+    return followup
+
+
+def clock_forward(happened: dt.datetime):
+    """The ownership row's last follow-up moved to `happened` unless it is already later."""
+    return case(((Ownership.last_followup_at.is_(None))
+                 | (Ownership.last_followup_at < happened), happened),
+                else_=Ownership.last_followup_at)
 
 
 def latest_next_contact(customer_id_column):

@@ -14,6 +14,7 @@ REASON = 2_000        # release / transfer reasons, decision notes, handover not
 NOTE = 10_000         # customer notes, follow-up contents, descriptions
 MAX_COUNT = 100_000   # policy caps and limits (customers held, locked, claimed a day)
 MAX_DAYS = 3_650      # policy periods in days (ten years)
+MAX_SECONDS = 86_400  # policy durations in seconds (a day: a call's minimum talk time)
 
 
 def too_long(value: Any, limit: int) -> Optional[str]:
@@ -28,3 +29,13 @@ def check_length(errors: dict[str, str], field: str, value: Any, limit: int) -> 
     message = too_long(value, limit)
     if message and field not in errors:
         errors[field] = message
+
+
+def maximum_of(policy_field: str) -> int:
+    """The largest value a numeric policy field takes: periods in days, durations in seconds,
+    counts."""
+    if policy_field.endswith("_days"):
+        return MAX_DAYS
+    if policy_field.endswith("_seconds"):
+        return MAX_SECONDS
+    return MAX_COUNT

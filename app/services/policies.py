@@ -25,6 +25,7 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "lead_max": 200,
     "lead_daily_claim_limit": 50,
     "lead_reclaim_no_followup_days": 14,
+    "call_min_talk_seconds": 30,
 }
 
 
@@ -208,7 +209,7 @@ def validate_policy(policy: Policy) -> None:
         value = getattr(policy, field)
         if field == "count_won" or value is None:
             continue
-        maximum = limits.MAX_DAYS if field.endswith("_days") else limits.MAX_COUNT
+        maximum = limits.maximum_of(field)
         if value < 0:
             errors[field] = tr("Cannot be negative")
         elif value > maximum:

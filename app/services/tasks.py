@@ -143,6 +143,34 @@ register_record_type("ticket", Resolver("ticket", _require_ticket, _ticket_names
                                         _ticket_name_of, lambda pk: f"/tickets/show/{pk}"))
 
 
+def _require_lead(actor: User, lead_id: int) -> None:
+    from app.services import leads
+
+    leads.get_lead(actor, lead_id)  # OutOfScope when not readable
+
+
+def _lead_names(ids: list[int]) -> dict[int, str]:
+    from app.models import Lead
+
+    if not ids:
+        return {}
+    return {row.id: row.company_name or row.person_name or f"#{row.id}"
+            for row in db.session.execute(select(Lead.id, Lead.company_name, Lead.person_name)
+                                          .where(Lead.id.in_(sorted(set(ids))))).all()}
+
+
+def _lead_name_of(record_id_column):
+    from app.models import Lead
+
+    return select(func.coalesce(Lead.company_name, Lead.person_name)) \
+        .where(Lead.id == record_id_column).scalar_subquery()
+
+
+# 线索: a missed call from a lead's number opens a call-back task about the lead.
+register_record_type("lead", Resolver("lead", _require_lead, _lead_names, _lead_name_of,
+                                      lambda pk: f"/leads/show/{pk}"))
+
+
 def record_name_column(record_type_column=Task.record_type, record_id_column=Task.record_id):
     """The linked record's name as a column expression (a CASE over the registered types)."""
     return case(*((record_type_column == kind, resolver.name_of(record_id_column))
@@ -461,6 +489,30 @@ def care_reminder(owner_id: Optional[int], customer_id: int, subject: str, notes
                 record_id=customer_id, source="care", status="open", created_at=now)
     audit.record_new(None, "task", task)
     return task
+
+
+def open_call_back(owner_id: int, record_type: str, record_id: int, subject: str, notes: str,
+                   due_at: dt.datetime, now: dt.datetime) -> Task:
+    """A missed call: a call-back task (source 'call') about the caller's customer or lead
+    for `owner_id`. Does not commit (the call's event commits)."""
+    task = Task(owner_id=owner_id, created_by_id=None, subject=subject[:SUBJECT],
+                notes=notes or None, due_at=due_at, record_type=record_type,
+                record_id=record_id, source="call", status="open", created_at=now)
+    audit.record_new(None, "task", task)
+    return task
+
+
+def open_call_backs(record_type: str, record_id: int) -> list[Task]:
+    """The open call-back tasks about one customer or lead, oldest first."""
+    return list(db.session.execute(select(Task).where(
+        Task.record_type == record_type, Task.record_id == record_id, Task.source == "call",
+        Task.status == "open").order_by(Task.id)).scalars())
+
+
+def close_call_backs(record_type: str, record_id: int, now: dt.datetime) -> list[int]:
+    """An answered call with the customer or lead: its open call-back tasks are done (audited,
+    by the system). Does not commit. Returns the ids closed."""
+    return [t.id for t in open_call_backs(record_type, record_id) if _move(None, t, "done", now)]
 
 
 # --- reminders ------------------------------------------------------------------------------

@@ -55,8 +55,9 @@ class ApiKeyView(ScopedModelView):
 
     def secret_page(self, key, raw, title):
         """The key in plain text, this once; never cached by the browser or a proxy."""
+        signing = api_keys.signing_secret(key) if api_keys.shows_signing_secret(key) else None
         response = make_response(self.render_template(
-            "guishu/api_key_secret.html", key=key, raw=raw, title=title))
+            "guishu/api_key_secret.html", key=key, raw=raw, title=title, signing=signing))
         response.headers["Cache-Control"] = "no-store"
         return response
 

@@ -33,6 +33,8 @@ POLICY_LABELS = {
     "lead_max": _("Lead cap (open leads held)"),
     "lead_daily_claim_limit": _("Daily lead claim limit"),
     "lead_reclaim_no_followup_days": _("Reclaim leads after days without follow-up"),
+    "call_min_talk_seconds": _("Minimum talk time of a call that counts as a follow-up "
+                               "(seconds)"),
 }
 
 POOL_RECORD_TYPE_LABELS = {"customer": _("Customers (public pool)"),
@@ -244,7 +246,8 @@ class PolicyView(ServiceModelView):
                 "segment_product_line", "segment_source"]
     _fields = [f for f in _fields if f != "segment_key"]
     _fields = _fields[:3] + _segment + _fields[3:] + [
-        "lead_max", "lead_daily_claim_limit", "lead_reclaim_no_followup_days"]
+        "lead_max", "lead_daily_claim_limit", "lead_reclaim_no_followup_days",
+        "call_min_talk_seconds"]
     add_columns = edit_columns = show_columns = _fields
     label_columns = {"scope": _("Applies to"), "department": _("Department"), "user": _("User"),
                      **SEGMENT_LABELS, **POLICY_LABELS}
