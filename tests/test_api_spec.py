@@ -98,10 +98,12 @@ def _body_schemas(spec):
         # The webhooks authenticate by API key, so a JWT caller is refused before the body
         # is read (tests/test_api_hooks.py and test_services_campaign_sending.py check their
         # bodies).
+        # The call events (tests/test_api_cti_events.py, test_cti_vendors.py) likewise.
         # A file upload is multipart (tests/test_ticket_attachments.py reads it).
         if body and path.startswith("/api/v1/") and "/security/" not in path \
                 and "/hooks/" not in path and path != "/api/v1/sms/inbound" \
                 and path != "/api/v1/tickets/inbound-mail" \
+                and path != "/api/v1/cti/events" and "/api/v1/cti/vendors/" not in path \
                 and "application/json" in body["content"]:
             yield method, path, _resolve(spec, body["content"]["application/json"]["schema"])
 
@@ -303,3 +305,27 @@ def test_the_ticket_operations_are_in_the_spec(spec):
     body = _resolve(spec, mail["requestBody"]["content"]["application/json"]["schema"])
     assert set(body["properties"]) == {"from", "to", "subject", "text", "message_id",
                                        "in_reply_to"}
+
+
+def test_the_call_event_operations_are_in_the_spec(spec):
+    """Issue 18 names /api/v1/cti/events (signed) and the vendors' pushes: API key auth, their
+    bodies, the errors of a webhook."""
+    paths = spec["paths"]
+    op = paths["/api/v1/cti/events"]["post"]
+    assert op["security"][0] == {"machine_key_bearer": [], "guishu_signature": [],
+                                 "guishu_timestamp": []}
+    assert op["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/CtiEvent")
+    assert {"200", "400", "401", "403", "413", "429"} <= set(op["responses"])
+    event = spec["components"]["schemas"]["CtiEvent"]
+    assert {"event_id", "vendor", "type", "occurred_at", "crm_ref", "status"} <= \
+        set(event["properties"])
+    assert set(event["required"]) == {"event_id", "vendor", "type", "occurred_at"}
+    tinet = paths["/api/v1/cti/vendors/tinet"]["post"]
+    assert {p["name"] for p in tinet["parameters"]} == {"enterpriseId", "timestamp", "sign"}
+    tencent = paths["/api/v1/cti/vendors/tencent"]["post"]
+    assert tencent["security"] == [{"tccc_basic": []}]
+    assert tencent["responses"]["200"]["content"]["application/json"]["schema"][
+        "$ref"].endswith("/TencentPushResult")
+    schemes = spec["components"]["securitySchemes"]
+    assert {"guishu_signature", "guishu_timestamp", "tccc_basic"} <= set(schemes)

@@ -26,7 +26,8 @@ def test_admin_creates_a_department_policy_and_it_is_audited(db, org):
         "max_customers": 40, "count_won": None, "max_locked": None, "daily_claim_limit": None,
         "cooldown_days": None, "reclaim_no_followup_days": None, "reclaim_no_deal_days": None,
         "warn_before_days": None, "lead_max": None, "lead_daily_claim_limit": None,
-        "lead_reclaim_no_followup_days": None, "segment_record_type": None,
+        "lead_reclaim_no_followup_days": None, "call_min_talk_seconds": None,
+        "segment_record_type": None,
         "segment_grade": None, "segment_category": None, "segment_product_line": None,
         "segment_source": None}
     assert _audits(db) == [("create", policy.id, {"scope": [None, "department"],
