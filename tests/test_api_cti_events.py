@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from app.models import AuditLog, CtiCall, CtiEvent, FollowUp
 from app.services import api_keys, cti_events
 from app.services.errors import GuishuError
-from tests.conftest import csrf_token, login
+from tests.conftest import login
 from tests.cti_fixtures import at, call_key, event, post_event, signed_headers
 
 

@@ -258,7 +258,8 @@ CROSS_SITE = {"Origin": "https://evil.example", "Referer": "https://evil.example
 # FAB's JWT login and refresh: no session signs them in. The webhooks authenticate by API
 # key only and never read the session (test_a_cross_site_post_to_a_webhook_is_no_key).
 NO_SESSION = {"SecurityApi.login", "SecurityApi.refresh", "HooksApi.sms_reply", "SmsApi.inbound",
-              "TicketMailApi.inbound_mail"}
+              "TicketMailApi.inbound_mail", "CtiEventsApi.events", "CtiEventsApi.tinet",
+              "CtiEventsApi.tencent"}
 
 
 def mutating_api_routes(app, pk: int) -> list[tuple[str, str]]:
@@ -323,6 +324,21 @@ def test_a_cross_site_post_to_the_inbound_mail_webhook_is_no_key(admin, db):
     assert (resp.status_code, resp.get_json()["code"]) == (401, "missing_key")
     db.session.commit()
     assert db.session.execute(select(func.count(Ticket.id))).scalar_one() == 0
+
+
+@pytest.mark.parametrize("path", ["/api/v1/cti/events", "/api/v1/cti/vendors/tinet",
+                                  "/api/v1/cti/vendors/tencent?action=cdr"])
+def test_a_cross_site_post_of_a_call_event_is_no_key(admin, db, path):
+    """The call events take an API key (and a signature) only: the admin's session cookie
+    records no call."""
+    from app.models import CtiEvent
+
+    resp = admin.post(path, json={"event_id": "x", "vendor": "acme", "type": "ringing",
+                                  "call_id": "c", "occurred_at": 1764460800},
+                      headers=CROSS_SITE)
+    assert (resp.status_code, resp.get_json()["code"]) == (401, "missing_key")
+    db.session.commit()
+    assert db.session.execute(select(func.count(CtiEvent.id))).scalar_one() == 0
 
 
 def test_a_forged_or_another_sessions_token_is_refused(admin, rep, k):

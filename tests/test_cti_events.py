@@ -171,12 +171,22 @@ def test_a_missed_call_opens_one_call_back_for_the_owner_and_tells_them(db, agen
 
 
 def test_a_later_answered_call_closes_the_call_back(db, agents):
+    from app.models import AuditLog
+
     org = agents
     _missed(result="busy")
     [task] = _call_tasks(db)
+    assert (task.status, task.record_id) == ("open", org.c_rep.id)
+    # an answered call with another customer leaves it open
+    _answered_call(call_id="other", talk=40, caller="13900139000")
+    assert [t.status for t in _call_tasks(db)] == ["open"]
     _answered_call(call_id="later", talk=40)
     [task] = _call_tasks(db)
     assert task.status == "done" and task.done_at is not None
+    done = db.session.execute(select(AuditLog).where(
+        AuditLog.object_type == "task", AuditLog.object_id == task.id,
+        AuditLog.action == "done")).scalar_one()
+    assert done.actor_id is None and done.changes == {"status": ["open", "done"]}
 
 
 def test_the_dedicated_service_agent_gets_the_call_back(db, agents):
@@ -293,8 +303,7 @@ def test_agent_status_is_kept_when_newer(db, agents):
                        + "Z"}, None, "{}")
     cti_events.ingest({"event_id": "s0", "vendor": "acme", "type": "agent_status",
                        "agent_no": "8001", "status": "available",
-                       "occurred_at": int(at(60).timestamp() if False else
-                                          (at(60) - dt.datetime(1970, 1, 1)).total_seconds())},
+                       "occurred_at": int((at(60) - dt.datetime(1970, 1, 1)).total_seconds())},
                       None, "{}")
     db.session.expire_all()
     assert (org.rep.agent_status, org.rep.agent_status_at) == ("busy", at(10))

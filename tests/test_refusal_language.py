@@ -238,6 +238,10 @@ ALLOWED = {
     "satisfaction.py": {"服务满意度调查", "感谢您联系我们的客服。请为本次服务打分，帮助我们改进。",
                         "您对本次服务的满意程度（1 = 非常不满意，5 = 非常满意）", "您还有什么意见或建议？",
                         "低满意度（", " 分）：", "客户评分 ", " 分"},
+    # issue 18: a call logged as a follow-up ("来电 2分05秒 · 坐席 张三"), the call-back task
+    # and notification of a missed call (stored texts, like the follow-up digest's)
+    "cti_events.py": {"来电", "去电", "分", "秒", " · 坐席 ", "回电：", "未接来电（", "未接来电：",
+                      " 来电未接，请回电"},
 }
 _PATTERNS = {"customers.py"}  # the birthday pattern (年 / 月 / 日)
 _HEADER_WORDS = {"import_mapping.py"}  # header names and synonyms of import files

@@ -1852,3 +1852,36 @@ def test_sla_and_calendar_routes_by_role(app, db, org, sla_ids, role, method, pa
         resp = client.post(url, data=dict(data, csrf_token=client.csrf))
     assert resp.status_code == expected[role], (role, url)
     assert (_sla_state(db) != before) == (changes and role in SLA_EDITORS), (role, url)
+
+
+# ============================================================================================
+# issue 18: call events in (/api/v1/cti/events, /api/v1/cti/vendors/…) — an API key of purpose
+# call_events and a signature only: every role's session (with its CSRF token) and JWT is
+# refused 401 and records nothing
+# ============================================================================================
+CTI_EVENT_ROUTES = ["/api/v1/cti/events", "/api/v1/cti/vendors/tinet",
+                    "/api/v1/cti/vendors/tencent?action=cdr"]
+
+
+def _cti_state(db):
+    from app.models import CtiCall, CtiEvent, FollowUp, Task
+
+    db.session.expire_all()
+    return tuple(len(db.session.execute(select(m.id)).all())
+                 for m in (CtiEvent, CtiCall, FollowUp, Task))
+
+
+@pytest.mark.parametrize("role", DESK_ROLES)
+@pytest.mark.parametrize("path", CTI_EVENT_ROUTES)
+def test_call_event_routes_take_no_session_or_jwt(app, db, org, api, role, path):
+    body = {"event_id": "matrix", "vendor": "acme", "type": "hangup", "call_id": "m",
+            "occurred_at": 1764460800, "caller": "13800138000"}
+    user = getattr(org, role)
+    before = _cti_state(db)
+    client = login(app.test_client(), user.username)
+    resp = client.post(path, json=body, headers={"X-CSRFToken": client.csrf})
+    assert (resp.status_code, resp.get_json()["code"]) == (401, "missing_key"), (role, path)
+    resp = api(user.username)("POST", path, json=body)
+    assert resp.status_code == 401, (role, path)
+    assert resp.get_json()["code"] in ("unknown_key", "missing_key"), (role, path)
+    assert _cti_state(db) == before, (role, path)
