@@ -5,6 +5,9 @@ shown once with a call_events key."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import re
 import threading
 import time
@@ -254,3 +257,21 @@ def test_events_of_one_new_call_at_once_make_one_call_and_one_history(app, db, o
     assert db.session.execute(select(func.count()).select_from(FollowUp).where(
         FollowUp.customer_id == org.c_rep.id)).scalar_one() == 1
     assert _events(db) == 4
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")
+def test_the_documented_openssl_signature_is_accepted(app, db, org):
+    """docs/features.md signs with `printf '%s.%s' "$TS" "$BODY" | openssl dgst -sha256
+    -hmac "$SECRET"`: the same signature the endpoint checks."""
+    key, raw = call_key(org)
+    body = json.dumps(event("ringing"), ensure_ascii=False)
+    stamp = str(int(time.time()))
+    script = ('printf \'%s.%s\' "$TS" "$BODY" | openssl dgst -sha256 -hmac "$SECRET" '
+              '| sed \'s/^.* //\'')
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True,
+                         env={"TS": stamp, "BODY": body, "PATH": os.environ["PATH"],
+                              "SECRET": api_keys.signing_secret(key)}).stdout.strip()
+    resp = app.test_client().post("/api/v1/cti/events", data=body.encode("utf-8"), headers={
+        "Authorization": f"Bearer {raw}", "Content-Type": "application/json",
+        "X-Guishu-Timestamp": stamp, "X-Guishu-Signature": f"sha256={out}"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
