@@ -292,6 +292,8 @@ def ingest(event: Any, vendor: Optional[str], raw: Any,
     except Exception:
         db.session.rollback()
         raise
+    # Hand-off (issue 18): a committed ringing event is where the screen pop is published
+    # (app.services.cti_pop.publish_ringing, wired in at merge).
     return result
 
 
@@ -344,8 +346,11 @@ def _new_call(values: dict[str, Any], now: dt.datetime) -> CtiCall:
     e164 = cti_numbers.caller_e164(far)
     match = cti_numbers.match_number(e164)
     started = min(t for t in (values["started_at"], values["occurred_at"]) if t is not None)
+    # A recording is made of a call that took place: one first seen through its recording
+    # (the record pushed before the call's other events) has ended.
+    state = "ended" if values["type"] == "recording_ready" else "ringing"
     return CtiCall(vendor=values["vendor"], call_id=values["call_id"], direction=direction,
-                   state="ringing", caller=values["caller"], callee=values["callee"],
+                   state=state, caller=values["caller"], callee=values["callee"],
                    number_e164=e164, customer_id=match.customer_id,
                    contact_id=match.contact_id, lead_id=match.lead_id,
                    started_at=started, created_at=now, updated_at=now)
@@ -425,8 +430,6 @@ def _apply(call: CtiCall, values: dict[str, Any]) -> None:
         call.recording_url = values["recording_url"]
         if values["recording_expires_at"] is not None or kind == "recording_ready":
             call.recording_expires_at = values["recording_expires_at"]
-    if kind == "recording_ready" and call.state == "dialing":
-        _advance(call, "ringing")
     call.updated_at = utcnow()
 
 
