@@ -89,7 +89,7 @@ def test_refusals_name_the_field_or_the_code(api, db, org, owned):
                                                "record_id": org.c_rep2.id})
     assert (resp.status_code, resp.get_json()["code"]) == (404, "out_of_scope")
     resp = rep("POST", "/api/v1/tasks/", json={"subject": "s", "due_at": DUE,
-                                               "record_type": "lead", "record_id": 1})
+                                               "record_type": "contract", "record_id": 1})
     assert resp.status_code == 400 and set(resp.get_json()["fields"]) == {"record_type"}
     resp = rep("POST", "/api/v1/tasks/", json={"subject": "s" * 201, "due_at": DUE})
     assert resp.get_json()["fields"] == {"subject": "不能超过 200 个字符"}

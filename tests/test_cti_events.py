@@ -363,3 +363,74 @@ def test_times_are_iso_or_epoch_and_the_raw_payload_is_kept(db, agents):
         assert _call(db, f"t{n}").started_at == when, value
     rows = db.session.execute(select(CtiEvent.raw).order_by(CtiEvent.id)).scalars().all()
     assert rows[0] == "raw\ufffdpayload" and rows[1] == "\ufffdbytes"
+
+
+# --- the agent number on the user form ------------------------------------------------------
+def _user_form(client, user, **changes):
+    form = {"first_name": user.first_name, "last_name": user.last_name,
+            "username": user.username, "email": user.email, "phone": user.phone or "",
+            "roles": [str(r.id) for r in user.roles],
+            "department": str(user.department_id or ""),
+            "superior": str(user.superior_id or ""), "active": "y",
+            "csrf_token": client.csrf}
+    form.update(changes)
+    return form
+
+
+def test_the_user_form_sets_a_unique_agent_number(db, org, admin_client):
+    from app.models import User
+
+    assert 'name="agent_no"' in admin_client.get(f"/users/edit/{org.rep.id}").get_data(
+        as_text=True)
+    resp = admin_client.post(f"/users/edit/{org.rep.id}",
+                             data=_user_form(admin_client, org.rep, agent_no=" 8001 "))
+    assert resp.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, org.rep.id).agent_no == "8001"
+    # another user with the same number: refused, nothing saved
+    resp = admin_client.post(f"/users/edit/{org.rep2.id}",
+                             data=_user_form(admin_client, org.rep2, agent_no="8001"),
+                             follow_redirects=True)
+    assert "8001" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(User, org.rep2.id).agent_no is None
+    for bad in ("8" * 33, "80\x0001"):
+        admin_client.post(f"/users/edit/{org.rep2.id}",
+                          data=_user_form(admin_client, org.rep2, agent_no=bad))
+        db.session.expire_all()
+        assert db.session.get(User, org.rep2.id).agent_no is None, bad
+    # blank is no agent number (several users may have none)
+    for user in (org.rep, org.rep2):
+        resp = admin_client.post(f"/users/edit/{user.id}",
+                                 data=_user_form(admin_client, user, agent_no="  "))
+        assert resp.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, org.rep.id).agent_no is None
+    # the agent's calls are now nobody's: the number maps to no user
+    cti_events.ingest(event("ringing", agent_no="8001"), None, "{}")
+    assert _call(db).agent_id is None
+
+
+def test_clean_agent_no_names_the_field(db, org):
+    org.rep.agent_no = "8001"
+    db.session.commit()
+    assert cti_events.clean_agent_no(org.rep.id, "8001") == "8001"
+    assert cti_events.clean_agent_no(None, "") is None
+    for user_id, value in ((org.rep2.id, "8001"), (None, "x" * 33), (None, ["8001"])):
+        with pytest.raises(ValidationFailed) as refused:
+            cti_events.clean_agent_no(user_id, value)
+        assert set(refused.value.fields) == {"agent_no"}
+
+
+def test_a_call_back_task_about_a_lead_is_readable_where_the_lead_is(db, org, api):
+    """Tasks link leads now (a missed call from a lead): the link checks the lead's scope."""
+    lead = leads.create_lead(org.rep, {"company_name": "待办线索", "mobile": "13700137001"})
+    resp = api("rep1")("POST", "/api/v1/tasks/", json={
+        "subject": "回电", "due_at": "2026-12-01 10:00", "record_type": "lead",
+        "record_id": lead.id})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json()["result"]["record_name"] == "待办线索"
+    resp = api("rep3")("POST", "/api/v1/tasks/", json={
+        "subject": "回电", "due_at": "2026-12-01 10:00", "record_type": "lead",
+        "record_id": lead.id})
+    assert resp.status_code == 404

@@ -430,7 +430,8 @@ def test_the_plain_global_policy_cannot_become_a_segment_policy(db, org):
         Policy.scope == "global", Policy.segment_key == "")).scalar_one()
     cleared = {k: None for k in ("max_customers", "count_won", "max_locked",
                                  "daily_claim_limit", "cooldown_days", "lead_max",
-                                 "lead_daily_claim_limit", "lead_reclaim_no_followup_days")}
+                                 "lead_daily_claim_limit", "lead_reclaim_no_followup_days",
+                                 "call_min_talk_seconds")}
     with pytest.raises(ValidationFailed) as exc:
         policy_config.update_policy(org.admin, plain.id, dict(cleared, segment_grade="A"))
     assert exc.value.fields == {"segment_grade": "全局默认策略不能设置分群条件；请为该分群另建一条全局策略"}

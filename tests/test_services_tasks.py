@@ -73,7 +73,7 @@ def test_a_date_alone_is_due_at_nine_and_an_offset_is_kept(db, org):
     ({"subject": "s", "due_at": DUE, "owner_id": 999_999}, "owner_id"),
     ({"subject": "s", "due_at": DUE, "record_type": "customer"}, "record_id"),
     ({"subject": "s", "due_at": DUE, "record_id": 1}, "record_type"),
-    ({"subject": "s", "due_at": DUE, "record_type": "lead", "record_id": 1}, "record_type"),
+    ({"subject": "s", "due_at": DUE, "record_type": "contract", "record_id": 1}, "record_type"),
     ({"subject": "s", "due_at": DUE, "record_type": "customer", "record_id": "1.5"},
      "record_id"),
     ({"subject": "s", "due_at": DUE, "colour": "red"}, "colour"),

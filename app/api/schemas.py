@@ -472,10 +472,12 @@ class Task(Answer):
     due_at = fields.String(required=True, metadata={"description": "RFC 3339 with the offset"})
     owner_id = fields.Integer(required=True)
     created_by_id = fields.Integer(allow_none=True)
-    record_type = fields.String(allow_none=True, metadata={"description": "customer"})
+    record_type = fields.String(allow_none=True, metadata={
+        "description": "customer | opportunity | ticket | lead"})
     record_id = fields.Integer(allow_none=True)
     record_name = fields.String(allow_none=True)
-    source = fields.String(required=True, metadata={"description": "manual | followup | care"})
+    source = fields.String(required=True, metadata={
+        "description": "manual | followup | care | call"})
     status = fields.String(required=True, metadata={"description": "open | done | cancelled"})
     done_at = fields.String(allow_none=True)
     reminded_at = fields.String(allow_none=True)

@@ -10,7 +10,7 @@ from flask_babel import gettext, lazy_gettext as _
 from app.models.org import employment_label
 from app.models.policy import POLICY_FIELDS
 from app.security import current_user, role_label
-from app.services import org, policies, segments
+from app.services import cti_events, org, policies, segments
 from app.services.errors import GuishuError
 from app.services.times import local_text
 from app.views.base import ReadableCells
@@ -65,7 +65,7 @@ class GuishuUserDBModelView(ReadableCells, UserDBModelView):
                     "employment_status", "active"]
     show_fieldsets = [
         (_("User"), {"fields": ["username", "last_name", "first_name", "email", "phone",
-                                "active", "roles", "department", "superior",
+                                "agent_no", "active", "roles", "department", "superior",
                                 "employment_status", "departed_at", "login_count",
                                 "last_login"]}),
     ]
@@ -74,22 +74,29 @@ class GuishuUserDBModelView(ReadableCells, UserDBModelView):
                                      "login_count"]}),
         (_("Personal Info"), {"fields": ["last_name", "first_name", "email", "phone"]}),
     ]
-    add_columns = ["last_name", "first_name", "username", "active", "email", "phone", "roles",
-                   "department", "superior", "password", "conf_password"]
-    edit_columns = ["last_name", "first_name", "username", "active", "email", "phone", "roles",
-                    "department", "superior"]
+    add_columns = ["last_name", "first_name", "username", "active", "email", "phone",
+                   "agent_no", "roles", "department", "superior", "password", "conf_password"]
+    edit_columns = ["last_name", "first_name", "username", "active", "email", "phone",
+                    "agent_no", "roles", "department", "superior"]
     search_columns = ["username", "last_name", "first_name", "email", "department", "roles",
                       "employment_status", "active"]
     # FAB's own labels (translated by its catalogue) plus ours: replacing them would leave
     # FAB's columns with untranslated generated names ("First Name").
     label_columns = {**UserDBModelView.label_columns, "department": _("Department"), "superior": _("Reports to"),
                      "employment_status": _("Employment"), "departed_at": _("Departed at"),
-                     "phone": _("Phone")}
+                     "phone": _("Phone"), "agent_no": _("Agent number")}
+    description_columns = {"agent_no": _("The user's seat number (座席工号) on the call centre "
+                                         "platform: its call events are this user's")}
     formatters_columns = {"roles": role_labels, "departed_at": local_text,
                           "last_login": server_clock_minutes,
                           "employment_status": employment_label}
 
+    def pre_add(self, item):
+        item.agent_no = cti_events.clean_agent_no(None, item.agent_no)
+        super().pre_add(item)
+
     def pre_update(self, item):
+        item.agent_no = cti_events.clean_agent_no(item.id, item.agent_no)
         # Saving with "Active" unticked deactivates: the same rule as marking departed (a user
         # already inactive owns nothing and passes; a refusal rolls the edit back and FAB
         # flashes the message).
