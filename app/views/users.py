@@ -85,8 +85,8 @@ class GuishuUserDBModelView(ReadableCells, UserDBModelView):
     label_columns = {**UserDBModelView.label_columns, "department": _("Department"), "superior": _("Reports to"),
                      "employment_status": _("Employment"), "departed_at": _("Departed at"),
                      "phone": _("Phone"), "agent_no": _("Agent number")}
-    description_columns = {"agent_no": _("The user's seat number (座席工号) on the call centre "
-                                         "platform: its call events are this user's")}
+    description_columns = {"agent_no": _("The user's seat number on the call centre platform: "
+                                         "its call events are this user's")}
     formatters_columns = {"roles": role_labels, "departed_at": local_text,
                           "last_login": server_clock_minutes,
                           "employment_status": employment_label}
