@@ -33,6 +33,10 @@ def register_apis(appbuilder, csrf) -> None:
 
     for api in (SlaPolicyApi, WorkCalendarApi):
         appbuilder.add_api(api)
+    from app.api.cti_calls import CtiCallApi, CtiRouteApi  # issue 18 (B): routing, call log
+
+    for api in (CtiRouteApi, CtiCallApi):
+        appbuilder.add_api(api)
     from flask import current_app as _app
     from flask_appbuilder.api.manager import SwaggerView
 
@@ -56,6 +60,8 @@ def register_apis(appbuilder, csrf) -> None:
                     "CampaignResponseApi", "SegmentApi", "SurveyApi", "TicketApi", "TicketMailApi"):
             csrf.exempt(blueprint)
         if name in ("SlaPolicyApi", "WorkCalendarApi"):  # issue 17 H1
+            csrf.exempt(blueprint)
+        if name in ("CtiRouteApi", "CtiCallApi"):  # issue 18 (B): GET only
             csrf.exempt(blueprint)
 
 
