@@ -44,7 +44,7 @@ class CallInterface(KeysetInterface):
         return cti_calls.numbers_shown(actor, items), cti_calls.recording_links(actor, items)
 
     def get_values(self, lst, list_columns):
-        rows = super().get_values(lst, list_columns)
+        rows = list(super().get_values(lst, list_columns))
         numbers, links = self._shown(lst)
         for item, row in zip(lst, rows):
             if "number_e164" in row:
@@ -54,7 +54,7 @@ class CallInterface(KeysetInterface):
         return rows
 
     def get_values_item(self, item, show_columns):
-        values = super().get_values_item(item, show_columns)
+        values = list(super().get_values_item(item, show_columns))
         numbers, links = self._shown([item])
         out = []
         for name, value in zip(show_columns, values):
