@@ -37,12 +37,12 @@ class CtiRouteApi(DocumentedApi):
         """Which agent or queue the platform should ring for a caller.
         ---
         get:
-          summary: 来电路由 — the customer's dedicated service agent if present, else its owner
-            if present, else the owner's team queue, else the default queue
+          summary: 来电路由 — the dedicated service agent of the customer if present, else its owner
+            if present, else the team queue of the owner, else the default queue
           description: Authenticated by an API key of purpose call_events (Authorization
             Bearer or X-Api-Key; no signature for a GET), every use audited. "Present" is
             employed, not on leave today, with an agent number and the status available. The
-            team queue is the cti_queue of the owner's department or the nearest one above it;
+            team queue is the cti_queue of the department of the owner or the nearest one above it;
             pool customers and leads without a present owner go to CTI_DEFAULT_QUEUE, numbers
             nobody has to it with reason unknown_number. Refusals 400 naming caller,
             401 missing_key / unknown_key / revoked_key, 403 wrong_purpose, 429 rate_limited.

@@ -156,7 +156,7 @@ class DepartmentView(AuditedModelView):
                      "manager": _("Manager"), "path": _("Path"),
                      "cti_queue": _("Call queue")}
     description_columns = {"cti_queue": _(
-        "The queue (技能组) on the telephony platform that rings for this department's "
+        "The queue on the telephony platform that rings for this department's "
         "customers when neither their dedicated agent nor their owner can take the call; "
         "empty: the nearest department above with one, else the default queue")}
     validators_columns = {"cti_queue": [cti_queue_validator]}
