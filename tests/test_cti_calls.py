@@ -157,6 +157,9 @@ def test_recording_link_only_to_readers_of_the_customer_and_before_expiry(db, or
     # the expiry passing: gone for everyone
     later = FUTURE + dt.timedelta(seconds=1)
     assert cti_calls.recording_link(org.admin, rows[0], now=later) is None
+    # a value that is no web link is no link
+    rows[1].recording_url = "javascript:alert(1)"
+    assert cti_calls.recording_link(org.admin, rows[1]) is None
 
 
 # --- the REST list ---------------------------------------------------------------------------
@@ -475,3 +478,22 @@ def test_call_queue_on_the_department_form(app, db, org):
     assert client.post(url, data=dict(form, cti_queue="")).status_code == 302
     db.session.expire_all()
     assert db.session.get(Department, org.east.id).cti_queue is None
+
+
+# --- the log's cost: a fixed number of statements whatever the page size ---------------------
+@pytest.mark.parametrize("role", ["admin", "manager", "rep", "staff", "auditor", "agent"])
+def test_the_log_page_is_at_most_8_statements_whatever_its_size(app, db, org, calls, role):
+    from tests.test_list_paging import _count_statements
+
+    for n in range(40, 160):  # more than a page of each size: several customers and numbers
+        _call(db, n, customer_id=(org.c_rep if n % 2 else org.c_rep2).id,
+              number_e164=f"+86138{n:08d}", agent_id=org.rep.id, result="answered",
+              recording_url=f"https://rec.example/{n}.mp3", recording_expires_at=FUTURE)
+    db.session.commit()
+    client = login(app.test_client(), getattr(org, role).username)
+    client.get("/calls/list/")
+    small, seen_small = _count_statements(client, "/calls/list/?psize_CallLogView=25")
+    large, seen_large = _count_statements(client, "/calls/list/?psize_CallLogView=100")
+    assert small.status_code == large.status_code == 200
+    assert len(seen_small) <= 8, (role, seen_small)
+    assert len(seen_large) == len(seen_small), (role, seen_small, seen_large)

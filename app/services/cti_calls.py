@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from sqlalchemy import and_, false, or_, select, true
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
@@ -111,12 +112,23 @@ class _Rules:
     """The masking rules of one reader, read once for many calls."""
 
     def __init__(self, actor: Optional[User]):
-        from app.services.leads import contact_rule
-
         self.actor = actor
-        self.customer = masking.rule_for(actor)
-        self.lead = contact_rule(actor)
+        self._customer = self._lead = None
         self.everything = has_role(actor, ROLE_ADMIN, ROLE_STAFF)
+
+    # Each rule read when a call of its kind first needs it (a page of customers' calls
+    # reads no lead rule).
+    def customer(self, *args) -> bool:
+        if self._customer is None:
+            self._customer = masking.rule_for(self.actor)
+        return self._customer(*args)
+
+    def lead(self, *args) -> bool:
+        if self._lead is None:
+            from app.services.leads import contact_rule
+
+            self._lead = contact_rule(self.actor)
+        return self._lead(*args)
 
     def full(self, call: CtiCall, holders: dict, lead_holders: dict) -> bool:
         if call.customer_id is not None:
@@ -130,18 +142,44 @@ class _Rules:
                                    and actor_id in (call.agent_id, call.dialed_by_id))
 
 
+def _loaded_holder(call: CtiCall, relation: str):
+    """(owner_id, pool_id) of the call's customer or lead when the page loaded it with its
+    ownership row (no statement); else None."""
+    state = sa_inspect(call)
+    if relation in state.unloaded:
+        return None
+    record = getattr(call, relation)
+    if record is None or "ownership" in sa_inspect(record).unloaded:
+        return None
+    row = record.ownership
+    return (row.owner_id, row.pool_id) if row is not None else (None, None)
+
+
 def _holders(calls: list[CtiCall]) -> tuple[dict, dict]:
-    customer_ids = sorted({c.customer_id for c in calls if c.customer_id is not None})
-    lead_ids = sorted({c.lead_id for c in calls if c.lead_id is not None})
+    """{customer id: (owner_id, pool_id)} and the same for leads: from what the page loaded,
+    else one statement per record type."""
     holders, lead_holders = {}, {}
+    for c in calls:
+        if c.customer_id is not None:
+            found = _loaded_holder(c, "customer")
+            if found is not None:
+                holders[c.customer_id] = found
+        if c.lead_id is not None:
+            found = _loaded_holder(c, "lead")
+            if found is not None:
+                lead_holders[c.lead_id] = found
+    customer_ids = sorted({c.customer_id for c in calls
+                           if c.customer_id is not None and c.customer_id not in holders})
+    lead_ids = sorted({c.lead_id for c in calls
+                       if c.lead_id is not None and c.lead_id not in lead_holders})
     if customer_ids:
-        holders = {r.customer_id: (r.owner_id, r.pool_id) for r in db.session.execute(
+        holders.update({r.customer_id: (r.owner_id, r.pool_id) for r in db.session.execute(
             select(Ownership.customer_id, Ownership.owner_id, Ownership.pool_id)
-            .where(Ownership.customer_id.in_(customer_ids)))}
+            .where(Ownership.customer_id.in_(customer_ids)))})
     if lead_ids:
-        lead_holders = {r.lead_id: (r.owner_id, r.pool_id) for r in db.session.execute(
+        lead_holders.update({r.lead_id: (r.owner_id, r.pool_id) for r in db.session.execute(
             select(LeadOwnership.lead_id, LeadOwnership.owner_id, LeadOwnership.pool_id)
-            .where(LeadOwnership.lead_id.in_(lead_ids)))}
+            .where(LeadOwnership.lead_id.in_(lead_ids)))})
     return holders, lead_holders
 
 
@@ -166,17 +204,30 @@ def number_shown(actor: Optional[User], call: CtiCall) -> Optional[str]:
 
 # --- the recording ------------------------------------------------------------------------------
 def _readable_records(actor: Optional[User], calls: list[CtiCall]) -> tuple[set, set]:
-    """The customers and leads of `calls` the actor may read (not just their calls)."""
+    """The customers and leads of `calls` the actor may read (not just their calls): for a
+    sales role from the holders and the scope's owners and shares (read once per request),
+    otherwise one statement per record type."""
+    from app.security import _service_reader, customer_scope_clause, shared_customer_ids
     from app.services.leads import lead_scope_clause
-    from app.security import customer_scope_clause
 
     customer_ids = sorted({c.customer_id for c in calls if c.customer_id is not None})
     lead_ids = sorted({c.lead_id for c in calls if c.lead_id is not None})
+    if actor is None or not (customer_ids or lead_ids):
+        return set(), set()
+    scope = scope_of(actor)
+    if scope == Scope.ALL:
+        return set(customer_ids), set(lead_ids)
     customers, leads = set(), set()
-    if actor is not None and customer_ids:
+    if customer_ids and scope is not None and not _service_reader(actor):
+        holders, _ = _holders([c for c in calls if c.customer_id is not None])
+        owners = visible_owner_ids(actor, scope)
+        shared = shared_customer_ids(actor)
+        customers = {cid for cid in customer_ids
+                     if holders.get(cid, (None, None))[0] in owners or cid in shared}
+    elif customer_ids:
         customers = set(db.session.execute(select(Customer.id).where(
             Customer.id.in_(customer_ids), customer_scope_clause(actor))).scalars())
-    if actor is not None and lead_ids:
+    if lead_ids:
         leads = set(db.session.execute(select(Lead.id).where(
             Lead.id.in_(lead_ids), lead_scope_clause(actor))).scalars())
     return customers, leads
@@ -189,8 +240,10 @@ def recording_links(actor: Optional[User], calls: Iterable[CtiCall],
     took it), and only before the expiry the platform gave."""
     calls = list(calls)
     now = now or utcnow()
-    live = [c for c in calls if c.recording_url and (
-        c.recording_expires_at is None or c.recording_expires_at > now)]
+    # Only web links are links: a vendor's value of another scheme (javascript:…) is none.
+    live = [c for c in calls if c.recording_url
+            and c.recording_url.lower().startswith(("https://", "http://")) and (
+                c.recording_expires_at is None or c.recording_expires_at > now)]
     customers, leads = _readable_records(actor, live)
     actor_id = getattr(actor, "id", None)
     out: dict[int, Optional[str]] = {c.id: None for c in calls}
