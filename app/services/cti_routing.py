@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 from flask import current_app, has_app_context
-from sqlalchemy import and_, exists, func, literal, select
+from sqlalchemy import Date, and_, bindparam, exists, func, literal, select
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
@@ -106,26 +106,41 @@ def _queue_of(department_id):
             .order_by(func.length(above.path).desc()).limit(1).scalar_subquery())
 
 
-def _route_holder(holder_model, key_column, record_id: int, dedicated: bool) -> Optional[Route]:
+_DECISIONS: dict[str, Any] = {}
+
+
+def _decision(kind: str):
+    """The one SELECT deciding for a customer ("customer": with its dedicated agent) or a
+    lead, built once per process: building it (two aliased users, the absence and queue
+    subqueries) costs more than running it, so only its parameters change per call."""
+    if kind in _DECISIONS:
+        return _DECISIONS[kind]
+    holder_model, key_column = ((Ownership, Ownership.customer_id) if kind == "customer"
+                                else (LeadOwnership, LeadOwnership.lead_id))
     owner = aliased(User)
     agent = aliased(User)
-    day = local_today()
+    day = bindparam("day", type_=Date)
     owner_no, owner_ok = _presence(owner, day)
-    columns = [owner_no.label("owner_no"), owner_ok.label("owner_ok"),
-               _queue_of(owner.department_id).label("queue")]
-    q = select(*columns).select_from(holder_model).outerjoin(
-        owner, owner.id == holder_model.owner_id)
-    if dedicated:
+    q = select(owner_no.label("owner_no"), owner_ok.label("owner_ok"),
+               _queue_of(owner.department_id).label("queue")).select_from(
+        holder_model).outerjoin(owner, owner.id == holder_model.owner_id)
+    if kind == "customer":
         agent_no, agent_ok = _presence(agent, day)
         q = q.add_columns(agent_no.label("agent_no"), agent_ok.label("agent_ok")).outerjoin(
             CustomerServiceAgent, CustomerServiceAgent.customer_id == key_column).outerjoin(
             agent, agent.id == CustomerServiceAgent.agent_id)
     else:
         q = q.add_columns(literal(None).label("agent_no"), literal(False).label("agent_ok"))
-    row = db.session.execute(q.where(key_column == record_id)).first()
+    _DECISIONS[kind] = q.where(key_column == bindparam("record_id"))
+    return _DECISIONS[kind]
+
+
+def _route_holder(kind: str, record_id: int) -> Optional[Route]:
+    row = db.session.execute(_decision(kind), {"record_id": record_id,
+                                               "day": local_today()}).first()
     if row is None:
         return None
-    ids = {"customer_id": record_id} if dedicated else {"lead_id": record_id}
+    ids = {"customer_id": record_id} if kind == "customer" else {"lead_id": record_id}
     if row.agent_ok:
         return Route(AGENT, row.agent_no, None, "dedicated_agent", **ids)
     if row.owner_ok:
@@ -141,9 +156,9 @@ def route(caller: Any) -> Route:
     match = cti_numbers.match_number(e164)
     found = None
     if match.customer_id is not None:
-        found = _route_holder(Ownership, Ownership.customer_id, match.customer_id, True)
+        found = _route_holder("customer", match.customer_id)
     elif match.lead_id is not None:
-        found = _route_holder(LeadOwnership, LeadOwnership.lead_id, match.lead_id, False)
+        found = _route_holder("lead", match.lead_id)
     if found is not None:
         return found
     return Route(QUEUE, None, default_queue(), "unknown_number")
