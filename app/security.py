@@ -690,3 +690,13 @@ __all__ = [
     "ROLES", "ROLE_SCOPES", "Scope", "scope_of", "customer_scope_clause", "can_see_customer",
     "current_user", "scope_filters", "CustomerScopeFilter", "METHOD_PERMISSIONS",
 ]
+# issue 18 (B): 通话记录 — the call log (app.services.cti_calls.scope_clause decides which
+# calls: those of customers and leads in scope, and those the user took or dialled); every
+# role but marketing reads it (auditors: all, read-only, like everything). 通话统计 — the
+# per-rep table: sales managers over their team, admins over everyone.
+RES_CTI_CALL = "CtiCall"
+RES_CTI_STATS = "CtiCallStats"
+for _role in (ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR, ROLE_SERVICE_AGENT,
+              ROLE_SERVICE_MANAGER):
+    ROLES[_role] = ROLES[_role] + [_perm(RES_CTI_CALL, CAN_READ), _menus("CallCentre", "CallLog")]
+ROLES[ROLE_MANAGER] += [_perm(RES_CTI_STATS, CAN_READ), _menus("CallCentre", "CallStats")]

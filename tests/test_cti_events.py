@@ -411,17 +411,6 @@ def test_the_user_form_sets_a_unique_agent_number(db, org, admin_client):
     assert _call(db).agent_id is None
 
 
-def test_clean_agent_no_names_the_field(db, org):
-    org.rep.agent_no = "8001"
-    db.session.commit()
-    assert cti_events.clean_agent_no(org.rep.id, "8001") == "8001"
-    assert cti_events.clean_agent_no(None, "") is None
-    for user_id, value in ((org.rep2.id, "8001"), (None, "x" * 33), (None, ["8001"])):
-        with pytest.raises(ValidationFailed) as refused:
-            cti_events.clean_agent_no(user_id, value)
-        assert set(refused.value.fields) == {"agent_no"}
-
-
 def test_a_call_back_task_about_a_lead_is_readable_where_the_lead_is(db, org, api):
     """Tasks link leads now (a missed call from a lead): the link checks the lead's scope."""
     lead = leads.create_lead(org.rep, {"company_name": "待办线索", "mobile": "13700137001"})

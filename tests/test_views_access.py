@@ -1885,3 +1885,113 @@ def test_call_event_routes_take_no_session_or_jwt(app, db, org, api, role, path)
     assert resp.status_code == 401, (role, path)
     assert resp.get_json()["code"] in ("unknown_key", "missing_key"), (role, path)
     assert _cti_state(db) == before, (role, path)
+
+
+# ============================================================================================
+# 呼叫中心 (issue 18, B): the call log page, the per-rep statistics, the call log API, the
+# routing endpoint, and the user / department forms' call fields — every role, the exact
+# status, and nothing written (the log is read-only; routing writes only its audit row).
+# ============================================================================================
+@pytest.fixture
+def call_ids(db, org):
+    from app.models.cti import CtiCall
+
+    def made(n, customer, agent, number):
+        call = CtiCall(vendor="matrix", call_id=f"m{n}", direction="in", state="ended",
+                       result="answered", customer_id=customer.id if customer else None,
+                       agent_id=agent.id, number_e164=number, talk_seconds=30)
+        db.session.add(call)
+        db.session.flush()
+        return call.id
+
+    ids = SimpleNamespace(
+        call_rep=made(1, org.c_rep, org.rep, "+8613800138000"),
+        call_north=made(2, org.c_north, org.rep_north, "+8613500135000"),
+        call_agent=made(3, None, org.agent, "+8613111112222"),
+        rep=org.rep.id, east=org.east.id)
+    db.session.commit()
+    return ids
+
+
+def _call_state(db) -> tuple:
+    from sqlalchemy import func
+
+    from app.models import Department, User
+    from app.models.cti import CtiCall
+
+    db.session.expire_all()
+    return (db.session.execute(select(func.count(CtiCall.id))).scalar(),
+            db.session.execute(select(User.agent_no).where(User.agent_no.is_not(None))
+                               ).scalars().all(),
+            db.session.execute(select(Department.cti_queue).where(
+                Department.cti_queue.is_not(None))).scalars().all())
+
+
+_CALL_READERS = _roles(200, marketing=403)
+CALL_ROUTES = [
+    ("GET", "/calls/list/", _CALL_READERS),
+    ("GET", "/calls/show/{call_rep}",
+     _roles(200, marketing=403, agent=404, service_manager=404)),
+    ("GET", "/calls/show/{call_north}",
+     _roles(200, manager=404, rep=404, marketing=403, agent=404, service_manager=404)),
+    ("GET", "/calls/show/{call_agent}",  # an unknown number agent1 took
+     _roles(200, manager=404, rep=404, marketing=403, service_manager=404)),
+    ("GET", "/calls/edit/{call_rep}", _roles(403)),
+    ("POST", "/calls/delete/{call_rep}", _roles(403)),
+    ("GET", "/calls/add", _roles(403)),
+    ("GET", "/call-stats/", _roles(403, admin=200, manager=200)),
+    ("GET", "/call-stats/?start=2026-11-01&end=2026-11-30", _roles(403, admin=200, manager=200)),
+    ("POST", "/users/edit/{rep}", _roles(403, admin=200)),   # admin: a bad agent number
+    ("POST", "/departments/edit/{east}", _roles(403, admin=200)),  # admin: a bad queue
+]
+
+
+@pytest.mark.parametrize("role", DESK_ROLES)
+@pytest.mark.parametrize("method, path, expected", CALL_ROUTES,
+                         ids=[f"{m} {p}" for m, p, _ in CALL_ROUTES])
+def test_call_centre_pages_by_role(app, org, db, call_ids, role, method, path, expected):
+    client = login(app.test_client(), getattr(org, role).username)
+    url = path.format(**vars(call_ids))
+    before = _call_state(db)
+    if method == "GET":
+        resp = client.get(url)
+    elif path.startswith("/users/"):
+        resp = client.post(url, data={"csrf_token": client.csrf, "username": "rep1",
+                                      "first_name": "x", "last_name": "y",
+                                      "email": "rep1@test.local", "agent_no": "坏 工号",
+                                      "roles": [str(r.id) for r in org.rep.roles]})
+    elif path.startswith("/departments/"):
+        resp = client.post(url, data={"csrf_token": client.csrf, "name": org.east.name,
+                                      "parent": str(org.centre.id), "cti_queue": "坏 队列"})
+    else:
+        resp = client.post(url, data={"csrf_token": client.csrf})
+    assert resp.status_code == expected[role], (role, url)
+    assert _call_state(db) == before, (role, url)
+
+
+CALL_API_ROUTES = [
+    ("/api/v1/cti/calls", _CALL_READERS),
+    ("/api/v1/cti/calls/{call_rep}", _roles(200, marketing=403, agent=404, service_manager=404)),
+    ("/api/v1/cti/calls/{call_north}",
+     _roles(200, manager=404, rep=404, marketing=403, agent=404, service_manager=404)),
+    ("/api/v1/cti/calls/{call_agent}",
+     _roles(200, manager=404, rep=404, marketing=403, service_manager=404)),
+    ("/api/v1/cti/calls?customer_id={rep}x", _roles(400, marketing=403)),
+    ("/api/v1/cti/route?caller=13800138000", _roles(401)),  # a JWT is no API key
+]
+
+
+@pytest.mark.parametrize("role", DESK_ROLES)
+@pytest.mark.parametrize("path, expected", CALL_API_ROUTES, ids=[p for p, _ in CALL_API_ROUTES])
+def test_call_centre_api_by_role(app, org, db, api, call_ids, role, path, expected):
+    url = path.format(**vars(call_ids))
+    before = _call_state(db)
+    resp = api(getattr(org, role).username)("GET", url)
+    assert resp.status_code == expected[role], (role, url, resp.get_data(as_text=True)[:200])
+    assert _call_state(db) == before
+    if resp.status_code == 200 and url == "/api/v1/cti/calls":
+        seen = {r["id"] for r in resp.get_json()["result"]}
+        visible = {k for k in ("call_rep", "call_north", "call_agent")
+                   if CALL_API_ROUTES[["/api/v1/cti/calls/{%s}" % k == p
+                                       for p, _ in CALL_API_ROUTES].index(True)][1][role] == 200}
+        assert seen == {getattr(call_ids, k) for k in visible}, role

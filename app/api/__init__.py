@@ -33,9 +33,11 @@ def register_apis(appbuilder, csrf) -> None:
 
     for api in (SlaPolicyApi, WorkCalendarApi):
         appbuilder.add_api(api)
+    from app.api.cti_calls import CtiCallApi, CtiRouteApi  # issue 18: routing, call log
     from app.api.cti_events import CtiEventsApi  # issue 18: call events in
 
-    appbuilder.add_api(CtiEventsApi)
+    for api in (CtiEventsApi, CtiRouteApi, CtiCallApi):
+        appbuilder.add_api(api)
     from flask import current_app as _app
     from flask_appbuilder.api.manager import SwaggerView
 
@@ -60,7 +62,9 @@ def register_apis(appbuilder, csrf) -> None:
             csrf.exempt(blueprint)
         if name in ("SlaPolicyApi", "WorkCalendarApi"):  # issue 17 H1
             csrf.exempt(blueprint)
-        if name == "CtiEventsApi":  # issue 18: API key and signature only, like the hooks
+        # issue 18: call events take an API key and a signature only, like the hooks; the
+        # route and the call log are GETs.
+        if name in ("CtiEventsApi", "CtiRouteApi", "CtiCallApi"):
             csrf.exempt(blueprint)
 
 

@@ -207,9 +207,11 @@ def _record_use(key_id: Optional[int], purpose: str, endpoint: str, result: str,
     entry.created_at = now
 
 
-def authenticate(raw: Optional[str], purpose: str, endpoint: str = "") -> ApiKey:
+def authenticate(raw: Optional[str], purpose: str, endpoint: str = "",
+                 rate: Optional[int] = None) -> ApiKey:
     """The key `raw` names, if it is valid, live and serves `purpose`; else the refusal (see
-    the module's table). Commits its audit row either way (and `last_used_at` on success)."""
+    the module's table). Commits its audit row either way (and `last_used_at` on success).
+    `rate`: uses per minute allowed for this endpoint (default: the key purpose's rate)."""
     now = utcnow()
     key, refusal, prefix = None, None, None
     match = _KEY.match(raw) if isinstance(raw, str) and len(raw) <= 200 else None
@@ -231,9 +233,9 @@ def authenticate(raw: Optional[str], purpose: str, endpoint: str = "") -> ApiKey
             refusal = PermissionDenied(tr("This API key is for %(purpose)s, not %(wanted)s",
                                           purpose=key.purpose, wanted=purpose),
                                        code="wrong_purpose")
-        elif _uses_last_minute(key.id, now) >= _rate(key.purpose):
+        elif _uses_last_minute(key.id, now) >= (rate := rate or _rate(key.purpose)):
             refusal = TooManyRequests(tr("Too many requests with this API key: at most "
-                                         "%(rate)s a minute", rate=_rate(key.purpose)))
+                                         "%(rate)s a minute", rate=rate))
     try:
         _record_use(key.id if key is not None else None, purpose, endpoint,
                     refusal.code if refusal else "ok", now, prefix)

@@ -226,21 +226,6 @@ def _stored_event(values: dict[str, Any]) -> str:
                        for k, v in values.items() if v is not None}, ensure_ascii=False)
 
 
-def clean_agent_no(user_id: Optional[int], value: Any) -> Optional[str]:
-    """A user's agent number (座席工号) as the user form saves it: trimmed, empty is none,
-    at most AGENT_NO_MAX characters, no other user's (ValidationFailed naming agent_no)."""
-    errors: dict[str, str] = {}
-    agent_no = _text({"agent_no": value}, "agent_no", AGENT_NO_MAX, errors)
-    with db.session.no_autoflush:  # the form's row already holds the new value
-        taken = agent_no is not None and db.session.execute(select(Employee.id).where(
-            Employee.agent_no == agent_no, Employee.id != (user_id or 0))).first()
-    if taken:
-        errors["agent_no"] = tr("Another user already has agent number %(no)s", no=agent_no)
-    if errors:
-        raise ValidationFailed(errors)
-    return agent_no
-
-
 # --- ingest ---------------------------------------------------------------------------------
 @dataclass
 class Ingested:

@@ -168,6 +168,7 @@ def register_views(appbuilder) -> None:
     appbuilder.add_view(ServiceAnalysisView, "ServiceAnalysis", label=_("Service analysis"),
                         href="/service-analysis/", icon="fa-bar-chart", category="Service")
     register_sla_views(appbuilder)  # issue 17 H1
+    register_call_views(appbuilder)  # issue 18 (B)
     refuse_fab_file_downloads(appbuilder)
 
 
@@ -206,6 +207,18 @@ def register_sla_views(appbuilder) -> None:
     appbuilder.add_view(WorkingHoursView, "WorkingHours", label=_("Working hours"),
                         href="/working-hours/", icon="fa-clock-o", category="Service",
                         category_label=_("Service desk"), category_icon="fa-headphones")
+
+
+def register_call_views(appbuilder) -> None:
+    """呼叫中心 (issue 18, B): the call log and the per-rep call statistics."""
+    from app.views.cti import CallLogView, CallStatsView
+
+    appbuilder.add_view(CallLogView, "CallLog", label=_("Call log"), icon="fa-phone-square",
+                        category="CallCentre", category_label=_("Call centre"),
+                        category_icon="fa-phone")
+    appbuilder.add_view(CallStatsView, "CallStats", label=_("Call statistics"),
+                        href="/call-stats/", icon="fa-bar-chart", category="CallCentre",
+                        category_label=_("Call centre"), category_icon="fa-phone")
 
 
 def refuse_fab_file_downloads(appbuilder) -> None:

@@ -16,6 +16,7 @@ from app.security import (RES_AUDIT, RES_DEDUPE, RES_DEPARTMENT, RES_GRADING, RE
                           RES_POOL, RES_RULE, current_user)
 from app.services import (audit, audit_labels, classification, dedupe, org, policy_config,
                           pool_admin as pools, rules, segments)
+from app.services import cti_routing
 from app.services.errors import GuishuError
 from app.paging import KeysetInterface
 from app.views.base import ScopedModelView, minutes, one_line, readable_formatters
@@ -131,6 +132,18 @@ class ServiceModelView(ScopedModelView):
         self.update_redirect()
 
 
+def cti_queue_validator(form, field) -> None:
+    """A call queue's name: at most 64 letters, digits, _, - and . (what platforms accept);
+    blank is none (stored NULL)."""
+    from wtforms.validators import ValidationError
+
+    try:
+        field.data = cti_routing.clean_queue(field.data)
+    except GuishuError as exc:
+        raise ValidationError(getattr(exc, "fields", {}).get("cti_queue", exc.message)) \
+            from None
+
+
 class DepartmentView(AuditedModelView):
     datamodel = SQLAInterface(Department)
     class_permission_name = RES_DEPARTMENT
@@ -138,11 +151,17 @@ class DepartmentView(AuditedModelView):
     audit_type = "department"
     list_title = show_title = _("Departments")
     add_title, edit_title = _("Add department"), _("Edit department")
-    list_columns = ["name", "parent", "manager", "path"]
-    add_columns = edit_columns = ["name", "parent", "manager"]
-    show_columns = ["name", "parent", "manager", "path"]
+    list_columns = ["name", "parent", "manager", "cti_queue", "path"]
+    add_columns = edit_columns = ["name", "parent", "manager", "cti_queue"]
+    show_columns = ["name", "parent", "manager", "cti_queue", "path"]
     label_columns = {"name": _("Name"), "parent": _("Parent department"),
-                     "manager": _("Manager"), "path": _("Path")}
+                     "manager": _("Manager"), "path": _("Path"),
+                     "cti_queue": _("Call queue")}
+    description_columns = {"cti_queue": _(
+        "The queue on the telephony platform that rings for this department's "
+        "customers when neither their dedicated agent nor their owner can take the call; "
+        "empty: the nearest department above with one, else the default queue")}
+    validators_columns = {"cti_queue": [cti_queue_validator]}
     base_order = ("path", "asc")
 
     def pre_add(self, item):

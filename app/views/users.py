@@ -10,11 +10,28 @@ from flask_babel import gettext, lazy_gettext as _
 from app.models.org import employment_label
 from app.models.policy import POLICY_FIELDS
 from app.security import current_user, role_label
-from app.services import cti_events, org, policies, segments
-from app.services.errors import GuishuError
+from app.services import cti_routing, org, policies, segments
+from app.services.errors import GuishuError, ValidationFailed
 from app.services.times import local_text
 from app.views.base import ReadableCells
 from app.views.org import POLICY_LABELS
+
+
+def agent_no_validator(form, field) -> None:
+    """The agent number's format and length, as the service checks it (uniqueness: FAB's
+    Unique validator on the form, the service again on save)."""
+    from wtforms.validators import ValidationError
+
+    try:
+        field.data = cti_routing.clean_agent_no(field.data, getattr(form, "_id", None))
+    except ValidationFailed as exc:
+        raise ValidationError(exc.fields.get("agent_no", exc.message)) from None
+
+
+def agent_status_label(status) -> str:
+    from app.models.cti import AGENT_STATUSES
+
+    return str(AGENT_STATUSES.get(status, status or ""))
 
 
 def role_labels(roles) -> str:
@@ -65,38 +82,43 @@ class GuishuUserDBModelView(ReadableCells, UserDBModelView):
                     "employment_status", "active"]
     show_fieldsets = [
         (_("User"), {"fields": ["username", "last_name", "first_name", "email", "phone",
-                                "agent_no", "active", "roles", "department", "superior",
+                                "active", "roles", "department", "superior",
                                 "employment_status", "departed_at", "login_count",
                                 "last_login"]}),
+        (_("Call centre"), {"fields": ["agent_no", "agent_status", "agent_status_at"]}),
     ]
     user_show_fieldsets = [
         (_("User info"), {"fields": ["username", "active", "roles", "department", "superior",
                                      "login_count"]}),
         (_("Personal Info"), {"fields": ["last_name", "first_name", "email", "phone"]}),
     ]
-    add_columns = ["last_name", "first_name", "username", "active", "email", "phone",
-                   "agent_no", "roles", "department", "superior", "password", "conf_password"]
-    edit_columns = ["last_name", "first_name", "username", "active", "email", "phone",
-                    "agent_no", "roles", "department", "superior"]
+    add_columns = ["last_name", "first_name", "username", "active", "email", "phone", "roles",
+                   "department", "superior", "agent_no", "password", "conf_password"]
+    edit_columns = ["last_name", "first_name", "username", "active", "email", "phone", "roles",
+                    "department", "superior", "agent_no"]
+    # The seat on the telephony platform (工号): letters, digits, _ and -, unique (FAB's own
+    # Unique validator and app.services.cti_routing.clean_agent_no say so by the field).
+    validators_columns = {"agent_no": [agent_no_validator]}
     search_columns = ["username", "last_name", "first_name", "email", "department", "roles",
                       "employment_status", "active"]
     # FAB's own labels (translated by its catalogue) plus ours: replacing them would leave
     # FAB's columns with untranslated generated names ("First Name").
     label_columns = {**UserDBModelView.label_columns, "department": _("Department"), "superior": _("Reports to"),
                      "employment_status": _("Employment"), "departed_at": _("Departed at"),
-                     "phone": _("Phone"), "agent_no": _("Agent number")}
-    description_columns = {"agent_no": _("The user's seat number on the call centre platform: "
-                                         "its call events are this user's")}
+                     "phone": _("Phone"), "agent_no": _("Agent number"),
+                     "agent_status": _("Agent status"),
+                     "agent_status_at": _("Agent status since")}
     formatters_columns = {"roles": role_labels, "departed_at": local_text,
                           "last_login": server_clock_minutes,
-                          "employment_status": employment_label}
+                          "employment_status": employment_label,
+                          "agent_status": agent_status_label, "agent_status_at": local_text}
 
     def pre_add(self, item):
-        item.agent_no = cti_events.clean_agent_no(None, item.agent_no)
+        item.agent_no = cti_routing.clean_agent_no(item.agent_no)
         super().pre_add(item)
 
     def pre_update(self, item):
-        item.agent_no = cti_events.clean_agent_no(item.id, item.agent_no)
+        item.agent_no = cti_routing.clean_agent_no(item.agent_no, item.id)
         # Saving with "Active" unticked deactivates: the same rule as marking departed (a user
         # already inactive owns nothing and passes; a refusal rolls the edit back and FAB
         # flashes the message).
