@@ -168,6 +168,9 @@ def register_views(appbuilder) -> None:
     appbuilder.add_view(ServiceAnalysisView, "ServiceAnalysis", label=_("Service analysis"),
                         href="/service-analysis/", icon="fa-bar-chart", category="Service")
     register_sla_views(appbuilder)  # issue 17 H1
+    from app.views.cti import CtiPopView  # issue 18: screen pops
+
+    appbuilder.add_view_no_menu(CtiPopView)
     refuse_fab_file_downloads(appbuilder)
 
 
