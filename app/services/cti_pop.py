@@ -51,8 +51,14 @@ TITLES_SHOWN = 3
 Permitted = Callable[[str, str], bool]
 
 
-def channel_of(user_id: int) -> str:
-    return f"{CHANNEL_PREFIX}{int(user_id)}"
+def channel_of(user_id: int, client=None) -> str:
+    """The user's channel. Pub/sub ignores Redis's database numbers: the channel names the
+    database, so two deployments (or test runs) sharing one server on different databases
+    never hear each other's pops."""
+    db_number = 0
+    if client is not None:
+        db_number = int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
+    return f"{CHANNEL_PREFIX}{db_number}:{int(user_id)}"
 
 
 def publish_ringing(call: CtiCall) -> bool:
@@ -64,7 +70,8 @@ def publish_ringing(call: CtiCall) -> bool:
     try:
         from app.redis_conn import get_redis
 
-        get_redis().publish(channel_of(call.agent_id), message)
+        client = get_redis()
+        client.publish(channel_of(call.agent_id, client), message)
     except Exception as exc:  # noqa: BLE001 - a pop is a convenience, the event is stored
         log.warning("screen pop for call %s not published (Redis: %s); polling will show it",
                     call.id, exc)
@@ -83,7 +90,7 @@ def pop_events(redis_client, user_id: int, max_seconds: float, heartbeat: float 
     pubsub = None
     try:
         pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(channel_of(user_id))
+        pubsub.subscribe(channel_of(user_id, redis_client))
     except Exception as exc:  # noqa: BLE001 - no Redis: tell the browser to poll
         log.warning("screen pop stream without Redis (%s): the browser polls", exc)
         if pubsub is not None:
@@ -188,10 +195,11 @@ def card_for(actor: User, call: CtiCall, permitted: Permitted) -> Card:
         _lead_card(actor, call, card)
     else:
         # No record holds the number: nothing to mask; the agent needs it for the lead.
-        card.number = call.number_e164 or call.caller or ""
+        card.number = national(call.number_e164) or call.caller or ""
         if permitted("can_write", RES_LEAD) and not cannot_own(actor):
-            card.links.append({"key": "lead", "label": _t("New lead"),
-                               "url": url_for("LeadView.add", mobile=card.number)})
+            card.links.append({"key": "lead", "label": _t("Create a lead"),
+                               "url": url_for("LeadView.add", **{_number_field(card.number):
+                                                                 card.number})})
     return card
 
 
@@ -227,7 +235,7 @@ def _customer_card(actor: User, call: CtiCall, card: Card, permitted: Permitted)
     card.tickets = _open_tickets(actor, row.id)
     card.opportunities = _open_opportunities(actor, row.id)
     if permitted("can_write", RES_FOLLOWUP) and can_write_customer(actor, row.id):
-        card.links.append({"key": "followup", "label": _t("Log a follow-up"),
+        card.links.append({"key": "followup", "label": _t("Log follow-up"),
                            "url": url_for("FollowUpView.add", _flt_0_customer=row.id)})
     if permitted("can_write", RES_TICKET) and in_scope:
         card.links.append({"key": "ticket", "label": _t("New ticket"),
@@ -259,6 +267,11 @@ def _lead_card(actor: User, call: CtiCall, card: Card) -> None:
     card.url = url_for("LeadView.show", pk=lead.id)
 
 
+def _number_field(number: str) -> str:
+    """The lead form's field for a number: a mainland mobile, else the phone."""
+    return "mobile" if len(number) == 11 and number.startswith("1") else "phone"
+
+
 def _holder(owner_id: Optional[int], pool_id: Optional[int]) -> tuple[str, str]:
     from app.models import Pool
 
@@ -271,8 +284,19 @@ def _holder(owner_id: Optional[int], pool_id: Optional[int]) -> tuple[str, str]:
     return "", ""
 
 
+def national(e164: Optional[str]) -> str:
+    """A Chinese E.164 number as the pages write it (13800138000, 02162345678), so that
+    masked it reads 138****8000 like everywhere else; other countries stay E.164."""
+    if not e164:
+        return ""
+    if e164.startswith("+86"):
+        rest = e164[3:]
+        return rest if rest.startswith("1") else "0" + rest
+    return e164
+
+
 def _shown_number(e164: Optional[str], full: bool) -> str:
-    return shown("mobile", e164, full) or ""
+    return shown("mobile", national(e164), full) or ""
 
 
 CATEGORY_LABELS = {"potential": _l("Potential customer"), "active": _l("Active customer"),
