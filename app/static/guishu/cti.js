@@ -1,4 +1,4 @@
-// Screen pops (来电弹屏) and the 📞 buttons (点击拨号), on every page for a signed-in user.
+// Screen pops and the call buttons (click-to-call), on every page for a signed-in user.
 // Pops: an EventSource on /cti/pops/stream says "a call is ringing for you"; the cards come
 // from /cti/pops?since=<last call id> (rendered by the server, scoped and masked there). When
 // the stream fails (no Redis, a proxy that buffers) the script polls that URL every few
