@@ -75,16 +75,22 @@
     if (pollTimer) { window.clearInterval(pollTimer); pollTimer = null; }
   }
 
-  function fallBack() {
-    if (source) { source.close(); source = null; }
+  function retryLater() {
     startPolling();
     window.setTimeout(connect, STREAM_RETRY);
+  }
+
+  function fallBack() {
+    if (!source) { return; }  // "unavailable" then "error": one fallback, one retry
+    source.close();
+    source = null;
+    retryLater();
   }
 
   function connect() {
     if (!window.EventSource || !STREAM) { startPolling(); return; }
     try { source = new EventSource(STREAM, {withCredentials: true}); }
-    catch (e) { fallBack(); return; }
+    catch (e) { source = null; retryLater(); return; }
     source.addEventListener("open", function () { stopPolling(); poll(); });
     source.addEventListener("pop", function () { poll(); });
     source.addEventListener("unavailable", fallBack);
