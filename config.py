@@ -151,4 +151,7 @@ class Config:
 
 class TestConfig(Config):
     TESTING = True
+    # A screen pop stream notices a closed browser only when it writes: a heartbeat every
+    # second ends it within a second of a browser test's page closing (no thread left).
+    CTI_SSE_HEARTBEAT_SECONDS = 1
     FAB_PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast hashes: tests log in hundreds of times

@@ -243,7 +243,8 @@ def test_the_stream_delivers_a_published_pop(app, db, org, real_redis):
 
     call_id = ring(db, org.rep, org.c_rep)
     client = login(app.test_client(), org.rep.username)
-    app.config["CTI_SSE_MAX_SECONDS"] = 5
+    saved = {k: app.config[k] for k in ("CTI_SSE_MAX_SECONDS", "CTI_SSE_HEARTBEAT_SECONDS")}
+    app.config.update(CTI_SSE_MAX_SECONDS=5, CTI_SSE_HEARTBEAT_SECONDS=15)
     try:
         response = client.get("/cti/pops/stream", buffered=False)
         try:
@@ -257,7 +258,7 @@ def test_the_stream_delivers_a_published_pop(app, db, org, real_redis):
         finally:
             response.close()
     finally:
-        app.config["CTI_SSE_MAX_SECONDS"] = 300
+        app.config.update(saved)
 
 
 def test_the_stream_hears_only_its_users_channel_and_ends_on_time(app, db, org, real_redis):
@@ -266,6 +267,7 @@ def test_the_stream_hears_only_its_users_channel_and_ends_on_time(app, db, org, 
 
     other = ring(db, org.rep2, org.c_rep2, number="+8613900139000")
     client = login(app.test_client(), org.rep.username)
+    saved = {k: app.config[k] for k in ("CTI_SSE_MAX_SECONDS", "CTI_SSE_HEARTBEAT_SECONDS")}
     app.config.update(CTI_SSE_MAX_SECONDS=2, CTI_SSE_HEARTBEAT_SECONDS=0.5)
     try:
         response = client.get("/cti/pops/stream", buffered=False)
@@ -276,7 +278,7 @@ def test_the_stream_hears_only_its_users_channel_and_ends_on_time(app, db, org, 
         finally:
             response.close()
     finally:
-        app.config.update(CTI_SSE_MAX_SECONDS=300, CTI_SSE_HEARTBEAT_SECONDS=15)
+        app.config.update(saved)
     assert not any(e.startswith("event: pop") for e in rest)
     assert ": heartbeat" in rest
     assert rest[-1] == "event: bye\ndata: {}"
