@@ -122,6 +122,12 @@ class Config:
     # CTI_DIALER_URL) or "package.module:Class".
     CTI_DIALER = os.environ.get("GUISHU_CTI_DIALER", "fake") or "fake"
     CTI_DIALER_URL = os.environ.get("GUISHU_CTI_DIALER_URL", "")
+    CTI_DIALER_TIMEOUT = float(os.environ.get("GUISHU_CTI_DIALER_TIMEOUT", "5") or 5)
+    CTI_DIAL_PER_MINUTE = int(os.environ.get("GUISHU_CTI_DIAL_PER_MINUTE", "10") or 0)
+    # Screen pops: a Server-Sent Events stream ends after this long (the browser reconnects),
+    # so a gthread worker's thread is lent, never kept; a comment every heartbeat seconds.
+    CTI_SSE_MAX_SECONDS = int(os.environ.get("GUISHU_CTI_SSE_MAX_SECONDS", "300") or 300)
+    CTI_SSE_HEARTBEAT_SECONDS = 15
 
     # Care e-mail (纪念日关怀) goes out through this SMTP server; empty means not configured
     # (messages then fail with that reason, visible in the outbox). SMTP_SECURITY: "",
@@ -145,4 +151,7 @@ class Config:
 
 class TestConfig(Config):
     TESTING = True
+    # A screen pop stream notices a closed browser only when it writes: a heartbeat every
+    # second ends it within a second of a browser test's page closing (no thread left).
+    CTI_SSE_HEARTBEAT_SECONDS = 1
     FAB_PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast hashes: tests log in hundreds of times

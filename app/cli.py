@@ -386,3 +386,44 @@ def sla_sweep() -> None:
     from app.services.sla_sweep import sweep as run_sweep
 
     click.echo(", ".join(f"{k} {v}" for k, v in run_sweep().summary().items()))
+
+
+@crm_cli.group("cti")
+def cti_cli() -> None:
+    """Call centre (CTI)."""
+
+
+@cti_cli.command("simulate")
+@click.option("--to", "username", required=True, help="The agent (a user with an agent number).")
+@click.option("--caller", default=None,
+              help="The calling number (default: a customer of the agent's).")
+@click.option("--outcome", type=click.Choice(["answered", "missed"]), default="answered")
+@click.option("--talk", type=click.IntRange(0, 86400), default=45, show_default=True,
+              help="Talk time in seconds of an answered call.")
+@click.option("--no-recording", is_flag=True, help="No recording_ready event.")
+@click.option("--pause", type=click.FloatRange(0, 60), default=3.0, show_default=True,
+              help="Seconds between the events (time to see the card ring).")
+@click.option("--ring-only", is_flag=True, help="Only the ringing event (the screen pop).")
+def cti_simulate(username, caller, outcome, talk, no_recording, pause, ring_only) -> None:
+    """Send one inbound call to an agent as a telephony platform would: ringing (the screen
+    pop), answered and hangup (a follow-up) or a missed hangup (a call-back task), then the
+    recording — through the same service as the signed event endpoint."""
+    from app.services import cti_simulator
+    from app.services.errors import GuishuError
+
+    agent = _user_named(username)
+
+    def echo(step, result):
+        extra = ""
+        if result.followup_id:
+            extra = f" → 跟进记录 #{result.followup_id}"
+        elif result.callback_task_id:
+            extra = f" → 回电待办 #{result.callback_task_id}"
+        click.echo(f"{step:16} 通话 #{result.call_pk} {result.state or ''}{extra}")
+
+    try:
+        cti_simulator.simulate(agent, caller=caller, outcome=outcome, talk_seconds=talk,
+                               recording=not no_recording, pause=pause, ring_only=ring_only,
+                               echo=echo)
+    except GuishuError as exc:
+        raise click.ClickException(str(exc))

@@ -600,6 +600,10 @@ def build_demo(password: str) -> dict:
     from app.demo_service import build_service_demo
 
     workflows.update(build_service_demo(hashed))
+    # issue 18: agent numbers, call queues, a few calls of rep1's.
+    from app.demo_cti import build_cti_demo
+
+    workflows.update(build_cti_demo())
     # Every customer made: the planned ones, the twins entered for the review page and the
     # ones converted leads became (a demo lead, the campaigns' leads).
     n_customers += DEMO_TWINS + workflows.pop("converted_customers")

@@ -246,7 +246,10 @@ def main() -> int:
     mail_child, mail_note = _mail_catcher(env)
     sms_note = _sms_catcher(env)
     children = ([mail_child] if mail_child else []) + [
-        Child("web", [sys.executable, "-m", "gunicorn", "--no-control-socket", "-w", "2", "-b", f"{host}:{port}",
+        # Threaded workers: a screen pop stream (/cti/pops/stream) holds a thread, not a
+        # whole worker, for its few minutes (docs/operations.md "Screen pops").
+        Child("web", [sys.executable, "-m", "gunicorn", "--no-control-socket", "-w", "2",
+                      "--worker-class", "gthread", "--threads", "8", "-b", f"{host}:{port}",
                       "--access-logfile", "-", "run:app"]),
         Child("worker", worker_command(redis_url, "default")),
         Child("scheduler", rq + ["cron", "--url", redis_url, "-P", str(ROOT), "jobs/cron.py"]),

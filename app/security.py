@@ -339,6 +339,18 @@ ROLES[ROLE_SERVICE_MANAGER] += [
     _perm(RES_WORK_CALENDAR, CAN_READ, CAN_WRITE, CAN_DELETE),
     _menus("Service", "SlaPolicies", "WorkCalendar", "WorkingHours")]
 
+# issue 18 (call centre, screen pop and click-to-call): every signed-in user receives the
+# screen pops of the calls ringing at their own agent number; the roles that call customers
+# dial them (app.services.cti_dial checks the record's scope and the agent number).
+RES_CTI_POP = "CtiPop"
+RES_CTI_DIAL = "CtiDial"
+CAN_DIAL = "dial"
+for _role in ROLES:
+    if _role != ROLE_ADMIN:
+        ROLES[_role] = ROLES[_role] + [_perm(RES_CTI_POP, CAN_READ)]
+for _role in (ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER):
+    ROLES[_role] = ROLES[_role] + [_perm(RES_CTI_DIAL, CAN_DIAL)]
+
 
 # --- data scopes --------------------------------------------------------------------------
 class Scope(enum.IntEnum):

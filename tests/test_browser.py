@@ -321,3 +321,20 @@ def test_a_visitor_submits_the_public_form_and_a_rep_wins_the_card_on_the_kanban
     won, lost = db.session.get(Opportunity, win.id), db.session.get(Opportunity, lose.id)
     assert (won.status, lost.status, lost.loss_reason) == ("won", "lost", "预算取消")
     assert db.session.get(Deal, won.deal_id).amount == Decimal("8800.00")
+
+
+def test_a_simulated_call_pops_a_card_in_the_agents_browser(browser, live_url, org, db, app):
+    """`flask crm cti simulate --to rep1` while rep1 has a page open: the card appears with
+    the caller's customer (by the stream, or the polling fallback — not timed)."""
+    org.rep.agent_no = "8001"
+    db.session.commit()
+    page = sign_in(browser, live_url, "rep1")
+    page.goto(f"{live_url}/workbench/")
+    page.wait_for_timeout(500)  # the page's stream subscribes
+    result = app.test_cli_runner().invoke(args=["crm", "cti", "simulate", "--to", "rep1",
+                                                "--ring-only", "--pause", "0"])
+    assert result.exit_code == 0, result.output
+    card = page.wait_for_selector(f"#cti-pops >> text={org.c_rep.name}", timeout=20000)
+    assert card is not None
+    text = page.inner_text("#cti-pops")
+    assert "13800138000" in text  # rep1 owns the customer: the number in full

@@ -119,6 +119,7 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
         Policy.segment_key != "")).scalars()) == ["grade=A", "record_type=lead;source=web_form"]
     _assert_marketing(db, summary)
     _assert_service_desk(db, summary)
+    _assert_call_centre(db, summary)
     assert build_demo("demo-pass-1") == {"created": False}
 
 
@@ -160,6 +161,27 @@ def _assert_service_desk(db, summary):
     # Nothing of the simulated history waits to be mailed.
     assert db.session.execute(select(TicketMessage.id).where(
         TicketMessage.delivery_status == "pending")).first() is None
+
+
+def _assert_call_centre(db, summary):
+    """Issue 18's demo: agent numbers (rep1 is 8001, `flask crm cti simulate --to rep1`
+    works), call queues, and rep1's three calls: answered (a follow-up), three seconds (a
+    follow-up too), missed (an open call-back task)."""
+    from app.models import CtiCall, Department, Task
+
+    numbers = dict(db.session.execute(select(User.username, User.agent_no).where(
+        User.username.in_(("rep1", "rep20", "manager1", "agent1", "admin")))).all())
+    assert numbers == {"rep1": "8001", "rep20": "8020", "manager1": "8101", "agent1": "9001",
+                       "admin": None}
+    assert summary["agent_numbers"] >= 28 and summary["calls"] == 3
+    assert db.session.execute(select(Department.cti_queue).where(
+        Department.name == "华东大区")).scalar_one() == "sales-east"
+    calls = db.session.execute(select(CtiCall).order_by(CtiCall.id)).scalars().all()
+    assert [(c.result, c.talk_seconds, c.followup_id is not None) for c in calls] == [
+        ("answered", 125, True), ("answered", 3, True), ("missed", 0, False)]
+    assert all(c.agent.username == "rep1" and c.customer_id for c in calls)
+    task = db.session.get(Task, calls[2].callback_task_id)
+    assert (task.source, task.status) == ("call", "open")
 
 
 def _assert_marketing(db, summary):

@@ -1995,3 +1995,53 @@ def test_call_centre_api_by_role(app, org, db, api, call_ids, role, path, expect
                    if CALL_API_ROUTES[["/api/v1/cti/calls/{%s}" % k == p
                                        for p, _ in CALL_API_ROUTES].index(True)][1][role] == 200}
         assert seen == {getattr(call_ids, k) for k in visible}, role
+
+
+# ============================================================================================
+# issue 18: screen pops (every signed-in role: its own calls only) and click-to-call (roles
+# that call customers; the record's scope decides) — the exact status, did the database change
+# ============================================================================================
+def _cti_call_count(db):
+    from app.models.cti import CtiCall
+
+    db.session.commit()
+    return len(db.session.execute(select(CtiCall.id)).all())
+
+
+CTI_ROUTES = [
+    ("GET", "/cti/pops", None, _roles(200), set()),
+    ("GET", "/cti/pops?since=2147483648", None, _roles(400), set()),
+    ("GET", "/cti/pops/stream", None, _roles(200), set()),
+    ("POST", "/api/v1/cti/dial", {"customer_id": "{c_rep}"},
+     _roles(200, auditor=403, marketing=403, agent=404, service_manager=404),
+     {"admin", "manager", "rep", "staff"}),
+    ("POST", "/api/v1/cti/dial", {"customer_id": "{c_north}"},  # in scope: it has no number
+     _roles(404, admin=400, staff=400, auditor=403, marketing=403), set()),
+    ("POST", "/api/v1/cti/dial", {"customer_id": "{c_pool}"},  # nobody is a pool member
+     _roles(404, admin=200, staff=200, auditor=403, marketing=403), {"admin", "staff"}),
+]
+
+
+@pytest.mark.parametrize("role", DESK_ROLES)
+@pytest.mark.parametrize("method, path, body, expected, changes", CTI_ROUTES,
+                         ids=[f"{m} {p} {b}" for m, p, b, *_ in CTI_ROUTES])
+def test_cti_routes_by_role(app, org, db, api, role, method, path, body, expected, changes):
+    user = getattr(org, role)
+    user.agent_no = f"9{user.id:03d}"
+    db.session.commit()
+    values = {c: getattr(org, c).id for c in CUSTOMERS}
+    before = _cti_call_count(db)
+    if method == "GET":
+        client = login(app.test_client(), user.username)
+        resp = client.get(path, buffered=False)
+        try:
+            status = resp.status_code
+            if path.endswith("/stream"):
+                assert resp.mimetype == "text/event-stream"
+        finally:
+            resp.close()  # the stream: never started, its subscription never opened
+    else:
+        data = {k: int(v.format(**values)) for k, v in body.items()}
+        status = api(user.username)(method, path, json=data).status_code
+    assert status == expected[role], (role, path, body)
+    assert (_cti_call_count(db) != before) == (role in changes), (role, path, body)

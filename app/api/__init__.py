@@ -34,9 +34,10 @@ def register_apis(appbuilder, csrf) -> None:
     for api in (SlaPolicyApi, WorkCalendarApi):
         appbuilder.add_api(api)
     from app.api.cti_calls import CtiCallApi, CtiRouteApi  # issue 18: routing, call log
+    from app.api.cti_dial import CtiDialApi  # issue 18: click-to-call
     from app.api.cti_events import CtiEventsApi  # issue 18: call events in
 
-    for api in (CtiEventsApi, CtiRouteApi, CtiCallApi):
+    for api in (CtiEventsApi, CtiRouteApi, CtiCallApi, CtiDialApi):
         appbuilder.add_api(api)
     from flask import current_app as _app
     from flask_appbuilder.api.manager import SwaggerView
@@ -63,8 +64,9 @@ def register_apis(appbuilder, csrf) -> None:
         if name in ("SlaPolicyApi", "WorkCalendarApi"):  # issue 17 H1
             csrf.exempt(blueprint)
         # issue 18: call events take an API key and a signature only, like the hooks; the
-        # route and the call log are GETs.
-        if name in ("CtiEventsApi", "CtiRouteApi", "CtiCallApi"):
+        # route and the call log are GETs; the dial's session calls are checked by
+        # app.api.csrf.
+        if name in ("CtiEventsApi", "CtiRouteApi", "CtiCallApi", "CtiDialApi"):
             csrf.exempt(blueprint)
 
 

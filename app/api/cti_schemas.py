@@ -135,7 +135,7 @@ class TencentPushResult(CtiEventResult):
     ErrMsg = fields.String(required=True)
 
 
-COMPONENTS = (CtiEvent, CtiEventResult, TinetCdr, TencentPush, TencentPushResult)
+EVENT_COMPONENTS = (CtiEvent, CtiEventResult, TinetCdr, TencentPush, TencentPushResult)
 
 
 _TIME = "RFC 3339 with the offset, business time"
@@ -190,4 +190,5 @@ class CtiCallPage(Answer):
     result = fields.List(fields.Nested(CtiCall), required=True)
 
 
-COMPONENTS = (CtiRoute, CtiCall, CtiCallPage)
+# Every API of the call centre lists all of them: FAB keeps one spec per resource name.
+COMPONENTS = EVENT_COMPONENTS + (CtiRoute, CtiCall, CtiCallPage)

@@ -42,7 +42,7 @@ from app.models import (CtiCall, CtiEvent, Customer, CustomerServiceAgent, Emplo
                         FollowUp, Lead, LeadOwnership, Ownership)
 from app.models.cti import AGENT_STATUSES, CALL_RESULTS, EVENT_TYPES
 from app.models.customer import utcnow
-from app.services import cti_numbers, followups, notifications, policies, tasks
+from app.services import cti_numbers, cti_pop, followups, notifications, policies, tasks
 from app.services.errors import UNKNOWN_FIELD, ValidationFailed, tr
 from app.services.text import UNCLEAN_MESSAGE, is_unclean
 from app.services.times import local_text, parse_local, typed_period
@@ -292,8 +292,10 @@ def ingest(event: Any, vendor: Optional[str], raw: Any,
     except Exception:
         db.session.rollback()
         raise
-    # Hand-off (issue 18): a committed ringing event is where the screen pop is published
-    # (app.services.cti_pop.publish_ringing, wired in at merge).
+    if values["type"] == "ringing" and result.state == "ringing":
+        # The screen pop, once the call is committed (a browser fetching the card finds it);
+        # a ringing event that arrives after the answer pops nothing.
+        cti_pop.publish_ringing(call)
     return result
 
 

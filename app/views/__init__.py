@@ -168,7 +168,10 @@ def register_views(appbuilder) -> None:
     appbuilder.add_view(ServiceAnalysisView, "ServiceAnalysis", label=_("Service analysis"),
                         href="/service-analysis/", icon="fa-bar-chart", category="Service")
     register_sla_views(appbuilder)  # issue 17 H1
-    register_call_views(appbuilder)  # issue 18 (B)
+    register_call_views(appbuilder)  # issue 18: the call log, call statistics
+    from app.views.cti_pop import CtiPopView  # issue 18: screen pops
+
+    appbuilder.add_view_no_menu(CtiPopView)
     refuse_fab_file_downloads(appbuilder)
 
 

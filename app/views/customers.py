@@ -86,8 +86,14 @@ def render_customer_page(view, customer: Customer, here: str):
     from app.views.marketing import tag_context
 
     contacts = sorted(customer.contacts, key=lambda x: (not x.is_primary, x.id))
-    details = [(group, [(CUSTOMER_LABELS[f], _shown(getattr(customer, f))) for f in spec["fields"]])
+    details = [(group, [(CUSTOMER_LABELS[f], _shown(getattr(customer, f)), f)
+                        for f in spec["fields"]])
                for group, spec in CustomerView.show_fieldsets]
+    from app.services import cti_dial
+
+    # 📞 beside the numbers (pool customers' masked ones too, for the pool's members).
+    dial = cti_dial.offers_calls(actor, sm.has_access) and cti_dial.customer_dialable(
+        actor, customer.id, customer.ownership.pool_id if customer.ownership else None)
     return view.render_template(
         "guishu/customer_show.html", title=customer.name, c=customer, details=details,
         head=customer_page.header(customer),
@@ -103,7 +109,7 @@ def render_customer_page(view, customer: Customer, here: str):
         contacts=contacts,
         tagging=tag_context(actor, sm.has_access, "customer", [customer.id]),
         contact_tagging=tag_context(actor, sm.has_access, "contact", [p.id for p in contacts]),
-        service=customer_service_tab(actor, customer.id, sm.has_access))
+        service=customer_service_tab(actor, customer.id, sm.has_access), dial=dial)
 
 
 def refuse_bad_search(view):

@@ -146,6 +146,12 @@ class LeadView(ServiceModelView):
     def _add(self):
         form = self.add_form.refresh()
         self._pool_choices(form)
+        if request.method == "GET":
+            # From a screen pop's 新建线索: the caller's number; saving runs the dedupe check.
+            for name in ("mobile", "phone"):
+                value = request.args.get(name, "")
+                if value and len(value) <= 40 and "\x00" not in value and name in form:
+                    form[name].data = value
         if request.method == "POST" and form.validate():
             owner = form.owner.data
             try:
@@ -359,6 +365,9 @@ def render_lead_page(view, item):
         writable = False
     sm = view.appbuilder.sm
     o = item.ownership
+    from app.services import cti_dial
+
+    dial = cti_dial.offers_calls(actor, sm.has_access) and cti_dial.lead_dialable(actor, item.id)
     return view.render_template(
         "guishu/lead_show.html", lead=item, followups=list(followups), events=list(events),
         tagging=tag_context(actor, sm.has_access, "lead", [item.id]),
@@ -371,7 +380,7 @@ def render_lead_page(view, item):
         may_claim=sm.has_access("can_claim", RES_LEAD_POOL),
         channels=FOLLOWUP_CHANNELS, pools=lead_service.lead_pools(actor),
         owners=lead_owner_choices().all() if sm.has_access("can_assign", RES_LEAD) else [],
-        event_labels=LEAD_EVENT_LABELS, title=item.name)
+        event_labels=LEAD_EVENT_LABELS, title=item.name, dial=dial)
 
 
 class LeadPoolView(ScopedModelView):
