@@ -497,3 +497,19 @@ def test_the_log_page_is_at_most_8_statements_whatever_its_size(app, db, org, ca
     assert small.status_code == large.status_code == 200
     assert len(seen_small) <= 8, (role, seen_small)
     assert len(seen_large) == len(seen_small), (role, seen_small, seen_large)
+
+
+def test_a_call_taken_for_another_reps_customer_shows_no_name(app, db, org):
+    """rep1 took a call of c_north (rep_north's, another department): it is in rep1's log,
+    but like the screen pop it names no customer rep1 may not read."""
+    call = _call(db, 40, customer_id=org.c_north.id, number_e164="+8613500135000",
+                 agent_id=org.rep.id, result="answered", talk_seconds=20)
+    client = login(app.test_client(), org.rep.username)
+    for path in ("/calls/list/", f"/calls/show/{call.id}"):
+        html = client.get(path).get_data(as_text=True)
+        assert org.c_north.name not in html, path
+        assert "（不在你的数据范围）" in html, path
+    # The owner's side still names it.
+    html = login(app.test_client(), org.rep_north.username).get(
+        f"/calls/show/{call.id}").get_data(as_text=True)
+    assert org.c_north.name in html

@@ -121,3 +121,16 @@ def test_the_command_prints_each_step_and_refuses_clearly(app, db, org, agent):
     assert result.exit_code != 0 and "rep2" in result.output and "工号" in result.output
     result = runner.invoke(args=["crm", "cti", "simulate", "--to", "nobody"])
     assert result.exit_code != 0 and "no such user: nobody" in result.output
+
+
+def test_a_late_event_of_an_older_call_keeps_a_newer_missed_calls_task(db, org, agent):
+    from app.services.cti_events import ingest
+
+    older = _call(db, cti_simulator.simulate(agent, recording=False, pause=0).call_pk)
+    missed = _call(db, cti_simulator.simulate(agent, outcome="missed", pause=0).call_pk)
+    late = {"event_id": f"{older.call_id}:late-recording", "type": "recording_ready",
+            "call_id": older.call_id, "occurred_at": "2026-11-30T10:00:00Z",
+            "recording_url": "https://recordings.example.invalid/late.mp3"}
+    assert ingest(late, "simulator", late).duplicate is False
+    db.session.expire_all()
+    assert db.session.get(Task, missed.callback_task_id).status == "open"

@@ -95,7 +95,7 @@ def test_tinet_click_to_call_links_back_by_its_request_id(app, db, seats):
 
 @pytest.mark.parametrize("how, code", [("sign", "bad_signature"), ("stale", "stale_signature"),
                                        ("enterprise", "bad_signature"),
-                                       ("nokey", "missing_key")])
+                                       ("nokey", "missing_key"), ("digit", "bad_signature")])
 def test_tinet_refuses_what_its_sign_does_not_hold(app, db, seats, how, code):
     key, raw = call_key(seats)
     payload = fixture("tinet_cdr_inbound_answered.json")
@@ -104,6 +104,8 @@ def test_tinet_refuses_what_its_sign_does_not_hold(app, db, seats, how, code):
         resp = _tinet(client, key, raw, payload, sign="0" * 32)
     elif how == "stale":
         resp = _tinet(client, key, raw, payload, stamp=int(time.time()) - 1800)
+    elif how == "digit":  # '²' is a digit to str.isdigit, not to int()
+        resp = _tinet(client, key, raw, payload, stamp="\u00b2")
     elif how == "enterprise":  # signed for one enterprise, sent as another
         stamp = str(int(time.time()))
         sign = tinet.sign("7000101", stamp, api_keys.signing_secret(key))
@@ -117,7 +119,8 @@ def test_tinet_refuses_what_its_sign_does_not_hold(app, db, seats, how, code):
 @pytest.mark.parametrize("field, value", [("uniqueId", None), ("startTime", "yesterday"),
                                           ("status", None), ("callType", True),
                                           ("customerNumber", "1" * 65), ("cno", ["8001"]),
-                                          ("bridgeDuration", 10**14)])
+                                          ("bridgeDuration", 10**14),
+                                          ("callType", "\u00b2"), ("status", "\u0661")])
 def test_tinet_names_its_bad_field(app, db, seats, field, value):
     key, raw = call_key(seats)
     payload = fixture("tinet_cdr_inbound_answered.json")
@@ -226,7 +229,8 @@ def test_tencent_refuses_a_bad_basic_authentication(app, db, seats, how, status,
 @pytest.mark.parametrize("action, field, value", [
     ("cdr", "SessionId", None), ("cdr", "Direction", 7), ("cdr", "StartTimestamp", "soon"),
     ("cdr", "SeatUser", "agent1"), ("cdr", "Caller", {"n": 1}), ("record", "RecordId", None),
-    ("record", "Timestamp", None), ("record", "RecordURL", None)])
+    ("record", "Timestamp", None), ("record", "RecordURL", None),
+    ("record", "Timestamp", 999999999999), ("cdr", "Duration", "\u00b2")])
 def test_tencent_names_its_bad_field(app, db, seats, action, field, value):
     _key, raw = call_key(seats)
     name = "tencent_record.json" if action == "record" else "tencent_cdr_inbound_answered.json"

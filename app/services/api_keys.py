@@ -290,7 +290,7 @@ def check_timestamp(key: ApiKey, timestamp: Any, endpoint: str = "",
 
     text = str(timestamp).strip() if isinstance(timestamp, (str, int)) \
         and not isinstance(timestamp, bool) else ""
-    if not text.isdigit() or len(text) > 12:
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:  # '²' is a digit too
         raise refuse_signature(key, "bad_signature", tr(
             "The timestamp must be the unix time in seconds"), endpoint)
     now = time.time() if now is None else now

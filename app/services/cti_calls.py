@@ -35,7 +35,7 @@ from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_STAFF, Sc
                           has_role, marketing_only, scope_of, visible_customer_ids_select,
                           visible_owner_ids)
 from app.services import masking
-from app.services.errors import NotFound, PermissionDenied, ValidationFailed, tr
+from app.services.errors import NotFound, PermissionDenied, ValidationFailed, lazy_tr, tr
 from app.services.ids import MAX_PK, parse_pk
 from app.services.normalize import mask_phone
 from app.services.times import from_local, local_date, rfc3339
@@ -233,8 +233,48 @@ def _readable_records(actor: Optional[User], calls: list[CtiCall]) -> tuple[set,
     return customers, leads
 
 
+def records_hidden(actor: Optional[User], calls: Iterable[CtiCall],
+                   readable: Optional[tuple[set, set]] = None) -> dict[int, set[str]]:
+    """{call id: {"customer", "lead"} whose names the actor may not read}: a call the actor
+    took for someone else's customer stays in their log, but like the screen pop it shows
+    only that a record exists, not its name. `readable`: _readable_records of these calls,
+    when the caller has it already."""
+    calls = list(calls)
+    customers, leads = readable if readable is not None else _readable_records(actor, calls)
+    out: dict[int, set[str]] = {}
+    for call in calls:
+        hidden = set()
+        if call.customer_id is not None and call.customer_id not in customers:
+            hidden.add("customer")
+        if call.lead_id is not None and call.lead_id not in leads:
+            hidden.add("lead")
+        out[call.id] = hidden
+    return out
+
+
+OUTSIDE_SCOPE = lazy_tr("(outside your scope)")
+
+
+def page_of_calls(actor: Optional[User], calls: Iterable[CtiCall]) -> tuple[dict, dict, dict]:
+    """What a page of calls shows the actor: (numbers_shown, recording_links,
+    records_hidden), the readable records read once for all three."""
+    from app.security import _service_reader
+
+    calls = list(calls)
+    if _service_reader(actor):
+        # The desk (客服) answers the hotline for every customer: the calls it took keep
+        # their names (its scope query would cost the page a statement); recordings and
+        # numbers still follow its rules.
+        return (numbers_shown(actor, calls), recording_links(actor, calls),
+                {c.id: set() for c in calls})
+    readable = _readable_records(actor, calls)
+    return (numbers_shown(actor, calls), recording_links(actor, calls, readable=readable),
+            records_hidden(actor, calls, readable))
+
+
 def recording_links(actor: Optional[User], calls: Iterable[CtiCall],
-                    now: Optional[dt.datetime] = None) -> dict[int, Optional[str]]:
+                    now: Optional[dt.datetime] = None,
+                    readable: Optional[tuple[set, set]] = None) -> dict[int, Optional[str]]:
     """{call id: its recording link, or None} as `actor` may follow it: only to those who may
     read the call's customer (or lead; an unknown number's: admins, staff, auditors and who
     took it), and only before the expiry the platform gave."""
@@ -244,7 +284,7 @@ def recording_links(actor: Optional[User], calls: Iterable[CtiCall],
     live = [c for c in calls if c.recording_url
             and c.recording_url.lower().startswith(("https://", "http://")) and (
                 c.recording_expires_at is None or c.recording_expires_at > now)]
-    customers, leads = _readable_records(actor, live)
+    customers, leads = readable if readable is not None else _readable_records(actor, live)
     actor_id = getattr(actor, "id", None)
     out: dict[int, Optional[str]] = {c.id: None for c in calls}
     for c in live:

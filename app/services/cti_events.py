@@ -284,8 +284,9 @@ def ingest(event: Any, vendor: Optional[str], raw: Any,
         else:
             call = _call_for(values, now)
             row.call_pk = call.id
+            was_answered = _answered(call) and call.state in ("answered", "ended")
             _apply(call, values)
-            _history(call, now)
+            _history(call, now, was_answered)
             result = Ingested(row.id, call.id, False, call.state, call.followup_id,
                               call.callback_task_id)
         db.session.commit()
@@ -462,9 +463,11 @@ def _answered(call: CtiCall) -> bool:
     return call.result == "answered" or (call.result is None and call.answered_at is not None)
 
 
-def _history(call: CtiCall, now: dt.datetime) -> None:
-    """What the call leaves behind (see the module's 5.), each once per call."""
-    if _answered(call) and call.state in ("answered", "ended"):
+def _history(call: CtiCall, now: dt.datetime, was_answered: bool = False) -> None:
+    """What the call leaves behind (see the module's 5.), each once per call. The call-back
+    tasks close when this event answered the call, not on its later events (a recording
+    minutes later must not close the task of a newer missed call)."""
+    if not was_answered and _answered(call) and call.state in ("answered", "ended"):
         record = _record_of(call)
         if record is not None:
             tasks.close_call_backs(*record, now)

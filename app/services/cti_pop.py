@@ -243,7 +243,7 @@ def _customer_card(actor: User, call: CtiCall, card: Card, permitted: Permitted)
 
 
 def _lead_card(actor: User, call: CtiCall, card: Card) -> None:
-    from app.services.leads import lead_scope_clause
+    from app.services.leads import contact_rule, lead_scope_clause
 
     lead = db.session.get(Lead, call.lead_id)
     if lead is None:
@@ -256,7 +256,8 @@ def _lead_card(actor: User, call: CtiCall, card: Card) -> None:
         card.holder, card.holder_kind = o.owner.display_name, "owner"
     elif o is not None and o.pool is not None:
         card.holder, card.holder_kind = o.pool.name, "pool"
-    card.number = _shown_number(call.number_e164, rule_for(actor)(owner_id, pool_id))
+    # A lead's number as the lead pages show it (lead pools' admins read it in full).
+    card.number = _shown_number(call.number_e164, contact_rule(actor)(owner_id, pool_id))
     visible = db.session.execute(select(Lead.id).where(
         Lead.id == lead.id, lead_scope_clause(actor))).first() is not None
     if not visible:

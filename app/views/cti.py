@@ -47,28 +47,31 @@ class CallInterface(KeysetInterface):
 
     @staticmethod
     def _shown(items):
-        actor = current_user()
-        return cti_calls.numbers_shown(actor, items), cti_calls.recording_links(actor, items)
+        return cti_calls.page_of_calls(current_user(), items)
 
     def get_values(self, lst, list_columns):
         rows = list(super().get_values(lst, list_columns))
-        numbers, links = self._shown(lst)
+        numbers, links, hidden = self._shown(lst)
         for item, row in zip(lst, rows):
             if "number_e164" in row:
                 row["number_e164"] = numbers[item.id] or ""
             if "recording_url" in row:
                 row["recording_url"] = links[item.id]
+            for name in hidden[item.id] & set(row):
+                row[name] = cti_calls.OUTSIDE_SCOPE
         return rows
 
     def get_values_item(self, item, show_columns):
         values = list(super().get_values_item(item, show_columns))
-        numbers, links = self._shown([item])
+        numbers, links, hidden = self._shown([item])
         out = []
         for name, value in zip(show_columns, values):
             if name == "number_e164":
                 value = numbers[item.id] or ""
             elif name == "recording_url":
                 value = links[item.id]
+            elif name in hidden[item.id]:
+                value = cti_calls.OUTSIDE_SCOPE
             out.append(value)
         return out
 

@@ -28,7 +28,8 @@ def integer(payload: dict, field: str, errors: dict, required: bool = False
         if required:
             errors[field] = tr("Required")
         return None
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
+    digits = value.strip().lstrip("-") if isinstance(value, str) else ""
+    if digits.isascii() and digits.isdigit() and len(value) < 20:  # not '²' (isdigit, no int)
         value = int(value.strip())
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -59,6 +60,11 @@ def text(payload: dict, field: str, errors: dict, limit: int, required: bool = F
 def check(errors: dict) -> None:
     if errors:
         raise ValidationFailed(errors)
+
+
+# Unix seconds up to the year 9999 (later ones cannot be a datetime: the neutral event's
+# check then refuses them by name, as it does any time out of range).
+MAX_EPOCH = 253_402_300_799
 
 
 def epoch(value: Optional[int]) -> Optional[int]:

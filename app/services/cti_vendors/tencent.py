@@ -64,6 +64,8 @@ def events(action: Any, payload: Any, push_id: Optional[str] = None) -> list[dic
         own = v.text(payload, "CustomRecordURL", errors, 1000)
         if not url and not own and "RecordURL" not in errors:
             errors["RecordURL"] = v.tr("Required")
+        if stamp is not None and stamp > v.MAX_EPOCH - RECORDING_KEPT.total_seconds():
+            errors["Timestamp"] = v.tr("%(field)s is out of range", field="Timestamp")
         v.check(errors)
         expires = None if own else (dt.datetime(1970, 1, 1) + dt.timedelta(seconds=stamp)
                                     + RECORDING_KEPT).isoformat() + "+00:00"
