@@ -60,7 +60,7 @@ def simulate(agent: User, caller: Optional[str] = None, outcome: str = "answered
     agent has no agent number or the options do not make a call."""
     errors = {}
     if not agent.agent_no:
-        errors["to"] = tr("%(user)s has no agent number (工号): set one on the user form",
+        errors["to"] = tr("%(user)s has no agent number: set one on the user form",
                           user=agent.username)
     if outcome not in OUTCOMES:
         errors["outcome"] = tr("outcome is answered or missed")

@@ -25,6 +25,16 @@ def _as_int(value: Any) -> Optional[int]:
     return None
 
 
+def whole_number_text(text: str, signed: bool = False) -> bool:
+    """Whether form text is a whole number int() reads: ASCII digits (str.isdigit also takes
+    '²', which int() refuses), at most 18 of them (int() refuses thousands), an optional
+    leading '-' when `signed`. Surrounding blanks are allowed."""
+    text = text.strip()
+    if signed and text.startswith("-"):
+        text = text[1:]
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def parse_pk(value: Any) -> Optional[int]:
     """The id `value` names, or None when it is not an integer in 1..MAX_PK."""
     number = _as_int(value)

@@ -31,7 +31,7 @@ from app.security import (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, Scope,
 from app.services import audit, limits
 from app.services.errors import (N_, UNKNOWN_FIELD, Conflict, OutOfScope, PermissionDenied,
                                  ValidationFailed, lazy_tr, tr)
-from app.services.ids import parse_id, parse_optional_id
+from app.services.ids import whole_number_text as _whole, parse_id, parse_optional_id
 from app.services.text import UNCLEAN_MESSAGE, is_unclean
 
 MAX_AMOUNT = Decimal("999999999999.99")  # Numeric(14, 2)
@@ -99,7 +99,7 @@ def clean_stage(data: dict[str, Any], partial: bool = False) -> dict[str, Any]:
     for key, low, high in (("probability", 0, 100), ("position", 0, 1_000_000)):
         if not partial or key in data:
             value = data.get(key)
-            if isinstance(value, str) and value.strip().isdigit():
+            if isinstance(value, str) and _whole(value):
                 value = int(value.strip())
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 errors[key] = tr("%(field)s must be an integer from %(min)s to %(max)s",

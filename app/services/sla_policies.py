@@ -17,7 +17,7 @@ from app.security import ROLE_ADMIN, ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER, h
 from app.services import audit
 from app.services.errors import (N_, UNKNOWN_FIELD, NotFound, PermissionDenied,
                                  ValidationFailed, tr)
-from app.services.ids import parse_id
+from app.services.ids import whole_number_text as _whole, parse_id
 from app.services.saving import commit_unique
 from app.services.text import UNCLEAN_MESSAGE, is_unclean
 
@@ -47,7 +47,7 @@ def require_reader(actor: Optional[User]) -> None:
 
 def _minutes(data: dict, field: str, errors: dict, minimum: int, default=None) -> Optional[int]:
     value = data.get(field, default)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _whole(value, signed=True):
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) \
             or not minimum <= value <= MAX_MINUTES:
@@ -81,7 +81,7 @@ def clean(data: Any, partial: bool = False) -> dict[str, Any]:
             out["name"] = name.strip()
     if wanted("position"):
         value = data.get("position", 100)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and _whole(value, signed=True):
             value = int(value.strip())
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
             errors["position"] = tr("Give a whole number from %(low)d to %(high)d",

@@ -55,7 +55,7 @@ from app.services.saving import commit_unique
 from app.services.care import backoff
 from app.services.errors import (Conflict, NotFound, PermissionDenied, ValidationFailed,
                                  lazy_tr, tr)
-from app.services.ids import parse_pk
+from app.services.ids import whole_number_text as _whole, parse_pk
 from app.services.text import UNCLEAN_MESSAGE, is_unclean
 from app.services.times import local_naive
 
@@ -187,7 +187,7 @@ def clean_survey(data: dict, partial: bool = False) -> dict:
         out["intro"] = _text(errors, data, "intro", INTRO_MAX, False)
     if "expires_days" in data or not partial:
         days = data.get("expires_days", 30)
-        if isinstance(days, str) and days.strip().isdigit():
+        if isinstance(days, str) and _whole(days):
             days = int(days.strip())
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 365:
             errors["expires_days"] = tr("The link lifetime must be 1 to 365 days")

@@ -105,7 +105,7 @@ class CallLogView(ScopedModelView):
                      "recording_expires_at": _("Recording expires")}
     formatters_columns = dict(
         readable_formatters("customer", "lead", "agent", "dialed_by", "queue", "agent_no",
-                            "answered_at", "ended_at", "recording_expires_at"),
+                            times=("answered_at", "ended_at", "recording_expires_at")),
         started_at=minutes, talk_seconds=cti_calls.talk_text, recording_url=_recording_cell,
         direction=lambda v: str(DIRECTIONS.get(v, v or "")),
         result=lambda v: str(CALL_RESULTS.get(v, v or "")),
