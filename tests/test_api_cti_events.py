@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import re
-import threading
 import time
 
 import pytest
@@ -20,6 +19,7 @@ from app.services import api_keys, cti_events
 from app.services.errors import GuishuError
 from tests.conftest import login
 from tests.cti_fixtures import at, call_key, event, post_event, signed_headers
+from tests.helpers import in_threads
 
 
 def _events(db) -> int:
@@ -197,38 +197,10 @@ def test_the_signing_secret_is_shown_once_with_a_call_events_key(admin_client, d
 
 
 # --- concurrency ----------------------------------------------------------------------------
-def _run_threads(app, work, n):
-    errors: list[BaseException] = []
-    results: list = []
-    lock = threading.Lock()
-
-    def run(i):
-        with app.app_context():
-            from app.extensions import db as tdb
-
-            try:
-                out = work(i)
-                with lock:
-                    results.append(out)
-            except BaseException as exc:  # noqa: BLE001 - any error fails the test
-                with lock:
-                    errors.append(exc)
-            finally:
-                tdb.session.remove()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors[:3]
-    return results
-
-
 @pytest.mark.real_db
 def test_the_same_event_delivered_at_once_is_taken_once(app, db, org):
     payload = event("hangup", "race-1", occurred_at=at(5))
-    results = _run_threads(app, lambda i: cti_events.ingest(dict(payload), None, "{}"), 8)
+    results = in_threads(app, 8, lambda i: cti_events.ingest(dict(payload), None, "{}"))
     assert sorted(r.duplicate for r in results) == [False] + [True] * 7
     assert len({r.event_pk for r in results}) == 1
     db.session.expire_all()
@@ -251,7 +223,7 @@ def test_events_of_one_new_call_at_once_make_one_call_and_one_history(app, db, o
         except GuishuError as exc:  # pragma: no cover - would fail below
             return exc
 
-    results = _run_threads(app, work, len(payloads))
+    results = in_threads(app, len(payloads), work)
     assert all(not r.duplicate for r in results)
     db.session.expire_all()
     calls = db.session.execute(select(CtiCall)).scalars().all()

@@ -3,14 +3,13 @@
 deliveries send each message once (the claim)."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import func, select
 
 from app.models.marketing import Campaign, CampaignMember, CampaignMessage, MarketingOptOut
 from app.services import campaign_sending as cs
 from tests.care_fixtures import SmtpServer
+from tests.helpers import in_threads
 
 pytestmark = pytest.mark.real_db
 
@@ -27,35 +26,9 @@ def _campaign(db, org) -> int:
     return campaign.id
 
 
-def _parallel(app, n, fn) -> list:
-    results, errors, lock = [], [], threading.Lock()
-
-    def work(i: int) -> None:
-        with app.app_context():
-            from app.extensions import db as tdb
-
-            try:
-                value = fn(i)
-                with lock:
-                    results.append(value)
-            except BaseException as exc:  # noqa: BLE001 - any error fails the test
-                with lock:
-                    errors.append(exc)
-            finally:
-                tdb.session.remove()
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors[:3]
-    return results
-
-
 def test_parallel_queue_runs_queue_each_message_once(app, db, org):
     cid = _campaign(db, org)
-    results = _parallel(app, 6, lambda i: cs.queue_messages(cid))
+    results = in_threads(app, 6, lambda i: cs.queue_messages(cid))
     # c_rep and c_rep2 have a mobile, c_north an e-mail.
     assert sum(results) == 3
     db.session.expire_all()
@@ -89,7 +62,7 @@ def test_people_added_at_once_to_a_running_campaign_get_one_message_per_address(
         return campaigns.add_members(cid, tdb.session.get(User, marketer_id),
                                      customer_ids=[ids[i]]).added
 
-    assert _parallel(app, 6, add) == [1] * 6
+    assert in_threads(app, 6, add) == [1] * 6
     db.session.expire_all()
     assert db.session.execute(select(func.count()).select_from(CampaignMessage).where(
         CampaignMessage.address == "+8613700137000")).scalar_one() == 1
@@ -101,7 +74,7 @@ def test_parallel_unsubscribes_record_one_opt_out(app, db, org):
     message = db.session.execute(select(CampaignMessage).where(
         CampaignMessage.channel == "email")).scalar_one()
     token = cs.unsubscribe_token(message)
-    results = _parallel(app, 6, lambda i: cs.unsubscribe(token))
+    results = in_threads(app, 6, lambda i: cs.unsubscribe(token))
     assert sorted(results) == [False] * 5 + [True]
     db.session.expire_all()
     assert db.session.execute(select(MarketingOptOut.address)).scalars().all() == [
@@ -123,7 +96,7 @@ def test_parallel_deliveries_send_each_message_once(app, db, org, monkeypatch):
     with SmtpServer() as server:
         monkeypatch.setitem(app.config, "SMTP_HOST", "127.0.0.1")
         monkeypatch.setitem(app.config, "SMTP_PORT", server.port)
-        results = _parallel(app, 3, lambda i: cs.deliver().sent)
+        results = in_threads(app, 3, lambda i: cs.deliver().sent)
         assert sum(results) == 7
         assert sorted(m["To"] for m in server.inbox.messages) == sorted(
             ["contact@hualian.cn"] + [f"c{i}@example.com" for i in range(3, 9)])
