@@ -54,9 +54,10 @@ def create_app(config: Optional[Type] = None, **overrides) -> Flask:
             event.listen(Engine, "connect", _sqlite_pragmas)
             Engine._guishu_pragmas = True
         from app import models as _models  # noqa: F401  (register every table before FAB looks)
-        from app.services.search import install_listeners
+        from app.services import match_keys, search
 
-        install_listeners()  # the quick search's keys follow every ORM write of a name
+        search.install_listeners()  # the quick search's keys follow every ORM write of a name
+        match_keys.install_listeners()  # and the dedupe matcher's every write it reads
 
         # One AppBuilder object serves every app this process builds (tests build several):
         # forget the views of the previous app so this one registers its own blueprints.

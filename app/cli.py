@@ -198,6 +198,19 @@ def search_rebuild() -> None:
     click.echo(f"{done} customers indexed for search")
 
 
+@crm_cli.command("match-keys-rebuild")
+def match_keys_rebuild() -> None:
+    """Rewrite every customer's dedupe blocking entries (after a change of the matcher's
+    blocking keys; saves keep them right otherwise)."""
+    from app.extensions import db
+    from app.services.match_keys import rebuild_all
+
+    done = rebuild_all(db.session.connection(),
+                       progress=lambda n: click.echo(f"{n} customers indexed", err=True))
+    db.session.commit()
+    click.echo(f"{done} customers indexed for dedupe matching")
+
+
 @crm_cli.command("sweep")
 @click.option("--dry-run", is_flag=True, help="Only print what would be reclaimed and why.")
 def sweep(dry_run: bool) -> None:

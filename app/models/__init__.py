@@ -14,7 +14,8 @@ from app.models.dedupe import DedupeRule  # noqa: F401
 from app.models.imports import ImportBatch, ImportProblem  # noqa: F401
 from app.models.dedupe import DedupeCluster, DedupeClusterMember, DedupeDismissal  # noqa: F401
 from app.models.merge import CustomerMerge, CustomerRedirect  # noqa: F401
-from app.models.search import CustomerSearchGram, CustomerSearchText  # noqa: F401
+from app.models.search import (CustomerMatchKey, CustomerSearchGram,  # noqa: F401
+                               CustomerSearchText)
 from app.models.task import Task  # noqa: F401
 from app.models.lead import Lead, LeadEvent, LeadFollowUp, LeadOwnership  # noqa: F401
 from app.models.absence import Absence  # noqa: F401

@@ -34,3 +34,19 @@ class CustomerSearchText(Model):
                          primary_key=True, autoincrement=False)
     name = Column(Text, nullable=False)
     contacts = Column(Text, nullable=False, default="")
+
+
+class CustomerMatchKey(Model):
+    """One row per (blocking entry, customer) of the dedupe matcher (app.services.match_keys):
+    a block such as "name/core:c:华为" and the customer's position in it. The primary key
+    (block, sort_key, customer_id) answers "the members just before / after this position"
+    with one range read, which is all the entry check asks of a block of any size."""
+
+    __tablename__ = "customer_match_key"
+    block = Column(String(120), primary_key=True)
+    # Ordered by code point on every database, as the scan orders them in memory (PostgreSQL's
+    # default collation would order 华为 and huawei otherwise).
+    sort_key = Column(String(60).with_variant(String(60, collation="C"), "postgresql"),
+                      primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"),
+                         primary_key=True, index=True)

@@ -25,7 +25,7 @@ from app.extensions import db
 from app.models import Customer, ImportBatch, ImportProblem, Ownership, User
 from app.models.customer import utcnow
 from app.queue import enqueue
-from app.services import audit, bulk, caps, dedupe_bulk, ownership, search
+from app.services import audit, bulk, caps, dedupe_bulk, match_keys, ownership, search
 from app.services.customers import clean_customer_data
 from app.services.errors import NotFound, ValidationFailed, tr
 from app.services.import_files import BadLine, open_source
@@ -461,6 +461,7 @@ def _insert(job: _Run, accepted: list[tuple[int, dict]]) -> list[int]:
         row["id"] = cid
     bulk.insert_rows(Customer.__table__, rows)
     search.reindex(ids)  # written by COPY: no ORM flush sees them
+    match_keys.reindex(ids)
     owned = [{"customer_id": cid, "owner_id": p[0], "pool_id": p[1], "acquired_at": now,
               "acquired_how": "imported" if p[0] is None else "rule-assigned",
               "first_owner_id": p[0], "locked": False, "won": False, "category": "potential"}

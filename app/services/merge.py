@@ -40,8 +40,8 @@ from app.models import (Customer, CustomerMerge, CustomerRedirect, DedupeCluster
 from app.models.customer import utcnow
 from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_STAFF, can_see_customer, has_role,
                           visible_customer_ids_select)
-from app.services import (audit, caps, followups, ownership as ownership_service, repoint,
-                          search)
+from app.services import (audit, caps, followups, match_keys,
+                          ownership as ownership_service, repoint, search)
 from app.services.errors import (Conflict, NotFound, OutOfScope, PermissionDenied, ValidationFailed,
                                  tr)
 from app.services.times import local_text
@@ -259,6 +259,7 @@ def merge(actor: User, survivor_id: int, merged_ids: Iterable[int],
         # The merged customers' contacts moved by Core SQL: the survivor's search keys now
         # hold their names.
         search.reindex([survivor_id, *merged_ids])
+        match_keys.reindex([survivor_id])
         followups.refresh_next_contact([survivor_id])  # its latest follow-up may be theirs
         db.session.commit()
     except Exception:
@@ -428,6 +429,7 @@ def _undo(actor: User, record: CustomerMerge) -> None:
     refresh_row_keys(survivor)
     db.session.flush()
     search.reindex([s_id, m_id])  # the contacts went back by Core SQL
+    match_keys.reindex([s_id, m_id])  # and the merged customer's row
     followups.refresh_next_contact([s_id, m_id])  # and the follow-ups
     for owner_id, after in _standings(owners).items():
         caps.check_undo(owner_id, before[owner_id], after)

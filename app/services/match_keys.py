@@ -1,0 +1,221 @@
+"""The matcher's blocking entries of every customer (customer_match_key), so that the entry
+check, the import and the batch scan put the same candidate pairs before the scorer.
+
+A record's entries (entries()) are (block, sort) pairs: one per blocking key of each pass
+(app.services.matching.blocking) and per order that pass is read in, plus one per type-wide
+sorted-neighbourhood order. Two customers are a candidate pair when they share a block and
+sit fewer than the block's window apart when its members are sorted by (sort, id). The scan
+computes that over the whole table in memory; the entry check asks the table, per entry of
+the new record, for the window−1 members just before and just after it in that order: one
+indexed range read each, in one statement, whatever the size of the block. A new record
+sorts after every member with the same sort value (it will have the highest id), which is
+where the scan would find it once saved, so the check sees exactly the pairs the scan will.
+
+The rows are rewritten on every write path, like the quick-search keys (app.services.search):
+an ORM flush that creates a customer or changes a column the matcher reads
+(install_listeners), and explicit reindex() calls where customers are written with Core SQL
+(import, merge and its undo). `flask crm match-keys-rebuild` rewrites them all.
+"""
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from typing import Any, Iterable, Mapping, Optional
+
+from sqlalchemy import (Integer, String, bindparam, column, delete, event, func, insert, select,
+                        table, tuple_, union_all)
+from sqlalchemy.orm import Session
+
+from app.services.matching.blocking import NEIGHBOURS, WINDOW, record_keys
+from app.services.matching.records import RECORD_FIELDS, record_of
+
+BLOCK_MAX = 120   # characters of a block kept as they are; longer ones are hashed
+SORT_MAX = 60     # characters of a sort value (beyond them, ties go by id)
+LAST = 2 ** 62    # the id a record not saved yet sorts with: after every saved one
+
+_key = table("customer_match_key", column("block", String), column("sort_key", String),
+             column("customer_id", Integer))
+_customer = table("customer", *(column(c) for c in RECORD_FIELDS))
+
+# The orders each pass is read in (blocking.candidate_pairs pairs within windows of them).
+_PASS_ORDERS = {"name": ("core", "reversed"), "pinyin": ("pinyin",)}
+_DEFAULT_ORDERS = ("core",)
+# The type-wide sorted-neighbourhood orders (no key: every customer of the type).
+_NEIGHBOURHOOD_ORDERS = ("pinyin", "reversed", "address")
+
+
+def sort_value(rec: Mapping[str, Any], order: str) -> str:
+    """A record's position in one order (record_of's derived fields), bounded."""
+    if order == "core":
+        value = rec["_core"]
+    elif order == "reversed":
+        value = rec["_core"][::-1]
+    elif order == "pinyin":
+        value = rec["_pinyin"]
+    else:  # address
+        value = f"{rec['_city']}|{rec['_words']}|{rec['_digits']}"
+    return (value or "")[:SORT_MAX]
+
+
+def _block(text: str) -> str:
+    if len(text) <= BLOCK_MAX:
+        return text
+    return text[:BLOCK_MAX - 41] + "#" + hashlib.sha1(text.encode()).hexdigest()
+
+
+def window_of(block: str) -> int:
+    """Members a record is paired with on each side in its block, itself included."""
+    return NEIGHBOURS if block.startswith("~") else WINDOW
+
+
+def entries(mapping: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The (block, sort) entries of a customer's stored values (or a record_of dict)."""
+    rec = record_of(mapping)
+    out: set[tuple[str, str]] = set()
+    for pass_name, key in record_keys(rec):
+        for order in _PASS_ORDERS.get(pass_name, _DEFAULT_ORDERS):
+            out.add((_block(f"{pass_name}/{order}:{key}"), sort_value(rec, order)))
+    kind = "p" if rec["customer_type"] == "person" else "c"
+    for order in _NEIGHBOURHOOD_ORDERS:
+        # A leading "~" marks the type-wide orders: their window is NEIGHBOURS.
+        out.add((f"~{order}:{kind}", sort_value(rec, order)))
+    return out
+
+
+# --- writing --------------------------------------------------------------------------------
+def _write(conn, customer_ids: Optional[list[int]], replace: bool,
+           id_range: Optional[tuple[int, int]] = None) -> int:
+    """(Re)write the entries of these customers (or of the ids in id_range, first < id <=
+    last) from their current rows; gone ones lose theirs."""
+    if not customer_ids and id_range is None:
+        return 0
+
+    def among(col):
+        if id_range is not None:
+            return (col > id_range[0]) & (col <= id_range[1])
+        return col.in_(customer_ids)
+
+    rows = conn.execute(select(*_customer.c).where(among(_customer.c.id))).mappings().all()
+    if replace:
+        conn.execute(delete(_key).where(among(_key.c.customer_id)))
+    out = [{"block": block, "sort_key": sort, "customer_id": row["id"]}
+           for row in rows for block, sort in sorted(entries(row))]
+    _insert(conn, out)
+    return len(rows)
+
+
+def _insert(conn, rows: list[dict]) -> None:
+    """COPY on PostgreSQL (a rebuild writes about ten rows per customer), one executemany
+    elsewhere; in the connection's transaction."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(_key), rows)
+        return
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy("COPY customer_match_key (block, sort_key, customer_id) FROM STDIN") as cp:
+        for row in rows:
+            cp.write_row((row["block"], row["sort_key"], row["customer_id"]))
+
+
+def reindex(customer_ids: Iterable[int], conn=None) -> None:
+    """Rewrite the entries of these customers (in the caller's transaction)."""
+    from app.extensions import db
+
+    ids = sorted({int(i) for i in customer_ids if i is not None})
+    conn = conn if conn is not None else db.session.connection()
+    for start in range(0, len(ids), 500):
+        _write(conn, ids[start:start + 500], replace=True)
+
+
+def rebuild_all(conn, batch: int = 5000, progress=None) -> int:
+    """Every customer's entries from scratch, in id batches (the migration's backfill and
+    `flask crm match-keys-rebuild`)."""
+    conn.execute(delete(_key))
+    done, last = 0, 0
+    while True:
+        upto = conn.execute(select(func.max(column("id"))).select_from(
+            select(_customer.c.id).where(_customer.c.id > last).order_by(_customer.c.id)
+            .limit(batch).subquery())).scalar()
+        if upto is None:
+            return done
+        done += _write(conn, None, replace=False, id_range=(last, upto))
+        last = upto
+        if progress:
+            progress(done)
+
+
+# --- keeping them right on ORM writes -------------------------------------------------------
+# The Customer attributes entries() reads: a flush that changes none of them keeps the rows.
+_READ = tuple(f for f in RECORD_FIELDS if f != "id")
+
+
+def _touched(session: Session) -> set[int]:
+    from sqlalchemy import inspect
+
+    from app.models import Customer
+
+    ids: set[int] = {obj.id for obj in session.new if isinstance(obj, Customer)}
+    for obj in session.dirty:
+        if isinstance(obj, Customer):
+            state = inspect(obj)
+            if any(state.attrs[f].history.has_changes() for f in _READ):
+                ids.add(obj.id)
+    ids.discard(None)
+    return ids
+
+
+def _after_flush(session: Session, _context) -> None:
+    ids = _touched(session)
+    if ids:
+        reindex(ids, session.connection())
+
+
+def install_listeners() -> None:
+    """Rewrite the entries of every customer an ORM flush created or changed (a deleted
+    customer's go with it: ON DELETE CASCADE)."""
+    if not event.contains(Session, "after_flush", _after_flush):
+        event.listen(Session, "after_flush", _after_flush)
+
+
+# --- candidates -----------------------------------------------------------------------------
+def _side(index: int, n: int, before: bool):
+    """The n members just before (or after) position (:s<index>, :i<index>) in block
+    :b<index>: one range read of the primary key (block, sort_key, customer_id)."""
+    position = tuple_(_key.c.sort_key, _key.c.customer_id)
+    at = tuple_(bindparam(f"s{index}"), bindparam(f"i{index}"))
+    q = select(_key.c.customer_id).where(_key.c.block == bindparam(f"b{index}"))
+    if before:
+        q = q.where(position < at).order_by(_key.c.sort_key.desc(), _key.c.customer_id.desc())
+    else:
+        q = q.where(position > at).order_by(_key.c.sort_key, _key.c.customer_id)
+    return select(q.limit(n).subquery())
+
+
+@lru_cache(maxsize=256)
+def _statement(windows: tuple[int, ...]):
+    """One statement for a record whose entries have these windows (built once per shape:
+    building it costs more than running it)."""
+    return union_all(*(_side(i, n - 1, before) for i, n in enumerate(windows)
+                       for before in (True, False)))
+
+
+def candidate_ids(mapping: Mapping[str, Any], customer_id: Optional[int] = None,
+                  conn=None) -> set[int]:
+    """The saved customers the scan would pair with this record: in each of its blocks, the
+    window−1 members before and after it in (sort, id) order. `customer_id`: the record's own
+    id when it is saved already (a re-check); it is never its own candidate."""
+    from app.extensions import db
+
+    found_entries = sorted(entries(mapping))
+    if not found_entries:
+        return set()
+    conn = conn if conn is not None else db.session.connection()
+    at = LAST if customer_id is None else int(customer_id)
+    params: dict[str, Any] = {}
+    for i, (block, sort) in enumerate(found_entries):
+        params.update({f"b{i}": block, f"s{i}": sort, f"i{i}": at})
+    stmt = _statement(tuple(window_of(block) for block, _ in found_entries))
+    found = set(conn.execute(stmt, params).scalars())
+    found.discard(customer_id)
+    return found
