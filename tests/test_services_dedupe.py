@@ -1,13 +1,14 @@
 """Dedupe on entry: block vs warn per rule, the answer naming the customer and its holder
-(never its contact details) whoever asks, owned / pool / locked holders, fuzzy company names
-within a city, person name + birthday, edits and contacts, the rules form, the customers API
-and POST /api/v1/dedupe/check, and the add form's "save anyway"."""
+(never its contact details) whoever asks, owned / pool / locked holders, the matcher's scored
+matches with their field-by-field account (typos, homophones, persons), edits and contacts,
+the rules form, the customers API and POST /api/v1/dedupe/check, and the add form's "save
+anyway"."""
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select, update
 
-from app.models import AuditLog, Customer, DedupeRule, Ownership
+from app.models import AuditLog, Customer, DedupeRule
 from app.services import assignment, customers, dedupe
 from app.services.errors import Duplicate, DuplicateWarning, ValidationFailed
 from tests.conftest import _client
@@ -23,6 +24,22 @@ def refused(exc_type, fn, *args, **kwargs) -> str:
 def set_rule(db, kind, **values):
     db.session.execute(update(DedupeRule).where(DedupeRule.kind == kind).values(**values))
     db.session.commit()
+
+
+def account(values: dict, other: Customer) -> tuple[float, str]:
+    """The matcher's total and account of the pair, as the entry check computes it."""
+    from app.services.customers import clean_customer_data, text_keys
+    from app.services.matching import Matcher
+
+    v = clean_customer_data(dict(values), partial=True)
+    kind = v.get("customer_type") or "company"
+    v.update(customer_type=kind, **text_keys(kind, v.get("name"), v.get("address")))
+    stored = {c.name: getattr(other, c.name) for c in Customer.__table__.c}
+    explained = Matcher.current().explain(v, stored)
+    return explained.total, explained.text()
+
+
+SCORED = "相似客户（综合评分）"
 
 
 # --- exact keys block -----------------------------------------------------------------------
@@ -57,6 +74,11 @@ def test_pool_and_locked_holders_are_named(db, org):
 
 def test_a_switched_off_rule_lets_the_value_through(db, org):
     set_rule(db, "mobile", active=False)
+    # The scorer still weighs the shared mobile against the different name: it warns.
+    message = refused(DuplicateWarning, customers.create_customer, org.rep2,
+                      {"name": "共用手机的公司", "mobile": "13800138000"})
+    assert message.startswith(f"已存在：客户 杭州云帆科技有限公司，负责人 测试rep1（华东大区）（{SCORED}：")
+    set_rule(db, "scored", active=False)
     c = customers.create_customer(org.rep2, {"name": "共用手机的公司", "mobile": "13800138000"})
     assert c.mobile_e164 == "+8613800138000"
 
@@ -64,10 +86,11 @@ def test_a_switched_off_rule_lets_the_value_through(db, org):
 # --- names warn -------------------------------------------------------------------------------
 def test_the_same_company_warns_and_saves_once_confirmed(db, org):
     for name in ("杭州云帆科技股份有限公司", "云帆科技（杭州）有限公司", "杭州市云帆科技有限公司"):
+        total, why = account({"name": name}, org.c_rep)
         message = refused(DuplicateWarning, customers.create_customer, org.rep2, {"name": name})
-        assert message.startswith("已存在：客户 杭州云帆科技有限公司，负责人 测试rep1（华东大区）"
-                                  "（企业名称（核心名））")
-        assert message.endswith("确认不是同一客户后可勾选“仍然保存”")
+        assert message == (f"已存在：客户 杭州云帆科技有限公司，负责人 测试rep1（华东大区）（{SCORED}："
+                           f"{why}）。确认不是同一客户后可勾选“仍然保存”")
+        assert why.startswith("名称 相同") and why.endswith(f"→ {total:.1f}")
     c = customers.create_customer(org.rep2, {"name": "云帆科技（杭州）有限公司"},
                                   confirm_duplicates=True)
     audit = db.session.execute(select(AuditLog).where(
@@ -75,19 +98,30 @@ def test_the_same_company_warns_and_saves_once_confirmed(db, org):
     assert audit.actor_id == org.rep2.id
 
 
-def test_fuzzy_names_match_above_the_threshold_within_the_city(db, org):
-    # 云帆信息科技 vs 云帆科技: 80% similar — below the default 90.
-    customers.create_customer(org.rep2, {"name": "杭州云帆信息科技有限公司", "city": "杭州"})
-    set_rule(db, "company_name", threshold=75)
-    message = refused(DuplicateWarning, customers.create_customer, org.rep2,
-                      {"name": "杭州云帆信息技术有限公司"})
-    assert message == ("已存在：客户 杭州云帆信息科技有限公司，负责人 测试rep2（华东大区）"
-                       "（企业名称（核心名），相似度 83%）。确认不是同一客户后可勾选“仍然保存”")
-    # Same core name in another city: not a match while "same city only" is on.
-    customers.create_customer(org.rep2, {"name": "北京云帆科技有限公司", "city": "北京"})
-    set_rule(db, "company_name", same_city=False)
-    assert "杭州云帆科技有限公司" in refused(DuplicateWarning, customers.create_customer,
-                                         org.rep2, {"name": "南京云帆科技有限公司"})
+@pytest.mark.parametrize("held, typed", [
+    ("英荣润网络科技有限公司", "英容润网络科技有限公司"),    # one character wrong (83 % by ratio)
+    ("杭州云帆信息科技有限公司", "杭州云凡信息科技有限公司"),  # a homophone (帆 / 凡: fan)
+])
+def test_a_one_character_typo_or_a_homophone_is_found_with_its_account(db, org, held, typed):
+    other = customers.create_customer(org.rep, {"name": held, "city": "杭州"})
+    body = dedupe.check(org.rep2, {"name": typed, "city": "杭州"})
+    total, why = account({"name": typed, "city": "杭州"}, other)
+    [match] = body["matches"]
+    assert (match["rule"], match["customer_id"], match["explanation"]) == (
+        "scored", other.id, why)
+    assert match["total"] == pytest.approx(total) and 0 < match["score"] < 100
+    assert why.startswith("名称 ")  # the name's level comes first, then the other fields
+
+
+def test_the_link_threshold_is_the_admins(db, org):
+    other = customers.create_customer(org.rep, {"name": "英荣润网络科技有限公司", "city": "杭州"})
+    typed = {"name": "英容润网络科技有限公司", "city": "杭州"}
+    total, _ = account(typed, other)
+    set_rule(db, "scored", link_score=round(total + 0.5, 1), review_score=None)
+    assert dedupe.check(org.rep2, typed)["matches"] == []
+    set_rule(db, "scored", link_score=round(total - 0.5, 1), action="block")
+    message = refused(Duplicate, customers.create_customer, org.rep2, typed)
+    assert message.startswith(f"已存在：客户 英荣润网络科技有限公司，负责人 测试rep1（华东大区）（{SCORED}：")
 
 
 def test_a_country_in_the_name_is_no_other_city(db, org):
@@ -95,20 +129,20 @@ def test_a_country_in_the_name_is_no_other_city(db, org):
     for values in ({"name": "翔维（中国）技术有限公司", "city": "佛山"},
                    {"name": "翔维（中国）技术有限公司"}, {"name": "中国翔维技术有限公司"}):
         body = dedupe.check(org.rep2, values)
-        assert [(m["rule"], m["customer_id"], m["score"]) for m in body["matches"]] == [
-            ("company_name", held.id, 100)], values
-    body = dedupe.check(org.rep2, {"name": "翔维（中国）技术有限公司", "city": "广州"})
-    assert body["matches"] == []  # another city is still another company
+        assert [(m["rule"], m["customer_id"]) for m in body["matches"]] == [
+            ("scored", held.id)], values
 
 
-def test_an_equal_core_name_is_found_in_a_block_larger_than_the_candidates(db, org,
-                                                                            monkeypatch):
-    customers.create_customer(org.rep2, {"name": "杭州云帆物流有限公司"})
+def test_an_equal_core_name_is_found_in_a_block_larger_than_its_window(db, org, monkeypatch):
+    from app.services import match_keys
+
+    for name in ("杭州云帆物流有限公司", "杭州云帆电子有限公司", "杭州云帆机械有限公司"):
+        customers.create_customer(org.rep2, {"name": name})
     twin = customers.create_customer(org.rep2, {"name": "杭州云帆贸易有限公司"})
-    monkeypatch.setattr(dedupe, "MAX_CANDIDATES", 1)  # the block 云帆 now holds 3
+    monkeypatch.setattr(match_keys, "WINDOW", 2)  # one neighbour each side in a block
+    monkeypatch.setattr(match_keys, "NEIGHBOURS", 2)
     body = dedupe.check(org.rep, {"name": "云帆贸易（杭州）有限公司"})
-    assert [(m["rule"], m["customer_id"], m["score"]) for m in body["matches"]] == [
-        ("company_name", twin.id, 100)]
+    assert [(m["rule"], m["customer_id"]) for m in body["matches"]] == [("scored", twin.id)]
 
 
 def test_different_companies_of_one_group_are_not_duplicates(db, org):
@@ -118,14 +152,32 @@ def test_different_companies_of_one_group_are_not_duplicates(db, org):
 
 
 def test_person_name_and_birthday_warn(db, org):
+    held = customers.create_customer(org.rep, {"name": "王芳", "customer_type": "person",
+                                               "birthday": "1985-03-12"})
+    typed = {"name": "王 芳", "customer_type": "person", "birthday": "03-12"}
+    _, why = account(typed, held)
+    message = refused(DuplicateWarning, customers.create_customer, org.rep2, typed)
+    assert message.startswith(f"已存在：客户 王芳，负责人 测试rep1（华东大区）（{SCORED}：{why}）")
+
+
+def test_a_person_name_typo_with_the_same_address_and_birthday_is_found(db, org):
+    held = customers.create_customer(org.rep, {"name": "杨兵丽", "customer_type": "person",
+                                               "birthday": "1979-08-21",
+                                               "address": "上海市长宁区延安西路 1118 号"})
+    body = dedupe.check(org.rep2, {"name": "杨兵雨", "customer_type": "person",
+                                   "birthday": "1979-08-21",
+                                   "address": "上海市长宁区延安西路1118号"})
+    assert [(m["rule"], m["customer_id"]) for m in body["matches"]] == [("scored", held.id)]
+
+
+def test_a_namesake_born_another_year_elsewhere_is_another_person(db, org):
     customers.create_customer(org.rep, {"name": "王芳", "customer_type": "person",
-                                        "birthday": "1985-03-12"})
-    message = refused(DuplicateWarning, customers.create_customer, org.rep2, {
-        "name": "王 芳", "customer_type": "person", "birthday": "03-12"})
-    assert message.startswith("已存在：客户 王芳，负责人 测试rep1（华东大区）（个人姓名 + 生日）")
-    other = customers.create_customer(org.rep2, {"name": "王芳", "customer_type": "person",
-                                                 "birthday": "1990-03-12"})
-    assert other.id  # a different birth year is another person
+                                        "birthday": "1985-03-12", "city": "杭州",
+                                        "address": "杭州市西湖区文三路 90 号"})
+    body = dedupe.check(org.rep2, {"name": "王芳", "customer_type": "person",
+                                   "birthday": "1962-11-02", "city": "成都",
+                                   "address": "成都市武侯区人民南路 4 段 12 号"})
+    assert body["matches"] == []
 
 
 # --- edits and contacts -----------------------------------------------------------------------
@@ -152,27 +204,45 @@ def test_contacts_are_checked_except_against_their_own_company(db, org):
 
 
 def test_rule_validation(db):
-    rule = db.session.execute(select(DedupeRule).where(DedupeRule.kind == "mobile")).scalar_one()
-    rule.fuzzy, rule.threshold = True, 40
+    rule = db.session.execute(select(DedupeRule).where(DedupeRule.kind == "scored")).scalar_one()
+    rule.link_score, rule.review_score = 3.0, 5.0
     with pytest.raises(ValidationFailed) as err:
         dedupe.validate_rule(rule)
-    assert err.value.fields == {"fuzzy": "手机号只能精确匹配",
-                                "threshold": "相似度阈值必须在 50 到 100 之间"}
+    assert err.value.fields == {"review_score": "复核阈值（5.0）不能高于判重阈值（3.0）"}
+    rule.link_score, rule.review_score = float("nan"), 1e9
+    with pytest.raises(ValidationFailed) as err:
+        dedupe.validate_rule(rule)
+    assert err.value.fields == {"link_score": "阈值须为 -1000 到 1000 之间的数，或留空",
+                                "review_score": "阈值须为 -1000 到 1000 之间的数，或留空"}
+    rule.action = "delete"
+    rule.link_score = rule.review_score = None
+    with pytest.raises(ValidationFailed) as err:
+        dedupe.validate_rule(rule)
+    assert err.value.fields == {"action": "处理方式只能是禁止保存或提示"}
+    db.session.rollback()
+    mobile = db.session.execute(select(DedupeRule).where(DedupeRule.kind == "mobile")).scalar_one()
+    mobile.link_score = 4.0  # the exact rules have no thresholds: cleared
+    dedupe.validate_rule(mobile)
+    assert (mobile.link_score, mobile.fuzzy, mobile.threshold) == (None, False, 100)
     db.session.rollback()
 
 
 # --- web and API --------------------------------------------------------------------------------
 def test_admin_edits_a_rule_in_the_form_and_others_cannot(clients, db, org):
-    rule = db.session.execute(select(DedupeRule).where(
-        DedupeRule.kind == "company_name")).scalar_one()
-    form = {"active": "y", "fuzzy": "y", "threshold": "80", "same_city": "", "action": "block"}
+    rule = db.session.execute(select(DedupeRule).where(DedupeRule.kind == "scored")).scalar_one()
+    form = {"active": "y", "action": "block", "link_score": "7.5", "review_score": "2"}
     for client in (clients.rep, clients.manager, clients.auditor):
         assert post(client, f"/dedupe-rules/edit/{rule.id}", form).status_code == 403
     assert post(clients.admin, f"/dedupe-rules/edit/{rule.id}", form).status_code == 302
     db.session.expire_all()
     rule = db.session.get(DedupeRule, rule.id)
-    assert (rule.threshold, rule.same_city, rule.action) == (80, False, "block")
-    assert clients.manager.get("/dedupe-rules/list/").status_code == 200
+    assert (rule.link_score, rule.review_score, rule.action) == (7.5, 2.0, "block")
+    assert post(clients.admin, f"/dedupe-rules/edit/{rule.id}",
+                dict(form, link_score="", review_score="")).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(DedupeRule, rule.id).link_score is None  # the model's again
+    page = clients.manager.get("/dedupe-rules/list/").get_data(as_text=True)
+    assert "（模型默认）" in page and SCORED in page
 
 
 def test_the_add_form_warns_then_saves_when_confirmed(app, db, org):
@@ -211,8 +281,8 @@ def test_the_check_endpoint_saves_nothing(api, db, org, who):
     assert resp.status_code == 200, resp.get_data(as_text=True)
     body = resp.get_json()
     assert (body["blocked"], body["warned"]) == (True, True)
-    assert [(m["rule"], m["customer_name"]) for m in body["matches"]] == [
-        ("mobile", "苏州恒信电子有限公司"), ("company_name", "杭州云帆科技有限公司")]
+    assert [(m["rule"], m["customer_name"]) for m in body["matches"]][:2] == [
+        ("mobile", "苏州恒信电子有限公司"), ("scored", "杭州云帆科技有限公司")]
     assert db.session.execute(select(Customer.id)).all() == before
 
 
@@ -241,7 +311,7 @@ def test_two_saves_in_the_same_second_the_later_one_is_flagged(db, org, monkeypa
     assert dedupe.recheck(first.id) == []  # the earlier save stays unflagged
     flagged = dedupe.recheck(second.id)
     assert {(m.kind, m.customer_id) for m in flagged} == {("mobile", first.id),
-                                                          ("company_name", first.id)}
+                                                          ("scored", first.id)}
     notes = db.session.execute(select(Notification).where(
         Notification.kind == "duplicate")).scalars().all()
     assert {n.user_id for n in notes} == {org.rep2.id, org.manager.id}
@@ -276,10 +346,15 @@ def test_every_save_queues_the_recheck_on_a_real_worker(db, org, redis_url, data
 
 
 def test_a_refused_rule_edit_shows_the_reason_beside_the_field(clients, db, org):
-    rule = db.session.execute(select(DedupeRule).where(DedupeRule.kind == "mobile")).scalar_one()
-    resp = post(clients.admin, f"/dedupe-rules/edit/{rule.id}", {
-        "active": "y", "fuzzy": "", "threshold": "40", "same_city": "", "action": "block"})
-    assert resp.status_code == 200
-    assert "相似度阈值必须在 50 到 100 之间" in resp.get_data(as_text=True)
+    rule = db.session.execute(select(DedupeRule).where(DedupeRule.kind == "scored")).scalar_one()
+    for field, value, reason in (("link_score", "nan", "阈值须为 -1000 到 1000 之间的数，或留空"),
+                                 ("review_score", "99", "复核阈值（99.0）不能高于判重阈值"),
+                                 ("link_score", "abc", "不是有效的浮点数")):
+        form = {"active": "y", "action": "warn", "link_score": "", "review_score": ""}
+        resp = post(clients.admin, f"/dedupe-rules/edit/{rule.id}", dict(form, **{field: value}))
+        assert resp.status_code == 200
+        assert reason in resp.get_data(as_text=True), (field, value)
     db.session.expire_all()
-    assert db.session.get(DedupeRule, rule.id).threshold == 100
+    assert db.session.get(DedupeRule, rule.id).link_score is None
+
+

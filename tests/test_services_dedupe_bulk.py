@@ -142,7 +142,8 @@ def _generated(rng: random.Random, fake: Faker) -> tuple[list[dict], list[dict]]
 def _key(matches) -> list[tuple]:
     """The matches as a sorted list: both sides order by (action, score, customer), and
     two rules naming one customer with one score tie in either order."""
-    return sorted((m.kind, m.customer_id, m.score, m.action, m.holder) for m in matches)
+    return sorted((m.kind, m.customer_id, m.score, m.action, m.holder, m.explanation)
+                  for m in matches)
 
 
 def test_bulk_matcher_and_entry_check_answer_alike_on_a_generated_set(db, org):
@@ -154,7 +155,7 @@ def test_bulk_matcher_and_entry_check_answer_alike_on_a_generated_set(db, org):
     probes = [clean_customer_data(p) for p in probe_records]
 
     matcher = dedupe_bulk.BatchMatcher()
-    bulk = dedupe_bulk.answers(matcher.table_hits(probes), matcher.rules)
+    bulk = dedupe_bulk.answers(matcher.table_hits(probes), matcher.rules, matcher.accounts)
     single = [dedupe.find(values) for values in probes]
 
     differing = [(p["name"], _key(b), _key(s))
@@ -162,9 +163,10 @@ def test_bulk_matcher_and_entry_check_answer_alike_on_a_generated_set(db, org):
     assert differing == []
     # The set exercises every rule, fuzzy and exact, and strangers stay unmatched.
     found = [m for matches in single for m in matches]
-    assert {m.kind for m in found} == {"mobile", "phone", "email", "company_name",
-                                       "person_birthday", "person_address"}
-    assert any(m.score < 100 for m in found if m.kind == "company_name")
+    assert {m.kind for m in found} == {"mobile", "phone", "email", "scored"}
+    assert any(m.explanation for m in found if m.kind == "scored")
+    assert {m.explanation for m in found if m.kind == "scored"} == {
+        m.explanation for matches in bulk for m in matches if m.kind == "scored"}
     assert all(matches == [] for matches in single[-30:])
 
 
@@ -175,8 +177,8 @@ def rules(db):
 
 def test_file_rows_match_earlier_rows_of_the_same_file(db, org, rules):
     """A row is checked against the rows of its file read before it: the same mobile in
-    another format, the same e-mail in another case, the same company core in the same city
-    (another city does not count), the same person and birthday."""
+    another format, the same e-mail in another case (exact rules), the same company in
+    another spelling, the same person and birthday (the matcher, with its account)."""
     matcher = dedupe_bulk.BatchMatcher(rules)
     first = clean_customer_data({"name": "杭州远景科技有限公司", "mobile": "13700137001",
                                  "email": "Sales@YuanJing.cn", "city": "杭州"})
@@ -186,39 +188,41 @@ def test_file_rows_match_earlier_rows_of_the_same_file(db, org, rules):
     matcher.remember(first, 2)
     matcher.remember(person, 3)
     assert matcher.file_hits(clean_customer_data(
-        {"name": "x", "mobile": "+86 137 0013 7001"})) == [("mobile", 2, 100)]
+        {"name": "x", "mobile": "+86 137 0013 7001"}))[0] == ("mobile", 2, 100, "")
     assert matcher.file_hits(clean_customer_data(
-        {"name": "x", "email": "sales@yuanjing.CN"})) == [("email", 2, 100)]
-    assert matcher.file_hits(clean_customer_data(
-        {"name": "远景科技（杭州）股份有限公司"})) == [("company_name", 2, 100)]
-    assert matcher.file_hits(clean_customer_data(
-        {"name": "上海远景科技有限公司", "city": "上海"})) == []
-    # The row is found by its name and by its pinyin; the import names each hit once.
-    assert set(matcher.file_hits(clean_customer_data(
-        {"name": "王 芳", "customer_type": "person", "birthday": "05-06"}))) == {
-        ("person_birthday", 3, 100)}
+        {"name": "x", "email": "sales@yuanjing.CN"}))[0] == ("email", 2, 100, "")
+    same = clean_customer_data({"name": "远景科技（杭州）股份有限公司"})
+    [(kind, line, score, why)] = matcher.file_hits(same)
+    assert (kind, line, why) == ("scored", 2, matcher.matcher.explain(same, first).text())
+    assert 0 < score < 100
+    typed = clean_customer_data({"name": "王 芳", "customer_type": "person",
+                                 "birthday": "05-06"})
+    assert [(k, line) for k, line, _, _ in matcher.file_hits(typed)] == [("scored", 3)]
 
 
 def test_an_inactive_rule_matches_nothing_in_bulk(db, org):
-    """Only the active rules count: without the mobile rule, rep1's customer's mobile in
-    another format is no match."""
-    rules = {k: r for k, r in dedupe.active_rules().items() if k != "mobile"}
+    """Only the active rules count: without the mobile rule and the scorer, rep1's
+    customer's mobile in another format is no match."""
+    rules = {k: r for k, r in dedupe.active_rules().items() if k not in ("mobile", "scored")}
     matcher = dedupe_bulk.BatchMatcher(rules)
     probe = clean_customer_data({"name": "另一家公司", "mobile": "138-0013-8000"})
     assert matcher.table_hits([probe]) == [{}]
     full = dedupe_bulk.BatchMatcher()
-    assert full.table_hits([probe]) == [{("mobile", org.c_rep.id): 100}]
+    assert full.table_hits([probe])[0][("mobile", org.c_rep.id)] == 100
 
 
 def test_answers_name_the_holder_and_texts_group_the_rules(db, org):
     matcher = dedupe_bulk.BatchMatcher()
     probe = clean_customer_data({"name": "杭州云帆科技股份有限公司", "mobile": "13800138000",
                                  "city": "杭州"})
-    [matches] = dedupe_bulk.answers(matcher.table_hits([probe]), matcher.rules)
+    [matches] = dedupe_bulk.answers(matcher.table_hits([probe]), matcher.rules,
+                                    matcher.accounts)
     assert [(m.kind, m.customer_id, m.action, m.holder) for m in matches] == [
         ("mobile", org.c_rep.id, "block", "负责人 测试rep1（华东大区）"),
-        ("company_name", org.c_rep.id, "warn", "负责人 测试rep1（华东大区）")]
+        ("scored", org.c_rep.id, "warn", "负责人 测试rep1（华东大区）")]
+    why = matcher.matcher.explain(probe, org.c_rep.__dict__).text()
+    assert matches[1].explanation == why
     [group] = dedupe_bulk.by_customer(matches)
-    assert dedupe_bulk.kinds_text(group) == "手机号、企业名称（核心名）"
+    assert dedupe_bulk.kinds_text(group) == f"手机号、相似客户（综合评分）：{why}"
     assert dedupe_bulk.grouped_text(group) == (
-        "已存在：客户 杭州云帆科技有限公司，负责人 测试rep1（华东大区）（手机号、企业名称（核心名））")
+        f"已存在：客户 杭州云帆科技有限公司，负责人 测试rep1（华东大区）（手机号、相似客户（综合评分）：{why}）")

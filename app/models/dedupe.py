@@ -4,28 +4,36 @@ from __future__ import annotations
 
 from flask_appbuilder import Model
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer,
-                        String, UniqueConstraint)
+from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Index,
+                        Integer, String, UniqueConstraint)
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
 
 DEDUPE_KINDS = {
     "mobile": _l("Mobile number"), "phone": _l("Landline"), "email": _l("E-mail address"),
+    "scored": _l("Similar customer (scored)"),
+    # The fuzzy rules before the scorer (migration 0043): still named by old clusters and
+    # audit rows, and by a lead's exact company core match.
     "company_name": _l("Company name (core)"), "person_birthday": _l("Person name + birthday"),
     "person_address": _l("Person name + address"),
 }
+# The rules a deployment has (one row each): the exact identifiers, and the scorer.
+RULE_KINDS = ("mobile", "phone", "email", "scored")
 DEDUPE_ACTIONS = {"block": _l("Block saving"), "warn": _l("Warn, save after confirming")}
 
 
 class DedupeRule(Model):
-    """One row per kind, seeded by `flask crm init`; admins edit match, threshold, city and
-    action (rows are not added or deleted)."""
+    """One row per kind, seeded by `flask crm init`; admins edit them (rows are not added or
+    deleted). The exact kinds (mobile, phone, e-mail) block or warn on an equal number or
+    address; `scored` is the matcher (app.services.matching): a pair whose total reaches
+    link_score is a match (blocked or warned as `action` says), one between review_score and
+    link_score goes to the review page. Blank thresholds follow the current model's."""
 
     __tablename__ = "dedupe_rule"
     __table_args__ = (
-        CheckConstraint("kind in ('mobile', 'phone', 'email', 'company_name', "
-                        "'person_birthday', 'person_address')", name="ck_dedupe_rule_kind"),
+        CheckConstraint("kind in ('mobile', 'phone', 'email', 'scored')",
+                        name="ck_dedupe_rule_kind"),
         CheckConstraint("action in ('block', 'warn')", name="ck_dedupe_rule_action"),
         CheckConstraint("threshold between 50 and 100", name="ck_dedupe_rule_threshold"),
     )
@@ -36,6 +44,8 @@ class DedupeRule(Model):
     threshold = Column(Integer, nullable=False, default=90)  # rapidfuzz ratio, 50–100
     same_city = Column(Boolean, nullable=False, default=False, server_default="0")
     action = Column(String(10), nullable=False, default="block")
+    link_score = Column(Float)    # the scorer's total (log2 weight) for a match; None: model's
+    review_score = Column(Float)  # the total from which a pair is queued for review
     updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
     @property
@@ -121,3 +131,4 @@ class DedupeDismissal(Model):
     cluster_id = Column(Integer, ForeignKey("dedupe_cluster.id", ondelete="SET NULL"))
     actor_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
     created_at = Column(DateTime, nullable=False, default=utcnow)
+

@@ -1,8 +1,12 @@
 """Dedupe on entry (查重): is this customer already held by someone?
 
 Every entry path (the forms, the REST API, `POST /api/v1/dedupe/check`) calls `check` with
-the cleaned values; the admins' rules decide which keys take part, exact or fuzzy, and whether
-a match blocks the save or asks for confirmation. Owned and pool customers are matched alike.
+the cleaned values; the admins' rules decide which keys take part and whether a match blocks
+the save or asks for confirmation: the exact identifiers (mobile, landline, e-mail — a
+customer's own or its contacts'), and the matcher (rule `scored`, app.services.matching),
+which scores the record against the candidates the batch scan would pair it with
+(app.services.match_keys) and explains each match field by field. Owned and pool customers
+are matched alike.
 The answer names the matching customer and who holds it — "已存在：客户 X，负责人 张三（销售二部）",
 "在公海『华东公海』中", "已锁定" — and never its contact details.
 """
@@ -12,9 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterable, Optional
 
-from rapidfuzz import fuzz
-from sqlalchemy import (Integer, and_, bindparam, literal_column, or_, select, union,
-                        union_all)
+from sqlalchemy import bindparam, literal_column, select, union
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
@@ -28,12 +30,10 @@ DEFAULT_RULES = [
     ("mobile", False, 100, False, "block"),
     ("phone", False, 100, False, "block"),
     ("email", False, 100, False, "block"),
-    ("company_name", True, 90, True, "warn"),
-    ("person_birthday", False, 100, False, "warn"),
-    ("person_address", True, 90, False, "warn"),
+    ("scored", True, 100, False, "warn"),
 ]
-FUZZY_KINDS = {"company_name", "person_address"}
-MAX_CANDIDATES = 200  # fuzzy candidates scored per check (same prefix, same region)
+EXACT_KINDS = ("mobile", "phone", "email")
+SCORE_LIMIT = 1000.0  # a threshold beyond ±this is no threshold (and not finite input)
 
 
 @dataclass(frozen=True)
@@ -44,24 +44,33 @@ class Match:
     customer_name: str
     holder: str          # "负责人 张三（销售二部）" / "在公海『华东公海』中"
     locked: bool
-    score: int           # 100 for exact matches
+    score: int           # 100 for exact matches; a scored match's probability, at most 99
+    total: Optional[float] = None  # a scored match: the matcher's total
+    explanation: str = ""          # and its field-by-field account
+
+    @property
+    def why(self) -> str:
+        """"手机号" or "相似客户（综合评分）：名称 相似 88%（+4.1）· … → 5.8"."""
+        if self.explanation:
+            return tr("%(kind)s: %(why)s", kind=DEDUPE_KINDS[self.kind], why=self.explanation)
+        return str(DEDUPE_KINDS[self.kind])
 
     @property
     def text(self) -> str:
-        kind = (tr("%(kind)s, similarity %(score)s%%", kind=DEDUPE_KINDS[self.kind],
-                   score=self.score) if self.score != 100 else str(DEDUPE_KINDS[self.kind]))
-        return exists_text(self.customer_name, self.holder, self.locked, kind)
+        return exists_text(self.customer_name, self.holder, self.locked, self.why)
 
     def to_dict(self) -> dict:
         return {"rule": self.kind, "action": self.action, "customer_id": self.customer_id,
                 "customer_name": self.customer_name, "holder": self.holder,
-                "locked": self.locked, "score": self.score, "message": self.text}
+                "locked": self.locked, "score": self.score, "total": self.total,
+                "explanation": self.explanation or None, "message": self.text}
 
 
 # The stored values the rules read: a save whose values are unchanged is not checked again.
-CHECKED_FIELDS = ("customer_type", "name_core", "name_region", "name_pinyin", "city",
-                  "address_norm", "mobile_e164", "phone_e164", "email_norm", "birth_year",
-                  "birth_month", "birth_day", "birthday_lunar")
+CHECKED_FIELDS = ("customer_type", "name", "name_core", "name_region", "legal_form",
+                  "name_pinyin", "province", "city", "address_norm", "mobile_e164", "phone_e164",
+                  "email_norm", "birth_year", "birth_month", "birth_day", "birthday_lunar",
+                  "industry")
 
 
 def values_of(row) -> dict[str, Any]:
@@ -88,16 +97,44 @@ def exists_text(name: str, holder: str, locked: bool, kinds: str) -> str:
 
 
 def validate_rule(rule: DedupeRule) -> None:
+    """The rules form's checks: an action; the exact kinds match exactly; the scorer's
+    thresholds are blank (the model's) or numbers, the review one not above the link one."""
+    import math
+
     errors = {}
     if rule.action not in ("block", "warn"):
         errors["action"] = tr("The action can only be block or warn")
-    if rule.threshold is None or not 50 <= rule.threshold <= 100:
-        errors["threshold"] = tr("The similarity threshold must be from 50 to 100")
-    if rule.fuzzy and rule.kind not in FUZZY_KINDS:
-        errors["fuzzy"] = tr("%(kind)s can only match exactly",
-                              kind=DEDUPE_KINDS.get(rule.kind, rule.kind))
+    if rule.kind in EXACT_KINDS:
+        rule.fuzzy, rule.threshold, rule.same_city = False, 100, False
+        rule.link_score = rule.review_score = None
+    for name in ("link_score", "review_score"):
+        value = getattr(rule, name)
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)
+                                      and -SCORE_LIMIT <= value <= SCORE_LIMIT):
+            errors[name] = tr("A threshold is a number from %(low)s to %(high)s, or blank",
+                              low=-int(SCORE_LIMIT), high=int(SCORE_LIMIT))
+    if rule.kind == "scored" and not errors:
+        from app.services.matching import Matcher
+
+        link, review = thresholds(rule, Matcher.current(), clamp=False)
+        if review > link:
+            errors["review_score"] = tr(
+                "The review threshold (%(review)s) cannot be above the link threshold "
+                "(%(link)s)", review=_number(review), link=_number(link))
     if errors:
         raise ValidationFailed(errors)
+
+
+def _number(x: float) -> str:
+    return f"{x:.1f}"
+
+
+def thresholds(rule: DedupeRule, matcher, clamp: bool = True) -> tuple[float, float]:
+    """(link, review) totals of the scored rule: its own, else the matcher's model's; the
+    review threshold never above the link one."""
+    link = rule.link_score if rule.link_score is not None else matcher.link_threshold
+    review = rule.review_score if rule.review_score is not None else matcher.review_threshold
+    return (link, min(review, link)) if clamp else (link, review)
 
 
 def active_rules() -> dict[str, DedupeRule]:
@@ -106,30 +143,14 @@ def active_rules() -> dict[str, DedupeRule]:
 
 
 # --- finding matches ----------------------------------------------------------------------
-# Statements are built once (lru_cache) with bound parameters, and candidates come back as
-# rows of the few fields the rules read: building statements and loading 200 ORM customers
-# per check cost more than the queries themselves.
-_CANDIDATE_COLUMNS = (Customer.id, Customer.name_core, Customer.name_region, Customer.city,
-                      Customer.address_norm, Customer.birth_year, Customer.birth_month,
-                      Customer.birth_day, Customer.birthday_lunar)
 # The columns each contact-key rule looks in, on customers and on contacts alike.
 _KEY_COLUMNS = {"mobile": ("mobile_e164", "phone_e164"), "phone": ("phone_e164", "mobile_e164"),
                 "email": ("email_norm",)}
 
 
 def _rows(stmt, params: dict) -> list:
-    """Plain rows on the session's connection: the ORM's result handling costs more than
-    the lookup for 200 candidate rows."""
+    """Plain rows on the session's connection (no ORM result handling)."""
     return db.session.connection().execute(stmt, params).all()
-
-
-# Rendered as a number when run (a parameter would leave the plan guessing at the limit);
-# read from MAX_CANDIDATES per call.
-_LIMIT = bindparam("limit", type_=Integer, literal_execute=True)
-
-
-def _not_excluded(q, exclude: bool):
-    return q.where(Customer.id.not_in(bindparam("exclude", expanding=True))) if exclude else q
 
 
 @lru_cache(maxsize=None)
@@ -157,37 +178,57 @@ def _by_contact_keys(keys: dict[str, list[str]], exclude: set[int]) -> dict[str,
     return found
 
 
-def cities_agree(rule: DedupeRule, values: dict, other) -> bool:
-    """Whether the rule's same-city condition lets `values` match `other` (the bulk matcher
-    asks the same question)."""
-    if not rule.same_city:
-        return True
-    mine = values.get("name_region") or values.get("city")
-    theirs = other.name_region or other.city
-    # Unknown on either side is no evidence of different cities.
-    return not mine or not theirs or mine.rstrip("市") == theirs.rstrip("市")
+@dataclass(frozen=True)
+class Scored:
+    """A pair the matcher scored at or above a threshold: the other customer, the total, the
+    probability (percent, at most 99: only an equal identifier is certain) and the account."""
+    customer_id: int
+    total: float
+    probability: int
+    explanation: str
 
 
-@lru_cache(maxsize=None)
-def _name_statement(exclude: bool):
-    def limited(cond):
-        q = select(*_CANDIDATE_COLUMNS).where(Customer.customer_type == bindparam("type"), cond)
-        return select(_not_excluded(q, exclude).limit(_LIMIT).subquery())
+def probability(matcher, customer_type: Optional[str], total: float) -> int:
+    """The model's probability (percent) that a pair with this total is one customer, from
+    its estimated share of duplicates among candidate pairs; 0–99."""
+    import math
 
-    return union_all(limited(Customer.name_core == bindparam("core")),
-                     limited(and_(Customer.name_block == bindparam("block"),
-                                  Customer.name_core != bindparam("core"))))
+    kind = "person" if customer_type == "person" else "company"
+    prior = min(max(float(matcher.model.prior.get(kind, 0.001)), 1e-9), 1 - 1e-9)
+    logit = total + math.log2(prior / (1 - prior))
+    p = 1.0 / (1.0 + 2.0 ** max(-60.0, min(60.0, -logit)))
+    return max(0, min(99, int(p * 100)))
 
 
-def _name_candidates(core: str, customer_type: str, exclude: set[int]) -> list:
-    """Customers of the same type with the same core name, and others whose core starts
-    with the same two characters (the block the fuzzy score is computed in): index lookups on
-    name_core and name_block. The equal ones are looked up apart, so a block larger than
-    MAX_CANDIDATES still yields its exact matches."""
-    params = {"type": customer_type, "core": core, "block": core[:2], "limit": MAX_CANDIDATES}
-    if exclude:
-        params["exclude"] = list(exclude)
-    return _rows(_name_statement(bool(exclude)), params)
+def scored_matches(values: dict[str, Any], exclude: Iterable[int] = (),
+                   threshold: Optional[float] = None, matcher=None) -> list[Scored]:
+    """The saved customers the matcher puts at or above `threshold` (default: the link
+    threshold of the scored rule, else the model's) against these values: its candidates are
+    the ones the batch scan would pair the record with (match_keys.candidate_ids), scored in
+    one vectorised call, best first."""
+    from app.services import match_keys
+    from app.services.matching import Matcher
+
+    if not (values.get("name_core") or values.get("name")):
+        return []
+    matcher = matcher or Matcher.current()
+    if threshold is None:
+        rule = active_rules().get("scored")
+        threshold = thresholds(rule, matcher)[0] if rule else matcher.link_threshold
+    exclude = set(exclude)
+    own = next(iter(exclude)) if len(exclude) == 1 else None
+    ids = match_keys.candidate_ids(values, customer_id=own) - exclude
+    if not ids:
+        return []
+    rows = match_keys.records(ids)
+    totals = matcher.score(values, rows)
+    out = []
+    for row, total in zip(rows, totals.tolist()):
+        if total >= threshold:
+            out.append(Scored(row["id"], total,
+                              probability(matcher, values.get("customer_type"), total),
+                              matcher.explain(values, row).text()))
+    return sorted(out, key=lambda m: (-m.total, m.customer_id))
 
 
 def find(values: dict[str, Any], exclude_ids: Iterable[int] = (),
@@ -209,57 +250,12 @@ def find(values: dict[str, Any], exclude_ids: Iterable[int] = (),
                                     ("email", emails)) if kind in rules and k}
     for kind, ids in _by_contact_keys(keys, exclude).items():
         hit(kind, ids)
-    core = values.get("name_core")
-    kind_of = values.get("customer_type") or "company"
-    if core and kind_of == "company" and "company_name" in rules:
-        rule = rules["company_name"]
-        for other in _name_candidates(core, "company", exclude):
-            score = 100 if other.name_core == core else int(fuzz.ratio(core, other.name_core))
-            if (score == 100 or (rule.fuzzy and score >= rule.threshold)) \
-                    and cities_agree(rule, values, other):
-                hit("company_name", [other.id], score)
-    if core and kind_of == "person":
-        _person_matches(values, core, rules, exclude, hit)
-    return matches_for_hits(hits, rules)
-
-
-@lru_cache(maxsize=None)
-def _person_statement(exclude: bool):
-    q = select(*_CANDIDATE_COLUMNS).where(
-        Customer.customer_type == "person",
-        or_(Customer.name_core == bindparam("core"),
-            and_(Customer.name_pinyin.is_not(None),
-                 Customer.name_pinyin == bindparam("pinyin"))))
-    return _not_excluded(q, exclude).limit(_LIMIT)
-
-
-def _person_matches(values, core, rules, exclude, hit) -> None:
-    params = {"core": core, "pinyin": values.get("name_pinyin"), "limit": MAX_CANDIDATES}
-    if exclude:
-        params["exclude"] = list(exclude)
-    for other in _rows(_person_statement(bool(exclude)), params):
-        for kind, score in person_pair(rules, values, other._asdict()):
-            hit(kind, [other.id], score)
-
-
-def person_pair(rules: dict[str, DedupeRule], mine: dict, other: dict
-                ) -> Iterable[tuple[str, int]]:
-    """(rule kind, score) for two persons already equal by folded name or pinyin: the same
-    birthday (an unknown year matches any year), or addresses equal / similar enough."""
-    if "person_birthday" in rules and mine.get("birth_month") and \
-            (other.get("birth_month"), other.get("birth_day"),
-             bool(other.get("birthday_lunar"))) == (
-                mine.get("birth_month"), mine.get("birth_day"),
-                bool(mine.get("birthday_lunar"))) and \
-            (not mine.get("birth_year") or not other.get("birth_year")
-             or mine.get("birth_year") == other.get("birth_year")):
-        yield "person_birthday", 100
-    rule = rules.get("person_address")
-    a, b = mine.get("address_norm"), other.get("address_norm")
-    if rule and a and b:
-        score = 100 if a == b else int(fuzz.ratio(a, b))
-        if score == 100 or (rule.fuzzy and score >= rule.threshold):
-            yield "person_address", score
+    accounts: dict[int, Scored] = {}
+    if "scored" in rules:
+        for m in scored_matches(values, exclude):
+            hit("scored", [m.customer_id], m.probability)
+            accounts[m.customer_id] = m
+    return matches_for_hits(hits, rules, accounts)
 
 
 @lru_cache(maxsize=None)
@@ -275,9 +271,12 @@ def _answer_statement():
             .where(Customer.id.in_(bindparam("ids", expanding=True))))
 
 
-def matches_for_hits(hits: dict[tuple[str, int], int], rules: dict[str, DedupeRule]) -> list[Match]:
-    """{(rule kind, customer id): score} as Matches with each customer's holder, in the order
-    the user reads them (find and the bulk matcher answer alike)."""
+def matches_for_hits(hits: dict[tuple[str, int], int], rules: dict[str, DedupeRule],
+                     accounts: Optional[dict[int, Scored]] = None) -> list[Match]:
+    """{(rule kind, customer id): score} as Matches with each customer's holder (and, for the
+    scored rule, the matcher's account of the pair), in the order the user reads them (find
+    and the bulk matcher answer alike)."""
+    accounts = accounts or {}
     if not hits:
         return []
     ids = list({cid for _, cid in hits})
@@ -292,9 +291,11 @@ def matches_for_hits(hits: dict[tuple[str, int], int], rules: dict[str, DedupeRu
         else:
             holder = (tr("owner %(owner)s (%(dept)s)", owner=r.owner.display_name, dept=r.dept)
                       if r.dept else tr("owner %(owner)s", owner=r.owner.display_name))
+        account = accounts.get(cid) if kind == "scored" else None
         matches.append(Match(kind=kind, action=rules[kind].action, customer_id=cid,
                              customer_name=r.name, holder=holder, locked=bool(r.locked),
-                             score=score))
+                             score=score, total=account.total if account else None,
+                             explanation=account.explanation if account else ""))
     # Blocking rules first, then exact before fuzzy, then the oldest record.
     return sorted(matches, key=lambda m: (m.action != "block", -m.score, m.customer_id))
 

@@ -3,18 +3,19 @@ per key kind per chunk instead of several per row, and a check of each row again
 of the same file before it, inserted or refused: a refused row is still a company the later
 rows may repeat (rows 1 and 2 share a mobile, rows 2 and 3 a name: row 3 is row 1 again).
 
-The answers are the entry check's: the same rules, the same scores, the same holder text,
-and the same candidates for the fuzzy company name: every customer with the same core name,
-plus up to dedupe.MAX_CANDIDATES others of its block (the core's first two characters). The
-batch scan (flask crm dedupe-scan) compares within crowded blocks exhaustively.
+The answers are the entry check's: the same rules, the same holder text, and for the
+scored rule the same matcher on the same candidates (dedupe.scored_matches: the customers the
+batch scan would pair the row with), with the same field-by-field account. Rows of the file
+are matched against the earlier rows the same way, in memory (FileIndex: the same blocks and
+windows as app.services.match_keys, kept sorted as rows arrive).
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import replace
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
-from rapidfuzz import fuzz, process
-from sqlalchemy import ARRAY, String, any_, bindparam, select, text
+from sqlalchemy import ARRAY, String, any_, bindparam, select
 
 from app.extensions import db
 from app.models import Contact, Customer, DedupeRule
@@ -64,38 +65,32 @@ def _key_owners(keys: set[str], columns: tuple[str, ...]) -> dict[str, set[int]]
     return found
 
 
-_BLOCK_COLUMNS = (Customer.id, Customer.name_core, Customer.name_region, Customer.city,
-                  Customer.name_block)
+class FileIndex:
+    """The rows of one file read so far, blocked as match_keys blocks the table: per block,
+    its members sorted by (sort value, line). A row's candidates are the window−1 members
+    before and after it in each of its blocks, as the table would give once they are saved."""
 
+    def __init__(self):
+        self.blocks: dict[str, list[tuple[str, int]]] = {}
+        self.rows: dict[int, dict[str, Any]] = {}
 
-def _place(row) -> Optional[str]:
-    """What dedupe.cities_agree compares: the region in the name, else the city."""
-    return row.name_region or row.city
+    def candidates(self, entries: set[tuple[str, str]]) -> set[int]:
+        from app.services.match_keys import window_of
 
+        lines: set[int] = set()
+        for block, sort in entries:
+            members = self.blocks.get(block)
+            if not members:
+                continue
+            n = window_of(block) - 1
+            at = bisect.bisect_right(members, (sort, float("inf")))
+            lines.update(line for _, line in members[max(0, at - n):at + n])
+        return lines
 
-def _block_members(blocks: list[str], cols) -> list:
-    """Up to MAX_CANDIDATES companies of each block, in one statement per KEYS_PER_QUERY
-    blocks: a LATERAL join on PostgreSQL (an index probe per block), a window over the
-    blocks' rows elsewhere."""
-    out: list = []
-    limit = dedupe.MAX_CANDIDATES
-    postgres = db.session.get_bind().dialect.name == "postgresql"
-    names = ", ".join(c.key for c in cols)
-    for start in range(0, len(blocks), KEYS_PER_QUERY):
-        part = blocks[start:start + KEYS_PER_QUERY]
-        if postgres:
-            sql = text(f"SELECT m.* FROM unnest(CAST(:blocks AS text[])) AS b(block) "
-                       f"CROSS JOIN LATERAL (SELECT {names} FROM customer "
-                       f"WHERE customer_type = 'company' AND name_block = b.block "
-                       f"LIMIT {limit}) AS m")
-            out += db.session.execute(sql, {"blocks": part}).all()
-        else:
-            sql = text(f"SELECT {names} FROM (SELECT {names}, row_number() OVER ("
-                       f"PARTITION BY name_block) AS n FROM customer "
-                       f"WHERE customer_type = 'company' AND name_block IN :blocks) "
-                       f"WHERE n <= {limit}").bindparams(bindparam("blocks", expanding=True))
-            out += db.session.execute(sql, {"blocks": part}).all()
-    return out
+    def add(self, values: dict[str, Any], line: int, entries: set[tuple[str, str]]) -> None:
+        self.rows[line] = values
+        for block, sort in entries:
+            bisect.insort(self.blocks.setdefault(block, []), (sort, line))
 
 
 class BatchMatcher:
@@ -103,19 +98,25 @@ class BatchMatcher:
     rows of the same file read earlier in this run (`file_hits` / `remember`)."""
 
     def __init__(self, rules: Optional[dict[str, DedupeRule]] = None):
+        from app.services.matching import Matcher
+
         self.rules = dedupe.active_rules() if rules is None else rules
         self._numbers: dict[str, int] = {}     # mobile/phone key -> file line
         self._emails: dict[str, int] = {}
-        self._blocks: dict[str, list[tuple[str, Optional[str], int]]] = {}
-        self._people: dict[str, list[tuple[dict, int]]] = {}
-        # block -> (ids, cores, places) of up to MAX_CANDIDATES companies, for this run
-        self._block_cache: dict[str, tuple[list, list, list]] = {}
+        self._file = FileIndex()
+        self.matcher = Matcher.current()
+        rule = self.rules.get("scored")
+        self.link = dedupe.thresholds(rule, self.matcher)[0] if rule else None
+        # The accounts of the last table_hits' scored matches, row by row (for answers()).
+        self.accounts: list[dict[int, dedupe.Scored]] = []
 
     # --- against the table ---------------------------------------------------------------
     def table_hits(self, rows: list[dict[str, Any]]) -> list[dict[tuple[str, int], int]]:
-        """For each row, {(rule kind, customer id): score} under the active rules."""
+        """For each row, {(rule kind, customer id): score} under the active rules; the scored
+        matches' accounts in self.accounts."""
         rules = self.rules
         hits: list[dict[tuple[str, int], int]] = [{} for _ in rows]
+        self.accounts = [{} for _ in rows]
         numbers = {k for v in rows for k in _people_keys(v)[0] + _people_keys(v)[1]}
         emails = {k for v in rows for k in _people_keys(v)[2]}
         by_number = _key_owners(numbers, ("mobile_e164", "phone_e164")) \
@@ -130,162 +131,70 @@ class BatchMatcher:
                     for key in keys:
                         for cid in index.get(key, ()):
                             hits[i][(kind, cid)] = 100
-        if "company_name" in rules:
-            self._company_hits(rows, hits)
-        if {"person_birthday", "person_address"} & set(rules):
-            self._person_hits(rows, hits)
+            if self.link is not None:
+                for m in dedupe.scored_matches(v, threshold=self.link, matcher=self.matcher):
+                    hits[i][("scored", m.customer_id)] = m.probability
+                    self.accounts[i][m.customer_id] = m
         return hits
 
-    def _company_hits(self, rows, hits) -> None:
-        rule = self.rules["company_name"]
-        wanted = [(i, v) for i, v in enumerate(rows)
-                  if v.get("name_core") and (v.get("customer_type") or "company") == "company"]
-        if not wanted:
-            return
-        company = Customer.customer_type == "company"
-        exact: dict[str, list[tuple]] = {}
-        cores = sorted({v["name_core"] for _, v in wanted})
-        for cond in _matching(Customer.name_core, cores):
-            for r in db.session.execute(select(*_BLOCK_COLUMNS).where(company, cond)):
-                exact.setdefault(r.name_core, []).append((r.id, r.name_core, _place(r)))
-        by_block: dict[str, list[tuple[int, dict]]] = {}
-        for i, v in wanted:
-            by_block.setdefault(v["name_core"][:2], []).append((i, v))
-        if rule.fuzzy:
-            self._load_blocks(sorted(set(by_block) - set(self._block_cache)))
-
-        def hit(i, v, cid, score, place):
-            if dedupe.cities_agree(rule, v, _Place(place)):
-                hits[i][("company_name", cid)] = max(score, hits[i].get(("company_name", cid),
-                                                                         0))
-
-        for block, items in by_block.items():
-            for i, v in items:
-                for cid, _, place in exact.get(v["name_core"], ()):
-                    hit(i, v, cid, 100, place)
-            members = self._block_cache.get(block) if rule.fuzzy else None
-            if not members:
-                continue
-            ids, member_cores, places = members
-            # One C call scores every row of the chunk in this block against its members.
-            scores = process.cdist([v["name_core"] for _, v in items], member_cores,
-                                   scorer=fuzz.ratio, score_cutoff=rule.threshold)
-            for (i, v), row in zip(items, scores):
-                for j in row.nonzero()[0]:
-                    score = 100 if member_cores[j] == v["name_core"] else int(row[j])
-                    hit(i, v, ids[j], score, places[j])
-
-    def _load_blocks(self, blocks: list[str]) -> None:
-        """Fetch the fuzzy candidates of blocks not seen yet in this run, kept as compact
-        columns (ids, cores, places): a file's rows share blocks across chunks, and the
-        rows this run inserts are matched by the file index instead."""
-        for r in _block_members(blocks, _BLOCK_COLUMNS):
-            ids, cores, places = self._block_cache.setdefault(r.name_block, ([], [], []))
-            ids.append(r.id)
-            cores.append(r.name_core)
-            places.append(_place(r))
-        for block in blocks:
-            self._block_cache.setdefault(block, ([], [], []))
-
-    def _person_hits(self, rows, hits) -> None:
-        wanted = [(i, v) for i, v in enumerate(rows)
-                  if v.get("name_core") and v.get("customer_type") == "person"]
-        if not wanted:
-            return
-        cores = sorted({v["name_core"] for _, v in wanted})
-        pinyins = sorted({v["name_pinyin"] for _, v in wanted if v.get("name_pinyin")})
-        found: list = []
-        cols = (Customer.id, Customer.name_core, Customer.name_pinyin, Customer.address_norm,
-                Customer.birth_year, Customer.birth_month, Customer.birth_day,
-                Customer.birthday_lunar)
-        person = Customer.customer_type == "person"
-        seen = set()
-        for cond in [*_matching(Customer.name_core, cores),
-                     *_matching(Customer.name_pinyin, pinyins)]:
-            for r in db.session.execute(select(*cols).where(person, cond)):
-                if r.id not in seen:
-                    seen.add(r.id)
-                    found.append(r)
-        by_name: dict[str, list] = {}
-        for r in found:
-            by_name.setdefault(r.name_core, []).append(r)
-            if r.name_pinyin:
-                by_name.setdefault("py:" + r.name_pinyin, []).append(r)
-        for i, v in wanted:
-            others = {r.id: r for r in by_name.get(v["name_core"], []) +
-                      by_name.get("py:" + (v.get("name_pinyin") or ""), [])}
-            for other in others.values():
-                for kind, score in dedupe.person_pair(self.rules, v, other._asdict()):
-                    hits[i][(kind, other.id)] = max(score, hits[i].get((kind, other.id), 0))
-
     # --- against the file ----------------------------------------------------------------
-    def file_hits(self, v: dict[str, Any]) -> list[tuple[str, int, int]]:
-        """(rule kind, earlier file line, score) for matches among the rows remembered so far."""
+    def file_hits(self, v: dict[str, Any]) -> list[tuple[str, int, int, str]]:
+        """(rule kind, earlier file line, score, account) for matches among the rows
+        remembered so far (the account: a scored match's, else empty)."""
+        from app.services.match_keys import entries
+
         rules, out = self.rules, []
         mobiles, phones, emails = _people_keys(v)
         for kind, keys, index in (("mobile", mobiles, self._numbers),
                                   ("phone", phones, self._numbers),
                                   ("email", emails, self._emails)):
             if kind in rules:
-                out += [(kind, index[k], 100) for k in keys if k in index]
-        core = v.get("name_core")
-        if core and (v.get("customer_type") or "company") == "company" \
-                and "company_name" in rules:
-            rule = rules["company_name"]
-            block = self._blocks.get(core[:2], [])
-            cutoff = rule.threshold if rule.fuzzy else 100
-            choices = [c for c, _, _ in block]
-            for _, score, j in process.extract(core, choices, scorer=fuzz.ratio,
-                                               score_cutoff=cutoff, limit=None):
-                other_core, city, line = block[j]
-                score = 100 if other_core == core else int(score)
-                if (score == 100 or rule.fuzzy) and dedupe.cities_agree(
-                        rule, v, _Place(city)):
-                    out.append(("company_name", line, score))
-        if core and v.get("customer_type") == "person":
-            for other, line in self._people.get(core, []) + self._people.get(
-                    "py:" + (v.get("name_pinyin") or ""), []):
-                out += [(kind, line, score)
-                        for kind, score in dedupe.person_pair(rules, v, other)]
+                out += [(kind, index[k], 100, "") for k in keys if k in index]
+        if self.link is not None and (v.get("name_core") or v.get("name")):
+            lines = sorted(self._file.candidates(entries(v)))
+            if lines:
+                others = [self._file.rows[line] for line in lines]
+                totals = self.matcher.score(v, others)
+                for line, other, total in zip(lines, others, totals.tolist()):
+                    if total >= self.link:
+                        out.append(("scored", line, dedupe.probability(
+                            self.matcher, v.get("customer_type"), total),
+                            self.matcher.explain(v, other).text()))
         return out
 
     def remember(self, v: dict[str, Any], line: int) -> None:
         """Remember a row, inserted or refused, so later rows of the file are checked
         against it (a line's keys are the first line that held them)."""
+        from app.services.match_keys import entries
+
         mobiles, phones, emails = _people_keys(v)
         for key in mobiles + phones:
             self._numbers.setdefault(key, line)
         for key in emails:
             self._emails.setdefault(key, line)
-        core = v.get("name_core")
-        if not core:
-            return
-        if (v.get("customer_type") or "company") == "company":
-            self._blocks.setdefault(core[:2], []).append(
-                (core, v.get("name_region") or v.get("city"), line))
-        else:
-            self._people.setdefault(core, []).append((v, line))
-            if v.get("name_pinyin") and v["name_pinyin"] != core:
-                self._people.setdefault("py:" + v["name_pinyin"], []).append((v, line))
+        if self.link is not None and (v.get("name_core") or v.get("name")):
+            self._file.add(v, line, entries(v))
 
 
-class _Place:
-    """Enough of a customer for dedupe.cities_agree."""
-
-    def __init__(self, city: Optional[str]):
-        self.name_region, self.city = city, None
-
-
-def answers(hits: list[dict[tuple[str, int], int]],
-            rules: dict[str, DedupeRule]) -> list[list[Match]]:
-    """The holder-naming Match lists for many rows' hits (one lookup for all of them)."""
+def answers(hits: list[dict[tuple[str, int], int]], rules: dict[str, DedupeRule],
+            accounts: Optional[list[dict[int, dedupe.Scored]]] = None) -> list[list[Match]]:
+    """The holder-naming Match lists for many rows' hits (one lookup for all of them), the
+    scored ones with their row's account of the pair."""
     union: dict[tuple[str, int], int] = {}
     for row in hits:
         union.update(row)
     by_key = {(m.kind, m.customer_id): m for m in dedupe.matches_for_hits(union, rules)}
+    accounts = accounts or [{} for _ in hits]
     out = []
-    for row in hits:
-        matches = [replace(by_key[k], score=s) for k, s in row.items() if k in by_key]
+    for row, account in zip(hits, accounts):
+        matches = []
+        for k, score in row.items():
+            if k not in by_key:
+                continue
+            scored = account.get(k[1]) if k[0] == "scored" else None
+            matches.append(replace(by_key[k], score=score,
+                                   total=scored.total if scored else None,
+                                   explanation=scored.explanation if scored else ""))
         out.append(sorted(matches, key=lambda m: (m.action != "block", -m.score,
                                                   m.customer_id)))
     return out
@@ -300,12 +209,9 @@ def by_customer(matches: list[Match]) -> list[list[Match]]:
 
 
 def kinds_text(group: list[Match]) -> str:
-    """"手机号、企业名称（核心名），相似度 92%" for one customer's matches."""
-    from app.models.dedupe import DEDUPE_KINDS
-
-    return tr(", ").join(tr("%(kind)s, similarity %(score)s%%", kind=DEDUPE_KINDS[m.kind],
-                            score=m.score) if m.score < 100 else str(DEDUPE_KINDS[m.kind])
-                         for m in group)
+    """"手机号，相似客户（综合评分）：名称 相似 88%（+4.1）· … → 5.8" for one customer's
+    matches."""
+    return tr(", ").join(m.why for m in group)
 
 
 def grouped_text(group: list[Match]) -> str:

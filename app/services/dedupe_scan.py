@@ -1,27 +1,17 @@
 """Batch dedupe scan (批量查重): duplicate clusters across the whole customer table, for review.
 
 The scan applies the admins' active dedupe rules (the ones the entry check applies) to every
-pair that could match, without comparing all pairs. Blocking:
+pair that could match, without comparing all pairs:
 
 - numbers and e-mail: a mobile/phone number or an e-mail address held by two customers
   (their own fields or their contacts'); the database groups them (GROUP BY … HAVING).
-- company names: rows stream ordered by name_block (the core's first two characters, the
-  block the entry check uses too). Equal cores are grouped first; the distinct cores of a
-  block are scored with rapidfuzz's cdist (fuzz.ratio, the entry check's scorer) at the
-  company_name rule's threshold, and the rule's same_city applies (the region in the name,
-  else the city; an unknown city is no evidence of another city, as in the check). A
-  second, cheap pass catches names that differ in their first characters (another block):
-  sorted by the reversed core, each name is scored with its NEIGHBOURS next names.
-- persons: rows stream ordered by name pinyin (one name across scripts, as the check looks
-  them up); within a name, birthday parts are compared and folded addresses are scored.
-
-Big blocks (a common first two characters): a block costing more than CELLS comparisons is
-split twice — by the value's third character, and by its last character. Two strings that
-are ≥ 90 % similar differ by about one edit, so they rarely differ in both places; a pair
-found by either split is kept. A sub-block still above CAP rows is scored in sorted-
-neighbourhood windows of CAP rows, each overlapping the next by half (sorted by the value
-for the third-character split, by the reversed value for the last-character one). Blocks
-under the limit are scored exactly like the entry check would score them.
+- the matcher (rule `scored`, app.services.matching): the candidate pairs are read from the
+  blocking entries (customer_match_key, app.services.match_keys) in (block, sort, id) order —
+  in each block, every member with the next window−1 members — which is exactly what the
+  entry check and the import ask the same table for one record, so the three agree. The
+  pairs are scored in batches by the matcher's vectorised scorer over every customer's
+  stored columns, held column by column; a pair at or above the rule's review threshold
+  links its customers, with the model's probability as its score.
 
 Matches link customers in a union-find; each connected group becomes a cluster whose
 members carry their best score and the rules that linked them. Pairs a reviewer dismissed
@@ -38,8 +28,6 @@ from itertools import islice
 from typing import Callable, Iterable, Iterator, Optional, TextIO
 
 import numpy as np
-from rapidfuzz import fuzz
-from rapidfuzz.process import cdist, cpdist
 from sqlalchemy import delete, insert, select, text
 
 from app.extensions import db
@@ -52,10 +40,6 @@ from app.services.exports import SafeCsvWriter
 
 log = logging.getLogger("guishu.dedupe_scan")
 
-CAP = 2000                 # rows scored together at most (a window of a big block)
-CELLS = CAP * CAP          # comparisons one block may cost before it is split
-PARALLEL_CELLS = 250_000   # from this size cdist's threads pay for themselves
-NEIGHBOURS = 20            # suffix neighbours each company name is scored with
 STREAM_ROWS = 20_000       # rows fetched per round trip
 NAMES_PER_QUERY = 1000     # ids per IN list when the CSV output looks up names
 PROGRESS_EVERY = 50_000    # rows between two progress reports
@@ -125,104 +109,6 @@ class MatchGraph:
         return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
 
 
-# --- fuzzy scoring within a block -------------------------------------------------------------
-def _city_key(region: Optional[str], city: Optional[str]) -> Optional[str]:
-    """The entry check's same-city key: the region in the name, else the city, without 市."""
-    value = region or city
-    return value.rstrip("市") or None if value else None
-
-
-def _cost(idx: list[int], cities: Optional[list]) -> int:
-    if cities is None:
-        return len(idx) * len(idx)
-    sizes: dict = defaultdict(int)
-    for i in idx:
-        sizes[cities[i]] += 1
-    unknown = sizes.pop(None, 0)
-    return sum(n * n for n in sizes.values()) + unknown * len(idx)
-
-
-def _units(idx: list[int], cities: Optional[list]) -> Iterator[tuple[list[int], list[int]]]:
-    """(queries, choices) to compare: everything with everything, or, with the same-city rule,
-    each city with itself and the rows of unknown city with all."""
-    if cities is None:
-        yield idx, idx
-        return
-    by_city: dict = defaultdict(list)
-    for i in idx:
-        by_city[cities[i]].append(i)
-    unknown = by_city.pop(None, [])
-    for group in by_city.values():
-        if len(group) > 1:
-            yield group, group
-    if unknown:
-        yield unknown, idx
-
-
-def _score_unit(values: list[str], queries: list[int], choices: list[int], threshold: int
-                ) -> Iterator[tuple[int, int, int]]:
-    if len(queries) * len(choices) <= 16:  # a handful: cdist's set-up costs more
-        for i in queries:
-            for j in choices:
-                if i < j or (i > j and queries is not choices):
-                    score = fuzz.ratio(values[i], values[j], score_cutoff=threshold)
-                    if score:
-                        yield i, j, int(score)
-        return
-    cells = len(queries) * len(choices)
-    matrix = cdist([values[i] for i in queries], [values[j] for j in choices],
-                   scorer=fuzz.ratio, score_cutoff=threshold, dtype=np.float32,
-                   workers=-1 if cells >= PARALLEL_CELLS else 1)
-    rows, cols = np.nonzero(matrix)
-    same = queries is choices
-    for r, c in zip(rows.tolist(), cols.tolist()):
-        i, j = queries[r], choices[c]
-        if i == j or (same and i > j):
-            continue
-        # int() truncates, as the entry check does: 89.9 is not 90.
-        yield i, j, int(matrix[r, c])
-
-
-def _windows(idx: list[int], order: Callable[[int], str]) -> Iterator[list[int]]:
-    ordered = sorted(idx, key=order)
-    step = CAP // 2
-    for start in range(0, max(len(ordered) - step, 1), step):
-        yield ordered[start:start + CAP]
-
-
-def similar_pairs(values: list[str], threshold: int, cities: Optional[list] = None
-                  ) -> Iterator[tuple[int, int, int]]:
-    """(i, j, score) for the values (distinct, of one block) that are at least `threshold`
-    similar and, if `cities` is given, of the same or an unknown city. Exact below CELLS
-    comparisons; above, split and windowed (see the module docstring)."""
-    everything = list(range(len(values)))
-    if len(everything) < 2:
-        return
-    if _cost(everything, cities) <= CELLS:
-        for queries, choices in _units(everything, cities):
-            yield from _score_unit(values, queries, choices, threshold)
-        return
-    seen: set[tuple[int, int]] = set()
-    splits = ((lambda v: v[2:3], lambda i: values[i]),
-              (lambda v: v[-1:], lambda i: values[i][::-1]))
-    for sub_key, order in splits:
-        subs: dict[str, list[int]] = defaultdict(list)
-        for i in everything:
-            subs[sub_key(values[i])].append(i)
-        for sub in subs.values():
-            if len(sub) < 2:
-                continue
-            parts = [sub] if _cost(sub, cities) <= CELLS else list(_windows(sub, order))
-            for part in parts:
-                for queries, choices in _units(part, cities):
-                    for i, j, score in _score_unit(values, queries, choices, threshold):
-                        pair = (min(i, j), max(i, j))
-                        if pair not in seen:
-                            seen.add(pair)
-                            yield i, j, score
-
-
-# --- reading the keys -------------------------------------------------------------------------
 def _stream(sql: str) -> Iterator[tuple]:
     # Per statement: Connection.execution_options would stick to the session's connection.
     result = db.session.connection().execute(
@@ -259,17 +145,6 @@ WITH k(v, cid, col) AS (
   UNION ALL SELECT email_norm, customer_id, 'e' FROM contact WHERE email_norm IS NOT NULL)
 SELECT v, cid, col FROM k
 WHERE v IN (SELECT v FROM k GROUP BY v HAVING COUNT(DISTINCT cid) > 1) ORDER BY v, cid"""
-_COMPANIES = """
-SELECT id, name_block, name_core, name_region, city FROM customer
-WHERE customer_type = 'company' AND name_block IS NOT NULL AND name_core IS NOT NULL
-ORDER BY name_block"""
-_PERSONS = """
-SELECT id, name_pinyin, name_core, birth_year, birth_month, birth_day, birthday_lunar,
-       address_norm
-FROM customer WHERE customer_type = 'person' AND name_core IS NOT NULL
-ORDER BY name_pinyin"""
-
-
 def _number_kinds(mine: set[str], theirs: set[str], rules: dict) -> tuple[str, ...]:
     """The rules under which two customers sharing a number match: the mobile rule compares a
     mobile with the other's mobile or phone, the phone rule a phone with either."""
@@ -307,77 +182,6 @@ def _scan_shared_keys(graph: MatchGraph, rules: dict) -> None:
                                    _number_kinds(cols[ids[a]], cols[ids[b]], rules))
 
 
-def _scan_company_block(graph: MatchGraph, rows: list[tuple], rule: DedupeRule) -> None:
-    """One name_block: equal cores of agreeing cities, then fuzzy cores."""
-    groups: dict[tuple[str, Optional[str]], list[int]] = defaultdict(list)
-    for cid, _, core, region, city in rows:
-        groups[(core, _city_key(region, city) if rule.same_city else None)].append(cid)
-    keys = list(groups)
-    for key in keys:
-        if len(groups[key]) > 1:
-            graph.link(groups[key], groups[key], 100, ("company_name",))
-    if len(keys) < 2:
-        return
-    values = [k[0] for k in keys]
-    cities = [k[1] for k in keys] if rule.same_city else None
-    if not rule.fuzzy:
-        by_core: dict[str, list[int]] = defaultdict(list)
-        for i, core in enumerate(values):
-            by_core[core].append(i)
-        pairs = ((i, j, 100) for idx in by_core.values() if len(idx) > 1
-                 for q, c in _units(idx, cities) for i in q for j in c
-                 if i < j or (i > j and q is not c))
-    else:
-        pairs = similar_pairs(values, rule.threshold, cities)
-    for i, j, score in pairs:
-        graph.link(groups[keys[i]], groups[keys[j]], score, ("company_name",))
-
-
-def _scan_person_name(graph: MatchGraph, rows: list[tuple], rules: dict) -> None:
-    """One name (same pinyin): birthday parts, then folded addresses."""
-    if "person_birthday" in rules:
-        by_day: dict[tuple, dict] = defaultdict(lambda: defaultdict(list))
-        for cid, _, _, year, month, day, lunar, _ in rows:
-            if month:
-                by_day[(month, day, bool(lunar))][year].append(cid)
-        for years in by_day.values():
-            everyone = [c for ids in years.values() for c in ids]
-            for year, ids in years.items():
-                # An unknown year agrees with any year; two known years must be equal.
-                graph.link(ids, everyone if year is None else ids, 100, ("person_birthday",))
-    rule = rules.get("person_address")
-    if rule is None:
-        return
-    groups: dict[str, list[int]] = defaultdict(list)
-    for cid, *_, address in rows:
-        if address:
-            groups[address].append(cid)
-    for ids in groups.values():
-        if len(ids) > 1:
-            graph.link(ids, ids, 100, ("person_address",))
-    if rule.fuzzy and len(groups) > 1:
-        values = list(groups)
-        for i, j, score in similar_pairs(values, rule.threshold):
-            graph.link(groups[values[i]], groups[values[j]], score, ("person_address",))
-
-
-def _scan_suffix_neighbours(graph: MatchGraph, names: list[tuple], rule: DedupeRule) -> None:
-    """A name whose first characters differ (聪瑞数码 / 瑞数码) is in another block. Sorted by
-    the reversed core, such names are neighbours; each is scored with the next NEIGHBOURS
-    (rapidfuzz cpdist along the diagonals: ratio is the same on reversed strings)."""
-    names.sort()
-    reversed_cores = [n[0] for n in names]
-    for offset in range(1, min(NEIGHBOURS, len(names) - 1) + 1):
-        scores = cpdist(reversed_cores[:-offset], reversed_cores[offset:], scorer=fuzz.ratio,
-                        score_cutoff=rule.threshold, dtype=np.float32, workers=-1)
-        for i in np.nonzero(scores)[0].tolist():
-            (core_a, city_a, a), (core_b, city_b, b) = names[i], names[i + offset]
-            if core_a == core_b or (city_a and city_b and city_a != city_b):
-                continue  # equal cores were linked in their block
-            graph.link([a], [b], int(scores[i]), ("company_name",))
-
-
-# --- the scan ---------------------------------------------------------------------------------
 @dataclass
 class ScanResult:
     customers: int = 0
@@ -399,6 +203,61 @@ def dismissed_pairs() -> set[tuple[int, int]]:
         select(DedupeDismissal.customer_a, DedupeDismissal.customer_b)).all()}
 
 
+def candidate_pairs() -> np.ndarray:
+    """(id_a, id_b) rows, id_a < id_b, distinct: in each block of customer_match_key, every
+    member with the next window−1 members in (sort, id) order (the pairs the entry check
+    reads for one record)."""
+    from app.services.match_keys import window_of
+
+    chunks: list[np.ndarray] = []
+    sql = "SELECT block, customer_id FROM customer_match_key ORDER BY block, sort_key, customer_id"
+    for run in _runs(_stream(sql), 0):
+        if len(run) < 2:
+            continue
+        ids = np.fromiter((cid for _, cid in run), dtype=np.int64, count=len(run))
+        for d in range(1, min(window_of(run[0][0]), len(ids))):
+            chunks.append(np.stack([np.minimum(ids[:-d], ids[d:]),
+                                    np.maximum(ids[:-d], ids[d:])], axis=1))
+    if not chunks:
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.unique(np.concatenate(chunks), axis=0)
+
+
+def _records() -> Iterator[dict]:
+    from app.services.matching.records import RECORD_FIELDS
+
+    sql = f"SELECT {', '.join(RECORD_FIELDS)} FROM customer ORDER BY id"
+    for row in _stream(sql):
+        yield dict(zip(RECORD_FIELDS, row))
+
+
+def _scan_scored(graph: MatchGraph, rule: DedupeRule, advance: Callable[[int], None]) -> None:
+    """Link every candidate pair the matcher scores at or above the rule's review
+    threshold (score: the model's probability, percent)."""
+    from app.services.dedupe import probability, thresholds
+    from app.services.matching import Matcher
+
+    pairs = candidate_pairs()
+    if not len(pairs):
+        return
+    from app.services.matching.records import Columns
+
+    matcher = Matcher.current()
+    _, review = thresholds(rule, matcher)
+    cols = Columns(_records())
+    advance(len(cols))
+    rows = np.searchsorted(cols.ids, pairs)  # ids are in id order: their rows
+    n = len(cols)
+    encoded = rows[:, 0] * n + rows[:, 1]
+    for a, b, totals in matcher.scored_pairs(cols, encoded):
+        keep = np.flatnonzero(totals >= review)
+        for ia, ib, person, total in zip(cols.ids[a[keep]].tolist(),
+                                         cols.ids[b[keep]].tolist(),
+                                         cols.person[a[keep]].tolist(), totals[keep].tolist()):
+            score = probability(matcher, "person" if person else "company", total)
+            graph.link([ia], [ib], score, ("scored",))
+
+
 def find_clusters(progress: Optional[Progress] = None) -> tuple[MatchGraph, int]:
     """Score every candidate pair under the active rules; (graph of matches, rows read)."""
     rules = active_rules()
@@ -417,31 +276,9 @@ def find_clusters(progress: Optional[Progress] = None) -> tuple[MatchGraph, int]
     if progress:
         progress(0, total)
     _scan_shared_keys(graph, rules)
-    rule = rules.get("company_name")
+    rule = rules.get("scored")
     if rule is not None:
-        suffixes: list[tuple] = []
-        for block in _runs(_stream(_COMPANIES), 1):
-            if len(block) > 1:
-                _scan_company_block(graph, block, rule)
-            if rule.fuzzy:
-                suffixes.extend((core[::-1], _city_key(region, city) if rule.same_city
-                                 else None, cid) for cid, _, core, region, city in block)
-            advance(len(block))
-        if suffixes:
-            _scan_suffix_neighbours(graph, suffixes, rule)
-            del suffixes
-    if "person_birthday" in rules or "person_address" in rules:
-        unnamed: dict[str, list[tuple]] = defaultdict(list)  # no pinyin: grouped by name
-        for name in _runs(_stream(_PERSONS), 1):
-            if name[0][1] is None:
-                for row in name:
-                    unnamed[row[2]].append(row)
-            elif len(name) > 1:
-                _scan_person_name(graph, name, rules)
-            advance(len(name))
-        for name in unnamed.values():
-            if len(name) > 1:
-                _scan_person_name(graph, name, rules)
+        _scan_scored(graph, rule, advance)
     if progress:
         progress(total, total)
     return graph, total

@@ -153,9 +153,9 @@ class _Run:
                             kinds=dedupe_bulk.kinds_text(group)) if line
                          else dedupe_bulk.grouped_text(group))
         texts += [tr("Same as line %(line)s of the file (%(kinds)s)", line=line, kinds=(
-                      tr("%(kind)s, similarity %(score)s%%", kind=DEDUPE_KINDS[kind], score=score)
-                      if score < 100 else str(DEDUPE_KINDS[kind])))
-                  for kind, line, score in file_hits]
+                      tr("%(kind)s: %(why)s", kind=DEDUPE_KINDS[kind], why=account)
+                      if account else str(DEDUPE_KINDS[kind])))
+                  for kind, line, _, account in file_hits]
         return tr("; ").join(dict.fromkeys(texts)) or None  # keeps order, drops repeats
 
 
@@ -308,7 +308,7 @@ def _import_chunk(job: _Run, chunk: list[tuple], cleaned: list[tuple]) -> bool:
         else:
             valid.append((line, values, row))
     answers = dedupe_bulk.answers(job.matcher.table_hits([v for _, v, _ in valid]),
-                                  job.matcher.rules)
+                                  job.matcher.rules, job.matcher.accounts)
     accepted: list[tuple[int, dict]] = []
     for (line, values, row), matches in zip(valid, answers):
         file_hits = [] if matches else job.matcher.file_hits(values)
@@ -381,7 +381,7 @@ def _import_lead_chunk(job: _Run, chunk: list[tuple], cleaned: list[tuple],
                  if m.record == "lead" and m.id in job.lead_lines else m.text
                  for m in matches[:3]]
         keys = [(rule, values.get(key)) for rule, key in LEAD_KEYS
-                if values.get(key) and rule in rules]
+                if values.get(key) and lead_service.rule_of(rule) in rules]
         if not texts:  # the file's earlier rows, refused ones too
             texts = [tr("Same as line %(line)s of the file (%(kinds)s)",
                         line=job.lead_keys[k], kinds=str(DEDUPE_KINDS.get(k[0], k[0])))

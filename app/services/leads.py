@@ -288,6 +288,12 @@ def customer_values(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def rule_of(kind: str) -> str:
+    """The dedupe rule that governs a lead-to-lead key: an equal company core is the scored
+    rule's business (it replaced the company name rule), the identifiers their own."""
+    return "scored" if kind == "company_name" else kind
+
+
 def find_duplicates(values: dict[str, Any], exclude_lead_id: Optional[int] = None,
                     ) -> list[LeadMatch]:
     """Matches of a lead's values among customers (the customer matcher, its rules) and open
@@ -301,7 +307,7 @@ def find_duplicates(values: dict[str, Any], exclude_lead_id: Optional[int] = Non
             ("company_name", Lead.name_core, values.get("name_core"))]
     seen: set[int] = set()
     for kind, column, value in keys:
-        if not value or kind not in rules:
+        if not value or rule_of(kind) not in rules:
             continue
         q = (select(Lead).join(LeadOwnership, LeadOwnership.lead_id == Lead.id)
              .where(column == value, Lead.status != "converted").order_by(Lead.id).limit(20))
@@ -312,7 +318,7 @@ def find_duplicates(values: dict[str, Any], exclude_lead_id: Optional[int] = Non
                 continue
             seen.add(lead.id)
             matches.append(LeadMatch("lead", lead.id, lead.name, holder_text(lead.ownership),
-                                     kind, rules[kind].action))
+                                     kind, rules[rule_of(kind)].action))
     return sorted(matches, key=lambda m: (m.action != "block", m.record != "lead", m.id))
 
 

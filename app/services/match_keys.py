@@ -178,6 +178,21 @@ def install_listeners() -> None:
         event.listen(Session, "after_flush", _after_flush)
 
 
+def records(ids: Iterable[int], conn=None) -> list[dict[str, Any]]:
+    """The stored columns the matcher reads (app.services.matching.RECORD_FIELDS) of these
+    customers, in id order: one statement per 1,000 ids."""
+    from app.extensions import db
+
+    conn = conn if conn is not None else db.session.connection()
+    ids = sorted({int(i) for i in ids})
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(ids), 1000):
+        out.extend(dict(r) for r in conn.execute(
+            select(*_customer.c).where(_customer.c.id.in_(ids[start:start + 1000]))
+            .order_by(_customer.c.id)).mappings())
+    return out
+
+
 # --- candidates -----------------------------------------------------------------------------
 def _side(index: int, n: int, before: bool):
     """The n members just before (or after) position (:s<index>, :i<index>) in block

@@ -24,8 +24,8 @@ from app.models import Customer, Ownership
 # Customer ids kept without a foreign key (rows that outlive a customer): moved too. Not
 # ownership_event: history stays where it was written (app.services.merge.history_clause).
 SOFT_REFERENCES = (("transfer_item", "customer_id"),)
-# Keys derived from the customer's own rows (app.services.search, match_keys): rewritten after a merge or
-# its undo, never moved.
+# Keys derived from the customer's own rows (app.services.search and match_keys): rewritten
+# after a merge or its undo, never moved.
 DERIVED = frozenset({"customer_search_gram", "customer_search_text", "customer_match_key"})
 
 

@@ -474,34 +474,42 @@ class AssignmentRuleView(AuditedModelView):
         super().pre_update(item)
 
 
+def _model_default(value) -> str:
+    """A scored rule's threshold, or "（模型默认）" when it follows the model."""
+    return _("(the model's)") if value is None else f"{value:.1f}"
+
+
 class DedupeRuleView(ValidatedModelView, SettingsRowView):
-    """查重规则: one row per kind; admins switch a rule on or off, pick exact or fuzzy, the
-    threshold, "same city only" and block or warn."""
+    """查重规则: one row per kind; admins switch a rule on or off and pick block or warn; the
+    scored rule (the matcher) also has its link and review thresholds (blank: the model's)."""
 
     datamodel = SQLAInterface(DedupeRule)
     class_permission_name = RES_DEDUPE
     route_base = "/dedupe-rules"
     audit_type = "dedupe_rule"
     list_title = show_title = edit_title = _("Dedupe rules")
-    list_columns = ["kind_label", "active", "fuzzy", "threshold", "same_city", "action_label",
+    list_columns = ["kind_label", "active", "action_label", "link_score", "review_score",
                     "updated_at"]
     show_columns = list_columns
-    edit_columns = ["active", "fuzzy", "threshold", "same_city", "action"]
-    label_columns = {"kind_label": _("Rule"), "active": _("Active"), "fuzzy": _("Fuzzy"),
-                     "threshold": _("Similarity threshold (%)"), "same_city": _("Same city only"),
+    edit_columns = ["active", "action", "link_score", "review_score"]
+    label_columns = {"kind_label": _("Rule"), "active": _("Active"),
                      "action": _("On match"), "action_label": _("On match"),
+                     "link_score": _("Link threshold (score)"),
+                     "review_score": _("Review threshold (score)"),
                      "updated_at": _("Updated at"), "kind": _("Rule")}
     description_columns = {
-        "fuzzy": _("Company names and addresses only: similar (not only equal) values match"),
-        "threshold": _("50–100: how similar a fuzzy match must be"),
-        "same_city": _("Company names: only match within the same city (region)"),
+        "link_score": _("Similar customer (scored) only: a pair whose total reaches this is "
+                        "the same customer (blocked or warned as above). Blank: the model's "
+                        "threshold"),
+        "review_score": _("Similar customer (scored) only: from this total a pair goes to the "
+                          "review page. Blank: the model's threshold"),
     }
     edit_form_extra_fields = {
-        "active": BooleanField(_("Active")), "fuzzy": BooleanField(_("Fuzzy")),
-        "same_city": BooleanField(_("Same city only")),
+        "active": BooleanField(_("Active")),
         "action": SelectField(_("On match"), choices=list(DEDUPE_ACTIONS.items())),
     }
-    formatters_columns = {"updated_at": minutes}
+    formatters_columns = {"updated_at": minutes, "link_score": _model_default,
+                          "review_score": _model_default}
 
     def validate_item(self, item):
         dedupe.validate_rule(item)
