@@ -29,18 +29,37 @@ def text(resp) -> str:
     return resp.get_data(as_text=True)
 
 
+def _account(first_id: int, other_id: int) -> str:
+    from markupsafe import escape
+
+    from app.extensions import db
+    from app.services.matching import Matcher
+
+    def stored(cid):
+        c = db.session.get(Customer, cid)
+        return {col.name: getattr(c, col.name) for col in Customer.__table__.c}
+
+    return str(escape(Matcher.current().explain(stored(first_id), stored(other_id)).text()))
+
+
 def test_admin_and_staff_see_clusters_and_members_side_by_side(clients, cluster):
     cid, s, twin = cluster
     for client in (clients.admin, clients.staff):
         page = client.get("/dedupe-review/")
         assert page.status_code == 200
-        assert f'data-cluster="{cid}"' in text(page) and "企业名称（核心名）" in text(page)
+        assert f'data-cluster="{cid}"' in text(page) and "相似客户（综合评分）" in text(page)
         assert 'id="scan-button"' in text(page)
         detail = client.get(f"/dedupe-review/{cid}")
         assert detail.status_code == 200
         html = text(detail)
         assert f'data-customer="{s}"' in html and f'data-customer="{twin}"' in html
         assert 'id="merge-button"' in html and 'id="dismiss-button"' in html
+        # The twin's account against the first member, field by field, as the matcher
+        # scored the pair.
+        account = _account(s, twin)
+        assert "匹配说明（与第一条相比）" in html
+        assert re.search(rf'class="account" data-customer="{twin}"><small>{re.escape(account)}<',
+                         html), account
 
 
 def test_auditor_reads_but_cannot_act(clients, cluster, db):

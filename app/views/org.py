@@ -492,6 +492,7 @@ class DedupeRuleView(ValidatedModelView, SettingsRowView):
                     "updated_at"]
     show_columns = list_columns
     edit_columns = ["active", "action", "link_score", "review_score"]
+    search_columns = ["kind", "active", "action"]
     label_columns = {"kind_label": _("Rule"), "active": _("Active"),
                      "action": _("On match"), "action_label": _("On match"),
                      "link_score": _("Link threshold (score)"),
