@@ -201,7 +201,8 @@ def probability(matcher, customer_type: Optional[str], total: float) -> int:
 
 
 def scored_matches(values: dict[str, Any], exclude: Iterable[int] = (),
-                   threshold: Optional[float] = None, matcher=None) -> list[Scored]:
+                   threshold: Optional[float] = None, matcher=None,
+                   rule: Optional[DedupeRule] = None) -> list[Scored]:
     """The saved customers the matcher puts at or above `threshold` (default: the link
     threshold of the scored rule, else the model's) against these values: its candidates are
     the ones the batch scan would pair the record with (match_keys.candidate_ids), scored in
@@ -213,7 +214,7 @@ def scored_matches(values: dict[str, Any], exclude: Iterable[int] = (),
         return []
     matcher = matcher or Matcher.current()
     if threshold is None:
-        rule = active_rules().get("scored")
+        rule = rule or active_rules().get("scored")
         threshold = thresholds(rule, matcher)[0] if rule else matcher.link_threshold
     exclude = set(exclude)
     own = next(iter(exclude)) if len(exclude) == 1 else None
@@ -252,7 +253,7 @@ def find(values: dict[str, Any], exclude_ids: Iterable[int] = (),
         hit(kind, ids)
     accounts: dict[int, Scored] = {}
     if "scored" in rules:
-        for m in scored_matches(values, exclude):
+        for m in scored_matches(values, exclude, rule=rules["scored"]):
             hit("scored", [m.customer_id], m.probability)
             accounts[m.customer_id] = m
     return matches_for_hits(hits, rules, accounts)

@@ -187,10 +187,16 @@ def records(ids: Iterable[int], conn=None) -> list[dict[str, Any]]:
     ids = sorted({int(i) for i in ids})
     out: list[dict[str, Any]] = []
     for start in range(0, len(ids), 1000):
-        out.extend(dict(r) for r in conn.execute(
-            select(*_customer.c).where(_customer.c.id.in_(ids[start:start + 1000]))
-            .order_by(_customer.c.id)).mappings())
+        out.extend(dict(zip(RECORD_FIELDS, r)) for r in conn.execute(
+            _records_statement(), {"ids": ids[start:start + 1000]}))
     return out
+
+
+@lru_cache(maxsize=None)
+def _records_statement():
+    return (select(*(_customer.c[f] for f in RECORD_FIELDS))
+            .where(_customer.c.id.in_(bindparam("ids", expanding=True)))
+            .order_by(_customer.c.id))
 
 
 # --- candidates -----------------------------------------------------------------------------
