@@ -526,7 +526,7 @@ def _near_miss(b: _Builder, kind: str) -> None:
         core, word = b.core()
         trade = core[:len(core) - len(word)]
         while True:
-            other = rng.choice([w for w in INDUSTRIES if w != word]) if True else None
+            other = rng.choice([w for w in INDUSTRIES if w != word])
             if trade + other not in b.cores:
                 break
         b.cores.add(trade + other)
@@ -538,7 +538,7 @@ def _near_miss(b: _Builder, kind: str) -> None:
             raw2["_address"].street = f"{street}{rng.randint(1, 999)}号"
             raw2["address"] = raw2["_address"].render(rng)
         if raw.get("email") and rng.random() < 0.5:
-            raw2["email"] = "hr@" + raw["email"].split("@")[1]
+            raw2["email"] = "hr@" + raw["email"].split("@")[1]  # one group's mail server
     elif kind == "company_same_building":
         city = b.city()
         a, raw = b.company(city=city)
@@ -581,6 +581,9 @@ def _near_miss(b: _Builder, kind: str) -> None:
         raw2.pop("email", None)
     else:
         raise ValueError(kind)
+    first, second = b.raw[a], b.raw[c]
+    if first.get("email") and first["email"] == second.get("email"):
+        second.pop("email")  # one mailbox is one customer: not a near-miss any more
     b.pair(a, c, kind, False)
 
 
