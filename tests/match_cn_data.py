@@ -233,6 +233,7 @@ class _Builder:
         self.pairs: list[tuple[int, int, str, bool]] = []  # (index, index, kind, duplicate)
         self.cores: set[str] = set()
         self.numbers: set[str] = set()
+        self.mailboxes: set[str] = set()
         self.surnames = self._surnames()
 
     # -- small pieces
@@ -325,7 +326,16 @@ class _Builder:
         from pypinyin import lazy_pinyin
 
         local = "".join(lazy_pinyin(name)) + self.digits(self.rng.choice((0, 2, 4)))
-        return f"{local}@{self.rng.choice(MAIL_DOMAINS)}"
+        return self.mailbox(local, self.rng.choice(MAIL_DOMAINS))
+
+    def mailbox(self, local: str, domain: str) -> str:
+        """local@domain, or with digits added if another customer has it (one mailbox, one
+        customer: a shared one would be a duplicate by the e-mail rule)."""
+        address = f"{local}@{domain}"
+        while address in self.mailboxes:
+            address = f"{local}{self.digits(3)}@{domain}"
+        self.mailboxes.add(address)
+        return address
 
     # -- records
     def add(self, raw: dict) -> int:
@@ -351,8 +361,8 @@ class _Builder:
             if rng.random() < 0.3:
                 raw["mobile"] = self.mobile()
             if rng.random() < 0.4:
-                raw["email"] = f"{rng.choice(('info', 'sales', 'hr', 'service'))}@" \
-                               f"{self.domain(core)}"
+                raw["email"] = self.mailbox(rng.choice(("info", "sales", "hr", "service")),
+                                            self.domain(core))
         return self.add(raw), raw
 
     def domain(self, core: str) -> str:
@@ -544,7 +554,8 @@ def _near_miss(b: _Builder, kind: str) -> None:
             raw2["_address"].street = f"{street}{rng.randint(1, 999)}号"
             raw2["address"] = raw2["_address"].render(rng)
         if raw.get("email") and rng.random() < 0.5:
-            raw2["email"] = "hr@" + raw["email"].split("@")[1]  # one group's mail server
+            # One group's mail server.
+            raw2["email"] = b.mailbox("hr", raw["email"].split("@")[1])
     elif kind == "company_same_building":
         city = b.city()
         a, raw = b.company(city=city)
