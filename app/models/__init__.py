@@ -12,7 +12,8 @@ from app.models.activity import Deal, FollowUp, GradingSettings  # noqa: F401
 from app.models.care import CareMessage, CareSettings, CareTemplate  # noqa: F401
 from app.models.dedupe import DedupeRule  # noqa: F401
 from app.models.imports import ImportBatch, ImportProblem  # noqa: F401
-from app.models.dedupe import DedupeCluster, DedupeClusterMember, DedupeDismissal  # noqa: F401
+from app.models.dedupe import (DedupeCluster, DedupeClusterMember,  # noqa: F401
+                               DedupeDismissal, DedupeModel)
 from app.models.merge import CustomerMerge, CustomerRedirect  # noqa: F401
 from app.models.search import CustomerSearchGram, CustomerSearchText  # noqa: F401
 from app.models.task import Task  # noqa: F401

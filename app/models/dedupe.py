@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask_appbuilder import Model
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer,
-                        String, UniqueConstraint)
+from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Index,
+                        Integer, String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
@@ -121,3 +121,24 @@ class DedupeDismissal(Model):
     cluster_id = Column(Integer, ForeignKey("dedupe_cluster.id", ondelete="SET NULL"))
     actor_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
     created_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+class DedupeModel(Model):
+    """A matching model `flask crm dedupe-train` estimated on this deployment's customers (m/u
+    per field and level as JSON, app.services.matching.model). At most one is active; none
+    active means the shipped default. Older ones stay as the history of what was used."""
+
+    __tablename__ = "dedupe_model"
+    __table_args__ = (
+        # One active model: a partial unique index (SQLite and PostgreSQL both have them).
+        Index("uq_dedupe_model_active", "active", unique=True,
+              sqlite_where=text("active"), postgresql_where=text("active")),
+    )
+    id = Column(Integer, primary_key=True)
+    model = Column(Text, nullable=False)
+    link_threshold = Column(Float, nullable=False)
+    review_threshold = Column(Float, nullable=False)
+    pairs_used = Column(Integer, nullable=False)
+    trained_at = Column(DateTime, nullable=False, default=utcnow)
+    trained_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
+    active = Column(Boolean, nullable=False, default=False, server_default="0")

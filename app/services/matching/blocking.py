@@ -1,0 +1,140 @@
+"""Blocking: which record pairs the scorer sees at all.
+
+Each pass gives a record one or more keys; records sharing a key in a pass are candidate
+pairs. Passes (blocking_keys): 'name' (the core's first two characters; a person's surname
+and the given name's first character), 'pinyin' (the same in pinyin: a homophone written
+with another first character), 'phone' (a mobile's or landline's last 8 digits), 'email'
+(the address; its user name), 'addr' (city and the address's numbers; city and the start of
+its words when it has no number), 'birth' (the full birthday with the surname's initial,
+and with the given name's: a mistyped or swapped name still meets its duplicate). Then three sorted-neighbourhood passes over each customer type (by the name's
+pinyin, by the reversed name, by the address) catch what every key missed.
+
+Crowded blocks cannot blow up: in every pass the members of a block are sorted (by the name,
+or for the second name pass by the reversed name) and each member is paired with its next
+WINDOW−1 members only. A block of at most WINDOW members is therefore compared in full and
+a bigger one in overlapping sorted windows, so a pass costs at most n·(WINDOW−1) pairs
+whatever the data; the order is a total order (ties broken by row), so the pairs are the
+same on every run. Two strings one character apart sort next to each other by the name or,
+when the difference is early, by the reversed name.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+import numpy as np
+
+from app.services.matching.records import Columns, record_of
+
+WINDOW = 20            # members a record is paired with in a block (sorted), per pass
+NEIGHBOURS = 8         # sorted-neighbourhood window of the type-wide passes
+PASSES = ("name", "pinyin", "phone", "email", "addr", "birth")
+
+
+def _date(rec: dict) -> str:
+    if rec["_bm"] and rec["_bd"] and rec["_by"]:
+        return f"{rec['_by']:04d}{rec['_bm']:02d}{rec['_bd']:02d}"
+    return ""
+
+
+def record_keys(rec: dict) -> set[tuple[str, str]]:
+    """The blocking keys of one record (a record_of dict): (pass, key); every key starts with
+    the customer type, so a company and a person never share one."""
+    kind = "p" if rec["customer_type"] == "person" else "c"
+    keys: set[tuple[str, str]] = set()
+    core = rec["_core"]
+    if kind == "p":
+        surname, given = rec["_surname"], rec["_given"]
+        if surname:
+            keys.add(("name", f"p:{surname}|{given[:1]}"))
+            keys.add(("pinyin", f"p:{rec['_surname_py']}|{rec['_given_py'][:1]}"))
+        date = _date(rec)
+        # the birthday with the initial of the surname, and of the given name: a surname
+        # mistyped, missing or written in the given name's place still meets its duplicate
+        for initial in {rec["_surname_py"][:1], rec["_given_py"][:1]} - {""}:
+            if date:
+                keys.add(("birth", f"p:{initial}|{date}"))
+    elif core:
+        keys.add(("name", f"c:{core[:2]}"))
+        keys.add(("pinyin", f"c:{rec['_pinyin'][:6]}"))
+    for key in ("_mobile_tail", "_phone_tail"):
+        if rec[key]:
+            keys.add(("phone", f"{kind}:{rec[key]}"))
+    if rec["_email"]:
+        keys.add(("email", f"{kind}:{rec['_email']}"))
+        if len(rec["_email_local"]) >= 3:
+            keys.add(("email", f"{kind}:{rec['_email_local']}@"))
+    if rec["_digits"]:
+        keys.add(("addr", f"{kind}:{rec['_city']}|{rec['_digits']}"))
+    elif rec["_words"]:
+        keys.add(("addr", f"{kind}:{rec['_city']}|{rec['_words'][:6]}"))
+    return keys
+
+
+def blocking_keys(mapping: dict) -> set[tuple[str, str]]:
+    return record_keys(record_of(mapping))
+
+
+def _rank(values: np.ndarray) -> np.ndarray:
+    """Each row's position when the rows are sorted by `values` (ties by row)."""
+    order = np.argsort(values, kind="stable")
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[order] = np.arange(len(values))
+    return rank
+
+
+def _window_pairs(block: np.ndarray, rows: np.ndarray, rank: np.ndarray,
+                  window: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs of rows within `window` of each other in one block, blocks sorted by rank."""
+    order = np.lexsort((rank[rows], block))
+    block, rows = block[order], rows[order]
+    for d in range(1, window):
+        same = block[d:] == block[:-d]
+        if not same.any():
+            break
+        a, b = rows[:-d][same], rows[d:][same]
+        yield np.minimum(a, b), np.maximum(a, b)
+
+
+class _Ranks:
+    """The sort orders the passes use, computed once per batch."""
+
+    def __init__(self, cols: Columns):
+        c = cols.cols
+        self.name = _rank(c["_core"])
+        self.reversed = _rank(np.array([s[::-1] for s in c["_core"]], dtype=object))
+        self.pinyin = _rank(c["_pinyin"])
+        self.address = _rank(np.array([f"{a}|{w}|{d}" for a, w, d in zip(
+            c["_city"], c["_words"], c["_digits"])], dtype=object))
+
+    def of(self, pass_name: str) -> list[np.ndarray]:
+        if pass_name == "name":
+            return [self.name, self.reversed]
+        return [self.pinyin] if pass_name == "pinyin" else [self.name]
+
+
+def _encoded(chunks: list[np.ndarray]) -> np.ndarray:
+    return np.unique(np.concatenate(chunks)) if chunks else np.zeros(0, dtype=np.int64)
+
+
+def pass_pairs(cols: Columns, pass_name: str, ranks: Optional[_Ranks] = None) -> np.ndarray:
+    """The distinct pairs (a*n + b, a < b) one keyed pass proposes."""
+    if pass_name not in cols.blocks:
+        return np.zeros(0, dtype=np.int64)
+    ranks = ranks or _Ranks(cols)
+    n = len(cols)
+    hashes, rows = (np.frombuffer(x, dtype=np.int64) for x in cols.blocks[pass_name])
+    return _encoded([a * n + b for rank in ranks.of(pass_name)
+                     for a, b in _window_pairs(hashes, rows, rank, WINDOW)])
+
+
+def candidate_pairs(cols: Columns) -> np.ndarray:
+    """Distinct candidate pairs (row_a < row_b, encoded a*n + b) of every pass, from the keys
+    collected in `cols` (Columns(records, keys_of=record_keys))."""
+    n = len(cols)
+    ranks = _Ranks(cols)
+    chunks = [pass_pairs(cols, p, ranks) for p in PASSES]
+    everyone = np.arange(n, dtype=np.int64)
+    kind = cols.person.astype(np.int64)
+    for rank in (ranks.pinyin, ranks.reversed, ranks.address):
+        chunks.extend(a * n + b for a, b in _window_pairs(kind, everyone, rank, NEIGHBOURS))
+    return _encoded(chunks)

@@ -1,0 +1,119 @@
+"""Matcher: the one scorer and blocking for the entry check, the import and the batch scan."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+
+import numpy as np
+
+from app.services.matching.blocking import candidate_pairs, record_keys
+from app.services.matching.explain import Explained, Part
+from app.services.matching.fields import FIELDS, compare_all
+from app.services.matching.model import Model, default_model, scored
+from app.services.matching.records import Columns, record_of, repeat
+
+BATCH = 200_000   # pairs scored together by link(): bounds the level matrix and similarities
+
+
+def _kind(rec: Mapping[str, Any]) -> str:
+    return "person" if rec.get("customer_type") == "person" else "company"
+
+
+class Matcher:
+    """Fellegi–Sunter scoring with the weights of one model (the shipped default unless
+    given); see app.services.matching for the fields, levels and thresholds."""
+
+    def __init__(self, model: Optional[Model] = None):
+        self.model = model or default_model()
+
+    @classmethod
+    def current(cls) -> "Matcher":
+        """The deployment's active trained model (flask crm dedupe-train), else the default."""
+        from app.services.matching.training import active_model
+
+        return cls(active_model())
+
+    @property
+    def link_threshold(self) -> float:
+        return self.model.link_threshold
+
+    @property
+    def review_threshold(self) -> float:
+        return self.model.review_threshold
+
+    # --- one pair, one query ------------------------------------------------------------
+    def explain(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> Explained:
+        """The total and each field's level, similarity and weight; a company and a person
+        are never one customer (total −inf, no parts)."""
+        ra, rb = record_of(a), record_of(b)
+        kind = _kind(ra)
+        if kind != _kind(rb):
+            return Explained(total=float("-inf"), parts=[])
+        levels, sims = compare_all(kind, repeat(ra, 1), repeat(rb, 1))
+        table = self.model.weights(kind)
+        total, household = scored(self.model, kind, levels)
+        parts = []
+        for j, field in enumerate(FIELDS[kind]):
+            level = int(levels[0, j])
+            sim = None if sims[j] is None or level < 0 else int(round(float(sims[j][0]) * 100))
+            parts.append(Part(field=field.name,
+                              level="missing" if level < 0 else field.levels[level],
+                              similarity=sim, weight=float(table[j, level])))
+        if household[0] < 0:
+            parts.append(Part(field="household", level="capped", similarity=None,
+                              weight=float(household[0])))
+        return Explained(total=float(total[0]), parts=parts)
+
+    def score(self, query: Mapping[str, Any],
+              candidates: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """The total of `query` against each candidate, vectorised per field (−inf for a
+        candidate of the other customer type)."""
+        cols = candidates if isinstance(candidates, Columns) else Columns(candidates)
+        out = np.full(len(cols), -np.inf)
+        q = record_of(query)
+        kind = _kind(q)
+        same = np.flatnonzero(cols.person == (kind == "person"))
+        if len(same):
+            levels, _ = compare_all(kind, repeat(q, len(same)), cols.take(same))
+            out[same] = scored(self.model, kind, levels)[0]
+        return out
+
+    # --- batch ------------------------------------------------------------------------------
+    def blocking_keys(self, rec: Mapping[str, Any]) -> set[tuple[str, str]]:
+        return record_keys(record_of(rec))
+
+    def columns(self, records: Iterable[Mapping[str, Any]]) -> Columns:
+        """The records column by column with their blocking keys (what link() works on)."""
+        return records if isinstance(records, Columns) else Columns(records, keys_of=record_keys)
+
+    def candidates(self, cols: Columns) -> np.ndarray:
+        """Candidate row pairs of every blocking pass, encoded row_a * n + row_b."""
+        return candidate_pairs(cols)
+
+    def scored_pairs(self, cols: Columns, pairs: Optional[np.ndarray] = None,
+                     batch: int = BATCH) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(rows_a, rows_b, totals) of every candidate pair, a batch at a time."""
+        pairs = self.candidates(cols) if pairs is None else pairs
+        n = len(cols)
+        for start in range(0, len(pairs), batch):
+            chunk = pairs[start:start + batch]
+            a, b = chunk // n, chunk % n
+            total = np.full(len(chunk), -np.inf)
+            for kind in ("company", "person"):
+                # blocking keys and neighbourhoods never mix types, but say so here too
+                sel = np.flatnonzero((cols.person[a] == (kind == "person"))
+                                     & (cols.person[a] == cols.person[b]))
+                if len(sel):
+                    levels, _ = compare_all(kind, cols.take(a[sel]), cols.take(b[sel]))
+                    total[sel] = scored(self.model, kind, levels)[0]
+            yield a, b, total
+
+    def link(self, records: Iterable[Mapping[str, Any]]) -> Iterator[tuple[int, int, float]]:
+        """(id_a, id_b, total), id_a < id_b, for every blocked pair scoring at least the
+        review threshold."""
+        cols = self.columns(records)
+        for a, b, total in self.scored_pairs(cols):
+            keep = total >= self.review_threshold
+            ia, ib = cols.ids[a[keep]], cols.ids[b[keep]]
+            lo, hi = np.minimum(ia, ib), np.maximum(ia, ib)
+            for x, y, t in zip(lo.tolist(), hi.tolist(), total[keep].tolist()):
+                yield x, y, t
