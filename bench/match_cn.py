@@ -188,7 +188,7 @@ def main() -> None:
                 s["link"] += link
                 s["review"] += review
                 s["link_keys"] += link or keys
-                wrong = not review if duplicate else link
+                wrong = not link if duplicate else link
                 if wrong and len(examples[kind]) < args.show:
                     examples[kind].append((a, b, ex))
     pair_time = time.perf_counter() - t
@@ -239,6 +239,10 @@ def main() -> None:
         false = pairs - truth.keys()
         false_near = false & near.keys()
         print(precision_line(f"≥ {name} threshold", pairs, truth, near))
+        if name == "link":
+            for a, b in sorted(false - false_near)[:args.show * 3]:
+                examples["unlabelled link"].append((rows[a], rows[b],
+                                                    m.explain(rows[a], rows[b])))
         print(precision_line(f"≥ {name} threshold + number / e-mail rules", pairs | keys,
                              truth, near))
         if name == "review":
@@ -249,13 +253,10 @@ def main() -> None:
             if lost:
                 print("  duplicates link() did not return at the review threshold: " +
                       ", ".join(f"{k} {v}" for k, v in sorted(lost.items())))
-            others = sorted(false - false_near)[:args.show * 3]
-            for a, b in others:
-                examples["unlabelled link"].append((rows[a], rows[b], m.explain(rows[a],
-                                                                                 rows[b])))
 
     if any(examples.values()):
-        print("\nExamples (missed duplicates below review; near-misses at or above link):")
+        print("\nExamples (duplicates below the link threshold, near-misses at or above it, "
+              "unlabelled pairs link() links):")
         show = ("name", "city", "address_norm", "mobile_e164", "phone_e164", "email_norm",
                 "birth_year", "birth_month", "birth_day")
         for kind, items in examples.items():
