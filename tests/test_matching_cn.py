@@ -44,6 +44,13 @@ def linked(data, matcher):
     return {(min(a, b), max(a, b)): total for a, b, total in matcher.link(data.records)}
 
 
+def _explained(data, matcher, pairs) -> str:
+    """The first few pairs' names and explain() text, for a failure's message."""
+    rows = data.by_id()
+    return "\n".join(f"{rows[a]['name']} / {rows[b]['name']}: "
+                     f"{matcher.explain(rows[a], rows[b]).text()}" for a, b in pairs[:3])
+
+
 def _one(values: dict, id_: int) -> dict:
     return dict(clean_customer_data(values), id=id_)
 
@@ -110,8 +117,10 @@ def test_each_kind_differs_as_labelled(data):
 def test_duplicates_of_each_kind_are_linked(kind, data, matcher, totals):
     pairs = [(a, b) for a, b, k in data.duplicates if k == kind]
     found = [p for p in pairs if totals[p] >= matcher.link_threshold]
+    missed = [p for p in pairs if p not in found]
     assert len(found) >= RECALL * len(pairs), \
-        f"{kind}: {len(found)} of {len(pairs)} at the link threshold"
+        f"{kind}: {len(found)} of {len(pairs)} at the link threshold; missed:\n" + \
+        _explained(data, matcher, missed)
 
 
 def test_blocking_loses_no_pair_the_scorer_would_link(data, matcher, totals, linked):
@@ -132,7 +141,7 @@ def test_near_misses_of_each_kind_stay_apart(kind, data, matcher, totals):
     pairs = [(a, b) for a, b, k in data.near_misses if k == kind]
     wrong = [p for p in pairs if totals[p] >= matcher.link_threshold]
     assert len(wrong) <= (1 - PRECISION) * len(pairs), \
-        f"{kind}: {len(wrong)} of {len(pairs)} linked, e.g. {wrong[:3]}"
+        f"{kind}: {len(wrong)} of {len(pairs)} linked:\n" + _explained(data, matcher, wrong)
 
 
 def test_precision_of_everything_linked(data, matcher, linked):
@@ -142,7 +151,9 @@ def test_precision_of_everything_linked(data, matcher, linked):
     links = {p for p, total in linked.items() if total >= matcher.link_threshold}
     right = links & truth
     assert len(links) > 0.9 * len(truth)
-    assert len(right) >= PRECISION * len(links), sorted(links - truth)[:10]
+    assert len(right) >= PRECISION * len(links), \
+        f"{len(links) - len(right)} of {len(links)} links are false:\n" + \
+        _explained(data, matcher, sorted(links - truth))
 
 
 # --- the issue's own examples -------------------------------------------------------------------
