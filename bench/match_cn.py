@@ -173,6 +173,7 @@ def main() -> None:
     # -- pair by pair
     stats = defaultdict(lambda: defaultdict(int))
     examples = defaultdict(list)
+    scored_pairs: dict[tuple[int, int], str] = {}  # duplicates explain() puts ≥ review
     t = time.perf_counter()
     for labelled, duplicate in ((data.duplicates, True), (data.near_misses, False)):
         for a_id, b_id, kind in labelled:
@@ -189,6 +190,8 @@ def main() -> None:
                 s["review"] += review
                 s["link_keys"] += link or keys
                 wrong = not link if duplicate else link
+                if duplicate and review:
+                    scored_pairs[(a_id, b_id)] = kind
                 if wrong and len(examples[kind]) < args.show:
                     examples[kind].append((a, b, ex))
     pair_time = time.perf_counter() - t
@@ -253,6 +256,10 @@ def main() -> None:
             if lost:
                 print("  duplicates link() did not return at the review threshold: " +
                       ", ".join(f"{k} {v}" for k, v in sorted(lost.items())))
+            blocked = [p for p in scored_pairs if p not in pairs]
+            print(f"  blocking: {len(scored_pairs) - len(blocked)} of {len(scored_pairs)} "
+                  f"duplicates whose explain() total reaches the review threshold are among "
+                  f"link()'s pairs ({rate(len(scored_pairs) - len(blocked), len(scored_pairs))})")
 
     if any(examples.values()):
         print("\nExamples (duplicates below the link threshold, near-misses at or above it, "

@@ -32,7 +32,8 @@ from functools import lru_cache
 from typing import Optional
 
 from app.services.customers import clean_customer_data
-from app.services.normalize import InvalidValue, normalize_mobile, normalize_phone
+from app.services.normalize import (InvalidValue, normalize_mobile, normalize_phone,
+                                    split_company_name)
 
 DUPLICATE_KINDS = (
     "company_typo",           # one character of the core replaced (not a homophone)
@@ -152,6 +153,10 @@ def _toneless() -> dict[str, str]:
     from pypinyin import lazy_pinyin
 
     return {ch: lazy_pinyin(ch)[0] for ch in common_chars()}
+
+
+def _core_of(name: str) -> str:
+    return split_company_name(name).core
 
 
 def _valid(normalise, number: str) -> bool:
@@ -286,7 +291,9 @@ class _Builder:
         while True:
             word = industry or self.rng.choice(list(INDUSTRIES))
             core = self.trade_name(prefix) + word
-            if core not in self.cores:
+            # A trade name starting with a place (河源帆…) loses it to the region: the
+            # stored core would not be the one labelled.
+            if core not in self.cores and _core_of(core + "有限公司") == core:
                 self.cores.add(core)
                 return core, word
 
@@ -436,6 +443,18 @@ class _Builder:
         self.pairs.append((a, b, kind, duplicate))
 
     # -- replacing one character
+    def variant_core(self, core: str, positions: range, homophone: bool) -> Optional[str]:
+        """The core with one character replaced, unique and stored as written; None if
+        no such character is found."""
+        for _ in range(20):
+            new = self.replaced(core, positions, homophone)
+            if new is None:
+                return None
+            if new not in self.cores and _core_of(new + "有限公司") == new:
+                self.cores.add(new)
+                return new
+        return None
+
     def replaced(self, text: str, positions: range, homophone: bool) -> Optional[str]:
         rng = self.rng
         options = []
@@ -464,9 +483,8 @@ def _company_variant(b: _Builder, kind: str) -> None:
     if kind in ("company_typo", "company_homophone"):
         # Mostly in the trade name (where typos matter), sometimes in the industry word.
         positions = range(trade) if rng.random() < 0.8 else range(trade, len(core))
-        new_core = b.replaced(core, positions, kind == "company_homophone") or \
-            b.replaced(core, range(len(core)), kind == "company_homophone")
-        b.cores.add(new_core)
+        new_core = b.variant_core(core, positions, kind == "company_homophone") or \
+            b.variant_core(core, range(len(core)), kind == "company_homophone")
         copy["name"] = b.company_name(new_core, city)
     elif kind == "company_region_form":
         short = city[1].rstrip("市")
@@ -615,9 +633,9 @@ def _crowded(b: _Builder, n: int) -> None:
         city = b.city()
         a, raw = b.company(core, city, industry=word)
         copy = b.copy(raw)
-        new_core = b.replaced(core, range(len(CROWD_PREFIX), len(core) - len(word)), False) \
-            or b.replaced(core, range(len(CROWD_PREFIX), len(core)), False)
-        b.cores.add(new_core)
+        new_core = b.variant_core(core, range(len(CROWD_PREFIX), len(core) - len(word)),
+                                  False) \
+            or b.variant_core(core, range(len(CROWD_PREFIX), len(core)), False)
         copy["name"] = b.company_name(new_core, city)
         b.pair(a, b.add(copy), "crowded_typo", True)
 
