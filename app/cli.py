@@ -267,6 +267,31 @@ def dedupe_scan(output) -> None:
                f"({kinds}) from {result.customers:,} customers in {result.seconds:.1f} s")
 
 
+@crm_cli.command("dedupe-train")
+@click.option("--user", "username", default=None,
+              help="Record this user as the trainer (in the model and the audit log).")
+def dedupe_train(username) -> None:
+    """Re-estimate the duplicate matcher's weights on this deployment's own customers, without
+    labels (blocking pairs + EM), and make the result the active model."""
+    from app.services.matching.fields import FIELDS
+    from app.services.matching.training import train_on_customers
+
+    actor_id = _user_named(username).id if username else None
+    model, stats, row_id = train_on_customers(actor_id)
+    click.echo(f"查重模型 #{row_id}：{stats['records']:,} 个客户，{stats['pairs']:,} 个候选对")
+    for kind, fields in FIELDS.items():
+        info = stats["types"][kind]
+        how = "沿用默认模型（候选对太少）" if info.get("default") else \
+            f"重复占比 {info['prior']:.4f}"
+        click.echo(f"{'企业' if kind == 'company' else '个人'}：{info['pairs']:,} 个候选对，{how}")
+        table = model.weights(kind)
+        for j, field in enumerate(fields):
+            levels = "  ".join(f"{level} m={model.m[kind][j][i]:.4f} u={model.u[kind][j][i]:.6f}"
+                               f" ({table[j, i]:+.1f})" for i, level in enumerate(field.levels))
+            click.echo(f"  {field.name:13} {levels}")
+    click.echo(f"阈值：关联 ≥ {model.link_threshold:.1f}，复核 ≥ {model.review_threshold:.1f}")
+
+
 @crm_cli.command("dedupe-clusters")
 @click.option("--user", "username", required=True, help="Review as this user.")
 def dedupe_clusters(username: str) -> None:

@@ -1,0 +1,229 @@
+"""The matcher's scorer: field levels on the cases of issue 19 (typos and homophones link;
+branches, sibling companies, the same name in another city, namesakes and family members do
+not), the explanation's exact text, score() equal to explain() totals, blocking keys, link()
+on a crowded block, and EM recovering known m/u."""
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from app.services.customers import clean_customer_data
+from app.services.matching import Matcher, record_of
+from app.services.matching.em import estimate, patterns
+from app.services.matching.fields import FIELDS
+from app.services.matching.model import Model, default_model
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+
+
+def rec(id_: int, **data) -> dict:
+    clean = clean_customer_data(data)
+    clean["id"] = id_
+    return clean
+
+
+def person(id_: int, name: str, **data) -> dict:
+    return rec(id_, name=name, customer_type="person", **data)
+
+
+def levels_of(explained) -> dict[str, str]:
+    return {p.field: p.level for p in explained.parts}
+
+
+def test_one_wrong_character_in_a_company_name_links_in_the_same_city(ctx):
+    m = Matcher()
+    a = rec(1, name="英荣润网络科技有限公司", city="杭州")
+    b = rec(2, name="英荣涧网络科技有限公司", city="杭州")   # 润 -> 涧: another sound
+    ex = m.explain(a, b)
+    assert levels_of(ex)["name"] == "close" and ex.parts[0].similarity == 86
+    assert ex.total >= m.link_threshold
+    # without a city the name alone is not enough to link, but it goes to review
+    bare = m.explain(rec(3, name="英荣润网络科技有限公司"), rec(4, name="英荣涧网络科技有限公司"))
+    assert m.review_threshold <= bare.total < m.link_threshold
+
+
+def test_homophone_company_names_link(ctx):
+    m = Matcher()
+    for left, right in [("英荣润网络科技有限公司", "英容润网络科技有限公司"),
+                        ("杭州华星科技有限公司", "杭州华兴科技有限公司")]:
+        ex = m.explain(rec(1, name=left, city="杭州"), rec(2, name=right, city="杭州"))
+        assert levels_of(ex)["name"] == "homophone", (left, right)
+        assert ex.total >= m.link_threshold
+
+
+def test_person_name_typo_with_same_address_and_birthday_links(ctx):
+    m = Matcher()
+    a = person(1, "杨兵丽", address="杭州市西湖区文三路100号", birthday="1985-03-12")
+    b = person(2, "杨兵雨", address="杭州市西湖区文三路100号", birthday="1985-03-12")
+    ex = m.explain(a, b)
+    assert levels_of(ex) == {"surname": "exact", "given": "close", "birthday": "exact",
+                             "place": "missing", "address": "exact", "house_number": "same",
+                             "phone": "missing", "mobile": "missing", "email": "missing",
+                             "household": "capped"}
+    assert ex.total >= m.link_threshold
+
+
+@pytest.mark.parametrize("left, right, expected", [
+    # a branch of the company
+    (dict(name="华为技术有限公司", city="深圳"),
+     dict(name="华为技术有限公司杭州分公司", city="杭州"), {"place": "different"}),
+    # sibling companies: same first characters, same city
+    (dict(name="华为技术有限公司", city="深圳"), dict(name="华为终端有限公司", city="深圳"),
+     {"name": "far", "place": "same_city"}),
+    # the same name in another city
+    (dict(name="杭州百花贸易有限公司"), dict(name="南京百花贸易有限公司"),
+     {"name": "exact", "place": "different"}),
+])
+def test_company_near_misses_do_not_link(ctx, left, right, expected):
+    m = Matcher()
+    ex = m.explain(rec(1, **left), rec(2, **right))
+    assert expected.items() <= levels_of(ex).items()
+    assert ex.total < m.link_threshold
+
+
+def test_namesakes_and_family_members_do_not_link(ctx):
+    m = Matcher()
+    namesake = m.explain(
+        person(1, "张伟", address="杭州市西湖区文三路100号", birthday="1985-03-12"),
+        person(2, "张伟", address="南京市鼓楼区中山路8号", birthday="1990-07-01"))
+    assert {"surname": "exact", "given": "exact", "birthday": "different",
+            "address": "far"}.items() <= levels_of(namesake).items()
+    assert namesake.total < m.link_threshold
+    home = dict(address="杭州市西湖区文三路100号3幢201室", phone="0571-88001234")
+    family = m.explain(person(3, "王建国", birthday="1960-05-01", **home),
+                       person(4, "王丽", birthday="1988-11-23", **home))
+    assert {"surname": "exact", "given": "far", "birthday": "different", "address": "exact",
+            "house_number": "same", "phone": "exact",
+            "household": "capped"}.items() <= levels_of(family).items()
+    assert family.total < m.link_threshold
+
+
+def test_company_and_person_are_never_a_pair(ctx):
+    m = Matcher()
+    a, b = rec(1, name="张伟"), person(2, "张伟")
+    assert m.explain(a, b).total == -math.inf and m.explain(a, b).parts == []
+    assert m.score(a, [b, rec(3, name="张伟")])[0] == -np.inf
+
+
+def _clean_model() -> Model:
+    """Weights 3, 2, 1, 0, −1, −2 by level order, for an explanation known in advance."""
+    base = default_model().to_json()
+    for fields in base["fields"].values():
+        for f in fields:
+            f["m"] = [8.0 / 2 ** i for i in range(len(f["levels"]))]
+            f["u"] = [1.0] * len(f["levels"])
+    base["link_threshold"], base["review_threshold"] = 20.0, 10.0
+    return Model.from_json(base)
+
+
+def test_explain_text_exact(ctx):
+    m = Matcher(_clean_model())
+    ex = m.explain(rec(1, name="华为技术有限公司", city="深圳"),
+                   rec(2, name="华为终端有限公司", city="深圳"))
+    assert ex.text() == "名称 不同 50%（−1.0） · 组织形式相同（+3.0） · 同城（+3.0） → 5.0"
+    ex = m.explain(person(1, "杨兵丽", birthday="1985-03-12"),
+                   person(2, "杨兵雨", birthday="1985-12-03"))
+    assert ex.text() == "姓 相同（+3.0） · 名 相似 67%（+0.0） · 生日 日月颠倒（+0.0） → 3.0"
+
+
+def _generated(n: int, seed: int) -> list[dict]:
+    rnd = random.Random(seed)
+    cores = ["英荣润网络科技", "英容润网络科技", "华为技术", "华为终端", "百花贸易", "云帆科技"]
+    names = ["杨兵丽", "杨兵雨", "张伟", "王丽", "john smith", "jon smith"]
+    out = []
+    for i in range(n):
+        if rnd.random() < 0.5:
+            out.append(rec(i + 1, name=rnd.choice(["杭州", "南京", ""]) + rnd.choice(cores)
+                           + rnd.choice(["有限公司", "股份有限公司"]),
+                           city=rnd.choice(["杭州", "南京", None]),
+                           phone=rnd.choice([None, "0571-88001234", "0571-88001235"]),
+                           industry=rnd.choice([None, "制造业", "教育"])))
+        else:
+            out.append(person(i + 1, rnd.choice(names),
+                              birthday=rnd.choice([None, "1985-03-12", "1985-12-03",
+                                                   "1986-03-12"]),
+                              address=rnd.choice([None, "杭州市西湖区文三路100号3幢201室",
+                                                  "杭州市西湖区文三路101号"]),
+                              mobile=rnd.choice([None, "13800138000", "13900139000"]),
+                              email=rnd.choice([None, "ab@x.cn", "ab@y.cn", "ac@x.cn"])))
+    return out
+
+
+def test_score_is_vectorised_explain(ctx):
+    m = Matcher()
+    records = _generated(120, seed=7)
+    for query in records[:15]:
+        totals = m.score(query, records)
+        assert totals.shape == (len(records),)
+        expected = [m.explain(query, c).total for c in records]
+        assert np.allclose(totals, expected), query
+
+
+def test_blocking_keys(ctx):
+    m = Matcher()
+    company = rec(1, name="杭州华星科技有限公司", mobile="13800138000", email="Info@HuaXing.cn",
+                  address="杭州市西湖区文三路100号3幢")
+    assert m.blocking_keys(company) == {
+        ("name", "c:华星"), ("pinyin", "c:huaxin"), ("phone", "c:00138000"),
+        ("email", "c:info@huaxing.cn"), ("email", "c:info@"), ("addr", "c:杭州|100 3")}
+    someone = person(2, "杨兵丽", birthday="1985-03-12", address="杭州市西湖区文三路100号")
+    assert m.blocking_keys(someone) == {
+        ("name", "p:杨|兵"), ("pinyin", "p:yang|b"), ("birth", "p:y|19850312"),
+        ("birth", "p:b|19850312"), ("addr", "p:|100")}
+
+
+def test_link_finds_a_typo_inside_a_crowded_block(ctx):
+    """1,500 companies share the first two characters (one block); the one-character variant
+    of one of them is still found (windows over the name and the reversed name), and every
+    pair comes once, ordered, at or above the review threshold."""
+    m = Matcher()
+    rnd = random.Random(3)
+    pool = "润涧荣容星兴华为云帆科技贸易网络信息传媒电子机械建材食品物流医药化工服装"
+    records = [rec(i + 1, name="英荣" + "".join(rnd.choice(pool) for _ in range(4))
+                   + "有限公司", city="杭州") for i in range(1500)]
+    target = record_of(records[700])["_core"]
+    variant = target[:3] + ("某" if target[3] != "某" else "甲") + target[4:]
+    records.append(rec(9999, name=variant + "有限公司", city="杭州"))
+    pairs = list(m.link(records))
+    assert all(a < b and t >= m.review_threshold for a, b, t in pairs)
+    assert len({(a, b) for a, b, _ in pairs}) == len(pairs)
+    found = {(a, b): t for a, b, t in pairs}
+    assert found.get((701, 9999), -1) >= m.link_threshold
+
+
+def test_em_recovers_known_m_and_u():
+    rng = np.random.default_rng(5)
+    sizes = [3, 2, 4, 3]
+    m_true = [np.array([.8, .15, .05]), np.array([.9, .1]), np.array([.6, .2, .15, .05]),
+              np.array([.7, .2, .1])]
+    u_true = [np.array([.02, .08, .9]), np.array([.3, .7]), np.array([.01, .04, .15, .8]),
+              np.array([.05, .15, .8])]
+    n, share = 60_000, 0.1
+    match = rng.random(n) < share
+    levels = np.empty((n, len(sizes)), dtype=np.int8)
+    for j, k in enumerate(sizes):
+        levels[match, j] = rng.choice(k, match.sum(), p=m_true[j])
+        levels[~match, j] = rng.choice(k, (~match).sum(), p=u_true[j])
+    levels[rng.random(n) < 0.05, 1] = -1   # missing values count for nothing
+    est = estimate(sizes, *patterns(levels))
+    assert est.converged and est.pairs == n
+    assert abs(est.prior - share) < 0.01
+    for j in range(len(sizes)):
+        assert np.abs(est.m[j] - m_true[j]).max() < 0.03
+        assert np.abs(est.u[j] - u_true[j]).max() < 0.03
+
+
+def test_default_model_matches_the_fields_and_says_where_it_came_from():
+    model = default_model()
+    for kind, fields in FIELDS.items():
+        assert len(model.m[kind]) == len(fields)
+    assert model.provenance["script"] == "scripts/train_matching_defaults.py"
+    assert "FEBRL" in model.provenance["data"] and model.provenance["seed"] == 19
+    assert model.review_threshold < model.link_threshold
