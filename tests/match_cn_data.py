@@ -49,8 +49,9 @@ DUPLICATE_KINDS = (
     "crowded_typo",           # one-character variant inside the crowded block
 )
 NEAR_MISS_KINDS = (
-    "company_branch",         # X有限公司上海分公司 / X有限公司深圳分公司
-    "company_sibling",        # 华为技术 / 华为终端: same trade name, another business
+    "company_branch",         # X有限公司上海分公司 / X有限公司深圳分公司 (or 浦东 / 徐汇 of one city)
+    "company_sibling",        # 华为技术 / 华为终端: same trade name, another business, same city
+                              # (a quarter in the same building)
     "company_other_city",     # the same name in another city (region, city, address)
     "company_same_building",  # two companies in one office building
     "person_namesake",        # same name, other birthday and address
@@ -554,8 +555,17 @@ def _near_miss(b: _Builder, kind: str) -> None:
             while not names[1] or names[1] == names[0]:
                 names[1] = f"{rng.choice((c2[1], c2[1].rstrip('市')))}{core}有限公司" \
                     if rng.random() < 0.6 else f"{core}（{c2[1].rstrip('市')}）有限公司"
-        a, _ = b.company(core, c1, industry=word, name=names[0])
-        c, _ = b.company(core, c2, industry=word, name=names[1])
+        same_city = kind == "company_branch" and rng.random() < 0.3
+        if same_city:  # branches of one city: 上海浦东分公司 / 上海徐汇分公司
+            c2 = c1
+        a, raw = b.company(core, c1, industry=word, name=names[0])
+        c, raw2 = b.company(core, c2, industry=word, name=names[1])
+        if same_city:
+            d1, d2 = rng.sample(c1[4], 2)
+            for r, district in ((raw, d1), (raw2, d2)):
+                r["_address"].district = district
+                r["address"] = r["_address"].render(rng)
+                r["name"] = f"{core}{form}{c1[1].rstrip('市')}{district}分公司"
     elif kind == "company_sibling":
         core, word = b.core()
         trade = core[:len(core) - len(word)]
@@ -567,7 +577,13 @@ def _near_miss(b: _Builder, kind: str) -> None:
         city = b.city()
         a, raw = b.company(core, city, industry=word)
         c, raw2 = b.company(trade + other, city, industry=other)
-        if rng.random() < 0.5:  # same road, another number
+        if rng.random() < 0.25:  # one group's building, another floor
+            there = raw["_address"]
+            floor = rng.choice([f for f in range(2, 31) if f != there.floor])
+            raw2["_address"] = _Address(city, there.district, there.street, there.building,
+                                        floor, floor * 100 + rng.randint(1, 20), there.tower)
+            raw2["address"] = raw2["_address"].render(rng)
+        elif rng.random() < 0.5:  # same road, another number
             street = raw["_address"].street.rsplit("号", 1)[0].rstrip("0123456789")
             raw2["_address"].street = f"{street}{rng.randint(1, 999)}号"
             raw2["address"] = raw2["_address"].render(rng)

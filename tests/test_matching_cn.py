@@ -101,9 +101,12 @@ def test_each_kind_differs_as_labelled(data):
             assert x["name"] != y["name"] and x["birth_year"] and y["birth_year"]
             assert (x["birth_month"], x["birth_day"]) != (y["birth_month"], y["birth_day"])
         if kind in ("company_branch", "company_other_city"):
-            assert x["city"] != y["city"] and x["address_norm"] != y["address_norm"]
+            assert x["address_norm"] != y["address_norm"] and x["name"] != y["name"]
+        if kind == "company_other_city":
+            assert x["city"] != y["city"]
         if kind == "company_branch":
             assert x["name"].endswith("分公司") and y["name"].endswith("分公司")
+            assert x["phone_e164"] != y["phone_e164"] or not x["phone_e164"]
         if kind == "company_sibling":
             assert x["name_core"][:2] == y["name_core"][:2] and x["city"] == y["city"]
         if kind == "company_same_building":
