@@ -51,7 +51,12 @@ Progress = Callable[[int, Optional[int]], None]
 class MatchGraph:
     """Union-find over customer ids, with each id's best score and the rules that linked it."""
 
-    def __init__(self, dismissed: Iterable[tuple[int, int]] = ()):
+    def __init__(self, dismissed: Iterable[tuple[int, int]] = (), strict: bool = True):
+        dismissed = set(dismissed)
+        # The matches at or above the link threshold only (and the exact identifiers'): the
+        # clusters the matcher asserts, beside the review clusters this graph holds.
+        self.linked: Optional[MatchGraph] = MatchGraph(dismissed, strict=False) \
+            if strict else None
         self.parent: dict[int, int] = {}
         self.best: dict[int, int] = {}
         self.kinds: dict[int, set[str]] = defaultdict(set)
@@ -81,10 +86,13 @@ class MatchGraph:
             self.kinds[i].update(kinds)
 
     def link(self, a_ids: list[int], b_ids: list[int], score: int,
-             kinds: tuple[str, ...]) -> None:
-        """Every id of a_ids matches every id of b_ids (the same list for a group of equals)."""
+             kinds: tuple[str, ...], linked: bool = True) -> None:
+        """Every id of a_ids matches every id of b_ids (the same list for a group of equals);
+        `linked`: at the link threshold, not only the review one."""
         if not kinds:
             return
+        if linked and self.linked is not None:
+            self.linked.link(a_ids, b_ids, score, kinds)
         if self.flagged and not self.flagged.isdisjoint(a_ids + b_ids):
             for a in a_ids:
                 for b in b_ids:
@@ -191,6 +199,7 @@ class ScanResult:
     seconds: float = 0.0
     by_kind: dict = field(default_factory=dict)
     rows: list = field(default_factory=list)  # (customer_id, cluster_id, score, reasons)
+    linked: list = field(default_factory=list)  # clusters at the link threshold (id lists)
 
     def summary(self) -> dict:
         return {"customers": self.customers, "clusters": self.clusters,
@@ -243,7 +252,7 @@ def _scan_scored(graph: MatchGraph, rule: DedupeRule, advance: Callable[[int], N
     from app.services.matching.records import Columns
 
     matcher = Matcher.current()
-    _, review = thresholds(rule, matcher)
+    link, review = thresholds(rule, matcher)
     cols = Columns(_records())
     advance(len(cols))
     rows = np.searchsorted(cols.ids, pairs)  # ids are in id order: their rows
@@ -255,7 +264,7 @@ def _scan_scored(graph: MatchGraph, rule: DedupeRule, advance: Callable[[int], N
                                          cols.ids[b[keep]].tolist(),
                                          cols.person[a[keep]].tolist(), totals[keep].tolist()):
             score = probability(matcher, "person" if person else "company", total)
-            graph.link([ia], [ib], score, ("scored",))
+            graph.link([ia], [ib], score, ("scored",), linked=total >= link)
 
 
 def find_clusters(progress: Optional[Progress] = None) -> tuple[MatchGraph, int]:
@@ -327,6 +336,7 @@ def scan(actor_id: Optional[int] = None, progress: Optional[Progress] = None) ->
                 by_kind[kind] += 1
         result = ScanResult(customers=total, clusters=len(clusters), members=len(rows),
                             links=graph.links, by_kind=dict(by_kind), rows=rows,
+                            linked=graph.linked.clusters() if graph.linked else [],
                             seconds=time.perf_counter() - started)
         audit.record(actor_id, "dedupe_scan", "dedupe_cluster", None,
                      {k: (None, v) for k, v in result.summary().items() if k != "by_kind"})
