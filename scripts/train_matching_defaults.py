@@ -98,6 +98,18 @@ class Generator:
                 f"{self.rnd.randrange(1, 400)}号{self.rnd.randrange(1, 30)}幢"
                 f"{self.rnd.randrange(1, 30)}0{self.rnd.randrange(1, 9)}室")
 
+    def renew_contacts(self, row: dict) -> None:
+        """A duplicate entered later often carries a newer number or e-mail, or another
+        industry: disagreement there is weak evidence, not proof, of two customers."""
+        if self.rnd.random() < 0.25:
+            row["mobile"] = self.mobile()
+        if self.rnd.random() < 0.2:
+            row["phone"] = self.landline()
+        if row.get("email") and self.rnd.random() < 0.15:
+            row["email"] = f"{self.fake.user_name()}@{self.fake.free_email_domain()}"
+        if row.get("industry") and self.rnd.random() < 0.15:
+            row["industry"] = self.rnd.choice(INDUSTRIES)
+
     def add(self, row: dict, entity: int) -> None:
         self.rows.append(row)
         self.truth.append(entity)
@@ -136,6 +148,7 @@ class Generator:
         for key in ("phone", "mobile", "email", "address", "industry"):
             if row[key] and self.rnd.random() < 0.3:
                 row[key] = None
+        self.renew_contacts(row)
         if row["address"] and self.rnd.random() < 0.2:
             row["address"] = row["address"].replace("号", "号 ", 1)
         return row
@@ -189,6 +202,7 @@ class Generator:
         for key in ("phone", "mobile", "email", "address", "birthday"):
             if row[key] and self.rnd.random() < 0.25:
                 row[key] = None
+        self.renew_contacts(row)
         return row
 
     def person_near_misses(self, base: dict) -> list[dict]:

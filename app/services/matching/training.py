@@ -14,7 +14,7 @@ from app.services.matching.em import Estimate, estimate, initial_m, level_shares
 from app.services.matching.fields import FIELDS, compare_all
 from app.services.matching.model import Model, default_model, from_estimates
 from app.services.matching.records import Columns
-from app.services.matching.blocking import PASSES, candidate_pairs, pass_pairs, record_keys
+from app.services.matching.blocking import PASSES, candidate_pairs, column_keys, pass_pairs
 
 BATCH = 200_000
 STREAM_ROWS = 20_000
@@ -112,7 +112,7 @@ def train(records: Iterable[Mapping[str, Any]], provenance: dict[str, Any]
           ) -> tuple[Model, dict[str, Any]]:
     """A model estimated on `records` (a stream is read once); a customer type with fewer than
     MIN_PAIRS candidate pairs keeps the default model's m/u. Also returns the statistics."""
-    cols = Columns(records, keys_of=record_keys)
+    cols = Columns(records, keys_of=column_keys)
     pairs = candidate_pairs(cols)
     pats = level_patterns(cols, pairs)
     background = level_patterns(cols, random_pairs(cols))
