@@ -117,7 +117,11 @@ class Generator:
     # --- companies --------------------------------------------------------------------------
     def company(self) -> dict:
         city = self.rnd.choice(CITIES)
-        core = self.fake.company_prefix() + self.rnd.choice(INDUSTRY_WORDS)
+        # Faker's prefixes are few (two firms in six share one): one or two more characters
+        # make the cores as distinct as real firms' names are
+        core = self.fake.company_prefix() + "".join(
+            self.rnd.choices(self.chars, k=self.rnd.randint(1, 2))) + \
+            self.rnd.choice(INDUSTRY_WORDS)
         name = (city if self.rnd.random() < 0.3 else "") + core + self.rnd.choice(FORMS)
         return {"customer_type": "company", "name": name, "city": city,
                 "address": self.address(city) if self.rnd.random() < 0.8 else None,
