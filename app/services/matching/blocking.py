@@ -10,10 +10,10 @@ and with the given name's: a mistyped or swapped name still meets its duplicate)
 pinyin, by the reversed name, by the address) catch what every key missed.
 
 Crowded blocks cannot blow up: in every pass the members of a block are sorted (by the name,
-or for the second name pass by the reversed name) and each member is paired with its next
-WINDOW−1 members only. A block of at most WINDOW members is therefore compared in full and
-a bigger one in overlapping sorted windows, so a pass costs at most n·(WINDOW−1) pairs
-whatever the data; the order is a total order (ties broken by row), so the pairs are the
+or for the name pass also by the reversed name) and each member is paired with its next
+WINDOW−1 members only (NAME_WINDOW−1 in each of the name pass's two orders). A block of at
+most WINDOW members is therefore compared in full and a bigger one in overlapping sorted
+windows, so a pass costs at most n·(WINDOW−1) pairs whatever the data; the order is a total order (ties broken by row), so the pairs are the
 same on every run. Two strings one character apart sort next to each other by the name or,
 when the difference is early, by the reversed name.
 """
@@ -26,6 +26,7 @@ import numpy as np
 from app.services.matching.records import Columns, record_of
 
 WINDOW = 20            # members a record is paired with in a block (sorted), per pass
+NAME_WINDOW = 10       # the same for the name pass, which runs in two orders
 NEIGHBOURS = 5         # sorted-neighbourhood window of the type-wide passes
 PASSES = ("name", "pinyin", "phone", "email", "addr", "birth")
 
@@ -133,8 +134,9 @@ def pass_pairs(cols: Columns, pass_name: str, ranks: Optional[_Ranks] = None) ->
     ranks = ranks or _Ranks(cols)
     n = len(cols)
     hashes, rows = (np.frombuffer(x, dtype=np.int64) for x in cols.blocks[pass_name])
+    window = NAME_WINDOW if pass_name == "name" else WINDOW
     return _encoded([a * n + b for rank in ranks.of(pass_name)
-                     for a, b in _window_pairs(hashes, rows, rank, WINDOW)])
+                     for a, b in _window_pairs(hashes, rows, rank, window)])
 
 
 def candidate_pairs(cols: Columns) -> np.ndarray:

@@ -26,10 +26,14 @@ def _present(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a != "") & (b != "")
 
 
+PARALLEL_PAIRS = 20_000   # from this many pairs cpdist's threads pay for themselves
+
+
 def _sim(a: np.ndarray, b: np.ndarray, scorer) -> np.ndarray:
     if not len(a):
         return np.zeros(0, dtype=np.float32)
-    return cpdist(a, b, scorer=scorer, dtype=np.float32)
+    return cpdist(a, b, scorer=scorer, dtype=np.float32,
+                  workers=-1 if len(a) >= PARALLEL_PAIRS else 1)
 
 
 def _pick(conditions: list[np.ndarray], present: np.ndarray) -> np.ndarray:
@@ -155,6 +159,12 @@ PERSON_FIELDS: tuple[Field, ...] = (
     _PLACE, _ADDRESS, _NUMBERS, _PHONE, _MOBILE, _EMAIL,
 )
 FIELDS = {"company": COMPANY_FIELDS, "person": PERSON_FIELDS}
+_SHARED = ("_city", "_province", "_words", "_digits", "_num_first", "_num_last", "_phone",
+           "_phone_tail", "_mobile", "_mobile_tail", "_email", "_email_local")
+# The columns each type's comparisons read (a batch takes only these).
+NEEDS = {"company": ("_core", "_pinyin", "_legal", "_industry") + _SHARED,
+         "person": ("_surname", "_given", "_surname_py", "_given_py", "_by", "_bm", "_bd")
+         + _SHARED}
 
 
 def compare_all(kind: str, a: Cols, b: Cols) -> tuple[np.ndarray, list[Optional[np.ndarray]]]:

@@ -221,9 +221,10 @@ class Columns:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def take(self, index: np.ndarray) -> dict[str, np.ndarray]:
-        """The columns of the rows at `index` (one side of a batch of pairs)."""
-        return {key: col[index] for key, col in self.cols.items()}
+    def take(self, index: np.ndarray, keys: Optional[Iterable[str]] = None
+             ) -> dict[str, np.ndarray]:
+        """The columns (all, or `keys`) of the rows at `index`: one side of a batch of pairs."""
+        return {key: self.cols[key][index] for key in (keys or self.cols)}
 
 
 def repeat(rec: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 import numpy as np
 
 from app.services.matching.em import Estimate, estimate, initial_m, level_shares, patterns
-from app.services.matching.fields import FIELDS, compare_all
+from app.services.matching.fields import FIELDS, NEEDS, compare_all
 from app.services.matching.model import Model, default_model, from_estimates
 from app.services.matching.records import Columns
 from app.services.matching.blocking import PASSES, candidate_pairs, column_keys, pass_pairs
@@ -54,7 +54,8 @@ def level_patterns(cols: Columns, pairs: Optional[np.ndarray] = None, batch: int
                                  & (cols.person[a] == cols.person[b]))
             if not len(sel):
                 continue
-            levels, _ = compare_all(kind, cols.take(a[sel]), cols.take(b[sel]))
+            levels, _ = compare_all(kind, cols.take(a[sel], NEEDS[kind]),
+                                            cols.take(b[sel], NEEDS[kind]))
             rows, c = patterns(levels)
             seen = counts[kind]
             for row, k in zip(rows, c):
