@@ -215,6 +215,7 @@ class Columns:
             arr = np.empty(len(values), dtype=object)
             arr[:] = values
             self.cols[key] = arr
+            self.cols[key + "#"] = _hashes(values)
         for key, values in ints.items():
             self.cols[key] = np.frombuffer(values, dtype=np.int32).copy()
 
@@ -223,8 +224,19 @@ class Columns:
 
     def take(self, index: np.ndarray, keys: Optional[Iterable[str]] = None
              ) -> dict[str, np.ndarray]:
-        """The columns (all, or `keys`) of the rows at `index`: one side of a batch of pairs."""
-        return {key: self.cols[key][index] for key in (keys or self.cols)}
+        """The columns (all, or `keys` with their hashes) of the rows at `index`: one side of
+        a batch of pairs."""
+        if keys is None:
+            keys = self.cols
+        else:
+            keys = [k for key in keys for k in (key, key + "#") if k in self.cols]
+        return {key: self.cols[key][index] for key in keys}
+
+
+def _hashes(values: list[str]) -> np.ndarray:
+    """Each value's hash, 0 for the empty value (what the comparisons test equality on)."""
+    return np.fromiter((hash(v) or 1 if v else 0 for v in values), dtype=np.int64,
+                       count=len(values))
 
 
 def repeat(rec: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
@@ -235,6 +247,7 @@ def repeat(rec: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
         arr = np.empty(n, dtype=object)
         arr[:] = [rec[key]] * n
         out[key] = arr
+        out[key + "#"] = np.full(n, _hashes([rec[key]])[0], dtype=np.int64)
     for key in _INT_COLUMNS:
         out[key] = np.full(n, rec[key], dtype=np.int32)
     return out
