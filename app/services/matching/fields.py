@@ -43,6 +43,13 @@ def _sim(a: np.ndarray, b: np.ndarray, scorer) -> np.ndarray:
                   workers=-1 if len(a) >= PARALLEL_PAIRS else 1)
 
 
+_len = np.frompyfunc(len, 1, 1)
+
+
+def _lengths(x: np.ndarray) -> np.ndarray:
+    return _len(x).astype(np.int64) if len(x) else np.zeros(0, dtype=np.int64)
+
+
 def _pick(conditions: list[np.ndarray], present: np.ndarray) -> np.ndarray:
     """The first level whose condition holds (the last level otherwise), MISSING where absent."""
     levels = np.select(conditions, np.arange(len(conditions)), default=len(conditions))
@@ -74,9 +81,12 @@ def _person_part(key: str) -> Callable[[Cols, Cols], Result]:
     def compare(a: Cols, b: Cols) -> Result:
         x, y = a[key], b[key]
         jw = _sim(x, y, JaroWinkler.normalized_similarity)
-        edits = _sim(x, y, Levenshtein.distance)
+        # one edit apart is close only between names of two characters or more: any two
+        # one-character given names (伟 / 军) are one edit apart
+        one_edit = (_sim(x, y, Levenshtein.distance) <= 1) & (_lengths(x) >= 2) \
+            & (_lengths(y) >= 2)
         same_py = _eq(a, b, key + "_py") & (a[key + "_py#"] != 0)
-        return _pick([_eq(a, b, key), same_py, _swapped_names(a, b), (jw >= 0.9) | (edits <= 1),
+        return _pick([_eq(a, b, key), same_py, _swapped_names(a, b), (jw >= 0.9) | one_edit,
                       jw >= 0.75], _has(a, b, key)), jw
     return compare
 
