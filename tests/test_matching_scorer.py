@@ -127,10 +127,15 @@ def test_explain_text_exact(ctx):
     m = Matcher(_clean_model())
     ex = m.explain(rec(1, name="华为技术有限公司", city="深圳"),
                    rec(2, name="华为终端有限公司", city="深圳"))
-    assert ex.text() == "名称 不同 50%（−1.0） · 组织形式相同（+3.0） · 同城（+3.0） → 5.0"
+    assert ex.text() == "名称 不同 50%（−1.0）· 组织形式相同（+3.0）· 同城（+3.0）→ 5.0"
+    from flask_babel import force_locale
+
+    with force_locale("en"):
+        assert ex.text() == ("Name different 50%（−1.0）· Same legal form（+3.0）· "
+                             "Same city（+3.0）→ 5.0")
     ex = m.explain(person(1, "杨兵丽", birthday="1985-03-12"),
                    person(2, "杨兵雨", birthday="1985-12-03"))
-    assert ex.text() == "姓 相同（+3.0） · 名 相似 67%（+0.0） · 生日 日月颠倒（+0.0） → 3.0"
+    assert ex.text() == "姓 相同（+3.0）· 名 相似 67%（+0.0）· 生日 日月颠倒（+0.0）→ 3.0"
 
 
 def _generated(n: int, seed: int) -> list[dict]:

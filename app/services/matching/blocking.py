@@ -10,10 +10,10 @@ and with the given name's: a mistyped or swapped name still meets its duplicate)
 pinyin, by the reversed name, by the address) catch what every key missed.
 
 Crowded blocks cannot blow up: in every pass the members of a block are sorted (by the name,
-or for the second name pass by the reversed name) and each member is paired with its next
-WINDOW−1 members only. A block of at most WINDOW members is therefore compared in full and
-a bigger one in overlapping sorted windows, so a pass costs at most n·(WINDOW−1) pairs
-whatever the data; the order is a total order (ties broken by row), so the pairs are the
+or for the name pass also by the reversed name) and each member is paired with its next
+WINDOW−1 members only (NAME_WINDOW−1 in each of the name pass's two orders). A block of at
+most WINDOW members is therefore compared in full and a bigger one in overlapping sorted
+windows, so a pass costs at most n·(WINDOW−1) pairs whatever the data; the order is a total order (ties broken by row), so the pairs are the
 same on every run. Two strings one character apart sort next to each other by the name or,
 when the difference is early, by the reversed name.
 """
@@ -26,48 +26,52 @@ import numpy as np
 from app.services.matching.records import Columns, record_of
 
 WINDOW = 20            # members a record is paired with in a block (sorted), per pass
-NEIGHBOURS = 8         # sorted-neighbourhood window of the type-wide passes
+NAME_WINDOW = 10       # the same for the name pass, which runs in two orders
+NEIGHBOURS = 5         # sorted-neighbourhood window of the type-wide passes
 PASSES = ("name", "pinyin", "phone", "email", "addr", "birth")
 
 
-def _date(rec: dict) -> str:
-    if rec["_bm"] and rec["_bd"] and rec["_by"]:
-        return f"{rec['_by']:04d}{rec['_bm']:02d}{rec['_bd']:02d}"
-    return ""
+def column_keys(c: dict[str, list]) -> Iterator[tuple[str, list[list[str]]]]:
+    """Per pass, each row's blocking keys, from derived columns (records.derive plus
+    customer_type); every key starts with the customer type, so a company and a person never
+    share one."""
+    kinds = ["p" if t == "person" else "c" for t in c["customer_type"]]
+    name, pinyin, birth = [], [], []
+    for k, core, sur, giv, py, sur_py, giv_py, y, m, d in zip(
+            kinds, c["_core"], c["_surname"], c["_given"], c["_pinyin"], c["_surname_py"],
+            c["_given_py"], c["_by"], c["_bm"], c["_bd"]):
+        if k == "p":
+            name.append([f"p:{sur}|{giv[:1]}"] if sur else [])
+            pinyin.append([f"p:{sur_py}|{giv_py[:1]}"] if sur else [])
+            # the birthday with the initial of the surname, and of the given name: a
+            # surname mistyped, missing or written in the given name's place still meets
+            # its duplicate
+            if y and m and d:
+                date = f"{y:04d}{m:02d}{d:02d}"
+                birth.append([f"p:{i}|{date}" for i in {sur_py[:1], giv_py[:1]} if i])
+            else:
+                birth.append([])
+        else:
+            name.append([f"c:{core[:2]}"] if core else [])
+            pinyin.append([f"c:{py[:6]}"] if core else [])
+            birth.append([])
+    yield "name", name
+    yield "pinyin", pinyin
+    yield "birth", birth
+    yield "phone", [[f"{k}:{t}" for t in (mt, pt) if t] for k, mt, pt in zip(
+        kinds, c["_mobile_tail"], c["_phone_tail"])]
+    yield "email", [([f"{k}:{e}"] + ([f"{k}:{loc}@"] if len(loc) >= 3 else [])) if e else []
+                    for k, e, loc in zip(kinds, c["_email"], c["_email_local"])]
+    yield "addr", [[f"{k}:{city}|{digits}"] if digits else
+                   [f"{k}:{city}|{words[:6]}"] if words else []
+                   for k, city, digits, words in zip(kinds, c["_city"], c["_digits"],
+                                                     c["_words"])]
 
 
 def record_keys(rec: dict) -> set[tuple[str, str]]:
-    """The blocking keys of one record (a record_of dict): (pass, key); every key starts with
-    the customer type, so a company and a person never share one."""
-    kind = "p" if rec["customer_type"] == "person" else "c"
-    keys: set[tuple[str, str]] = set()
-    core = rec["_core"]
-    if kind == "p":
-        surname, given = rec["_surname"], rec["_given"]
-        if surname:
-            keys.add(("name", f"p:{surname}|{given[:1]}"))
-            keys.add(("pinyin", f"p:{rec['_surname_py']}|{rec['_given_py'][:1]}"))
-        date = _date(rec)
-        # the birthday with the initial of the surname, and of the given name: a surname
-        # mistyped, missing or written in the given name's place still meets its duplicate
-        for initial in {rec["_surname_py"][:1], rec["_given_py"][:1]} - {""}:
-            if date:
-                keys.add(("birth", f"p:{initial}|{date}"))
-    elif core:
-        keys.add(("name", f"c:{core[:2]}"))
-        keys.add(("pinyin", f"c:{rec['_pinyin'][:6]}"))
-    for key in ("_mobile_tail", "_phone_tail"):
-        if rec[key]:
-            keys.add(("phone", f"{kind}:{rec[key]}"))
-    if rec["_email"]:
-        keys.add(("email", f"{kind}:{rec['_email']}"))
-        if len(rec["_email_local"]) >= 3:
-            keys.add(("email", f"{kind}:{rec['_email_local']}@"))
-    if rec["_digits"]:
-        keys.add(("addr", f"{kind}:{rec['_city']}|{rec['_digits']}"))
-    elif rec["_words"]:
-        keys.add(("addr", f"{kind}:{rec['_city']}|{rec['_words'][:6]}"))
-    return keys
+    """The blocking keys of one record (a record_of dict): (pass, key)."""
+    one = {key: [value] for key, value in rec.items()}
+    return {(pass_name, key) for pass_name, rows in column_keys(one) for key in rows[0]}
 
 
 def blocking_keys(mapping: dict) -> set[tuple[str, str]]:
@@ -113,7 +117,14 @@ class _Ranks:
 
 
 def _encoded(chunks: list[np.ndarray]) -> np.ndarray:
-    return np.unique(np.concatenate(chunks)) if chunks else np.zeros(0, dtype=np.int64)
+    """The distinct codes, sorted (a sort and a neighbour comparison: faster than np.unique's
+    hash table on tens of millions of int64)."""
+    if not chunks:
+        return np.zeros(0, dtype=np.int64)
+    codes = np.sort(np.concatenate(chunks))
+    if len(codes) < 2:
+        return codes
+    return codes[np.concatenate(([True], codes[1:] != codes[:-1]))]
 
 
 def pass_pairs(cols: Columns, pass_name: str, ranks: Optional[_Ranks] = None) -> np.ndarray:
@@ -123,13 +134,14 @@ def pass_pairs(cols: Columns, pass_name: str, ranks: Optional[_Ranks] = None) ->
     ranks = ranks or _Ranks(cols)
     n = len(cols)
     hashes, rows = (np.frombuffer(x, dtype=np.int64) for x in cols.blocks[pass_name])
+    window = NAME_WINDOW if pass_name == "name" else WINDOW
     return _encoded([a * n + b for rank in ranks.of(pass_name)
-                     for a, b in _window_pairs(hashes, rows, rank, WINDOW)])
+                     for a, b in _window_pairs(hashes, rows, rank, window)])
 
 
 def candidate_pairs(cols: Columns) -> np.ndarray:
     """Distinct candidate pairs (row_a < row_b, encoded a*n + b) of every pass, from the keys
-    collected in `cols` (Columns(records, keys_of=record_keys))."""
+    collected in `cols` (Columns(records, keys_of=column_keys))."""
     n = len(cols)
     ranks = _Ranks(cols)
     chunks = [pass_pairs(cols, p, ranks) for p in PASSES]

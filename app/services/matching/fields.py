@@ -22,14 +22,32 @@ class Field:
     compare: Callable[[Cols, Cols], Result]
 
 
-def _present(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a != "") & (b != "")
+# Text is compared for equality by each value's 64-bit hash (column "key#", 0 = missing),
+# computed once per record: comparing two int64 arrays costs a nanosecond a pair, comparing
+# two arrays of str objects thirty (two different values with one hash: about 1 in 10^19).
+def _eq(a: Cols, b: Cols, key: str) -> np.ndarray:
+    return a[key + "#"] == b[key + "#"]
+
+
+def _has(a: Cols, b: Cols, key: str) -> np.ndarray:
+    return (a[key + "#"] != 0) & (b[key + "#"] != 0)
+
+
+PARALLEL_PAIRS = 20_000   # from this many pairs cpdist's threads pay for themselves
 
 
 def _sim(a: np.ndarray, b: np.ndarray, scorer) -> np.ndarray:
     if not len(a):
         return np.zeros(0, dtype=np.float32)
-    return cpdist(a, b, scorer=scorer, dtype=np.float32)
+    return cpdist(a, b, scorer=scorer, dtype=np.float32,
+                  workers=-1 if len(a) >= PARALLEL_PAIRS else 1)
+
+
+_len = np.frompyfunc(len, 1, 1)
+
+
+def _lengths(x: np.ndarray) -> np.ndarray:
+    return _len(x).astype(np.int64) if len(x) else np.zeros(0, dtype=np.int64)
 
 
 def _pick(conditions: list[np.ndarray], present: np.ndarray) -> np.ndarray:
@@ -41,12 +59,11 @@ def _pick(conditions: list[np.ndarray], present: np.ndarray) -> np.ndarray:
 def _company_name(a: Cols, b: Cols) -> Result:
     """Edit distance relative to length on the core (one wrong character of seven: 86 %), and
     the pinyin of the core for homophones (同音字)."""
-    x, y = a["_core"], b["_core"]
-    sim = _sim(x, y, Levenshtein.normalized_similarity)
-    same_py = (a["_pinyin"] == b["_pinyin"]) & (a["_pinyin"] != "")
+    sim = _sim(a["_core"], b["_core"], Levenshtein.normalized_similarity)
+    same_py = _eq(a, b, "_pinyin") & (a["_pinyin#"] != 0)
     py_sim = _sim(a["_pinyin"], b["_pinyin"], Levenshtein.normalized_similarity)
-    return _pick([x == y, same_py, sim >= 0.8, (sim >= 0.6) | (py_sim >= 0.85)],
-                 _present(x, y)), sim
+    return _pick([_eq(a, b, "_core"), same_py, sim >= 0.8, (sim >= 0.6) | (py_sim >= 0.85)],
+                 _has(a, b, "_core")), sim
 
 
 def _swapped_names(a: Cols, b: Cols) -> np.ndarray:
@@ -54,8 +71,8 @@ def _swapped_names(a: Cols, b: Cols) -> np.ndarray:
     each within Jaro–Winkler 0.9 of the other's."""
     cross_1 = _sim(a["_surname"], b["_given"], JaroWinkler.normalized_similarity)
     cross_2 = _sim(a["_given"], b["_surname"], JaroWinkler.normalized_similarity)
-    return (cross_1 >= 0.9) & (cross_2 >= 0.9) & (a["_surname"] != b["_surname"]) \
-        & _present(a["_given"], b["_given"])
+    return (cross_1 >= 0.9) & (cross_2 >= 0.9) & ~_eq(a, b, "_surname") \
+        & _has(a, b, "_given")
 
 
 def _person_part(key: str) -> Callable[[Cols, Cols], Result]:
@@ -64,26 +81,29 @@ def _person_part(key: str) -> Callable[[Cols, Cols], Result]:
     def compare(a: Cols, b: Cols) -> Result:
         x, y = a[key], b[key]
         jw = _sim(x, y, JaroWinkler.normalized_similarity)
-        edits = _sim(x, y, Levenshtein.distance)
-        same_py = (a[key + "_py"] == b[key + "_py"]) & (a[key + "_py"] != "")
-        return _pick([x == y, same_py, _swapped_names(a, b), (jw >= 0.9) | (edits <= 1),
-                      jw >= 0.75], _present(x, y)), jw
+        # one edit apart is close only between names of two characters or more: any two
+        # one-character given names (伟 / 军) are one edit apart
+        one_edit = (_sim(x, y, Levenshtein.distance) <= 1) & (_lengths(x) >= 2) \
+            & (_lengths(y) >= 2)
+        same_py = _eq(a, b, key + "_py") & (a[key + "_py#"] != 0)
+        return _pick([_eq(a, b, key), same_py, _swapped_names(a, b), (jw >= 0.9) | one_edit,
+                      jw >= 0.75], _has(a, b, key)), jw
     return compare
 
 
 def _place(a: Cols, b: Cols) -> Result:
     """The city (a company's region in its name when no city is given), else the province."""
-    city = _present(a["_city"], b["_city"])
-    province = _present(a["_province"], b["_province"])
-    same_city = city & (a["_city"] == b["_city"])
-    same_province = province & (a["_province"] == b["_province"])
+    city = _has(a, b, "_city")
+    province = _has(a, b, "_province")
+    same_city = city & _eq(a, b, "_city")
+    same_province = province & _eq(a, b, "_province")
     return _pick([same_city, same_province & ~same_city], city | province), None
 
 
 def _address_words(a: Cols, b: Cols) -> Result:
     x, y = a["_words"], b["_words"]
     sim = _sim(x, y, Levenshtein.normalized_similarity)
-    return _pick([x == y, sim >= 0.85, sim >= 0.6], _present(x, y)), sim
+    return _pick([_eq(a, b, "_words"), sim >= 0.85, sim >= 0.6], _has(a, b, "_words")), sim
 
 
 def _house_numbers(a: Cols, b: Cols) -> Result:
@@ -91,24 +111,21 @@ def _house_numbers(a: Cols, b: Cols) -> Result:
     addresses on one road differ only there."""
     x, y = a["_digits"], b["_digits"]
     sim = _sim(x, y, Levenshtein.normalized_similarity)
-    first = a["_num_first"] == b["_num_first"]
-    last = a["_num_last"] == b["_num_last"]
-    return _pick([x == y, sim >= 0.75, first | last], _present(x, y)), sim
+    first = _eq(a, b, "_num_first")
+    last = _eq(a, b, "_num_last")
+    return _pick([_eq(a, b, "_digits"), sim >= 0.75, first | last], _has(a, b, "_digits")), sim
 
 
 def _number(key: str) -> Callable[[Cols, Cols], Result]:
     def compare(a: Cols, b: Cols) -> Result:
-        x, y = a[key], b[key]
-        tail = a[key + "_tail"] == b[key + "_tail"]
-        return _pick([x == y, tail], _present(x, y)), None
+        return _pick([_eq(a, b, key), _eq(a, b, key + "_tail")], _has(a, b, key)), None
     return compare
 
 
 def _email(a: Cols, b: Cols) -> Result:
-    x, y = a["_email"], b["_email"]
-    lx, ly = a["_email_local"], b["_email_local"]
-    jw = _sim(lx, ly, JaroWinkler.normalized_similarity)
-    return _pick([x == y, lx == ly, jw >= 0.9], _present(x, y)), jw
+    jw = _sim(a["_email_local"], b["_email_local"], JaroWinkler.normalized_similarity)
+    return _pick([_eq(a, b, "_email"), _eq(a, b, "_email_local"), jw >= 0.9],
+                 _has(a, b, "_email")), jw
 
 
 def _birthday(a: Cols, b: Cols) -> Result:
@@ -128,8 +145,7 @@ def _birthday(a: Cols, b: Cols) -> Result:
 
 def _same(key: str) -> Callable[[Cols, Cols], Result]:
     def compare(a: Cols, b: Cols) -> Result:
-        x, y = a[key], b[key]
-        return _pick([x == y], _present(x, y)), None
+        return _pick([_eq(a, b, key)], _has(a, b, key)), None
     return compare
 
 
@@ -155,6 +171,12 @@ PERSON_FIELDS: tuple[Field, ...] = (
     _PLACE, _ADDRESS, _NUMBERS, _PHONE, _MOBILE, _EMAIL,
 )
 FIELDS = {"company": COMPANY_FIELDS, "person": PERSON_FIELDS}
+_SHARED = ("_city", "_province", "_words", "_digits", "_num_first", "_num_last", "_phone",
+           "_phone_tail", "_mobile", "_mobile_tail", "_email", "_email_local")
+# The columns each type's comparisons read (a batch takes only these).
+NEEDS = {"company": ("_core", "_pinyin", "_legal", "_industry") + _SHARED,
+         "person": ("_surname", "_given", "_surname_py", "_given_py", "_by", "_bm", "_bd")
+         + _SHARED}
 
 
 def compare_all(kind: str, a: Cols, b: Cols) -> tuple[np.ndarray, list[Optional[np.ndarray]]]:

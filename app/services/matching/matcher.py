@@ -5,9 +5,9 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
-from app.services.matching.blocking import candidate_pairs, record_keys
+from app.services.matching.blocking import candidate_pairs, column_keys, record_keys
 from app.services.matching.explain import Explained, Part
-from app.services.matching.fields import FIELDS, compare_all
+from app.services.matching.fields import FIELDS, NEEDS, compare_all
 from app.services.matching.model import Model, default_model, scored
 from app.services.matching.records import Columns, record_of, repeat
 
@@ -83,7 +83,7 @@ class Matcher:
 
     def columns(self, records: Iterable[Mapping[str, Any]]) -> Columns:
         """The records column by column with their blocking keys (what link() works on)."""
-        return records if isinstance(records, Columns) else Columns(records, keys_of=record_keys)
+        return records if isinstance(records, Columns) else Columns(records, keys_of=column_keys)
 
     def candidates(self, cols: Columns) -> np.ndarray:
         """Candidate row pairs of every blocking pass, encoded row_a * n + row_b."""
@@ -103,7 +103,8 @@ class Matcher:
                 sel = np.flatnonzero((cols.person[a] == (kind == "person"))
                                      & (cols.person[a] == cols.person[b]))
                 if len(sel):
-                    levels, _ = compare_all(kind, cols.take(a[sel]), cols.take(b[sel]))
+                    levels, _ = compare_all(kind, cols.take(a[sel], NEEDS[kind]),
+                                            cols.take(b[sel], NEEDS[kind]))
                     total[sel] = scored(self.model, kind, levels)[0]
             yield a, b, total
 

@@ -2,6 +2,7 @@
 values column by column (Columns), with the extras the comparisons want derived once."""
 from __future__ import annotations
 
+import operator
 import re
 from array import array
 from functools import lru_cache
@@ -68,73 +69,145 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _cached(fn: Callable[[str], Any], values: list[str]) -> list:
+    """fn over a column, once per distinct value (a column repeats cities, forms, names)."""
+    memo: dict[str, Any] = {}
+    out = []
+    for v in values:
+        r = memo.get(v)
+        if r is None:
+            r = memo[v] = fn(v)
+        out.append(r)
+    return out
+
+
+def _split_address(address: str) -> tuple[str, str, str, str]:
+    """(numbers joined, first number, last number, words): the numbers of an address (house,
+    building, room, postcode) apart from its words."""
+    numbers = _DIGITS.findall(address)
+    if not numbers:
+        return "", "", "", address
+    return " ".join(numbers), numbers[0], numbers[-1], _DIGITS.sub("", address)
+
+
+def _person_parts(core: str) -> tuple[str, str, str, str]:
+    surname, given = split_person_name(core)
+    return surname, given, pinyin_of(surname), pinyin_of(given)
+
+
+def derive(raw: dict[str, list]) -> dict[str, list]:
+    """The matcher's columns from the stored columns (lists of equal length, None = missing):
+    _core, _pinyin (companies' core too), _surname/_given and their pinyin, _city (a
+    company's region in its name when no city), _province, the address's _digits, _num_first,
+    _num_last and _words, phones and their last 8 digits, e-mail and its user name, legal
+    form, industry, birthday parts (0 = missing). One code path for one record and a batch."""
+    n = len(raw["id"])
+    person = [t == "person" for t in raw["customer_type"]]
+    text = {k: [_text(v) for v in raw[k]] for k in (
+        "name_core", "name", "name_pinyin", "city", "name_region", "province", "address_norm",
+        "mobile_e164", "phone_e164", "email_norm", "legal_form", "industry")}
+    core = [c or (nm if p else "") for c, nm, p in zip(text["name_core"], text["name"], person)]
+    pinyin = _cached(pinyin_of, core)
+    pinyin = [(stored or py) if p else py
+              for py, stored, p in zip(pinyin, text["name_pinyin"], person)]
+    parts: list[tuple[str, str, str, str]] = [("", "", "", "")] * n
+    memo_parts: dict[str, tuple] = {}
+    for i, (c, p) in enumerate(zip(core, person)):
+        if p:
+            parts[i] = memo_parts.get(c) or memo_parts.setdefault(c, _person_parts(c))
+    city = _cached(lambda v: _place(v) if v else "", text["city"])
+    city = [c or r for c, r in zip(city, text["name_region"])]
+    address = _cached(_split_address, text["address_norm"])
+    email = text["email_norm"]
+    out: dict[str, list] = {
+        "_core": core, "_pinyin": pinyin,
+        "_surname": [x[0] for x in parts], "_given": [x[1] for x in parts],
+        "_surname_py": [x[2] for x in parts], "_given_py": [x[3] for x in parts],
+        "_city": city, "_province": _cached(lambda v: _place(v) if v else "", text["province"]),
+        "_digits": [x[0] for x in address], "_num_first": [x[1] for x in address],
+        "_num_last": [x[2] for x in address], "_words": [x[3] for x in address],
+        "_mobile": text["mobile_e164"], "_phone": text["phone_e164"],
+        "_mobile_tail": [_tail(v) if v else "" for v in text["mobile_e164"]],
+        "_phone_tail": [_tail(v) if v else "" for v in text["phone_e164"]],
+        "_email": email, "_email_local": [e.split("@")[0] for e in email],
+        "_legal": text["legal_form"],
+        "_industry": _cached(lambda v: fold_text(v) if v else "", text["industry"]),
+    }
+    for key, src in (("_by", "birth_year"), ("_bm", "birth_month"), ("_bd", "birth_day")):
+        out[key] = [int(v or 0) for v in raw[src]]
+    return out
+
+
 def record_of(mapping: Mapping[str, Any]) -> dict[str, Any]:
     """The stored columns of a customer (missing keys None) plus the derived extras, keyed with
-    a leading underscore: _pinyin (companies' core too), _surname/_given, _city, _words and
-    _digits of the address, _mobile_tail/_phone_tail, _email_local."""
-    rec = {key: mapping.get(key) for key in RECORD_FIELDS}
+    a leading underscore (see derive)."""
     if "_pinyin" in mapping:  # already a record
         return dict(mapping)
-    person = rec["customer_type"] == "person"
-    core = _text(rec["name_core"]) or (_text(rec["name"]) if person else "")
-    rec["_core"] = core
-    rec["_pinyin"] = (_text(rec["name_pinyin"]) or pinyin_of(core)) if person else \
-        pinyin_of(core)
-    surname, given = split_person_name(core) if person else ("", "")
-    rec["_surname"], rec["_given"] = surname, given
-    rec["_surname_py"], rec["_given_py"] = pinyin_of(surname), pinyin_of(given)
-    city = _place(_text(rec["city"])) if rec["city"] else ""
-    rec["_city"] = city or _text(rec["name_region"])
-    rec["_province"] = _place(_text(rec["province"])) if rec["province"] else ""
-    address = _text(rec["address_norm"])
-    numbers = _DIGITS.findall(address)
-    rec["_digits"] = " ".join(numbers)
-    # the first number (the house, 科技园路1号) and the last (room, postcode) on their own
-    rec["_num_first"], rec["_num_last"] = (numbers[0], numbers[-1]) if numbers else ("", "")
-    rec["_words"] = _DIGITS.sub("", address)
-    rec["_mobile"], rec["_phone"] = _text(rec["mobile_e164"]), _text(rec["phone_e164"])
-    rec["_mobile_tail"] = _tail(rec["_mobile"]) if rec["_mobile"] else ""
-    rec["_phone_tail"] = _tail(rec["_phone"]) if rec["_phone"] else ""
-    email = _text(rec["email_norm"])
-    rec["_email"], rec["_email_local"] = email, email.split("@")[0]
-    rec["_legal"] = _text(rec["legal_form"])
-    rec["_industry"] = fold_text(_text(rec["industry"])) if rec["industry"] else ""
-    rec["_by"], rec["_bm"], rec["_bd"] = (int(rec[k] or 0) for k in
-                                          ("birth_year", "birth_month", "birth_day"))
+    rec = {key: mapping.get(key) for key in RECORD_FIELDS}
+    derived = derive({key: [value] for key, value in rec.items()})
+    rec.update({key: values[0] for key, values in derived.items()})
     return rec
 
 
 _TEXT_COLUMNS = ("_core", "_pinyin", "_surname", "_given", "_surname_py", "_given_py", "_city",
-                 "_province", "_digits", "_num_first", "_num_last", "_words", "_mobile", "_phone", "_mobile_tail",
-                 "_phone_tail", "_email", "_email_local", "_legal", "_industry")
+                 "_province", "_digits", "_num_first", "_num_last", "_words", "_mobile",
+                 "_phone", "_mobile_tail", "_phone_tail", "_email", "_email_local", "_legal",
+                 "_industry")
 _INT_COLUMNS = ("_by", "_bm", "_bd")
+CHUNK = 50_000    # records derived together when a stream is turned into columns
 
 
 class Columns:
     """Records column by column (numpy arrays): what the vectorised comparisons index."""
 
     def __init__(self, records: Iterable[Mapping[str, Any]],
-                 keys_of: Optional[Callable[[dict], set[tuple[str, str]]]] = None):
-        """`keys_of`: also collect each record's blocking keys, as (pass -> (hash of the key,
-        row) arrays): a 64-bit hash instead of the text keeps 1M records' keys in a few
-        dozen megabytes (a collision would only add a candidate pair)."""
-        ids, persons = [], []
-        self.blocks: dict[str, tuple[array, array]] = {}
+                 keys_of: Optional[Callable[[dict[str, list]], Iterable[tuple[str, list]]]]
+                 = None):
+        """`keys_of`: also collect the blocking keys (blocking.column_keys: per pass, each
+        row's keys), as pass -> (hash of the key, row) arrays: a 64-bit hash instead of the
+        text keeps 1M records' keys in a few dozen megabytes (a collision would only add a
+        candidate pair). A stream is read CHUNK records at a time, never held whole."""
+        ids: list = []
+        persons: list = []
         text: dict[str, list] = {k: [] for k in _TEXT_COLUMNS}
-        ints: dict[str, list] = {k: [] for k in _INT_COLUMNS}
-        for raw in records:
-            rec = record_of(raw)  # one record at a time: a stream of 1M rows is never a list
-            ids.append(rec["id"] if rec["id"] is not None else len(ids))
-            persons.append(rec["customer_type"] == "person")
+        ints: dict[str, array] = {k: array("i") for k in _INT_COLUMNS}
+        self.blocks: dict[str, tuple[array, array]] = {}
+        getter = operator.itemgetter(*RECORD_FIELDS)
+        chunk: list[tuple] = []
+
+        def flush() -> None:
+            if not chunk:
+                return
+            raw = dict(zip(RECORD_FIELDS, map(list, zip(*chunk))))
+            offset = len(ids)
+            raw["id"] = [offset + i if v is None else v for i, v in enumerate(raw["id"])]
+            derived = derive(raw)
+            ids.extend(raw["id"])
+            persons.extend(t == "person" for t in raw["customer_type"])
             for key, values in text.items():
-                values.append(rec[key])
+                values.extend(derived[key])
             for key, values in ints.items():
-                values.append(rec[key])
+                values.extend(derived[key])
             if keys_of is not None:
-                for pass_name, key in keys_of(rec):
+                for pass_name, row_keys in keys_of(dict(derived, customer_type=raw[
+                        "customer_type"])):
                     hashes, rows = self.blocks.setdefault(pass_name, (array("q"), array("q")))
-                    hashes.append(hash(key))
-                    rows.append(len(ids) - 1)
+                    for i, keys in enumerate(row_keys):
+                        for key in keys:
+                            hashes.append(hash(key))
+                            rows.append(offset + i)
+            chunk.clear()
+
+        for raw_record in records:
+            if "_pinyin" in raw_record:
+                raw_record = {k: raw_record.get(k) for k in RECORD_FIELDS}
+            try:
+                chunk.append(getter(raw_record))
+            except KeyError:  # a mapping without every stored column
+                chunk.append(tuple(raw_record.get(k) for k in RECORD_FIELDS))
+            if len(chunk) >= CHUNK:
+                flush()
+        flush()
         self.ids = np.asarray(ids, dtype=np.int64)
         self.person = np.asarray(persons, dtype=bool)
         self.cols: dict[str, np.ndarray] = {}
@@ -142,15 +215,28 @@ class Columns:
             arr = np.empty(len(values), dtype=object)
             arr[:] = values
             self.cols[key] = arr
+            self.cols[key + "#"] = _hashes(values)
         for key, values in ints.items():
-            self.cols[key] = np.asarray(values, dtype=np.int32)
+            self.cols[key] = np.frombuffer(values, dtype=np.int32).copy()
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def take(self, index: np.ndarray) -> dict[str, np.ndarray]:
-        """The columns of the rows at `index` (one side of a batch of pairs)."""
-        return {key: col[index] for key, col in self.cols.items()}
+    def take(self, index: np.ndarray, keys: Optional[Iterable[str]] = None
+             ) -> dict[str, np.ndarray]:
+        """The columns (all, or `keys` with their hashes) of the rows at `index`: one side of
+        a batch of pairs."""
+        if keys is None:
+            keys = self.cols
+        else:
+            keys = [k for key in keys for k in (key, key + "#") if k in self.cols]
+        return {key: self.cols[key][index] for key in keys}
+
+
+def _hashes(values: list[str]) -> np.ndarray:
+    """Each value's hash, 0 for the empty value (what the comparisons test equality on)."""
+    return np.fromiter((hash(v) or 1 if v else 0 for v in values), dtype=np.int64,
+                       count=len(values))
 
 
 def repeat(rec: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
@@ -161,8 +247,7 @@ def repeat(rec: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
         arr = np.empty(n, dtype=object)
         arr[:] = [rec[key]] * n
         out[key] = arr
+        out[key + "#"] = np.full(n, _hashes([rec[key]])[0], dtype=np.int64)
     for key in _INT_COLUMNS:
         out[key] = np.full(n, rec[key], dtype=np.int32)
     return out
-
-

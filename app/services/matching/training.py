@@ -11,10 +11,10 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 import numpy as np
 
 from app.services.matching.em import Estimate, estimate, initial_m, level_shares, patterns
-from app.services.matching.fields import FIELDS, compare_all
+from app.services.matching.fields import FIELDS, NEEDS, compare_all
 from app.services.matching.model import Model, default_model, from_estimates
 from app.services.matching.records import Columns
-from app.services.matching.blocking import PASSES, candidate_pairs, pass_pairs, record_keys
+from app.services.matching.blocking import PASSES, candidate_pairs, column_keys, pass_pairs
 
 BATCH = 200_000
 STREAM_ROWS = 20_000
@@ -54,7 +54,8 @@ def level_patterns(cols: Columns, pairs: Optional[np.ndarray] = None, batch: int
                                  & (cols.person[a] == cols.person[b]))
             if not len(sel):
                 continue
-            levels, _ = compare_all(kind, cols.take(a[sel]), cols.take(b[sel]))
+            levels, _ = compare_all(kind, cols.take(a[sel], NEEDS[kind]),
+                                            cols.take(b[sel], NEEDS[kind]))
             rows, c = patterns(levels)
             seen = counts[kind]
             for row, k in zip(rows, c):
@@ -112,7 +113,7 @@ def train(records: Iterable[Mapping[str, Any]], provenance: dict[str, Any]
           ) -> tuple[Model, dict[str, Any]]:
     """A model estimated on `records` (a stream is read once); a customer type with fewer than
     MIN_PAIRS candidate pairs keeps the default model's m/u. Also returns the statistics."""
-    cols = Columns(records, keys_of=record_keys)
+    cols = Columns(records, keys_of=column_keys)
     pairs = candidate_pairs(cols)
     pats = level_patterns(cols, pairs)
     background = level_patterns(cols, random_pairs(cols))
