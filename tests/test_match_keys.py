@@ -97,7 +97,7 @@ def test_candidates_are_the_neighbours_in_a_crowded_block(db, org):
         ids.append(c.id)
     new = company("华为050号科技有限公司")  # the same core as number 050
     found = match_keys.candidate_ids(new)
-    window = match_keys.WINDOW
+    window = match_keys.NAME_WINDOW  # the name pass, by the core and by the reversed core
     by_core = sorted(range(120), key=lambda i: (names[i], ids[i]))
     # Among equal sort values a new record comes last: its neighbours by the core order are
     # the window−1 up to and including its twin, and the window−1 after.

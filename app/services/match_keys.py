@@ -26,7 +26,7 @@ from sqlalchemy import (Integer, String, bindparam, column, delete, event, func,
                         table, tuple_, union_all)
 from sqlalchemy.orm import Session
 
-from app.services.matching.blocking import NEIGHBOURS, WINDOW, record_keys
+from app.services.matching.blocking import NAME_WINDOW, NEIGHBOURS, WINDOW, record_keys
 from app.services.matching.records import RECORD_FIELDS, record_of
 
 BLOCK_MAX = 120   # characters of a block kept as they are; longer ones are hashed
@@ -64,8 +64,12 @@ def _block(text: str) -> str:
 
 
 def window_of(block: str) -> int:
-    """Members a record is paired with on each side in its block, itself included."""
-    return NEIGHBOURS if block.startswith("~") else WINDOW
+    """Members a record is paired with on each side in its block, itself included: the
+    blocking's windows (app.services.matching.blocking), read when asked so that one change
+    there changes both."""
+    if block.startswith("~"):
+        return NEIGHBOURS
+    return NAME_WINDOW if block.startswith("name/") else WINDOW
 
 
 def entries(mapping: Mapping[str, Any]) -> set[tuple[str, str]]:
