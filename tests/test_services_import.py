@@ -32,6 +32,27 @@ def run_import(db, actor, data: bytes, filename="客户.csv", pool=None, mapping
     return import_run.run(batch.id, chunk_rows=chunk_rows)
 
 
+def scored(later: str, earlier) -> str:
+    """"相似客户（综合评分）：…" — the matcher's account of a CSV row (its HEADER columns) against
+    an earlier row of the file, or against a saved customer."""
+    from app.services.customers import clean_customer_data, text_keys
+    from app.services.matching import Matcher
+
+    def values(row):
+        if isinstance(row, Customer):
+            return {c.name: getattr(row, c.name) for c in Customer.__table__.c}
+        cells = dict(zip(("name", "mobile", "phone", "email", "city", "birthday",
+                          "customer_type"), row.split(",")))
+        cells["customer_type"] = {"个人": "person", "企业": "company"}.get(
+            cells.get("customer_type", ""), "company")
+        out = clean_customer_data({k: v for k, v in cells.items() if v}, partial=True)
+        out.update(text_keys(out["customer_type"], out.get("name"), out.get("address")))
+        return out
+
+    return "相似客户（综合评分）：" + Matcher.current().explain(values(later),
+                                                         values(earlier)).text()
+
+
 def problems(db, batch) -> list[tuple[int, str, str]]:
     return [(p.line, p.kind, p.reason) for p in db.session.execute(
         select(ImportProblem).where(ImportProblem.batch_id == batch.id)
@@ -52,6 +73,7 @@ MESSY = (HEADER +
          "张伟,13700137007,,,上海,1990-02-30,个人\n"                                 # 8 bad date
          "厦门象屿物流有限公司,13700137008,0592-5603456,,厦门,,公司\n"               # 9 good
          "宁波海天塑机股份有限公司,,,,宁波,,\n")                                     # 10 = line 2
+MESSY_LINES = dict(enumerate(MESSY.splitlines(), start=1))
 
 
 def test_a_messy_file_lands_the_good_rows_and_reports_each_bad_one(db, org):
@@ -67,7 +89,7 @@ def test_a_messy_file_lands_the_good_rows_and_reports_each_bad_one(db, org):
         (6, "invalid", "编码错误：此行不是 UTF-8 编码的文本，无法读取"),
         (7, "duplicate", "已存在：客户 杭州云帆科技有限公司，负责人 测试rep1（华东大区）（手机号）"),
         (8, "invalid", "生日：生日不是有效日期"),
-        (10, "duplicate", "与文件第 2 行重复（企业名称（核心名））"),
+        (10, "duplicate", f"与文件第 2 行重复（{scored(MESSY_LINES[10], MESSY_LINES[2])}）"),
     ]
     new = db.session.execute(select(Customer).where(Customer.name.in_(
         ["宁波海天塑机有限公司", "厦门象屿物流有限公司"])).order_by(Customer.id)).scalars().all()
@@ -88,8 +110,10 @@ def test_in_file_duplicates_within_one_chunk_and_across_chunks(db, org):
     rows += "公司000贸易有限公司,,,,,,\n"             # core name of line 2
     batch = run_import(db, org.staff, csv_bytes(HEADER + rows), chunk_rows=3)
     assert (batch.inserted, batch.duplicates) == (6, 2)
-    assert problems(db, batch) == [(8, "duplicate", "与文件第 3 行重复（手机号）"),
-                                   (9, "duplicate", "与文件第 2 行重复（企业名称（核心名））")]
+    assert problems(db, batch) == [
+        (8, "duplicate", "与文件第 3 行重复（手机号）"),
+        (9, "duplicate", "与文件第 2 行重复（{}）".format(scored(
+            "公司000贸易有限公司,,,,,,", "公司000贸易有限公司,13700200000,,,,,")))]
 
 
 @pytest.mark.parametrize("chunk_rows", [None, 1])
@@ -101,7 +125,8 @@ def test_a_refused_rows_keys_count_for_the_rows_after_it(db, org, chunk_rows):
     batch = run_import(db, org.staff, csv_bytes(HEADER + rows), chunk_rows=chunk_rows)
     assert (batch.inserted, batch.duplicates) == (1, 2)
     assert problems(db, batch) == [(3, "duplicate", "与文件第 2 行重复（手机号）"),
-                                   (4, "duplicate", "与文件第 3 行重复（企业名称（核心名））")]
+                                   (4, "duplicate", "与文件第 3 行重复（{}）".format(scored(
+                                       rows.splitlines()[2], rows.splitlines()[1])))]
     assert db.session.execute(select(Customer.name).where(
         Customer.mobile_e164.like("+861370013730%"))).scalars().all() == ["佛山翔维技术有限公司"]
 
@@ -113,7 +138,8 @@ def test_a_row_refused_as_a_customer_of_the_table_still_counts(db, org):
     assert (batch.inserted, batch.duplicates) == (0, 2)
     assert problems(db, batch) == [
         (2, "duplicate", "已存在：客户 杭州云帆科技有限公司，负责人 测试rep1（华东大区）（手机号）"),
-        (3, "duplicate", "与文件第 2 行重复（企业名称（核心名））")]
+        (3, "duplicate", "与文件第 2 行重复（{}）".format(scored(rows.splitlines()[1],
+                                                                 rows.splitlines()[0])))]
 
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "gbk", "utf-8"])
@@ -154,8 +180,11 @@ def test_reimporting_the_same_file_inserts_nothing(db, org):
     before = count(db)
     again = run_import(db, org.staff, csv_bytes(HEADER + rows), chunk_rows=7)
     assert (again.inserted, again.duplicates, count(db)) == (0, 20, before)
+    held = db.session.execute(select(Customer).where(
+        Customer.name == "重庆0号火锅餐饮有限公司")).scalar_one()
     assert problems(db, again)[0][2] == (
-        "已存在：客户 重庆0号火锅餐饮有限公司，在公海『默认公海』中（手机号、企业名称（核心名））")
+        "已存在：客户 重庆0号火锅餐饮有限公司，在公海『默认公海』中（手机号、"
+        f"{scored(rows.splitlines()[0], held)}）")
 
 
 def test_a_crashed_run_resumes_without_duplicates_or_losses(db, org, monkeypatch):
@@ -311,13 +340,13 @@ def test_fuzzy_company_names_match_within_a_city_only(db, org):
 
     held = customers.create_customer(org.rep, {"name": "杭州阿里巴巴云计算技术服务有限公司"})
     customers.create_customer(org.staff, {"name": "华为技术有限公司"})
-    rows = ("杭州阿里巴巴云计算技术服务部有限公司,,,,,,\n"   # same city, 95%
+    rows = ("杭州阿里巴巴云计算技术服务部有限公司,,,,,,\n"   # same city, one more character
             "北京阿里巴巴云计算技术服务部有限公司,,,,,,\n"   # another city
             "华为终端有限公司,,,,,,\n")                      # a different company
     batch = run_import(db, org.staff, csv_bytes(HEADER + rows))
     assert (batch.inserted, batch.duplicates) == (2, 1)
     assert problems(db, batch) == [(2, "duplicate", f"已存在：客户 {held.name}，负责人 测试rep1"
-                                    "（华东大区）（企业名称（核心名），相似度 95%）")]
+                                    f"（华东大区）（{scored(rows.splitlines()[0], held)}）")]
 
 
 def test_large_files_are_validated_by_worker_processes_with_the_same_result(app, db, org):
@@ -346,5 +375,6 @@ def test_persons_match_by_name_or_pinyin_and_birthday(db, org):
             "王芳,,,,,1991-07-01,个人\n")          # another 王芳
     batch = run_import(db, org.staff, csv_bytes(HEADER + rows))
     assert (batch.inserted, batch.duplicates) == (1, 2)
-    why = f"已存在：客户 {held.name}，负责人 测试rep1（华东大区）（个人姓名 + 生日）"
-    assert problems(db, batch) == [(2, "duplicate", why), (3, "duplicate", why)]
+    why = [f"已存在：客户 {held.name}，负责人 测试rep1（华东大区）（{scored(row, held)}）"
+           for row in rows.splitlines()[:2]]
+    assert problems(db, batch) == [(2, "duplicate", why[0]), (3, "duplicate", why[1])]

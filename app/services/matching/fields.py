@@ -58,11 +58,16 @@ def _pick(conditions: list[np.ndarray], present: np.ndarray) -> np.ndarray:
 
 def _company_name(a: Cols, b: Cols) -> Result:
     """Edit distance relative to length on the core (one wrong character of seven: 86 %), and
-    the pinyin of the core for homophones (同音字)."""
+    the pinyin of the core for homophones (同音字). Cores whose numbers differ (杭州1号网络 /
+    杭州2号网络, 公司001 / 公司002) are 'far' however close the rest is: a number is not
+    mistyped into another one as often as a character is, and numbered names are usually
+    numbered because they are several."""
     sim = _sim(a["_core"], b["_core"], Levenshtein.normalized_similarity)
     same_py = _eq(a, b, "_pinyin") & (a["_pinyin#"] != 0)
     py_sim = _sim(a["_pinyin"], b["_pinyin"], Levenshtein.normalized_similarity)
-    return _pick([_eq(a, b, "_core"), same_py, sim >= 0.8, (sim >= 0.6) | (py_sim >= 0.85)],
+    same_num = np.asarray(a["_core_num"] == b["_core_num"], dtype=bool)
+    return _pick([_eq(a, b, "_core"), same_py & same_num, (sim >= 0.8) & same_num,
+                  ((sim >= 0.6) | (py_sim >= 0.85)) & same_num],
                  _has(a, b, "_core")), sim
 
 
@@ -75,6 +80,13 @@ def _swapped_names(a: Cols, b: Cols) -> np.ndarray:
         & _has(a, b, "_given")
 
 
+def _pinyin_reversed(a: Cols, b: Cols) -> np.ndarray:
+    """One name in characters, the other in pinyin read the other way (王芳 / "Wang Fang": a
+    Latin name is split given name first): the same name, as a homophone is, not a swap."""
+    return np.asarray((a["_surname_py"] == b["_given_py"]) & (a["_given_py"] == b["_surname_py"])
+                      & (a["_surname_py"] != "") & (a["_given_py"] != ""), dtype=bool)
+
+
 def _person_part(key: str) -> Callable[[Cols, Cols], Result]:
     """Jaro–Winkler on a surname or given name; one edit apart counts as close (杨兵丽 /
     杨兵雨: the given names 兵丽 / 兵雨 are 67 % by Jaro–Winkler, too short to judge by it)."""
@@ -85,7 +97,7 @@ def _person_part(key: str) -> Callable[[Cols, Cols], Result]:
         # one-character given names (伟 / 军) are one edit apart
         one_edit = (_sim(x, y, Levenshtein.distance) <= 1) & (_lengths(x) >= 2) \
             & (_lengths(y) >= 2)
-        same_py = _eq(a, b, key + "_py") & (a[key + "_py#"] != 0)
+        same_py = (_eq(a, b, key + "_py") & (a[key + "_py#"] != 0)) | _pinyin_reversed(a, b)
         return _pick([_eq(a, b, key), same_py, _swapped_names(a, b), (jw >= 0.9) | one_edit,
                       jw >= 0.75], _has(a, b, key)), jw
     return compare
@@ -174,7 +186,7 @@ FIELDS = {"company": COMPANY_FIELDS, "person": PERSON_FIELDS}
 _SHARED = ("_city", "_province", "_words", "_digits", "_num_first", "_num_last", "_phone",
            "_phone_tail", "_mobile", "_mobile_tail", "_email", "_email_local")
 # The columns each type's comparisons read (a batch takes only these).
-NEEDS = {"company": ("_core", "_pinyin", "_legal", "_industry") + _SHARED,
+NEEDS = {"company": ("_core", "_core_num", "_pinyin", "_legal", "_industry") + _SHARED,
          "person": ("_surname", "_given", "_surname_py", "_given_py", "_by", "_bm", "_bd")
          + _SHARED}
 

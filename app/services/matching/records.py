@@ -121,6 +121,9 @@ def derive(raw: dict[str, list]) -> dict[str, list]:
     email = text["email_norm"]
     out: dict[str, list] = {
         "_core": core, "_pinyin": pinyin,
+        # The numbers in a company's name (杭州1号 / 杭州2号): names that differ in them are
+        # different companies, however close the rest is.
+        "_core_num": [" ".join(_DIGITS.findall(c)) if not p else "" for c, p in zip(core, person)],
         "_surname": [x[0] for x in parts], "_given": [x[1] for x in parts],
         "_surname_py": [x[2] for x in parts], "_given_py": [x[3] for x in parts],
         "_city": city, "_province": _cached(lambda v: _place(v) if v else "", text["province"]),
@@ -149,7 +152,7 @@ def record_of(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return rec
 
 
-_TEXT_COLUMNS = ("_core", "_pinyin", "_surname", "_given", "_surname_py", "_given_py", "_city",
+_TEXT_COLUMNS = ("_core", "_core_num", "_pinyin", "_surname", "_given", "_surname_py", "_given_py", "_city",
                  "_province", "_digits", "_num_first", "_num_last", "_words", "_mobile",
                  "_phone", "_mobile_tail", "_phone_tail", "_email", "_email_local", "_legal",
                  "_industry")
