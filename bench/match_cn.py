@@ -8,8 +8,8 @@ For every labelled pair, per kind:
 - near-misses: the share linked (a false link: precision on the kind is 1 − that share).
 
 "Today" is app.services.dedupe as shipped, called, not re-implemented: the company_name rule
-(fuzz.ratio of the cores ≥ 90 and dedupe.cities_agree) and, for two persons whose folded names
-or pinyin are equal (the only persons today's check looks at), dedupe.person_pair under the
+(fuzz.ratio of the cores ≥ 90 in one city) and, for two persons whose folded names
+or pinyin are equal (the only persons that check looked at), the person rules under the
 default rules. The exact number and e-mail rules (mobile / phone / e-mail → block) stay as
 they are under the new matcher, so they are shown apart: "+keys" is a column with them added
 (a mobile held by one matches a mobile or phone of the other, as dedupe._KEY_COLUMNS says).
@@ -40,19 +40,50 @@ import numpy as np  # noqa: E402
 from rapidfuzz import fuzz  # noqa: E402
 from rapidfuzz.process import cdist  # noqa: E402
 
-from app.models import DedupeRule  # noqa: E402
 from app.services import dedupe  # noqa: E402
 from tests.match_cn_data import DUPLICATE_KINDS, NEAR_MISS_KINDS, generate  # noqa: E402
 
 
-def default_rules() -> dict[str, DedupeRule]:
-    """dedupe.DEFAULT_RULES as the rows ensure_rules() seeds (not stored anywhere)."""
-    return {kind: DedupeRule(kind=kind, fuzzy=fuzzy, threshold=threshold, same_city=same_city,
-                             action=action, active=True)
-            for kind, fuzzy, threshold, same_city, action in dedupe.DEFAULT_RULES}
+# The rules before issue 19 (the baseline "today"): their defaults and their two pair tests,
+# as app/services/dedupe.py had them (git show 752c22a:app/services/dedupe.py).
+PREVIOUS_RULES = [("mobile", False, 100, False, "block"), ("phone", False, 100, False, "block"),
+                  ("email", False, 100, False, "block"), ("company_name", True, 90, True, "warn"),
+                  ("person_birthday", False, 100, False, "warn"),
+                  ("person_address", True, 90, False, "warn")]
+
+
+def default_rules() -> dict[str, SimpleNamespace]:
+    return {kind: SimpleNamespace(kind=kind, fuzzy=fuzzy, threshold=threshold,
+                                  same_city=same_city, action=action)
+            for kind, fuzzy, threshold, same_city, action in PREVIOUS_RULES}
 
 
 RULES = default_rules()
+
+
+def cities_agree(rule, values: dict, other) -> bool:
+    if not rule.same_city:
+        return True
+    mine = values.get("name_region") or values.get("city")
+    theirs = other.name_region or other.city
+    return not mine or not theirs or mine.rstrip("市") == theirs.rstrip("市")
+
+
+def person_pair(rules, mine: dict, other: dict):
+    if "person_birthday" in rules and mine.get("birth_month") and \
+            (other.get("birth_month"), other.get("birth_day"),
+             bool(other.get("birthday_lunar"))) == (
+                mine.get("birth_month"), mine.get("birth_day"),
+                bool(mine.get("birthday_lunar"))) and \
+            (not mine.get("birth_year") or not other.get("birth_year")
+             or mine.get("birth_year") == other.get("birth_year")):
+        yield "person_birthday", 100
+    rule = rules.get("person_address")
+    a, b = mine.get("address_norm"), other.get("address_norm")
+    if rule and a and b:
+        score = 100 if a == b else int(fuzz.ratio(a, b))
+        if score == 100 or (rule.fuzzy and score >= rule.threshold):
+            yield "person_address", score
 
 
 def today_names(a: dict, b: dict) -> bool:
@@ -67,12 +98,12 @@ def today_names(a: dict, b: dict) -> bool:
         score = 100 if a["name_core"] == b["name_core"] else \
             int(fuzz.ratio(a["name_core"], b["name_core"]))
         return (score == 100 or (rule.fuzzy and score >= rule.threshold)) and \
-            dedupe.cities_agree(rule, a, SimpleNamespace(**b))
+            cities_agree(rule, a, SimpleNamespace(**b))
     # Persons: only those equal by folded name or pinyin are candidates (_person_statement).
     if not (a.get("name_core") == b.get("name_core") or
             (b.get("name_pinyin") and a.get("name_pinyin") == b.get("name_pinyin"))):
         return False
-    return any(True for _ in dedupe.person_pair(RULES, a, b))
+    return any(True for _ in person_pair(RULES, a, b))
 
 
 def today_keys(a: dict, b: dict) -> bool:
