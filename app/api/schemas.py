@@ -191,14 +191,20 @@ def dump(schema: type[Schema], data: Any) -> dict:
 
 # --- errors ---------------------------------------------------------------------------------
 class DedupeMatch(Answer):
-    rule = fields.String(metadata={"description": "mobile | phone | email | name | address | "
-                                                  "person"})
+    rule = fields.String(metadata={"description": "mobile | phone | email | scored (the "
+                                                  "matcher); a lead's: company_name too"})
     action = fields.String(metadata={"description": "block | warn"})
     customer_id = fields.Integer()
     customer_name = fields.String()
     holder = fields.String(metadata={"description": "负责人 or the pool's name"})
     locked = fields.Boolean()
-    score = fields.Float(allow_none=True)
+    score = fields.Float(allow_none=True, metadata={
+        "description": "100 for an equal identifier; a scored match's probability (percent, "
+                       "at most 99)"})
+    total = fields.Float(allow_none=True, metadata={
+        "description": "a scored match: the matcher's total (log2 weights)"})
+    explanation = fields.String(allow_none=True, metadata={
+        "description": "a scored match, field by field: 名称 相似 86%（+10.6）· 同城（+4.3）→ 14.9"})
     message = fields.String()
     # A lead's dedupe answer (app.services.leads): a customer or a lead, by id and name.
     record = fields.String(metadata={"description": "customer | lead"})
