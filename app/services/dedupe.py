@@ -222,13 +222,12 @@ def scored_matches(values: dict[str, Any], exclude: Iterable[int] = (),
     if not ids:
         return []
     rows = match_keys.records(ids)
-    totals = matcher.score(values, rows)
+    _, accounts = matcher.score_explained(values, rows, explain_from=threshold)
     out = []
-    for row, total in zip(rows, totals.tolist()):
-        if total >= threshold:
-            out.append(Scored(row["id"], total,
-                              probability(matcher, values.get("customer_type"), total),
-                              matcher.explain(values, row).text()))
+    for i, explained in accounts.items():
+        out.append(Scored(rows[i]["id"], explained.total,
+                          probability(matcher, values.get("customer_type"), explained.total),
+                          explained.text()))
     return sorted(out, key=lambda m: (-m.total, m.customer_id))
 
 

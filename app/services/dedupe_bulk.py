@@ -154,12 +154,11 @@ class BatchMatcher:
             lines = sorted(self._file.candidates(entries(v)))
             if lines:
                 others = [self._file.rows[line] for line in lines]
-                totals = self.matcher.score(v, others)
-                for line, other, total in zip(lines, others, totals.tolist()):
-                    if total >= self.link:
-                        out.append(("scored", line, dedupe.probability(
-                            self.matcher, v.get("customer_type"), total),
-                            self.matcher.explain(v, other).text()))
+                _, accounts = self.matcher.score_explained(v, others, explain_from=self.link)
+                for i, explained in sorted(accounts.items()):
+                    out.append(("scored", lines[i], dedupe.probability(
+                        self.matcher, v.get("customer_type"), explained.total),
+                        explained.text()))
         return out
 
     def remember(self, v: dict[str, Any], line: int) -> None:

@@ -49,33 +49,50 @@ class Matcher:
         if kind != _kind(rb):
             return Explained(total=float("-inf"), parts=[])
         levels, sims = compare_all(kind, repeat(ra, 1), repeat(rb, 1))
-        table = self.model.weights(kind)
         total, household = scored(self.model, kind, levels)
+        return self._explained(kind, levels, sims, total, household, 0)
+
+    def _explained(self, kind: str, levels: np.ndarray, sims: list, total: np.ndarray,
+                   household: np.ndarray, i: int) -> Explained:
+        """Row i of a comparison as an Explained (explain and score share it)."""
+        table = self.model.weights(kind)
         parts = []
         for j, field in enumerate(FIELDS[kind]):
-            level = int(levels[0, j])
-            sim = None if sims[j] is None or level < 0 else int(round(float(sims[j][0]) * 100))
+            level = int(levels[i, j])
+            sim = None if sims[j] is None or level < 0 else int(round(float(sims[j][i]) * 100))
             parts.append(Part(field=field.name,
                               level="missing" if level < 0 else field.levels[level],
                               similarity=sim, weight=float(table[j, level])))
-        if household[0] < 0:
+        if household[i] < 0:
             parts.append(Part(field="household", level="capped", similarity=None,
-                              weight=float(household[0])))
-        return Explained(total=float(total[0]), parts=parts)
+                              weight=float(household[i])))
+        return Explained(total=float(total[i]), parts=parts)
 
     def score(self, query: Mapping[str, Any],
               candidates: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The total of `query` against each candidate, vectorised per field (−inf for a
         candidate of the other customer type)."""
+        return self.score_explained(query, candidates)[0]
+
+    def score_explained(self, query: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]],
+                        explain_from: float = float("inf")
+                        ) -> tuple[np.ndarray, dict[int, Explained]]:
+        """The totals, and {candidate index: Explained} for those at or above
+        `explain_from` — from the same comparison (the entry check explains its matches
+        without comparing them again)."""
         cols = candidates if isinstance(candidates, Columns) else Columns(candidates)
         out = np.full(len(cols), -np.inf)
+        accounts: dict[int, Explained] = {}
         q = record_of(query)
         kind = _kind(q)
         same = np.flatnonzero(cols.person == (kind == "person"))
         if len(same):
-            levels, _ = compare_all(kind, repeat(q, len(same)), cols.take(same))
-            out[same] = scored(self.model, kind, levels)[0]
-        return out
+            levels, sims = compare_all(kind, repeat(q, len(same)), cols.take(same))
+            total, household = scored(self.model, kind, levels)
+            out[same] = total
+            for i in np.flatnonzero(total >= explain_from).tolist():
+                accounts[int(same[i])] = self._explained(kind, levels, sims, total, household, i)
+        return out, accounts
 
     # --- batch ------------------------------------------------------------------------------
     def blocking_keys(self, rec: Mapping[str, Any]) -> set[tuple[str, str]]:
