@@ -10,8 +10,10 @@ pair that could match, without comparing all pairs:
   in each block, every member with the next window−1 members — which is exactly what the
   entry check and the import ask the same table for one record, so the three agree. The
   pairs are scored in batches by the matcher's vectorised scorer over every customer's
-  stored columns, held column by column; a pair at or above the rule's review threshold
-  links its customers, with the model's probability as its score.
+  stored columns, held column by column; a pair at or above the rule's link threshold links
+  its customers, with the model's probability as its score. A pair between the review and
+  the link threshold is proposed on its own, as a group of two: weak pairs are not chained
+  (through a few thousand of them half the table would become one group).
 
 Matches link customers in a union-find; each connected group becomes a cluster whose
 members carry their best score and the rules that linked them. Pairs a reviewer dismissed
@@ -51,12 +53,11 @@ Progress = Callable[[int, Optional[int]], None]
 class MatchGraph:
     """Union-find over customer ids, with each id's best score and the rules that linked it."""
 
-    def __init__(self, dismissed: Iterable[tuple[int, int]] = (), strict: bool = True):
+    def __init__(self, dismissed: Iterable[tuple[int, int]] = ()):
         dismissed = set(dismissed)
-        # The matches at or above the link threshold only (and the exact identifiers'): the
-        # clusters the matcher asserts, beside the review clusters this graph holds.
-        self.linked: Optional[MatchGraph] = MatchGraph(dismissed, strict=False) \
-            if strict else None
+        # Pairs between the review and the link threshold: proposed one by one, never chained
+        # (a chain of weak pairs would make one cluster of half the table).
+        self.proposed: dict[tuple[int, int], int] = {}
         self.parent: dict[int, int] = {}
         self.best: dict[int, int] = {}
         self.kinds: dict[int, set[str]] = defaultdict(set)
@@ -85,14 +86,17 @@ class MatchGraph:
                 self.best[i] = score
             self.kinds[i].update(kinds)
 
+    def propose(self, a: int, b: int, score: int) -> None:
+        """A pair the matcher puts between the review and the link threshold."""
+        pair = (min(a, b), max(a, b))
+        if pair not in self.dismissed:
+            self.proposed[pair] = max(score, self.proposed.get(pair, 0))
+
     def link(self, a_ids: list[int], b_ids: list[int], score: int,
-             kinds: tuple[str, ...], linked: bool = True) -> None:
-        """Every id of a_ids matches every id of b_ids (the same list for a group of equals);
-        `linked`: at the link threshold, not only the review one."""
+             kinds: tuple[str, ...]) -> None:
+        """Every id of a_ids matches every id of b_ids (the same list for a group of equals)."""
         if not kinds:
             return
-        if linked and self.linked is not None:
-            self.linked.link(a_ids, b_ids, score, kinds)
         if self.flagged and not self.flagged.isdisjoint(a_ids + b_ids):
             for a in a_ids:
                 for b in b_ids:
@@ -110,11 +114,20 @@ class MatchGraph:
         self._mark(ids, score, kinds)
         self.links += 1
 
-    def clusters(self) -> list[list[int]]:
+    def clusters(self, proposed: bool = True) -> list[list[int]]:
+        """The groups linked at the link threshold and, with `proposed`, each proposed pair
+        whose two customers no group holds together, as a group of two."""
         groups: dict[int, list[int]] = defaultdict(list)
         for i in list(self.parent):
             groups[self._root(i)].append(i)
-        return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+        out = [sorted(g) for g in groups.values() if len(g) > 1]
+        if proposed:
+            for (a, b), score in self.proposed.items():
+                if a in self.parent and b in self.parent and self._root(a) == self._root(b):
+                    continue
+                self._mark((a, b), score, ("scored",))
+                out.append([a, b])
+        return sorted(out, key=lambda g: (g[0], len(g)))
 
 
 def _stream(sql: str) -> Iterator[tuple]:
@@ -264,7 +277,10 @@ def _scan_scored(graph: MatchGraph, rule: DedupeRule, advance: Callable[[int], N
                                          cols.ids[b[keep]].tolist(),
                                          cols.person[a[keep]].tolist(), totals[keep].tolist()):
             score = probability(matcher, "person" if person else "company", total)
-            graph.link([ia], [ib], score, ("scored",), linked=total >= link)
+            if total >= link:
+                graph.link([ia], [ib], score, ("scored",))
+            else:
+                graph.propose(ia, ib, score)
 
 
 def find_clusters(progress: Optional[Progress] = None) -> tuple[MatchGraph, int]:
@@ -336,7 +352,7 @@ def scan(actor_id: Optional[int] = None, progress: Optional[Progress] = None) ->
                 by_kind[kind] += 1
         result = ScanResult(customers=total, clusters=len(clusters), members=len(rows),
                             links=graph.links, by_kind=dict(by_kind), rows=rows,
-                            linked=graph.linked.clusters() if graph.linked else [],
+                            linked=graph.clusters(proposed=False),
                             seconds=time.perf_counter() - started)
         audit.record(actor_id, "dedupe_scan", "dedupe_cluster", None,
                      {k: (None, v) for k, v in result.summary().items() if k != "by_kind"})
