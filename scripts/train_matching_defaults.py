@@ -43,6 +43,7 @@ INDUSTRY_WORDS = ["科技", "贸易", "电子", "机械", "建材", "食品", "�
                   "文化传媒", "信息技术", "网络科技", "生物科技", "新能源", "环保科技", "实业"]
 INDUSTRIES = ["制造业", "批发零售", "信息技术", "建筑", "餐饮", "教育", "医疗", "物流"]
 FORMS = ["有限公司", "股份有限公司", "有限责任公司"]
+STREET_WORDS = ["路", "街", "大道", "花园", "小区", "家园", "新村", "苑", "公寓", "广场", "大厦"]
 
 
 class Generator:
@@ -94,9 +95,38 @@ class Generator:
         return f"0571-{self.rnd.randrange(2, 9)}{self.rnd.randrange(10**7):07d}"
 
     def address(self, city: str) -> str:
-        return (f"{city}市{self.rnd.choice(DISTRICTS)}{self.rnd.choice(ROADS)}"
-                f"{self.rnd.randrange(1, 400)}号{self.rnd.randrange(1, 30)}幢"
-                f"{self.rnd.randrange(1, 30)}0{self.rnd.randrange(1, 9)}室")
+        """A road and number or an estate, building and room: a few well-known roads that many
+        firms share, and many estates and roads named like real ones (two characters and 路,
+        街, 花园, 小区 …), so that equal words without equal numbers say little."""
+        rnd = self.rnd
+        if rnd.random() < 0.3:
+            street = rnd.choice(ROADS)
+        else:
+            street = "".join(rnd.choices(self.chars, k=2)) + rnd.choice(STREET_WORDS)
+        number = (f"{rnd.randrange(1, 400)}号" if street.endswith(("路", "街", "道")) else "")
+        floor = rnd.randrange(1, 30)
+        return (f"{city}市{rnd.choice(DISTRICTS)}{street}{number}{rnd.randrange(1, 30)}幢"
+                f"{floor}层{floor}0{rnd.randrange(1, 9)}室")
+
+    def restyled(self, address: str) -> str:
+        """The same address written another way: without the city or the district, without
+        the floor or the word 室, 幢 as 栋 (one or two of these)."""
+        import re
+
+        for _ in range(self.rnd.choice([1, 1, 2])):
+            choice = self.rnd.random()
+            if choice < 0.2:
+                address = address.split("市", 1)[-1]
+            elif choice < 0.4:
+                for district in DISTRICTS:
+                    address = address.replace(district, "", 1)
+            elif choice < 0.65:
+                address = re.sub(r"\d+层", "", address, count=1)
+            elif choice < 0.85:
+                address = address.replace("室", "", 1)
+            else:
+                address = address.replace("幢", "栋", 1)
+        return address
 
     def renew_contacts(self, row: dict) -> None:
         """A duplicate entered later often carries a newer number or e-mail, or another
@@ -153,8 +183,8 @@ class Generator:
             if row[key] and self.rnd.random() < 0.3:
                 row[key] = None
         self.renew_contacts(row)
-        if row["address"] and self.rnd.random() < 0.2:
-            row["address"] = row["address"].replace("号", "号 ", 1)
+        if row["address"] and self.rnd.random() < 0.3:
+            row["address"] = self.restyled(row["address"])
         return row
 
     def company_near_misses(self, base: dict) -> list[dict]:
@@ -185,7 +215,7 @@ class Generator:
 
     def person_duplicate(self, base: dict) -> dict:
         row = dict(base)
-        fault = self.rnd.choice(["typo", "homophone", "birthday", "address", "typo"])
+        fault = self.rnd.choice(["typo", "homophone", "birthday", "address", "typo", "moved"])
         if fault == "typo":
             row["name"] = self.typo(base["name"], 1)
         elif fault == "homophone":
@@ -201,12 +231,17 @@ class Generator:
                 d = (d % 28) + 1
             row["birthday"] = f"{y:04d}-{m:02d}-{d:02d}"
         elif fault == "address" and base["address"]:
-            row["address"] = base["address"].replace("室", "室", 1).replace(
-                "幢", f"幢{self.rnd.randrange(1, 9)}", 1)
+            row["address"] = self.restyled(base["address"])
+        elif fault == "moved":  # a person moves: another city and home, the same mobile
+            row["city"] = self.rnd.choice([c for c in CITIES if c != base["city"]])
+            row["address"] = self.address(row["city"])
+            row["phone"] = None
+            row["mobile"] = base["mobile"] or self.mobile()
         for key in ("phone", "mobile", "email", "address", "birthday"):
-            if row[key] and self.rnd.random() < 0.25:
+            if row[key] and self.rnd.random() < 0.25 and not (fault == "moved" and key == "mobile"):
                 row[key] = None
-        self.renew_contacts(row)
+        if fault != "moved":
+            self.renew_contacts(row)
         return row
 
     def person_near_misses(self, base: dict) -> list[dict]:

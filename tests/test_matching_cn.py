@@ -19,21 +19,8 @@ BACKGROUND = 2000   # unrelated customers
 RECALL = 0.95       # of each duplicate kind, at the link threshold
 PRECISION = 0.98    # of the pairs link() links, and of each near-miss kind
 
-# The issue's targets the shipped model does not meet yet (issue 19 stays open for them):
-# strict, so a model that meets one fails here until the mark is removed.
-_OPEN = {
-    "company_typo": "37 of 40: an address written another way counts against the pair",
-    "person_mobile_format": "36 of 40: a person who moved city scores below the link "
-                            "threshold on the mobile alone (the exact mobile rule finds them)",
-    "company_same_building": "1 of 40 linked: one address and a partly similar name",
-    "person_namesake": "2 of 40 linked: a different birthday weighs too little",
-    "person_family": "10 of 40 linked: siblings share a household and a generation name",
-}
-
-
 def _kinds(kinds):
-    return [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=_OPEN[k]))
-            if k in _OPEN else k for k in kinds]
+    return list(kinds)
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +150,6 @@ def test_near_misses_of_each_kind_stay_apart(kind, data, matcher, totals):
         f"{kind}: {len(wrong)} of {len(pairs)} linked:\n" + _explained(data, matcher, wrong)
 
 
-@pytest.mark.xfail(strict=True, reason="389 of 405 links are labelled duplicates (96.0 %): "
-                   "the families and namesakes above")
 def test_precision_of_everything_linked(data, matcher, linked):
     """Of the pairs link() puts at or above the link threshold over the whole set (labelled
     pairs and the background), at least 98 % are labelled duplicates."""

@@ -39,13 +39,20 @@ class Model:
     _tables: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def weights(self, kind: str) -> np.ndarray:
-        """fields × (levels + 1): log2(m/u), padded with 0 for the missing level (index -1)."""
+        """fields × (levels + 1): log2(m/u), padded with 0 for the missing level (index -1).
+
+        For a field whose levels run from the closest agreement to the farthest, a level
+        weighs at most what the one before it weighs: EM estimates a rare level (a close but
+        not equal address, the same province but not the same city) from a handful of pairs,
+        and such a level weighing more than an exact agreement would be noise, not evidence."""
         if kind not in self._tables:
             fields = FIELDS[kind]
             table = np.zeros((len(fields), max(len(f.levels) for f in fields) + 1))
             for j, f in enumerate(fields):
                 m, u = np.asarray(self.m[kind][j]), np.asarray(self.u[kind][j])
-                table[j, :len(f.levels)] = np.log2(m / u)
+                weights = np.log2(m / u)
+                table[j, :len(f.levels)] = np.minimum.accumulate(weights) if f.ordered \
+                    else weights
             self._tables[kind] = table
         return self._tables[kind]
 
@@ -92,9 +99,9 @@ def totals(table: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return level_weights(table, levels).sum(axis=1)
 
 
-# A person's household fields: a family shares them, so together they say "same household",
-# not "same person".
-HOUSEHOLD = ("place", "address", "house_number", "phone")
+# A person's household fields: a family shares them — the surname too (siblings, a parent
+# and child) — so together they say "same household", not "same person".
+HOUSEHOLD = ("surname", "place", "address", "house_number", "phone")
 
 
 def household_columns(kind: str) -> list[int]:

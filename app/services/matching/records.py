@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
-from app.services.normalize import fold_text, region_of
+from app.services.normalize import _strip_leading_region, fold_text, region_of
 
 # The stored columns a record holds (missing keys are None).
 RECORD_FIELDS = ("id", "customer_type", "name", "name_core", "name_region", "legal_form",
@@ -81,6 +81,11 @@ def _cached(fn: Callable[[str], Any], values: list[str]) -> list:
     return out
 
 
+# A number with the word that says what it numbers (号, 栋, 层, 室 …): written or left out
+# (27号2904 / 27号29层2904室) as the writer pleases, so both belong to the numbers, not the words.
+_NUMBER_WORDS = re.compile(r"\d+(?:号楼|号院|单元|号|栋|幢|层|楼|室|座|户|弄|巷)?")
+
+
 def _split_address(address: str) -> tuple[str, str, str, str]:
     """(numbers joined, first number, last number, words): the numbers of an address (house,
     building, room, postcode) apart from its words."""
@@ -88,6 +93,25 @@ def _split_address(address: str) -> tuple[str, str, str, str]:
     if not numbers:
         return "", "", "", address
     return " ".join(numbers), numbers[0], numbers[-1], _DIGITS.sub("", address)
+
+
+# A district (锦江区, 浦东新区, 市中区, 余杭县) at the start of what follows the city; not an
+# estate or a campus that ends in the same character (和明小区, 科技园区).
+_DISTRICT = re.compile(r"^[\u4e00-\u9fff]{1,4}?(?:区|县|旗)")
+_NOT_DISTRICT = ("小区", "社区", "园区", "校区", "厂区", "景区", "街区", "片区", "营区", "矿区")
+
+
+def street_of(address: str) -> str:
+    """The words of an address after its city and district, without its numbers and their
+    words (成都锦江区盛中花园22栋901室 -> 盛中花园): the place is the place field's to weigh and
+    the numbers the house-number field's, once each; left in, two addresses in one district
+    look partly alike however far apart they are, and an address written with the district
+    or the floor looks unlike the same one written without."""
+    _, rest = _strip_leading_region(_NUMBER_WORDS.sub("", address), 1)
+    district = _DISTRICT.match(rest)
+    if district and not district.group().endswith(_NOT_DISTRICT) and len(rest) > district.end():
+        rest = rest[district.end():]
+    return rest
 
 
 def _person_parts(core: str) -> tuple[str, str, str, str]:
@@ -129,6 +153,7 @@ def derive(raw: dict[str, list]) -> dict[str, list]:
         "_city": city, "_province": _cached(lambda v: _place(v) if v else "", text["province"]),
         "_digits": [x[0] for x in address], "_num_first": [x[1] for x in address],
         "_num_last": [x[2] for x in address], "_words": [x[3] for x in address],
+        "_street": _cached(street_of, text["address_norm"]),
         "_mobile": text["mobile_e164"], "_phone": text["phone_e164"],
         "_mobile_tail": [_tail(v) if v else "" for v in text["mobile_e164"]],
         "_phone_tail": [_tail(v) if v else "" for v in text["phone_e164"]],
@@ -153,7 +178,7 @@ def record_of(mapping: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _TEXT_COLUMNS = ("_core", "_core_num", "_pinyin", "_surname", "_given", "_surname_py", "_given_py", "_city",
-                 "_province", "_digits", "_num_first", "_num_last", "_words", "_mobile",
+                 "_province", "_digits", "_num_first", "_num_last", "_words", "_street", "_mobile",
                  "_phone", "_mobile_tail", "_phone_tail", "_email", "_email_local", "_legal",
                  "_industry")
 _INT_COLUMNS = ("_by", "_bm", "_bd")
