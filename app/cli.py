@@ -236,6 +236,19 @@ def classify() -> None:
     click.echo(f"{run_classify()} customers classified")
 
 
+@crm_cli.command("value-review")
+def value_review_command() -> None:
+    """Run the value re-evaluation now (the scheduler runs it weekly): new proposals per kind,
+    and those expired because their finding is gone. It proposes; managers decide."""
+    from app.services.errors import tr
+    from app.services.value_review import KIND_LABELS, review
+
+    counts = review()
+    for kind, label in KIND_LABELS.items():
+        click.echo(f"{tr(label)}：{counts.get(kind, 0)}")
+    click.echo(f"已过期：{counts.get('expired', 0)}")
+
+
 @crm_cli.command("care")
 @click.option("--send/--no-send", default=True, show_default=True,
               help="Also deliver what is due now (e-mail / SMS / owners' tasks).")

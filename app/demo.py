@@ -604,6 +604,11 @@ def build_demo(password: str) -> dict:
     from app.demo_cti import build_cti_demo
 
     workflows.update(build_cti_demo())
+    # issue 20 §4: the value re-evaluation's first proposals, as its weekly run files them.
+    from app.services import value_review
+
+    workflows["value_proposals"] = sum(
+        n for kind, n in value_review.review().items() if kind != "expired")
     # Every customer made: the planned ones, the twins entered for the review page and the
     # ones converted leads became (a demo lead, the campaigns' leads).
     n_customers += DEMO_TWINS + workflows.pop("converted_customers")

@@ -352,6 +352,14 @@ for _role in (ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_SERVICE_AGENT, ROLE_SERVI
     ROLES[_role] = ROLES[_role] + [_perm(RES_CTI_DIAL, CAN_DIAL)]
 
 
+# issue 20 §4: 价值复评建议 — managers decide in their scope, admins everywhere, auditors read.
+RES_VALUE_REVIEW = "ValueReview"
+ROLES[ROLE_MANAGER] = ROLES[ROLE_MANAGER] + [_perm(RES_VALUE_REVIEW, CAN_READ, CAN_WRITE),
+                                             _menus("ValueReview")]
+ROLES[ROLE_AUDITOR] = ROLES[ROLE_AUDITOR] + [_perm(RES_VALUE_REVIEW, CAN_READ),
+                                             _menus("ValueReview")]
+
+
 # --- data scopes --------------------------------------------------------------------------
 class Scope(enum.IntEnum):
     """Ordered from narrowest to widest: a user with several roles gets the widest."""

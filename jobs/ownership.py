@@ -52,6 +52,17 @@ def classify_customers() -> int:
     return done
 
 
+@periodic("value_review")
+def value_review() -> dict:
+    """Weekly: the value re-evaluation's proposals (it proposes; managers decide)."""
+    from app.services.value_review import review
+
+    with job_app().app_context():
+        counts = review()
+    log.info("value_review: %s", counts)
+    return counts
+
+
 @periodic("followup_digest")
 def followup_digest() -> int:
     """Daily: each owner's follow-ups due today and overdue, as one in-app notification."""

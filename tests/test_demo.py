@@ -174,6 +174,12 @@ def _assert_call_centre(db, summary):
     assert numbers == {"rep1": "8001", "rep20": "8020", "manager1": "8101", "agent1": "9001",
                        "admin": None}
     assert summary["agent_numbers"] >= 28 and summary["calls"] == 3
+    # issue 20 §4: the value re-evaluation ran once; what it filed is open on its page
+    from app.models.value_review import ValueProposal
+
+    kinds = dict(db.session.execute(select(ValueProposal.kind, func.count()).where(
+        ValueProposal.status == "open").group_by(ValueProposal.kind)).all())
+    assert sum(kinds.values()) == summary["value_proposals"] > 0, kinds
     assert db.session.execute(select(Department.cti_queue).where(
         Department.name == "华东大区")).scalar_one() == "sales-east"
     calls = db.session.execute(select(CtiCall).order_by(CtiCall.id)).scalars().all()

@@ -36,3 +36,4 @@ from app.models.service_desk import (CustomerServiceAgent, ServiceSettings, Serv
                                      TicketCategory, TicketEvent, TicketMessage,
                                      TicketRoutingRule, WorkCalendarDay)
 from app.models.cti import CtiCall, CtiEvent  # noqa: F401
+from app.models.value_review import ValueProposal  # noqa: F401

@@ -53,17 +53,24 @@ def _values(today: dt.date, conf: GradingSettings) -> dict:
     """The SET clause: category and grade from correlated subqueries on the deals."""
     cid = Ownership.customer_id
     last_won = select(func.max(Deal.won_on)).where(Deal.customer_id == cid).scalar_subquery()
-    year_amount = select(func.coalesce(func.sum(Deal.amount), 0)).where(
-        Deal.customer_id == cid, Deal.won_on > today - dt.timedelta(days=365)).scalar_subquery()
     any_deal = exists().where(Deal.customer_id == cid)
     category = case((~any_deal, "potential"),
                     (last_won >= today - dt.timedelta(days=conf.silent_after_days), "active"),
                     else_="silent")
-    computed = case((year_amount >= conf.grade_a_min, "A"),
-                    (year_amount >= conf.grade_b_min, "B"), else_="C")
     # `won` is not recomputed here: recording a deal sets it (the cap and the reclaim rules
     # read it), and nothing un-wins a customer.
-    return {"category": category, "grade": func.coalesce(Ownership.grade_override, computed)}
+    return {"category": category,
+            "grade": func.coalesce(Ownership.grade_override, computed_grade(today, conf))}
+
+
+def computed_grade(today: dt.date, conf: GradingSettings):
+    """The grade the last 12 months' deals give (A/B/C), whatever a hand-set grade says: a
+    correlated subquery on Ownership.customer_id (the value re-evaluation compares the two)."""
+    year_amount = select(func.coalesce(func.sum(Deal.amount), 0)).where(
+        Deal.customer_id == Ownership.customer_id,
+        Deal.won_on > today - dt.timedelta(days=365)).scalar_subquery()
+    return case((year_amount >= conf.grade_a_min, "A"),
+                (year_amount >= conf.grade_b_min, "B"), else_="C")
 
 
 def classify(customer_ids: Optional[Iterable[int]] = None,

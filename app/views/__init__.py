@@ -172,6 +172,10 @@ def register_views(appbuilder) -> None:
     from app.views.cti_pop import CtiPopView  # issue 18: screen pops
 
     appbuilder.add_view_no_menu(CtiPopView)
+    from app.views.value_review import ValueReviewView  # issue 20 §4
+
+    appbuilder.add_view(ValueReviewView, "ValueReview", label=_("Value re-evaluation"),
+                        href="/value-review/", icon="fa-balance-scale", category="Customers")
     refuse_fab_file_downloads(appbuilder)
 
 
