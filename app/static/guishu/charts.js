@@ -30,8 +30,12 @@
       tooltip: {trigger: "axis"},
       legend: {data: names, top: 0},
       grid: {left: 50, right: twoAxes ? 60 : 20, top: 40, bottom: 60, containLabel: true},
-      xAxis: {type: "category", data: data.categories, axisLabel: {rotate: data.categories.length > 8 ? 45 : 0}},
-      yAxis: twoAxes ? [{type: "value"}, {type: "value"}] : [{type: "value"}],
+      xAxis: {type: "category", data: data.categories,
+              axisLabel: {interval: data.categories.length > 12 ? "auto" : 0,
+                          rotate: data.categories.length > 6 ? 30 : 0}},
+      // The first axis counts (whole numbers); the second holds amounts.
+      yAxis: twoAxes ? [{type: "value", minInterval: 1}, {type: "value"}]
+                     : [{type: "value", minInterval: 1}],
       dataZoom: data.categories.length > 40 ? [{type: "slider", bottom: 0}] : [],
       series: data.series.map(function (s, i) {
         return {type: kind, name: s.name, data: s.data, smooth: kind === "line",
