@@ -150,6 +150,44 @@ def test_pipeline_in_the_opportunities_scope(org, db):
         Decimal("200")
 
 
+def test_target_attainment_in_the_targets_scope(activity):
+    from app.services import targets
+
+    org = activity
+    start = targets.period_containing("month").isoformat()
+    for holder, won, new in ((org.rep, "1000", 2), (org.rep2, "3000", None),
+                             (org.rep_north, "500", 1)):
+        targets.create_target(org.admin, {"user_id": holder.id, "period_kind": "month",
+                                          "period_start": start, "won_amount": won,
+                                          "new_customers": new})
+    cats, found = numbers(org.rep, "target_attainment")
+    assert len(cats) == 1 and cats[0].endswith("rep1")
+    # rep1: nothing won of 1,000; 1 new customer (c_rep, created this month) of 2
+    assert found == {"成交金额达成率（%）": [0.0], "新增客户达成率（%）": [50.0]}
+    cats, found = numbers(org.manager, "target_attainment")
+    assert [c[-4:] for c in cats] == ["rep1", "rep2"]
+    # rep2: 6,000 won of 3,000; no new-customer target
+    assert found == {"成交金额达成率（%）": [0.0, 200.0], "新增客户达成率（%）": [50.0, None]}
+    assert len(numbers(org.admin, "target_attainment")[0]) == 3
+
+
+def test_my_tasks_by_due_date(org, db):
+    from app.models import Task
+    from app.models.customer import utcnow
+
+    now = utcnow()
+    for owner, due in ((org.rep, now - dt.timedelta(days=2)), (org.rep, now + dt.timedelta(days=30)),
+                       (org.rep2, now - dt.timedelta(days=1))):
+        db.session.add(Task(owner_id=owner.id, subject="回访", due_at=due))
+    db.session.add(Task(owner_id=org.rep.id, subject="已完成", due_at=now, status="done",
+                        done_at=now))
+    db.session.commit()
+    assert values(org.rep, "my_tasks") == {"已逾期": 1, "今天到期": 0, "本周到期": 0,
+                                           "以后到期": 1}
+    assert values(org.manager, "my_tasks") == {"已逾期": 0, "今天到期": 0, "本周到期": 0,
+                                               "以后到期": 0}
+
+
 def test_the_organisations_charts(activity):
     from app.services.times import local_today
 
@@ -276,9 +314,9 @@ def test_english_titles_and_labels(clients):
 # --- the home page ---------------------------------------------------------------------------
 @pytest.mark.parametrize("role,charts", [
     ("rep", ["customers_by_stage", "reclaim_days", "followups_week", "claims_today",
-             "pipeline"]),
+             "pipeline", "target_attainment", "my_tasks"]),
     ("manager", ["team_ranking", "pool_flow", "reclaims_transfers", "pipeline",
-                 "customers_by_stage"]),
+                 "target_attainment", "customers_by_stage"]),
     ("admin", ["customer_growth", "customers_by_category", "customers_by_grade",
                "customers_by_region", "pool_sizes", "duplicates", "imports"]),
     ("auditor", ["customer_growth", "customers_by_category", "customers_by_grade",
@@ -290,3 +328,16 @@ def test_each_roles_home_page_has_its_dashboard(clients, role, charts):
     html = getattr(clients, role).get("/").get_data(as_text=True)
     assert re.findall(r'data-stat="(\w+)"', html) == charts
     assert ("vendor/echarts/5.6.0/echarts.min.js" in html) == bool(charts)
+
+
+def test_the_stats_operations_are_in_the_spec(api, org):
+    spec = api("admin")("GET", "/api/v1/_openapi").get_json()
+    chart = spec["paths"]["/api/v1/stats/{name}"]["get"]
+    assert {p["name"] for p in chart["parameters"]} == {"name", "from", "to", "department"}
+    assert chart["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/StatChart"}
+    assert set(spec["paths"]["/api/v1/stats/{name}/csv"]["get"]["responses"]["200"]
+               ["content"]) == {"text/csv"}
+    assert "/api/v1/stats/{name}/xlsx" in spec["paths"] and "/api/v1/stats/" in spec["paths"]
+    assert set(spec["components"]["schemas"]["StatFilters"]["properties"]) == {
+        "from", "to", "department"}

@@ -198,9 +198,9 @@ def evaluate(user: Optional[User], name: str, filters: Filters) -> Chart:
 
 # --- the dashboards --------------------------------------------------------------------------
 REP_DASHBOARD = ("customers_by_stage", "reclaim_days", "followups_week", "claims_today",
-                 "pipeline")
+                 "pipeline", "target_attainment", "my_tasks")
 MANAGER_DASHBOARD = ("team_ranking", "pool_flow", "reclaims_transfers", "pipeline",
-                     "customers_by_stage")
+                     "target_attainment", "customers_by_stage")
 ORG_DASHBOARD = ("customer_growth", "customers_by_category", "customers_by_grade",
                  "customers_by_region", "pool_sizes", "duplicates", "imports")
 
@@ -390,6 +390,52 @@ def pipeline(user: User, filters: Filters) -> Numbers:
     return Numbers([r[0] for r in rows],
                    [(tr("Opportunities"), [r[1] for r in rows]),
                     (tr("Amount (yuan)"), [Decimal(r[2]) for r in rows])], tr("Stage"))
+
+
+@stat("target_attainment", _l("Sales target attainment this month"), "bar",
+      departmental=False)
+def target_attainment(user: User, filters: Filters) -> Numbers:
+    """达成率 of this month's targets (won amount and new customers), in percent, per person
+    the targets' own scope lets the caller read (app.services.targets: a rep's own row, a
+    manager's team); empty where no target is set."""
+    from app.services import targets
+
+    start = targets.period_containing("month")
+    if has_role(user, ROLE_ADMIN, ROLE_MANAGER, ROLE_AUDITOR):
+        rows = targets.team_attainment(user, "month", start).users
+    else:
+        rows = [targets.my_attainment(user, "month", start)]
+    rows = [r for r in rows if r["target_won"] is not None or r["target_new"] is not None]
+
+    def percent(rate):
+        return None if rate is None else float(round(rate * 100, 1))
+    return Numbers([r["name"] for r in rows],
+                   [(tr("Won amount attained (%)"), [percent(r["rate_won"]) for r in rows]),
+                    (tr("New customers attained (%)"), [percent(r["rate_new"]) for r in rows])],
+                   tr("Person"))
+
+
+TASK_BUCKETS = (_l("Overdue"), _l("Due today"), _l("Due this week"), _l("Due later"))
+
+
+@stat("my_tasks", _l("My open tasks by due date"), "bar", departmental=False)
+def my_tasks(user: User, filters: Filters) -> Numbers:
+    """The caller's own open tasks (待办): overdue, due today, later this business week,
+    after it."""
+    from app.models import Task
+    from app.models.customer import utcnow
+
+    today = local_today()
+    end = local_day_bounds(today)[1]
+    week_end = local_day_bounds(today + dt.timedelta(days=6 - today.weekday()))[1]
+    now = utcnow()
+    row = db.session.execute(select(
+        func.count().filter(Task.due_at < now),
+        func.count().filter(Task.due_at >= now, Task.due_at < end),
+        func.count().filter(Task.due_at >= end, Task.due_at < week_end),
+        func.count().filter(Task.due_at >= week_end),
+    ).where(Task.owner_id == user.id, Task.status == "open")).one()
+    return Numbers([str(b) for b in TASK_BUCKETS], [(tr("Tasks"), list(row))], tr("Due"))
 
 
 # --- the manager's ---------------------------------------------------------------------------
