@@ -341,3 +341,46 @@ def test_the_stats_operations_are_in_the_spec(api, org):
     assert "/api/v1/stats/{name}/xlsx" in spec["paths"] and "/api/v1/stats/" in spec["paths"]
     assert set(spec["components"]["schemas"]["StatFilters"]["properties"]) == {
         "from", "to", "department"}
+
+
+def _chart_queries(html: str) -> dict[str, str]:
+    import html as html_lib
+    import re
+
+    return {name: html_lib.unescape(query) for name, query in
+            re.findall(r'data-stat="(\w+)" data-kind="\w+"\s+data-query="([^"]*)"', html)}
+
+
+def test_the_home_pages_filters_reach_the_charts(clients, org):
+    html = clients.admin.get(f"/?from=2026-01-01&to=2026-01-31&department={org.north.id}") \
+        .get_data(as_text=True)
+    queries = _chart_queries(html)
+    assert queries["customer_growth"] == \
+        f"from=2026-01-01&to=2026-01-31&department={org.north.id}"
+    assert queries["customers_by_grade"] == f"department={org.north.id}"  # a snapshot
+    assert queries["pool_sizes"] == ""  # the whole organisation's, no filter applies
+    assert f'<option value="{org.north.id}" selected>华北大区</option>' in html
+    assert 'href="/api/v1/stats/customer_growth/csv?from=2026-01-01&amp;to=2026-01-31' in html
+
+
+def test_the_home_pages_bad_filters_are_flashed_not_a_500(clients):
+    resp = clients.manager.get("/?from=2026-02-30")
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    assert "from 须为日期，如 2026-01-31" in html
+    assert _chart_queries(html)["team_ranking"] == ""  # the defaults: the last 30 days
+
+
+def test_the_department_filter_offers_the_scopes_departments(clients, org):
+    import re
+
+    def offered(client):
+        html = client.get("/").get_data(as_text=True)
+        return re.findall(r'<option value="(\d+)"', html)
+
+    assert offered(clients.manager) == [str(org.east.id)]
+    assert offered(clients.rep) == []  # a rep's numbers are their own: nothing to pick
+    assert str(org.north.id) in offered(clients.auditor)
+    # a manager naming another region's department: left out, not its numbers
+    html = clients.manager.get(f"/?department={org.north.id}").get_data(as_text=True)
+    assert _chart_queries(html)["customers_by_stage"] == ""

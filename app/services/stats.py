@@ -219,6 +219,22 @@ def dashboard_for(user: Optional[User]) -> tuple[str, ...]:
     return ()
 
 
+def department_choices(user: Optional[User]) -> list[tuple[int, str]]:
+    """The departments a dashboard's department filter offers the user: every one for the
+    scope ALL, a manager's own department tree, none for a scope of people (a rep's own)."""
+    scope = scope_of(user)
+    if scope is None or scope in (Scope.OWN, Scope.OWN_AND_SUBORDINATES):
+        return []
+    q = select(Department.id, Department.name).order_by(Department.path)
+    if scope != Scope.ALL:
+        if not user.department_id:
+            return []
+        mine = db.session.get(Department, user.department_id)
+        q = q.where(Department.id == mine.id) if scope == Scope.DEPARTMENT else \
+            q.where(Department.path.startswith(mine.path, autoescape=True))
+    return [(r.id, r.name) for r in db.session.execute(q)]
+
+
 # --- scope helpers ---------------------------------------------------------------------------
 def department_members(department_id: int):
     """SELECT of the users in a department and its sub-departments (its indexed path)."""
