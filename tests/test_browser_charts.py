@@ -15,8 +15,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
 DASHBOARDS = {
     "rep1": ["customers_by_stage", "reclaim_days", "followups_week", "claims_today",
              "pipeline", "target_attainment", "my_tasks"],
-    "manager1": ["team_ranking", "pool_flow", "reclaims_transfers", "pipeline",
-                 "target_attainment", "customers_by_stage"],
+    "manager1": ["team_ranking", "team_conversion", "pool_flow", "reclaims_transfers",
+                 "pipeline", "target_attainment", "customers_by_stage"],
     "admin": ["customer_growth", "customers_by_category", "customers_by_grade",
               "customers_by_region", "pool_sizes", "duplicates", "imports"],
     "auditor1": ["customer_growth", "customers_by_category", "customers_by_grade",

@@ -86,6 +86,18 @@ def test_team_ranking_per_role(activity):
     assert admin_found["跟进记录"] == [0, 2, 1]
 
 
+def test_team_conversion_per_person(activity):
+    org = activity
+    cats, found = numbers(org.manager, "team_conversion")
+    # rep2 acquired c_rep2 and won it; rep1 acquired c_rep, not won
+    assert [c[-4:] for c in cats] == ["rep2", "rep1"]
+    assert found == {"新增客户": [1, 1], "其中已成交": [1, 0], "转化率（%）": [100.0, 0.0]}
+    cats, found = numbers(org.rep, "team_conversion")
+    assert [c[-4:] for c in cats] == ["rep1"] and found["转化率（%）"] == [0.0]
+    cats, found = numbers(org.admin, "team_conversion")
+    assert [c[-4:] for c in cats] == ["rep2", "rep1", "rep3"]
+
+
 def test_team_ranking_counts_only_the_dates_asked(activity):
     org = activity
     tomorrow = (dt.date.today() + dt.timedelta(days=2)).isoformat()
@@ -315,8 +327,8 @@ def test_english_titles_and_labels(clients):
 @pytest.mark.parametrize("role,charts", [
     ("rep", ["customers_by_stage", "reclaim_days", "followups_week", "claims_today",
              "pipeline", "target_attainment", "my_tasks"]),
-    ("manager", ["team_ranking", "pool_flow", "reclaims_transfers", "pipeline",
-                 "target_attainment", "customers_by_stage"]),
+    ("manager", ["team_ranking", "team_conversion", "pool_flow", "reclaims_transfers",
+                 "pipeline", "target_attainment", "customers_by_stage"]),
     ("admin", ["customer_growth", "customers_by_category", "customers_by_grade",
                "customers_by_region", "pool_sizes", "duplicates", "imports"]),
     ("auditor", ["customer_growth", "customers_by_category", "customers_by_grade",

@@ -199,8 +199,8 @@ def evaluate(user: Optional[User], name: str, filters: Filters) -> Chart:
 # --- the dashboards --------------------------------------------------------------------------
 REP_DASHBOARD = ("customers_by_stage", "reclaim_days", "followups_week", "claims_today",
                  "pipeline", "target_attainment", "my_tasks")
-MANAGER_DASHBOARD = ("team_ranking", "pool_flow", "reclaims_transfers", "pipeline",
-                     "target_attainment", "customers_by_stage")
+MANAGER_DASHBOARD = ("team_ranking", "team_conversion", "pool_flow", "reclaims_transfers",
+                     "pipeline", "target_attainment", "customers_by_stage")
 ORG_DASHBOARD = ("customer_growth", "customers_by_category", "customers_by_grade",
                  "customers_by_region", "pool_sizes", "duplicates", "imports")
 
@@ -486,6 +486,34 @@ def team_ranking(user: User, filters: Filters) -> Numbers:
                    [(tr("New customers"), [new.get(i, 0) for i in order]),
                     (tr("Follow-ups"), [followed.get(i, 0) for i in order]),
                     (tr("Won amount (yuan)"), [won.get(i, Decimal(0)) for i in order])],
+                   tr("Person"))
+
+
+@stat("team_conversion", _l("Conversion of new customers per person"), "bar", dated=True)
+def team_conversion(user: User, filters: Filters) -> Numbers:
+    """Per person in scope: the customers they acquired over the dates (the targets' "new
+    customer"), how many of those they hold won today, and that share in percent."""
+    from app.services.targets import ACQUIRED
+
+    acquired = select(OwnershipEvent.to_owner_id.label("owner_id"),
+                      OwnershipEvent.customer_id.label("customer_id")).where(
+        OwnershipEvent.kind.in_(ACQUIRED), OwnershipEvent.created_at >= filters.since,
+        OwnershipEvent.created_at < filters.until,
+        people_clause(user, OwnershipEvent.to_owner_id, filters)).distinct().subquery()
+    rows = db.session.execute(
+        select(acquired.c.owner_id, func.count(),
+               func.count(Ownership.customer_id))
+        .select_from(acquired)
+        .join(Ownership, and_(Ownership.customer_id == acquired.c.customer_id,
+                              Ownership.owner_id == acquired.c.owner_id,
+                              Ownership.won.is_(True)), isouter=True)
+        .group_by(acquired.c.owner_id)).all()
+    names = _user_names(r[0] for r in rows)
+    rows = sorted(rows, key=lambda r: (-(r[2] / r[1]), -r[1], names.get(r[0], "")))
+    return Numbers([names.get(r[0], f"#{r[0]}") for r in rows],
+                   [(tr("New customers"), [r[1] for r in rows]),
+                    (tr("Won of them"), [r[2] for r in rows]),
+                    (tr("Conversion (%)"), [round(100 * r[2] / r[1], 1) for r in rows])],
                    tr("Person"))
 
 

@@ -17,8 +17,9 @@ from app.services import stats as stats_service
 from app.services.errors import ValidationFailed
 from app.services.times import local_today
 
-# Charts whose later series are amounts (yuan): drawn against a second axis on the right.
-RIGHT_AXIS_FROM = {"pipeline": 1, "team_ranking": 2}
+# Charts whose later series are amounts (yuan) or percentages: drawn against a second axis
+# on the right.
+RIGHT_AXIS_FROM = {"pipeline": 1, "team_ranking": 2, "team_conversion": 2}
 
 
 FILTER_ARGS = ("from", "to", "department")
