@@ -720,3 +720,9 @@ for _role in (ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR, ROLE_SERVICE_AGE
               ROLE_SERVICE_MANAGER):
     ROLES[_role] = ROLES[_role] + [_perm(RES_CTI_CALL, CAN_READ), _menus("CallCentre", "CallLog")]
 ROLES[ROLE_MANAGER] += [_perm(RES_CTI_STATS, CAN_READ), _menus("CallCentre", "CallStats")]
+# issue 20: 统计图表 — the charts' data (/api/v1/stats/, the home page's dashboards), each
+# evaluated in the reader's scope by app.services.stats (whole-organisation charts: the scope
+# ALL only). Marketing and the service desk have their own analysis pages.
+RES_STATS = "Stats"
+for _role in (ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR):
+    ROLES[_role] = ROLES[_role] + [_perm(RES_STATS, CAN_READ)]

@@ -39,6 +39,9 @@ def register_apis(appbuilder, csrf) -> None:
 
     for api in (CtiEventsApi, CtiRouteApi, CtiCallApi, CtiDialApi):
         appbuilder.add_api(api)
+    from app.api.stats import StatsApi  # issue 20: the charts' data
+
+    appbuilder.add_api(StatsApi)
     from flask import current_app as _app
     from flask_appbuilder.api.manager import SwaggerView
 
@@ -67,6 +70,8 @@ def register_apis(appbuilder, csrf) -> None:
         # route and the call log are GETs; the dial's session calls are checked by
         # app.api.csrf.
         if name in ("CtiEventsApi", "CtiRouteApi", "CtiCallApi", "CtiDialApi"):
+            csrf.exempt(blueprint)
+        if name == "StatsApi":  # GETs only: nothing to protect
             csrf.exempt(blueprint)
 
 

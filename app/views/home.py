@@ -1,7 +1,11 @@
 """Landing page: what the signed-in user holds and may do."""
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+from flask import flash, request
 from flask_appbuilder import IndexView, expose
+from flask_babel import get_locale
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -9,6 +13,48 @@ from app.models import Customer, Ownership
 from app.paging import count_text
 from app.security import (SCOPE_LABELS, current_user, limit_to_scope, role_label,
                           scope_of)
+from app.services import stats as stats_service
+from app.services.errors import ValidationFailed
+from app.services.times import local_today
+
+# Charts whose later series are amounts (yuan) or percentages: drawn against a second axis
+# on the right.
+RIGHT_AXIS_FROM = {"pipeline": 1, "team_ranking": 2, "team_conversion": 2}
+
+
+FILTER_ARGS = ("from", "to", "department")
+
+
+def dashboard(user, args) -> tuple[list[dict], dict]:
+    """The charts of the user's home page (app.services.stats.dashboard_for) and the filters
+    they are drawn with: those typed in the form above them (checked by the stats service; a
+    bad one is flashed and left out), else a manager's this month, the others' last 30 days."""
+    names = stats_service.dashboard_for(user)
+    if not names:
+        return [], {}
+    asked = {k: args.get(k, "").strip() for k in FILTER_ARGS if args.get(k, "").strip()}
+    if not asked and names == stats_service.MANAGER_DASHBOARD:
+        asked = {"from": local_today().replace(day=1).isoformat()}
+    try:
+        filters = stats_service.parse_filters(asked)
+    except ValidationFailed as exc:
+        flash(exc.message, "danger")
+        asked, filters = {}, stats_service.parse_filters({})
+    if asked.get("department") and filters.department_id not in {
+            d for d, _ in stats_service.department_choices(user)}:
+        asked.pop("department")
+        filters = stats_service.parse_filters(asked)
+    shown = {"from": filters.date_from.isoformat(), "to": filters.date_to.isoformat(),
+             "department": filters.department_id,
+             "departments": stats_service.department_choices(user)}
+    charts = []
+    for name in names:
+        stat = stats_service.STATS[name]
+        query = {k: v for k, v in asked.items()
+                 if (k == "department" and stat.departmental) or (k != "department" and stat.dated)}
+        charts.append({"name": name, "title": str(stat.title), "kind": stat.kind,
+                       "query": urlencode(query), "right_axis_from": RIGHT_AXIS_FROM.get(name, 0)})
+    return charts, shown
 
 
 class HomeView(IndexView):
@@ -17,8 +63,9 @@ class HomeView(IndexView):
     @expose("/")
     def index(self):
         user = current_user()
-        stats = None
+        stats, charts, filters = None, [], {}
         if user is not None:
+            charts, filters = dashboard(user, request.args)
             scope = scope_of(user)
             visible = count_text(limit_to_scope(select(Customer.id), user, Customer.id),
                                  db.session)
@@ -28,4 +75,6 @@ class HomeView(IndexView):
             stats = {"visible": visible, "mine": mine,
                      "scope": SCOPE_LABELS.get(scope, "—") if scope else "—",
                      "roles": ", ".join(role_label(r.name) for r in user.roles)}
-        return self.render_template(self.index_template, appbuilder=self.appbuilder, stats=stats)
+        return self.render_template(self.index_template, appbuilder=self.appbuilder, stats=stats,
+                                    charts=charts, filters=filters,
+                                    locale=str(get_locale() or "zh"))
