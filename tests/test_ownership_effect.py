@@ -223,6 +223,8 @@ def test_the_page_answers_which_rule_converts_best(app, org, history):
         .get_data(as_text=True)
     header, first = csv.lstrip("\ufeff").splitlines()[:2]
     assert header.startswith("名称,收到的客户数")
+    assert "跟进率下限（95%）" in header and "90 天成交率上限（95%）" in header
+    assert "括号内为 95% 置信区间" in html and "%%" not in html
     assert first.startswith(f"{RULE_A},10,")
 
 

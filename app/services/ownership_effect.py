@@ -91,8 +91,8 @@ def column_title(key: str, followup_days: int = DEFAULT_FOLLOWUP_DAYS) -> str:
              "followup_median_hours": tr("Median hours to first follow-up"),
              "followup_n": tr("Judged for follow-up (%(n)s days old)", n=followup_days),
              "followup_rate": tr("Followed up within %(n)s days", n=followup_days),
-             "followup_low": tr("Follow-up rate low (95%%)"),
-             "followup_high": tr("Follow-up rate high (95%%)"),
+             "followup_low": tr("Follow-up rate low (%(level)s)", level="95%"),
+             "followup_high": tr("Follow-up rate high (%(level)s)", level="95%"),
              "reclaimed": tr("Reclaimed"), "reclaim_rate": tr("Reclaim rate"),
              "recaptured": tr("Won by someone else after reclaim"),
              "recapture_rate": tr("Re-capture rate"),
@@ -103,8 +103,8 @@ def column_title(key: str, followup_days: int = DEFAULT_FOLLOWUP_DAYS) -> str:
     days, what = key[3:].split("_")
     return {"n": tr("Judged for %(d)s-day win (%(d)s days old)", d=days),
             "rate": tr("Won within %(d)s days", d=days),
-            "low": tr("Won within %(d)s days low (95%%)", d=days),
-            "high": tr("Won within %(d)s days high (95%%)", d=days)}[what]
+            "low": tr("Won within %(d)s days low (%(level)s)", d=days, level="95%"),
+            "high": tr("Won within %(d)s days high (%(level)s)", d=days, level="95%")}[what]
 
 
 def can_read(actor: Optional[User]) -> bool:
