@@ -269,3 +269,26 @@ def test_the_job_is_scheduled_monthly():
 
     job = next(j for j in PERIODIC if j.name == "ownership_effect_mail")
     assert (job.func, job.default_cron) == ("jobs.ownership.ownership_effect_mail", "0 1 1 * *")
+
+
+def test_a_win_after_the_holding_ended_is_not_the_first_holdings(db, org):
+    """rep claims a customer, releases it, claims it again and wins it: the win belongs to the
+    second holding only."""
+    from app.services import customers
+
+    cid = customers.create_customer(org.staff, {"name": "两次领取的客户"}).id
+    t0 = NOW - 200 * D
+    db.session.add_all([
+        OwnershipEvent(customer_id=cid, kind="claimed", from_pool_id=org.pool.id,
+                       to_owner_id=org.rep.id, created_at=t0),
+        OwnershipEvent(customer_id=cid, kind="released", from_owner_id=org.rep.id,
+                       to_pool_id=org.pool.id, created_at=t0 + 5 * D),
+        OwnershipEvent(customer_id=cid, kind="claimed", from_pool_id=org.pool.id,
+                       to_owner_id=org.rep.id, created_at=t0 + 40 * D),
+        Deal(customer_id=cid, user_id=org.rep.id, amount=Decimal("500"),
+             won_on=(t0 + 50 * D).date())])
+    db.session.commit()
+    claimed = by_name(oe.report(org.admin, now=NOW).tables["channel"])["从公海领取"]
+    assert (claimed["received"], claimed["won30_k"], claimed["won90_k"], claimed["won90_n"]) == (
+        2, 1, 1, 2)
+    assert (claimed["reclaimed"], claimed["reclaim_rate"]) == (0, 0.0)

@@ -8,9 +8,9 @@ that moves the customer away from that rep (released, reclaimed, transferred, me
 Per receipt, all in SQL (correlated subqueries over the indexed event, follow-up and deal
 tables, then GROUP BY; the medians by window functions), on SQLite and PostgreSQL:
 - the first follow-up the receiving rep logged during the holding, in hours after receipt;
-- the first deal the receiving rep won on the customer on or after the day of receipt (deal
-  dates are business days; the receipt's day is its UTC date, so a deal may count one day
-  early around midnight in Shanghai);
+- the first deal the receiving rep won on the customer from the day of receipt to the day the
+  holding ended (deal dates are business days; the receipt's day is its UTC date, so a deal
+  may count one day early around midnight in Shanghai);
 - whether the holding ended in a reclaim, and if so whether someone else won the customer
   afterwards (re-capture).
 
@@ -306,7 +306,9 @@ def _facts(actor: User, filters: Filters, now: dt.datetime):
         .correlate(r, ended).scalar_subquery())
     won = (select(func.min(Deal.won_on)).where(
         Deal.customer_id == r.c.cid, Deal.user_id == r.c.owner_id,
-        Deal.won_on >= d.day(r.c.received_at)).correlate(r).scalar_subquery())
+        Deal.won_on >= d.day(r.c.received_at),
+        or_(ended.created_at.is_(None), Deal.won_on <= d.day(ended.created_at)))
+        .correlate(r, ended).scalar_subquery())
     recaptured = and_(ended.kind == "reclaimed", exists().where(
         Deal.customer_id == r.c.cid, or_(Deal.user_id.is_(None), Deal.user_id != r.c.owner_id),
         Deal.won_on >= d.day(ended.created_at)).correlate(r, ended))
