@@ -478,3 +478,41 @@ def cti_simulate(username, caller, outcome, talk, no_recording, pause, ring_only
                                echo=echo)
     except GuishuError as exc:
         raise click.ClickException(str(exc))
+
+
+@crm_cli.command("ownership-effect")
+@click.option("--from", "start", help="Received on or after this business date (YYYY-MM-DD; "
+              "default a year ago).")
+@click.option("--to", "end", help="Received on or before this business date (default today).")
+@click.option("--dept", help="A department (id or name), its sub-departments included.")
+@click.option("--days", help="N of 'followed up within N days' (default 7).")
+@click.option("--user", "username", help="Evaluate in this user's data scope (default: all).")
+def ownership_effect_command(start, end, dept, days, username) -> None:
+    """归属效果评估: the evaluation's tables (per rule, strategy, channel, rep, department,
+    month and transfer trigger) and the plain-language line per rule."""
+    from app.extensions import db
+    from app.models import Department
+    from app.services import ownership_effect
+    from app.services.errors import GuishuError
+
+    if dept and not dept.isdigit():
+        found = db.session.execute(select(Department.id).where(Department.name == dept)) \
+            .scalar_one_or_none()
+        if found is None:
+            raise click.BadParameter(f"no such department: {dept}", param_hint="--dept")
+        dept = str(found)
+    user = _user_named(username) if username else None
+    try:
+        report = ownership_effect.report(user, start, end, dept, days, unscoped=user is None)
+    except GuishuError as exc:
+        fields = getattr(exc, "fields", None) or {}
+        raise click.ClickException("; ".join(f"{k}: {v}" for k, v in fields.items())
+                                   or str(exc))
+    f = report.filters
+    click.echo(f"归属效果评估 {f.start} – {f.end}")
+    for line in report.lines:
+        click.echo(f"  {line}")
+    for table in ("overall",) + ownership_effect.TABLES:
+        title = ownership_effect.TABLE_TITLES.get(table, "")
+        click.echo(f"\n== {title or ownership_effect.tr('All customers received')}")
+        click.echo(ownership_effect.text_table(report, table), nl=False)

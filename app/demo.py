@@ -586,6 +586,11 @@ def build_demo(password: str) -> dict:
 
     classification.classify()  # categories and grades as the nightly job would set them
     workflows = _demo_workflows()
+    # issue 20 §3: how the customers came to their reps (rules, claims, distributions, past
+    # holdings that ended in a reclaim) and their follow-ups, for the ownership-effect report.
+    from app.demo_ownership import build_ownership_history
+
+    workflows.update(build_ownership_history(now))
     workflows["care_messages"] = _demo_care()
     workflows["duplicate_clusters"] = _demo_duplicates()
     workflows.update(_demo_leads_and_tasks())

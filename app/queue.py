@@ -135,6 +135,12 @@ PERIODIC: list[PeriodicJob] = [
                 "GUISHU_CRON_DEDICATED_AGENTS", "0 4 * * *",
                 _l("give grade-A customers without a dedicated service agent one from the "
                    "dedicated team (the least loaded agent present)")),
+    # issue 20 §3: 归属效果评估, monthly (09:00 in Shanghai on the 1st)
+    PeriodicJob("ownership_effect_mail", _l("Ownership effect report"),
+                "jobs.ownership.ownership_effect_mail",
+                "GUISHU_CRON_OWNERSHIP_EFFECT", "0 1 1 * *",
+                _l("e-mail each sales manager the ownership-effect evaluation of their team "
+                   "(the last twelve months)")),
 ]
 
 

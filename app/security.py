@@ -726,3 +726,10 @@ ROLES[ROLE_MANAGER] += [_perm(RES_CTI_STATS, CAN_READ), _menus("CallCentre", "Ca
 RES_STATS = "Stats"
 for _role in (ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR):
     ROLES[_role] = ROLES[_role] + [_perm(RES_STATS, CAN_READ)]
+
+# issue 20 §3: 归属效果评估 — admins (".*") and auditors read every receipt, sales managers
+# their scope's reps, reps their own (app.services.ownership_effect decides which rows).
+RES_OWNERSHIP_EFFECT = "OwnershipEffect"
+for _role in (ROLE_MANAGER, ROLE_REP, ROLE_AUDITOR):
+    ROLES[_role] = ROLES[_role] + [_perm(RES_OWNERSHIP_EFFECT, CAN_READ),
+                                   _menus("Analysis", "OwnershipEffect")]

@@ -72,3 +72,15 @@ def followup_digest() -> int:
         sent = send_digests()
     log.info("followup_digest: %d digests", sent)
     return sent
+
+
+@periodic("ownership_effect_mail")
+def ownership_effect_mail() -> dict:
+    """On the 1st: each sales manager's ownership-effect report of the last twelve months."""
+    from app.services.ownership_effect_mail import send_monthly
+
+    with job_app().app_context():
+        run = send_monthly()
+    summary = {"sent": len(run.sent), "skipped": len(run.skipped), "failed": len(run.failed)}
+    log.info("ownership_effect_mail: %s", summary)
+    return summary

@@ -120,7 +120,32 @@ def test_demo_org_is_complete_capped_and_idempotent(db):
     _assert_marketing(db, summary)
     _assert_service_desk(db, summary)
     _assert_call_centre(db, summary)
+    _assert_ownership_effect(db)
     assert build_demo("demo-pass-1") == {"created": False}
+
+
+def _assert_ownership_effect(db) -> None:
+    """Issue 20 §3's demo history: every rule placed customers, claims and distributions and
+    reclaimed past holdings exist, so the evaluation compares rules, strategies and channels —
+    and it finds the difference the generator put in (the Beijing rule's customers were
+    reclaimed most, the Shanghai rule's least)."""
+    from app.services import ownership_effect
+
+    admin = db.session.execute(select(User).where(User.username == "admin")).scalar_one()
+    report = ownership_effect.report(admin)
+    rules = {r["name"]: r for r in report.tables["rule"]}
+    assert set(rules) == {"上海客户归上海团队（轮流）", "北京客户归华北大区（最少客户优先）",
+                          "广东客户归华南大区（平均）"}
+    assert rules["北京客户归华北大区（最少客户优先）"]["reclaim_rate"] > 0.2 > \
+        rules["上海客户归上海团队（轮流）"]["reclaim_rate"]
+    assert {r["name"] for r in report.tables["strategy"]} == {
+        "轮流分配", "最少客户优先", "按规则平均", "手工平均分配"}
+    assert {r["name"] for r in report.tables["channel"]} == {
+        "从公海领取", "平均分配", "按规则分配", "销售自建"}
+    assert len(report.lines) == 7 and all(
+        line.endswith(("高于平均", "低于平均", "与平均无明显差别")) for line in report.lines)
+    # every rule and strategy has customers old enough to judge at 90 days
+    assert all(r["won90_n"] >= 5 for r in report.tables["rule"] + report.tables["strategy"])
 
 
 def _assert_service_desk(db, summary):

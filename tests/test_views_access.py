@@ -2045,3 +2045,41 @@ def test_cti_routes_by_role(app, org, db, api, role, method, path, body, expecte
         status = api(user.username)(method, path, json=data).status_code
     assert status == expected[role], (role, path, body)
     assert (_cti_call_count(db) != before) == (role in changes), (role, path, body)
+
+
+# ============================================================================================
+# issue 20 §3: 归属效果评估 /ownership-effect/ — admins and auditors (everyone), sales managers
+# (their scope's reps), reps (their own receipts); staff, marketing and the service roles not.
+# A department outside a manager's scope is refused naming it; reps have only their own.
+# ============================================================================================
+_EFFECT_READERS = ("admin", "auditor", "manager", "rep")
+
+
+def _effect(ok: int, **other) -> dict:
+    return {r: other.get(r, ok if r in _EFFECT_READERS else 403) for r in DESK_ROLES}
+
+
+OWNERSHIP_EFFECT_PAGES = [
+    ("/ownership-effect/", _effect(200)),
+    ("/ownership-effect/?start=2026-01-01&end=2026-06-30&days=14", _effect(200)),
+    ("/ownership-effect/rule.csv", _effect(200)),
+    ("/ownership-effect/overall.xlsx", _effect(200)),
+    ("/ownership-effect/rep.csv?dept={north}", _effect(200, manager=400, rep=400)),
+    ("/ownership-effect/rep.csv?end=2026-02-30", _effect(400)),
+    ("/ownership-effect/nope.csv", _effect(404)),
+]
+
+
+@pytest.mark.parametrize("role", DESK_ROLES)
+@pytest.mark.parametrize("path, expected", OWNERSHIP_EFFECT_PAGES,
+                         ids=[p for p, _ in OWNERSHIP_EFFECT_PAGES])
+def test_ownership_effect_by_role(app, org, role, path, expected):
+    client = login(app.test_client(), getattr(org, role).username)
+    resp = client.get(path.format(north=org.north.id))
+    assert resp.status_code == expected[role], (role, path)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_ownership_effect_takes_no_writes(app, org, method):
+    client = login(app.test_client(), org.admin.username)
+    assert client.open("/ownership-effect/", method=method).status_code == 405

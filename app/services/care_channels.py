@@ -106,8 +106,9 @@ def send_sms(phone: str, text: str) -> str:
     return sms_gateway().send(phone, text)
 
 
-def send_email(to: str, subject: str, body: str) -> str:
-    """Send a plain-text mail through the configured SMTP server; return its Message-ID."""
+def send_email(to: str, subject: str, body: str, html: Optional[str] = None) -> str:
+    """Send a plain-text mail (with an HTML alternative when `html` is given) through the
+    configured SMTP server; return its Message-ID."""
     conf = current_app.config
     host = conf.get("SMTP_HOST", "")
     if not host:
@@ -117,6 +118,8 @@ def send_email(to: str, subject: str, body: str) -> str:
     msg["From"], msg["To"], msg["Subject"] = sender, to, subject
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip(">") or "localhost")
     msg.set_content(body)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
     security: Optional[str] = conf.get("SMTP_SECURITY") or None
     port = int(conf.get("SMTP_PORT") or (465 if security == "ssl" else 25))
     try:

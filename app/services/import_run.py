@@ -36,6 +36,10 @@ from app.services.imports import get_batch
 CHUNK_ROWS = 1000
 JOB_TIMEOUT = 6 * 3600  # seconds one run of the import job may take before RQ stops it
 
+# The reason of every event an import writes starts so: the ownership-effect evaluation
+# (app.services.ownership_effect) tells imported customers by it.
+IMPORT_REASON_PREFIX = "批量导入 #"
+
 
 def start(actor: User, batch_id: int, queue: str = "default") -> ImportBatch:
     """Queue the import job (also resumes a batch whose worker died). Without Redis the batch
@@ -107,7 +111,7 @@ class _Run:
         self.index = {h: i for i, h in enumerate(batch.headers or [])}
         self.mapping = dict(batch.mapping or {})
         self.inserted_lines: dict[int, int] = {}   # customer id -> file line, this run
-        self.reason = f"批量导入 #{batch.id}：{batch.filename}"[:200]
+        self.reason = f"{IMPORT_REASON_PREFIX}{batch.id}：{batch.filename}"[:200]
         self.is_lead = batch.record_type == "lead"
         self.clean = clean_lead_row if self.is_lead else clean_row
         self.lead_keys: dict[tuple[str, str], int] = {}  # (rule, key) -> file line, leads

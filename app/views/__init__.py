@@ -169,6 +169,7 @@ def register_views(appbuilder) -> None:
                         href="/service-analysis/", icon="fa-bar-chart", category="Service")
     register_sla_views(appbuilder)  # issue 17 H1
     register_call_views(appbuilder)  # issue 18: the call log, call statistics
+    register_analysis_views(appbuilder)  # issue 20 §3: the ownership-effect evaluation
     from app.views.cti_pop import CtiPopView  # issue 18: screen pops
 
     appbuilder.add_view_no_menu(CtiPopView)
@@ -226,6 +227,15 @@ def register_call_views(appbuilder) -> None:
     appbuilder.add_view(CallStatsView, "CallStats", label=_("Call statistics"),
                         href="/call-stats/", icon="fa-bar-chart", category="CallCentre",
                         category_label=_("Call centre"), category_icon="fa-phone")
+
+
+def register_analysis_views(appbuilder) -> None:
+    """分析 (issue 20): the ownership-effect evaluation."""
+    from app.views.ownership_effect import OwnershipEffectView
+
+    appbuilder.add_view(OwnershipEffectView, "OwnershipEffect", label=_("Ownership effect"),
+                        href="/ownership-effect/", icon="fa-balance-scale", category="Analysis",
+                        category_label=_("Analysis"), category_icon="fa-bar-chart")
 
 
 def refuse_fab_file_downloads(appbuilder) -> None:
