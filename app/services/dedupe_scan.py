@@ -259,18 +259,18 @@ def _scan_scored(graph: MatchGraph, rule: DedupeRule, advance: Callable[[int], N
     from app.services.dedupe import probability, thresholds
     from app.services.matching import Matcher
 
-    pairs = candidate_pairs()
-    if not len(pairs):
-        return
+    from app.services.match_keys import column_pairs
     from app.services.matching.records import Columns
 
     matcher = Matcher.current()
     link, review = thresholds(rule, matcher)
     cols = Columns(_records())
     advance(len(cols))
-    rows = np.searchsorted(cols.ids, pairs)  # ids are in id order: their rows
-    n = len(cols)
-    encoded = rows[:, 0] * n + rows[:, 1]
+    # The pairs the blocking entries give, worked out from the columns just read (reading the
+    # table's entries back in block order took longer than scoring every pair).
+    encoded = column_pairs(cols)
+    if not len(encoded):
+        return
     for a, b, totals in matcher.scored_pairs(cols, encoded):
         keep = np.flatnonzero(totals >= review)
         for ia, ib, person, total in zip(cols.ids[a[keep]].tolist(),
