@@ -19,11 +19,12 @@ an ORM flush that creates a customer or changes a column the matcher reads
 from __future__ import annotations
 
 import hashlib
-from array import array
 from functools import lru_cache
+from itertools import chain
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
+from numpy.dtypes import StringDType
 from sqlalchemy import (Integer, String, bindparam, column, delete, event, func, insert, select,
                         table, tuple_, union_all)
 from sqlalchemy.orm import Session
@@ -125,9 +126,9 @@ def column_pairs(cols: Columns) -> np.ndarray:
 
     def rank(order: str) -> np.ndarray:
         if order not in ranks:
-            values = np.empty(n, dtype=object)
-            values[:] = sort_values(c, order)
-            ranks[order] = rank_of(values)
+            # numpy's own strings (UTF-8, compared byte by byte: by code point, as the table's
+            # key orders them) sort faster than an array of Python strings
+            ranks[order] = rank_of(np.array(sort_values(c, order), dtype=StringDType()))
         return ranks[order]
 
     chunks: list[np.ndarray] = []
@@ -145,18 +146,25 @@ def column_pairs(cols: Columns) -> np.ndarray:
     return distinct_codes(chunks)
 
 
+_hash = hash  # (a test makes every key collide)
+
+
 def _numbered(row_keys: list[list[str]], n: int) -> tuple[np.ndarray, np.ndarray]:
     """(block number, row) of each distinct key of each row: a row holds an entry once however
     often its keys repeat it (a mobile whose last 8 digits are the landline's), as the
-    table's primary key holds it."""
-    numbers: dict[str, int] = {}
-    blocks, rows = array("q"), array("q")
-    for row, keys in enumerate(row_keys):
-        for key in keys:
-            blocks.append(numbers.setdefault(key, len(numbers)))
-            rows.append(row)
-    both = np.unique(np.frombuffer(blocks, dtype=np.int64) * n
-                     + np.frombuffer(rows, dtype=np.int64))
+    table's primary key holds it. Keys are numbered by their hash (a sort of integers, not a
+    dictionary of strings), checked against the number of distinct keys: two keys sharing a
+    hash are numbered one by one instead."""
+    counts = np.fromiter(map(len, row_keys), dtype=np.int64, count=n)
+    keys = list(chain.from_iterable(row_keys))
+    rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+    hashes = np.fromiter(map(_hash, keys), dtype=np.int64, count=len(keys))
+    distinct, blocks = np.unique(hashes, return_inverse=True)
+    if len(distinct) != len(set(keys)):
+        numbers: dict[str, int] = {}
+        blocks = np.fromiter((numbers.setdefault(k, len(numbers)) for k in keys),
+                             dtype=np.int64, count=len(keys))
+    both = np.unique(blocks.astype(np.int64) * n + rows)
     return both // n, both % n
 
 
