@@ -32,7 +32,7 @@ from itertools import islice
 from typing import Callable, Iterable, Iterator, Optional, TextIO
 
 import numpy as np
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, func, insert, select, text
 
 from app.extensions import db
 from app.models import (Customer, DedupeCluster, DedupeClusterMember, DedupeDismissal,
@@ -311,6 +311,22 @@ def find_clusters(progress: Optional[Progress] = None) -> tuple[MatchGraph, int]
     return graph, total
 
 
+def _insert_clusters(conn, heads: list[dict]) -> list[int]:
+    """Insert these clusters; their ids, in order."""
+    if conn.dialect.name != "sqlite":
+        return conn.execute(insert(DedupeCluster).returning(DedupeCluster.id,
+                                                            sort_by_parameter_order=True),
+                            heads).scalars().all()
+    # SQLite cannot return a multi-row insert's ids in order, so SQLAlchemy would send one
+    # statement per cluster (471,049 at 1M). Its writers take turns and this transaction
+    # has written already (the open clusters' delete): the ids after the largest are ours,
+    # the ones SQLite would give them itself.
+    last = conn.execute(select(func.coalesce(func.max(DedupeCluster.id), 0))).scalar_one()
+    ids = list(range(last + 1, last + 1 + len(heads)))
+    conn.execute(insert(DedupeCluster), [dict(head, id=i) for head, i in zip(heads, ids)])
+    return ids
+
+
 def _store(graph: MatchGraph, clusters: list[list[int]]) -> list[tuple]:
     """Replace the open clusters with these; (customer_id, cluster_id, score, reasons) rows."""
     conn = db.session.connection()
@@ -326,9 +342,7 @@ def _store(graph: MatchGraph, clusters: list[list[int]]) -> list[tuple]:
                   "best_score": max(graph.best[i] for i in c),
                   "reasons": ",".join(sorted(set().union(*(graph.kinds[i] for i in c))))}
                  for c in chunk]
-        ids = conn.execute(insert(DedupeCluster).returning(DedupeCluster.id,
-                                                           sort_by_parameter_order=True),
-                           heads).scalars().all()
+        ids = _insert_clusters(conn, heads)
         members = []
         for cluster_id, cluster in zip(ids, chunk):
             for cid in cluster:
