@@ -164,7 +164,7 @@ def _numbered(row_keys: list[list[str]], n: int) -> tuple[np.ndarray, np.ndarray
         numbers: dict[str, int] = {}
         blocks = np.fromiter((numbers.setdefault(k, len(numbers)) for k in keys),
                              dtype=np.int64, count=len(keys))
-    both = np.unique(blocks.astype(np.int64) * n + rows)
+    both = distinct_codes([blocks.astype(np.int64) * n + rows])
     return both // n, both % n
 
 
