@@ -5,11 +5,13 @@ pair that could match, without comparing all pairs:
 
 - numbers and e-mail: a mobile/phone number or an e-mail address held by two customers
   (their own fields or their contacts'); the database groups them (GROUP BY … HAVING).
-- the matcher (rule `scored`, app.services.matching): the candidate pairs are read from the
-  blocking entries (customer_match_key, app.services.match_keys) in (block, sort, id) order —
-  in each block, every member with the next window−1 members — which is exactly what the
-  entry check and the import ask the same table for one record, so the three agree. The
-  pairs are scored in batches by the matcher's vectorised scorer over every customer's
+- the matcher (rule `scored`, app.services.matching): the candidate pairs are the ones the
+  blocking entries (customer_match_key, app.services.match_keys) give in (block, sort, id)
+  order — in each block, every member with the next window−1 members — which is exactly
+  what the entry check and the import ask the same table for one record, so the three
+  agree. The scan works them out from the customer rows it reads anyway
+  (match_keys.column_pairs: the same entries, numbered and sorted in memory) rather than
+  reading the table's millions of rows back in order. The pairs are scored in batches by the matcher's vectorised scorer over every customer's
   stored columns, held column by column; a pair at or above the rule's link threshold links
   its customers, with the model's probability as its score. A pair between the review and
   the link threshold is proposed on its own, as a group of two: weak pairs are not chained
@@ -230,7 +232,8 @@ def dismissed_pairs() -> set[tuple[int, int]]:
 def candidate_pairs() -> np.ndarray:
     """(id_a, id_b) rows, id_a < id_b, distinct: in each block of customer_match_key, every
     member with the next window−1 members in (sort, id) order (the pairs the entry check
-    reads for one record)."""
+    reads for one record), read from the table. The scan works the same pairs out in memory
+    (match_keys.column_pairs); the tests hold the two to each other."""
     from app.services.match_keys import window_of
 
     chunks: list[np.ndarray] = []
