@@ -431,7 +431,7 @@ def main():
         t0, cpu0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
         result = scan()
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        load = (load0 + os.getloadavg()[0]) / 2
+        loadavg = (load0 + os.getloadavg()[0]) / 2
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         traced = tracemalloc.get_traced_memory()[1] if args.tracemalloc else None
         n = db.session.execute(sa.text("SELECT COUNT(*) FROM customer")).scalar_one()
@@ -440,7 +440,7 @@ def main():
     l_recall, l_precision, l_tp, l_found = evaluate(linked_rows, gen.truth)
     print(f"dedupe scan of {n:,} customers on {db.engine.dialect.name if False else args.db}:")
     print(f"  time:                            {elapsed:.1f} s (target <= 120 s at 1M); CPU "
-          f"{cpu:.1f} s; load average about {load:.1f} on {os.cpu_count()} CPUs")
+          f"{cpu:.1f} s; load average about {loadavg:.1f} on {os.cpu_count()} CPUs")
     print(f"  peak RSS (ru_maxrss):            {peak / 1024:.0f} MiB (before the scan "
           f"{before / 1024:.0f} MiB; target <= 4096 MiB)"
           + (f"; tracemalloc peak {traced / 2**20:.0f} MiB" if traced else ""))
