@@ -1,18 +1,21 @@
 """Batch dedupe scan: seeded clusters found (a contact's mobile, one core name under another
 legal form / region / traditional characters, a one-character typo in the same city),
 near-misses kept apart, dismissed clusters not proposed again, re-scans replace open
-clusters only, the CSV output, the scan and the entry check agreeing on a crowded block of
-10,000, and the scan job run by a real RQ worker."""
+clusters only, the CSV output, the scan's pairs worked out in memory being the blocking
+table's, the scan and the entry check agreeing on a crowded block of 10,000, and the scan job
+run by a real RQ worker."""
 from __future__ import annotations
 
 import csv
 import io
 
+import numpy as np
 import pytest
 from sqlalchemy import select, update
 
 from app.models import AuditLog, Customer, DedupeCluster, DedupeClusterMember, DedupeRule
-from app.services import customers, dedupe_review, dedupe_scan
+from app.services import customers, dedupe_review, dedupe_scan, match_keys
+from app.services.matching.records import Columns
 
 
 def set_rule(db, kind, **values):
@@ -245,18 +248,16 @@ def test_the_entry_check_finds_what_the_scan_finds_in_a_crowded_block(db, org):
     """10,000 companies in one block: for each planted twin, the entry check's matches are
     exactly the scan's pairs of that customer at the link threshold — no cap, no
     difference."""
-    import numpy as np
-
     from app.services import dedupe
     from app.services.matching import Matcher
 
     twins = _crowded(db, N_CROWDED, 40, org.pool.id)
     matcher = Matcher.current()
-    pairs = dedupe_scan.candidate_pairs()
-    cols = matcher.columns(dedupe_scan._records())
-    rows = np.searchsorted(cols.ids, pairs)
+    cols = Columns(dedupe_scan._records())
+    pairs = match_keys.column_pairs(cols)  # what the scan scores
+    assert np.array_equal(pairs, table_pairs(cols))
     scan: dict[int, set[int]] = {}
-    for a, b, totals in matcher.scored_pairs(cols, rows[:, 0] * len(cols) + rows[:, 1]):
+    for a, b, totals in matcher.scored_pairs(cols, pairs):
         keep = totals >= matcher.link_threshold
         for x, y in zip(cols.ids[a[keep]].tolist(), cols.ids[b[keep]].tolist()):
             scan.setdefault(x, set()).add(y)
@@ -269,6 +270,60 @@ def test_the_entry_check_finds_what_the_scan_finds_in_a_crowded_block(db, org):
         assert check == scan.get(cid, set()), cid
         found_any += bool(check)
     assert found_any >= 30  # the typos are found, not only agreed on
+
+
+def table_pairs(cols: Columns) -> np.ndarray:
+    """The candidate pairs read from customer_match_key (what the entry check reads), as rows
+    of `cols` encoded like match_keys.column_pairs."""
+    ids = dedupe_scan.candidate_pairs()
+    rows = np.searchsorted(cols.ids, ids)
+    assert np.array_equal(cols.ids[rows], ids)  # every entry's customer is in the columns
+    return np.sort(rows[:, 0] * len(cols) + rows[:, 1])
+
+
+def test_the_scan_pairs_worked_out_in_memory_are_the_tables(db, org, monkeypatch):
+    """The scan pairs the customers it reads as the blocking entries the table holds would:
+    a crowded block, equal and over-long sort values (ties by id), a key too long for a block,
+    mobiles and landlines with the same last 8 digits, persons by birthday, an updated, a
+    deleted and a merged-away customer."""
+    from app.services import merge
+
+    s = org.staff
+    _crowded(db, 600, 25, org.pool.id)
+    long_core = "浙江" + "长" * 70  # sorts the same as the next beyond SORT_MAX characters
+    made = [company(s, f"{long_core}{i}有限公司", "杭州") for i in range(30)]
+    made += [company(s, "同名贸易有限公司", "宁波") for _ in range(30)]  # equal sort values
+    made.append(company(s, "长邮箱有限公司", email="a" * 60 + "@" + "b" * 50 + "." + "c" * 40 + ".cn"))
+    set_rule(db, "mobile", active=False)
+    set_rule(db, "phone", active=False)
+    for i in range(25):  # one block by the last 8 digits, some holding it twice
+        made.append(company(s, f"同号码{i}有限公司", mobile="13812345678" if i % 2 else None,
+                            phone="0571-12345678"))
+    for i in range(40):
+        made.append(customers.create_customer(s, {
+            "name": f"{'王李张'[i % 3]}{'芳伟娜'[i % 3 if i % 2 else 0]}", "customer_type": "person",
+            "birthday": f"19{80 + i % 4}-0{1 + i % 3}-12", "address": f"长宁路 {i % 5} 号"},
+            confirm_duplicates=True))
+    customers.update_customer(s, made[0].id, {"name": "华为同城科技有限公司", "city": "深圳"})
+    customers.delete_customer(org.admin, made[1].id)
+    merge.merge(s, made[2].id, [made[3].id, made[4].id])
+    db.session.commit()
+    cols = Columns(dedupe_scan._records())
+    pairs = match_keys.column_pairs(cols)
+    assert len(pairs) > 20_000
+    assert np.array_equal(pairs, table_pairs(cols))
+    gone = {made[1].id, made[3].id, made[4].id}
+    assert not gone & set(cols.ids.tolist())
+    # Keys that share a hash are still told apart.
+    monkeypatch.setattr(match_keys, "_hash", lambda key: len(key))
+    assert np.array_equal(match_keys.column_pairs(cols), pairs)
+
+
+def test_column_pairs_want_the_columns_in_id_order(db, org):
+    cols = Columns([{"id": 5, "customer_type": "company", "name": "甲"},
+                    {"id": 3, "customer_type": "company", "name": "乙"}])
+    with pytest.raises(ValueError, match="not in id order"):
+        match_keys.column_pairs(cols)
 
 
 def test_match_graph_honours_dismissed_pairs():

@@ -20,14 +20,18 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
-from typing import Any, Iterable, Mapping, Optional
+from itertools import chain
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
+import numpy as np
+from numpy.dtypes import StringDType
 from sqlalchemy import (Integer, String, bindparam, column, delete, event, func, insert, select,
                         table, tuple_, union_all)
 from sqlalchemy.orm import Session
 
-from app.services.matching.blocking import NAME_WINDOW, NEIGHBOURS, WINDOW, record_keys
-from app.services.matching.records import RECORD_FIELDS, record_of
+from app.services.matching.blocking import (NAME_WINDOW, NEIGHBOURS, WINDOW, column_keys,
+                                            distinct_codes, rank_of, record_keys, window_pairs)
+from app.services.matching.records import RECORD_FIELDS, Columns, record_of
 
 BLOCK_MAX = 120   # characters of a block kept as they are; longer ones are hashed
 SORT_MAX = 60     # characters of a sort value (beyond them, ties go by id)
@@ -44,17 +48,25 @@ _DEFAULT_ORDERS = ("core",)
 _NEIGHBOURHOOD_ORDERS = ("pinyin", "reversed", "address")
 
 
+def sort_values(c: Mapping[str, Sequence], order: str) -> list[str]:
+    """Each record's position in one order, from derived columns (records.derive), bounded."""
+    if order == "core":
+        values: Iterable = c["_core"]
+    elif order == "reversed":
+        values = (v[::-1] for v in c["_core"])
+    elif order == "pinyin":
+        values = c["_pinyin"]
+    else:  # address
+        values = (f"{a}|{w}|{d}" for a, w, d in zip(c["_city"], c["_words"], c["_digits"]))
+    return [(v or "")[:SORT_MAX] for v in values]
+
+
 def sort_value(rec: Mapping[str, Any], order: str) -> str:
     """A record's position in one order (record_of's derived fields), bounded."""
-    if order == "core":
-        value = rec["_core"]
-    elif order == "reversed":
-        value = rec["_core"][::-1]
-    elif order == "pinyin":
-        value = rec["_pinyin"]
-    else:  # address
-        value = f"{rec['_city']}|{rec['_words']}|{rec['_digits']}"
-    return (value or "")[:SORT_MAX]
+    return sort_values({k: [rec[k]] for k in _SORTED_BY}, order)[0]
+
+
+_SORTED_BY = ("_core", "_pinyin", "_city", "_words", "_digits")
 
 
 def _block(text: str) -> str:
@@ -84,6 +96,76 @@ def entries(mapping: Mapping[str, Any]) -> set[tuple[str, str]]:
         # A leading "~" marks the type-wide orders: their window is NEIGHBOURS.
         out.add((f"~{order}:{kind}", sort_value(rec, order)))
     return out
+
+
+# --- the whole table in memory (the batch scan) ---------------------------------------------
+# The derived columns entries() reads (with customer_type).
+_KEYED_BY = ("_core", "_surname", "_given", "_pinyin", "_surname_py", "_given_py", "_by", "_bm",
+             "_bd", "_mobile_tail", "_phone_tail", "_email", "_email_local", "_city", "_digits",
+             "_words")
+
+
+def column_pairs(cols: Columns) -> np.ndarray:
+    """The candidate pairs of the whole table worked out from every customer's columns instead
+    of read back from customer_match_key (at 1M that is 12M rows in (block, sort, id) order):
+    in each block, every member with the next window−1 members in (sort, id) order — the
+    pairs the table's rows give, which the entry check reads. Distinct rows a < b, encoded
+    a * len(cols) + b. `cols` must be in id order: a sort value's ties go by id.
+
+    The entries are entries()'s, a pass at a time (blocking.column_keys over the columns is
+    record_keys over each record). A block is numbered by its key within its pass and read
+    in each of the pass's orders: its text is made of (pass, order, key) and nothing else,
+    so two entries share a block exactly when these are equal. A member's place in an order
+    is its row's rank by the bounded sort value, ties by row, that is by id."""
+    n = len(cols)
+    if n > 1 and not bool((cols.ids[1:] > cols.ids[:-1]).all()):
+        raise ValueError("the columns are not in id order")
+    c: dict[str, list] = {k: cols.cols[k].tolist() for k in _KEYED_BY}
+    c["customer_type"] = ["person" if p else "company" for p in cols.person.tolist()]
+    ranks: dict[str, np.ndarray] = {}
+
+    def rank(order: str) -> np.ndarray:
+        if order not in ranks:
+            # numpy's own strings (UTF-8, compared byte by byte: by code point, as the table's
+            # key orders them) sort faster than an array of Python strings
+            ranks[order] = rank_of(np.array(sort_values(c, order), dtype=StringDType()))
+        return ranks[order]
+
+    chunks: list[np.ndarray] = []
+    for pass_name, row_keys in column_keys(c):
+        blocks, rows = _numbered(row_keys, n)
+        chunks.append(distinct_codes([
+            a * n + b for order in _PASS_ORDERS.get(pass_name, _DEFAULT_ORDERS)
+            for a, b in window_pairs(blocks, rows, rank(order),
+                                     window_of(f"{pass_name}/{order}:"))]))
+    kind = cols.person.astype(np.int64)
+    everyone = np.arange(n, dtype=np.int64)
+    for order in _NEIGHBOURHOOD_ORDERS:
+        chunks.extend(a * n + b for a, b in window_pairs(kind, everyone, rank(order),
+                                                          window_of(f"~{order}:")))
+    return distinct_codes(chunks)
+
+
+_hash = hash  # (a test makes every key collide)
+
+
+def _numbered(row_keys: list[list[str]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(block number, row) of each distinct key of each row: a row holds an entry once however
+    often its keys repeat it (a mobile whose last 8 digits are the landline's), as the
+    table's primary key holds it. Keys are numbered by their hash (a sort of integers, not a
+    dictionary of strings), checked against the number of distinct keys: two keys sharing a
+    hash are numbered one by one instead."""
+    counts = np.fromiter(map(len, row_keys), dtype=np.int64, count=n)
+    keys = list(chain.from_iterable(row_keys))
+    rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+    hashes = np.fromiter(map(_hash, keys), dtype=np.int64, count=len(keys))
+    distinct, blocks = np.unique(hashes, return_inverse=True)
+    if len(distinct) != len(set(keys)):
+        numbers: dict[str, int] = {}
+        blocks = np.fromiter((numbers.setdefault(k, len(numbers)) for k in keys),
+                             dtype=np.int64, count=len(keys))
+    both = distinct_codes([blocks.astype(np.int64) * n + rows])
+    return both // n, both % n
 
 
 # --- writing --------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def blocking_keys(mapping: dict) -> set[tuple[str, str]]:
     return record_keys(record_of(mapping))
 
 
-def _rank(values: np.ndarray) -> np.ndarray:
+def rank_of(values: np.ndarray) -> np.ndarray:
     """Each row's position when the rows are sorted by `values` (ties by row)."""
     order = np.argsort(values, kind="stable")
     rank = np.empty(len(values), dtype=np.int64)
@@ -86,7 +86,7 @@ def _rank(values: np.ndarray) -> np.ndarray:
     return rank
 
 
-def _window_pairs(block: np.ndarray, rows: np.ndarray, rank: np.ndarray,
+def window_pairs(block: np.ndarray, rows: np.ndarray, rank: np.ndarray,
                   window: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Pairs of rows within `window` of each other in one block, blocks sorted by rank."""
     order = np.lexsort((rank[rows], block))
@@ -104,10 +104,10 @@ class _Ranks:
 
     def __init__(self, cols: Columns):
         c = cols.cols
-        self.name = _rank(c["_core"])
-        self.reversed = _rank(np.array([s[::-1] for s in c["_core"]], dtype=object))
-        self.pinyin = _rank(c["_pinyin"])
-        self.address = _rank(np.array([f"{a}|{w}|{d}" for a, w, d in zip(
+        self.name = rank_of(c["_core"])
+        self.reversed = rank_of(np.array([s[::-1] for s in c["_core"]], dtype=object))
+        self.pinyin = rank_of(c["_pinyin"])
+        self.address = rank_of(np.array([f"{a}|{w}|{d}" for a, w, d in zip(
             c["_city"], c["_words"], c["_digits"])], dtype=object))
 
     def of(self, pass_name: str) -> list[np.ndarray]:
@@ -116,7 +116,7 @@ class _Ranks:
         return [self.pinyin] if pass_name == "pinyin" else [self.name]
 
 
-def _encoded(chunks: list[np.ndarray]) -> np.ndarray:
+def distinct_codes(chunks: list[np.ndarray]) -> np.ndarray:
     """The distinct codes, sorted (a sort and a neighbour comparison: faster than np.unique's
     hash table on tens of millions of int64)."""
     if not chunks:
@@ -135,8 +135,8 @@ def pass_pairs(cols: Columns, pass_name: str, ranks: Optional[_Ranks] = None) ->
     n = len(cols)
     hashes, rows = (np.frombuffer(x, dtype=np.int64) for x in cols.blocks[pass_name])
     window = NAME_WINDOW if pass_name == "name" else WINDOW
-    return _encoded([a * n + b for rank in ranks.of(pass_name)
-                     for a, b in _window_pairs(hashes, rows, rank, window)])
+    return distinct_codes([a * n + b for rank in ranks.of(pass_name)
+                           for a, b in window_pairs(hashes, rows, rank, window)])
 
 
 def candidate_pairs(cols: Columns) -> np.ndarray:
@@ -148,5 +148,5 @@ def candidate_pairs(cols: Columns) -> np.ndarray:
     everyone = np.arange(n, dtype=np.int64)
     kind = cols.person.astype(np.int64)
     for rank in (ranks.pinyin, ranks.reversed, ranks.address):
-        chunks.extend(a * n + b for a, b in _window_pairs(kind, everyone, rank, NEIGHBOURS))
-    return _encoded(chunks)
+        chunks.extend(a * n + b for a, b in window_pairs(kind, everyone, rank, NEIGHBOURS))
+    return distinct_codes(chunks)
