@@ -51,6 +51,7 @@ from app.models.customer import utcnow
 from app.models.rule import RULE_STRATEGIES
 from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, Scope, has_role,
                           scope_of, visible_owner_ids)
+from app.services.periods import parse_period
 from app.services.errors import PermissionDenied, ValidationFailed, lazy_tr, tr
 from app.services.event_labels import rule_label
 from app.services.import_run import IMPORT_REASON_PREFIX
@@ -169,25 +170,7 @@ def parse_filters(actor: User, start: Any = None, end: Any = None, dept: Any = N
     today = today or local_date(utcnow())
     errors: dict[str, str] = {}
 
-    def day(value: Any, name: str, default: dt.date) -> dt.date:
-        if value in (None, ""):
-            return default
-        try:
-            if not isinstance(value, str) or len(value) > 20:
-                raise ValueError(value)
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            errors[name] = tr("Give a date as YYYY-MM-DD")
-            return default
-
-    to = day(end, "end", today)
-    frm = day(start, "start", to - dt.timedelta(days=DEFAULT_DAYS - 1))
-    if "start" not in errors and "end" not in errors:
-        if frm > to:
-            errors["start"] = tr("The period must start on or before its end")
-        elif (to - frm).days + 1 > MAX_DAYS:
-            errors["start"] = tr("The period may be at most %(max)s days, this one has "
-                                 "%(days)s", max=MAX_DAYS, days=(to - frm).days + 1)
+    frm, to = parse_period(start, end, today, DEFAULT_DAYS, MAX_DAYS, errors)
     n = DEFAULT_FOLLOWUP_DAYS if days in (None, "") else _int(days, "days", errors, 1,
                                                                MAX_FOLLOWUP_DAYS)
     dept_id = None if dept in (None, "") else _int(dept, "dept", errors, 1, 2**31 - 1)

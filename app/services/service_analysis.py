@@ -48,6 +48,7 @@ from app.models.customer import utcnow
 from app.models.service_desk import (OPEN_TICKET_STATUSES, TICKET_CHANNELS, TICKET_PRIORITIES)
 from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_SERVICE_AGENT,
                           ROLE_SERVICE_MANAGER, ROLE_STAFF, has_role)
+from app.services import periods
 from app.services.errors import PermissionDenied, ValidationFailed, lazy_tr, tr
 from app.services.times import from_local, local_date, local_today
 
@@ -110,24 +111,7 @@ def parse_period(start: Any = None, end: Any = None, today: Optional[dt.date] = 
     today = today or local_today()
     errors: dict[str, str] = {}
 
-    def day(value: Any, name: str, default: dt.date) -> dt.date:
-        if value in (None, ""):
-            return default
-        try:
-            if not isinstance(value, str) or len(value) > 20:
-                raise ValueError(value)
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            errors[name] = tr("Give a date as YYYY-MM-DD")
-            return default
-
-    to = day(end, "end", today)
-    frm = day(start, "start", to - dt.timedelta(days=DEFAULT_DAYS - 1))
-    if not errors and frm > to:
-        errors["start"] = tr("The period must start on or before its end")
-    elif not errors and (to - frm).days + 1 > MAX_DAYS:
-        errors["start"] = tr("The period may be at most %(max)s days, this one has %(days)s",
-                             max=MAX_DAYS, days=(to - frm).days + 1)
+    frm, to = periods.parse_period(start, end, today, DEFAULT_DAYS, MAX_DAYS, errors)
     if errors:
         raise ValidationFailed(errors)
     return Period(frm, to)
