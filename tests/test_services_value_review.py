@@ -182,3 +182,12 @@ def test_the_cli_runs_the_review(app, db, org):
     assert "沉默的高价值客户：重新激活：1" in result.output
     assert "已过期：0" in result.output
     assert len(_open(db, "reactivate")) == 1
+
+
+def test_two_reps_of_one_department_are_proposed_each_other_never_themselves(db, org):
+    for c in (org.c_rep, org.c_rep2):
+        _set(db, c.id, grade="A", acquired_at=NOW - dt.timedelta(days=90),
+             last_followup_at=NOW - dt.timedelta(days=60))
+    value_review.review(NOW)
+    proposed = {p.owner_id: p.proposed_owner_id for p in _open(db, "grade_a_neglected")}
+    assert proposed == {org.rep.id: org.rep2.id, org.rep2.id: org.rep.id}

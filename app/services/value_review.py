@@ -109,41 +109,42 @@ def _reactivations() -> list[Finding]:
     return [Finding(r.customer_id, "reactivate", r.owner_id, r.grade) for r in rows]
 
 
-def dedicated_rep(owner_id: int, away: set[int], cache: dict) -> Optional[int]:
-    """A rep of the owner's department to hand a key customer to: active, not on leave, below
-    the cap, the fewest customers counted against it (ties: the lowest id). None if nobody
-    has room."""
-    owner = db.session.get(Employee, owner_id)
-    dept = owner.department_id if owner else None
-    if dept in cache:
-        return cache[dept]
+def dedicated_rep(owner_id: int, receivers: dict) -> Optional[int]:
+    """A rep of the owner's department to hand a key customer to, by the distribution's own
+    rules (app.services.assignment.plan_distribution: active, not on leave, below the cap),
+    the fewest customers first — counting the proposals of this run, so that ten neglected
+    accounts of one department do not all go to the same rep (ties: the lowest id). None if
+    nobody has room. `receivers`: the department's plan lines, kept across one run."""
     from flask_appbuilder.security.sqla.models import Role, assoc_user_role
 
-    from app.models.org import EMPLOYMENT_ACTIVE
+    from app.services.assignment import plan_distribution
 
-    reps = select(assoc_user_role.c.user_id).join(
-        Role, Role.id == assoc_user_role.c.role_id).where(Role.name == ROLE_REP)
-    candidates = list(db.session.execute(select(Employee.id).where(
-        Employee.department_id == dept, Employee.active.is_(True),
-        Employee.employment_status == EMPLOYMENT_ACTIVE,
-        Employee.id.in_(reps)).order_by(Employee.id)).scalars()) \
-        if dept is not None else []
-    best: Optional[tuple[int, int]] = None
-    for user_id in candidates:
-        if user_id == owner_id or user_id in away:
-            continue
-        room = caps.room(user_id)
-        if room.have < room.cap and (best is None or room.have < best[0]):
-            best = (room.have, user_id)
-    cache[dept] = best[1] if best else None
-    return cache[dept]
+    owner = db.session.get(Employee, owner_id)
+    dept = owner.department_id if owner else None
+    if dept is None:
+        return None
+    if dept not in receivers:
+        reps = select(assoc_user_role.c.user_id).join(
+            Role, Role.id == assoc_user_role.c.role_id).where(Role.name == ROLE_REP)
+        candidates = list(db.session.execute(select(Employee.id).where(
+            Employee.department_id == dept, Employee.id.in_(reps))
+            .order_by(Employee.id)).scalars())
+        receivers[dept] = plan_distribution(None, [], candidates, allowed=select(Employee.id).where(
+            Employee.id.in_(candidates))).lines if candidates else []
+    room = [line for line in receivers[dept] if line.owner_id != owner_id
+            and line.owned_before + len(line.customer_ids) < line.cap]
+    if not room:
+        return None
+    best = min(room, key=lambda line: (line.owned_before + len(line.customer_ids),
+                                       line.owner_id))
+    best.customer_ids.append(owner_id)   # stands for the proposal: counts towards the load
+    return best.owner_id
 
 
 def review(now: Optional[dt.datetime] = None) -> dict[str, int]:
     """The periodic run: new proposals for what it finds (skipping what is open, or was
     decided in the last QUIET_DAYS, or has a transfer pending), open proposals whose finding
     is gone expired. Commits; returns counts per kind and 'expired'."""
-    from app.services import absences
     from app.services.times import local_date
 
     now = now or utcnow()
@@ -151,7 +152,7 @@ def review(now: Optional[dt.datetime] = None) -> dict[str, int]:
     findings = _grade_reviews(today) + _grade_a(now) + _reactivations()
     for attempt in range(2):   # a simultaneous run may insert first: read again, once
         try:
-            result = _file(findings, now, absences.absent_user_ids(today))
+            result = _file(findings, now)
             db.session.commit()
             return result
         except IntegrityError:
@@ -161,7 +162,7 @@ def review(now: Optional[dt.datetime] = None) -> dict[str, int]:
     return {}
 
 
-def _file(findings: list[Finding], now: dt.datetime, away: set[int]) -> dict[str, int]:
+def _file(findings: list[Finding], now: dt.datetime) -> dict[str, int]:
     found = {(f.customer_id, f.kind) for f in findings}
     open_rows = db.session.execute(select(ValueProposal.id, ValueProposal.customer_id,
                                           ValueProposal.kind)
@@ -185,7 +186,7 @@ def _file(findings: list[Finding], now: dt.datetime, away: set[int]) -> dict[str
             continue
         recent.add((f.customer_id, f.kind))
         if f.kind.startswith("grade_a"):
-            f.proposed_owner_id = dedicated_rep(f.owner_id, away, cache)
+            f.proposed_owner_id = dedicated_rep(f.owner_id, cache)
         rows.append(dict(customer_id=f.customer_id, kind=f.kind, status="open",
                          owner_id=f.owner_id, grade=f.grade, proposed_grade=f.proposed_grade,
                          proposed_owner_id=f.proposed_owner_id, detail=f.detail,
