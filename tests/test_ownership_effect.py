@@ -292,3 +292,25 @@ def test_a_win_after_the_holding_ended_is_not_the_first_holdings(db, org):
     assert (claimed["received"], claimed["won30_k"], claimed["won90_k"], claimed["won90_n"]) == (
         2, 1, 1, 2)
     assert (claimed["reclaimed"], claimed["reclaim_rate"]) == (0, 0.0)
+
+
+def test_the_receipts_day_is_its_business_day(db, org):
+    """A customer received at 20:00 UTC on the 1st is received on the 2nd in Shanghai: a deal
+    the rep won on the 1st (business day) came before it and is not the holding's win; one
+    won on the 2nd is, on day 0."""
+    from app.services import customers
+
+    received = dt.datetime(2026, 6, 1, 20, 0)      # 2026-06-02 04:00 in Shanghai
+    before, same = (customers.create_customer(org.staff, {"name": f"时区客户{i}"}).id
+                    for i in range(2))
+    db.session.add_all([
+        OwnershipEvent(customer_id=cid, kind="claimed", to_owner_id=org.rep.id,
+                       from_pool_id=org.pool.id, created_at=received) for cid in (before, same)])
+    db.session.add_all([
+        Deal(customer_id=before, user_id=org.rep.id, amount=Decimal("1"),
+             won_on=dt.date(2026, 6, 1)),
+        Deal(customer_id=same, user_id=org.rep.id, amount=Decimal("1"),
+             won_on=dt.date(2026, 6, 2))])
+    db.session.commit()
+    report = oe.report(org.admin, start="2026-06-01", end="2026-06-03", now=NOW)
+    assert (report.overall["received"], report.overall["won30_k"]) == (2, 1)

@@ -9,8 +9,8 @@ Per receipt, all in SQL (correlated subqueries over the indexed event, follow-up
 tables, then GROUP BY; the medians by window functions), on SQLite and PostgreSQL:
 - the first follow-up the receiving rep logged during the holding, in hours after receipt;
 - the first deal the receiving rep won on the customer from the day of receipt to the day the
-  holding ended (deal dates are business days; the receipt's day is its UTC date, so a deal
-  may count one day early around midnight in Shanghai);
+  holding ended (deal dates are business days, and so is the receipt's day: its stored UTC
+  time shifted by the business zone's offset);
 - whether the holding ended in a reclaim, and if so whether someone else won the customer
   afterwards (re-capture).
 
@@ -225,7 +225,12 @@ class _Dialect:
         self.offset = offset
 
     def day(self, col):
-        return func.date(col) if self.name == "sqlite" else cast(col, Date)
+        """The business day of a stored UTC time (deal dates are business days): shifted by
+        the zone's offset today (Asia/Shanghai keeps one all year)."""
+        minutes = int(self.offset.total_seconds() // 60)
+        if self.name == "sqlite":
+            return func.date(col, f"{minutes:+d} minutes")
+        return cast(col + dt.timedelta(minutes=minutes), Date)
 
     def days_between(self, later_date, earlier_date):
         if self.name == "sqlite":
