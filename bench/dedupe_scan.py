@@ -358,7 +358,7 @@ def brute_force(app, gen: Generator, cluster_of: dict[int, int]) -> None:
     n = len(cols)
     for i in range(n - 1):
         others = np.arange(i + 1, n)
-        for a, b, totals in matcher.scored_pairs(cols, i * n + others):
+        for a, b, totals in matcher.scored_pairs(cols, i * n + others, floor=link):
             keep = np.flatnonzero(totals >= link)
             for x, y in zip(cols.ids[a[keep]].tolist(), cols.ids[b[keep]].tolist()):
                 brute += 1

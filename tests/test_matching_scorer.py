@@ -220,6 +220,28 @@ def test_score_is_vectorised_explain(ctx):
         assert np.allclose(totals, expected), query
 
 
+@pytest.mark.parametrize("floor", ["review", "link", 0.0, 20.0])
+def test_a_floor_keeps_every_total_that_reaches_it(ctx, floor):
+    """The batch scan passes the review threshold as a floor: the pairs that reach it get
+    exactly the totals they get without one, the others stay below it (−inf where the
+    bound settled them before their text was compared), on every pair of a generated set."""
+    m = Matcher()
+    floor = {"review": m.review_threshold, "link": m.link_threshold}.get(floor, floor)
+    cols = m.columns(_generated(300, seed=11) + _generated(200, seed=12))
+    n = len(cols)
+    upper = np.triu_indices(n, 1)
+    pairs = upper[0].astype(np.int64) * n + upper[1]
+    plain = np.concatenate([t for _, _, t in m.scored_pairs(cols, pairs, batch=7_000)])
+    floored = np.concatenate([t for _, _, t in m.scored_pairs(cols, pairs, batch=7_000,
+                                                              floor=floor)])
+    reach = plain >= floor
+    assert reach.any() and (~reach).any()
+    assert np.array_equal(floored[reach], plain[reach])
+    assert (floored[~reach] < floor).all()
+    # the point of the floor: most pairs below it were settled before any similarity
+    assert np.isneginf(floored[~reach & np.isfinite(plain)]).mean() > 0.5
+
+
 def test_blocking_keys(ctx):
     m = Matcher()
     company = rec(1, name="杭州华星科技有限公司", mobile="13800138000", email="Info@HuaXing.cn",

@@ -276,7 +276,7 @@ def _scan_scored(graph: MatchGraph, rule: DedupeRule, advance: Callable[[int], N
     encoded = column_pairs(cols)
     if not len(encoded):
         return
-    for a, b, totals in matcher.scored_pairs(cols, encoded):
+    for a, b, totals in matcher.scored_pairs(cols, encoded, floor=review):
         keep = np.flatnonzero(totals >= review)
         for ia, ib, person, total in zip(cols.ids[a[keep]].tolist(),
                                          cols.ids[b[keep]].tolist(),

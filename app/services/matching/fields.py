@@ -25,6 +25,11 @@ class Field:
     # before it (see model.Model.weights). The birthday's are not one scale (a missing year,
     # a year off by one and swapped day and month are three kinds of fault, not three degrees).
     ordered: bool = True
+    # The text column whose equal hashes make the first level (and whose absence makes the
+    # field missing), for the fields compared by similarity: before any similarity is
+    # computed, a pair's total is bounded by the first level where the hashes agree and by
+    # the best other level where they do not (see matcher.scored_pairs' floor).
+    exact_key: Optional[str] = None
 
 
 # Text is compared for equality by each value's 64-bit hash (column "key#", 0 = missing),
@@ -48,15 +53,6 @@ def _sim(a: np.ndarray, b: np.ndarray, scorer) -> np.ndarray:
                   workers=-1 if len(a) >= PARALLEL_PAIRS else 1)
 
 
-_len = np.frompyfunc(len, 1, 1)
-# whether a text starts with a Chinese character (a name in characters, not in Latin letters)
-_HAN_FIRST = np.frompyfunc(lambda t: bool(t) and "\u4e00" <= t[0] <= "\u9fff", 1, 1)
-
-
-def _lengths(x: np.ndarray) -> np.ndarray:
-    return _len(x).astype(np.int64) if len(x) else np.zeros(0, dtype=np.int64)
-
-
 def _pick(conditions: list[np.ndarray], present: np.ndarray) -> np.ndarray:
     """The first level whose condition holds (the last level otherwise), MISSING where absent."""
     levels = np.select(conditions, np.arange(len(conditions)), default=len(conditions))
@@ -71,31 +67,47 @@ def _company_name(a: Cols, b: Cols) -> Result:
     numbered because they are several."""
     x, y = a["_core"], b["_core"]
     sim = _sim(x, y, Levenshtein.normalized_similarity)
+    lx, ly = a["_core@"], b["_core@"]
     same_py = _eq(a, b, "_pinyin") & (a["_pinyin#"] != 0)
-    py_sim = _sim(a["_pinyin"], b["_pinyin"], Levenshtein.normalized_similarity)
-    same_num = np.asarray(a["_core_num"] == b["_core_num"], dtype=bool)
+    same_num = _eq(a, b, "_core_num")
     # One wrong character is 'close' in a core of three or four too (英荣润 / 英容润: 67 %);
     # two of five wrong (辉通创物流 / 隆通卓物流: 60 %) is two other companies of one trade.
-    one_edit = (_sim(x, y, Levenshtein.distance) <= 1) & (_lengths(x) >= 3) & (_lengths(y) >= 3)
-    return _pick([_eq(a, b, "_core"), same_py & same_num, ((sim >= 0.8) | one_edit) & same_num,
-                  ((sim >= 0.7) | (py_sim >= 0.85)) & same_num],
+    one_edit = (_distance(sim, lx, ly) <= 1) & (lx >= 3) & (ly >= 3)
+    close = ((sim >= 0.8) | one_edit) & same_num
+    # the pinyin's similarity decides only 'similar' against 'far'
+    py_close = np.zeros(len(x), dtype=bool)
+    ask = np.flatnonzero(same_num & ~close & ~same_py & (sim < 0.7))
+    if len(ask):
+        py_close[ask] = _sim(a["_pinyin"][ask], b["_pinyin"][ask],
+                             Levenshtein.normalized_similarity) >= 0.85
+    return _pick([_eq(a, b, "_core"), same_py & same_num, close,
+                  ((sim >= 0.7) | py_close) & same_num],
                  _has(a, b, "_core")), sim
 
 
-def _swapped_names(a: Cols, b: Cols) -> np.ndarray:
+def _distance(sim: np.ndarray, lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
+    """The Levenshtein distance from its normalised similarity, 1 − distance / longer length
+    (a second pass over the strings would cost as much as the first)."""
+    return np.rint((1.0 - sim.astype(np.float64)) * np.maximum(lx, ly)).astype(np.int64)
+
+
+def _swapped_names(a: Cols, b: Cols, ask: np.ndarray) -> np.ndarray:
     """Surname and given name written the other way round ("tara newport" / "newport tara"),
-    each within Jaro–Winkler 0.9 of the other's."""
-    cross_1 = _sim(a["_surname"], b["_given"], JaroWinkler.normalized_similarity)
-    cross_2 = _sim(a["_given"], b["_surname"], JaroWinkler.normalized_similarity)
-    return (cross_1 >= 0.9) & (cross_2 >= 0.9) & ~_eq(a, b, "_surname") \
-        & _has(a, b, "_given")
+    each within Jaro–Winkler 0.9 of the other's; asked only of the pairs at `ask`."""
+    out = np.zeros(len(ask), dtype=bool)
+    rows = np.flatnonzero(ask & ~_eq(a, b, "_surname") & _has(a, b, "_given"))
+    if len(rows):
+        cross_1 = _sim(a["_surname"][rows], b["_given"][rows], JaroWinkler.normalized_similarity)
+        cross_2 = _sim(a["_given"][rows], b["_surname"][rows], JaroWinkler.normalized_similarity)
+        out[rows] = (cross_1 >= 0.9) & (cross_2 >= 0.9)
+    return out
 
 
 def _pinyin_reversed(a: Cols, b: Cols) -> np.ndarray:
     """One name in characters, the other in pinyin read the other way (王芳 / "Wang Fang": a
     Latin name is split given name first): the same name, as a homophone is, not a swap."""
-    return np.asarray((a["_surname_py"] == b["_given_py"]) & (a["_given_py"] == b["_surname_py"])
-                      & (a["_surname_py"] != "") & (a["_given_py"] != ""), dtype=bool)
+    return (a["_surname_py#"] == b["_given_py#"]) & (a["_given_py#"] == b["_surname_py#"]) \
+        & (a["_surname_py#"] != 0) & (a["_given_py#"] != 0)
 
 
 def _person_part(key: str) -> Callable[[Cols, Cols], Result]:
@@ -104,17 +116,23 @@ def _person_part(key: str) -> Callable[[Cols, Cols], Result]:
     def compare(a: Cols, b: Cols) -> Result:
         x, y = a[key], b[key]
         jw = _sim(x, y, JaroWinkler.normalized_similarity)
-        lx, ly = _lengths(x), _lengths(y)
-        one_edit = (_sim(x, y, Levenshtein.distance) <= 1) & (lx >= 2) & (ly >= 2)
+        lx, ly = a[key + "@"], b[key + "@"]
+        exact = _eq(a, b, key)
+        # one edit apart matters only where Jaro–Winkler alone does not make the pair close
+        one_edit = np.zeros(len(x), dtype=bool)
+        ask = np.flatnonzero(~exact & (jw < 0.9) & (lx >= 2) & (ly >= 2))
+        if len(ask):
+            one_edit[ask] = _sim(x[ask], y[ask], Levenshtein.distance) <= 1
         # A Chinese given name is one or two characters drawn from a few hundred common ones:
         # two of them one character apart (娜睿 / 娜帅), or two one-character names that sound
         # alike (宇 / 雨), are as often two people as one name mistyped, so they are only
         # 'similar' there; a longer name (katherine / katharine) one edit apart is 'close'.
-        short_han = np.asarray(_HAN_FIRST(x), dtype=bool) & (lx <= 2) & (ly <= 2) \
+        short_han = a["_given_han"] & (lx <= 2) & (ly <= 2) \
             if key == "_given" else np.zeros(len(x), dtype=bool)
         same_py = (_eq(a, b, key + "_py") & (a[key + "_py#"] != 0)) | _pinyin_reversed(a, b)
         weak_py = same_py & short_han & (lx == 1)
-        return _pick([_eq(a, b, key), same_py & ~weak_py, _swapped_names(a, b),
+        swapped = _swapped_names(a, b, ~exact & ~(same_py & ~weak_py))
+        return _pick([exact, same_py & ~weak_py, swapped,
                       ((jw >= 0.9) | one_edit) & ~short_han,
                       (jw >= 0.75) | one_edit | weak_py], _has(a, b, key)), jw
     return compare
@@ -190,26 +208,35 @@ def _same(key: str) -> Callable[[Cols, Cols], Result]:
 
 _NAME_PARTS = ("exact", "homophone", "swapped", "close", "similar", "far")
 _PLACE = Field("place", ("same_city", "same_province", "different"), _place)
-_ADDRESS = Field("address", ("exact", "close", "similar", "far"), _address_words)
-_NUMBERS = Field("house_number", ("same", "close", "partial", "different"), _house_numbers)
+_ADDRESS = Field("address", ("exact", "close", "similar", "far"), _address_words,
+                 exact_key="_street")
+_NUMBERS = Field("house_number", ("same", "close", "partial", "different"), _house_numbers,
+                 exact_key="_digits")
 _PHONE = Field("phone", ("exact", "tail", "different"), _number("_phone"))
 _MOBILE = Field("mobile", ("exact", "tail", "different"), _number("_mobile"))
-_EMAIL = Field("email", ("exact", "local", "close", "different"), _email)
+_EMAIL = Field("email", ("exact", "local", "close", "different"), _email, exact_key="_email")
 
 COMPANY_FIELDS: tuple[Field, ...] = (
-    Field("name", ("exact", "homophone", "close", "similar", "far"), _company_name),
+    Field("name", ("exact", "homophone", "close", "similar", "far"), _company_name,
+          exact_key="_core"),
     Field("legal_form", ("same", "different"), _same("_legal")),
     _PLACE, _ADDRESS, _NUMBERS, _PHONE, _MOBILE, _EMAIL,
     Field("industry", ("same", "different"), _same("_industry")),
 )
 PERSON_FIELDS: tuple[Field, ...] = (
-    Field("surname", _NAME_PARTS, _person_part("_surname")),
-    Field("given", _NAME_PARTS, _person_part("_given")),
+    Field("surname", _NAME_PARTS, _person_part("_surname"), exact_key="_surname"),
+    Field("given", _NAME_PARTS, _person_part("_given"), exact_key="_given"),
     Field("birthday", ("exact", "month_day", "year_off", "swapped", "partial", "different"),
           _birthday, ordered=False),
     _PLACE, _ADDRESS, _NUMBERS, _PHONE, _MOBILE, _EMAIL,
 )
 FIELDS = {"company": COMPANY_FIELDS, "person": PERSON_FIELDS}
+# The order in which a batch with a floor compares the text fields: the one that most often
+# settles a pair below the floor first (a company's name; a person's address and numbers, as
+# candidate persons mostly share a surname and often a given name).
+TEXT_ORDER = {"company": ("name", "address", "house_number", "email"),
+              "person": ("address", "house_number", "surname", "given", "email")}
+assert all(set(TEXT_ORDER[k]) == {f.name for f in FIELDS[k] if f.exact_key} for k in FIELDS)
 _SHARED = ("_city", "_province", "_street", "_digits", "_num_first", "_num_last", "_phone",
            "_phone_tail", "_mobile", "_mobile_tail", "_email", "_email_local")
 # The columns each type's comparisons read (a batch takes only these).
@@ -221,7 +248,7 @@ NEEDS = {"company": ("_core", "_core_num", "_pinyin", "_legal", "_industry") + _
 def compare_all(kind: str, a: Cols, b: Cols) -> tuple[np.ndarray, list[Optional[np.ndarray]]]:
     """The level matrix (pairs × fields) of one customer type, and each field's similarity."""
     fields = FIELDS[kind]
-    n = len(next(iter(a.values()))) if a else 0
+    n = a.size if hasattr(a, "size") else len(a["_by"])
     levels = np.empty((n, len(fields)), dtype=np.int8)
     sims = []
     for j, field in enumerate(fields):

@@ -7,7 +7,7 @@ import numpy as np
 
 from app.services.matching.blocking import candidate_pairs, column_keys, record_keys
 from app.services.matching.explain import Explained, Part
-from app.services.matching.fields import FIELDS, NEEDS, compare_all
+from app.services.matching.fields import FIELDS, MISSING, NEEDS, TEXT_ORDER, compare_all
 from app.services.matching.model import Model, default_model, scored
 from app.services.matching.records import Columns, record_of, repeat
 
@@ -107,8 +107,11 @@ class Matcher:
         return candidate_pairs(cols)
 
     def scored_pairs(self, cols: Columns, pairs: Optional[np.ndarray] = None,
-                     batch: int = BATCH) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(rows_a, rows_b, totals) of every candidate pair, a batch at a time."""
+                     batch: int = BATCH, floor: Optional[float] = None
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(rows_a, rows_b, totals) of every candidate pair, a batch at a time. With a
+        `floor`, a pair that cannot reach it is not compared to the end: its total is −inf
+        (the totals at or above the floor are exactly those without one)."""
         pairs = self.candidates(cols) if pairs is None else pairs
         n = len(cols)
         for start in range(0, len(pairs), batch):
@@ -119,17 +122,59 @@ class Matcher:
                 # blocking keys and neighbourhoods never mix types, but say so here too
                 sel = np.flatnonzero((cols.person[a] == (kind == "person"))
                                      & (cols.person[a] == cols.person[b]))
-                if len(sel):
+                if not len(sel):
+                    continue
+                if floor is None:
                     levels, _ = compare_all(kind, cols.take(a[sel], NEEDS[kind]),
                                             cols.take(b[sel], NEEDS[kind]))
                     total[sel] = scored(self.model, kind, levels)[0]
+                else:
+                    total[sel] = self._totals_from(kind, cols, a[sel], b[sel], floor)
             yield a, b, total
+
+    def _totals_from(self, kind: str, cols: Columns, rows_a: np.ndarray, rows_b: np.ndarray,
+                     floor: float) -> np.ndarray:
+        """Totals of the pairs that reach `floor`, −inf for the others. Most candidate pairs
+        of a block are two other customers: the cheap fields (hash equality, numbers) and,
+        for each text field, the best weight its hashes still allow bound the total; the
+        similarities are computed field by field only for the pairs still able to reach the
+        floor (the household cap only lowers a total, so the bound holds)."""
+        fields = FIELDS[kind]
+        table = self.model.weights(kind)
+        a, b = cols.take(rows_a), cols.take(rows_b)
+        levels = np.full((len(rows_a), len(fields)), MISSING, dtype=np.int8)
+        bound = np.zeros(len(rows_a))
+        hoped: dict[int, np.ndarray] = {}
+        for j, field in enumerate(fields):
+            if field.exact_key is None:
+                levels[:, j] = field.compare(a, b)[0]
+                bound += table[j, levels[:, j]]       # MISSING (−1) is the padding's 0
+                continue
+            key = field.exact_key + "#"
+            present = (a[key] != 0) & (b[key] != 0)
+            best_other = table[j, 1:len(field.levels)].max()
+            hoped[j] = np.where(present, np.where(a[key] == b[key], table[j, 0], best_other),
+                                0.0)
+            bound += hoped[j]
+        alive = np.flatnonzero(bound >= floor)
+        for name in TEXT_ORDER[kind]:
+            if not len(alive):
+                break
+            j = next(i for i, f in enumerate(fields) if f.name == name)
+            level = fields[j].compare(cols.take(rows_a[alive]), cols.take(rows_b[alive]))[0]
+            levels[alive, j] = level
+            bound[alive] += table[j, level] - hoped[j][alive]
+            alive = alive[bound[alive] >= floor]
+        total = np.full(len(rows_a), -np.inf)
+        if len(alive):
+            total[alive] = scored(self.model, kind, levels[alive])[0]
+        return total
 
     def link(self, records: Iterable[Mapping[str, Any]]) -> Iterator[tuple[int, int, float]]:
         """(id_a, id_b, total), id_a < id_b, for every blocked pair scoring at least the
         review threshold."""
         cols = self.columns(records)
-        for a, b, total in self.scored_pairs(cols):
+        for a, b, total in self.scored_pairs(cols, floor=self.review_threshold):
             keep = total >= self.review_threshold
             ia, ib = cols.ids[a[keep]], cols.ids[b[keep]]
             lo, hi = np.minimum(ia, ib), np.maximum(ia, ib)

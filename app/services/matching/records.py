@@ -182,6 +182,8 @@ _TEXT_COLUMNS = ("_core", "_core_num", "_pinyin", "_surname", "_given", "_surnam
                  "_phone", "_mobile_tail", "_phone_tail", "_email", "_email_local", "_legal",
                  "_industry")
 _INT_COLUMNS = ("_by", "_bm", "_bd")
+# Text columns whose lengths the comparisons need (column "key@"), counted once per record.
+_LENGTH_COLUMNS = ("_core", "_surname", "_given")
 CHUNK = 50_000    # records derived together when a stream is turned into columns
 
 
@@ -246,19 +248,44 @@ class Columns:
             self.cols[key + "#"] = _hashes(values)
         for key, values in ints.items():
             self.cols[key] = np.frombuffer(values, dtype=np.int32).copy()
+        self.cols.update(_extras(self.cols))
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def take(self, index: np.ndarray, keys: Optional[Iterable[str]] = None
-             ) -> dict[str, np.ndarray]:
-        """The columns (all, or `keys` with their hashes) of the rows at `index`: one side of
-        a batch of pairs."""
-        if keys is None:
-            keys = self.cols
-        else:
-            keys = [k for key in keys for k in (key, key + "#") if k in self.cols]
-        return {key: self.cols[key][index] for key in keys}
+    def take(self, index: np.ndarray, keys: Optional[Iterable[str]] = None) -> "Gathered":
+        """The columns of the rows at `index`: one side of a batch of pairs. Each column is
+        gathered when a comparison first reads it: most comparisons read only the 64-bit
+        hashes, and gathering an array of str objects costs a reference count per row (a
+        third of the scoring time when every column was gathered up front). `keys` is kept
+        for the callers that name what they read; every column is available either way."""
+        return Gathered(self.cols, index)
+
+
+class Gathered(dict):
+    """Columns of some rows of a Columns, gathered on first read (see Columns.take)."""
+
+    def __init__(self, cols: dict[str, np.ndarray], index: np.ndarray):
+        super().__init__()
+        self._cols, self._index = cols, index
+        self.size = len(index)
+
+    def __missing__(self, key: str) -> np.ndarray:
+        value = self[key] = self._cols[key][self._index]
+        return value
+
+
+def _extras(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Lengths of the texts compared by edit distance ("key@") and whether a given name is
+    in Chinese characters ("_given_han"), derived once per record rather than per pair."""
+    out = {}
+    for key in _LENGTH_COLUMNS:
+        values = cols[key]
+        out[key + "@"] = np.fromiter(map(len, values), dtype=np.int32, count=len(values))
+    out["_given_han"] = np.fromiter((bool(t) and "\u4e00" <= t[0] <= "\u9fff"
+                                     for t in cols["_given"]), dtype=bool,
+                                    count=len(cols["_given"]))
+    return out
 
 
 def _hashes(values: list[str]) -> np.ndarray:
@@ -278,4 +305,5 @@ def repeat(rec: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
         out[key + "#"] = np.full(n, _hashes([rec[key]])[0], dtype=np.int64)
     for key in _INT_COLUMNS:
         out[key] = np.full(n, rec[key], dtype=np.int32)
+    out.update(_extras(out))
     return out
