@@ -110,3 +110,10 @@ def test_candidates_are_the_neighbours_in_a_crowded_block(db, org):
     # A saved customer is not its own candidate.
     assert ids[50] not in match_keys.candidate_ids(
         {**company(names[50]), "id": ids[50]}, customer_id=ids[50])
+    # The entry check reads the candidates' columns in the same statement: the same customers,
+    # with the stored columns records() gives, in id order.
+    assert match_keys.candidate_records(new) == match_keys.records(found)
+    again = match_keys.candidate_records({**company(names[50]), "id": ids[50]},
+                                         customer_id=ids[50])
+    assert [r["id"] for r in again] == sorted(match_keys.candidate_ids(
+        {**company(names[50]), "id": ids[50]}, customer_id=ids[50]))

@@ -205,7 +205,7 @@ def scored_matches(values: dict[str, Any], exclude: Iterable[int] = (),
                    rule: Optional[DedupeRule] = None) -> list[Scored]:
     """The saved customers the matcher puts at or above `threshold` (default: the link
     threshold of the scored rule, else the model's) against these values: its candidates are
-    the ones the batch scan would pair the record with (match_keys.candidate_ids), scored in
+    the ones the batch scan would pair the record with (match_keys.candidate_records), scored in
     one vectorised call, best first."""
     from app.services import match_keys
     from app.services.matching import Matcher
@@ -218,10 +218,10 @@ def scored_matches(values: dict[str, Any], exclude: Iterable[int] = (),
         threshold = thresholds(rule, matcher)[0] if rule else matcher.link_threshold
     exclude = set(exclude)
     own = next(iter(exclude)) if len(exclude) == 1 else None
-    ids = match_keys.candidate_ids(values, customer_id=own) - exclude
-    if not ids:
+    rows = [r for r in match_keys.candidate_records(values, customer_id=own)
+            if r["id"] not in exclude]
+    if not rows:
         return []
-    rows = match_keys.records(ids)
     _, accounts = matcher.score_explained(values, rows, explain_from=threshold)
     out = []
     for i, explained in accounts.items():

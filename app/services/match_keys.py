@@ -307,6 +307,19 @@ def _statement(windows: tuple[int, ...]):
                        for before in (True, False)))
 
 
+def _candidate_params(mapping: Mapping[str, Any], customer_id: Optional[int]
+                      ) -> Optional[tuple[tuple[int, ...], dict[str, Any]]]:
+    """(the windows of the record's entries, the statement's parameters), None without any."""
+    found_entries = sorted(entries(mapping))
+    if not found_entries:
+        return None
+    at = LAST if customer_id is None else int(customer_id)
+    params: dict[str, Any] = {}
+    for i, (block, sort) in enumerate(found_entries):
+        params.update({f"b{i}": block, f"s{i}": sort, f"i{i}": at})
+    return tuple(window_of(block) for block, _ in found_entries), params
+
+
 def candidate_ids(mapping: Mapping[str, Any], customer_id: Optional[int] = None,
                   conn=None) -> set[int]:
     """The saved customers the scan would pair with this record: in each of its blocks, the
@@ -314,15 +327,34 @@ def candidate_ids(mapping: Mapping[str, Any], customer_id: Optional[int] = None,
     id when it is saved already (a re-check); it is never its own candidate."""
     from app.extensions import db
 
-    found_entries = sorted(entries(mapping))
-    if not found_entries:
+    asked = _candidate_params(mapping, customer_id)
+    if asked is None:
         return set()
     conn = conn if conn is not None else db.session.connection()
-    at = LAST if customer_id is None else int(customer_id)
-    params: dict[str, Any] = {}
-    for i, (block, sort) in enumerate(found_entries):
-        params.update({f"b{i}": block, f"s{i}": sort, f"i{i}": at})
-    stmt = _statement(tuple(window_of(block) for block, _ in found_entries))
-    found = set(conn.execute(stmt, params).scalars())
+    found = set(conn.execute(_statement(asked[0]), asked[1]).scalars())
     found.discard(customer_id)
     return found
+
+
+@lru_cache(maxsize=256)
+def _records_of_statement(windows: tuple[int, ...]):
+    """The candidates' stored columns in the statement that finds them: one round trip, and
+    one statement text per shape (the server keeps it prepared), where reading the ids and
+    then their rows took two, the second with a list of ids of another length every time."""
+    return (select(*(_customer.c[f] for f in RECORD_FIELDS))
+            .where(_customer.c.id.in_(_statement(windows)))
+            .order_by(_customer.c.id))
+
+
+def candidate_records(mapping: Mapping[str, Any], customer_id: Optional[int] = None,
+                      conn=None) -> list[dict[str, Any]]:
+    """The stored columns (records()) of candidate_ids(mapping, customer_id), in id order."""
+    from app.extensions import db
+
+    asked = _candidate_params(mapping, customer_id)
+    if asked is None:
+        return []
+    conn = conn if conn is not None else db.session.connection()
+    return [dict(zip(RECORD_FIELDS, r))
+            for r in conn.execute(_records_of_statement(asked[0]), asked[1])
+            if r[0] != customer_id]
