@@ -281,7 +281,10 @@ def workload(scope) -> list[dict]:
     return sorted(table.values(), key=lambda r: (r["agent_id"] is None, -r["total"], r["name"]))
 
 
-def sla_by_priority(where) -> tuple[list[dict], Optional[int]]:
+def sla_by_priority(where, durations: bool = True) -> tuple[list[dict], Optional[int]]:
+    """The SLA table per priority and in all. `durations=False` leaves the p50 / p90 times
+    out (None): the chart needs the counts and rates only, and the durations in business
+    time are the table's costly part."""
     from app.services import work_calendar
 
     breached = or_(Ticket.response_breached_at.isnot(None),
@@ -303,14 +306,14 @@ def sla_by_priority(where) -> tuple[list[dict], Optional[int]]:
         n(and_(Ticket.resolved_at.isnot(None), Ticket.resolution_due_at.isnot(None))))
         .where(where)
         .group_by(Ticket.priority)).all()}
-    sample = db.session.execute(select(
+    sample = [] if not durations else db.session.execute(select(
         Ticket.priority, Ticket.team_id, Ticket.created_at, Ticket.first_response_at,
         Ticket.resolved_at, SlaPolicy.clock).outerjoin(
         SlaPolicy, SlaPolicy.id == Ticket.sla_policy_id).where(
         where, or_(Ticket.first_response_at.isnot(None), Ticket.resolved_at.isnot(None)))
         .order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(DURATION_SAMPLE + 1)).all()
     sampled = DURATION_SAMPLE if len(sample) > DURATION_SAMPLE else None
-    durations: dict[str, tuple[list[int], list[int]]] = {}
+    times: dict[str, tuple[list[int], list[int]]] = {}
 
     def seconds(a, b, clock, team_id) -> int:
         if clock == "business":
@@ -318,7 +321,7 @@ def sla_by_priority(where) -> tuple[list[dict], Optional[int]]:
         return max(0, int((b - a).total_seconds()))
 
     for priority, team_id, created, responded, resolved, clock in sample[:DURATION_SAMPLE]:
-        response, resolution = durations.setdefault(priority, ([], []))
+        response, resolution = times.setdefault(priority, ([], []))
         if responded is not None:
             response.append(seconds(created, responded, clock, team_id))
         if resolved is not None:
@@ -330,11 +333,11 @@ def sla_by_priority(where) -> tuple[list[dict], Optional[int]]:
             continue
         row = [int(v or 0) for v in counts[priority]]
         totals = [a + b for a, b in zip(totals, row)]
-        response, resolution = durations.get(priority, ([], []))
+        response, resolution = times.get(priority, ([], []))
         out.append(_sla_row(priority, row, response, resolution))
     if out:
-        every = [v for r, _ in durations.values() for v in r]
-        every_res = [v for _, r in durations.values() for v in r]
+        every = [v for r, _ in times.values() for v in r]
+        every_res = [v for _, r in times.values() for v in r]
         out.append(_sla_row(tr("All"), totals, every, every_res))
     return out, sampled
 
