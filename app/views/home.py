@@ -19,8 +19,7 @@ from app.services.errors import ValidationFailed
 from app.services.times import local_today
 
 # Charts whose later series are amounts (yuan), percentages or average scores: drawn against a
-# second axis
-# on the right.
+# second axis on the right.
 RIGHT_AXIS_FROM = {"pipeline": 1, "team_ranking": 2, "team_conversion": 2, "ticket_sla": 2,
                    "satisfaction_by_agent": 2}
 
