@@ -722,9 +722,11 @@ for _role in (ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR, ROLE_SERVICE_AGE
 ROLES[ROLE_MANAGER] += [_perm(RES_CTI_STATS, CAN_READ), _menus("CallCentre", "CallStats")]
 # issue 20: 统计图表 — the charts' data (/api/v1/stats/, the home page's dashboards), each
 # evaluated in the reader's scope by app.services.stats (whole-organisation charts: the scope
-# ALL only). Marketing and the service desk have their own analysis pages.
+# ALL only). Marketing and the service desk read their own charts (the campaign effect and
+# the service analysis as charts); the registry decides which stat is for which role.
 RES_STATS = "Stats"
-for _role in (ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR):
+for _role in (ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR, ROLE_MARKETING,
+              ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER):
     ROLES[_role] = ROLES[_role] + [_perm(RES_STATS, CAN_READ)]
 
 # issue 20 §3: 归属效果评估 — admins (".*") and auditors read every receipt, sales managers

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.test_browser import CHROMIUM, SHOTS, browser, live_url  # noqa: F401 (fixtures)
+from tests.test_stats import campaigns, desk  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 
@@ -21,6 +22,15 @@ DASHBOARDS = {
               "customers_by_region", "pool_sizes", "duplicates", "imports"],
     "auditor1": ["customer_growth", "customers_by_category", "customers_by_grade",
                  "customers_by_region", "pool_sizes", "duplicates", "imports"],
+}
+# The service desk's and marketing's, drawn over the tickets and campaigns of tests/test_stats.py.
+DESK_DASHBOARDS = {
+    "agent1": ["tickets_per_day", "ticket_backlog", "ticket_sla", "satisfaction_scores",
+               "tickets_by_category"],
+    "svcmgr1": ["tickets_per_day", "agent_workload", "satisfaction_by_agent", "ticket_sla",
+                "ticket_backlog", "satisfaction_scores", "tickets_by_category"],
+    "marketing1": ["campaign_effect", "campaign_money", "campaign_totals",
+                   "campaign_responses_per_day"],
 }
 
 
@@ -83,6 +93,32 @@ def test_each_roles_home_page_draws_its_charts_offline(browser, live_url, org, d
             assert charts["customers_by_stage"]["series"] == [[1, 1, 0]]
         if username == "admin":
             assert charts["pool_sizes"]["series"] == [[1]]
+        assert refused == []
+        if SHOTS:
+            os.makedirs(SHOTS, exist_ok=True)
+            page.screenshot(path=os.path.join(SHOTS, f"dashboard-{username}.png"),
+                            full_page=True)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("username", list(DESK_DASHBOARDS))
+def test_the_desks_and_marketings_home_pages_draw_their_charts_offline(
+        browser, live_url, org, desk, campaigns, username):  # noqa: F811
+    context, page, refused = offline_page(browser, live_url)
+    try:
+        sign_in(page, live_url, username)
+        names = page.eval_on_selector_all(".guishu-chart", "els => els.map(e => e.dataset.stat)")
+        assert names == DESK_DASHBOARDS[username]
+        charts = {name: drawn(page, name) for name in names}
+        for name, chart in charts.items():
+            assert chart["width"] > 100 and chart["height"] > 100, name
+        if username == "agent1":  # its team's tickets only: agent2's score 1 is not there
+            assert charts["satisfaction_scores"]["series"] == [[0, 1, 0, 0, 1]]
+        if username == "svcmgr1":  # agent1's in-progress P2, the new unassigned P3
+            assert charts["agent_workload"]["series"] == [[0, 1], [0, 0], [1, 0], [0, 0]]
+        if username == "marketing1":
+            assert charts["campaign_totals"]["series"] == [[3, 3, 2, 1, 0, 0, 0]]
         assert refused == []
         if SHOTS:
             os.makedirs(SHOTS, exist_ok=True)

@@ -282,7 +282,11 @@ def test_api_refusals(api, app, org):
     assert api("manager1")("GET", "/api/v1/stats/imports/csv").status_code == 403
     assert api("rep1")("GET", "/api/v1/stats/nothing").get_json()["code"] == "not_found"
     assert api("marketing1")("GET", "/api/v1/stats/customers_by_stage").status_code == 403
-    assert api("agent1")("GET", "/api/v1/stats/").status_code == 403
+    assert api("agent1")("GET", "/api/v1/stats/customers_by_stage").status_code == 403
+    assert api("agent1")("GET", "/api/v1/stats/campaign_effect/csv").status_code == 403
+    assert api("marketing1")("GET", "/api/v1/stats/tickets_per_day").status_code == 403
+    assert api("rep1")("GET", "/api/v1/stats/tickets_per_day").status_code == 403
+    assert api("rep1")("GET", "/api/v1/stats/campaign_effect").status_code == 403
     resp = app.test_client().get("/api/v1/stats/customers_by_stage")
     assert (resp.status_code, resp.get_json()["code"]) == (401, "unauthorized")
 
@@ -333,7 +337,13 @@ def test_english_titles_and_labels(clients):
                "customers_by_region", "pool_sizes", "duplicates", "imports"]),
     ("auditor", ["customer_growth", "customers_by_category", "customers_by_grade",
                  "customers_by_region", "pool_sizes", "duplicates", "imports"]),
-    ("marketing", [])])
+    ("marketing", ["campaign_effect", "campaign_money", "campaign_totals",
+                   "campaign_responses_per_day"]),
+    ("agent", ["tickets_per_day", "ticket_backlog", "ticket_sla", "satisfaction_scores",
+               "tickets_by_category"]),
+    ("service_manager", ["tickets_per_day", "agent_workload", "satisfaction_by_agent",
+                         "ticket_sla", "ticket_backlog", "satisfaction_scores",
+                         "tickets_by_category"])])
 def test_each_roles_home_page_has_its_dashboard(clients, role, charts):
     import re
 
@@ -396,3 +406,289 @@ def test_the_department_filter_offers_the_scopes_departments(clients, org):
     # a manager naming another region's department: left out, not its numbers
     html = clients.manager.get(f"/?department={org.north.id}").get_data(as_text=True)
     assert _chart_queries(html)["customers_by_stage"] == ""
+
+
+# --- the service desk's charts (app.services.stats_desk) -----------------------------------------
+DESK_STATS = {"tickets_per_day", "tickets_by_category", "ticket_sla", "ticket_backlog",
+              "satisfaction_scores", "satisfaction_by_agent", "agent_workload"}
+CAMPAIGN_STATS = {"campaign_effect", "campaign_money", "campaign_totals",
+                  "campaign_responses_per_day"}
+
+
+@pytest.fixture
+def desk(org, db):
+    """一线客服 (led by svcmgr1; agent1) and VIP 客服 (agent2, no lead). Relative to now:
+    agent1's team has a P1 in time and rated 5 (1 d ago), a P1 that breached both targets and
+    was rated 2 (2 d ago), an open P2 (2 d 1 h ago) and a new unassigned P3 (2 h ago); agent2's
+    an open P2 (1 d ago), a P4 resolved and rated 1 (4 d ago) and an open P4 raised 40 days
+    ago (outside the last 30 days)."""
+    from sqlalchemy import select
+
+    from app.models import (ServiceTeam, ServiceTeamMember, SlaPolicy, Ticket, TicketCategory)
+    from app.models.customer import utcnow
+
+    fault, complaint = (db.session.execute(select(TicketCategory).where(
+        TicketCategory.name == name)).scalar_one() for name in ("故障", "投诉"))
+    team_a = ServiceTeam(name="一线客服", lead_id=org.service_manager.id)
+    team_b = ServiceTeam(name="VIP 客服")
+    db.session.add_all([team_a, team_b])
+    db.session.flush()
+    db.session.add_all([ServiceTeamMember(team_id=team_a.id, user_id=org.agent.id),
+                        ServiceTeamMember(team_id=team_b.id, user_id=org.agent2.id)])
+    p1 = SlaPolicy(name="P1 全天", priority="P1", first_response_minutes=60,
+                   resolution_minutes=480, clock="24x7")
+    db.session.add(p1)
+    db.session.flush()
+    now = utcnow()
+    H, D = dt.timedelta(hours=1), dt.timedelta(days=1)
+    made = {}
+
+    def ticket(key, created, team, **kw):
+        values = dict(customer_id=org.c_rep.id, channel="phone", priority="P2", subject=key,
+                      status="new", created_at=created, updated_at=created, team_id=team.id,
+                      category_id=fault.id)
+        values.update(kw)
+        made[key] = Ticket(**values)
+        db.session.add(made[key])
+
+    t1, t2 = now - D, now - 2 * D
+    ticket("t1", t1, team_a, priority="P1", status="resolved", agent_id=org.agent.id,
+           sla_policy_id=p1.id, first_response_at=t1 + H / 2, first_response_due_at=t1 + H,
+           resolved_at=t1 + 5 * H, resolution_due_at=t1 + 8 * H, satisfaction_score=5)
+    ticket("t2", t2, team_a, priority="P1", status="closed", agent_id=org.agent.id,
+           sla_policy_id=p1.id, first_response_at=t2 + 2 * H, first_response_due_at=t2 + H,
+           resolved_at=t2 + 10 * H, resolution_due_at=t2 + 8 * H,
+           response_breached_at=t2 + H, resolution_breached_at=t2 + 8 * H,
+           satisfaction_score=2, closed_at=t2 + 11 * H)
+    ticket("t3", t2 - H, team_a, status="in_progress", agent_id=org.agent.id,
+           category_id=complaint.id)
+    ticket("t4", now - 2 * H, team_a, priority="P3")
+    ticket("t5", now - D, team_b, status="in_progress", agent_id=org.agent2.id,
+           customer_id=org.c_north.id)
+    ticket("t6", now - 4 * D, team_b, priority="P4", status="resolved", agent_id=org.agent2.id,
+           resolved_at=now - 3 * D, satisfaction_score=1, customer_id=org.c_north.id)
+    ticket("t7", now - 40 * D, team_b, priority="P4", status="assigned", agent_id=org.agent2.id,
+           customer_id=org.c_north.id)
+    db.session.commit()
+    return made
+
+
+def _per_day(times) -> dict[str, int]:
+    from app.services.times import local_date
+
+    out: dict[str, int] = {}
+    for at in times:
+        day = local_date(at).isoformat()
+        out[day] = out.get(day, 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("role,raised,resolved", [
+    ("agent", ("t1", "t2", "t3", "t4"), ("t1", "t2")),  # its team's: never agent2's
+    ("agent2", ("t5", "t6"), ("t6",)),
+    ("service_manager", ("t1", "t2", "t3", "t4"), ("t1", "t2")),  # the team it leads
+    ("admin", ("t1", "t2", "t3", "t4", "t5", "t6"), ("t1", "t2", "t6"))])
+def test_tickets_per_day_in_each_desk_scope(org, desk, role, raised, resolved):
+    cats, found = numbers(getattr(org, role), "tickets_per_day")
+    assert len(cats) == 30 and list(found) == ["创建", "已解决"]
+    got = {name: {d: n for d, n in zip(cats, values) if n} for name, values in found.items()}
+    assert got == {"创建": _per_day(desk[k].created_at for k in raised),
+                   "已解决": _per_day(desk[k].resolved_at for k in resolved)}
+
+
+def test_the_desk_charts_numbers_per_role(org, desk):
+    # SLA: agent1's two P1 (one in time, one breached both targets), no SLA on the others.
+    cats, found = numbers(org.agent, "ticket_sla")
+    assert cats == ["P1", "P2", "P3", "全部"]
+    assert found == {"有 SLA": [2, 0, 0, 2], "已超时": [1, 0, 0, 1],
+                     "按时响应 %": [50.0, None, None, 50.0],
+                     "按时解决 %": [50.0, None, None, 50.0],
+                     "超时率 %": [50.0, None, None, 50.0]}
+    # agent2's side: one P2 and one P4 raised in the period, no SLA
+    assert numbers(org.agent2, "ticket_sla")[0] == ["P2", "P4", "全部"]
+    # backlog now: agent1's team has the P3 raised 2 h ago and the P2 of 2 days
+    cats, found = numbers(org.agent, "ticket_backlog")
+    assert cats == ["0–1 天", "1–3 天", "3–7 天", "7 天以上"]
+    assert found == {"P1": [0, 0, 0, 0], "P2": [0, 1, 0, 0], "P3": [1, 0, 0, 0],
+                     "P4": [0, 0, 0, 0]}
+    assert numbers(org.admin, "ticket_backlog")[1]["P4"] == [0, 0, 0, 1]  # t7, 40 days old
+    # satisfaction: scores 1..5
+    assert values(org.agent, "satisfaction_scores") == {"1": 0, "2": 1, "3": 0, "4": 0, "5": 1}
+    assert values(org.agent2, "satisfaction_scores") == {"1": 1, "2": 0, "3": 0, "4": 0, "5": 0}
+    assert values(org.admin, "satisfaction_scores") == {"1": 1, "2": 1, "3": 0, "4": 0, "5": 1}
+    cats, found = numbers(org.service_manager, "satisfaction_by_agent")
+    assert cats == [org.agent.display_name]
+    assert found == {"已评分": [2], "低分数": [1], "平均分": [3.5]}
+    assert values(org.agent, "tickets_by_category") == {"故障": 3, "投诉": 1}
+
+
+def test_agent_workload_is_the_managers_team_now(org, desk):
+    cats, found = numbers(org.service_manager, "agent_workload")
+    assert cats == [org.agent.display_name, "（无）"]  # unassigned last
+    assert found == {"新建": [0, 1], "已分派": [0, 0], "处理中": [1, 0], "待客户确认": [0, 0]}
+    cats, found = numbers(org.admin, "agent_workload")
+    assert cats == [org.agent2.display_name, org.agent.display_name, "（无）"]
+    assert found["已分派"] == [1, 0, 0] and found["处理中"] == [1, 1, 0]
+
+
+def test_a_desk_chart_agrees_with_the_service_analysis_page(org, desk):
+    from app.services import service_analysis
+
+    report = service_analysis.report(org.service_manager)
+    cats, found = numbers(org.service_manager, "ticket_sla")
+    assert cats == [r["priority"] for r in report.tables["sla"]]
+    assert found["已超时"] == [r["breached"] for r in report.tables["sla"]]
+    assert values(org.service_manager, "tickets_by_category") == {
+        r["category"]: r["tickets"] for r in report.tables["by_category"]}
+
+
+@pytest.mark.parametrize("role", ["rep", "marketing"])
+def test_the_desk_charts_are_refused_to_who_does_not_read_the_analysis(org, role):
+    with pytest.raises(PermissionDenied) as caught:
+        numbers(getattr(org, role), "tickets_per_day")
+    assert caught.value.message == "您的角色不能查看此图表"
+
+
+# --- marketing's charts (app.services.stats_campaigns) -------------------------------------------
+@pytest.fixture
+def campaigns(org, db):
+    """春季展会 (10 days ago, cost 1,000): c_rep and c_rep2, both delivered; c_rep clicked
+    (2 days ago) and responded (yesterday), then won 3,000 today. 夏季邮件 (5 days ago, cost
+    500): c_north, one delivered and one failed message, clicked today."""
+    from app.models import CampaignMember, CampaignMessage, CampaignTouch
+    from app.models.customer import utcnow
+    from app.models.marketing import Campaign
+    from app.services import deals
+    from app.services.times import local_today
+
+    today, now, D = local_today(), utcnow(), dt.timedelta(days=1)
+    spring = Campaign(name="春季展会", kind="exhibition", status="finished",
+                      starts_on=today - 10 * D, actual_cost=Decimal("1000"))
+    summer = Campaign(name="夏季邮件", kind="email", status="running",
+                      starts_on=today - 5 * D, actual_cost=Decimal("500"))
+    db.session.add_all([spring, summer])
+    db.session.flush()
+    members = {}
+    for campaign, customer in ((spring, org.c_rep), (spring, org.c_rep2), (summer, org.c_north)):
+        members[customer.id] = CampaignMember(campaign_id=campaign.id, customer_id=customer.id)
+        db.session.add(members[customer.id])
+    db.session.flush()
+    for customer, channel, status in ((org.c_rep, "email", "sent"), (org.c_rep2, "email", "sent"),
+                                      (org.c_north, "email", "sent"),
+                                      (org.c_north, "sms", "failed")):
+        m = members[customer.id]
+        db.session.add(CampaignMessage(campaign_id=m.campaign_id, member_id=m.id, channel=channel,
+                                       address="x@test.local", status=status))
+    touches = [(spring, org.c_rep, "click", now - 2 * D), (spring, org.c_rep, "response", now - D),
+               (summer, org.c_north, "click", now)]
+    for campaign, customer, kind, at in touches:
+        db.session.add(CampaignTouch(campaign_id=campaign.id, member_id=members[customer.id].id,
+                                     customer_id=customer.id, kind=kind, occurred_at=at))
+    db.session.commit()
+    deals.record_deal(org.rep, org.c_rep.id, {"amount": "3000"})
+    db.session.commit()
+    return touches
+
+
+def test_campaign_effect_as_charts(org, campaigns):
+    cats, found = numbers(org.marketing, "campaign_effect")
+    assert cats == ["夏季邮件", "春季展会"]  # the effect table's order: newest first
+    assert found == {"活动成员": [1, 2], "已送达": [1, 2], "点击": [1, 1], "已响应": [0, 1],
+                     "线索": [0, 0], "转化客户": [0, 0], "商机": [0, 0]}
+    cats, found = numbers(org.marketing, "campaign_money")
+    assert found == {"实际费用": [Decimal("500.00"), Decimal("1000.00")],
+                     "成交金额（首次接触）": [Decimal("0.00"), Decimal("3000.00")],
+                     "成交金额（末次接触）": [Decimal("0.00"), Decimal("3000.00")],
+                     "单条线索成本": [None, None]}  # no lead yet
+    assert values(org.marketing, "campaign_totals") == {
+        "活动成员": 3, "已送达": 3, "点击": 2, "已响应": 1, "线索": 0, "转化客户": 0, "商机": 0}
+    cats, found = numbers(org.marketing, "campaign_responses_per_day")
+    got = {name: {d: n for d, n in zip(cats, v) if n} for name, v in found.items()}
+    assert got == {"点击": _per_day([campaigns[0][3], campaigns[2][3]]),
+                   "已报名": {}, "标记为已响应": _per_day([campaigns[1][3]])}
+
+
+def test_campaign_charts_agree_with_the_effect_table_for_a_sales_manager(org, campaigns):
+    from app.services import campaign_responses
+
+    table = campaign_responses.effect(None, org.manager)
+    cats, found = numbers(org.manager, "campaign_effect")
+    assert cats == [e.name for e in table]
+    assert found["点击"] == [e.clicked for e in table]
+
+
+@pytest.mark.parametrize("role", ["rep", "staff", "agent", "service_manager"])
+def test_campaign_charts_are_refused_to_who_does_not_read_the_effect_table(org, role):
+    with pytest.raises(PermissionDenied):
+        numbers(getattr(org, role), "campaign_effect")
+
+
+# --- who reads which charts, and whose dashboard ----------------------------------------------------
+def test_each_role_reads_its_own_charts_only(org):
+    from app.services import stats
+
+    def names(user):
+        return {s.name for s in stats.readable(user)}
+
+    sales = {n for n, s in stats.STATS.items() if s.readers is stats.reads_sales}
+    whole = {n for n, s in stats.STATS.items() if s.whole_org}
+    assert names(org.marketing) == CAMPAIGN_STATS  # scope ALL, but no customer chart
+    assert names(org.agent) == names(org.service_manager) == DESK_STATS
+    assert names(org.rep) == sales - whole
+    assert names(org.staff) == sales | DESK_STATS
+    assert names(org.manager) == (sales - whole) | DESK_STATS | CAMPAIGN_STATS
+    assert names(org.admin) == names(org.auditor) == set(stats.STATS)
+    for name in ("customers_by_stage", "pool_sizes", "team_ranking"):
+        with pytest.raises(PermissionDenied):
+            numbers(org.marketing, name)
+        with pytest.raises(PermissionDenied):
+            numbers(org.agent, name)
+
+
+def test_api_lists_the_desks_and_marketings_charts(api, org):
+    for username, expected in (("agent1", DESK_STATS), ("svcmgr1", DESK_STATS),
+                               ("marketing1", CAMPAIGN_STATS)):
+        resp = api(username)("GET", "/api/v1/stats/")
+        assert resp.status_code == 200
+        assert {s["name"] for s in resp.get_json()["result"]} == expected
+    body = api("agent1")("GET", "/api/v1/stats/tickets_per_day?department=1").get_json()
+    assert body["filters"]["department"] is None  # tickets belong to teams
+
+
+def test_desk_and_campaign_charts_download(api, org, desk, campaigns):
+    text = api("svcmgr1")("GET", "/api/v1/stats/agent_workload/csv").get_data(as_text=True)
+    assert text.splitlines()[0] == "\ufeff客服,新建,已分派,处理中,待客户确认"
+    text = api("marketing1")("GET", "/api/v1/stats/campaign_totals/csv").get_data(as_text=True)
+    assert text.splitlines()[1:3] == ["活动成员,3", "已送达,3"]
+
+
+@pytest.mark.parametrize("roles,dashboard", [
+    (("Sales Rep", "Service Manager"), "SERVICE_MANAGER_DASHBOARD"),
+    (("Sales Manager", "Service Manager"), "MANAGER_DASHBOARD"),
+    (("Sales Rep", "Marketing"), "REP_DASHBOARD"),
+    (("Service Agent", "Marketing"), "MARKETING_DASHBOARD"),
+    (("Service Agent",), "SERVICE_DASHBOARD"),
+    (("Service Manager", "Service Agent"), "SERVICE_MANAGER_DASHBOARD"),
+    (("Admin", "Marketing"), "ORG_DASHBOARD"), (("Back-office Staff", "Service Agent"),
+                                                "ORG_DASHBOARD")])
+def test_a_user_with_several_roles_gets_the_first_dashboard_that_applies(org, db, roles,
+                                                                         dashboard):
+    from app.extensions import appbuilder
+    from app.services import stats
+    from tests.conftest import make_user
+
+    user = make_user("multi1", roles[0])
+    user.roles = [appbuilder.sm.find_role(r) for r in roles]
+    db.session.commit()
+    assert stats.dashboard_for(user) == getattr(stats, dashboard)
+
+
+def test_marketings_home_page_draws_the_last_90_days_and_offers_no_department(clients):
+    from app.services.times import local_today
+
+    html = clients.marketing.get("/").get_data(as_text=True)
+    since = (local_today() - dt.timedelta(days=89)).isoformat()
+    assert _chart_queries(html) == {"campaign_effect": "", "campaign_money": "",
+                                    "campaign_totals": "",
+                                    "campaign_responses_per_day": f"from={since}"}
+    assert 'name="department"' not in html  # no chart of theirs has a department axis

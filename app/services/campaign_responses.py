@@ -535,6 +535,28 @@ class Effect:
                 rate(self.roi_first), "roi_last_touch": rate(self.roi_last)}
 
 
+NEWEST_FIRST = (Campaign.starts_on.desc(), Campaign.id.desc())  # the effect table's order
+
+
+def newest_campaign_ids(limit: int) -> list[int]:
+    """The first `limit` campaigns of the effect table (its order: newest start first)."""
+    return list(db.session.execute(select(Campaign.id).order_by(*NEWEST_FIRST)
+                                   .limit(limit)).scalars())
+
+
+def touches_per_day(since: dt.datetime, until: dt.datetime) -> dict[tuple[str, str], int]:
+    """{('YYYY-MM-DD' business day, kind): touches} recorded in [since, until) over every
+    campaign: the responses (clicks, sign-ups, marked responses) as they came in, counted in
+    the database. Aggregates only, for the effect table's readers (may_read_effect)."""
+    from app.services.stats import local_day
+
+    day = local_day(CampaignTouch.occurred_at)
+    return {(str(d), kind): n for d, kind, n in db.session.execute(
+        select(day, CampaignTouch.kind, func.count())
+        .where(CampaignTouch.occurred_at >= since, CampaignTouch.occurred_at < until)
+        .group_by(day, CampaignTouch.kind))}
+
+
 def _grouped(statement) -> dict[int, Any]:
     return {row[0]: row[1:] for row in db.session.execute(statement)}
 
@@ -544,7 +566,7 @@ def effect(campaign_ids: Optional[Iterable[int]], actor: Optional[User]) -> list
     whatever the number of campaigns, members and deals."""
     if not may_read_effect(actor):
         raise PermissionDenied(tr("Your role cannot read campaign effects"))
-    q = select(Campaign).order_by(Campaign.starts_on.desc(), Campaign.id.desc())
+    q = select(Campaign).order_by(*NEWEST_FIRST)
     if campaign_ids is not None:
         q = q.where(Campaign.id.in_(sorted({int(i) for i in campaign_ids}) or [0]))
     campaigns = list(db.session.execute(q).scalars())

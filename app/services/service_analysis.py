@@ -164,63 +164,127 @@ def report(actor: Optional[User], start: Any = None, end: Any = None,
         raise PermissionDenied(tr("You may not read the service analysis"))
     now = now or utcnow()
     period = parse_period(start, end, local_date(now))
-    lo, hi = period.bounds
     scope = _scope(actor)
-    where = and_(scope, Ticket.created_at >= lo, Ticket.created_at < hi)
+    where = raised_in(scope, period)
     out = Report(period)
-    none = tr("(none)")
     out.total = db.session.execute(select(func.count()).select_from(Ticket).where(where)) \
         .scalar_one()
 
     # --- volume --------------------------------------------------------------------------
-    rows = db.session.execute(select(Ticket.category_id, func.count()).where(where)
-                              .group_by(Ticket.category_id)).all()
-    names = _names(TicketCategory, [r[0] for r in rows])
-    out.tables["by_category"] = sorted(
-        ({"category": names.get(cid, none), "tickets": n} for cid, n in rows),
-        key=lambda r: (-r["tickets"], r["category"]))
+    out.tables["by_category"] = by_category(where)
     rows = db.session.execute(select(Ticket.channel, func.count()).where(where)
                               .group_by(Ticket.channel)).all()
     out.tables["by_channel"] = sorted(
         ({"channel": str(TICKET_CHANNELS.get(ch, ch)), "tickets": n} for ch, n in rows),
         key=lambda r: (-r["tickets"], r["channel"]))
-    days: dict[dt.date, int] = {}
-    for (created,) in db.session.execute(select(Ticket.created_at).where(where)):
-        day = local_date(created)
-        days[day] = days.get(day, 0) + 1
+    days = per_day(Ticket.created_at, where)
     out.tables["by_day"] = [{"day": d.isoformat(), "tickets": days[d]} for d in sorted(days)]
 
     # --- SLA -----------------------------------------------------------------------------
-    out.tables["sla"], out.sampled = _sla(where)
+    out.tables["sla"], out.sampled = sla_by_priority(where)
 
     # --- satisfaction --------------------------------------------------------------------
-    from app.services.satisfaction import settings
-
-    threshold = settings().low_score_threshold
-    rated = and_(where, Ticket.satisfaction_score.isnot(None))
-    stats = (func.count(), func.avg(Ticket.satisfaction_score),
-             func.sum(case((Ticket.satisfaction_score <= threshold, 1), else_=0)))
-    for table, column, namer in (
-            ("satisfaction_category", Ticket.category_id,
-             lambda ids: _names(TicketCategory, ids)),
-            ("satisfaction_agent", Ticket.agent_id, _user_names),
-            ("satisfaction_team", Ticket.team_id, lambda ids: _names(ServiceTeam, ids))):
-        rows = db.session.execute(select(column, *stats).where(rated).group_by(column)).all()
-        names = namer([r[0] for r in rows])
-        out.tables[table] = sorted(
-            ({"name": names.get(key, none), "rated": n, "average": round(float(avg), 2),
-              "low": int(low or 0)} for key, n, avg, low in rows),
-            key=lambda r: (r["average"], -r["rated"], r["name"]))
+    for table in SATISFACTION_TABLES:
+        out.tables[table] = satisfaction(where, table)
 
     # --- backlog -------------------------------------------------------------------------
-    out.tables["backlog"] = _backlog(scope, now)
+    out.tables["backlog"] = backlog(scope, now)
 
     # --- recurring problems ----------------------------------------------------------------
     out.tables["recurring_categories"], out.tables["recurring_subjects"] = _recurring(where)
     return out
 
 
-def _sla(where) -> tuple[list[dict], Optional[int]]:
+# --- the tables' queries, shared with the charts (app.services.stats_desk) ----------------------
+def raised_in(scope, period: Period):
+    """WHERE clause: the tickets in `scope` raised in the period."""
+    lo, hi = period.bounds
+    return and_(scope, Ticket.created_at >= lo, Ticket.created_at < hi)
+
+
+def resolved_in(scope, period: Period):
+    """WHERE clause: the tickets in `scope` whose (latest) resolution fell in the period,
+    whenever they were raised."""
+    lo, hi = period.bounds
+    return and_(scope, Ticket.resolved_at >= lo, Ticket.resolved_at < hi)
+
+
+def by_category(where) -> list[dict]:
+    """The tickets `where` selects per category, busiest first."""
+    rows = db.session.execute(select(Ticket.category_id, func.count()).where(where)
+                              .group_by(Ticket.category_id)).all()
+    names = _names(TicketCategory, [r[0] for r in rows])
+    none = tr("(none)")
+    return sorted(({"category": names.get(cid, none), "tickets": n} for cid, n in rows),
+                  key=lambda r: (-r["tickets"], r["category"]))
+
+
+def per_day(column, where) -> dict[dt.date, int]:
+    """{business day: tickets} of a stored time column over the tickets `where` selects
+    (grouped in Python: the business day of a stored UTC time, whatever the database)."""
+    days: dict[dt.date, int] = {}
+    for (at,) in db.session.execute(select(column).where(where)):
+        day = local_date(at)
+        days[day] = days.get(day, 0) + 1
+    return days
+
+
+SATISFACTION_TABLES = {"satisfaction_category": Ticket.category_id,
+                       "satisfaction_agent": Ticket.agent_id,
+                       "satisfaction_team": Ticket.team_id}
+
+
+def satisfaction(where, table: str) -> list[dict]:
+    """The rated tickets of `where` per category, agent or team (`table`): how many, their
+    average score and the low scores (≤ the settings' threshold); worst average first."""
+    from app.services.satisfaction import settings
+
+    threshold = settings().low_score_threshold
+    column = SATISFACTION_TABLES[table]
+    namer = {"satisfaction_category": lambda ids: _names(TicketCategory, ids),
+             "satisfaction_agent": _user_names,
+             "satisfaction_team": lambda ids: _names(ServiceTeam, ids)}[table]
+    rows = db.session.execute(
+        select(column, func.count(), func.avg(Ticket.satisfaction_score),
+               func.sum(case((Ticket.satisfaction_score <= threshold, 1), else_=0)))
+        .where(where, Ticket.satisfaction_score.isnot(None)).group_by(column)).all()
+    names = namer([r[0] for r in rows])
+    none = tr("(none)")
+    return sorted(({"name": names.get(key, none), "rated": n, "average": round(float(avg), 2),
+                    "low": int(low or 0)} for key, n, avg, low in rows),
+                  key=lambda r: (r["average"], -r["rated"], r["name"]))
+
+
+def score_counts(where) -> dict[int, int]:
+    """{score: rated tickets} over the tickets `where` selects (the survey's 1–5)."""
+    return {int(score): n for score, n in db.session.execute(
+        select(Ticket.satisfaction_score, func.count())
+        .where(where, Ticket.satisfaction_score.isnot(None))
+        .group_by(Ticket.satisfaction_score)).all()}
+
+
+def workload(scope) -> list[dict]:
+    """The open tickets in `scope` now per agent and status (unassigned ones under no agent),
+    most tickets first: who carries what."""
+    rows = db.session.execute(
+        select(Ticket.agent_id, Ticket.status, func.count())
+        .where(scope, Ticket.status.in_(OPEN_TICKET_STATUSES))
+        .group_by(Ticket.agent_id, Ticket.status)).all()
+    names = _user_names(r[0] for r in rows)
+    table: dict[Optional[int], dict] = {}
+    for agent_id, status, n in rows:
+        row = table.setdefault(agent_id, {
+            "agent_id": agent_id, "name": names.get(agent_id, tr("(none)")),
+            **{s: 0 for s in OPEN_TICKET_STATUSES}, "total": 0})
+        row[status] += n
+        row["total"] += n
+    return sorted(table.values(), key=lambda r: (r["agent_id"] is None, -r["total"], r["name"]))
+
+
+def sla_by_priority(where, durations: bool = True) -> tuple[list[dict], Optional[int]]:
+    """The SLA table per priority and in all. `durations=False` leaves the p50 / p90 times
+    out (None): the chart needs the counts and rates only, and the durations in business
+    time are the table's costly part."""
     from app.services import work_calendar
 
     breached = or_(Ticket.response_breached_at.isnot(None),
@@ -242,14 +306,14 @@ def _sla(where) -> tuple[list[dict], Optional[int]]:
         n(and_(Ticket.resolved_at.isnot(None), Ticket.resolution_due_at.isnot(None))))
         .where(where)
         .group_by(Ticket.priority)).all()}
-    sample = db.session.execute(select(
+    sample = [] if not durations else db.session.execute(select(
         Ticket.priority, Ticket.team_id, Ticket.created_at, Ticket.first_response_at,
         Ticket.resolved_at, SlaPolicy.clock).outerjoin(
         SlaPolicy, SlaPolicy.id == Ticket.sla_policy_id).where(
         where, or_(Ticket.first_response_at.isnot(None), Ticket.resolved_at.isnot(None)))
         .order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(DURATION_SAMPLE + 1)).all()
     sampled = DURATION_SAMPLE if len(sample) > DURATION_SAMPLE else None
-    durations: dict[str, tuple[list[int], list[int]]] = {}
+    times: dict[str, tuple[list[int], list[int]]] = {}
 
     def seconds(a, b, clock, team_id) -> int:
         if clock == "business":
@@ -257,7 +321,7 @@ def _sla(where) -> tuple[list[dict], Optional[int]]:
         return max(0, int((b - a).total_seconds()))
 
     for priority, team_id, created, responded, resolved, clock in sample[:DURATION_SAMPLE]:
-        response, resolution = durations.setdefault(priority, ([], []))
+        response, resolution = times.setdefault(priority, ([], []))
         if responded is not None:
             response.append(seconds(created, responded, clock, team_id))
         if resolved is not None:
@@ -269,11 +333,11 @@ def _sla(where) -> tuple[list[dict], Optional[int]]:
             continue
         row = [int(v or 0) for v in counts[priority]]
         totals = [a + b for a, b in zip(totals, row)]
-        response, resolution = durations.get(priority, ([], []))
+        response, resolution = times.get(priority, ([], []))
         out.append(_sla_row(priority, row, response, resolution))
     if out:
-        every = [v for r, _ in durations.values() for v in r]
-        every_res = [v for _, r in durations.values() for v in r]
+        every = [v for r, _ in times.values() for v in r]
+        every_res = [v for _, r in times.values() for v in r]
         out.append(_sla_row(tr("All"), totals, every, every_res))
     return out, sampled
 
@@ -295,7 +359,8 @@ def _sla_row(label: str, row: list[int], response: list[int], resolution: list[i
             "resolution_p90": _minutes(_percentile(resolution, 0.9))}
 
 
-def _backlog(scope, now: dt.datetime) -> list[dict]:
+def backlog(scope, now: dt.datetime) -> list[dict]:
+    """The open tickets in `scope` now by age bucket and priority."""
     # Youngest first: CASE WHEN created_at > now - 1 d THEN '0-1d' WHEN … ELSE '>7d'.
     bucket = case(*[(Ticket.created_at > now - dt.timedelta(days=days), label)
                     for label, days in AGE_BUCKETS if days is not None],

@@ -13,6 +13,12 @@ Scope, once for every stat:
               numbers (follow-ups logged, deals won, claims, releases) count those people.
   own         the caller's own customers only (days before reclaim, claims today).
   whole org   pools, duplicates, imports: the scope ALL only (403 for the others).
+Audience, once for every stat (`readers`): the customer charts above are the sales side's
+(admins, managers, reps, back-office staff, auditors: reads_sales); the service desk's charts
+(app.services.stats_desk) are read by whoever reads the service analysis and cover the tickets
+it would count for them; the campaign charts (app.services.stats_campaigns) by whoever reads
+the campaign effect table. A stat outside the caller's audience is absent from readable() and
+a 403 from evaluate().
 Filters: `from` / `to` (business days, inclusive) for the stats that run over time, and
 `department` (that department and its sub-departments' people, inside the scope). The answer
 says which filters applied (null: the stat has no such axis).
@@ -20,6 +26,7 @@ says which filters applied (null: the stat has no such axis).
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping, Optional
@@ -33,8 +40,9 @@ from app.models import (Customer, CustomerMerge, Deal, DedupeCluster, Department
                         ImportBatch, Opportunity, OpportunityStage, Ownership, OwnershipEvent,
                         Pool, User)
 from app.models.org import EMPLOYMENT_ACTIVE
-from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, Scope,
-                          has_role, limit_to_scope, scope_of, visible_owner_ids)
+from app.security import (ROLE_ADMIN, ROLE_AUDITOR, ROLE_MANAGER, ROLE_MARKETING, ROLE_REP,
+                          ROLE_SERVICE_AGENT, ROLE_SERVICE_MANAGER, ROLE_STAFF, Scope, has_role,
+                          limit_to_scope, scope_of, visible_owner_ids)
 from app.services.errors import NotFound, PermissionDenied, ValidationFailed, tr
 from app.services.times import business_zone, local_day_bounds, local_today
 
@@ -136,6 +144,16 @@ def _plain(value):
     return value
 
 
+SALES_ROLES = (ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, ROLE_STAFF, ROLE_AUDITOR)
+
+
+def reads_sales(user: Optional[User]) -> bool:
+    """The customer charts' audience: a role with a customer data scope on the sales side or
+    over the whole organisation. Marketing (it reads every customer, masked, but answers for
+    campaigns) and the service desk have their own charts."""
+    return scope_of(user) is not None and has_role(user, *SALES_ROLES)
+
+
 @dataclass(frozen=True)
 class Stat:
     name: str
@@ -145,6 +163,7 @@ class Stat:
     dated: bool = False
     departmental: bool = True
     whole_org: bool = False
+    readers: Callable[[Optional[User]], bool] = reads_sales
 
 
 @dataclass
@@ -158,32 +177,39 @@ STATS: dict[str, Stat] = {}
 
 
 def stat(name: str, title, kind: str, *, dated: bool = False, departmental: bool = True,
-         whole_org: bool = False):
-    """Register a stat under `name` (its URL: /api/v1/stats/<name>)."""
+         whole_org: bool = False, readers: Callable[[Optional[User]], bool] = reads_sales):
+    """Register a stat under `name` (its URL: /api/v1/stats/<name>), read by those `readers`
+    accepts (default: the sales side's customer charts)."""
     assert kind in KINDS and name not in STATS
 
     def register(compute):
-        STATS[name] = Stat(name, title, kind, compute, dated, departmental, whole_org)
+        STATS[name] = Stat(name, title, kind, compute, dated, departmental, whole_org, readers)
         return compute
     return register
 
 
+def may_read(user: Optional[User], found: Stat) -> bool:
+    """Whether the stat is for the user: in its audience, and whole-org ones with the scope
+    ALL."""
+    if user is None or not found.readers(user):
+        return False
+    return not found.whole_org or scope_of(user) == Scope.ALL
+
+
 def readable(user: Optional[User]) -> list[Stat]:
-    """The stats the user may read (whole-org ones need the scope ALL)."""
-    scope = scope_of(user)
-    if scope is None:
-        return []
-    return [s for s in STATS.values() if not s.whole_org or scope == Scope.ALL]
+    """The stats the user may read."""
+    return [s for s in STATS.values() if may_read(user, s)]
 
 
 def evaluate(user: Optional[User], name: str, filters: Filters) -> Chart:
     """The stat `name` for `user` with `filters`: NotFound for no such stat, PermissionDenied
-    when the user's scope may not read it."""
+    when it is not for the user's roles or scope."""
     found = STATS.get(name)
     if found is None:
         raise NotFound(tr("No such chart: %(name)s", name=name))
-    scope = scope_of(user)
-    if scope is None or (found.whole_org and scope != Scope.ALL):
+    if user is None or not found.readers(user):
+        raise PermissionDenied(tr("This chart is not for your role"))
+    if found.whole_org and scope_of(user) != Scope.ALL:
         raise PermissionDenied(tr("This chart covers the whole organisation: admins, "
                                   "back-office staff and auditors only"))
     if not found.departmental:
@@ -203,19 +229,32 @@ MANAGER_DASHBOARD = ("team_ranking", "team_conversion", "pool_flow", "reclaims_t
                      "pipeline", "target_attainment", "customers_by_stage")
 ORG_DASHBOARD = ("customer_growth", "customers_by_category", "customers_by_grade",
                  "customers_by_region", "pool_sizes", "duplicates", "imports")
+# The service desk's and marketing's (app.services.stats_desk, stats_campaigns): their
+# analysis pages' tables as charts.
+SERVICE_DASHBOARD = ("tickets_per_day", "ticket_backlog", "ticket_sla", "satisfaction_scores",
+                     "tickets_by_category")
+SERVICE_MANAGER_DASHBOARD = ("tickets_per_day", "agent_workload", "satisfaction_by_agent",
+                             "ticket_sla", "ticket_backlog", "satisfaction_scores",
+                             "tickets_by_category")
+MARKETING_DASHBOARD = ("campaign_effect", "campaign_money", "campaign_totals",
+                       "campaign_responses_per_day")
 
 
 def dashboard_for(user: Optional[User]) -> tuple[str, ...]:
-    """The charts of the user's home page: the organisation's for those who see all of it
-    (admins, auditors, back-office staff), the team's for managers, the rep's own."""
+    """The charts of the user's home page, one dashboard per user. With several roles the
+    first that applies wins: the organisation's for those who see all of it (admins,
+    auditors, back-office staff), then the managers' (sales, then service: a team to watch
+    outweighs one's own work), then the individual roles' (rep, marketing, service agent)."""
     if user is None:
         return ()
     if scope_of(user) == Scope.ALL and has_role(user, ROLE_ADMIN, ROLE_AUDITOR, ROLE_STAFF):
         return ORG_DASHBOARD
-    if has_role(user, ROLE_MANAGER):
-        return MANAGER_DASHBOARD
-    if has_role(user, ROLE_REP):
-        return REP_DASHBOARD
+    for role, charts in ((ROLE_MANAGER, MANAGER_DASHBOARD),
+                         (ROLE_SERVICE_MANAGER, SERVICE_MANAGER_DASHBOARD),
+                         (ROLE_REP, REP_DASHBOARD), (ROLE_MARKETING, MARKETING_DASHBOARD),
+                         (ROLE_SERVICE_AGENT, SERVICE_DASHBOARD)):
+        if has_role(user, role):
+            return charts
     return ()
 
 
@@ -678,3 +717,9 @@ def imports(user: User, filters: Filters) -> Numbers:
                    [(tr("Inserted"), per_day(((r[0], r[1]) for r in rows), days)),
                     (tr("Duplicates"), per_day(((r[0], r[2]) for r in rows), days)),
                     (tr("Invalid"), per_day(((r[0], r[3]) for r in rows), days))], tr("Day"))
+
+
+# The service desk's and marketing's stats register themselves in their own modules (they
+# import this one's registry, so they come last).
+for _module in ("app.services.stats_desk", "app.services.stats_campaigns"):
+    importlib.import_module(_module)

@@ -1,6 +1,7 @@
 """Landing page: what the signed-in user holds and may do."""
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import urlencode
 
 from flask import flash, request
@@ -17,36 +18,45 @@ from app.services import stats as stats_service
 from app.services.errors import ValidationFailed
 from app.services.times import local_today
 
-# Charts whose later series are amounts (yuan) or percentages: drawn against a second axis
-# on the right.
-RIGHT_AXIS_FROM = {"pipeline": 1, "team_ranking": 2, "team_conversion": 2}
+# Charts whose later series are amounts (yuan), percentages or average scores: drawn against a
+# second axis on the right.
+RIGHT_AXIS_FROM = {"pipeline": 1, "team_ranking": 2, "team_conversion": 2, "ticket_sla": 2,
+                   "satisfaction_by_agent": 2}
 
 
 FILTER_ARGS = ("from", "to", "department")
+MARKETING_DAYS = 90  # marketing's dashboard: the last 90 days unless asked otherwise
 
 
 def dashboard(user, args) -> tuple[list[dict], dict]:
     """The charts of the user's home page (app.services.stats.dashboard_for) and the filters
     they are drawn with: those typed in the form above them (checked by the stats service; a
-    bad one is flashed and left out), else a manager's this month, the others' last 30 days."""
+    bad one is flashed and left out), else a manager's this month, marketing's last 90 days,
+    the others' last 30 days."""
     names = stats_service.dashboard_for(user)
     if not names:
         return [], {}
     asked = {k: args.get(k, "").strip() for k in FILTER_ARGS if args.get(k, "").strip()}
     if not asked and names == stats_service.MANAGER_DASHBOARD:
         asked = {"from": local_today().replace(day=1).isoformat()}
+    elif not asked and names == stats_service.MARKETING_DASHBOARD:
+        # Responses trickle in for weeks after a campaign: a quarter shows them.
+        asked = {"from": (local_today() - dt.timedelta(days=MARKETING_DAYS - 1)).isoformat()}
     try:
         filters = stats_service.parse_filters(asked)
     except ValidationFailed as exc:
         flash(exc.message, "danger")
         asked, filters = {}, stats_service.parse_filters({})
-    if asked.get("department") and filters.department_id not in {
-            d for d, _ in stats_service.department_choices(user)}:
+    # The department filter only where a chart has a department axis (not the desk's and
+    # marketing's: tickets belong to teams, campaigns to no one).
+    departments = stats_service.department_choices(user) if any(
+        stats_service.STATS[n].departmental for n in names) else []
+    if asked.get("department") and filters.department_id not in {d for d, _ in departments}:
         asked.pop("department")
         filters = stats_service.parse_filters(asked)
     shown = {"from": filters.date_from.isoformat(), "to": filters.date_to.isoformat(),
              "department": filters.department_id,
-             "departments": stats_service.department_choices(user)}
+             "departments": departments}
     charts = []
     for name in names:
         stat = stats_service.STATS[name]
