@@ -46,7 +46,8 @@ MIN_CLASS = 10
 MAX_CUSTOMERS = 50_000   # a larger deployment trains on an id-stratified sample of this size
 PANEL_SIZE = 20          # the workbench lists this many, riskiest first
 MAX_SCORED = 5_000       # customers of one owner scored per page
-REASONS = 3              # top reasons shown per customer
+REASONS = 3              # top reasons shown per customer, each pushing the log-odds up by
+MIN_PUSH = 0.1           # at least this much
 UNKNOWN_GAP = 60.0       # the rhythm of a customer with fewer than two follow-ups in 180 days
 DAY = 86400.0
 
@@ -454,7 +455,7 @@ def reasons(model: risk_model.Fitted, kind: str, x_row: np.ndarray) -> list[dict
     z = model.standardise(x_row[None, :])[0]
     out = []
     for i in np.argsort(-contrib)[:REASONS]:
-        if contrib[i] <= 0:
+        if contrib[i] < MIN_PUSH:
             break
         name = FEATURES[kind][i]
         out.append({"feature": name, "value": float(x_row[i]), "high": bool(z[i] > 0),
@@ -483,7 +484,7 @@ def _owned_rows(owner_id: int):
 def score_owner(owner_id: int, models: dict, now: Optional[dt.datetime] = None,
                 limit: int = PANEL_SIZE) -> dict[str, list[dict]]:
     """The owner's customers scored by each stored model (lapse: held, unlocked, not won;
-    silent: won), riskiest first, at most `limit` each. Six statements whatever the size."""
+    silent: won), riskiest first, at most `limit` each. Eight statements whatever the size."""
     now = now or utcnow()
     rows = _owned_rows(owner_id)
     out: dict[str, list[dict]] = {"lapse": [], "silent": []}
@@ -500,7 +501,10 @@ def score_owner(owner_id: int, models: dict, now: Optional[dt.datetime] = None,
     t = _days(now)
     ci = np.arange(len(rows), dtype=float)
     start = np.array([_days(r.acquired_at) for r in rows])
-    load = np.full(len(rows), float(len(rows)))
+    owners, held = db.session.execute(
+        select(func.count(func.distinct(Ownership.owner_id)), func.count(Ownership.owner_id))
+    ).one()
+    load = np.full(len(rows), len(rows) / (held / owners) if owners else 1.0)
     tt = np.full(len(rows), t)
     won = np.array([r.won for r in rows], dtype=bool)
     locked = np.array([r.locked for r in rows], dtype=bool)
