@@ -106,3 +106,36 @@ def test_a_won_customer_is_scored_by_the_silent_model(db, org, clients, book):
     html = clients.rep.get("/workbench/").get_data(as_text=True)
     assert 'id="risk-silent" data-shown="yes"' in html
     assert [r[:2] for r in _rows(html)] == [(str(book), "5")]  # grade 0: sigmoid(-3)
+
+
+def test_scoring_is_the_same_statements_whatever_the_rep_holds(db, org, book):
+    from sqlalchemy import event
+
+    from app.extensions import db as fdb
+
+    _model(db)
+    _model(db, kind="silent")
+
+    def statements():
+        seen = []
+        rep = org.rep
+        assert rep.id  # loaded before counting (a commit expires it)
+
+        def count(conn, cursor, statement, *_):
+            if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+                seen.append(statement)
+
+        event.listen(fdb.engine, "before_cursor_execute", count)
+        try:
+            panel = risk.panel(rep)
+        finally:
+            event.remove(fdb.engine, "before_cursor_execute", count)
+        return len(seen), panel
+
+    risk.panel(org.rep)  # warm the policy and grading caches, if any
+    few, _ = statements()
+    for i in range(30):
+        customers.create_customer(org.rep, {"name": f"风险语句{i}号有限公司"})
+    many, panel = statements()
+    assert many == few <= 10
+    assert len(panel["lapse"]["rows"]) == risk.PANEL_SIZE  # 32 held: the 20 riskiest
