@@ -70,8 +70,12 @@ def risk_train() -> dict:
     from app.services.risk import train
 
     with job_app().app_context():
-        summary = {bt.kind: {"verdict": bt.verdict, "model_auc": round(bt.model_auc, 4),
-                             "baseline_auc": round(bt.baseline_auc, 4), "n_test": bt.n_test}
+        summary = {bt.kind: {"verdict": bt.verdict, "n_test": bt.n_test,
+                             # null, not NaN, when there was nothing to test on
+                             "model_auc": None if bt.model_auc != bt.model_auc
+                             else round(bt.model_auc, 4),
+                             "baseline_auc": None if bt.baseline_auc != bt.baseline_auc
+                             else round(bt.baseline_auc, 4)}
                    for bt in train()}
     log.info("risk_train: %s", summary)
     return summary

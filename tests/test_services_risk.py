@@ -70,6 +70,23 @@ def test_the_gate():
     assert risk.gate(0.95, 0.50, 199, 200, 50) == "too_few"  # under MIN_TRAIN
 
 
+def test_reasons_are_the_largest_pushes_up_in_words():
+    names = risk.LAPSE_FEATURES
+    rest = np.zeros(len(names) - 4)
+    m = risk_model.Fitted(0.0, np.r_[1.0, -0.5, 0.02, 0.3, rest],
+                          np.r_[10.0, 3.0, 0.0, 30.0, rest], np.ones(len(names)), 0)
+    # Standardised 3, -2, 4, -1: pushes +3, +1, +0.08 (under 0.1), -0.3.
+    rs = risk.reasons(m, "lapse", np.r_[13.0, 1.0, 4.0, 29.0, rest])
+    assert [(r["feature"], r["high"]) for r in rs] == [("days_since_touch", True),
+                                                       ("followups_30", False)]
+    assert [risk.reason_text(r) for r in rs] == ["距上次跟进天数 13（偏高）",
+                                                 "近 30 天跟进次数 1（偏低）"]
+    assert risk.reason_text({"feature": "mean_gap", "value": risk.UNKNOWN_GAP,
+                             "high": True}) == "近 180 天跟进不足两次"
+    assert risk.reason_text({"feature": "owner_load", "value": 1.84, "high": True}) == \
+        "负责人客户数相对平均的倍数 1.8（偏高）"
+
+
 # --- point in time --------------------------------------------------------------------------------
 @pytest.fixture
 def history(db, org):

@@ -63,6 +63,15 @@ def test_a_rep_sees_own_customers_riskiest_first_with_reasons(db, org, clients, 
     assert "流失风险模型尚未训练" in html
 
 
+def test_a_customer_past_its_deadline_is_left_to_the_sweep(db, org, clients, book):
+    _model(db)
+    due = customers.create_customer(org.rep, {"name": "已到期客户"})
+    db.session.execute(update(Ownership).where(Ownership.customer_id == due.id)
+                       .values(acquired_at=utcnow() - 35 * DAY))
+    db.session.commit()
+    assert [r["id"] for r in risk.panel(org.rep)["lapse"]["rows"]] == [book, org.c_rep.id]
+
+
 def test_a_manager_sees_own_customers_only(db, org, clients, book):
     _model(db)
     html = clients.manager.get("/workbench/").get_data(as_text=True)

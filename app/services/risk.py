@@ -81,8 +81,9 @@ VERDICT_SHOWN, VERDICT_NOT_BETTER, VERDICT_TOO_FEW = "shown", "not_better", "too
 def _days(when) -> float:
     """A time as float days since the epoch (naive UTC); a date as its midnight."""
     if isinstance(when, dt.datetime):
-        return when.replace(tzinfo=None).timestamp() / DAY if when.tzinfo else \
-            (when - dt.datetime(1970, 1, 1)).total_seconds() / DAY
+        if when.tzinfo is not None:
+            return when.timestamp() / DAY
+        return (when - dt.datetime(1970, 1, 1)).total_seconds() / DAY
     return (dt.datetime.combine(when, dt.time()) - dt.datetime(1970, 1, 1)).total_seconds() / DAY
 
 
@@ -465,8 +466,10 @@ def reasons(model: risk_model.Fitted, kind: str, x_row: np.ndarray) -> list[dict
 
 def reason_text(reason: dict) -> str:
     value = reason["value"]
-    shown = f"{value:.0f}" if abs(value - round(value)) < 0.05 or abs(value) >= 10 \
-        else f"{value:.1f}"
+    if reason["feature"] == "mean_gap" and value == UNKNOWN_GAP:
+        return tr("fewer than two follow-ups in the last 180 days")
+    # Days and counts in whole numbers; the load is a ratio ("1.8" times the average).
+    shown = f"{value:.1f}" if reason["feature"] == "owner_load" else f"{round(value):.0f}"
     return tr("%(what)s: %(value)s (above usual)" if reason["high"]
               else "%(what)s: %(value)s (below usual)",
               what=tr(FEATURE_LABELS[reason["feature"]]), value=shown)
@@ -517,6 +520,11 @@ def score_owner(owner_id: int, models: dict, now: Optional[dt.datetime] = None,
             nd = np.full(len(rows), float(pol["reclaim_no_deal_days"].value))
             sel = ~won & ~locked
             x = features(h, kind, ci[sel], tt[sel], start[sel], load[sel], nf[sel], nd[sel])
+            # Past its deadline it is the sweep's already (the workbench's "about to be
+            # reclaimed" says so); the model was trained on customers before theirs.
+            before = x[:, LAPSE_FEATURES.index("days_left")] > 0
+            sel[sel] = before
+            x = x[before]
         else:
             sel = won
             x = features(h, kind, ci[sel], tt[sel], start[sel], load[sel])
@@ -527,7 +535,7 @@ def score_owner(owner_id: int, models: dict, now: Optional[dt.datetime] = None,
         for j in np.argsort(-p, kind="mergesort")[:limit]:
             r = rows[which[j]]
             out[kind].append({"id": r.customer_id, "name": r.name, "probability": float(p[j]),
-                              "days_since_touch": int(x[j, 0]),
+                              "days_since_touch": round(float(x[j, 0])),
                               "reasons": [reason_text(rs) for rs in reasons(model, kind, x[j])]})
     return out
 
