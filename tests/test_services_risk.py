@@ -81,6 +81,13 @@ def test_reasons_are_the_largest_pushes_up_in_words():
                                                        ("followups_30", False)]
     assert [risk.reason_text(r) for r in rs] == ["距上次跟进天数 13（偏高）",
                                                  "近 30 天跟进次数 1（偏低）"]
+    # Days left pushing up too (+2.7) is the same clock: said once, by the larger push.
+    left = names.index("days_left")
+    m.coef[left], m.mean[left] = -0.9, 30.0
+    x = np.r_[13.0, 1.0, 4.0, 29.0, rest]
+    x[left] = 27.0
+    assert [r["feature"] for r in risk.reasons(m, "lapse", x)] == ["days_since_touch",
+                                                                   "followups_30"]
     assert risk.reason_text({"feature": "mean_gap", "value": risk.UNKNOWN_GAP,
                              "high": True}) == "近 180 天跟进不足两次"
     assert risk.reason_text({"feature": "owner_load", "value": 1.84, "high": True}) == \

@@ -59,6 +59,8 @@ SILENT_FEATURES = ("days_since_touch", "followups_30", "followups_90", "mean_gap
                    "days_since_deal", "deals_365")
 FEATURES = {"lapse": LAPSE_FEATURES, "silent": SILENT_FEATURES}
 BASELINE = "days_since_touch"
+# Days since the last touch and days left before the deadline are one clock under one policy.
+CLOCK = ("days_since_touch", "days_left")
 
 FEATURE_LABELS = {
     "days_since_touch": N_("days since the last follow-up"),
@@ -454,11 +456,15 @@ def reasons(model: risk_model.Fitted, kind: str, x_row: np.ndarray) -> list[dict
     value), largest first, with the value and whether it is above or below the usual."""
     contrib = model.contributions(x_row[None, :])[0]
     z = model.standardise(x_row[None, :])[0]
-    out = []
-    for i in np.argsort(-contrib)[:REASONS]:
-        if contrib[i] < MIN_PUSH:
+    out, clock_said = [], False
+    for i in np.argsort(-contrib):
+        if contrib[i] < MIN_PUSH or len(out) == REASONS:
             break
         name = FEATURES[kind][i]
+        if name in CLOCK:
+            if clock_said:
+                continue  # the two clocks move together: one of them says it
+            clock_said = True
         out.append({"feature": name, "value": float(x_row[i]), "high": bool(z[i] > 0),
                     "weight": float(contrib[i])})
     return out
