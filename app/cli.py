@@ -249,6 +249,20 @@ def value_review_command() -> None:
     click.echo(f"已过期：{counts.get('expired', 0)}")
 
 
+@crm_cli.command("risk-train")
+def risk_train_command() -> None:
+    """Retrain the risk models now (the scheduler does it nightly) and print the backtest:
+    both AUCs on the last 60 days and whether the workbench shows the model."""
+    from app.services import risk
+    from app.services.errors import tr
+
+    for bt in risk.train():
+        click.echo(f"{tr(risk.KIND_LABELS[bt.kind])}: AUC {bt.model_auc:.3f} / "
+                   f"{tr('baseline')} {bt.baseline_auc:.3f}; train {bt.n_train} "
+                   f"({bt.positives_train}+), test {bt.n_test} ({bt.positives_test}+) "
+                   f"→ {bt.verdict}")
+
+
 @crm_cli.command("care")
 @click.option("--send/--no-send", default=True, show_default=True,
               help="Also deliver what is due now (e-mail / SMS / owners' tasks).")

@@ -609,6 +609,13 @@ def build_demo(password: str) -> dict:
     from app.demo_cti import build_cti_demo
 
     workflows.update(build_cti_demo())
+    # issue 20 §5: a follow-up rhythm and past holdings for the risk model to learn from, and
+    # its first nightly run (the workbench's 流失风险 panel, or why it is not shown).
+    from app.demo_risk import build_risk_history
+    from app.services import risk
+
+    workflows.update(build_risk_history(now))
+    workflows["risk_models_shown"] = sum(bt.shown for bt in risk.train())
     # issue 20 §4: the value re-evaluation's first proposals, as its weekly run files them.
     from app.services import value_review
 

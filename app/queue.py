@@ -79,6 +79,12 @@ PERIODIC: list[PeriodicJob] = [
                 "jobs.ownership.value_review",
                 "GUISHU_CRON_VALUE_REVIEW", "15 19 * * 0",
                 _l("weekly: proposals on key customers' grades and owners, for managers to decide")),
+    # issue 20 §5: 流失风险, retrained nightly (after the classification, before the sweep)
+    PeriodicJob("risk_train", _l("Risk model training"),
+                "jobs.ownership.risk_train",
+                "GUISHU_CRON_RISK", "50 2 * * *",
+                _l("retrain the risk models on the history; shown only while they beat days "
+                   "since the last follow-up")),
     PeriodicJob("reclaim_sweep", _l("Reclaim sweep"),
                 "jobs.ownership.reclaim_sweep",
                 "GUISHU_CRON_RECLAIM", "0 3 * * *",

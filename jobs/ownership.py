@@ -63,6 +63,24 @@ def value_review() -> dict:
     return counts
 
 
+@periodic("risk_train")
+def risk_train() -> dict:
+    """Nightly: retrain the risk models on the history and record whether each beats the
+    baseline (web pages only score with what this stores)."""
+    from app.services.risk import train
+
+    with job_app().app_context():
+        summary = {bt.kind: {"verdict": bt.verdict, "n_test": bt.n_test,
+                             # null, not NaN, when there was nothing to test on
+                             "model_auc": None if bt.model_auc != bt.model_auc
+                             else round(bt.model_auc, 4),
+                             "baseline_auc": None if bt.baseline_auc != bt.baseline_auc
+                             else round(bt.baseline_auc, 4)}
+                   for bt in train()}
+    log.info("risk_train: %s", summary)
+    return summary
+
+
 @periodic("followup_digest")
 def followup_digest() -> int:
     """Daily: each owner's follow-ups due today and overdue, as one in-app notification."""

@@ -200,5 +200,6 @@ def test_the_workbench_is_the_same_statements_whatever_the_rep_holds(db, org, cl
                                   "customer_request")
     # requests, reminders and customers are joined, not loaded one by one (12: the 业绩目标
     # panel reads the rep's targets and actuals in one statement of its own, the 工单 panel
-    # the open tickets of the rep's customers in one more)
-    assert statements() == few <= 12
+    # the open tickets of the rep's customers in one more, the 流失风险 panel the latest
+    # risk models in one: tests/test_views_workbench_risk.py counts it when it scores)
+    assert statements() == few <= 13

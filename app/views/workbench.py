@@ -9,7 +9,7 @@ from app.models.customer import utcnow
 from app.models.target import PERIOD_KINDS
 from app.security import (RES_WORKBENCH, ROLE_ADMIN, ROLE_MANAGER, ROLE_REP, current_user,
                           has_role)
-from app.services import followups, policies, targets, tasks, workbench
+from app.services import followups, policies, risk, targets, tasks, workbench
 from app.views.targets import money, period_args, rate
 
 
@@ -42,7 +42,9 @@ class WorkbenchView(BaseView):
             my_target=targets.my_attainment(user, *period_args("target_"))
             if has_role(user, ROLE_REP, ROLE_MANAGER) else None,
             target_kinds=PERIOD_KINDS, money=money, rate=rate,
-            service=workbench.ticket_panels(user, utcnow()))
+            service=workbench.ticket_panels(user, utcnow()),
+            # 流失风险 (issue 20 §5): the owner's own customers, or why the model is not shown.
+            risk=risk.panel(user) if has_role(user, ROLE_REP, ROLE_MANAGER) else None)
 
     @expose("/team")
     @has_access

@@ -1,0 +1,150 @@
+"""The workbench's 流失风险 panel per role: a rep sees their own customers riskiest first with
+the reasons, never another rep's; a manager their own; admins and staff no panel; and when
+the model did not beat the baseline, the sentence with both AUCs instead of a list."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from html import unescape
+
+import pytest
+from sqlalchemy import update
+
+from app.models import Ownership, RiskModel
+from app.models.customer import utcnow
+from app.services import customers, risk
+
+DAY = dt.timedelta(days=1)
+
+
+def _model(db, kind="lapse", shown=True, model_auc=0.8123, baseline_auc=0.7011, coef=None):
+    """A stored run whose risk grows with the days since the last follow-up alone."""
+    names = risk.FEATURES[kind]
+    coef = coef or [0.2] + [0.0] * (len(names) - 1)
+    db.session.add(RiskModel(
+        kind=kind, trained_at=utcnow(), model_auc=model_auc, baseline_auc=baseline_auc,
+        params=json.dumps({"features": list(names), "coef": coef, "intercept": -3.0,
+                           "mean": [0.0] * len(names), "scale": [1.0] * len(names)}),
+        n_train=900, n_test=300, positives_train=200, positives_test=70, shown=shown,
+        verdict="shown" if shown else "not_better"))
+    db.session.commit()
+
+
+@pytest.fixture
+def book(db, org):
+    """rep1: 杭州云帆 (acquired now) and 冷落客户 (25 days without a follow-up); the manager:
+    经理的客户 (10 days)."""
+    now = utcnow()
+    stale = customers.create_customer(org.rep, {"name": "冷落客户"})
+    mine = customers.create_customer(org.manager, {"name": "经理的客户"})
+    for cid, days in ((stale.id, 25), (mine.id, 10), (org.c_rep2.id, 28)):
+        db.session.execute(update(Ownership).where(Ownership.customer_id == cid)
+                           .values(acquired_at=now - days * DAY))
+    db.session.commit()
+    return stale.id
+
+
+def _rows(html):
+    return re.findall(r'<tr class="risk-row" data-id="(\d+)">.*?risk-probability">(\d+)%</td>\s*'
+                      r'<td class="risk-reasons">([^<]*)</td>', html, re.S)
+
+
+def test_a_rep_sees_own_customers_riskiest_first_with_reasons(db, org, clients, book):
+    _model(db)
+    html = clients.rep.get("/workbench/").get_data(as_text=True)
+    assert 'id="risk-lapse" data-shown="yes"' in html
+    # sigmoid(-3 + 0.2 × 25) = 88 %, sigmoid(-3) = 5 %.
+    assert _rows(html) == [(str(book), "88", "距上次跟进天数 25（偏高）"),
+                           (str(org.c_rep.id), "5", "")]
+    assert "苏州恒信电子有限公司" not in html  # rep2's, 28 days: never on rep1's page
+    assert "检验 AUC 0.812，基线（距上次跟进天数）0.701" in html
+    # No silent model stored: it says so.
+    assert "流失风险模型尚未训练" in html
+
+
+def test_a_customer_past_its_deadline_is_left_to_the_sweep(db, org, clients, book):
+    _model(db)
+    due = customers.create_customer(org.rep, {"name": "已到期客户"})
+    db.session.execute(update(Ownership).where(Ownership.customer_id == due.id)
+                       .values(acquired_at=utcnow() - 35 * DAY))
+    db.session.commit()
+    assert [r["id"] for r in risk.panel(org.rep)["lapse"]["rows"]] == [book, org.c_rep.id]
+
+
+def test_a_manager_sees_own_customers_only(db, org, clients, book):
+    _model(db)
+    html = clients.manager.get("/workbench/").get_data(as_text=True)
+    assert [r[:2] for r in _rows(html)] == [(str(db.session.execute(
+        Ownership.__table__.select().where(Ownership.owner_id == org.manager.id))
+        .first().customer_id), "27")]  # sigmoid(-3 + 2)
+    assert "冷落客户" not in html and "杭州云帆" not in html
+
+
+def test_admin_has_no_panel_and_staff_no_workbench(db, org, clients, book):
+    _model(db)
+    assert 'id="risk"' not in clients.admin.get("/workbench/").get_data(as_text=True)
+    assert clients.staff.get("/workbench/").status_code == 403
+    assert clients.auditor.get("/workbench/").status_code == 403
+
+
+def test_a_model_that_does_not_beat_the_baseline_is_not_shown(db, org, clients, book):
+    _model(db, shown=False, model_auc=0.7123, baseline_auc=0.7011)
+    html = clients.rep.get("/workbench/").get_data(as_text=True)
+    assert 'id="risk-lapse" data-shown="no"' in html and _rows(html) == []
+    assert ("未显示：在最近 60 天的数据上，模型 AUC 为 0.712，基线（距上次跟进天数）为 0.701；"
+            "模型须至少高出 0.05 才显示。") in html
+
+
+def test_the_panel_in_english(db, org, clients, book):
+    _model(db, shown=False, model_auc=0.7123, baseline_auc=0.7011)
+    client = clients.rep
+    with client.session_transaction() as session:
+        session["locale"] = "en"
+    html = unescape(client.get("/workbench/").get_data(as_text=True))
+    assert "Churn risk" in html and "No follow-up before the reclaim deadline" in html
+    assert ("Not shown: on the last 60 days the model's AUC is 0.712, the baseline's (days since "
+            "the last follow-up) 0.701; it must be at least 0.05 higher.") in html
+
+
+def test_a_won_customer_is_scored_by_the_silent_model(db, org, clients, book):
+    _model(db, kind="silent", coef=[0.0] * 7 + [1.0, 0.0, 0.0])  # grade alone
+    db.session.execute(update(Ownership).where(Ownership.customer_id == book)
+                       .values(won=True))
+    db.session.commit()
+    html = clients.rep.get("/workbench/").get_data(as_text=True)
+    assert 'id="risk-silent" data-shown="yes"' in html
+    assert [r[:2] for r in _rows(html)] == [(str(book), "5")]  # grade 0: sigmoid(-3)
+
+
+def test_scoring_is_the_same_statements_whatever_the_rep_holds(db, org, book):
+    from sqlalchemy import event
+
+    from app.extensions import db as fdb
+
+    _model(db)
+    _model(db, kind="silent")
+
+    def statements():
+        seen = []
+        rep = org.rep
+        assert rep.id  # loaded before counting (a commit expires it)
+
+        def count(conn, cursor, statement, *_):
+            if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+                seen.append(statement)
+
+        event.listen(fdb.engine, "before_cursor_execute", count)
+        try:
+            panel = risk.panel(rep)
+        finally:
+            event.remove(fdb.engine, "before_cursor_execute", count)
+        return len(seen), panel
+
+    risk.panel(org.rep)  # warm the policy and grading caches, if any
+    few, _ = statements()
+    for i in range(30):
+        customers.create_customer(org.rep, {"name": f"风险语句{i}号有限公司"})
+    many, panel = statements()
+    assert many == few <= 10
+    assert len(panel["lapse"]["rows"]) == risk.PANEL_SIZE  # 32 held: the 20 riskiest
