@@ -458,7 +458,8 @@ def main():
         print(f"generated {len(gen.rows):,} rows in {time.perf_counter() - t0:.1f} s")
         load(app, gen)
         truth_file.write_text(json.dumps(gen.truth))
-        gen.rows = []  # the scan's memory is measured, not the generator's
+        # the scan's memory is measured, not the generator's
+        gen.rows, gen.cores, gen._deleted, gen._substituted, gen._sounds = [], set(), set(), set(), set()
 
     from app.extensions import db
     from app.services.dedupe_scan import scan

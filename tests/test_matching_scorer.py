@@ -101,6 +101,23 @@ def test_address_words_leave_out_the_place_and_the_numbers(ctx):
     assert levels_of(apart)["house_number"] == "different"
 
 
+def test_one_street_name_in_two_cities_is_two_streets(ctx):
+    """人民路 runs through most cities: two addresses that name two cities are 'far' however
+    alike their words, and a namesake there with another birthday no longer links (the 1M
+    scan bench linked 1,300 such namesakes before)."""
+    m = Matcher()
+    a = person(1, "高英", birthday="1970-03-12", city="天津", address="重庆建设路271号8栋2472室")
+    b = person(2, "高英", birthday="1981-06-02", city="天津", address="沈阳建设路739号18栋690室")
+    apart = m.explain(a, b)
+    assert levels_of(apart)["address"] == "far"
+    assert apart.total < m.link_threshold
+    # the same street in the same city, or where one address names no city, is still exact
+    here = m.explain(a, person(3, "高英", address="重庆建设路271号8栋2472室"))
+    assert levels_of(here)["address"] == "exact"
+    unnamed = m.explain(a, person(4, "高英", address="建设路271号8栋2472室"))
+    assert levels_of(unnamed)["address"] == "exact"
+
+
 def test_a_level_never_weighs_more_than_a_closer_one(ctx):
     """Weights fall along each ordered field's levels (EM's estimate of a rare level is capped
     by the level before it); the birthday's kinds of fault are not one scale."""

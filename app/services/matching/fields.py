@@ -149,10 +149,13 @@ def _place(a: Cols, b: Cols) -> Result:
 
 def _address_words(a: Cols, b: Cols) -> Result:
     """The address's words after its city and district (records.street_of): the place field
-    weighs the place."""
+    weighs the place. Two addresses that name two cities are two streets however alike their
+    words (人民路 and 黄河路 run through most cities)."""
     x, y = a["_street"], b["_street"]
     sim = _sim(x, y, Levenshtein.normalized_similarity)
-    return _pick([_eq(a, b, "_street"), sim >= 0.85, sim >= 0.6], _has(a, b, "_street")), sim
+    apart = _has(a, b, "_street_city") & ~_eq(a, b, "_street_city")
+    return _pick([_eq(a, b, "_street") & ~apart, (sim >= 0.85) & ~apart, (sim >= 0.6) & ~apart],
+                 _has(a, b, "_street")), sim
 
 
 def _house_numbers(a: Cols, b: Cols) -> Result:
@@ -237,8 +240,9 @@ FIELDS = {"company": COMPANY_FIELDS, "person": PERSON_FIELDS}
 TEXT_ORDER = {"company": ("name", "address", "house_number", "email"),
               "person": ("address", "house_number", "surname", "given", "email")}
 assert all(set(TEXT_ORDER[k]) == {f.name for f in FIELDS[k] if f.exact_key} for k in FIELDS)
-_SHARED = ("_city", "_province", "_street", "_digits", "_num_first", "_num_last", "_phone",
-           "_phone_tail", "_mobile", "_mobile_tail", "_email", "_email_local")
+_SHARED = ("_city", "_province", "_street", "_street_city", "_digits", "_num_first",
+           "_num_last", "_phone", "_phone_tail", "_mobile", "_mobile_tail", "_email",
+           "_email_local")
 # The columns each type's comparisons read (a batch takes only these).
 NEEDS = {"company": ("_core", "_core_num", "_pinyin", "_legal", "_industry") + _SHARED,
          "person": ("_surname", "_given", "_surname_py", "_given_py", "_by", "_bm", "_bd")

@@ -107,11 +107,17 @@ def street_of(address: str) -> str:
     the numbers the house-number field's, once each; left in, two addresses in one district
     look partly alike however far apart they are, and an address written with the district
     or the floor looks unlike the same one written without."""
-    _, rest = _strip_leading_region(_NUMBER_WORDS.sub("", address), 1)
+    return street_and_city(address)[0]
+
+
+def street_and_city(address: str) -> tuple[str, str]:
+    """(street_of(address), the city the address starts with, '' when it names none): the
+    same street name in two cities (成都黄河路 / 郑州黄河路) is two streets."""
+    city, rest = _strip_leading_region(_NUMBER_WORDS.sub("", address), 1)
     district = _DISTRICT.match(rest)
     if district and not district.group().endswith(_NOT_DISTRICT) and len(rest) > district.end():
         rest = rest[district.end():]
-    return rest
+    return rest, city or ""
 
 
 def _person_parts(core: str) -> tuple[str, str, str, str]:
@@ -142,6 +148,7 @@ def derive(raw: dict[str, list]) -> dict[str, list]:
     city = _cached(lambda v: _place(v) if v else "", text["city"])
     city = [c or r for c, r in zip(city, text["name_region"])]
     address = _cached(_split_address, text["address_norm"])
+    streets = _cached(street_and_city, text["address_norm"])
     email = text["email_norm"]
     out: dict[str, list] = {
         "_core": core, "_pinyin": pinyin,
@@ -153,7 +160,7 @@ def derive(raw: dict[str, list]) -> dict[str, list]:
         "_city": city, "_province": _cached(lambda v: _place(v) if v else "", text["province"]),
         "_digits": [x[0] for x in address], "_num_first": [x[1] for x in address],
         "_num_last": [x[2] for x in address], "_words": [x[3] for x in address],
-        "_street": _cached(street_of, text["address_norm"]),
+        "_street": [x[0] for x in streets], "_street_city": [x[1] for x in streets],
         "_mobile": text["mobile_e164"], "_phone": text["phone_e164"],
         "_mobile_tail": [_tail(v) if v else "" for v in text["mobile_e164"]],
         "_phone_tail": [_tail(v) if v else "" for v in text["phone_e164"]],
@@ -177,10 +184,10 @@ def record_of(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return rec
 
 
-_TEXT_COLUMNS = ("_core", "_core_num", "_pinyin", "_surname", "_given", "_surname_py", "_given_py", "_city",
-                 "_province", "_digits", "_num_first", "_num_last", "_words", "_street", "_mobile",
-                 "_phone", "_mobile_tail", "_phone_tail", "_email", "_email_local", "_legal",
-                 "_industry")
+_TEXT_COLUMNS = ("_core", "_core_num", "_pinyin", "_surname", "_given", "_surname_py",
+                 "_given_py", "_city", "_province", "_digits", "_num_first", "_num_last",
+                 "_words", "_street", "_street_city", "_mobile", "_phone", "_mobile_tail",
+                 "_phone_tail", "_email", "_email_local", "_legal", "_industry")
 _INT_COLUMNS = ("_by", "_bm", "_bd")
 # Text columns whose lengths the comparisons need (column "key@"), counted once per record.
 _LENGTH_COLUMNS = ("_core", "_surname", "_given")
