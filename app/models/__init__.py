@@ -37,3 +37,4 @@ from app.models.service_desk import (CustomerServiceAgent, ServiceSettings, Serv
                                      TicketRoutingRule, WorkCalendarDay)
 from app.models.cti import CtiCall, CtiEvent  # noqa: F401
 from app.models.value_review import ValueProposal  # noqa: F401
+from app.models.stat_aggregate import StatDaily, StatWatermark  # noqa: F401
