@@ -118,7 +118,10 @@ def test_the_aggregated_stats_are_the_converted_ones():
 def test_acquired_is_the_targets_new_customer():
     from app.services import stat_aggregates, targets
 
+    from app.models.ownership import ACQUIRED_KINDS_SQL
+
     assert stat_aggregates.ACQUIRED == targets.ACQUIRED
+    assert ACQUIRED_KINDS_SQL == "kind IN (%s)" % ", ".join(f"'{k}'" for k in targets.ACQUIRED)
 
 
 @pytest.mark.parametrize("role", ["admin", "auditor", "staff", "manager", "manager_north",

@@ -1,5 +1,6 @@
 """dashboard aggregates: stat_daily (daily counts per owner and kind that the heavy charts
-sum) and stat_watermark (the id of each source table counted so far)
+sum) and stat_watermark (the id of each source table counted so far); a partial index of the
+acquisitions in the event log (customer, owner, time) for the conversion chart
 
 Revision ID: 0046
 Revises: 0044
@@ -17,6 +18,7 @@ branch_labels = None
 depends_on = None
 
 SOURCES = ("ownership_event", "follow_up", "deal", "customer")
+ACQUIRED_KINDS_SQL = "kind IN ('created', 'claimed', 'assigned', 'rule-assigned')"
 
 
 def upgrade():
@@ -41,8 +43,13 @@ def upgrade():
     )
     # One row per source from the start: a refresh locks its row, never inserts it.
     op.bulk_insert(table, [{"source": s, "last_id": 0} for s in SOURCES])
+    acquired = sa.text(ACQUIRED_KINDS_SQL)
+    op.create_index('ix_ownership_event_acquired', 'ownership_event',
+                    ['customer_id', 'to_owner_id', 'created_at'],
+                    postgresql_where=acquired, sqlite_where=acquired)
 
 
 def downgrade():
+    op.drop_index('ix_ownership_event_acquired', table_name='ownership_event')
     op.drop_table('stat_watermark')
     op.drop_table('stat_daily')
