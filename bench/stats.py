@@ -85,7 +85,7 @@ def query_for(names, role: str) -> dict:
     return {}
 
 
-def live(name, user, filters, args):
+def live_query(name, user, filters, args):
     """The live query the chart replaces; on PostgreSQL cancelled after --max-seconds (then
     printed as that many seconds: a lower bound)."""
     from app.extensions import db
@@ -152,7 +152,7 @@ def measure(app, args) -> None:
                     user = db.session.merge(user)
                     filters = stats.parse_filters(asked)
                     try:
-                        raw50, raw95, _ = timed(lambda: live(name, user, filters, args),
+                        raw50, raw95, _ = timed(lambda: live_query(name, user, filters, args),
                                                 args.repeat, args.max_seconds)
                     except sa.exc.OperationalError:  # cancelled: slower than max_seconds
                         db.session.rollback()
