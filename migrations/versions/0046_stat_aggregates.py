@@ -3,7 +3,7 @@ sum) and stat_watermark (the id of each source table counted so far); a partial 
 acquisitions in the event log (customer, owner, time) for the conversion chart
 
 Revision ID: 0046
-Revises: 0044
+Revises: 0045
 Create Date: 2026-12-01 08:20:00
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0046'
-down_revision = '0044'
+down_revision = '0045'
 branch_labels = None
 depends_on = None
 
