@@ -93,6 +93,10 @@ class Config:
     # Default region for phone numbers without a country code.
     # Business day boundaries (daily claim limit, reminders) are in this zone.
     TIMEZONE = os.environ.get("GUISHU_TIMEZONE", "Asia/Shanghai")
+    # A chart request catches the dashboard aggregates up when a source is at most this many
+    # rows behind (app.services.stat_aggregates.catch_up); further behind, the job does it.
+    STATS_READ_CATCH_UP_MAX = int(os.environ.get("GUISHU_STATS_READ_CATCH_UP_MAX", "20000")
+                                  or 20000)
     PHONE_DEFAULT_REGION = os.environ.get("GUISHU_PHONE_REGION", "CN")
     # Bulk import: rows per committed chunk (the resume granularity), and where uploads live.
     IMPORT_CHUNK_ROWS = int(os.environ.get("GUISHU_IMPORT_CHUNK_ROWS", "1000"))

@@ -288,6 +288,23 @@ def care_command(send: bool, on) -> None:
                    + (f", {s['interrupted']} interrupted earlier" if s["interrupted"] else ""))
 
 
+@crm_cli.command("stats-refresh")
+@click.option("--rebuild", is_flag=True,
+              help="Recount every aggregate from scratch (as the nightly job does).")
+def stats_refresh(rebuild) -> None:
+    """Bring the dashboards' aggregates up to date: the rows added since the last run, or
+    (--rebuild) everything again."""
+    import time
+
+    from app.services import stat_aggregates
+
+    started = time.perf_counter()
+    counted = stat_aggregates.rebuild() if rebuild else stat_aggregates.refresh()
+    ids = ", ".join(f"{source} {n:,}" for source, n in counted.items())
+    click.echo(f"{'rebuilt' if rebuild else 'refreshed'} ({ids} ids) in "
+               f"{time.perf_counter() - started:.1f} s")
+
+
 @crm_cli.command("dedupe-scan")
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default=None,
               help="Also write customer_id, cluster_id, score, reasons as CSV.")

@@ -51,6 +51,7 @@ class PeriodicJob:
     about: str
     args: tuple = ()
     queue: str = "default"
+    timeout: Optional[int] = None  # seconds; None: RQ's default (180)
 
     @property
     def cron(self) -> str:
@@ -147,6 +148,17 @@ PERIODIC: list[PeriodicJob] = [
                 "GUISHU_CRON_OWNERSHIP_EFFECT", "0 1 1 * *",
                 _l("e-mail each sales manager the ownership-effect evaluation of their team "
                    "(the last twelve months)")),
+    # issue 20 §6: the dashboards' aggregates (app.services.stat_aggregates)
+    PeriodicJob("stats_refresh", _l("Dashboard aggregates"),
+                "jobs.stats.stats_refresh",
+                "GUISHU_CRON_STATS_REFRESH", "*/5 * * * *",
+                _l("count the events, follow-ups, deals and customers added since the last run "
+                   "into the dashboards' daily aggregates")),
+    PeriodicJob("stats_rebuild", _l("Dashboard aggregates rebuild"),
+                "jobs.stats.stats_rebuild",
+                "GUISHU_CRON_STATS_REBUILD", "30 19 * * *",
+                _l("recount the dashboards' aggregates from scratch (merges, undos and "
+                   "deletions rewrite the past)"), timeout=3600),
 ]
 
 
@@ -167,4 +179,4 @@ def register_periodic_jobs() -> None:
 
     for job in PERIODIC:
         cron.register(import_attribute(job.func), job.queue, args=job.args, cron=job.cron,
-                      name=job.name)
+                      name=job.name, job_timeout=job.timeout)

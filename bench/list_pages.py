@@ -317,6 +317,11 @@ def generate(app, n: int, n_events: int) -> None:
             f"FROM {series(dialect, lo, hi)}"), chunked(n_fu), base=base, n=n, nf=n_fu)
         if "next_contact_on" in {c["name"] for c in sa.inspect(eng).get_columns(
                 "customer_ownership")}:
+            # Statistics first: without them PostgreSQL answers each customer's latest
+            # follow-up by walking follow_up's primary key backwards (hours at 1M).
+            with eng.begin() as c:
+                c.execute(sa.text("ANALYZE follow_up"))
+                c.execute(sa.text("ANALYZE customer_ownership"))
             # What app.services.followups keeps (migration 0022): the latest follow-up's ask.
             step("ownership next contact", lambda lo, hi: (
                 "UPDATE customer_ownership SET next_contact_on = (SELECT f.next_contact_on "

@@ -19,9 +19,11 @@ DASHBOARDS = {
     "manager1": ["team_ranking", "team_conversion", "pool_flow", "reclaims_transfers",
                  "pipeline", "target_attainment", "customers_by_stage"],
     "admin": ["customer_growth", "customers_by_category", "customers_by_grade",
-              "customers_by_region", "pool_sizes", "duplicates", "imports"],
+              "customers_by_region", "pool_sizes", "pool_sizes_over_time", "duplicates",
+              "imports"],
     "auditor1": ["customer_growth", "customers_by_category", "customers_by_grade",
-                 "customers_by_region", "pool_sizes", "duplicates", "imports"],
+                 "customers_by_region", "pool_sizes", "pool_sizes_over_time", "duplicates",
+                 "imports"],
 }
 # The service desk's and marketing's, drawn over the tickets and campaigns of tests/test_stats.py.
 DESK_DASHBOARDS = {
@@ -93,6 +95,9 @@ def test_each_roles_home_page_draws_its_charts_offline(browser, live_url, org, d
             assert charts["customers_by_stage"]["series"] == [[1, 1, 0]]
         if username == "admin":
             assert charts["pool_sizes"]["series"] == [[1]]
+            # the day's point of the pool's line: its one customer
+            assert len(charts["pool_sizes_over_time"]["series"][0]) == 30
+            assert charts["pool_sizes_over_time"]["series"][0][-1] == 1
         assert refused == []
         if SHOTS:
             os.makedirs(SHOTS, exist_ok=True)

@@ -252,7 +252,7 @@ def test_api_answers_the_chart_in_the_callers_scope(api, activity):
     assert resp.get_json() == {
         "name": "customers_by_stage", "title": "客户阶段分布", "kind": "pie",
         "categories": list(STAGES), "series": [{"name": "客户", "data": [0, 1, 0]}],
-        "filters": {"from": None, "to": None, "department": None}}
+        "filters": {"from": None, "to": None, "department": None}, "as_of": None}
     body = api("manager1")("GET", "/api/v1/stats/team_ranking?from=2026-01-01&to=2026-01-31") \
         .get_json()
     assert body["filters"] == {"from": "2026-01-01", "to": "2026-01-31", "department": None}
@@ -334,9 +334,11 @@ def test_english_titles_and_labels(clients):
     ("manager", ["team_ranking", "team_conversion", "pool_flow", "reclaims_transfers",
                  "pipeline", "target_attainment", "customers_by_stage"]),
     ("admin", ["customer_growth", "customers_by_category", "customers_by_grade",
-               "customers_by_region", "pool_sizes", "duplicates", "imports"]),
+               "customers_by_region", "pool_sizes", "pool_sizes_over_time", "duplicates",
+               "imports"]),
     ("auditor", ["customer_growth", "customers_by_category", "customers_by_grade",
-                 "customers_by_region", "pool_sizes", "duplicates", "imports"]),
+                 "customers_by_region", "pool_sizes", "pool_sizes_over_time", "duplicates",
+                 "imports"]),
     ("marketing", ["campaign_effect", "campaign_money", "campaign_totals",
                    "campaign_responses_per_day"]),
     ("agent", ["tickets_per_day", "ticket_backlog", "ticket_sla", "satisfaction_scores",

@@ -47,6 +47,9 @@ class StatChart(schemas.Answer):
     series = fields.List(fields.Nested(StatSeries), required=True)
     filters = fields.Nested(StatFilters, required=True, metadata={
         "description": "the filters applied"})
+    as_of = fields.String(allow_none=True, metadata={
+        "description": "RFC 3339: the aggregates the chart sums were counted up to then "
+                       "(app.services.stat_aggregates); null: counted live"})
 
 
 class StatInfo(schemas.Answer):

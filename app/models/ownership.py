@@ -14,6 +14,10 @@ ACQUIRED_HOW = ("created", "assigned", "claimed", "transferred", "merged", "rule
 # What a pool holds: customers (公海) or leads (线索公海). Customer code never sees a lead pool
 # and lead code never a customer pool; each record type has its own default pool.
 POOL_RECORD_TYPES = ("customer", "lead")
+# The targets' "new customer" (app.services.targets.ACQUIRED), as the SQL predicate of the
+# partial index below: a query must write it literally (not as bound parameters) for the
+# planner to prove the index applies.
+ACQUIRED_KINDS_SQL = "kind IN ('created', 'claimed', 'assigned', 'rule-assigned')"
 EVENT_KINDS = ("created", "assigned", "claimed", "released", "reclaimed", "transferred",
                "merged", "unmerged", "rule-assigned", "moved", "deleted")
 
@@ -139,7 +143,12 @@ class OwnershipEvent(Model):
                       # A customer's history, newest first (the sweep's "which pool did it
                       # come from" reads the last event with a pool): without it PostgreSQL
                       # walks the primary key backwards over everyone's events.
-                      Index("ix_ownership_event_customer_id_id", "customer_id", "id"))
+                      Index("ix_ownership_event_customer_id_id", "customer_id", "id"),
+                      # "Did this owner acquire this customer in these dates?", asked once
+                      # per won customer by the conversion chart (app.services.stats).
+                      Index("ix_ownership_event_acquired", "customer_id", "to_owner_id",
+                            "created_at", postgresql_where=text(ACQUIRED_KINDS_SQL),
+                            sqlite_where=text(ACQUIRED_KINDS_SQL)))
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, nullable=False)
     kind = Column(String(20), nullable=False)

@@ -14,9 +14,9 @@ from app.models import Customer, Ownership
 from app.paging import count_text
 from app.security import (SCOPE_LABELS, current_user, limit_to_scope, role_label,
                           scope_of)
-from app.services import stats as stats_service
+from app.services import stat_aggregates, stats as stats_service
 from app.services.errors import ValidationFailed
-from app.services.times import local_today
+from app.services.times import local_text, local_today
 
 # Charts whose later series are amounts (yuan), percentages or average scores: drawn against a
 # second axis on the right.
@@ -57,6 +57,11 @@ def dashboard(user, args) -> tuple[list[dict], dict]:
     shown = {"from": filters.date_from.isoformat(), "to": filters.date_to.isoformat(),
              "department": filters.department_id,
              "departments": departments}
+    if any(stats_service.STATS[name].aggregated for name in names):
+        # The charts sum the aggregates: say how fresh they are, after the catch-up their
+        # requests would make anyway (app.services.stat_aggregates).
+        stat_aggregates.catch_up()
+        shown["as_of"] = local_text(stat_aggregates.fresh_as_of())
     charts = []
     for name in names:
         stat = stats_service.STATS[name]
