@@ -18,6 +18,17 @@ sweep a day later) or the rep gave it back (released). Busy reps' long gaps are 
 customers reclaimed, so the risk at a given number of days since the last follow-up depends
 on the rep's load and rhythm — the pattern the model can learn beyond the baseline.
 
+And it gives many won customers an older history (the base demo's history is 120 days, shorter
+than the silent model's 90-day window plus its 60-day test period): a rep's own customer, won
+150–365 days ago (its creation, acquisition and 'created' event moved back to 3–40 days before
+that first deal, which the customer now also has, and followed up in between at the owner's
+prospect rhythm), then looked after at the owner's account
+rhythm until its recent activity — or, for some, followed up more and more rarely for a few
+weeks and then left alone. Which ones go quiet depends, on purpose, on the owner's load
+(busy reps drop more), the grade (A least, C most) and the first deal's size within its grade
+band. Its recent deal, follow-ups and `last_followup_at` are the base demo's, unchanged; its
+grade is recomputed from the deals it now has, as the nightly job would.
+
 So the demo's AUCs measure this generator, not the model: a real deployment learns whatever
 its own history holds, and the gate shows the model only when it beats days-since-last-follow-up.
 """
@@ -26,14 +37,17 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import defaultdict
+from decimal import Decimal
+from typing import Optional
 
 import numpy as np
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Customer, FollowUp, Opportunity, Ownership, OwnershipEvent, User
+from app.models import (Contact, Customer, Deal, FollowUp, Opportunity, Ownership,
+                        OwnershipEvent, User)
 from app.security import ROLE_REP, has_role
-from app.services import policies, risk
+from app.services import classification, policies, risk
 
 SEED = 2026_205
 # Mean days between follow-ups by the owner's load (share of the busiest owner's book), and
@@ -49,6 +63,21 @@ CHANNELS = ("call", "message", "visit", "call", "call")
 PAST_SHARE = 0.8          # old pool customers without a past holding that get one here
 RECLAIM_RULE = "reclaim:no_followup:30d"
 DAY = dt.timedelta(days=1)
+# Won customers with an older history: a share of the reps' own won customers, won this many
+# days ago; their owner's mean days between follow-ups of a won account (the prospect rhythm
+# times ACCOUNT_GAP), never longer than LONGEST_ACCOUNT_GAP while looked after.
+OLD_WON_SEED = 2026_2055
+OLD_WON_SHARE = 0.75
+OLD_WON_DAYS = (150, 365)
+ACCOUNT_GAP = 3.0
+LONGEST_ACCOUNT_GAP = 75.0
+# Log-odds that a won customer goes quiet after its first deal: by the owner's load, by grade,
+# and by the deal's place in its grade band (0 at the bottom, 1 at the top).
+QUIET_BASE = -1.0
+QUIET_LOAD = {"light": -0.8, "medium": 0.0, "heavy": 1.0}
+QUIET_GRADE = {"A": -1.0, "B": -0.3}
+QUIET_DEAL = -1.0
+BANDS = {"A": (500_000, 1_200_000), "B": (100_000, 480_000), None: (5_000, 95_000)}
 
 
 def _bands(loads: dict[int, int]) -> dict[int, str]:
@@ -157,6 +186,8 @@ def build_risk_history(now: dt.datetime) -> dict:
             added.append(_follow_up(rng, cid, owner, when))
     events, past_follow_ups, past = _past_holdings(rng, now, band, no_fu)
     added += past_follow_ups
+    old_follow_ups, old_won = _old_won(now, band, grades)
+    added += old_follow_ups
     keys = ("customer_id", "kind", "from_owner_id", "from_pool_id", "to_owner_id",
             "to_pool_id", "reason", "rule", "actor_id", "created_at")
     if events:
@@ -165,4 +196,80 @@ def build_risk_history(now: dt.datetime) -> dict:
     for start in range(0, len(added), 5000):
         db.session.execute(FollowUp.__table__.insert(), added[start:start + 5000])
     db.session.commit()
-    return {"rhythm_follow_ups": len(added), "risk_past_holdings": past}
+    classification.classify(old_won)  # their grades, from the deals they now have
+    return {"rhythm_follow_ups": len(added), "risk_past_holdings": past,
+            "risk_old_won": len(old_won)}
+
+
+def _old_won(now: dt.datetime, band: dict[int, str],
+             grades: dict[int, Optional[str]]) -> tuple[list[dict], list[int]]:
+    """Move a share of the reps' own won customers' start back to 150–365 days ago, with a
+    first deal then and the owner's follow-ups after it: looked after until the customer's
+    recent activity, or (the quiet ones) for a few weeks, more and more rarely, then not at
+    all. Its own generator, so the rest of the demo draws the same numbers."""
+    rng = random.Random(OLD_WON_SEED)
+    first_fu = dict(db.session.execute(select(FollowUp.customer_id, func.min(
+        FollowUp.happened_at)).group_by(FollowUp.customer_id)).all())
+    first_deal = dict(db.session.execute(select(Deal.customer_id, func.min(Deal.won_on))
+                                         .group_by(Deal.customer_id)).all())
+    one_event = select(OwnershipEvent.customer_id).group_by(OwnershipEvent.customer_id).having(
+        func.count() == 1)
+    rows = db.session.execute(
+        select(Ownership.customer_id, Ownership.owner_id, Ownership.acquired_at,
+               Customer.product_line)
+        .join(Customer, Customer.id == Ownership.customer_id)
+        .where(Ownership.won.is_(True), Ownership.locked.is_(False),
+               Ownership.acquired_how == "created", Ownership.last_followup_at.is_not(None),
+               Ownership.customer_id.in_(one_event))
+        .order_by(Ownership.customer_id)).all()
+    follow_ups, moved = [], []
+    for cid, owner, acquired, product_line in rows:
+        if rng.random() >= OLD_WON_SHARE or cid not in first_deal:
+            continue
+        won = now - rng.uniform(*OLD_WON_DAYS) * DAY
+        received = won - rng.uniform(3, 40) * DAY
+        # Nothing of the old history reaches the customer's recent activity.
+        recent = min(first_fu.get(cid, now), dt.datetime.combine(first_deal[cid], dt.time()),
+                     acquired)
+        if won >= recent - 5 * DAY:
+            continue
+        grade = grades.get(cid)
+        low, high = BANDS.get(grade, BANDS[None])
+        amount = rng.randrange(low // 100, high // 100) * 100
+        place = (amount - low) / (high - low)
+        level = band.get(owner, "medium")
+        odds = (QUIET_BASE + QUIET_LOAD[level] + QUIET_GRADE.get(grade, 0.0)
+                + QUIET_DEAL * place)
+        quiet = rng.random() < 1 / (1 + np.exp(-odds))
+        mean = ACCOUNT_GAP * BASE_GAP[level] * GRADE_FACTOR.get(grade, 1.0)
+        cared_for = won + rng.uniform(10, 60) * DAY if quiet else recent
+        # Before the deal a prospect, followed up at the owner's rhythm within the
+        # no-follow-up days (or the sweep would have taken it back).
+        longest = float(policies.effective_policy(owner)["reclaim_no_followup_days"].value) - 2
+        when = received + min(rng.expovariate(0.5), longest) * DAY
+        while when < won:
+            follow_ups.append(_follow_up(rng, cid, owner, when))
+            when += min(max(rng.gammavariate(2.0, BASE_GAP[level] / 2.0), 0.5), longest) * DAY
+        when, slowing = won, 1.0
+        while True:
+            gap = min(max(rng.gammavariate(2.0, mean * slowing / 2.0), 0.5), LONGEST_ACCOUNT_GAP)
+            when = when + gap * DAY
+            if when >= cared_for or when >= recent - DAY:
+                break
+            follow_ups.append(_follow_up(rng, cid, owner, when))
+            if quiet:
+                slowing *= 1.5  # neglect sets in gradually
+        db.session.execute(Deal.__table__.insert().values(
+            customer_id=cid, user_id=owner, amount=Decimal(amount), won_on=won.date(),
+            product_line=product_line, created_at=won))
+        db.session.execute(Customer.__table__.update().where(Customer.id == cid).values(
+            created_at=received))
+        db.session.execute(Contact.__table__.update().where(Contact.customer_id == cid).values(
+            created_at=received))
+        db.session.execute(Ownership.__table__.update().where(Ownership.customer_id == cid)
+                           .values(acquired_at=received))
+        db.session.execute(OwnershipEvent.__table__.update().where(
+            OwnershipEvent.customer_id == cid, OwnershipEvent.kind == "created")
+            .values(created_at=received))
+        moved.append(cid)
+    return follow_ups, moved
