@@ -10,7 +10,8 @@ than C, a customer with an open opportunity more often, and a customer its owner
 alone for half the no-follow-up days had already been followed up rarely — and never longer than the owner's
 no-follow-up days (or the holding would have been reclaimed). Nothing is added before a
 holding's first follow-up or after its last, so every clock (last follow-up, reclaim
-deadlines, time to first follow-up in the ownership-effect report) is unchanged.
+deadlines, time to first follow-up in the ownership-effect report) is unchanged — except, for
+the won customers given an older history below, when they were acquired.
 
 It also gives many old pool customers a past holding, simulated forward: claimed by a rep, then
 followed up at that rep's rhythm until a gap outran the no-follow-up days (reclaimed by the

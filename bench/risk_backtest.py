@@ -2,7 +2,7 @@
 baseline, on the demo's history, with the cost of training and of scoring a workbench.
 
 Builds the demo (`flask crm init --demo`: ~5,000 customers, 120 days of history, the follow-up
-rhythm of app/demo_risk.py) into a fresh database unless --reuse, then for each model:
+rhythm of app/demo_risk.py and its older history of won customers, won 150–365 days ago) into a fresh database unless --reuse, then for each model:
 
 - the examples rebuilt point in time (train: outcomes known before today - 60 days; test: the
   last 60 days), with their positives;
