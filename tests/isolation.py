@@ -83,14 +83,20 @@ def release_redis_db(url: str) -> None:
 
 
 def empty_redis_db(url: str) -> None:
-    """Empty the database but keep this run's claim on it."""
+    """Empty the database but keep this run's claim on it. FLUSHDB and the claim go in one
+    MULTI/EXEC: between a plain FLUSHDB and SET the database is unclaimed, and another
+    worker looking for a free one (all of them try the same order once the preferred ones
+    are taken, e.g. by a killed run's claims) takes it too; both then empty each other's
+    queues under their tests."""
     import redis
 
     client = redis.Redis.from_url(url)
     try:
-        client.flushdb()
-        if url in _claims:
-            client.set(CLAIM_KEY, _claims[url], ex=CLAIM_SECONDS)
+        with client.pipeline(transaction=True) as pipe:
+            pipe.flushdb()
+            if url in _claims:
+                pipe.set(CLAIM_KEY, _claims[url], ex=CLAIM_SECONDS)
+            pipe.execute()
     finally:
         client.close()
 

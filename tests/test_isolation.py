@@ -95,6 +95,38 @@ def test_a_checked_out_connection_is_counted(app, db, org):
         conn.close()
 
 
+def test_workers_racing_for_the_same_free_redis_dbs_never_share_one(redis_url):
+    """Eight workers whose preferred databases are taken (a killed run's claims) look for a
+    free one in the same order at the same moment: each gets its own."""
+    if redis_url is None:
+        pytest.skip("no Redis reachable or startable")
+    got: list[str] = []
+    start = threading.Barrier(8)
+
+    def worker() -> None:
+        start.wait()
+        for round_ in range(3):  # claim, give back, claim again: chances to interleave
+            url = isolation.own_redis_db(redis_url)
+            isolation.empty_redis_db(url)  # what every test does to its database
+            if round_ < 2:
+                isolation.release_redis_db(url)
+            else:
+                got.append(url)
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    try:
+        for t in threads:
+            t.start()
+    finally:
+        for t in threads:
+            t.join()
+    try:
+        assert len(got) == 8 and len(set(got)) == 8, got
+        assert redis_url not in got
+    finally:
+        for url in got:
+            isolation.release_redis_db(url)
+
+
 def test_two_runs_on_one_machine_never_share_a_redis_db(redis_url):
     if redis_url is None:
         pytest.skip("no Redis reachable or startable")
