@@ -18,12 +18,13 @@ from app.services import customers, risk
 DAY = dt.timedelta(days=1)
 
 
-def _model(db, kind="lapse", shown=True, model_auc=0.8123, baseline_auc=0.7011, coef=None):
+def _model(db, kind="lapse", shown=True, model_auc=0.8123, baseline_auc=0.7011, coef=None,
+           trained_at=None):
     """A stored run whose risk grows with the days since the last follow-up alone."""
     names = risk.FEATURES[kind]
     coef = coef or [0.2] + [0.0] * (len(names) - 1)
     db.session.add(RiskModel(
-        kind=kind, trained_at=utcnow(), model_auc=model_auc, baseline_auc=baseline_auc,
+        kind=kind, trained_at=trained_at or utcnow(), model_auc=model_auc, baseline_auc=baseline_auc,
         params=json.dumps({"features": list(names), "coef": coef, "intercept": -3.0,
                            "mean": [0.0] * len(names), "scale": [1.0] * len(names)}),
         n_train=900, n_test=300, positives_train=200, positives_test=70, shown=shown,
@@ -148,3 +149,11 @@ def test_scoring_is_the_same_statements_whatever_the_rep_holds(db, org, book):
     many, panel = statements()
     assert many == few <= 10
     assert len(panel["lapse"]["rows"]) == risk.PANEL_SIZE  # 32 held: the 20 riskiest
+
+
+def test_the_training_day_is_the_business_day(db, org, clients, book):
+    """A run stored at 20:00 UTC on 1 December was trained on 2 December in Shanghai."""
+    _model(db, trained_at=dt.datetime(2026, 12, 1, 20, 0))
+    html = unescape(clients.rep.get("/workbench/").get_data(as_text=True))
+    assert "训练于 2026-12-02" in html
+    assert "2026-12-01" not in re.search(r"检验 AUC[^<]*", html).group()

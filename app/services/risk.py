@@ -34,6 +34,7 @@ from app.models import (Customer, Deal, FollowUp, Opportunity, Ownership, Owners
 from app.models.customer import utcnow
 from app.services import classification, policies, risk_model
 from app.services.errors import N_, tr
+from app.services.times import local_date
 
 HISTORY_DAYS = 365       # how far back the examples go
 STEP_DAYS = 5            # one snapshot every STEP_DAYS
@@ -564,7 +565,7 @@ def shown_text(row: RiskModel) -> str:
     return tr("Test AUC %(model)s against %(baseline)s for days since the last follow-up "
               "(last %(days)s days, %(n)s examples), trained %(when)s.",
               model=f"{row.model_auc:.3f}", baseline=f"{row.baseline_auc:.3f}", days=TEST_DAYS,
-              n=row.n_test, when=row.trained_at.strftime("%Y-%m-%d"))
+              n=row.n_test, when=local_date(row.trained_at).isoformat())
 
 
 def panel(user: User, now: Optional[dt.datetime] = None) -> dict:
