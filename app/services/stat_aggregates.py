@@ -23,11 +23,13 @@ follow-up or won the deal), and a share changes no owner.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 from flask import current_app
 from sqlalchemy import (Date, and_, case, cast, delete, func, literal, select, update)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
@@ -166,13 +168,37 @@ def _count(source: str, lo: int, hi: int) -> None:
         db.session.execute(_upsert(_grouped(rows)))
 
 
+@contextmanager
+def _sqlite_not_waiting(wait: bool) -> Iterator[None]:
+    """Without `wait` on SQLite, the first write of the refresh does not wait for the
+    database's write lock (the connection's busy timeout is 30 s): a page's catch-up beside a
+    long writer — the nightly rebuild, an import — gives up at once and the page shows the
+    counts it has, instead of hanging and then failing."""
+    if wait or _dialect() != "sqlite":
+        yield
+        return
+    raw = db.session.connection().connection.dbapi_connection
+    before = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={int(before)}")
+
+
 def refresh_source(source: str, wait: bool = True) -> int:
     """Count the source's rows above its watermark and move it, in one transaction; the rows
-    counted (0 also when another refresh holds the lock and `wait` is false)."""
+    counted (0 also when another refresh or writer holds the lock and `wait` is false)."""
     table = SOURCES[source]
     try:
-        _ensure_watermarks()
-        lo = _lock(source, wait)
+        try:
+            with _sqlite_not_waiting(wait):
+                _ensure_watermarks()
+                lo = _lock(source, wait)
+        except OperationalError:
+            if wait or _dialect() != "sqlite":
+                raise
+            lo = None  # SQLite's write lock is another writer's: the job counts it later
         if lo is None:
             db.session.rollback()
             return 0
