@@ -382,7 +382,7 @@ def test_a_read_does_not_wait_for_a_long_writer(app, org, db, clients):
         page = admin.get("/")
         elapsed = time.monotonic() - started
         assert page.status_code == 200 and "数据更新于" in page.get_data(as_text=True)
-        assert elapsed < 5, elapsed  # not the 30 s busy timeout
+        assert elapsed < 20, elapsed  # not the 30 s busy timeout (the old code failed after it)
         with app.app_context():
             assert stat_aggregates.refresh_source("follow_up", wait=False) == 0
             db.session.remove()
