@@ -96,6 +96,25 @@ def setup(app, n_customers: int, n_reps: int):
         return reps, pool.id
 
 
+def reused(app, n_customers: int, n_reps: int):
+    """The reps and pool of an earlier setup(), checked against the sizes asked for."""
+    from app.extensions import db
+
+    with app.app_context():
+        reps = db.session.execute(sa.text(
+            "SELECT u.id FROM ab_user u JOIN department d ON d.id = u.department_id "
+            "WHERE d.name = '压测部' ORDER BY u.id")).scalars().all()
+        pool_id = db.session.execute(sa.text(
+            "SELECT m.pool_id FROM pool_member m JOIN department d ON d.id = m.department_id "
+            "WHERE d.name = '压测部'")).scalar()
+        customers = db.session.execute(sa.text("SELECT count(*) FROM customer")).scalar()
+        db.session.remove()
+    if len(reps) != n_reps or customers != n_customers or pool_id is None:
+        sys.exit(f"--reuse: the database holds {customers:,} customers and {len(reps)} bench "
+                 f"reps, not {n_customers:,} and {n_reps}; run without --reuse")
+    return reps, pool_id
+
+
 def naive_claim(conn, rep_id: int, customer_id: int) -> bool:
     """What a CRM without care does: count, compare, then take it and log it (no lock, no
     re-check that the customer is still in the pool)."""
@@ -255,6 +274,7 @@ def print_result(r, over, stolen):
 def claim_runs(app, engine, args, reps, pool_id):
     """The naive claim, then Guishu's, on the same attempts; prints both and the ratio."""
     hot = random.Random(1).sample(range(1, args.customers + 1), args.hot)
+    reset_pool(engine, pool_id)  # a reused database holds the last run's claims
     print(f"{args.clients} clients, {args.attempts:,} attempts each run, {len(reps)} reps "
           f"(cap {CAP}), {args.hot:,} contested customers")
     naive = run("naive count-then-update", NaiveWorker(engine), args.clients, args.attempts,
@@ -314,21 +334,38 @@ def main():
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--reps", type=int, default=2_000)
     ap.add_argument("--hot", type=int, default=200_000, help="customers the clients fight over")
+    ap.add_argument("--skip-distribution", action="store_true", help="only the claims")
     ap.add_argument("--skip-claims", action="store_true", help="only the distribution")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the database of an earlier run (same --customers and --reps) "
+                         "instead of recreating it; each run starts from an empty pool anyway")
     args = ap.parse_args()
     args.hot = min(args.hot, args.customers)
     url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/guishu_bench")
-    recreate_database(url)
+    if not args.reuse:
+        recreate_database(url)
     os.environ["DATABASE_URL"] = url
     from app import create_app
 
     app = create_app(SQLALCHEMY_ENGINE_OPTIONS={"pool_size": args.clients + 4,
                                                 "max_overflow": 8})
-    reps, pool_id = setup(app, args.customers, args.reps)
+    if args.reuse:
+        reps, pool_id = reused(app, args.customers, args.reps)
+        with app.app_context():  # the distribution run raised the cap
+            from app.extensions import db
+            from app.models import Policy
+
+            db.session.execute(sa.update(Policy).where(Policy.scope == "department")
+                               .values(max_customers=CAP))
+            db.session.commit()
+            db.session.remove()
+    else:
+        reps, pool_id = setup(app, args.customers, args.reps)
     engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"], pool_size=args.clients + 4)
     if not args.skip_claims:
         claim_runs(app, engine, args, reps, pool_id)
-    distribution_run(app, engine, reps, pool_id, args.customers)
+    if not args.skip_distribution:
+        distribution_run(app, engine, reps, pool_id, args.customers)
 
 
 if __name__ == "__main__":
