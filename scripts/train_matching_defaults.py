@@ -286,12 +286,43 @@ def normalised_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
+def spliced(trained, only: list[str]):
+    """The shipped model with the m/u of the `only` fields (kind.field) taken from `trained`:
+    a field whose levels changed is re-estimated without moving every other weight (EM's
+    estimates of the other fields shift with any change to the data or the code, and each
+    shift would need the benchmarks run again)."""
+    from app.services.matching.fields import FIELDS
+    from app.services.matching.model import default_model
+
+    model = default_model()
+    done = []
+    for name in only:
+        kind, _, field = name.strip().partition(".")
+        names = [f.name for f in FIELDS.get(kind, ())]
+        if field not in names:
+            sys.exit(f"--only: no field {name!r} (kind.field, e.g. person.given)")
+        j = names.index(field)
+        model.m[kind][j], model.u[kind][j] = trained.m[kind][j], trained.u[kind][j]
+        done.append(name.strip())
+    model._tables.clear()
+    fresh = dict(trained.provenance)
+    model.provenance = {**model.provenance, "re-estimated": {
+        "fields": done, "date": fresh["date"], "seed": fresh["seed"], "data": fresh["data"],
+        "kept": "every other field's m/u, the shares of duplicates and the thresholds of "
+                f"the model trained at {model.provenance.get('trained_at') or model.provenance.get('date')}"}}
+    return model
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=19)
     ap.add_argument("--companies", type=int, default=6000)
     ap.add_argument("--persons", type=int, default=4000)
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--only", default="",
+                    help="re-estimate only these fields (kind.field, comma-separated, e.g. "
+                         "person.given) and keep the rest of the shipped model: the other "
+                         "fields' m/u, the shares of duplicates and the thresholds")
     args = ap.parse_args()
 
     tmp = tempfile.mkdtemp()
@@ -333,6 +364,9 @@ def main() -> None:
         model, stats = train(records, provenance)
         print(json.dumps(stats, indent=1))
         from app.services.matching.fields import FIELDS
+
+        if args.only:
+            model = spliced(model, args.only.split(","))
 
         for kind, fields in FIELDS.items():
             table = model.weights(kind)

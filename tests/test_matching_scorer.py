@@ -165,10 +165,49 @@ def test_namesakes_and_family_members_do_not_link(ctx):
     home = dict(address="杭州市西湖区文三路100号3幢201室", phone="0571-88001234")
     family = m.explain(person(3, "王建国", birthday="1960-05-01", **home),
                        person(4, "王丽", birthday="1988-11-23", **home))
-    assert {"surname": "exact", "given": "far", "birthday": "different", "address": "exact",
+    assert {"surname": "exact", "given": "far_han", "birthday": "different", "address": "exact",
             "house_number": "same", "phone": "exact",
             "household": "capped"}.items() <= levels_of(family).items()
     assert family.total < m.link_threshold
+
+
+def test_two_chinese_given_names_no_typo_explains_weigh_more_against_a_link(ctx):
+    """'far_han': two given names in Chinese characters two or more edits apart (建国 / 晓明,
+    建国 / 丽) are not one name mistyped, and weigh more against a link than a Latin 'far'
+    (a nickname, an initial) or two one-character names one edit apart (芳 / 丽)."""
+    m = Matcher()
+    for left, right, level in [("李建国", "李晓明", "far_han"), ("王建国", "王丽", "far_han"),
+                               ("王芳", "王丽", "far"), ("john smith", "peter smith", "far"),
+                               ("王建国", "王建明", "similar")]:
+        assert levels_of(m.explain(person(1, left), person(2, right)))["given"] == level, \
+            (left, right)
+    weights = m.model.weights("person")
+    j = [f.name for f in FIELDS["person"]].index("given")
+    levels = FIELDS["person"][j].levels
+    assert weights[j, levels.index("far_han")] < weights[j, levels.index("far")] - 2
+    # the scan bench's false links: one surname, one birthday, one city, two homes
+    a = person(1, "李建国", birthday="1980-05-01", city="杭州", address="杭州市文三路12号3幢201室")
+    b = person(2, "李晓明", birthday="1980-05-01", city="杭州", address="杭州市学院路88号5幢1102室")
+    apart = m.explain(a, b)
+    assert {"surname": "exact", "given": "far_han", "birthday": "exact",
+            "place": "same_city"}.items() <= levels_of(apart).items()
+    assert m.review_threshold <= apart.total < m.link_threshold
+
+
+def test_a_model_trained_before_far_han_weighs_it_as_far(ctx):
+    """A deployment's stored model from before the level existed still loads (the entry check
+    reads it on every save): 'far_han' takes the weight of 'far' it was split from."""
+    raw = default_model().to_json()
+    given = next(f for f in raw["fields"]["person"] if f["field"] == "given")
+    given["levels"], given["m"], given["u"] = given["levels"][:-1], given["m"][:-1], given["u"][:-1]
+    old = Model.from_json(raw)
+    j = [f.name for f in FIELDS["person"]].index("given")
+    table = old.weights("person")
+    assert table[j, 6] == table[j, 5] == pytest.approx(math.log2(given["m"][5] / given["u"][5]))
+    # any other difference in levels is still refused
+    given["levels"] = given["levels"][:-1] + ["distant"]
+    with pytest.raises(ValueError, match="person.given"):
+        Model.from_json(raw)
 
 
 def test_company_and_person_are_never_a_pair(ctx):

@@ -26,6 +26,7 @@ LABELS: dict[tuple[str, str], str] = {
     ("given", "close"): N_("Given name similar %(pct)s%%"),
     ("given", "similar"): N_("Given name partly similar %(pct)s%%"),
     ("given", "far"): N_("Given name different"),
+    ("given", "far_han"): N_("Given name different"),
     ("legal_form", "same"): N_("Same legal form"),
     ("legal_form", "different"): N_("Other legal form"),
     ("place", "same_city"): N_("Same city"),

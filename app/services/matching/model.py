@@ -77,7 +77,7 @@ class Model:
             stored = {f["field"]: f for f in data["fields"][kind]}
             m[kind], u[kind] = [], []
             for f in fields:
-                entry = stored[f.name]
+                entry = _upgraded(f.levels, stored[f.name])
                 if list(entry["levels"]) != list(f.levels):
                     raise ValueError(f"model levels of {kind}.{f.name} do not match the code")
                 m[kind].append([float(x) for x in entry["m"]])
@@ -86,6 +86,19 @@ class Model:
                    link_threshold=float(data["link_threshold"]),
                    review_threshold=float(data["review_threshold"]),
                    provenance=dict(data.get("provenance") or {}))
+
+
+def _upgraded(levels: tuple[str, ...], entry: dict[str, Any]) -> dict[str, Any]:
+    """A stored field whose levels lack one the code added since, at the end, as a copy of
+    the level it was split from: a model trained before a person's given name had
+    'far_han' (two different Chinese given names) weighed them as 'far', and keeps doing so
+    until `flask crm dedupe-train` estimates the new level on the deployment's data."""
+    stored = list(entry["levels"])
+    if stored == list(levels) or stored != list(levels[:len(stored)]) \
+            or levels[len(stored):] != ("far_han",) or stored[-1] != "far":
+        return entry
+    return {**entry, "levels": list(levels), "m": [*entry["m"], entry["m"][-1]],
+            "u": [*entry["u"], entry["u"][-1]]}
 
 
 def level_weights(table: np.ndarray, levels: np.ndarray) -> np.ndarray:
