@@ -44,7 +44,9 @@ def create_app(config: Optional[Type] = None, **overrides) -> Flask:
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     csrf.init_app(app)
     with app.app_context():
-        from app.database import ping_idle_connections, use_connection_class
+        from app.database import ping_idle_connections, sqlite_index_hints, use_connection_class
+
+        sqlite_index_hints()
 
         if db.engine.dialect.name == "postgresql":
             use_connection_class(db.engine)

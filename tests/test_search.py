@@ -142,6 +142,29 @@ def test_names_only_ignores_the_contacts_for_two_characters_and_more(db, org):
     assert found(db, "李明德") == {named.id, via_contact.id}  # the quick search: both
 
 
+def test_a_name_search_reads_the_partial_index_of_names_on_sqlite(db, org):
+    """SQLite's planner took the primary key's index for a name search and read each row for
+    in_name (106 ms for a common gram at 1M customers, 4 ms through the partial index): the
+    statement names the index there; elsewhere it carries no hint. Both find the same."""
+    a = customers.create_customer(org.rep, {"name": "杭州科技有限公司"})
+    b = customers.create_customer(org.rep, {"name": "科大讯飞"})
+    customers.add_contact(org.rep, b.id, {"name": "科技"})  # a contact's name: not found
+    query = search.ids_for(search.parse_name("科技"), names_only=True)
+    longer = search.ids_for(search.parse_name("杭州科技"), names_only=True)
+    conn = db.session.connection()
+    compiled = query.compile(dialect=conn.dialect)
+    if conn.dialect.name == "sqlite":
+        assert "customer_search_gram INDEXED BY ix_customer_search_gram_name" in str(compiled)
+        plan = " ".join(r[-1] for r in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + str(compiled), tuple(compiled.params.values())))
+        assert "ix_customer_search_gram_name" in plan
+    else:
+        assert "INDEXED BY" not in str(compiled)
+    by_name = set(db.session.execute(query).scalars())
+    assert a.id in by_name and b.id not in by_name
+    assert set(db.session.execute(longer).scalars()) == {a.id}
+
+
 def test_the_rebuild_command(app, db, org):
     result = app.test_cli_runner().invoke(args=["crm", "search-rebuild"])
     assert result.exit_code == 0, result.output

@@ -243,12 +243,26 @@ def _entries(gram: str, names_only: bool):
     return where
 
 
+# The partial index of the keys from the customer's own name (gram, customer_id WHERE
+# in_name), which answers a name search without reading the table. SQLite's planner takes
+# the primary key's index instead (its statistics show fewer rows per gram there, as it
+# holds every key) and then reads each row for in_name: 106 ms for a gram of 58,000 names at
+# 1M customers, against 4 ms through this index.
+_NAME_INDEX_HINT = "INDEXED BY ix_customer_search_gram_name"
+
+
+def _gram_rows(column, gram: str, names_only: bool):
+    """SELECT `column` FROM the key rows of one gram (see _entries)."""
+    query = select(column).where(*_entries(gram, names_only))
+    return query.with_hint(_gram, _NAME_INDEX_HINT, "sqlite") if names_only else query
+
+
 def _driving_gram(conn, grams: list[str], names_only: bool) -> tuple[str, int]:
     """The rarest of the query's first grams and its number of entries (capped)."""
     best, best_n = grams[0], None
     for g in grams[:_GRAMS_COMPARED]:
         n = conn.execute(select(func.count()).select_from(
-            select(literal(1)).where(*_entries(g, names_only)).limit(_COUNT_CAP).subquery())
+            _gram_rows(literal(1), g, names_only).limit(_COUNT_CAP).subquery())
         ).scalar_one()
         if best_n is None or n < best_n:
             best, best_n = g, n
@@ -281,7 +295,7 @@ def ids_for(query: Query, conn=None, names_only: bool = False):
     if len(folded) == 2:
         # The gram is the whole query: its entries are exactly the answer (names_only: those
         # from the customer's own name, a partial index).
-        return select(_gram.c.customer_id).where(*_entries(folded, names_only))
+        return _gram_rows(_gram.c.customer_id, folded, names_only)
     from app.extensions import db
 
     conn = conn if conn is not None else db.session.connection()
@@ -291,9 +305,8 @@ def ids_for(query: Query, conn=None, names_only: bool = False):
     found = _text.c.name.like(pattern)
     if not names_only:
         found = or_(found, _text.c.contacts.like(pattern))
-    candidates = (select(_gram.c.customer_id)
-                  .where(*_entries(drive, names_only),
-                         exists().where(_text.c.customer_id == _gram.c.customer_id, found)))
+    candidates = _gram_rows(_gram.c.customer_id, drive, names_only).where(
+        exists().where(_text.c.customer_id == _gram.c.customer_id, found))
     if entries < _COUNT_CAP:
         # Few candidates: checked now, and the list query gets their ids. PostgreSQL cannot
         # estimate the LIKE check (it guessed one row and joined the scope by a nested loop
