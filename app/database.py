@@ -87,4 +87,3 @@ def sqlite_index_hints() -> None:
 
 def _hint_as_written(compiler, table, text):
     return text
-

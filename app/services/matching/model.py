@@ -88,17 +88,24 @@ class Model:
                    provenance=dict(data.get("provenance") or {}))
 
 
+# Levels added to a field after models were stored, each with the level it was split from:
+# a stored model lacking one weighs it as that level (what the code did before the split)
+# until `flask crm dedupe-train` estimates it on the deployment's data.
+SPLIT_FROM = {"far_han": "far"}   # a person's given name: two different Chinese names
+
+
 def _upgraded(levels: tuple[str, ...], entry: dict[str, Any]) -> dict[str, Any]:
-    """A stored field whose levels lack one the code added since, at the end, as a copy of
-    the level it was split from: a model trained before a person's given name had
-    'far_han' (two different Chinese given names) weighed them as 'far', and keeps doing so
-    until `flask crm dedupe-train` estimates the new level on the deployment's data."""
+    """A stored field whose levels are the code's but for levels of SPLIT_FROM added at the
+    end: those appended, as copies of the level each was split from."""
     stored = list(entry["levels"])
-    if stored == list(levels) or stored != list(levels[:len(stored)]) \
-            or levels[len(stored):] != ("far_han",) or stored[-1] != "far":
+    added = levels[len(stored):]
+    if not added or stored != list(levels[:len(stored)]) \
+            or any(SPLIT_FROM.get(level) not in stored for level in added):
         return entry
-    return {**entry, "levels": list(levels), "m": [*entry["m"], entry["m"][-1]],
-            "u": [*entry["u"], entry["u"][-1]]}
+    source = [stored.index(SPLIT_FROM[level]) for level in added]
+    return {**entry, "levels": list(levels),
+            "m": [*entry["m"], *(entry["m"][i] for i in source)],
+            "u": [*entry["u"], *(entry["u"][i] for i in source)]}
 
 
 def level_weights(table: np.ndarray, levels: np.ndarray) -> np.ndarray:
