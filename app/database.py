@@ -1,5 +1,6 @@
-"""Database connections: a liveness check only for pooled connections that sat idle, and
-(PostgreSQL) psycopg's connection keeping prepared statements across a rollback.
+"""Database connections: a liveness check only for pooled connections that sat idle,
+(PostgreSQL) psycopg's connection keeping prepared statements across a rollback, and
+rows_of, which runs the claim's statements through the driver itself.
 
 psycopg prepares a statement once a connection has run it a few times, and PostgreSQL then
 plans it once instead of on every execution (for the claim's statement, planning cost more
@@ -15,8 +16,9 @@ from __future__ import annotations
 import time
 
 import psycopg
+from psycopg.rows import namedtuple_row
 from sqlalchemy import event, exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection as SAConnection, Engine
 
 
 class Connection(psycopg.Connection):
@@ -74,6 +76,55 @@ def _ping(engine: Engine, dbapi_connection) -> None:
     # connection is not handed out inside a transaction the ping began (which would refuse
     # a later isolation level, e.g. AUTOCOMMIT for VACUUM).
     engine.dialect.do_ping(dbapi_connection)
+
+
+def rows_of(connection: SAConnection, statement, params: dict) -> list:
+    """The rows of `statement`, a Core statement that returns rows, built once and kept
+    (lru_cache), on the session's `connection`; rows answer by column name (row.pool_id) on every backend.
+
+    On PostgreSQL psycopg runs it directly, with the SQL compiled once per statement. The
+    claim (bench/claims.py) is two such statements per request, and SQLAlchemy's execution
+    of each cost about as much client CPU again as the driver's: the cache key walked over
+    the whole statement, the result's metadata was built anew, and every row became a Row.
+    Listeners of before/after_cursor_execute still see each statement; a driver error comes
+    wrapped as SQLAlchemy would wrap it. Elsewhere (SQLite: expanding IN lists are rendered
+    per call) it is connection.execute."""
+    if connection.dialect.name != "postgresql":
+        return connection.execute(statement, params).all()
+    sql, defaults, processors = _compiled(statement, connection.dialect)
+    params = {**defaults, **params}
+    for name, process in processors.items():
+        params[name] = process(params[name])
+    cursor = connection.connection.driver_connection.cursor(row_factory=namedtuple_row)
+    try:
+        listeners = connection.dispatch.before_cursor_execute
+        for fn in listeners:
+            fn(connection, cursor, sql, params, None, False)
+        try:
+            cursor.execute(sql, params)
+        except psycopg.Error as error:
+            raise exc.DBAPIError.instance(sql, params, error, psycopg.Error) from error
+        for fn in connection.dispatch.after_cursor_execute:
+            fn(connection, cursor, sql, params, None, False)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+_COMPILED: dict[int, tuple] = {}
+
+
+def _compiled(statement, dialect) -> tuple[str, dict, dict]:
+    """(SQL, the bind parameters' defaults, their processors) of a kept statement; the entry
+    holds the statement too, so its id cannot be reused by another while it is cached."""
+    entry = _COMPILED.get(id(statement))
+    if entry is None or entry[0] is not statement or entry[1] is not dialect:
+        compiled = statement.compile(dialect=dialect)
+        # The type processors SQLAlchemy would apply (an ARRAY's turns a tuple into a list).
+        processors = dict(compiled._bind_processors)
+        entry = (statement, dialect, str(compiled), dict(compiled.params), processors)
+        _COMPILED[id(statement)] = entry
+    return entry[2], entry[3], entry[4]
 
 
 def sqlite_index_hints() -> None:

@@ -10,6 +10,7 @@ from typing import Optional
 
 from sqlalchemy import ARRAY, Integer, any_, bindparam, insert, literal_column, select, update
 
+from app.database import rows_of
 from app.extensions import db
 from app.models import Department, Ownership, OwnershipEvent, Pool, User
 from app.models.customer import utcnow
@@ -93,7 +94,8 @@ def lock_active_rep(user_id: int, connection=None):
     ensure_active_owner, here for every path that locks its owner — lead create, assign,
     import, handover, claims; service only likewise). `connection`: the session's, if the caller already has it."""
     connection = connection if connection is not None else db.session.connection()
-    row = connection.execute(_lock_active_rep(), {"user_id": user_id}).first()
+    rows = rows_of(connection, _lock_active_rep(), {"user_id": user_id})
+    row = rows[0] if rows else None
     if row is None:
         raise ValidationFailed({"owner": tr("The owner does not exist")})
     if not row.active or row.employment_status != EMPLOYMENT_ACTIVE:

@@ -12,6 +12,7 @@ from typing import Iterable, Optional
 
 from sqlalchemy import ARRAY, Integer, bindparam, false, func, null, or_, select, true, update
 
+from app.database import rows_of
 from app.extensions import db
 from app.models import Customer, Department, Ownership, OwnershipEvent, Pool, PoolMember, User
 from app.models.customer import utcnow
@@ -134,8 +135,9 @@ def _claim(actor: User, ids: list[int], pool_id: Optional[int], admin: bool) -> 
     one statement that reads everything the rules need and, in the same snapshot, moves the
     customers still in the pool they were read in and logs their events; the rules are
     checked on what it read, and any refusal rolls the move back (the caller's rollback), so
-    nothing of a refused claim is kept. Elsewhere (SQLite, no data-modifying CTEs) three:
-    lock, read, then move and log once every rule passed."""
+    nothing of a refused claim is kept; both run through the driver (database.rows_of).
+    Elsewhere (SQLite, no data-modifying CTEs) three: lock, read, then move and log once
+    every rule passed."""
     actor_id = actor.id
     conn = db.session.connection()
     rep = ownership.lock_active_rep(actor_id, conn)  # first: counts below are read under it
@@ -147,7 +149,7 @@ def _claim(actor: User, ids: list[int], pool_id: Optional[int], admin: bool) -> 
               "day_start": local_day_start(now), "pool_id": pool_id}
     if postgres:
         params["now"] = now
-    result = conn.execute(_claim_statement(admin, postgres, single), params).all()
+    result = rows_of(conn, _claim_statement(admin, postgres, single), params)
     rows, policy = _claim_rows(result, chain)
     if pool_id is not None and not (
             result[0].pool_member if result else pool_id in member_pool_ids(actor, chain)):
