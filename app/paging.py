@@ -301,13 +301,26 @@ class KeysetInterface(SQLAInterface):
         if key is not None:
             rows_query = rows_query.filter(self._beyond(columns, key, read_desc))
         ordering = [c.desc() if read_desc else c.asc() for c in columns]
-        rows_query = rows_query.options(*self.list_load).order_by(*ordering) \
-            .limit(page_size + 1)
-        if key is not None and len(columns) == 1:
+        rows_query = rows_query.order_by(*ordering).limit(page_size + 1)
+        bounded = key is not None and len(columns) == 1
+        if self.list_load and self.session.get_bind().dialect.name == "sqlite":
+            # SQLite joins the labels (list_load) onto every matching row and sorts them all,
+            # joined columns included, before LIMIT: rep1's ownership history at 10M events
+            # sorted 350,000 rows of six tables (750 ms). The page's keys first, in the same
+            # statement, and the labels joined onto those rows alone (the keys: 35 ms).
+            pk = self.get_pk()
+            keys = rows_query.with_entities(pk).statement
+            if bounded:
+                keys = _bounded_subqueries(keys, columns[0], key[0], read_desc)
+            rows = self.session.execute(
+                select(self.obj).where(pk.in_(select(keys.subquery().c[0])))
+                .options(*self.list_load).order_by(*ordering)).unique().scalars().all()
+        elif bounded:
             rows = self.session.execute(_bounded_subqueries(
-                rows_query.statement, columns[0], key[0], read_desc)).unique().scalars().all()
+                rows_query.options(*self.list_load).statement, columns[0], key[0],
+                read_desc)).unique().scalars().all()
         else:
-            rows = rows_query.all()
+            rows = rows_query.options(*self.list_load).all()
         more = len(rows) > page_size
         rows = rows[:page_size]
         if going_back:
