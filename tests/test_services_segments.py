@@ -422,6 +422,23 @@ def test_the_workbench_and_the_customer_page_count_days_by_segment(db, org):
     assert [r["id"] for r in workbench.about_to_be_reclaimed(org.rep2, now=NOW)] == [c]
 
 
+def test_the_workbench_picks_the_soonest_by_segment_whatever_the_limit(db, org):
+    """Under segment policies the workbench's list is the `limit` customers the sweep takes
+    soonest, each by its own periods, picked by the database (a rep with tens of thousands
+    due read them all before)."""
+    from app.services import workbench
+
+    add(org, scope="global", segment_grade="A", reclaim_no_followup_days=40,
+        warn_before_days=10)
+    a = [owned(db, org.rep, f"A级{d}天", d, grade="A") for d in (31, 35, 33)]  # 9, 5, 7 left
+    b = [owned(db, org.rep, f"B级{d}天", d, grade="B") for d in (28, 29)]       # 2, 1 left
+    full = workbench.about_to_be_reclaimed(org.rep, now=NOW)
+    assert [(r["id"], r["days_left"]) for r in full] == [
+        (b[1], 1), (b[0], 2), (a[1], 5), (a[2], 7), (a[0], 9)]
+    for n in range(1, 5):
+        assert workbench.about_to_be_reclaimed(org.rep, limit=n, now=NOW) == full[:n]
+
+
 def test_the_plain_global_policy_cannot_become_a_segment_policy(db, org):
     """Clearing its caps and adding a grade would leave no plain global policy: every cap and
     limit would fall back to the built-in defaults. Refused, naming the condition; a segment
