@@ -8,8 +8,9 @@ care messages, import problems, dedupe clusters and audit rows. Then, through Fl
 client signed in as admin, manager1, rep1 and staff1, requests every list page at page 1, a
 deep page and a search, and prints p50/p95 wall time and SQL statements per request beside a
 bare keyset query on the page's main table (`WHERE id < :x ORDER BY id DESC LIMIT 25`)
-timed in the same run. Ends with the (page, role, variant) that miss the targets:
-p95 <= 50 ms and <= 8 statements (home, workbench, team: 100 ms); SQLite within 5x.
+timed in the same run. Ends with the (page, role, variant) that miss the targets (issue 14):
+list pages p95 <= 50 ms and <= 8 statements; home, workbench and team p95 <= 100 ms (they are
+not lists: a fixed number of statements, one per panel, whatever the data); SQLite within 5x.
 
     .venv/bin/python bench/list_pages.py                          # PostgreSQL, 1M / 10M
     .venv/bin/python bench/list_pages.py --reuse --only customers,pool --repeat 5
@@ -641,12 +642,12 @@ def measure(app, args) -> None:
                         why.append(f"status {status}")
                     if p95 > page.target * factor:
                         why.append(f"p95 {p95:.0f} ms > {page.target * factor:.0f}")
-                    if stmts > 8:
+                    if stmts > 8 and page.target == 50.0:  # a list page
                         why.append(f"{stmts} statements > 8")
                     if why:
                         misses.append((page.key, role, variant, ", ".join(why)))
     print(f"\nmisses ({len(misses)}), targets p95 <= {50 * factor:.0f} ms "
-          f"(home/workbench/team {100 * factor:.0f}), <= 8 statements:")
+          f"and <= 8 statements a list page (home/workbench/team {100 * factor:.0f} ms):")
     for m in misses:
         print(f"  {m[0]:<13} {m[1]:<9} {m[2]:<7} {m[3]}")
 

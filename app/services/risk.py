@@ -32,7 +32,7 @@ from app.extensions import db
 from app.models import (Customer, Deal, FollowUp, Opportunity, Ownership, OwnershipEvent,
                         RiskModel, Ticket, User)
 from app.models.customer import utcnow
-from app.services import classification, policies, risk_model
+from app.services import classification, ownership, policies, risk_model
 from app.services.errors import N_, tr
 from app.services.times import local_date
 
@@ -162,8 +162,12 @@ def load_history(customer_ids: Optional[list[int]], index: dict[int, int],
                  extra_follow_ups: Optional[list[tuple]] = None) -> History:
     """Five statements: follow-ups (since `since`, when given), deals, opportunities, tickets
     of those customers (all of them when None), and the grading thresholds."""
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+
     def only(col):
-        return [] if customer_ids is None else [col.in_(customer_ids)]
+        # One array parameter on PostgreSQL: an IN list of the panel's 5,000 ids was 5,000
+        # placeholders to compile and parse in each of four statements (0.3 s at 1M).
+        return [] if customer_ids is None else [ownership.in_ids(col, customer_ids, postgres)]
 
     fu_q = select(FollowUp.customer_id, FollowUp.happened_at).where(*only(FollowUp.customer_id))
     if since is not None:

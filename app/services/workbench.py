@@ -118,13 +118,12 @@ def _soon_by_segment(user: User, limit: int, now: dt.datetime) -> list[dict]:
     warn-before days), the `limit` soonest picked in the same statement (a rep holding tens
     of thousands read every one that was due, and computed its days left in Python)."""
     rule = reclaim.customer_rule(now, owner_ids=[user.id])
-    due = (select(Customer.id, Customer.name, *_CLOCK,
+    due = (select(Ownership.customer_id.label("id"), *_CLOCK,
                   rule.no_followup_days.label("no_followup_days"),
                   rule.no_deal_days.label("no_deal_days"),
                   rule.no_followup_cut.label("no_followup_cut"),
                   rule.no_deal_cut.label("no_deal_cut"),
                   reclaim.last_touch().label("touch"))
-           .join(Ownership, Ownership.customer_id == Customer.id)
            .where(Ownership.owner_id == user.id, reclaim.due_within_warning(rule))).subquery()
     # reclaim.deadline's instant less now, in days (a cut is now less the period): the
     # earlier of the two deadlines, no earlier than the end of an opportunity's protection.
@@ -134,7 +133,10 @@ def _soon_by_segment(user: User, limit: int, now: dt.datetime) -> list[dict]:
     protected = _days_between(due.c.protected_since, due.c.no_followup_cut)
     soonest = case((and_(due.c.protected_since.is_not(None), due.c.no_followup_days > 0,
                          protected > when), protected), else_=when)
-    rows = db.session.execute(select(due).order_by(soonest, due.c.id).limit(limit)).all()
+    # The names of the page's rows alone (joined before the LIMIT, every due row's).
+    page = select(due).order_by(soonest, due.c.id).limit(limit).subquery()
+    rows = db.session.execute(select(page, Customer.name)
+                              .join(Customer, Customer.id == page.c.id)).all()
     found = [{"id": r.id, "name": r.name, "days_left": days_left(r, {}, now)} for r in rows]
     return sorted(found, key=lambda r: (r["days_left"], r["id"]))
 
