@@ -13,7 +13,10 @@ so here they are kept.
 """
 from __future__ import annotations
 
+import keyword
 import time
+import weakref
+from typing import Optional
 
 import psycopg
 from psycopg.rows import namedtuple_row
@@ -80,51 +83,87 @@ def _ping(engine: Engine, dbapi_connection) -> None:
 
 def rows_of(connection: SAConnection, statement, params: dict) -> list:
     """The rows of `statement`, a Core statement that returns rows, built once and kept
-    (lru_cache), on the session's `connection`; rows answer by column name (row.pool_id) on every backend.
+    (lru_cache), on the session's `connection`; rows answer by column name (row.pool_id) on
+    every backend.
 
-    On PostgreSQL psycopg runs it directly, with the SQL compiled once per statement. The
-    claim (bench/claims.py) is two such statements per request, and SQLAlchemy's execution
-    of each cost about as much client CPU again as the driver's: the cache key walked over
-    the whole statement, the result's metadata was built anew, and every row became a Row.
-    Listeners of before/after_cursor_execute still see each statement; a driver error comes
-    wrapped as SQLAlchemy would wrap it. Elsewhere (SQLite: expanding IN lists are rendered
-    per call) it is connection.execute."""
-    if connection.dialect.name != "postgresql":
+    On PostgreSQL (psycopg) the driver runs it directly, with the SQL compiled once per
+    statement. The claim (bench/claims.py) is two such statements per request, and
+    SQLAlchemy's execution of each cost about as much client CPU again as the driver's: the
+    cache key walked over the whole statement, the result's metadata was built anew, and
+    every row became a Row. The parameters get SQLAlchemy's defaults and type processing, a
+    missing required one is refused, and a driver error goes through SQLAlchemy's handling
+    (wrapped as it wraps them; a lost connection invalidated). SQLAlchemy runs it itself
+    when something listens to the connection's statements (a statement counter, tracing:
+    they get their full execution context), on other backends (SQLite renders its expanding
+    IN lists per call), and for statements the driver cannot run as compiled once
+    (_compiled says which)."""
+    entry = None
+    if connection.dialect.driver == "psycopg" and not _listened(connection):
+        entry = _compiled(statement, connection.dialect)
+    if entry is None:
         return connection.execute(statement, params).all()
-    sql, defaults, processors = _compiled(statement, connection.dialect)
+    sql, defaults, processors, required = entry
+    missing = required.difference(params)
+    if missing:  # as SQLAlchemy refuses it
+        why = f"A value is required for bind parameter {sorted(missing)[0]!r}"
+        raise exc.StatementError(why, sql, params, exc.InvalidRequestError(why))
     params = {**defaults, **params}
     for name, process in processors.items():
         params[name] = process(params[name])
     cursor = connection.connection.driver_connection.cursor(row_factory=namedtuple_row)
     try:
-        listeners = connection.dispatch.before_cursor_execute
-        for fn in listeners:
-            fn(connection, cursor, sql, params, None, False)
         try:
             cursor.execute(sql, params)
         except psycopg.Error as error:
-            raise exc.DBAPIError.instance(sql, params, error, psycopg.Error) from error
-        for fn in connection.dispatch.after_cursor_execute:
-            fn(connection, cursor, sql, params, None, False)
+            connection._handle_dbapi_exception(error, sql, params, cursor, None)
         return cursor.fetchall()
     finally:
         cursor.close()
 
 
-_COMPILED: dict[int, tuple] = {}
+# (handle_error listeners are the dialect's: _handle_dbapi_exception calls them.)
+_STATEMENT_EVENTS = ("before_execute", "after_execute", "before_cursor_execute",
+                     "after_cursor_execute")
 
 
-def _compiled(statement, dialect) -> tuple[str, dict, dict]:
-    """(SQL, the bind parameters' defaults, their processors) of a kept statement; the entry
-    holds the statement too, so its id cannot be reused by another while it is cached."""
-    entry = _COMPILED.get(id(statement))
-    if entry is None or entry[0] is not statement or entry[1] is not dialect:
-        compiled = statement.compile(dialect=dialect)
+def _listened(connection: SAConnection) -> bool:
+    """Does anything listen to this connection's statements? (SQLAlchemy's own flag stays
+    set once a listener was ever added, so the listeners themselves are asked.)"""
+    if not (connection._has_events or connection.engine._has_events):
+        return False
+    return any(getattr(connection.dispatch, name) for name in _STATEMENT_EVENTS)
+
+
+# statement → {dialect: (sql, defaults, processors, required names) or None}; weak keys: a
+# statement nobody keeps (built per call) leaves with its entry.
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _compiled(statement, dialect) -> Optional[tuple[str, dict, dict, frozenset]]:
+    """What rows_of needs to run `statement` through the driver, compiled once; None when
+    the compiled SQL alone is not the statement: Python-side defaults (prefetch), literal or
+    expanding parameters rendered per call, escaped parameter names, or result column names
+    that are not plain attribute names (the driver's named tuples)."""
+    by_dialect = _COMPILED.get(statement)
+    if by_dialect is None:
+        by_dialect = _COMPILED.setdefault(statement, {})
+    if dialect in by_dialect:
+        return by_dialect[dialect]
+    compiled = statement.compile(dialect=dialect)
+    names = [c.key for c in statement.exported_columns]
+    plain = len(set(names)) == len(names) and all(
+        isinstance(n, str) and n.isidentifier() and not keyword.iskeyword(n)
+        and not n.startswith("_") for n in names)
+    entry = None
+    if plain and not (compiled.insert_prefetch or compiled.update_prefetch
+                      or compiled.literal_execute_params or compiled.post_compile_params
+                      or compiled.escaped_bind_names):
         # The type processors SQLAlchemy would apply (an ARRAY's turns a tuple into a list).
-        processors = dict(compiled._bind_processors)
-        entry = (statement, dialect, str(compiled), dict(compiled.params), processors)
-        _COMPILED[id(statement)] = entry
-    return entry[2], entry[3], entry[4]
+        entry = (str(compiled), dict(compiled.params), dict(compiled._bind_processors),
+                 frozenset(n for n, b in compiled.binds.items()
+                           if b.required and b.value is None and b.callable is None))
+    by_dialect[dialect] = entry
+    return entry
 
 
 def sqlite_index_hints() -> None:

@@ -1,7 +1,9 @@
 """app.database.rows_of: the hot path's statements (the rep lock, the claim) run by the driver
 on PostgreSQL behave as SQLAlchemy's execution did: rows by column name, the parameters'
-type processing, the engine's statement listeners, and driver errors wrapped as SQLAlchemy
-wraps them (so what handles a DataError or IntegrityError still does)."""
+defaults and type processing, a missing parameter refused, driver errors handled as
+SQLAlchemy handles them (so what catches a DataError still does, and the session goes on),
+and whatever SQLAlchemy runs better itself (listeners on the statements, names the driver's
+named tuples cannot carry) left to it."""
 from __future__ import annotations
 
 import pytest
@@ -35,6 +37,43 @@ def test_defaults_and_type_processing_apply_as_sqlalchemy_would(db):
                        (bindparam("base", 40, type_=Integer) + 2).label("answer"))
     (row,) = database.rows_of(db.session.connection(), statement, {"chain": (3, 4, 5)})
     assert (row.n, row.answer) == (3, 42)
+
+
+def test_postgresql_rows_come_from_the_driver_when_nothing_listens(db, org):
+    if not _postgres(db):
+        pytest.skip("SQLite runs the statement through SQLAlchemy itself")
+    from sqlalchemy.engine import Row
+
+    statement = select(User.__table__.c.id).where(User.__table__.c.id == bindparam("user_id"))
+    (row,) = database.rows_of(db.session.connection(), statement, {"user_id": org.rep.id})
+    assert row.id == org.rep.id and not isinstance(row, Row)
+    # A listener that came and went (a test's statement counter) leaves the driver to it.
+    engine = db.session.get_bind().engine
+
+    def listener(*args):
+        pass
+
+    event.listen(engine, "before_cursor_execute", listener)
+    (row,) = database.rows_of(db.session.connection(), statement, {"user_id": org.rep.id})
+    assert isinstance(row, Row)  # SQLAlchemy ran it, for the listener
+    event.remove(engine, "before_cursor_execute", listener)
+    (row,) = database.rows_of(db.session.connection(), statement, {"user_id": org.rep.id})
+    assert not isinstance(row, Row)
+
+
+def test_a_missing_parameter_is_refused_as_sqlalchemy_refuses_it(db):
+    statement = select(bindparam("wanted", type_=Integer).label("n"))
+    with pytest.raises(exc.StatementError) as raised:
+        database.rows_of(db.session.connection(), statement, {})
+    assert "A value is required for bind parameter 'wanted'" in str(raised.value)
+    db.session.rollback()
+
+
+def test_names_the_driver_cannot_carry_are_left_to_sqlalchemy(db):
+    # A keyword and a leading underscore: not names of a named tuple's fields.
+    statement = select(literal_column("1").label("from"), literal_column("2").label("_n"))
+    (row,) = database.rows_of(db.session.connection(), statement, {})
+    assert tuple(row) == (1, 2) and row._mapping["from"] == 1
 
 
 def test_the_engines_statement_listeners_see_it(db, org):
@@ -71,3 +110,6 @@ def test_a_driver_error_comes_wrapped_as_sqlalchemy_wraps_it(db):
         database.rows_of(db.session.connection(), statement, {"zero": 0})
     assert "division by zero" in str(raised.value.orig)
     db.session.rollback()
+    # The session goes on after the rollback, through the driver again.
+    assert [tuple(r) for r in database.rows_of(db.session.connection(), statement,
+                                               {"zero": 1})] == [(1,)]

@@ -420,13 +420,14 @@ def train(now: Optional[dt.datetime] = None, kinds=("lapse", "silent")) -> list[
     per run; earlier runs stay as the model's history). Owns its commit."""
     now = now or utcnow()
     out = []
+    average = average_holding()
     for kind in kinds:
         bt = backtest(kind, now)
         m = bt.model
         params = None if m is None else json.dumps({
             "features": list(FEATURES[kind]), "coef": m.coef.tolist(),
             "intercept": m.intercept, "mean": m.mean.tolist(), "scale": m.scale.tolist(),
-            "average_holding": average_holding()})
+            "average_holding": average})
         db.session.add(RiskModel(
             kind=kind, trained_at=now, params=params,
             model_auc=None if not np.isfinite(bt.model_auc) else bt.model_auc,
