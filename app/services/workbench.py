@@ -116,7 +116,8 @@ def _soon_by_segment(user: User, limit: int, now: dt.datetime) -> list[dict]:
     """about_to_be_reclaimed when segment policies apply to some of the user's customers: the
     warnings' own selection (reclaim.due_within_warning, each customer's periods and
     warn-before days), the `limit` soonest picked in the same statement (a rep holding tens
-    of thousands read every one that was due, and computed its days left in Python)."""
+    of thousands read every one that was due, and computed its days left in Python). Ties in
+    whole days at the cut-off are decided by the exact deadline, then the id."""
     rule = reclaim.customer_rule(now, owner_ids=[user.id])
     due = (select(Ownership.customer_id.label("id"), *_CLOCK,
                   rule.no_followup_days.label("no_followup_days"),
