@@ -4,6 +4,7 @@ warnings for an owner on leave go to their superior (else their department's man
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import threading
 
 import pytest
@@ -15,7 +16,14 @@ from app.services.errors import (Conflict, OutOfScope, PermissionDenied, Validat
 from app.services.times import local_today
 from tests.helpers import holder_of
 
-TODAY = local_today()
+TODAY = local_today()  # set again for each test (_today)
+
+
+@pytest.fixture(autouse=True)
+def _today(monkeypatch):
+    """TODAY is the business day when the test starts: a date taken once at import went
+    stale when the suite ran across midnight in Shanghai (16:00 UTC)."""
+    monkeypatch.setattr(sys.modules[__name__], "TODAY", local_today())
 DAY = dt.timedelta(days=1)
 
 
@@ -25,7 +33,10 @@ def _refusal(err_type, call):
     return err.value
 
 
-def away(actor, user, start=TODAY, end=TODAY + 2 * DAY, reason=None):
+def away(actor, user, start=None, end=None, reason=None):
+    """Leave from `start` (default today) to `end` (default the day after tomorrow)."""
+    start = TODAY if start is None else start
+    end = TODAY + 2 * DAY if end is None else end
     return absences.create_absence(actor, user.id, start, end, reason)
 
 

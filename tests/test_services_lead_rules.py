@@ -5,6 +5,7 @@ capture form left alone, the rule form, and the lead cap under concurrent placem
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import threading
 
 import pytest
@@ -20,7 +21,14 @@ from app.services.times import local_today
 from tests.helpers import holder_of
 from tests.test_lead_capture import GOOD, form, post  # noqa: F401 - the capture fixture
 
-TODAY = local_today()
+TODAY = local_today()  # set again for each test (_today)
+
+
+@pytest.fixture(autouse=True)
+def _today(monkeypatch):
+    """TODAY is the business day when the test starts: a date taken once at import went
+    stale when the suite ran across midnight in Shanghai (16:00 UTC)."""
+    monkeypatch.setattr(sys.modules[__name__], "TODAY", local_today())
 
 
 def add_rule(db, **kw):

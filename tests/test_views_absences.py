@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 
 import pytest
 from sqlalchemy import select
@@ -14,7 +15,14 @@ from app.services import absences, api_keys
 from app.services.times import local_today
 from tests.test_views_access import flashes
 
-TODAY = local_today()
+TODAY = local_today()  # set again for each test (_today)
+
+
+@pytest.fixture(autouse=True)
+def _today(monkeypatch):
+    """TODAY is the business day when the test starts: a date taken once at import went
+    stale when the suite ran across midnight in Shanghai (16:00 UTC)."""
+    monkeypatch.setattr(sys.modules[__name__], "TODAY", local_today())
 DAY = dt.timedelta(days=1)
 ROLES = ("admin", "manager", "rep", "staff", "auditor")
 
