@@ -250,9 +250,14 @@ def test_pool_sizes_over_time(org, db):
     from app.models import OwnershipEvent, PoolMember
     from app.services import pool
 
+    from app.services.times import local_today
+
+    # 03:00 UTC on the business day three days back is 11:00 that day in Shanghai (the UTC
+    # date is a day behind from 16:00 UTC, and a time from it fell on the wrong day then).
+    three_days_back = dt.datetime.combine(local_today() - dt.timedelta(days=3), dt.time(3, 0))
     db.session.execute(update(OwnershipEvent).where(
         OwnershipEvent.customer_id == org.c_pool.id, OwnershipEvent.kind == "created")
-        .values(created_at=_at(3, 2)))  # 03:00 UTC: the same day in Shanghai
+        .values(created_at=three_days_back))
     db.session.add(PoolMember(pool_id=org.pool.id, department_id=org.east.id))
     db.session.commit()
     before = evaluate(org.admin, "pool_sizes_over_time", **{"from": _day(4)})
