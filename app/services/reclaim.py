@@ -482,6 +482,27 @@ def deadline(acquired_at, last_followup_at, no_followup_days: int, no_deal_days:
     return when, rule
 
 
+def days_to_deadline(acquired_at, touch, protected_since, no_followup_days, no_followup_cut,
+                     no_deal_cut):
+    """deadline() in SQL, as days from the instant the cuts were taken at (a cut is that
+    instant less the period, segments.cut_of): the earlier of the two deadlines, no earlier
+    than the end of an opportunity's protection. For ordering in the database; deadline()
+    stays what a page shows."""
+    followup = _days_between(touch, no_followup_cut)
+    deal = _days_between(acquired_at, no_deal_cut)
+    when = case((followup <= deal, followup), else_=deal)
+    protected = _days_between(protected_since, no_followup_cut)
+    return case((and_(protected_since.is_not(None), no_followup_days > 0, protected > when),
+                 protected), else_=when)
+
+
+def _days_between(later, earlier):
+    """later - earlier in (fractional) days, in SQL."""
+    if not _postgres():
+        return func.julianday(later) - func.julianday(earlier)
+    return func.extract("epoch", later - earlier) / 86400.0
+
+
 def warn(now: Optional[dt.datetime] = None) -> int:
     """Warn owners of customers that will be due within their warn-before days (resolved per
     customer, like the periods): one notification per customer and cycle (a later run, or a

@@ -6,7 +6,7 @@ import math
 from typing import Optional
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, func, select, union_all
+from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
@@ -126,27 +126,15 @@ def _soon_by_segment(user: User, limit: int, now: dt.datetime) -> list[dict]:
                   rule.no_deal_cut.label("no_deal_cut"),
                   reclaim.last_touch().label("touch"))
            .where(Ownership.owner_id == user.id, reclaim.due_within_warning(rule))).subquery()
-    # reclaim.deadline's instant less now, in days (a cut is now less the period): the
-    # earlier of the two deadlines, no earlier than the end of an opportunity's protection.
-    followup = _days_between(due.c.touch, due.c.no_followup_cut)
-    deal = _days_between(due.c.acquired_at, due.c.no_deal_cut)
-    when = case((followup <= deal, followup), else_=deal)
-    protected = _days_between(due.c.protected_since, due.c.no_followup_cut)
-    soonest = case((and_(due.c.protected_since.is_not(None), due.c.no_followup_days > 0,
-                         protected > when), protected), else_=when)
+    soonest = reclaim.days_to_deadline(due.c.acquired_at, due.c.touch, due.c.protected_since,
+                                       due.c.no_followup_days, due.c.no_followup_cut,
+                                       due.c.no_deal_cut)
     # The names of the page's rows alone (joined before the LIMIT, every due row's).
     page = select(due).order_by(soonest, due.c.id).limit(limit).subquery()
     rows = db.session.execute(select(page, Customer.name)
                               .join(Customer, Customer.id == page.c.id)).all()
     found = [{"id": r.id, "name": r.name, "days_left": days_left(r, {}, now)} for r in rows]
     return sorted(found, key=lambda r: (r["days_left"], r["id"]))
-
-
-def _days_between(later, earlier):
-    """later - earlier in (fractional) days, in SQL."""
-    if db.session.get_bind().dialect.name == "sqlite":
-        return func.julianday(later) - func.julianday(earlier)
-    return func.extract("epoch", later - earlier) / 86400.0
 
 
 def pool_customers(user: User, limit: int = 50) -> list[dict]:
