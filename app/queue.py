@@ -148,6 +148,12 @@ PERIODIC: list[PeriodicJob] = [
                 "GUISHU_CRON_OWNERSHIP_EFFECT", "0 1 1 * *",
                 _l("e-mail each sales manager the ownership-effect evaluation of their team "
                    "(the last twelve months)")),
+    # issue 14: what each owner holds (app.services.tally), folded often so reads stay short
+    PeriodicJob("tally_fold", _l("Owner counts"),
+                "jobs.ownership.tally_fold",
+                "GUISHU_CRON_TALLY_FOLD", "* * * * *",
+                _l("fold the changes to each owner's customer counts into their totals (the "
+                   "caps and the team view read both)")),
     # issue 20 §6: the dashboards' aggregates (app.services.stat_aggregates)
     PeriodicJob("stats_refresh", _l("Dashboard aggregates"),
                 "jobs.stats.stats_refresh",

@@ -257,7 +257,18 @@ def reset_pool(engine, pool_id):
         c.execute(sa.text("UPDATE customer_ownership SET owner_id = NULL, pool_id = :p "
                           "WHERE owner_id IS NOT NULL"), {"p": pool_id})
         c.execute(sa.text("DELETE FROM ownership_event WHERE kind <> 'created'"))
+        tallied = sa.inspect(c).has_table("owner_tally")
+        if tallied:
+            # Nobody holds anything now, and the owner tally (migration 0047) says so: a
+            # zero base row per rep, as a deployment's every-minute fold leaves one for each
+            # owner who ever held a customer, and no change rows.
+            c.execute(sa.text("DELETE FROM owner_tally"))
+            c.execute(sa.text(
+                "INSERT INTO owner_tally (owner_id, base, held, locked, won, unlocked_unwon, "
+                "fresh) SELECT id, true, 0, 0, 0, 0, 0 FROM ab_user"))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        if tallied:
+            c.execute(sa.text("VACUUM ANALYZE owner_tally"))
         c.execute(sa.text("VACUUM ANALYZE customer_ownership"))
         c.execute(sa.text("VACUUM ANALYZE ownership_event"))
         c.execute(sa.text("VACUUM ANALYZE ab_user"))

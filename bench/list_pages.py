@@ -421,6 +421,7 @@ def generate(app, n: int, n_events: int) -> None:
             f"{minutes_ago(dialect, f'(CAST(:na AS bigint) - g) * {MINUTES_2Y} / :na')} "
             f"FROM {series(dialect, lo, hi)}"), chunked(n_audit), base=base, n=n, na=n_audit)
         grams(app)
+        fold_tally(app)
         with eng.begin() as c:
             c.execute(sa.text("DROP TABLE lb_word"))
             c.execute(sa.text("DROP TABLE lb_user"))
@@ -434,6 +435,19 @@ def generate(app, n: int, n_events: int) -> None:
         timings.append(("analyze", time.perf_counter() - t))
         print(f"  {'analyze':<28} {timings[-1][1]:7.1f} s")
         print(f"generated in {sum(s for _, s in timings):.0f} s")
+
+
+def fold_tally(app) -> None:
+    """Fold the owner tally's changes (migration 0047: the inserts above wrote one per owned
+    customer) into its totals, as the every-minute job would."""
+    try:
+        from app.services import tally
+    except ImportError:
+        return
+    t = time.perf_counter()
+    with app.app_context():
+        tally.fold()
+    print(f"  {'owner tally fold':<28} {time.perf_counter() - t:7.1f} s")
 
 
 def grams(app) -> None:

@@ -102,3 +102,14 @@ def ownership_effect_mail() -> dict:
     summary = {"sent": len(run.sent), "skipped": len(run.skipped), "failed": len(run.failed)}
     log.info("ownership_effect_mail: %s", summary)
     return summary
+
+
+@periodic("tally_fold")
+def tally_fold() -> int:
+    """Fold the owner tally's change rows into the totals (app.services.tally.fold)."""
+    from app.services import tally
+
+    with job_app().app_context():
+        folded = tally.fold()
+    log.info("tally_fold: %d changes", folded)
+    return folded

@@ -2,7 +2,7 @@
 from app.models.org import Department, Employee, User  # noqa: F401
 from app.models.customer import Contact, Customer, CustomerShare  # noqa: F401
 from app.models.ownership import (Ownership, OwnershipEvent, Pool, PoolMember,  # noqa: F401
-                                  ReclaimWarning)
+                                  ReclaimWarning, owner_tally)
 from app.models.policy import Policy  # noqa: F401
 from app.models.audit import AuditLog  # noqa: F401
 from app.models.transfer import (Notification, OpenTransfer, TransferItem,  # noqa: F401

@@ -21,10 +21,12 @@ class FollowUp(Model):
         CheckConstraint("channel in ('call', 'visit', 'message', 'email', 'meeting')",
                         name="ck_follow_up_channel"),
         Index("ix_follow_up_happened_id", "happened_at", "id"),  # the list's sort key
+        # A customer's follow-ups by time, from the index alone (the churn-risk panel reads
+        # the last 180 days of thousands of customers).
+        Index("ix_follow_up_customer_happened", "customer_id", "happened_at"),
     )
     id = Column(Integer, primary_key=True)
-    customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), nullable=False,
-                         index=True)
+    customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), nullable=False)
     # A follow-up logged on a contact counts for the contact's customer.
     contact_id = Column(Integer, ForeignKey("contact.id", ondelete="SET NULL"), index=True)
     user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"), index=True)
@@ -46,11 +48,14 @@ class FollowUp(Model):
 class Deal(Model):
     __tablename__ = "deal"
     __table_args__ = (CheckConstraint("amount > 0", name="ck_deal_amount_positive"),
-                      Index("ix_deal_won_id", "won_on", "id"))  # the list's sort key
+                      Index("ix_deal_won_id", "won_on", "id"),  # the list's sort key
+                      # A rep's deals won in a period, summed from the index alone (the
+                      # targets' progress, the team view).
+                      Index("ix_deal_user_won", "user_id", "won_on", "amount"))
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"), nullable=False,
                          index=True)
-    user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"), index=True)
+    user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
     amount = Column(Numeric(14, 2), nullable=False)
     won_on = Column(Date, nullable=False, index=True)
     product_line = Column(String(100))

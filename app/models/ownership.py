@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from flask_appbuilder import Model
 from flask_babel import gettext
-from sqlalchemy import (Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Index,
-                        Integer, String, Text, UniqueConstraint, case, text)
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey,
+                        Index, Integer, SmallInteger, String, Table, Text, UniqueConstraint, case,
+                        text)
 from sqlalchemy.orm import relationship
 
 from app.models.customer import utcnow
@@ -127,6 +128,28 @@ def last_touch_of(row):
 Index("ix_customer_ownership_owner_touch", Ownership.owner_id, last_touch_of(Ownership))
 
 
+# What each owner holds, counted by the database itself (app.services.tally): triggers on
+# customer_ownership (migration 0047) append a change row (base false) for every row that
+# enters, leaves or changes state under an owner, whichever path wrote it; a periodic job
+# folds the changes into the owner's base row. An owner's counts are the sum of their rows,
+# so a claim's cap check and the manager's team view read a few rows instead of counting
+# the owner's whole book. One table for both kinds of row: the base rows (one per owner
+# that ever held a customer, never deleted) keep its statistics from ever saying "empty",
+# which would have the planner scan it whole instead of by owner. No primary key, no
+# foreign keys: every index is one more write per claim, and the triggers must never fail a
+# move.
+TALLY_COLUMNS = ("held", "locked", "won", "unlocked_unwon", "fresh")
+
+owner_tally = Table(
+    "owner_tally", Model.metadata,
+    Column("owner_id", Integer, nullable=False, index=True),
+    Column("base", Boolean, nullable=False),
+    *(Column(name, BigInteger, nullable=False) for name in TALLY_COLUMNS),
+    # The fold adds into the base row (ON CONFLICT); change rows are not in this index.
+    Index("uq_owner_tally_base", "owner_id", unique=True, sqlite_where=text("base"),
+          postgresql_where=text("base")))
+
+
 class OwnershipEvent(Model):
     """Append-only history of every change of owner or pool.
 
@@ -137,9 +160,11 @@ class OwnershipEvent(Model):
     """
 
     __tablename__ = "ownership_event"
-    # "How many did this rep claim today?" is asked on every claim.
+    # "How many did this rep claim today?" is asked on every claim; "how many customers did
+    # these reps acquire this month?" by the targets' progress (count of distinct customers:
+    # with customer_id in the index that is read from the index alone).
     __table_args__ = (Index("ix_ownership_event_to_owner_kind_time", "to_owner_id", "kind",
-                            "created_at"),
+                            "created_at", "customer_id"),
                       # A customer's history, newest first (the sweep's "which pool did it
                       # come from" reads the last event with a pool): without it PostgreSQL
                       # walks the primary key backwards over everyone's events.

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Ownership
-from app.services import policies
+from app.services import policies, tally
 from app.services.errors import N_, CapExceeded, Conflict, LockCapExceeded, tr
 
 
@@ -36,13 +36,18 @@ def counts_against_cap(locked: bool, won: bool, count_won: bool) -> bool:
 
 
 def counted_select(user_id, count_won: bool):
-    """The user's customers counted against the cap, as a scalar subquery (`user_id` may be
-    a bind parameter, for statements built once)."""
-    q = select(func.count()).select_from(Ownership).where(
-        Ownership.owner_id == user_id, Ownership.locked.is_(False))
-    if not count_won:
-        q = q.where(Ownership.won.is_(False))
-    return q.scalar_subquery()
+    """The user's customers counted against the cap (unlocked; unlocked and not won), as a
+    scalar subquery read from the owner tally (`user_id` may be a bind parameter, for
+    statements built once)."""
+    return tally.count_select(user_id, "unlocked" if count_won else "unlocked_unwon")
+
+
+def counted_both_select(user_id):
+    """One row: counted_all (unlocked) and counted_unwon (unlocked and not won), the two
+    counts room_of() chooses from, in one read of the owner tally."""
+    row = tally.one_owner_select(user_id, ("unlocked", "unlocked_unwon"))
+    return row.with_only_columns(*(c.label(name) for c, name in zip(
+        row.selected_columns, ("counted_all", "counted_unwon"))))
 
 
 def counted(user_id: int, count_won: bool) -> int:
@@ -51,8 +56,7 @@ def counted(user_id: int, count_won: bool) -> int:
 
 def locked_count(user_id: int) -> int:
     """The user's customers counted against the lock cap."""
-    return db.session.execute(select(func.count()).select_from(Ownership).where(
-        Ownership.owner_id == user_id, Ownership.locked.is_(True))).scalar_one()
+    return db.session.execute(select(tally.count_select(user_id, "locked"))).scalar_one()
 
 
 def room(user_id: int, policy: Optional[dict] = None) -> Room:

@@ -264,15 +264,17 @@ def _facts_select(admin: bool, postgres: bool, single: bool = False):
     released_from_actor = select(func.max(event.c.created_at)).where(
         event.c.customer_id == o.c.customer_id, event.c.from_owner_id == actor_id,
         event.c.to_pool_id.is_not(None)).scalar_subquery()
+    # Both cap counts in one read of the owner tally (one row, joined onto every row).
+    counted = caps.counted_both_select(actor_id).subquery("counted")
     return (select(o.c.customer_id, o.c.pool_id, released_from_actor.label("released_at"),
                    customer.c.name, in_member_pool.label("member"),
                    pool_member.label("pool_member"),
                    claimed_today.label("claimed_today"),
-                   caps.counted_select(actor_id, True).label("counted_all"),
-                   caps.counted_select(actor_id, False).label("counted_unwon"),
+                   counted.c.counted_all, counted.c.counted_unwon,
                    *policies.layer_columns(CLAIM_POLICY_FIELDS))
             .select_from(policies.layers_join(
-                o.join(customer, customer.c.id == o.c.customer_id), actor_id, chain, postgres))
+                o.join(customer, customer.c.id == o.c.customer_id).join(counted, true()),
+                actor_id, chain, postgres))
             .where(_ids_match(o.c.customer_id, postgres, single)))
 
 

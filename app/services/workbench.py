@@ -15,7 +15,8 @@ from app.models import (Customer, Department, Ownership, OwnershipEvent, Policy,
 from app.models.customer import utcnow
 from app.models.org import EMPLOYMENT_ACTIVE
 from app.security import Scope, scope_of, visible_owner_ids_select
-from app.services import absences, caps, masking, opportunities, policies, reclaim, segments
+from app.services import (absences, caps, masking, opportunities, policies, reclaim,
+                          segments, tally)
 from app.services.pool import claimed_today_select, member_pool_ids
 from app.services.times import local_day_start
 
@@ -158,23 +159,22 @@ def pool_customers(user: User, limit: int = 50) -> list[dict]:
 
 
 def standing(user_id: int) -> dict[str, int]:
-    """Where the user stands, in one statement over their customers: the workbench tabs
-    (new / following / won), what counts against the cap (unlocked; unlocked and not won),
-    the locked ones, today's claims, and the leave they are on today (away_starts_on /
-    away_ends_on, None when at work)."""
-    unwon, unlocked = Ownership.won.is_(False), Ownership.locked.is_(False)
-    row = db.session.execute(select(
-        func.count().filter(unwon, Ownership.last_followup_at.is_(None)).label("new"),
-        func.count().filter(unwon, Ownership.last_followup_at.is_not(None)).label("following"),
-        func.count().filter(Ownership.won.is_(True)).label("won"),
-        func.count().filter(unlocked).label("unlocked"),
-        func.count().filter(unlocked, unwon).label("unlocked_unwon"),
-        func.count().filter(Ownership.locked.is_(True)).label("locked"),
-        claimed_today_select(user_id).label("claimed_today"),
-        *(absences.current_select(user_id, column).label(f"away_{column}")
-          for column in ("starts_on", "ends_on")),
-    ).where(Ownership.owner_id == user_id)).one()
-    return dict(row._mapping)
+    """Where the user stands, in one statement: the workbench tabs (new / following / won),
+    what counts against the cap (unlocked; unlocked and not won), the locked ones (all from
+    the owner tally, app.services.tally), today's claims, and the leave they are on today
+    (away_starts_on / away_ends_on, None when at work)."""
+    row = db.session.execute(tally.one_owner_select(
+        user_id, ("fresh", "following", "won", "unlocked", "unlocked_unwon", "locked"))
+        .add_columns(claimed_today_select(user_id).label("claimed_today"),
+                     *(absences.current_select(user_id, column).label(f"away_{column}")
+                       for column in ("starts_on", "ends_on")))).one()
+    out = dict(row._mapping)
+    out["new"] = out.pop("fresh")
+    return {k: int(v) if k in _STANDING_COUNTS else v for k, v in out.items()}
+
+
+_STANDING_COUNTS = {"new", "following", "won", "unlocked", "unlocked_unwon", "locked",
+                    "claimed_today"}
 
 
 def tab_counts(user: User, counts: Optional[dict] = None) -> dict[str, int]:
@@ -206,7 +206,7 @@ def my_requests(user: User) -> list[TransferRequest]:
 def team(manager: User) -> list[dict]:
     """Each active user in the manager's scope with their counts against their caps: what
     limits() gives one user, for the whole team in five statements (the users with their
-    departments, every policy row, the owned / locked counts grouped by owner, today's
+    departments, every policy row, the owned / locked counts from the owner tally, today's
     claims grouped by rep, who is on leave today), whatever the team's size."""
     scope = scope_of(manager) or Scope.OWN
     users_q = select(User).options(joinedload(User.department)) \
@@ -221,13 +221,7 @@ def team(manager: User) -> list[dict]:
         select(*policies.LAYER_COLUMNS, Policy.user_id.label("policy_user_id")).select_from(
             Policy.__table__.outerjoin(Department.__table__,
                                        Department.id == Policy.department_id))).all()
-    counts = {row.owner_id: row for row in db.session.execute(
-        select(Ownership.owner_id,
-               func.count().filter(Ownership.locked.is_(False)).label("unlocked"),
-               func.count().filter(Ownership.locked.is_(False), Ownership.won.is_(False))
-               .label("unlocked_unwon"),
-               func.count().filter(Ownership.locked.is_(True)).label("locked"))
-        .where(Ownership.owner_id.in_(ids)).group_by(Ownership.owner_id))}
+    counts = tally.counts_of(ids)
     claims = dict(db.session.execute(
         select(OwnershipEvent.to_owner_id, func.count()).where(
             OwnershipEvent.to_owner_id.in_(ids), OwnershipEvent.kind == "claimed",
@@ -241,13 +235,13 @@ def team(manager: User) -> list[dict]:
                 or r.scope == "user" and r.policy_user_id == user.id
                 or r.scope == "department" and r.department_id in chain]
         policy = policies.resolve(rows, chain)
-        c = counts.get(user.id)
-        owned = caps.room_of(policy, c.unlocked if c else 0, c.unlocked_unwon if c else 0)
+        c = counts.get(user.id, {})
+        owned = caps.room_of(policy, c.get("unlocked", 0), c.get("unlocked_unwon", 0))
         out.append({"id": user.id, "username": user.username, "name": user.display_name,
                     "department": user.department.name if user.department else "",
                     "policy": {k: {"value": v.value, "source": v.source}
                                for k, v in policy.items()},
-                    "owned": owned.have, "locked": c.locked if c else 0,
+                    "owned": owned.have, "locked": c.get("locked", 0),
                     "claimed_today": claims.get(user.id, 0),
                     "absence": absences.on_leave_text(*away[user.id])
                     if user.id in away else ""})
