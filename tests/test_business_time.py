@@ -360,6 +360,9 @@ def test_cron_schedules_in_business_time(app):
         assert jobs_monitor.schedule_times("*/10 * * * *", now) == {
             "next_run": dt.datetime(2026, 11, 29, 21, 10), "daily_at": None,
             "every_minutes": 10}
+        assert jobs_monitor.schedule_times("* * * * *", now) == {  # the owner tally's fold
+            "next_run": dt.datetime(2026, 11, 29, 21, 1), "daily_at": None,
+            "every_minutes": 1}
         weekly = jobs_monitor.schedule_times("0 3 * * 1", now)
         assert weekly["next_run"] == dt.datetime(2026, 11, 30, 3, 0)
         assert (weekly["daily_at"], weekly["every_minutes"]) == (None, None)

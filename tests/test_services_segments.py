@@ -438,6 +438,19 @@ def test_the_workbench_picks_the_soonest_by_segment_whatever_the_limit(db, org):
     for n in range(1, 5):
         assert workbench.about_to_be_reclaimed(org.rep, limit=n, now=NOW) == full[:n]
 
+    # An opportunity at a protecting stage, updated 28 days ago, holds b[1] until 30 days
+    # after it (B's plain no-follow-up days): 2 days left, as b[0] (then by id).
+    from app.models import Opportunity, OpportunityStage
+
+    stage = db.session.execute(select(OpportunityStage).where(
+        OpportunityStage.name == "方案报价")).scalar_one()
+    db.session.add(Opportunity(customer_id=b[1], title="保护中的商机", amount=1000,
+                               stage_id=stage.id, status="open", created_at=NOW - 28 * DAY,
+                               updated_at=NOW - 28 * DAY))
+    db.session.flush()
+    assert [(r["id"], r["days_left"]) for r in workbench.about_to_be_reclaimed(
+        org.rep, now=NOW)] == [(b[0], 2), (b[1], 2), (a[1], 5), (a[2], 7), (a[0], 9)]
+
 
 def test_the_plain_global_policy_cannot_become_a_segment_policy(db, org):
     """Clearing its caps and adding a grade would leave no plain global policy: every cap and

@@ -51,12 +51,12 @@ def counted_both_select(user_id):
 
 
 def counted(user_id: int, count_won: bool) -> int:
-    return db.session.execute(select(counted_select(user_id, count_won))).scalar_one()
+    return tally.read(select(counted_select(user_id, count_won))).scalar_one()
 
 
 def locked_count(user_id: int) -> int:
     """The user's customers counted against the lock cap."""
-    return db.session.execute(select(tally.count_select(user_id, "locked"))).scalar_one()
+    return tally.read(select(tally.count_select(user_id, "locked"))).scalar_one()
 
 
 def room(user_id: int, policy: Optional[dict] = None) -> Room:

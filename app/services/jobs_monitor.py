@@ -74,6 +74,8 @@ def schedule_times(cron: str, now: Optional[dt.datetime] = None) -> dict:
     elif rest[:3] == ["*", "*", "*"] and hour == "*" and minute.startswith("*/") \
             and minute[2:].isdigit():
         out["every_minutes"] = int(minute[2:])
+    elif rest[:3] == ["*", "*", "*"] and hour == "*" and minute == "*":
+        out["every_minutes"] = 1
     return out
 
 

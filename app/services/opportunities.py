@@ -672,6 +672,19 @@ def protecting_since(customer_id_column):
             .scalar_subquery())
 
 
+def protecting_since_of_owner(owner_id):
+    """protecting_since for every customer of one owner at once: (customer_id, since) of
+    those with a protecting opportunity, as a subquery to outer-join. A list over tens of
+    thousands of the owner's customers joins it once instead of running protecting_since
+    per row (23,000 subplans were 165 ms of the workbench at 1M)."""
+    return (select(Opportunity.customer_id, func.max(Opportunity.updated_at).label("since"))
+            .join(OpportunityStage, OpportunityStage.id == Opportunity.stage_id)
+            .join(Ownership, Ownership.customer_id == Opportunity.customer_id)
+            .where(Ownership.owner_id == owner_id, Opportunity.status == "open",
+                   OpportunityStage.protects_from_reclaim.is_(True))
+            .group_by(Opportunity.customer_id).subquery("protecting"))
+
+
 # --- API shape ------------------------------------------------------------------------------
 def to_dict(opp: Opportunity) -> dict:
     from app.services.times import rfc3339

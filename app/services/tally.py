@@ -60,11 +60,19 @@ def counts_select(owner_ids_clause, names: Iterable[str] = ("held", "unlocked", 
         .where(owner_ids_clause(t.c.owner_id)).group_by(t.c.owner_id)
 
 
+def read(statement):
+    """Execute a statement over the tally, after writing the session's pending ORM changes:
+    the tally is a Core table, so the session would not flush them by itself, and the
+    triggers count only what reached the database."""
+    db.session.flush()
+    return db.session.execute(statement)
+
+
 def counts_of(owner_ids: list[int]) -> dict[int, dict[str, int]]:
     """{owner id: {count: n}} for the given owners (those holding nothing have no entry)."""
     if not owner_ids:
         return {}
-    rows = db.session.execute(counts_select(lambda col: col.in_(sorted(set(owner_ids))))).all()
+    rows = read(counts_select(lambda col: col.in_(sorted(set(owner_ids))))).all()
     return {r.owner_id: {k: int(v) for k, v in r._mapping.items() if k != "owner_id"}
             for r in rows}
 
@@ -115,7 +123,7 @@ def drift() -> dict[int, tuple[dict, dict]]:
     the tally is right (the tests check it after every test)."""
     names = list(TALLY_COLUMNS)
     tallied = {r.owner_id: {n: int(getattr(r, n)) for n in names}
-               for r in db.session.execute(counts_select(lambda col: true(), names))}
+               for r in read(counts_select(lambda col: true(), names))}
     counted = {r.owner_id: {n: int(getattr(r, n)) for n in names}
                for r in db.session.execute(recount_select())}
     zero = dict.fromkeys(names, 0)

@@ -26,8 +26,9 @@ TABS = {"new": _l("Not contacted"), "following": _l("Following up"), "won": _l("
 
 # What days_left() reads of an ownership row (columns, not the ORM object: a rep's page of
 # 200 rows is read without building 400 objects).
-_CLOCK = (Ownership.acquired_at, Ownership.last_followup_at, Ownership.locked, Ownership.won,
-          Ownership.grade,
+_OWN_CLOCK = (Ownership.acquired_at, Ownership.last_followup_at, Ownership.locked,
+              Ownership.won, Ownership.grade)
+_CLOCK = (*_OWN_CLOCK,
           opportunities.protecting_since(Ownership.customer_id).label("protected_since"))
 
 
@@ -120,12 +121,18 @@ def _soon_by_segment(user: User, limit: int, now: dt.datetime) -> list[dict]:
     of thousands read every one that was due, and computed its days left in Python). Ties in
     whole days at the cut-off are decided by the exact deadline, then the id."""
     rule = reclaim.customer_rule(now, owner_ids=[user.id])
-    due = (select(Ownership.customer_id.label("id"), *_CLOCK,
+    # The protection of each customer joined from one pass over the owner's opportunities,
+    # not a subquery per row (it is in the sort key of every due row).
+    protecting = opportunities.protecting_since_of_owner(user.id)
+    due = (select(Ownership.customer_id.label("id"), *_OWN_CLOCK,
+                  protecting.c.since.label("protected_since"),
                   rule.no_followup_days.label("no_followup_days"),
                   rule.no_deal_days.label("no_deal_days"),
                   rule.no_followup_cut.label("no_followup_cut"),
                   rule.no_deal_cut.label("no_deal_cut"),
                   reclaim.last_touch().label("touch"))
+           .join_from(Ownership, protecting, protecting.c.customer_id == Ownership.customer_id,
+                      isouter=True)
            .where(Ownership.owner_id == user.id, reclaim.due_within_warning(rule))).subquery()
     soonest = reclaim.days_to_deadline(due.c.acquired_at, due.c.touch, due.c.protected_since,
                                        due.c.no_followup_days, due.c.no_followup_cut,
@@ -163,7 +170,7 @@ def standing(user_id: int) -> dict[str, int]:
     what counts against the cap (unlocked; unlocked and not won), the locked ones (all from
     the owner tally, app.services.tally), today's claims, and the leave they are on today
     (away_starts_on / away_ends_on, None when at work)."""
-    row = db.session.execute(tally.one_owner_select(
+    row = tally.read(tally.one_owner_select(
         user_id, ("fresh", "following", "won", "unlocked", "unlocked_unwon", "locked"))
         .add_columns(claimed_today_select(user_id).label("claimed_today"),
                      *(absences.current_select(user_id, column).label(f"away_{column}")
