@@ -650,14 +650,21 @@ def _user_names(ids: set) -> dict[int, str]:
 
 
 # --- reclaim exemption ----------------------------------------------------------------------
+def _protecting(*columns):
+    """SELECT `columns` FROM the open opportunities at a stage that protects from reclaim:
+    the rule, once, for each form below."""
+    return (select(*columns)
+            .join(OpportunityStage, OpportunityStage.id == Opportunity.stage_id)
+            .where(Opportunity.status == "open",
+                   OpportunityStage.protects_from_reclaim.is_(True)))
+
+
 def protected_customers_clause(customer_id_column, no_followup_cut):
     """True for a customer with an open opportunity at a stage that protects from reclaim,
     updated since `no_followup_cut` (now − the owner's no-follow-up days; a datetime or a SQL
     expression): the reclaim sweep and its warnings leave such a customer with its owner."""
-    return exists(select(Opportunity.id).join(
-        OpportunityStage, OpportunityStage.id == Opportunity.stage_id).where(
-        Opportunity.customer_id == customer_id_column, Opportunity.status == "open",
-        OpportunityStage.protects_from_reclaim.is_(True),
+    return exists(_protecting(Opportunity.id).where(
+        Opportunity.customer_id == customer_id_column,
         Opportunity.updated_at >= no_followup_cut))
 
 
@@ -665,11 +672,8 @@ def protecting_since(customer_id_column):
     """The latest update of the customer's open opportunities at a protecting stage (NULL
     without one), as a scalar subquery: the protection lasts the owner's no-follow-up days
     from it, so the customer's reclaim moves to then at the earliest (reclaim.deadline)."""
-    return (select(func.max(Opportunity.updated_at))
-            .join(OpportunityStage, OpportunityStage.id == Opportunity.stage_id)
-            .where(Opportunity.customer_id == customer_id_column, Opportunity.status == "open",
-                   OpportunityStage.protects_from_reclaim.is_(True))
-            .scalar_subquery())
+    return _protecting(func.max(Opportunity.updated_at)).where(
+        Opportunity.customer_id == customer_id_column).scalar_subquery()
 
 
 def protecting_since_of_owner(owner_id):
@@ -677,11 +681,10 @@ def protecting_since_of_owner(owner_id):
     those with a protecting opportunity, as a subquery to outer-join. A list over tens of
     thousands of the owner's customers joins it once instead of running protecting_since
     per row (23,000 subplans were 165 ms of the workbench at 1M)."""
-    return (select(Opportunity.customer_id, func.max(Opportunity.updated_at).label("since"))
-            .join(OpportunityStage, OpportunityStage.id == Opportunity.stage_id)
+    return (_protecting(Opportunity.customer_id,
+                        func.max(Opportunity.updated_at).label("since"))
             .join(Ownership, Ownership.customer_id == Opportunity.customer_id)
-            .where(Ownership.owner_id == owner_id, Opportunity.status == "open",
-                   OpportunityStage.protects_from_reclaim.is_(True))
+            .where(Ownership.owner_id == owner_id)
             .group_by(Opportunity.customer_id).subquery("protecting"))
 
 
