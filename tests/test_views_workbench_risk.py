@@ -219,3 +219,117 @@ def test_the_nightly_run_stores_the_average_holding(db, org, book, monkeypatch):
     risk.train(kinds=("lapse",))
     row = db.session.query(Stored).order_by(Stored.id.desc()).first()
     assert json.loads(row.params)["average_holding"] == pytest.approx(risk.average_holding())
+    # ...and then scores every held customer with it: the panel's candidates.
+    assert row.scored_at is not None
+    assert book in {r.customer_id for r in _stored(db, org.rep.id)}
+
+
+# --- the nightly scores: the page scores the stored riskiest and what changed since ----------
+def _stored(db, owner_id=None):
+    from sqlalchemy import select
+
+    from app.models import RiskScore
+
+    q = select(RiskScore.owner_id, RiskScore.customer_id, RiskScore.probability)
+    if owner_id is not None:
+        q = q.where(RiskScore.owner_id == owner_id)
+    return db.session.execute(q.order_by(RiskScore.owner_id,
+                                         RiskScore.probability.desc())).all()
+
+
+def test_the_nightly_run_stores_each_owners_riskiest(db, org, book):
+    _model(db)
+    assert risk.score_all(keep=1) == len({r.owner_id for r in _stored(db)})
+    mine = _stored(db, org.rep.id)
+    assert [(r.customer_id, round(r.probability * 100)) for r in mine] == [(book, 88)]
+    assert db.session.query(RiskModel).one().scored_at is not None
+    # A second run replaces the first run's scores, it does not add to them.
+    before = len(_stored(db))
+    risk.score_all(keep=1)
+    assert len(_stored(db)) == before
+    # A model that is not shown has nothing stored (its panel says why instead).
+    _model(db, shown=False)
+    assert risk.score_all() == 0 and _stored(db) == []
+
+
+def test_the_page_scores_the_stored_and_what_changed_since(db, org, clients, book):
+    from app.services import followups
+
+    _model(db)
+    risk.score_all(keep=1)
+    # 杭州云帆 (5 %) is neither among rep1's stored riskiest nor changed since: not a candidate.
+    assert [r["id"] for r in risk.panel(org.rep)["lapse"]["rows"]] == [book]
+    # Acquired after the run: scored by the page.
+    new = customers.create_customer(org.rep, {"name": "夜间评分后新客户"})
+    assert [r["id"] for r in risk.panel(org.rep)["lapse"]["rows"]] == [book, new.id]
+    # Followed up after the run: scored again as of now, its stored 88 % is out of date.
+    followups.log_followup(org.rep, book, {"channel": "call", "content": "电话回访，客户仍有意向"})
+    rows = risk.panel(org.rep)["lapse"]["rows"]
+    assert {r["id"]: round(r["probability"] * 100) for r in rows} == {book: 5, new.id: 5}
+    html = clients.rep.get("/workbench/").get_data(as_text=True)
+    assert sorted(r[0] for r in _rows(html)) == sorted([str(book), str(new.id)])
+
+
+def test_a_stored_score_leaves_with_its_customer(db, org, book):
+    _model(db)
+    risk.score_all()
+    assert book in {r.customer_id for r in _stored(db, org.rep.id)}
+    db.session.execute(update(Ownership).where(Ownership.customer_id == book)
+                       .values(owner_id=org.rep2.id))
+    db.session.commit()
+    assert book not in [r["id"] for r in risk.panel(org.rep)["lapse"]["rows"]]
+
+
+def test_the_stored_path_is_the_same_statements_whatever_the_rep_holds(db, org, book):
+    from sqlalchemy import event
+
+    from app.extensions import db as fdb
+
+    _model(db)
+    _model(db, kind="silent")
+
+    def statements() -> int:
+        seen = []
+
+        def count(conn, cursor, statement, *_):
+            if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+                seen.append(statement)
+
+        rep = org.rep
+        assert rep.id
+        event.listen(fdb.engine, "before_cursor_execute", count)
+        try:
+            risk.panel(rep)
+        finally:
+            event.remove(fdb.engine, "before_cursor_execute", count)
+        return len(seen)
+
+    for i in range(30):
+        customers.create_customer(org.rep, {"name": f"夜间评分{i}号有限公司"})
+    risk.score_all(keep=5)
+    risk.panel(org.rep)
+    few = statements()
+    for i in range(30):
+        customers.create_customer(org.rep, {"name": f"夜间评分后{i}号有限公司"})
+    assert statements() == few <= 11
+    assert len(risk.panel(org.rep)["lapse"]["rows"]) == risk.PANEL_SIZE
+
+
+@pytest.mark.real_db
+def test_two_scoring_runs_at_once_store_one_set(app, db, org, book):
+    """The CLI beside the nightly job: the second waits for the first (PostgreSQL's advisory
+    lock, SQLite's write lock), neither fails on the other's rows."""
+    from tests.helpers import in_threads
+
+    _model(db)
+    for i in range(20):
+        customers.create_customer(org.rep, {"name": f"并发评分{i}号有限公司"})
+
+    def work(i: int) -> int:
+        return risk.score_all(keep=10)
+
+    results = in_threads(app, 3, work)
+    db.session.expire_all()
+    assert len(set(results)) == 1
+    assert len(_stored(db)) == results[0]
+    assert len(_stored(db, org.rep.id)) == 10

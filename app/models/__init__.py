@@ -37,5 +37,5 @@ from app.models.service_desk import (CustomerServiceAgent, ServiceSettings, Serv
                                      TicketRoutingRule, WorkCalendarDay)
 from app.models.cti import CtiCall, CtiEvent  # noqa: F401
 from app.models.value_review import ValueProposal  # noqa: F401
-from app.models.risk import RiskModel  # noqa: F401  (issue 20 §5)
+from app.models.risk import RiskModel, RiskScore  # noqa: F401  (issue 20 §5, issue 14)
 from app.models.stat_aggregate import StatDaily, StatWatermark  # noqa: F401

@@ -78,11 +78,13 @@ class Ownership(Model):
     __table_args__ = (
         CheckConstraint("(owner_id is null) <> (pool_id is null)", name="ck_ownership_owner_xor_pool"),
         CheckConstraint("owner_id is not null or locked = false", name="ck_ownership_pool_unlocked"),
-        # Every claim and assignment counts the owner's customers against the cap (unlocked,
-        # not won), and the workbench its tabs (followed up or not): with these columns in
-        # the index the counts are an index-only scan instead of a heap visit per customer.
+        # The owner's held customers (unlocked, not won; followed up or not) read from the
+        # index alone: the tally's recount, and on PostgreSQL the workbench's due list under
+        # segment policies (the clock, the grade and category it resolves periods by are
+        # carried: 30,000 heap visits were 40% of that statement at 1M customers).
         Index("ix_customer_ownership_owner_counts", "owner_id", "locked", "won",
-              "last_followup_at"),
+              "last_followup_at",
+              postgresql_include=["customer_id", "acquired_at", "grade", "category"]),
         # The workbench: the owner's customers oldest held first, and the follow-ups due.
         Index("ix_customer_ownership_owner_acquired", "owner_id", "acquired_at"),
         Index("ix_customer_ownership_owner_next_contact", "owner_id", "next_contact_on"),

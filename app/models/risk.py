@@ -3,7 +3,8 @@ kind being the one web requests score with. Coefficients, the features' means an
 AUCs of the time-split backtest and the gate's verdict are stored, so a page only multiplies."""
 from __future__ import annotations
 
-from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import (Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Index,
+                        Integer, String, Text)
 
 from flask_appbuilder import Model
 
@@ -37,3 +38,19 @@ class RiskModel(Model):
     shown = Column(Boolean, nullable=False, default=False, server_default="0")
     verdict = Column(String(20), nullable=False)   # shown | not_better | too_few
     seconds = Column(Float)                # training time
+    # When the nightly run stored this model's scores of every held customer (RiskScore):
+    # what changed after it is scored again by the page. Null: no scores stored, the page
+    # scores the owner's customers itself.
+    scored_at = Column(DateTime)
+
+
+class RiskScore(Model):
+    """The riskiest held customers of each owner by one model, as scored by the nightly run
+    (app.services.risk.score_all): the workbench's candidates, scored again when shown."""
+    __tablename__ = "risk_score"
+    model_id = Column(Integer, ForeignKey("risk_model.id", ondelete="CASCADE"),
+                      primary_key=True)
+    owner_id = Column(Integer, ForeignKey("ab_user.id", ondelete="CASCADE"), primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customer.id", ondelete="CASCADE"),
+                         primary_key=True, index=True)
+    probability = Column(Float, nullable=False)

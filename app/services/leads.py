@@ -910,7 +910,7 @@ def lead_rule(now: dt.datetime) -> LeadRule:
     op = segments.owner_periods((field_,))
     joins = [op.c.owner_id == lo.c.owner_id]
     record_cols = {}
-    if segments.needs_columns(snap, ("source",)):
+    if segments.needs_columns(snap, ("source",), (field_,)):
         lead = Lead.__table__
         joins.append(lead.c.id == lo.c.lead_id)
         record_cols["source"] = lead.c.source

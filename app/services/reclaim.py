@@ -112,7 +112,7 @@ def customer_rule(now: dt.datetime, owner_ids: Optional[list[int]] = None) -> Cu
     op = segments.owner_periods(CUSTOMER_FIELDS, owner_ids)
     joins = [op.c.owner_id == o.c.owner_id]
     record_cols = {"grade": o.c.grade, "category": o.c.category}
-    if segments.needs_columns(snap, ("product_line", "source")):
+    if segments.needs_columns(snap, ("product_line", "source"), CUSTOMER_FIELDS):
         c = Customer.__table__
         joins.append(c.c.id == o.c.customer_id)
         record_cols.update(product_line=c.c.product_line, source=c.c.source)
@@ -482,18 +482,15 @@ def deadline(acquired_at, last_followup_at, no_followup_days: int, no_deal_days:
     return when, rule
 
 
-def days_to_deadline(acquired_at, touch, protected_since, no_followup_days, no_followup_cut,
-                     no_deal_cut):
-    """deadline() in SQL, as days from the instant the cuts were taken at (a cut is that
-    instant less the period, segments.cut_of): the earlier of the two deadlines, no earlier
-    than the end of an opportunity's protection. For ordering in the database; deadline()
-    stays what a page shows."""
+def days_to_deadline(acquired_at, touch, no_followup_cut, no_deal_cut):
+    """deadline() in SQL before an opportunity's protection, as days from the instant the
+    cuts were taken at (a cut is that instant less the period, segments.cut_of): the earlier
+    of the two deadlines. For ordering in the database; a protection only moves a deadline
+    later (the caller applies it to the few protected), and deadline() stays what a page
+    shows."""
     followup = _days_between(touch, no_followup_cut)
     deal = _days_between(acquired_at, no_deal_cut)
-    when = case((followup <= deal, followup), else_=deal)
-    protected = _days_between(protected_since, no_followup_cut)
-    return case((and_(protected_since.is_not(None), no_followup_days > 0, protected > when),
-                 protected), else_=when)
+    return case((followup <= deal, followup), else_=deal)
 
 
 def _days_between(later, earlier):

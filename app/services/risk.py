@@ -20,19 +20,21 @@ replayed — the label is about follow-ups, which it does not change.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select, text, union
 
 from app.extensions import db
 from app.models import (Customer, Deal, FollowUp, Opportunity, Ownership, OwnershipEvent,
-                        RiskModel, Ticket, User)
+                        RiskModel, RiskScore, Ticket, User)
 from app.models.customer import utcnow
-from app.services import classification, ownership, policies, risk_model
+from app.models.ownership import last_touch_of
+from app.services import classification, ownership, policies, risk_model, tally
 from app.services.errors import N_, tr
 from app.services.times import local_date
 
@@ -46,7 +48,9 @@ MIN_TEST = 100           # test examples, with at least MIN_CLASS of each outcom
 MIN_CLASS = 10
 MAX_CUSTOMERS = 50_000   # a larger deployment trains on an id-stratified sample of this size
 PANEL_SIZE = 20          # the workbench lists this many, riskiest first
-MAX_SCORED = 5_000       # customers of one owner scored per page
+MAX_SCORED = 5_000       # customers of one owner scored per page (per batch at night)
+STORED_PER_OWNER = 100   # the nightly run keeps this many riskiest per owner and kind
+SCORE_LOCK_KEY = 4_242_031  # pg_advisory_xact_lock key of the nightly scoring
 REASONS = 3              # top reasons shown per customer, each pushing the log-odds up by
 MIN_PUSH = 0.1           # at least this much
 UNKNOWN_GAP = 60.0       # the rhythm of a customer with fewer than two follow-ups in 180 days
@@ -418,7 +422,8 @@ def backtest(kind: str, now: Optional[dt.datetime] = None, **kw) -> Backtest:
 
 def train(now: Optional[dt.datetime] = None, kinds=("lapse", "silent")) -> list[Backtest]:
     """The nightly run: backtest each kind and store it as the one pages score with (a new row
-    per run; earlier runs stay as the model's history). Owns its commit."""
+    per run; earlier runs stay as the model's history), then score every held customer with
+    it (score_all). Owns its commits."""
     now = now or utcnow()
     out = []
     average = average_holding()
@@ -438,6 +443,7 @@ def train(now: Optional[dt.datetime] = None, kinds=("lapse", "silent")) -> list[
             verdict=bt.verdict, seconds=bt.seconds))
         out.append(bt)
     db.session.commit()
+    score_all()
     return out
 
 
@@ -505,25 +511,40 @@ def reason_text(reason: dict) -> str:
               what=tr(FEATURE_LABELS[reason["feature"]]), value=shown)
 
 
-def _owned_rows(owner_id: int):
+_OWNED_COLUMNS = (Ownership.customer_id, Ownership.acquired_at, Ownership.last_followup_at,
+                  Ownership.locked, Ownership.won)
+
+
+def _owned(owner_id: int):
+    """The ownership rows' columns scoring reads, and the owner's customers (the load's
+    numerator) from the owner tally: the whole book, not the rows scored."""
+    return select(*_OWNED_COLUMNS, tally.count_select(owner_id, "held").label("held"))
+
+
+def _owned_rows(owner_id: int, after: int = 0, limit: int = MAX_SCORED):
     # The ownership rows alone: the names of the few shown are read at the end (joining
     # the customer table for 5,000 rows cost a third of the panel at 1M customers).
+    db.session.flush()  # the tally counts what reached the database
     return db.session.connection().execute(
-        select(Ownership.customer_id, Ownership.acquired_at,
-               Ownership.last_followup_at, Ownership.locked, Ownership.won)
-        .where(Ownership.owner_id == owner_id)
-        .order_by(Ownership.customer_id).limit(MAX_SCORED)).all()
+        _owned(owner_id).where(Ownership.owner_id == owner_id, Ownership.customer_id > after)
+        .order_by(Ownership.customer_id).limit(limit)).all()
 
 
-def score_owner(owner_id: int, models: dict, now: Optional[dt.datetime] = None,
-                limit: int = PANEL_SIZE) -> dict[str, list[dict]]:
-    """The owner's customers scored by each stored model (lapse: held, unlocked, not won;
-    silent: won), riskiest first, at most `limit` each. Eight statements whatever the size
-    (nine with a model stored before the average holding was stored with it)."""
-    now = now or utcnow()
-    rows = _owned_rows(owner_id)
-    out: dict[str, list[dict]] = {"lapse": [], "silent": []}
-    fitted = {k: _fitted(m) for k, m in models.items()}
+@dataclass
+class Scored:
+    """One kind's scores of some rows: `which` indexes the rows scored, `p` and `x` their
+    probabilities and features."""
+    which: np.ndarray
+    p: np.ndarray
+    x: np.ndarray
+
+
+def _score_rows(owner_id: int, rows, fitted: dict, average: Optional[float], held: int,
+                now: dt.datetime) -> dict[str, Scored]:
+    """Score `rows` of one owner (ownership rows: _OWNED_COLUMNS) with each fitted model
+    (lapse: unlocked, not won, before its deadline; silent: won). Five statements for the
+    history, whatever the number of rows."""
+    out: dict[str, Scored] = {}
     if not rows or not any(fitted.values()):
         return out
     ids = [r.customer_id for r in rows]
@@ -536,8 +557,7 @@ def score_owner(owner_id: int, models: dict, now: Optional[dt.datetime] = None,
     t = _days(now)
     ci = np.arange(len(rows), dtype=float)
     start = np.array([_days(r.acquired_at) for r in rows])
-    average = next((a for a in (_average_holding_of(m) for m in models.values()) if a), None)
-    load = np.full(len(rows), len(rows) / (average or average_holding() or len(rows) or 1))
+    load = np.full(len(rows), held / (average or held or 1))
     tt = np.full(len(rows), t)
     won = np.array([r.won for r in rows], dtype=bool)
     locked = np.array([r.locked for r in rows], dtype=bool)
@@ -559,14 +579,67 @@ def score_owner(owner_id: int, models: dict, now: Optional[dt.datetime] = None,
             sel = won
             x = features(h, kind, ci[sel], tt[sel], start[sel], load[sel])
         which = np.flatnonzero(sel)
-        if not len(which):
-            continue
-        p = model.probability(x)
-        for j in np.argsort(-p, kind="mergesort")[:limit]:
-            r = rows[which[j]]
-            out[kind].append({"id": r.customer_id, "probability": float(p[j]),
-                              "days_since_touch": round(float(x[j, 0])),
-                              "reasons": [reason_text(rs) for rs in reasons(model, kind, x[j])]})
+        if len(which):
+            out[kind] = Scored(which, model.probability(x), x)
+    return out
+
+
+def _average(models: dict) -> Optional[float]:
+    return next((a for a in (_average_holding_of(m) for m in models.values()) if a), None) \
+        or average_holding()
+
+
+def _candidates(owner_id: int, models: dict):
+    """The rows worth scoring for the panel when the nightly run stored scores with every
+    model shown: its riskiest of the owner's customers, and whatever the owner acquired or
+    followed up since (their stored scores, if any, are out of date). One statement; None
+    when a model has no stored scores (then the page scores the owner's customers itself)."""
+    if not models or any(m.scored_at is None for m in models.values()):
+        return None
+    since = min(m.scored_at for m in models.values())
+    stored = select(RiskScore.customer_id).where(
+        RiskScore.model_id.in_([m.id for m in models.values()]),
+        RiskScore.owner_id == owner_id)
+    # The owner's (owner, touch) index, newest first: a rep handed thousands today has
+    # the newest scored, as many as a page without stored scores would score.
+    changed = (select(Ownership.customer_id)
+               .where(Ownership.owner_id == owner_id, last_touch_of(Ownership) > since)
+               .order_by(last_touch_of(Ownership).desc()).limit(MAX_SCORED))
+    # Each part a subquery: SQLite takes no ORDER BY / LIMIT on a UNION's own members.
+    wanted = union(*(select(part.subquery()) for part in (stored, changed))).subquery()
+    db.session.flush()
+    return db.session.connection().execute(
+        _owned(owner_id).where(Ownership.owner_id == owner_id,
+                               Ownership.customer_id.in_(select(wanted.c[0])))
+        .order_by(Ownership.customer_id)).all()
+
+
+def score_owner(owner_id: int, models: dict, now: Optional[dt.datetime] = None,
+                limit: int = PANEL_SIZE) -> dict[str, list[dict]]:
+    """The owner's customers scored by each stored model (lapse: held, unlocked, not won;
+    silent: won), riskiest first, at most `limit` each, scored as of now. The candidates
+    are the nightly run's riskiest and what changed since (_candidates); without stored
+    scores, the owner's first MAX_SCORED customers. Eight statements whatever the size
+    (nine with a model stored before the average holding was stored with it)."""
+    now = now or utcnow()
+    out: dict[str, list[dict]] = {"lapse": [], "silent": []}
+    fitted = {k: _fitted(m) for k, m in models.items()}
+    if not any(fitted.values()):
+        return out
+    rows = _candidates(owner_id, models)
+    if rows is None:
+        rows = _owned_rows(owner_id)
+    if not rows:
+        return out
+    scored = _score_rows(owner_id, rows, fitted, _average(models),
+                         int(rows[0].held or 0) if rows else 0, now)
+    for kind, sc in scored.items():
+        for j in np.argsort(-sc.p, kind="mergesort")[:limit]:
+            r = rows[sc.which[j]]
+            out[kind].append({"id": r.customer_id, "probability": float(sc.p[j]),
+                              "days_since_touch": round(float(sc.x[j, 0])),
+                              "reasons": [reason_text(rs)
+                                          for rs in reasons(fitted[kind], kind, sc.x[j])]})
     shown = {row["id"] for kind_rows in out.values() for row in kind_rows}
     names = dict(db.session.execute(select(Customer.id, Customer.name).where(
         Customer.id.in_(sorted(shown)))).all()) if shown else {}
@@ -574,6 +647,49 @@ def score_owner(owner_id: int, models: dict, now: Optional[dt.datetime] = None,
         for row in kind_rows:
             row["name"] = names.get(row["id"], "")
     return out
+
+
+def score_all(now: Optional[dt.datetime] = None, keep: int = STORED_PER_OWNER) -> int:
+    """The nightly scoring: every held customer of every owner scored by each latest model
+    that is shown, the `keep` riskiest of each owner and kind stored (RiskScore), replacing
+    the scores of earlier runs. Pages then score those and what changed since (`scored_at`,
+    the instant the scoring started: a follow-up during the run counts as a change).
+    Owns its commit; returns how many scores it stored."""
+    now = now or utcnow()
+    models = {k: m for k, m in latest_models().items() if m.shown and _fitted(m)}
+    fitted = {k: _fitted(m) for k, m in models.items()}
+    if db.session.get_bind().dialect.name == "postgresql":
+        # A second run (the CLI beside the nightly job) waits rather than colliding on the
+        # rows this one replaces; SQLite's write lock does the same there.
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCORE_LOCK_KEY})
+    db.session.execute(delete(RiskScore))
+    if not models:
+        db.session.commit()
+        return 0
+    average = _average(models)
+    owners = db.session.execute(select(Ownership.owner_id).where(
+        Ownership.owner_id.is_not(None)).distinct()).scalars().all()
+    stored = 0
+    for owner_id in sorted(owners):
+        best: dict[str, list[tuple[float, int]]] = {k: [] for k in models}
+        after = 0
+        while rows := _owned_rows(owner_id, after):
+            after = rows[-1].customer_id
+            for kind, sc in _score_rows(owner_id, rows, fitted, average, int(rows[0].held or 0),
+                                        now).items():
+                top = np.argsort(-sc.p, kind="mergesort")[:keep]
+                best[kind] = heapq.nlargest(keep, best[kind] + [
+                    (float(sc.p[j]), -rows[sc.which[j]].customer_id) for j in top])
+        values = [{"model_id": models[kind].id, "owner_id": owner_id,
+                   "customer_id": -neg_id, "probability": p}
+                  for kind, pairs in best.items() for p, neg_id in pairs]
+        if values:
+            db.session.execute(insert(RiskScore), values)
+            stored += len(values)
+    for m in models.values():
+        m.scored_at = now
+    db.session.commit()
+    return stored
 
 
 def not_shown_text(row: Optional[RiskModel]) -> str:

@@ -117,32 +117,35 @@ def about_to_be_reclaimed(user: User, limit: int = SOON_LIMIT,
 def _soon_by_segment(user: User, limit: int, now: dt.datetime) -> list[dict]:
     """about_to_be_reclaimed when segment policies apply to some of the user's customers: the
     warnings' own selection (reclaim.due_within_warning, each customer's periods and
-    warn-before days), the `limit` soonest picked in the same statement (a rep holding tens
-    of thousands read every one that was due, and computed its days left in Python). Ties in
-    whole days at the cut-off are decided by the exact deadline, then the id."""
+    warn-before days), the soonest picked in the same statement (a rep holding tens of
+    thousands read every one that was due, and computed its days left in Python). Ties in
+    whole days at the cut-off are decided by the exact deadline, then the id.
+
+    An opportunity's protection only moves a deadline later, and few customers have one:
+    the statement orders by the deadline without it and keeps `limit` more rows than the
+    owner has protected customers, which holds the `limit` soonest with it (joining the
+    protection into every one of 23,000 due rows was a fifth of the statement at 1M)."""
     rule = reclaim.customer_rule(now, owner_ids=[user.id])
-    # The protection of each customer joined from one pass over the owner's opportunities,
-    # not a subquery per row (it is in the sort key of every due row).
     protecting = opportunities.protecting_since_of_owner(user.id)
+    protected = dict(db.session.execute(
+        select(protecting.c.customer_id, protecting.c.since)).all())
     due = (select(Ownership.customer_id.label("id"), *_OWN_CLOCK,
-                  protecting.c.since.label("protected_since"),
                   rule.no_followup_days.label("no_followup_days"),
                   rule.no_deal_days.label("no_deal_days"),
                   rule.no_followup_cut.label("no_followup_cut"),
                   rule.no_deal_cut.label("no_deal_cut"),
                   reclaim.last_touch().label("touch"))
-           .join_from(Ownership, protecting, protecting.c.customer_id == Ownership.customer_id,
-                      isouter=True)
            .where(Ownership.owner_id == user.id, reclaim.due_within_warning(rule))).subquery()
-    soonest = reclaim.days_to_deadline(due.c.acquired_at, due.c.touch, due.c.protected_since,
-                                       due.c.no_followup_days, due.c.no_followup_cut,
+    soonest = reclaim.days_to_deadline(due.c.acquired_at, due.c.touch, due.c.no_followup_cut,
                                        due.c.no_deal_cut)
     # The names of the page's rows alone (joined before the LIMIT, every due row's).
-    page = select(due).order_by(soonest, due.c.id).limit(limit).subquery()
+    page = select(due).order_by(soonest, due.c.id).limit(limit + len(protected)).subquery()
     rows = db.session.execute(select(page, Customer.name)
                               .join(Customer, Customer.id == page.c.id)).all()
-    found = [{"id": r.id, "name": r.name, "days_left": days_left(r, {}, now)} for r in rows]
-    return sorted(found, key=lambda r: (r["days_left"], r["id"]))
+    found = [{"id": r.id, "name": r.name,
+              "days_left": days_left(r, {}, now, protected_since=protected.get(r.id))}
+             for r in rows]
+    return sorted(found, key=lambda r: (r["days_left"], r["id"]))[:limit]
 
 
 def pool_customers(user: User, limit: int = 50) -> list[dict]:
