@@ -483,14 +483,18 @@ def deadline(acquired_at, last_followup_at, no_followup_days: int, no_deal_days:
 
 
 def days_to_deadline(acquired_at, touch, no_followup_cut, no_deal_cut):
-    """deadline() in SQL before an opportunity's protection, as days from the instant the
-    cuts were taken at (a cut is that instant less the period, segments.cut_of): the earlier
-    of the two deadlines. For ordering in the database; a protection only moves a deadline
-    later (the caller applies it to the few protected), and deadline() stays what a page
-    shows."""
-    followup = _days_between(touch, no_followup_cut)
-    deal = _days_between(acquired_at, no_deal_cut)
-    return case((followup <= deal, followup), else_=deal)
+    """deadline() in SQL before an opportunity's protection, for ordering: the earlier of the
+    two deadlines as its distance from the instant the cuts were taken at (a cut is that
+    instant less the period, segments.cut_of). Each distance is written once, in LEAST (MIN
+    on SQLite): a CASE choosing between them evaluated the periods four times per row, a
+    third of the due list's statement at 1M. A protection only moves a deadline later (the
+    caller applies it to the few protected), and deadline() stays what a page shows."""
+    if not _postgres():
+        # SQLite's MIN is NULL when either is (a period no cut names); LEAST skips it.
+        followup = _days_between(touch, no_followup_cut)
+        deal = _days_between(acquired_at, no_deal_cut)
+        return func.min(func.coalesce(followup, deal), func.coalesce(deal, followup))
+    return func.least(touch - no_followup_cut, acquired_at - no_deal_cut)
 
 
 def _days_between(later, earlier):
