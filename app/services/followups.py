@@ -148,17 +148,21 @@ def due_reminders(user_id: int, today: dt.date,
         func.count().filter(Ownership.next_contact_on == today).label("today"),
         func.count().filter(Ownership.next_contact_on < today).label("overdue"),
     ).where(mine, Ownership.next_contact_on <= today).subquery()
-    last = (select(FollowUp.content).where(FollowUp.customer_id == Ownership.customer_id)
-            .order_by(FollowUp.id.desc()).limit(1).scalar_subquery())
-    pick = select(Ownership.customer_id, Customer.name, Ownership.next_contact_on,
-                  last.label("content")).join(Customer, Customer.id == Ownership.customer_id)
+    pick = select(Ownership.customer_id, Ownership.next_contact_on)
     # Each part is a subquery: SQLite takes no ORDER BY / LIMIT on a UNION's own members.
     parts = [pick.where(mine, Ownership.next_contact_on == today)
              .order_by(Ownership.customer_id).limit(limit).subquery(),
              pick.where(mine, Ownership.next_contact_on < today)
              .order_by(Ownership.next_contact_on, Ownership.customer_id).limit(limit).subquery()]
+    keys = union_all(*(select(p) for p in parts)).subquery()
+    # The names and the last follow-up of the rows kept only (joined before the LIMIT,
+    # every overdue customer's name was read: 1,700 of them for a rep at 1M customers).
+    last = (select(FollowUp.content).where(FollowUp.customer_id == keys.c.customer_id)
+            .order_by(FollowUp.id.desc()).limit(1).scalar_subquery())
+    due = (select(keys.c.customer_id, Customer.name, keys.c.next_contact_on,
+                  last.label("content"))
+           .join(Customer, Customer.id == keys.c.customer_id)).subquery()
     # The counts ride on every row (one statement); no row means nothing is due.
-    due = union_all(*(select(p) for p in parts)).subquery()
     rows = db.session.execute(
         select(due, counts.c.today.label("n_today"), counts.c.overdue.label("n_overdue"))
         .select_from(due.join(counts, true()))).all()
