@@ -85,7 +85,9 @@ PERIODIC: list[PeriodicJob] = [
                 "jobs.ownership.risk_train",
                 "GUISHU_CRON_RISK", "50 2 * * *",
                 _l("retrain the risk models on the history; shown only while they beat days "
-                   "since the last follow-up")),
+                   "since the last follow-up"),
+                # Training, then scoring every held customer: minutes at a million customers.
+                timeout=3600),
     PeriodicJob("reclaim_sweep", _l("Reclaim sweep"),
                 "jobs.ownership.reclaim_sweep",
                 "GUISHU_CRON_RECLAIM", "0 3 * * *",

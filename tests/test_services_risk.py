@@ -216,6 +216,7 @@ def test_the_job_is_scheduled_nightly():
     from app.queue import PERIODIC
 
     job = next(j for j in PERIODIC if j.name == "risk_train")
+    assert job.timeout == 3600  # training, then scoring every held customer
     assert (job.func, job.env, job.default_cron) == ("jobs.ownership.risk_train",
                                                      "GUISHU_CRON_RISK", "50 2 * * *")
 

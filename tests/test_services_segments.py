@@ -581,3 +581,29 @@ def test_a_statement_joins_the_record_only_for_a_condition_that_can_apply(db, or
     assert not segments.needs_columns(snap, ("source",), ("lead_reclaim_no_followup_days",))
     rule = str(reclaim.customer_rule(NOW).due.compile())
     assert "customer.product_line" in rule
+
+
+def test_the_workbench_cut_is_by_the_exact_deadline_whatever_else_is_protected(db, org):
+    """Two customers both "3 days left" (2.1 and 2.9 days): a list of one shows the sooner,
+    and a protecting opportunity on an unrelated customer (one more row read past the cut)
+    does not change that."""
+    from app.models import Opportunity, OpportunityStage
+    from app.services import workbench
+
+    add(org, scope="global", segment_grade="A", reclaim_no_followup_days=40,
+        warn_before_days=10)
+    later = owned(db, org.rep, "B级27.1天", 27.1, grade="B")    # 2.9 days left
+    sooner = owned(db, org.rep, "B级27.9天", 27.9, grade="B")   # 2.1 days left
+    assert later < sooner  # the id alone would pick `later`
+    first = workbench.about_to_be_reclaimed(org.rep, limit=1, now=NOW)
+    assert [(r["id"], r["days_left"]) for r in first] == [(sooner, 3)]
+    assert [r["id"] for r in workbench.about_to_be_reclaimed(org.rep, now=NOW)] == [
+        sooner, later]
+    elsewhere = owned(db, org.rep, "A级5天", 5, grade="A")      # not due at all
+    stage = db.session.execute(select(OpportunityStage).where(
+        OpportunityStage.name == "方案报价")).scalar_one()
+    db.session.add(Opportunity(customer_id=elsewhere, title="无关的商机", amount=1000,
+                               stage_id=stage.id, status="open", created_at=NOW - DAY,
+                               updated_at=NOW - DAY))
+    db.session.flush()
+    assert workbench.about_to_be_reclaimed(org.rep, limit=1, now=NOW) == first

@@ -333,3 +333,54 @@ def test_two_scoring_runs_at_once_store_one_set(app, db, org, book):
     assert len(set(results)) == 1
     assert len(_stored(db)) == results[0]
     assert len(_stored(db, org.rep.id)) == 10
+
+
+def _aged(db, owner, name, days):
+    c = customers.create_customer(owner, {"name": name})
+    db.session.execute(update(Ownership).where(Ownership.customer_id == c.id)
+                       .values(acquired_at=utcnow() - dt.timedelta(days=days)))
+    db.session.commit()
+    return c.id
+
+
+def test_the_night_keeps_the_riskiest_of_tomorrow_too(db, org, book, monkeypatch):
+    """The lapse model's riskiest are the customers whose deadline comes first; by the
+    afternoon they are past it and off the panel. The night also keeps the riskiest as of
+    the next run, and when the stored candidates still run short the page scores the book."""
+    monkeypatch.setattr(risk, "STORED_PER_OWNER", 1)
+    _model(db)
+    edge = _aged(db, org.rep, "今天到期的客户", 29.8)      # deadline (30 days) in 0.2 day
+    _aged(db, org.rep, "也快到期的客户", 29.7)
+    twenty = _aged(db, org.rep, "二十天的客户", 20)
+    risk.score_all()
+    # As of now the riskiest is `edge`; as of tomorrow (both near ones past their deadline)
+    # 冷落客户 (25 days): both are kept.
+    assert {r.customer_id for r in _stored(db, org.rep.id)} == {edge, book}
+    later = utcnow() + dt.timedelta(days=0.3)
+    models = {m.kind: m for m in [db.session.query(RiskModel).one()]}
+    assert [r["id"] for r in risk.score_owner(org.rep.id, models, later, limit=1)
+            ["lapse"]] == [book]
+    # Twenty rows wanted, one stored candidate still applies: the book is scored instead.
+    rows = [r["id"] for r in risk.score_owner(org.rep.id, models, later)["lapse"]]
+    assert rows[:2] == [book, twenty] and edge not in rows
+
+
+def test_the_nightly_batches_keep_the_same_riskiest(db, org, book):
+    _model(db)
+    _model(db, kind="silent")
+    for i, days in enumerate([0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 29.5, 29.6]):
+        _aged(db, org.rep, f"分批评分{i}号有限公司", days)
+    now = utcnow()
+    risk.score_all(now, keep=5)
+    whole = _stored(db)
+    assert len(_stored(db, org.rep.id)) > 5  # the riskiest now and tomorrow differ
+    risk.score_all(now, keep=5, batch=2)  # rep1's book in batches of two
+    assert _stored(db) == whole
+
+
+def test_a_model_trained_after_the_scores_is_scored_by_the_page(db, org, book):
+    _model(db)
+    risk.score_all(keep=1)
+    assert [r["id"] for r in risk.panel(org.rep)["lapse"]["rows"]] == [book]
+    _model(db)  # the next night's training, its scoring not run yet
+    assert [r["id"] for r in risk.panel(org.rep)["lapse"]["rows"]] == [book, org.c_rep.id]

@@ -78,7 +78,7 @@ class Ownership(Model):
     __table_args__ = (
         CheckConstraint("(owner_id is null) <> (pool_id is null)", name="ck_ownership_owner_xor_pool"),
         CheckConstraint("owner_id is not null or locked = false", name="ck_ownership_pool_unlocked"),
-        # The owner's held customers (unlocked, not won; followed up or not) read from the
+        # An owner's customers by state (locked, won, followed up or not) read from the
         # index alone: the tally's recount, and on PostgreSQL the workbench's due list under
         # segment policies (the clock, the grade and category it resolves periods by are
         # carried: 30,000 heap visits were 40% of that statement at 1M customers).

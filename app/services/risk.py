@@ -591,9 +591,10 @@ def _average(models: dict) -> Optional[float]:
 
 def _candidates(owner_id: int, models: dict):
     """The rows worth scoring for the panel when the nightly run stored scores with every
-    model shown: its riskiest of the owner's customers, and whatever the owner acquired or
-    followed up since (their stored scores, if any, are out of date). One statement; None
-    when a model has no stored scores (then the page scores the owner's customers itself)."""
+    model on the page: its riskiest of the owner's customers, and whatever the owner
+    acquired or followed up since (their stored scores, if any, are out of date). One
+    statement; None when a model has no stored scores (then the page scores the owner's
+    customers itself)."""
     if not models or any(m.scored_at is None for m in models.values()):
         return None
     since = min(m.scored_at for m in models.values())
@@ -607,11 +608,24 @@ def _candidates(owner_id: int, models: dict):
                .order_by(last_touch_of(Ownership).desc()).limit(MAX_SCORED))
     # Each part a subquery: SQLite takes no ORDER BY / LIMIT on a UNION's own members.
     wanted = union(*(select(part.subquery()) for part in (stored, changed))).subquery()
+    # How many the night stored of each kind for the owner: fewer than STORED_PER_OWNER
+    # means it kept every one it scored, so a short list is the whole list.
+    stored_counts = [select(func.count()).where(RiskScore.model_id == m.id,
+                                                RiskScore.owner_id == owner_id)
+                     .scalar_subquery().label(f"stored_{kind}") for kind, m in models.items()]
     db.session.flush()
     return db.session.connection().execute(
-        _owned(owner_id).where(Ownership.owner_id == owner_id,
-                               Ownership.customer_id.in_(select(wanted.c[0])))
+        _owned(owner_id).add_columns(*stored_counts)
+        .where(Ownership.owner_id == owner_id, Ownership.customer_id.in_(select(wanted.c[0])))
         .order_by(Ownership.customer_id)).all()
+
+
+def _ran_short(rows, scored: dict, kinds, limit: int) -> bool:
+    """Whether the stored candidates leave fewer than `limit` of a kind although the night
+    kept only the riskiest of more (their deadlines passed since, or they were followed up
+    and are no longer risky): then the page scores the book instead."""
+    return any((len(scored[k].p) if k in scored else 0) < limit
+               and (rows[0]._mapping[f"stored_{k}"] or 0) >= STORED_PER_OWNER for k in kinds)
 
 
 def score_owner(owner_id: int, models: dict, now: Optional[dt.datetime] = None,
@@ -619,20 +633,24 @@ def score_owner(owner_id: int, models: dict, now: Optional[dt.datetime] = None,
     """The owner's customers scored by each stored model (lapse: held, unlocked, not won;
     silent: won), riskiest first, at most `limit` each, scored as of now. The candidates
     are the nightly run's riskiest and what changed since (_candidates); without stored
-    scores, the owner's first MAX_SCORED customers. Eight statements whatever the size
-    (nine with a model stored before the average holding was stored with it)."""
+    scores, or when they ran short (_ran_short), the owner's first MAX_SCORED customers.
+    Ten statements whatever the size (eleven with a model stored before the average
+    holding was stored with it; six more when the page scores the book)."""
     now = now or utcnow()
     out: dict[str, list[dict]] = {"lapse": [], "silent": []}
     fitted = {k: _fitted(m) for k, m in models.items()}
-    if not any(fitted.values()):
+    usable = {k: m for k, m in models.items() if fitted[k] is not None}
+    if not usable:
         return out
-    rows = _candidates(owner_id, models)
-    if rows is None:
-        rows = _owned_rows(owner_id)
-    if not rows:
-        return out
+    rows = _candidates(owner_id, usable)
     scored = _score_rows(owner_id, rows, fitted, _average(models),
-                         int(rows[0].held or 0) if rows else 0, now)
+                         int(rows[0].held or 0), now) if rows else {}
+    if not rows or _ran_short(rows, scored, usable, limit):
+        # No stored scores (or none of them still the owner's), or too few still apply:
+        # score the book as a page without stored scores does.
+        rows = _owned_rows(owner_id)
+        scored = _score_rows(owner_id, rows, fitted, _average(models),
+                             int(rows[0].held or 0) if rows else 0, now) if rows else {}
     for kind, sc in scored.items():
         for j in np.argsort(-sc.p, kind="mergesort")[:limit]:
             r = rows[sc.which[j]]
@@ -649,47 +667,66 @@ def score_owner(owner_id: int, models: dict, now: Optional[dt.datetime] = None,
     return out
 
 
-def score_all(now: Optional[dt.datetime] = None, keep: int = STORED_PER_OWNER) -> int:
+def score_all(now: Optional[dt.datetime] = None, keep: Optional[int] = None,
+              batch: int = MAX_SCORED) -> int:
     """The nightly scoring: every held customer of every owner scored by each latest model
     that is shown, the `keep` riskiest of each owner and kind stored (RiskScore), replacing
     the scores of earlier runs. Pages then score those and what changed since (`scored_at`,
     the instant the scoring started: a follow-up during the run counts as a change).
-    Owns its commit; returns how many scores it stored."""
+
+    The lapse model's riskiest are mostly the customers whose deadline comes soonest, and a
+    customer past its deadline leaves the panel: by the afternoon the night's riskiest would
+    be gone. So the lapse ranking is taken twice, as of now and as of the next run a day
+    later, and both sets are kept. Owns its commit; returns how many scores it stored."""
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        # First, before reading the models: a second run (the CLI beside the nightly job)
+        # waits, then scores with the newest model rather than replacing its scores with an
+        # older one's. SQLite's write lock is taken at the end only (below).
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCORE_LOCK_KEY})
     now = now or utcnow()
+    keep = keep or STORED_PER_OWNER
     models = {k: m for k, m in latest_models().items() if m.shown and _fitted(m)}
     fitted = {k: _fitted(m) for k, m in models.items()}
-    if db.session.get_bind().dialect.name == "postgresql":
-        # A second run (the CLI beside the nightly job) waits rather than colliding on the
-        # rows this one replaces; SQLite's write lock does the same there.
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCORE_LOCK_KEY})
-    db.session.execute(delete(RiskScore))
-    if not models:
-        db.session.commit()
-        return 0
-    average = _average(models)
+    average = _average(models) if models else None
     owners = db.session.execute(select(Ownership.owner_id).where(
-        Ownership.owner_id.is_not(None)).distinct()).scalars().all()
-    stored = 0
+        Ownership.owner_id.is_not(None)).distinct()).scalars().all() if models else []
+    tomorrow = now + dt.timedelta(days=1)
+    values = []
     for owner_id in sorted(owners):
-        best: dict[str, list[tuple[float, int]]] = {k: [] for k in models}
+        # The `keep` riskiest of each (kind, ranking) so far, over the owner's batches.
+        best: dict[tuple[str, int], dict[int, float]] = {}
         after = 0
-        while rows := _owned_rows(owner_id, after):
+        while rows := _owned_rows(owner_id, after, batch):
             after = rows[-1].customer_id
-            for kind, sc in _score_rows(owner_id, rows, fitted, average, int(rows[0].held or 0),
-                                        now).items():
-                top = np.argsort(-sc.p, kind="mergesort")[:keep]
-                best[kind] = heapq.nlargest(keep, best[kind] + [
-                    (float(sc.p[j]), -rows[sc.which[j]].customer_id) for j in top])
-        values = [{"model_id": models[kind].id, "owner_id": owner_id,
-                   "customer_id": -neg_id, "probability": p}
-                  for kind, pairs in best.items() for p, neg_id in pairs]
-        if values:
-            db.session.execute(insert(RiskScore), values)
-            stored += len(values)
+            held = int(rows[0].held or 0)
+            rankings = [_score_rows(owner_id, rows, fitted, average, held, now)]
+            if "lapse" in fitted:
+                rankings.append(_score_rows(owner_id, rows, {"lapse": fitted["lapse"]},
+                                            average, held, tomorrow))
+            for r, ranking in enumerate(rankings):
+                for kind, sc in ranking.items():
+                    top = np.argsort(-sc.p, kind="mergesort")[:keep]
+                    merged = best.get((kind, r), {}) | {
+                        rows[sc.which[j]].customer_id: float(sc.p[j]) for j in top}
+                    best[(kind, r)] = dict(heapq.nlargest(
+                        keep, merged.items(), key=lambda kv: (kv[1], -kv[0])))
+        kept: dict[str, dict[int, float]] = {}
+        for (kind, _), ranked in sorted(best.items()):
+            for cid, p in ranked.items():
+                # In both rankings: the probability as of now (ranking 0) is stored.
+                kept.setdefault(kind, {}).setdefault(cid, p)
+        values += [{"model_id": models[kind].id, "owner_id": owner_id, "customer_id": cid,
+                    "probability": p}
+                   for kind, ranked in kept.items() for cid, p in ranked.items()]
+    # One short write at the end (on SQLite every other writer waits while it is open).
+    db.session.execute(delete(RiskScore))
+    for i in range(0, len(values), 10_000):
+        db.session.execute(insert(RiskScore), values[i:i + 10_000])
     for m in models.values():
         m.scored_at = now
     db.session.commit()
-    return stored
+    return len(values)
 
 
 def not_shown_text(row: Optional[RiskModel]) -> str:

@@ -142,10 +142,14 @@ def _soon_by_segment(user: User, limit: int, now: dt.datetime) -> list[dict]:
     page = select(due).order_by(soonest, due.c.id).limit(limit + len(protected)).subquery()
     rows = db.session.execute(select(page, Customer.name)
                               .join(Customer, Customer.id == page.c.id)).all()
-    found = [{"id": r.id, "name": r.name,
-              "days_left": days_left(r, {}, now, protected_since=protected.get(r.id))}
-             for r in rows]
-    return sorted(found, key=lambda r: (r["days_left"], r["id"]))[:limit]
+    # The cut in the order the statement picked by: the exact deadline (with the protection
+    # now), then the id; whole days alone would let an unrelated protected customer, by
+    # adding a row, change which of two customers "3 days left" makes a list of one.
+    exact = {r.id: reclaim.deadline(r.acquired_at, r.last_followup_at, int(r.no_followup_days),
+                                    int(r.no_deal_days), protected.get(r.id))[0] for r in rows}
+    return [{"id": r.id, "name": r.name,
+             "days_left": days_left(r, {}, now, protected_since=protected.get(r.id))}
+            for r in sorted(rows, key=lambda r: (exact[r.id], r.id))[:limit]]
 
 
 def pool_customers(user: User, limit: int = 50) -> list[dict]:
