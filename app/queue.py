@@ -84,8 +84,8 @@ PERIODIC: list[PeriodicJob] = [
     PeriodicJob("risk_train", _l("Risk model training"),
                 "jobs.ownership.risk_train",
                 "GUISHU_CRON_RISK", "50 2 * * *",
-                _l("retrain the risk models on the history; shown only while they beat days "
-                   "since the last follow-up"),
+                _l("retrain the risk models on the history and score every held customer "
+                   "with them; shown only while they beat days since the last follow-up"),
                 # Training, then scoring every held customer: minutes at a million customers.
                 timeout=3600),
     PeriodicJob("reclaim_sweep", _l("Reclaim sweep"),

@@ -540,7 +540,7 @@ class Scored:
 
 
 def _score_rows(owner_id: int, rows, fitted: dict, average: Optional[float], held: int,
-                now: dt.datetime) -> dict[str, Scored]:
+                now: dt.datetime, policy: Optional[dict] = None) -> dict[str, Scored]:
     """Score `rows` of one owner (ownership rows: _OWNED_COLUMNS) with each fitted model
     (lapse: unlocked, not won, before its deadline; silent: won). Five statements for the
     history, whatever the number of rows."""
@@ -565,7 +565,7 @@ def _score_rows(owner_id: int, rows, fitted: dict, average: Optional[float], hel
         if model is None:
             continue
         if kind == "lapse":
-            pol = policies.effective_policy(owner_id)
+            pol = policy or policies.effective_policy(owner_id)
             nf = np.full(len(rows), float(pol["reclaim_no_followup_days"].value))
             nd = np.full(len(rows), float(pol["reclaim_no_deal_days"].value))
             sel = ~won & ~locked
@@ -629,7 +629,8 @@ def _ran_short(rows, scored: dict, kinds, limit: int) -> bool:
 
 
 def score_owner(owner_id: int, models: dict, now: Optional[dt.datetime] = None,
-                limit: int = PANEL_SIZE) -> dict[str, list[dict]]:
+                limit: int = PANEL_SIZE, policy: Optional[dict] = None
+                ) -> dict[str, list[dict]]:
     """The owner's customers scored by each stored model (lapse: held, unlocked, not won;
     silent: won), riskiest first, at most `limit` each, scored as of now. The candidates
     are the nightly run's riskiest and what changed since (_candidates); without stored
@@ -644,13 +645,13 @@ def score_owner(owner_id: int, models: dict, now: Optional[dt.datetime] = None,
         return out
     rows = _candidates(owner_id, usable)
     scored = _score_rows(owner_id, rows, fitted, _average(models),
-                         int(rows[0].held or 0), now) if rows else {}
+                         int(rows[0].held or 0), now, policy) if rows else {}
     if not rows or _ran_short(rows, scored, usable, limit):
         # No stored scores (or none of them still the owner's), or too few still apply:
         # score the book as a page without stored scores does.
         rows = _owned_rows(owner_id)
         scored = _score_rows(owner_id, rows, fitted, _average(models),
-                             int(rows[0].held or 0) if rows else 0, now) if rows else {}
+                             int(rows[0].held or 0) if rows else 0, now, policy) if rows else {}
     for kind, sc in scored.items():
         for j in np.argsort(-sc.p, kind="mergesort")[:limit]:
             r = rows[sc.which[j]]
@@ -750,12 +751,15 @@ def shown_text(row: RiskModel) -> str:
               n=row.n_test, when=local_date(row.trained_at).isoformat())
 
 
-def panel(user: User, now: Optional[dt.datetime] = None) -> dict:
+def panel(user: User, now: Optional[dt.datetime] = None,
+          policy: Optional[dict] = None) -> dict:
     """The workbench's 流失风险 panel of the user's own customers: per kind, the list when the
-    model passed its gate, else the sentence that says why it is not shown."""
+    model passed its gate, else the sentence that says why it is not shown. `policy`: the
+    user's effective policy when the page has read it already."""
     models = latest_models()
     shown = {k: m for k, m in models.items() if m.shown}
-    scored = score_owner(user.id, shown, now) if shown else {"lapse": [], "silent": []}
+    scored = score_owner(user.id, shown, now, policy=policy) if shown else {
+        "lapse": [], "silent": []}
     out = {}
     for kind in FEATURES:
         row = models.get(kind)

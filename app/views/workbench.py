@@ -44,7 +44,8 @@ class WorkbenchView(BaseView):
             target_kinds=PERIOD_KINDS, money=money, rate=rate,
             service=workbench.ticket_panels(user, utcnow()),
             # 流失风险 (issue 20 §5): the owner's own customers, or why the model is not shown.
-            risk=risk.panel(user) if has_role(user, ROLE_REP, ROLE_MANAGER) else None)
+            risk=risk.panel(user, policy=policy) if has_role(user, ROLE_REP, ROLE_MANAGER)
+            else None)
 
     @expose("/team")
     @has_access
