@@ -20,6 +20,10 @@ SHOTS = os.environ.get("GUISHU_SCREENSHOTS", "")
 @pytest.fixture
 def live_url(app, org):
     server = make_server("127.0.0.1", 0, app, threaded=True)
+    # Werkzeug's request threads are daemons that nobody joins: a page's late requests
+    # (the home page's charts, the screen-pop stream) would still be reading the database
+    # while the test's data is wiped. Non-daemon threads are joined by server_close().
+    server.daemon_threads = False
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
@@ -29,7 +33,9 @@ def live_url(app, org):
 
 
 @pytest.fixture
-def browser():
+def browser(live_url):
+    """Closed before the server stops (it depends on live_url), so that no request is left
+    half-way and no kept-alive connection holds a server thread."""
     with playwright.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
