@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, update
 
-from app.models import (Customer, Lead, LeadEvent, LeadOwnership, Ownership, OwnershipEvent,
+from app.models import (Customer, LeadEvent, LeadOwnership, Ownership, OwnershipEvent,
                         Policy)
 from app.services import customers, due_soon, leads, policies, policy_config, reclaim, segments
 from app.services.errors import NotFound, ValidationFailed
@@ -453,6 +453,31 @@ def test_the_workbench_picks_the_soonest_by_segment_whatever_the_limit(db, org):
         (b[0], 2), (b[1], 2), (a[1], 5), (a[2], 7), (a[0], 9)]
     # The database orders without the protection and keeps one more row per protected
     # customer: b[1], first without it, does not crowd b[0] out of a list of one.
+    for n in range(1, 5):
+        assert workbench.about_to_be_reclaimed(org.rep, limit=n, now=NOW) == full[:n]
+
+
+def test_a_customer_protected_past_the_window_is_not_listed_and_takes_no_place(db, org):
+    """An opportunity updated yesterday protects b[1], the soonest without it, past the
+    warning window: it is not about to be reclaimed. The database keeps the soonest without
+    the protection and asks it of those rows alone: every list still holds `limit` of the
+    others."""
+    from app.models import Opportunity, OpportunityStage
+    from app.services import workbench
+
+    add(org, scope="global", segment_grade="A", reclaim_no_followup_days=40,
+        warn_before_days=10)
+    a = [owned(db, org.rep, f"A级{d}天", d, grade="A") for d in (31, 35, 33)]  # 9, 5, 7 left
+    b = [owned(db, org.rep, f"B级{d}天", d, grade="B") for d in (28, 29)]       # 2, 1 left
+    stage = db.session.execute(select(OpportunityStage).where(
+        OpportunityStage.name == "方案报价")).scalar_one()
+    db.session.add(Opportunity(customer_id=b[1], title="刚更新的商机", amount=1000,
+                               stage_id=stage.id, status="open", created_at=NOW - DAY,
+                               updated_at=NOW - DAY))
+    db.session.flush()
+    full = workbench.about_to_be_reclaimed(org.rep, now=NOW)
+    assert [(r["id"], r["days_left"]) for r in full] == [
+        (b[0], 2), (a[1], 5), (a[2], 7), (a[0], 9)]
     for n in range(1, 5):
         assert workbench.about_to_be_reclaimed(org.rep, limit=n, now=NOW) == full[:n]
 

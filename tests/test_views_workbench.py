@@ -203,3 +203,60 @@ def test_the_workbench_is_the_same_statements_whatever_the_rep_holds(db, org, cl
     # the open tickets of the rep's customers in one more, the 流失风险 panel the latest
     # risk models in one: tests/test_views_workbench_risk.py counts it when it scores)
     assert statements() == few <= 13
+
+
+def test_a_tab_pages_on_by_a_cursor_oldest_held_first(db, org, clients, monkeypatch):
+    """A tab shows a page of my customers (the oldest held first, soonest reclaimed first
+    within it) and the next page by a cursor: every customer once, the last page without
+    a "next"; a cursor that does not decode starts again at the first page; another rep's
+    customers never show."""
+    monkeypatch.setattr(workbench.my_customers_page, "__defaults__", ("new", None, None, 2))
+    now = utcnow()
+    made = [customers.create_customer(org.rep, {"name": f"分页客户{i}"}) for i in range(4)]
+    for i, c in enumerate([org.c_rep] + made):  # acquired 50, 40, ... 10 days ago
+        db.session.execute(update(Ownership).where(Ownership.customer_id == c.id).values(
+            acquired_at=now - dt.timedelta(days=50 - 10 * i)))
+    # Two acquired at the same instant: the id decides, no row is lost between pages.
+    db.session.execute(update(Ownership).where(Ownership.customer_id == made[3].id).values(
+        acquired_at=now - dt.timedelta(days=20)))
+    db.session.commit()
+    names, url, pages = [], "/workbench/", 0
+    while url:
+        html = clients.rep.get(url).get_data(as_text=True)
+        table = html.split('id="my-customers"')[1].split("</table>")[0]
+        names += re.findall(r'>([^<>]+)</a>', table)
+        nxt = re.search(r'href="(\?tab=new&amp;after=[^"]+)" id="my-customers-next"', html)
+        url = "/workbench/" + nxt.group(1).replace("&amp;", "&") if nxt else None
+        pages += 1
+        assert pages < 5
+    assert pages == 3 and len(names) == 5
+    assert names[:2] == [org.c_rep.name, "分页客户0"]  # 50 and 40 days: the first page
+    assert sorted(names) == sorted([org.c_rep.name] + [c.name for c in made])
+    assert 'id="my-customers-first"' in html and 'id="my-customers-next"' not in html
+    again = clients.rep.get("/workbench/?tab=new&after=%E2%80%A6not-a-cursor").get_data(
+        as_text=True)
+    assert re.findall(r'>([^<>]+)</a>', again.split('id="my-customers"')[1].split(
+        "</table>")[0])[:2] == names[:2]
+    from tests.conftest import _client
+
+    other = _client(clients._app, org.rep2).get("/workbench/").get_data(as_text=True)
+    assert not any(n in other for n in names)
+
+
+def test_the_due_list_shows_the_soonest_and_links_to_the_due_soon_page(db, org, clients,
+                                                                      monkeypatch):
+    monkeypatch.setattr(workbench, "SOON_LIMIT", 1)
+    monkeypatch.setattr(workbench.about_to_be_reclaimed, "__defaults__", (1, None, None))
+    now = utcnow()
+    extra = customers.create_customer(org.rep, {"name": "也快到期的客户"})
+    for c, hours in ((org.c_rep, 1), (extra, 5)):  # 1 day 23 h and 1 day 19 h left
+        db.session.execute(update(Ownership).where(Ownership.customer_id == c.id).values(
+            acquired_at=now - dt.timedelta(days=28, hours=hours)))
+    db.session.commit()
+    html = clients.rep.get("/workbench/").get_data(as_text=True)
+    box = html.split('id="about-to-be-reclaimed"')[1].split("</table>")[0]
+    assert f'data-id="{extra.id}"' in box and f'data-id="{org.c_rep.id}"' not in box
+    assert re.search(r'<span class="badge">1\+</span>\s*<small><a href="/due-soon/" '
+                     r'id="all-due-soon">', html)
+    page = clients.rep.get("/due-soon/").get_data(as_text=True)
+    assert org.c_rep.name in page and extra.name in page

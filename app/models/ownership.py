@@ -85,9 +85,12 @@ class Ownership(Model):
         Index("ix_customer_ownership_owner_counts", "owner_id", "locked", "won",
               "last_followup_at",
               postgresql_include=["customer_id", "acquired_at", "grade", "category"]),
-        # The workbench: the owner's customers oldest held first, and the follow-ups due.
-        Index("ix_customer_ownership_owner_acquired", "owner_id", "acquired_at"),
-        Index("ix_customer_ownership_owner_next_contact", "owner_id", "next_contact_on"),
+        # The workbench: the owner's customers oldest held first, and the follow-ups due,
+        # each in the order of its page (the id breaks ties: a keyset, migration 0050).
+        Index("ix_customer_ownership_owner_acquired_id", "owner_id", "acquired_at",
+              "customer_id"),
+        Index("ix_customer_ownership_owner_next_contact_id", "owner_id", "next_contact_on",
+              "customer_id"),
         # A scoped list of customers, newest first: a range of the owner's (or the pool's)
         # customer ids, read backwards (app.paging).
         Index("ix_customer_ownership_owner_customer", "owner_id", "customer_id"),

@@ -133,7 +133,7 @@ def refresh_next_contact(customer_ids) -> None:
             next_contact_on=latest_next_contact(Ownership.customer_id)))
 
 
-REMINDERS_SHOWN = 100  # per list (today / overdue) on the workbench
+REMINDERS_SHOWN = 20  # per list (today / overdue) on the workbench: the soonest, and how many more
 
 
 def due_reminders(user_id: int, today: dt.date,

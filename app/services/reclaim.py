@@ -532,19 +532,51 @@ def due_within_warning(rule: CustomerRule):
     already due included): touch < now - (no-follow-up - warn-before) days, or acquired <
     now - (no-deal - warn-before) days, with warn-before days > 0."""
     o = Ownership.__table__.c
-    values = rule.snap.values
-    # Warn-before days are working days of the work calendar: the horizon instant of each
-    # value is computed here once, and "due before it" is compared in SQL.
-    horizons = work_calendar.workdays_horizons(rule.now, values["warn_before_days"])
-    ahead_nf = _warning_cut(rule.no_followup_days, values["reclaim_no_followup_days"],
-                            rule.warn_before_days, horizons)
-    ahead_nd = _warning_cut(rule.no_deal_days, values["reclaim_no_deal_days"],
-                            rule.warn_before_days, horizons)
-    # An opportunity's protection is asked about at the end of the warning window: one that
-    # lapses within it warns as the rule's own deadline would.
-    return and_(rule.base_eligible, rule.warn_before_days > 0,
-                ~opportunities.protected_customers_clause(o.customer_id, ahead_nf),
-                or_(last_touch() < ahead_nf, o.acquired_at < ahead_nd))
+    return and_(rule.base_eligible,
+                within_warning(rule.now, rule.snap, rule.no_followup_days, rule.no_deal_days,
+                               rule.warn_before_days, o.customer_id, last_touch(),
+                               o.acquired_at))
+
+
+def within_warning(now: dt.datetime, snap, no_followup_days, no_deal_days, warn_before_days,
+                   customer_id, touch, acquired_at):
+    """due_within_warning's test on any row source: the periods, the customer, its last
+    touch and its acquisition as SQL expressions (the rule's own, or the columns of a
+    subquery that resolved each customer's periods once: app.services.workbench)."""
+    horizons = warning_horizons(now, snap)
+    return and_(warning_due(snap, horizons, no_followup_days, no_deal_days, warn_before_days,
+                            touch, acquired_at),
+                warning_unprotected(snap, horizons, no_followup_days, warn_before_days,
+                                    customer_id))
+
+
+def warning_horizons(now: dt.datetime, snap) -> dict[int, dt.datetime]:
+    """The end of the warning window per warn-before value. Warn-before days are working
+    days of the work calendar: each value's horizon instant is computed here once, and "due
+    before it" is compared in SQL."""
+    return work_calendar.workdays_horizons(now, snap.values["warn_before_days"])
+
+
+def warning_due(snap, horizons: dict, no_followup_days, no_deal_days, warn_before_days,
+                touch, acquired_at):
+    """The first half of within_warning: due by the end of the warning window, before any
+    opportunity's protection."""
+    values = snap.values
+    ahead_nf = _warning_cut(no_followup_days, values["reclaim_no_followup_days"],
+                            warn_before_days, horizons)
+    ahead_nd = _warning_cut(no_deal_days, values["reclaim_no_deal_days"],
+                            warn_before_days, horizons)
+    return and_(warn_before_days > 0, or_(touch < ahead_nf, acquired_at < ahead_nd))
+
+
+def warning_unprotected(snap, horizons: dict, no_followup_days, warn_before_days,
+                        customer_id):
+    """The second half: no opportunity protects the customer at the end of the window (one
+    whose protection lapses within it warns as the rule's own deadline would). A page that
+    keeps the soonest may ask it of those alone: it only ever removes protected customers."""
+    ahead_nf = _warning_cut(no_followup_days, snap.values["reclaim_no_followup_days"],
+                            warn_before_days, horizons)
+    return ~opportunities.protected_customers_clause(customer_id, ahead_nf)
 
 
 def _warning_cut(days_expr, days_values, warn_expr, horizons: dict[int, dt.datetime]):

@@ -27,10 +27,13 @@ class WorkbenchView(BaseView):
         tab = tab if tab in workbench.TABS or tab == "pool" else "new"
         # The policy and the counts are read once and shared by every panel.
         policy, counts = policies.effective_policy(user.id), workbench.standing(user.id)
+        rows, next_cursor = workbench.my_customers_page(
+            user, tab, request.args.get("after"), policy) if tab != "pool" else ([], None)
         return self.render_template(
             "guishu/workbench.html", tab=tab, tabs=workbench.TABS,
             counts=workbench.tab_counts(user, counts),
-            rows=workbench.my_customers(user, tab, policy=policy) if tab != "pool" else [],
+            rows=rows, next_cursor=next_cursor, paged=bool(request.args.get("after")),
+            soon_limit=workbench.SOON_LIMIT,
             pool_rows=workbench.pool_customers(user) if tab == "pool" else [],
             limits=workbench.limits(user.id, policy, counts),
             requests=workbench.my_requests(user),
