@@ -26,10 +26,11 @@ from typing import Any, Optional, Sequence
 
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import gettext
-from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy import Column, Table, and_, func, select, tuple_
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import operators, visitors
-from sqlalchemy.sql.elements import BinaryExpression, ColumnElement
+from sqlalchemy.sql.elements import (BinaryExpression, BindParameter, BooleanClauseList,
+                                       ColumnElement)
 from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.sql.selectable import AliasedReturnsRows, ScalarSelect, Select
 
@@ -197,6 +198,81 @@ def _bounded_subqueries(statement, pk, bound, descending: bool):
     return visitors.replacement_traverse(statement, {}, bounded)
 
 
+# --- a count without the listed table -------------------------------------------------------
+def _in_select(element, pk) -> Optional[Select]:
+    """The one-column SELECT of `pk IN (SELECT col FROM …)`, else None."""
+    if isinstance(element, BinaryExpression) and element.operator is operators.in_op \
+            and isinstance(element.right, ScalarSelect) \
+            and isinstance(element.left, ColumnElement) and element.left.shares_lineage(pk) \
+            and not isinstance(getattr(element.left, "table", None), AliasedReturnsRows):
+        inner = element.right.element
+        if isinstance(inner, Select) and len(inner.selected_columns) == 1:
+            return inner
+    return None
+
+
+def _registered(col, pk):
+    """`col` as a column of its table registered with the models (a service may select from a
+    lightweight `table()` of the same name, which carries no keys), else None."""
+    col = col._deannotate() if hasattr(col, "_deannotate") else col
+    if isinstance(col, Column) and isinstance(col.table, Table):
+        return col
+    table = pk.table.metadata.tables.get(getattr(getattr(col, "table", None), "name", None))
+    return table.c.get(col.name) if table is not None else None
+
+
+def _key_column(inner: Select, pk):
+    """The column `inner` selects when it is a foreign key to `pk` (every value names a row
+    of the listed table) and unique among `inner`'s rows: its table's primary key, or part of
+    it with the rest fixed by `=` in `inner`'s WHERE (a search gram's (gram, customer)).
+    Returned as `inner` selects it."""
+    selected = inner.selected_columns[0]
+    col = _registered(selected, pk)
+    if col is None or not col.references(pk) or col.nullable \
+            or col not in set(col.table.primary_key.columns):
+        return None
+    froms = inner.get_final_froms()
+    if len(froms) != 1 or getattr(froms[0], "name", None) != col.table.name \
+            or inner._group_by_clauses or inner._having_criteria or inner._distinct \
+            or inner._limit_clause is not None or inner._offset_clause is not None:
+        return None
+    rest = {c.name for c in col.table.primary_key.columns if c is not col}
+    where = inner.whereclause
+    terms = [] if where is None else list(where.clauses) if isinstance(
+        where, BooleanClauseList) and where.operator is operators.and_ else [where]
+    for term in terms:
+        if isinstance(term, BinaryExpression) and term.operator is operators.eq \
+                and isinstance(term.right, BindParameter):
+            left = _registered(term.left, pk)
+            if left is not None and left.table is col.table:
+                rest.discard(left.name)
+    return None if rest else selected
+
+
+def keys_only(statement, pk) -> Optional[Select]:
+    """The ids `statement` (SELECT pk FROM the listed table WHERE …) matches, read without the
+    listed table when its WHERE is only `pk IN (SELECT …)` terms (a scope, a name search):
+    from the one of those subqueries whose column is a unique foreign key to `pk`, with the
+    others as IN terms on that column. The same ids (each names one row, once), without a
+    probe of the table per id: a name search in the pools counted 10,000 customers through
+    10,000 primary-key lookups, two thirds of the count. None for any other shape."""
+    froms = statement.get_final_froms()
+    where = statement.whereclause
+    if len(froms) != 1 or froms[0] is not pk.table or where is None \
+            or statement._group_by_clauses or statement._having_criteria:
+        return None
+    terms = list(where.clauses) if isinstance(where, BooleanClauseList) \
+        and where.operator is operators.and_ else [where]
+    inners = [_in_select(t, pk) for t in terms]
+    if not inners or any(i is None for i in inners):
+        return None
+    for n, inner in enumerate(inners):
+        col = _key_column(inner, pk)
+        if col is not None:
+            return inner.where(*(col.in_(other) for m, other in enumerate(inners) if m != n))
+    return None
+
+
 # --- the page -----------------------------------------------------------------------------
 @dataclass
 class Page:
@@ -273,7 +349,8 @@ class KeysetInterface(SQLAInterface):
             expected = estimated_rows(self.session, ids.statement)
             if expected is not None and expected > COUNT_CAP:
                 return expected, True, True
-        limited = ids.limit(COUNT_CAP + 1).subquery()
+        keys = keys_only(ids.statement, self.get_pk())
+        limited = (keys if keys is not None else ids).limit(COUNT_CAP + 1).subquery()
         n = self.session.execute(select(func.count()).select_from(limited)).scalar_one()
         return (COUNT_CAP, True, False) if n > COUNT_CAP else (n, False, False)
 
