@@ -210,7 +210,8 @@ def test_a_tab_pages_on_by_a_cursor_oldest_held_first(db, org, clients, monkeypa
     within it) and the next page by a cursor: every customer once, the last page without
     a "next"; a cursor that does not decode starts again at the first page; another rep's
     customers never show."""
-    monkeypatch.setattr(workbench.my_customers_page, "__defaults__", ("new", None, None, 2))
+    monkeypatch.setattr(workbench.my_customers_page, "__defaults__",
+                        ("new", None, None, 2, workbench._UNSET))
     now = utcnow()
     made = [customers.create_customer(org.rep, {"name": f"分页客户{i}"}) for i in range(4)]
     for i, c in enumerate([org.c_rep] + made):  # acquired 50, 40, ... 10 days ago
@@ -246,7 +247,8 @@ def test_a_tab_pages_on_by_a_cursor_oldest_held_first(db, org, clients, monkeypa
 def test_the_due_list_shows_the_soonest_and_links_to_the_due_soon_page(db, org, clients,
                                                                       monkeypatch):
     monkeypatch.setattr(workbench, "SOON_LIMIT", 1)
-    monkeypatch.setattr(workbench.about_to_be_reclaimed, "__defaults__", (1, None, None))
+    monkeypatch.setattr(workbench.about_to_be_reclaimed, "__defaults__",
+                        (1, None, None, workbench._UNSET))
     now = utcnow()
     extra = customers.create_customer(org.rep, {"name": "也快到期的客户"})
     for c, hours in ((org.c_rep, 1), (extra, 5)):  # 1 day 23 h and 1 day 19 h left

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Optional
+from typing import Any, Optional
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, tuple_, union_all
@@ -56,6 +56,19 @@ def days_left(own, policy: dict, now: Optional[dt.datetime] = None,
     return math.ceil((when - (now or utcnow())) / dt.timedelta(days=1))
 
 
+_UNSET: Any = object()  # a page's rule not given: resolved by the panel itself
+
+
+def segment_rule(user: User, now: Optional[dt.datetime] = None):
+    """The reclaim rule resolved per customer (reclaim.customer_rule) for a page about the
+    user's own customers when segment policies apply to some of them, else None (the user's
+    plain policy is every customer's). The workbench builds it once for its panels: reading
+    the policies and building the statement's CASE twice was 3 ms of the page."""
+    if not segments.apply_to_some(user.id, reclaim.CUSTOMER_FIELDS):
+        return None
+    return reclaim.customer_rule(now or utcnow(), owner_ids=[user.id])
+
+
 def my_customers(user: User, tab: str = "new", limit: Optional[int] = TAB_ROWS,
                  policy: Optional[dict] = None, after: Optional[list] = None) -> list[dict]:
     """The user's customers of a tab (not contacted / following up / won), the `limit`
@@ -66,12 +79,13 @@ def my_customers(user: User, tab: str = "new", limit: Optional[int] = TAB_ROWS,
 
 
 def my_customers_page(user: User, tab: str = "new", after: Optional[str] = None,
-                      policy: Optional[dict] = None, size: int = TAB_ROWS
+                      policy: Optional[dict] = None, size: int = TAB_ROWS, rule: Any = _UNSET
                       ) -> tuple[list[dict], Optional[str]]:
     """A page of my_customers after cursor `after` (one that does not decode starts at the
-    first page), and the next page's cursor (None on the last)."""
+    first page), and the next page's cursor (None on the last). `rule`: segment_rule's,
+    when the page has it."""
     key = paging.cursor_key(after, "acquired_at", "asc", _TAB_ORDER)
-    rows = _tab_rows(user, tab, size + 1, policy, key)
+    rows = _tab_rows(user, tab, size + 1, policy, key, rule)
     more = len(rows) > size
     rows = rows[:size]
     cursor = paging.encode_cursor([rows[-1]["acquired_at"], rows[-1]["id"]], "acquired_at",
@@ -81,7 +95,7 @@ def my_customers_page(user: User, tab: str = "new", after: Optional[str] = None,
 
 
 def _tab_rows(user: User, tab: str, limit: Optional[int], policy: Optional[dict],
-              after: Optional[list]) -> list[dict]:
+              after: Optional[list], rule: Any = _UNSET) -> list[dict]:
     if tab not in TABS:
         tab = "new"
     q = select(Customer.id, Customer.name, Customer.city, *_CLOCK).join(
@@ -95,9 +109,9 @@ def _tab_rows(user: User, tab: str, limit: Optional[int], policy: Optional[dict]
     if after is not None:
         q = q.where(tuple_(*_TAB_ORDER) > tuple_(*after))
     policy = policy or policies.effective_policy(user.id)
-    if segments.apply_to_some(user.id, reclaim.CUSTOMER_FIELDS):
+    rule = segment_rule(user) if rule is _UNSET else rule
+    if rule is not None:
         # Some of my customers fall under segment policies: each row's own periods.
-        rule = reclaim.customer_rule(utcnow(), owner_ids=[user.id])
         q = q.add_columns(rule.no_followup_days.label("no_followup_days"),
                           rule.no_deal_days.label("no_deal_days")).where(*rule.joins)
     return [{"id": r.id, "name": r.name, "city": r.city or "",
@@ -108,15 +122,16 @@ def _tab_rows(user: User, tab: str, limit: Optional[int], policy: Optional[dict]
 
 def about_to_be_reclaimed(user: User, limit: int = SOON_LIMIT,
                           now: Optional[dt.datetime] = None,
-                          policy: Optional[dict] = None) -> list[dict]:
+                          policy: Optional[dict] = None, rule: Any = _UNSET) -> list[dict]:
     """My customers that the sweep takes within my warn-before days, soonest first (at most
     `limit`). Selected in the database, one rule at a time: the `limit` soonest by either
     deadline hold the `limit` soonest overall, so a rep with tens of thousands of customers
     reads two short index ranges, not every customer."""
     now = now or utcnow()
     policy = policy or policies.effective_policy(user.id)
-    if segments.apply_to_some(user.id, reclaim.CUSTOMER_FIELDS):
-        return _soon_by_segment(user, limit, now)
+    rule = segment_rule(user, now) if rule is _UNSET else rule
+    if rule is not None:
+        return _soon_by_segment(user, limit, now, rule)
     window = dt.timedelta(days=int(policy["warn_before_days"].value or 0) + 1)
     no_followup = dt.timedelta(days=int(policy["reclaim_no_followup_days"].value))
     no_deal = dt.timedelta(days=int(policy["reclaim_no_deal_days"].value))
@@ -142,7 +157,7 @@ def about_to_be_reclaimed(user: User, limit: int = SOON_LIMIT,
     return sorted(found.values(), key=lambda r: (r["days_left"], r["id"]))[:limit]
 
 
-def _soon_by_segment(user: User, limit: int, now: dt.datetime) -> list[dict]:
+def _soon_by_segment(user: User, limit: int, now: dt.datetime, rule) -> list[dict]:
     """about_to_be_reclaimed when segment policies apply to some of the user's customers: the
     warnings' own selection (reclaim.due_within_warning, each customer's periods and
     warn-before days), the soonest picked in the same statement (a rep holding tens of
@@ -153,7 +168,6 @@ def _soon_by_segment(user: User, limit: int, now: dt.datetime) -> list[dict]:
     warning, and few customers have one: the statement orders by the deadline without it
     and keeps `limit` more rows than the owner has protected customers, which holds the
     `limit` soonest with it; the protection is then asked of those rows alone."""
-    rule = reclaim.customer_rule(now, owner_ids=[user.id])
     protecting = opportunities.protecting_since_of_owner(user.id)
     protected = dict(db.session.execute(
         select(protecting.c.customer_id, protecting.c.since)).all())

@@ -25,10 +25,13 @@ class WorkbenchView(BaseView):
         user = current_user()
         tab = request.args.get("tab", "new")
         tab = tab if tab in workbench.TABS or tab == "pool" else "new"
-        # The policy and the counts are read once and shared by every panel.
+        # The policy, the counts and the segment rule are read once and shared by every panel.
         policy, counts = policies.effective_policy(user.id), workbench.standing(user.id)
+        now = utcnow()
+        rule = workbench.segment_rule(user, now)
         rows, next_cursor = workbench.my_customers_page(
-            user, tab, request.args.get("after"), policy) if tab != "pool" else ([], None)
+            user, tab, request.args.get("after"), policy, rule=rule) \
+            if tab != "pool" else ([], None)
         return self.render_template(
             "guishu/workbench.html", tab=tab, tabs=workbench.TABS,
             counts=workbench.tab_counts(user, counts),
@@ -37,7 +40,7 @@ class WorkbenchView(BaseView):
             pool_rows=workbench.pool_customers(user) if tab == "pool" else [],
             limits=workbench.limits(user.id, policy, counts),
             requests=workbench.my_requests(user),
-            soon=workbench.about_to_be_reclaimed(user, policy=policy),
+            soon=workbench.about_to_be_reclaimed(user, now=now, policy=policy, rule=rule),
             absence=workbench.my_absence(user, counts),
             reminders=followups.due_reminders(user.id, followups.local_today()),
             my_tasks=tasks.my_tasks(user.id),
@@ -45,7 +48,7 @@ class WorkbenchView(BaseView):
             my_target=targets.my_attainment(user, *period_args("target_"))
             if has_role(user, ROLE_REP, ROLE_MANAGER) else None,
             target_kinds=PERIOD_KINDS, money=money, rate=rate,
-            service=workbench.ticket_panels(user, utcnow()),
+            service=workbench.ticket_panels(user, now),
             # 流失风险 (issue 20 §5): the owner's own customers, or why the model is not shown.
             risk=risk.panel(user, policy=policy) if has_role(user, ROLE_REP, ROLE_MANAGER)
             else None)
