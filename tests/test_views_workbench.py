@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
 from sqlalchemy import update
 
 from app.models import Ownership, Policy
@@ -262,3 +263,18 @@ def test_the_due_list_shows_the_soonest_and_links_to_the_due_soon_page(db, org, 
                      r'id="all-due-soon">', html)
     page = clients.rep.get("/due-soon/").get_data(as_text=True)
     assert org.c_rep.name in page and extra.name in page
+
+
+@pytest.mark.parametrize("values", [[{"dt": "2026-01-01T00:00:00+08:00"}, 2**62],
+                                    [{"dt": "9999-12-31T23:59:59"}, 1], [5, 1], ["x", "y"]])
+def test_a_tampered_tab_cursor_is_a_page_not_an_error(clients, org, values):
+    """A cursor with another type, an offset or ids beyond int4: the tab answers (the first
+    page when the cursor is no cursor), never a 500, and only the rep's own customers."""
+    import base64
+    import json
+
+    text = base64.urlsafe_b64encode(json.dumps(
+        {"o": "acquired_at", "d": "asc", "v": values}).encode()).decode().rstrip("=")
+    resp = clients.rep.get(f"/workbench/?tab=new&after={text}")
+    assert resp.status_code == 200
+    assert org.c_rep2.name not in resp.get_data(as_text=True)
