@@ -153,8 +153,12 @@ def about_to_be_reclaimed(user: User, limit: int = SOON_LIMIT,
     for r in db.session.execute(union_all(*(select(p) for p in parts))):
         left = days_left(r, policy, now)
         if left is not None and left <= window.days - 1:
-            found[r.id] = {"id": r.id, "name": r.name, "days_left": left}
-    return sorted(found.values(), key=lambda r: (r["days_left"], r["id"]))[:limit]
+            # Ordered by the exact deadline, then the id, as under segment policies: whole
+            # days alone would let the cut between two "2 days left" follow the ids.
+            when, _ = reclaim.deadline(r.acquired_at, r.last_followup_at, no_followup.days,
+                                       no_deal.days, r.protected_since)
+            found[r.id] = (when, r.id, {"id": r.id, "name": r.name, "days_left": left})
+    return [row for _, _, row in sorted(found.values(), key=lambda v: v[:2])][:limit]
 
 
 def _soon_by_segment(user: User, limit: int, now: dt.datetime, rule) -> list[dict]:

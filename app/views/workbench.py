@@ -32,15 +32,17 @@ class WorkbenchView(BaseView):
         rows, next_cursor = workbench.my_customers_page(
             user, tab, request.args.get("after"), policy, rule=rule) \
             if tab != "pool" else ([], None)
+        # One more than shown: the badge says "20+" only when there are more.
+        soon = workbench.about_to_be_reclaimed(user, workbench.SOON_LIMIT + 1, now=now,
+                                               policy=policy, rule=rule)
         return self.render_template(
             "guishu/workbench.html", tab=tab, tabs=workbench.TABS,
             counts=workbench.tab_counts(user, counts),
             rows=rows, next_cursor=next_cursor, paged=bool(request.args.get("after")),
-            soon_limit=workbench.SOON_LIMIT,
             pool_rows=workbench.pool_customers(user) if tab == "pool" else [],
             limits=workbench.limits(user.id, policy, counts),
             requests=workbench.my_requests(user),
-            soon=workbench.about_to_be_reclaimed(user, now=now, policy=policy, rule=rule),
+            soon=soon[:workbench.SOON_LIMIT], soon_more=len(soon) > workbench.SOON_LIMIT,
             absence=workbench.my_absence(user, counts),
             reminders=followups.due_reminders(user.id, followups.local_today()),
             my_tasks=tasks.my_tasks(user.id),
