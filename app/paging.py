@@ -32,7 +32,7 @@ from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import (BinaryExpression, BindParameter, BooleanClauseList,
                                        ColumnElement)
 from sqlalchemy.sql.expression import ClauseElement, Executable
-from sqlalchemy.sql.selectable import AliasedReturnsRows, ScalarSelect, Select
+from sqlalchemy.sql.selectable import AliasedReturnsRows, ScalarSelect, Select, TableClause
 
 COUNT_CAP = 10_000
 MAX_CURSOR_CHARS = 600
@@ -234,7 +234,8 @@ def _key_column(inner: Select, pk):
     froms = inner.get_final_froms()
     if len(froms) != 1 or getattr(froms[0], "name", None) != col.table.name \
             or inner._group_by_clauses or inner._having_criteria or inner._distinct \
-            or inner._limit_clause is not None or inner._offset_clause is not None:
+            or inner._limit_clause is not None or inner._offset_clause is not None \
+            or inner._fetch_clause is not None:
         return None
     rest = {c.name for c in col.table.primary_key.columns if c is not col}
     where = inner.whereclause
@@ -266,11 +267,43 @@ def keys_only(statement, pk) -> Optional[Select]:
     inners = [_in_select(t, pk) for t in terms]
     if not inners or any(i is None for i in inners):
         return None
+    # A subquery correlated to the listed table would lose that table, or read it
+    # uncorrelated, once the listed table is gone.
+    if any(_correlates(inner, pk.table.name) for inner in inners):
+        return None
     for n, inner in enumerate(inners):
         col = _key_column(inner, pk)
-        if col is not None:
-            return inner.where(*(col.in_(other) for m, other in enumerate(inners) if m != n))
+        if col is None:
+            continue
+        others = [other for m, other in enumerate(inners) if m != n]
+        # Under the key subquery, another one that also reads the key's table (not as its
+        # own only table) would be correlated to the key's row instead of reading its own.
+        if any(_correlates(other, col.table.name) for other in others):
+            continue
+        return inner.where(*(col.in_(other) for other in others))
     return None
+
+
+def _correlates(inner: Select, name: str) -> bool:
+    """Whether `inner`, under a statement reading table `name`, would be correlated to it:
+    it reads `name` anywhere within it, other than as its only table (SQLAlchemy correlates
+    a FROM the enclosing statement has unless that would leave the subquery none; a nested
+    subquery correlates to the nearest enclosing reader of the table)."""
+    if name not in _tables_in(inner):
+        return False
+    froms = inner.get_final_froms()
+    return not (len(froms) == 1 and getattr(froms[0], "name", None) == name)
+
+
+def _tables_in(element) -> set:
+    """The names of the tables `element` reads anywhere within it (nested subqueries too)."""
+    names = set()
+    for node in visitors.iterate(element):
+        table = node if isinstance(node, TableClause) else getattr(node, "table", None)
+        name = getattr(table, "name", None)
+        if isinstance(table, TableClause) and name:
+            names.add(name)
+    return names
 
 
 # --- the page -----------------------------------------------------------------------------

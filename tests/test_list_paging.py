@@ -264,10 +264,32 @@ def test_a_scope_and_a_search_are_counted_without_the_customer_table():
                                  "customer_ownership \nWHERE customer_ownership.owner_id IN")
     # Not the same ids without the customer table: a customer column's condition; a column
     # that is not unique (a customer's contacts); a gram whose gram is not fixed.
+    # A subquery correlated to the customer table, here or nested in the key's, would
+    # lose its correlation without that table.
+    from sqlalchemy import exists
+
     for where in ([Customer.id.in_(owned), Customer.name == "x"],
                   [Customer.id.in_(select(Contact.customer_id))],
-                  [Customer.id.in_(select(search._gram.c.customer_id))]):
+                  [Customer.id.in_(select(search._gram.c.customer_id))],
+                  [Customer.id.in_(owned), Customer.id.in_(
+                      select(Contact.customer_id).where(Contact.name == Customer.name))],
+                  [Customer.id.in_(owned.where(exists().where(
+                      Contact.customer_id == Customer.id)))]):
         assert paging.keys_only(select(Customer.id).where(*where), pk) is None, where
+    # Another subquery reading the key's own table is not put under it (it would be
+    # correlated to the key's row): the other key drives.
+    both = paging.keys_only(select(Customer.id).where(
+        Customer.id.in_(owned), Customer.id.in_(named.where(
+            search._gram.c.customer_id.in_(select(Ownership.customer_id))))), pk)
+    assert both is not None and str(both).startswith(
+        "SELECT customer_search_gram.customer_id \nFROM customer_search_gram")
+    # A subquery reading the customer table as its own only table is not correlated to the
+    # list's (a search resolved to ids): it stays as it is, under the ownership key.
+    ids = select(Customer.id).where(Customer.id.in_([1, 2]))
+    keys = str(paging.keys_only(select(Customer.id).where(Customer.id.in_(ids),
+                                                          Customer.id.in_(owned)), pk))
+    assert keys.startswith("SELECT customer_ownership.customer_id \nFROM customer_ownership")
+    assert "IN (SELECT customer.id \nFROM customer \nWHERE customer.id IN" in keys
 
 
 def test_the_count_without_the_customer_table_is_the_count_with_it(clients, db, org, many,

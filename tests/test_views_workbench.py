@@ -202,8 +202,9 @@ def test_the_workbench_is_the_same_statements_whatever_the_rep_holds(db, org, cl
     # requests, reminders and customers are joined, not loaded one by one (12: the 业绩目标
     # panel reads the rep's targets and actuals in one statement of its own, the 工单 panel
     # the open tickets of the rep's customers in one more, the 流失风险 panel the latest
-    # risk models in one: tests/test_views_workbench_risk.py counts it when it scores)
-    assert statements() == few <= 13
+    # risk models in one: tests/test_views_workbench_risk.py counts it when it scores; the
+    # due list how many of the rep's customers an opportunity protects, in one)
+    assert statements() == few <= 14
 
 
 def test_a_tab_pages_on_by_a_cursor_oldest_held_first(db, org, clients, monkeypatch):
@@ -280,3 +281,32 @@ def test_a_tampered_tab_cursor_is_a_page_not_an_error(clients, org, values):
     resp = clients.rep.get(f"/workbench/?tab=new&after={text}")
     assert resp.status_code == 200
     assert org.c_rep2.name not in resp.get_data(as_text=True)
+
+
+def test_protected_customers_do_not_crowd_the_soonest_out_of_the_due_list(db, org):
+    """Without segment policies: two customers touched 29.9 days ago whose protecting
+    opportunity (updated 27.5 days ago) holds them 2.5 more days come first by their touch;
+    U, touched 29.5 days ago, is due in half a day. A list of one is U."""
+    from sqlalchemy import select
+
+    from app.models import Opportunity, OpportunityStage
+
+    now = utcnow()
+    stage = db.session.execute(select(OpportunityStage).where(
+        OpportunityStage.name == "方案报价")).scalar_one()
+    held = [customers.create_customer(org.rep, {"name": f"有商机保护{i}"}) for i in range(2)]
+    u = customers.create_customer(org.rep, {"name": "半天后到期"})
+    for c, days in ((held[0], 29.9), (held[1], 29.9), (u, 29.5)):
+        db.session.execute(update(Ownership).where(Ownership.customer_id == c.id).values(
+            acquired_at=now - dt.timedelta(days=days)))
+    for c in held:
+        db.session.add(Opportunity(customer_id=c.id, title="报价中", amount=1000,
+                                   stage_id=stage.id, status="open",
+                                   created_at=now - dt.timedelta(days=28),
+                                   updated_at=now - dt.timedelta(days=27.5)))
+    db.session.commit()
+    full = workbench.about_to_be_reclaimed(org.rep, now=now)
+    assert [(r["id"], r["days_left"]) for r in full][:3] == [
+        (u.id, 1), (held[0].id, 3), (held[1].id, 3)]
+    for n in (1, 2):
+        assert workbench.about_to_be_reclaimed(org.rep, limit=n, now=now) == full[:n]

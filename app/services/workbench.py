@@ -125,8 +125,10 @@ def about_to_be_reclaimed(user: User, limit: int = SOON_LIMIT,
                           policy: Optional[dict] = None, rule: Any = _UNSET) -> list[dict]:
     """My customers that the sweep takes within my warn-before days, soonest first (at most
     `limit`). Selected in the database, one rule at a time: the `limit` soonest by either
-    deadline hold the `limit` soonest overall, so a rep with tens of thousands of customers
-    reads two short index ranges, not every customer."""
+    deadline (plus one row per protected customer, whose deadline an opportunity moves
+    later) hold the `limit` soonest overall, so a rep with tens of thousands of customers
+    reads two short index ranges, not every customer. `rule`: segment_rule's, when the page
+    has it."""
     now = now or utcnow()
     policy = policy or policies.effective_policy(user.id)
     rule = segment_rule(user, now) if rule is _UNSET else rule
@@ -143,9 +145,15 @@ def about_to_be_reclaimed(user: User, limit: int = SOON_LIMIT,
         # Still protected by an opportunity when the window ends: not about to go.
         mine = mine.where(~opportunities.protected_customers_clause(
             Ownership.customer_id, now + window - no_followup))
+    # A customer whose opportunity protects it until within the window keeps its place in
+    # either range while its deadline is later: each range reads as many more rows as the
+    # owner has protected customers, which holds the `limit` soonest with the protection.
+    protected = db.session.execute(select(func.count()).select_from(
+        opportunities.protecting_since_of_owner(user.id))).scalar_one()
     # Both short ranges in one statement (each part a subquery: SQLite takes no ORDER BY /
     # LIMIT on a UNION's own members).
-    parts = [mine.where(clause).order_by(order, Ownership.customer_id).limit(limit).subquery()
+    parts = [mine.where(clause).order_by(order, Ownership.customer_id)
+             .limit(limit + protected).subquery()
              for clause, order in ((touch < now + window - no_followup, touch),
                                    (Ownership.acquired_at < now + window - no_deal,
                                     Ownership.acquired_at))]
