@@ -174,33 +174,9 @@ def rounded(n: int) -> int:
 
 
 # --- a range on the key, into its IN-subqueries ---------------------------------------------
-def _bounded_subqueries(statement, pk, bound, descending: bool):
-    """`statement` with `pk < bound` (or >) also inside every `pk IN (SELECT one column …)`.
-
-    The page reads `pk < bound` backwards; a scope or a search is `pk IN (SELECT customer_id
-    FROM …)`. PostgreSQL does not carry an inequality across the semi-join, so it merged the
-    page with the pool's whole ownership range from the top (500,000 rows skipped for a deep
-    page of the pool). The same bound inside the subquery is redundant to the result and lets
-    its index start at the bound."""
-
-    def bounded(element):
-        if isinstance(element, BinaryExpression) and element.operator is operators.in_op \
-                and isinstance(element.right, ScalarSelect) \
-                and isinstance(element.left, ColumnElement) and element.left.shares_lineage(pk) \
-                and not isinstance(getattr(element.left, "table", None), AliasedReturnsRows):
-            inner = element.right.element
-            if isinstance(inner, Select) and len(inner.selected_columns) == 1:
-                col = inner.selected_columns[0]
-                inner = inner.where(col < bound if descending else col > bound)
-                return element.left.in_(inner)
-        return None
-
-    return visitors.replacement_traverse(statement, {}, bounded)
-
-
-# --- a count without the listed table -------------------------------------------------------
 def _in_select(element, pk) -> Optional[Select]:
-    """The one-column SELECT of `pk IN (SELECT col FROM …)`, else None."""
+    """The one-column SELECT of `pk IN (SELECT col FROM …)` (the pk itself, not an alias's),
+    else None: a scope's or a search's key subquery."""
     if isinstance(element, BinaryExpression) and element.operator is operators.in_op \
             and isinstance(element.right, ScalarSelect) \
             and isinstance(element.left, ColumnElement) and element.left.shares_lineage(pk) \
@@ -211,6 +187,26 @@ def _in_select(element, pk) -> Optional[Select]:
     return None
 
 
+def _bounded_subqueries(statement, pk, bound, descending: bool):
+    """`statement` with `pk < bound` (or >) also inside every `pk IN (SELECT one column …)`.
+
+    The page reads `pk < bound` backwards; a scope or a search is `pk IN (SELECT customer_id
+    FROM …)`. PostgreSQL does not carry an inequality across the semi-join, so it merged the
+    page with the pool's whole ownership range from the top (500,000 rows skipped for a deep
+    page of the pool). The same bound inside the subquery is redundant to the result and lets
+    its index start at the bound."""
+
+    def bounded(element):
+        inner = _in_select(element, pk)
+        if inner is None:
+            return None
+        col = inner.selected_columns[0]
+        return element.left.in_(inner.where(col < bound if descending else col > bound))
+
+    return visitors.replacement_traverse(statement, {}, bounded)
+
+
+# --- a count without the listed table -------------------------------------------------------
 def _registered(col, pk):
     """`col` as a column of its table registered with the models (a service may select from a
     lightweight `table()` of the same name, which carries no keys), else None."""
