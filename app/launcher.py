@@ -97,9 +97,10 @@ def _rq_command() -> list[str]:
 def worker_command(redis_url: str, *queues: str) -> list[str]:
     """How an RQ worker is started, here and by the tests: with the scheduler, which puts the
     retries of failed jobs (and the jobs of killed workers, once rq has found them abandoned)
-    back on their queue when due; without it they wait in the scheduled registry forever."""
-    return _rq_command() + ["worker", "--with-scheduler", "--url", redis_url, "-P", str(ROOT),
-                            *queues]
+    back on their queue when due; without it they wait in the scheduled registry forever.
+    The worker class builds the app once before it forks a horse per job (jobs/worker.py)."""
+    return _rq_command() + ["worker", "--with-scheduler", "-w", "jobs.worker.AppWorker",
+                            "--url", redis_url, "-P", str(ROOT), *queues]
 
 
 def _local_host(host: str) -> str:

@@ -28,3 +28,21 @@ def hangs_once(memory: str) -> str:
         path.write_text("started")
         time.sleep(300)
     return "second run"
+
+
+def app_state_at_start() -> dict:
+    """What a work horse finds when its job starts: whether the app was already built (by the
+    worker, before the fork) and whether the database answers on the horse's own connection."""
+    import os
+
+    from sqlalchemy import func, select
+
+    import jobs
+
+    built = jobs._app is not None
+    with jobs.job_app().app_context():
+        from app import db
+        from app.models import Customer
+
+        customers = db.session.scalar(select(func.count(Customer.id)))
+    return {"built": built, "customers": customers, "pid": os.getpid()}

@@ -55,6 +55,31 @@ def test_worker_refreshes_stale_normalised_keys(app, db, org, redis_url, databas
     assert row.norm_version == NORMALIZER_VERSION
 
 
+def test_each_job_finds_the_app_built_by_the_worker_before_it_forked(app, db, org, redis_url,
+                                                                    database_url, queue_name):
+    """The worker builds the app once; every horse (a new process per job) inherits it and
+    opens its own database connection: three jobs, three processes, none building the app."""
+    if redis_url is None:
+        pytest.skip("no Redis reachable or startable")
+    from sqlalchemy import func, select
+
+    from app.queue import get_queue
+    from tests.job_fixtures import app_state_at_start
+
+    customers = db.session.scalar(select(func.count(Customer.id)))
+    queue = get_queue(queue_name)
+    enqueued = [queue.enqueue(app_state_at_start) for _ in range(3)]
+    result = run_burst_worker(redis_url, database_url, queue_name)
+    assert result.returncode == 0, result.stderr[-2000:]
+    states = []
+    for job in enqueued:
+        job.refresh()
+        assert job.get_status() == "finished", result.stderr[-2000:]
+        states.append(job.return_value())
+    assert [(s["built"], s["customers"]) for s in states] == [(True, customers)] * 3
+    assert len({s["pid"] for s in states}) == 3
+
+
 def test_a_failed_job_is_retried_once_its_backoff_is_over(app, db, org, redis_url, database_url,
                                                         queue_name, tmp_path):
     """A retry waits in the scheduled registry for its interval; the worker's scheduler puts
