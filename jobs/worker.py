@@ -13,6 +13,8 @@ before it forks, and each horse drops the pool it inherited without touching its
 """
 from __future__ import annotations
 
+import logging
+
 from rq.worker import Worker
 
 import jobs
@@ -30,6 +32,11 @@ class AppWorker(Worker):
 
     def work(self, *args, **kwargs):
         app = jobs.job_app()
+        rq_log = logging.getLogger("rq.worker")
+        if rq_log.handlers:
+            # `rq worker` gave its logger a handler before the app existed; create_app's root
+            # handler would print each of its lines a second time.
+            rq_log.propagate = False
         for engine in _engines(app):
             engine.dispose()  # the worker itself runs no query: nothing open to inherit
         return super().work(*args, **kwargs)
