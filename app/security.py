@@ -697,6 +697,20 @@ class GuishuSecurityManager(SecurityManager):
     def create_builtin_roles():
         return ROLES
 
+    def _has_access_builtin_roles(self, role, permission_name: str, view_name: str) -> bool:
+        # FAB matches the role's regex pairs one by one on every check (~35 re.match each, and
+        # a page makes ~60 checks for its menu alone). The builtin roles are fixed for the
+        # process, so each answer is too: remember it (a few thousand pairs at most).
+        memo = self.__dict__.setdefault("_builtin_access", {})
+        key = (role.name, permission_name, view_name)
+        answer = memo.get(key)
+        if answer is None:
+            if len(memo) >= 50_000:
+                memo.clear()
+            answer = memo[key] = super()._has_access_builtin_roles(role, permission_name,
+                                                                   view_name)
+        return answer
+
     def get_user_by_id(self, pk):
         # Every request loads the signed-in user, then FAB reads its roles and groups: one
         # statement for the three (the list pages' budget is counted in statements).
