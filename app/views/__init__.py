@@ -36,6 +36,7 @@ def register_views(appbuilder) -> None:
     from app.views.transfers import TransferView
     from app.views.users import effective_policy_rows, policy_source, segment_overrides
     from app.views.base import keyset_link
+    from app.views.menu import navbar_menu
     from app.views.workbench import WorkbenchView
     from app.views.due_soon import DueSoonView
 
@@ -49,6 +50,7 @@ def register_views(appbuilder) -> None:
     current_app.jinja_env.globals["unread_notifications"] = unread_notifications
     current_app.jinja_env.globals["user_picker"] = user_picker
     current_app.jinja_env.globals["keyset_link"] = keyset_link
+    current_app.jinja_env.globals["navbar_menu"] = navbar_menu
     current_app.register_error_handler(413, too_large)
 
     appbuilder.add_view(WorkbenchView, "MyWorkbench", label=_("My workbench"), href="/workbench/",
