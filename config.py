@@ -114,6 +114,11 @@ class Config:
     # hour; and how many proxies of ours stand in front (0: X-Forwarded-For is not read).
     CAPTURE_FORM_RATE_PER_HOUR = int(os.environ.get("GUISHU_CAPTURE_FORM_RATE", "10") or 10)
     TRUSTED_PROXY_COUNT = int(os.environ.get("GUISHU_TRUSTED_PROXIES", "0") or 0)
+    # A list page whose total PostgreSQL expects to be at least this many rows (and at most
+    # 10,000: beyond, the estimate is shown) leaves the count out and fetches it from
+    # <list>/count/ once shown (app.paging); empty turns that off (every total counted inline).
+    _count_defer_at = os.environ.get("GUISHU_LIST_COUNT_DEFER_AT", "1000").strip()
+    LIST_COUNT_DEFER_AT = int(_count_defer_at) if _count_defer_at else None
 
     # Call centre (app.services.cti_*). A caller id without area code takes this one (e.g.
     # "21" for Shanghai; empty: such numbers match nothing). Calls nobody known takes ring
@@ -159,3 +164,7 @@ class TestConfig(Config):
     # second ends it within a second of a browser test's page closing (no thread left).
     CTI_SSE_HEARTBEAT_SECONDS = 1
     FAB_PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast hashes: tests log in hundreds of times
+    # Totals counted with the page: the planner sizes never-analysed test tables at ten pages
+    # (thousands of rows), which would send every small list's count to /count/. The tests
+    # of that path (tests/test_list_count.py) turn it on.
+    LIST_COUNT_DEFER_AT = None

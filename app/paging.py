@@ -306,16 +306,24 @@ def _tables_in(element) -> set:
 @dataclass
 class Page:
     rows: list
-    total: int                     # exact when not `more_than`, else COUNT_CAP (or the
+    total: Optional[int]           # exact when not `more_than`, else COUNT_CAP (or the
     more_than: bool = False        # estimate): the total exceeds COUNT_CAP ("10,000+")
     next_cursor: Optional[str] = None
     prev_cursor: Optional[str] = None
     first: bool = True             # this is the first page of the order
     extra: dict = field(default_factory=dict)
     estimated: bool = False        # `total` is PostgreSQL's estimate (more than COUNT_CAP)
+    # total None: not counted with the page (capped_count's defer_from)
+
+    @property
+    def deferred(self) -> bool:
+        """The total was left out of the page (fetched from the list's /count/ once shown)."""
+        return self.total is None
 
     @property
     def total_text(self) -> str:
+        if self.deferred:
+            return "…"
         if self.estimated:
             return gettext("about %(n)s", n=f"{rounded(self.total):,}")
         return f"{COUNT_CAP:,}+" if self.more_than else f"{self.total:,}"
@@ -369,15 +377,20 @@ class KeysetInterface(SQLAInterface):
         """The model's query with `filters` applied (FAB's filter machinery, no order/page)."""
         return self._apply_inner_all(self.session.query(self.obj), filters, aliases_mapping={})
 
-    def capped_count(self, query, estimate: bool = False) -> tuple[int, bool, bool]:
+    def capped_count(self, query, estimate: bool = False,
+                     defer_from: Optional[int] = None) -> tuple[Optional[int], bool, bool]:
         """How many rows `query` matches: (n, False, False) counted exactly up to COUNT_CAP,
         (COUNT_CAP, True, False) beyond; with `estimate`, on PostgreSQL, (estimate, True,
-        True) when the planner expects more than COUNT_CAP (then nothing is counted)."""
+        True) when the planner expects more than COUNT_CAP (then nothing is counted), and
+        with `defer_from` too, (None, False, False) when it expects at least that many: the
+        count is left to a request of its own (the list's /count/)."""
         ids = query.with_entities(self.get_pk()).order_by(None)
         if estimate:
             expected = estimated_rows(self.session, ids.statement)
             if expected is not None and expected > COUNT_CAP:
                 return expected, True, True
+            if expected is not None and defer_from is not None and expected >= defer_from:
+                return None, False, False
         keys = keys_only(ids.statement, self.get_pk())
         limited = (keys if keys is not None else ids).limit(COUNT_CAP + 1).subquery()
         n = self.session.execute(select(func.count()).select_from(limited)).scalar_one()
@@ -385,15 +398,16 @@ class KeysetInterface(SQLAInterface):
 
     def page(self, filters, order_column: str = "", order_direction: str = "desc",
              page_size: int = 25, after: Optional[str] = None,
-             before: Optional[str] = None, estimate: bool = False) -> Page:
+             before: Optional[str] = None, estimate: bool = False,
+             defer_from: Optional[int] = None) -> Page:
         """One page of the filtered rows in (order column, pk) order: the first page, the one
         after cursor `after`, or the one before cursor `before`. `estimate`: a total beyond
         COUNT_CAP may be PostgreSQL's estimate (the list pages; the REST count stays exact up
-        to the cap)."""
+        to the cap); `defer_from`: see capped_count (the page's total is then None)."""
         direction = "asc" if order_direction == "asc" else "desc"
         columns, order_name = self.sort_key(order_column)
         query = self.filtered(filters)
-        total, more_than, estimated = self.capped_count(query, estimate)
+        total, more_than, estimated = self.capped_count(query, estimate, defer_from)
 
         going_back = False
         key = cursor_key(after, order_name, direction, columns)
@@ -435,7 +449,7 @@ class KeysetInterface(SQLAInterface):
                 # Back at the start of the list: show its true first page (full, if it was
                 # not already), and no "previous".
                 return self.page(filters, order_column, direction, page_size,
-                                 estimate=estimate) \
+                                 estimate=estimate, defer_from=defer_from) \
                     if len(rows) < page_size else Page(
                         rows, total, more_than, self._cursor(rows[-1], columns, order_name,
                                                              direction), None, True,

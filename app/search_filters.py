@@ -61,7 +61,8 @@ class QuickSearchFilter(BaseFilter):
             text = value
         else:  # a base filter: the page's box
             text = quick_search_text()
-            if text is None or not (request.endpoint or "").endswith(".list"):
+            # The list and its total (/count/, fetched by the page) only: not a row's pages.
+            if text is None or not (request.endpoint or "").endswith((".list", ".count")):
                 return query
         try:
             ids = search.customer_ids_matching(text)

@@ -24,7 +24,7 @@ CAN_READ, CAN_WRITE, CAN_DELETE, CAN_EXPORT = "read", "write", "delete", "export
 
 METHOD_PERMISSIONS = {
     # ModelView
-    "list": CAN_READ, "show": CAN_READ, "add": CAN_WRITE, "edit": CAN_WRITE,
+    "list": CAN_READ, "count": CAN_READ, "show": CAN_READ, "add": CAN_WRITE, "edit": CAN_WRITE,
     "delete": CAN_DELETE, "download": CAN_READ, "action": CAN_READ, "action_post": CAN_READ,
     "export": CAN_EXPORT, "export_xlsx": CAN_EXPORT,
     # ModelRestApi

@@ -115,6 +115,23 @@ def test_english_is_one_click_away(browser, live_url, org):
     assert "Owner / pool" in page.inner_text("body")
 
 
+def test_a_list_that_left_its_total_out_fills_it_in_once_shown(browser, live_url, org, db, app,
+                                                               monkeypatch):
+    """PostgreSQL expected a large total (stood in for here, on both databases): the page
+    shows its rows with "…" and the browser fetches the total from the list's /count/."""
+    from app import paging
+
+    monkeypatch.setitem(app.config, "LIST_COUNT_DEFER_AT", 1)
+    monkeypatch.setattr(paging, "estimated_rows", lambda session, stmt: 5)
+    page = sign_in(browser, live_url, "rep1")
+    page.goto(f"{live_url}/customers/list/")
+    count = page.locator(".record-count")
+    assert count.get_attribute("data-count-url").startswith("/customers/count/")
+    page.wait_for_selector(".record-count.record-count-loaded")
+    assert count.inner_text() == "1"  # rep1 holds c_rep
+    assert count.get_attribute("aria-busy") is None
+
+
 def pick_user(page, name, typed, expect=None):
     """In the user picker `name` (Select2): open it, type as a keyboard user does (into
     whatever has the focus: the search box must), wait for the first match, press Enter

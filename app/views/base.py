@@ -6,20 +6,23 @@ request if any id is outside it.
 """
 from __future__ import annotations
 
-from flask import abort, flash, redirect, request, url_for
+from typing import Optional
+
+from flask import abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_babel import gettext
 from markupsafe import Markup
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder._compat import as_unicode
 from flask_appbuilder.const import FLAMSG_ERR_SEC_ACCESS_DENIED
 from flask_appbuilder.fields import QuerySelectField
-from flask_appbuilder.urltools import get_order_args, get_page_args, get_page_size_args
+from flask_appbuilder.urltools import (get_filter_args, get_order_args, get_page_args,
+                                      get_page_size_args)
 from flask_appbuilder.widgets import ListWidget
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from wtforms import StringField
 from wtforms.fields.core import UnboundField
 
-from app.paging import KeysetInterface
+from app.paging import KeysetInterface, Page
 from app.security import METHOD_PERMISSIONS, current_user
 from app.services.errors import GuishuError, ValidationFailed
 from app.services.ids import parse_pk
@@ -237,17 +240,53 @@ class ScopedModelView(ModelView):
             filters.get_joined_filters(self._base_filters), order_column,
             order_direction or "asc", page_size,
             after=request.args.get(f"after_{name}"), before=request.args.get(f"before_{name}"),
-            estimate=True)
+            estimate=True, defer_from=current_app.config.get("LIST_COUNT_DEFER_AT"))
         rows = paging.rows
         pks = [self._serialize_pk_if_composite(pk) for pk in self.datamodel.get_keys(rows)]
         widgets["list"] = self.list_widget(
             label_columns=self.label_columns, include_columns=self.list_columns,
             value_columns=self.datamodel.get_values(rows, self.list_columns),
             order_columns=self.order_columns, formatters_columns=self.formatters_columns,
-            page=None, page_size=page_size, count=paging.total, pks=pks, actions=actions,
+            # FAB's table needs a number ("no records" at 0): a deferred total gives the rows.
+            page=None, page_size=page_size,
+            count=len(rows) if paging.deferred else paging.total, pks=pks, actions=actions,
             filters=filters, modelview_name=name, paging=paging, page_sizes=PAGE_SIZES,
-            **kwargs)
+            count_url=self._count_url() if paging.deferred else None, **kwargs)
         return widgets
+
+    def _count_url(self) -> str:
+        """This list's /count/ with the page's own arguments (filters, search, order)."""
+        return url_for(f"{self.endpoint}.count", **request.args.to_dict())
+
+    def list_refusal(self) -> Optional[str]:
+        """Why this request's search box cannot be searched (a list with the quick search),
+        or None: /count/ answers 400 with it, as /list/ shows it (refuse_bad_search)."""
+        from app.search_filters import QuickSearchFilter, quick_search_refusal
+
+        if any(f[1] is QuickSearchFilter for f in self.base_filters or []):
+            return quick_search_refusal()
+        return None
+
+    @expose("/count/")
+    @has_access
+    def count(self):
+        """The total of the list with these arguments: the same filters, search and scope as
+        /list/ (the page fetches it when it left its count out, app.paging). JSON: `total`
+        (None beyond the cap), `more_than` and `text` as the page prints it."""
+        if not isinstance(self.datamodel, KeysetInterface):
+            abort(404)
+        refusal = (gettext("Invalid list parameters") if self._bad_list_args()
+                   else self.list_refusal())
+        if refusal is not None:
+            return jsonify(error=refusal), 400
+        get_filter_args(self._filters)
+        query = self.datamodel.filtered(self._filters.get_joined_filters(self._base_filters))
+        # Counted, never estimated: a page defers only a count its planner expected within
+        # the cap (beyond, the page shows the estimate itself).
+        total, more_than, _estimated = self.datamodel.capped_count(query)
+        page = Page([], total, more_than)
+        return jsonify(total=None if more_than else total, more_than=more_than,
+                       text=page.total_text)
 
     @expose("/list/")
     @has_access

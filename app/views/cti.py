@@ -39,7 +39,7 @@ class CallInterface(KeysetInterface):
     """The call list's rows with the number masked and the recording link dropped as the
     reader's rules say (one pass over the page)."""
 
-    def capped_count(self, query, estimate: bool = False):
+    def capped_count(self, query, estimate: bool = False, defer_from=None):
         # Counted exactly up to the cap, never estimated: the scope's OR of several id lists
         # is where PostgreSQL's estimate is least reliable, and the statement it saves
         # keeps the page within its budget (the masking rules read the pools).
