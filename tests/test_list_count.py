@@ -153,3 +153,15 @@ def test_on_each_database_the_real_planner_decides(app, db, clients, many, monke
     if not deferred:
         assert page_total(clients.admin, "/customers/list/") == str(4 + 2 * ROWS)
     assert count_of(clients.admin, "/customers/count/")[1]["total"] == 4 + 2 * ROWS
+
+
+def test_a_related_list_on_a_record_page_always_counts_with_the_page(app, clients, org, many,
+                                                                     monkeypatch):
+    """The customer's edit page lists its contacts, follow-ups, deals and history, filtered by
+    the customer, which no URL argument carries: their totals are never left to a /count/."""
+    monkeypatch.setitem(app.config, "LIST_COUNT_DEFER_AT", 1)
+    monkeypatch.setattr(paging, "estimated_rows", lambda session, stmt: 5)
+    text = clients.rep.get(f"/customers/edit/{many[0]}").get_data(as_text=True)
+    assert text.count('class="record-count"') >= 3  # the related lists are there
+    assert "data-count-url" not in text
+    assert 'data-count-url="' in clients.rep.get("/customers/list/").get_data(as_text=True)

@@ -236,11 +236,16 @@ class ScopedModelView(ModelView):
         if not order_column and self.base_order:
             order_column, order_direction = self.base_order
         name = self.__class__.__name__
+        # Only the list's own page may leave its count to /count/, which rebuilds the filters
+        # from the request: a related list (a customer's history on its edit page) is
+        # filtered by its parent, which no URL argument carries.
+        own_list = filters is self._filters
         paging = self.datamodel.page(
             filters.get_joined_filters(self._base_filters), order_column,
             order_direction or "asc", page_size,
             after=request.args.get(f"after_{name}"), before=request.args.get(f"before_{name}"),
-            estimate=True, defer_from=current_app.config.get("LIST_COUNT_DEFER_AT"))
+            estimate=True,
+            defer_from=current_app.config.get("LIST_COUNT_DEFER_AT") if own_list else None)
         rows = paging.rows
         pks = [self._serialize_pk_if_composite(pk) for pk in self.datamodel.get_keys(rows)]
         widgets["list"] = self.list_widget(
