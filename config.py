@@ -118,7 +118,7 @@ class Config:
     # 10,000: beyond, the estimate is shown) leaves the count out and fetches it from
     # <list>/count/ once shown (app.paging); empty turns that off (every total counted inline).
     _count_defer_at = os.environ.get("GUISHU_LIST_COUNT_DEFER_AT", "1000").strip()
-    LIST_COUNT_DEFER_AT = int(_count_defer_at) if _count_defer_at else None
+    LIST_COUNT_DEFER_AT = max(1, int(_count_defer_at)) if _count_defer_at else None
 
     # Call centre (app.services.cti_*). A caller id without area code takes this one (e.g.
     # "21" for Shanghai; empty: such numbers match nothing). Calls nobody known takes ring

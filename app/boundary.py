@@ -33,5 +33,22 @@ def reject_unclean_text():
     abort(400, description=f"{field} {UNCLEAN_MESSAGE}")
 
 
+# Names url_for takes for itself: FAB's sort and page links pass a page's query arguments to
+# url_for as keywords, so a link built on a page called with ?endpoint=… raised TypeError (500).
+# No Guishu page reads an argument of these names.
+URL_FOR_NAMES = ("endpoint", "_method", "_external", "_anchor", "_scheme")
+RESERVED_MESSAGE = "is not a query argument any page takes"
+
+
+def reject_reserved_args():
+    if request.path.startswith("/api/"):
+        return None  # the APIs read their own arguments and build no such links
+    for name in URL_FOR_NAMES:
+        if name in request.args:
+            abort(400, description=f"{name} {RESERVED_MESSAGE}")
+    return None
+
+
 def register_boundary(app: Flask) -> None:
     app.before_request(reject_unclean_text)
+    app.before_request(reject_reserved_args)

@@ -86,7 +86,10 @@ class NameContains(FilterContains):
         try:
             wanted = search.parse_name(value)
         except ValidationFailed as exc:
-            if has_request_context() and not request.path.startswith("/api/"):
+            # Said on the page; not by the API, nor by a list's /count/ (JSON, no page: the
+            # message would wait for the user's next page).
+            if has_request_context() and not request.path.startswith("/api/") \
+                    and not (request.endpoint or "").endswith(".count"):
                 flash(exc.message, "warning")
             return query.filter(false())
         if self.model is Customer:

@@ -98,7 +98,7 @@ def test_a_search_that_cannot_be_searched_is_refused_naming_why(clients, many):
     status, body = count_of(clients.rep, "/pool/count/?search=" + quote("x" * 101))
     assert status == 400 and "100" in body["error"]
     status, body = count_of(clients.rep, "/customers/count/?psize_CustomerView=junk")
-    assert (status, body) == (400, {"error": "列表参数无效"})
+    assert (status, body) == (400, {"error": "列表参数无效：psize_CustomerView"})
 
 
 def test_beyond_the_cap_the_count_says_so_and_it_never_estimates(clients, many, monkeypatch):
@@ -165,3 +165,27 @@ def test_a_related_list_on_a_record_page_always_counts_with_the_page(app, client
     assert text.count('class="record-count"') >= 3  # the related lists are there
     assert "data-count-url" not in text
     assert 'data-count-url="' in clients.rep.get("/customers/list/").get_data(as_text=True)
+
+
+def test_a_repeated_argument_stays_repeated_in_the_count_and_the_pager(app, clients, many,
+                                                                       monkeypatch):
+    """Two "name contains" filters on one column narrow the list; the count (and the next
+    page's link) keep both, or the total would count more rows than the list shows."""
+    both = "?_flt_2_name=" + quote("计数") + "&_flt_2_name=" + quote("号科技") \
+        + "&psize_CustomerView=25"
+    assert page_total(clients.rep, "/customers/list/" + both) == str(ROWS)
+    one = "?_flt_2_name=" + quote("计数") + "&psize_CustomerView=25"
+    assert page_total(clients.rep, "/customers/list/" + one) == str(ROWS)
+    assert page_total(clients.rep, "/customers/list/?_flt_2_name=" + quote("公司")) \
+        == str(ROWS + 1)  # c_rep: 杭州云帆科技有限公司, without 计数
+    both_narrow = "?_flt_2_name=" + quote("公司") + "&_flt_2_name=" + quote("计数")
+    assert page_total(clients.rep, "/customers/list/" + both_narrow) == str(ROWS)
+    monkeypatch.setitem(app.config, "LIST_COUNT_DEFER_AT", 1)
+    monkeypatch.setattr(paging, "estimated_rows", lambda session, stmt: 5)
+    text = clients.rep.get("/customers/list/" + both_narrow + "&psize_CustomerView=25"
+                           ).get_data(as_text=True)
+    url = html.unescape(re.search(r'data-count-url="([^"]+)"', text).group(1))
+    assert url.count("_flt_2_name=") == 2
+    assert count_of(clients.rep, url)[1]["total"] == ROWS
+    nxt = html.unescape(re.search(r'class="keyset-next" href="([^"]+)"', text).group(1))
+    assert nxt.count("_flt_2_name=") == 2 and "after_CustomerView=" in nxt

@@ -6,7 +6,10 @@ request if any id is outside it.
 """
 from __future__ import annotations
 
+import copy
+import re
 from typing import Optional
+from urllib.parse import urlencode
 
 from flask import abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_babel import gettext
@@ -19,6 +22,7 @@ from flask_appbuilder.urltools import (get_filter_args, get_order_args, get_page
                                       get_page_size_args)
 from flask_appbuilder.widgets import ListWidget
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+from sqlalchemy import Integer
 from wtforms import StringField
 from wtforms.fields.core import UnboundField
 
@@ -143,6 +147,18 @@ class KeysetListWidget(ListWidget):
 
 
 PAGE_SIZES = (25, 50, 100)
+_ASCII_NUMBER = re.compile(r"[0-9]{1,6}")
+_WHOLE_NUMBER = re.compile(r"[-+]?[0-9]{1,19}")
+_FILTER_ARG = re.compile(r"_flt_(\d)_(.*)", re.S)  # as FAB's get_filter_args reads them
+INT_MIN, INT_MAX = -2 ** 63, 2 ** 63 - 1  # BIGINT: the widest integer column
+
+
+def with_query(path: str, args) -> str:
+    """`path` with the query `args` (a MultiDict: a repeated argument, as two filters on one
+    column, stays repeated). Not url_for's keywords: an argument named like one of its own
+    (`endpoint`, `_method`) would break the page."""
+    query = urlencode(list(args.items(multi=True)))
+    return f"{path}?{query}" if query else path
 
 
 def keyset_link(modelview_name: str, after: str | None = None, before: str | None = None,
@@ -154,14 +170,14 @@ def keyset_link(modelview_name: str, after: str | None = None, before: str | Non
     for key in list(args):
         if key == f"page_{modelview_name}" or moved and key in (
                 f"after_{modelview_name}", f"before_{modelview_name}"):
-            args.pop(key)
+            args.poplist(key)
     if after:
         args[f"after_{modelview_name}"] = after
     if before:
         args[f"before_{modelview_name}"] = before
     if page_size:
-        args[f"psize_{modelview_name}"] = page_size
-    return url_for(request.endpoint, **dict(request.view_args or {}, **args.to_dict()))
+        args.setlist(f"psize_{modelview_name}", [page_size])
+    return with_query(url_for(request.endpoint, **(request.view_args or {})), args)
 
 
 class ScopedModelView(ModelView):
@@ -209,18 +225,39 @@ class ScopedModelView(ModelView):
             abort(404)
         return value
 
-    def _bad_list_args(self) -> bool:
-        """FAB parses page, page size and order arguments with no validation (500 on junk)."""
-        for key, value in request.args.items():
+    def _bad_list_args(self) -> Optional[str]:
+        """The first list argument FAB would fail on (it parses page, page size, order and
+        filter arguments with no validation: 500 on junk), or None: a page number that is
+        not ASCII digits ("²" is a digit to isdigit(), not to int()), a filter index beyond
+        the column's filters (FAB indexes its list with it), a whole-number filter value
+        beyond the column's integers (SQLite overflows)."""
+        for key, value in request.args.items(multi=True):
             if key.startswith(("page_", "psize_")):
-                if not value.isdigit() or (key.startswith("psize_") and int(value) == 0):
-                    return True
-                if int(value) > 100000:
-                    return True
+                if not _ASCII_NUMBER.fullmatch(value) or int(value) > 100000 or (
+                        key.startswith("psize_") and int(value) == 0):
+                    return key
             if key.startswith("_oc_") and value not in self.order_columns:
-                return True
+                return key
             if key.startswith("_od_") and value not in ("asc", "desc"):
-                return True
+                return key
+            if key.startswith("_flt_") and self._bad_filter_arg(key, value):
+                return key
+        return None
+
+    def _bad_filter_arg(self, key: str, value: str) -> bool:
+        m = _FILTER_ARG.fullmatch(key)
+        if m is None:
+            return False  # not a filter FAB reads (it matches the same pattern)
+        column, index = m.group(2), int(m.group(1))
+        if column not in self._filters.get_search_filters():
+            return False  # FAB ignores a column that is not searchable
+        if index >= len(self._filters._all_filters.get(column, ())):  # FAB indexes this list
+            return True
+        attr = getattr(self.datamodel.obj, column, None)
+        columns = getattr(getattr(attr, "property", None), "columns", None) or []
+        if columns and isinstance(columns[0].type, Integer) and value.strip():
+            text = value.strip()
+            return not _WHOLE_NUMBER.fullmatch(text) or not INT_MIN <= int(text) <= INT_MAX
         return False
 
     def _get_list_widget(self, filters, actions=None, order_column="", order_direction="",
@@ -261,7 +298,7 @@ class ScopedModelView(ModelView):
 
     def _count_url(self) -> str:
         """This list's /count/ with the page's own arguments (filters, search, order)."""
-        return url_for(f"{self.endpoint}.count", **request.args.to_dict())
+        return with_query(url_for(f"{self.endpoint}.count"), request.args)
 
     def list_refusal(self) -> Optional[str]:
         """Why this request's search box cannot be searched (a list with the quick search),
@@ -280,12 +317,16 @@ class ScopedModelView(ModelView):
         (None beyond the cap), `more_than` and `text` as the page prints it."""
         if not isinstance(self.datamodel, KeysetInterface):
             abort(404)
-        refusal = (gettext("Invalid list parameters") if self._bad_list_args()
+        bad = self._bad_list_args()
+        refusal = (gettext("Invalid list parameter: %(name)s", name=bad) if bad
                    else self.list_refusal())
         if refusal is not None:
             return jsonify(error=refusal), 400
-        get_filter_args(self._filters)
-        query = self.datamodel.filtered(self._filters.get_joined_filters(self._base_filters))
+        # A copy of the view's filters: FAB's list fills the one object every request shares,
+        # and this request comes right after a page, often beside another user's.
+        filters = copy.copy(self._filters)
+        get_filter_args(filters)
+        query = self.datamodel.filtered(filters.get_joined_filters(self._base_filters))
         # Counted, never estimated: a page defers only a count its planner expected within
         # the cap (beyond, the page shows the estimate itself).
         total, more_than, _estimated = self.datamodel.capped_count(query)
