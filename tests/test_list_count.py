@@ -189,3 +189,24 @@ def test_a_repeated_argument_stays_repeated_in_the_count_and_the_pager(app, clie
     assert count_of(clients.rep, url)[1]["total"] == ROWS
     nxt = html.unescape(re.search(r'class="keyset-next" href="([^"]+)"', text).group(1))
     assert nxt.count("_flt_2_name=") == 2 and "after_CustomerView=" in nxt
+
+
+def test_each_request_fills_its_own_copy_of_the_views_filters(app, clients, many):
+    """FAB fills a view's filters from each request's arguments; two requests (two threads of
+    one worker) must never share that object, or one lists with the other's filters."""
+    from flask_appbuilder.urltools import get_filter_args
+
+    view = next(v for v in app.appbuilder.baseviews if type(v).__name__ == "CustomerView")
+    with app.test_request_context("/customers/list/?_flt_2_name=" + quote("计数")):
+        first = view._filters
+        get_filter_args(first)
+        assert view._filters is first and len(first.values) == 1
+        with app.test_request_context("/customers/list/"):
+            second = view._filters
+            get_filter_args(second)
+            assert second is not first and second.values == []
+        assert [v for v in first.values] == [["计数"]]  # untouched by the other request
+    assert view._filters.values == []  # the view's own stays empty
+    # And through the pages: the filtered list and the plain one, one after the other.
+    assert page_total(clients.rep, "/customers/list/?_flt_2_name=" + quote("计数")) == str(ROWS)
+    assert page_total(clients.rep, "/customers/list/") == str(ROWS + 1)

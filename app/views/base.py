@@ -11,7 +11,8 @@ import re
 from typing import Optional
 from urllib.parse import urlencode
 
-from flask import abort, current_app, flash, jsonify, redirect, request, url_for
+from flask import (abort, current_app, flash, has_request_context, jsonify, redirect, request,
+                   url_for)
 from flask_babel import gettext
 from markupsafe import Markup
 from flask_appbuilder import ModelView, expose, has_access
@@ -190,6 +191,28 @@ class ScopedModelView(ModelView):
     page_size = 25
     list_widget = KeysetListWidget
 
+    # FAB keeps one `_filters` per view and fills it from each request's arguments (list,
+    # add, edit, the search widget): with threaded workers two users' requests filled the
+    # same object, and a list could run with the other request's filters. Each request gets
+    # its own copy of the view's (empty) filters, the same object throughout the request.
+    @property
+    def _filters(self):
+        shared = self.__dict__.get("_shared_filters")
+        if shared is None or not has_request_context():
+            return shared
+        # On the request itself, not flask.g: g belongs to the app context, which nested
+        # request contexts (tests, internal calls) share.
+        mine = request._get_current_object().__dict__.setdefault("guishu_view_filters", {})
+        filters = mine.get(id(self))
+        if filters is None:
+            filters = mine[id(self)] = copy.copy(shared)
+            filters.filters, filters.values = list(shared.filters), list(shared.values)
+        return filters
+
+    @_filters.setter
+    def _filters(self, value):
+        self.__dict__["_shared_filters"] = value
+
     def __init__(self, **kwargs):
         # Business time both ways: the search filters read typed times in GUISHU_TIMEZONE, and
         # every date-time column on the list and show pages is shown in it; booleans read
@@ -322,9 +345,7 @@ class ScopedModelView(ModelView):
                    else self.list_refusal())
         if refusal is not None:
             return jsonify(error=refusal), 400
-        # A copy of the view's filters: FAB's list fills the one object every request shares,
-        # and this request comes right after a page, often beside another user's.
-        filters = copy.copy(self._filters)
+        filters = self._filters  # this request's own (see _filters)
         get_filter_args(filters)
         query = self.datamodel.filtered(filters.get_joined_filters(self._base_filters))
         # Counted, never estimated: a page defers only a count its planner expected within
