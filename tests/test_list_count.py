@@ -11,7 +11,7 @@ import pytest
 
 from app import paging
 from tests.conftest import login
-from tests.test_list_paging import _count_statements
+from tests.test_list_paging import _count_statements, rep_customers
 
 ROWS = 30
 
@@ -29,16 +29,10 @@ LISTS = {
 @pytest.fixture
 def many(db, org):
     """ROWS customers of rep1 (each with a contact and a follow-up) and ROWS in the pool."""
-    from app.services import customers, followups
+    from app.services import customers
 
-    ids = []
+    ids = rep_customers(org.rep, ROWS, "计数测试{:03d}号科技有限公司", "1370000{:04d}")
     for i in range(ROWS):
-        c = customers.create_customer(org.rep, {"name": f"计数测试{i:03d}号科技有限公司"},
-                                      confirm_duplicates=True)
-        customers.add_contact(org.rep, c.id, {"name": f"联系人{i:03d}",
-                                              "mobile": f"1370000{i:04d}"})
-        followups.log_followup(org.rep, c.id, {"channel": "call", "content": f"第{i}次"})
-        ids.append(c.id)
         customers.create_customer(org.staff, {"name": f"公海计数{i:03d}号贸易有限公司"},
                                   confirm_duplicates=True)
     return ids

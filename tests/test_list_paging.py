@@ -41,19 +41,26 @@ def test_a_cursor_that_is_not_one_of_this_order_is_none(text):
 
 
 # --- data ---------------------------------------------------------------------------------
+def rep_customers(rep, n: int, name: str, mobile: str) -> list[int]:
+    """n customers of `rep` named name.format(i), each with a contact (mobile.format(i)) and
+    a follow-up; their ids."""
+    from app.services import customers, followups
+
+    ids = []
+    for i in range(n):
+        c = customers.create_customer(rep, {"name": name.format(i)}, confirm_duplicates=True)
+        customers.add_contact(rep, c.id, {"name": f"联系人{i:03d}", "mobile": mobile.format(i)})
+        followups.log_followup(rep, c.id, {"channel": "call", "content": f"第{i}次"})
+        ids.append(c.id)
+    return ids
+
+
 @pytest.fixture
 def many(db, org):
     """ROWS customers of rep1, each with a contact and a follow-up; three deals."""
-    from app.services import customers, deals, followups
+    from app.services import deals
 
-    ids = []
-    for i in range(ROWS):
-        c = customers.create_customer(org.rep, {"name": f"翻页测试{i:03d}号商贸有限公司"},
-                                      confirm_duplicates=True)
-        customers.add_contact(org.rep, c.id, {"name": f"联系人{i:03d}",
-                                              "mobile": f"1390000{i:04d}"})
-        followups.log_followup(org.rep, c.id, {"channel": "call", "content": f"第{i}次"})
-        ids.append(c.id)
+    ids = rep_customers(org.rep, ROWS, "翻页测试{:03d}号商贸有限公司", "1390000{:04d}")
     for cid in ids[:3]:
         deals.record_deal(org.rep, cid, {"amount": "1000"})
     return ids
